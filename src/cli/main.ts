@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+// The vhdsync command line: a thin shell over the library (src/index.ts).
+
+import yargs from "yargs";
+import { hideBin } from "yargs/helpers";
+import { commands } from "./commands/index.js";
+import { EXIT, printJson, reportError } from "./run.js";
+import { packageVersion, versionReport } from "./version.js";
+import { VhdsyncError } from "../errors.js";
+
+async function main(args: string[]): Promise<void> {
+  const json = args.includes("--json");
+  if (args.includes("--version") && !args.includes("--help")) {
+    if (json) printJson(versionReport());
+    else process.stdout.write(`vhdsync ${packageVersion()}\n`);
+    return;
+  }
+  const parser = yargs(args)
+    .scriptName("vhdsync")
+    .usage("$0 <command> [options]\n\nBlock replication and disaster recovery for virtual disk images.")
+    .option("json", { type: "boolean", description: "Machine-readable JSON output", global: true })
+    .option("version", { type: "boolean", description: "Show the version (with --json: features)" })
+    .command(commands)
+    .demandCommand(1, "a command is required")
+    .strict()
+    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .fail((message, error) => {
+      if (error) throw error;
+      throw new VhdsyncError("VHDSYNC_USAGE", message);
+    })
+    .help();
+  try {
+    await parser.parseAsync();
+  } catch (error) {
+    if (error instanceof VhdsyncError && error.code === "VHDSYNC_USAGE") {
+      process.stderr.write(`vhdsync: ${error.code}: ${error.message}\n(see vhdsync --help)\n`);
+      if (json) printJson({ ok: false, error: error.toJSON() });
+      process.exitCode = EXIT.USAGE;
+      return;
+    }
+    process.exitCode = reportError(error, json);
+  }
+}
+
+await main(hideBin(process.argv));
