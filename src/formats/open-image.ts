@@ -1,0 +1,60 @@
+// openImage(): detects an image's format and opens it as a DiskImage. Detection order: VHDX
+// ("vhdxfile" at offset 0), VHD ("conectix" footer at the end, or its copy at offset 0),
+// otherwise raw (or a block device). Each format registers a detector here.
+
+import { VhdsyncError, toVhdsyncError } from "../errors.js";
+import { openFile, readUpTo } from "../io/file.js";
+import type { DiskImage, ImageFormat, OpenOptions } from "./disk-image.js";
+import { RawImage } from "./raw.js";
+
+/** A format's detector: given the first and last 512 bytes, can it open the file? */
+export interface FormatHandler {
+  format: ImageFormat;
+  /** `head` = first 64 KiB (or less), `tail` = last 512 bytes (or less). */
+  detect(head: Uint8Array, tail: Uint8Array): boolean;
+  open(path: string, options: Required<OpenOptions>): Promise<DiskImage>;
+}
+
+const handlers: FormatHandler[] = [];
+
+/** Registers a format (called once by each format module at import time). */
+export function registerFormat(handler: FormatHandler): void {
+  if (!handlers.some((existing) => existing.format === handler.format)) handlers.push(handler);
+}
+
+/** Reads the first 64 KiB and last 512 bytes of a file (for detection). */
+async function sniff(path: string): Promise<{ head: Uint8Array; tail: Uint8Array; isBlockDevice: boolean }> {
+  const handle = await openFile(path, "r");
+  try {
+    const stat = await handle.stat();
+    const size = stat.isBlockDevice() ? 0 : stat.size;
+    const head = new Uint8Array(Math.min(65536, size || 65536));
+    const headLength = await readUpTo(handle, head, 0, path);
+    const tail = new Uint8Array(Math.min(512, size));
+    if (size > 0) await readUpTo(handle, tail, size - tail.length, path);
+    return { head: head.subarray(0, headLength), tail, isBlockDevice: stat.isBlockDevice() };
+  } catch (error) {
+    throw toVhdsyncError(error, { path });
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Opens a disk image of any supported format.
+ * @throws VHDSYNC_NOT_FOUND, VHDSYNC_CORRUPT, VHDSYNC_CHAIN_BROKEN, VHDSYNC_UNSUPPORTED, ...
+ */
+export async function openImage(path: string, options: OpenOptions = {}): Promise<DiskImage> {
+  const resolved: Required<OpenOptions> = { readOnly: options.readOnly ?? true, format: options.format as ImageFormat };
+  if (options.format === "raw" || options.format === "block-device") return RawImage.open(path, resolved.readOnly);
+  if (options.format) {
+    const handler = handlers.find((candidate) => candidate.format === options.format);
+    if (!handler) throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `format ${options.format} is not supported`, { path });
+    return handler.open(path, resolved);
+  }
+  const { head, tail } = await sniff(path);
+  for (const handler of handlers) {
+    if (handler.detect(head, tail)) return handler.open(path, { ...resolved, format: handler.format });
+  }
+  return RawImage.open(path, resolved.readOnly);
+}

@@ -1,0 +1,153 @@
+// Raw disk images and Linux block devices: the virtual disk is the file's bytes. Holes are
+// found with the native addon (SEEK_DATA/SEEK_HOLE) when present; zero ranges become holes
+// (FALLOC_FL_PUNCH_HOLE) on files, zero writes elsewhere.
+
+import type { FileHandle } from "node:fs/promises";
+import { VhdsyncError, toVhdsyncError } from "../errors.js";
+import { checkRange, openFile, readExactly, writeExactly, writeZeroBytes } from "../io/file.js";
+import { blockDeviceInfo, fileExtents, punchHole } from "../io/native.js";
+import type { AllocationScope, DiskImage, Extent, ImageInfo } from "./disk-image.js";
+
+/** A raw image file or block device opened as a DiskImage. */
+export class RawImage implements DiskImage {
+  readonly format: "raw" | "block-device";
+  private closed = false;
+
+  private constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+    readonly readOnly: boolean,
+    public virtualSize: number,
+    readonly logicalSectorSize: number,
+    private readonly physicalSectorSize: number,
+    isBlockDevice: boolean,
+  ) {
+    this.format = isBlockDevice ? "block-device" : "raw";
+  }
+
+  /** Opens a raw file or block device. @throws VHDSYNC_NOT_FOUND, VHDSYNC_ACCESS_DENIED, ... */
+  static async open(path: string, readOnly = true): Promise<RawImage> {
+    const handle = await openFile(path, readOnly ? "r" : "r+");
+    try {
+      const stat = await handle.stat();
+      if (stat.isBlockDevice()) {
+        const device = blockDeviceInfo(handle.fd, path);
+        if (!device) throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${path}: cannot determine the size of this block device`, { path });
+        return new RawImage(path, handle, readOnly, device.sizeBytes, device.logicalSectorSize, device.physicalSectorSize, true);
+      }
+      if (!stat.isFile()) throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${path}: not a regular file or block device`, { path });
+      return new RawImage(path, handle, readOnly, stat.size, 512, 4096, false);
+    } catch (error) {
+      await handle.close();
+      throw toVhdsyncError(error, { path });
+    }
+  }
+
+  /** Creates (or truncates) a sparse raw file of `sizeBytes`. */
+  static async create(path: string, sizeBytes: number): Promise<RawImage> {
+    const handle = await openFile(path, "w+");
+    try {
+      await handle.truncate(sizeBytes);
+    } catch (error) {
+      await handle.close();
+      throw toVhdsyncError(error, { path });
+    }
+    return new RawImage(path, handle, false, sizeBytes, 512, 4096, false);
+  }
+
+  /** The file descriptor (for native calls). */
+  get fd(): number {
+    return this.handle.fd;
+  }
+
+  async read(buffer: Uint8Array, offset: number): Promise<void> {
+    this.checkOpen();
+    checkRange(offset, buffer.length, this.virtualSize, this.path);
+    await readExactly(this.handle, buffer, offset, this.path);
+  }
+
+  async write(buffer: Uint8Array, offset: number): Promise<void> {
+    this.checkWritable();
+    checkRange(offset, buffer.length, this.virtualSize, this.path);
+    await writeExactly(this.handle, buffer, offset, this.path);
+  }
+
+  async writeZeros(offset: number, length: number): Promise<void> {
+    this.checkWritable();
+    checkRange(offset, length, this.virtualSize, this.path);
+    if (length === 0) return;
+    if (this.format === "raw" && (await punchHole(this.handle.fd, offset, length))) return;
+    await writeZeroBytes(this.handle, offset, length, this.path);
+  }
+
+  async allocationMap(offset = 0, length = this.virtualSize - offset, _scope: AllocationScope = "chain"): Promise<Extent[]> {
+    this.checkOpen();
+    checkRange(offset, length, this.virtualSize, this.path);
+    if (length === 0) return [];
+    if (this.format === "raw") {
+      const extents = await fileExtents(this.handle.fd, offset, length);
+      if (extents) return extents;
+    }
+    return [{ offset, length }];
+  }
+
+  /** Changes the size of a raw file (grown ranges read as zeros). */
+  async resize(sizeBytes: number): Promise<void> {
+    this.checkWritable();
+    if (this.format !== "raw") throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${this.path}: cannot resize a block device`, { path: this.path });
+    try {
+      await this.handle.truncate(sizeBytes);
+    } catch (error) {
+      throw toVhdsyncError(error, { path: this.path });
+    }
+    this.virtualSize = sizeBytes;
+  }
+
+  async info(): Promise<ImageInfo> {
+    this.checkOpen();
+    const stat = await this.handle.stat();
+    const extents = await this.allocationMap();
+    const allocatedBytes = extents.reduce((sum, extent) => sum + extent.length, 0);
+    return {
+      path: this.path,
+      format: this.format,
+      type: this.format,
+      virtualSize: this.virtualSize,
+      logicalSectorSize: this.logicalSectorSize,
+      physicalSectorSize: this.physicalSectorSize,
+      allocatedBytes,
+      fileSize: this.format === "raw" ? stat.size : undefined,
+      diskUsageBytes: this.format === "raw" ? stat.blocks * 512 : undefined,
+      chain: [{ path: this.path, format: this.format, type: this.format }],
+    };
+  }
+
+  async flush(): Promise<void> {
+    this.checkOpen();
+    if (this.readOnly) return;
+    try {
+      await this.handle.datasync();
+    } catch (error) {
+      throw toVhdsyncError(error, { path: this.path });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      if (!this.readOnly) await this.flush();
+    } finally {
+      this.closed = true;
+      await this.handle.close();
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${this.path}: image is closed`, { path: this.path });
+  }
+
+  private checkWritable(): void {
+    this.checkOpen();
+    if (this.readOnly) throw new VhdsyncError("VHDSYNC_READ_ONLY", `${this.path}: image is open read-only`, { path: this.path });
+  }
+}

@@ -1,0 +1,90 @@
+// Positional file I/O that loops over short reads/writes and turns OS errors into
+// VhdsyncErrors carrying the path and offset.
+
+import { promises as fsp } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
+import { VhdsyncError, toVhdsyncError } from "../errors.js";
+
+/** Opens a file; errors become VhdsyncErrors with the path. */
+export async function openFile(path: string, flags: string): Promise<FileHandle> {
+  try {
+    return await fsp.open(path, flags);
+  } catch (error) {
+    throw toVhdsyncError(error, { path });
+  }
+}
+
+/**
+ * Reads exactly `buffer.length` bytes at `position`.
+ * @throws VHDSYNC_TRUNCATED if the file ends first; I/O codes from the OS.
+ */
+export async function readExactly(handle: FileHandle, buffer: Uint8Array, position: number, path = ""): Promise<void> {
+  let done = 0;
+  while (done < buffer.length) {
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await handle.read(buffer, done, buffer.length - done, position + done));
+    } catch (error) {
+      throw toVhdsyncError(error, { path, offset: position + done });
+    }
+    if (bytesRead === 0) {
+      throw new VhdsyncError("VHDSYNC_TRUNCATED", `${path || "file"}: unexpected end of file at byte ${position + done}`, {
+        path,
+        offset: position + done,
+      });
+    }
+    done += bytesRead;
+  }
+}
+
+/** Reads up to `buffer.length` bytes at `position`; returns how many (fewer only at end of file). */
+export async function readUpTo(handle: FileHandle, buffer: Uint8Array, position: number, path = ""): Promise<number> {
+  let done = 0;
+  while (done < buffer.length) {
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await handle.read(buffer, done, buffer.length - done, position + done));
+    } catch (error) {
+      throw toVhdsyncError(error, { path, offset: position + done });
+    }
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done;
+}
+
+/** Writes all of `buffer` at `position`. */
+export async function writeExactly(handle: FileHandle, buffer: Uint8Array, position: number, path = ""): Promise<void> {
+  let done = 0;
+  while (done < buffer.length) {
+    try {
+      const { bytesWritten } = await handle.write(buffer, done, buffer.length - done, position + done);
+      done += bytesWritten;
+    } catch (error) {
+      throw toVhdsyncError(error, { path, offset: position + done });
+    }
+  }
+}
+
+/** A shared all-zero buffer for writing zeros (never written to). */
+export const ZERO_CHUNK = new Uint8Array(1024 * 1024);
+
+/** Writes `length` zero bytes at `position`. */
+export async function writeZeroBytes(handle: FileHandle, position: number, length: number, path = ""): Promise<void> {
+  for (let done = 0; done < length; done += ZERO_CHUNK.length) {
+    const n = Math.min(ZERO_CHUNK.length, length - done);
+    await writeExactly(handle, ZERO_CHUNK.subarray(0, n), position + done, path);
+  }
+}
+
+/** Throws VHDSYNC_INVALID_ARGUMENT unless [offset, offset+length) lies inside [0, size). */
+export function checkRange(offset: number, length: number, size: number, path = ""): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${path}: range ${offset}+${length} outside the disk (${size} bytes)`, {
+      path,
+      offset,
+      length,
+      virtualSize: size,
+    });
+  }
+}
