@@ -1,0 +1,12 @@
+// The vhdsync library API: what other DR tools embed. The CLI (src/cli) is a thin shell over
+// these exports. Each area adds its exports here.
+
+export { VhdsyncError, ERROR_CODES, codeForErrno, toVhdsyncError, exitCodeFor } from "./errors.js";
+export type { ErrorCode, ErrorDetails } from "./errors.js";
+export type { ProgressEvent, ProgressListener } from "./progress.js";
+export { getWasm, WasmInstance, DEFAULT_ARENA_BYTES } from "./wasm/driver.js";
+export type { WasmVariant } from "./wasm/driver.js";
+export { openImage, registerFormat } from "./formats/open-image.js";
+export type { FormatHandler } from "./formats/open-image.js";
+export { RawImage } from "./formats/raw.js";
+export type { DiskImage, Extent, ImageFormat, ImageInfo, OpenOptions, ChainLayer, AllocationScope } from "./formats/disk-image.js";
