@@ -1,0 +1,127 @@
+// Block kernels against straightforward JS reference implementations (seeded).
+import t from "tap";
+import { isZero, isZeroAt, zeroBlocksAt, compareBuffers, diffDigests, flagsToRanges, type BlockRange } from "../dist/blocks/index.js";
+import { getWasm } from "../dist/wasm/driver.js";
+import { Prng, testSeed } from "./helpers/prng.js";
+
+function referenceRanges(flags: boolean[]): BlockRange[] {
+  const ranges: BlockRange[] = [];
+  flags.forEach((set, i) => {
+    const last = ranges[ranges.length - 1];
+    if (!set) return;
+    if (last && last.firstBlock + last.blockCount === i) last.blockCount++;
+    else ranges.push({ firstBlock: i, blockCount: 1 });
+  });
+  return ranges;
+}
+
+t.test("a block that is zero except one byte anywhere is not zero", async (t) => {
+  for (const size of [1, 15, 16, 17, 127, 128, 129, 4096, 65536 + 3]) {
+    const block = new Uint8Array(size);
+    t.equal(isZero(block), true, `all-zero ${size}`);
+    for (const position of new Set([0, size >> 1, size - 1])) {
+      block[position] = 1;
+      t.equal(isZero(block), false, `size ${size}, byte ${position} set`);
+      block[position] = 0;
+    }
+  }
+  t.equal(isZero(new Uint8Array(0)), true);
+});
+
+t.test("zero-block flags match the reference (last block partial)", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const wasm = getWasm();
+  for (let round = 0; round < 20; round++) {
+    const blockSize = 512 << prng.int(5);
+    const length = blockSize * (1 + prng.int(40)) - prng.int(blockSize);
+    const data = new Uint8Array(length);
+    const expected: boolean[] = [];
+    for (let b = 0; b * blockSize < length; b++) {
+      const zero = prng.int(2) === 0;
+      const end = Math.min(length, (b + 1) * blockSize);
+      if (!zero) data[b * blockSize + prng.int(end - b * blockSize)] = 1 + prng.int(255);
+      expected.push(zero);
+    }
+    const blocks = expected.length;
+    const count = wasm.withCopy(data, (address) =>
+      wasm.withScratch(blocks, (flagsAddress, flags) => {
+        const zeros = zeroBlocksAt(address, length, blockSize, flagsAddress);
+        t.same(Array.from(flags, (f) => f === 1), expected, `flags, seed ${seed} round ${round}`);
+        return zeros;
+      }),
+    );
+    t.equal(count, expected.filter(Boolean).length, `zero count, seed ${seed}`);
+  }
+});
+
+t.test("compareBuffers finds exactly the differing blocks", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  for (let round = 0; round < 20; round++) {
+    const blockSize = 256 << prng.int(6);
+    const length = blockSize * (1 + prng.int(50)) - prng.int(blockSize);
+    const a = prng.bytes(length);
+    const b = a.slice();
+    const flags: boolean[] = [];
+    for (let block = 0; block * blockSize < length; block++) {
+      const differs = prng.int(3) === 0;
+      if (differs) {
+        // Flip one byte at a block edge or inside.
+        const end = Math.min(length, (block + 1) * blockSize) - 1;
+        const position = [block * blockSize, end, block * blockSize + prng.int(end - block * blockSize + 1)][prng.int(3)];
+        b[position] ^= 1 + prng.int(255);
+      }
+      flags.push(differs);
+    }
+    t.same(compareBuffers(a, b, blockSize), referenceRanges(flags), `seed ${seed} round ${round}`);
+  }
+  t.throws(() => compareBuffers(new Uint8Array(4), new Uint8Array(5), 4), { code: "VHDSYNC_SIZE_MISMATCH" });
+  t.throws(() => compareBuffers(new Uint8Array(4), new Uint8Array(4), 3), { code: "VHDSYNC_INVALID_ARGUMENT" });
+});
+
+t.test("diffDigests coalesces differing runs (8, 16, 32-byte digests)", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  for (const digestLength of [8, 16, 32]) {
+    for (let round = 0; round < 10; round++) {
+      const count = prng.int(300);
+      const a = prng.bytes(count * digestLength);
+      const b = a.slice();
+      const flags: boolean[] = [];
+      for (let i = 0; i < count; i++) {
+        const differs = prng.int(4) === 0;
+        if (differs) b[i * digestLength + prng.int(digestLength)] ^= 0x80;
+        flags.push(differs);
+      }
+      t.same(diffDigests(a, b, digestLength), referenceRanges(flags), `seed ${seed}, ${digestLength}-byte digests`);
+    }
+  }
+  // Worst case: every other block differs.
+  const count = 1001;
+  const a = new Uint8Array(count * 8);
+  const b = a.slice();
+  for (let i = 0; i < count; i += 2) b[i * 8] = 1;
+  t.equal(diffDigests(a, b, 8).length, 501);
+  t.throws(() => diffDigests(a, b.subarray(8), 8), { code: "VHDSYNC_SIZE_MISMATCH" });
+  t.throws(() => diffDigests(a, b, 12), { code: "VHDSYNC_INVALID_ARGUMENT" });
+});
+
+t.test("flagsToRanges numbers from firstBlock", async (t) => {
+  t.same(flagsToRanges(Uint8Array.from([1, 1, 0, 1, 0, 0, 1]), 100), [
+    { firstBlock: 100, blockCount: 2 },
+    { firstBlock: 103, blockCount: 1 },
+    { firstBlock: 106, blockCount: 1 },
+  ]);
+  t.same(flagsToRanges(new Uint8Array(10)), []);
+});
+
+t.test("kernels never grow memory and leave the arena as they found it", async (t) => {
+  const wasm = getWasm();
+  const free = wasm.arena.freeBytes;
+  const bytes = wasm.memory.buffer.byteLength;
+  compareBuffers(new Uint8Array(1 << 20), new Uint8Array(1 << 20), 4096);
+  isZeroAt(wasm.arena.start, 1 << 20);
+  t.equal(wasm.arena.freeBytes, free);
+  t.equal(wasm.memory.buffer.byteLength, bytes);
+});
