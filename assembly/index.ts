@@ -2,3 +2,4 @@
 // memory imported from the driver (fixed size, never grown). See docs/architecture.md.
 
 export { heapBase } from "./memory";
+export { isZero, bytesEqual, zeroBlocks, compareBlocks, flagsToRanges, diffDigests } from "./blocks";

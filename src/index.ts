@@ -10,3 +10,5 @@ export { openImage, registerFormat } from "./formats/open-image.js";
 export type { FormatHandler } from "./formats/open-image.js";
 export { RawImage } from "./formats/raw.js";
 export type { DiskImage, Extent, ImageFormat, ImageInfo, OpenOptions, ChainLayer, AllocationScope } from "./formats/disk-image.js";
+export { isZero, isZeroAt, zeroBlocksAt, compareBlocksAt, compareBuffers, diffDigests, diffDigestsAt, flagsToRanges, flagsToRangesAt } from "./blocks/index.js";
+export type { BlockRange } from "./blocks/index.js";
