@@ -19,10 +19,20 @@ async function main(args: string[]): Promise<void> {
     .scriptName("vhdsync")
     .usage("$0 <command> [options]\n\nBlock replication and disaster recovery for virtual disk images.")
     .option("json", { type: "boolean", description: "Machine-readable JSON output", global: true })
+    .version(false)
     .option("version", { type: "boolean", description: "Show the version (with --json: features)" })
     .command(commands)
-    .demandCommand(1, "a command is required")
+    .command(
+      "$0",
+      false,
+      () => {},
+      (argv) => {
+        const [first] = argv._;
+        throw new VhdsyncError("VHDSYNC_USAGE", first === undefined ? "a command is required" : `unknown command: ${first}`);
+      },
+    )
     .strict()
+    .strictCommands()
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .fail((message, error) => {
       if (error) throw error;
