@@ -1,0 +1,154 @@
+//! vhdsync's native addon: SEEK_DATA/SEEK_HOLE extents, hole punching, zero ranges, reflinks,
+//! copy_file_range, block device geometry, fdatasync and fadvise for Node, with no crate
+//! dependencies. Every export validates its arguments and throws a JS Error with a `code`
+//! (VHDSYNC_INVALID_ARGUMENT, an errno name such as ENOSPC, or VHDSYNC_INTERNAL for a caught
+//! panic); nothing unwinds across the FFI boundary. See docs/native.md.
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+compile_error!("the vhdsync native addon supports 64-bit Linux only (portable fallbacks cover the rest)");
+
+mod args;
+mod failure;
+mod js;
+mod napi;
+mod ops;
+mod sys;
+mod task;
+
+use std::os::raw::c_int;
+use std::ptr;
+
+use args::Args;
+use failure::{Failure, Outcome};
+use js::{guard, Output};
+use napi::*;
+use task::{run_async, run_sync, Job};
+
+fn parse_extents(args: &Args) -> Outcome<Job> {
+    let fd = args.fd(0, "fd")?;
+    let (offset, length) = args.range(1, 2)?;
+    Ok(Box::new(move || ops::extents(fd, offset, length).map(Output::Extents)))
+}
+
+fn parse_punch_hole(args: &Args) -> Outcome<Job> {
+    let fd = args.fd(0, "fd")?;
+    let (offset, length) = args.range(1, 2)?;
+    Ok(Box::new(move || ops::punch_hole(fd, offset, length).map(|_| Output::Undefined)))
+}
+
+fn parse_zero_range(args: &Args) -> Outcome<Job> {
+    let fd = args.fd(0, "fd")?;
+    let (offset, length) = args.range(1, 2)?;
+    Ok(Box::new(move || ops::zero_range(fd, offset, length).map(|_| Output::Undefined)))
+}
+
+fn parse_reflink(args: &Args) -> Outcome<Job> {
+    let src_fd = args.fd(0, "srcFd")?;
+    let dst_fd = args.fd(1, "dstFd")?;
+    Ok(Box::new(move || ops::reflink(src_fd, dst_fd).map(|_| Output::Undefined)))
+}
+
+fn parse_copy_range(args: &Args) -> Outcome<Job> {
+    let src_fd = args.fd(0, "srcFd")?;
+    let dst_fd = args.fd(2, "dstFd")?;
+    let (src_offset, length) = args.range(1, 4)?;
+    let (dst_offset, _) = args.range(3, 4)?;
+    Ok(Box::new(move || {
+        ops::copy_range(src_fd, src_offset, dst_fd, dst_offset, length).map(|copied| Output::Number(copied as f64))
+    }))
+}
+
+fn parse_block_device_info(args: &Args) -> Outcome<Job> {
+    let fd = args.fd(0, "fd")?;
+    Ok(Box::new(move || ops::block_device_info(fd).map(Output::Device)))
+}
+
+fn parse_fdatasync(args: &Args) -> Outcome<Job> {
+    let fd = args.fd(0, "fd")?;
+    Ok(Box::new(move || ops::fdatasync(fd).map(|_| Output::Undefined)))
+}
+
+/// POSIX_FADV_* by name.
+fn advice_number(name: &str) -> Option<c_int> {
+    let names = ["normal", "random", "sequential", "willneed", "dontneed", "noreuse"];
+    names.iter().position(|candidate| *candidate == name).map(|index| index as c_int)
+}
+
+fn parse_fadvise(args: &Args) -> Outcome<Job> {
+    let fd = args.fd(0, "fd")?;
+    let (offset, length) = args.range(1, 2)?;
+    let name = args.short_string(3, "advice")?;
+    let advice = advice_number(&name).ok_or_else(|| {
+        Failure::Invalid(format!("advice must be normal, random, sequential, willneed, dontneed or noreuse; got {name:?}"))
+    })?;
+    Ok(Box::new(move || ops::fadvise(fd, offset, length, advice).map(|_| Output::Undefined)))
+}
+
+/// Test hook: a job that panics, proving panics become JS errors on either thread.
+fn parse_panic_for_test(_args: &Args) -> Outcome<Job> {
+    Ok(Box::new(|| panic!("deliberate panic (panicForTest)")))
+}
+
+/// Declares the sync and async N-API callbacks of each operation.
+macro_rules! callbacks {
+    ($($sync:ident, $async:ident, $parse:ident, $name:literal;)*) => {
+        $(
+            extern "C" fn $sync(env: napi_env, info: napi_callback_info) -> napi_value {
+                run_sync(env, info, $parse)
+            }
+            extern "C" fn $async(env: napi_env, info: napi_callback_info) -> napi_value {
+                run_async(env, info, $parse, concat!("vhdsync:", $name))
+            }
+        )*
+    };
+}
+
+callbacks! {
+    extents_sync, extents_async, parse_extents, "extents";
+    punch_hole_sync, punch_hole_async, parse_punch_hole, "punchHole";
+    zero_range_sync, zero_range_async, parse_zero_range, "zeroRange";
+    reflink_sync, reflink_async, parse_reflink, "reflink";
+    copy_range_sync, copy_range_async, parse_copy_range, "copyRange";
+    block_device_info_sync, block_device_info_async, parse_block_device_info, "blockDeviceInfo";
+    fdatasync_sync, fdatasync_async, parse_fdatasync, "fdatasync";
+    fadvise_sync, fadvise_async, parse_fadvise, "fadvise";
+    panic_sync, panic_async, parse_panic_for_test, "panicForTest";
+}
+
+const EXPORTS: &[(&str, napi_callback)] = &[
+    ("extents", extents_sync),
+    ("extentsAsync", extents_async),
+    ("punchHole", punch_hole_sync),
+    ("punchHoleAsync", punch_hole_async),
+    ("zeroRange", zero_range_sync),
+    ("zeroRangeAsync", zero_range_async),
+    ("reflink", reflink_sync),
+    ("reflinkAsync", reflink_async),
+    ("copyRange", copy_range_sync),
+    ("copyRangeAsync", copy_range_async),
+    ("blockDeviceInfo", block_device_info_sync),
+    ("blockDeviceInfoAsync", block_device_info_async),
+    ("fdatasync", fdatasync_sync),
+    ("fdatasyncAsync", fdatasync_async),
+    ("fadvise", fadvise_sync),
+    ("fadviseAsync", fadvise_async),
+    ("panicForTest", panic_sync),
+    ("panicForTestAsync", panic_async),
+];
+
+fn register(env: napi_env, exports: napi_value) -> Outcome<napi_value> {
+    for (name, callback) in EXPORTS {
+        let mut function = ptr::null_mut();
+        let status = unsafe { napi_create_function(env, name.as_ptr().cast(), name.len(), *callback, ptr::null_mut(), &mut function) };
+        js::check(status, "napi_create_function")?;
+        js::set_property(env, exports, name, function)?;
+    }
+    js::set_property(env, exports, "version", js::string(env, env!("CARGO_PKG_VERSION"))?)?;
+    Ok(exports)
+}
+
+/// Entry point Node looks up when it loads the addon (N-API module registration).
+#[no_mangle]
+pub extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
+    guard(env, || register(env, exports))
+}

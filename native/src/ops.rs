@@ -1,0 +1,146 @@
+//! The Linux operations behind every exported function, on raw file descriptors with
+//! already-validated arguments (see args.rs). Safe to run on a libuv worker thread: no N-API
+//! calls here. EINTR is retried; any other errno becomes Failure::Os.
+
+use std::os::raw::c_int;
+
+use crate::failure::{Failure, Outcome};
+use crate::sys;
+
+/// A byte range holding data.
+#[derive(Debug, Clone, Copy)]
+pub struct Extent {
+    pub offset: u64,
+    pub length: u64,
+}
+
+/// Size and sector sizes of a block device.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceInfo {
+    pub size_bytes: u64,
+    pub logical_sector_size: u32,
+    pub physical_sector_size: u32,
+}
+
+/// Runs `call` until it does not fail with EINTR; -1 (or negative) becomes Failure::Os.
+fn retry<T: PartialOrd + Default>(syscall: &'static str, mut call: impl FnMut() -> T) -> Outcome<T> {
+    loop {
+        let result = call();
+        if result >= T::default() {
+            return Ok(result);
+        }
+        let errno = sys::errno();
+        if errno != sys::EINTR {
+            return Err(Failure::Os { errno, syscall });
+        }
+    }
+}
+
+/// Allocated ranges of the file within [offset, offset+length), from SEEK_DATA/SEEK_HOLE,
+/// clipped to the range. The file position is restored afterwards.
+pub fn extents(fd: c_int, offset: u64, length: u64) -> Outcome<Vec<Extent>> {
+    // SAFETY (all unsafe blocks in this file): plain system calls on an integer fd with
+    // pointers to live locals; the kernel validates the fd.
+    let saved = retry("lseek", || unsafe { sys::lseek(fd, 0, sys::SEEK_CUR) })?;
+    let result = scan_extents(fd, offset, offset + length);
+    let restored = retry("lseek", || unsafe { sys::lseek(fd, saved, sys::SEEK_SET) });
+    let found = result?;
+    restored?;
+    Ok(found)
+}
+
+fn scan_extents(fd: c_int, start: u64, end: u64) -> Outcome<Vec<Extent>> {
+    let mut found = Vec::new();
+    let mut position = start;
+    while position < end {
+        let data = unsafe { sys::lseek(fd, position as i64, sys::SEEK_DATA) };
+        if data < 0 {
+            if sys::errno() == sys::ENXIO {
+                break; // no data at or after `position`
+            }
+            return Err(Failure::last_os("lseek(SEEK_DATA)"));
+        }
+        let data = data as u64;
+        if data >= end {
+            break;
+        }
+        let hole = unsafe { sys::lseek(fd, data as i64, sys::SEEK_HOLE) };
+        if hole < 0 {
+            return Err(Failure::last_os("lseek(SEEK_HOLE)"));
+        }
+        // A concurrent truncate can make the hole appear at or before `data`; move on anyway.
+        let hole = (hole as u64).max(data + 1);
+        let stop = hole.min(end);
+        found.push(Extent { offset: data, length: stop - data });
+        position = hole;
+    }
+    Ok(found)
+}
+
+fn fallocate(fd: c_int, mode: c_int, offset: u64, length: u64, syscall: &'static str) -> Outcome<()> {
+    if length == 0 {
+        return Ok(());
+    }
+    retry(syscall, || unsafe { sys::fallocate(fd, mode, offset as i64, length as i64) }).map(|_| ())
+}
+
+/// Deallocates [offset, offset+length) keeping the file size: reads back as zeros.
+pub fn punch_hole(fd: c_int, offset: u64, length: u64) -> Outcome<()> {
+    let mode = sys::FALLOC_FL_PUNCH_HOLE | sys::FALLOC_FL_KEEP_SIZE;
+    fallocate(fd, mode, offset, length, "fallocate(PUNCH_HOLE)")
+}
+
+/// Zeroes [offset, offset+length) with FALLOC_FL_ZERO_RANGE (may extend the file).
+pub fn zero_range(fd: c_int, offset: u64, length: u64) -> Outcome<()> {
+    fallocate(fd, sys::FALLOC_FL_ZERO_RANGE, offset, length, "fallocate(ZERO_RANGE)")
+}
+
+/// Makes `dst_fd` share all of `src_fd`'s extents (copy-on-write clone, FICLONE).
+pub fn reflink(src_fd: c_int, dst_fd: c_int) -> Outcome<()> {
+    retry("ioctl(FICLONE)", || unsafe { sys::ioctl(dst_fd, sys::FICLONE, src_fd) }).map(|_| ())
+}
+
+/// Copies up to `length` bytes in the kernel, looping over short copies; stops early at the
+/// end of the source. Returns the number of bytes copied.
+pub fn copy_range(src_fd: c_int, src_offset: u64, dst_fd: c_int, dst_offset: u64, length: u64) -> Outcome<u64> {
+    let mut src_position = src_offset as i64;
+    let mut dst_position = dst_offset as i64;
+    let mut copied: u64 = 0;
+    while copied < length {
+        let chunk = (length - copied).min(1 << 30) as usize;
+        let done = retry("copy_file_range", || unsafe {
+            sys::copy_file_range(src_fd, &mut src_position, dst_fd, &mut dst_position, chunk, 0)
+        })?;
+        if done == 0 {
+            break;
+        }
+        copied += done as u64;
+    }
+    Ok(copied)
+}
+
+/// Size (BLKGETSIZE64) and logical/physical sector sizes (BLKSSZGET/BLKPBSZGET).
+pub fn block_device_info(fd: c_int) -> Outcome<DeviceInfo> {
+    let mut size_bytes: u64 = 0;
+    let mut logical: c_int = 0;
+    let mut physical: u32 = 0;
+    retry("ioctl(BLKGETSIZE64)", || unsafe { sys::ioctl(fd, sys::BLKGETSIZE64, &mut size_bytes as *mut u64) })?;
+    retry("ioctl(BLKSSZGET)", || unsafe { sys::ioctl(fd, sys::BLKSSZGET, &mut logical as *mut c_int) })?;
+    retry("ioctl(BLKPBSZGET)", || unsafe { sys::ioctl(fd, sys::BLKPBSZGET, &mut physical as *mut u32) })?;
+    Ok(DeviceInfo { size_bytes, logical_sector_size: logical as u32, physical_sector_size: physical })
+}
+
+/// Flushes the file's data (and the metadata needed to read it) to stable storage.
+pub fn fdatasync(fd: c_int) -> Outcome<()> {
+    retry("fdatasync", || unsafe { sys::fdatasync(fd) }).map(|_| ())
+}
+
+/// posix_fadvise; `advice` is POSIX_FADV_*. posix_fadvise returns the error number itself.
+pub fn fadvise(fd: c_int, offset: u64, length: u64, advice: c_int) -> Outcome<()> {
+    let errno = unsafe { sys::posix_fadvise(fd, offset as i64, length as i64, advice) };
+    if errno == 0 {
+        Ok(())
+    } else {
+        Err(Failure::Os { errno, syscall: "posix_fadvise" })
+    }
+}

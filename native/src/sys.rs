@@ -1,0 +1,75 @@
+//! The Linux/glibc calls this addon makes, declared by hand (no libc crate), with errno
+//! access and errno names. x86_64/aarch64 Linux only: off_t and loff_t are 64-bit there.
+
+use std::os::raw::{c_int, c_uint, c_ulong};
+
+pub const SEEK_CUR: c_int = 1;
+pub const SEEK_SET: c_int = 0;
+pub const SEEK_DATA: c_int = 3;
+pub const SEEK_HOLE: c_int = 4;
+
+pub const FALLOC_FL_KEEP_SIZE: c_int = 0x01;
+pub const FALLOC_FL_PUNCH_HOLE: c_int = 0x02;
+pub const FALLOC_FL_ZERO_RANGE: c_int = 0x10;
+
+pub const FICLONE: c_ulong = 0x4004_9409;
+pub const BLKGETSIZE64: c_ulong = 0x8008_1272;
+pub const BLKSSZGET: c_ulong = 0x1268;
+pub const BLKPBSZGET: c_ulong = 0x127b;
+
+pub const EINTR: c_int = 4;
+pub const ENXIO: c_int = 6;
+
+extern "C" {
+    pub fn lseek(fd: c_int, offset: i64, whence: c_int) -> i64;
+    pub fn fallocate(fd: c_int, mode: c_int, offset: i64, len: i64) -> c_int;
+    pub fn ioctl(fd: c_int, request: c_ulong, ...) -> c_int;
+    pub fn copy_file_range(fd_in: c_int, off_in: *mut i64, fd_out: c_int, off_out: *mut i64, len: usize, flags: c_uint) -> isize;
+    pub fn fdatasync(fd: c_int) -> c_int;
+    pub fn posix_fadvise(fd: c_int, offset: i64, len: i64, advice: c_int) -> c_int;
+    fn __errno_location() -> *mut c_int;
+}
+
+/// The calling thread's errno.
+pub fn errno() -> c_int {
+    // SAFETY: glibc returns a valid pointer to the thread-local errno.
+    unsafe { *__errno_location() }
+}
+
+/// errno number → (name, description) for the errors these calls can return.
+const ERRNO_TABLE: &[(c_int, &str, &str)] = &[
+    (1, "EPERM", "operation not permitted"),
+    (2, "ENOENT", "no such file or directory"),
+    (4, "EINTR", "interrupted system call"),
+    (5, "EIO", "input/output error"),
+    (6, "ENXIO", "no such device or address"),
+    (9, "EBADF", "bad file descriptor"),
+    (11, "EAGAIN", "resource temporarily unavailable"),
+    (12, "ENOMEM", "out of memory"),
+    (13, "EACCES", "permission denied"),
+    (14, "EFAULT", "bad address"),
+    (16, "EBUSY", "device or resource busy"),
+    (18, "EXDEV", "cross-device operation not supported"),
+    (19, "ENODEV", "no such device"),
+    (21, "EISDIR", "is a directory"),
+    (22, "EINVAL", "invalid argument"),
+    (25, "ENOTTY", "inappropriate ioctl for device"),
+    (26, "ETXTBSY", "text file busy"),
+    (27, "EFBIG", "file too large"),
+    (28, "ENOSPC", "no space left on device"),
+    (29, "ESPIPE", "illegal seek"),
+    (30, "EROFS", "read-only file system"),
+    (38, "ENOSYS", "function not implemented"),
+    (75, "EOVERFLOW", "value too large for defined data type"),
+    (95, "EOPNOTSUPP", "operation not supported"),
+    (122, "EDQUOT", "disk quota exceeded"),
+];
+
+/// The errno's symbolic name ("ENOSPC") and description; unknown numbers give ("EUNKNOWN", ...).
+pub fn errno_name(code: c_int) -> (&'static str, &'static str) {
+    ERRNO_TABLE
+        .iter()
+        .find(|entry| entry.0 == code)
+        .map(|entry| (entry.1, entry.2))
+        .unwrap_or(("EUNKNOWN", "unknown error"))
+}
