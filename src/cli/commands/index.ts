@@ -1,7 +1,10 @@
 // The list of CLI command groups. Each module exports a yargs CommandModule (one file per
-// command group under src/cli/commands/); add new groups to the array.
+// command group under src/cli/commands/); add an import and one array entry per group.
 
 import type { CommandModule } from "yargs";
+import { compareCommand } from "./compare.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [];
+export const commands: CommandModule<any, any>[] = [
+  compareCommand,
+];

@@ -1,0 +1,94 @@
+// compareImages / `vhdsync compare` against qemu-img compare as the oracle.
+import t from "tap";
+import { spawnSync } from "node:child_process";
+import { writeFileSync, truncateSync } from "node:fs";
+import { join } from "node:path";
+import { compareImages } from "../dist/formats/compare-images.js";
+import { RawImage } from "../dist/formats/raw.js";
+import { runCli } from "./helpers/cli.js";
+import { Prng, testSeed } from "./helpers/prng.js";
+import { tempDir } from "./helpers/tmp.js";
+
+function qemuSame(a: string, b: string): boolean {
+  const result = spawnSync("qemu-img", ["compare", "-f", "raw", "-F", "raw", a, b]);
+  if (result.status !== 0 && result.status !== 1) throw new Error(`qemu-img compare failed: ${result.stderr}`);
+  return result.status === 0;
+}
+
+async function compareFiles(a: string, b: string, strict = false) {
+  const imageA = await RawImage.open(a);
+  const imageB = await RawImage.open(b);
+  try {
+    return await compareImages(imageA, imageB, { strict });
+  } finally {
+    await imageA.close();
+    await imageB.close();
+  }
+}
+
+t.test("random pairs: same verdict as qemu-img, exact first offset", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  for (let round = 0; round < 12; round++) {
+    const size = 1 + prng.int(3 * 1024 * 1024);
+    const a = prng.bytes(size);
+    const b = a.slice();
+    let expectedOffset: number | undefined;
+    if (prng.int(3) > 0) {
+      expectedOffset = prng.int(size);
+      b[expectedOffset] ^= 1 + prng.int(255);
+      for (let extra = prng.int(3); extra > 0; extra--) {
+        const later = expectedOffset + prng.int(size - expectedOffset);
+        b[later] ^= 0x40;
+      }
+    }
+    writeFileSync(join(dir, "a"), a);
+    writeFileSync(join(dir, "b"), b);
+    const result = await compareFiles(join(dir, "a"), join(dir, "b"));
+    t.equal(result.identical, qemuSame(join(dir, "a"), join(dir, "b")), `verdict, seed ${seed} round ${round}`);
+    t.equal(result.firstDifferenceOffset, expectedOffset, `offset, seed ${seed} round ${round}`);
+  }
+});
+
+t.test("different sizes: zero tail is equal unless strict; non-zero tail differs", async (t) => {
+  const dir = tempDir(t);
+  const a = join(dir, "a");
+  const b = join(dir, "b");
+  writeFileSync(a, new Uint8Array(100000).fill(3));
+  writeFileSync(b, new Uint8Array(100000).fill(3));
+  truncateSync(b, 5 * 1024 * 1024 + 17);
+  t.equal((await compareFiles(a, b)).identical, true);
+  t.equal(qemuSame(a, b), true, "qemu agrees");
+  const strict = await compareFiles(a, b, true);
+  t.equal(strict.identical, false);
+  t.equal(strict.reason, "size");
+  const tail = new Uint8Array(1);
+  tail[0] = 9;
+  const handle = await RawImage.open(b, false);
+  await handle.write(tail, 4 * 1024 * 1024 + 5);
+  await handle.close();
+  const withTail = await compareFiles(a, b);
+  t.equal(withTail.identical, false);
+  t.equal(withTail.firstDifferenceOffset, 4 * 1024 * 1024 + 5);
+  t.equal(qemuSame(a, b), false, "qemu agrees");
+});
+
+t.test("CLI exit codes and JSON", async (t) => {
+  const dir = tempDir(t);
+  const a = join(dir, "a");
+  const b = join(dir, "b");
+  writeFileSync(a, new Uint8Array(70000).fill(1));
+  writeFileSync(b, new Uint8Array(70000).fill(1));
+  t.equal(runCli(["compare", a, b]).status, 0);
+  const bytes = new Uint8Array(70000).fill(1);
+  bytes[65536] = 2;
+  writeFileSync(b, bytes);
+  const different = runCli(["compare", a, b, "--json"]);
+  t.equal(different.status, 1);
+  t.equal(JSON.parse(different.stdout).firstDifferenceOffset, 65536);
+  const missing = runCli(["compare", a, join(dir, "missing")]);
+  t.equal(missing.status, 3);
+  t.match(missing.stderr, /^vhdsync: VHDSYNC_NOT_FOUND: /);
+  t.equal(runCli(["compare", a]).status, 2);
+});
