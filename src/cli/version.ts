@@ -1,6 +1,7 @@
 // `vhdsync --version [--json]`: the version and which optional features are active.
 
 import { readFileSync } from "node:fs";
+import { nativeStatus } from "../io/native.js";
 import { selectedVariant } from "../wasm/driver.js";
 
 /** The package version from package.json. */
@@ -9,11 +10,12 @@ export function packageVersion(): string {
   return pkg.version;
 }
 
-/** What `--version --json` prints: version, WASM build, runtime. */
+/** What `--version --json` prints: version, WASM build, runtime, native addon status and features. */
 export function versionReport(): Record<string, unknown> {
   return {
     version: packageVersion(),
     node: process.version,
     wasm: selectedVariant(),
+    native: nativeStatus(),
   };
 }

@@ -1,41 +1,167 @@
-// Linux I/O that Node lacks (holes, hole punching, reflinks, block device geometry), served
-// by the optional native addon (native/) with portable fallbacks. VHDSYNC_NO_NATIVE=1 forces
-// the fallbacks. Until the addon is loaded every function here uses its fallback.
+// Linux I/O that Node lacks (holes, hole punching, zero ranges, reflinks, in-kernel copies,
+// block device geometry, read-ahead hints), served by the optional native addon (native/,
+// loaded by native-addon.ts) with portable fallbacks. VHDSYNC_NO_NATIVE=1 forces the
+// fallbacks. See docs/native.md.
 
-import { readFileSync, statSync } from "node:fs";
+import { fdatasync as fsFdatasync, readFileSync, statSync } from "node:fs";
+import { promisify } from "node:util";
 import type { Extent } from "../formats/disk-image.js";
+import { toVhdsyncError } from "../errors.js";
+import {
+  addonLoadState,
+  errnoName,
+  fromNativeError,
+  isUnsupportedError,
+  nativeAddon,
+  type AddonLoadState,
+  type BlockDeviceInfo,
+  type FadviseAdvice,
+} from "./native-addon.js";
+
+export type { BlockDeviceInfo, FadviseAdvice, NativeAddon } from "./native-addon.js";
+export { isUnsupportedError, nativeAddon } from "./native-addon.js";
+export { cloneFile, copyFileRange } from "./native-copy.js";
+export type { CloneResult, CopyMethod, CopyRangeResult } from "./native-copy.js";
 
 /**
- * Allocated data ranges of the file in [offset, offset+length), or null when the platform
- * cannot tell (callers then treat the whole range as allocated).
+ * Allocated data ranges of the file in [offsetBytes, offsetBytes+lengthBytes), sorted and
+ * coalesced (SEEK_DATA/SEEK_HOLE, filesystem-block granularity), or null when unknown
+ * (addon not loaded or filesystem cannot tell: callers treat the whole range as allocated).
+ * Runs off the main thread. Moves nothing: the file position is restored.
+ * @throws VHDSYNC_INVALID_ARGUMENT for a bad fd/range; OS codes (VHDSYNC_IO, ...) otherwise
  */
-export async function fileExtents(_fd: number, _offset: number, _length: number): Promise<Extent[] | null> {
-  return null;
-}
-
-/** Deallocates a range (reads back as zeros). Returns false when unsupported (caller writes zeros). */
-export async function punchHole(_fd: number, _offset: number, _length: number): Promise<boolean> {
-  return false;
-}
-
-/** Size and sector sizes of a block device. */
-export interface BlockDeviceInfo {
-  sizeBytes: number;
-  logicalSectorSize: number;
-  physicalSectorSize: number;
-}
-
-/**
- * Geometry of the block device at `path`/`fd`; portable fallback reads sysfs
- * (/sys/dev/block/MAJ:MIN/size and queue/*_block_size).
- */
-export function blockDeviceInfo(_fd: number, path: string): BlockDeviceInfo | null {
+export async function fileExtents(fd: number, offsetBytes: number, lengthBytes: number): Promise<Extent[] | null> {
+  const addon = nativeAddon();
+  if (!addon) return null;
   try {
-    const rdev = statSync(path).rdev;
-    const major = Math.floor(rdev / 256) & 0xfff;
-    const minor = (rdev & 0xff) | ((Math.floor(rdev / 1048576) & 0xfff00) >>> 0);
+    return await addon.extentsAsync(fd, offsetBytes, lengthBytes);
+  } catch (error) {
+    if (isUnsupportedError(error)) return null;
+    throw fromNativeError(error, { offset: offsetBytes, length: lengthBytes });
+  }
+}
+
+async function fallocateOrFalse(
+  call: ((fd: number, offsetBytes: number, lengthBytes: number) => Promise<void>) | undefined,
+  fd: number,
+  offsetBytes: number,
+  lengthBytes: number,
+): Promise<boolean> {
+  if (!call) return false;
+  try {
+    await call(fd, offsetBytes, lengthBytes);
+    return true;
+  } catch (error) {
+    if (isUnsupportedError(error)) return false;
+    throw fromNativeError(error, { offset: offsetBytes, length: lengthBytes });
+  }
+}
+
+/**
+ * Deallocates a range of a regular file keeping its size (FALLOC_FL_PUNCH_HOLE|KEEP_SIZE): it
+ * reads back as zeros. Returns false when unsupported (no addon, or the filesystem refuses):
+ * the caller writes zeros instead.
+ * @throws VHDSYNC_INVALID_ARGUMENT for a bad fd/range; VHDSYNC_NO_SPACE, VHDSYNC_IO, ...
+ */
+export async function punchHole(fd: number, offsetBytes: number, lengthBytes: number): Promise<boolean> {
+  const addon = nativeAddon();
+  return fallocateOrFalse(addon?.punchHoleAsync, fd, offsetBytes, lengthBytes);
+}
+
+/**
+ * Zeroes a range with FALLOC_FL_ZERO_RANGE (blocks stay allocated; may extend the file).
+ * Returns false when unsupported (the caller writes zeros).
+ * @throws VHDSYNC_INVALID_ARGUMENT for a bad fd/range; VHDSYNC_NO_SPACE, VHDSYNC_IO, ...
+ */
+export async function zeroRange(fd: number, offsetBytes: number, lengthBytes: number): Promise<boolean> {
+  const addon = nativeAddon();
+  return fallocateOrFalse(addon?.zeroRangeAsync, fd, offsetBytes, lengthBytes);
+}
+
+/**
+ * Makes `dstFd` a copy-on-write clone of all of `srcFd` (ioctl FICLONE). Returns false when
+ * unsupported (no addon, different filesystems, or a filesystem without reflinks such as
+ * ext4/tmpfs): the caller copies instead (see cloneFile).
+ * @throws VHDSYNC_INVALID_ARGUMENT for bad fds; VHDSYNC_NO_SPACE, VHDSYNC_IO, ...
+ */
+export async function reflink(srcFd: number, dstFd: number): Promise<boolean> {
+  const addon = nativeAddon();
+  if (!addon) return false;
+  try {
+    await addon.reflinkAsync(srcFd, dstFd);
+    return true;
+  } catch (error) {
+    if (isUnsupportedError(error)) return false;
+    throw fromNativeError(error);
+  }
+}
+
+/**
+ * Flushes a file's data to stable storage (fdatasync, off the main thread).
+ * @throws VHDSYNC_IO and other OS codes
+ */
+export async function fdatasync(fd: number): Promise<void> {
+  const addon = nativeAddon();
+  try {
+    if (addon) await addon.fdatasyncAsync(fd);
+    else await promisify(fsFdatasync)(fd);
+  } catch (error) {
+    throw addon ? fromNativeError(error) : toVhdsyncError(error);
+  }
+}
+
+/**
+ * Read-ahead / cache hint for a range (posix_fadvise; lengthBytes 0 = to end of file).
+ * Returns false when not applied (no addon). Hints never fail an operation: OS errors other
+ * than a bad argument are reported as false too.
+ * @throws VHDSYNC_INVALID_ARGUMENT for a bad fd/range/advice
+ */
+export function fadvise(fd: number, offsetBytes: number, lengthBytes: number, advice: FadviseAdvice): boolean {
+  const addon = nativeAddon();
+  if (!addon) return false;
+  try {
+    addon.fadvise(fd, offsetBytes, lengthBytes, advice);
+    return true;
+  } catch (error) {
+    const converted = fromNativeError(error, { offset: offsetBytes, length: lengthBytes });
+    if (converted.code === "VHDSYNC_INVALID_ARGUMENT" && !errnoName(error)) throw converted;
+    return false;
+  }
+}
+
+/**
+ * Geometry of the block device open as `fd` at `path`: ioctls (BLKGETSIZE64, BLKSSZGET,
+ * BLKPBSZGET) through the addon, else sysfs (/sys/dev/block/MAJ:MIN/size and
+ * queue/*_block_size). Null when neither can tell.
+ */
+export function blockDeviceInfo(fd: number, path: string): BlockDeviceInfo | null {
+  const addon = nativeAddon();
+  if (addon) {
+    try {
+      return addon.blockDeviceInfo(fd);
+    } catch {
+      // fall through to sysfs
+    }
+  }
+  return sysfsBlockDeviceInfo(path);
+}
+
+/** Linux dev_t → major/minor (glibc's gnu_dev_major/gnu_dev_minor). */
+export function deviceNumbers(rdev: number): { major: number; minor: number } {
+  const high = Math.floor(rdev / 2 ** 32);
+  const low = rdev % 2 ** 32;
+  const major = ((low >>> 8) & 0xfff) | (high & 0xfffff000);
+  const minor = (low & 0xff) | ((low >>> 12) & 0xfff00) | ((high & 0xfff) << 20);
+  return { major: major >>> 0, minor: minor >>> 0 };
+}
+
+/** Block device geometry from sysfs, or null. */
+export function sysfsBlockDeviceInfo(path: string): BlockDeviceInfo | null {
+  try {
+    const { major, minor } = deviceNumbers(statSync(path).rdev);
     const base = `/sys/dev/block/${major}:${minor}`;
     const sectors = Number(readFileSync(`${base}/size`, "utf8").trim());
+    // Partitions have no queue/ of their own: use the parent disk's.
     const queue = `${base}/${existsQueue(base) ? "" : "../"}queue`;
     const logical = Number(readFileSync(`${queue}/logical_block_size`, "utf8").trim()) || 512;
     const physical = Number(readFileSync(`${queue}/physical_block_size`, "utf8").trim()) || logical;
@@ -52,4 +178,37 @@ function existsQueue(base: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** One optional capability and how it is served. */
+export interface NativeFeature {
+  name: string;
+  /** True when the native path is in use. */
+  active: boolean;
+  /** What the addon uses. */
+  native: string;
+  /** What runs without it. */
+  fallback: string;
+}
+
+const FEATURES: Array<Omit<NativeFeature, "active">> = [
+  { name: "extents", native: "lseek SEEK_DATA/SEEK_HOLE", fallback: "every range reported allocated" },
+  { name: "punchHole", native: "fallocate PUNCH_HOLE|KEEP_SIZE", fallback: "zeros written" },
+  { name: "zeroRange", native: "fallocate ZERO_RANGE", fallback: "zeros written" },
+  { name: "reflink", native: "ioctl FICLONE", fallback: "plain copy" },
+  { name: "copyRange", native: "copy_file_range", fallback: "read/write copy" },
+  { name: "blockDeviceInfo", native: "ioctl BLKGETSIZE64/BLKSSZGET/BLKPBSZGET", fallback: "sysfs /sys/dev/block" },
+  { name: "fdatasync", native: "fdatasync off the main thread", fallback: "Node fs.fdatasync" },
+  { name: "fadvise", native: "posix_fadvise", fallback: "no cache hints" },
+];
+
+/** Native status for `vhdsync doctor` and `vhdsync --version --json`. */
+export interface NativeStatus extends AddonLoadState {
+  features: NativeFeature[];
+}
+
+/** Whether the addon is loaded, why, and which features it serves. */
+export function nativeStatus(): NativeStatus {
+  const state = addonLoadState();
+  return { ...state, features: FEATURES.map((feature) => ({ ...feature, active: state.loaded })) };
 }

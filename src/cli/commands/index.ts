@@ -3,8 +3,10 @@
 
 import type { CommandModule } from "yargs";
 import { compareCommand } from "./compare.js";
+import { doctorCommand } from "./doctor.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
   compareCommand,
+  doctorCommand,
 ];

@@ -1,0 +1,47 @@
+// `vhdsync doctor [dir]`: which optional native features are active and why (addon loaded or
+// not, and the reason), and with a directory, what that directory's filesystem supports
+// (holes, hole punching, zero ranges, reflinks, copy_file_range). Informational: exit 0.
+
+import type { CommandModule } from "yargs";
+import { nativeStatus, type NativeStatus } from "../../io/native.js";
+import { probeFilesystem, type FilesystemProbe } from "../../io/native-probe.js";
+import { EXIT, printJson, runCommand, type GlobalOptions } from "../run.js";
+
+interface DoctorArgs extends GlobalOptions {
+  dir?: string;
+}
+
+function printStatus(status: NativeStatus): void {
+  const version = status.version ? ` (version ${status.version})` : "";
+  process.stdout.write(`native addon: ${status.loaded ? "loaded" : "not loaded"}${version}: ${status.reason}\n`);
+  for (const feature of status.features) {
+    const how = feature.active ? feature.native : `fallback: ${feature.fallback}`;
+    process.stdout.write(`  ${feature.name.padEnd(16)} ${feature.active ? "native  " : "portable"}  ${how}\n`);
+  }
+}
+
+function printProbe(probe: FilesystemProbe): void {
+  process.stdout.write(`filesystem of ${probe.directory}: ${probe.filesystem}\n`);
+  for (const check of probe.checks) {
+    process.stdout.write(`  ${check.name.padEnd(16)} ${check.supported ? "yes" : "no "}  ${check.detail}\n`);
+  }
+}
+
+export const doctorCommand: CommandModule<GlobalOptions, DoctorArgs> = {
+  command: "doctor [dir]",
+  describe: "Show which native I/O features are active and why; probe a directory's filesystem",
+  builder: (yargs) =>
+    yargs.positional("dir", { type: "string", describe: "directory whose filesystem to probe (creates two temporary files)" }),
+  handler: (argv) =>
+    runCommand(argv, () => {
+      const status = nativeStatus();
+      const probe = argv.dir ? probeFilesystem(argv.dir) : undefined;
+      if (argv.json) {
+        printJson({ ok: true, native: status, ...(probe ? { probe } : {}) });
+      } else {
+        printStatus(status);
+        if (probe) printProbe(probe);
+      }
+      return EXIT.OK;
+    }),
+};

@@ -1,0 +1,142 @@
+// Finds and loads the optional native addon (native/vhdsync-native.<platform>.node, built by
+// `npm run build:native`) and reports why it is or is not in use. VHDSYNC_NO_NATIVE=1 forces
+// the portable fallbacks; VHDSYNC_NATIVE_PATH points at a specific .node file.
+
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Extent } from "../formats/disk-image.js";
+import { ERROR_CODES, VhdsyncError, toVhdsyncError, type ErrorCode, type ErrorDetails } from "../errors.js";
+
+/** Size and sector sizes of a block device. */
+export interface BlockDeviceInfo {
+  sizeBytes: number;
+  logicalSectorSize: number;
+  physicalSectorSize: number;
+}
+
+/** posix_fadvise advice names. */
+export type FadviseAdvice = "normal" | "random" | "sequential" | "willneed" | "dontneed" | "noreuse";
+
+/**
+ * The functions the .node file exports (native/src/lib.rs). Sync forms throw, async forms
+ * reject, with an Error whose `code` is VHDSYNC_INVALID_ARGUMENT, VHDSYNC_INTERNAL or an errno
+ * name (plus `errno` and `syscall`). Offsets and lengths are bytes; fds must stay open until
+ * an async call settles.
+ */
+export interface NativeAddon {
+  version: string;
+  extents(fd: number, offsetBytes: number, lengthBytes: number): Extent[];
+  extentsAsync(fd: number, offsetBytes: number, lengthBytes: number): Promise<Extent[]>;
+  punchHole(fd: number, offsetBytes: number, lengthBytes: number): void;
+  punchHoleAsync(fd: number, offsetBytes: number, lengthBytes: number): Promise<void>;
+  zeroRange(fd: number, offsetBytes: number, lengthBytes: number): void;
+  zeroRangeAsync(fd: number, offsetBytes: number, lengthBytes: number): Promise<void>;
+  reflink(srcFd: number, dstFd: number): void;
+  reflinkAsync(srcFd: number, dstFd: number): Promise<void>;
+  copyRange(srcFd: number, srcOffsetBytes: number, dstFd: number, dstOffsetBytes: number, lengthBytes: number): number;
+  copyRangeAsync(srcFd: number, srcOffsetBytes: number, dstFd: number, dstOffsetBytes: number, lengthBytes: number): Promise<number>;
+  blockDeviceInfo(fd: number): BlockDeviceInfo;
+  blockDeviceInfoAsync(fd: number): Promise<BlockDeviceInfo>;
+  fdatasync(fd: number): void;
+  fdatasyncAsync(fd: number): Promise<void>;
+  fadvise(fd: number, offsetBytes: number, lengthBytes: number, advice: FadviseAdvice): void;
+  fadviseAsync(fd: number, offsetBytes: number, lengthBytes: number, advice: FadviseAdvice): Promise<void>;
+  /** Test hook: panics inside the addon; must throw VHDSYNC_INTERNAL, never crash. */
+  panicForTest(): void;
+  panicForTestAsync(): Promise<void>;
+}
+
+/** Whether the addon is in use, and why (part of `vhdsync doctor` / `--version --json`). */
+export interface AddonLoadState {
+  loaded: boolean;
+  /** Human-readable: where it was loaded from, or why it was not. */
+  reason: string;
+  /** The .node file, when one was found. */
+  path?: string;
+  /** The crate version, when loaded. */
+  version?: string;
+}
+
+const NATIVE_DIR = fileURLToPath(new URL("../../native/", import.meta.url));
+
+let cached: { addon: NativeAddon | null; state: AddonLoadState } | undefined;
+
+/** napi's platform suffixes for this process, preferred first, e.g. ["linux-x64-gnu", "linux-x64-musl"]. */
+export function platformTriples(): string[] {
+  const base = `${process.platform}-${process.arch}`;
+  return process.platform === "linux" ? [`${base}-gnu`, `${base}-musl`] : [base];
+}
+
+function findAddonFile(): string | undefined {
+  for (const triple of platformTriples()) {
+    const path = join(NATIVE_DIR, `vhdsync-native.${triple}.node`);
+    if (existsSync(path)) return path;
+  }
+  return undefined;
+}
+
+function load(): { addon: NativeAddon | null; state: AddonLoadState } {
+  if (process.env.VHDSYNC_NO_NATIVE === "1") {
+    return { addon: null, state: { loaded: false, reason: "disabled by VHDSYNC_NO_NATIVE=1" } };
+  }
+  if (process.platform !== "linux") {
+    return { addon: null, state: { loaded: false, reason: `the native addon supports Linux only (this is ${process.platform})` } };
+  }
+  const path = process.env.VHDSYNC_NATIVE_PATH || findAddonFile();
+  if (!path) {
+    return {
+      addon: null,
+      state: { loaded: false, reason: `no native/vhdsync-native.${platformTriples()[0]}.node (run npm run build:native; needs cargo)` },
+    };
+  }
+  try {
+    const addon = createRequire(import.meta.url)(path) as NativeAddon;
+    return { addon, state: { loaded: true, reason: `loaded from ${path}`, path, version: addon.version } };
+  } catch (error) {
+    return { addon: null, state: { loaded: false, reason: `failed to load ${path}: ${(error as Error).message}`, path } };
+  }
+}
+
+/** The loaded addon, or null when the portable fallbacks are in use. Loads once per process. */
+export function nativeAddon(): NativeAddon | null {
+  cached ??= load();
+  return cached.addon;
+}
+
+/** Whether the addon is loaded and why. */
+export function addonLoadState(): AddonLoadState {
+  cached ??= load();
+  return { ...cached.state };
+}
+
+/**
+ * Converts an error thrown by the addon into a VhdsyncError: its own codes
+ * (VHDSYNC_INVALID_ARGUMENT, VHDSYNC_INTERNAL) pass through, errno names map with
+ * `toVhdsyncError` (ENOSPC → VHDSYNC_NO_SPACE recoverable, ENOTTY → VHDSYNC_UNSUPPORTED, ...).
+ * details keep `errno` (the name) and `syscall`.
+ */
+export function fromNativeError(error: unknown, context: ErrorDetails = {}): VhdsyncError {
+  const native = error as { code?: unknown; syscall?: unknown; message?: unknown };
+  const details: ErrorDetails = { ...context };
+  if (typeof native?.syscall === "string") details.syscall = native.syscall;
+  if (typeof native?.code === "string" && native.code in ERROR_CODES) {
+    return new VhdsyncError(native.code as ErrorCode, String(native.message), details, { cause: error });
+  }
+  return toVhdsyncError(error, details);
+}
+
+/** The errno name of a native error ("EOPNOTSUPP"), or undefined. */
+export function errnoName(error: unknown): string | undefined {
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === "string" && /^E[A-Z0-9]+$/.test(code) ? code : undefined;
+}
+
+/** errno names meaning "this filesystem/file cannot do that": callers take the fallback path. */
+const UNSUPPORTED_ERRNOS = new Set(["EOPNOTSUPP", "ENOTSUP", "ENOSYS", "ENOTTY", "EXDEV", "EINVAL"]);
+
+/** True when a native error means the operation is unsupported here (not a real failure). */
+export function isUnsupportedError(error: unknown): boolean {
+  return UNSUPPORTED_ERRNOS.has(errnoName(error) ?? "");
+}

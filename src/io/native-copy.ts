@@ -1,0 +1,181 @@
+// File copies that take the fastest path available and say which one they took: a reflink
+// (FICLONE, shares extents), an in-kernel copy (copy_file_range), or plain reads and writes.
+// Whole-file clones keep holes: only allocated extents are copied, all-zero chunks skipped.
+
+import { read as fsRead, write as fsWrite, promises as fsp } from "node:fs";
+import { promisify } from "node:util";
+import { VhdsyncError, toVhdsyncError } from "../errors.js";
+import { openFile, ZERO_CHUNK } from "./file.js";
+import { fileExtents } from "./native.js";
+import { addonLoadState, fromNativeError, isUnsupportedError, nativeAddon } from "./native-addon.js";
+
+/** How bytes were copied. */
+export type CopyMethod = "reflink" | "copy-file-range" | "copy";
+
+/** Outcome of copyFileRange(). */
+export interface CopyRangeResult {
+  method: "copy-file-range" | "copy";
+  /** Bytes copied (fewer than asked only when the source ends first). */
+  bytesCopied: number;
+  /** Why a faster method was not used, when one was not. */
+  reason?: string;
+}
+
+/** Outcome of cloneFile(). */
+export interface CloneResult {
+  method: CopyMethod;
+  sizeBytes: number;
+  /** Data bytes copied by copy_file_range or read/write (0 for a reflink; holes not counted). */
+  bytesCopied: number;
+  /** Why a faster method was not used, when one was not. */
+  reason?: string;
+}
+
+const CHUNK_BYTES = ZERO_CHUNK.length;
+const readAsync = promisify(fsRead);
+const writeAsync = promisify(fsWrite);
+
+function checkArgument(value: number, name: string, max = Number.MAX_SAFE_INTEGER): void {
+  if (!Number.isSafeInteger(value) || value < 0 || value > max) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${name} must be an integer between 0 and ${max}, got ${value}`, { [name]: value });
+  }
+}
+
+function describe(error: unknown): string {
+  const code = (error as { code?: unknown })?.code;
+  return `${typeof code === "string" ? `${code}: ` : ""}${(error as Error)?.message ?? String(error)}`;
+}
+
+/** Plain positional copy; with skipZeros, all-zero chunks are not written (target must read zeros there). */
+async function plainCopy(srcFd: number, srcOffset: number, dstFd: number, dstOffset: number, length: number, skipZeros: boolean): Promise<number> {
+  const buffer = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, Math.max(length, 1)));
+  let copied = 0;
+  while (copied < length) {
+    const want = Math.min(buffer.length, length - copied);
+    const { bytesRead } = await readAsync(srcFd, buffer, 0, want, srcOffset + copied);
+    if (bytesRead === 0) break;
+    const chunk = buffer.subarray(0, bytesRead);
+    if (!(skipZeros && Buffer.compare(chunk, ZERO_CHUNK.subarray(0, bytesRead)) === 0)) {
+      for (let written = 0; written < bytesRead; ) {
+        const { bytesWritten } = await writeAsync(dstFd, chunk, written, bytesRead - written, dstOffset + copied + written);
+        written += bytesWritten;
+      }
+    }
+    copied += bytesRead;
+  }
+  return copied;
+}
+
+/** copy_file_range through the addon, or a reason why it cannot be used here. */
+async function kernelCopy(srcFd: number, srcOffset: number, dstFd: number, dstOffset: number, length: number): Promise<number | string> {
+  const addon = nativeAddon();
+  if (!addon) return `native addon not loaded (${addonLoadState().reason})`;
+  try {
+    return await addon.copyRangeAsync(srcFd, srcOffset, dstFd, dstOffset, length);
+  } catch (error) {
+    if (isUnsupportedError(error)) return `copy_file_range unsupported here (${describe(error)})`;
+    throw fromNativeError(error, { srcOffset, dstOffset, length });
+  }
+}
+
+async function copyRangeWith(srcFd: number, srcOffset: number, dstFd: number, dstOffset: number, length: number, skipZeros: boolean): Promise<CopyRangeResult> {
+  const kernel = await kernelCopy(srcFd, srcOffset, dstFd, dstOffset, length);
+  if (typeof kernel === "number") return { method: "copy-file-range", bytesCopied: kernel };
+  try {
+    const bytesCopied = await plainCopy(srcFd, srcOffset, dstFd, dstOffset, length, skipZeros);
+    return { method: "copy", bytesCopied, reason: kernel };
+  } catch (error) {
+    throw toVhdsyncError(error, { srcOffset, dstOffset, length });
+  }
+}
+
+/**
+ * Copies `lengthBytes` from `srcFd` at `srcOffsetBytes` to `dstFd` at `dstOffsetBytes`
+ * (stopping early at the end of the source): copy_file_range when the addon and filesystem
+ * allow, else plain reads/writes. The ranges must not overlap within one file.
+ * @throws VHDSYNC_INVALID_ARGUMENT for bad fds/offsets/length; VHDSYNC_NO_SPACE, VHDSYNC_IO, ...
+ */
+export async function copyFileRange(
+  srcFd: number,
+  srcOffsetBytes: number,
+  dstFd: number,
+  dstOffsetBytes: number,
+  lengthBytes: number,
+): Promise<CopyRangeResult> {
+  checkArgument(srcFd, "srcFd", 2 ** 31 - 1);
+  checkArgument(dstFd, "dstFd", 2 ** 31 - 1);
+  checkArgument(srcOffsetBytes, "srcOffsetBytes");
+  checkArgument(dstOffsetBytes, "dstOffsetBytes");
+  checkArgument(lengthBytes, "lengthBytes");
+  checkArgument(srcOffsetBytes + lengthBytes, "srcOffsetBytes + lengthBytes");
+  checkArgument(dstOffsetBytes + lengthBytes, "dstOffsetBytes + lengthBytes");
+  return copyRangeWith(srcFd, srcOffsetBytes, dstFd, dstOffsetBytes, lengthBytes, false);
+}
+
+/** FICLONE through the addon: undefined on success, else why not. */
+async function tryReflink(srcFd: number, dstFd: number): Promise<string | undefined> {
+  const addon = nativeAddon();
+  if (!addon) return `native addon not loaded (${addonLoadState().reason})`;
+  try {
+    await addon.reflinkAsync(srcFd, dstFd);
+    return undefined;
+  } catch (error) {
+    if (isUnsupportedError(error)) return `reflink unsupported here (${describe(error)})`;
+    throw fromNativeError(error);
+  }
+}
+
+/** Copies the allocated extents of a fresh, already-sized target; returns method, bytes, reason. */
+async function copyExtents(srcFd: number, dstFd: number, sizeBytes: number): Promise<Omit<CloneResult, "sizeBytes">> {
+  const extents = (await fileExtents(srcFd, 0, sizeBytes)) ?? (sizeBytes > 0 ? [{ offset: 0, length: sizeBytes }] : []);
+  let method: CopyMethod = "copy-file-range";
+  let bytesCopied = 0;
+  let reason: string | undefined;
+  for (const extent of extents) {
+    const result = await copyRangeWith(srcFd, extent.offset, dstFd, extent.offset, extent.length, true);
+    bytesCopied += result.bytesCopied;
+    if (result.method === "copy") [method, reason] = ["copy", result.reason];
+  }
+  return { method, bytesCopied, reason };
+}
+
+/**
+ * Copies the file at `srcPath` to a new file `dstPath` (existing files are replaced only
+ * with `overwrite`), fastest path first: reflink, then copy_file_range of the allocated
+ * extents, then plain reads/writes skipping zeros. Holes stay holes. The copy is flushed
+ * (fdatasync) before returning; a failed copy removes `dstPath`.
+ * @returns which method was used and, when not a reflink, why not
+ * @throws VHDSYNC_NOT_FOUND (no source), VHDSYNC_INVALID_ARGUMENT (target exists without
+ *   overwrite), VHDSYNC_NO_SPACE, VHDSYNC_ACCESS_DENIED, VHDSYNC_IO
+ */
+export async function cloneFile(srcPath: string, dstPath: string, options: { overwrite?: boolean } = {}): Promise<CloneResult> {
+  const src = await openFile(srcPath, "r");
+  let dst;
+  try {
+    dst = await openFile(dstPath, options.overwrite ? "w" : "wx");
+  } catch (error) {
+    await src.close();
+    if ((error as VhdsyncError).details?.errno !== "EEXIST") throw error;
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${dstPath}: already exists (pass overwrite to replace it)`, { path: dstPath });
+  }
+  try {
+    const sizeBytes = (await src.stat()).size;
+    const reflinkReason = await tryReflink(src.fd, dst.fd);
+    let result: CloneResult = { method: "reflink", sizeBytes, bytesCopied: 0 };
+    if (reflinkReason) {
+      await dst.truncate(sizeBytes);
+      const copied = await copyExtents(src.fd, dst.fd, sizeBytes);
+      result = { ...copied, sizeBytes, reason: [reflinkReason, copied.reason].filter(Boolean).join("; ") };
+    }
+    await dst.datasync();
+    return result;
+  } catch (error) {
+    await dst.close().catch(() => undefined);
+    await fsp.unlink(dstPath).catch(() => undefined);
+    dst = undefined;
+    throw toVhdsyncError(error, { path: dstPath, source: srcPath });
+  } finally {
+    await src.close();
+    await dst?.close();
+  }
+}
