@@ -19,3 +19,5 @@ export { fileExtents, punchHole, zeroRange, reflink, fdatasync, fadvise, blockDe
 export type { NativeStatus, NativeFeature, BlockDeviceInfo, FadviseAdvice, CloneResult, CopyMethod, CopyRangeResult } from "./io/native.js";
 export { probeFilesystem } from "./io/native-probe.js";
 export type { FilesystemProbe, ProbeCheck } from "./io/native-probe.js";
+export { DEFAULT_HASH_ALGORITHM, HASH_ALGORITHMS, digestLength, toHex, hashBytes, hashBlocks, hashBlocksAt, createHasher, hashFile, hashImage } from "./hash/index.js";
+export type { HashAlgorithm, Hasher, HashResult, HashStreamOptions } from "./hash/index.js";

@@ -25,8 +25,9 @@ export function initLongAccumulators(accumulators: usize): void {
 }
 
 /**
- * One accumulation step for two lanes pairs (x = data ^ key for lanes i..i+3): adds
- * low32(x) * high32(x) per lane. Lanes 0-1 of the result pair with `first`, 2-3 with `second`.
+ * low32(x) * high32(x) for the four 64-bit lanes x of `first` and `second` (data ^ key):
+ * one shuffle gathers the low halves, one the high halves, and extmul multiplies them to
+ * 64 bits. productsLow gives the products of `first`'s lanes, productsHigh of `second`'s.
  */
 @inline
 function productsLow(first: v128, second: v128): v128 {
@@ -56,6 +57,11 @@ export function accumulateStripes(accumulators: usize, data: usize, secret: usiz
   let acc1 = v128.load(accumulators, 16);
   let acc2 = v128.load(accumulators, 32);
   let acc3 = v128.load(accumulators, 48);
+  // Data sums are added lane-swapped once at the end (acc[i ^ 1] += data[i] is linear).
+  let sum0 = i64x2.splat(0);
+  let sum1 = i64x2.splat(0);
+  let sum2 = i64x2.splat(0);
+  let sum3 = i64x2.splat(0);
   let pointer = data;
   let key = secret;
   const end = data + stripeCount * STRIPE_BYTES;
@@ -68,17 +74,21 @@ export function accumulateStripes(accumulators: usize, data: usize, secret: usiz
     const mixed1 = v128.xor(data1, v128.load(key, 16));
     const mixed2 = v128.xor(data2, v128.load(key, 32));
     const mixed3 = v128.xor(data3, v128.load(key, 48));
-    acc0 = i64x2.add(i64x2.add(acc0, swapLanes(data0)), productsLow(mixed0, mixed1));
-    acc1 = i64x2.add(i64x2.add(acc1, swapLanes(data1)), productsHigh(mixed0, mixed1));
-    acc2 = i64x2.add(i64x2.add(acc2, swapLanes(data2)), productsLow(mixed2, mixed3));
-    acc3 = i64x2.add(i64x2.add(acc3, swapLanes(data3)), productsHigh(mixed2, mixed3));
+    sum0 = i64x2.add(sum0, data0);
+    sum1 = i64x2.add(sum1, data1);
+    sum2 = i64x2.add(sum2, data2);
+    sum3 = i64x2.add(sum3, data3);
+    acc0 = i64x2.add(acc0, productsLow(mixed0, mixed1));
+    acc1 = i64x2.add(acc1, productsHigh(mixed0, mixed1));
+    acc2 = i64x2.add(acc2, productsLow(mixed2, mixed3));
+    acc3 = i64x2.add(acc3, productsHigh(mixed2, mixed3));
     pointer += STRIPE_BYTES;
     key += 8;
   }
-  v128.store(accumulators, acc0, 0);
-  v128.store(accumulators, acc1, 16);
-  v128.store(accumulators, acc2, 32);
-  v128.store(accumulators, acc3, 48);
+  v128.store(accumulators, i64x2.add(acc0, swapLanes(sum0)), 0);
+  v128.store(accumulators, i64x2.add(acc1, swapLanes(sum1)), 16);
+  v128.store(accumulators, i64x2.add(acc2, swapLanes(sum2)), 32);
+  v128.store(accumulators, i64x2.add(acc3, swapLanes(sum3)), 48);
 }
 
 @inline

@@ -4,9 +4,11 @@
 import type { CommandModule } from "yargs";
 import { compareCommand } from "./compare.js";
 import { doctorCommand } from "./doctor.js";
+import { hashCommand } from "./hash.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
   compareCommand,
   doctorCommand,
+  hashCommand,
 ];

@@ -1,0 +1,105 @@
+// One-shot and per-block hashing of bytes already in memory. Bytes that live in WASM memory
+// (views from getWasm().view()) are hashed in place; other bytes are copied in slices
+// bounded by STAGING_BYTES, so the arena never needs more than that.
+
+import { createHash } from "node:crypto";
+import { VhdsyncError } from "../errors.js";
+import { getWasm, type WasmInstance } from "../wasm/driver.js";
+import { checkStatus } from "../wasm/status.js";
+import { digestLength, toSeed, wasmAlgorithmId, type HashAlgorithm } from "./algorithm.js";
+import { createHasher } from "./hasher.js";
+
+/** Largest slice copied into WASM memory at once. */
+export const STAGING_BYTES = 8 * 1024 * 1024;
+
+/** Address of `bytes` inside WASM memory, or undefined when they live elsewhere. */
+export function wasmAddressOf(wasm: WasmInstance, bytes: Uint8Array): number | undefined {
+  return bytes.buffer === wasm.memory.buffer ? bytes.byteOffset : undefined;
+}
+
+/**
+ * The canonical digest of `bytes` (hex of it equals `xxhsum -H1/-H2/-H3` output).
+ * @param seed xxHash seed (default 0; sha256 ignores it)
+ * @throws VHDSYNC_INVALID_ARGUMENT for an unknown algorithm or bad seed
+ */
+export function hashBytes(algorithm: HashAlgorithm, bytes: Uint8Array, seed: number | bigint = 0): Uint8Array {
+  const id = wasmAlgorithmId(algorithm);
+  if (id === undefined) return new Uint8Array(createHash("sha256").update(bytes).digest());
+  const wasm = getWasm();
+  const address = wasmAddressOf(wasm, bytes);
+  if (address === undefined && bytes.length > STAGING_BYTES) {
+    const hasher = createHasher(algorithm, seed);
+    try {
+      return hasher.update(bytes).digest();
+    } finally {
+      hasher.dispose();
+    }
+  }
+  const outBytes = digestLength(algorithm);
+  return wasm.withScratch(outBytes, (out, outView) => {
+    const hashAt = (data: number) => checkStatus(wasm.exports.hash_oneShot(id, data, bytes.length, toSeed(seed), out), "hash");
+    if (address !== undefined) hashAt(address);
+    else wasm.withCopy(bytes, hashAt);
+    return outView.slice();
+  });
+}
+
+/** Per-block hashing takes power-of-two block sizes up to 1 GiB. @throws VHDSYNC_INVALID_ARGUMENT */
+export function checkBlockSize(blockSizeBytes: number): void {
+  if (!Number.isSafeInteger(blockSizeBytes) || blockSizeBytes <= 0 || (blockSizeBytes & (blockSizeBytes - 1)) !== 0 || blockSizeBytes > 2 ** 30) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `block size must be a power of two up to 1 GiB: ${blockSizeBytes}`, { blockSizeBytes });
+  }
+}
+
+/**
+ * Hashes every `blockSizeBytes` block of the `lengthBytes` bytes at WASM address
+ * `dataAddress` and writes ceil(lengthBytes / blockSizeBytes) canonical digests back to back
+ * at `digestAddress` (zero-copy; the last partial block is hashed with its real length).
+ * @throws VHDSYNC_INVALID_ARGUMENT (unknown algorithm, block size not a power of two),
+ *   VHDSYNC_INTERNAL (ranges outside WASM memory)
+ */
+export function hashBlocksAt(algorithm: HashAlgorithm, dataAddress: number, lengthBytes: number, blockSizeBytes: number, digestAddress: number): void {
+  checkBlockSize(blockSizeBytes);
+  const wasm = getWasm();
+  const id = wasmAlgorithmId(algorithm);
+  if (id !== undefined) {
+    checkStatus(wasm.exports.hash_blocks(id, dataAddress, lengthBytes, blockSizeBytes, 0n, digestAddress), "hash blocks", {
+      lengthBytes,
+      blockSizeBytes,
+    });
+    return;
+  }
+  const digestBytes = digestLength(algorithm);
+  const blockCount = Math.ceil(lengthBytes / blockSizeBytes);
+  const digests = wasm.view(digestAddress, blockCount * digestBytes);
+  for (let block = 0; block < blockCount; block++) {
+    const offset = block * blockSizeBytes;
+    const data = wasm.view(dataAddress + offset, Math.min(blockSizeBytes, lengthBytes - offset));
+    digests.set(createHash("sha256").update(data).digest(), block * digestBytes);
+  }
+}
+
+/**
+ * Per-block digests of `bytes`: one canonical digest per `blockSizeBytes` block (the last
+ * may be partial), concatenated. Bytes outside WASM memory are copied in 8 MiB slices.
+ * @throws VHDSYNC_INVALID_ARGUMENT (unknown algorithm, block size not a power of two up to 1 GiB)
+ */
+export function hashBlocks(bytes: Uint8Array, blockSizeBytes: number, algorithm: HashAlgorithm): Uint8Array {
+  checkBlockSize(blockSizeBytes);
+  const digestBytes = digestLength(algorithm);
+  const result = new Uint8Array(Math.ceil(bytes.length / blockSizeBytes) * digestBytes);
+  const wasm = getWasm();
+  const address = wasmAddressOf(wasm, bytes);
+  const sliceBytes = address === undefined ? Math.max(blockSizeBytes, STAGING_BYTES) : bytes.length;
+  const sliceDigestBytes = Math.ceil(sliceBytes / blockSizeBytes) * digestBytes;
+  wasm.withScratch(sliceDigestBytes, (digestAddress, digestView) => {
+    for (let offset = 0; offset < bytes.length; offset += sliceBytes) {
+      const slice = bytes.subarray(offset, offset + sliceBytes);
+      const sliceDigests = Math.ceil(slice.length / blockSizeBytes) * digestBytes;
+      if (address !== undefined) hashBlocksAt(algorithm, address + offset, slice.length, blockSizeBytes, digestAddress);
+      else wasm.withCopy(slice, (data, length) => hashBlocksAt(algorithm, data, length, blockSizeBytes, digestAddress));
+      result.set(digestView.subarray(0, sliceDigests), (offset / blockSizeBytes) * digestBytes);
+    }
+  });
+  return result;
+}

@@ -1,0 +1,134 @@
+// Streaming whole-disk hashing with bounded memory: big chunks are read straight into WASM
+// memory views, with up to `buffers - 1` reads in flight on the libuv thread pool while the
+// main thread hashes the previous chunk, so reading and hashing use two cores. The arena
+// holds `buffers` chunks for the whole run and memory never grows.
+
+import { openFile, readExactly } from "../io/file.js";
+import type { DiskImage } from "../formats/disk-image.js";
+import { throttle, type ProgressListener } from "../progress.js";
+import { getWasm } from "../wasm/driver.js";
+import { toVhdsyncError } from "../errors.js";
+import { DEFAULT_HASH_ALGORITHM, checkAlgorithm, digestLength, toSeed, type HashAlgorithm } from "./algorithm.js";
+import { checkBlockSize, hashBlocksAt } from "./hash-bytes.js";
+import { createHasher } from "./hasher.js";
+
+/** Options of hashImage() and hashFile(). */
+export interface HashStreamOptions {
+  /** Algorithm (default xxh3-128). */
+  algo?: HashAlgorithm;
+  /** xxHash seed of the whole-content digest (default 0; per-block digests always use 0). */
+  seed?: number | bigint;
+  /** When set, produce one digest per block of this size (a power of two) instead of one digest. */
+  blockSizeBytes?: number;
+  /** Bytes read per I/O (default 8 MiB; rounded up to a multiple of blockSizeBytes). */
+  chunkBytes?: number;
+  /** Chunk buffers in WASM memory (default 3: two reads in flight while one chunk is hashed). */
+  buffers?: number;
+  onProgress?: ProgressListener;
+}
+
+/** What hashImage() and hashFile() return. */
+export interface HashResult {
+  algorithm: HashAlgorithm;
+  /** Bytes hashed (virtual disk size, or file size). */
+  sizeBytes: number;
+  /** Canonical digest of the whole content (absent in per-block mode). */
+  digest?: Uint8Array;
+  blockSizeBytes?: number;
+  /** Per-block canonical digests, concatenated (per-block mode only). */
+  blockDigests?: Uint8Array;
+}
+
+/** Reads `view.length` bytes at `offset` into `view` (a WASM memory view). */
+type ReadAt = (view: Uint8Array, offset: number) => Promise<void>;
+
+export const DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Hashes the virtual content of a disk image (what a guest sees), streaming.
+ * @throws VHDSYNC_INVALID_ARGUMENT (algorithm, block size), VHDSYNC_NO_MEMORY (arena too small
+ *   for the buffers), and any error of image.read()
+ */
+export async function hashImage(image: DiskImage, options: HashStreamOptions = {}): Promise<HashResult> {
+  return hashSource((view, offset) => image.read(view, offset), image.virtualSize, options);
+}
+
+/**
+ * Hashes the bytes of a file (like xxhsum), streaming.
+ * @throws VHDSYNC_NOT_FOUND, VHDSYNC_ACCESS_DENIED, VHDSYNC_IO, VHDSYNC_TRUNCATED (file shrank),
+ *   VHDSYNC_INVALID_ARGUMENT, VHDSYNC_NO_MEMORY
+ */
+export async function hashFile(path: string, options: HashStreamOptions = {}): Promise<HashResult> {
+  const handle = await openFile(path, "r");
+  try {
+    let sizeBytes: number;
+    try {
+      sizeBytes = (await handle.stat()).size;
+    } catch (error) {
+      throw toVhdsyncError(error, { path });
+    }
+    return await hashSource((view, offset) => readExactly(handle, view, offset, path), sizeBytes, options);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The read/hash pipeline over any positional source of `sizeBytes` bytes. */
+export async function hashSource(readAt: ReadAt, sizeBytes: number, options: HashStreamOptions): Promise<HashResult> {
+  const algorithm = checkAlgorithm(options.algo ?? DEFAULT_HASH_ALGORITHM);
+  const blockSizeBytes = options.blockSizeBytes;
+  if (blockSizeBytes !== undefined) checkBlockSize(blockSizeBytes);
+  const chunkBytes = chunkSize(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, blockSizeBytes);
+  const bufferCount = Math.max(2, Math.floor(options.buffers ?? 3));
+  const wasm = getWasm();
+  const progress = throttle(options.onProgress);
+  const digestBytes = digestLength(algorithm);
+  const chunkCount = Math.ceil(sizeBytes / chunkBytes);
+  const buffers: number[] = [];
+  const pending: Promise<void>[] = [];
+  const hasher = blockSizeBytes === undefined ? createHasher(algorithm, toSeed(options.seed)) : undefined;
+  const blockDigests = blockSizeBytes === undefined ? undefined : new Uint8Array(Math.ceil(sizeBytes / blockSizeBytes) * digestBytes);
+  const chunkDigestBytes = blockSizeBytes === undefined ? 0 : (chunkBytes / blockSizeBytes) * digestBytes;
+  let digestStaging: number | undefined;
+  const startRead = (chunk: number) => {
+    if (chunk >= chunkCount) return;
+    const offset = chunk * chunkBytes;
+    pending[chunk] = readAt(wasm.view(buffers[chunk % bufferCount], Math.min(chunkBytes, sizeBytes - offset)), offset);
+    pending[chunk].catch(() => {}); // awaited below; avoids an unhandled rejection meanwhile
+  };
+  try {
+    for (let i = 0; i < Math.min(bufferCount, chunkCount); i++) buffers.push(wasm.alloc(chunkBytes, 64));
+    if (blockDigests) digestStaging = wasm.alloc(chunkDigestBytes, 16);
+    for (let chunk = 0; chunk < bufferCount - 1; chunk++) startRead(chunk);
+    for (let chunk = 0; chunk < chunkCount; chunk++) {
+      await pending[chunk];
+      startRead(chunk + bufferCount - 1); // reuses the buffer hashed in the previous round
+      const offset = chunk * chunkBytes;
+      const lengthBytes = Math.min(chunkBytes, sizeBytes - offset);
+      const address = buffers[chunk % bufferCount];
+      if (hasher) hasher.updateAt(address, lengthBytes);
+      else hashChunkBlocks(address, lengthBytes, offset);
+      progress.report({ operation: "hash", doneBytes: offset + lengthBytes, totalBytes: sizeBytes });
+    }
+    progress.flush();
+    if (hasher) return { algorithm, sizeBytes, digest: hasher.digest() };
+    return { algorithm, sizeBytes, blockSizeBytes, blockDigests };
+  } finally {
+    await Promise.allSettled(pending);
+    hasher?.dispose();
+    for (const address of buffers) wasm.release(address);
+    if (digestStaging !== undefined) wasm.release(digestStaging);
+  }
+
+  function hashChunkBlocks(address: number, lengthBytes: number, offset: number): void {
+    const count = Math.ceil(lengthBytes / blockSizeBytes!);
+    hashBlocksAt(algorithm, address, lengthBytes, blockSizeBytes!, digestStaging!);
+    blockDigests!.set(wasm.view(digestStaging!, count * digestBytes), (offset / blockSizeBytes!) * digestBytes);
+  }
+}
+
+function chunkSize(requestedBytes: number, blockSizeBytes: number | undefined): number {
+  const base = Math.max(64 * 1024, Math.floor(requestedBytes));
+  if (blockSizeBytes === undefined) return base;
+  return Math.ceil(base / blockSizeBytes) * blockSizeBytes;
+}
