@@ -1,14 +1,16 @@
-// Runs every benchmark script in bench/ (each bench/*.mjs except this one) one after the
-// other. With VHDSYNC_BENCH_TINY=1 (as .ci/run does) each runs at a tiny size so none rots;
+// Runs every benchmark script in bench/ (each bench/*.mjs that reads VHDSYNC_BENCH_TINY) one
+// after the other. With VHDSYNC_BENCH_TINY=1 (as .ci/run does) each runs at a tiny size so none rots;
 // without it they run at full size and write bench/results/<name>.json.
 import { spawnSync } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 const dir = fileURLToPath(new URL(".", import.meta.url));
 const only = process.argv.slice(2);
 const scripts = readdirSync(dir)
   .filter((name) => name.endsWith(".mjs") && name !== "run-all.mjs")
+  // A benchmark honours VHDSYNC_BENCH_TINY; files that don't mention it are shared modules.
+  .filter((name) => readFileSync(`${dir}/${name}`, "utf8").includes("VHDSYNC_BENCH_TINY"))
   .filter((name) => only.length === 0 || only.some((pattern) => name.includes(pattern)))
   .sort();
 const failed = [];
