@@ -12,3 +12,45 @@ export const STATUS_OUTPUT_TOO_SMALL: i32 = 2;
 export const STATUS_BAD_ALGORITHM: i32 = 3;
 /** Block size is zero, not a power of two, or out of the supported range. */
 export const STATUS_BAD_BLOCK_SIZE: i32 = 4;
+
+// ---- VHD (100-199): footer, dynamic header, BAT, bitmaps (assembly/vhd/) ----
+/** Footer cookie is not "conectix". */
+export const STATUS_VHD_BAD_FOOTER_COOKIE: i32 = 100;
+/** Footer checksum does not match. */
+export const STATUS_VHD_BAD_FOOTER_CHECKSUM: i32 = 101;
+/** File format version is not 1.x. */
+export const STATUS_VHD_UNSUPPORTED_VERSION: i32 = 102;
+/** Disk type is not fixed (2), dynamic (3) or differencing (4). */
+export const STATUS_VHD_UNSUPPORTED_DISK_TYPE: i32 = 103;
+/** Current size is not a multiple of 512 or is absurdly large. */
+export const STATUS_VHD_BAD_SIZE: i32 = 104;
+/** The dynamic header's offset lies outside the file. */
+export const STATUS_VHD_HEADER_PAST_EOF: i32 = 105;
+/** A fixed disk's file is shorter than its virtual size plus the footer. */
+export const STATUS_VHD_FILE_TOO_SMALL: i32 = 106;
+/** Dynamic header cookie is not "cxsparse". */
+export const STATUS_VHD_BAD_HEADER_COOKIE: i32 = 110;
+/** Dynamic header checksum does not match. */
+export const STATUS_VHD_BAD_HEADER_CHECKSUM: i32 = 111;
+/** Dynamic header version is not 1.x. */
+export const STATUS_VHD_UNSUPPORTED_HEADER_VERSION: i32 = 112;
+/** Block size is not a power of two between 512 B and 256 MiB. */
+export const STATUS_VHD_BAD_BLOCK_SIZE: i32 = 113;
+/** The BAT overlaps the footer copy or the dynamic header. */
+export const STATUS_VHD_BAD_TABLE_OFFSET: i32 = 114;
+/** The BAT extends past the end of the file. */
+export const STATUS_VHD_TABLE_PAST_EOF: i32 = 115;
+/** The BAT has fewer entries than the virtual size needs. */
+export const STATUS_VHD_TABLE_TOO_SMALL: i32 = 116;
+/** The BAT has more entries than vhdsync supports (2^22). */
+export const STATUS_VHD_TABLE_TOO_LARGE: i32 = 117;
+/** A parent locator's data lies outside the file or is absurdly long. */
+export const STATUS_VHD_BAD_LOCATOR: i32 = 118;
+/** A BAT entry points at a block that extends past the data area of the file. */
+export const STATUS_VHD_BLOCK_PAST_EOF: i32 = 120;
+/** Two BAT entries point at overlapping blocks. */
+export const STATUS_VHD_BLOCK_OVERLAP: i32 = 121;
+/** A BAT entry points at a block that overlaps metadata (footer copy, header, BAT, locators). */
+export const STATUS_VHD_BLOCK_OVERLAPS_METADATA: i32 = 122;
+/** A sector whose bitmap bit is clear holds non-zero data. */
+export const STATUS_VHD_BITMAP_DATA_MISMATCH: i32 = 123;

@@ -1,0 +1,34 @@
+// The VHD format module: registers VHD detection with openImage() (a "conectix" footer at
+// the end of the file, or its copy at offset 0) and exports the classes and createVhd().
+// Importing this module (src/index.ts does) is what makes openImage() understand VHD.
+
+import { registerFormat } from "../open-image.js";
+import { openVhd } from "./open-vhd.js";
+
+const COOKIE = "conectix";
+
+function startsWithCookie(bytes: Uint8Array): boolean {
+  return bytes.length >= 8 && Buffer.from(bytes.subarray(0, 8)).toString("latin1") === COOKIE;
+}
+
+/** Whether the first bytes / last 512 bytes of a file look like a VHD. */
+export function detectVhd(head: Uint8Array, tail: Uint8Array): boolean {
+  return (tail.length === 512 && startsWithCookie(tail)) || startsWithCookie(head);
+}
+
+registerFormat({
+  format: "vhd",
+  detect: detectVhd,
+  open: (path, options) => openVhd(path, { readOnly: options.readOnly }),
+});
+
+export { openVhd } from "./open-vhd.js";
+export type { OpenVhdOptions } from "./open-vhd.js";
+export { createVhd, DEFAULT_BLOCK_SIZE_BYTES } from "./create-vhd.js";
+export type { CreateVhdOptions } from "./create-vhd.js";
+export { VhdImage } from "./vhd-image.js";
+export { VhdFixedImage } from "./vhd-fixed-image.js";
+export { VhdDynamicImage } from "./vhd-dynamic-image.js";
+export { VhdDifferencingImage } from "./vhd-differencing-image.js";
+export { geometryForSize, parseFooter, buildFooter, parseHeader, buildHeader } from "./vhd-structures.js";
+export type { VhdFooter, VhdHeader, VhdGeometry, VhdLocatorEntry } from "./vhd-structures.js";

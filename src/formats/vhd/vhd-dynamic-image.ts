@@ -1,0 +1,233 @@
+// Dynamic VHD (VHD spec 1.0, "Dynamic Hard Disk Image", "Implementing a Dynamic Disk"):
+// footer copy, dynamic header, BAT, then blocks (sector bitmap + data) in any order. The BAT
+// is cached; reads go straight into the caller's buffer, one read per block touched;
+// unallocated blocks read as zeros. Writes allocate new blocks at the end of the file (data
+// 4 KiB-aligned, as Windows lays it out), move the footer there, then update the BAT.
+// The differencing subclass changes what "absent" sectors mean (vhd-differencing-image.ts).
+
+import { VhdsyncError } from "../../errors.js";
+import { ZERO_CHUNK, checkRange, readExactly, writeExactly, writeZeroBytes } from "../../io/file.js";
+import type { AllocationScope, Extent } from "../disk-image.js";
+import { BitmapOps } from "./vhd-bitmap.js";
+import { BlockTable } from "./vhd-bat.js";
+import { VhdImage, type VhdOpenState } from "./vhd-image.js";
+import { alignUp, writevExactly } from "./vhd-io.js";
+import { buildFooter, type VhdHeader } from "./vhd-structures.js";
+
+/** Data of newly allocated blocks starts on this boundary. */
+const DATA_ALIGN_BYTES = 4096;
+/** Bitmaps kept in memory per image before the cache is emptied. */
+const BITMAP_CACHE_BYTES = 8 << 20;
+
+/** What a dynamic (or differencing) layer adds to the common open state. */
+export interface VhdDynamicState extends VhdOpenState {
+  header: VhdHeader;
+  table: BlockTable;
+  /** Where the footer is (new blocks go here). */
+  footerOffsetBytes: number;
+}
+
+/** A dynamic VHD opened as a DiskImage. */
+export class VhdDynamicImage extends VhdImage {
+  readonly header: VhdHeader;
+  readonly blockSizeBytes: number;
+  readonly bitmapBytes: number;
+  protected readonly table: BlockTable;
+  protected footerOffsetBytes: number;
+  protected readonly bitmapOps: BitmapOps;
+  private readonly bitmapCache = new Map<number, Uint8Array>();
+  private footerBytes: Uint8Array | undefined;
+
+  constructor(state: VhdDynamicState) {
+    super(state);
+    this.header = state.header;
+    this.table = state.table;
+    this.blockSizeBytes = state.header.blockSizeBytes;
+    this.bitmapBytes = state.header.bitmapBytes;
+    this.footerOffsetBytes = state.footerOffsetBytes;
+    this.bitmapOps = new BitmapOps(this.bitmapBytes);
+  }
+
+  /** Calls `fn` for each piece of [offset, offset+length) that falls in one block. */
+  protected async forEachBlockPart(offset: number, length: number, fn: (block: number, inBlockBytes: number, doneBytes: number, partBytes: number) => Promise<void>): Promise<void> {
+    for (let done = 0; done < length; ) {
+      const position = offset + done;
+      const block = Math.floor(position / this.blockSizeBytes);
+      const inBlock = position - block * this.blockSizeBytes;
+      const part = Math.min(this.blockSizeBytes - inBlock, length - done);
+      await fn(block, inBlock, done, part);
+      done += part;
+    }
+  }
+
+  /** File offset of byte `inBlockBytes` of an allocated block's data. */
+  protected dataOffsetBytes(block: number, inBlockBytes: number): number {
+    return this.table.blockOffsetBytes(block) + this.bitmapBytes + inBlockBytes;
+  }
+
+  async read(buffer: Uint8Array, offset: number): Promise<void> {
+    this.checkOpen();
+    checkRange(offset, buffer.length, this.virtualSize, this.path);
+    await this.forEachBlockPart(offset, buffer.length, async (block, inBlock, done, part) => {
+      const target = buffer.subarray(done, done + part);
+      if (this.table.isAllocated(block)) await this.readPresent(block, inBlock, target, offset + done);
+      else await this.readAbsent(target, offset + done);
+    });
+  }
+
+  /** Reads a range of an allocated block (dynamic disks ignore the bitmap: clear sectors hold zeros). */
+  protected async readPresent(block: number, inBlockBytes: number, target: Uint8Array, _offset: number): Promise<void> {
+    await readExactly(this.handle, target, this.dataOffsetBytes(block, inBlockBytes), this.path);
+  }
+
+  /** Fills a range this layer does not hold: zeros for dynamic disks. */
+  protected async readAbsent(target: Uint8Array, _offset: number): Promise<void> {
+    target.fill(0);
+  }
+
+  /** Whether a range this layer does not hold already reads as zeros. */
+  protected async absentIsZero(_offset: number, _length: number): Promise<boolean> {
+    return true;
+  }
+
+  async write(buffer: Uint8Array, offset: number): Promise<void> {
+    this.checkWritable();
+    checkRange(offset, buffer.length, this.virtualSize, this.path);
+    if (offset % 512 !== 0 || buffer.length % 512 !== 0) return this.writeUnaligned(buffer, offset);
+    await this.forEachBlockPart(offset, buffer.length, (block, inBlock, done, part) => this.writeBlockPart(block, inBlock, buffer.subarray(done, done + part)));
+  }
+
+  /** Widens a write to whole sectors, reading the partial first/last sectors first. */
+  private async writeUnaligned(buffer: Uint8Array, offset: number): Promise<void> {
+    const start = Math.floor(offset / 512) * 512;
+    const end = Math.ceil((offset + buffer.length) / 512) * 512;
+    const merged = new Uint8Array(end - start);
+    await this.read(merged.subarray(0, 512), start);
+    if (end - start > 512) await this.read(merged.subarray(merged.length - 512), end - 512);
+    merged.set(buffer, offset - start);
+    await this.write(merged, start);
+  }
+
+  /** Writes sector-aligned `data` inside one block, allocating it if needed. */
+  protected async writeBlockPart(block: number, inBlockBytes: number, data: Uint8Array): Promise<void> {
+    const firstBit = inBlockBytes / 512;
+    const bits = data.length / 512;
+    if (!this.table.isAllocated(block)) return this.allocateBlock(block, inBlockBytes, data);
+    await writeExactly(this.handle, data, this.dataOffsetBytes(block, inBlockBytes), this.path);
+    const bitmap = await this.loadBitmap(block);
+    if (this.bitmapOps.setRange(bitmap, firstBit, bits) > 0) {
+      await writeExactly(this.handle, bitmap, this.table.blockOffsetBytes(block), this.path);
+    }
+  }
+
+  /** Bitmap of a new block: dynamic disks mark every sector (unwritten ones hold zeros). */
+  protected newBlockBitmap(_firstBit: number, _bits: number): Uint8Array {
+    return new Uint8Array(this.bitmapBytes).fill(0xff);
+  }
+
+  /**
+   * Appends a block: the footer first moves to the new end (the old one stays valid until
+   * overwritten), then bitmap + data are written, then the BAT entry.
+   * @throws VHDSYNC_UNSUPPORTED when the file would outgrow 32-bit sector offsets (2 TiB)
+   */
+  private async allocateBlock(block: number, inBlockBytes: number, data: Uint8Array): Promise<void> {
+    const oldFooterOffset = this.footerOffsetBytes;
+    const dataStart = alignUp(oldFooterOffset + this.bitmapBytes, DATA_ALIGN_BYTES);
+    const blockStart = dataStart - this.bitmapBytes;
+    const newFooterOffset = dataStart + this.blockSizeBytes;
+    const sector = blockStart / 512;
+    if (sector >= 0xffffffff) throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${this.path}: VHD file cannot grow past 2 TiB`, { path: this.path });
+    this.footerBytes ??= buildFooter(this.footer);
+    await writeExactly(this.handle, this.footerBytes, newFooterOffset, this.path);
+    this.fileSizeBytes = Math.max(this.fileSizeBytes, newFooterOffset + 512);
+    if (blockStart > oldFooterOffset) await writeZeroBytes(this.handle, oldFooterOffset, Math.min(512, blockStart - oldFooterOffset), this.path);
+    const bitmap = this.newBlockBitmap(inBlockBytes / 512, data.length / 512);
+    if (inBlockBytes === 0) {
+      await writevExactly(this.handle, [bitmap, data], blockStart, this.path);
+    } else {
+      await writeExactly(this.handle, bitmap, blockStart, this.path);
+      await writeExactly(this.handle, data, dataStart + inBlockBytes, this.path);
+    }
+    const entry = this.table.set(block, sector);
+    await writeExactly(this.handle, entry.bytes, this.header.tableOffsetBytes + entry.sectorIndex * 512, this.path);
+    this.footerOffsetBytes = newFooterOffset;
+    this.cacheBitmap(block, bitmap);
+  }
+
+  /** The sector bitmap of an allocated block (cached). */
+  protected async loadBitmap(block: number): Promise<Uint8Array> {
+    const cached = this.bitmapCache.get(block);
+    if (cached) return cached;
+    const bitmap = new Uint8Array(this.bitmapBytes);
+    await readExactly(this.handle, bitmap, this.table.blockOffsetBytes(block), this.path);
+    this.cacheBitmap(block, bitmap);
+    return bitmap;
+  }
+
+  private cacheBitmap(block: number, bitmap: Uint8Array): void {
+    if ((this.bitmapCache.size + 1) * this.bitmapBytes > BITMAP_CACHE_BYTES) this.bitmapCache.clear();
+    this.bitmapCache.set(block, bitmap);
+  }
+
+  async writeZeros(offset: number, length: number): Promise<void> {
+    this.checkWritable();
+    checkRange(offset, length, this.virtualSize, this.path);
+    const start = Math.min(offset + length, Math.ceil(offset / 512) * 512);
+    const end = Math.max(start, Math.floor((offset + length) / 512) * 512);
+    if (start > offset) await this.write(ZERO_CHUNK.subarray(0, start - offset), offset);
+    if (offset + length > end) await this.write(ZERO_CHUNK.subarray(0, offset + length - end), end);
+    await this.forEachBlockPart(start, end - start, async (block, inBlock, done, part) => {
+      if (!this.table.isAllocated(block) && (await this.absentIsZero(start + done, part))) return;
+      for (let chunk = 0; chunk < part; chunk += ZERO_CHUNK.length) {
+        await this.writeBlockPart(block, inBlock + chunk, ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, part - chunk)));
+      }
+    });
+  }
+
+  async allocationMap(offset = 0, length = this.virtualSize - offset, scope: AllocationScope = "chain"): Promise<Extent[]> {
+    this.checkOpen();
+    checkRange(offset, length, this.virtualSize, this.path);
+    if (length === 0) return [];
+    const layer = await this.layerExtents(offset, length);
+    return scope === "layer" ? layer : this.chainExtents(layer, offset, length);
+  }
+
+  /** Ranges this layer holds: whole allocated blocks for dynamic disks. */
+  protected async layerExtents(offset: number, length: number): Promise<Extent[]> {
+    const extents: Extent[] = [];
+    await this.forEachBlockPart(offset, length, async (block, _inBlock, done, part) => {
+      if (!this.table.isAllocated(block)) return;
+      const last = extents[extents.length - 1];
+      if (last && last.offset + last.length === offset + done) last.length += part;
+      else extents.push({ offset: offset + done, length: part });
+    });
+    return extents;
+  }
+
+  /** Adds parents' ranges (none for dynamic disks). */
+  protected async chainExtents(layer: Extent[], _offset: number, _length: number): Promise<Extent[]> {
+    return layer;
+  }
+
+  protected async allocatedBytes(): Promise<number> {
+    let total = 0;
+    for (let block = 0; block < this.table.entries; block++) {
+      if (!this.table.isAllocated(block)) continue;
+      total += Math.max(0, Math.min(this.blockSizeBytes, this.virtualSize - block * this.blockSizeBytes));
+    }
+    return total;
+  }
+
+  protected override extraInfo(): Record<string, unknown> {
+    return {
+      blockSize: this.blockSizeBytes,
+      maxTableEntries: this.header.maxTableEntries,
+      allocatedBlocks: this.table.allocatedCount(),
+      tableOffset: this.header.tableOffsetBytes,
+    };
+  }
+
+  protected override async closeParents(): Promise<void> {
+    this.bitmapOps.release();
+  }
+}

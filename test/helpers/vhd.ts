@@ -1,0 +1,58 @@
+// Helpers for the VHD tests: run the oracles (qemu-img, qemu-io, vhdiinfo), read a whole
+// image through vhdsync, hash bytes.
+
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { DiskImage } from "../../dist/formats/disk-image.js";
+
+/** Runs a command; throws with its stderr when it fails. Returns stdout. */
+export function run(command: string, args: string[]): string {
+  const result = spawnSync(command, args, { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed (${result.status}): ${result.stderr}`);
+  return result.stdout;
+}
+
+/** The guest-visible content of an image according to qemu-img (`convert -O raw`). */
+export function qemuContent(path: string, dir: string, format = "vpc"): Buffer {
+  const out = join(dir, `qemu-raw-${Math.random().toString(36).slice(2)}.raw`);
+  run("qemu-img", ["convert", "-f", format, "-O", "raw", path, out]);
+  return readFileSync(out);
+}
+
+/** The virtual size qemu-img reports. */
+export function qemuVirtualSize(path: string, format = "vpc"): number {
+  return JSON.parse(run("qemu-img", ["info", "--output=json", "-f", format, path]))["virtual-size"];
+}
+
+/** Reads a whole image through vhdsync in chunks of `chunkBytes`. */
+export async function readImage(image: DiskImage, chunkBytes = 1 << 20): Promise<Buffer> {
+  const out = Buffer.alloc(image.virtualSize);
+  for (let offset = 0; offset < image.virtualSize; offset += chunkBytes) {
+    await image.read(out.subarray(offset, Math.min(image.virtualSize, offset + chunkBytes)), offset);
+  }
+  return out;
+}
+
+export function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** First offset where two buffers differ, or -1 (also -1 ... when equal). */
+export function firstDifference(a: Uint8Array, b: Uint8Array): number {
+  if (a.length !== b.length) return Math.min(a.length, b.length);
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i;
+  return -1;
+}
+
+const ZEROS = Buffer.alloc(1 << 20);
+
+/** Whether every byte is zero. */
+export function isZeroBuffer(bytes: Uint8Array): boolean {
+  for (let offset = 0; offset < bytes.length; offset += ZEROS.length) {
+    const part = bytes.subarray(offset, Math.min(bytes.length, offset + ZEROS.length));
+    if (Buffer.compare(part, ZEROS.subarray(0, part.length)) !== 0) return false;
+  }
+  return true;
+}
