@@ -1,0 +1,82 @@
+// The VHDX block allocation table in memory ([MS-VHDX] 2.5): read once at open, validated by
+// the WASM kernel, then kept as a small JS copy for lookups (payload block → state and file
+// offset; chunk → sector bitmap offset).
+
+import { VhdsyncError } from "../../errors.js";
+import { getWasm } from "../../wasm/driver.js";
+import { checkStatus } from "../../wasm/status.js";
+import type { VhdxFileReader } from "./vhdx-file-reader.js";
+import { MIB, type VhdxMetadata, type VhdxRegions } from "./vhdx-structures.js";
+
+/** Payload block states ([MS-VHDX] 2.5.1.1). */
+export const BlockState = {
+  NOT_PRESENT: 0,
+  UNDEFINED: 1,
+  ZERO: 2,
+  UNMAPPED: 3,
+  FULLY_PRESENT: 6,
+  PARTIALLY_PRESENT: 7,
+} as const;
+
+/** Largest BAT vhdsync loads (a 64 TiB disk with 32 MiB blocks needs 16 MiB). */
+export const MAX_BAT_BYTES = 64 * 1024 * 1024;
+
+/** A validated BAT. */
+export class VhdxBat {
+  private constructor(
+    private readonly entries: DataView,
+    private readonly chunkRatio: number,
+    /** Payload blocks in state FULLY_PRESENT or PARTIALLY_PRESENT. */
+    readonly presentBlocks: number,
+  ) {}
+
+  /**
+   * Reads and validates the BAT of a VHDX.
+   * @throws VHDSYNC_CORRUPT (too small, bad state or offset), VHDSYNC_TRUNCATED (entry past
+   * the end of file), VHDSYNC_UNSUPPORTED (BAT above MAX_BAT_BYTES), I/O codes.
+   */
+  static async load(reader: VhdxFileReader, regions: VhdxRegions, metadata: VhdxMetadata): Promise<VhdxBat> {
+    const path = reader.path;
+    const bytes = metadata.batEntries * 8;
+    if (bytes > regions.batLengthBytes) {
+      checkStatus(215, `${path}: VHDX BAT`, { path, batEntries: metadata.batEntries, batLengthBytes: regions.batLengthBytes });
+    }
+    if (bytes > MAX_BAT_BYTES) throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${path}: VHDX BAT of ${bytes} bytes is too large`, { path });
+    const wasm = getWasm();
+    const address = wasm.alloc(Math.max(bytes, 8) + 24, 8);
+    try {
+      const view = wasm.view(address, bytes);
+      await reader.read(view, regions.batOffsetBytes);
+      const out = address + Math.max(bytes, 8);
+      const status = wasm.exports.vhdxValidateBat(
+        address, BigInt(metadata.batEntries), BigInt(metadata.virtualSizeBytes), metadata.blockSizeBytes, metadata.chunkRatio,
+        metadata.hasParent ? 1 : 0, BigInt(reader.effectiveSizeBytes), out,
+      );
+      const result = wasm.dataView(out, 24);
+      checkStatus(status, `${path}: VHDX BAT`, { path, batIndex: Number(result.getBigUint64(8, true)), entry: `0x${result.getBigUint64(16, true).toString(16)}` });
+      const copy = view.slice();
+      return new VhdxBat(new DataView(copy.buffer), metadata.chunkRatio, Number(result.getBigUint64(0, true)));
+    } finally {
+      wasm.release(address);
+    }
+  }
+
+  private entry(index: number): { state: number; fileOffsetBytes: number } {
+    if (index * 8 >= this.entries.byteLength) return { state: BlockState.NOT_PRESENT, fileOffsetBytes: 0 };
+    const low = this.entries.getUint32(index * 8, true);
+    const high = this.entries.getUint32(index * 8 + 4, true);
+    return { state: low & 7, fileOffsetBytes: ((low >>> 20) + high * 4096) * MIB };
+  }
+
+  /** State and file offset of payload block `block`. */
+  payload(block: number): { state: number; fileOffsetBytes: number } {
+    return this.entry(block + Math.floor(block / this.chunkRatio));
+  }
+
+  /** File offset of the sector bitmap block of the chunk holding payload block `block` (0 if absent). */
+  sectorBitmapOffset(block: number): number {
+    const chunk = Math.floor(block / this.chunkRatio);
+    const { state, fileOffsetBytes } = this.entry(chunk * (this.chunkRatio + 1) + this.chunkRatio);
+    return state === BlockState.FULLY_PRESENT ? fileOffsetBytes : 0;
+  }
+}

@@ -1,0 +1,221 @@
+// VhdxImage: a read-only DiskImage over a fixed, dynamic or differencing VHDX ([MS-VHDX]).
+// Open order follows section 2.3.3: headers, then (if the log is dirty) an in-memory replay,
+// then region table, metadata and BAT through the replayed view. Reads map each payload block
+// by its BAT state and coalesce contiguous file runs straight into the caller's buffer.
+
+import { realpath } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import { VhdsyncError, toVhdsyncError } from "../../errors.js";
+import { checkRange, openFile } from "../../io/file.js";
+import { getWasm } from "../../wasm/driver.js";
+import type { AllocationScope, DiskImage, Extent, ImageInfo } from "../disk-image.js";
+import { replayLog, type LogReplay } from "./log-replay.js";
+import { VhdxBat } from "./vhdx-bat.js";
+import { VhdxFileReader } from "./vhdx-file-reader.js";
+import { openVhdxParent } from "./vhdx-parent.js";
+import { totalLength, unionExtents } from "../extents.js";
+import { planRange, type Segment } from "./vhdx-plan.js";
+import {
+  HEADER_AREA_BYTES, parseHeaders, parseMetadata, parseParentLocator, parseRegions,
+  type VhdxHeader, type VhdxMetadata, type VhdxParentLocator, type VhdxRegions,
+} from "./vhdx-structures.js";
+
+/** Largest metadata region loaded. */
+const MAX_METADATA_BYTES = 32 * 1024 * 1024;
+
+/** Everything parsed from a VHDX at open (exposed for `check` and tests). */
+export interface VhdxStructure {
+  header: VhdxHeader;
+  regions: VhdxRegions;
+  metadata: VhdxMetadata;
+  locator?: VhdxParentLocator;
+  replay?: LogReplay;
+  fileSizeBytes: number;
+}
+
+/** A VHDX opened read-only (writes throw VHDSYNC_UNSUPPORTED in this release). */
+export class VhdxImage implements DiskImage {
+  readonly format = "vhdx" as const;
+  readonly readOnly = true;
+  private closed = false;
+
+  private constructor(
+    readonly path: string,
+    private readonly reader: VhdxFileReader,
+    readonly structure: VhdxStructure,
+    private readonly bat: VhdxBat,
+    private readonly parent?: DiskImage,
+  ) {}
+
+  /**
+   * Opens a VHDX read-only (a dirty log is replayed in memory; the file is never modified).
+   * @throws VHDSYNC_CORRUPT, VHDSYNC_BAD_CHECKSUM, VHDSYNC_TRUNCATED, VHDSYNC_UNSUPPORTED,
+   * VHDSYNC_CHAIN_BROKEN, VHDSYNC_NOT_FOUND and other I/O codes.
+   */
+  static async open(path: string): Promise<VhdxImage> {
+    return VhdxImage.openInChain(path, new Set());
+  }
+
+  /** Opens `path` as a member of a chain whose members' real paths are in `visited`. */
+  static async openInChain(path: string, visited: Set<string>): Promise<VhdxImage> {
+    const handle = await openFile(path, "r");
+    try {
+      const { reader, structure } = await readStructure(handle, path);
+      const bat = await VhdxBat.load(reader, structure.regions, structure.metadata);
+      let parent: DiskImage | undefined;
+      if (structure.metadata.hasParent && structure.locator) {
+        const chain = new Set(visited).add(await realpath(path));
+        parent = await openVhdxParent(path, structure.locator, structure.metadata.logicalSectorSize, chain, (p, v) => VhdxImage.openInChain(p, v));
+      }
+      return new VhdxImage(path, reader, structure, bat, parent);
+    } catch (error) {
+      await handle.close();
+      throw toVhdsyncError(error, { path });
+    }
+  }
+
+  get virtualSize(): number {
+    return this.structure.metadata.virtualSizeBytes;
+  }
+
+  get logicalSectorSize(): number {
+    return this.structure.metadata.logicalSectorSize;
+  }
+
+  /** The header's DataWriteGuid (what a child's parent_linkage must name). */
+  get dataWriteGuid(): string {
+    return this.structure.header.dataWriteGuid;
+  }
+
+  /** "fixed", "dynamic" or "differencing". */
+  get type(): string {
+    const metadata = this.structure.metadata;
+    return metadata.hasParent ? "differencing" : metadata.leaveBlockAllocated ? "fixed" : "dynamic";
+  }
+
+  private plan(offset: number, length: number): Promise<Segment[]> {
+    return planRange(this.reader, this.bat, this.structure.metadata, offset, length, this.parent?.virtualSize ?? 0);
+  }
+
+  async read(buffer: Uint8Array, offset: number): Promise<void> {
+    this.checkOpen();
+    checkRange(offset, buffer.length, this.virtualSize, this.path);
+    for (const segment of await this.plan(offset, buffer.length)) {
+      const target = buffer.subarray(segment.virtualOffset - offset, segment.virtualOffset - offset + segment.length);
+      if (segment.kind === "file") await this.reader.read(target, segment.fileOffset);
+      else if (segment.kind === "parent" && this.parent) await this.parent.read(target, segment.virtualOffset);
+      else target.fill(0);
+    }
+  }
+
+  async write(_buffer: Uint8Array, _offset: number): Promise<void> {
+    throw this.unsupported();
+  }
+
+  async writeZeros(_offset: number, _length: number): Promise<void> {
+    throw this.unsupported();
+  }
+
+  async allocationMap(offset = 0, length = this.virtualSize - offset, scope: AllocationScope = "chain"): Promise<Extent[]> {
+    this.checkOpen();
+    checkRange(offset, length, this.virtualSize, this.path);
+    const extents: Extent[] = [];
+    for (const segment of await this.plan(offset, length)) {
+      if (segment.kind === "file") extents.push({ offset: segment.virtualOffset, length: segment.length });
+      else if (segment.kind === "parent" && scope === "chain" && this.parent) {
+        extents.push(...(await this.parent.allocationMap(segment.virtualOffset, segment.length, "chain")));
+      }
+    }
+    return unionExtents(extents, []);
+  }
+
+  async info(): Promise<ImageInfo> {
+    this.checkOpen();
+    const { metadata, header, replay, fileSizeBytes } = this.structure;
+    const allocatedBytes = totalLength(await this.allocationMap(0, this.virtualSize, "layer"));
+    const parentInfo = this.parent ? await this.parent.info() : undefined;
+    return {
+      path: this.path,
+      format: "vhdx",
+      type: this.type,
+      virtualSize: this.virtualSize,
+      logicalSectorSize: metadata.logicalSectorSize,
+      physicalSectorSize: metadata.physicalSectorSize,
+      blockSize: metadata.blockSizeBytes,
+      allocatedBytes,
+      fileSize: fileSizeBytes,
+      uniqueId: metadata.virtualDiskId,
+      dataWriteGuid: header.dataWriteGuid,
+      fileWriteGuid: header.fileWriteGuid,
+      logReplayed: replay ? { entries: replay.entries, headSequenceNumber: replay.headSequenceNumber.toString() } : undefined,
+      parentLocator: this.structure.locator,
+      chain: [{ path: this.path, format: "vhdx", type: this.type, uniqueId: metadata.virtualDiskId }, ...(parentInfo?.chain ?? [])],
+    };
+  }
+
+  async flush(): Promise<void> {
+    this.checkOpen();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.parent?.close();
+    } finally {
+      await this.reader.handle.close();
+    }
+  }
+
+  private unsupported(): VhdsyncError {
+    return new VhdsyncError("VHDSYNC_UNSUPPORTED", `${this.path}: VHDX images are read-only in this release`, { path: this.path });
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${this.path}: image is closed`, { path: this.path });
+  }
+}
+
+/**
+ * Parses headers, replays the log in memory if it is dirty, then the region table, metadata
+ * and parent locator. @throws the codes of VhdxImage.open
+ */
+export async function readStructure(handle: FileHandle, path: string): Promise<{ reader: VhdxFileReader; structure: VhdxStructure }> {
+  const fileSizeBytes = (await handle.stat()).size;
+  if (fileSizeBytes < HEADER_AREA_BYTES) {
+    throw new VhdsyncError("VHDSYNC_TRUNCATED", `${path}: ${fileSizeBytes} bytes is too short for a VHDX header section`, { path, fileSize: fileSizeBytes });
+  }
+  const wasm = getWasm();
+  const address = wasm.alloc(HEADER_AREA_BYTES, 4096);
+  try {
+    const area = wasm.view(address, HEADER_AREA_BYTES);
+    const raw = new VhdxFileReader(handle, path, fileSizeBytes, fileSizeBytes);
+    await raw.read(area, 0);
+    const header = parseHeaders(address, path);
+    const logDirty = header.logGuid.some((byte) => byte !== 0);
+    const replay = logDirty ? await replayLog(handle, path, header, fileSizeBytes) : undefined;
+    const reader = replay ? new VhdxFileReader(handle, path, fileSizeBytes, replay.effectiveFileSize, replay.overlay) : raw;
+    replay?.overlay.apply(area, 0);
+    const regions = parseRegions(address, header, path);
+    const { metadata, locator } = await readMetadata(reader, regions, path);
+    return { reader, structure: { header, regions, metadata, locator, replay, fileSizeBytes } };
+  } finally {
+    wasm.release(address);
+  }
+}
+
+async function readMetadata(reader: VhdxFileReader, regions: VhdxRegions, path: string): Promise<{ metadata: VhdxMetadata; locator?: VhdxParentLocator }> {
+  const length = regions.metadataLengthBytes;
+  if (length > MAX_METADATA_BYTES) throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${path}: VHDX metadata region of ${length} bytes is too large`, { path });
+  const wasm = getWasm();
+  const address = wasm.alloc(length, 8);
+  try {
+    await reader.read(wasm.view(address, length), regions.metadataOffsetBytes);
+    const metadata = parseMetadata(address, length, path);
+    const item = metadata.parentLocator;
+    const locator = metadata.hasParent && item ? parseParentLocator(address + item.offsetBytes, item.lengthBytes, path) : undefined;
+    return { metadata, locator };
+  } finally {
+    wasm.release(address);
+  }
+}
