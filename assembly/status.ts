@@ -54,3 +54,55 @@ export const STATUS_VHD_BLOCK_OVERLAP: i32 = 121;
 export const STATUS_VHD_BLOCK_OVERLAPS_METADATA: i32 = 122;
 /** A sector whose bitmap bit is clear holds non-zero data. */
 export const STATUS_VHD_BITMAP_DATA_MISMATCH: i32 = 123;
+
+// 200-299 VHDX ([MS-VHDX]); mapped in src/wasm/status.ts.
+/** File type identifier is not "vhdxfile". */
+export const STATUS_VHDX_BAD_IDENTIFIER: i32 = 200;
+/** Neither header has a valid "head" signature. */
+export const STATUS_VHDX_NO_VALID_HEADER: i32 = 201;
+/** Header signatures present, but no header has a valid CRC-32C. */
+export const STATUS_VHDX_HEADER_BAD_CHECKSUM: i32 = 202;
+/** Header Version is not 1, or LogVersion is not 0 with a non-empty log. */
+export const STATUS_VHDX_UNSUPPORTED_VERSION: i32 = 203;
+/** Log offset/length not 1 MiB multiples or inside the header section. */
+export const STATUS_VHDX_BAD_LOG_LOCATION: i32 = 204;
+/** No region table copy has a valid CRC-32C. */
+export const STATUS_VHDX_REGION_BAD_CHECKSUM: i32 = 205;
+/** Region table: bad signature, entry count, alignment, duplicates or overlap. */
+export const STATUS_VHDX_REGION_CORRUPT: i32 = 206;
+/** A region marked required is not known to this implementation. */
+export const STATUS_VHDX_REGION_UNKNOWN_REQUIRED: i32 = 207;
+/** The BAT or metadata region is missing. */
+export const STATUS_VHDX_REGION_MISSING: i32 = 208;
+/** Metadata table: bad signature, entry count, item bounds or duplicates. */
+export const STATUS_VHDX_METADATA_CORRUPT: i32 = 209;
+/** A metadata item marked required is not known to this implementation. */
+export const STATUS_VHDX_METADATA_UNKNOWN_REQUIRED: i32 = 210;
+/** A required metadata item (file parameters, disk size, sector size, parent locator) is missing. */
+export const STATUS_VHDX_METADATA_MISSING: i32 = 211;
+/** Block size not a power of two in [1 MiB, 256 MiB]. */
+export const STATUS_VHDX_BAD_BLOCK_SIZE: i32 = 212;
+/** Logical/physical sector size not 512 or 4096. */
+export const STATUS_VHDX_BAD_SECTOR_SIZE: i32 = 213;
+/** Virtual disk size not a sector multiple or above 64 TiB. */
+export const STATUS_VHDX_BAD_VIRTUAL_SIZE: i32 = 214;
+/** The BAT region is smaller than the disk needs. */
+export const STATUS_VHDX_BAT_TOO_SMALL: i32 = 215;
+/** A BAT entry has a reserved or invalid state for this disk type. */
+export const STATUS_VHDX_BAT_BAD_STATE: i32 = 216;
+/** A BAT entry points into the header section. */
+export const STATUS_VHDX_BAT_BAD_OFFSET: i32 = 217;
+/** A BAT entry points past the end of the file. */
+export const STATUS_VHDX_BAT_BEYOND_EOF: i32 = 218;
+/** Parent locator: bad header, key/value bounds, or missing parent_linkage. */
+export const STATUS_VHDX_LOCATOR_CORRUPT: i32 = 219;
+/** Parent locator type is not the VHDX locator. */
+export const STATUS_VHDX_LOCATOR_UNSUPPORTED: i32 = 220;
+/** The log is not empty but holds no valid, complete sequence. */
+export const STATUS_VHDX_LOG_NO_SEQUENCE: i32 = 221;
+/** The file is shorter than the active log sequence's FlushedFileOffset. */
+export const STATUS_VHDX_LOG_TRUNCATED: i32 = 222;
+/** A log entry is malformed (signature, lengths, GUID, descriptors, sequence numbers). */
+export const STATUS_VHDX_LOG_ENTRY_CORRUPT: i32 = 223;
+/** A log entry's CRC-32C does not match. */
+export const STATUS_VHDX_LOG_ENTRY_BAD_CHECKSUM: i32 = 224;

@@ -23,3 +23,5 @@ export { DEFAULT_HASH_ALGORITHM, HASH_ALGORITHMS, digestLength, toHex, hashBytes
 export type { HashAlgorithm, Hasher, HashResult, HashStreamOptions } from "./hash/index.js";
 export { openVhd, createVhd, VhdImage, VhdFixedImage, VhdDynamicImage, VhdDifferencingImage, geometryForSize as vhdGeometryForSize } from "./formats/vhd/index.js";
 export type { CreateVhdOptions, OpenVhdOptions, VhdFooter, VhdHeader, VhdGeometry } from "./formats/vhd/index.js";
+export { VhdxImage, isVhdx } from "./formats/vhdx/index.js";
+export type { VhdxStructure } from "./formats/vhdx/index.js";
