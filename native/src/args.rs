@@ -14,6 +14,15 @@ pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
 const MAX_ARGS: usize = 6;
 
+/// A number roughly as JS prints it: exponent notation for huge magnitudes.
+fn show(value: f64) -> String {
+    if value.abs() < 1e21 {
+        format!("{value}")
+    } else {
+        format!("{value:e}")
+    }
+}
+
 /// The arguments of one call.
 pub struct Args {
     env: napi_env,
@@ -53,10 +62,10 @@ impl Args {
         let mut value = 0.0;
         check(unsafe { napi_get_value_double(self.env, self.values[index], &mut value) }, "napi_get_value_double")?;
         if !value.is_finite() || value.fract() != 0.0 {
-            return Err(Failure::Invalid(format!("{name} must be an integer, got {value}")));
+            return Err(Failure::Invalid(format!("{name} must be an integer, got {}", show(value))));
         }
         if !(0.0..=max).contains(&value) {
-            return Err(Failure::Invalid(format!("{name} must be between 0 and {max_text}, got {value}")));
+            return Err(Failure::Invalid(format!("{name} must be between 0 and {max_text}, got {}", show(value))));
         }
         Ok(value as u64)
     }

@@ -140,3 +140,27 @@ const UNSUPPORTED_ERRNOS = new Set(["EOPNOTSUPP", "ENOTSUP", "ENOSYS", "ENOTTY",
 export function isUnsupportedError(error: unknown): boolean {
   return UNSUPPORTED_ERRNOS.has(errnoName(error) ?? "");
 }
+
+const MAX_FD = 2 ** 31 - 1;
+
+/**
+ * Validates a byte count/offset (a safe non-negative integer ≤ max) the way the addon does,
+ * so both paths reject the same input.
+ * @throws VHDSYNC_INVALID_ARGUMENT
+ */
+export function checkNativeArgument(value: number, name: string, max = Number.MAX_SAFE_INTEGER): void {
+  if (!Number.isSafeInteger(value) || value < 0 || value > max) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${name} must be an integer between 0 and ${max}, got ${value}`, { [name]: value });
+  }
+}
+
+/**
+ * Validates an fd and a byte range whose end stays a safe integer.
+ * @throws VHDSYNC_INVALID_ARGUMENT
+ */
+export function checkFdRange(fd: number, offsetBytes: number, lengthBytes: number): void {
+  checkNativeArgument(fd, "fd", MAX_FD);
+  checkNativeArgument(offsetBytes, "offsetBytes");
+  checkNativeArgument(lengthBytes, "lengthBytes");
+  checkNativeArgument(offsetBytes + lengthBytes, "offsetBytes + lengthBytes");
+}

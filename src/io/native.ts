@@ -6,10 +6,10 @@
 import { fdatasync as fsFdatasync, readFileSync, statSync } from "node:fs";
 import { promisify } from "node:util";
 import type { Extent } from "../formats/disk-image.js";
-import { toVhdsyncError } from "../errors.js";
+import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import {
   addonLoadState,
-  errnoName,
+  checkFdRange,
   fromNativeError,
   isUnsupportedError,
   nativeAddon,
@@ -31,6 +31,7 @@ export type { CloneResult, CopyMethod, CopyRangeResult } from "./native-copy.js"
  * @throws VHDSYNC_INVALID_ARGUMENT for a bad fd/range; OS codes (VHDSYNC_IO, ...) otherwise
  */
 export async function fileExtents(fd: number, offsetBytes: number, lengthBytes: number): Promise<Extent[] | null> {
+  checkFdRange(fd, offsetBytes, lengthBytes);
   const addon = nativeAddon();
   if (!addon) return null;
   try {
@@ -47,6 +48,7 @@ async function fallocateOrFalse(
   offsetBytes: number,
   lengthBytes: number,
 ): Promise<boolean> {
+  checkFdRange(fd, offsetBytes, lengthBytes);
   if (!call) return false;
   try {
     await call(fd, offsetBytes, lengthBytes);
@@ -110,21 +112,24 @@ export async function fdatasync(fd: number): Promise<void> {
   }
 }
 
+const ADVICE_NAMES: ReadonlySet<string> = new Set(["normal", "random", "sequential", "willneed", "dontneed", "noreuse"]);
+
 /**
  * Read-ahead / cache hint for a range (posix_fadvise; lengthBytes 0 = to end of file).
- * Returns false when not applied (no addon). Hints never fail an operation: OS errors other
- * than a bad argument are reported as false too.
- * @throws VHDSYNC_INVALID_ARGUMENT for a bad fd/range/advice
+ * Returns false when not applied: no addon, or the OS refused (hints never fail an operation).
+ * @throws VHDSYNC_INVALID_ARGUMENT for a bad fd/range/advice (on both paths)
  */
 export function fadvise(fd: number, offsetBytes: number, lengthBytes: number, advice: FadviseAdvice): boolean {
+  checkFdRange(fd, offsetBytes, lengthBytes);
+  if (!ADVICE_NAMES.has(advice)) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `advice must be one of ${[...ADVICE_NAMES].join(", ")}, got ${String(advice)}`, { advice });
+  }
   const addon = nativeAddon();
   if (!addon) return false;
   try {
     addon.fadvise(fd, offsetBytes, lengthBytes, advice);
     return true;
-  } catch (error) {
-    const converted = fromNativeError(error, { offset: offsetBytes, length: lengthBytes });
-    if (converted.code === "VHDSYNC_INVALID_ARGUMENT" && !errnoName(error)) throw converted;
+  } catch {
     return false;
   }
 }

@@ -1,0 +1,53 @@
+// Block device geometry on a real loop device (losetup, root only; skipped with the reason
+// elsewhere): the addon's ioctls (BLKGETSIZE64/BLKSSZGET/BLKPBSZGET) and the sysfs fallback
+// agree with what losetup was asked for, and RawImage opens the device with that size.
+import t from "tap";
+import { execFileSync, spawnSync } from "node:child_process";
+import { closeSync, openSync, truncateSync } from "node:fs";
+import { join } from "node:path";
+import { RawImage } from "../dist/formats/raw.js";
+import { blockDeviceInfo, nativeAddon, sysfsBlockDeviceInfo } from "../dist/io/native.js";
+import { tempDir } from "./helpers/tmp.js";
+
+const SIZE_BYTES = 24 * 1024 * 1024;
+
+/** Attaches a loop device over a sparse file; returns its path or why that is impossible here. */
+function attachLoop(t: Tap.Test, sectorSize: number): { device?: string; reason?: string } {
+  if (process.getuid?.() !== 0) return { reason: "loop devices need root" };
+  const backing = join(tempDir(t), `loop-${sectorSize}.img`);
+  closeSync(openSync(backing, "w"));
+  truncateSync(backing, SIZE_BYTES);
+  const attach = spawnSync("losetup", ["--find", "--show", "--sector-size", String(sectorSize), backing], { encoding: "utf8" });
+  if (attach.status !== 0) return { reason: `losetup failed here: ${(attach.stderr || attach.error?.message || "").trim()}` };
+  const device = attach.stdout.trim();
+  t.teardown(() => {
+    execFileSync("losetup", ["--detach", device]);
+  });
+  return { device };
+}
+
+for (const sectorSize of [512, 4096]) {
+  t.test(`a loop device with ${sectorSize}-byte sectors reports its geometry`, async (t) => {
+    const { device, reason } = attachLoop(t, sectorSize);
+    if (!device) return t.skip(reason);
+    const fd = openSync(device, "r");
+    t.teardown(() => closeSync(fd));
+    const sysfs = sysfsBlockDeviceInfo(device);
+    t.same(sysfs && [sysfs.sizeBytes, sysfs.logicalSectorSize], [SIZE_BYTES, sectorSize], `sysfs fallback for ${device}`);
+    const addon = nativeAddon();
+    if (addon) {
+      const native = addon.blockDeviceInfo(fd);
+      t.same([native.sizeBytes, native.logicalSectorSize], [SIZE_BYTES, sectorSize], `ioctls on ${device}`);
+      t.ok(native.physicalSectorSize >= native.logicalSectorSize, "physical ≥ logical sector size");
+      t.same(await addon.blockDeviceInfoAsync(fd), native, "async form agrees");
+      t.same(sysfs, native, "sysfs and ioctls agree");
+    }
+    t.same(blockDeviceInfo(fd, device)?.sizeBytes, SIZE_BYTES, "adapter (native or sysfs)");
+    const image = await RawImage.open(device, true);
+    t.teardown(() => image.close());
+    t.equal(image.format, "block-device");
+    t.equal(image.virtualSize, SIZE_BYTES);
+    t.equal(image.logicalSectorSize, sectorSize);
+    t.same(await image.allocationMap(), [{ offset: 0, length: SIZE_BYTES }], "block devices are fully allocated");
+  });
+}

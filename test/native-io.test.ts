@@ -1,0 +1,164 @@
+// The native adapter (src/io/native.ts) on whichever path this run uses — addon or portable
+// fallback (VHDSYNC_NO_NATIVE=1) — plus a child process forced onto the fallback: raw image
+// allocation maps and zero writes, cloneFile/copyFileRange saying which path they took,
+// nativeStatus, `vhdsync doctor` and the native section of `--version --json`.
+import t from "tap";
+import { spawnSync } from "node:child_process";
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { RawImage } from "../dist/formats/raw.js";
+import { cloneFile, copyFileRange, fdatasync, fileExtents, nativeStatus, zeroRange } from "../dist/io/native.js";
+import { runCli } from "./helpers/cli.js";
+import { Prng, testSeed } from "./helpers/prng.js";
+import { tempDir } from "./helpers/tmp.js";
+import { UNIT_BYTES, layoutExtents, randomLayout, sparseUnsupportedReason, writeSparseFile } from "./helpers/native-sparse.js";
+
+const seed = testSeed();
+const status = nativeStatus();
+const forcedOff = process.env.VHDSYNC_NO_NATIVE === "1";
+
+t.test("nativeStatus reports the path in use and why", async (t) => {
+  if (forcedOff) {
+    t.equal(status.loaded, false);
+    t.match(status.reason, /VHDSYNC_NO_NATIVE=1/);
+  } else if (status.loaded) {
+    t.ok(status.path && existsSync(status.path), `loaded from ${status.path}`);
+    t.match(status.version, /^\d+\.\d+\.\d+$/);
+  } else {
+    t.match(status.reason, /\S/, `not loaded: ${status.reason}`);
+  }
+  t.same(
+    status.features.map((feature) => feature.name),
+    ["extents", "punchHole", "zeroRange", "reflink", "copyRange", "blockDeviceInfo", "fdatasync", "fadvise"],
+  );
+  t.ok(status.features.every((feature) => feature.active === status.loaded));
+});
+
+t.test("RawImage.allocationMap returns the file's extents (native) or the whole range (fallback)", async (t) => {
+  const dir = tempDir(t);
+  const noHoles = sparseUnsupportedReason(dir);
+  const layout = randomLayout(new Prng(seed), 64);
+  const path = join(dir, "sparse.img");
+  writeSparseFile(path, layout, new Prng(seed));
+  const image = await RawImage.open(path, true);
+  t.teardown(() => image.close());
+  const size = layout.length * UNIT_BYTES;
+  const map = await image.allocationMap();
+  const info = await image.info();
+  if (!status.loaded || noHoles) {
+    t.same(map, [{ offset: 0, length: size }], `fallback: everything allocated (${noHoles ?? status.reason})`);
+    return;
+  }
+  const expected = layoutExtents(layout);
+  t.same(map, expected, `seed ${seed}: exact extents`);
+  t.equal(info.allocatedBytes, expected.reduce((sum, extent) => sum + extent.length, 0), "info().allocatedBytes");
+  t.same(await image.allocationMap(UNIT_BYTES / 2, 3 * UNIT_BYTES), await fileExtents(image.fd, UNIT_BYTES / 2, 3 * UNIT_BYTES), "clipped window");
+});
+
+t.test("RawImage.writeZeros punches holes (native) or writes zeros (fallback); reads back zeros", async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, "zeros.img");
+  writeSparseFile(path, Array.from({ length: 8 }, () => true), new Prng(seed));
+  const before = statSync(path).blocks;
+  const image = await RawImage.open(path, false);
+  await image.writeZeros(2 * UNIT_BYTES, 4 * UNIT_BYTES);
+  const middle = new Uint8Array(4 * UNIT_BYTES);
+  await image.read(middle, 2 * UNIT_BYTES);
+  await image.close();
+  t.ok(middle.every((byte) => byte === 0), "zeros read back");
+  const after = statSync(path).blocks;
+  if (status.loaded && !sparseUnsupportedReason(dir)) t.ok(after < before, `hole punched: blocks ${before} → ${after}`);
+  else t.ok(after >= before - 8, `zeros written: blocks ${before} → ${after}`);
+});
+
+t.test("cloneFile copies content and holes and says which path it used", async (t) => {
+  const dir = tempDir(t);
+  const src = join(dir, "src.img");
+  writeSparseFile(src, [true, false, false, true, false, true, true, false], new Prng(seed));
+  const result = await cloneFile(src, join(dir, "dst.img"));
+  t.ok(readFileSync(join(dir, "dst.img")).equals(readFileSync(src)), `identical copy via ${result.method}`);
+  t.equal(result.sizeBytes, 8 * UNIT_BYTES);
+  if (!status.loaded) {
+    t.equal(result.method, "copy");
+    t.match(result.reason, /native addon not loaded/);
+  } else if (result.method !== "reflink") {
+    t.match(result.reason, /reflink unsupported here \((EOPNOTSUPP|ENOTTY|EXDEV|EINVAL)/, result.reason);
+  }
+  if (!sparseUnsupportedReason(dir)) {
+    t.ok(statSync(join(dir, "dst.img")).blocks <= statSync(src).blocks, "holes stayed holes");
+  }
+  const dataBytes = status.loaded && !sparseUnsupportedReason(dir) ? 4 * UNIT_BYTES : 8 * UNIT_BYTES;
+  if (result.method !== "reflink") t.equal(result.bytesCopied, dataBytes, "bytes read (only data with the addon)");
+  await t.rejects(cloneFile(src, join(dir, "dst.img")), { code: "VHDSYNC_INVALID_ARGUMENT" }, "existing target refused");
+  const again = await cloneFile(src, join(dir, "dst.img"), { overwrite: true });
+  t.equal(again.method, result.method, "overwrite allowed");
+  await t.rejects(cloneFile(join(dir, "missing.img"), join(dir, "other.img")), { code: "VHDSYNC_NOT_FOUND" });
+  t.notOk(existsSync(join(dir, "other.img")), "no target created for a missing source");
+});
+
+t.test("copyFileRange copies a range and reports the method", async (t) => {
+  const dir = tempDir(t);
+  const src = join(dir, "src.bin");
+  const bytes = new Prng(seed).bytes(300_000);
+  writeFileSync(src, bytes);
+  const srcFd = openSync(src, "r");
+  const dstFd = openSync(join(dir, "dst.bin"), "w+");
+  t.teardown(() => (closeSync(srcFd), closeSync(dstFd)));
+  const result = await copyFileRange(srcFd, 1000, dstFd, 7, 200_000);
+  t.equal(result.bytesCopied, 200_000);
+  t.equal(result.method, status.loaded ? "copy-file-range" : "copy", result.reason ?? "kernel copy");
+  const copied = Buffer.alloc(200_000);
+  readSync(dstFd, copied, 0, copied.length, 7);
+  t.ok(copied.equals(Buffer.from(bytes.subarray(1000, 201_000))), `seed ${seed}: bytes match`);
+  const tail = await copyFileRange(srcFd, 250_000, dstFd, 0, 100_000);
+  t.equal(tail.bytesCopied, 50_000, "stops at the end of the source");
+  await fdatasync(dstFd);
+  t.equal(typeof (await zeroRange(dstFd, 0, 4096)), "boolean");
+});
+
+t.test("a child process with VHDSYNC_NO_NATIVE=1 uses every fallback", async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, "sparse.img");
+  writeSparseFile(path, [false, true, false], new Prng(seed));
+  const nativeModule = fileURLToPath(new URL("../dist/io/native.js", import.meta.url));
+  const script = `
+    import { openSync } from "node:fs";
+    const native = await import(${JSON.stringify(nativeModule)});
+    const fd = openSync(${JSON.stringify(path)}, "r+");
+    console.log(JSON.stringify({
+      status: native.nativeStatus(),
+      extents: await native.fileExtents(fd, 0, ${3 * UNIT_BYTES}),
+      punched: await native.punchHole(fd, 0, 4096),
+      reflinked: await native.reflink(fd, fd),
+    }));
+  `;
+  const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+    encoding: "utf8",
+    env: { ...process.env, VHDSYNC_NO_NATIVE: "1" },
+  });
+  t.equal(child.status, 0, child.stderr);
+  const report = JSON.parse(child.stdout);
+  t.equal(report.status.loaded, false);
+  t.match(report.status.reason, /VHDSYNC_NO_NATIVE=1/);
+  t.same([report.extents, report.punched, report.reflinked], [null, false, false]);
+});
+
+t.test("vhdsync doctor and --version --json describe the native features", async (t) => {
+  const version = runCli(["--version", "--json"]);
+  t.equal(version.status, 0, version.stderr);
+  t.equal(JSON.parse(version.stdout).native.loaded, status.loaded);
+  const doctor = runCli(["doctor", tempDir(t), "--json"]);
+  t.equal(doctor.status, 0, doctor.stderr);
+  const report = JSON.parse(doctor.stdout);
+  t.equal(report.native.loaded, status.loaded);
+  t.same(report.native.features.map((f: { name: string }) => f.name), status.features.map((f) => f.name));
+  t.same(report.probe.checks.map((c: { name: string }) => c.name), ["holes", "punchHole", "zeroRange", "reflink", "copyRange"]);
+  if (!status.loaded) t.ok(report.probe.checks.every((c: { supported: boolean }) => !c.supported));
+  const human = runCli(["doctor"]);
+  t.equal(human.status, 0);
+  t.match(human.stdout, status.loaded ? /native addon: loaded/ : /native addon: not loaded/);
+  const missing = runCli(["doctor", join(tempDir(t), "no-such-dir"), "--json"]);
+  t.equal(missing.status, 3, "missing directory is an error");
+  t.equal(JSON.parse(missing.stdout).error.code, "VHDSYNC_NOT_FOUND");
+});
