@@ -1,0 +1,126 @@
+// The snapshot library API: create, revert, delete, merge and resume. Every call first
+// finishes an operation a crash left pending on the same disk (its state file), then
+// validates the whole snapshot set (a broken chain is VHDSYNC_CHAIN_BROKEN before anything
+// is written), then runs its step machine. Semantics: docs/snapshots.md.
+
+import { basename } from "node:path";
+import { continueCreate, planCreate } from "./create-steps.js";
+import { continueDelete, planDelete } from "./delete-steps.js";
+import { continueMerge, planMerge } from "./merge-steps.js";
+import { readOperationState, writeOperationState, type OperationState } from "./operation-state.js";
+import { continueRevert, planRevert } from "./revert-steps.js";
+import type { SnapshotEntry } from "./snapshot-catalogue.js";
+import { snapshotPaths } from "./snapshot-paths.js";
+import { findSnapshot, loadSnapshotSet } from "./snapshot-set.js";
+import type { CopyTuning } from "./copy-ranges.js";
+import { faultPoint } from "./fault-injection.js";
+
+/** What a snapshot operation reports. */
+export interface SnapshotOperationResult {
+  disk: string;
+  /** The pending operation that was finished first (after a crash), if any. */
+  resumed?: { op: string; step: string };
+}
+
+/**
+ * Finishes the operation a crash left pending on `diskPath`, if any.
+ * @returns the state that was resumed, or null
+ * @throws VHDSYNC_BAD_STATE (unusable state file), VHDSYNC_CHAIN_BROKEN, I/O codes
+ */
+export async function resumeSnapshotOperation(diskPath: string, tuning: CopyTuning = {}): Promise<OperationState | null> {
+  const paths = snapshotPaths(diskPath);
+  const state = await readOperationState(paths.state);
+  if (!state) return null;
+  switch (state.op) {
+    case "create":
+      await continueCreate(paths, state);
+      break;
+    case "revert":
+      await continueRevert(paths, state);
+      break;
+    case "delete":
+      await continueDelete(paths, state, tuning);
+      break;
+    case "merge":
+      await continueMerge(paths, state, tuning);
+      break;
+  }
+  return state;
+}
+
+/** Persists the first state of a new operation. */
+async function begin<S extends OperationState>(state: S): Promise<S> {
+  await writeOperationState(snapshotPaths(state.disk).state, state);
+  faultPoint(`${state.op}:begin`);
+  return state;
+}
+
+function resumedField(state: OperationState | null): SnapshotOperationResult["resumed"] {
+  return state ? { op: state.op, step: state.step } : undefined;
+}
+
+/**
+ * Makes the current content of `diskPath` a read-only snapshot layer; the disk's path becomes
+ * a new empty differencing child of it. O(1) in the disk size.
+ * @throws VHDSYNC_UNSUPPORTED (raw image: convert it to VHD first), VHDSYNC_CHAIN_BROKEN,
+ *   VHDSYNC_USAGE (name already used), I/O codes
+ */
+export async function createSnapshot(diskPath: string, options: { name?: string; now?: Date } = {}): Promise<SnapshotOperationResult & { snapshot: SnapshotEntry }> {
+  const resumed = await resumeSnapshotOperation(diskPath);
+  if (resumed?.op === "create" && resumed.name === (options.name ?? "")) {
+    const snapshot = { id: resumed.id, name: resumed.name, createdAt: resumed.createdAt, layer: basename(resumed.layerPath), uniqueId: resumed.layerUniqueId };
+    return { disk: resumed.disk, resumed: resumedField(resumed), snapshot };
+  }
+  const set = await loadSnapshotSet(diskPath);
+  const state = await begin(await planCreate(set, options.name ?? "", options.now ?? new Date()));
+  const snapshot = await continueCreate(set.paths, state);
+  return { disk: set.paths.disk, resumed: resumedField(resumed), snapshot };
+}
+
+/**
+ * Discards what was written to the active disk since `snapshot` (id or name): the disk's path
+ * becomes a fresh empty child of the snapshot's layer. Other snapshots are kept.
+ * @throws VHDSYNC_USAGE (unknown snapshot), VHDSYNC_CHAIN_BROKEN, I/O codes
+ */
+export async function revertSnapshot(diskPath: string, snapshot: string): Promise<SnapshotOperationResult & { snapshot: SnapshotEntry }> {
+  const resumed = await resumeSnapshotOperation(diskPath);
+  const set = await loadSnapshotSet(diskPath);
+  const node = findSnapshot(set, snapshot);
+  if (resumed?.op === "revert" && resumed.snapshotId === node.snapshot!.id) return { disk: set.paths.disk, resumed: resumedField(resumed), snapshot: node.snapshot! };
+  await continueRevert(set.paths, await begin(planRevert(set, node)));
+  return { disk: set.paths.disk, resumed: resumedField(resumed), snapshot: node.snapshot! };
+}
+
+/**
+ * Removes snapshot `snapshot` (id or name) without changing what any other snapshot or the
+ * active disk reads: its data is merged into each child, which is re-pointed at its parent.
+ * Resumable. A rerun after a crash finishes the pending delete (and then reports success).
+ * @throws VHDSYNC_USAGE (unknown snapshot), VHDSYNC_CHAIN_BROKEN, I/O codes
+ */
+export async function deleteSnapshot(diskPath: string, snapshot: string, tuning: CopyTuning = {}): Promise<SnapshotOperationResult & { deleted: string }> {
+  const resumed = await resumeSnapshotOperation(diskPath, tuning);
+  if (resumed?.op === "delete" && (resumed.snapshotId === snapshot || resumed.snapshotName === snapshot)) {
+    return { disk: resumed.disk, resumed: resumedField(resumed), deleted: resumed.snapshotId };
+  }
+  const set = await loadSnapshotSet(diskPath);
+  const node = findSnapshot(set, snapshot);
+  await continueDelete(set.paths, await begin(await planDelete(set, node)), tuning);
+  return { disk: set.paths.disk, resumed: resumedField(resumed), deleted: node.snapshot!.id };
+}
+
+/**
+ * Coalesces the active disk (and the layers above `into`) into snapshot `into` (default: the
+ * active disk's parent). The consumed snapshots disappear; the active disk reads the same.
+ * Resumable; a rerun after a crash finishes the pending merge (and then reports success).
+ * @throws VHDSYNC_USAGE (nothing to merge, not an ancestor), VHDSYNC_UNSUPPORTED (other
+ *   snapshots depend on a consumed layer, or it is not a snapshot layer), VHDSYNC_CHAIN_BROKEN
+ */
+export async function mergeSnapshots(diskPath: string, options: { into?: string } & CopyTuning = {}): Promise<SnapshotOperationResult & { merged: string[] }> {
+  const resumed = await resumeSnapshotOperation(diskPath, options);
+  if (resumed?.op === "merge") return { disk: resumed.disk, resumed: resumedField(resumed), merged: resumed.droppedIds };
+  const set = await loadSnapshotSet(diskPath);
+  const target = options.into ? findSnapshot(set, options.into) : undefined;
+  const state = await begin(planMerge(set, target));
+  await continueMerge(set.paths, state, options);
+  return { disk: set.paths.disk, resumed: resumedField(resumed), merged: state.droppedIds };
+}
