@@ -8,4 +8,8 @@ export { xxh3_64, xxh3_128 } from "./hash/xxh3";
 export { xxh3_stateSize, xxh3_init, xxh3_update, xxh3_64_digest, xxh3_128_digest } from "./hash/xxh3-stream";
 export { isZero, bytesEqual, zeroBlocks, compareBlocks, flagsToRanges, diffDigests } from "./blocks";
 export { vhdFooterParse, vhdFooterBuild, vhdChecksum, vhdHeaderParse, vhdHeaderBuild, vhdBitmapBytes, vhdBatScan, vhdBitmapGet, vhdBitmapSetRange, vhdBitmapRun, vhdBitmapCount, vhdBitmapZeroCheck, vhdGeometryForSize } from "./vhd/index";
+export { hrlByteSum, hrlDataChecksum } from "./hrl/checksum";
+export { hrlHeaderParse, hrlHeaderBuild } from "./hrl/header";
+export { hrlMetadataParse, hrlEntryBuild, hrlMetadataHeaderBuild } from "./hrl/metadata";
+export { hrlScanMetadata } from "./hrl/scan";
 export { vhdxCrc32c, vhdxCrc32cUpdate, vhdxParseHeaders, vhdxParseRegionTable, vhdxParseMetadata, vhdxParseParentLocator, vhdxValidateBat, vhdxLogEntryCheck, vhdxLogFindActive, vhdxLogDescriptor } from "./vhdx/index";

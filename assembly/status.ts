@@ -106,3 +106,39 @@ export const STATUS_VHDX_LOG_TRUNCATED: i32 = 222;
 export const STATUS_VHDX_LOG_ENTRY_CORRUPT: i32 = 223;
 /** A log entry's CRC-32C does not match. */
 export const STATUS_VHDX_LOG_ENTRY_BAD_CHECKSUM: i32 = 224;
+
+// ---- HRL (300-399): Hyper-V Replica log, [MS-HRL] (assembly/hrl/) ----
+/** The buffer holds less than the structure needs (header < 4096 bytes, block < MetadataSize). */
+export const STATUS_HRL_TRUNCATED: i32 = 300;
+/** Cookie is not "msctlog". */
+export const STATUS_HRL_BAD_COOKIE: i32 = 301;
+/** Log file header checksum does not match. */
+export const STATUS_HRL_HEADER_CHECKSUM: i32 = 302;
+/** LogFormatVersion major is not 1 or 2. */
+export const STATUS_HRL_UNSUPPORTED_VERSION: i32 = 303;
+/** FileType is not 0 (HRL). */
+export const STATUS_HRL_UNSUPPORTED_FILE_TYPE: i32 = 304;
+/** MetadataSize is not a multiple of 32 between 64 bytes and 1 MiB. */
+export const STATUS_HRL_BAD_METADATA_SIZE: i32 = 305;
+/** EOLLocation is non-zero but cannot end a metadata block. */
+export const STATUS_HRL_BAD_EOL: i32 = 306;
+/** EOLLocation is 0: the log was not closed cleanly. */
+export const STATUS_HRL_UNCLEAN: i32 = 307;
+/** The header records a non-zero ErrorCode: change tracking failed. */
+export const STATUS_HRL_ERROR_RECORDED: i32 = 308;
+/** Metadata header checksum does not match. */
+export const STATUS_HRL_METADATA_CHECKSUM: i32 = 310;
+/** PreviousMetadataLocation points outside the log or into this block. */
+export const STATUS_HRL_BAD_METADATA_LINK: i32 = 311;
+/** ValidMetadataEntries exceeds what the metadata block holds. */
+export const STATUS_HRL_TOO_MANY_ENTRIES: i32 = 312;
+/** A metadata entry's checksum does not match. */
+export const STATUS_HRL_ENTRY_CHECKSUM: i32 = 313;
+/** A metadata entry's MetaOperation is not 1 (write). */
+export const STATUS_HRL_BAD_OPERATION: i32 = 314;
+/** A metadata entry writes past the end of the disk it is applied to. */
+export const STATUS_HRL_ENTRY_OUTSIDE_DISK: i32 = 315;
+/** The entries' data lengths do not fill the space between two metadata blocks exactly. */
+export const STATUS_HRL_DATA_LAYOUT: i32 = 316;
+/** An entry's data does not match its DataChecksum. */
+export const STATUS_HRL_DATA_CHECKSUM: i32 = 317;

@@ -25,3 +25,4 @@ export { openVhd, createVhd, VhdImage, VhdFixedImage, VhdDynamicImage, VhdDiffer
 export type { CreateVhdOptions, OpenVhdOptions, VhdFooter, VhdHeader, VhdGeometry } from "./formats/vhd/index.js";
 export { VhdxImage, isVhdx } from "./formats/vhdx/index.js";
 export type { VhdxStructure } from "./formats/vhdx/index.js";
+export * from "./hrl/index.js";

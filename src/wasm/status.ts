@@ -58,6 +58,24 @@ export const STATUS_TABLE: Record<number, { code: ErrorCode; message: string }> 
   222: { code: "VHDSYNC_TRUNCATED", message: "VHDX file is shorter than its log says it must be" },
   223: { code: "VHDSYNC_CORRUPT", message: "VHDX log entry is malformed" },
   224: { code: "VHDSYNC_BAD_CHECKSUM", message: "VHDX log entry fails its CRC-32C check" },
+  // 300-399 HRL ([MS-HRL], assembly/hrl/)
+  300: { code: "VHDSYNC_TRUNCATED", message: "Hyper-V Replica log is truncated" },
+  301: { code: "VHDSYNC_CORRUPT", message: "not a Hyper-V Replica log (cookie is not \"msctlog\")" },
+  302: { code: "VHDSYNC_BAD_CHECKSUM", message: "HRL header checksum does not match" },
+  303: { code: "VHDSYNC_UNSUPPORTED", message: "unsupported HRL LogFormatVersion (1.x and 2.x are read)" },
+  304: { code: "VHDSYNC_UNSUPPORTED", message: "HRL FileType is not 0 (not a replica log)" },
+  305: { code: "VHDSYNC_CORRUPT", message: "HRL MetadataSize must be a multiple of 32 from 64 bytes to 1 MiB" },
+  306: { code: "VHDSYNC_CORRUPT", message: "HRL EOLLocation cannot end a metadata block" },
+  307: { code: "VHDSYNC_HRL_UNCLEAN", message: "log was not closed cleanly (EOLLocation is 0); resynchronization required" },
+  308: { code: "VHDSYNC_HRL_UNCLEAN", message: "log records a change-tracking error (ErrorCode is not 0); resynchronization required" },
+  310: { code: "VHDSYNC_BAD_CHECKSUM", message: "HRL metadata header checksum does not match" },
+  311: { code: "VHDSYNC_CORRUPT", message: "HRL PreviousMetadataLocation points outside the log" },
+  312: { code: "VHDSYNC_CORRUPT", message: "HRL ValidMetadataEntries exceeds the metadata block" },
+  313: { code: "VHDSYNC_BAD_CHECKSUM", message: "HRL metadata entry checksum does not match" },
+  314: { code: "VHDSYNC_CORRUPT", message: "HRL metadata entry MetaOperation is not 1 (write)" },
+  315: { code: "VHDSYNC_SIZE_MISMATCH", message: "HRL entry writes past the end of the disk" },
+  316: { code: "VHDSYNC_CORRUPT", message: "HRL entry data lengths do not fill the space before their metadata block" },
+  317: { code: "VHDSYNC_BAD_CHECKSUM", message: "HRL entry data does not match its DataChecksum" },
 };
 
 /** Builds the VhdsyncError for a non-zero status (`what` says which operation failed). */

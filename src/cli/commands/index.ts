@@ -5,10 +5,12 @@ import type { CommandModule } from "yargs";
 import { compareCommand } from "./compare.js";
 import { doctorCommand } from "./doctor.js";
 import { hashCommand } from "./hash.js";
+import { logCommand } from "./log.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
   compareCommand,
   doctorCommand,
   hashCommand,
+  logCommand,
 ];

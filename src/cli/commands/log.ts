@@ -1,0 +1,210 @@
+// `vhdsync log ...`: Hyper-V Replica logs ([MS-HRL]) — info, verify, apply (with undo log),
+// extents, compact, recover. A thin shell over src/hrl (docs/hrl.md).
+
+import type { Argv, CommandModule } from "yargs";
+import { totalLength } from "../../formats/extents.js";
+import { openImage } from "../../formats/open-image.js";
+import { applyLog } from "../../hrl/apply-log.js";
+import { compactLog } from "../../hrl/compact-log.js";
+import { openLog, type HrlLog, type OpenLogOptions } from "../../hrl/hrl-log.js";
+import { hrlTimestampToIso } from "../../hrl/layout.js";
+import { recoverLog } from "../../hrl/recover-log.js";
+import { formatBytes, progressReporter } from "../progress.js";
+import { EXIT, printJson, runCommand, type GlobalOptions } from "../run.js";
+
+interface LogArgs extends GlobalOptions {
+  log: string;
+  image?: string;
+  out?: string;
+  undo?: string;
+  state?: string;
+  expectPrevious?: string;
+  sequenceCheck?: boolean;
+}
+
+const positionalLog = (yargs: Argv<GlobalOptions>) => yargs.positional("log", { type: "string", demandOption: true, describe: "log file (.hrl)" });
+
+/** Opens a log, runs `body`, closes the log. */
+async function withLog(path: string, options: OpenLogOptions, body: (log: HrlLog) => Promise<number>): Promise<number> {
+  const log = await openLog(path, options);
+  try {
+    return await body(log);
+  } finally {
+    await log.close();
+  }
+}
+
+/** Header, totals and extents of an open log, as `log info` reports them. */
+function describeLog(log: HrlLog) {
+  const extents = log.extents();
+  const h = log.header;
+  return {
+    path: log.path,
+    version: `${h.version >>> 16}.${h.version & 0xffff}`,
+    clean: log.clean,
+    eolLocation: h.eolLocation,
+    errorCode: h.errorCode,
+    uniqueId: h.uniqueId,
+    previousUniqueId: h.previousUniqueId,
+    vhd2DataWriteGuid: h.vhd2DataWriteGuid,
+    creatorApplication: h.creatorApplication,
+    created: hrlTimestampToIso(h.timestamp),
+    lastModified: hrlTimestampToIso(h.lastModifiedTimestamp),
+    metadataSizeBytes: h.metadataSizeBytes,
+    metadataBlocks: log.metadataLocations.length,
+    totalMetadataEntries: h.totalMetadataEntries,
+    entries: log.entryCount,
+    dataBytes: log.dataBytes,
+    fileSizeBytes: log.fileSizeBytes,
+    extents: extents.length,
+    bytesTouched: totalLength(extents),
+  };
+}
+
+const infoCommand: CommandModule<GlobalOptions, LogArgs> = {
+  command: "info <log>",
+  describe: "Show a log's header, chain ids, cleanliness, entries and extents touched",
+  builder: (yargs) => positionalLog(yargs) as Argv<LogArgs>,
+  handler: (argv) =>
+    runCommand(argv, () =>
+      withLog(argv.log, { allowUnclean: true }, async (log) => {
+        const info = describeLog(log);
+        if (argv.json) printJson({ ok: true, ...info, salvageable: !log.clean });
+        else {
+          const lines = [
+            `Log:              ${info.path}`,
+            `Format version:   ${info.version}`,
+            `Closed cleanly:   ${info.clean ? "yes" : "NO (EOLLocation is 0: resynchronization required; `vhdsync log recover` salvages entries)"}`,
+            `UniqueId:         ${info.uniqueId}`,
+            `PreviousUniqueId: ${info.previousUniqueId}`,
+            `Vhd2DataWriteGuid:${" " + info.vhd2DataWriteGuid}`,
+            `Created:          ${info.created} by "${info.creatorApplication}"`,
+            `Metadata:         ${info.metadataBlocks} blocks of ${info.metadataSizeBytes} bytes`,
+            `Entries:          ${info.entries}${info.clean ? "" : " (recoverable)"}`,
+            `Data:             ${info.dataBytes} bytes (${formatBytes(info.dataBytes)})`,
+            `Extents touched:  ${info.extents} (${info.bytesTouched} bytes)`,
+          ];
+          process.stdout.write(lines.join("\n") + "\n");
+        }
+        return EXIT.OK;
+      }),
+    ),
+};
+
+const verifyCommand: CommandModule<GlobalOptions, LogArgs> = {
+  command: "verify <log>",
+  describe: "Check a log completely: header, metadata and entry checksums, data checksums (exit 3 if bad)",
+  builder: (yargs) => positionalLog(yargs) as Argv<LogArgs>,
+  handler: (argv) =>
+    runCommand(argv, () =>
+      withLog(argv.log, {}, async (log) => {
+        await log.verifyData();
+        if (argv.json) printJson({ ok: true, path: log.path, entries: log.entryCount, dataBytes: log.dataBytes });
+        else process.stdout.write(`${log.path}: OK (${log.entryCount} entries, ${log.dataBytes} bytes of data)\n`);
+        return EXIT.OK;
+      }),
+    ),
+};
+
+const applyCommand: CommandModule<GlobalOptions, LogArgs> = {
+  command: "apply <log> <image>",
+  describe: "Apply a log to an image (validated first; resumable; optional undo log)",
+  builder: (yargs) =>
+    (positionalLog(yargs) as Argv<LogArgs>)
+      .positional("image", { type: "string", demandOption: true, describe: "image to apply the log to" })
+      .option("undo", { type: "string", describe: "write an undo log here (applying it restores the image)" })
+      .option("state", { type: "string", describe: "state sidecar (default IMAGE.hrl-state.json)" })
+      .option("expect-previous", { type: "string", describe: "PreviousUniqueId the log must have (overrides the sidecar)" })
+      .option("sequence-check", { type: "boolean", default: true, describe: "check the log follows the last applied one" })
+      .option("progress", { type: "boolean", describe: "progress bar / JSON progress lines" }),
+  handler: (argv) =>
+    runCommand(argv, async () => {
+      const image = await openImage(argv.image!, { readOnly: false });
+      try {
+        const reporter = progressReporter({ json: argv.json, progress: argv.progress, label: "apply" });
+        const result = await applyLog(image, argv.log, {
+          undoPath: argv.undo,
+          statePath: argv.state,
+          expectedPreviousUniqueId: argv.expectPrevious,
+          checkSequence: argv.sequenceCheck,
+          onProgress: reporter.update,
+        });
+        reporter.done();
+        if (argv.json) printJson({ ok: true, ...result });
+        else {
+          const resumed = result.resumedFromEntry > 0 ? ` (resumed at entry ${result.resumedFromEntry})` : "";
+          const undo = result.undoPath ? `; undo log ${result.undoPath}` : "";
+          process.stdout.write(`Applied ${result.entryCount} entries, ${result.dataBytes} bytes${resumed}${undo}.\n`);
+        }
+        return EXIT.OK;
+      } finally {
+        await image.close();
+      }
+    }),
+};
+
+const extentsCommand: CommandModule<GlobalOptions, LogArgs> = {
+  command: "extents <log>",
+  describe: "List the disk ranges a log writes (sorted, coalesced)",
+  builder: (yargs) => positionalLog(yargs) as Argv<LogArgs>,
+  handler: (argv) =>
+    runCommand(argv, () =>
+      withLog(argv.log, {}, async (log) => {
+        const extents = log.extents();
+        if (argv.json) printJson({ ok: true, path: log.path, extents });
+        else process.stdout.write(extents.map((extent) => `${extent.offset} ${extent.length}\n`).join(""));
+        return EXIT.OK;
+      }),
+    ),
+};
+
+const compactCommand: CommandModule<GlobalOptions, LogArgs> = {
+  command: "compact <log> <out>",
+  describe: "Rewrite a log keeping only the final content of each written range",
+  builder: (yargs) => (positionalLog(yargs) as Argv<LogArgs>).positional("out", { type: "string", demandOption: true }),
+  handler: (argv) =>
+    runCommand(argv, async () => {
+      const result = await compactLog(argv.log, argv.out!);
+      if (argv.json) printJson({ ok: true, ...result });
+      else {
+        process.stdout.write(
+          `Compacted ${result.input.entryCount} entries (${result.input.dataBytes} bytes) into ` +
+            `${result.output.entryCount} entries (${result.output.dataBytes} bytes): ${result.output.path}\n`,
+        );
+      }
+      return EXIT.OK;
+    }),
+};
+
+const recoverCommand: CommandModule<GlobalOptions, LogArgs> = {
+  command: "recover <log> <out>",
+  describe: "Salvage the entries of an unclean or damaged log up to its last valid metadata block",
+  builder: (yargs) => (positionalLog(yargs) as Argv<LogArgs>).positional("out", { type: "string", demandOption: true }),
+  handler: (argv) =>
+    runCommand(argv, async () => {
+      const result = await recoverLog(argv.log, argv.out!);
+      if (argv.json) printJson({ ok: true, ...result });
+      else {
+        process.stdout.write(
+          `Recovered ${result.output.entryCount} entries (${result.output.dataBytes} bytes) from ${result.blocksKept} metadata blocks; ` +
+            `dropped ${result.entriesDropped} entries and ${result.bytesDropped} trailing bytes: ${result.output.path}\n`,
+        );
+      }
+      return EXIT.OK;
+    }),
+};
+
+export const logCommand: CommandModule<GlobalOptions, GlobalOptions> = {
+  command: "log <command>",
+  describe: "Hyper-V Replica logs (.hrl): info, verify, apply, extents, compact, recover",
+  builder: (yargs) =>
+    yargs
+      .command(infoCommand)
+      .command(verifyCommand)
+      .command(applyCommand)
+      .command(extentsCommand)
+      .command(compactCommand)
+      .command(recoverCommand)
+      .demandCommand(1, "name a log command"),
+  handler: () => undefined,
+};

@@ -1,0 +1,167 @@
+// Applies a Hyper-V Replica log to a disk image: the whole log is validated first (header,
+// every metadata block and entry checksum, every data checksum, entries inside the disk),
+// then an optional undo log is written, then entries are applied in order with progress
+// checkpoints in the image's state sidecar (apply-state.ts), so a crash mid-apply resumes
+// where it stopped and a log is only marked applied once all of it is on the image.
+
+import { resolve } from "node:path";
+import { VhdsyncError } from "../errors.js";
+import type { DiskImage } from "../formats/disk-image.js";
+import { throttle, type ProgressListener } from "../progress.js";
+import { defaultStatePath, readApplyState, writeApplyState, type ApplyInProgress, type ApplyState } from "./apply-state.js";
+import { crashPoint } from "./fault.js";
+import { openLog, type HrlLog } from "./hrl-log.js";
+import { normalizeGuid } from "./layout.js";
+import { writeUndoLog } from "./undo-log.js";
+
+/** Options of applyLog(). */
+export interface ApplyLogOptions {
+  /** Also write an undo log here (restores the image when applied). */
+  undoPath?: string;
+  /** State sidecar (default `<image>.hrl-state.json`). */
+  statePath?: string;
+  /** UniqueId the log's PreviousUniqueId must equal (default: the sidecar's last applied log). */
+  expectedPreviousUniqueId?: string;
+  /** Check the chain position (default true). */
+  checkSequence?: boolean;
+  /** Bytes applied between progress checkpoints (image flush + state write; default 64 MiB). */
+  checkpointBytes?: number;
+  onProgress?: ProgressListener;
+}
+
+/** What applyLog() did. */
+export interface ApplyLogResult {
+  logPath: string;
+  uniqueId: string;
+  previousUniqueId: string;
+  entryCount: number;
+  dataBytes: number;
+  /** Entry the run started at (> 0 when an interrupted apply was resumed). */
+  resumedFromEntry: number;
+  undoPath: string | null;
+  statePath: string;
+}
+
+/**
+ * Applies `logPath` to `image` (opened writable). Nothing is written if validation fails.
+ * @throws VHDSYNC_HRL_OUT_OF_SEQUENCE (PreviousUniqueId does not follow the last applied log),
+ *   VHDSYNC_BAD_STATE (another log's apply is unfinished, or the undo path differs on resume),
+ *   VHDSYNC_HRL_UNCLEAN, VHDSYNC_CORRUPT, VHDSYNC_BAD_CHECKSUM, VHDSYNC_TRUNCATED,
+ *   VHDSYNC_SIZE_MISMATCH, VHDSYNC_READ_ONLY, I/O codes
+ */
+export async function applyLog(image: DiskImage, logPath: string, options: ApplyLogOptions = {}): Promise<ApplyLogResult> {
+  if (image.readOnly) throw new VhdsyncError("VHDSYNC_READ_ONLY", `${image.path}: image is open read-only`, { path: image.path });
+  const statePath = options.statePath ?? defaultStatePath(image.path);
+  const undoPath = options.undoPath ? resolve(options.undoPath) : null;
+  const log = await openLog(logPath, { diskSizeBytes: image.virtualSize });
+  try {
+    await log.verifyData();
+    const state = await readApplyState(statePath);
+    let fromEntry = 0;
+    if (state.applying) {
+      checkResumable(state.applying, log, undoPath, statePath);
+      fromEntry = state.applying.nextEntry;
+    } else {
+      checkSequence(log, state, options);
+      if (undoPath) {
+        await writeUndoLog(image, log, undoPath);
+        crashPoint("undo");
+      }
+      state.applying = progressRecord(log, undoPath);
+      await writeApplyState(statePath, state);
+    }
+    await applyEntries(image, log, fromEntry, state, statePath, options);
+    await image.flush();
+    crashPoint("commit");
+    await writeApplyState(statePath, { ...state, lastAppliedUniqueId: log.header.uniqueId, appliedCount: state.appliedCount + 1, applying: null });
+    return {
+      logPath,
+      uniqueId: log.header.uniqueId,
+      previousUniqueId: log.header.previousUniqueId,
+      entryCount: log.entryCount,
+      dataBytes: log.dataBytes,
+      resumedFromEntry: fromEntry,
+      undoPath,
+      statePath,
+    };
+  } finally {
+    await log.close();
+  }
+}
+
+function progressRecord(log: HrlLog, undoPath: string | null): ApplyInProgress {
+  return {
+    logPath: resolve(log.path),
+    logUniqueId: log.header.uniqueId,
+    logPreviousUniqueId: log.header.previousUniqueId,
+    eolLocation: log.header.eolLocation,
+    headerChecksum: log.header.checksum,
+    entryCount: log.entryCount,
+    undoPath,
+    step: "apply",
+    nextEntry: 0,
+    startedAt: new Date().toISOString(),
+  };
+}
+
+function checkResumable(applying: ApplyInProgress, log: HrlLog, undoPath: string | null, statePath: string): void {
+  const same =
+    applying.logUniqueId === log.header.uniqueId &&
+    applying.eolLocation === log.header.eolLocation &&
+    applying.headerChecksum === log.header.checksum &&
+    applying.entryCount === log.entryCount;
+  if (!same) {
+    throw new VhdsyncError(
+      "VHDSYNC_BAD_STATE",
+      `${statePath}: the apply of log ${applying.logUniqueId} (${applying.logPath}) is unfinished; resume it before applying another log`,
+      { statePath, unfinishedLog: applying.logPath, unfinishedUniqueId: applying.logUniqueId },
+    );
+  }
+  if (applying.nextEntry > log.entryCount) throw new VhdsyncError("VHDSYNC_BAD_STATE", `${statePath}: resume point past the end of the log`, { statePath });
+  if (applying.undoPath !== undoPath) {
+    throw new VhdsyncError("VHDSYNC_BAD_STATE", `${statePath}: resume with the same undo log as the interrupted apply (${applying.undoPath ?? "none"})`, {
+      statePath,
+      undoPath: applying.undoPath,
+    });
+  }
+}
+
+function checkSequence(log: HrlLog, state: ApplyState, options: ApplyLogOptions): void {
+  if (options.checkSequence === false) return;
+  const expected = options.expectedPreviousUniqueId !== undefined ? normalizeGuid(options.expectedPreviousUniqueId) : state.lastAppliedUniqueId;
+  if (options.expectedPreviousUniqueId !== undefined && !expected) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `not a GUID: ${options.expectedPreviousUniqueId}`);
+  }
+  if (!expected || log.header.previousUniqueId === expected) return;
+  const already = log.header.uniqueId === expected;
+  throw new VhdsyncError(
+    "VHDSYNC_HRL_OUT_OF_SEQUENCE",
+    already
+      ? `${log.path}: log ${log.header.uniqueId} is already applied`
+      : `${log.path}: log follows ${log.header.previousUniqueId}, but the last applied log is ${expected}`,
+    { path: log.path, uniqueId: log.header.uniqueId, previousUniqueId: log.header.previousUniqueId, expectedPreviousUniqueId: expected },
+  );
+}
+
+async function applyEntries(image: DiskImage, log: HrlLog, fromEntry: number, state: ApplyState, statePath: string, options: ApplyLogOptions): Promise<void> {
+  const checkpointBytes = options.checkpointBytes ?? 64 * 1024 * 1024;
+  const progress = throttle(options.onProgress);
+  let sinceCheckpoint = 0;
+  let doneBytes = 0;
+  for await (const piece of log.pieces({ fromEntry })) {
+    await image.write(piece.data, piece.byteOffset);
+    sinceCheckpoint += piece.data.length;
+    doneBytes += piece.data.length;
+    if (!piece.last) continue;
+    crashPoint("entry");
+    progress.report({ operation: "apply", doneBytes, totalBytes: log.dataBytes, counters: { entries: piece.entryIndex + 1 } });
+    if (sinceCheckpoint >= checkpointBytes && piece.entryIndex + 1 < log.entryCount) {
+      await image.flush();
+      state.applying!.nextEntry = piece.entryIndex + 1;
+      await writeApplyState(statePath, state);
+      crashPoint("checkpoint");
+      sinceCheckpoint = 0;
+    }
+  }
+  progress.flush();
+}

@@ -1,0 +1,306 @@
+// Reading a Hyper-V Replica log ([MS-HRL] 2.5): validate the header, walk the metadata
+// blocks backwards from EOLLocation − MetadataSize through their relative links, then expose
+// the entries in forward (write) order and stream their data straight into WASM memory.
+// Logs not closed cleanly (EOLLocation 0) open only with `allowUnclean`, through the forward
+// salvage scan (salvage-scan.ts).
+
+import type { FileHandle } from "node:fs/promises";
+import { VhdsyncError } from "../errors.js";
+import type { Extent } from "../formats/disk-image.js";
+import { openFile, readExactly } from "../io/file.js";
+import { getWasm } from "../wasm/driver.js";
+import { checkStatus, statusError } from "../wasm/status.js";
+import { parseHeader, type HrlHeader } from "./header.js";
+import { BLOCK_INFO, ENTRY_RECORD, HRL_HEADER_BYTES } from "./layout.js";
+import { collectBlocks, type ParsedBlock } from "./parsed-block.js";
+import { scanMetadataBlocks } from "./salvage-scan.js";
+import { unionExtents } from "../formats/extents.js";
+
+const STATUS_HRL_DATA_CHECKSUM = 317;
+/** Default size of the reads that stream entry data (bytes). */
+export const DEFAULT_READ_CHUNK_BYTES = 16 * 1024 * 1024;
+
+/** One write recorded in a log. */
+export interface HrlEntry {
+  /** Position in the log, 0-based, in write order. */
+  index: number;
+  /** Disk offset written (bytes). */
+  byteOffset: number;
+  dataLength: number;
+  /** Where the data sits in the log file (bytes). */
+  logPosition: number;
+  /** [MS-HRL] 2.6 checksum of the data; 0 = not recorded. */
+  dataChecksum: number;
+  /** Seconds since 2000-01-01 UTC. */
+  timestamp: number;
+}
+
+/** A piece of one entry's data, a view of WASM memory valid until the next piece is requested. */
+export interface HrlDataPiece {
+  entryIndex: number;
+  /** Disk offset of this piece's first byte. */
+  byteOffset: number;
+  data: Uint8Array;
+  /** Address of `data` in WASM memory. */
+  address: number;
+  /** Whether this piece ends its entry. */
+  last: boolean;
+}
+
+/** Options of openLog(). */
+export interface OpenLogOptions {
+  /** Open a log with EOLLocation 0 through the salvage scan instead of failing (default false). */
+  allowUnclean?: boolean;
+  /** Reject entries that write past this disk size (bytes). */
+  diskSizeBytes?: number;
+  /** Find metadata blocks with the forward salvage scan even if the log is clean (default false). */
+  scan?: boolean;
+}
+
+/** An open, structurally validated log. Entry data is checked by verifyData() / pieces({verify}). */
+export class HrlLog {
+  readonly entryCount: number;
+  readonly dataBytes: number;
+  private readonly byteOffsets: Float64Array;
+  private readonly logPositions: Float64Array;
+  private readonly lengths: Uint32Array;
+  private readonly checksums: Uint32Array;
+  private readonly timestamps: Uint32Array;
+  /** Index of the first entry of each metadata block, in log order (plus entryCount at the end). */
+  readonly blockFirstEntry: number[];
+  /** Metadata block locations in log order (bytes). */
+  readonly metadataLocations: number[];
+  private closed = false;
+
+  constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+    readonly header: HrlHeader,
+    readonly fileSizeBytes: number,
+    blocks: ParsedBlock[],
+  ) {
+    const total = blocks.reduce((sum, block) => sum + block.entryCount, 0);
+    this.entryCount = total;
+    this.byteOffsets = new Float64Array(total);
+    this.logPositions = new Float64Array(total);
+    this.lengths = new Uint32Array(total);
+    this.checksums = new Uint32Array(total);
+    this.timestamps = new Uint32Array(total);
+    this.blockFirstEntry = [];
+    this.metadataLocations = blocks.map((block) => block.location);
+    let index = 0;
+    let dataBytes = 0;
+    for (const block of blocks) {
+      this.blockFirstEntry.push(index);
+      const view = new DataView(block.records.buffer, block.records.byteOffset, block.records.byteLength);
+      for (let i = 0; i < block.entryCount; i++, index++) {
+        const at = i * ENTRY_RECORD.bytes;
+        this.byteOffsets[index] = view.getFloat64(at + ENTRY_RECORD.byteOffset, true);
+        this.logPositions[index] = view.getFloat64(at + ENTRY_RECORD.logPosition, true);
+        this.lengths[index] = view.getUint32(at + ENTRY_RECORD.dataLength, true);
+        this.checksums[index] = view.getUint32(at + ENTRY_RECORD.dataChecksum, true);
+        this.timestamps[index] = view.getUint32(at + ENTRY_RECORD.timestamp, true);
+        dataBytes += this.lengths[index];
+      }
+    }
+    this.blockFirstEntry.push(total);
+    this.dataBytes = dataBytes;
+  }
+
+  /** Whether the log was closed cleanly (EOLLocation ≠ 0). */
+  get clean(): boolean {
+    return this.header.eolLocation !== 0;
+  }
+
+  /** Entry `index` (0-based, write order). */
+  entry(index: number): HrlEntry {
+    return {
+      index,
+      byteOffset: this.byteOffsets[index],
+      dataLength: this.lengths[index],
+      logPosition: this.logPositions[index],
+      dataChecksum: this.checksums[index],
+      timestamp: this.timestamps[index],
+    };
+  }
+
+  /** All entries in write order. */
+  *entries(): IterableIterator<HrlEntry> {
+    for (let i = 0; i < this.entryCount; i++) yield this.entry(i);
+  }
+
+  /** Disk ranges the log writes: sorted, coalesced (bytes). */
+  extents(): Extent[] {
+    const ranges: Extent[] = [];
+    for (let i = 0; i < this.entryCount; i++) ranges.push({ offset: this.byteOffsets[i], length: this.lengths[i] });
+    return unionExtents(ranges, []);
+  }
+
+  /**
+   * Streams entry data from `fromEntry` on, in write order, in pieces of at most `chunkBytes`.
+   * With `verify`, each entry's data is checked against its DataChecksum as it passes.
+   * @throws VHDSYNC_BAD_CHECKSUM (details.entryIndex), VHDSYNC_TRUNCATED, I/O codes
+   */
+  async *pieces(options: { fromEntry?: number; verify?: boolean; chunkBytes?: number } = {}): AsyncGenerator<HrlDataPiece> {
+    this.checkOpen();
+    const wasm = getWasm();
+    const chunkBytes = options.chunkBytes ?? DEFAULT_READ_CHUNK_BYTES;
+    const address = wasm.alloc(chunkBytes);
+    try {
+      let index = options.fromEntry ?? 0;
+      while (index < this.entryCount) {
+        const windowStart = this.logPositions[index];
+        let end = index;
+        while (end < this.entryCount && this.logPositions[end] + this.lengths[end] - windowStart <= chunkBytes) end++;
+        if (end === index) {
+          yield* this.largeEntryPieces(index, address, chunkBytes, Boolean(options.verify));
+          index++;
+          continue;
+        }
+        const windowBytes = this.logPositions[end - 1] + this.lengths[end - 1] - windowStart;
+        const window = wasm.view(address, windowBytes);
+        await readExactly(this.handle, window, windowStart, this.path);
+        for (let i = index; i < end; i++) {
+          const at = address + (this.logPositions[i] - windowStart);
+          if (options.verify) this.checkData(i, wasm.exports.hrlByteSum(at, this.lengths[i], 0));
+          yield { entryIndex: i, byteOffset: this.byteOffsets[i], data: wasm.view(at, this.lengths[i]), address: at, last: true };
+        }
+        index = end;
+      }
+    } finally {
+      wasm.release(address);
+    }
+  }
+
+  private async *largeEntryPieces(index: number, address: number, chunkBytes: number, verify: boolean): AsyncGenerator<HrlDataPiece> {
+    const wasm = getWasm();
+    const length = this.lengths[index];
+    let sum = 0;
+    for (let done = 0; done < length; done += chunkBytes) {
+      const pieceBytes = Math.min(chunkBytes, length - done);
+      const view = wasm.view(address, pieceBytes);
+      await readExactly(this.handle, view, this.logPositions[index] + done, this.path);
+      const last = done + pieceBytes >= length;
+      if (verify) {
+        sum = wasm.exports.hrlByteSum(address, pieceBytes, sum);
+        if (last) this.checkData(index, sum);
+      }
+      yield { entryIndex: index, byteOffset: this.byteOffsets[index] + done, data: view, address, last };
+    }
+  }
+
+  private checkData(index: number, byteSum: number): void {
+    const expected = this.checksums[index];
+    if (expected !== 0 && (~byteSum >>> 0) !== expected) {
+      throw statusError(STATUS_HRL_DATA_CHECKSUM, `${this.path}: entry ${index} (disk offset ${this.byteOffsets[index]})`, {
+        path: this.path,
+        entryIndex: index,
+        logPosition: this.logPositions[index],
+        expected,
+        actual: ~byteSum >>> 0,
+      });
+    }
+  }
+
+  /**
+   * Reads `target.length` bytes of entry `index`'s data, starting `deltaBytes` into it.
+   * @throws VHDSYNC_INVALID_ARGUMENT outside the entry, VHDSYNC_TRUNCATED, I/O codes
+   */
+  async readEntryData(index: number, deltaBytes: number, target: Uint8Array): Promise<void> {
+    this.checkOpen();
+    if (index < 0 || index >= this.entryCount || deltaBytes < 0 || deltaBytes + target.length > this.lengths[index]) {
+      throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${this.path}: read outside entry ${index}`, { path: this.path, index, deltaBytes });
+    }
+    await readExactly(this.handle, target, this.logPositions[index] + deltaBytes, this.path);
+  }
+
+  /**
+   * Checks every entry's data against its DataChecksum.
+   * @throws VHDSYNC_BAD_CHECKSUM (details.entryIndex), VHDSYNC_TRUNCATED
+   */
+  async verifyData(chunkBytes?: number): Promise<void> {
+    // eslint-disable-next-line @typescript-eslint/no-unused-vars
+    for await (const _piece of this.pieces({ verify: true, chunkBytes })) {
+      /* the generator checks */
+    }
+  }
+
+  /** Closes the file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.handle.close();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${this.path}: log is closed`, { path: this.path });
+  }
+}
+
+/**
+ * Opens a log: reads and validates the header and every metadata block (checksums, links,
+ * layout, entries inside `diskSizeBytes`). Data checksums are checked by verifyData().
+ * @throws VHDSYNC_HRL_UNCLEAN (EOLLocation 0 without allowUnclean, or ErrorCode ≠ 0),
+ *   VHDSYNC_CORRUPT, VHDSYNC_BAD_CHECKSUM, VHDSYNC_TRUNCATED, VHDSYNC_UNSUPPORTED,
+ *   VHDSYNC_SIZE_MISMATCH, VHDSYNC_NOT_FOUND and other I/O codes
+ */
+export async function openLog(path: string, options: OpenLogOptions = {}): Promise<HrlLog> {
+  const handle = await openFile(path, "r");
+  try {
+    const fileSizeBytes = (await handle.stat()).size;
+    if (fileSizeBytes < HRL_HEADER_BYTES) {
+      throw new VhdsyncError("VHDSYNC_TRUNCATED", `${path}: log is ${fileSizeBytes} bytes, shorter than its 4096-byte header`, { path, fileSizeBytes });
+    }
+    const headerBytes = new Uint8Array(HRL_HEADER_BYTES);
+    await readExactly(handle, headerBytes, 0, path);
+    const header = parseHeader(headerBytes, false, path);
+    const diskSizeBytes = options.diskSizeBytes ?? -1;
+    let blocks: ParsedBlock[];
+    if (options.scan || header.eolLocation === 0 || header.errorCode !== 0) {
+      if (!options.allowUnclean) parseHeader(headerBytes, true, path);
+      blocks = await scanMetadataBlocks(handle, path, header, fileSizeBytes, diskSizeBytes);
+    } else {
+      blocks = await traverseBackwards(handle, path, header, fileSizeBytes, diskSizeBytes);
+      const total = blocks.reduce((sum, block) => sum + block.entryCount, 0);
+      if (total !== header.totalMetadataEntries) {
+        throw new VhdsyncError("VHDSYNC_CORRUPT", `${path}: header says ${header.totalMetadataEntries} metadata entries, the metadata blocks hold ${total}`, {
+          path,
+          totalMetadataEntries: header.totalMetadataEntries,
+          entries: total,
+        });
+      }
+    }
+    return new HrlLog(path, handle, header, fileSizeBytes, blocks);
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}
+
+/** [MS-HRL] 2.5 first pass: from EOLLocation − MetadataSize back to the first block. */
+async function traverseBackwards(handle: FileHandle, path: string, header: HrlHeader, fileSizeBytes: number, diskSizeBytes: number): Promise<ParsedBlock[]> {
+  if (header.eolLocation > fileSizeBytes) {
+    throw new VhdsyncError("VHDSYNC_TRUNCATED", `${path}: EOLLocation ${header.eolLocation} is past the end of the file (${fileSizeBytes} bytes)`, {
+      path,
+      eolLocation: header.eolLocation,
+      fileSizeBytes,
+    });
+  }
+  const wasm = getWasm();
+  const metadataSize = header.metadataSizeBytes;
+  const stack: ParsedBlock[] = [];
+  await collectBlocks(metadataSize, async (block, records, info) => {
+    let location = header.eolLocation - metadataSize;
+    for (;;) {
+      await readExactly(handle, block.view, location, path);
+      const status = wasm.exports.hrlMetadataParse(block.address, metadataSize, location, diskSizeBytes, records.address, info.address);
+      checkStatus(status, `${path}: metadata block at ${location}`, { path, location });
+      const entryCount = info.dataView.getUint32(BLOCK_INFO.entryCount, true);
+      stack.push({ location, entryCount, records: records.view.slice(0, entryCount * ENTRY_RECORD.bytes) });
+      const previous = info.dataView.getFloat64(BLOCK_INFO.previousLocation, true);
+      if (previous === 0) break;
+      location = previous;
+    }
+  });
+  return stack.reverse();
+}

@@ -1,0 +1,292 @@
+// Writes a Hyper-V Replica log ([MS-HRL] 2.1): the header with EOLLocation 0 and an empty
+// first metadata block at 4096 when created, then batches of entry data each followed by its
+// metadata block, and on close the header with the real EOLLocation (after an fsync, so a
+// clean header never points at data that is not durable). Batches are assembled in WASM
+// memory (checksums computed there) and written in the background while the next fills.
+
+import type { FileHandle } from "node:fs/promises";
+import { VhdsyncError, toVhdsyncError } from "../errors.js";
+import { openFile } from "../io/file.js";
+import { getWasm } from "../wasm/driver.js";
+import { checkStatus } from "../wasm/status.js";
+import { buildHeader, type HrlHeader } from "./header.js";
+import { DEFAULT_METADATA_BYTES, HRL_HEADER_BYTES, HRL_VERSION_2, NIL_GUID, entryCapacity, hrlTimestamp, randomGuid } from "./layout.js";
+
+/** Options of HrlWriter.create(). */
+export interface HrlWriterOptions {
+  /** UniqueId of the new log (default: a random GUID). */
+  uniqueId?: string;
+  /** UniqueId of the log this one follows (default: the nil GUID). */
+  previousUniqueId?: string;
+  vhd2DataWriteGuid?: string;
+  /** MetadataSize in bytes (default 4096: 127 entries per block). */
+  metadataSizeBytes?: number;
+  /** Data bytes buffered before a metadata block is written (default 4 MiB). */
+  batchBytes?: number;
+  /** Largest entry; longer writes are split (default 1 MiB; keeps the byte sum below 2^32). */
+  maxEntryBytes?: number;
+  /** CreatorApplication, up to 4 characters (default "vhds"). */
+  creatorApplication?: string;
+  creatorVersion?: number;
+  /** Creation time, seconds since 2000-01-01 UTC (default now). */
+  timestamp?: number;
+}
+
+/** What a closed log holds. */
+export interface HrlLogSummary {
+  path: string;
+  uniqueId: string;
+  previousUniqueId: string;
+  /** EOLLocation = file size (bytes). */
+  eolLocation: number;
+  entryCount: number;
+  /** Sum of the entries' data lengths (bytes). */
+  dataBytes: number;
+}
+
+interface Batch {
+  dataAddress: number;
+  metaAddress: number;
+  dataUsed: number;
+  entryCount: number;
+  writing: Promise<void>;
+}
+
+/** Appends entries to a new log. Calls are serialized internally. */
+export class HrlWriter {
+  readonly uniqueId: string;
+  readonly previousUniqueId: string;
+  private readonly metadataSize: number;
+  private readonly capacity: number;
+  private readonly batchBytes: number;
+  private readonly maxEntryBytes: number;
+  private readonly batches: [Batch, Batch];
+  private current = 0;
+  private filePosition: number;
+  private lastMetadataLocation = HRL_HEADER_BYTES;
+  private totalEntries = 0;
+  private totalDataBytes = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  private failure: VhdsyncError | undefined;
+  private state: "open" | "closed" = "open";
+
+  private constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+    private readonly header: HrlHeader,
+    options: HrlWriterOptions,
+  ) {
+    this.uniqueId = header.uniqueId;
+    this.previousUniqueId = header.previousUniqueId;
+    this.metadataSize = header.metadataSizeBytes;
+    this.capacity = entryCapacity(this.metadataSize);
+    this.batchBytes = options.batchBytes ?? 4 * 1024 * 1024;
+    this.maxEntryBytes = Math.min(options.maxEntryBytes ?? 1024 * 1024, this.batchBytes);
+    const wasm = getWasm();
+    const batch = (): Batch => ({
+      dataAddress: wasm.alloc(this.batchBytes),
+      metaAddress: wasm.alloc(this.metadataSize),
+      dataUsed: 0,
+      entryCount: 0,
+      writing: Promise.resolve(),
+    });
+    this.batches = [batch(), batch()];
+    this.filePosition = HRL_HEADER_BYTES + this.metadataSize;
+  }
+
+  /**
+   * Creates (or truncates) `path` as an open log: header with EOLLocation 0 and the empty
+   * first metadata block, made durable.
+   * @throws VHDSYNC_INVALID_ARGUMENT (bad GUID, MetadataSize, batch size), I/O codes
+   */
+  static async create(path: string, options: HrlWriterOptions = {}): Promise<HrlWriter> {
+    const metadataSizeBytes = options.metadataSizeBytes ?? DEFAULT_METADATA_BYTES;
+    if (!Number.isInteger(metadataSizeBytes) || metadataSizeBytes < 64 || metadataSizeBytes > 1 << 20 || metadataSizeBytes % 32 !== 0) {
+      throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `MetadataSize ${metadataSizeBytes} must be a multiple of 32 from 64 to 1 MiB`);
+    }
+    const batchBytes = options.batchBytes ?? 4 * 1024 * 1024;
+    if (!Number.isInteger(batchBytes) || batchBytes < 512) throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `batch size ${batchBytes} too small`);
+    const timestamp = options.timestamp ?? hrlTimestamp();
+    const header: HrlHeader = {
+      version: HRL_VERSION_2,
+      timestamp,
+      creatorApplication: options.creatorApplication ?? "vhds",
+      creatorVersion: options.creatorVersion ?? 0x00010000,
+      originalSizeBytes: 0,
+      currentSizeBytes: HRL_HEADER_BYTES + metadataSizeBytes,
+      eolLocation: 0,
+      errorCode: 0,
+      metadataSizeBytes,
+      uniqueId: options.uniqueId ?? randomGuid(),
+      previousUniqueId: options.previousUniqueId ?? NIL_GUID,
+      vhd2DataWriteGuid: options.vhd2DataWriteGuid ?? NIL_GUID,
+      totalMetadataEntries: 0,
+      lastModifiedTimestamp: timestamp,
+      fileType: 0,
+      flags: 0,
+      checksum: 0,
+    };
+    const headerBytes = buildHeader(header);
+    const handle = await openFile(path, "w+");
+    let writer: HrlWriter | undefined;
+    try {
+      writer = new HrlWriter(path, handle, header, options);
+      const first = writer.batches[0];
+      checkStatus(getWasm().exports.hrlMetadataHeaderBuild(first.metaAddress, metadataSizeBytes, 0, 0), "build metadata block");
+      await handle.writev([headerBytes, getWasm().view(first.metaAddress, metadataSizeBytes)], 0);
+      await handle.datasync();
+      return writer;
+    } catch (error) {
+      writer?.releaseMemory();
+      await handle.close();
+      throw toVhdsyncError(error, { path });
+    }
+  }
+
+  /** Entries appended so far. */
+  get entryCount(): number {
+    return this.totalEntries;
+  }
+
+  /** Data bytes appended so far. */
+  get dataBytes(): number {
+    return this.totalDataBytes;
+  }
+
+  /** Size the log file will have once pending entries are written (bytes, metadata included). */
+  get sizeBytes(): number {
+    const batch = this.batches[this.current];
+    return this.filePosition + batch.dataUsed + (batch.entryCount > 0 ? this.metadataSize : 0);
+  }
+
+  /**
+   * Appends a write of `data` at disk offset `byteOffset` (bytes); the data is copied before
+   * the promise settles. Long writes become several entries.
+   * @throws the first background write error (I/O codes), VHDSYNC_INVALID_ARGUMENT after close
+   */
+  append(byteOffset: number, data: Uint8Array, timestamp = hrlTimestamp()): Promise<void> {
+    return this.serialize(async () => {
+      for (let done = 0; done < data.length; ) {
+        const pieceBytes = Math.min(this.maxEntryBytes, data.length - done);
+        let batch = this.batches[this.current];
+        if (batch.entryCount === this.capacity || batch.dataUsed + pieceBytes > this.batchBytes) batch = await this.seal();
+        this.appendPiece(batch, byteOffset + done, data.subarray(done, done + pieceBytes), timestamp);
+        done += pieceBytes;
+      }
+    });
+  }
+
+  private appendPiece(batch: Batch, byteOffset: number, piece: Uint8Array, timestamp: number): void {
+    const wasm = getWasm();
+    const address = batch.dataAddress + batch.dataUsed;
+    wasm.view(address, piece.length).set(piece);
+    const checksum = wasm.exports.hrlDataChecksum(address, piece.length) >>> 0;
+    const status = wasm.exports.hrlEntryBuild(batch.metaAddress, this.metadataSize, batch.entryCount, byteOffset, piece.length, timestamp, checksum);
+    checkStatus(status, `${this.path}: entry at disk offset ${byteOffset}`);
+    batch.entryCount++;
+    batch.dataUsed += piece.length;
+    this.totalEntries++;
+    this.totalDataBytes += piece.length;
+  }
+
+  /** Writes the current batch and its metadata block in the background; returns the next (empty) batch. */
+  private async seal(): Promise<Batch> {
+    const wasm = getWasm();
+    const batch = this.batches[this.current];
+    if (batch.entryCount > 0) {
+      const location = this.filePosition + batch.dataUsed;
+      const status = wasm.exports.hrlMetadataHeaderBuild(batch.metaAddress, this.metadataSize, location - this.lastMetadataLocation, batch.entryCount);
+      checkStatus(status, `${this.path}: metadata block at ${location}`);
+      const buffers = [wasm.view(batch.dataAddress, batch.dataUsed), wasm.view(batch.metaAddress, this.metadataSize)];
+      const position = this.filePosition;
+      batch.writing = this.handle.writev(buffers, position).then(
+        () => undefined,
+        (error) => {
+          this.failure ??= toVhdsyncError(error, { path: this.path, offset: position });
+        },
+      );
+      this.lastMetadataLocation = location;
+      this.filePosition = location + this.metadataSize;
+      this.current = 1 - this.current;
+    }
+    const next = this.batches[this.current];
+    await next.writing;
+    this.throwIfFailed();
+    next.dataUsed = 0;
+    next.entryCount = 0;
+    return next;
+  }
+
+  /** Writes pending entries (data + metadata block) and waits for them (no fsync). */
+  flush(): Promise<void> {
+    return this.serialize(async () => {
+      await this.seal();
+      await Promise.all(this.batches.map((batch) => batch.writing));
+      this.throwIfFailed();
+    });
+  }
+
+  /**
+   * Writes pending entries, fsyncs, then writes the header with EOLLocation, CurrentSize,
+   * TotalMetadataEntries and LastModifiedTimeStamp, and fsyncs again.
+   * @throws I/O codes (the log then stays unclean)
+   */
+  close(): Promise<HrlLogSummary> {
+    return this.serialize(async () => {
+      try {
+        await this.seal();
+        await Promise.all(this.batches.map((batch) => batch.writing));
+        this.throwIfFailed();
+        const eolLocation = this.filePosition;
+        try {
+          await this.handle.datasync();
+          const header = { ...this.header, eolLocation, currentSizeBytes: eolLocation, totalMetadataEntries: this.totalEntries, lastModifiedTimestamp: hrlTimestamp() };
+          await this.handle.write(buildHeader(header), 0, HRL_HEADER_BYTES, 0);
+          await this.handle.datasync();
+        } catch (error) {
+          throw toVhdsyncError(error, { path: this.path });
+        }
+        return { path: this.path, uniqueId: this.uniqueId, previousUniqueId: this.previousUniqueId, eolLocation, entryCount: this.totalEntries, dataBytes: this.totalDataBytes };
+      } finally {
+        await this.release();
+      }
+    });
+  }
+
+  /** Stops without closing cleanly: pending entries are dropped, EOLLocation stays 0. */
+  abandon(): Promise<void> {
+    return this.serialize(async () => {
+      await Promise.all(this.batches.map((batch) => batch.writing));
+      await this.release();
+    });
+  }
+
+  private async release(): Promise<void> {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.releaseMemory();
+    await this.handle.close();
+  }
+
+  private releaseMemory(): void {
+    const wasm = getWasm();
+    for (const batch of this.batches) {
+      wasm.release(batch.dataAddress);
+      wasm.release(batch.metaAddress);
+    }
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  private serialize<T>(body: () => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      if (this.state !== "open") throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${this.path}: log writer is closed`, { path: this.path });
+      return body();
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+}

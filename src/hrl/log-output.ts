@@ -1,0 +1,39 @@
+// Writing a whole derived log (undo, compacted, recovered) safely: to `<path>.partial`, then
+// closed cleanly and renamed into place, so the output is complete or absent.
+
+import { promises as fsp } from "node:fs";
+import type { HrlHeader } from "./header.js";
+import { HrlWriter, type HrlLogSummary, type HrlWriterOptions } from "./hrl-writer.js";
+import { renameDurably } from "./state-file.js";
+
+/** Writer options that give a new log the identity of `header` (ids, MetadataSize, creator, time). */
+export function sameIdentity(header: HrlHeader): HrlWriterOptions {
+  return {
+    uniqueId: header.uniqueId,
+    previousUniqueId: header.previousUniqueId,
+    vhd2DataWriteGuid: header.vhd2DataWriteGuid,
+    metadataSizeBytes: header.metadataSizeBytes,
+    timestamp: header.timestamp,
+    creatorApplication: header.creatorApplication,
+    creatorVersion: header.creatorVersion,
+  };
+}
+
+/**
+ * Creates a log at `path` via a temporary file, lets `fill` append its entries, closes it
+ * cleanly and renames it into place. On error the temporary file is removed.
+ */
+export async function writeLogFile(path: string, options: HrlWriterOptions, fill: (writer: HrlWriter) => Promise<void>): Promise<HrlLogSummary> {
+  const temp = `${path}.partial`;
+  const writer = await HrlWriter.create(temp, options);
+  try {
+    await fill(writer);
+  } catch (error) {
+    await writer.abandon();
+    await fsp.rm(temp, { force: true });
+    throw error;
+  }
+  const summary = await writer.close();
+  await renameDurably(temp, path);
+  return { ...summary, path };
+}
