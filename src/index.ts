@@ -26,3 +26,5 @@ export type { CreateVhdOptions, OpenVhdOptions, VhdFooter, VhdHeader, VhdGeometr
 export { VhdxImage, isVhdx } from "./formats/vhdx/index.js";
 export type { VhdxStructure } from "./formats/vhdx/index.js";
 export * from "./hrl/index.js";
+export { checkImage, registerChecker } from "./formats/check.js";
+export type { CheckProblem, CheckResult, FormatChecker } from "./formats/check.js";

@@ -23,7 +23,7 @@ export function registerFormat(handler: FormatHandler): void {
 }
 
 /** Reads the first 64 KiB and last 512 bytes of a file (for detection). */
-async function sniff(path: string): Promise<{ head: Uint8Array; tail: Uint8Array; isBlockDevice: boolean }> {
+export async function sniff(path: string): Promise<{ head: Uint8Array; tail: Uint8Array; isBlockDevice: boolean }> {
   const handle = await openFile(path, "r");
   try {
     const stat = await handle.stat();

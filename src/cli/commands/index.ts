@@ -6,6 +6,9 @@ import { compareCommand } from "./compare.js";
 import { doctorCommand } from "./doctor.js";
 import { hashCommand } from "./hash.js";
 import { logCommand } from "./log.js";
+import { checkCommand } from "./check.js";
+import { createCommand } from "./create.js";
+import { infoCommand } from "./info.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -13,4 +16,7 @@ export const commands: CommandModule<any, any>[] = [
   doctorCommand,
   hashCommand,
   logCommand,
+  checkCommand,
+  createCommand,
+  infoCommand,
 ];

@@ -3,6 +3,8 @@
 // Importing this module (src/index.ts does) is what makes openImage() understand VHD.
 
 import { registerFormat } from "../open-image.js";
+import { registerChecker } from "../check.js";
+import { checkVhd } from "./vhd-check.js";
 import { openVhd } from "./open-vhd.js";
 
 const COOKIE = "conectix";
@@ -32,3 +34,6 @@ export { VhdDynamicImage } from "./vhd-dynamic-image.js";
 export { VhdDifferencingImage } from "./vhd-differencing-image.js";
 export { geometryForSize, parseFooter, buildFooter, parseHeader, buildHeader } from "./vhd-structures.js";
 export type { VhdFooter, VhdHeader, VhdGeometry, VhdLocatorEntry } from "./vhd-structures.js";
+export { checkVhd };
+
+registerChecker({ format: "vhd", detect: detectVhd, check: checkVhd });

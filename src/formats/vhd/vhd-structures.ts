@@ -111,7 +111,7 @@ function withKernel<T>(input: Uint8Array, outputBytes: number, fn: (inputAddress
 export function parseFooter(bytes: Uint8Array, fileSizeBytes: number, details: Record<string, unknown> = {}): VhdFooter {
   if (bytes.length !== VHD_FOOTER_BYTES) throw new VhdsyncError("VHDSYNC_TRUNCATED", "VHD footer is shorter than 512 bytes", details);
   return withKernel(bytes, FOOTER_FIELDS_BYTES, (input, output, view) => {
-    checkStatus(getWasm().exports.vhdFooterParse(input, fileSizeBytes, output), "VHD footer", details);
+    checkStatus(getWasm().exports.vhdFooterParse(input, fileSizeBytes, output), String(details.path ?? "vhd"), details);
     return {
       features: view.getUint32(0, true),
       formatVersion: view.getUint32(4, true),
@@ -170,7 +170,7 @@ export function parseHeader(
   if (bytes.length !== VHD_HEADER_BYTES) throw new VhdsyncError("VHDSYNC_TRUNCATED", "VHD dynamic header is shorter than 1024 bytes", details);
   return withKernel(bytes, HEADER_FIELDS_BYTES, (input, output, view) => {
     const status = getWasm().exports.vhdHeaderParse(input, where.headerOffsetBytes, where.fileSizeBytes, where.virtualSizeBytes, where.isDifferencing ? 1 : 0, output);
-    checkStatus(status, "VHD dynamic header", details);
+    checkStatus(status, String(details.path ?? "vhd"), details);
     const locators: VhdLocatorEntry[] = [];
     for (let i = 0; i < 8; i++) {
       const base = 56 + i * 24;

@@ -1,0 +1,144 @@
+// `vhdsync check` for VHD files (VHD spec 1.0): footer and its copy (checksums, agreement),
+// dynamic header, every BAT entry (inside the file, no overlap with other blocks or with
+// metadata), bitmap/data consistency (sectors with a clear bit must hold zeros), and the
+// differencing chain (parent found, unique ID, time stamp, no loop; parents checked too).
+// Lists every problem instead of stopping at the first; never writes.
+
+import type { FileHandle } from "node:fs/promises";
+import { VhdsyncError, toVhdsyncError } from "../../errors.js";
+import { openFile, readExactly } from "../../io/file.js";
+import { getWasm } from "../../wasm/driver.js";
+import { statusError } from "../../wasm/status.js";
+import type { CheckProblem } from "../check.js";
+import { scanBat, UNALLOCATED } from "./vhd-bat.js";
+import { VhdDifferencingImage } from "./vhd-differencing-image.js";
+import { batLayout, openVhd } from "./open-vhd.js";
+import { VHD_FOOTER_BYTES, VHD_HEADER_BYTES, parseFooter, parseHeader, type VhdFooter, type VhdHeader } from "./vhd-structures.js";
+
+function problem(error: unknown, offset?: number): CheckProblem {
+  const coded = toVhdsyncError(error);
+  const at = offset ?? (typeof coded.details.offset === "number" ? coded.details.offset : undefined);
+  return { code: coded.code, message: coded.message, ...(at === undefined ? {} : { offset: at }) };
+}
+
+/** Parses a footer, recording a problem instead of throwing. */
+function tryFooter(bytes: Uint8Array, fileSizeBytes: number, offset: number, problems: CheckProblem[], label: string): VhdFooter | undefined {
+  try {
+    return parseFooter(bytes, fileSizeBytes, { offset });
+  } catch (error) {
+    const coded = toVhdsyncError(error);
+    problems.push({ code: coded.code, message: `${label}: ${coded.message}`, offset });
+    return undefined;
+  }
+}
+
+/** Checks footers; returns the footer to use (the end one, else the copy). */
+async function checkFooters(handle: FileHandle, path: string, fileSizeBytes: number, problems: CheckProblem[]): Promise<VhdFooter | undefined> {
+  if (fileSizeBytes < VHD_FOOTER_BYTES) {
+    problems.push({ code: "VHDSYNC_TRUNCATED", message: `file is shorter than a VHD footer (${fileSizeBytes} bytes)` });
+    return undefined;
+  }
+  const tail = new Uint8Array(VHD_FOOTER_BYTES);
+  const head = new Uint8Array(VHD_FOOTER_BYTES);
+  await readExactly(handle, tail, fileSizeBytes - VHD_FOOTER_BYTES, path);
+  await readExactly(handle, head, 0, path);
+  const end = tryFooter(tail, fileSizeBytes, fileSizeBytes - VHD_FOOTER_BYTES, problems, "footer at end of file");
+  if (end?.diskType === 2) return end;
+  const copy = tryFooter(head, fileSizeBytes, 0, problems, "footer copy at offset 0");
+  if (end && copy && Buffer.compare(head, tail) !== 0) {
+    problems.push({ code: "VHDSYNC_CORRUPT", message: "footer copy at offset 0 differs from the footer at the end", offset: 0 });
+  }
+  return end ?? copy;
+}
+
+/** Checks every BAT entry and each valid block's bitmap against its data. */
+async function checkBlocks(handle: FileHandle, path: string, footer: VhdFooter, header: VhdHeader, fileSizeBytes: number, problems: CheckProblem[]): Promise<void> {
+  const raw = new Uint8Array(Math.ceil((header.maxTableEntries * 4) / 512) * 512);
+  await readExactly(handle, raw, header.tableOffsetBytes, path);
+  const footerOffset = fileSizeBytes - VHD_FOOTER_BYTES;
+  const scan = scanBat(raw, batLayout(header, footer, Number(footer.dataOffset), footerOffset), { path });
+  const bad = new Set<number>();
+  for (const { index, error } of scan.problems) {
+    bad.add(index);
+    problems.push(problem(error, header.tableOffsetBytes + index * 4));
+  }
+  const view = new DataView(raw.buffer);
+  const wasm = getWasm();
+  const spanBytes = header.bitmapBytes + header.blockSizeBytes;
+  const address = wasm.alloc(spanBytes + 8);
+  try {
+    for (let block = 0; block < header.maxTableEntries; block++) {
+      const sector = view.getUint32(block * 4, false);
+      if (sector === UNALLOCATED || bad.has(block)) continue;
+      const dataBytes = Math.min(header.blockSizeBytes, Math.max(0, footer.virtualSizeBytes - block * header.blockSizeBytes));
+      if (dataBytes === 0) continue;
+      const sectors = Math.ceil(dataBytes / 512);
+      await readExactly(handle, wasm.view(address, header.bitmapBytes + sectors * 512), sector * 512, path);
+      const status = wasm.exports.vhdBitmapZeroCheck(address, address + header.bitmapBytes, sectors, address + spanBytes);
+      if (status !== 0) {
+        const badSector = wasm.dataView(address + spanBytes, 4).getInt32(0, true);
+        const offset = sector * 512 + header.bitmapBytes + badSector * 512;
+        problems.push(problem(statusError(status, `VHD block ${block}, sector ${badSector}`, { path }), offset));
+      }
+    }
+  } finally {
+    wasm.release(address);
+  }
+}
+
+/** Structural problems of one VHD file (not following its parent). */
+async function checkLayer(path: string): Promise<{ problems: CheckProblem[]; footer?: VhdFooter }> {
+  const problems: CheckProblem[] = [];
+  const handle = await openFile(path, "r");
+  try {
+    const fileSizeBytes = (await handle.stat()).size;
+    const footer = await checkFooters(handle, path, fileSizeBytes, problems);
+    if (!footer || footer.diskType === 2) return { problems, footer };
+    const headerOffset = Number(footer.dataOffset);
+    const headerBytes = new Uint8Array(VHD_HEADER_BYTES);
+    await readExactly(handle, headerBytes, headerOffset, path);
+    let header: VhdHeader;
+    try {
+      header = parseHeader(headerBytes, { headerOffsetBytes: headerOffset, fileSizeBytes, virtualSizeBytes: footer.virtualSizeBytes, isDifferencing: footer.diskType === 4 }, { offset: headerOffset });
+    } catch (error) {
+      problems.push(problem(error, headerOffset));
+      return { problems, footer };
+    }
+    await checkBlocks(handle, path, footer, header, fileSizeBytes, problems);
+    return { problems, footer };
+  } catch (error) {
+    if (error instanceof VhdsyncError && error.code === "VHDSYNC_TRUNCATED") {
+      problems.push(problem(error));
+      return { problems };
+    }
+    throw error;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Lists every structural problem of a VHD and, for differencing disks, of its chain.
+ * @throws OS error codes only (VHDSYNC_NOT_FOUND, VHDSYNC_IO, ...)
+ */
+export async function checkVhd(path: string): Promise<CheckProblem[]> {
+  const { problems, footer } = await checkLayer(path);
+  if (footer?.diskType !== 4 || problems.length > 0) return problems;
+  let image;
+  try {
+    image = await openVhd(path, { readOnly: true });
+  } catch (error) {
+    return [...problems, problem(error)];
+  }
+  try {
+    for (let layer = image; layer instanceof VhdDifferencingImage; layer = layer.parent as typeof image) {
+      if (!layer.parentTimestampMatches) {
+        problems.push({ code: "VHDSYNC_CHAIN_BROKEN", message: `${layer.path}: parent ${layer.parent.path} was modified after the differencing disk was created (time stamp mismatch)` });
+      }
+      for (const found of (await checkLayer(layer.parent.path)).problems) problems.push({ ...found, path: layer.parent.path, message: `${layer.parent.path}: ${found.message}` });
+    }
+  } finally {
+    await image.close();
+  }
+  return problems;
+}
