@@ -4,7 +4,7 @@
 import t from "tap";
 import { join } from "node:path";
 import { writeFileSync } from "node:fs";
-import { openImage } from "../dist/formats/open-image.js";
+import { openImage } from "../dist/index.js";
 import { VhdxImage } from "../dist/formats/vhdx/index.js";
 import { crc32c } from "../dist/formats/vhdx/vhdx-structures.js";
 import { Prng, testSeed } from "./helpers/prng.js";
