@@ -81,7 +81,7 @@ export function hashBlocksAt(algorithm: HashAlgorithm, dataAddress: number, leng
 
 /**
  * Per-block digests of `bytes`: one canonical digest per `blockSizeBytes` block (the last
- * may be partial), concatenated. Bytes outside WASM memory are copied in 8 MiB slices.
+ * may be partial), concatenated. Bytes outside WASM memory are copied in slices of about 8 MiB.
  * @throws VHDSYNC_INVALID_ARGUMENT (unknown algorithm, block size not a power of two up to 1 GiB)
  */
 export function hashBlocks(bytes: Uint8Array, blockSizeBytes: number, algorithm: HashAlgorithm): Uint8Array {
@@ -90,9 +90,10 @@ export function hashBlocks(bytes: Uint8Array, blockSizeBytes: number, algorithm:
   const result = new Uint8Array(Math.ceil(bytes.length / blockSizeBytes) * digestBytes);
   const wasm = getWasm();
   const address = wasmAddressOf(wasm, bytes);
-  const sliceBytes = address === undefined ? Math.max(blockSizeBytes, STAGING_BYTES) : bytes.length;
-  const sliceDigestBytes = Math.ceil(sliceBytes / blockSizeBytes) * digestBytes;
-  wasm.withScratch(sliceDigestBytes, (digestAddress, digestView) => {
+  // Slices keep the staged data plus its digests within about STAGING_BYTES.
+  const sliceBlocks = Math.max(1, Math.floor(STAGING_BYTES / (blockSizeBytes + digestBytes)));
+  const sliceBytes = sliceBlocks * blockSizeBytes;
+  wasm.withScratch(sliceBlocks * digestBytes, (digestAddress, digestView) => {
     for (let offset = 0; offset < bytes.length; offset += sliceBytes) {
       const slice = bytes.subarray(offset, offset + sliceBytes);
       const sliceDigests = Math.ceil(slice.length / blockSizeBytes) * digestBytes;

@@ -78,11 +78,11 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
   const algorithm = checkAlgorithm(options.algo ?? DEFAULT_HASH_ALGORITHM);
   const blockSizeBytes = options.blockSizeBytes;
   if (blockSizeBytes !== undefined) checkBlockSize(blockSizeBytes);
-  const chunkBytes = chunkSize(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, blockSizeBytes);
+  const digestBytes = digestLength(algorithm);
+  const chunkBytes = chunkSize(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, blockSizeBytes, digestBytes);
   const bufferCount = Math.max(2, Math.floor(options.buffers ?? 3));
   const wasm = getWasm();
   const progress = throttle(options.onProgress);
-  const digestBytes = digestLength(algorithm);
   const chunkCount = Math.ceil(sizeBytes / chunkBytes);
   const buffers: number[] = [];
   const pending: Promise<void>[] = [];
@@ -127,8 +127,10 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
   }
 }
 
-function chunkSize(requestedBytes: number, blockSizeBytes: number | undefined): number {
+/** Chunk size: a multiple of the block size whose digests stay within DEFAULT_CHUNK_BYTES. */
+function chunkSize(requestedBytes: number, blockSizeBytes: number | undefined, digestBytes: number): number {
   const base = Math.max(64 * 1024, Math.floor(requestedBytes));
   if (blockSizeBytes === undefined) return base;
-  return Math.ceil(base / blockSizeBytes) * blockSizeBytes;
+  const maxBlocks = Math.max(1, Math.floor(DEFAULT_CHUNK_BYTES / digestBytes));
+  return Math.min(Math.ceil(base / blockSizeBytes), maxBlocks) * blockSizeBytes;
 }

@@ -1,0 +1,82 @@
+// `vhdsync hash` against xxhsum: same hex digits as `xxhsum -H1/-H2/-H3` for files of sizes
+// 0, 1, 17, 240, 241, 1 MiB + 3 and 100 MiB + 7; per-block output; --json; usage errors.
+
+import { execFileSync } from "node:child_process";
+import { randomFillSync } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import t from "tap";
+import { runCli } from "./helpers/cli.js";
+import { Prng, testSeed } from "./helpers/prng.js";
+import { tempDir } from "./helpers/tmp.js";
+
+const SIZES = [0, 1, 17, 240, 241, 1048576 + 3, 100 * 1048576 + 7];
+
+/** xxhsum's hex per file, in order (0.8.1 prints -H3 as `XXH3 (file) = hex`). */
+function xxhsum(flag: string, paths: string[]): string[] {
+  const output = execFileSync("xxhsum", [flag, ...paths], { encoding: "utf8" });
+  return output.trim().split("\n").map((line) => (/^XXH3 \(.*\) = ([0-9a-f]+)$/.exec(line) ?? /^([0-9a-f]+) {2}/.exec(line))![1]);
+}
+
+t.test("vhdsync hash prints xxhsum's digests", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const paths = SIZES.map((size) => {
+    const bytes = new Uint8Array(size);
+    if (size > 65536) randomFillSync(bytes);
+    else prng.fill(bytes);
+    const path = join(dir, `file-${size}`);
+    writeFileSync(path, bytes);
+    return path;
+  });
+  for (const [algo, flag] of [["xxh64", "-H1"], ["xxh3-128", "-H2"], ["xxh3-64", "-H3"]]) {
+    const expected = xxhsum(flag, paths).map((hex, i) => `${hex}  ${paths[i]}`);
+    const result = runCli(["hash", "--algo", algo, ...paths]);
+    t.equal(result.status, 0, `${algo} exit status (${result.stderr})`);
+    t.same(result.stdout.trim().split("\n"), expected, `${algo} equals xxhsum ${flag} (VHDSYNC_SEED=${seed})`);
+  }
+  const defaultAlgo = runCli(["hash", paths[2]]);
+  t.equal(defaultAlgo.stdout, `${xxhsum("-H2", [paths[2]])[0]}  ${paths[2]}\n`, "default algorithm is xxh3-128");
+});
+
+t.test("--block-size and --json", async (t) => {
+  const dir = tempDir(t);
+  const bytes = new Prng(testSeed()).bytes(10000);
+  const path = join(dir, "image.raw");
+  writeFileSync(path, bytes);
+  const blockPaths = [0, 4096, 8192].map((offset, i) => {
+    const blockPath = join(dir, `block-${i}`);
+    writeFileSync(blockPath, bytes.subarray(offset, offset + 4096));
+    return blockPath;
+  });
+  const expected = xxhsum("-H1", blockPaths);
+  const result = runCli(["hash", "--algo", "xxh64", "--block-size", "4K", "--json", path]);
+  t.equal(result.status, 0, result.stderr);
+  const report = JSON.parse(result.stdout);
+  t.match(report, { ok: true, algorithm: "xxh64", files: [{ file: path, sizeBytes: 10000, blockSizeBytes: 4096 }] });
+  t.same(report.files[0].blocks, [
+    { offset: 0, length: 4096, digest: expected[0] },
+    { offset: 4096, length: 4096, digest: expected[1] },
+    { offset: 8192, length: 1808, digest: expected[2] },
+  ]);
+  const human = runCli(["hash", "--algo", "xxh64", "--block-size", "4096", path]);
+  t.equal(human.stdout.trim().split("\n").length, 3, "one line per block");
+  const whole = JSON.parse(runCli(["hash", "--json", path]).stdout);
+  t.same(whole.files, [{ file: path, sizeBytes: 10000, digest: xxhsum("-H2", [path])[0] }]);
+});
+
+t.test("usage errors exit 2", async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, "file");
+  writeFileSync(path, "x");
+  const badAlgo = runCli(["hash", "--algo", "md5", path]);
+  t.equal(badAlgo.status, 2);
+  t.match(badAlgo.stderr, /^vhdsync: VHDSYNC_USAGE: /);
+  t.equal(badAlgo.stdout, "");
+  t.equal(runCli(["hash", "--block-size", "1000", path]).status, 2, "block size not a power of two");
+  t.equal(runCli(["hash"]).status, 2, "no file");
+  const missing = runCli(["hash", join(dir, "missing")]);
+  t.not(missing.status, 0);
+  t.match(missing.stderr, /VHDSYNC_NOT_FOUND/);
+});
