@@ -28,3 +28,5 @@ export type { VhdxStructure } from "./formats/vhdx/index.js";
 export * from "./hrl/index.js";
 export { checkImage, registerChecker } from "./formats/check.js";
 export type { CheckProblem, CheckResult, FormatChecker } from "./formats/check.js";
+export { checksum, resync, copy, verify, diff, DigestReader, DigestWriter, isDigestFile, imageIdentity, SegmentPool } from "./sync/index.js";
+export type { ChecksumOptions, ChecksumReport, ResyncOptions, ResyncReport, CopyOptions, CopyReport, SyncCompareOptions, DiffReport, DigestHeader, DigestFrame, ImageIdentity, BlockHashAlgorithm, ResyncCheckpoint } from "./sync/index.js";

@@ -9,6 +9,7 @@ import { logCommand } from "./log.js";
 import { checkCommand } from "./check.js";
 import { createCommand } from "./create.js";
 import { infoCommand } from "./info.js";
+import { syncCommands } from "./sync.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -19,4 +20,5 @@ export const commands: CommandModule<any, any>[] = [
   checkCommand,
   createCommand,
   infoCommand,
+  ...syncCommands,
 ];

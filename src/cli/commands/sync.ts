@@ -1,0 +1,181 @@
+// The resync command group: `checksum`, `diff`, `resync`, `copy`, `verify` (docs/resync.md,
+// docs/digest-file.md). Thin shells over src/sync: parse options, wire progress and Ctrl-C,
+// print a human summary or the JSON report.
+
+import type { Argv, CommandModule } from "yargs";
+import { checksum } from "../../sync/checksum.js";
+import { copy } from "../../sync/copy.js";
+import { diff } from "../../sync/diff.js";
+import { resync } from "../../sync/resync.js";
+import { verify } from "../../sync/verify.js";
+import type { DiffReport } from "../../sync/diff-report.js";
+import type { BlockHashAlgorithm } from "../../sync/block-hasher.js";
+import { EXIT, parseSize, printJson, runCommand, usageError, type GlobalOptions } from "../run.js";
+import { formatBytes, progressReporter } from "../progress.js";
+
+interface SyncArgs extends GlobalOptions {
+  blockSize?: string;
+  hash?: BlockHashAlgorithm;
+  workers?: number;
+}
+
+const HASHES = ["xxh3-128", "xxh3-64", "xxh64", "sha256"] as const;
+
+function commonOptions<T>(yargs: Argv<T>): Argv<T & SyncArgs> {
+  return yargs
+    .option("block-size", { type: "string", describe: "block size: power of two, 4K..64M (default 64K)" })
+    .option("progress", { type: "boolean", describe: "progress bar (terminal) / JSON progress lines with --json" })
+    .option("workers", { type: "number", describe: "worker threads (default: cores available)" }) as Argv<T & SyncArgs>;
+}
+
+function blockSizeOf(argv: SyncArgs): number | undefined {
+  return argv.blockSize === undefined ? undefined : parseSize(argv.blockSize, "--block-size");
+}
+
+/** An AbortSignal fired by the first Ctrl-C (SIGINT/SIGTERM); a second one exits at once. */
+function interruptSignal(): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const onSignal = () => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write("\nvhdsync: stopping after flushing (press Ctrl-C again to abort at once)\n");
+    controller.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return { signal: controller.signal, dispose: () => (process.off("SIGINT", onSignal), process.off("SIGTERM", onSignal)) };
+}
+
+async function withProgress<T>(argv: SyncArgs, label: string, body: (options: { onProgress: (e: import("../../progress.js").ProgressEvent) => void; signal: AbortSignal }) => Promise<T>): Promise<T> {
+  const reporter = progressReporter({ json: argv.json, progress: argv.progress, label });
+  const interrupt = interruptSignal();
+  try {
+    return await body({ onProgress: reporter.update, signal: interrupt.signal });
+  } finally {
+    reporter.done();
+    interrupt.dispose();
+  }
+}
+
+function printDiff(argv: SyncArgs, report: DiffReport): number {
+  if (argv.json) printJson({ ok: true, ...report });
+  else if (report.equal) process.stdout.write(`identical (${report.blocksTotal} blocks of ${formatBytes(report.blockSizeBytes)})\n`);
+  else {
+    process.stdout.write(`${report.blocksDiffering} of ${report.blocksTotal} blocks differ (${formatBytes(report.bytesDiffering)}):\n`);
+    for (const extent of report.extents) process.stdout.write(`  ${extent.offset}+${extent.length}\n`);
+    if (report.extentsTruncated) process.stdout.write("  ... (list truncated)\n");
+  }
+  return report.equal ? EXIT.OK : EXIT.DIFFERENT;
+}
+
+interface ChecksumArgs extends SyncArgs {
+  image: string;
+  output: string;
+}
+
+export const checksumCommand: CommandModule<GlobalOptions, ChecksumArgs> = {
+  command: "checksum <image>",
+  describe: "Write the digest file of an image (per-block digests; zero/unallocated blocks marked)",
+  builder: (yargs) =>
+    commonOptions(yargs)
+      .positional("image", { type: "string", demandOption: true })
+      .option("output", { alias: "o", type: "string", demandOption: true, describe: "digest file to write" })
+      .option("hash", { choices: HASHES, describe: "digest algorithm (default xxh3-128)" }) as Argv<ChecksumArgs>,
+  handler: (argv) =>
+    runCommand(argv, async () => {
+      const report = await withProgress(argv, "checksum", (extra) => checksum(argv.image, argv.output, { blockSizeBytes: blockSizeOf(argv), algo: argv.hash, workers: argv.workers, ...extra }));
+      if (argv.json) printJson({ ok: true, ...report });
+      else process.stdout.write(`${argv.output}: ${report.blocksTotal} blocks (${report.blocksData} data, ${report.blocksZero} zero/unallocated), ${report.algo}, ${report.seconds.toFixed(2)} s\n`);
+      return EXIT.OK;
+    }),
+};
+
+interface PairArgs extends SyncArgs {
+  a: string;
+  b: string;
+}
+
+export const diffCommand: CommandModule<GlobalOptions, PairArgs> = {
+  command: "diff <a> <b>",
+  describe: "Differing extents of two images or digest files (exit 1 when they differ)",
+  builder: (yargs) => commonOptions(yargs).positional("a", { type: "string", demandOption: true }).positional("b", { type: "string", demandOption: true }) as Argv<PairArgs>,
+  handler: (argv) =>
+    runCommand(argv, async () => printDiff(argv, await withProgress(argv, "diff", (extra) => diff(argv.a, argv.b, { blockSizeBytes: blockSizeOf(argv), workers: argv.workers, ...extra })))),
+};
+
+export const verifyCommand: CommandModule<GlobalOptions, PairArgs> = {
+  command: "verify <a> <b>",
+  describe: "Online verify: read both images and report differing blocks, writing nothing (exit 1 when they differ)",
+  builder: (yargs) => commonOptions(yargs).positional("a", { type: "string", demandOption: true }).positional("b", { type: "string", demandOption: true }) as Argv<PairArgs>,
+  handler: (argv) =>
+    runCommand(argv, async () => printDiff(argv, await withProgress(argv, "verify", (extra) => verify(argv.a, argv.b, { blockSizeBytes: blockSizeOf(argv), workers: argv.workers, ...extra })))),
+};
+
+interface ResyncArgs extends SyncArgs {
+  source: string;
+  target: string;
+  targetDigest?: string;
+  updateDigest?: boolean;
+  dryRun?: boolean;
+  resize?: boolean;
+  resume?: boolean;
+  checkpoint?: string;
+}
+
+export const resyncCommand: CommandModule<GlobalOptions, ResyncArgs> = {
+  command: "resync <source> <target>",
+  describe: "Make TARGET's content equal to SOURCE's, writing only the blocks that differ",
+  builder: (yargs) =>
+    commonOptions(yargs)
+      .positional("source", { type: "string", demandOption: true })
+      .positional("target", { type: "string", demandOption: true })
+      .option("hash", { choices: HASHES, describe: "digest algorithm with --target-digest" })
+      .option("target-digest", { type: "string", describe: "trust this digest file of the target instead of reading it" })
+      .option("update-digest", { type: "boolean", describe: "after success, rewrite --target-digest for the new target" })
+      .option("dry-run", { type: "boolean", describe: "report what would change; write nothing" })
+      .option("resize", { type: "boolean", describe: "resize the target when sizes differ" })
+      .option("resume", { type: "boolean", describe: "continue from the checkpoint of an interrupted run" })
+      .option("checkpoint", { type: "string", describe: "checkpoint file (default TARGET.vhdsync-checkpoint)" }) as Argv<ResyncArgs>,
+  handler: (argv) =>
+    runCommand(argv, async () => {
+      if (argv.updateDigest && !argv.targetDigest) throw usageError("--update-digest needs --target-digest");
+      const report = await withProgress(argv, "resync", (extra) =>
+        resync(argv.source, argv.target, {
+          blockSizeBytes: blockSizeOf(argv),
+          algo: argv.hash,
+          targetDigestPath: argv.targetDigest,
+          updateTargetDigest: argv.updateDigest,
+          dryRun: argv.dryRun,
+          resize: argv.resize,
+          resume: argv.resume,
+          checkpointPath: argv.checkpoint,
+          workers: argv.workers,
+          ...extra,
+        }),
+      );
+      if (argv.json) printJson({ ok: true, type: "report", ...report });
+      else {
+        const verb = report.dryRun ? "would write" : "wrote";
+        process.stdout.write(
+          `${report.blocksChanged} of ${report.blocksTotal} blocks differed; ${verb} ${formatBytes(report.bytesWritten)} (+${formatBytes(report.bytesZeroed)} zeroed); ` +
+            `read ${formatBytes(report.bytesRead)} in ${report.seconds.toFixed(2)} s (${formatBytes(report.throughputBytesPerSecond)}/s)\n`,
+        );
+      }
+      return EXIT.OK;
+    }),
+};
+
+export const copyCommand: CommandModule<GlobalOptions, ResyncArgs> = {
+  command: "copy <source> <target>",
+  describe: "Full copy of SOURCE's allocated data to TARGET (created as sparse raw if missing); zero ranges stay holes",
+  builder: (yargs) => commonOptions(yargs).positional("source", { type: "string", demandOption: true }).positional("target", { type: "string", demandOption: true }) as Argv<ResyncArgs>,
+  handler: (argv) =>
+    runCommand(argv, async () => {
+      const report = await withProgress(argv, "copy", (extra) => copy(argv.source, argv.target, { blockSizeBytes: blockSizeOf(argv), workers: argv.workers, ...extra }));
+      if (argv.json) printJson({ ok: true, ...report });
+      else process.stdout.write(`copied ${formatBytes(report.bytesWritten)} of data (${formatBytes(report.virtualSizeBytes)} virtual) in ${report.seconds.toFixed(2)} s\n`);
+      return EXIT.OK;
+    }),
+};
+
+/** Every command of the group, for src/cli/commands/index.ts. */
+export const syncCommands = [checksumCommand, diffCommand, resyncCommand, copyCommand, verifyCommand];

@@ -1,0 +1,112 @@
+// checksum(): writes the digest file of an image (docs/digest-file.md). Segments are read and
+// hashed on worker threads; frames are written in order by this thread, streamed to disk.
+
+import type { DiskImage } from "../formats/disk-image.js";
+import { openImage } from "../formats/open-image.js";
+import { throttle, type ProgressListener } from "../progress.js";
+import { VhdsyncError } from "../errors.js";
+import type { BlockHashAlgorithm } from "./block-hasher.js";
+import { DigestWriter } from "./digest-writer.js";
+import { checkBlockSize } from "./digest-format.js";
+import { imageIdentity } from "./image-identity.js";
+import { SegmentPool, defaultWorkerCount, runSegments } from "./segment-pool.js";
+import { DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
+import { addCounters, emptyCounters } from "./segment-task.js";
+
+/** Options of checksum(). */
+export interface ChecksumOptions {
+  /** Block size in bytes: a power of two from 4 KiB to 64 MiB (default 64 KiB). */
+  blockSizeBytes?: number;
+  /** Digest algorithm (default xxh3-128). */
+  algo?: BlockHashAlgorithm;
+  onProgress?: ProgressListener;
+  /** Aborting stops the run; no digest file is left behind (VHDSYNC_INTERRUPTED). */
+  signal?: AbortSignal;
+  /** Worker threads (default: the cores available; 0 = this thread). */
+  workers?: number;
+}
+
+/** What checksum() did. */
+export interface ChecksumReport {
+  image: string;
+  digestPath: string;
+  algo: BlockHashAlgorithm;
+  blockSizeBytes: number;
+  virtualSizeBytes: number;
+  blocksTotal: number;
+  blocksData: number;
+  blocksZero: number;
+  blocksUnallocated: number;
+  bytesRead: number;
+  seconds: number;
+  throughputBytesPerSecond: number;
+}
+
+/**
+ * Computes the digest file of `image` (a path or an open image) and writes it to `outPath`
+ * atomically. Unallocated and all-zero blocks are recorded without a digest.
+ * @throws VHDSYNC_INVALID_ARGUMENT (block size), VHDSYNC_INTERRUPTED, open/read/write errors
+ */
+export async function checksum(image: string | DiskImage, outPath: string, options: ChecksumOptions = {}): Promise<ChecksumReport> {
+  const started = performance.now();
+  const blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
+  const algo = options.algo ?? DEFAULT_ALGORITHM;
+  checkBlockSize(blockSizeBytes);
+  const opened = typeof image === "string" ? await openImage(image, { readOnly: true }) : image;
+  let identity, virtualSizeBytes: number;
+  try {
+    identity = await imageIdentity(opened);
+    virtualSizeBytes = opened.virtualSize;
+  } finally {
+    if (typeof image === "string") await opened.close();
+  }
+  const blockCount = blockCountFor(virtualSizeBytes, blockSizeBytes);
+  const frameBlocks = segmentBlocks(blockSizeBytes);
+  const pool = await SegmentPool.start(
+    { mode: "hash", sourcePath: opened.path, blockSizeBytes, algo, apply: "none", windowBytes: DEFAULT_WINDOW_BYTES },
+    options.workers ?? defaultWorkerCount(),
+  );
+  const writer = await DigestWriter.create(outPath, { algo, blockSizeBytes, virtualSizeBytes, blockCount, frameBlocks, identity }).catch(async (error) => {
+    await pool.close();
+    throw error;
+  });
+  const counters = emptyCounters();
+  const progress = throttle(options.onProgress);
+  let doneBytes = 0;
+  try {
+    const complete = await runSegments(
+      pool,
+      segmentTasks(blockCount, frameBlocks),
+      async (result) => {
+        addCounters(counters, result.counters);
+        await writer.writeFrame({ firstBlock: result.firstBlock, blockCount: result.blockCount, flags: result.frameFlags!, digests: result.frameDigests! });
+        doneBytes = Math.min(virtualSizeBytes, (result.firstBlock + result.blockCount) * blockSizeBytes);
+        progress.report({ operation: "checksum", doneBytes, totalBytes: virtualSizeBytes });
+      },
+      { signal: options.signal },
+    );
+    if (!complete) throw new VhdsyncError("VHDSYNC_INTERRUPTED", `checksum of ${opened.path} interrupted`, { path: opened.path });
+    await pool.close();
+    await writer.finish();
+  } catch (error) {
+    await pool.close().catch(() => undefined);
+    await writer.abort();
+    throw error;
+  }
+  progress.flush();
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    image: opened.path,
+    digestPath: outPath,
+    algo,
+    blockSizeBytes,
+    virtualSizeBytes,
+    blocksTotal: blockCount,
+    blocksData: blockCount - counters.blocksZero,
+    blocksZero: counters.blocksZero,
+    blocksUnallocated: counters.blocksUnallocated,
+    bytesRead: counters.bytesRead,
+    seconds,
+    throughputBytesPerSecond: virtualSizeBytes / Math.max(seconds, 1e-9),
+  };
+}

@@ -1,0 +1,83 @@
+// copy(): the "full download" — copies every allocated source block to the target without
+// checksums; zero and unallocated ranges stay (or become) holes / unallocated blocks where
+// the target's format allows. A missing target is created as a sparse raw file.
+
+import { existsSync } from "node:fs";
+import { VhdsyncError } from "../errors.js";
+import type { DiskImage } from "../formats/disk-image.js";
+import { openImage } from "../formats/open-image.js";
+import { RawImage } from "../formats/raw.js";
+import { throttle, type ProgressListener } from "../progress.js";
+import { applyChanges } from "./apply-changes.js";
+import { SegmentPool, defaultWorkerCount, runSegments } from "./segment-pool.js";
+import { DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
+import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult } from "./segment-task.js";
+
+/** Options of copy(). */
+export interface CopyOptions {
+  /** Granularity of zero detection in bytes (default 64 KiB). */
+  blockSizeBytes?: number;
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+  workers?: number;
+}
+
+/** What copy() did. */
+export interface CopyReport extends SegmentCounters {
+  source: string;
+  target: string;
+  created: boolean;
+  virtualSizeBytes: number;
+  seconds: number;
+  throughputBytesPerSecond: number;
+}
+
+/**
+ * Copies `sourcePath`'s content to `targetPath` (created as sparse raw if missing).
+ * @throws VHDSYNC_SIZE_MISMATCH (existing target of another size), VHDSYNC_INTERRUPTED, I/O codes
+ */
+export async function copy(sourcePath: string, targetPath: string, options: CopyOptions = {}): Promise<CopyReport> {
+  const started = performance.now();
+  const blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
+  const source = await openImage(sourcePath, { readOnly: true });
+  let target: DiskImage | undefined;
+  const created = !existsSync(targetPath);
+  try {
+    target = created ? await RawImage.create(targetPath, source.virtualSize) : await openImage(targetPath, { readOnly: false });
+    if (target.virtualSize !== source.virtualSize) {
+      throw new VhdsyncError("VHDSYNC_SIZE_MISMATCH", `${sourcePath} is ${source.virtualSize} bytes but ${targetPath} is ${target.virtualSize}`, { path: targetPath });
+    }
+    const apply = target.format === "raw" || target.format === "block-device" ? "here" : "caller";
+    const pool = await SegmentPool.start(
+      { mode: "copy", sourcePath, targetPath, blockSizeBytes, apply, windowBytes: DEFAULT_WINDOW_BYTES, targetFresh: created },
+      options.workers ?? defaultWorkerCount(),
+    );
+    const counters = emptyCounters();
+    const progress = throttle(options.onProgress);
+    const blocksPerSegment = segmentBlocks(blockSizeBytes, apply === "caller" ? 8 * 1024 * 1024 : undefined);
+    let complete: boolean;
+    try {
+      complete = await runSegments(
+        pool,
+        segmentTasks(blockCountFor(source.virtualSize, blockSizeBytes), blocksPerSegment),
+        async (result) => {
+          if (apply === "caller") await applyChanges(target!, result);
+          addCounters(counters, result.counters);
+          const doneBytes = Math.min(source.virtualSize, (result.firstBlock + result.blockCount) * blockSizeBytes);
+          progress.report({ operation: "copy", doneBytes, totalBytes: source.virtualSize, counters: { bytesWritten: counters.bytesWritten } });
+        },
+        { signal: options.signal },
+      );
+    } finally {
+      await pool.close();
+    }
+    progress.flush();
+    await target.flush();
+    if (!complete) throw new VhdsyncError("VHDSYNC_INTERRUPTED", `copy to ${targetPath} interrupted (rerun to copy again)`, { path: targetPath });
+    const seconds = (performance.now() - started) / 1000;
+    return { source: sourcePath, target: targetPath, created, virtualSizeBytes: source.virtualSize, ...counters, seconds, throughputBytesPerSecond: source.virtualSize / Math.max(seconds, 1e-9) };
+  } finally {
+    await target?.close().catch(() => undefined);
+    await source.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,121 @@
+// Streams a digest file (docs/digest-file.md) to disk with bounded memory: header, then frames
+// as they are produced, then the trailer with the checksum of the frames. The header is
+// rewritten at the end when the caller supplies the final identity (after resync wrote the
+// image). The file appears at its path only when complete (temp, fsync, rename, fsync dir).
+
+import { createHash, type Hash } from "node:crypto";
+import { promises as fsp } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
+import { VhdsyncError, toVhdsyncError } from "../errors.js";
+import { commitTempFile, tempPathFor } from "./atomic-file.js";
+import { BLOCK_DATA, encodeFrameHeader, encodeHeader, encodeTrailer, type DigestFrame, type DigestHeader } from "./digest-format.js";
+import { writeExactly } from "../io/file.js";
+import { blockDigestLength } from "./block-hasher.js";
+
+const BUFFER_BYTES = 1024 * 1024;
+
+/** Header fields a writer needs (lengths and checksum are computed). */
+export type DigestHeaderInit = Omit<DigestHeader, "headerLength" | "headerChecksum" | "digestLength">;
+
+/** Writes one digest file; call writeFrame() in block order, then finish() (or abort()). */
+export class DigestWriter {
+  private readonly hash: Hash = createHash("sha256");
+  private buffer = new Uint8Array(BUFFER_BYTES);
+  private buffered = 0;
+  private position = 0;
+  private nextBlock = 0;
+  private frameCount = 0;
+  private headerLength = 0;
+
+  private constructor(
+    readonly path: string,
+    private readonly tempPath: string,
+    private readonly handle: FileHandle,
+    readonly header: DigestHeaderInit,
+  ) {}
+
+  /** Starts a digest file at `path` (written to a temp file until finish()). @throws I/O codes */
+  static async create(path: string, header: DigestHeaderInit): Promise<DigestWriter> {
+    const tempPath = tempPathFor(path);
+    let handle: FileHandle;
+    try {
+      handle = await fsp.open(tempPath, "w");
+    } catch (error) {
+      throw toVhdsyncError(error, { path });
+    }
+    const writer = new DigestWriter(path, tempPath, handle, header);
+    const headerBytes = encodeHeader(header);
+    await writeExactly(handle, headerBytes, 0, tempPath).catch(async (error) => {
+      await writer.abort();
+      throw error;
+    });
+    writer.position = headerBytes.length;
+    writer.headerLength = headerBytes.length;
+    return writer;
+  }
+
+  /** Appends the next frame (must start where the previous one ended). */
+  async writeFrame(frame: DigestFrame): Promise<void> {
+    if (frame.firstBlock !== this.nextBlock || frame.flags.length !== frame.blockCount) {
+      throw new VhdsyncError("VHDSYNC_INTERNAL", `digest frame out of order: block ${frame.firstBlock}, expected ${this.nextBlock}`);
+    }
+    let dataBlocks = 0;
+    for (let i = 0; i < frame.flags.length; i++) if (frame.flags[i] === BLOCK_DATA) dataBlocks++;
+    await this.append(encodeFrameHeader(frame.firstBlock, frame.blockCount, dataBlocks));
+    await this.append(frame.flags);
+    await this.append(frame.digests.subarray(0, dataBlocks * blockDigestLength(this.header.algo)));
+    this.nextBlock += frame.blockCount;
+    this.frameCount++;
+  }
+
+  /**
+   * Writes the trailer (and the header again with `identity`, when given), fsyncs, and moves
+   * the file into place. @throws VHDSYNC_INTERNAL if blocks are missing or the header would change size
+   */
+  async finish(identity?: DigestHeaderInit["identity"]): Promise<void> {
+    if (this.nextBlock !== this.header.blockCount) {
+      throw new VhdsyncError("VHDSYNC_INTERNAL", `digest file incomplete: ${this.nextBlock} of ${this.header.blockCount} blocks`);
+    }
+    await this.flushBuffer();
+    const trailer = encodeTrailer(this.frameCount, this.nextBlock, this.hash.digest());
+    try {
+      if (identity) {
+        const headerBytes = encodeHeader({ ...this.header, identity });
+        if (headerBytes.length !== this.headerLength) throw new VhdsyncError("VHDSYNC_INTERNAL", "digest header does not fit its reserved space");
+        await writeExactly(this.handle, headerBytes, 0, this.tempPath);
+      }
+      await writeExactly(this.handle, trailer, this.position, this.tempPath);
+      await this.handle.sync();
+      await this.handle.close();
+    } catch (error) {
+      await this.abort();
+      throw toVhdsyncError(error, { path: this.path });
+    }
+    await commitTempFile(this.tempPath, this.path);
+  }
+
+  /** Discards the partial file. */
+  async abort(): Promise<void> {
+    await this.handle.close().catch(() => undefined);
+    await fsp.rm(this.tempPath, { force: true });
+  }
+
+  private async append(bytes: Uint8Array): Promise<void> {
+    this.hash.update(bytes);
+    if (this.buffered + bytes.length > this.buffer.length) await this.flushBuffer();
+    if (bytes.length > this.buffer.length) {
+      await writeExactly(this.handle, bytes, this.position, this.tempPath);
+      this.position += bytes.length;
+      return;
+    }
+    this.buffer.set(bytes, this.buffered);
+    this.buffered += bytes.length;
+  }
+
+  private async flushBuffer(): Promise<void> {
+    if (this.buffered === 0) return;
+    await writeExactly(this.handle, this.buffer.subarray(0, this.buffered), this.position, this.tempPath);
+    this.position += this.buffered;
+    this.buffered = 0;
+  }
+}

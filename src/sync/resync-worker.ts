@@ -1,0 +1,61 @@
+// Worker-thread entry of the segment pool: opens its own images and WASM instance, then scans
+// the segments it is sent, one at a time, posting results with their buffers transferred.
+
+import { parentPort, workerData } from "node:worker_threads";
+import { toVhdsyncError } from "../errors.js";
+import { SegmentScanner, type ScanConfig } from "./segment-scanner.js";
+import type { SegmentResult, SegmentTask } from "./segment-task.js";
+
+/** Messages the pool sends. */
+export type WorkerRequest = { type: "task"; task: SegmentTask } | { type: "close" };
+/** Messages a worker sends back. */
+export type WorkerReply =
+  | { type: "ready" }
+  | { type: "result"; result: SegmentResult }
+  | { type: "error"; id?: number; error: { code: string; message: string; details: Record<string, unknown> } }
+  | { type: "closed" };
+
+/** Buffers of a result that can be transferred instead of copied. */
+export function transferList(result: SegmentResult): ArrayBuffer[] {
+  return [result.changes, result.data, result.frameFlags, result.frameDigests]
+    .filter((array): array is NonNullable<typeof array> => array !== undefined)
+    .map((array) => array.buffer as ArrayBuffer);
+}
+
+function errorReply(error: unknown, id?: number): WorkerReply {
+  const coded = toVhdsyncError(error);
+  return { type: "error", id, error: { code: coded.code, message: coded.message, details: coded.details } };
+}
+
+if (parentPort) {
+  const port = parentPort;
+  let queue: Promise<unknown> = Promise.resolve();
+  let scanner: SegmentScanner | undefined;
+  queue = SegmentScanner.open(workerData as ScanConfig).then(
+    (opened) => {
+      scanner = opened;
+      port.postMessage({ type: "ready" } satisfies WorkerReply);
+    },
+    (error) => port.postMessage(errorReply(error)),
+  );
+  port.on("message", (request: WorkerRequest) => {
+    queue = queue.then(async () => {
+      if (request.type === "close") {
+        try {
+          await scanner?.close();
+          port.postMessage({ type: "closed" } satisfies WorkerReply);
+        } catch (error) {
+          port.postMessage(errorReply(error));
+        }
+        return;
+      }
+      try {
+        if (!scanner) throw new Error("scanner failed to open");
+        const result = await scanner.scan(request.task);
+        port.postMessage({ type: "result", result } satisfies WorkerReply, transferList(result));
+      } catch (error) {
+        port.postMessage(errorReply(error, request.task.id));
+      }
+    });
+  });
+}

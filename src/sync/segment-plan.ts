@@ -1,0 +1,39 @@
+// How the engine cuts an image into segments (units of parallel work, digest frames and
+// checkpoint steps), and the engine's tunable defaults.
+
+import { MAX_FRAME_BLOCKS, checkBlockSize } from "./digest-format.js";
+import type { BlockHashAlgorithm } from "./block-hasher.js";
+import type { SegmentTask } from "./segment-task.js";
+
+/** Default block size (see docs/resync.md for the benchmark behind it). */
+export const DEFAULT_BLOCK_BYTES = 64 * 1024;
+/** Default digest algorithm. */
+export const DEFAULT_ALGORITHM: BlockHashAlgorithm = "xxh3-128";
+/** Bytes of image per segment. */
+export const SEGMENT_BYTES = 32 * 1024 * 1024;
+/** Read window: small enough that source and target windows stay in the CPU cache while compared. */
+export const DEFAULT_WINDOW_BYTES = windowFromEnv() ?? 512 * 1024;
+
+function windowFromEnv(): number | undefined {
+  const kib = Number(process.env.VHDSYNC_WINDOW_KIB);
+  return Number.isInteger(kib) && kib >= 4 ? kib * 1024 : undefined;
+}
+
+/** Blocks per segment for a block size. */
+export function segmentBlocks(blockSizeBytes: number, segmentBytes = SEGMENT_BYTES): number {
+  checkBlockSize(blockSizeBytes);
+  return Math.max(1, Math.min(MAX_FRAME_BLOCKS, Math.floor(segmentBytes / blockSizeBytes)));
+}
+
+/** Number of blocks covering `virtualSizeBytes`. */
+export function blockCountFor(virtualSizeBytes: number, blockSizeBytes: number): number {
+  return Math.ceil(virtualSizeBytes / blockSizeBytes);
+}
+
+/** Tasks covering blocks [firstBlock, blockCount) in segments of `blocksPerSegment`. */
+export function* segmentTasks(blockCount: number, blocksPerSegment: number, firstBlock = 0): Generator<SegmentTask> {
+  let id = 0;
+  for (let block = firstBlock; block < blockCount; block += blocksPerSegment) {
+    yield { id: id++, firstBlock: block, blockCount: Math.min(blocksPerSegment, blockCount - block) };
+  }
+}

@@ -1,0 +1,166 @@
+// Runs segment scans on worker threads (one WASM instance each) so reading, comparing and
+// hashing keep every core busy; with zero workers it scans inline on the calling thread.
+// runSegments() keeps a bounded number of segments in flight and hands results back in order.
+
+import { Worker } from "node:worker_threads";
+import { availableParallelism } from "node:os";
+import { VhdsyncError, type ErrorCode } from "../errors.js";
+import { SegmentScanner, type ScanConfig } from "./segment-scanner.js";
+import type { SegmentResult, SegmentTask } from "./segment-task.js";
+import type { WorkerReply } from "./resync-worker.js";
+
+/** Default worker count: the cores available (VHDSYNC_WORKERS overrides; 0 = inline). */
+export function defaultWorkerCount(): number {
+  const fromEnv = process.env.VHDSYNC_WORKERS;
+  if (fromEnv !== undefined && fromEnv !== "" && Number.isInteger(Number(fromEnv)) && Number(fromEnv) >= 0) return Number(fromEnv);
+  return Math.max(1, Math.min(8, availableParallelism()));
+}
+
+interface Pending {
+  resolve: (result: SegmentResult) => void;
+  reject: (error: Error) => void;
+}
+
+interface PoolWorker {
+  worker: Worker;
+  pending: Map<number, Pending>;
+  failure?: VhdsyncError;
+}
+
+function toError(error: { code: string; message: string; details: Record<string, unknown> }): VhdsyncError {
+  return new VhdsyncError(error.code as ErrorCode, error.message, error.details);
+}
+
+/** A set of scanners working on segments. */
+export class SegmentPool {
+  private constructor(private readonly workers: PoolWorker[], private readonly inline?: SegmentScanner) {}
+
+  /** Starts `workerCount` workers (0: scan inline). @throws open errors from the images */
+  static async start(config: ScanConfig, workerCount = defaultWorkerCount()): Promise<SegmentPool> {
+    if (workerCount === 0) return new SegmentPool([], await SegmentScanner.open(config));
+    const workers = await Promise.allSettled(Array.from({ length: workerCount }, () => startWorker(config)));
+    const failed = workers.find((entry) => entry.status === "rejected");
+    if (failed) {
+      await Promise.all(workers.map((entry) => (entry.status === "fulfilled" ? entry.value.worker.terminate() : undefined)));
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    return new SegmentPool(workers.map((entry) => (entry as PromiseFulfilledResult<PoolWorker>).value));
+  }
+
+  /** Number of scanners. */
+  get size(): number {
+    return Math.max(1, this.workers.length);
+  }
+
+  /** Scans one segment on the least busy worker. */
+  submit(task: SegmentTask): Promise<SegmentResult> {
+    if (this.inline) return this.inline.scan(task);
+    const target = this.workers.reduce((best, candidate) => (candidate.pending.size < best.pending.size ? candidate : best));
+    if (target.failure) return Promise.reject(target.failure);
+    return new Promise((resolve, reject) => {
+      target.pending.set(task.id, { resolve, reject });
+      const transfer = [task.targetFlags?.buffer, task.targetDigests?.buffer].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
+      target.worker.postMessage({ type: "task", task }, transfer);
+    });
+  }
+
+  /** Flushes and closes every scanner's images and stops the workers. */
+  async close(): Promise<void> {
+    if (this.inline) return this.inline.close();
+    const errors: VhdsyncError[] = [];
+    await Promise.all(
+      this.workers.map(
+        ({ worker }) =>
+          new Promise<void>((resolve) => {
+            const done = () => void worker.terminate().then(() => resolve());
+            worker.on("message", (reply: WorkerReply) => {
+              if (reply.type === "error") errors.push(toError(reply.error));
+              if (reply.type === "closed" || reply.type === "error") done();
+            });
+            worker.once("error", done);
+            worker.postMessage({ type: "close" });
+          }),
+      ),
+    );
+    if (errors.length > 0) throw errors[0];
+  }
+}
+
+function startWorker(config: ScanConfig): Promise<PoolWorker> {
+  const worker = new Worker(new URL("./resync-worker.js", import.meta.url), { workerData: config });
+  const entry: PoolWorker = { worker, pending: new Map() };
+  const failAll = (error: VhdsyncError) => {
+    entry.failure = error;
+    for (const pending of entry.pending.values()) pending.reject(error);
+    entry.pending.clear();
+  };
+  return new Promise((resolve, reject) => {
+    worker.on("message", (reply: WorkerReply) => {
+      if (reply.type === "ready") resolve(entry);
+      else if (reply.type === "result") {
+        entry.pending.get(reply.result.id)?.resolve(reply.result);
+        entry.pending.delete(reply.result.id);
+      } else if (reply.type === "error") {
+        const error = toError(reply.error);
+        if (reply.id === undefined) {
+          reject(error);
+          failAll(error);
+        } else {
+          entry.pending.get(reply.id)?.reject(error);
+          entry.pending.delete(reply.id);
+        }
+      }
+    });
+    worker.on("error", (error) => {
+      const coded = new VhdsyncError("VHDSYNC_INTERNAL", `resync worker failed: ${error.message}`, {}, { cause: error });
+      reject(coded);
+      failAll(coded);
+    });
+  });
+}
+
+/**
+ * Submits the tasks with at most `maxInFlight` outstanding and calls `onResult` for each result
+ * in task order. Stops pulling new tasks once `signal` is aborted (in-flight ones finish) and
+ * returns whether every task was processed.
+ */
+export async function runSegments(
+  pool: SegmentPool,
+  tasks: AsyncIterable<SegmentTask> | Iterable<SegmentTask>,
+  onResult: (result: SegmentResult) => Promise<void> | void,
+  options: { maxInFlight?: number; signal?: AbortSignal } = {},
+): Promise<boolean> {
+  const maxInFlight = options.maxInFlight ?? pool.size * 2;
+  const inFlight: Promise<SegmentResult>[] = [];
+  let firstError: unknown;
+  let stopped = false;
+  for await (const task of tasks) {
+    if (options.signal?.aborted) {
+      stopped = true;
+      break;
+    }
+    const promise = pool.submit(task);
+    promise.catch(() => undefined);
+    inFlight.push(promise);
+    if (inFlight.length >= maxInFlight) {
+      try {
+        await onResult(await inFlight.shift()!);
+      } catch (error) {
+        firstError = error;
+        stopped = true;
+        break;
+      }
+    }
+  }
+  // Drain: finish what was started (so writes in flight complete) even when stopping.
+  for (const promise of inFlight) {
+    try {
+      const result = await promise;
+      if (firstError === undefined) await onResult(result);
+    } catch (error) {
+      firstError ??= error;
+    }
+  }
+  if (firstError !== undefined) throw firstError;
+  return !stopped;
+}

@@ -1,0 +1,348 @@
+// The per-segment work of checksum/diff/resync/verify, run inside a worker thread (or inline):
+// read a range of the source (and target) straight into WASM memory in cache-sized windows,
+// skip what is unallocated on both sides, find differing blocks by direct compare
+// (compareBlocksAt) or by hashing against a target digest frame, and write the differences
+// (here for raw targets, or handed back to the main thread for other formats).
+
+import { readSync, writeSync } from "node:fs";
+import { VhdsyncError, toVhdsyncError } from "../errors.js";
+import type { DiskImage, Extent } from "../formats/disk-image.js";
+import { openImage } from "../formats/open-image.js";
+import { RawImage } from "../formats/raw.js";
+import { compareBlocksAt, zeroBlocksAt } from "../blocks/index.js";
+import { getWasm, type WasmInstance } from "../wasm/driver.js";
+import { blockDigestLength, hashBlocks, type BlockHashAlgorithm } from "./block-hasher.js";
+import { BLOCK_DATA, BLOCK_UNALLOCATED, BLOCK_ZERO } from "./digest-format.js";
+import { ChangeList, type SegmentCounters, type SegmentResult, type SegmentTask, emptyCounters } from "./segment-task.js";
+
+/** What a scanner compares and where differences are written. */
+export interface ScanConfig {
+  /**
+   * "hash": digests of the source; "compare": source vs target image; "hash-compare": source vs
+   * target digest frames; "copy": every source block is a change (zero blocks as zero ranges).
+   */
+  mode: "hash" | "compare" | "hash-compare" | "copy";
+  sourcePath: string;
+  targetPath?: string;
+  blockSizeBytes: number;
+  algo?: BlockHashAlgorithm;
+  /** "none": report only; "here": write to the target in this thread; "caller": return changed data. */
+  apply: "none" | "here" | "caller";
+  /** Window (read batch) size in bytes; rounded to a multiple of the block size. */
+  windowBytes: number;
+  /** Copy mode: the target already reads as zeros everywhere (freshly created), so zero ranges need no write. */
+  targetFresh?: boolean;
+}
+
+/** Reads/compares/hashes segments for one thread. */
+export class SegmentScanner {
+  private readonly wasm: WasmInstance;
+  private readonly windowBytes: number;
+  private readonly bufferA: number;
+  private readonly bufferB: number;
+  private readonly flags: number;
+  private readonly zeroFlags: number;
+  private readonly digests: number;
+  private readonly digestLength: number;
+
+  private constructor(readonly config: ScanConfig, private readonly source: DiskImage, private readonly target: DiskImage | undefined) {
+    this.wasm = getWasm();
+    const block = config.blockSizeBytes;
+    // Hashing needs whole blocks in memory; a direct compare can split large blocks.
+    const minimum = config.mode === "compare" ? Math.min(block, config.windowBytes) : block;
+    this.windowBytes = Math.max(minimum, Math.floor(config.windowBytes / block) * block);
+    const units = Math.ceil(this.windowBytes / Math.min(block, this.windowBytes));
+    this.digestLength = config.algo ? blockDigestLength(config.algo) : 0;
+    this.bufferA = this.wasm.alloc(this.windowBytes, 4096);
+    this.bufferB = config.mode === "compare" ? this.wasm.alloc(this.windowBytes, 4096) : 0;
+    this.flags = this.wasm.alloc(units);
+    this.zeroFlags = this.wasm.alloc(units);
+    this.digests = this.digestLength ? this.wasm.alloc(units * this.digestLength) : 0;
+  }
+
+  /** Opens the images of `config` (target writable only when applying here). @throws open errors */
+  static async open(config: ScanConfig): Promise<SegmentScanner> {
+    const source = await openImage(config.sourcePath, { readOnly: true });
+    let target: DiskImage | undefined;
+    try {
+      if (config.targetPath && (config.mode === "compare" || config.apply === "here")) {
+        target = await openImage(config.targetPath, { readOnly: config.apply !== "here" });
+      }
+    } catch (error) {
+      await source.close();
+      throw error;
+    }
+    return new SegmentScanner(config, source, target);
+  }
+
+  /** Flushes writes (when applying here) and closes the images. */
+  async close(): Promise<void> {
+    await this.source.close();
+    await this.target?.close();
+    for (const address of [this.bufferA, this.bufferB, this.flags, this.zeroFlags, this.digests]) if (address) this.wasm.release(address);
+  }
+
+  /** Processes one segment. @throws read/write errors (VhdsyncError) */
+  async scan(task: SegmentTask): Promise<SegmentResult> {
+    const block = this.config.blockSizeBytes;
+    const startBytes = task.firstBlock * block;
+    const endBytes = Math.min(this.source.virtualSize, (task.firstBlock + task.blockCount) * block);
+    const sourceMap = await this.source.allocationMap(startBytes, endBytes - startBytes);
+    const targetMap = this.config.mode === "compare" && this.target ? await this.target.allocationMap(startBytes, endBytes - startBytes) : [];
+    const state: ScanState = {
+      counters: emptyCounters(),
+      changes: new ChangeList(),
+      data: [],
+      frameFlags: this.config.mode === "compare" ? undefined : new Uint8Array(task.blockCount),
+      frameDigests: new Uint8Array(this.config.mode === "compare" ? 0 : task.blockCount * this.digestLength),
+      frameDigestBytes: 0,
+      lastChangedBlock: -1,
+    };
+    for (let offset = startBytes; offset < endBytes; offset += this.windowBytes) {
+      const length = Math.min(this.windowBytes, endBytes - offset);
+      if (this.config.mode === "compare") await this.compareWindow(offset, length, sourceMap, targetMap, state);
+      else if (this.config.mode === "copy") await this.copyWindow(offset, length, sourceMap, state);
+      else await this.hashWindow(offset, length, sourceMap, task, state);
+    }
+    await this.flushPendingZero(state);
+    const result: SegmentResult = { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters: state.counters, changes: state.changes.toArray() };
+    if (state.data.length > 0) result.data = concat(state.data);
+    if (state.frameFlags) {
+      result.frameFlags = state.frameFlags;
+      result.frameDigests = state.frameDigests.slice(0, state.frameDigestBytes);
+    }
+    return result;
+  }
+
+  /** Direct compare of one window of source and target. */
+  private async compareWindow(offset: number, length: number, sourceMap: Extent[], targetMap: Extent[], state: ScanState): Promise<void> {
+    const unit = Math.min(this.config.blockSizeBytes, this.windowBytes);
+    const units = Math.ceil(length / unit);
+    const sourceParts = clip(sourceMap, offset, length);
+    const targetParts = clip(targetMap, offset, length);
+    const counters = state.counters;
+    if (sourceParts.length === 0 && targetParts.length === 0) {
+      this.countBlocks(offset, length, counters, "unallocated");
+      return;
+    }
+    await this.readParts(this.source, this.bufferA, offset, length, sourceParts, counters);
+    await this.readParts(this.target!, this.bufferB, offset, length, targetParts, counters);
+    compareBlocksAt(this.bufferA, this.bufferB, length, unit, this.flags);
+    zeroBlocksAt(this.bufferA, length, unit, this.zeroFlags);
+    this.countBlocks(offset, length, counters, "compared");
+    const flags = this.wasm.view(this.flags, units);
+    const zero = this.wasm.view(this.zeroFlags, units);
+    for (let i = 0; i < units; i++) {
+      if (zero[i] && (unit === this.config.blockSizeBytes || (offset + i * unit) % this.config.blockSizeBytes === 0)) counters.blocksZero++;
+      if (!flags[i]) continue;
+      const unitOffset = offset + i * unit;
+      this.noteChangedBlock(unitOffset, state);
+      await this.recordChange(unitOffset, Math.min(unit, offset + length - unitOffset), zero[i] === 1, this.bufferA + i * unit, state);
+    }
+  }
+
+  /** Copies one window: data blocks are written, zero/unallocated ones become zero ranges (skipped on a fresh target). */
+  private async copyWindow(offset: number, length: number, sourceMap: Extent[], state: ScanState): Promise<void> {
+    const unit = Math.min(this.config.blockSizeBytes, this.windowBytes);
+    const units = Math.ceil(length / unit);
+    const parts = clip(sourceMap, offset, length);
+    if (parts.length > 0) {
+      await this.readParts(this.source, this.bufferA, offset, length, parts, state.counters);
+      zeroBlocksAt(this.bufferA, length, unit, this.zeroFlags);
+    } else this.wasm.bytes.fill(1, this.zeroFlags, this.zeroFlags + units);
+    this.countBlocks(offset, length, state.counters, parts.length > 0 ? "compared" : "unallocated");
+    const zero = this.wasm.view(this.zeroFlags, units);
+    for (let i = 0; i < units; i++) {
+      if (zero[i] && parts.length > 0) state.counters.blocksZero++;
+      if (zero[i] && this.config.targetFresh) continue;
+      const unitOffset = offset + i * unit;
+      await this.recordChange(unitOffset, Math.min(unit, offset + length - unitOffset), zero[i] === 1, this.bufferA + i * unit, state);
+    }
+  }
+
+  /** Hashes one window of the source; in hash-compare mode also diffs it against the target frame. */
+  private async hashWindow(offset: number, length: number, sourceMap: Extent[], task: SegmentTask, state: ScanState): Promise<void> {
+    const block = this.config.blockSizeBytes;
+    const blocks = Math.ceil(length / block);
+    const firstIndex = offset / block - task.firstBlock;
+    const parts = clip(sourceMap, offset, length);
+    const frameFlags = state.frameFlags!;
+    const allocated = blockAllocation(parts, offset, length, block);
+    if (parts.length > 0) {
+      await this.readParts(this.source, this.bufferA, offset, length, parts, state.counters);
+      zeroBlocksAt(this.bufferA, length, block, this.zeroFlags);
+      hashBlocks(this.wasm, this.config.algo!, this.bufferA, length, block, this.digests);
+    }
+    const zero = this.wasm.view(this.zeroFlags, blocks);
+    const digests = this.wasm.view(this.digests, blocks * this.digestLength);
+    const target = task.targetFlags ? new TargetCursor(task, firstIndex, this.digestLength) : undefined;
+    for (let i = 0; i < blocks; i++) {
+      const flag = !allocated[i] ? BLOCK_UNALLOCATED : zero[i] ? BLOCK_ZERO : BLOCK_DATA;
+      frameFlags[firstIndex + i] = flag;
+      const digest = flag === BLOCK_DATA ? digests.subarray(i * this.digestLength, (i + 1) * this.digestLength) : undefined;
+      if (digest) {
+        state.frameDigests.set(digest, state.frameDigestBytes);
+        state.frameDigestBytes += this.digestLength;
+      } else state.counters.blocksZero++;
+      if (flag === BLOCK_UNALLOCATED) state.counters.blocksUnallocated++;
+      else state.counters.blocksCompared++;
+      if (!target) continue;
+      const targetDigest = target.next();
+      const same = digest ? targetDigest !== undefined && equalDigest(digest, targetDigest) : targetDigest === undefined;
+      if (same) continue;
+      const blockOffset = offset + i * block;
+      this.noteChangedBlock(blockOffset, state);
+      await this.recordChange(blockOffset, Math.min(block, offset + length - blockOffset), !digest, this.bufferA + i * block, state);
+    }
+  }
+
+  /** Counts a changed block once even when it spans several windows. */
+  private noteChangedBlock(offsetBytes: number, state: ScanState): void {
+    const blockIndex = Math.floor(offsetBytes / this.config.blockSizeBytes);
+    if (blockIndex !== state.lastChangedBlock) {
+      state.lastChangedBlock = blockIndex;
+      state.counters.blocksChanged++;
+    }
+  }
+
+  /** Records (and, when applying here, performs) one change. */
+  private async recordChange(offsetBytes: number, lengthBytes: number, zero: boolean, address: number, state: ScanState): Promise<void> {
+    state.changes.add(offsetBytes, lengthBytes, zero);
+    if (this.config.apply === "none") return;
+    if (zero) state.counters.bytesZeroed += lengthBytes;
+    else state.counters.bytesWritten += lengthBytes;
+    if (this.config.apply === "caller") {
+      if (!zero) state.data.push(this.wasm.view(address, lengthBytes).slice());
+      return;
+    }
+    const target = this.target!;
+    const pending = state.pendingZero;
+    if (zero && pending && pending.offset + pending.length === offsetBytes) {
+      pending.length += lengthBytes;
+      return;
+    }
+    await this.flushPendingZero(state);
+    if (zero) state.pendingZero = { offset: offsetBytes, length: lengthBytes };
+    else if (target instanceof RawImage) writeAllSync(target, this.wasm.view(address, lengthBytes), offsetBytes);
+    else await target.write(this.wasm.view(address, lengthBytes), offsetBytes);
+  }
+
+  /** Zero ranges are coalesced before being written (one hole punch per run). */
+  private async flushPendingZero(state: ScanState): Promise<void> {
+    if (!state.pendingZero) return;
+    await this.target!.writeZeros(state.pendingZero.offset, state.pendingZero.length);
+    state.pendingZero = undefined;
+  }
+
+  /** Counts the blocks that start inside a window. */
+  private countBlocks(offset: number, length: number, counters: SegmentCounters, kind: "unallocated" | "compared"): void {
+    const block = this.config.blockSizeBytes;
+    const blocks = Math.ceil((offset + length) / block) - Math.ceil(offset / block);
+    if (kind === "unallocated") {
+      counters.blocksUnallocated += blocks;
+      counters.blocksZero += blocks;
+    } else counters.blocksCompared += blocks;
+  }
+
+  /** Reads the allocated `parts` of [offset, offset+length) into WASM memory; the rest becomes zeros. */
+  private async readParts(image: DiskImage, address: number, offset: number, length: number, parts: Extent[], counters: SegmentCounters): Promise<void> {
+    let cursor = offset;
+    for (const part of parts) {
+      if (part.offset > cursor) this.wasm.bytes.fill(0, address + cursor - offset, address + part.offset - offset);
+      const view = this.wasm.view(address + part.offset - offset, part.length);
+      if (image instanceof RawImage) readAllSync(image, view, part.offset);
+      else await image.read(view, part.offset);
+      counters.bytesRead += part.length;
+      cursor = part.offset + part.length;
+    }
+    if (cursor < offset + length) this.wasm.bytes.fill(0, address + cursor - offset, address + length);
+  }
+}
+
+interface ScanState {
+  counters: SegmentCounters;
+  changes: ChangeList;
+  data: Uint8Array[];
+  frameFlags?: Uint8Array;
+  frameDigests: Uint8Array;
+  frameDigestBytes: number;
+  lastChangedBlock: number;
+  pendingZero?: Extent;
+}
+
+/** Walks a target frame's digests in block order (digests are packed: data blocks only). */
+class TargetCursor {
+  private index: number;
+  private digestIndex = 0;
+  constructor(private readonly task: SegmentTask, startIndex: number, private readonly digestLength: number) {
+    this.index = startIndex;
+    const flags = task.targetFlags!;
+    for (let i = 0; i < startIndex; i++) if (flags[i] === BLOCK_DATA) this.digestIndex++;
+  }
+  /** The next block's digest, or undefined when it reads as zeros. */
+  next(): Uint8Array | undefined {
+    const flag = this.task.targetFlags![this.index++];
+    if (flag !== BLOCK_DATA) return undefined;
+    const start = this.digestIndex++ * this.digestLength;
+    return this.task.targetDigests!.subarray(start, start + this.digestLength);
+  }
+}
+
+function equalDigest(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** The extents of `map` clipped to [offset, offset+length). */
+function clip(map: Extent[], offset: number, length: number): Extent[] {
+  const end = offset + length;
+  const parts: Extent[] = [];
+  for (const extent of map) {
+    const start = Math.max(extent.offset, offset);
+    const stop = Math.min(extent.offset + extent.length, end);
+    if (stop > start) parts.push({ offset: start, length: stop - start });
+  }
+  return parts;
+}
+
+/** One flag per block of a window: does any allocated part overlap it? */
+function blockAllocation(parts: Extent[], offset: number, length: number, blockSizeBytes: number): Uint8Array {
+  const allocated = new Uint8Array(Math.ceil(length / blockSizeBytes));
+  for (const part of parts) {
+    const first = Math.floor((part.offset - offset) / blockSizeBytes);
+    const last = Math.ceil((part.offset + part.length - offset) / blockSizeBytes);
+    allocated.fill(1, first, last);
+  }
+  return allocated;
+}
+
+function readAllSync(image: RawImage, view: Uint8Array, position: number): void {
+  try {
+    for (let done = 0; done < view.length; ) {
+      const n = readSync(image.fd, view, done, view.length - done, position + done);
+      if (n === 0) throw new VhdsyncError("VHDSYNC_TRUNCATED", `${image.path}: unexpected end of file at byte ${position + done}`, { path: image.path });
+      done += n;
+    }
+  } catch (error) {
+    throw toVhdsyncError(error, { path: image.path, offset: position });
+  }
+}
+
+function writeAllSync(image: RawImage, view: Uint8Array, position: number): void {
+  try {
+    for (let done = 0; done < view.length; ) done += writeSync(image.fd, view, done, view.length - done, position + done);
+  } catch (error) {
+    throw toVhdsyncError(error, { path: image.path, offset: position });
+  }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const total = parts.reduce((sum, part) => sum + part.length, 0);
+  const out = new Uint8Array(total);
+  let position = 0;
+  for (const part of parts) {
+    out.set(part, position);
+    position += part.length;
+  }
+  return out;
+}
