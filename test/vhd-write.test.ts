@@ -8,30 +8,9 @@ import { join } from "node:path";
 import { createVhd, openImage } from "../dist/index.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
-import { firstDifference, qemuVirtualSize, readImage, run } from "./helpers/vhd.js";
+import { firstDifference, qemuVirtualSize, randomWrites, readImage, run } from "./helpers/vhd.js";
 
 const seed = testSeed();
-
-/** Applies `steps` random writes/zeroings to an image and to a model buffer. */
-export async function randomWrites(image: { write(b: Uint8Array, o: number): Promise<void>; writeZeros(o: number, l: number): Promise<void> }, model: Buffer, prng: Prng, steps: number, blockSizeBytes: number): Promise<void> {
-  for (let step = 0; step < steps; step++) {
-    const kind = prng.int(5);
-    let length = kind === 0 ? blockSizeBytes : kind === 1 ? 1 + prng.int(5000) : (1 + prng.int(64)) * 512;
-    length = Math.min(length, model.length);
-    let offset = prng.int(model.length - length + 1);
-    if (kind === 0) offset = Math.floor(offset / blockSizeBytes) * blockSizeBytes;
-    else if (kind !== 1) offset = Math.floor(offset / 512) * 512;
-    length = Math.min(length, model.length - offset);
-    if (kind === 4) {
-      await image.writeZeros(offset, length);
-      model.fill(0, offset, offset + length);
-    } else {
-      const data = prng.bytes(length);
-      await image.write(data, offset);
-      model.set(data, offset);
-    }
-  }
-}
 
 for (const type of ["dynamic", "fixed"] as const) {
   t.test(`${type} VHD made by vhdsync: random writes match the model and the oracles`, async (t) => {

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DiskImage } from "../../dist/formats/disk-image.js";
+import type { Prng } from "./prng.js";
 
 /** Runs a command; throws with its stderr when it fails. Returns stdout. */
 export function run(command: string, args: string[]): string {
@@ -56,3 +57,25 @@ export function isZeroBuffer(bytes: Uint8Array): boolean {
   }
   return true;
 }
+
+/** Applies `steps` random writes/zeroings to an image and to a model buffer. */
+export async function randomWrites(image: { write(b: Uint8Array, o: number): Promise<void>; writeZeros(o: number, l: number): Promise<void> }, model: Buffer, prng: Prng, steps: number, blockSizeBytes: number): Promise<void> {
+  for (let step = 0; step < steps; step++) {
+    const kind = prng.int(5);
+    let length = kind === 0 ? blockSizeBytes : kind === 1 ? 1 + prng.int(5000) : (1 + prng.int(64)) * 512;
+    length = Math.min(length, model.length);
+    let offset = prng.int(model.length - length + 1);
+    if (kind === 0) offset = Math.floor(offset / blockSizeBytes) * blockSizeBytes;
+    else if (kind !== 1) offset = Math.floor(offset / 512) * 512;
+    length = Math.min(length, model.length - offset);
+    if (kind === 4) {
+      await image.writeZeros(offset, length);
+      model.fill(0, offset, offset + length);
+    } else {
+      const data = prng.bytes(length);
+      await image.write(data, offset);
+      model.set(data, offset);
+    }
+  }
+}
+

@@ -1,0 +1,122 @@
+// Differencing VHD chains against an in-memory model: chains 3+ deep with seeded random
+// writes at every level read as one disk, allocation maps per layer and per chain, zeros over
+// parent data, vhdiinfo's view of the child, and broken chains (missing parent, unique-ID
+// mismatch, loop) as VHDSYNC_CHAIN_BROKEN with the paths, files unchanged.
+
+import t from "tap";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createVhd, openImage } from "../dist/index.js";
+import { buildHeader, parseHeader } from "../dist/formats/vhd/index.js";
+import { Prng, testSeed } from "./helpers/prng.js";
+import { tempDir } from "./helpers/tmp.js";
+import { firstDifference, randomWrites, readImage, run, sha256 } from "./helpers/vhd.js";
+
+const seed = testSeed();
+const SIZE = 6 * 1024 * 1024 + 512 * 5;
+const BLOCK = 512 * 1024;
+
+/** Builds base → child1 → ... (depth layers), random writes in each; returns paths and the model. */
+async function buildChain(dir: string, depth: number, prng: Prng): Promise<{ paths: string[]; model: Buffer; layerModels: Uint8Array[] }> {
+  const model = Buffer.alloc(SIZE);
+  const paths: string[] = [];
+  const layerModels: Uint8Array[] = [];
+  for (let level = 0; level < depth; level++) {
+    const path = join(dir, `layer${level}.vhd`);
+    const image = level === 0 ? await createVhd(path, { type: "dynamic", sizeBytes: SIZE, blockSizeBytes: BLOCK }) : await createVhd(path, { type: "differencing", parentPath: paths[level - 1], blockSizeBytes: BLOCK });
+    const before = Buffer.from(model);
+    await randomWrites(image, model, prng, 25, BLOCK);
+    const touched = new Uint8Array(SIZE / 512);
+    for (let s = 0; s < touched.length; s++) if (Buffer.compare(before.subarray(s * 512, s * 512 + 512), model.subarray(s * 512, s * 512 + 512)) !== 0) touched[s] = 1;
+    layerModels.push(touched);
+    await image.close();
+    paths.push(path);
+  }
+  return { paths, model, layerModels };
+}
+
+t.test("chains 3 and 5 deep read as one disk", async (t) => {
+  for (const depth of [3, 5]) {
+    const dir = tempDir(t);
+    const prng = new Prng(seed + depth);
+    const { paths, model, layerModels } = await buildChain(dir, depth, prng);
+    const top = await openImage(paths[depth - 1]);
+    const info = await top.info();
+    t.equal(info.type, "differencing");
+    t.equal(info.chain.length, depth, "chain lists every layer");
+    t.equal(firstDifference(await readImage(top, 700 * 1024 + 512), model), -1, `depth ${depth} content (seed ${seed})`);
+    const odd = Buffer.alloc(123457);
+    await top.read(odd, 98765);
+    t.equal(firstDifference(odd, model.subarray(98765, 98765 + 123457)), -1, "unaligned read");
+    const chainMap = await top.allocationMap(0, SIZE, "chain");
+    let outside = 0;
+    let position = 0;
+    for (const gap of [...chainMap, { offset: SIZE, length: 0 }]) {
+      if (gap.offset > position && model.subarray(position, gap.offset).some((b) => b !== 0)) outside++;
+      position = gap.offset + gap.length;
+    }
+    t.equal(outside, 0, "chain allocation map covers all data");
+    const layerMap = await top.allocationMap(0, SIZE, "layer");
+    const inLayer = new Uint8Array(SIZE / 512);
+    for (const e of layerMap) inLayer.fill(1, e.offset / 512, (e.offset + e.length) / 512);
+    const topTouched = layerModels[depth - 1];
+    let missing = 0;
+    for (let s = 0; s < topTouched.length; s++) if (topTouched[s] && !inLayer[s]) missing++;
+    t.equal(missing, 0, "layer map covers every sector written to the top layer");
+    await top.close();
+    const vhdi = run("vhdiinfo", [paths[depth - 1]]);
+    t.match(vhdi, /Disk type\s*: Differential/);
+    const parent = await openImage(paths[depth - 2]);
+    t.match(vhdi, new RegExp(`Parent identifier\\s*: ${(await parent.info()).uniqueId}`), "vhdiinfo sees the right parent");
+    await parent.close();
+  }
+});
+
+t.test("writes and zeros on a differencing disk over parent data", async (t) => {
+  const dir = tempDir(t);
+  const prng = new Prng(seed ^ 77);
+  const { paths, model } = await buildChain(dir, 2, prng);
+  const child = await openImage(paths[1], { readOnly: false });
+  const parentData = await child.allocationMap(0, SIZE, "chain");
+  t.ok(parentData.length > 0);
+  await child.writeZeros(0, SIZE);
+  model.fill(0);
+  t.equal(firstDifference(await readImage(child), model), -1, "zeros hide the parent");
+  await randomWrites(child, model, prng, 30, BLOCK);
+  t.equal(firstDifference(await readImage(child), model), -1, `after random writes (seed ${seed})`);
+  await child.close();
+  const again = await openImage(paths[1]);
+  t.equal(firstDifference(await readImage(again), model), -1, "after reopen");
+  await again.close();
+  t.match(run("node", [join(import.meta.dirname, "../dist/cli/main.js"), "check", paths[1]]), /no problems/);
+});
+
+t.test("broken chains are VHDSYNC_CHAIN_BROKEN with paths, files unchanged", async (t) => {
+  const dir = tempDir(t);
+  const prng = new Prng(seed ^ 99);
+  const { paths } = await buildChain(dir, 3, prng);
+  const hashes = () => paths.map((p) => { try { return sha256(readFileSync(p)); } catch { return "missing"; } });
+  const before = hashes();
+  renameSync(paths[0], join(dir, "moved.vhd"));
+  await t.rejects(openImage(paths[2]), { code: "VHDSYNC_CHAIN_BROKEN", message: /layer0\.vhd/ }, "missing parent");
+  const impostor = await createVhd(paths[0], { type: "dynamic", sizeBytes: SIZE });
+  await impostor.close();
+  await t.rejects(openImage(paths[2]), { code: "VHDSYNC_CHAIN_BROKEN", message: /does not match/ }, "unique ID mismatch");
+  const cli = run("sh", ["-c", `node ${join(import.meta.dirname, "../dist/cli/main.js")} info ${paths[2]}; echo rc=$?`]);
+  t.match(cli, /rc=3/, "CLI exit 3");
+  t.same(hashes().slice(1), before.slice(1), "chain files unchanged");
+
+  // Loop: layer1's parent becomes layer2 (header patched), and layer2's parent is layer1.
+  const loopDir = tempDir(t);
+  const chain = await buildChain(loopDir, 3, prng);
+  const l1 = readFileSync(chain.paths[1]);
+  const l2Info = await (await openImage(chain.paths[2])).info();
+  const header = parseHeader(l1.subarray(512, 1536), { headerOffsetBytes: 512, fileSizeBytes: l1.length, virtualSizeBytes: SIZE, isDifferencing: true });
+  const uid = Buffer.from(l2Info.uniqueId.replace(/-/g, ""), "hex");
+  const patched = buildHeader({ ...header, parentUniqueId: uid, parentName: "layer2.vhd", locators: [] });
+  l1.set(patched, 512);
+  writeFileSync(chain.paths[1], l1);
+  const loopHash = sha256(readFileSync(chain.paths[1]));
+  await t.rejects(openImage(chain.paths[2]), { code: "VHDSYNC_CHAIN_BROKEN", message: /loop/ }, "loop detected");
+  t.equal(sha256(readFileSync(chain.paths[1])), loopHash, "unchanged after failed open");
+});
