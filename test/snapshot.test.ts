@@ -1,0 +1,143 @@
+// Snapshot chains against an in-memory model: a 10-layer chain with random writes at every
+// level, then seeded creates, reverts, deletes and merges; after every operation every
+// snapshot and the active disk read like the model and `vhdsync check` passes on every layer.
+import t from "tap";
+import { spawnSync } from "node:child_process";
+import { basename, dirname, join } from "node:path";
+import { createSnapshot, deleteSnapshot, listSnapshots, mergeSnapshots, revertSnapshot } from "../dist/snapshot/index.js";
+import { Prng, testSeed } from "./helpers/prng.js";
+import { SnapshotModel, buildChain, modelMismatches, randomWrites, strayFiles } from "./helpers/snapshot-model.js";
+import { tempDir } from "./helpers/tmp.js";
+
+/** vhdiinfo's "Parent filename" line for a layer. */
+function vhdiinfoParent(path: string): string | undefined {
+  const result = spawnSync("vhdiinfo", [path], { encoding: "utf8" });
+  return /Parent filename\s*:\s*(.+)/.exec(result.stdout)?.[1]?.trim();
+}
+
+/** A random ancestor snapshot of the active disk that no other snapshot depends on down the way (or undefined). */
+async function mergeableTarget(prng: Prng, disk: string): Promise<string | undefined> {
+  const { layers } = await listSnapshots(disk);
+  const children = new Map<string, number>();
+  for (const layer of layers) if (layer.parentPath) children.set(layer.parentPath, (children.get(layer.parentPath) ?? 0) + 1);
+  const chain = layers.filter((layer) => layer.onActiveChain && layer.kind !== "active").reverse();
+  const valid: string[] = [];
+  for (const layer of chain) {
+    if (layer.kind !== "snapshot" || children.get(layer.path) !== 1) break;
+    valid.push(layer.id!);
+  }
+  return valid.length > 0 ? valid[prng.int(valid.length)] : undefined;
+}
+
+type Op = "create" | "revert" | "delete" | "merge" | "merge-into" | "write";
+
+async function runOp(op: Op, prng: Prng, disk: string, model: SnapshotModel, ids: string[]): Promise<string> {
+  const pick = () => ids[prng.int(ids.length)];
+  switch (op) {
+    case "write":
+      await randomWrites(prng, disk, model, 4);
+      return "write";
+    case "create": {
+      const { snapshot } = await createSnapshot(disk);
+      model.snapshots.set(snapshot.id, Buffer.from(model.active));
+      ids.push(snapshot.id);
+      return `create ${snapshot.id}`;
+    }
+    case "revert": {
+      const id = pick();
+      await revertSnapshot(disk, id);
+      model.active = Buffer.from(model.snapshots.get(id)!);
+      return `revert ${id}`;
+    }
+    case "delete": {
+      const id = pick();
+      await deleteSnapshot(disk, id);
+      model.snapshots.delete(id);
+      ids.splice(ids.indexOf(id), 1);
+      return `delete ${id}`;
+    }
+    case "merge":
+    case "merge-into": {
+      const into = op === "merge-into" ? await mergeableTarget(prng, disk) : undefined;
+      try {
+        const { merged } = await mergeSnapshots(disk, { into });
+        for (const id of merged) {
+          model.snapshots.delete(id);
+          ids.splice(ids.indexOf(id), 1);
+        }
+        return `merge into ${into ?? "parent"}: consumed ${merged}`;
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (code === "VHDSYNC_UNSUPPORTED" || code === "VHDSYNC_USAGE") return `merge into ${into ?? "parent"} refused (${code})`;
+        throw error;
+      }
+    }
+  }
+}
+
+t.test("10-layer chain: every view keeps its content through random operations", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const model = new SnapshotModel();
+  const { disk, ids } = await buildChain(prng, dir, model, 10);
+  t.same(await modelMismatches(disk, model), [], `after building the chain (seed ${seed})`);
+
+  const listing = await listSnapshots(disk);
+  t.equal(listing.layers.length, 11, `base + 9 snapshot layers + active (seed ${seed})`);
+  for (const layer of listing.layers.filter((entry) => entry.parentPath)) {
+    t.equal(vhdiinfoParent(layer.path), layer.parentPath, `vhdiinfo reports the parent of ${basename(layer.path)}`);
+  }
+
+  const ops: Op[] = ["delete", "merge-into", "write", "create", "merge", "revert", "write", "delete", "create", "merge-into", "delete", "revert", "merge", "delete", "write", "delete", "merge-into"];
+  for (const op of ops) {
+    if (ids.length === 0 && (op === "revert" || op === "delete")) continue;
+    const done = await runOp(op, prng, disk, model, ids);
+    t.same(await modelMismatches(disk, model), [], `after ${done} (seed ${seed})`);
+  }
+  t.same(await strayFiles(dir, disk), [], `no temp or state files left (seed ${seed})`);
+  for (const layer of (await listSnapshots(disk)).layers.filter((entry) => entry.parentPath)) {
+    t.equal(vhdiinfoParent(layer.path), layer.parentPath, `vhdiinfo reports the parent of ${basename(layer.path)} at the end`);
+  }
+});
+
+t.test("deleting the base layer makes its child a standalone dynamic disk", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const model = new SnapshotModel();
+  const { disk, ids } = await buildChain(prng, dir, model, 3);
+  await deleteSnapshot(disk, ids[0]);
+  model.snapshots.delete(ids[0]);
+  t.same(await modelMismatches(disk, model), [], `seed ${seed}`);
+  const base = (await listSnapshots(disk)).layers[0];
+  t.equal(base.type, "dynamic", "the new base is dynamic");
+  t.equal(base.id, ids[1]);
+  t.equal(dirname(base.path), dir);
+  t.equal(vhdiinfoParent(base.path), undefined, "vhdiinfo sees no parent");
+});
+
+t.test("revert keeps later snapshots as a branch; merge into a shared layer is refused untouched", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const model = new SnapshotModel();
+  const { disk, ids } = await buildChain(prng, dir, model, 3);
+  await revertSnapshot(disk, "level-1");
+  model.active = Buffer.from(model.snapshots.get(ids[1])!);
+  t.same(await modelMismatches(disk, model), [], `seed ${seed}`);
+  const listing = await listSnapshots(disk);
+  const branch = listing.layers.find((layer) => layer.id === ids[2])!;
+  t.equal(branch.onActiveChain, false, "the later snapshot is a branch");
+  t.equal(branch.parentId, ids[1]);
+  await t.rejects(mergeSnapshots(disk), { code: "VHDSYNC_UNSUPPORTED" }, "level-1 has another child");
+  t.same(await modelMismatches(disk, model), [], `nothing changed (seed ${seed})`);
+  await deleteSnapshot(disk, ids[2]);
+  model.snapshots.delete(ids[2]);
+  await randomWrites(prng, disk, model, 5);
+  const { merged } = await mergeSnapshots(disk);
+  t.same(merged, [ids[1]]);
+  model.snapshots.delete(ids[1]);
+  t.same(await modelMismatches(disk, model), [], `after merge (seed ${seed})`);
+  t.equal(join(dir, "disk.vhd"), disk);
+});
