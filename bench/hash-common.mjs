@@ -1,0 +1,55 @@
+// Shared helpers of the hashing benchmarks (bench/hash-kernels.mjs, bench/hash-vs-xxhsum.mjs):
+// the machine description saved with every result, xxhsum's own benchmark figure, the
+// median, and writing bench/results/<name>.json (tiny runs go to bench/results/tmp/).
+import { spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, release, totalmem } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const root = fileURLToPath(new URL("..", import.meta.url));
+export const MiB = 1024 * 1024;
+export const GiB = 1024 * MiB;
+
+/** stdout + stderr of a command (xxhsum reports on stderr), or undefined when it cannot run. */
+function tryRun(command, args) {
+  const result = spawnSync(command, args, { encoding: "utf8" });
+  return result.error ? undefined : `${result.stdout}${result.stderr}`;
+}
+
+/** CPU model, core count, memory, kernel, Node and xxhsum versions. */
+export function machine() {
+  const xxhsum = tryRun("xxhsum", ["--version"])?.trim().split("\n")[0]?.trim();
+  return {
+    cpu: cpus()[0]?.model,
+    nproc: cpus().length,
+    totalMemoryGiB: Number((totalmem() / GiB).toFixed(1)),
+    kernel: release(),
+    node: process.version,
+    xxhsum: xxhsum ?? "not installed",
+  };
+}
+
+/**
+ * xxhsum's own in-memory benchmark of a variant (`xxhsum -b<id> -i<iterations>`; 11 = XXH128,
+ * 3 = XXH64), in bytes per second (it/s x its 100 KB sample), or undefined without xxhsum.
+ */
+export function xxhsumBenchmark(variantId, iterations) {
+  const output = tryRun("xxhsum", [`-b${variantId}`, `-i${iterations}`]);
+  const matches = [...(output ?? "").matchAll(/:\s+(\d+) ->\s+(\d+) it\/s/g)];
+  if (matches.length === 0) return undefined;
+  const [, sampleBytes, perSecond] = matches[matches.length - 1];
+  return Number(sampleBytes) * Number(perSecond);
+}
+
+export const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+export const round = (value, digits = 3) => Number(value.toFixed(digits));
+
+/** Writes `result` to bench/results/<name>.json (tiny: bench/results/tmp/<name>.json); returns the path. */
+export function writeResults(name, tiny, result) {
+  const dir = join(root, "bench", "results", tiny ? "tmp" : "");
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `${name}.json`);
+  writeFileSync(path, JSON.stringify({ benchmark: name, tiny, date: new Date().toISOString(), machine: machine(), ...result }, null, 2) + "\n");
+  return path;
+}
