@@ -1,0 +1,54 @@
+// Shared fixtures for the HRL tests: random write streams, raw images, and a log made by
+// tracking a random write stream on a copy of a base image.
+
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { RawImage } from "../../dist/formats/raw.js";
+import { TrackedDisk } from "../../dist/hrl/tracked-disk.js";
+import type { Prng } from "./prng.js";
+
+export interface Write {
+  offset: number;
+  data: Uint8Array;
+}
+
+/** `count` random writes inside a disk of `diskBytes`, lengths 1..maxBytes, often overlapping. */
+export function randomWrites(prng: Prng, diskBytes: number, count: number, maxBytes = 70000): Write[] {
+  const writes: Write[] = [];
+  for (let i = 0; i < count; i++) {
+    const length = 1 + prng.int(Math.min(maxBytes, diskBytes));
+    const offset = prng.int(diskBytes - length + 1);
+    writes.push({ offset, data: prng.bytes(length) });
+  }
+  return writes;
+}
+
+/** Writes a raw image of random content (or zeros). */
+export function makeImage(path: string, prng: Prng | undefined, sizeBytes: number): void {
+  writeFileSync(path, prng ? prng.bytes(sizeBytes) : new Uint8Array(sizeBytes));
+}
+
+/** SHA-256 of a file, hex. */
+export function fileHash(path: string): string {
+  return createHash("sha256").update(readFileSync(path)).digest("hex");
+}
+
+/**
+ * Copies `base` to `<dir>/<name>.raw`, applies `writes` through a TrackedDisk and closes it.
+ * Returns the written image's path and the log path (first log of the chain).
+ */
+export async function trackWrites(dir: string, name: string, base: string, writes: Write[], options: { previousUniqueId?: string; batchBytes?: number } = {}): Promise<{ image: string; log: string; uniqueId: string }> {
+  const image = join(dir, `${name}.raw`);
+  copyFileSync(base, image);
+  const log = join(dir, `${name}.hrl`);
+  const tracked = await TrackedDisk.open(await RawImage.open(image, false), {
+    logPath: () => log,
+    previousUniqueId: options.previousUniqueId,
+    writer: { batchBytes: options.batchBytes ?? 256 * 1024 },
+  });
+  const uniqueId = tracked.currentLog.uniqueId;
+  for (const write of writes) await tracked.write(write.data, write.offset);
+  await tracked.close();
+  return { image, log, uniqueId };
+}

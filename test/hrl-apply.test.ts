@@ -1,0 +1,140 @@
+// applyLog and friends, as properties over seeded random write streams: log(writes) applied
+// to the original == the writes replayed directly; undo(apply(x)) == x; chains in order,
+// out of order and re-applied; compaction changes nothing but the size; the CLI.
+import t from "tap";
+import { copyFileSync, existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { RawImage } from "../dist/formats/raw.js";
+import { applyLog } from "../dist/hrl/apply-log.js";
+import { compactLog } from "../dist/hrl/compact-log.js";
+import { openLog } from "../dist/hrl/hrl-log.js";
+import { readApplyState } from "../dist/hrl/apply-state.js";
+import { fileHash, makeImage, randomWrites, trackWrites } from "./helpers/hrl-fixtures.js";
+import { runCli } from "./helpers/cli.js";
+import { Prng, testSeed } from "./helpers/prng.js";
+import { tempDir } from "./helpers/tmp.js";
+
+const DISK_BYTES = 1024 * 1024;
+
+async function apply(imagePath: string, logPath: string, options: Parameters<typeof applyLog>[2] = {}) {
+  const image = await RawImage.open(imagePath, false);
+  try {
+    return await applyLog(image, logPath, options);
+  } finally {
+    await image.close();
+  }
+}
+
+t.test("apply(log of writes) == writes replayed; undo restores; log read back == writes", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  for (let round = 0; round < 6; round++) {
+    const base = join(dir, `base${round}.raw`);
+    makeImage(base, prng, DISK_BYTES);
+    const maxWriteBytes = [512, 5000, 70000, DISK_BYTES][round % 4];
+    const writes = randomWrites(prng, DISK_BYTES, 1 + prng.int(maxWriteBytes > 70000 ? 8 : 200), maxWriteBytes);
+    const batchBytes = [4096, 65536, 1 << 20][round % 3];
+    const tracked = await trackWrites(dir, `src${round}`, base, writes, { batchBytes });
+    const log = await openLog(tracked.log);
+    const maxEntryBytes = Math.min(1 << 20, batchBytes);
+    t.equal(log.entryCount, writes.reduce((n, w) => n + Math.ceil(w.data.length / maxEntryBytes), 0), `seed ${seed} round ${round}: entries`);
+    const readBack = new Map<number, Uint8Array[]>();
+    for await (const piece of log.pieces({ verify: true, chunkBytes: 300000 })) {
+      const parts = readBack.get(piece.entryIndex) ?? [];
+      parts.push(piece.data.slice());
+      readBack.set(piece.entryIndex, parts);
+    }
+    const entryData = [...readBack.values()].map((parts) => Buffer.concat(parts));
+    t.ok(Buffer.concat(entryData).equals(Buffer.concat(writes.map((w) => w.data))), `seed ${seed} round ${round}: log data read back == writes`);
+    await log.close();
+
+    const target = join(dir, `dst${round}.raw`);
+    copyFileSync(base, target);
+    const undo = join(dir, `undo${round}.hrl`);
+    await apply(target, tracked.log, { undoPath: undo });
+    t.equal(fileHash(target), fileHash(tracked.image), `seed ${seed} round ${round}: apply == replay`);
+    await apply(target, undo);
+    t.equal(fileHash(target), fileHash(base), `seed ${seed} round ${round}: undo(apply(x)) == x`);
+    await apply(target, tracked.log);
+    t.equal(fileHash(target), fileHash(tracked.image), `seed ${seed} round ${round}: re-apply after undo`);
+  }
+});
+
+t.test("chains: in order, out of order, already applied, expected id", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const base = join(dir, "base.raw");
+  makeImage(base, prng, DISK_BYTES);
+  const first = await trackWrites(dir, "a", base, randomWrites(prng, DISK_BYTES, 40));
+  const second = await trackWrites(dir, "b", first.image, randomWrites(prng, DISK_BYTES, 40), { previousUniqueId: first.uniqueId });
+  const third = await trackWrites(dir, "c", second.image, randomWrites(prng, DISK_BYTES, 40), { previousUniqueId: second.uniqueId });
+  const replica = join(dir, "replica.raw");
+  copyFileSync(base, replica);
+  await apply(replica, first.log);
+  await t.rejects(apply(replica, third.log), { code: "VHDSYNC_HRL_OUT_OF_SEQUENCE" }, `seed ${seed}: skipping a log`);
+  await t.rejects(apply(replica, first.log), { code: "VHDSYNC_HRL_OUT_OF_SEQUENCE" }, "applying the same log twice");
+  t.equal(fileHash(replica), fileHash(first.image), "refused applies wrote nothing");
+  await apply(replica, second.log);
+  await apply(replica, third.log);
+  t.equal(fileHash(replica), fileHash(third.image), `seed ${seed}: chain applied in order`);
+  const state = await readApplyState(`${replica}.hrl-state.json`);
+  t.equal(state.lastAppliedUniqueId, third.uniqueId);
+  t.equal(state.appliedCount, 3);
+  t.equal(state.applying, null);
+
+  const other = join(dir, "other.raw");
+  copyFileSync(first.image, other);
+  await t.rejects(apply(other, third.log, { expectedPreviousUniqueId: first.uniqueId }), { code: "VHDSYNC_HRL_OUT_OF_SEQUENCE" });
+  await apply(other, second.log, { expectedPreviousUniqueId: first.uniqueId });
+  t.equal(fileHash(other), fileHash(second.image));
+});
+
+t.test("compact: same result, each range once", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const base = join(dir, "base.raw");
+  makeImage(base, prng, DISK_BYTES);
+  const writes = randomWrites(prng, 64 * 1024, 400, 9000); // many rewrites of a small area
+  const tracked = await trackWrites(dir, "a", base, writes);
+  const compacted = join(dir, "compact.hrl");
+  const result = await compactLog(tracked.log, compacted);
+  t.ok(result.output.dataBytes < result.input.dataBytes, `seed ${seed}: fewer bytes (${result.output.dataBytes} < ${result.input.dataBytes})`);
+  const log = await openLog(compacted);
+  const extents = log.extents();
+  t.equal(log.dataBytes, extents.reduce((n, e) => n + e.length, 0), "no byte written twice");
+  t.equal(log.header.uniqueId, tracked.uniqueId, "keeps the chain identity");
+  await log.close();
+  const target = join(dir, "t.raw");
+  copyFileSync(base, target);
+  await apply(target, compacted);
+  t.equal(fileHash(target), fileHash(tracked.image), `seed ${seed}: apply(compact(log)) == apply(log)`);
+  await t.rejects(compactLog(compacted, compacted), { code: "VHDSYNC_INVALID_ARGUMENT" });
+});
+
+t.test("CLI: info, extents, apply with undo, refusal, compact", async (t) => {
+  const prng = new Prng(testSeed());
+  const dir = tempDir(t);
+  const base = join(dir, "base.raw");
+  makeImage(base, prng, DISK_BYTES);
+  const tracked = await trackWrites(dir, "a", base, randomWrites(prng, DISK_BYTES, 30));
+  const info = runCli(["log", "info", tracked.log, "--json"]);
+  t.equal(info.status, 0, info.stderr);
+  const parsed = JSON.parse(info.stdout);
+  t.match(parsed, { ok: true, clean: true, version: "2.0", uniqueId: tracked.uniqueId, entries: 30 });
+  const extents = JSON.parse(runCli(["log", "extents", tracked.log, "--json"]).stdout).extents;
+  t.equal(extents.reduce((n: number, e: { length: number }) => n + e.length, 0), parsed.bytesTouched);
+  const target = join(dir, "t.raw");
+  copyFileSync(base, target);
+  const applied = runCli(["log", "apply", tracked.log, target, "--undo", join(dir, "u.hrl"), "--json"]);
+  t.equal(applied.status, 0, applied.stderr);
+  t.equal(fileHash(target), fileHash(tracked.image));
+  const again = runCli(["log", "apply", tracked.log, target]);
+  t.equal(again.status, 3);
+  t.match(again.stderr, /^vhdsync: VHDSYNC_HRL_OUT_OF_SEQUENCE: /);
+  t.equal(runCli(["log", "compact", tracked.log, join(dir, "c.hrl")]).status, 0);
+  t.ok(existsSync(join(dir, "c.hrl")) && !existsSync(join(dir, "c.hrl.partial")));
+  t.ok(readFileSync(target).length === DISK_BYTES);
+});
