@@ -1,0 +1,172 @@
+// Differencing VHDX (qemu cannot create one: "Backing file not supported for file format
+// 'vhdx'"), so children come from the test builder and are checked against an independent
+// in-memory model: per block state, per sector bitmap bit, parent content from qemu.
+
+import t from "tap";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { openImage } from "../dist/index.js";
+import { STATE, buildVhdx, dataWriteGuidOf, type BuildBlock } from "./helpers/vhdx-builder.js";
+import { Prng, testSeed } from "./helpers/prng.js";
+import { tempDir } from "./helpers/tmp.js";
+import { qemuImg, qemuIo, qemuRaw } from "./helpers/vhdx-qemu.js";
+
+const MIB = 1024 * 1024;
+const seed = testSeed();
+
+interface Layer {
+  blocks: Map<number, BuildBlock>;
+}
+
+/** Random child blocks covering every payload state. */
+function randomBlocks(prng: Prng, blockCount: number, blockSize: number, sectorSize: number): Map<number, BuildBlock> {
+  const states = [STATE.FULLY_PRESENT, STATE.PARTIALLY_PRESENT, STATE.ZERO, STATE.UNMAPPED, STATE.UNDEFINED, STATE.NOT_PRESENT, STATE.PARTIALLY_PRESENT];
+  const blocks = new Map<number, BuildBlock>();
+  for (let block = 0; block < blockCount; block++) {
+    const state = states[(block + prng.int(3)) % states.length];
+    if (state === STATE.NOT_PRESENT) continue;
+    const data = prng.bytes(blockSize);
+    const bits = new Uint8Array(blockSize / sectorSize).map(() => (prng.int(3) === 0 ? 1 : 0));
+    for (let run = 0; run < 3; run++) bits.fill(1, prng.int(bits.length), prng.int(bits.length)); // some long runs
+    blocks.set(block, { state, data, present: (s) => bits[s] === 1 });
+  }
+  return blocks;
+}
+
+/** What the child must read as, given the parent's content (the model). */
+function model(layer: Layer, parent: Uint8Array, size: number, blockSize: number, sectorSize: number): { content: Uint8Array; layerBytes: boolean[] } {
+  const content = new Uint8Array(size);
+  const inLayer: boolean[] = new Array(size / sectorSize).fill(false);
+  for (let sector = 0; sector < size / sectorSize; sector++) {
+    const offset = sector * sectorSize;
+    const block = Math.floor(offset / blockSize);
+    const b = layer.blocks.get(block);
+    const inBlock = offset - block * blockSize;
+    const fromParent = () => content.set(parent.subarray(offset, offset + sectorSize).subarray(0, Math.max(0, Math.min(sectorSize, parent.length - offset))), offset);
+    if (!b) fromParent();
+    else if (b.state === STATE.FULLY_PRESENT || (b.state === STATE.PARTIALLY_PRESENT && b.present!(inBlock / sectorSize))) {
+      content.set(b.data!.subarray(inBlock, inBlock + sectorSize), offset);
+      inLayer[sector] = true;
+    } else if (b.state === STATE.PARTIALLY_PRESENT) fromParent();
+  }
+  return { content, layerBytes: inLayer };
+}
+
+async function readAll(path: string): Promise<Uint8Array> {
+  const image = await openImage(path);
+  try {
+    const buffer = new Uint8Array(image.virtualSize);
+    await image.read(buffer, 0);
+    return buffer;
+  } finally {
+    await image.close();
+  }
+}
+
+function qemuParent(dir: string, prng: Prng, size: number): { path: string; content: Uint8Array; guid: string } {
+  mkdirSync(join(dir, "base"), { recursive: true });
+  const path = join(dir, "base", "parent.vhdx");
+  qemuImg("create", "-f", "vhdx", "-o", "block_size=1M", path, String(size));
+  const commands = Array.from({ length: 10 }, () => `write -P 0x${(1 + prng.int(254)).toString(16)} ${prng.int(size / 512 - 2048) * 512} ${(1 + prng.int(2048)) * 512}`);
+  qemuIo(path, commands);
+  return { path, content: qemuRaw(path, dir), guid: dataWriteGuidOf(new Uint8Array(readFileSync(path))) };
+}
+
+t.test("differencing child over a qemu parent reads as the model (every block state)", async (t) => {
+  const dir = tempDir(t);
+  const prng = new Prng(seed);
+  const size = 12 * MIB;
+  const parent = qemuParent(dir, prng, size);
+  const blocks = randomBlocks(prng, size / MIB, MIB, 512);
+  mkdirSync(join(dir, "kids"));
+  const childPath = join(dir, "kids", "child.vhdx");
+  writeFileSync(childPath, buildVhdx({
+    virtualSize: size, blockSize: MIB, hasParent: true, blocks,
+    locator: { parent_linkage: `{${parent.guid.toUpperCase()}}`, relative_path: "..\\base\\parent.vhdx", absolute_win32_path: "\\\\?\\C:\\nowhere\\parent.vhdx" },
+    dataWriteGuid: "c0c0c0c0-0000-0000-0000-000000000001",
+  }));
+  const expected = model({ blocks }, parent.content, size, MIB, 512);
+  const image = await openImage(childPath);
+  const all = new Uint8Array(size);
+  await image.read(all, 0);
+  t.ok(Buffer.from(all).equals(expected.content), `whole disk equals the model (seed ${seed})`);
+  for (let i = 0; i < 30; i++) {
+    const offset = prng.int(size);
+    const length = prng.int(Math.min(size - offset, 2 * MIB) + 1);
+    const buffer = new Uint8Array(length);
+    await image.read(buffer, offset);
+    t.ok(Buffer.from(buffer).equals(expected.content.subarray(offset, offset + length)), `read ${offset}+${length} (seed ${seed})`);
+  }
+  const layer = await image.allocationMap(0, size, "layer");
+  const listed = new Array(size / 512).fill(false);
+  for (const e of layer) for (let s = e.offset / 512; s < (e.offset + e.length) / 512; s++) listed[s] = true;
+  t.same(listed, expected.layerBytes, `layer allocation map equals the model (seed ${seed})`);
+  const chain = await image.allocationMap();
+  let cursor = 0;
+  for (const e of [...chain, { offset: size, length: 0 }]) {
+    t.ok(expected.content.subarray(cursor, e.offset).every((b) => b === 0), `zeros outside the chain map ${cursor}..${e.offset}`);
+    cursor = e.offset + e.length;
+  }
+  const info = await image.info();
+  t.equal(info.type, "differencing");
+  t.same(info.chain.map((l) => [l.format, l.type]), [["vhdx", "differencing"], ["vhdx", "dynamic"]]);
+  t.match(info.chain[1].path, /parent\.vhdx$/);
+  await image.close();
+});
+
+t.test("three-level chain, absolute_win32_path, 4 KiB sectors", async (t) => {
+  const dir = tempDir(t);
+  const prng = new Prng(seed + 7);
+  const size = 8 * MIB;
+  const blockSize = 1 * MIB;
+  const basePath = join(dir, "base4k.vhdx");
+  const baseBlocks = new Map<number, BuildBlock>([[0, { state: STATE.FULLY_PRESENT, data: prng.bytes(blockSize) }], [5, { state: STATE.FULLY_PRESENT, data: prng.bytes(blockSize) }]]);
+  writeFileSync(basePath, buildVhdx({ virtualSize: size, blockSize, logicalSectorSize: 4096, blocks: baseBlocks, dataWriteGuid: "ba5e0000-0000-0000-0000-000000000001" }));
+  const baseContent = model({ blocks: baseBlocks }, new Uint8Array(size), size, blockSize, 4096).content;
+  t.ok(Buffer.from(await readAll(basePath)).equals(baseContent), "4 KiB-sector dynamic base");
+  let parentPath = basePath;
+  let parentGuid = "ba5e0000-0000-0000-0000-000000000001";
+  let expected = baseContent;
+  for (let level = 1; level <= 2; level++) {
+    const blocks = randomBlocks(prng, size / blockSize, blockSize, 4096);
+    const path = join(dir, `level${level}.vhdx`);
+    const guid = `1e7e1000-0000-0000-0000-00000000000${level}`;
+    writeFileSync(path, buildVhdx({
+      virtualSize: size, blockSize, logicalSectorSize: 4096, hasParent: true, blocks, dataWriteGuid: guid,
+      locator: { parent_linkage: `{${parentGuid}}`, absolute_win32_path: `\\\\?\\${parentPath.replace(/\//g, "\\")}` },
+    }));
+    expected = model({ blocks }, expected, size, blockSize, 4096).content;
+    t.ok(Buffer.from(await readAll(path)).equals(expected), `level ${level} equals the model (seed ${seed})`);
+    parentPath = path;
+    parentGuid = guid;
+  }
+  const image = await openImage(parentPath);
+  t.equal(image.logicalSectorSize, 4096);
+  t.equal((await image.info()).chain.length, 3);
+  await image.close();
+});
+
+t.test("broken chains are VHDSYNC_CHAIN_BROKEN", async (t) => {
+  const dir = tempDir(t);
+  const prng = new Prng(seed + 3);
+  const size = 4 * MIB;
+  const parent = qemuParent(dir, prng, size);
+  const child = (name: string, locator: Record<string, string>, guid = "c4170000-0000-0000-0000-000000000001", sector = 512) => {
+    const path = join(dir, name);
+    writeFileSync(path, buildVhdx({ virtualSize: size, blockSize: MIB, logicalSectorSize: sector, hasParent: true, locator, dataWriteGuid: guid }));
+    return path;
+  };
+  const cases: [string, string][] = [
+    ["linkage mismatch", child("mismatch.vhdx", { parent_linkage: "{00000000-0000-0000-0000-00000000beef}", relative_path: "base\\parent.vhdx" })],
+    ["missing parent", child("missing.vhdx", { parent_linkage: `{${parent.guid}}`, relative_path: "base\\gone.vhdx" })],
+    ["no usable path", child("nopath.vhdx", { parent_linkage: `{${parent.guid}}`, volume_path: "\\\\?\\Volume{x}\\p.vhdx" })],
+    ["self loop", child("self.vhdx", { parent_linkage: "{5e1f0000-0000-0000-0000-000000000001}", relative_path: "self.vhdx" }, "5e1f0000-0000-0000-0000-000000000001")],
+    ["sector size mismatch", child("sector.vhdx", { parent_linkage: `{${parent.guid}}`, relative_path: "base\\parent.vhdx" }, undefined, 4096)],
+  ];
+  child("loop-a.vhdx", { parent_linkage: "{b0000000-0000-0000-0000-000000000001}", relative_path: "loop-b.vhdx" }, "a0000000-0000-0000-0000-000000000001");
+  child("loop-b.vhdx", { parent_linkage: "{a0000000-0000-0000-0000-000000000001}", relative_path: "loop-a.vhdx" }, "b0000000-0000-0000-0000-000000000001");
+  cases.push(["two-file loop", join(dir, "loop-a.vhdx")]);
+  for (const [name, path] of cases) await t.rejects(openImage(path), { code: "VHDSYNC_CHAIN_BROKEN" }, name);
+  const ok = child("ok.vhdx", { parent_linkage: `{${parent.guid}}`, parent_linkage2: "{11111111-0000-0000-0000-000000000000}", relative_path: "base\\parent.vhdx" });
+  t.ok(Buffer.from(await readAll(ok)).equals(parent.content), "an empty child reads as its parent");
+});
