@@ -3,6 +3,7 @@
 // in-memory model: per block state, per sector bitmap bit, parent content from qemu.
 
 import t from "tap";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openImage } from "../dist/index.js";
@@ -169,4 +170,25 @@ t.test("broken chains are VHDSYNC_CHAIN_BROKEN", async (t) => {
   for (const [name, path] of cases) await t.rejects(openImage(path), { code: "VHDSYNC_CHAIN_BROKEN" }, name);
   const ok = child("ok.vhdx", { parent_linkage: `{${parent.guid}}`, parent_linkage2: "{11111111-0000-0000-0000-000000000000}", relative_path: "base\\parent.vhdx" });
   t.ok(Buffer.from(await readAll(ok)).equals(parent.content), "an empty child reads as its parent");
+});
+
+t.test("a VHD parent (opened through openImage), smaller than the child", async (t) => {
+  const dir = tempDir(t);
+  const prng = new Prng(seed + 11);
+  const parentPath = join(dir, "parent.vhd");
+  qemuImg("create", "-f", "vpc", parentPath, String(4 * MIB));
+  execFileSync("qemu-io", ["-f", "vpc", "-c", `write -P 0x5c ${prng.int(4096) * 512} ${MIB}`, parentPath], { stdio: "ignore" });
+  const parentContent = qemuRaw(parentPath, dir, "vpc");
+  const parentImage = await openImage(parentPath);
+  const uniqueId = (await parentImage.info()).uniqueId as string;
+  await parentImage.close();
+  const size = 6 * MIB;
+  const blocks = randomBlocks(prng, size / MIB, MIB, 512);
+  const childPath = join(dir, "child.vhdx");
+  writeFileSync(childPath, buildVhdx({ virtualSize: size, blockSize: MIB, hasParent: true, blocks, locator: { parent_linkage: `{${uniqueId}}`, relative_path: "parent.vhd" } }));
+  const expected = model({ blocks }, parentContent, size, MIB, 512).content;
+  t.ok(Buffer.from(await readAll(childPath)).equals(expected), `equals the model; beyond the parent's end reads zeros (seed ${seed})`);
+  const image = await openImage(childPath);
+  t.same((await image.info()).chain.map((l) => l.format), ["vhdx", "vhd"]);
+  await image.close();
 });
