@@ -1,0 +1,166 @@
+// Crashes: a child process applying a log is killed (SIGKILL via VHDSYNC_HRL_CRASH_AT) at
+// random points, then the apply is resumed → the same image and a usable undo log. Logs left
+// unclean by a tracking process that died are refused (VHDSYNC_HRL_UNCLEAN) and salvaged by
+// recoverLog up to the last intact metadata block.
+import t from "tap";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { RawImage } from "../dist/formats/raw.js";
+import { applyLog } from "../dist/hrl/apply-log.js";
+import { openLog } from "../dist/hrl/hrl-log.js";
+import { readApplyState } from "../dist/hrl/apply-state.js";
+import { recoverLog } from "../dist/hrl/recover-log.js";
+import { fileHash, makeImage, randomWrites, trackWrites, type Write } from "./helpers/hrl-fixtures.js";
+import { Prng, testSeed } from "./helpers/prng.js";
+import { tempDir } from "./helpers/tmp.js";
+
+const DISK_BYTES = 1024 * 1024;
+const DIST = fileURLToPath(new URL("../dist/", import.meta.url));
+
+async function apply(imagePath: string, logPath: string, options: Parameters<typeof applyLog>[2] = {}) {
+  const image = await RawImage.open(imagePath, false);
+  try {
+    return await applyLog(image, logPath, options);
+  } finally {
+    await image.close();
+  }
+}
+
+/** Runs `code` (an ES module body with `dist` bound to the build's URL) in a child process. */
+function child(code: string, env: Record<string, string> = {}) {
+  const prelude = `const dist = ${JSON.stringify("file://" + DIST)};\n`;
+  return spawnSync(process.execPath, ["--input-type=module", "-e", prelude + code], { encoding: "utf8", env: { ...process.env, ...env } });
+}
+
+t.test("kill -9 during apply, then resume: same image, undo still exact", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const base = join(dir, "base.raw");
+  makeImage(base, prng, DISK_BYTES);
+  const tracked = await trackWrites(dir, "src", base, randomWrites(prng, DISK_BYTES, 120, 40000));
+  const points = ["undo:1", "commit:1", `entry:${1 + prng.int(119)}`, `checkpoint:${1 + prng.int(4)}`, `entry:${1 + prng.int(119)}`];
+  for (const [i, point] of points.entries()) {
+    const target = join(dir, `t${i}.raw`);
+    const undo = join(dir, `u${i}.hrl`);
+    copyFileSync(base, target);
+    const code = `
+      const { RawImage } = await import(dist + "formats/raw.js");
+      const { applyLog } = await import(dist + "hrl/apply-log.js");
+      const image = await RawImage.open(${JSON.stringify(target)}, false);
+      await applyLog(image, ${JSON.stringify(tracked.log)}, { undoPath: ${JSON.stringify(undo)}, checkpointBytes: 200000 });
+      await image.close();`;
+    const run = child(code, { VHDSYNC_HRL_CRASH_AT: point });
+    t.equal(run.signal, "SIGKILL", `seed ${seed} ${point}: child killed (${run.stderr})`);
+    const state = await readApplyState(`${target}.hrl-state.json`);
+    t.not(state.lastAppliedUniqueId, tracked.uniqueId, `${point}: not marked applied`);
+    await apply(target, tracked.log, { undoPath: undo });
+    t.equal(fileHash(target), fileHash(tracked.image), `seed ${seed} ${point}: resumed apply == uninterrupted`);
+    const after = await readApplyState(`${target}.hrl-state.json`);
+    t.equal(after.lastAppliedUniqueId, tracked.uniqueId);
+    t.equal(after.applying, null);
+    await apply(target, undo);
+    t.equal(fileHash(target), fileHash(base), `seed ${seed} ${point}: undo restores the original`);
+  }
+});
+
+t.test("an unfinished apply blocks other logs and a different undo path", async (t) => {
+  const prng = new Prng(testSeed());
+  const dir = tempDir(t);
+  const base = join(dir, "base.raw");
+  makeImage(base, prng, DISK_BYTES);
+  const a = await trackWrites(dir, "a", base, randomWrites(prng, DISK_BYTES, 40));
+  const b = await trackWrites(dir, "b", base, randomWrites(prng, DISK_BYTES, 40));
+  const target = join(dir, "t.raw");
+  copyFileSync(base, target);
+  const code = `
+    const { RawImage } = await import(dist + "formats/raw.js");
+    const { applyLog } = await import(dist + "hrl/apply-log.js");
+    const image = await RawImage.open(${JSON.stringify(target)}, false);
+    await applyLog(image, ${JSON.stringify(a.log)}, { checkpointBytes: 1 });`;
+  t.equal(child(code, { VHDSYNC_HRL_CRASH_AT: "checkpoint:3" }).signal, "SIGKILL");
+  await t.rejects(apply(target, b.log, { checkSequence: false }), { code: "VHDSYNC_BAD_STATE" });
+  await t.rejects(apply(target, a.log, { undoPath: join(dir, "u.hrl") }), { code: "VHDSYNC_BAD_STATE" });
+  const result = await apply(target, a.log);
+  t.ok(result.resumedFromEntry > 0, `resumed at entry ${result.resumedFromEntry}`);
+  t.equal(fileHash(target), fileHash(a.image));
+});
+
+/** Replays writes on a copy of base. */
+function replay(base: string, path: string, writes: Write[]): void {
+  const bytes = new Uint8Array(readFileSync(base));
+  for (const write of writes) bytes.set(write.data, write.offset);
+  writeFileSync(path, bytes);
+}
+
+t.test("tracking process killed: unclean log refused, recover salvages a prefix", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const base = join(dir, "base.raw");
+  makeImage(base, prng, DISK_BYTES);
+  const image = join(dir, "src.raw");
+  copyFileSync(base, image);
+  const log = join(dir, "src.hrl");
+  const flushAfter = 20 + prng.int(40);
+  const code = `
+    const { RawImage } = await import(dist + "formats/raw.js");
+    const { TrackedDisk } = await import(dist + "hrl/tracked-disk.js");
+    const tracked = await TrackedDisk.open(await RawImage.open(${JSON.stringify(image)}, false), { logPath: () => ${JSON.stringify(log)}, writer: { batchBytes: 50000 } });
+    const writes = JSON.parse(process.env.WRITES);
+    for (const [i, [offset, length, fill]] of writes.entries()) {
+      await tracked.write(new Uint8Array(length).fill(fill), offset);
+      if (i + 1 === ${flushAfter}) await tracked.flush();
+    }
+    process.kill(process.pid, "SIGKILL");`;
+  const specs = Array.from({ length: 100 }, () => {
+    const length = 1 + prng.int(20000);
+    return [prng.int(DISK_BYTES - length), length, prng.int(256)] as [number, number, number];
+  });
+  const run = child(code, { WRITES: JSON.stringify(specs) });
+  t.equal(run.signal, "SIGKILL", run.stderr);
+  await t.rejects(openLog(log), { code: "VHDSYNC_HRL_UNCLEAN" }, `seed ${seed}`);
+  const target = join(dir, "t.raw");
+  copyFileSync(base, target);
+  await t.rejects(apply(target, log), { code: "VHDSYNC_HRL_UNCLEAN" });
+  t.equal(fileHash(target), fileHash(base), "nothing applied");
+  t.notOk(existsSync(`${target}.hrl-state.json`));
+
+  const recovered = join(dir, "recovered.hrl");
+  const result = await recoverLog(log, recovered);
+  const entries = result.output.entryCount;
+  t.ok(entries >= flushAfter && entries <= specs.length, `seed ${seed}: ${entries} entries recovered, ≥ ${flushAfter} flushed`);
+  const writes = specs.slice(0, entries).map(([offset, length, fill]) => ({ offset, data: new Uint8Array(length).fill(fill) }));
+  const expected = join(dir, "expected.raw");
+  replay(base, expected, writes);
+  await apply(target, recovered);
+  t.equal(fileHash(target), fileHash(expected), `seed ${seed}: recovered log == the first ${entries} writes`);
+});
+
+t.test("recover stops before a block whose data is damaged", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const base = join(dir, "base.raw");
+  makeImage(base, prng, DISK_BYTES);
+  const writes = randomWrites(prng, DISK_BYTES, 60, 5000);
+  const tracked = await trackWrites(dir, "src", base, writes, { batchBytes: 20000 });
+  const log = await openLog(tracked.log);
+  const victim = log.entry(log.blockFirstEntry[2] + 1);
+  const keptEntries = log.blockFirstEntry[2];
+  await log.close();
+  const bytes = new Uint8Array(readFileSync(tracked.log));
+  bytes[victim.logPosition + prng.int(victim.dataLength)] ^= 0x5a;
+  writeFileSync(tracked.log, bytes);
+  const recovered = join(dir, "r.hrl");
+  const result = await recoverLog(tracked.log, recovered);
+  t.equal(result.output.entryCount, keptEntries, `seed ${seed}: entries before the damaged block`);
+  const expected = join(dir, "expected.raw");
+  replay(base, expected, writes.slice(0, keptEntries));
+  const target = join(dir, "t.raw");
+  copyFileSync(base, target);
+  await apply(target, recovered);
+  t.equal(fileHash(target), fileHash(expected));
+});
