@@ -96,7 +96,6 @@ export function probeFilesystem(directory: string): FilesystemProbe {
     fds.push(cloneFd);
     ftruncateSync(fd, 4 * PROBE_UNIT_BYTES);
     writeSync(fd, Buffer.alloc(PROBE_UNIT_BYTES, 0xa5), 0, PROBE_UNIT_BYTES, PROBE_UNIT_BYTES);
-    addon.fdatasync(fd);
     return { directory, filesystem, checks: runChecks(addon, fd, cloneFd) };
   } catch (error) {
     throw toVhdsyncError(error, { path: directory });

@@ -35,13 +35,10 @@ export const doctorCommand: CommandModule<GlobalOptions, DoctorArgs> = {
   handler: (argv) =>
     runCommand(argv, () => {
       const status = nativeStatus();
+      if (!argv.json) printStatus(status); // before probing, so it shows even if the probe fails
       const probe = argv.dir ? probeFilesystem(argv.dir) : undefined;
-      if (argv.json) {
-        printJson({ ok: true, native: status, ...(probe ? { probe } : {}) });
-      } else {
-        printStatus(status);
-        if (probe) printProbe(probe);
-      }
+      if (argv.json) printJson({ ok: true, native: status, ...(probe ? { probe } : {}) });
+      else if (probe) printProbe(probe);
       return EXIT.OK;
     }),
 };
