@@ -79,3 +79,22 @@ export async function randomWrites(image: { write(b: Uint8Array, o: number): Pro
   }
 }
 
+
+/** Reference one's-complement checksum (independent of the WASM kernel). */
+export function onesComplement(bytes: Uint8Array, checksumOffset: number): number {
+  let sum = 0;
+  for (let i = 0; i < bytes.length; i++) if (i < checksumOffset || i >= checksumOffset + 4) sum = (sum + bytes[i]) >>> 0;
+  return ~sum >>> 0;
+}
+
+/** Recomputes the checksums of the footer at `footerOffset` and the header at `headerOffset` (if any). */
+export function fixChecksums(file: Buffer, footerOffsets: number[], headerOffset?: number): void {
+  for (const offset of footerOffsets) {
+    const footer = file.subarray(offset, offset + 512);
+    footer.writeUInt32BE(onesComplement(footer, 64), 64);
+  }
+  if (headerOffset !== undefined) {
+    const header = file.subarray(headerOffset, headerOffset + 1024);
+    header.writeUInt32BE(onesComplement(header, 36), 36);
+  }
+}
