@@ -68,6 +68,25 @@ export class VhdxBat {
     return { state: low & 7, fileOffsetBytes: ((low >>> 20) + high * 4096) * MIB };
   }
 
+  /**
+   * File ranges of every present payload block (FULLY/PARTIALLY_PRESENT) and sector bitmap
+   * block, for overlap checks. `blockBytes(block)` is how much of a payload block the disk uses.
+   */
+  presentExtents(payloadBlocks: number, blockBytes: (block: number) => number): { kind: string; index: number; offset: number; length: number }[] {
+    const extents: { kind: string; index: number; offset: number; length: number }[] = [];
+    for (let block = 0; block < payloadBlocks; block++) {
+      const { state, fileOffsetBytes } = this.payload(block);
+      if (state === BlockState.FULLY_PRESENT || state === BlockState.PARTIALLY_PRESENT) {
+        extents.push({ kind: "payload block", index: block, offset: fileOffsetBytes, length: blockBytes(block) });
+      }
+      if (block % this.chunkRatio === 0) {
+        const bitmap = this.sectorBitmapOffset(block);
+        if (bitmap) extents.push({ kind: "sector bitmap block", index: block / this.chunkRatio, offset: bitmap, length: MIB });
+      }
+    }
+    return extents;
+  }
+
   /** State and file offset of payload block `block`. */
   payload(block: number): { state: number; fileOffsetBytes: number } {
     return this.entry(block + Math.floor(block / this.chunkRatio));

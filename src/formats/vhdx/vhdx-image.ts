@@ -16,7 +16,7 @@ import { openVhdxParent } from "./vhdx-parent.js";
 import { totalLength, unionExtents } from "../extents.js";
 import { planRange, type Segment } from "./vhdx-plan.js";
 import {
-  HEADER_AREA_BYTES, parseHeaders, parseMetadata, parseParentLocator, parseRegions,
+  HEADER_AREA_BYTES, MIB, parseHeaders, parseMetadata, parseParentLocator, parseRegions,
   type VhdxHeader, type VhdxMetadata, type VhdxParentLocator, type VhdxRegions,
 } from "./vhdx-structures.js";
 
@@ -91,6 +91,22 @@ export class VhdxImage implements DiskImage {
   get type(): string {
     const metadata = this.structure.metadata;
     return metadata.hasParent ? "differencing" : metadata.leaveBlockAllocated ? "fixed" : "dynamic";
+  }
+
+  /**
+   * Every structure's file range: header section, log, regions, present payload and sector
+   * bitmap blocks (for `vhdsync check`'s overlap test).
+   */
+  fileLayout(): { kind: string; index?: number; offset: number; length: number }[] {
+    const { header, regions, metadata } = this.structure;
+    const layout: { kind: string; index?: number; offset: number; length: number }[] = [
+      { kind: "header section", offset: 0, length: MIB },
+      { kind: "log", offset: header.logOffsetBytes, length: header.logLengthBytes },
+      { kind: "BAT region", offset: regions.batOffsetBytes, length: regions.batLengthBytes },
+      { kind: "metadata region", offset: regions.metadataOffsetBytes, length: regions.metadataLengthBytes },
+    ];
+    const blockBytes = (block: number) => Math.min(metadata.blockSizeBytes, metadata.virtualSizeBytes - block * metadata.blockSizeBytes);
+    return [...layout, ...this.bat.presentExtents(metadata.payloadBlocks, blockBytes)].filter((extent) => extent.length > 0);
   }
 
   private plan(offset: number, length: number): Promise<Segment[]> {
