@@ -16,6 +16,17 @@ export interface FormatHandler {
 }
 
 const handlers: FormatHandler[] = [];
+let builtinFormats: Promise<unknown> | undefined;
+
+/**
+ * Loads the built-in formats (VHD, VHDX), which register themselves on import. Dynamic
+ * imports keep the modules acyclic and make every openImage() caller — worker threads
+ * included — see every format, whatever else that thread imported.
+ */
+function loadBuiltinFormats(): Promise<unknown> {
+  builtinFormats ??= Promise.all([import("./vhd/index.js"), import("./vhdx/index.js")]);
+  return builtinFormats;
+}
 
 /** Registers a format (called once by each format module at import time). */
 export function registerFormat(handler: FormatHandler): void {
@@ -45,6 +56,7 @@ export async function sniff(path: string): Promise<{ head: Uint8Array; tail: Uin
  * @throws VHDSYNC_NOT_FOUND, VHDSYNC_CORRUPT, VHDSYNC_CHAIN_BROKEN, VHDSYNC_UNSUPPORTED, ...
  */
 export async function openImage(path: string, options: OpenOptions = {}): Promise<DiskImage> {
+  await loadBuiltinFormats();
   const resolved: Required<OpenOptions> = { readOnly: options.readOnly ?? true, format: options.format as ImageFormat };
   if (options.format === "raw" || options.format === "block-device") return RawImage.open(path, resolved.readOnly);
   if (options.format) {

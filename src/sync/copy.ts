@@ -9,7 +9,7 @@ import { openImage } from "../formats/open-image.js";
 import { RawImage } from "../formats/raw.js";
 import { throttle, type ProgressListener } from "../progress.js";
 import { applyChanges } from "./apply-changes.js";
-import { SegmentPool, defaultWorkerCount, runSegments } from "./segment-pool.js";
+import { SegmentPool, workerCountFor, runSegments } from "./segment-pool.js";
 import { DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult } from "./segment-task.js";
 
@@ -20,6 +20,13 @@ export interface CopyOptions {
   signal?: AbortSignal;
   onProgress?: ProgressListener;
   workers?: number;
+  /**
+   * The existing target was just created and reads as zeros everywhere (e.g. a new VHD made
+   * by convert): zero source blocks are skipped instead of written as zeros.
+   */
+  targetFresh?: boolean;
+  /** Accept an existing target larger than the source (its tail is left as it is). */
+  allowLargerTarget?: boolean;
 }
 
 /** What copy() did. */
@@ -44,13 +51,14 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
   const created = !existsSync(targetPath);
   try {
     target = created ? await RawImage.create(targetPath, source.virtualSize) : await openImage(targetPath, { readOnly: false });
-    if (target.virtualSize !== source.virtualSize) {
+    const sizeAccepted = target.virtualSize === source.virtualSize || (options.allowLargerTarget && target.virtualSize > source.virtualSize);
+    if (!sizeAccepted) {
       throw new VhdsyncError("VHDSYNC_SIZE_MISMATCH", `${sourcePath} is ${source.virtualSize} bytes but ${targetPath} is ${target.virtualSize}`, { path: targetPath });
     }
     const apply = target.format === "raw" || target.format === "block-device" ? "here" : "caller";
     const pool = await SegmentPool.start(
-      { mode: "copy", sourcePath, targetPath, blockSizeBytes, apply, windowBytes: DEFAULT_WINDOW_BYTES, targetFresh: created },
-      options.workers ?? defaultWorkerCount(),
+      { mode: "copy", sourcePath, targetPath, blockSizeBytes, apply, windowBytes: DEFAULT_WINDOW_BYTES, targetFresh: created || Boolean(options.targetFresh) },
+      workerCountFor(source.virtualSize, options.workers),
     );
     const counters = emptyCounters();
     const progress = throttle(options.onProgress);

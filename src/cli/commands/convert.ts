@@ -1,0 +1,50 @@
+// `vhdsync convert IN OUT --to raw|vhd-fixed|vhd-dynamic`: streaming, sparse-aware format
+// conversion (unallocated and zero blocks stay unallocated in dynamic output).
+
+import type { CommandModule } from "yargs";
+import { CONVERT_TARGETS, convertImage, type ConvertTarget } from "../../sync/convert.js";
+import { EXIT, parseSize, printJson, runCommand, type GlobalOptions } from "../run.js";
+import { formatBytes, progressReporter } from "../progress.js";
+import { interruptSignal } from "../interrupt.js";
+
+interface ConvertArgs extends GlobalOptions {
+  input: string;
+  output: string;
+  to: ConvertTarget;
+  blockSize?: string;
+  force?: boolean;
+}
+
+export const convertCommand: CommandModule<GlobalOptions, ConvertArgs> = {
+  command: "convert <input> <output>",
+  describe: "Convert an image to raw, fixed VHD or dynamic VHD (sparse-aware)",
+  builder: (yargs) =>
+    yargs
+      .positional("input", { type: "string", demandOption: true, describe: "source image (any format)" })
+      .positional("output", { type: "string", demandOption: true, describe: "image to create" })
+      .option("to", { choices: CONVERT_TARGETS, demandOption: true, describe: "output format" })
+      .option("block-size", { type: "string", describe: "block size of a dynamic VHD (default 2M)" })
+      .option("force", { type: "boolean", describe: "replace OUTPUT if it exists" })
+      .option("progress", { type: "boolean", describe: "progress bar / JSON progress lines" }),
+  handler: (argv) =>
+    runCommand(argv, async () => {
+      const reporter = progressReporter({ json: argv.json, progress: argv.progress, label: "convert" });
+      const interrupt = interruptSignal();
+      const report = await convertImage(argv.input, argv.output, {
+        to: argv.to,
+        blockSizeBytes: argv.blockSize === undefined ? undefined : parseSize(argv.blockSize, "--block-size"),
+        overwrite: argv.force,
+        signal: interrupt.signal,
+        onProgress: reporter.update,
+      }).finally(() => interrupt.dispose());
+      reporter.done();
+      if (argv.json) printJson({ ok: true, ...report });
+      else {
+        process.stdout.write(
+          `${argv.output}: ${argv.to}, ${formatBytes(report.outputVirtualSizeBytes)} ` +
+            `(${formatBytes(report.bytesWritten)} written in ${report.seconds.toFixed(2)} s)\n`,
+        );
+      }
+      return EXIT.OK;
+    }),
+};

@@ -1,0 +1,78 @@
+// convertImage(): writes an image of any readable format as raw, fixed VHD or dynamic VHD.
+// The output is built under a temporary name beside OUT and renamed into place only when
+// complete and flushed, so an interrupted convert never leaves a half-written OUT. Data moves
+// through copy() (sparse-aware: unallocated and zero ranges stay holes / unallocated blocks).
+
+import { existsSync, promises as fsp } from "node:fs";
+import { VhdsyncError, toVhdsyncError } from "../errors.js";
+import { openImage } from "../formats/open-image.js";
+import { RawImage } from "../formats/raw.js";
+import { createVhd, DEFAULT_BLOCK_SIZE_BYTES } from "../formats/vhd/index.js";
+import type { ProgressListener } from "../progress.js";
+import { commitTempFile, tempPathFor } from "./atomic-file.js";
+import { copy, type CopyReport } from "./copy.js";
+
+/** Output formats of convertImage(). */
+export const CONVERT_TARGETS = ["raw", "vhd-fixed", "vhd-dynamic"] as const;
+export type ConvertTarget = (typeof CONVERT_TARGETS)[number];
+
+/** Options of convertImage(). */
+export interface ConvertOptions {
+  to: ConvertTarget;
+  /** Block size of a dynamic VHD output (default 2 MiB). */
+  blockSizeBytes?: number;
+  /** Replace OUT if it exists (default: refuse). */
+  overwrite?: boolean;
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+}
+
+/** What convertImage() did. */
+export interface ConvertReport extends CopyReport {
+  to: ConvertTarget;
+  /** Virtual size of the output (VHD sizes are rounded up to whole 512-byte sectors). */
+  outputVirtualSizeBytes: number;
+}
+
+const SECTOR_BYTES = 512;
+
+/**
+ * Converts `inputPath` to `outputPath` in format `options.to`.
+ * @throws VHDSYNC_INVALID_ARGUMENT (OUT exists without overwrite, same path), format and I/O codes
+ */
+export async function convertImage(inputPath: string, outputPath: string, options: ConvertOptions): Promise<ConvertReport> {
+  if (!CONVERT_TARGETS.includes(options.to)) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `unknown output format ${options.to} (use ${CONVERT_TARGETS.join(", ")})`);
+  }
+  if (existsSync(outputPath) && !options.overwrite) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${outputPath} exists (pass overwrite to replace it)`, { path: outputPath });
+  }
+  const input = await openImage(inputPath, { readOnly: true });
+  const inputSize = input.virtualSize;
+  await input.close();
+  const tempPath = tempPathFor(outputPath);
+  let outputSize = inputSize;
+  try {
+    if (options.to === "raw") {
+      await (await RawImage.create(tempPath, inputSize)).close();
+    } else {
+      outputSize = Math.ceil(inputSize / SECTOR_BYTES) * SECTOR_BYTES;
+      const type = options.to === "vhd-fixed" ? "fixed" : "dynamic";
+      const blockSizeBytes = options.to === "vhd-dynamic" ? (options.blockSizeBytes ?? DEFAULT_BLOCK_SIZE_BYTES) : undefined;
+      await (await createVhd(tempPath, { type, sizeBytes: outputSize, blockSizeBytes })).close();
+    }
+    const report = await copy(inputPath, tempPath, {
+      targetFresh: true,
+      // Zero detection at the output's allocation unit keeps zero blocks unallocated.
+      blockSizeBytes: options.to === "vhd-dynamic" ? (options.blockSizeBytes ?? DEFAULT_BLOCK_SIZE_BYTES) : undefined,
+      allowLargerTarget: outputSize !== inputSize,
+      signal: options.signal,
+      onProgress: options.onProgress,
+    });
+    await commitTempFile(tempPath, outputPath);
+    return { ...report, target: outputPath, to: options.to, outputVirtualSizeBytes: outputSize };
+  } catch (error) {
+    await fsp.rm(tempPath, { force: true }).catch(() => undefined);
+    throw toVhdsyncError(error, { path: outputPath });
+  }
+}
