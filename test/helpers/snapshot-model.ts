@@ -16,11 +16,15 @@ export const BLOCK_BYTES = 32 * 1024;
 
 /** What every snapshot and the active disk must read. */
 export class SnapshotModel {
-  active = Buffer.alloc(DISK_BYTES);
+  active: Buffer;
   snapshots = new Map<string, Buffer>();
 
+  constructor(readonly diskBytes = DISK_BYTES, readonly blockBytes = BLOCK_BYTES) {
+    this.active = Buffer.alloc(diskBytes);
+  }
+
   clone(): SnapshotModel {
-    const copy = new SnapshotModel();
+    const copy = new SnapshotModel(this.diskBytes, this.blockBytes);
     copy.active = Buffer.from(this.active);
     for (const [id, content] of this.snapshots) copy.snapshots.set(id, content);
     return copy;
@@ -32,8 +36,8 @@ export async function randomWrites(prng: Prng, diskPath: string, model: Snapshot
   const image = await openImage(diskPath, { readOnly: false });
   try {
     for (let i = 0; i < count; i++) {
-      const length = 1 + prng.int(prng.int(4) === 0 ? 3 * BLOCK_BYTES : 4096);
-      const offset = prng.int(DISK_BYTES - length);
+      const length = 1 + prng.int(prng.int(4) === 0 ? 3 * model.blockBytes : 4096);
+      const offset = prng.int(model.diskBytes - length);
       const data = prng.int(5) === 0 ? new Uint8Array(length) : prng.bytes(length);
       await image.write(data, offset);
       model.active.set(data, offset);
@@ -46,7 +50,7 @@ export async function randomWrites(prng: Prng, diskPath: string, model: Snapshot
 /** A dynamic base with `depth` snapshots, random writes before each; returns the snapshot ids in order. */
 export async function buildChain(prng: Prng, dir: string, model: SnapshotModel, depth: number): Promise<{ disk: string; ids: string[] }> {
   const disk = join(dir, "disk.vhd");
-  await (await createVhd(disk, { type: "dynamic", sizeBytes: DISK_BYTES, blockSizeBytes: BLOCK_BYTES })).close();
+  await (await createVhd(disk, { type: "dynamic", sizeBytes: model.diskBytes, blockSizeBytes: model.blockBytes })).close();
   const ids: string[] = [];
   for (let level = 0; level < depth; level++) {
     await randomWrites(prng, disk, model, 6);
