@@ -45,6 +45,15 @@ export interface HrlDataPiece {
   address: number;
   /** Whether this piece ends its entry. */
   last: boolean;
+  /** Whether the buffer behind `data` is reused after this piece (finish using it first). */
+  endOfWindow: boolean;
+}
+
+/** A run of entries read with one read: [start, start + bytes) of the log, entries up to `end`. */
+interface DataWindow {
+  start: number;
+  end: number;
+  bytes: number;
 }
 
 /** Options of openLog(). */
@@ -138,38 +147,59 @@ export class HrlLog {
 
   /**
    * Streams entry data from `fromEntry` on, in write order, in pieces of at most `chunkBytes`.
-   * With `verify`, each entry's data is checked against its DataChecksum as it passes.
+   * Two buffers alternate: the next window is read while the current one is consumed, so a
+   * consumer must be done with a piece's data once it asks for the piece after one whose
+   * `endOfWindow` is set. With `verify`, each entry's data is checked against its
+   * DataChecksum before it is yielded (entries larger than a chunk: before their last piece).
    * @throws VHDSYNC_BAD_CHECKSUM (details.entryIndex), VHDSYNC_TRUNCATED, I/O codes
    */
   async *pieces(options: { fromEntry?: number; verify?: boolean; chunkBytes?: number } = {}): AsyncGenerator<HrlDataPiece> {
     this.checkOpen();
     const wasm = getWasm();
     const chunkBytes = options.chunkBytes ?? DEFAULT_READ_CHUNK_BYTES;
-    const address = wasm.alloc(chunkBytes);
+    const addresses = [wasm.alloc(chunkBytes), wasm.alloc(chunkBytes)];
+    let prefetch: { window: DataWindow; read: Promise<void> } | undefined;
     try {
       let index = options.fromEntry ?? 0;
+      let slot = 0;
       while (index < this.entryCount) {
-        const windowStart = this.logPositions[index];
-        let end = index;
-        while (end < this.entryCount && this.logPositions[end] + this.lengths[end] - windowStart <= chunkBytes) end++;
-        if (end === index) {
-          yield* this.largeEntryPieces(index, address, chunkBytes, Boolean(options.verify));
+        const window = prefetch?.window ?? this.planWindow(index, chunkBytes);
+        if (!window) {
+          yield* this.largeEntryPieces(index, addresses[slot], chunkBytes, Boolean(options.verify));
           index++;
           continue;
         }
-        const windowBytes = this.logPositions[end - 1] + this.lengths[end - 1] - windowStart;
-        const window = wasm.view(address, windowBytes);
-        await readExactly(this.handle, window, windowStart, this.path);
-        for (let i = index; i < end; i++) {
-          const at = address + (this.logPositions[i] - windowStart);
-          if (options.verify) this.checkData(i, wasm.exports.hrlByteSum(at, this.lengths[i], 0));
-          yield { entryIndex: i, byteOffset: this.byteOffsets[i], data: wasm.view(at, this.lengths[i]), address: at, last: true };
+        const address = addresses[slot];
+        const read = prefetch?.read ?? readExactly(this.handle, wasm.view(address, window.bytes), window.start, this.path);
+        prefetch = undefined;
+        await read;
+        const next = window.end < this.entryCount ? this.planWindow(window.end, chunkBytes) : undefined;
+        if (next) {
+          const nextRead = readExactly(this.handle, wasm.view(addresses[1 - slot], next.bytes), next.start, this.path);
+          nextRead.catch(() => undefined); // awaited when its window comes up (or in finally)
+          prefetch = { window: next, read: nextRead };
         }
-        index = end;
+        for (let i = index; i < window.end; i++) {
+          const at = address + (this.logPositions[i] - window.start);
+          if (options.verify) this.checkData(i, wasm.exports.hrlByteSum(at, this.lengths[i], 0));
+          yield { entryIndex: i, byteOffset: this.byteOffsets[i], data: wasm.view(at, this.lengths[i]), address: at, last: true, endOfWindow: i === window.end - 1 };
+        }
+        index = window.end;
+        slot = 1 - slot;
       }
     } finally {
-      wasm.release(address);
+      await prefetch?.read.catch(() => undefined);
+      for (const address of addresses) wasm.release(address);
     }
+  }
+
+  /** The entries from `index` whose data fits in one read of `chunkBytes` (undefined: entry `index` alone is larger). */
+  private planWindow(index: number, chunkBytes: number): DataWindow | undefined {
+    const start = this.logPositions[index];
+    let end = index;
+    while (end < this.entryCount && this.logPositions[end] + this.lengths[end] - start <= chunkBytes) end++;
+    if (end === index) return undefined;
+    return { start, end, bytes: this.logPositions[end - 1] + this.lengths[end - 1] - start };
   }
 
   private async *largeEntryPieces(index: number, address: number, chunkBytes: number, verify: boolean): AsyncGenerator<HrlDataPiece> {
@@ -185,7 +215,7 @@ export class HrlLog {
         sum = wasm.exports.hrlByteSum(address, pieceBytes, sum);
         if (last) this.checkData(index, sum);
       }
-      yield { entryIndex: index, byteOffset: this.byteOffsets[index] + done, data: view, address, last };
+      yield { entryIndex: index, byteOffset: this.byteOffsets[index] + done, data: view, address, last, endOfWindow: true };
     }
   }
 

@@ -3,9 +3,9 @@
 // next one of the chain (PreviousUniqueId = the closed log's UniqueId) without losing or
 // reordering a write. Writes are serialized, so the log order is the order the disk saw.
 
-import { VhdsyncError } from "../errors.js";
+import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import type { AllocationScope, DiskImage, Extent, ImageFormat, ImageInfo } from "../formats/disk-image.js";
-import { ZERO_CHUNK } from "../io/file.js";
+import { ZERO_CHUNK, checkRange } from "../io/file.js";
 import { HrlWriter, type HrlLogSummary, type HrlWriterOptions } from "./hrl-writer.js";
 
 /** Options of TrackedDisk.open(). */
@@ -88,11 +88,25 @@ export class TrackedDisk implements DiskImage {
     return this.image.read(buffer, offset);
   }
 
-  /** Writes to the disk, then records the write in the log. A log failure stops tracking (see trackingError). */
+  /**
+   * Writes to the disk and records the write in the log; the disk write runs on the thread
+   * pool while the data is copied into the log batch. Any failure stops tracking (see
+   * trackingError): a failed disk write may have been logged, a failed log write loses it.
+   * @throws VHDSYNC_INVALID_ARGUMENT outside the disk (nothing written or logged), the disk write's error
+   */
   write(buffer: Uint8Array, offset: number): Promise<void> {
+    checkRange(offset, buffer.length, this.virtualSize, this.path);
     return this.serialize(async () => {
-      await this.image.write(buffer, offset);
-      await this.record(offset, buffer);
+      const diskWrite = this.image.write(buffer, offset);
+      const logged = this.record(offset, buffer);
+      try {
+        await diskWrite;
+      } catch (error) {
+        this.failure ??= toVhdsyncError(error, { path: this.image.path, offset });
+        throw error;
+      } finally {
+        await logged;
+      }
     });
   }
 
@@ -111,7 +125,7 @@ export class TrackedDisk implements DiskImage {
     try {
       await this.writer.append(offset, data);
     } catch (error) {
-      this.failure = error instanceof VhdsyncError ? error : new VhdsyncError("VHDSYNC_IO", String(error));
+      this.failure ??= toVhdsyncError(error, { path: this.writer.path });
     }
   }
 
