@@ -30,7 +30,7 @@ function seeds(dir: string, prng: Prng): FuzzSeed[] {
   const sector = dirty.slice(bat, bat + 4096);
   new DataView(sector.buffer).setBigUint64(0, 2n, true); // block 0 → ZERO through the log
   writeLogEntries(dirty, [{ sequence: 9n, descriptors: [{ kind: "data", fileOffset: bat, data: sector }] }], 0);
-  const dirtyContent = dynamicContent.slice();
+  const dirtyContent = new Uint8Array(dynamicContent); // a copy (Buffer.slice would share memory)
   dirtyContent.fill(0, 0, MIB);
   const blocks = new Map([
     [0, { state: STATE.PARTIALLY_PRESENT, data: prng.bytes(MIB), present: (s: number) => s % 3 === 0 }],
