@@ -1,9 +1,12 @@
 // TrackedDisk: every write lands on the disk and in exactly one log of the chain, in the order
 // the disk saw it, across switchLog() and with many writes in flight at once.
 import t from "tap";
+import { spawnSync } from "node:child_process";
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { RawImage } from "../dist/formats/raw.js";
+import { openImage } from "../dist/formats/open-image.js";
+import { createVhd } from "../dist/formats/vhd/create-vhd.js";
 import { applyLog } from "../dist/hrl/apply-log.js";
 import { openLog } from "../dist/hrl/hrl-log.js";
 import { TrackedDisk } from "../dist/hrl/tracked-disk.js";
@@ -73,4 +76,23 @@ t.test("trackedBytes and trackedFraction follow the current log", async (t) => {
   t.equal(log.clean, true);
   t.equal(log.entryCount, 0, "an empty log is a valid clean log");
   await log.close();
+});
+
+t.test("dynamic VHD: a log tracked on one copy, applied to another, gives the same disk (qemu-img)", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const source = join(dir, "source.vhd");
+  await (await createVhd(source, { type: "dynamic", sizeBytes: 8 * 1024 * 1024, blockSizeBytes: 512 * 1024 })).close();
+  const replica = join(dir, "replica.vhd");
+  copyFileSync(source, replica);
+  const log = join(dir, "vhd.hrl");
+  const tracked = await TrackedDisk.open(await openImage(source, { readOnly: false }), { logPath: () => log });
+  for (const write of randomWrites(prng, 8 * 1024 * 1024, 60, 100000)) await tracked.write(write.data, write.offset);
+  await tracked.close();
+  const image = await openImage(replica, { readOnly: false });
+  await applyLog(image, log);
+  await image.close();
+  const compare = spawnSync("qemu-img", ["compare", "-f", "vpc", "-F", "vpc", source, replica], { encoding: "utf8" });
+  t.equal(compare.status, 0, `seed ${seed}: ${compare.stdout}${compare.stderr}`);
 });
