@@ -119,3 +119,20 @@ t.test("check finds blocks that overlap other structures", async (t) => {
   t.equal(checked.problems.length, 2, JSON.stringify(checked.problems));
   t.ok(checked.problems.every((p: { code: string; message: string }) => p.code === "VHDSYNC_CORRUPT" && /overlaps/.test(p.message)));
 });
+
+t.test("BAT state 5 (UNMAPPED in pre-1.0 drafts) reads as zeros, like qemu", async (t) => {
+  const dir = tempDir(t);
+  const source = sample(dir);
+  const file = new Uint8Array(readFileSync(source));
+  const { bat } = regionOffsets(file);
+  new DataView(file.buffer).setBigUint64(bat, 5n, true);
+  const path = join(dir, "state5.vhdx");
+  writeFileSync(path, file);
+  const oracle = qemuRaw(path, dir);
+  const image = await openImage(path);
+  const content = new Uint8Array(image.virtualSize);
+  await image.read(content, 0);
+  await image.close();
+  t.equal(sha256(content), sha256(oracle), "same as qemu");
+  t.ok(content.subarray(0, MIB).every((b) => b === 0), "block 0 reads as zeros");
+});

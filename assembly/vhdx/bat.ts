@@ -1,5 +1,5 @@
 // VHDX block allocation table ([MS-VHDX] 2.5): validates every entry once at open — payload
-// states 0-3, 6 and (differencing only) 7; sector bitmap states 0 and 6; present blocks after
+// states 0-3, 5 (old UNMAPPED), 6 and (differencing only) 7; sector bitmap states 0 and 6; present blocks after
 // the header section and inside the file; a partially present block's sector bitmap present.
 //
 // Entry u64: bits 0-2 state, 3-19 reserved (ignored), 20-63 FileOffsetMB. Payload entry of
@@ -61,7 +61,8 @@ export function vhdxValidateBat(
     }
     const blockStart = block * <u64>blockSize;
     block++;
-    if (state == 4 || state == 5) return fail(outPointer, index, value, STATUS_VHDX_BAT_BAD_STATE);
+    // 4 is reserved; 5 was UNMAPPED in pre-1.0 drafts (qemu reads it as such), so it reads as zeros.
+    if (state == 4) return fail(outPointer, index, value, STATUS_VHDX_BAT_BAD_STATE);
     if (state == STATE_PARTIALLY_PRESENT) {
       if (!isDifferencing) return fail(outPointer, index, value, STATUS_VHDX_BAT_BAD_STATE);
       const bitmapIndex = (index / (<u64>chunkRatio + 1)) * (<u64>chunkRatio + 1) + <u64>chunkRatio;

@@ -79,7 +79,7 @@ export async function planRange(
     } else if (state === BlockState.NOT_PRESENT && metadata.hasParent) {
       pushParent(segments, start, stop, parentSize);
     } else {
-      // UNDEFINED, ZERO, UNMAPPED (and NOT_PRESENT without a parent) read as zeros.
+      // UNDEFINED, ZERO, UNMAPPED (3, and 5 from pre-1.0 drafts), NOT_PRESENT without a parent: zeros.
       push(segments, "zero", start, stop - start);
     }
   }
