@@ -30,12 +30,13 @@ export const createCommand: CommandModule<GlobalOptions, CreateArgs> = {
       if (argv.type === "differencing" && !argv.parent) throw usageError("--type differencing needs --parent");
       if (argv.type !== "differencing" && argv.parent) throw usageError("--parent is only for --type differencing");
       if (argv.type !== "differencing" && argv.size === undefined) throw usageError("--size is required");
-      const image = await createVhd(argv.out, {
-        type: argv.type,
-        sizeBytes: argv.size === undefined ? undefined : parseSize(argv.size, "--size"),
-        blockSizeBytes: argv.blockSize === undefined ? undefined : parseSize(argv.blockSize, "--block-size"),
-        parentPath: argv.parent,
-      });
+      const sizeBytes = argv.size === undefined ? undefined : parseSize(argv.size, "--size");
+      const blockSizeBytes = argv.blockSize === undefined ? undefined : parseSize(argv.blockSize, "--block-size");
+      if (sizeBytes !== undefined && (sizeBytes === 0 || sizeBytes % 512 !== 0)) throw usageError(`--size must be a positive multiple of 512 bytes: ${sizeBytes}`);
+      if (blockSizeBytes !== undefined && (blockSizeBytes < 512 || (blockSizeBytes & (blockSizeBytes - 1)) !== 0)) {
+        throw usageError(`--block-size must be a power of two of at least 512 bytes: ${blockSizeBytes}`);
+      }
+      const image = await createVhd(argv.out, { type: argv.type, sizeBytes, blockSizeBytes, parentPath: argv.parent });
       try {
         const info = await image.info();
         if (argv.json) printJson({ ok: true, ...info });
