@@ -139,7 +139,8 @@ const EXPORTS: &[(&str, napi_callback)] = &[
 fn register(env: napi_env, exports: napi_value) -> Outcome<napi_value> {
     for (name, callback) in EXPORTS {
         let mut function = ptr::null_mut();
-        let status = unsafe { napi_create_function(env, name.as_ptr().cast(), name.len(), *callback, ptr::null_mut(), &mut function) };
+        let status =
+            unsafe { napi_create_function(env, name.as_ptr().cast(), name.len(), *callback, ptr::null_mut(), &mut function) };
         js::check(status, "napi_create_function")?;
         js::set_property(env, exports, name, function)?;
     }

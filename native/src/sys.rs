@@ -67,9 +67,5 @@ const ERRNO_TABLE: &[(c_int, &str, &str)] = &[
 
 /// The errno's symbolic name ("ENOSPC") and description; unknown numbers give ("EUNKNOWN", ...).
 pub fn errno_name(code: c_int) -> (&'static str, &'static str) {
-    ERRNO_TABLE
-        .iter()
-        .find(|entry| entry.0 == code)
-        .map(|entry| (entry.1, entry.2))
-        .unwrap_or(("EUNKNOWN", "unknown error"))
+    ERRNO_TABLE.iter().find(|entry| entry.0 == code).map(|entry| (entry.1, entry.2)).unwrap_or(("EUNKNOWN", "unknown error"))
 }

@@ -57,7 +57,8 @@ fn queue(env: napi_env, job: Job, deferred: napi_deferred, name: &'static str) -
     let resource_name = js::string(env, name)?;
     let task = Box::into_raw(Box::new(Task { job: Some(job), result: None, deferred, work: ptr::null_mut() }));
     let mut work = ptr::null_mut();
-    let status = unsafe { napi_create_async_work(env, ptr::null_mut(), resource_name, execute, complete, task.cast(), &mut work) };
+    let status =
+        unsafe { napi_create_async_work(env, ptr::null_mut(), resource_name, execute, complete, task.cast(), &mut work) };
     if status != NAPI_OK {
         drop(unsafe { Box::from_raw(task) });
         return Err(Failure::Napi { status, what: "napi_create_async_work" });
