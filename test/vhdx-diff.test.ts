@@ -10,7 +10,7 @@ import { openImage } from "../dist/index.js";
 import { STATE, buildVhdx, dataWriteGuidOf, type BuildBlock } from "./helpers/vhdx-builder.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
-import { qemuImg, qemuIo, qemuRaw } from "./helpers/vhdx-qemu.js";
+import { qemuImg, qemuIo, qemuRaw, readWholeImage } from "./helpers/vhdx-qemu.js";
 
 const MIB = 1024 * 1024;
 const seed = testSeed();
@@ -53,16 +53,6 @@ function model(layer: Layer, parent: Uint8Array, size: number, blockSize: number
   return { content, layerBytes: inLayer };
 }
 
-async function readAll(path: string): Promise<Uint8Array> {
-  const image = await openImage(path);
-  try {
-    const buffer = new Uint8Array(image.virtualSize);
-    await image.read(buffer, 0);
-    return buffer;
-  } finally {
-    await image.close();
-  }
-}
 
 function qemuParent(dir: string, prng: Prng, size: number): { path: string; content: Uint8Array; guid: string } {
   mkdirSync(join(dir, "base"), { recursive: true });
@@ -124,7 +114,7 @@ t.test("three-level chain, absolute_win32_path, 4 KiB sectors", async (t) => {
   const baseBlocks = new Map<number, BuildBlock>([[0, { state: STATE.FULLY_PRESENT, data: prng.bytes(blockSize) }], [5, { state: STATE.FULLY_PRESENT, data: prng.bytes(blockSize) }]]);
   writeFileSync(basePath, buildVhdx({ virtualSize: size, blockSize, logicalSectorSize: 4096, blocks: baseBlocks, dataWriteGuid: "ba5e0000-0000-0000-0000-000000000001" }));
   const baseContent = model({ blocks: baseBlocks }, new Uint8Array(size), size, blockSize, 4096).content;
-  t.ok(Buffer.from(await readAll(basePath)).equals(baseContent), "4 KiB-sector dynamic base");
+  t.ok(Buffer.from(await readWholeImage(basePath)).equals(baseContent), "4 KiB-sector dynamic base");
   let parentPath = basePath;
   let parentGuid = "ba5e0000-0000-0000-0000-000000000001";
   let expected = baseContent;
@@ -137,7 +127,7 @@ t.test("three-level chain, absolute_win32_path, 4 KiB sectors", async (t) => {
       locator: { parent_linkage: `{${parentGuid}}`, absolute_win32_path: `\\\\?\\${parentPath.replace(/\//g, "\\")}` },
     }));
     expected = model({ blocks }, expected, size, blockSize, 4096).content;
-    t.ok(Buffer.from(await readAll(path)).equals(expected), `level ${level} equals the model (seed ${seed})`);
+    t.ok(Buffer.from(await readWholeImage(path)).equals(expected), `level ${level} equals the model (seed ${seed})`);
     parentPath = path;
     parentGuid = guid;
   }
@@ -169,7 +159,7 @@ t.test("broken chains are VHDSYNC_CHAIN_BROKEN", async (t) => {
   cases.push(["two-file loop", join(dir, "loop-a.vhdx")]);
   for (const [name, path] of cases) await t.rejects(openImage(path), { code: "VHDSYNC_CHAIN_BROKEN" }, name);
   const ok = child("ok.vhdx", { parent_linkage: `{${parent.guid}}`, parent_linkage2: "{11111111-0000-0000-0000-000000000000}", relative_path: "base\\parent.vhdx" });
-  t.ok(Buffer.from(await readAll(ok)).equals(parent.content), "an empty child reads as its parent");
+  t.ok(Buffer.from(await readWholeImage(ok)).equals(parent.content), "an empty child reads as its parent");
 });
 
 t.test("a VHD parent (opened through openImage), smaller than the child", async (t) => {
@@ -187,7 +177,7 @@ t.test("a VHD parent (opened through openImage), smaller than the child", async 
   const childPath = join(dir, "child.vhdx");
   writeFileSync(childPath, buildVhdx({ virtualSize: size, blockSize: MIB, hasParent: true, blocks, locator: { parent_linkage: `{${uniqueId}}`, relative_path: "parent.vhd" } }));
   const expected = model({ blocks }, parentContent, size, MIB, 512).content;
-  t.ok(Buffer.from(await readAll(childPath)).equals(expected), `equals the model; beyond the parent's end reads zeros (seed ${seed})`);
+  t.ok(Buffer.from(await readWholeImage(childPath)).equals(expected), `equals the model; beyond the parent's end reads zeros (seed ${seed})`);
   const image = await openImage(childPath);
   t.same((await image.info()).chain.map((l) => l.format), ["vhdx", "vhd"]);
   await image.close();

@@ -9,7 +9,7 @@ import { VhdxImage } from "../dist/formats/vhdx/index.js";
 import { crc32c } from "../dist/formats/vhdx/vhdx-structures.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
-import { qemuImg, qemuIo, qemuRaw, sha256 } from "./helpers/vhdx-qemu.js";
+import { qemuImg, qemuIo, qemuRaw, sha256, readWholeImage } from "./helpers/vhdx-qemu.js";
 
 const seed = testSeed();
 const MIB = 1024 * 1024;
@@ -24,17 +24,6 @@ function crc32cReference(data: Uint8Array): number {
   return ~crc >>> 0;
 }
 
-/** Reads the whole image through vhdsync. */
-async function readAll(path: string): Promise<Uint8Array> {
-  const image = await openImage(path);
-  try {
-    const buffer = new Uint8Array(image.virtualSize);
-    await image.read(buffer, 0);
-    return buffer;
-  } finally {
-    await image.close();
-  }
-}
 
 /** Random qemu-io writes (patterns, zero writes, discards) inside a disk of `size` bytes. */
 function randomCommands(prng: Prng, size: number, count: number): string[] {
@@ -74,7 +63,7 @@ t.test("qemu-made images read like qemu reads them", async (t) => {
     const path = join(dir, `m${index}.vhdx`);
     qemuImg("create", "-f", "vhdx", "-o", `subformat=${subformat},block_size=${blockSize}`, path, String(size));
     qemuIo(path, randomCommands(prng, size, 12));
-    const ours = await readAll(path);
+    const ours = await readWholeImage(path);
     const oracle = qemuRaw(path, dir);
     t.equal(ours.length, oracle.length, `${subformat} ${blockSize} size`);
     t.equal(sha256(ours), sha256(oracle), `${subformat} ${blockSize} ${size} content (seed ${seed})`);
@@ -110,7 +99,7 @@ t.test("qemu-img convert -O vhdx of random raw data", async (t) => {
   for (const blockSize of ["1M", "8M"]) {
     const path = join(dir, `conv-${blockSize}.vhdx`);
     qemuImg("convert", "-f", "raw", "-O", "vhdx", "-o", `block_size=${blockSize}`, rawPath, path);
-    t.equal(sha256(await readAll(path)), sha256(raw), `block ${blockSize} (seed ${seed})`);
+    t.equal(sha256(await readWholeImage(path)), sha256(raw), `block ${blockSize} (seed ${seed})`);
   }
 });
 

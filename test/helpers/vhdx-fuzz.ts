@@ -34,6 +34,11 @@ function sha(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
+/** Recomputes the checksum of [at, at+length) if the (maybe truncated) file still holds it. */
+function fixChecksum(file: Uint8Array, at: number, length: number): void {
+  if (at + length <= file.length) setChecksum(file.subarray(at, at + length));
+}
+
 /** Overwrites 1-4 bytes (or an interesting u32) at `offset`. */
 function poke(prng: Prng, file: Uint8Array, offset: number): void {
   if (offset < 0 || offset + 4 > file.length) return;
@@ -52,7 +57,7 @@ function mutate(prng: Prng, seed: FuzzSeed, file: Uint8Array): { file: Uint8Arra
     case 0: {
       const header = prng.int(2) ? 64 * KIB : 128 * KIB;
       poke(prng, file, header + prng.int(80));
-      if (fix) setChecksum(file.subarray(header, header + 4 * KIB));
+      if (fix) fixChecksum(file, header, 4 * KIB);
       // A damaged (checksum left bad) non-current header never changes what is read.
       return { file, contentKept: !fix && header !== currentHeaderOffset(seed.bytes), what: `header ${header}` };
     }
@@ -60,7 +65,7 @@ function mutate(prng: Prng, seed: FuzzSeed, file: Uint8Array): { file: Uint8Arra
       const second = prng.int(2) === 1;
       const table = second ? 256 * KIB : 192 * KIB;
       poke(prng, file, table + prng.int(16 + 3 * 32));
-      if (fix) setChecksum(file.subarray(table, table + 64 * KIB));
+      if (fix) fixChecksum(file, table, 64 * KIB);
       // A damaged second copy (checksum left bad) never changes what is read.
       return { file, contentKept: second && !fix, what: `region table ${table}` };
     }
@@ -76,7 +81,7 @@ function mutate(prng: Prng, seed: FuzzSeed, file: Uint8Array): { file: Uint8Arra
     case 4:
       if (seed.logOffset === undefined) return mutate(prng, seed, file);
       poke(prng, file, seed.logOffset + prng.int(2 * 4096));
-      if (fix) setChecksum(file.subarray(seed.logOffset, seed.logOffset + 4096 * (1 + prng.int(2))));
+      if (fix) fixChecksum(file, seed.logOffset, 4096 * (1 + prng.int(2)));
       return { file, contentKept: false, what: "log" };
     case 5:
       return { file: file.subarray(0, prng.int(file.length)), contentKept: false, what: "truncation" };
@@ -85,8 +90,8 @@ function mutate(prng: Prng, seed: FuzzSeed, file: Uint8Array): { file: Uint8Arra
       return { file, contentKept: false, what: "random byte" };
     case 7:
       poke(prng, file, 64 * KIB + 48 + prng.int(16)); // LogGuid: makes a clean image look dirty
-      setChecksum(file.subarray(64 * KIB, 68 * KIB));
-      setChecksum(file.subarray(128 * KIB, 132 * KIB));
+      fixChecksum(file, 64 * KIB, 4 * KIB);
+      fixChecksum(file, 128 * KIB, 4 * KIB);
       return { file, contentKept: false, what: "log GUID" };
     default:
       poke(prng, file, 0);

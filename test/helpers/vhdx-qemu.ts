@@ -1,10 +1,11 @@
 // qemu-img / qemu-io as oracles for the VHDX tests: create images, write patterns, and get
-// qemu's view of the content as a raw file.
+// qemu's view of the content as a raw file; plus vhdsync's view of the same content.
 
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { openImage } from "../../dist/index.js";
 
 /** Runs qemu-img with `args` (throws with stderr on failure). */
 export function qemuImg(...args: string[]): string {
@@ -27,4 +28,16 @@ export function qemuRaw(path: string, dir: string, format = "vhdx"): Buffer {
 /** Hex sha256 of bytes. */
 export function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** The whole virtual disk as vhdsync reads it (openImage, one read). */
+export async function readWholeImage(path: string): Promise<Uint8Array> {
+  const image = await openImage(path);
+  try {
+    const buffer = new Uint8Array(image.virtualSize);
+    await image.read(buffer, 0);
+    return buffer;
+  } finally {
+    await image.close();
+  }
 }
