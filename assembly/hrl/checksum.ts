@@ -1,8 +1,9 @@
 // [MS-HRL] 2.6 checksum: the one's complement of the 32-bit byte sum of a buffer, with one
 // 4-byte field (the stored checksum) left out. Data checksums sum whole entries, so the byte
-// sum runs with v128 lanes (16 bytes per step) and can be continued across pieces.
+// sum runs with v128 lanes (64 bytes per step in four independent accumulators) and can be
+// continued across pieces.
 
-/** Steps of 16 bytes summed into 16-bit lanes before widening (2 × 255 × 128 < 65536). */
+/** Steps summed into each accumulator's 16-bit lanes before widening (2 × 255 × 128 < 65536). */
 const STEPS_PER_FOLD: usize = 128;
 
 /**
@@ -12,16 +13,23 @@ const STEPS_PER_FOLD: usize = 128;
 export function hrlByteSum(ptr: usize, lengthBytes: usize, initialSum: u32): u32 {
   let total = i32x4.splat(0);
   let p = ptr;
-  let vectors = lengthBytes >> 4;
-  while (vectors > 0) {
-    const steps = vectors < STEPS_PER_FOLD ? vectors : STEPS_PER_FOLD;
-    let lanes16 = i16x8.splat(0);
+  let blocks = lengthBytes >> 6; // 64 bytes: four independent 16-byte lanes
+  while (blocks > 0) {
+    const steps = blocks < STEPS_PER_FOLD ? blocks : STEPS_PER_FOLD;
+    let a = i16x8.splat(0);
+    let b = i16x8.splat(0);
+    let c = i16x8.splat(0);
+    let d = i16x8.splat(0);
     for (let i: usize = 0; i < steps; i++) {
-      lanes16 = i16x8.add(lanes16, i16x8.extadd_pairwise_i8x16_u(v128.load(p)));
-      p += 16;
+      a = i16x8.add(a, i16x8.extadd_pairwise_i8x16_u(v128.load(p)));
+      b = i16x8.add(b, i16x8.extadd_pairwise_i8x16_u(v128.load(p, 16)));
+      c = i16x8.add(c, i16x8.extadd_pairwise_i8x16_u(v128.load(p, 32)));
+      d = i16x8.add(d, i16x8.extadd_pairwise_i8x16_u(v128.load(p, 48)));
+      p += 64;
     }
-    total = i32x4.add(total, i32x4.extadd_pairwise_i16x8_u(lanes16));
-    vectors -= steps;
+    total = i32x4.add(total, i32x4.add(i32x4.extadd_pairwise_i16x8_u(a), i32x4.extadd_pairwise_i16x8_u(b)));
+    total = i32x4.add(total, i32x4.add(i32x4.extadd_pairwise_i16x8_u(c), i32x4.extadd_pairwise_i16x8_u(d)));
+    blocks -= steps;
   }
   let sum: u32 =
     initialSum +

@@ -17,8 +17,8 @@ import { scanMetadataBlocks } from "./salvage-scan.js";
 import { unionExtents } from "../formats/extents.js";
 
 const STATUS_HRL_DATA_CHECKSUM = 317;
-/** Default size of the reads that stream entry data (bytes). */
-export const DEFAULT_READ_CHUNK_BYTES = 16 * 1024 * 1024;
+/** Default size of the reads that stream entry data (bytes): two of them stay within L2. */
+export const DEFAULT_READ_CHUNK_BYTES = 2 * 1024 * 1024;
 
 /** One write recorded in a log. */
 export interface HrlEntry {
