@@ -3,11 +3,11 @@
 // set against the model (content digests, catalogue, `vhdsync check` on every layer).
 
 import { readdirSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { checkImage } from "../../dist/formats/check.js";
 import { openImage } from "../../dist/formats/open-image.js";
 import { createVhd } from "../../dist/formats/vhd/index.js";
-import { createSnapshot, listSnapshots } from "../../dist/snapshot/index.js";
+import { createSnapshot, listSnapshots, type SnapshotListing } from "../../dist/snapshot/index.js";
 import type { Prng } from "./prng.js";
 import { readImage, sha256 } from "./vhd.js";
 
@@ -72,9 +72,10 @@ async function digestOf(path: string): Promise<string> {
 }
 
 /** Mismatches between the disk's snapshot set and the model (empty when they agree). */
-export async function modelMismatches(diskPath: string, model: SnapshotModel, options: { check?: boolean } = {}): Promise<string[]> {
+export async function modelMismatches(diskPath: string, model: SnapshotModel, options: { check?: boolean; strays?: boolean } = {}): Promise<string[]> {
   const problems: string[] = [];
   const listing = await listSnapshots(diskPath);
+  if (options.strays) problems.push(...strayFiles(dirname(diskPath), listing).map((path) => `stray file ${path}`));
   const listed = new Map(listing.layers.filter((layer) => layer.kind === "snapshot").map((layer) => [layer.id!, layer.path]));
   const expected = [...model.snapshots.keys()].sort();
   if (JSON.stringify([...listed.keys()].sort()) !== JSON.stringify(expected)) problems.push(`catalogue lists ${[...listed.keys()].sort()} but the model has ${expected}`);
@@ -93,8 +94,7 @@ export async function modelMismatches(diskPath: string, model: SnapshotModel, op
 }
 
 /** Files in `dir` that are neither a layer of the listing nor the catalogue (temp files, state files, orphans). */
-export async function strayFiles(dir: string, diskPath: string): Promise<string[]> {
-  const listing = await listSnapshots(diskPath);
+export function strayFiles(dir: string, listing: SnapshotListing): string[] {
   const known = new Set([...listing.layers.map((layer) => layer.path), join(dir, "disk.vhd.snapshots.json")]);
   return readdirSync(dir).map((name) => join(dir, name)).filter((path) => !known.has(path));
 }
