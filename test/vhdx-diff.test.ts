@@ -182,3 +182,11 @@ t.test("a VHD parent (opened through openImage), smaller than the child", async 
   t.same((await image.info()).chain.map((l) => l.format), ["vhdx", "vhd"]);
   await image.close();
 });
+
+t.test("a parent without an identity (raw file) is refused", async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, "parent.raw"), new Uint8Array(2 * MIB));
+  const path = join(dir, "child.vhdx");
+  writeFileSync(path, buildVhdx({ virtualSize: 2 * MIB, blockSize: MIB, hasParent: true, locator: { parent_linkage: "{00000000-0000-0000-0000-000000000001}", relative_path: "parent.raw" } }));
+  await t.rejects(openImage(path), { code: "VHDSYNC_CHAIN_BROKEN" });
+});

@@ -13,6 +13,8 @@ import type { VhdxHeader } from "./vhdx-structures.js";
 /** Largest log replayed (bigger logs are refused rather than exhausting the WASM arena). */
 export const MAX_LOG_BYTES = 64 * 1024 * 1024;
 const DESCRIPTOR_OUT_BYTES = 64 + 4096;
+/** assembly/status.ts STATUS_VHDX_LOG_TRUNCATED. */
+const STATUS_LOG_TRUNCATED = 222;
 
 /** What a replay produced: the overlay and the file size the log implies. */
 export interface LogReplay {
@@ -52,7 +54,7 @@ export async function replayLog(handle: FileHandle, path: string, header: VhdxHe
     const flushedBytes = Number(active.getBigUint64(24, true));
     const lastBytes = Number(active.getBigUint64(32, true));
     if (fileSize < flushedBytes) {
-      checkStatus(222, `${path}: VHDX log`, { path, fileSize, flushedFileOffset: flushedBytes });
+      checkStatus(STATUS_LOG_TRUNCATED, `${path}: VHDX log`, { path, fileSize, flushedFileOffset: flushedBytes });
     }
     const overlay = new LogOverlay();
     let position = tail;

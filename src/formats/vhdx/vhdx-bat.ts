@@ -20,6 +20,8 @@ export const BlockState = {
 
 /** Largest BAT vhdsync loads (a 64 TiB disk with 32 MiB blocks needs 16 MiB). */
 export const MAX_BAT_BYTES = 64 * 1024 * 1024;
+/** assembly/status.ts STATUS_VHDX_BAT_TOO_SMALL. */
+const STATUS_BAT_TOO_SMALL = 215;
 
 /** A validated BAT. */
 export class VhdxBat {
@@ -39,7 +41,7 @@ export class VhdxBat {
     const path = reader.path;
     const bytes = metadata.batEntries * 8;
     if (bytes > regions.batLengthBytes) {
-      checkStatus(215, `${path}: VHDX BAT`, { path, batEntries: metadata.batEntries, batLengthBytes: regions.batLengthBytes });
+      checkStatus(STATUS_BAT_TOO_SMALL, `${path}: VHDX BAT`, { path, batEntries: metadata.batEntries, batLengthBytes: regions.batLengthBytes });
     }
     if (bytes > MAX_BAT_BYTES) throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${path}: VHDX BAT of ${bytes} bytes is too large`, { path });
     const wasm = getWasm();

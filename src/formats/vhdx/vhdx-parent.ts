@@ -82,8 +82,8 @@ export async function openVhdxParent(
   try {
     const expected = [locator.parentLinkage, locator.parentLinkage2].filter((g): g is string => !!g).map(normalizeGuid);
     const actual = "dataWriteGuid" in parent && typeof parent.dataWriteGuid === "string" ? parent.dataWriteGuid : (await parent.info()).uniqueId;
-    if (actual !== undefined && !expected.includes(normalizeGuid(actual))) {
-      throw chainBroken(`${childPath}: parent ${parentPath} has identity ${actual}, child expects ${expected.join(" or ")}`, {
+    if (actual === undefined || !expected.includes(normalizeGuid(actual))) {
+      throw chainBroken(`${childPath}: parent ${parentPath} has identity ${actual ?? "(none)"}, child expects ${expected.join(" or ")}`, {
         path: childPath, parentPath, expected, actual,
       });
     }
