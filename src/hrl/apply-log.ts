@@ -4,6 +4,7 @@
 // checkpoints in the image's state sidecar (apply-state.ts), so a crash mid-apply resumes
 // where it stopped and a log is only marked applied once all of it is on the image.
 
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { VhdsyncError } from "../errors.js";
 import type { DiskImage } from "../formats/disk-image.js";
@@ -118,6 +119,12 @@ function checkResumable(applying: ApplyInProgress, log: HrlLog, undoPath: string
     );
   }
   if (applying.nextEntry > log.entryCount) throw new VhdsyncError("VHDSYNC_BAD_STATE", `${statePath}: resume point past the end of the log`, { statePath });
+  if (applying.undoPath && !existsSync(applying.undoPath)) {
+    throw new VhdsyncError("VHDSYNC_BAD_STATE", `${statePath}: the undo log of the interrupted apply (${applying.undoPath}) is missing`, {
+      statePath,
+      undoPath: applying.undoPath,
+    });
+  }
   if (applying.undoPath !== undoPath) {
     throw new VhdsyncError("VHDSYNC_BAD_STATE", `${statePath}: resume with the same undo log as the interrupted apply (${applying.undoPath ?? "none"})`, {
       statePath,
