@@ -3,7 +3,7 @@
 // median, and writing bench/results/<name>.json (tiny runs go to bench/results/tmp/).
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus, release, totalmem } from "node:os";
+import { cpus, loadavg, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -17,7 +17,7 @@ function tryRun(command, args) {
   return result.error ? undefined : `${result.stdout}${result.stderr}`;
 }
 
-/** CPU model, core count, memory, kernel, Node and xxhsum versions. */
+/** CPU model, core count, memory, kernel, Node and xxhsum versions, load average. */
 export function machine() {
   const xxhsum = tryRun("xxhsum", ["--version"])?.trim().split("\n")[0]?.trim();
   return {
@@ -27,6 +27,9 @@ export function machine() {
     kernel: release(),
     node: process.version,
     xxhsum: xxhsum ?? "not installed",
+    // 1/5/15-minute load averages when the results were written: > nproc means other work
+    // competed for the CPUs and the figures are pessimistic.
+    loadAverage: loadavg().map((value) => Number(value.toFixed(2))),
   };
 }
 

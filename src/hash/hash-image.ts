@@ -1,7 +1,9 @@
-// Streaming whole-disk hashing with bounded memory: big chunks are read straight into WASM
-// memory views, with up to `buffers - 1` reads in flight on the libuv thread pool while the
-// main thread hashes the previous chunk, so reading and hashing use two cores. The arena
-// holds `buffers` chunks for the whole run and memory never grows.
+// Streaming whole-disk hashing with bounded memory: chunks are read straight into WASM memory
+// views, with up to `buffers - 1` reads in flight on the libuv thread pool while the main
+// thread hashes the previous chunk, so reading and hashing use two cores. The arena holds
+// `buffers` chunks for the whole run and memory never grows. Chunks default to 1 MiB: small
+// enough that the buffers stay in the CPU caches between the kernel's copy and the hash
+// (measured 2-3x faster than 8 MiB chunks on a cached 1 GiB file; docs/hashing.md).
 
 import { openFile, readExactly } from "../io/file.js";
 import type { DiskImage } from "../formats/disk-image.js";
@@ -20,7 +22,7 @@ export interface HashStreamOptions {
   seed?: number | bigint;
   /** When set, produce one digest per block of this size (a power of two) instead of one digest. */
   blockSizeBytes?: number;
-  /** Bytes read per I/O (default 8 MiB; rounded up to a multiple of blockSizeBytes). */
+  /** Bytes read per I/O (default 1 MiB; rounded up to a multiple of blockSizeBytes). */
   chunkBytes?: number;
   /** Chunk buffers in WASM memory (default 3: two reads in flight while one chunk is hashed). */
   buffers?: number;
@@ -42,7 +44,7 @@ export interface HashResult {
 /** Reads `view.length` bytes at `offset` into `view` (a WASM memory view). */
 type ReadAt = (view: Uint8Array, offset: number) => Promise<void>;
 
-export const DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
 
 /**
  * Hashes the virtual content of a disk image (what a guest sees), streaming.
@@ -127,10 +129,10 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
   }
 }
 
-/** Chunk size: a multiple of the block size whose digests stay within DEFAULT_CHUNK_BYTES. */
+/** Chunk size: a multiple of the block size whose digests stay within 8 MiB. */
 function chunkSize(requestedBytes: number, blockSizeBytes: number | undefined, digestBytes: number): number {
   const base = Math.max(64 * 1024, Math.floor(requestedBytes));
   if (blockSizeBytes === undefined) return base;
-  const maxBlocks = Math.max(1, Math.floor(DEFAULT_CHUNK_BYTES / digestBytes));
+  const maxBlocks = Math.max(1, Math.floor((8 * 1024 * 1024) / digestBytes));
   return Math.min(Math.ceil(base / blockSizeBytes), maxBlocks) * blockSizeBytes;
 }
