@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { createVhd, openImage } from "../dist/index.js";
 import { buildHeader, parseHeader } from "../dist/formats/vhd/index.js";
 import { Prng, testSeed } from "./helpers/prng.js";
+import { runCli } from "./helpers/cli.js";
 import { tempDir } from "./helpers/tmp.js";
 import { firstDifference, randomWrites, readImage, run, sha256 } from "./helpers/vhd.js";
 
@@ -88,7 +89,7 @@ t.test("writes and zeros on a differencing disk over parent data", async (t) => 
   const again = await openImage(paths[1]);
   t.equal(firstDifference(await readImage(again), model), -1, "after reopen");
   await again.close();
-  t.match(run("node", [join(import.meta.dirname, "../dist/cli/main.js"), "check", paths[1]]), /no problems/);
+  t.match(runCli(["check", paths[1]]).stdout, /no problems/);
 });
 
 t.test("broken chains are VHDSYNC_CHAIN_BROKEN with paths, files unchanged", async (t) => {
@@ -102,8 +103,9 @@ t.test("broken chains are VHDSYNC_CHAIN_BROKEN with paths, files unchanged", asy
   const impostor = await createVhd(paths[0], { type: "dynamic", sizeBytes: SIZE });
   await impostor.close();
   await t.rejects(openImage(paths[2]), { code: "VHDSYNC_CHAIN_BROKEN", message: /does not match/ }, "unique ID mismatch");
-  const cli = run("sh", ["-c", `node ${join(import.meta.dirname, "../dist/cli/main.js")} info ${paths[2]}; echo rc=$?`]);
-  t.match(cli, /rc=3/, "CLI exit 3");
+  const cli = runCli(["info", paths[2]]);
+  t.equal(cli.status, 3, `CLI exit 3 (${cli.stderr.trim()})`);
+  t.match(cli.stderr, /VHDSYNC_CHAIN_BROKEN/);
   t.same(hashes().slice(1), before.slice(1), "chain files unchanged");
 
   // Loop: layer1's parent becomes layer2 (header patched), and layer2's parent is layer1.
