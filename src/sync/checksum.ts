@@ -9,7 +9,7 @@ import type { BlockHashAlgorithm } from "./block-hasher.js";
 import { DigestWriter } from "./digest-writer.js";
 import { checkBlockSize } from "./digest-format.js";
 import { imageIdentity } from "./image-identity.js";
-import { SegmentPool, defaultWorkerCount, runSegments } from "./segment-pool.js";
+import { SegmentPool, workerCountFor, runSegments } from "./segment-pool.js";
 import { DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters } from "./segment-task.js";
 
@@ -64,7 +64,7 @@ export async function checksum(image: string | DiskImage, outPath: string, optio
   const frameBlocks = segmentBlocks(blockSizeBytes);
   const pool = await SegmentPool.start(
     { mode: "hash", sourcePath: opened.path, blockSizeBytes, algo, apply: "none", windowBytes: DEFAULT_WINDOW_BYTES },
-    options.workers ?? defaultWorkerCount(),
+    workerCountFor(virtualSizeBytes, options.workers),
   );
   const writer = await DigestWriter.create(outPath, { algo, blockSizeBytes, virtualSizeBytes, blockCount, frameBlocks, identity }).catch(async (error) => {
     await pool.close();

@@ -6,7 +6,7 @@ import { VhdsyncError } from "../errors.js";
 import { BLOCK_DATA, type DigestFrame } from "./digest-format.js";
 import { DigestReader, isDigestFile } from "./digest-reader.js";
 import { ExtentCollector, collectDifferences, diffReport, type DiffReport } from "./diff-report.js";
-import { SegmentPool, defaultWorkerCount } from "./segment-pool.js";
+import { SegmentPool, workerCountFor } from "./segment-pool.js";
 import { DEFAULT_WINDOW_BYTES } from "./segment-plan.js";
 import type { SegmentTask } from "./segment-task.js";
 import { imageVirtualSize, verify, type CompareOptions } from "./verify.js";
@@ -38,7 +38,7 @@ async function diffImageDigest(imagePath: string, digestPath: string, options: C
     if (imageSize !== virtualSizeBytes) throw sizeMismatch(imagePath, imageSize, digestPath, virtualSizeBytes);
     const pool = await SegmentPool.start(
       { mode: "hash-compare", sourcePath: imagePath, blockSizeBytes, algo, apply: "none", windowBytes: DEFAULT_WINDOW_BYTES },
-      options.workers ?? defaultWorkerCount(),
+      workerCountFor(virtualSizeBytes, options.workers),
     );
     const { counters, extents } = await collectDifferences(pool, framesAsTasks(digest), { operation: "diff", virtualSizeBytes, blockSizeBytes }, options);
     return diffReport({ a: imagePath, b: digestPath, method: "image-digest", blockSizeBytes, virtualSizeBytes, blocksTotal: blockCount }, counters, extents, started);

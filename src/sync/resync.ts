@@ -15,7 +15,7 @@ import { DigestWriter } from "./digest-writer.js";
 import { checkIdentity, imageIdentity } from "./image-identity.js";
 import { checkpointMismatch, defaultCheckpointPath, loadCheckpoint, removeCheckpoint, saveCheckpoint, type ResyncCheckpoint } from "./resync-checkpoint.js";
 import { applyChanges } from "./apply-changes.js";
-import { SegmentPool, defaultWorkerCount, runSegments } from "./segment-pool.js";
+import { SegmentPool, workerCountFor, runSegments } from "./segment-pool.js";
 import { DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
 
@@ -89,7 +89,7 @@ interface Plan {
 export async function resync(sourcePath: string, targetPath: string, options: ResyncOptions = {}): Promise<ResyncReport> {
   const started = performance.now();
   const plan = await preparePlan(sourcePath, targetPath, options);
-  const workers = options.workers ?? defaultWorkerCount();
+  const workers = workerCountFor(plan.source.virtualSize, options.workers);
   try {
     const { counters, complete, digestUpdated } = await runPlan(plan, options, workers);
     const seconds = (performance.now() - started) / 1000;

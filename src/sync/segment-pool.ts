@@ -9,10 +9,18 @@ import { SegmentScanner, type ScanConfig } from "./segment-scanner.js";
 import type { SegmentResult, SegmentTask } from "./segment-task.js";
 import type { WorkerReply } from "./resync-worker.js";
 
-/** Default worker count: the cores available (VHDSYNC_WORKERS overrides; 0 = inline). */
-export function defaultWorkerCount(): number {
+/** Below this many bytes, starting workers costs more than it saves: scan inline. */
+export const INLINE_BELOW_BYTES = 48 * 1024 * 1024;
+
+/**
+ * Worker count for a run over `virtualSizeBytes`: `requested` if given, else VHDSYNC_WORKERS,
+ * else 0 (inline) for small images and the cores available otherwise.
+ */
+export function workerCountFor(virtualSizeBytes: number, requested?: number): number {
+  if (requested !== undefined) return requested;
   const fromEnv = process.env.VHDSYNC_WORKERS;
   if (fromEnv !== undefined && fromEnv !== "" && Number.isInteger(Number(fromEnv)) && Number(fromEnv) >= 0) return Number(fromEnv);
+  if (virtualSizeBytes < INLINE_BELOW_BYTES) return 0;
   return Math.max(1, Math.min(8, availableParallelism()));
 }
 
@@ -36,7 +44,7 @@ export class SegmentPool {
   private constructor(private readonly workers: PoolWorker[], private readonly inline?: SegmentScanner) {}
 
   /** Starts `workerCount` workers (0: scan inline). @throws open errors from the images */
-  static async start(config: ScanConfig, workerCount = defaultWorkerCount()): Promise<SegmentPool> {
+  static async start(config: ScanConfig, workerCount: number): Promise<SegmentPool> {
     if (workerCount === 0) return new SegmentPool([], await SegmentScanner.open(config));
     const workers = await Promise.allSettled(Array.from({ length: workerCount }, () => startWorker(config)));
     const failed = workers.find((entry) => entry.status === "rejected");
@@ -87,7 +95,8 @@ export class SegmentPool {
 }
 
 function startWorker(config: ScanConfig): Promise<PoolWorker> {
-  const worker = new Worker(new URL("./resync-worker.js", import.meta.url), { workerData: config });
+  // execArgv: [] so workers do not inherit loaders the parent runs under (test runners, TS hooks).
+  const worker = new Worker(new URL("./resync-worker.js", import.meta.url), { workerData: config, execArgv: [] });
   const entry: PoolWorker = { worker, pending: new Map() };
   const failAll = (error: VhdsyncError) => {
     entry.failure = error;

@@ -6,7 +6,7 @@ import { openImage } from "../formats/open-image.js";
 import type { ProgressListener } from "../progress.js";
 import { checkBlockSize } from "./digest-format.js";
 import { collectDifferences, diffReport, type DiffReport } from "./diff-report.js";
-import { SegmentPool, defaultWorkerCount } from "./segment-pool.js";
+import { SegmentPool, workerCountFor } from "./segment-pool.js";
 import { DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 
 /** Options of verify() and diff(). */
@@ -35,7 +35,7 @@ export async function verify(aPath: string, bPath: string, options: CompareOptio
   }
   const pool = await SegmentPool.start(
     { mode: "compare", sourcePath: aPath, targetPath: bPath, blockSizeBytes, apply: "none", windowBytes: DEFAULT_WINDOW_BYTES },
-    options.workers ?? defaultWorkerCount(),
+    workerCountFor(virtualSizeBytes, options.workers),
   );
   const blocksTotal = blockCountFor(virtualSizeBytes, blockSizeBytes);
   const { counters, extents } = await collectDifferences(pool, segmentTasks(blocksTotal, segmentBlocks(blockSizeBytes)), { operation: "verify", virtualSizeBytes, blockSizeBytes }, options);

@@ -1,0 +1,66 @@
+// Crash safety: the CLI is killed with SIGKILL at random moments during a resync and rerun
+// with --resume; the target must end identical to the source. Also Ctrl-C (SIGINT) stops
+// cleanly with a checkpoint (exit 4, VHDSYNC_INTERRUPTED) and --resume finishes the job.
+import t from "tap";
+import { spawn } from "node:child_process";
+import { copyFileSync, existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { CLI_PATH, runCli } from "./helpers/cli.js";
+import { Prng, testSeed } from "./helpers/prng.js";
+import { tempDir } from "./helpers/tmp.js";
+import { pairSetup, applyPattern, fileSha, writeRandomImage } from "./helpers/resync-images.js";
+
+const SIZE_BYTES = 192 * 1024 * 1024;
+// Frequent checkpoints and one worker so a kill lands between checkpoints of a run in progress.
+const ENV = { ...process.env, VHDSYNC_CHECKPOINT_MS: "10", VHDSYNC_WORKERS: "1" };
+
+function startResync(source: string, target: string, extra: string[] = []) {
+  const child = spawn(process.execPath, [CLI_PATH, "resync", source, target, "--block-size", "4K", "--resume", "--json", ...extra], { env: ENV, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (chunk) => (stderr += chunk));
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal, stderr })));
+  return { child, done };
+}
+
+t.test("kill -9 at random moments, then --resume: target identical", async (t) => {
+  const { seed, prng, dir, source, target } = pairSetup(t);
+  writeRandomImage(source, SIZE_BYTES, prng, 4 * 1024 * 1024);
+  copyFileSync(source, target);
+  applyPattern(target, SIZE_BYTES, 4096, "whole-blocks", prng);
+  applyPattern(target, SIZE_BYTES, 4096, "zeroed-blocks", prng);
+  let killed = 0;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const run = startResync(source, target);
+    await new Promise((resolve) => setTimeout(resolve, 150 + prng.int(600)));
+    run.child.kill("SIGKILL");
+    const result = await run.done;
+    if (result.signal === "SIGKILL") killed++;
+  }
+  const checkpoint = `${target}.vhdsync-checkpoint`;
+  const resumedFrom = existsSync(checkpoint) ? JSON.parse(readFileSync(checkpoint, "utf8")).nextBlock : 0;
+  const final = runCli(["resync", source, target, "--block-size", "4K", "--resume", "--json"], { env: ENV });
+  t.equal(final.status, 0, final.stderr);
+  t.equal(JSON.parse(final.stdout).resumedFromBlock, resumedFrom, `seed ${seed}: resumed from the checkpoint`);
+  t.equal(fileSha(target), fileSha(source), `seed ${seed}: identical after ${killed} kills`);
+  t.notOk(existsSync(checkpoint), "checkpoint removed after success");
+});
+
+t.test("SIGINT stops cleanly with a checkpoint; --resume completes", async (t) => {
+  const { seed, prng, dir, source, target } = pairSetup(t);
+  writeRandomImage(source, SIZE_BYTES / 2, prng, 4 * 1024 * 1024);
+  copyFileSync(source, target);
+  applyPattern(target, SIZE_BYTES / 2, 4096, "mixed", prng);
+  const run = startResync(source, target, ["--progress"]);
+  // Interrupt once the run is under way (first JSON progress line), after a random delay.
+  await new Promise<void>((resolve) => run.child.stdout!.once("data", () => resolve()));
+  await new Promise((resolve) => setTimeout(resolve, prng.int(100)));
+  run.child.kill("SIGINT");
+  const result = await run.done;
+  if (result.code === 4) {
+    t.match(result.stderr, /VHDSYNC_INTERRUPTED/);
+    t.ok(existsSync(`${target}.vhdsync-checkpoint`), "checkpoint written");
+  } else t.equal(result.code, 0, `finished before the signal (seed ${seed}): ${result.stderr}`);
+  const final = runCli(["resync", source, target, "--block-size", "4K", "--resume"], { env: ENV });
+  t.equal(final.status, 0, final.stderr);
+  t.equal(fileSha(target), fileSha(source), `seed ${seed}: identical`);
+});
