@@ -41,11 +41,13 @@ function makeBase(path) {
 async function timeWrites(imagePath, writes, tracked, logPath) {
   const raw = await RawImage.open(imagePath, false);
   const disk = tracked ? await TrackedDisk.open(raw, { logPath: () => logPath }) : raw;
+  const cpuBefore = process.cpuUsage();
   const started = performance.now();
   for (const write of writes) await disk.write(write.data, write.offset);
   const writesMs = performance.now() - started;
   await disk.close(); // flush: image datasync (+ log close with fsync)
-  return { writesMs, totalMs: performance.now() - started };
+  const cpu = process.cpuUsage(cpuBefore);
+  return { writesMs, totalMs: performance.now() - started, cpuMs: (cpu.user + cpu.system) / 1000 };
 }
 
 function cacheFile(path) {
@@ -82,13 +84,18 @@ try {
   }
   const trackedLog = join(dirs.disk, "tracked.hrl");
   const writeMiB = (writeCount * WRITE_BYTES) / MiB;
-  const summary = (list) => ({ writesMs: round(median(list.map((x) => x.writesMs)), 1), totalMs: round(median(list.map((x) => x.totalMs)), 1) });
+  const summary = (list) => ({
+    writesMs: round(median(list.map((x) => x.writesMs)), 1),
+    totalMs: round(median(list.map((x) => x.totalMs)), 1),
+    cpuMs: round(median(list.map((x) => x.cpuMs)), 1),
+  });
   const untracked = summary(runs.untracked);
   const tracked = summary(runs.tracked);
   const trackedWrites = {
     writeBytes: WRITE_BYTES, writes: writeCount, diskBytes, untracked, tracked,
     ratioWritesOnly: round(tracked.writesMs / untracked.writesMs, 2),
     ratioWithClose: round(tracked.totalMs / untracked.totalMs, 2),
+    ratioCpu: round(tracked.cpuMs / untracked.cpuMs, 2),
     untrackedMiBps: round(writeMiB / (untracked.totalMs / 1000), 1),
     trackedMiBps: round(writeMiB / (tracked.totalMs / 1000), 1),
   };
@@ -108,7 +115,7 @@ try {
       rmSync(image);
     }
     const ms = median(times);
-    apply[where] = { image: dir, logDataBytes: dataBytes, ms: round(ms, 1), GBps: round(dataBytes / 1e9 / (ms / 1000), 2) };
+    apply[where] = { image: dir, logDataBytes: dataBytes, ms: round(ms, 1), GBps: round(dataBytes / 1e9 / (ms / 1000), 2), runsMs: times.map((x) => round(x, 1)) };
   }
   console.log("apply (cached log):", apply);
   const path = writeResults("hrl", tiny, {
@@ -117,7 +124,9 @@ try {
     trackedWrites,
     apply,
     loadAverageAtEnd: loadavg().map((x) => round(x, 1)),
-    notes: "Times are medians of the runs; 'withClose' includes the image datasync and, for tracked, the log close with fsync.",
+    notes:
+      "Times are medians of the runs; 'withClose' includes the image datasync and, for tracked, the log close with fsync. " +
+      "ratioCpu compares the process CPU time (user + system) of the two runs. Apply = full validation pass (read + data checksums) + write pass + image flush + state file writes.",
   });
   console.log(`results: ${path}`);
 } finally {
