@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { readFileSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createVhd } from "../dist/formats/vhd/index.js";
+import { createSnapshot, deleteSnapshot, listSnapshots } from "../dist/snapshot/index.js";
 import { runCli } from "./helpers/cli.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { SnapshotModel, buildChain, modelMismatches, randomWrites } from "./helpers/snapshot-model.js";
@@ -123,4 +124,18 @@ t.test("raw images are refused with how to convert them", async (t) => {
   t.equal(result.status, 3);
   t.match(result.stderr, /VHDSYNC_UNSUPPORTED: .*raw image.*vhdsync convert/);
   t.same(snapshotOfDir(dir), before, "nothing written");
+
+  // Following the advice works: a fixed VHD snapshots, and deleting that fixed base leaves a standalone dynamic disk.
+  const vhd = join(dir, "disk.vhd");
+  t.equal(runCli(["convert", raw, vhd, "--to", "vhd-fixed"]).status, 0);
+  const model = new SnapshotModel(1024 * 1024);
+  model.active.fill(7);
+  const { snapshot } = await createSnapshot(vhd, { name: "converted" });
+  model.snapshots.set(snapshot.id, Buffer.from(model.active));
+  await randomWrites(new Prng(testSeed()), vhd, model, 8);
+  t.same(await modelMismatches(vhd, model), []);
+  await deleteSnapshot(vhd, "converted");
+  model.snapshots.delete(snapshot.id);
+  t.same(await modelMismatches(vhd, model, { strays: false }), []);
+  t.equal((await listSnapshots(vhd)).layers[0].type, "dynamic");
 });
