@@ -91,6 +91,8 @@ t.test("cloneFile copies content and holes and says which path it used", async (
   const dataBytes = status.loaded && !sparseUnsupportedReason(dir) ? 4 * UNIT_BYTES : 8 * UNIT_BYTES;
   if (result.method !== "reflink") t.equal(result.bytesCopied, dataBytes, "bytes read (only data with the addon)");
   await t.rejects(cloneFile(src, join(dir, "dst.img")), { code: "VHDSYNC_INVALID_ARGUMENT" }, "existing target refused");
+  await t.rejects(cloneFile(src, src, { overwrite: true }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "cloning onto itself refused");
+  t.equal(statSync(src).size, 8 * UNIT_BYTES, "source untouched");
   const again = await cloneFile(src, join(dir, "dst.img"), { overwrite: true });
   t.equal(again.method, result.method, "overwrite allowed");
   await t.rejects(cloneFile(join(dir, "missing.img"), join(dir, "other.img")), { code: "VHDSYNC_NOT_FOUND" });

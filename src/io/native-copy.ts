@@ -3,6 +3,7 @@
 // Whole-file clones keep holes: only allocated extents are copied, all-zero chunks skipped.
 
 import { read as fsRead, write as fsWrite, promises as fsp } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
 import { promisify } from "node:util";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { openFile, ZERO_CHUNK } from "./file.js";
@@ -153,6 +154,15 @@ async function copyExtents(srcFd: number, dstFd: number, sizeBytes: number): Pro
   return { method, bytesCopied, reason };
 }
 
+/** Throws VHDSYNC_INVALID_ARGUMENT when `dstPath` is the open source file itself (overwrite would truncate it). */
+async function refuseSameFile(src: FileHandle, dstPath: string): Promise<void> {
+  const target = await fsp.stat(dstPath).catch(() => undefined);
+  const source = await src.stat();
+  if (target && target.dev === source.dev && target.ino === source.ino) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${dstPath}: source and target are the same file`, { path: dstPath });
+  }
+}
+
 /**
  * Copies the file at `srcPath` to a new file `dstPath` (existing files are replaced only
  * with `overwrite`), fastest path first: reflink, then copy_file_range of the allocated
@@ -160,12 +170,13 @@ async function copyExtents(srcFd: number, dstFd: number, sizeBytes: number): Pro
  * (fdatasync) before returning; a failed copy removes `dstPath`.
  * @returns which method was used and, when not a reflink, why not
  * @throws VHDSYNC_NOT_FOUND (no source), VHDSYNC_INVALID_ARGUMENT (target exists without
- *   overwrite), VHDSYNC_NO_SPACE, VHDSYNC_ACCESS_DENIED, VHDSYNC_IO
+ *   overwrite, or is the source itself), VHDSYNC_NO_SPACE, VHDSYNC_ACCESS_DENIED, VHDSYNC_IO
  */
 export async function cloneFile(srcPath: string, dstPath: string, options: { overwrite?: boolean } = {}): Promise<CloneResult> {
   const src = await openFile(srcPath, "r");
   let dst;
   try {
+    await refuseSameFile(src, dstPath);
     dst = await openFile(dstPath, options.overwrite ? "w" : "wx");
   } catch (error) {
     await src.close();
@@ -179,7 +190,8 @@ export async function cloneFile(srcPath: string, dstPath: string, options: { ove
     if (reflinkReason) {
       await dst.truncate(sizeBytes);
       const copied = await copyExtents(src.fd, dst.fd, sizeBytes);
-      result = { ...copied, sizeBytes, reason: [reflinkReason, copied.reason].filter(Boolean).join("; ") };
+      const reasons = new Set([reflinkReason, copied.reason].filter((text): text is string => Boolean(text)));
+      result = { ...copied, sizeBytes, reason: [...reasons].join("; ") };
     }
     await dst.datasync();
     return result;
