@@ -97,6 +97,9 @@ t.test("qemu-img convert of random sparse raw to vpc reads back the raw content"
   const image = await openImage(vhd);
   t.equal(image.virtualSize, size);
   t.equal(firstDifference(await readImage(image), raw), -1, `converted content (seed ${seed})`);
+  const whole = Buffer.alloc(size);
+  await image.read(whole, 0);
+  t.equal(firstDifference(whole, raw), -1, "one read across every block (coalesced readv)");
   const unaligned = Buffer.alloc(777777);
   await image.read(unaligned, 123457);
   t.equal(firstDifference(unaligned, raw.subarray(123457, 123457 + 777777)), -1, "unaligned read");

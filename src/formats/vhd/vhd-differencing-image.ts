@@ -39,6 +39,10 @@ export class VhdDifferencingImage extends VhdDynamicImage {
     target.fill(0, inParent);
   }
 
+  protected override get bitmapsMatterForReads(): boolean {
+    return true;
+  }
+
   protected override async readAbsent(target: Uint8Array, offset: number): Promise<void> {
     await this.readParent(target, offset);
   }
