@@ -66,3 +66,26 @@ t.test("writeZeros leaves unallocated dynamic blocks unallocated; full-block wri
   await t.rejects(createVhd(join(dir, "odd.vhd"), { type: "dynamic", sizeBytes: 1000 }), { code: "VHDSYNC_INVALID_ARGUMENT" });
   await t.rejects(createVhd(join(dir, "bs.vhd"), { type: "dynamic", sizeBytes: 1 << 20, blockSizeBytes: 3000 }), { code: "VHDSYNC_INVALID_ARGUMENT" });
 });
+
+t.test("concurrent writes to a dynamic and a differencing disk land intact", async (t) => {
+  const dir = tempDir(t);
+  const prng = new Prng(seed ^ 4242);
+  const size = 8 * 1024 * 1024;
+  const base = await createVhd(join(dir, "cbase.vhd"), { type: "dynamic", sizeBytes: size, blockSizeBytes: 1024 * 1024 });
+  const baseModel = Buffer.alloc(size);
+  await randomWrites(base, baseModel, prng, 10, 1024 * 1024);
+  await base.close();
+  for (const image of [await createVhd(join(dir, "c1.vhd"), { type: "dynamic", sizeBytes: size, blockSizeBytes: 1024 * 1024 }), await createVhd(join(dir, "c2.vhd"), { type: "differencing", parentPath: join(dir, "cbase.vhd"), blockSizeBytes: 1024 * 1024 })]) {
+    const model = image.type === "differencing" ? Buffer.from(baseModel) : Buffer.alloc(size);
+    const writes = [];
+    for (let i = 0; i < 64; i++) {
+      const offset = i * (size / 64) + prng.int(1000);
+      const data = prng.bytes(1 + prng.int(size / 64 - 1000));
+      model.set(data, offset);
+      writes.push(image.write(data, offset));
+    }
+    await Promise.all(writes);
+    t.equal(firstDifference(await readImage(image), model), -1, `${image.type}: concurrent writes (seed ${seed})`);
+    await image.close();
+  }
+});

@@ -43,6 +43,7 @@ export class VhdDynamicImage extends VhdImage {
   protected readonly bitmapOps: BitmapOps;
   private readonly bitmapCache = new Map<number, Uint8Array>();
   private footerBytes: Uint8Array | undefined;
+  private writeQueue: Promise<void> = Promise.resolve();
 
   constructor(state: VhdDynamicState) {
     super(state);
@@ -135,9 +136,20 @@ export class VhdDynamicImage extends VhdImage {
     return true;
   }
 
+  /** Runs writes one at a time: block allocation and bitmap updates are read-modify-write. */
+  private serialize(fn: () => Promise<void>): Promise<void> {
+    const run = this.writeQueue.then(fn);
+    this.writeQueue = run.catch(() => undefined);
+    return run;
+  }
+
   async write(buffer: Uint8Array, offset: number): Promise<void> {
     this.checkWritable();
     checkRange(offset, buffer.length, this.virtualSize, this.path);
+    return this.serialize(() => this.writeLocked(buffer, offset));
+  }
+
+  private async writeLocked(buffer: Uint8Array, offset: number): Promise<void> {
     if (offset % 512 !== 0 || buffer.length % 512 !== 0) return this.writeUnaligned(buffer, offset);
     await this.forEachBlockPart(offset, buffer.length, (block, inBlock, done, part) => this.writeBlockPart(block, inBlock, buffer.subarray(done, done + part)));
   }
@@ -150,7 +162,7 @@ export class VhdDynamicImage extends VhdImage {
     await this.read(merged.subarray(0, 512), start);
     if (end - start > 512) await this.read(merged.subarray(merged.length - 512), end - 512);
     merged.set(buffer, offset - start);
-    await this.write(merged, start);
+    await this.writeLocked(merged, start);
   }
 
   /** Writes sector-aligned `data` inside one block, allocating it if needed. */
@@ -217,10 +229,14 @@ export class VhdDynamicImage extends VhdImage {
   async writeZeros(offset: number, length: number): Promise<void> {
     this.checkWritable();
     checkRange(offset, length, this.virtualSize, this.path);
+    return this.serialize(() => this.writeZerosLocked(offset, length));
+  }
+
+  private async writeZerosLocked(offset: number, length: number): Promise<void> {
     const start = Math.min(offset + length, Math.ceil(offset / 512) * 512);
     const end = Math.max(start, Math.floor((offset + length) / 512) * 512);
-    if (start > offset) await this.write(ZERO_CHUNK.subarray(0, start - offset), offset);
-    if (offset + length > end) await this.write(ZERO_CHUNK.subarray(0, offset + length - end), end);
+    if (start > offset) await this.writeLocked(ZERO_CHUNK.subarray(0, start - offset), offset);
+    if (offset + length > end) await this.writeLocked(ZERO_CHUNK.subarray(0, offset + length - end), end);
     await this.forEachBlockPart(start, end - start, async (block, inBlock, done, part) => {
       if (!this.table.isAllocated(block) && (await this.absentIsZero(start + done, part))) return;
       for (let chunk = 0; chunk < part; chunk += ZERO_CHUNK.length) {
