@@ -5,6 +5,8 @@ import t from "tap";
 import { spawnSync } from "node:child_process";
 import { basename, dirname, join } from "node:path";
 import { createSnapshot, deleteSnapshot, listSnapshots, mergeSnapshots, revertSnapshot } from "../dist/snapshot/index.js";
+import { openImage } from "../dist/formats/open-image.js";
+import { createVhd } from "../dist/formats/vhd/index.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { SnapshotModel, buildChain, modelMismatches, randomWrites, strayFiles } from "./helpers/snapshot-model.js";
 import { tempDir } from "./helpers/tmp.js";
@@ -140,4 +142,28 @@ t.test("revert keeps later snapshots as a branch; merge into a shared layer is r
   model.snapshots.delete(ids[1]);
   t.same(await modelMismatches(disk, model), [], `after merge (seed ${seed})`);
   t.equal(join(dir, "disk.vhd"), disk);
+});
+
+t.test("sector precision: a one-sector child write merges without touching the parent's other sectors", async (t) => {
+  const dir = tempDir(t);
+  const model = new SnapshotModel(256 * 1024, 64 * 1024);
+  const disk = join(dir, "disk.vhd");
+  await (await createVhd(disk, { type: "dynamic", sizeBytes: model.diskBytes, blockSizeBytes: model.blockBytes })).close();
+  const image = await openImage(disk, { readOnly: false });
+  const full = Buffer.alloc(model.blockBytes, 0xaa);
+  await image.write(full, 0);
+  await image.close();
+  model.active.set(full, 0);
+  const { snapshot } = await createSnapshot(disk);
+  model.snapshots.set(snapshot.id, Buffer.from(model.active));
+  const child = await openImage(disk, { readOnly: false });
+  const sector = Buffer.alloc(512, 0x55);
+  await child.write(sector, 4096);
+  t.same(await child.allocationMap(0, model.diskBytes, "layer"), [{ offset: 4096, length: 512 }], "the child holds exactly the sector it wrote");
+  await child.close();
+  model.active.set(sector, 4096);
+  const { merged } = await mergeSnapshots(disk);
+  t.same(merged, [snapshot.id]);
+  model.snapshots.delete(snapshot.id);
+  t.same(await modelMismatches(disk, model), [], "the parent's other sectors of that block survive the merge");
 });
