@@ -2,7 +2,8 @@
 // level, then seeded creates, reverts, deletes and merges; after every operation every
 // snapshot and the active disk read like the model and `vhdsync check` passes on every layer.
 import t from "tap";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { createSnapshot, deleteSnapshot, listSnapshots, mergeSnapshots, revertSnapshot } from "../dist/snapshot/index.js";
 import { openImage } from "../dist/formats/open-image.js";
@@ -166,4 +167,24 @@ t.test("sector precision: a one-sector child write merges without touching the p
   t.same(merged, [snapshot.id]);
   model.snapshots.delete(snapshot.id);
   t.same(await modelMismatches(disk, model), [], "the parent's other sectors of that block survive the merge");
+});
+
+t.test("one operation at a time: a live lock holder is refused (recoverable), a dead one's lock is taken over", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const model = new SnapshotModel(256 * 1024, 16 * 1024);
+  const { disk } = await buildChain(prng, dir, model, 1);
+  const lock = join(dir, "disk.vhd.snapshot.lock");
+  const sleeper = spawn("sleep", ["30"]);
+  t.teardown(() => sleeper.kill());
+  writeFileSync(lock, `${sleeper.pid}\n`);
+  await t.rejects(createSnapshot(disk), { code: "VHDSYNC_IO", recoverable: true });
+  t.same(await modelMismatches(disk, model), [], "nothing changed");
+  sleeper.kill("SIGKILL");
+  await new Promise((resolve) => sleeper.once("exit", resolve));
+  const { snapshot } = await createSnapshot(disk);
+  model.snapshots.set(snapshot.id, Buffer.from(model.active));
+  t.same(await modelMismatches(disk, model, { strays: true }), [], `stale lock taken over (seed ${seed})`);
+  t.notOk(existsSync(lock), "lock released");
 });

@@ -1,5 +1,5 @@
-// The snapshot library API: create, revert, delete, merge and resume. Every call first
-// finishes an operation a crash left pending on the same disk (its state file), then
+// The snapshot library API: create, revert, delete, merge and resume. Every call takes the
+// disk's lock, finishes an operation a crash left pending on the same disk (its state file), then
 // validates the whole snapshot set (a broken chain is VHDSYNC_CHAIN_BROKEN before anything
 // is written), then runs its step machine. Semantics: docs/snapshots.md.
 
@@ -14,6 +14,7 @@ import { snapshotPaths } from "./snapshot-paths.js";
 import { findSnapshot, loadSnapshotSet } from "./snapshot-set.js";
 import type { CopyTuning } from "./copy-ranges.js";
 import { faultPoint } from "./fault-injection.js";
+import { withDiskLock } from "./disk-lock.js";
 
 /** What a snapshot operation reports. */
 export interface SnapshotOperationResult {
@@ -28,6 +29,11 @@ export interface SnapshotOperationResult {
  * @throws VHDSYNC_BAD_STATE (unusable state file), VHDSYNC_CHAIN_BROKEN, I/O codes
  */
 export async function resumeSnapshotOperation(diskPath: string, tuning: CopyTuning = {}): Promise<OperationState | null> {
+  return withDiskLock(snapshotPaths(diskPath), () => resumePending(diskPath, tuning));
+}
+
+/** resumeSnapshotOperation() for a caller that holds the lock. */
+async function resumePending(diskPath: string, tuning: CopyTuning): Promise<OperationState | null> {
   const paths = snapshotPaths(diskPath);
   const state = await readOperationState(paths.state);
   if (!state) return null;
@@ -66,15 +72,17 @@ function resumedField(state: OperationState | null): SnapshotOperationResult["re
  *   VHDSYNC_USAGE (name already used), I/O codes
  */
 export async function createSnapshot(diskPath: string, options: { name?: string; now?: Date } = {}): Promise<SnapshotOperationResult & { snapshot: SnapshotEntry }> {
-  const resumed = await resumeSnapshotOperation(diskPath);
-  if (resumed?.op === "create" && resumed.name === (options.name ?? "")) {
-    const snapshot = { id: resumed.id, name: resumed.name, createdAt: resumed.createdAt, layer: basename(resumed.layerPath), uniqueId: resumed.layerUniqueId };
-    return { disk: resumed.disk, resumed: resumedField(resumed), snapshot };
-  }
-  const set = await loadSnapshotSet(diskPath);
-  const state = await begin(await planCreate(set, options.name ?? "", options.now ?? new Date()));
-  const snapshot = await continueCreate(set.paths, state);
-  return { disk: set.paths.disk, resumed: resumedField(resumed), snapshot };
+  return withDiskLock(snapshotPaths(diskPath), async () => {
+    const resumed = await resumePending(diskPath, {});
+    if (resumed?.op === "create" && resumed.name === (options.name ?? "")) {
+      const snapshot = { id: resumed.id, name: resumed.name, createdAt: resumed.createdAt, layer: basename(resumed.layerPath), uniqueId: resumed.layerUniqueId };
+      return { disk: resumed.disk, resumed: resumedField(resumed), snapshot };
+    }
+    const set = await loadSnapshotSet(diskPath);
+    const state = await begin(await planCreate(set, options.name ?? "", options.now ?? new Date()));
+    const snapshot = await continueCreate(set.paths, state);
+    return { disk: set.paths.disk, resumed: resumedField(resumed), snapshot };
+  });
 }
 
 /**
@@ -83,12 +91,14 @@ export async function createSnapshot(diskPath: string, options: { name?: string;
  * @throws VHDSYNC_USAGE (unknown snapshot), VHDSYNC_CHAIN_BROKEN, I/O codes
  */
 export async function revertSnapshot(diskPath: string, snapshot: string): Promise<SnapshotOperationResult & { snapshot: SnapshotEntry }> {
-  const resumed = await resumeSnapshotOperation(diskPath);
-  const set = await loadSnapshotSet(diskPath);
-  const node = findSnapshot(set, snapshot);
-  if (resumed?.op === "revert" && resumed.snapshotId === node.snapshot!.id) return { disk: set.paths.disk, resumed: resumedField(resumed), snapshot: node.snapshot! };
-  await continueRevert(set.paths, await begin(planRevert(set, node)));
-  return { disk: set.paths.disk, resumed: resumedField(resumed), snapshot: node.snapshot! };
+  return withDiskLock(snapshotPaths(diskPath), async () => {
+    const resumed = await resumePending(diskPath, {});
+    const set = await loadSnapshotSet(diskPath);
+    const node = findSnapshot(set, snapshot);
+    if (resumed?.op === "revert" && resumed.snapshotId === node.snapshot!.id) return { disk: set.paths.disk, resumed: resumedField(resumed), snapshot: node.snapshot! };
+    await continueRevert(set.paths, await begin(planRevert(set, node)));
+    return { disk: set.paths.disk, resumed: resumedField(resumed), snapshot: node.snapshot! };
+  });
 }
 
 /**
@@ -98,14 +108,16 @@ export async function revertSnapshot(diskPath: string, snapshot: string): Promis
  * @throws VHDSYNC_USAGE (unknown snapshot), VHDSYNC_CHAIN_BROKEN, I/O codes
  */
 export async function deleteSnapshot(diskPath: string, snapshot: string, tuning: CopyTuning = {}): Promise<SnapshotOperationResult & { deleted: string }> {
-  const resumed = await resumeSnapshotOperation(diskPath, tuning);
-  if (resumed?.op === "delete" && (resumed.snapshotId === snapshot || resumed.snapshotName === snapshot)) {
-    return { disk: resumed.disk, resumed: resumedField(resumed), deleted: resumed.snapshotId };
-  }
-  const set = await loadSnapshotSet(diskPath);
-  const node = findSnapshot(set, snapshot);
-  await continueDelete(set.paths, await begin(await planDelete(set, node)), tuning);
-  return { disk: set.paths.disk, resumed: resumedField(resumed), deleted: node.snapshot!.id };
+  return withDiskLock(snapshotPaths(diskPath), async () => {
+    const resumed = await resumePending(diskPath, tuning);
+    if (resumed?.op === "delete" && (resumed.snapshotId === snapshot || resumed.snapshotName === snapshot)) {
+      return { disk: resumed.disk, resumed: resumedField(resumed), deleted: resumed.snapshotId };
+    }
+    const set = await loadSnapshotSet(diskPath);
+    const node = findSnapshot(set, snapshot);
+    await continueDelete(set.paths, await begin(await planDelete(set, node)), tuning);
+    return { disk: set.paths.disk, resumed: resumedField(resumed), deleted: node.snapshot!.id };
+  });
 }
 
 /**
@@ -116,11 +128,13 @@ export async function deleteSnapshot(diskPath: string, snapshot: string, tuning:
  *   snapshots depend on a consumed layer, or it is not a snapshot layer), VHDSYNC_CHAIN_BROKEN
  */
 export async function mergeSnapshots(diskPath: string, options: { into?: string } & CopyTuning = {}): Promise<SnapshotOperationResult & { merged: string[] }> {
-  const resumed = await resumeSnapshotOperation(diskPath, options);
-  if (resumed?.op === "merge") return { disk: resumed.disk, resumed: resumedField(resumed), merged: resumed.droppedIds };
-  const set = await loadSnapshotSet(diskPath);
-  const target = options.into ? findSnapshot(set, options.into) : undefined;
-  const state = await begin(planMerge(set, target));
-  await continueMerge(set.paths, state, options);
-  return { disk: set.paths.disk, resumed: resumedField(resumed), merged: state.droppedIds };
+  return withDiskLock(snapshotPaths(diskPath), async () => {
+    const resumed = await resumePending(diskPath, options);
+    if (resumed?.op === "merge") return { disk: resumed.disk, resumed: resumedField(resumed), merged: resumed.droppedIds };
+    const set = await loadSnapshotSet(diskPath);
+    const target = options.into ? findSnapshot(set, options.into) : undefined;
+    const state = await begin(planMerge(set, target));
+    await continueMerge(set.paths, state, options);
+    return { disk: set.paths.disk, resumed: resumedField(resumed), merged: state.droppedIds };
+  });
 }
