@@ -68,7 +68,8 @@ t.test("corrupt dynamic and fixed images give coded errors and stay unchanged", 
       const check = await checkImage(path);
       if (check.format === "vhd") t.notOk(check.ok, `${c.name}: check reports a problem`);
       if (CLI_CASES.has(c.name)) {
-        t.equal(runCli(["check", path, "--json"]).status, 3, `${c.name}: check exits 3`);
+        const cliCheck = runCli(["check", path, "--json"]);
+        t.equal(cliCheck.status, 3, `${c.name}: check exits 3 (${cliCheck.stderr.trim()})`);
         const info = runCli(["info", path]);
         t.equal(info.status, 3, `${c.name}: info exits 3 (${info.stderr.trim()})`);
         t.match(info.stderr, /^vhdsync: VHDSYNC_[A-Z_]+: /, "error on stderr in the CLI format");
@@ -97,4 +98,42 @@ t.test("check lists every problem, not only the first", async (t) => {
   t.ok(result.problems.length >= 3, `all problems listed: ${JSON.stringify(result.problems)}`);
   const image = await openImage(path).catch((e: unknown) => e);
   t.ok(image instanceof VhdsyncError);
+});
+
+t.test("damaged end footer: the copy at offset 0 is used, check reports it", async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, "copy.vhd");
+  run("qemu-img", ["create", "-q", "-f", "vpc", "-o", "force_size=on", path, "4M"]);
+  run("qemu-io", ["-f", "vpc", "-c", "write -P 0x21 512k 1M", path]);
+  const file = readFileSync(path);
+  file[file.length - 512 + 70] ^= 0xff;
+  writeFileSync(path, file);
+  const image = await openImage(path);
+  const info = await image.info();
+  t.equal(info.footerSource, "copy");
+  const data = Buffer.alloc(1024 * 1024);
+  await image.read(data, 512 * 1024);
+  t.ok(data.every((b) => b === 0x21), "data still readable");
+  await image.close();
+  const check = await checkImage(path);
+  t.equal(check.ok, false);
+  t.match(check.problems.map((p) => p.code), ["VHDSYNC_BAD_CHECKSUM"]);
+});
+
+t.test("parent time stamp not matching (parent modified since): reads work, check reports the time stamp", async (t) => {
+  const dir = tempDir(t);
+  const { createVhd } = await import("../dist/index.js");
+  const base = await createVhd(join(dir, "p.vhd"), { type: "dynamic", sizeBytes: 1 << 20 });
+  await base.close();
+  const child = await createVhd(join(dir, "c.vhd"), { type: "differencing", parentPath: join(dir, "p.vhd") });
+  await child.close();
+  const childBytes = readFileSync(join(dir, "c.vhd"));
+  childBytes.writeUInt32BE(childBytes.readUInt32BE(512 + 56) - 5000, 512 + 56);
+  fixChecksums(childBytes, [], 512);
+  writeFileSync(join(dir, "c.vhd"), childBytes);
+  const image = await openImage(join(dir, "c.vhd"));
+  t.equal(((await image.info()).parent as { timestampMatches: boolean }).timestampMatches, false);
+  await image.close();
+  const check = await checkImage(join(dir, "c.vhd"));
+  t.match(check.problems, [{ code: "VHDSYNC_CHAIN_BROKEN", message: /time stamp/ }]);
 });
