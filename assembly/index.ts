@@ -12,4 +12,5 @@ export { hrlByteSum, hrlDataChecksum } from "./hrl/checksum";
 export { hrlHeaderParse, hrlHeaderBuild } from "./hrl/header";
 export { hrlMetadataParse, hrlEntryBuild, hrlMetadataHeaderBuild } from "./hrl/metadata";
 export { hrlScanMetadata } from "./hrl/scan";
+export { hrlTraverse } from "./hrl/traverse";
 export { vhdxCrc32c, vhdxCrc32cUpdate, vhdxParseHeaders, vhdxParseRegionTable, vhdxParseMetadata, vhdxParseParentLocator, vhdxValidateBat, vhdxLogEntryCheck, vhdxLogFindActive, vhdxLogDescriptor } from "./vhdx/index";

@@ -40,6 +40,19 @@ t.test("every corruption is a coded error and writes nothing", async (t) => {
   const failures: string[] = [];
   const expectRejected = async (bytes: Uint8Array, what: string) => {
     writeFileSync(bad, bytes);
+    // The block-by-block traversal (large logs) must reject it too, before any apply.
+    try {
+      const log = await openLog(bad, { inMemoryMaxBytes: 0 });
+      try {
+        await log.verifyData();
+        failures.push(`${what}: accepted by the block-by-block traversal`);
+      } finally {
+        await log.close();
+      }
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? "";
+      if (!CODES.includes(code)) failures.push(`${what}: block-by-block ${code} ${(error as Error).message}`);
+    }
     const image = await RawImage.open(target, false);
     try {
       await applyLog(image, bad, { undoPath: undo, statePath: state });

@@ -71,6 +71,10 @@ t.test("the spec's example log: layout, checksums and traversal", async (t) => {
   file.set(second, 328192);
   const path = join(tempDir(t), "example.hrl");
   writeFileSync(path, file);
+  const blockwise = await openLog(path, { inMemoryMaxBytes: 0 });
+  t.same(blockwise.metadataLocations, [4096, 328192], "block-by-block traversal");
+  t.equal(blockwise.entryCount, 58);
+  await blockwise.close();
   const log = await openLog(path);
   t.teardown(() => log.close());
   t.same(log.metadataLocations, [4096, 328192]);

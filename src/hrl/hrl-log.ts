@@ -11,12 +11,14 @@ import { openFile, readExactly } from "../io/file.js";
 import { getWasm } from "../wasm/driver.js";
 import { checkStatus, statusError } from "../wasm/status.js";
 import { parseHeader, type HrlHeader } from "./header.js";
-import { BLOCK_INFO, ENTRY_RECORD, HRL_HEADER_BYTES } from "./layout.js";
+import { BLOCK_INFO, BLOCK_TABLE_BYTES, ENTRY_RECORD, HRL_HEADER_BYTES } from "./layout.js";
 import { collectBlocks, type ParsedBlock } from "./parsed-block.js";
 import { scanMetadataBlocks } from "./salvage-scan.js";
 import { unionExtents } from "../formats/extents.js";
 
 const STATUS_HRL_DATA_CHECKSUM = 317;
+/** Logs up to this size are traversed in memory by hrlTraverse (bytes). */
+const IN_MEMORY_TRAVERSAL_MAX_BYTES = 8 * 1024 * 1024;
 /** Default size of the reads that stream entry data (bytes): two of them stay within L2. */
 export const DEFAULT_READ_CHUNK_BYTES = 2 * 1024 * 1024;
 
@@ -64,6 +66,8 @@ export interface OpenLogOptions {
   diskSizeBytes?: number;
   /** Find metadata blocks with the forward salvage scan even if the log is clean (default false). */
   scan?: boolean;
+  /** Logs up to this size (bytes) are read whole and traversed in one WASM call (default 8 MiB). */
+  inMemoryMaxBytes?: number;
 }
 
 /** An open, structurally validated log. Entry data is checked by verifyData() / pieces({verify}). */
@@ -290,7 +294,8 @@ export async function openLog(path: string, options: OpenLogOptions = {}): Promi
       if (!options.allowUnclean) parseHeader(headerBytes, true, path);
       blocks = await scanMetadataBlocks(handle, path, header, fileSizeBytes, diskSizeBytes);
     } else {
-      blocks = await traverseBackwards(handle, path, header, fileSizeBytes, diskSizeBytes);
+      const inMemory = fileSizeBytes <= (options.inMemoryMaxBytes ?? IN_MEMORY_TRAVERSAL_MAX_BYTES);
+      blocks = await (inMemory ? traverseInMemory : traverseBackwards)(handle, path, header, fileSizeBytes, diskSizeBytes);
       const total = blocks.reduce((sum, block) => sum + block.entryCount, 0);
       if (total !== header.totalMetadataEntries) {
         throw new VhdsyncError("VHDSYNC_CORRUPT", `${path}: header says ${header.totalMetadataEntries} metadata entries, the metadata blocks hold ${total}`, {
@@ -307,8 +312,37 @@ export async function openLog(path: string, options: OpenLogOptions = {}): Promi
   }
 }
 
-/** [MS-HRL] 2.5 first pass: from EOLLocation − MetadataSize back to the first block. */
-async function traverseBackwards(handle: FileHandle, path: string, header: HrlHeader, fileSizeBytes: number, diskSizeBytes: number): Promise<ParsedBlock[]> {
+/** [MS-HRL] 2.5 on a log read whole into WASM memory (assembly/hrl/traverse.ts). */
+async function traverseInMemory(handle: FileHandle, path: string, header: HrlHeader, fileSizeBytes: number, diskSizeBytes: number): Promise<ParsedBlock[]> {
+  checkEolInsideFile(path, header, fileSizeBytes);
+  const wasm = getWasm();
+  const metadataSize = header.metadataSizeBytes;
+  const maxBlocks = Math.floor(fileSizeBytes / metadataSize) + 1;
+  const maxRecords = Math.floor(fileSizeBytes / ENTRY_RECORD.bytes) + 1;
+  const [logAt, blocksAt, recordsAt, scratchAt] = [fileSizeBytes, maxBlocks * BLOCK_TABLE_BYTES, maxRecords * ENTRY_RECORD.bytes, BLOCK_INFO.bytes + 8].map((bytes) =>
+    wasm.alloc(bytes),
+  );
+  try {
+    await readExactly(handle, wasm.view(logAt, fileSizeBytes), 0, path);
+    const resultAt = scratchAt + BLOCK_INFO.bytes;
+    const status = wasm.exports.hrlTraverse(logAt, fileSizeBytes, metadataSize, header.eolLocation, diskSizeBytes, blocksAt, maxBlocks, recordsAt, maxRecords, scratchAt, resultAt);
+    checkStatus(status, `${path}: metadata`, { path });
+    const table = wasm.dataView(blocksAt, maxBlocks * BLOCK_TABLE_BYTES);
+    const blockCount = wasm.dataView(resultAt, 8).getUint32(0, true);
+    const blocks: ParsedBlock[] = [];
+    for (let i = 0; i < blockCount; i++) {
+      const firstEntry = table.getUint32(i * BLOCK_TABLE_BYTES + 8, true);
+      const entryCount = table.getUint32(i * BLOCK_TABLE_BYTES + 12, true);
+      const records = wasm.view(recordsAt + firstEntry * ENTRY_RECORD.bytes, entryCount * ENTRY_RECORD.bytes).slice();
+      blocks.push({ location: table.getFloat64(i * BLOCK_TABLE_BYTES, true), entryCount, records });
+    }
+    return blocks;
+  } finally {
+    for (const address of [logAt, blocksAt, recordsAt, scratchAt]) wasm.release(address);
+  }
+}
+
+function checkEolInsideFile(path: string, header: HrlHeader, fileSizeBytes: number): void {
   if (header.eolLocation > fileSizeBytes) {
     throw new VhdsyncError("VHDSYNC_TRUNCATED", `${path}: EOLLocation ${header.eolLocation} is past the end of the file (${fileSizeBytes} bytes)`, {
       path,
@@ -316,6 +350,11 @@ async function traverseBackwards(handle: FileHandle, path: string, header: HrlHe
       fileSizeBytes,
     });
   }
+}
+
+/** [MS-HRL] 2.5 first pass: from EOLLocation − MetadataSize back to the first block. */
+async function traverseBackwards(handle: FileHandle, path: string, header: HrlHeader, fileSizeBytes: number, diskSizeBytes: number): Promise<ParsedBlock[]> {
+  checkEolInsideFile(path, header, fileSizeBytes);
   const wasm = getWasm();
   const metadataSize = header.metadataSizeBytes;
   const stack: ParsedBlock[] = [];

@@ -39,6 +39,8 @@ export const HEADER_FIELDS = {
 /** Entry record and block info written by hrlMetadataParse (assembly/hrl/metadata.ts). */
 export const ENTRY_RECORD = { bytes: 32, byteOffset: 0, logPosition: 8, dataLength: 16, dataChecksum: 20, timestamp: 24 } as const;
 export const BLOCK_INFO = { bytes: 32, previousLocation: 0, dataStart: 8, dataBytes: 16, entryCount: 24 } as const;
+/** Block table row written by hrlTraverse (assembly/hrl/traverse.ts): location f64, firstEntry u32, entryCount u32. */
+export const BLOCK_TABLE_BYTES = 16;
 
 /** Entries a metadata block of `metadataSizeBytes` holds. */
 export function entryCapacity(metadataSizeBytes: number): number {
