@@ -3,7 +3,8 @@
 
 import t from "tap";
 import { join } from "node:path";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { STATUS_TABLE } from "../dist/wasm/status.js";
 import { openImage } from "../dist/index.js";
 import { VhdxImage } from "../dist/formats/vhdx/index.js";
 import { crc32c } from "../dist/formats/vhdx/vhdx-structures.js";
@@ -45,6 +46,17 @@ t.test("CRC-32C: known answer, WASM equals a bitwise reference", async (t) => {
   for (const length of [0, 1, 7, 8, 9, 63, 4096, 4099]) {
     const data = prng.bytes(length);
     t.equal(crc32c(data), crc32cReference(data), `length ${length} seed ${seed}`);
+  }
+});
+
+t.test("the VHDX status range is the same in assembly/status.ts and src/wasm/status.ts", async (t) => {
+  const source = readFileSync(new URL("../assembly/status.ts", import.meta.url), "utf8");
+  const assembly = [...source.matchAll(/export const STATUS_VHDX_\w+: i32 = (\d+);/g)].map((m) => Number(m[1]));
+  const mapped = Object.keys(STATUS_TABLE).map(Number).filter((status) => status >= 200 && status < 300);
+  t.ok(assembly.length > 20);
+  t.same(mapped.sort((a, b) => a - b), assembly.sort((a, b) => a - b));
+  for (const status of mapped) {
+    t.match(STATUS_TABLE[status].code, /^VHDSYNC_(CORRUPT|BAD_CHECKSUM|TRUNCATED|UNSUPPORTED)$/, `status ${status}`);
   }
 });
 
