@@ -122,3 +122,30 @@ t.test("broken chains are VHDSYNC_CHAIN_BROKEN with paths, files unchanged", asy
   await t.rejects(openImage(chain.paths[2]), { code: "VHDSYNC_CHAIN_BROKEN", message: /loop/ }, "loop detected");
   t.equal(sha256(readFileSync(chain.paths[1])), loopHash, "unchanged after failed open");
 });
+
+t.test("Windows-style locators: drive-letter W2ku, W2ru relative, data space in bytes, name fallback", async (t) => {
+  const dir = tempDir(t);
+  const prng = new Prng(seed ^ 555);
+  const { paths, model } = await buildChain(dir, 2, prng);
+  const original = readFileSync(paths[1]);
+  const header = parseHeader(original.subarray(512, 1536), { headerOffsetBytes: 512, fileSizeBytes: original.length, virtualSizeBytes: SIZE, isDifferencing: true });
+  const slots = header.locators.filter((l: { platformCode: string }) => l.platformCode).map((l: { dataOffsetBytes: number }) => l.dataOffsetBytes);
+  const variants = [
+    { name: "W2ku drive path + W2ru", locators: [["W2ku", "C:\\vms\\layer0.vhd"], ["W2ru", ".\\layer0.vhd"]], parentName: "C:\\vms\\layer0.vhd" },
+    { name: "only a drive path; parent name in the child's directory", locators: [["W2ku", "D:\\elsewhere\\layer0.vhd"]], parentName: "D:\\elsewhere\\layer0.vhd" },
+  ];
+  for (const variant of variants) {
+    const file = Buffer.from(original);
+    const locators = variant.locators.map(([code, text], i) => {
+      const data = Buffer.from(text, "utf16le");
+      file.fill(0, slots[i], slots[i] + 512);
+      data.copy(file, slots[i]);
+      return { platformCode: code, dataSpace: 512, dataLengthBytes: data.length, dataOffsetBytes: slots[i] };
+    });
+    Buffer.from(buildHeader({ ...header, parentName: variant.parentName, locators })).copy(file, 512);
+    writeFileSync(paths[1], file);
+    const image = await openImage(paths[1]);
+    t.equal(firstDifference(await readImage(image), model), -1, `${variant.name}: parent found, content right`);
+    await image.close();
+  }
+});

@@ -6,7 +6,7 @@
 
 import { randomBytes } from "node:crypto";
 import { stat } from "node:fs/promises";
-import { basename, dirname, relative } from "node:path";
+import { basename, dirname, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { VhdsyncError, toVhdsyncError } from "../../errors.js";
 import { openFile, writeExactly } from "../../io/file.js";
@@ -161,7 +161,7 @@ async function writeDynamicLayout(handle: import("node:fs/promises").FileHandle,
   let parentUniqueId: Uint8Array = new Uint8Array(16);
   let parentTimestamp = 0;
   if (parent) {
-    const parentPath = parent.path.startsWith("/") ? parent.path : (await import("node:path")).resolve(parent.path);
+    const parentPath = resolve(parent.path);
     parentUniqueId = parent.footer.uniqueId;
     parentTimestamp = vhdTimestamp((await stat(parentPath)).mtimeMs);
     parentName = parentPath.length <= 255 ? parentPath : basename(parentPath);
