@@ -1,19 +1,20 @@
-// Reading a Hyper-V Replica log ([MS-HRL] 2.5): validate the header, walk the metadata
-// blocks backwards from EOLLocation − MetadataSize through their relative links, then expose
-// the entries in forward (write) order and stream their data straight into WASM memory.
-// Logs not closed cleanly (EOLLocation 0) open only with `allowUnclean`, through the forward
-// salvage scan (salvage-scan.ts).
+// Reading a Hyper-V Replica log ([MS-HRL] 2.5): validate the header and every metadata block
+// (traversal.ts), then expose the entries in forward (write) order and stream their data
+// straight into WASM memory (small logs stay resident after the traversal read them). Logs not
+// closed cleanly (EOLLocation 0) open only with `allowUnclean`, through the forward salvage
+// scan (salvage-scan.ts).
 
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError } from "../errors.js";
 import type { Extent } from "../formats/disk-image.js";
 import { openFile, readExactly } from "../io/file.js";
 import { getWasm } from "../wasm/driver.js";
-import { checkStatus, statusError } from "../wasm/status.js";
+import { statusError } from "../wasm/status.js";
 import { parseHeader, type HrlHeader } from "./header.js";
-import { BLOCK_INFO, BLOCK_TABLE_BYTES, ENTRY_RECORD, HRL_HEADER_BYTES } from "./layout.js";
-import { collectBlocks, type ParsedBlock } from "./parsed-block.js";
+import { ENTRY_RECORD, HRL_HEADER_BYTES } from "./layout.js";
+import type { ParsedBlock } from "./parsed-block.js";
 import { scanMetadataBlocks } from "./salvage-scan.js";
+import { readWhole, traverseBackwards, traverseInMemory } from "./traversal.js";
 import { unionExtents } from "../formats/extents.js";
 
 const STATUS_HRL_DATA_CHECKSUM = 317;
@@ -66,7 +67,10 @@ export interface OpenLogOptions {
   diskSizeBytes?: number;
   /** Find metadata blocks with the forward salvage scan even if the log is clean (default false). */
   scan?: boolean;
-  /** Logs up to this size (bytes) are read whole and traversed in one WASM call (default 8 MiB). */
+  /**
+   * Logs up to this size (bytes) are read whole, traversed in one WASM call and kept in WASM
+   * memory until close(), so data is not read again (default 8 MiB).
+   */
   inMemoryMaxBytes?: number;
 }
 
@@ -91,6 +95,8 @@ export class HrlLog {
     readonly header: HrlHeader,
     readonly fileSizeBytes: number,
     blocks: ParsedBlock[],
+    /** WASM address of the whole file when it was read into memory (small logs), else undefined. */
+    private resident?: number,
   ) {
     const total = blocks.reduce((sum, block) => sum + block.entryCount, 0);
     this.entryCount = total;
@@ -159,6 +165,10 @@ export class HrlLog {
    */
   async *pieces(options: { fromEntry?: number; verify?: boolean; chunkBytes?: number } = {}): AsyncGenerator<HrlDataPiece> {
     this.checkOpen();
+    if (this.resident !== undefined) {
+      yield* this.residentPieces(this.resident, options.fromEntry ?? 0, Boolean(options.verify));
+      return;
+    }
     const wasm = getWasm();
     const chunkBytes = options.chunkBytes ?? DEFAULT_READ_CHUNK_BYTES;
     const addresses = [wasm.alloc(chunkBytes), wasm.alloc(chunkBytes)];
@@ -206,6 +216,16 @@ export class HrlLog {
     return { start, end, bytes: this.logPositions[end - 1] + this.lengths[end - 1] - start };
   }
 
+  /** Pieces of a log held in memory: one per entry, never reused while the log is open. */
+  private *residentPieces(resident: number, fromEntry: number, verify: boolean): Generator<HrlDataPiece> {
+    const wasm = getWasm();
+    for (let i = fromEntry; i < this.entryCount; i++) {
+      const at = resident + this.logPositions[i];
+      if (verify) this.checkData(i, wasm.exports.hrlByteSum(at, this.lengths[i], 0));
+      yield { entryIndex: i, byteOffset: this.byteOffsets[i], data: wasm.view(at, this.lengths[i]), address: at, last: true, endOfWindow: false };
+    }
+  }
+
   private async *largeEntryPieces(index: number, address: number, chunkBytes: number, verify: boolean): AsyncGenerator<HrlDataPiece> {
     const wasm = getWasm();
     const length = this.lengths[index];
@@ -245,7 +265,8 @@ export class HrlLog {
     if (index < 0 || index >= this.entryCount || deltaBytes < 0 || deltaBytes + target.length > this.lengths[index]) {
       throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${this.path}: read outside entry ${index}`, { path: this.path, index, deltaBytes });
     }
-    await readExactly(this.handle, target, this.logPositions[index] + deltaBytes, this.path);
+    if (this.resident !== undefined) target.set(getWasm().view(this.resident + this.logPositions[index] + deltaBytes, target.length));
+    else await readExactly(this.handle, target, this.logPositions[index] + deltaBytes, this.path);
   }
 
   /**
@@ -263,6 +284,8 @@ export class HrlLog {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.resident !== undefined) getWasm().release(this.resident);
+    this.resident = undefined;
     await this.handle.close();
   }
 
@@ -280,6 +303,7 @@ export class HrlLog {
  */
 export async function openLog(path: string, options: OpenLogOptions = {}): Promise<HrlLog> {
   const handle = await openFile(path, "r");
+  let resident: number | undefined;
   try {
     const fileSizeBytes = (await handle.stat()).size;
     if (fileSizeBytes < HRL_HEADER_BYTES) {
@@ -294,8 +318,12 @@ export async function openLog(path: string, options: OpenLogOptions = {}): Promi
       if (!options.allowUnclean) parseHeader(headerBytes, true, path);
       blocks = await scanMetadataBlocks(handle, path, header, fileSizeBytes, diskSizeBytes);
     } else {
-      const inMemory = fileSizeBytes <= (options.inMemoryMaxBytes ?? IN_MEMORY_TRAVERSAL_MAX_BYTES);
-      blocks = await (inMemory ? traverseInMemory : traverseBackwards)(handle, path, header, fileSizeBytes, diskSizeBytes);
+      if (fileSizeBytes <= (options.inMemoryMaxBytes ?? IN_MEMORY_TRAVERSAL_MAX_BYTES)) {
+        resident = await readWhole(handle, path, header, fileSizeBytes);
+        blocks = traverseInMemory(resident, path, header, fileSizeBytes, diskSizeBytes);
+      } else {
+        blocks = await traverseBackwards(handle, path, header, fileSizeBytes, diskSizeBytes);
+      }
       const total = blocks.reduce((sum, block) => sum + block.entryCount, 0);
       if (total !== header.totalMetadataEntries) {
         throw new VhdsyncError("VHDSYNC_CORRUPT", `${path}: header says ${header.totalMetadataEntries} metadata entries, the metadata blocks hold ${total}`, {
@@ -305,71 +333,10 @@ export async function openLog(path: string, options: OpenLogOptions = {}): Promi
         });
       }
     }
-    return new HrlLog(path, handle, header, fileSizeBytes, blocks);
+    return new HrlLog(path, handle, header, fileSizeBytes, blocks, resident);
   } catch (error) {
+    if (resident !== undefined) getWasm().release(resident);
     await handle.close();
     throw error;
   }
-}
-
-/** [MS-HRL] 2.5 on a log read whole into WASM memory (assembly/hrl/traverse.ts). */
-async function traverseInMemory(handle: FileHandle, path: string, header: HrlHeader, fileSizeBytes: number, diskSizeBytes: number): Promise<ParsedBlock[]> {
-  checkEolInsideFile(path, header, fileSizeBytes);
-  const wasm = getWasm();
-  const metadataSize = header.metadataSizeBytes;
-  const maxBlocks = Math.floor(fileSizeBytes / metadataSize) + 1;
-  const maxRecords = Math.floor(fileSizeBytes / ENTRY_RECORD.bytes) + 1;
-  const [logAt, blocksAt, recordsAt, scratchAt] = [fileSizeBytes, maxBlocks * BLOCK_TABLE_BYTES, maxRecords * ENTRY_RECORD.bytes, BLOCK_INFO.bytes + 8].map((bytes) =>
-    wasm.alloc(bytes),
-  );
-  try {
-    await readExactly(handle, wasm.view(logAt, fileSizeBytes), 0, path);
-    const resultAt = scratchAt + BLOCK_INFO.bytes;
-    const status = wasm.exports.hrlTraverse(logAt, fileSizeBytes, metadataSize, header.eolLocation, diskSizeBytes, blocksAt, maxBlocks, recordsAt, maxRecords, scratchAt, resultAt);
-    checkStatus(status, `${path}: metadata`, { path });
-    const table = wasm.dataView(blocksAt, maxBlocks * BLOCK_TABLE_BYTES);
-    const blockCount = wasm.dataView(resultAt, 8).getUint32(0, true);
-    const blocks: ParsedBlock[] = [];
-    for (let i = 0; i < blockCount; i++) {
-      const firstEntry = table.getUint32(i * BLOCK_TABLE_BYTES + 8, true);
-      const entryCount = table.getUint32(i * BLOCK_TABLE_BYTES + 12, true);
-      const records = wasm.view(recordsAt + firstEntry * ENTRY_RECORD.bytes, entryCount * ENTRY_RECORD.bytes).slice();
-      blocks.push({ location: table.getFloat64(i * BLOCK_TABLE_BYTES, true), entryCount, records });
-    }
-    return blocks;
-  } finally {
-    for (const address of [logAt, blocksAt, recordsAt, scratchAt]) wasm.release(address);
-  }
-}
-
-function checkEolInsideFile(path: string, header: HrlHeader, fileSizeBytes: number): void {
-  if (header.eolLocation > fileSizeBytes) {
-    throw new VhdsyncError("VHDSYNC_TRUNCATED", `${path}: EOLLocation ${header.eolLocation} is past the end of the file (${fileSizeBytes} bytes)`, {
-      path,
-      eolLocation: header.eolLocation,
-      fileSizeBytes,
-    });
-  }
-}
-
-/** [MS-HRL] 2.5 first pass: from EOLLocation − MetadataSize back to the first block. */
-async function traverseBackwards(handle: FileHandle, path: string, header: HrlHeader, fileSizeBytes: number, diskSizeBytes: number): Promise<ParsedBlock[]> {
-  checkEolInsideFile(path, header, fileSizeBytes);
-  const wasm = getWasm();
-  const metadataSize = header.metadataSizeBytes;
-  const stack: ParsedBlock[] = [];
-  await collectBlocks(metadataSize, async (block, records, info) => {
-    let location = header.eolLocation - metadataSize;
-    for (;;) {
-      await readExactly(handle, block.view, location, path);
-      const status = wasm.exports.hrlMetadataParse(block.address, metadataSize, location, diskSizeBytes, records.address, info.address);
-      checkStatus(status, `${path}: metadata block at ${location}`, { path, location });
-      const entryCount = info.dataView.getUint32(BLOCK_INFO.entryCount, true);
-      stack.push({ location, entryCount, records: records.view.slice(0, entryCount * ENTRY_RECORD.bytes) });
-      const previous = info.dataView.getFloat64(BLOCK_INFO.previousLocation, true);
-      if (previous === 0) break;
-      location = previous;
-    }
-  });
-  return stack.reverse();
 }
