@@ -62,7 +62,7 @@ export function guidToString(bytes: Uint8Array): string {
   return `${hex(0, 4, true)}-${hex(4, 6, true)}-${hex(6, 8, true)}-${hex(8, 10, false)}-${hex(10, 16, false)}`;
 }
 
-/** Inverse of guidToString. @throws VHDSYNC_INVALID_ARGUMENT-free: returns undefined if malformed. */
+/** Inverse of guidToString (braces optional); undefined if `text` is not a GUID. */
 export function guidFromString(text: string): Uint8Array | undefined {
   const match = /^\{?([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})\}?$/i.exec(text.trim());
   if (!match) return undefined;

@@ -69,7 +69,7 @@ const infoCommand: CommandModule<GlobalOptions, LogArgs> = {
     runCommand(argv, () =>
       withLog(argv.log, { allowUnclean: true }, async (log) => {
         const info = describeLog(log);
-        if (argv.json) printJson({ ok: true, ...info, salvageable: !log.clean });
+        if (argv.json) printJson({ ok: true, ...info });
         else {
           const lines = [
             `Log:              ${info.path}`,
@@ -83,6 +83,7 @@ const infoCommand: CommandModule<GlobalOptions, LogArgs> = {
             `Entries:          ${info.entries}${info.clean ? "" : " (recoverable)"}`,
             `Data:             ${info.dataBytes} bytes (${formatBytes(info.dataBytes)})`,
             `Extents touched:  ${info.extents} (${info.bytesTouched} bytes)`,
+            ...(info.errorCode !== 0 ? [`ErrorCode:        ${info.errorCode} (change tracking failed: resynchronization required)`] : []),
           ];
           process.stdout.write(lines.join("\n") + "\n");
         }
