@@ -6,7 +6,7 @@
 // wall-clock figures, each case reports bytes per CPU second (cpuGBps) the best
 // throughput over 1 MiB slices (burstGBps), which a busy machine distorts less, and the best
 // throughput on a cache-resident 1 MiB slice (cachedGBps: xxhsum -b's conditions).
-// VHDSYNC_BENCH_TINY=1: 4 MiB buffer, a few seconds. Results: bench/results/hash-kernels.json.
+// VHDSYNC_BENCH_TINY=1: 4 MiB buffer, short runs. Results: bench/results/hash-kernels.json.
 //   node bench/hash-kernels.mjs            (needs `npm run build`)
 import { createHash, randomFillSync } from "node:crypto";
 import b from "benny";
@@ -16,7 +16,7 @@ import { MiB, round, writeResults, xxhsumBenchmark } from "./hash-common.mjs";
 const tiny = process.env.VHDSYNC_BENCH_TINY === "1";
 const BUFFER_BYTES = tiny ? 4 * MiB : 256 * MiB;
 const BLOCK_SIZES = [4096, 65536, 2 * MiB];
-const CASE_OPTIONS = tiny ? { minSamples: 2, maxTime: 0.05 } : { minSamples: 5, maxTime: 3 };
+const CASE_OPTIONS = tiny ? { minSamples: 1, maxTime: 0.01, delay: 0, initCount: 1 } : { minSamples: 5, maxTime: 3 };
 
 const { getWasm } = await import(new URL("../dist/wasm/driver.js", import.meta.url).href);
 const { hashBlocksAt } = await import(new URL("../dist/hash/hash-bytes.js", import.meta.url).href);
