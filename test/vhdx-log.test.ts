@@ -116,3 +116,23 @@ t.test("unusable logs are coded errors and leave the file alone", async (t) => {
     t.equal(sha256(readFileSync(path)), sha256(file), `${name}: file unchanged`);
   }
 });
+
+t.test("a hostile log (an entry header claiming the whole log at every 4 KiB) fails fast with a coded error", async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, "hostile.vhdx");
+  qemuImg("create", "-f", "vhdx", "-o", "log_size=16M", path, String(4 * MIB));
+  const file = new Uint8Array(readFileSync(path));
+  writeLogEntries(file, [{ sequence: 1n, descriptors: [] }], 0); // sets the header's LogGuid
+  const view = new DataView(file.buffer);
+  const logOffset = Number(view.getBigUint64(64 * 1024 + 72, true));
+  const logLength = view.getUint32(64 * 1024 + 68, true);
+  const header = file.slice(logOffset, logOffset + 64);
+  for (let position = 0; position < logLength; position += 4096) {
+    file.set(header, logOffset + position);
+    view.setUint32(logOffset + position + 8, logLength, true); // EntryLength: the whole log
+    view.setBigUint64(logOffset + position + 16, BigInt(1 + position / 4096), true);
+  }
+  writeFileSync(path, file);
+  await t.rejects(openImage(path), { code: "VHDSYNC_CORRUPT" });
+  t.equal(sha256(readFileSync(path)), sha256(file), "file unchanged");
+});

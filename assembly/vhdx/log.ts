@@ -29,6 +29,13 @@ export const VHDX_LOG_ACTIVE_OUT_BYTES: usize = 40;
 export const VHDX_LOG_DESCRIPTOR_OUT_BYTES: usize = 64 + 4096;
 const SECTOR: u64 = <u64>LOG_SECTOR_BYTES;
 const MAX_FILE_OFFSET: u64 = <u64>1 << 52;
+/** Bytes of entry checksums still allowed (the sequence scan sets a budget; see log-sequence.ts). */
+let checksumBudget: u64 = u64.MAX_VALUE;
+
+/** Sets how many bytes entry checksums may still cover (u64.MAX_VALUE = no limit). */
+export function setChecksumBudget(bytes: u64): void {
+  checksumBudget = bytes;
+}
 
 /** Address of sector `sector` of the entry at `entryOffset`, wrapping around the ring. */
 @inline export function sectorAddress(log: usize, logLength: u64, entryOffset: u64, sector: u64): usize {
@@ -103,9 +110,12 @@ export function vhdxLogEntryCheck(log: usize, logLength: u64, entryOffset: u64, 
   if (!isAligned(tail, SECTOR) || tail >= logLength || sequence == 0) return STATUS_VHDX_LOG_ENTRY_CORRUPT;
   const sectors = entryLength / SECTOR;
   if (descriptorSectors(count) > sectors) return STATUS_VHDX_LOG_ENTRY_CORRUPT;
-  if (entryChecksum(log, logLength, entryOffset, sectors) != load<u32>(header + 4)) return STATUS_VHDX_LOG_ENTRY_BAD_CHECKSUM;
+  // Structure first (cheap), then the checksum, which may cost up to the whole log.
   const data = checkDescriptors(log, logLength, entryOffset, count, sequence, sectors);
   if (data < 0) return STATUS_VHDX_LOG_ENTRY_CORRUPT;
+  if (entryLength > checksumBudget) return STATUS_VHDX_LOG_ENTRY_CORRUPT;
+  checksumBudget -= entryLength;
+  if (entryChecksum(log, logLength, entryOffset, sectors) != load<u32>(header + 4)) return STATUS_VHDX_LOG_ENTRY_BAD_CHECKSUM;
   store<u32>(outPointer, <u32>entryLength);
   store<u32>(outPointer + 4, <u32>tail);
   store<u64>(outPointer + 8, sequence);

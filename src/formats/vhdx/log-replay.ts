@@ -13,6 +13,8 @@ import type { VhdxHeader } from "./vhdx-structures.js";
 /** Largest log replayed (bigger logs are refused rather than exhausting the WASM arena). */
 export const MAX_LOG_BYTES = 64 * 1024 * 1024;
 const DESCRIPTOR_OUT_BYTES = 64 + 4096;
+/** Scan cache bytes per 4 KiB of log (assembly/vhdx/log-sequence.ts VHDX_LOG_CACHE_SLOT_BYTES). */
+const CACHE_SLOT_BYTES = 48;
 /** assembly/status.ts STATUS_VHDX_LOG_TRUNCATED. */
 const STATUS_LOG_TRUNCATED = 222;
 
@@ -39,14 +41,18 @@ export async function replayLog(handle: FileHandle, path: string, header: VhdxHe
     throw new VhdsyncError("VHDSYNC_TRUNCATED", `${path}: VHDX log region ends past the end of the file`, { path, logOffset: header.logOffsetBytes });
   }
   const wasm = getWasm();
-  const logAddress = wasm.alloc(logBytes + 16 + 64 + DESCRIPTOR_OUT_BYTES, 4096);
+  const cacheBytes = (logBytes / 4096) * CACHE_SLOT_BYTES;
+  const logAddress = wasm.alloc(logBytes + 16 + 64 + DESCRIPTOR_OUT_BYTES + cacheBytes, 4096);
   try {
     const guidAddress = logAddress + logBytes;
     const outAddress = guidAddress + 16;
     const descriptorAddress = outAddress + 64;
+    const cacheAddress = descriptorAddress + DESCRIPTOR_OUT_BYTES;
     await readExactly(handle, wasm.view(logAddress, logBytes), header.logOffsetBytes, path);
     wasm.view(guidAddress, 16).set(header.logGuid);
-    checkStatus(wasm.exports.vhdxLogFindActive(logAddress, BigInt(logBytes), guidAddress, outAddress), `${path}: VHDX log`, { path });
+    wasm.view(cacheAddress, cacheBytes).fill(0);
+    const status = wasm.exports.vhdxLogFindActive(logAddress, BigInt(logBytes), guidAddress, cacheAddress, outAddress);
+    checkStatus(status, `${path}: VHDX log`, { path });
     const active = wasm.dataView(outAddress, 40);
     const tail = active.getUint32(0, true);
     const entries = active.getUint32(8, true);
