@@ -45,7 +45,8 @@ t.test("apply(log of writes) == writes replayed; undo restores; log read back ==
     const maxWriteBytes = [512, 5000, 70000, DISK_BYTES][round % 4];
     const writes = randomWrites(prng, DISK_BYTES, 1 + prng.int(maxWriteBytes > 70000 ? 8 : 200), maxWriteBytes);
     const batchBytes = [4096, 65536, 1 << 20][round % 3];
-    const tracked = await trackWrites(dir, `src${round}`, base, writes, { batchBytes });
+    const metadataSizeBytes = [4096, 512, 65536][(round >> 1) % 3];
+    const tracked = await trackWrites(dir, `src${round}`, base, writes, { batchBytes, metadataSizeBytes });
     const log = await openLog(tracked.log, { inMemoryMaxBytes: round % 2 ? 0 : undefined }); // both traversals
     const maxEntryBytes = Math.min(1 << 20, batchBytes);
     t.equal(log.entryCount, writes.reduce((n, w) => n + Math.ceil(w.data.length / maxEntryBytes), 0), `seed ${seed} round ${round}: entries`);

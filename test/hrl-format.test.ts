@@ -1,11 +1,12 @@
 // [MS-HRL] structures: the spec's example log rebuilt and traversed, header parse/build round
 // trips, version 1 headers, the 2.6 checksum against a JS reference.
 import t from "tap";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { getWasm } from "../dist/wasm/driver.js";
 import { buildHeader, parseHeader } from "../dist/hrl/header.js";
 import { openLog } from "../dist/hrl/hrl-log.js";
+import { HrlWriter } from "../dist/hrl/hrl-writer.js";
 import { guidFromString, guidToString } from "../dist/hrl/layout.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
@@ -162,4 +163,22 @@ t.test("GUIDs use the Windows byte order", async (t) => {
   const bytes = guidFromString("{572fc7ff-1f03-49ab-b3c5-30a665b8e20c}")!;
   t.same(Array.from(bytes.subarray(0, 8)), [0xff, 0xc7, 0x2f, 0x57, 0x03, 0x1f, 0xab, 0x49]);
   t.equal(guidToString(bytes), "572fc7ff-1f03-49ab-b3c5-30a665b8e20c");
+});
+
+t.test("a version 1 log opens and verifies like a version 2 one", async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, "v1.hrl");
+  const writer = await HrlWriter.create(path, { batchBytes: 8192 });
+  const prng = new Prng(7);
+  for (let i = 0; i < 20; i++) await writer.append(i * 4096, prng.bytes(3000));
+  await writer.close();
+  const bytes = new Uint8Array(readFileSync(path));
+  const header = parseHeader(bytes, true);
+  bytes.set(buildHeader({ ...header, version: 0x10000 }), 0);
+  writeFileSync(path, bytes);
+  const log = await openLog(path);
+  t.equal(log.header.version, 0x10000);
+  t.equal(log.entryCount, 20);
+  await log.verifyData();
+  await log.close();
 });

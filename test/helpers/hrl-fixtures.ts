@@ -38,14 +38,14 @@ export function fileHash(path: string): string {
  * Copies `base` to `<dir>/<name>.raw`, applies `writes` through a TrackedDisk and closes it.
  * Returns the written image's path and the log path (first log of the chain).
  */
-export async function trackWrites(dir: string, name: string, base: string, writes: Write[], options: { previousUniqueId?: string; batchBytes?: number } = {}): Promise<{ image: string; log: string; uniqueId: string }> {
+export async function trackWrites(dir: string, name: string, base: string, writes: Write[], options: { previousUniqueId?: string; batchBytes?: number; metadataSizeBytes?: number } = {}): Promise<{ image: string; log: string; uniqueId: string }> {
   const image = join(dir, `${name}.raw`);
   copyFileSync(base, image);
   const log = join(dir, `${name}.hrl`);
   const tracked = await TrackedDisk.open(await RawImage.open(image, false), {
     logPath: () => log,
     previousUniqueId: options.previousUniqueId,
-    writer: { batchBytes: options.batchBytes ?? 256 * 1024 },
+    writer: { batchBytes: options.batchBytes ?? 256 * 1024, metadataSizeBytes: options.metadataSizeBytes },
   });
   const uniqueId = tracked.currentLog.uniqueId;
   for (const write of writes) await tracked.write(write.data, write.offset);
