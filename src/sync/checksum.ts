@@ -63,7 +63,7 @@ export async function checksum(image: string | DiskImage, outPath: string, optio
   const blockCount = blockCountFor(virtualSizeBytes, blockSizeBytes);
   const frameBlocks = segmentBlocks(blockSizeBytes);
   const pool = await SegmentPool.start(
-    { mode: "hash", sourcePath: opened.path, blockSizeBytes, algo, apply: "none", windowBytes: DEFAULT_WINDOW_BYTES },
+    { mode: "hash", sourcePath: opened.path, sourceFormat: opened.format, blockSizeBytes, algo, apply: "none", windowBytes: DEFAULT_WINDOW_BYTES },
     workerCountFor(virtualSizeBytes, options.workers),
   );
   const writer = await DigestWriter.create(outPath, { algo, blockSizeBytes, virtualSizeBytes, blockCount, frameBlocks, identity }).catch(async (error) => {

@@ -57,7 +57,7 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
     }
     const apply = target.format === "raw" || target.format === "block-device" ? "here" : "caller";
     const pool = await SegmentPool.start(
-      { mode: "copy", sourcePath, targetPath, blockSizeBytes, apply, windowBytes: DEFAULT_WINDOW_BYTES, targetFresh: created || Boolean(options.targetFresh) },
+      { mode: "copy", sourcePath, targetPath, sourceFormat: source.format, targetFormat: target.format, blockSizeBytes, apply, windowBytes: DEFAULT_WINDOW_BYTES, targetFresh: created || Boolean(options.targetFresh) },
       workerCountFor(source.virtualSize, options.workers),
     );
     const counters = emptyCounters();

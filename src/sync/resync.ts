@@ -221,7 +221,7 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
   const blockCount = blockCountFor(source.virtualSize, blockSizeBytes);
   const blocksPerSegment = plan.digest ? plan.digest.header.frameBlocks : segmentBlocks(blockSizeBytes, apply === "caller" ? CALLER_SEGMENT_BYTES : undefined);
   const pool = await SegmentPool.start(
-    { mode: plan.digest ? "hash-compare" : "compare", sourcePath: source.path, targetPath: target.path, blockSizeBytes, algo: plan.algo ?? undefined, apply, windowBytes: DEFAULT_WINDOW_BYTES },
+    { mode: plan.digest ? "hash-compare" : "compare", sourcePath: source.path, targetPath: target.path, sourceFormat: source.format, targetFormat: target.format, blockSizeBytes, algo: plan.algo ?? undefined, apply, windowBytes: DEFAULT_WINDOW_BYTES },
     workers,
   );
   const writer = options.updateTargetDigest && plan.digest && plan.resumeBlock === 0 && !options.dryRun ? await DigestWriter.create(plan.digest.path, { ...plan.digest.header }) : undefined;

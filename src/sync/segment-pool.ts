@@ -39,43 +39,60 @@ function toError(error: { code: string; message: string; details: Record<string,
   return new VhdsyncError(error.code as ErrorCode, error.message, error.details);
 }
 
-/** A set of scanners working on segments. */
+/** A set of scanners working on segments: this thread's own plus worker threads. */
 export class SegmentPool {
-  private constructor(private readonly workers: PoolWorker[], private readonly inline?: SegmentScanner) {}
+  private inlineChain: Promise<unknown> = Promise.resolve();
+  private inlinePending = 0;
 
-  /** Starts `workerCount` workers (0: scan inline). @throws open errors from the images */
-  static async start(config: ScanConfig, workerCount: number): Promise<SegmentPool> {
-    if (workerCount === 0) return new SegmentPool([], await SegmentScanner.open(config));
-    const workers = await Promise.allSettled(Array.from({ length: workerCount }, () => startWorker(config)));
+  private constructor(private readonly workers: PoolWorker[], private readonly inline: SegmentScanner) {}
+
+  /**
+   * Starts a pool of `threadCount` scanners: one on this thread (it scans between handling
+   * results, so no core waits for a worker to boot) and `threadCount - 1` worker threads.
+   * @throws open errors from the images
+   */
+  static async start(config: ScanConfig, threadCount: number): Promise<SegmentPool> {
+    const inline = await SegmentScanner.open(config);
+    const workers = await Promise.allSettled(Array.from({ length: Math.max(0, threadCount - 1) }, () => startWorker(config)));
     const failed = workers.find((entry) => entry.status === "rejected");
     if (failed) {
       await Promise.all(workers.map((entry) => (entry.status === "fulfilled" ? entry.value.worker.terminate() : undefined)));
+      await inline.close().catch(() => undefined);
       throw (failed as PromiseRejectedResult).reason;
     }
-    return new SegmentPool(workers.map((entry) => (entry as PromiseFulfilledResult<PoolWorker>).value));
+    return new SegmentPool(workers.map((entry) => (entry as PromiseFulfilledResult<PoolWorker>).value), inline);
   }
 
   /** Number of scanners. */
   get size(): number {
-    return Math.max(1, this.workers.length);
+    return this.workers.length + 1;
   }
 
-  /** Scans one segment on the least busy worker. */
+  /** Scans one segment on the least busy scanner (a worker when tied, to keep this thread responsive). */
   submit(task: SegmentTask): Promise<SegmentResult> {
-    if (this.inline) return this.inline.scan(task);
-    const target = this.workers.reduce((best, candidate) => (candidate.pending.size < best.pending.size ? candidate : best));
-    if (target.failure) return Promise.reject(target.failure);
+    const worker = this.workers.length > 0 ? this.workers.reduce((best, candidate) => (candidate.pending.size < best.pending.size ? candidate : best)) : undefined;
+    if (!worker || this.inlinePending < worker.pending.size) return this.submitInline(task);
+    if (worker.failure) return Promise.reject(worker.failure);
     return new Promise((resolve, reject) => {
-      target.pending.set(task.id, { resolve, reject });
+      worker.pending.set(task.id, { resolve, reject });
       const transfer = [task.targetFlags?.buffer, task.targetDigests?.buffer].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
-      target.worker.postMessage({ type: "task", task }, transfer);
+      worker.worker.postMessage({ type: "task", task }, transfer);
     });
+  }
+
+  /** Inline scans share one set of buffers, so they run one after another. */
+  private submitInline(task: SegmentTask): Promise<SegmentResult> {
+    this.inlinePending++;
+    const result = this.inlineChain.then(() => this.inline.scan(task));
+    this.inlineChain = result.catch(() => undefined);
+    return result.finally(() => this.inlinePending--);
   }
 
   /** Flushes and closes every scanner's images and stops the workers. */
   async close(): Promise<void> {
-    if (this.inline) return this.inline.close();
     const errors: VhdsyncError[] = [];
+    await this.inlineChain;
+    await this.inline.close().catch((error) => errors.push(error));
     await Promise.all(
       this.workers.map(
         ({ worker }) =>

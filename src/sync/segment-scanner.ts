@@ -6,10 +6,10 @@
 
 import { readSync, writeSync } from "node:fs";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
-import type { DiskImage, Extent } from "../formats/disk-image.js";
+import type { DiskImage, Extent, ImageFormat } from "../formats/disk-image.js";
 import { openImage } from "../formats/open-image.js";
 import { RawImage } from "../formats/raw.js";
-import { compareBlocksAt, zeroBlocksAt } from "../blocks/index.js";
+import { checkStatus } from "../wasm/status.js";
 import { getWasm, type WasmInstance } from "../wasm/driver.js";
 import { blockDigestLength, hashBlocks, type BlockHashAlgorithm } from "./block-hasher.js";
 import { BLOCK_DATA, BLOCK_UNALLOCATED, BLOCK_ZERO } from "./digest-format.js";
@@ -30,6 +30,9 @@ export interface ScanConfig {
   apply: "none" | "here" | "caller";
   /** Window (read batch) size in bytes; rounded to a multiple of the block size. */
   windowBytes: number;
+  /** Formats the caller detected (raw images then open without loading the other formats). */
+  sourceFormat?: ImageFormat;
+  targetFormat?: ImageFormat;
   /** Copy mode: the target already reads as zeros everywhere (freshly created), so zero ranges need no write. */
   targetFresh?: boolean;
 }
@@ -44,6 +47,11 @@ export class SegmentScanner {
   private readonly zeroFlags: number;
   private readonly digests: number;
   private readonly digestLength: number;
+  /** u32 out-parameter of the block kernels. */
+  private readonly countAddress: number;
+  /** Views over the flag arrays (fixed addresses; the memory never grows). */
+  private readonly flagsView: Uint8Array;
+  private readonly zeroView: Uint8Array;
 
   private constructor(readonly config: ScanConfig, private readonly source: DiskImage, private readonly target: DiskImage | undefined) {
     this.wasm = getWasm();
@@ -58,15 +66,28 @@ export class SegmentScanner {
     this.flags = this.wasm.alloc(units);
     this.zeroFlags = this.wasm.alloc(units);
     this.digests = this.digestLength ? this.wasm.alloc(units * this.digestLength) : 0;
+    this.countAddress = this.wasm.alloc(8);
+    this.flagsView = this.wasm.view(this.flags, units);
+    this.zeroView = this.wasm.view(this.zeroFlags, units);
+  }
+
+  /** One flag per `unit` bytes at flags (1 = differs); raw kernel call, no per-call allocation. */
+  private compareBlocks(length: number, unit: number): void {
+    checkStatus(this.wasm.exports.compareBlocks(this.bufferA, this.bufferB, length, unit, this.flags, this.countAddress), "block compare");
+  }
+
+  /** One flag per `unit` bytes of the source window at zeroFlags (1 = all zero). */
+  private zeroBlocks(length: number, unit: number): void {
+    checkStatus(this.wasm.exports.zeroBlocks(this.bufferA, length, unit, this.zeroFlags, this.countAddress), "zero-block scan");
   }
 
   /** Opens the images of `config` (target writable only when applying here). @throws open errors */
   static async open(config: ScanConfig): Promise<SegmentScanner> {
-    const source = await openImage(config.sourcePath, { readOnly: true });
+    const source = await openAs(config.sourcePath, config.sourceFormat, true);
     let target: DiskImage | undefined;
     try {
       if (config.targetPath && (config.mode === "compare" || config.apply === "here")) {
-        target = await openImage(config.targetPath, { readOnly: config.apply !== "here" });
+        target = await openAs(config.targetPath, config.targetFormat, config.apply !== "here");
       }
     } catch (error) {
       await source.close();
@@ -79,7 +100,7 @@ export class SegmentScanner {
   async close(): Promise<void> {
     await this.source.close();
     await this.target?.close();
-    for (const address of [this.bufferA, this.bufferB, this.flags, this.zeroFlags, this.digests]) if (address) this.wasm.release(address);
+    for (const address of [this.bufferA, this.bufferB, this.flags, this.zeroFlags, this.digests, this.countAddress]) if (address) this.wasm.release(address);
   }
 
   /** Processes one segment. @throws read/write errors (VhdsyncError) */
@@ -127,17 +148,31 @@ export class SegmentScanner {
     }
     await this.readParts(this.source, this.bufferA, offset, length, sourceParts, counters);
     await this.readParts(this.target!, this.bufferB, offset, length, targetParts, counters);
-    compareBlocksAt(this.bufferA, this.bufferB, length, unit, this.flags);
-    zeroBlocksAt(this.bufferA, length, unit, this.zeroFlags);
+    this.compareBlocks(length, unit);
+    this.zeroBlocks(length, unit);
     this.countBlocks(offset, length, counters, "compared");
-    const flags = this.wasm.view(this.flags, units);
-    const zero = this.wasm.view(this.zeroFlags, units);
+    const flags = this.flagsView;
+    const zero = this.zeroView;
     for (let i = 0; i < units; i++) {
       if (zero[i] && (unit === this.config.blockSizeBytes || (offset + i * unit) % this.config.blockSizeBytes === 0)) counters.blocksZero++;
-      if (!flags[i]) continue;
-      const unitOffset = offset + i * unit;
-      this.noteChangedBlock(unitOffset, state);
-      await this.recordChange(unitOffset, Math.min(unit, offset + length - unitOffset), zero[i] === 1, this.bufferA + i * unit, state);
+      if (flags[i]) this.noteChangedBlock(offset + i * unit, state);
+    }
+    await this.recordRuns(offset, length, unit, (i) => flags[i] === 1, state);
+  }
+
+  /** Records the units `selected` picks as changes, one per run of neighbours of the same kind (data/zero). */
+  private async recordRuns(offset: number, length: number, unit: number, selected: (index: number) => boolean, state: ScanState): Promise<void> {
+    const units = Math.ceil(length / unit);
+    const zero = this.zeroView;
+    let first = -1;
+    for (let i = 0; i <= units; i++) {
+      const take = i < units && selected(i);
+      if (first >= 0 && (!take || zero[i] !== zero[first])) {
+        const start = offset + first * unit;
+        await this.recordChange(start, Math.min(offset + length, offset + i * unit) - start, zero[first] === 1, this.bufferA + first * unit, state);
+        first = -1;
+      }
+      if (take && first < 0) first = i;
     }
   }
 
@@ -148,16 +183,12 @@ export class SegmentScanner {
     const parts = clip(sourceMap, offset, length);
     if (parts.length > 0) {
       await this.readParts(this.source, this.bufferA, offset, length, parts, state.counters);
-      zeroBlocksAt(this.bufferA, length, unit, this.zeroFlags);
+      this.zeroBlocks(length, unit);
     } else this.wasm.bytes.fill(1, this.zeroFlags, this.zeroFlags + units);
     this.countBlocks(offset, length, state.counters, parts.length > 0 ? "compared" : "unallocated");
-    const zero = this.wasm.view(this.zeroFlags, units);
-    for (let i = 0; i < units; i++) {
-      if (zero[i] && parts.length > 0) state.counters.blocksZero++;
-      if (zero[i] && this.config.targetFresh) continue;
-      const unitOffset = offset + i * unit;
-      await this.recordChange(unitOffset, Math.min(unit, offset + length - unitOffset), zero[i] === 1, this.bufferA + i * unit, state);
-    }
+    const zero = this.zeroView;
+    if (parts.length > 0) for (let i = 0; i < units; i++) state.counters.blocksZero += zero[i];
+    await this.recordRuns(offset, length, unit, (i) => !(zero[i] && this.config.targetFresh), state);
   }
 
   /** Hashes one window of the source; in hash-compare mode also diffs it against the target frame. */
@@ -170,10 +201,10 @@ export class SegmentScanner {
     const allocated = blockAllocation(parts, offset, length, block);
     if (parts.length > 0) {
       await this.readParts(this.source, this.bufferA, offset, length, parts, state.counters);
-      zeroBlocksAt(this.bufferA, length, block, this.zeroFlags);
+      this.zeroBlocks(length, block);
       hashBlocks(this.wasm, this.config.algo!, this.bufferA, length, block, this.digests);
     }
-    const zero = this.wasm.view(this.zeroFlags, blocks);
+    const zero = this.zeroView;
     const digests = this.wasm.view(this.digests, blocks * this.digestLength);
     const target = task.targetFlags ? new TargetCursor(task, firstIndex, this.digestLength) : undefined;
     for (let i = 0; i < blocks; i++) {
@@ -257,6 +288,12 @@ export class SegmentScanner {
     }
     if (cursor < offset + length) this.wasm.bytes.fill(0, address + cursor - offset, address + length);
   }
+}
+
+/** Opens an image as the format the caller detected (raw directly), or detects it. */
+function openAs(path: string, format: ImageFormat | undefined, readOnly: boolean): Promise<DiskImage> {
+  if (format === "raw" || format === "block-device") return RawImage.open(path, readOnly);
+  return openImage(path, { readOnly, format });
 }
 
 interface ScanState {
