@@ -80,7 +80,8 @@ function mutate(original: Buffer, regions: Seed["regions"], prng: Prng): { bytes
   return { bytes, what };
 }
 
-async function exercise(path: string, prng: Prng): Promise<string> {
+/** Opens, reads, maps; writable opens also write a random range and read it back. */
+async function exercise(path: string, prng: Prng, stage: { wrote: boolean }): Promise<string> {
   const image = await openImage(path, { readOnly: prng.int(2) === 0 });
   try {
     const readBytes = Math.min(image.virtualSize, MAX_READ_BYTES);
@@ -89,7 +90,16 @@ async function exercise(path: string, prng: Prng): Promise<string> {
     await image.info();
     await image.allocationMap(0, readBytes, "chain");
     await image.allocationMap(0, readBytes, "layer");
-    return "opened and read";
+    if (image.readOnly || readBytes === 0) return "opened and read";
+    const length = Math.min(readBytes, 1 + prng.int(300000));
+    const offset = prng.int(readBytes - length + 1);
+    const data = prng.bytes(length);
+    stage.wrote = true;
+    await image.write(data, offset);
+    const back = new Uint8Array(length);
+    await image.read(back, offset);
+    if (Buffer.compare(back, data) !== 0) throw new Error(`write at ${offset}+${length} did not read back`);
+    return "opened, read, written";
   } finally {
     await image.close();
   }
@@ -135,9 +145,10 @@ t.test(`fuzzed VHD images: coded errors or successful reads (${CASES} cases)`, a
     writeFileSync(path, bytes);
     const before = sha256(bytes);
     const label = `case ${i} (seed ${seed}) ${source.name}: ${what.join(", ")}`;
-    let outcome: string;
+    let outcome = "";
+    const stage = { wrote: false };
     try {
-      outcome = await withTimeout(exercise(path, prng), label);
+      outcome = await withTimeout(exercise(path, prng, stage), label);
       const check = await withTimeout(checkImage(path), `check ${label}`);
       outcome += check.ok ? ", check clean" : ", check found problems";
     } catch (error) {
@@ -145,10 +156,10 @@ t.test(`fuzzed VHD images: coded errors or successful reads (${CASES} cases)`, a
         t.fail(`${label}: uncoded failure ${(error as Error)?.stack ?? error}`);
         continue;
       }
-      outcome = error.code;
+      outcome = `${outcome ? `${outcome}, then ` : stage.wrote ? "written, then " : ""}${error.code}`;
     }
     outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
-    if (sha256(readFileSync(path)) !== before) t.fail(`${label}: file modified`);
+    if (!stage.wrote && sha256(readFileSync(path)) !== before) t.fail(`${label}: file modified without a write`);
   }
   t.pass(`outcomes: ${JSON.stringify(outcomes)}`);
   t.ok(Object.keys(outcomes).length > 2, "mutations reach several outcomes");
