@@ -100,3 +100,33 @@ t.test("bitmap kernels agree with a bit-by-bit model (MSB first)", async (t) => 
   t.equal(wasm.exports.vhdBitmapCount(address, bits), model.reduce((a, b) => a + b, 0));
   wasm.release(address);
 });
+
+t.test("the VHD status range is the same in assembly/status.ts and src/wasm/status.ts", async (t) => {
+  const { STATUS_TABLE } = await import("../dist/wasm/status.js");
+  const source = readFileSync(new URL("../assembly/status.ts", import.meta.url), "utf8");
+  const assembly = [...source.matchAll(/export const STATUS_VHD_\w+: i32 = (\d+);/g)].map((m) => Number(m[1]));
+  const mapped = Object.keys(STATUS_TABLE).map(Number).filter((status) => status >= 100 && status < 200);
+  t.ok(assembly.length >= 20);
+  t.same(mapped.sort((a, b) => a - b), assembly.sort((a, b) => a - b));
+  for (const status of mapped) t.match(STATUS_TABLE[status].code, /^VHDSYNC_(CORRUPT|BAD_CHECKSUM|TRUNCATED|UNSUPPORTED)$/, `status ${status}`);
+});
+
+t.test("size rule on open: current size for win/qem2/d2v/CTXS/tap or maximal CHS, else CHS", async (t) => {
+  const sizeBytes = 10 * 1024 * 1024 + 512 * 9;
+  const chs = geometryForSize(sizeBytes);
+  const chsBytes = chs.cylinders * chs.heads * chs.sectorsPerTrack * 512;
+  t.ok(chsBytes < sizeBytes, "CHS rounds down");
+  const base = {
+    features: 2, formatVersion: 0x00010000, dataOffset: 0xffffffffffffffffn, timestamp: 0, creatorVersion: 0, creatorHostOs: 0,
+    originalSizeBytes: sizeBytes, currentSizeBytes: sizeBytes, diskType: 2 as const, checksum: 0, uniqueId: new Uint8Array(16), savedState: 0, virtualSizeBytes: 0,
+  };
+  const cases: [string, typeof chs, number][] = [
+    ["win ", chs, sizeBytes], ["qem2", chs, sizeBytes], ["d2v ", chs, sizeBytes], ["CTXS", chs, sizeBytes], ["tap\0", chs, sizeBytes],
+    ["vpc ", chs, chsBytes], ["qemu", chs, chsBytes], ["vhds", chs, chsBytes],
+    ["vpc ", { cylinders: 65535, heads: 16, sectorsPerTrack: 255 }, sizeBytes],
+  ];
+  for (const [creatorApplication, geometry, expected] of cases) {
+    const footer = parseFooter(buildFooter({ ...base, creatorApplication, geometry }), sizeBytes + 512);
+    t.equal(footer.virtualSizeBytes, expected, `${JSON.stringify(creatorApplication)} with CHS ${geometry.cylinders}/${geometry.heads}/${geometry.sectorsPerTrack}`);
+  }
+});
