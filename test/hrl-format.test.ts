@@ -7,7 +7,8 @@ import { getWasm } from "../dist/wasm/driver.js";
 import { buildHeader, parseHeader } from "../dist/hrl/header.js";
 import { openLog } from "../dist/hrl/hrl-log.js";
 import { HrlWriter } from "../dist/hrl/hrl-writer.js";
-import { guidFromString, guidToString } from "../dist/hrl/layout.js";
+import { HRL_STATUS, guidFromString, guidToString } from "../dist/hrl/layout.js";
+import { STATUS_TABLE } from "../dist/wasm/status.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
 
@@ -181,4 +182,15 @@ t.test("a version 1 log opens and verifies like a version 2 one", async (t) => {
   t.equal(log.entryCount, 20);
   await log.verifyData();
   await log.close();
+});
+
+t.test("the HRL status range is the same in assembly/status.ts and src/wasm/status.ts", async (t) => {
+  const source = readFileSync(new URL("../assembly/status.ts", import.meta.url), "utf8");
+  const assembly = new Map([...source.matchAll(/export const (STATUS_HRL_\w+): i32 = (\d+);/g)].map((m) => [m[1], Number(m[2])]));
+  const mapped = Object.keys(STATUS_TABLE).map(Number).filter((status) => status >= 300 && status < 400);
+  t.ok(assembly.size >= 17);
+  t.same(mapped.sort((a, b) => a - b), [...assembly.values()].sort((a, b) => a - b));
+  t.equal(assembly.get("STATUS_HRL_UNCLEAN"), HRL_STATUS.unclean);
+  t.equal(assembly.get("STATUS_HRL_ERROR_RECORDED"), HRL_STATUS.errorRecorded);
+  t.equal(assembly.get("STATUS_HRL_DATA_CHECKSUM"), HRL_STATUS.dataChecksum);
 });

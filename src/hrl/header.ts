@@ -3,7 +3,7 @@
 
 import { getWasm } from "../wasm/driver.js";
 import { checkStatus } from "../wasm/status.js";
-import { HEADER_FIELDS as F, HRL_HEADER_BYTES, guidFromString, guidToString, NIL_GUID } from "./layout.js";
+import { HEADER_FIELDS as F, HRL_HEADER_BYTES, HRL_STATUS, guidFromString, guidToString, NIL_GUID } from "./layout.js";
 import { VhdsyncError } from "../errors.js";
 
 /** The fields of a log file header ([MS-HRL] 2.2). Sizes and locations are in bytes. */
@@ -59,7 +59,7 @@ export function parseHeader(bytes: Uint8Array, requireClean: boolean, path = "")
     scratch.set(bytes.subarray(0, length));
     const fieldsAddress = address + HRL_HEADER_BYTES;
     const status = wasm.exports.hrlHeaderParse(address, length, fieldsAddress, requireClean ? 1 : 0);
-    if (status !== 0 && !(status === 307 || status === 308)) checkStatus(status, `${path}: log header`, { path });
+    if (status !== 0 && status !== HRL_STATUS.unclean && status !== HRL_STATUS.errorRecorded) checkStatus(status, `${path}: log header`, { path });
     const header = readFields(wasm.view(fieldsAddress, F.bytes));
     checkStatus(status, `${path}: log header`, { path, eolLocation: header.eolLocation, errorCode: header.errorCode });
     return header;

@@ -11,13 +11,12 @@ import { openFile, readExactly } from "../io/file.js";
 import { getWasm } from "../wasm/driver.js";
 import { statusError } from "../wasm/status.js";
 import { parseHeader, type HrlHeader } from "./header.js";
-import { ENTRY_RECORD, HRL_HEADER_BYTES } from "./layout.js";
+import { ENTRY_RECORD, HRL_HEADER_BYTES, HRL_STATUS } from "./layout.js";
 import type { ParsedBlock } from "./parsed-block.js";
 import { scanMetadataBlocks } from "./salvage-scan.js";
 import { readWhole, traverseBackwards, traverseInMemory } from "./traversal.js";
 import { unionExtents } from "../formats/extents.js";
 
-const STATUS_HRL_DATA_CHECKSUM = 317;
 /** Logs up to this size are traversed in memory by hrlTraverse (bytes). */
 const IN_MEMORY_TRAVERSAL_MAX_BYTES = 8 * 1024 * 1024;
 /** Default size of the reads that stream entry data (bytes): two of them stay within L2. */
@@ -246,7 +245,7 @@ export class HrlLog {
   private checkData(index: number, byteSum: number): void {
     const expected = this.checksums[index];
     if (expected !== 0 && (~byteSum >>> 0) !== expected) {
-      throw statusError(STATUS_HRL_DATA_CHECKSUM, `${this.path}: entry ${index} (disk offset ${this.byteOffsets[index]})`, {
+      throw statusError(HRL_STATUS.dataChecksum, `${this.path}: entry ${index} (disk offset ${this.byteOffsets[index]})`, {
         path: this.path,
         entryIndex: index,
         logPosition: this.logPositions[index],

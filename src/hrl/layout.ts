@@ -14,6 +14,9 @@ export const HRL_ENTRY_BYTES = 32;
 /** LogFormatVersion written (2.0); 1.x is read too. */
 export const HRL_VERSION_2 = 0x00020000;
 
+/** The HRL status codes the driver acts on (mirrors assembly/status.ts, range 300-399). */
+export const HRL_STATUS = { unclean: 307, errorRecorded: 308, dataChecksum: 317 } as const;
+
 /** Field block of hrlHeaderParse/hrlHeaderBuild (assembly/hrl/header.ts). */
 export const HEADER_FIELDS = {
   bytes: 128,
