@@ -188,3 +188,22 @@ t.test("one operation at a time: a live lock holder is refused (recoverable), a 
   t.same(await modelMismatches(disk, model, { strays: true }), [], `stale lock taken over (seed ${seed})`);
   t.notOk(existsSync(lock), "lock released");
 });
+
+t.test("differencing disks vhdsync does not manage protect the layers they depend on", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const model = new SnapshotModel(256 * 1024, 16 * 1024);
+  const { disk, ids } = await buildChain(prng, dir, model, 2);
+  const onLayer = join(dir, "by-hand.vhd");
+  await (await createVhd(onLayer, { type: "differencing", parentPath: join(dir, `disk-${ids[0]}.vhd`) })).close();
+  await t.rejects(deleteSnapshot(disk, ids[0]), { code: "VHDSYNC_UNSUPPORTED" }, "delete refused");
+  await t.rejects(mergeSnapshots(disk, { into: ids[0] }), { code: "VHDSYNC_UNSUPPORTED" }, "merge into it refused");
+  const onActive = join(dir, "on-active.vhd");
+  await (await createVhd(onActive, { type: "differencing", parentPath: disk })).close();
+  await t.rejects(createSnapshot(disk), { code: "VHDSYNC_UNSUPPORTED" }, "snapshot of a parent refused");
+  await t.rejects(revertSnapshot(disk, ids[1]), { code: "VHDSYNC_UNSUPPORTED" }, "revert of a parent refused");
+  t.same(await modelMismatches(disk, model), [], `nothing changed (seed ${seed})`);
+  for (const path of [onLayer, onActive]) await (await openImage(path)).close();
+  t.pass("the unmanaged children still open");
+});

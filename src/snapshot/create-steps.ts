@@ -13,7 +13,7 @@ import { createChildLayer, inspectLayer } from "./layer-files.js";
 import type { CreateState } from "./operation-state.js";
 import { readCatalogue, writeCatalogue, type SnapshotEntry } from "./snapshot-catalogue.js";
 import { layerFileName, newChildTempPath, newSnapshotId, type SnapshotPaths } from "./snapshot-paths.js";
-import type { SnapshotSet } from "./snapshot-set.js";
+import { assertNoUnmanagedChildren, type SnapshotSet } from "./snapshot-set.js";
 import { enterStep, exists, finishOperation, newState, removeDurably, renameDurably } from "./step-machine.js";
 
 /** Errors of link(2) that mean "this filesystem has no hard links here". */
@@ -21,9 +21,10 @@ const NO_LINK_ERRNOS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EXD
 
 /**
  * Plans a snapshot of the active disk of a validated set.
- * @throws VHDSYNC_USAGE when `name` is already used
+ * @throws VHDSYNC_USAGE when `name` is already used; VHDSYNC_UNSUPPORTED when an unmanaged differencing disk depends on the active file
  */
 export async function planCreate(set: SnapshotSet, name: string, now: Date): Promise<CreateState> {
+  assertNoUnmanagedChildren(set, set.active, "snapshot the disk");
   if (name && set.catalogue.snapshots.some((entry) => entry.name === name)) {
     throw new VhdsyncError("VHDSYNC_USAGE", `${set.paths.disk} already has a snapshot named ${name}`, { disk: set.paths.disk, name });
   }

@@ -16,11 +16,12 @@ import type { DeleteState } from "./operation-state.js";
 import { checkReparent, reparentLayer } from "./reparent-layer.js";
 import { readCatalogue, writeCatalogue } from "./snapshot-catalogue.js";
 import type { SnapshotPaths } from "./snapshot-paths.js";
-import type { LayerNode, SnapshotSet } from "./snapshot-set.js";
+import { assertNoUnmanagedChildren, type LayerNode, type SnapshotSet } from "./snapshot-set.js";
 import { enterStep, finishOperation, newState, removeDurably } from "./step-machine.js";
 
-/** Plans the deletion of `snapshot` (checks every child can be re-pointed; writes nothing). */
+/** Plans the deletion of `snapshot` (checks every child can be re-pointed; writes nothing). @throws VHDSYNC_UNSUPPORTED when an unmanaged differencing disk depends on it */
 export async function planDelete(set: SnapshotSet, snapshot: LayerNode): Promise<DeleteState> {
+  assertNoUnmanagedChildren(set, snapshot, `delete snapshot ${snapshot.snapshot!.id}`);
   const children = [...snapshot.childPaths].sort();
   for (const child of children) await checkReparent(child, snapshot.facts.parentPath);
   const childMtimesMs = children.map((child) => set.nodes.get(child)?.facts.mtimeMs ?? Date.now());

@@ -16,7 +16,7 @@ import { inspectLayer, openVhdLayer } from "./layer-files.js";
 import type { MergeState } from "./operation-state.js";
 import { readCatalogue, writeCatalogue } from "./snapshot-catalogue.js";
 import type { SnapshotPaths } from "./snapshot-paths.js";
-import type { LayerNode, SnapshotSet } from "./snapshot-set.js";
+import { assertNoUnmanagedChildren, type LayerNode, type SnapshotSet } from "./snapshot-set.js";
 import { enterStep, exists, finishOperation, newState, removeDurably, renameDurably } from "./step-machine.js";
 
 /** Layers from the active disk's parent down to `target` (inclusive). @throws VHDSYNC_USAGE */
@@ -38,12 +38,13 @@ function layersDownTo(set: SnapshotSet, target: LayerNode | undefined): LayerNod
  */
 export function planMerge(set: SnapshotSet, target?: LayerNode): MergeState {
   const layers = layersDownTo(set, target);
+  assertNoUnmanagedChildren(set, set.active, "merge the active disk");
   let above = set.active;
   for (const layer of layers) {
     if (layer.kind !== "snapshot") {
       throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${layer.facts.path} is not a snapshot layer of ${set.paths.disk}; vhdsync does not merge into layers it does not own (other disks may use it)`, { disk: set.paths.disk, path: layer.facts.path });
     }
-    const dependents = layer.childPaths.filter((child) => child !== above.facts.path);
+    const dependents = [...layer.childPaths.filter((child) => child !== above.facts.path), ...layer.unmanagedChildPaths];
     if (dependents.length > 0) {
       throw new VhdsyncError(
         "VHDSYNC_UNSUPPORTED",

@@ -9,11 +9,12 @@ import { faultPoint } from "./fault-injection.js";
 import { createChildLayer, inspectLayer } from "./layer-files.js";
 import type { RevertState } from "./operation-state.js";
 import { newChildTempPath, newSnapshotId, type SnapshotPaths } from "./snapshot-paths.js";
-import type { LayerNode, SnapshotSet } from "./snapshot-set.js";
+import { assertNoUnmanagedChildren, type LayerNode, type SnapshotSet } from "./snapshot-set.js";
 import { enterStep, exists, finishOperation, newState, removeDurably, renameDurably } from "./step-machine.js";
 
-/** Plans a revert of the active disk to `snapshot`. */
+/** Plans a revert of the active disk to `snapshot`. @throws VHDSYNC_UNSUPPORTED when an unmanaged differencing disk depends on the active file */
 export function planRevert(set: SnapshotSet, snapshot: LayerNode): RevertState {
+  assertNoUnmanagedChildren(set, set.active, "replace the active disk");
   return newState<RevertState>(set.paths, {
     op: "revert",
     step: "create-child",

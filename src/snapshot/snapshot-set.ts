@@ -5,6 +5,7 @@
 
 import { basename, join } from "node:path";
 import { VhdsyncError } from "../errors.js";
+import { childrenInDirectory } from "./directory-children.js";
 import { factsOf, openVhdLayer, type LayerFacts } from "./layer-files.js";
 import { readCatalogue, type SnapshotCatalogue, type SnapshotEntry } from "./snapshot-catalogue.js";
 import { snapshotPaths, type SnapshotPaths } from "./snapshot-paths.js";
@@ -16,6 +17,8 @@ export interface LayerNode {
   snapshot?: SnapshotEntry;
   /** Paths of the layers whose parent this layer is (snapshot layers and/or the active disk). */
   childPaths: string[];
+  /** Differencing VHDs in the disk's directory, not managed by vhdsync, whose parent this layer is. */
+  unmanagedChildPaths: string[];
 }
 
 /** A disk, its catalogue and its layer tree. */
@@ -32,7 +35,7 @@ async function addChain(path: string, nodes: Map<string, LayerNode>, kind: Layer
   const image = await openVhdLayer(path);
   try {
     const facts = await factsOf(image);
-    const node = nodes.get(facts.path) ?? { kind, facts, childPaths: [] };
+    const node = nodes.get(facts.path) ?? { kind, facts, childPaths: [], unmanagedChildPaths: [] };
     node.kind = kind === "external" ? node.kind : kind;
     nodes.set(facts.path, node);
     return node;
@@ -92,7 +95,22 @@ export async function loadSnapshotSet(diskPath: string): Promise<SnapshotSet> {
   for (const node of nodes.values()) {
     if (node.facts.parentPath) nodes.get(node.facts.parentPath)?.childPaths.push(node.facts.path);
   }
+  const byParent = await childrenInDirectory(paths.directory);
+  for (const node of nodes.values()) node.unmanagedChildPaths = (byParent.get(node.facts.uniqueId) ?? []).filter((path) => !nodes.has(path));
   return { paths, catalogue, active, nodes };
+}
+
+/**
+ * Refuses to `action` a layer that a differencing disk vhdsync does not manage depends on.
+ * @throws VHDSYNC_UNSUPPORTED with details.dependents
+ */
+export function assertNoUnmanagedChildren(set: SnapshotSet, node: LayerNode, action: string): void {
+  if (node.unmanagedChildPaths.length === 0) return;
+  throw new VhdsyncError(
+    "VHDSYNC_UNSUPPORTED",
+    `cannot ${action}: ${node.facts.path} is the parent of ${node.unmanagedChildPaths.join(", ")}, which vhdsync does not manage; they would stop reading correctly`,
+    { disk: set.paths.disk, path: node.facts.path, dependents: node.unmanagedChildPaths },
+  );
 }
 
 /**
