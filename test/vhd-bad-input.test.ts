@@ -14,6 +14,13 @@ import { fixChecksums, onesComplement, run, sha256 } from "./helpers/vhd.js";
 /** Cases also run through the CLI (each spawn costs a Node start-up). */
 const CLI_CASES = new Set(["header checksum bad", "BAT entries overlapping", "fixed: size beyond the file"]);
 
+/** A qemu-made dynamic VHD (force_size) written by one qemu-io command. */
+function qemuDynamic(path: string, size: string, command: string): string {
+  run("qemu-img", ["create", "-q", "-f", "vpc", "-o", "force_size=on", path, size]);
+  run("qemu-io", ["-f", "vpc", "-c", command, path]);
+  return path;
+}
+
 type Mutation = { name: string; code: RegExp; mutate(file: Buffer): Buffer };
 
 t.test("reference checksum agrees with the footers vhdsync and qemu write", async (t) => {
@@ -27,9 +34,7 @@ t.test("reference checksum agrees with the footers vhdsync and qemu write", asyn
 
 t.test("corrupt dynamic and fixed images give coded errors and stay unchanged", async (t) => {
   const dir = tempDir(t);
-  const dynamic = join(dir, "base-dyn.vhd");
-  run("qemu-img", ["create", "-q", "-f", "vpc", "-o", "force_size=on", dynamic, "8M"]);
-  run("qemu-io", ["-f", "vpc", "-c", "write -P 0x5a 0 3M", dynamic]);
+  const dynamic = qemuDynamic(join(dir, "base-dyn.vhd"), "8M", "write -P 0x5a 0 3M");
   const fixed = join(dir, "base-fixed.vhd");
   run("qemu-img", ["create", "-q", "-f", "vpc", "-o", "subformat=fixed,force_size=on", fixed, "4M"]);
   const dyn = readFileSync(dynamic);
@@ -81,9 +86,7 @@ t.test("corrupt dynamic and fixed images give coded errors and stay unchanged", 
 
 t.test("check lists every problem, not only the first", async (t) => {
   const dir = tempDir(t);
-  const path = join(dir, "multi.vhd");
-  run("qemu-img", ["create", "-q", "-f", "vpc", "-o", "force_size=on", path, "16M"]);
-  run("qemu-io", ["-f", "vpc", "-c", "write -P 0x11 0 6M", path]);
+  const path = qemuDynamic(join(dir, "multi.vhd"), "16M", "write -P 0x11 0 6M");
   const file = readFileSync(path);
   const tableOffset = Number(file.readBigUInt64BE(512 + 16));
   file.writeUInt32BE(file.readUInt32BE(tableOffset), tableOffset + 4 * 4);
@@ -102,9 +105,7 @@ t.test("check lists every problem, not only the first", async (t) => {
 
 t.test("damaged end footer: the copy at offset 0 is used, check reports it", async (t) => {
   const dir = tempDir(t);
-  const path = join(dir, "copy.vhd");
-  run("qemu-img", ["create", "-q", "-f", "vpc", "-o", "force_size=on", path, "4M"]);
-  run("qemu-io", ["-f", "vpc", "-c", "write -P 0x21 512k 1M", path]);
+  const path = qemuDynamic(join(dir, "copy.vhd"), "4M", "write -P 0x21 512k 1M");
   const file = readFileSync(path);
   file[file.length - 512 + 70] ^= 0xff;
   writeFileSync(path, file);
