@@ -5,7 +5,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
-import { createHasher, getWasm, hashBlocks, hashBlocksAt, hashBytes, hashFile, hashImage, openImage, toHex, type HashAlgorithm } from "../dist/index.js";
+import { createHasher, digestLength, getWasm, hashBlocks, hashBlocksAt, hashBytes, hashFile, hashImage, openImage, toHex, type HashAlgorithm } from "../dist/index.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
 
@@ -87,6 +87,20 @@ t.test("hashFile and hashImage stream to the one-shot digest", async (t) => {
         t.equal(toHex(fromImage.digest!), expected, `hashImage ${algorithm} length ${length}`);
         const blocks = await hashImage(image, { algo: algorithm, blockSizeBytes: 4096, chunkBytes: 65536 });
         t.equal(toHex(blocks.blockDigests!), toHex(hashBlocks(input, 4096, algorithm)), `hashImage blocks ${algorithm} length ${length}`);
+        const streamed: string[] = [];
+        let nextOffset = 0;
+        const bounded = await hashImage(image, {
+          algo: algorithm,
+          blockSizeBytes: 4096,
+          chunkBytes: 65536,
+          onBlockDigests: (offsetBytes, digests) => {
+            t.equal(offsetBytes, nextOffset, "chunks arrive in order");
+            nextOffset += (digests.length / digestLength(algorithm)) * 4096;
+            streamed.push(toHex(digests));
+          },
+        });
+        t.equal(bounded.blockDigests, undefined, "nothing collected with onBlockDigests");
+        t.equal(streamed.join(""), toHex(blocks.blockDigests!), `hashImage onBlockDigests ${algorithm} length ${length}`);
       } finally {
         await image.close();
       }

@@ -27,6 +27,12 @@ export interface HashStreamOptions {
   /** Chunk buffers in WASM memory (default 3: two reads in flight while one chunk is hashed). */
   buffers?: number;
   onProgress?: ProgressListener;
+  /**
+   * Per-block mode: receives each chunk's digests (`digests` covers the blocks starting at
+   * `offsetBytes`; valid only during the call). When given, digests are not collected, so
+   * memory stays bounded for any image size and `blockDigests` is absent from the result.
+   */
+  onBlockDigests?: (offsetBytes: number, digests: Uint8Array) => void;
 }
 
 /** What hashImage() and hashFile() return. */
@@ -37,7 +43,7 @@ export interface HashResult {
   /** Canonical digest of the whole content (absent in per-block mode). */
   digest?: Uint8Array;
   blockSizeBytes?: number;
-  /** Per-block canonical digests, concatenated (per-block mode only). */
+  /** Per-block canonical digests, concatenated (per-block mode without onBlockDigests). */
   blockDigests?: Uint8Array;
 }
 
@@ -89,7 +95,8 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
   const buffers: number[] = [];
   const pending: Promise<void>[] = [];
   const hasher = blockSizeBytes === undefined ? createHasher(algorithm, toSeed(options.seed)) : undefined;
-  const blockDigests = blockSizeBytes === undefined ? undefined : new Uint8Array(Math.ceil(sizeBytes / blockSizeBytes) * digestBytes);
+  const collect = blockSizeBytes !== undefined && !options.onBlockDigests;
+  const blockDigests = collect ? new Uint8Array(Math.ceil(sizeBytes / blockSizeBytes) * digestBytes) : undefined;
   const chunkDigestBytes = blockSizeBytes === undefined ? 0 : (chunkBytes / blockSizeBytes) * digestBytes;
   let digestStaging: number | undefined;
   const startRead = (chunk: number) => {
@@ -100,7 +107,7 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
   };
   try {
     for (let i = 0; i < Math.min(bufferCount, chunkCount); i++) buffers.push(wasm.alloc(chunkBytes, 64));
-    if (blockDigests) digestStaging = wasm.alloc(chunkDigestBytes, 16);
+    if (blockSizeBytes !== undefined) digestStaging = wasm.alloc(chunkDigestBytes, 16);
     for (let chunk = 0; chunk < bufferCount - 1; chunk++) startRead(chunk);
     for (let chunk = 0; chunk < chunkCount; chunk++) {
       await pending[chunk];
@@ -125,7 +132,9 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
   function hashChunkBlocks(address: number, lengthBytes: number, offset: number): void {
     const count = Math.ceil(lengthBytes / blockSizeBytes!);
     hashBlocksAt(algorithm, address, lengthBytes, blockSizeBytes!, digestStaging!);
-    blockDigests!.set(wasm.view(digestStaging!, count * digestBytes), (offset / blockSizeBytes!) * digestBytes);
+    const digests = wasm.view(digestStaging!, count * digestBytes);
+    if (blockDigests) blockDigests.set(digests, (offset / blockSizeBytes!) * digestBytes);
+    else options.onBlockDigests!(offset, digests);
   }
 }
 

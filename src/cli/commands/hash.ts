@@ -4,8 +4,8 @@
 
 import type { CommandModule } from "yargs";
 import { openImage } from "../../formats/open-image.js";
-import { DEFAULT_HASH_ALGORITHM, HASH_ALGORITHMS, toHex, type HashAlgorithm } from "../../hash/algorithm.js";
-import { hashImage, type HashResult } from "../../hash/hash-image.js";
+import { DEFAULT_HASH_ALGORITHM, HASH_ALGORITHMS, digestLength, toHex, type HashAlgorithm } from "../../hash/algorithm.js";
+import { hashImage } from "../../hash/hash-image.js";
 import { progressReporter } from "../progress.js";
 import { EXIT, parseSize, printJson, runCommand, usageError, type GlobalOptions } from "../run.js";
 
@@ -15,26 +15,47 @@ interface HashArgs extends GlobalOptions {
   "block-size"?: string;
 }
 
-/** Per-block digests as {offset, length, digest} records. */
-function blockRecords(result: HashResult): { offset: number; length: number; digest: string }[] {
-  const blockSizeBytes = result.blockSizeBytes!;
-  const digests = result.blockDigests!;
-  const digestBytes = digests.length / Math.max(1, Math.ceil(result.sizeBytes / blockSizeBytes));
+interface BlockRecord {
+  offset: number;
+  length: number;
+  digest: string;
+}
+
+/** Per-block digests of one chunk as {offset, length, digest} records. */
+function blockRecords(offsetBytes: number, digests: Uint8Array, blockSizeBytes: number, sizeBytes: number, digestBytes: number): BlockRecord[] {
   const records = [];
-  for (let offset = 0, index = 0; offset < result.sizeBytes; offset += blockSizeBytes, index++) {
-    const length = Math.min(blockSizeBytes, result.sizeBytes - offset);
-    records.push({ offset, length, digest: toHex(digests.subarray(index * digestBytes, (index + 1) * digestBytes)) });
+  for (let index = 0; index * digestBytes < digests.length; index++) {
+    const offset = offsetBytes + index * blockSizeBytes;
+    records.push({ offset, length: Math.min(blockSizeBytes, sizeBytes - offset), digest: toHex(digests.subarray(index * digestBytes, (index + 1) * digestBytes)) });
   }
   return records;
 }
 
-async function hashOne(path: string, algorithm: HashAlgorithm, blockSizeBytes: number | undefined, argv: HashArgs): Promise<HashResult> {
+/**
+ * Hashes one image. Per-block lines are printed as each chunk is hashed (memory stays
+ * bounded); with --json the records are collected into `blocks`.
+ */
+async function hashOne(path: string, algorithm: HashAlgorithm, blockSizeBytes: number | undefined, argv: HashArgs): Promise<object> {
   const image = await openImage(path, { readOnly: true });
   try {
     const reporter = progressReporter({ json: argv.json, progress: argv.progress, label: "hash" });
-    const result = await hashImage(image, { algo: algorithm, blockSizeBytes, onProgress: reporter.update });
+    const blocks: BlockRecord[] = [];
+    const digestBytes = digestLength(algorithm);
+    const onBlockDigests = (offsetBytes: number, digests: Uint8Array) => {
+      const records = blockRecords(offsetBytes, digests, blockSizeBytes!, image.virtualSize, digestBytes);
+      if (argv.json) blocks.push(...records);
+      else process.stdout.write(records.map((block) => `${block.digest}  ${path} [${block.offset}+${block.length}]\n`).join(""));
+    };
+    const result = await hashImage(image, {
+      algo: algorithm,
+      blockSizeBytes,
+      onProgress: reporter.update,
+      onBlockDigests: blockSizeBytes === undefined ? undefined : onBlockDigests,
+    });
     reporter.done();
-    return result;
+    if (blockSizeBytes !== undefined) return { file: path, sizeBytes: result.sizeBytes, blockSizeBytes, blocks };
+    if (!argv.json) process.stdout.write(`${toHex(result.digest!)}  ${path}\n`);
+    return { file: path, sizeBytes: result.sizeBytes, digest: toHex(result.digest!) };
   } finally {
     await image.close();
   }
@@ -60,17 +81,7 @@ export const hashCommand: CommandModule<GlobalOptions, HashArgs> = {
         throw usageError(`--block-size: must be a power of two up to 1 GiB: ${argv["block-size"]}`);
       }
       const files = [];
-      for (const path of argv.files) {
-        const result = await hashOne(path, algorithm, blockSizeBytes, argv);
-        if (blockSizeBytes === undefined) {
-          if (!argv.json) process.stdout.write(`${toHex(result.digest!)}  ${path}\n`);
-          files.push({ file: path, sizeBytes: result.sizeBytes, digest: toHex(result.digest!) });
-        } else {
-          const blocks = blockRecords(result);
-          if (!argv.json) for (const block of blocks) process.stdout.write(`${block.digest}  ${path} [${block.offset}+${block.length}]\n`);
-          files.push({ file: path, sizeBytes: result.sizeBytes, blockSizeBytes, blocks });
-        }
-      }
+      for (const path of argv.files) files.push(await hashOne(path, algorithm, blockSizeBytes, argv));
       if (argv.json) printJson({ ok: true, algorithm, files });
       return EXIT.OK;
     }),
