@@ -30,6 +30,8 @@ export interface HrlWriterOptions {
   creatorVersion?: number;
   /** Creation time, seconds since 2000-01-01 UTC (default now). */
   timestamp?: number;
+  /** Clock for entry and LastModifiedTimeStamp values, seconds since 2000-01-01 UTC (default: the system clock). */
+  now?: () => number;
 }
 
 /** What a closed log holds. */
@@ -69,6 +71,7 @@ export class HrlWriter {
   private queue: Promise<unknown> = Promise.resolve();
   private failure: VhdsyncError | undefined;
   private state: "open" | "closed" = "open";
+  private readonly now: () => number;
 
   private constructor(
     readonly path: string,
@@ -76,6 +79,7 @@ export class HrlWriter {
     private readonly header: HrlHeader,
     options: HrlWriterOptions,
   ) {
+    this.now = options.now ?? (() => hrlTimestamp());
     this.uniqueId = header.uniqueId;
     this.previousUniqueId = header.previousUniqueId;
     this.metadataSize = header.metadataSizeBytes;
@@ -106,7 +110,7 @@ export class HrlWriter {
     }
     const batchBytes = options.batchBytes ?? 4 * 1024 * 1024;
     if (!Number.isInteger(batchBytes) || batchBytes < 512) throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `batch size ${batchBytes} too small`);
-    const timestamp = options.timestamp ?? hrlTimestamp();
+    const timestamp = options.timestamp ?? options.now?.() ?? hrlTimestamp();
     const header: HrlHeader = {
       version: HRL_VERSION_2,
       timestamp,
@@ -164,7 +168,7 @@ export class HrlWriter {
    * the promise settles. Long writes become several entries.
    * @throws the first background write error (I/O codes), VHDSYNC_INVALID_ARGUMENT after close
    */
-  append(byteOffset: number, data: Uint8Array, timestamp = hrlTimestamp()): Promise<void> {
+  append(byteOffset: number, data: Uint8Array, timestamp = this.now()): Promise<void> {
     return this.serialize(async () => {
       for (let done = 0; done < data.length; ) {
         const pieceBytes = Math.min(this.maxEntryBytes, data.length - done);
@@ -240,7 +244,7 @@ export class HrlWriter {
         const eolLocation = this.filePosition;
         try {
           await this.handle.datasync();
-          const header = { ...this.header, eolLocation, currentSizeBytes: eolLocation, totalMetadataEntries: this.totalEntries, lastModifiedTimestamp: hrlTimestamp() };
+          const header = { ...this.header, eolLocation, currentSizeBytes: eolLocation, totalMetadataEntries: this.totalEntries, lastModifiedTimestamp: this.now() };
           await this.handle.write(buildHeader(header), 0, HRL_HEADER_BYTES, 0);
           await this.handle.datasync();
         } catch (error) {
