@@ -133,11 +133,12 @@ t.test("Windows-style locators: drive-letter W2ku, W2ru relative, data space in 
   const variants = [
     { name: "W2ku drive path + W2ru", locators: [["W2ku", "C:\\vms\\layer0.vhd"], ["W2ru", ".\\layer0.vhd"]], parentName: "C:\\vms\\layer0.vhd" },
     { name: "only a drive path; parent name in the child's directory", locators: [["W2ku", "D:\\elsewhere\\layer0.vhd"]], parentName: "D:\\elsewhere\\layer0.vhd" },
+    { name: "only a MacX file URL", locators: [["MacX", `file://localhost${join(dir, "layer0.vhd")}`]], parentName: "" },
   ];
   for (const variant of variants) {
     const file = Buffer.from(original);
     const locators = variant.locators.map(([code, text], i) => {
-      const data = Buffer.from(text, "utf16le");
+      const data = Buffer.from(text, code === "MacX" ? "utf8" : "utf16le");
       file.fill(0, slots[i], slots[i] + 512);
       data.copy(file, slots[i]);
       return { platformCode: code, dataSpace: 512, dataLengthBytes: data.length, dataOffsetBytes: slots[i] };
