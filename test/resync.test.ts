@@ -92,7 +92,7 @@ t.test("verify and diff exit codes", async (t) => {
   applyPattern(b, 1 << 20, 65536, "edge-bytes", prng);
   const changed = differingBlocks(a, b, 65536);
   for (const command of ["verify", "diff"]) {
-    const result = runCli([command, a, b, "--json"]);
+    const result = runCli([command, a, b, "--json", "--block-size", "64K"]);
     t.equal(result.status, 1, `${command} different`);
     const report = JSON.parse(result.stdout);
     t.equal(report.blocksDiffering, changed);

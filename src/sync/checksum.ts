@@ -15,14 +15,14 @@ import { addCounters, emptyCounters } from "./segment-task.js";
 
 /** Options of checksum(). */
 export interface ChecksumOptions {
-  /** Block size in bytes: a power of two from 4 KiB to 64 MiB (default 64 KiB). */
+  /** Block size in bytes: a power of two from 4 KiB to 64 MiB (default 4 KiB). */
   blockSizeBytes?: number;
   /** Digest algorithm (default xxh3-128). */
   algo?: BlockHashAlgorithm;
   onProgress?: ProgressListener;
   /** Aborting stops the run; no digest file is left behind (VHDSYNC_INTERRUPTED). */
   signal?: AbortSignal;
-  /** Worker threads (default: the cores available; 0 = this thread). */
+  /** Scanning threads, this one included (default: the cores available; 0 or 1 = this thread only). */
   workers?: number;
 }
 

@@ -15,10 +15,11 @@ import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult } 
 
 /** Options of copy(). */
 export interface CopyOptions {
-  /** Granularity of zero detection in bytes (default 64 KiB). */
+  /** Granularity of zero detection in bytes (default 4 KiB). */
   blockSizeBytes?: number;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
+  /** Scanning threads, this one included (default: the cores available; 0 or 1 = this thread only). */
   workers?: number;
   /**
    * The existing target was just created and reads as zeros everywhere (e.g. a new VHD made

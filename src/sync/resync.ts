@@ -21,7 +21,7 @@ import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult, t
 
 /** Options of resync(). */
 export interface ResyncOptions {
-  /** Block size in bytes, a power of two from 4 KiB to 64 MiB (default 64 KiB; a target digest's own). */
+  /** Block size in bytes, a power of two from 4 KiB to 64 MiB (default 4 KiB; a target digest's own). */
   blockSizeBytes?: number;
   /** Digest algorithm when hashing (default xxh3-128; a target digest's own). */
   algo?: BlockHashAlgorithm;
@@ -42,7 +42,7 @@ export interface ResyncOptions {
   /** Abort to stop cleanly: writes are flushed, a checkpoint is saved, VHDSYNC_INTERRUPTED is thrown. */
   signal?: AbortSignal;
   onProgress?: ProgressListener;
-  /** Worker threads (default: cores available; 0 = this thread). */
+  /** Scanning threads, this one included (default: the cores available; 0 or 1 = this thread only). */
   workers?: number;
 }
 

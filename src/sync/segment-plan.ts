@@ -6,7 +6,7 @@ import type { BlockHashAlgorithm } from "./block-hasher.js";
 import type { SegmentTask } from "./segment-task.js";
 
 /** Default block size (see docs/resync.md for the benchmark behind it). */
-export const DEFAULT_BLOCK_BYTES = 64 * 1024;
+export const DEFAULT_BLOCK_BYTES = 4096;
 /** Default digest algorithm. */
 export const DEFAULT_ALGORITHM: BlockHashAlgorithm = "xxh3-128";
 /** Bytes of image per segment. */

@@ -13,8 +13,9 @@ import type { WorkerReply } from "./resync-worker.js";
 export const INLINE_BELOW_BYTES = 48 * 1024 * 1024;
 
 /**
- * Worker count for a run over `virtualSizeBytes`: `requested` if given, else VHDSYNC_WORKERS,
- * else 0 (inline) for small images and the cores available otherwise.
+ * Scanning threads for a run over `virtualSizeBytes` (this thread plus workers): `requested`
+ * if given, else VHDSYNC_WORKERS, else 1 (no workers) for small images and the cores
+ * available otherwise. 0 and 1 both mean "this thread only".
  */
 export function workerCountFor(virtualSizeBytes: number, requested?: number): number {
   if (requested !== undefined) return requested;

@@ -11,12 +11,13 @@ import { DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks
 
 /** Options of verify() and diff(). */
 export interface CompareOptions {
-  /** Block size in bytes for image-vs-image compares (default 64 KiB). */
+  /** Block size in bytes for image-vs-image compares (default 4 KiB). */
   blockSizeBytes?: number;
   /** Most extents to list (default 100 000; counts stay exact). */
   maxExtents?: number;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
+  /** Scanning threads, this one included (default: the cores available; 0 or 1 = this thread only). */
   workers?: number;
 }
 

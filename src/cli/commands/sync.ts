@@ -23,9 +23,9 @@ const HASHES = ["xxh3-128", "xxh3-64", "xxh64", "sha256"] as const;
 
 function commonOptions<T>(yargs: Argv<T>): Argv<T & SyncArgs> {
   return yargs
-    .option("block-size", { type: "string", describe: "block size: power of two, 4K..64M (default 64K)" })
+    .option("block-size", { type: "string", describe: "block size: power of two, 4K..64M (default 4K)" })
     .option("progress", { type: "boolean", describe: "progress bar (terminal) / JSON progress lines with --json" })
-    .option("workers", { type: "number", describe: "worker threads (default: cores available)" }) as Argv<T & SyncArgs>;
+    .option("workers", { type: "number", describe: "scanning threads incl. the main one (default: cores available)" }) as Argv<T & SyncArgs>;
 }
 
 function blockSizeOf(argv: SyncArgs): number | undefined {

@@ -1,0 +1,183 @@
+// Side-by-side resync benchmarks (docs/resync.md): vhdsync resync vs two parallel `xxhsum -H2`
+// (the hash floor), `rsync --inplace --no-whole-file`, a resync from a target digest, checksum
+// vs `cat`, a 5%-allocated dynamic VHD vs a full one, bytes written and peak RSS on a sparse
+// 8 GiB pair. Runs alternate; medians are reported. Results go to bench/results/resync.json.
+//   node bench/resync.mjs            (2 GiB pair; needs ~10 GiB free and a few minutes)
+//   VHDSYNC_BENCH_TINY=1 node bench/resync.mjs   (a few MiB: a smoke run for CI)
+import { spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync, rmSync, existsSync, openSync, closeSync, writeSync, ftruncateSync } from "node:fs";
+import { cpus, totalmem, release, tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { randomFillSync } from "node:crypto";
+import { makePair, changeBlocks, fileHash, writeRandomFile } from "./resync-fixtures.mjs";
+
+const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
+const CLI = join(ROOT, "dist/cli/main.js");
+const TINY = process.env.VHDSYNC_BENCH_TINY === "1";
+const MIB = 1024 * 1024;
+const SIZE = TINY ? 8 * MIB : 2048 * MIB;
+const SPARSE_SIZE = TINY ? 64 * MIB : 8192 * MIB;
+const ROUNDS = Number(process.env.VHDSYNC_BENCH_ROUNDS ?? (TINY ? 1 : 5));
+const RSYNC_ROUNDS = TINY ? 1 : Number(process.env.VHDSYNC_BENCH_RSYNC_ROUNDS ?? 2);
+const DIR = process.env.VHDSYNC_BENCH_DIR ?? join(tmpdir(), "vhdsync-bench-resync");
+const FRACTION = 0.009;
+const SEED = 7;
+
+function onPath(tool) {
+  return spawnSync("sh", ["-c", `command -v ${tool}`]).status === 0;
+}
+
+/** Runs a command; returns wall seconds (throws on failure unless allowed). */
+function timed(command, args, { allow = [0], env } = {}) {
+  const started = performance.now();
+  const result = spawnSync(command, args, { encoding: "utf8", maxBuffer: 64 * MIB, env: { ...process.env, ...env } });
+  const seconds = (performance.now() - started) / 1000;
+  if (!allow.includes(result.status)) throw new Error(`${command} ${args.join(" ")} failed (${result.status}): ${result.stderr}`);
+  return { seconds, stdout: result.stdout, stderr: result.stderr };
+}
+
+const vhdsync = (args, options) => timed(process.execPath, [CLI, ...args], options);
+const lastJson = (stdout) => JSON.parse(stdout.trim().split("\n").pop());
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)];
+
+/** Peak RSS (KiB) of a command via /usr/bin/time -v, or null when unavailable. */
+function peakRssKib(command, args) {
+  if (!existsSync("/usr/bin/time")) return null;
+  const result = spawnSync("/usr/bin/time", ["-v", command, ...args], { encoding: "utf8" });
+  const match = /Maximum resident set size \(kbytes\): (\d+)/.exec(result.stderr);
+  return match ? Number(match[1]) : null;
+}
+
+function warm(...paths) {
+  for (const path of paths) spawnSync("sh", ["-c", `cat '${path}' > /dev/null`]);
+}
+
+function machine() {
+  const cpu = cpus();
+  return { cpuModel: cpu[0]?.model, cpus: cpu.length, memoryBytes: totalmem(), kernel: release(), node: process.version, load: spawnSync("cat", ["/proc/loadavg"], { encoding: "utf8" }).stdout.trim() };
+}
+
+function benchPair(results) {
+  const { source, target, changedBlocks } = makePair(DIR, SIZE, FRACTION, SEED);
+  const digest = join(DIR, "target.digest");
+  warm(source, target);
+  const times = { resync: [], resync4k: [], xxhsum: [], targetDigest: [], checksum: [], cat: [], rsync: [] };
+  let report4k;
+  let report;
+  let digestReport;
+  for (let round = 0; round < ROUNDS; round++) {
+    times.xxhsum.push(timed("sh", ["-c", `xxhsum -H2 '${source}' > /dev/null & xxhsum -H2 '${target}' > /dev/null & wait`]).seconds);
+    let run = vhdsync(["resync", source, target, "--json"]);
+    times.resync.push(run.seconds);
+    report = lastJson(run.stdout);
+    changeBlocks(target, SIZE, changedBlocks, SEED);
+    run = vhdsync(["resync", source, target, "--block-size", "4K", "--json"]);
+    times.resync4k.push(run.seconds);
+    report4k = lastJson(run.stdout);
+    changeBlocks(target, SIZE, changedBlocks, SEED);
+    vhdsync(["checksum", target, "-o", digest, "--block-size", "4K"]);
+    run = vhdsync(["resync", source, target, "--target-digest", digest, "--json"]);
+    times.targetDigest.push(run.seconds);
+    digestReport = lastJson(run.stdout);
+    changeBlocks(target, SIZE, changedBlocks, SEED);
+    times.cat.push(timed("sh", ["-c", `cat '${source}' > /dev/null`]).seconds);
+    times.checksum.push(vhdsync(["checksum", source, "-o", join(DIR, "source.digest")]).seconds);
+    if (round < RSYNC_ROUNDS) {
+      times.rsync.push(timed("rsync", ["--inplace", "--no-whole-file", source, target]).seconds);
+      changeBlocks(target, SIZE, changedBlocks, SEED);
+    }
+  }
+  const m = Object.fromEntries(Object.entries(times).map(([key, values]) => [key, values.length ? median(values) : null]));
+  results.pair = {
+    sizeBytes: SIZE,
+    changedBlocks4k: changedBlocks,
+    rounds: ROUNDS,
+    rsyncRounds: RSYNC_ROUNDS,
+    medianSeconds: m,
+    allSeconds: times,
+    ratios: {
+      resyncOverXxhsum: m.resync / m.xxhsum,
+      resync4kOverXxhsum: m.resync4k / m.xxhsum,
+      rsyncOverResync: m.rsync / m.resync,
+      targetDigestOverResync: m.targetDigest / m.resync,
+      checksumOverCat: m.checksum / m.cat,
+    },
+    bytesWritten: { defaultBlock: report.bytesWritten, block4k: report4k.bytesWritten, targetDigest4k: digestReport.bytesWritten },
+    defaultBlockSizeBytes: report.blockSizeBytes,
+    peakRssKib: peakRssKib(process.execPath, [CLI, "resync", source, target]),
+  };
+  const equal = fileHash(source) === fileHash(target);
+  results.pair.finalCheck = equal ? "target identical after the last run" : "MISMATCH";
+}
+
+/** A dynamic VHD source with `percent` of its blocks allocated, and a raw target with the same content, slightly changed. */
+async function vhdCase(name, percent) {
+  const { createVhd } = await import(join(ROOT, "dist/formats/vhd/index.js"));
+  const path = join(DIR, `${name}.vhd`);
+  rmSync(path, { force: true });
+  const blockSizeBytes = 2 * MIB;
+  const image = await createVhd(path, { type: "dynamic", sizeBytes: SIZE, blockSizeBytes });
+  const blocks = SIZE / blockSizeBytes;
+  const data = Buffer.alloc(blockSizeBytes);
+  for (let block = 0; block < blocks; block++) {
+    if (block % Math.round(100 / percent) !== 0) continue;
+    randomFillSync(data);
+    await image.write(data, block * blockSizeBytes);
+  }
+  await image.close();
+  const target = join(DIR, `${name}.raw`);
+  rmSync(target, { force: true });
+  vhdsync(["copy", path, target]);
+  return { path, target };
+}
+
+async function benchVhd(results) {
+  const cases = { sparse: await vhdCase("dyn5", 5), full: await vhdCase("dyn100", 100) };
+  const times = { sparse: [], full: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [key, { path, target }] of Object.entries(cases)) {
+      changeBlocks(target, SIZE, 64, SEED + round);
+      warm(path, target);
+      times[key].push(vhdsync(["resync", path, target, "--json"]).seconds);
+    }
+  }
+  results.vhdDynamic = { sizeBytes: SIZE, medianSeconds: { allocated5: median(times.sparse), allocated100: median(times.full) }, ratio: median(times.sparse) / median(times.full), allSeconds: times };
+}
+
+function benchSparse(results) {
+  const make = (path) => {
+    const fd = openSync(path, "w");
+    ftruncateSync(fd, SPARSE_SIZE);
+    const chunk = Buffer.alloc(MIB);
+    for (let offset = 0; offset < SPARSE_SIZE; offset += 256 * MIB) {
+      randomFillSync(chunk);
+      writeSync(fd, chunk, 0, chunk.length, offset);
+    }
+    closeSync(fd);
+  };
+  const source = join(DIR, "sparse-source.img");
+  const target = join(DIR, "sparse-target.img");
+  make(source);
+  make(target);
+  const run = vhdsync(["resync", source, target, "--json"]);
+  results.sparse8g = { sizeBytes: SPARSE_SIZE, seconds: run.seconds, report: lastJson(run.stdout), peakRssKib: peakRssKib(process.execPath, [CLI, "verify", source, target]) };
+  rmSync(source);
+  rmSync(target);
+}
+
+async function main() {
+  mkdirSync(DIR, { recursive: true });
+  const results = { date: new Date().toISOString(), tiny: TINY, machine: machine(), tools: { xxhsum: onPath("xxhsum"), rsync: onPath("rsync"), bdsync: onPath("bdsync"), "blocksync-fast": onPath("blocksync-fast") } };
+  benchPair(results);
+  await benchVhd(results);
+  benchSparse(results);
+  if (!TINY) {
+    mkdirSync(join(ROOT, "bench/results"), { recursive: true });
+    writeFileSync(join(ROOT, "bench/results/resync.json"), JSON.stringify(results, null, 2) + "\n");
+  }
+  console.log(JSON.stringify(results, null, 2));
+  if (!TINY && !process.env.VHDSYNC_BENCH_KEEP) rmSync(DIR, { recursive: true, force: true });
+}
+
+await main();
