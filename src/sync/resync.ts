@@ -147,6 +147,9 @@ async function preparePlan(sourcePath: string, targetPath: string, options: Resy
         targetSizeBytes: target.virtualSize,
       });
     }
+    if (sizeMismatch && options.dryRun) {
+      throw new VhdsyncError("VHDSYNC_UNSUPPORTED", "a dry run cannot preview a resize; run without --dry-run, or compare with vhdsync diff", { path: targetPath });
+    }
     if (sizeMismatch && digest) {
       throw new VhdsyncError("VHDSYNC_SIZE_MISMATCH", "cannot resize a target described by a target digest; resync without --target-digest", { path: targetPath });
     }
