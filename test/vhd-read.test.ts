@@ -4,9 +4,9 @@
 
 import t from "tap";
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { openImage } from "../dist/index.js";
+import { checkImage, openImage } from "../dist/index.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
 import { firstDifference, isZeroBuffer, qemuContent, qemuVirtualSize, readImage, run, sha256 } from "./helpers/vhd.js";
@@ -104,4 +104,21 @@ t.test("qemu-img convert of random sparse raw to vpc reads back the raw content"
   await image.read(unaligned, 123457);
   t.equal(firstDifference(unaligned, raw.subarray(123457, 123457 + 777777)), -1, "unaligned read");
   await image.close();
+});
+
+t.test("511-byte footers (Virtual PC before 2004) read like 512-byte ones", async (t) => {
+  const dir = tempDir(t);
+  const prng = new Prng(seed ^ 511);
+  for (const options of [["-o", "subformat=fixed,force_size=on"], ["-o", "force_size=on"]]) {
+    const path = qemuImage(dir, `old-${options[1].length}.vhd`, 3 * 1024 * 1024, options, prng, 6);
+    const expected = qemuContent(path, dir);
+    const bytes = readFileSync(path);
+    t.equal(bytes[bytes.length - 1], 0, "last footer byte is reserved (zero)");
+    writeFileSync(path, bytes.subarray(0, bytes.length - 1));
+    const image = await openImage(path);
+    t.equal(image.format, "vhd", "detected with a 511-byte footer");
+    t.equal(firstDifference(await readImage(image), expected), -1, `${options[1]}: content (seed ${seed})`);
+    await image.close();
+    t.same((await checkImage(path)).problems, [], "check accepts it");
+  }
 });

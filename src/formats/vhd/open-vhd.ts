@@ -68,7 +68,7 @@ export async function readFooter(handle: FileHandle, path: string, fileSizeBytes
   const tail = new Uint8Array(VHD_FOOTER_BYTES);
   await readExactly(handle, tail, fileSizeBytes - VHD_FOOTER_BYTES, path);
   try {
-    return { footer: parseFooter(tail, fileSizeBytes, { path, offset: fileSizeBytes - 512 }), footerSource: "end", footerOffsetBytes: fileSizeBytes - 512 };
+    return { ...parseEndFooter(tail, fileSizeBytes, path), footerSource: "end" };
   } catch (endError) {
     const head = new Uint8Array(VHD_FOOTER_BYTES);
     await readExactly(handle, head, 0, path);
@@ -81,6 +81,27 @@ export async function readFooter(handle: FileHandle, path: string, fileSizeBytes
     if (copy.diskType === 2) throw endError;
     const tailHasCookie = Buffer.from(tail.subarray(0, 8)).toString("latin1") === "conectix";
     return { footer: copy, footerSource: "copy", footerOffsetBytes: tailHasCookie ? fileSizeBytes - 512 : fileSizeBytes };
+  }
+}
+
+/**
+ * Parses the footer at the end of a file from its last 512 bytes: a 512-byte footer, or the
+ * 511-byte footer of Virtual PC versions before 2004 (VHD spec 1.0, "Hard Disk Footer Format").
+ * @throws the 512-byte footer's error when neither form is valid
+ */
+export function parseEndFooter(tail: Uint8Array, fileSizeBytes: number, path: string): { footer: VhdFooter; footerOffsetBytes: number } {
+  try {
+    return { footer: parseFooter(tail, fileSizeBytes, { path, offset: fileSizeBytes - 512 }), footerOffsetBytes: fileSizeBytes - 512 };
+  } catch (error) {
+    if (Buffer.from(tail.subarray(1, 9)).toString("latin1") !== "conectix") throw error;
+    const padded = new Uint8Array(VHD_FOOTER_BYTES);
+    padded.set(tail.subarray(1));
+    try {
+      // The missing last byte is reserved (zero); +1 lets the size checks count 511 bytes of footer.
+      return { footer: parseFooter(padded, fileSizeBytes + 1, { path, offset: fileSizeBytes - 511 }), footerOffsetBytes: fileSizeBytes - 511 };
+    } catch {
+      throw error;
+    }
   }
 }
 

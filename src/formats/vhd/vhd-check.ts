@@ -12,7 +12,7 @@ import { statusError } from "../../wasm/status.js";
 import type { CheckProblem } from "../check.js";
 import { scanBat, UNALLOCATED } from "./vhd-bat.js";
 import { VhdDifferencingImage } from "./vhd-differencing-image.js";
-import { batLayout, openVhd } from "./open-vhd.js";
+import { batLayout, openVhd, parseEndFooter } from "./open-vhd.js";
 import { VHD_FOOTER_BYTES, VHD_HEADER_BYTES, parseFooter, parseHeader, type VhdFooter, type VhdHeader } from "./vhd-structures.js";
 
 function problem(error: unknown, offset?: number): CheckProblem {
@@ -21,41 +21,47 @@ function problem(error: unknown, offset?: number): CheckProblem {
   return { code: coded.code, message: coded.message, ...(at === undefined ? {} : { offset: at }) };
 }
 
-/** Parses a footer, recording a problem instead of throwing. */
-function tryFooter(bytes: Uint8Array, fileSizeBytes: number, offset: number, problems: CheckProblem[], label: string): VhdFooter | undefined {
-  try {
-    return parseFooter(bytes, fileSizeBytes, { offset });
-  } catch (error) {
-    const coded = toVhdsyncError(error);
-    problems.push({ code: coded.code, message: `${label}: ${coded.message}`, offset });
-    return undefined;
-  }
+/** Records a footer problem with where it is. */
+function footerProblem(error: unknown, offset: number, label: string, problems: CheckProblem[]): void {
+  const coded = toVhdsyncError(error);
+  problems.push({ code: coded.code, message: `${label}: ${coded.message}`, offset });
 }
 
-/** Checks footers; returns the footer to use (the end one, else the copy). */
-async function checkFooters(handle: FileHandle, path: string, fileSizeBytes: number, problems: CheckProblem[]): Promise<VhdFooter | undefined> {
+/** Checks both footers; returns the one to use (the end one, else the copy) and where the footer starts. */
+async function checkFooters(handle: FileHandle, path: string, fileSizeBytes: number, problems: CheckProblem[]): Promise<{ footer?: VhdFooter; footerOffsetBytes: number }> {
+  const footerOffsetBytes = fileSizeBytes - VHD_FOOTER_BYTES;
   if (fileSizeBytes < VHD_FOOTER_BYTES) {
     problems.push({ code: "VHDSYNC_TRUNCATED", message: `file is shorter than a VHD footer (${fileSizeBytes} bytes)` });
-    return undefined;
+    return { footerOffsetBytes };
   }
   const tail = new Uint8Array(VHD_FOOTER_BYTES);
   const head = new Uint8Array(VHD_FOOTER_BYTES);
-  await readExactly(handle, tail, fileSizeBytes - VHD_FOOTER_BYTES, path);
+  await readExactly(handle, tail, footerOffsetBytes, path);
   await readExactly(handle, head, 0, path);
-  const end = tryFooter(tail, fileSizeBytes, fileSizeBytes - VHD_FOOTER_BYTES, problems, "footer at end of file");
-  if (end?.diskType === 2) return end;
-  const copy = tryFooter(head, fileSizeBytes, 0, problems, "footer copy at offset 0");
-  if (end && copy && Buffer.compare(head, tail) !== 0) {
+  let end: { footer: VhdFooter; footerOffsetBytes: number } | undefined;
+  try {
+    end = parseEndFooter(tail, fileSizeBytes, path);
+  } catch (error) {
+    footerProblem(error, footerOffsetBytes, "footer at end of file", problems);
+  }
+  if (end?.footer.diskType === 2) return end;
+  let copy: VhdFooter | undefined;
+  try {
+    copy = parseFooter(head, fileSizeBytes, { offset: 0 });
+  } catch (error) {
+    footerProblem(error, 0, "footer copy at offset 0", problems);
+  }
+  const endBytes = end && end.footerOffsetBytes !== footerOffsetBytes ? tail.subarray(1) : tail;
+  if (end && copy && Buffer.compare(head.subarray(0, endBytes.length), endBytes) !== 0) {
     problems.push({ code: "VHDSYNC_CORRUPT", message: "footer copy at offset 0 differs from the footer at the end", offset: 0 });
   }
-  return end ?? copy;
+  return end ?? { footer: copy, footerOffsetBytes };
 }
 
 /** Checks every BAT entry and each valid block's bitmap against its data. */
-async function checkBlocks(handle: FileHandle, path: string, footer: VhdFooter, header: VhdHeader, fileSizeBytes: number, problems: CheckProblem[]): Promise<void> {
+async function checkBlocks(handle: FileHandle, path: string, footer: VhdFooter, header: VhdHeader, footerOffset: number, problems: CheckProblem[]): Promise<void> {
   const raw = new Uint8Array(Math.ceil((header.maxTableEntries * 4) / 512) * 512);
   await readExactly(handle, raw, header.tableOffsetBytes, path);
-  const footerOffset = fileSizeBytes - VHD_FOOTER_BYTES;
   const scan = scanBat(raw, batLayout(header, footer, Number(footer.dataOffset), footerOffset), { path });
   const bad = new Set<number>();
   for (const { index, error } of scan.problems) {
@@ -92,7 +98,7 @@ async function checkLayer(path: string): Promise<{ problems: CheckProblem[]; foo
   const handle = await openFile(path, "r");
   try {
     const fileSizeBytes = (await handle.stat()).size;
-    const footer = await checkFooters(handle, path, fileSizeBytes, problems);
+    const { footer, footerOffsetBytes } = await checkFooters(handle, path, fileSizeBytes, problems);
     if (!footer || footer.diskType === 2) return { problems, footer };
     const headerOffset = Number(footer.dataOffset);
     const headerBytes = new Uint8Array(VHD_HEADER_BYTES);
@@ -104,7 +110,7 @@ async function checkLayer(path: string): Promise<{ problems: CheckProblem[]; foo
       problems.push(problem(error, headerOffset));
       return { problems, footer };
     }
-    await checkBlocks(handle, path, footer, header, fileSizeBytes, problems);
+    await checkBlocks(handle, path, footer, header, footerOffsetBytes, problems);
     return { problems, footer };
   } catch (error) {
     if (error instanceof VhdsyncError && error.code === "VHDSYNC_TRUNCATED") {
