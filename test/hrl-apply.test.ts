@@ -2,13 +2,14 @@
 // to the original == the writes replayed directly; undo(apply(x)) == x; chains in order,
 // out of order and re-applied; compaction changes nothing but the size; the CLI.
 import t from "tap";
-import { copyFileSync, existsSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RawImage } from "../dist/formats/raw.js";
 import { applyLog } from "../dist/hrl/apply-log.js";
 import { compactLog } from "../dist/hrl/compact-log.js";
 import { openLog } from "../dist/hrl/hrl-log.js";
 import { readApplyState } from "../dist/hrl/apply-state.js";
+import { buildHeader, parseHeader } from "../dist/hrl/header.js";
 import { fileHash, makeImage, randomWrites, trackWrites } from "./helpers/hrl-fixtures.js";
 import { CLI_PATH, runCli } from "./helpers/cli.js";
 import { execFile } from "node:child_process";
@@ -132,11 +133,24 @@ t.test("CLI: info, extents, apply with undo, refusal, compact", async (t) => {
   makeImage(base, prng, DISK_BYTES);
   const tracked = await trackWrites(dir, "a", base, randomWrites(prng, DISK_BYTES, 30));
   // Independent commands run side by side (each CLI start costs a second or more on a busy machine).
-  const [info, extentsRun, compacted] = await Promise.all([
+  const truncated = join(dir, "truncated.hrl");
+  writeFileSync(truncated, readFileSync(tracked.log).subarray(0, 6000));
+  const unclean = join(dir, "unclean.hrl");
+  const uncleanBytes = new Uint8Array(readFileSync(tracked.log));
+  const header = parseHeader(uncleanBytes, true);
+  uncleanBytes.set(buildHeader({ ...header, eolLocation: 0 }), 0);
+  writeFileSync(unclean, uncleanBytes);
+  const [info, extentsRun, compacted, verifyBad, recovered] = await Promise.all([
     runCliAsync(["log", "info", tracked.log, "--json"]),
     runCliAsync(["log", "extents", tracked.log, "--json"]),
     runCliAsync(["log", "compact", tracked.log, join(dir, "c.hrl")]),
+    runCliAsync(["log", "verify", truncated]),
+    runCliAsync(["log", "recover", unclean, join(dir, "r.hrl"), "--json"]),
   ]);
+  t.equal(verifyBad.status, 3);
+  t.match(verifyBad.stderr, /^vhdsync: VHDSYNC_TRUNCATED: /);
+  t.equal(recovered.status, 0, recovered.stderr);
+  t.match(JSON.parse(recovered.stdout), { ok: true, wasClean: false, output: { entryCount: 30 } });
   t.equal(info.status, 0, info.stderr);
   const parsed = JSON.parse(info.stdout);
   t.match(parsed, { ok: true, clean: true, version: "2.0", uniqueId: tracked.uniqueId, entries: 30 });
