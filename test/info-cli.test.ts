@@ -9,6 +9,16 @@ import { runCli } from "./helpers/cli.js";
 import { tempDir } from "./helpers/tmp.js";
 import { qemuVirtualSize, run } from "./helpers/vhd.js";
 
+/** Runs the CLI and parses its JSON output; a failure shows the exit status and stderr. */
+function cliJson(args: string[]): Record<string, any> {
+  const result = runCli(args);
+  try {
+    return JSON.parse(result.stdout);
+  } catch {
+    throw new Error(`vhdsync ${args.join(" ")}: exit ${result.status}, stdout ${JSON.stringify(result.stdout)}, stderr ${result.stderr}`);
+  }
+}
+
 t.test("create, info and check through the CLI", async (t) => {
   const dir = tempDir(t);
   const base = join(dir, "base.vhd");
@@ -26,7 +36,7 @@ t.test("create, info and check through the CLI", async (t) => {
   t.match(vhdi, new RegExp(`Parent identifier\\s*: ${baseInfo.uniqueId}`));
   t.match(vhdi, /Parent filename\s*: .*base\.vhd/);
 
-  const info = JSON.parse(runCli(["info", child, "--json"]).stdout);
+  const info = cliJson(["info", child, "--json"]);
   t.equal(info.type, "differencing");
   t.same(info.chain.map((layer: { type: string }) => layer.type), ["differencing", "dynamic"]);
   t.equal(info.parent.uniqueId, baseInfo.uniqueId);
@@ -47,7 +57,7 @@ t.test("info on raw files; usage errors", async (t) => {
   const dir = tempDir(t);
   const raw = join(dir, "disk.raw");
   writeFileSync(raw, Buffer.alloc(1 << 20, 1));
-  const info = JSON.parse(runCli(["info", raw, "--json"]).stdout);
+  const info = cliJson(["info", raw, "--json"]);
   t.equal(info.format, "raw");
   t.equal(info.virtualSize, 1 << 20);
   const check = runCli(["check", raw, "--json"]);

@@ -24,5 +24,8 @@ export const commands: CommandModule<any, any>[] = [
   infoCommand,
   logCommand,
   snapshotCommand,
+  { names: ["info"], load: async () => [(await import("./info.js")).infoCommand] },
+  { names: ["create"], load: async () => [(await import("./create.js")).createCommand] },
+  { names: ["check"], load: async () => [(await import("./check.js")).checkCommand] },
   ...syncCommands,
 ];
