@@ -1,9 +1,8 @@
 #!/usr/bin/env node
 // The vhdsync command line: a thin shell over the library (src/index.ts).
 
-import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
-import { commands } from "./commands/index.js";
+import { loadCommands } from "./commands/index.js";
 import { EXIT, printJson, reportError } from "./run.js";
 import { packageVersion, versionReport } from "./version.js";
 import { VhdsyncError } from "../errors.js";
@@ -15,6 +14,8 @@ async function main(args: string[]): Promise<void> {
     else process.stdout.write(`vhdsync ${packageVersion()}\n`);
     return;
   }
+  const { default: yargs } = await import("yargs");
+  const commands = await loadCommands(args);
   const parser = yargs(args)
     .scriptName("vhdsync")
     .usage("$0 <command> [options]\n\nBlock replication and disaster recovery for virtual disk images.")

@@ -1,31 +1,41 @@
-// The list of CLI command groups. Each module exports a yargs CommandModule (one file per
-// command group under src/cli/commands/); add an import and one array entry per group.
+// The CLI's command groups, loaded lazily: a run imports only the module of the command it
+// names (start-up cost matters when the CLI is timed against xxhsum or rsync); --help and
+// unknown commands load them all. One entry per module under src/cli/commands/.
 
 import type { CommandModule } from "yargs";
-import { checkCommand } from "./check.js";
-import { compareCommand } from "./compare.js";
-import { convertCommand } from "./convert.js";
-import { createCommand } from "./create.js";
-import { doctorCommand } from "./doctor.js";
-import { hashCommand } from "./hash.js";
-import { infoCommand } from "./info.js";
-import { logCommand } from "./log.js";
-import { syncCommands } from "./sync.js";
-import { snapshotCommand } from "./snapshot.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [
-  checkCommand,
-  compareCommand,
-  convertCommand,
-  createCommand,
-  doctorCommand,
-  hashCommand,
-  infoCommand,
-  logCommand,
-  snapshotCommand,
-  { names: ["info"], load: async () => [(await import("./info.js")).infoCommand] },
-  { names: ["create"], load: async () => [(await import("./create.js")).createCommand] },
+type AnyCommand = CommandModule<any, any>;
+
+interface CommandGroup {
+  /** Top-level command names the module defines. */
+  names: string[];
+  load: () => Promise<AnyCommand[]>;
+}
+
+const groups: CommandGroup[] = [
   { names: ["check"], load: async () => [(await import("./check.js")).checkCommand] },
-  ...syncCommands,
+  { names: ["compare"], load: async () => [(await import("./compare.js")).compareCommand] },
+  { names: ["convert"], load: async () => [(await import("./convert.js")).convertCommand] },
+  { names: ["create"], load: async () => [(await import("./create.js")).createCommand] },
+  { names: ["doctor"], load: async () => [(await import("./doctor.js")).doctorCommand] },
+  { names: ["hash"], load: async () => [(await import("./hash.js")).hashCommand] },
+  { names: ["info"], load: async () => [(await import("./info.js")).infoCommand] },
+  { names: ["log"], load: async () => [(await import("./log.js")).logCommand] },
+  { names: ["snapshot"], load: async () => [(await import("./snapshot.js")).snapshotCommand] },
+  { names: ["checksum", "diff", "resync", "copy", "verify"], load: async () => (await import("./sync.js")).syncCommands },
 ];
+
+/** Every top-level command name (for tests and completion). */
+export const COMMAND_NAMES: string[] = groups.flatMap((group) => group.names);
+
+/**
+ * The command modules needed to run `args`: only the named command's group when the first
+ * positional argument names one, every group otherwise (help, unknown or missing command).
+ */
+export async function loadCommands(args: string[]): Promise<AnyCommand[]> {
+  const first = args.find((arg) => !arg.startsWith("-"));
+  const group = groups.find((candidate) => first !== undefined && candidate.names.includes(first));
+  if (group) return group.load();
+  return (await Promise.all(groups.map((candidate) => candidate.load()))).flat();
+}
