@@ -211,6 +211,8 @@ class WriteWave {
   async drain(): Promise<void> {
     const writes = this.writes.splice(0);
     this.ranges.length = 0;
-    await Promise.all(writes);
+    // Wait for all (their buffers must stay valid until every write is done), then report.
+    const failed = (await Promise.allSettled(writes)).find((result) => result.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
   }
 }
