@@ -11,8 +11,8 @@ import { createSnapshot, listSnapshots, type SnapshotListing } from "../../dist/
 import type { Prng } from "./prng.js";
 import { readImage, sha256 } from "./vhd.js";
 
-export const DISK_BYTES = 2 * 1024 * 1024;
-export const BLOCK_BYTES = 32 * 1024;
+export const DISK_BYTES = 1024 * 1024;
+export const BLOCK_BYTES = 16 * 1024;
 
 /** What every snapshot and the active disk must read. */
 export class SnapshotModel {
