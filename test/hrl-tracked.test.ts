@@ -72,6 +72,9 @@ t.test("trackedBytes and trackedFraction follow the current log", async (t) => {
   t.equal(tracked.trackedBytes, 0);
   t.equal(closed.path, `${path}.000001.hrl`);
   await tracked.close();
+  const again = await RawImage.open(path, false);
+  await t.rejects(TrackedDisk.open(again), { code: "VHDSYNC_INVALID_ARGUMENT" }, "an existing log is never replaced");
+  await again.close();
   const log = await openLog(`${path}.000002.hrl`);
   t.equal(log.clean, true);
   t.equal(log.entryCount, 0, "an empty log is a valid clean log");

@@ -30,6 +30,8 @@ export interface HrlWriterOptions {
   creatorVersion?: number;
   /** Creation time, seconds since 2000-01-01 UTC (default now). */
   timestamp?: number;
+  /** Fail with VHDSYNC_INVALID_ARGUMENT if the file exists, instead of replacing it (default false). */
+  exclusive?: boolean;
   /** Clock for entry and LastModifiedTimeStamp values, seconds since 2000-01-01 UTC (default: the system clock). */
   now?: () => number;
 }
@@ -99,9 +101,9 @@ export class HrlWriter {
   }
 
   /**
-   * Creates (or truncates) `path` as an open log: header with EOLLocation 0 and the empty
-   * first metadata block, made durable.
-   * @throws VHDSYNC_INVALID_ARGUMENT (bad GUID, MetadataSize, batch size), I/O codes
+   * Creates (or truncates, unless `exclusive`) `path` as an open log: header with EOLLocation 0
+   * and the empty first metadata block, made durable.
+   * @throws VHDSYNC_INVALID_ARGUMENT (bad GUID, MetadataSize, batch size, exists with `exclusive`), I/O codes
    */
   static async create(path: string, options: HrlWriterOptions = {}): Promise<HrlWriter> {
     const metadataSizeBytes = options.metadataSizeBytes ?? DEFAULT_METADATA_BYTES;
@@ -131,7 +133,10 @@ export class HrlWriter {
       checksum: 0,
     };
     const headerBytes = buildHeader(header);
-    const handle = await openFile(path, "w+");
+    const handle = await openFile(path, options.exclusive ? "wx+" : "w+").catch((error) => {
+      if (error?.details?.errno !== "EEXIST") throw error;
+      throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${path}: log already exists`, { path });
+    });
     let writer: HrlWriter | undefined;
     try {
       writer = new HrlWriter(path, handle, header, options);

@@ -10,7 +10,7 @@ import { HrlWriter, type HrlLogSummary, type HrlWriterOptions } from "./hrl-writ
 
 /** Options of TrackedDisk.open(). */
 export interface TrackedDiskOptions {
-  /** Path of the n-th log (default `<image>.<n as 6 digits>.hrl`). */
+  /** Path of the n-th log (default `<image>.<n as 6 digits>.hrl`); existing files are never replaced. */
   logPath?: (sequence: number) => string;
   /** Sequence number of the first log (default 1). */
   firstSequence?: number;
@@ -39,12 +39,13 @@ export class TrackedDisk implements DiskImage {
 
   /**
    * Starts tracking `image` (opened writable) into a new log.
-   * @throws VHDSYNC_READ_ONLY, I/O codes creating the log
+   * @throws VHDSYNC_READ_ONLY, VHDSYNC_INVALID_ARGUMENT if the log file exists (pick another
+   *   firstSequence / logPath), I/O codes creating the log
    */
   static async open(image: DiskImage, options: TrackedDiskOptions = {}): Promise<TrackedDisk> {
     if (image.readOnly) throw new VhdsyncError("VHDSYNC_READ_ONLY", `${image.path}: cannot track a read-only image`, { path: image.path });
     const sequence = options.firstSequence ?? 1;
-    const writer = await HrlWriter.create(logPathFor(image, options, sequence), { ...options.writer, previousUniqueId: options.previousUniqueId });
+    const writer = await HrlWriter.create(logPathFor(image, options, sequence), { ...options.writer, previousUniqueId: options.previousUniqueId, exclusive: true });
     return new TrackedDisk(image, writer, sequence, options);
   }
 
@@ -155,6 +156,7 @@ export class TrackedDisk implements DiskImage {
     const next = await HrlWriter.create(logPathFor(this.image, this.options, nextSequence), {
       ...this.options.writer,
       previousUniqueId: this.writer.uniqueId,
+      exclusive: true,
     });
     const { old, sequence } = await this.serialize(async () => {
       const swapped = { old: this.writer, sequence: this.sequence };
