@@ -1,6 +1,7 @@
 // checkImage(): structural validation of an image file, dispatched to the checker its format
-// registered (VHD: src/formats/vhd/vhd-check.ts; VHDX plugs in the same way). Files no
-// checker claims are raw images: nothing to validate beyond being readable.
+// registered (VHD: src/formats/vhd/vhd-check.ts; VHDX plugs in the same way). A file no
+// checker claims is opened with openImage(), whose own validation is then the whole check
+// (raw images: nothing to validate beyond being readable).
 
 import type { ImageFormat } from "./disk-image.js";
 import { openImage, sniff } from "./open-image.js";
@@ -41,7 +42,8 @@ export function registerChecker(checker: FormatChecker): void {
 
 /**
  * Validates the structure of an image file without modifying it.
- * @throws VHDSYNC_NOT_FOUND, VHDSYNC_ACCESS_DENIED and other I/O codes (structural problems are returned, not thrown)
+ * @throws VHDSYNC_NOT_FOUND, VHDSYNC_ACCESS_DENIED and other I/O codes; for formats without a
+ *   checker, whatever openImage() throws (structural problems of checked formats are returned)
  */
 export async function checkImage(path: string): Promise<CheckResult> {
   const { head, tail } = await sniff(path);
@@ -50,7 +52,7 @@ export async function checkImage(path: string): Promise<CheckResult> {
     const problems = await checker.check(path);
     return { path, format: checker.format, ok: problems.length === 0, problems };
   }
-  const image = await openImage(path, { readOnly: true, format: "raw" });
+  const image = await openImage(path, { readOnly: true });
   const format = image.format;
   await image.close();
   return { path, format, ok: true, problems: [] };
