@@ -150,3 +150,25 @@ t.test("Windows-style locators: drive-letter W2ku, W2ru relative, data space in 
     await image.close();
   }
 });
+
+t.test("differencing children of a fixed VHD and of a qemu-made dynamic VHD", async (t) => {
+  const dir = tempDir(t);
+  const prng = new Prng(seed ^ 1234);
+  const fixedBase = join(dir, "fixed-base.vhd");
+  const fixed = await createVhd(fixedBase, { type: "fixed", sizeBytes: SIZE });
+  const fixedModel = Buffer.alloc(SIZE);
+  await randomWrites(fixed, fixedModel, prng, 10, BLOCK);
+  await fixed.close();
+  const qemuBase = join(dir, "qemu-base.vhd");
+  run("qemu-img", ["create", "-q", "-f", "vpc", "-o", "force_size=on", qemuBase, String(SIZE)]);
+  run("qemu-io", ["-f", "vpc", "-c", "write -P 0x3c 4096 1M", qemuBase]);
+  const qemuModel = Buffer.alloc(SIZE);
+  qemuModel.fill(0x3c, 4096, 4096 + 1024 * 1024);
+  for (const [base, model] of [[fixedBase, fixedModel], [qemuBase, qemuModel]] as const) {
+    const child = await createVhd(`${base}.child.vhd`, { type: "differencing", parentPath: base, blockSizeBytes: BLOCK });
+    const childModel = Buffer.from(model);
+    await randomWrites(child, childModel, prng, 15, BLOCK);
+    t.equal(firstDifference(await readImage(child), childModel), -1, `child of ${base} (seed ${seed})`);
+    await child.close();
+  }
+});
