@@ -22,7 +22,7 @@ function readAt(fd: number, offset: number, length: number): Buffer {
 t.test("extents of random sparse files are exact, whole and clipped, sync and async", { skip }, async (t) => {
   const dir = tempDir(t);
   const noHoles = sparseUnsupportedReason(dir);
-  if (noHoles) return t.skip(noHoles);
+  if (noHoles) return t.plan(0, noHoles);
   const prng = new Prng(seed);
   for (let round = 0; round < 8; round++) {
     const layout = randomLayout(prng, 8 + prng.int(120));
@@ -62,7 +62,7 @@ t.test("extents restores the file position", { skip }, async (t) => {
 t.test("punchHole lowers stat blocks, reads back zeros and keeps the size", { skip }, async (t) => {
   const dir = tempDir(t);
   const noHoles = sparseUnsupportedReason(dir);
-  if (noHoles) return t.skip(noHoles);
+  if (noHoles) return t.plan(0, noHoles);
   const path = join(dir, "punch.img");
   const layout = Array.from({ length: 16 }, () => true);
   writeSparseFile(path, layout, new Prng(seed));

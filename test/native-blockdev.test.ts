@@ -12,7 +12,7 @@ import { tempDir } from "./helpers/tmp.js";
 const SIZE_BYTES = 24 * 1024 * 1024;
 
 /** Attaches a loop device over a sparse file; returns its path or why that is impossible here. */
-function attachLoop(t: Tap.Test, sectorSize: number): { device?: string; reason?: string } {
+function attachLoop(t: { teardown: (fn: () => void) => void }, sectorSize: number): { device?: string; reason?: string } {
   if (process.getuid?.() !== 0) return { reason: "loop devices need root" };
   const backing = join(tempDir(t), `loop-${sectorSize}.img`);
   closeSync(openSync(backing, "w"));
@@ -29,7 +29,7 @@ function attachLoop(t: Tap.Test, sectorSize: number): { device?: string; reason?
 for (const sectorSize of [512, 4096]) {
   t.test(`a loop device with ${sectorSize}-byte sectors reports its geometry`, async (t) => {
     const { device, reason } = attachLoop(t, sectorSize);
-    if (!device) return t.skip(reason);
+    if (!device) return t.plan(0, reason);
     const fd = openSync(device, "r");
     t.teardown(() => closeSync(fd));
     const sysfs = sysfsBlockDeviceInfo(device);

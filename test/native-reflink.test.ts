@@ -22,7 +22,7 @@ function run(command: string, args: string[]): string | undefined {
 }
 
 /** Mounts a fresh 320 MiB XFS with reflinks; returns the mount point or why that is impossible. */
-function mountXfs(t: Tap.Test): { mountPoint?: string; reason?: string } {
+function mountXfs(t: { teardown: (fn: () => void) => void }): { mountPoint?: string; reason?: string } {
   if (!addon) return { reason: `native addon not loaded: ${addonLoadState().reason}` };
   if (process.getuid?.() !== 0) return { reason: "mounting a test filesystem needs root" };
   if (spawnSync("mkfs.xfs", ["-V"]).status !== 0) return { reason: "mkfs.xfs not installed (apt-get install xfsprogs)" };
@@ -42,7 +42,7 @@ function mountXfs(t: Tap.Test): { mountPoint?: string; reason?: string } {
 
 t.test("FICLONE and cloneFile on XFS with reflink=1; fallback across filesystems", async (t) => {
   const { mountPoint, reason } = mountXfs(t);
-  if (!mountPoint) return t.skip(reason);
+  if (!mountPoint) return t.plan(0, reason);
   const src = join(mountPoint, "src.img");
   writeSparseFile(src, [true, false, true, true, false, false, true, false], new Prng(seed));
 
@@ -62,7 +62,7 @@ t.test("FICLONE and cloneFile on XFS with reflink=1; fallback across filesystems
   const elsewhere = join(tempDir(t), "cross.img");
   const crossed = await cloneFile(src, elsewhere);
   t.not(crossed.method, "reflink", `across filesystems: ${crossed.method}`);
-  t.match(crossed.reason, /reflink unsupported here \(EXDEV/, crossed.reason);
+  t.match(crossed.reason, /reflink unsupported here \(EXDEV/, `reason: ${crossed.reason}`);
   t.ok(readFileSync(elsewhere).equals(readFileSync(src)), "the fallback copy is identical");
   t.ok(statSync(elsewhere).blocks < (8 * UNIT_BYTES) / 512, "and keeps the holes");
   rmSync(elsewhere);
