@@ -2,7 +2,7 @@
 // elsewhere): the addon's ioctls (BLKGETSIZE64/BLKSSZGET/BLKPBSZGET) and the sysfs fallback
 // agree with what losetup was asked for, and RawImage opens the device with that size.
 import t from "tap";
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { closeSync, openSync, truncateSync } from "node:fs";
 import { join } from "node:path";
 import { RawImage } from "../dist/formats/raw.js";
@@ -21,7 +21,7 @@ function attachLoop(t: { teardown: (fn: () => void) => void }, sectorSize: numbe
   if (attach.status !== 0) return { reason: `losetup failed here: ${(attach.stderr || attach.error?.message || "").trim()}` };
   const device = attach.stdout.trim();
   t.teardown(() => {
-    execFileSync("losetup", ["--detach", device]);
+    spawnSync("losetup", ["--detach", device]);
   });
   return { device };
 }
