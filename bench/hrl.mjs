@@ -73,32 +73,39 @@ try {
   const writes = workload(1234);
   const base = join(dirs.disk, "base.raw");
   makeBase(base);
-  const runs = { untracked: [], tracked: [] };
-  for (let r = 0; r < repeats; r++) {
-    for (const mode of r % 2 ? ["tracked", "untracked"] : ["untracked", "tracked"]) {
-      const image = join(dirs.disk, `${mode}.raw`);
-      copyFileSync(base, image);
-      const log = join(dirs.disk, `${mode}.hrl`);
-      runs[mode].push(await timeWrites(image, writes, mode === "tracked", log));
-    }
-  }
-  const trackedLog = join(dirs.disk, "tracked.hrl");
   const writeMiB = (writeCount * WRITE_BYTES) / MiB;
   const summary = (list) => ({
     writesMs: round(median(list.map((x) => x.writesMs)), 1),
     totalMs: round(median(list.map((x) => x.totalMs)), 1),
     cpuMs: round(median(list.map((x) => x.cpuMs)), 1),
   });
-  const untracked = summary(runs.untracked);
-  const tracked = summary(runs.tracked);
-  const trackedWrites = {
-    writeBytes: WRITE_BYTES, writes: writeCount, diskBytes, untracked, tracked,
-    ratioWritesOnly: round(tracked.writesMs / untracked.writesMs, 2),
-    ratioWithClose: round(tracked.totalMs / untracked.totalMs, 2),
-    ratioCpu: round(tracked.cpuMs / untracked.cpuMs, 2),
-    untrackedMiBps: round(writeMiB / (untracked.totalMs / 1000), 1),
-    trackedMiBps: round(writeMiB / (tracked.totalMs / 1000), 1),
-  };
+  const trackedWrites = {};
+  for (const [where, dir] of Object.entries(dirs)) {
+    if (!dir) continue;
+    const runs = { untracked: [], tracked: [] };
+    for (let r = 0; r < repeats; r++) {
+      for (const mode of r % 2 ? ["tracked", "untracked"] : ["untracked", "tracked"]) {
+        const image = join(dir, `${mode}.raw`);
+        copyFileSync(base, image);
+        const log = join(dir, `${mode}.hrl`);
+        rmSync(log, { force: true }); // a TrackedDisk never replaces an existing log
+        runs[mode].push(await timeWrites(image, writes, mode === "tracked", log));
+      }
+      rmSync(join(dir, "untracked.raw"), { force: true });
+    }
+    rmSync(join(dir, "tracked.raw"), { force: true });
+    const untracked = summary(runs.untracked);
+    const tracked = summary(runs.tracked);
+    trackedWrites[where] = {
+      dir, writeBytes: WRITE_BYTES, writes: writeCount, diskBytes, untracked, tracked,
+      ratioWritesOnly: round(tracked.writesMs / untracked.writesMs, 2),
+      ratioWithClose: round(tracked.totalMs / untracked.totalMs, 2),
+      ratioCpu: round(tracked.cpuMs / untracked.cpuMs, 2),
+      untrackedMiBps: round(writeMiB / (untracked.totalMs / 1000), 1),
+      trackedMiBps: round(writeMiB / (tracked.totalMs / 1000), 1),
+    };
+  }
+  const trackedLog = join(dirs.disk, "tracked.hrl");
   console.log("tracked writes:", trackedWrites);
 
   const apply = {};
