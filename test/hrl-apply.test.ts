@@ -70,6 +70,13 @@ t.test("apply(log of writes) == writes replayed; undo restores; log read back ==
     t.equal(fileHash(target), fileHash(base), `seed ${seed} round ${round}: undo(apply(x)) == x`);
     await apply(target, tracked.log);
     t.equal(fileHash(target), fileHash(tracked.image), `seed ${seed} round ${round}: re-apply after undo`);
+    if (round === 0) {
+      const before = fileHash(target);
+      const baseHash = fileHash(base);
+      await t.rejects(apply(target, undo, { undoPath: base }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "never overwrites another file with an undo log");
+      t.equal(fileHash(base), baseHash);
+      t.equal(fileHash(target), before);
+    }
   }
 });
 

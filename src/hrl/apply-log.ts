@@ -13,7 +13,7 @@ import { defaultStatePath, readApplyState, writeApplyState, type ApplyInProgress
 import { crashPoint } from "./fault.js";
 import { openLog, type HrlLog } from "./hrl-log.js";
 import { normalizeGuid } from "./layout.js";
-import { writeUndoLog } from "./undo-log.js";
+import { checkUndoTarget, writeUndoLog } from "./undo-log.js";
 
 /** Options of applyLog(). */
 export interface ApplyLogOptions {
@@ -46,6 +46,7 @@ export interface ApplyLogResult {
 /**
  * Applies `logPath` to `image` (opened writable). Nothing is written if validation fails.
  * @throws VHDSYNC_HRL_OUT_OF_SEQUENCE (PreviousUniqueId does not follow the last applied log),
+ *   VHDSYNC_INVALID_ARGUMENT (undoPath holds some other file),
  *   VHDSYNC_BAD_STATE (another log's apply is unfinished, or the undo path differs on resume),
  *   VHDSYNC_HRL_UNCLEAN, VHDSYNC_CORRUPT, VHDSYNC_BAD_CHECKSUM, VHDSYNC_TRUNCATED,
  *   VHDSYNC_SIZE_MISMATCH, VHDSYNC_READ_ONLY, I/O codes
@@ -65,6 +66,7 @@ export async function applyLog(image: DiskImage, logPath: string, options: Apply
     } else {
       checkSequence(log, state, options);
       if (undoPath) {
+        await checkUndoTarget(undoPath, log);
         await writeUndoLog(image, log, undoPath);
         crashPoint("undo");
       }

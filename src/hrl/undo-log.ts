@@ -3,11 +3,40 @@
 // The undo log continues the chain: PreviousUniqueId = the applied log's UniqueId, and its
 // UniqueId = the applied log's PreviousUniqueId (the state it restores), see docs/hrl.md.
 
+import { existsSync, promises as fsp } from "node:fs";
+import { VhdsyncError } from "../errors.js";
 import type { DiskImage } from "../formats/disk-image.js";
+import { readExactly } from "../io/file.js";
 import { getWasm } from "../wasm/driver.js";
+import { parseHeader, type HrlHeader } from "./header.js";
 import type { HrlLog } from "./hrl-log.js";
+import { HRL_HEADER_BYTES } from "./layout.js";
 import type { HrlLogSummary } from "./hrl-writer.js";
 import { sameIdentity, writeLogFile } from "./log-output.js";
+
+/**
+ * Refuses to replace an existing file at `undoPath` unless it is an undo log of this very
+ * log (left by an interrupted apply before it wrote anything to the image).
+ * @throws VHDSYNC_INVALID_ARGUMENT
+ */
+export async function checkUndoTarget(undoPath: string, log: HrlLog): Promise<void> {
+  if (!existsSync(undoPath)) return;
+  let header: HrlHeader | undefined;
+  try {
+    const handle = await fsp.open(undoPath, "r");
+    try {
+      const bytes = new Uint8Array(HRL_HEADER_BYTES);
+      await readExactly(handle, bytes, 0, undoPath);
+      header = parseHeader(bytes, false, undoPath);
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    header = undefined;
+  }
+  if (header?.uniqueId === log.header.previousUniqueId && header.previousUniqueId === log.header.uniqueId) return;
+  throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${undoPath}: exists and is not an undo log of ${log.path}; refusing to replace it`, { undoPath });
+}
 
 /** Bytes read from the image per undo entry. */
 const UNDO_PIECE_BYTES = 1024 * 1024;
