@@ -4,13 +4,11 @@
 import t from "tap";
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { RawImage } from "../dist/formats/raw.js";
-import { applyLog } from "../dist/hrl/apply-log.js";
 import { compactLog } from "../dist/hrl/compact-log.js";
 import { openLog } from "../dist/hrl/hrl-log.js";
 import { readApplyState } from "../dist/hrl/apply-state.js";
 import { buildHeader, parseHeader } from "../dist/hrl/header.js";
-import { fileHash, makeImage, randomWrites, trackWrites } from "./helpers/hrl-fixtures.js";
+import { applyToFile, fileHash, makeImage, randomWrites, setup, trackWrites } from "./helpers/hrl-fixtures.js";
 import { CLI_PATH, runCli } from "./helpers/cli.js";
 import { execFile } from "node:child_process";
 import { Prng, testSeed } from "./helpers/prng.js";
@@ -25,15 +23,6 @@ function runCliAsync(args: string[]): Promise<{ status: number; stdout: string; 
       resolve({ status: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
-}
-
-async function apply(imagePath: string, logPath: string, options: Parameters<typeof applyLog>[2] = {}) {
-  const image = await RawImage.open(imagePath, false);
-  try {
-    return await applyLog(image, logPath, options);
-  } finally {
-    await image.close();
-  }
 }
 
 t.test("apply(log of writes) == writes replayed; undo restores; log read back == writes", async (t) => {
@@ -64,16 +53,16 @@ t.test("apply(log of writes) == writes replayed; undo restores; log read back ==
     const target = join(dir, `dst${round}.raw`);
     copyFileSync(base, target);
     const undo = join(dir, `undo${round}.hrl`);
-    await apply(target, tracked.log, { undoPath: undo });
+    await applyToFile(target, tracked.log, { undoPath: undo });
     t.equal(fileHash(target), fileHash(tracked.image), `seed ${seed} round ${round}: apply == replay`);
-    await apply(target, undo);
+    await applyToFile(target, undo);
     t.equal(fileHash(target), fileHash(base), `seed ${seed} round ${round}: undo(apply(x)) == x`);
-    await apply(target, tracked.log);
+    await applyToFile(target, tracked.log);
     t.equal(fileHash(target), fileHash(tracked.image), `seed ${seed} round ${round}: re-apply after undo`);
     if (round === 0) {
       const before = fileHash(target);
       const baseHash = fileHash(base);
-      await t.rejects(apply(target, undo, { undoPath: base }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "never overwrites another file with an undo log");
+      await t.rejects(applyToFile(target, undo, { undoPath: base }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "never overwrites another file with an undo log");
       t.equal(fileHash(base), baseHash);
       t.equal(fileHash(target), before);
     }
@@ -81,22 +70,18 @@ t.test("apply(log of writes) == writes replayed; undo restores; log read back ==
 });
 
 t.test("chains: in order, out of order, already applied, expected id", async (t) => {
-  const seed = testSeed();
-  const prng = new Prng(seed);
-  const dir = tempDir(t);
-  const base = join(dir, "base.raw");
-  makeImage(base, prng, DISK_BYTES);
+  const { seed, prng, dir, base } = setup(t, DISK_BYTES);
   const first = await trackWrites(dir, "a", base, randomWrites(prng, DISK_BYTES, 40));
   const second = await trackWrites(dir, "b", first.image, randomWrites(prng, DISK_BYTES, 40), { previousUniqueId: first.uniqueId });
   const third = await trackWrites(dir, "c", second.image, randomWrites(prng, DISK_BYTES, 40), { previousUniqueId: second.uniqueId });
   const replica = join(dir, "replica.raw");
   copyFileSync(base, replica);
-  await apply(replica, first.log);
-  await t.rejects(apply(replica, third.log), { code: "VHDSYNC_HRL_OUT_OF_SEQUENCE" }, `seed ${seed}: skipping a log`);
-  await t.rejects(apply(replica, first.log), { code: "VHDSYNC_HRL_OUT_OF_SEQUENCE" }, "applying the same log twice");
+  await applyToFile(replica, first.log);
+  await t.rejects(applyToFile(replica, third.log), { code: "VHDSYNC_HRL_OUT_OF_SEQUENCE" }, `seed ${seed}: skipping a log`);
+  await t.rejects(applyToFile(replica, first.log), { code: "VHDSYNC_HRL_OUT_OF_SEQUENCE" }, "applying the same log twice");
   t.equal(fileHash(replica), fileHash(first.image), "refused applies wrote nothing");
-  await apply(replica, second.log);
-  await apply(replica, third.log);
+  await applyToFile(replica, second.log);
+  await applyToFile(replica, third.log);
   t.equal(fileHash(replica), fileHash(third.image), `seed ${seed}: chain applied in order`);
   const state = await readApplyState(`${replica}.hrl-state.json`);
   t.equal(state.lastAppliedUniqueId, third.uniqueId);
@@ -105,17 +90,13 @@ t.test("chains: in order, out of order, already applied, expected id", async (t)
 
   const other = join(dir, "other.raw");
   copyFileSync(first.image, other);
-  await t.rejects(apply(other, third.log, { expectedPreviousUniqueId: first.uniqueId }), { code: "VHDSYNC_HRL_OUT_OF_SEQUENCE" });
-  await apply(other, second.log, { expectedPreviousUniqueId: first.uniqueId });
+  await t.rejects(applyToFile(other, third.log, { expectedPreviousUniqueId: first.uniqueId }), { code: "VHDSYNC_HRL_OUT_OF_SEQUENCE" });
+  await applyToFile(other, second.log, { expectedPreviousUniqueId: first.uniqueId });
   t.equal(fileHash(other), fileHash(second.image));
 });
 
 t.test("compact: same result, each range once", async (t) => {
-  const seed = testSeed();
-  const prng = new Prng(seed);
-  const dir = tempDir(t);
-  const base = join(dir, "base.raw");
-  makeImage(base, prng, DISK_BYTES);
+  const { seed, prng, dir, base } = setup(t, DISK_BYTES);
   const writes = randomWrites(prng, 64 * 1024, 400, 9000); // many rewrites of a small area
   const tracked = await trackWrites(dir, "a", base, writes);
   const compacted = join(dir, "compact.hrl");
@@ -128,16 +109,13 @@ t.test("compact: same result, each range once", async (t) => {
   await log.close();
   const target = join(dir, "t.raw");
   copyFileSync(base, target);
-  await apply(target, compacted);
+  await applyToFile(target, compacted);
   t.equal(fileHash(target), fileHash(tracked.image), `seed ${seed}: apply(compact(log)) == apply(log)`);
   await t.rejects(compactLog(compacted, compacted), { code: "VHDSYNC_INVALID_ARGUMENT" });
 });
 
 t.test("CLI: info, extents, apply with undo, refusal, compact", async (t) => {
-  const prng = new Prng(testSeed());
-  const dir = tempDir(t);
-  const base = join(dir, "base.raw");
-  makeImage(base, prng, DISK_BYTES);
+  const { prng, dir, base } = setup(t, DISK_BYTES);
   const tracked = await trackWrites(dir, "a", base, randomWrites(prng, DISK_BYTES, 30));
   // Independent commands run side by side (each CLI start costs a second or more on a busy machine).
   const truncated = join(dir, "truncated.hrl");

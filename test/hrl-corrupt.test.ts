@@ -10,19 +10,14 @@ import { applyLog } from "../dist/hrl/apply-log.js";
 import { buildHeader, parseHeader } from "../dist/hrl/header.js";
 import { openLog } from "../dist/hrl/hrl-log.js";
 import { HrlWriter } from "../dist/hrl/hrl-writer.js";
-import { fileHash, makeImage, randomWrites, trackWrites } from "./helpers/hrl-fixtures.js";
-import { Prng, testSeed } from "./helpers/prng.js";
+import { fileHash, makeImage, randomWrites, setup, trackWrites } from "./helpers/hrl-fixtures.js";
 import { tempDir } from "./helpers/tmp.js";
 
 const DISK_BYTES = 256 * 1024;
 const CODES = ["VHDSYNC_CORRUPT", "VHDSYNC_BAD_CHECKSUM", "VHDSYNC_TRUNCATED", "VHDSYNC_UNSUPPORTED", "VHDSYNC_HRL_UNCLEAN", "VHDSYNC_SIZE_MISMATCH"];
 
 t.test("every corruption is a coded error and writes nothing", async (t) => {
-  const seed = testSeed();
-  const prng = new Prng(seed);
-  const dir = tempDir(t);
-  const base = join(dir, "base.raw");
-  makeImage(base, prng, DISK_BYTES);
+  const { seed, prng, dir, base } = setup(t, DISK_BYTES);
   const tracked = await trackWrites(dir, "src", base, randomWrites(prng, DISK_BYTES, 30, 3000), { batchBytes: 16384 });
   const good = new Uint8Array(readFileSync(tracked.log)); // a copy: Buffer.slice would alias
   const log = await openLog(tracked.log);

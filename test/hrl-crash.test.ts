@@ -7,26 +7,13 @@ import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { RawImage } from "../dist/formats/raw.js";
-import { applyLog } from "../dist/hrl/apply-log.js";
 import { openLog } from "../dist/hrl/hrl-log.js";
 import { readApplyState } from "../dist/hrl/apply-state.js";
 import { recoverLog } from "../dist/hrl/recover-log.js";
-import { fileHash, makeImage, randomWrites, trackWrites, type Write } from "./helpers/hrl-fixtures.js";
-import { Prng, testSeed } from "./helpers/prng.js";
-import { tempDir } from "./helpers/tmp.js";
+import { applyToFile, fileHash, randomWrites, setup, trackWrites, type Write } from "./helpers/hrl-fixtures.js";
 
 const DISK_BYTES = 1024 * 1024;
 const DIST = fileURLToPath(new URL("../dist/", import.meta.url));
-
-async function apply(imagePath: string, logPath: string, options: Parameters<typeof applyLog>[2] = {}) {
-  const image = await RawImage.open(imagePath, false);
-  try {
-    return await applyLog(image, logPath, options);
-  } finally {
-    await image.close();
-  }
-}
 
 /** Runs `code` (an ES module body with `dist` bound to the build's URL) in a child process. */
 function child(code: string, env: Record<string, string> = {}) {
@@ -35,11 +22,7 @@ function child(code: string, env: Record<string, string> = {}) {
 }
 
 t.test("kill -9 during apply, then resume: same image, undo still exact", async (t) => {
-  const seed = testSeed();
-  const prng = new Prng(seed);
-  const dir = tempDir(t);
-  const base = join(dir, "base.raw");
-  makeImage(base, prng, DISK_BYTES);
+  const { seed, prng, dir, base } = setup(t, DISK_BYTES);
   const tracked = await trackWrites(dir, "src", base, randomWrites(prng, DISK_BYTES, 120, 40000));
   const points = ["undo:1", "commit:1", `entry:${1 + prng.int(119)}`, `checkpoint:${1 + prng.int(4)}`];
   for (const [i, point] of points.entries()) {
@@ -56,21 +39,18 @@ t.test("kill -9 during apply, then resume: same image, undo still exact", async 
     t.equal(run.signal, "SIGKILL", `seed ${seed} ${point}: child killed (${run.stderr})`);
     const state = await readApplyState(`${target}.hrl-state.json`);
     t.not(state.lastAppliedUniqueId, tracked.uniqueId, `${point}: not marked applied`);
-    await apply(target, tracked.log, { undoPath: undo });
+    await applyToFile(target, tracked.log, { undoPath: undo });
     t.equal(fileHash(target), fileHash(tracked.image), `seed ${seed} ${point}: resumed apply == uninterrupted`);
     const after = await readApplyState(`${target}.hrl-state.json`);
     t.equal(after.lastAppliedUniqueId, tracked.uniqueId);
     t.equal(after.applying, null);
-    await apply(target, undo);
+    await applyToFile(target, undo);
     t.equal(fileHash(target), fileHash(base), `seed ${seed} ${point}: undo restores the original`);
   }
 });
 
 t.test("an unfinished apply blocks other logs and a different undo path", async (t) => {
-  const prng = new Prng(testSeed());
-  const dir = tempDir(t);
-  const base = join(dir, "base.raw");
-  makeImage(base, prng, DISK_BYTES);
+  const { prng, dir, base } = setup(t, DISK_BYTES);
   const a = await trackWrites(dir, "a", base, randomWrites(prng, DISK_BYTES, 40));
   const b = await trackWrites(dir, "b", base, randomWrites(prng, DISK_BYTES, 40));
   const target = join(dir, "t.raw");
@@ -81,9 +61,9 @@ t.test("an unfinished apply blocks other logs and a different undo path", async 
     const image = await RawImage.open(${JSON.stringify(target)}, false);
     await applyLog(image, ${JSON.stringify(a.log)}, { checkpointBytes: 1 });`;
   t.equal(child(code, { VHDSYNC_HRL_CRASH_AT: "checkpoint:3" }).signal, "SIGKILL");
-  await t.rejects(apply(target, b.log, { checkSequence: false }), { code: "VHDSYNC_BAD_STATE" });
-  await t.rejects(apply(target, a.log, { undoPath: join(dir, "u.hrl") }), { code: "VHDSYNC_BAD_STATE" });
-  const result = await apply(target, a.log);
+  await t.rejects(applyToFile(target, b.log, { checkSequence: false }), { code: "VHDSYNC_BAD_STATE" });
+  await t.rejects(applyToFile(target, a.log, { undoPath: join(dir, "u.hrl") }), { code: "VHDSYNC_BAD_STATE" });
+  const result = await applyToFile(target, a.log);
   t.ok(result.resumedFromEntry > 0, `resumed at entry ${result.resumedFromEntry}`);
   t.equal(fileHash(target), fileHash(a.image));
 });
@@ -96,11 +76,7 @@ function replay(base: string, path: string, writes: Write[]): void {
 }
 
 t.test("tracking process killed: unclean log refused, recover salvages a prefix", async (t) => {
-  const seed = testSeed();
-  const prng = new Prng(seed);
-  const dir = tempDir(t);
-  const base = join(dir, "base.raw");
-  makeImage(base, prng, DISK_BYTES);
+  const { seed, prng, dir, base } = setup(t, DISK_BYTES);
   const image = join(dir, "src.raw");
   copyFileSync(base, image);
   const log = join(dir, "src.hrl");
@@ -124,7 +100,7 @@ t.test("tracking process killed: unclean log refused, recover salvages a prefix"
   await t.rejects(openLog(log), { code: "VHDSYNC_HRL_UNCLEAN" }, `seed ${seed}`);
   const target = join(dir, "t.raw");
   copyFileSync(base, target);
-  await t.rejects(apply(target, log), { code: "VHDSYNC_HRL_UNCLEAN" });
+  await t.rejects(applyToFile(target, log), { code: "VHDSYNC_HRL_UNCLEAN" });
   t.equal(fileHash(target), fileHash(base), "nothing applied");
   t.notOk(existsSync(`${target}.hrl-state.json`));
 
@@ -135,16 +111,12 @@ t.test("tracking process killed: unclean log refused, recover salvages a prefix"
   const writes = specs.slice(0, entries).map(([offset, length, fill]) => ({ offset, data: new Uint8Array(length).fill(fill) }));
   const expected = join(dir, "expected.raw");
   replay(base, expected, writes);
-  await apply(target, recovered);
+  await applyToFile(target, recovered);
   t.equal(fileHash(target), fileHash(expected), `seed ${seed}: recovered log == the first ${entries} writes`);
 });
 
 t.test("recover stops before a block whose data is damaged", async (t) => {
-  const seed = testSeed();
-  const prng = new Prng(seed);
-  const dir = tempDir(t);
-  const base = join(dir, "base.raw");
-  makeImage(base, prng, DISK_BYTES);
+  const { seed, prng, dir, base } = setup(t, DISK_BYTES);
   const writes = randomWrites(prng, DISK_BYTES, 60, 5000);
   const tracked = await trackWrites(dir, "src", base, writes, { batchBytes: 20000 });
   const log = await openLog(tracked.log);
@@ -161,6 +133,6 @@ t.test("recover stops before a block whose data is damaged", async (t) => {
   replay(base, expected, writes.slice(0, keptEntries));
   const target = join(dir, "t.raw");
   copyFileSync(base, target);
-  await apply(target, recovered);
+  await applyToFile(target, recovered);
   t.equal(fileHash(target), fileHash(expected));
 });

@@ -10,18 +10,14 @@ import { createVhd } from "../dist/formats/vhd/create-vhd.js";
 import { applyLog } from "../dist/hrl/apply-log.js";
 import { openLog } from "../dist/hrl/hrl-log.js";
 import { TrackedDisk } from "../dist/hrl/tracked-disk.js";
-import { fileHash, makeImage, randomWrites } from "./helpers/hrl-fixtures.js";
+import { fileHash, makeImage, randomWrites, setup } from "./helpers/hrl-fixtures.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
 
 const DISK_BYTES = 1024 * 1024;
 
 t.test("concurrent writes and log switches: the chain replays to the same disk", async (t) => {
-  const seed = testSeed();
-  const prng = new Prng(seed);
-  const dir = tempDir(t);
-  const base = join(dir, "base.raw");
-  makeImage(base, prng, DISK_BYTES);
+  const { seed, prng, dir, base } = setup(t, DISK_BYTES);
   const source = join(dir, "source.raw");
   copyFileSync(base, source);
   const tracked = await TrackedDisk.open(await RawImage.open(source, false), {

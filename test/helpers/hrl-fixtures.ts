@@ -6,7 +6,9 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { RawImage } from "../../dist/formats/raw.js";
 import { TrackedDisk } from "../../dist/hrl/tracked-disk.js";
-import type { Prng } from "./prng.js";
+import { applyLog } from "../../dist/hrl/apply-log.js";
+import { Prng, testSeed } from "./prng.js";
+import { tempDir } from "./tmp.js";
 
 export interface Write {
   offset: number;
@@ -51,4 +53,24 @@ export async function trackWrites(dir: string, name: string, base: string, write
   for (const write of writes) await tracked.write(write.data, write.offset);
   await tracked.close();
   return { image, log, uniqueId };
+}
+
+/** A seeded test start: the seed (print it in messages), its PRNG, a temp dir, and a random base image there. */
+export function setup(t: { teardown: (fn: () => void) => void }, diskBytes: number): { seed: number; prng: Prng; dir: string; base: string } {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const base = join(dir, "base.raw");
+  makeImage(base, prng, diskBytes);
+  return { seed, prng, dir, base };
+}
+
+/** applyLog on a raw image file, opened and closed around the call. */
+export async function applyToFile(imagePath: string, logPath: string, options: Parameters<typeof applyLog>[2] = {}) {
+  const image = await RawImage.open(imagePath, false);
+  try {
+    return await applyLog(image, logPath, options);
+  } finally {
+    await image.close();
+  }
 }
