@@ -4,7 +4,8 @@
 // (one src/hash hashSource pipeline over the extents of RawImage.allocationMap, reads
 // overlapped with hashing), and, when src/sync/checksum exists, the
 // full digest-file checksum(). The sparse file is also measured with VHDSYNC_NO_NATIVE=1 (a
-// child process) to show what the fallback costs. Page cache is dropped per file with
+// child process) to show what the fallback costs. The reader hints the next extent with
+// fadvise(willneed). Page cache is dropped per file with
 // fadvise(DONTNEED) before each timed read (cold reads). VHDSYNC_BENCH_TINY=1: tiny sizes.
 // Results: bench/results/native-extents.json (tiny runs: bench/results/tmp/).
 //   node bench/native-extents.mjs            (needs `npm run build`)
@@ -90,9 +91,14 @@ function extentReader(image, extents) {
     starts.push(total);
     total += extent.length;
   }
+  let advised = -1;
   const readAt = async (view, offset) => {
     let index = starts.findLastIndex((start) => start <= offset);
     for (let done = 0; done < view.length; index++) {
+      // Read-ahead hint for the next extent, so its cold read overlaps this one.
+      for (; advised <= index + 1 && advised < extents.length; advised++) {
+        if (advised >= 0) fadvise(image.fd, extents[advised].offset, extents[advised].length, "willneed");
+      }
       const within = offset + done - starts[index];
       const n = Math.min(view.length - done, extents[index].length - within);
       await image.read(view.subarray(done, done + n), extents[index].offset + within);
