@@ -52,6 +52,7 @@ export class SegmentScanner {
   /** Views over the flag arrays (fixed addresses; the memory never grows). */
   private readonly flagsView: Uint8Array;
   private readonly zeroView: Uint8Array;
+  private readonly digestsView: Uint8Array;
 
   private constructor(readonly config: ScanConfig, private readonly source: DiskImage, private readonly target: DiskImage | undefined) {
     this.wasm = getWasm();
@@ -69,6 +70,7 @@ export class SegmentScanner {
     this.countAddress = this.wasm.alloc(8);
     this.flagsView = this.wasm.view(this.flags, units);
     this.zeroView = this.wasm.view(this.zeroFlags, units);
+    this.digestsView = this.wasm.view(this.digests, units * this.digestLength);
   }
 
   /** One flag per `unit` bytes at flags (1 = differs); raw kernel call, no per-call allocation. */
@@ -118,6 +120,7 @@ export class SegmentScanner {
       frameDigests: new Uint8Array(this.config.mode === "compare" ? 0 : task.blockCount * this.digestLength),
       frameDigestBytes: 0,
       lastChangedBlock: -1,
+      targetDigestIndex: 0,
     };
     for (let offset = startBytes; offset < endBytes; offset += this.windowBytes) {
       const length = Math.min(this.windowBytes, endBytes - offset);
@@ -197,34 +200,71 @@ export class SegmentScanner {
     const blocks = Math.ceil(length / block);
     const firstIndex = offset / block - task.firstBlock;
     const parts = clip(sourceMap, offset, length);
-    const frameFlags = state.frameFlags!;
     const allocated = blockAllocation(parts, offset, length, block);
+    const zero = this.zeroView;
     if (parts.length > 0) {
       await this.readParts(this.source, this.bufferA, offset, length, parts, state.counters);
       this.zeroBlocks(length, block);
       hashBlocks(this.wasm, this.config.algo!, this.bufferA, length, block, this.digests);
-    }
-    const zero = this.zeroView;
-    const digests = this.wasm.view(this.digests, blocks * this.digestLength);
-    const target = task.targetFlags ? new TargetCursor(task, firstIndex, this.digestLength) : undefined;
+    } else zero.fill(1, 0, blocks);
+    const frameFlags = state.frameFlags!;
+    const digestLength = this.digestLength;
+    const digests = this.digestsView;
+    let dataBlocks = 0;
+    let unallocatedBlocks = 0;
     for (let i = 0; i < blocks; i++) {
       const flag = !allocated[i] ? BLOCK_UNALLOCATED : zero[i] ? BLOCK_ZERO : BLOCK_DATA;
       frameFlags[firstIndex + i] = flag;
-      const digest = flag === BLOCK_DATA ? digests.subarray(i * this.digestLength, (i + 1) * this.digestLength) : undefined;
-      if (digest) {
-        state.frameDigests.set(digest, state.frameDigestBytes);
-        state.frameDigestBytes += this.digestLength;
-      } else state.counters.blocksZero++;
-      if (flag === BLOCK_UNALLOCATED) state.counters.blocksUnallocated++;
-      else state.counters.blocksCompared++;
-      if (!target) continue;
-      const targetDigest = target.next();
-      const same = digest ? targetDigest !== undefined && equalDigest(digest, targetDigest) : targetDigest === undefined;
-      if (same) continue;
-      const blockOffset = offset + i * block;
-      this.noteChangedBlock(blockOffset, state);
-      await this.recordChange(blockOffset, Math.min(block, offset + length - blockOffset), !digest, this.bufferA + i * block, state);
+      if (flag === BLOCK_DATA) dataBlocks++;
+      else if (flag === BLOCK_UNALLOCATED) unallocatedBlocks++;
     }
+    state.counters.blocksZero += blocks - dataBlocks;
+    state.counters.blocksUnallocated += unallocatedBlocks;
+    state.counters.blocksCompared += blocks - unallocatedBlocks;
+    if (dataBlocks === blocks) {
+      state.frameDigests.set(digests.subarray(0, blocks * digestLength), state.frameDigestBytes);
+      state.frameDigestBytes += blocks * digestLength;
+    } else {
+      for (let i = 0; i < blocks; i++) {
+        if (frameFlags[firstIndex + i] !== BLOCK_DATA) continue;
+        state.frameDigests.set(digests.subarray(i * digestLength, (i + 1) * digestLength), state.frameDigestBytes);
+        state.frameDigestBytes += digestLength;
+      }
+    }
+    if (task.targetFlags) await this.diffAgainstTarget(offset, length, firstIndex, task, state);
+  }
+
+  /** Marks (in flagsView) and records the blocks of a hashed window whose target digest differs. */
+  private async diffAgainstTarget(offset: number, length: number, firstIndex: number, task: SegmentTask, state: ScanState): Promise<void> {
+    const block = this.config.blockSizeBytes;
+    const blocks = Math.ceil(length / block);
+    const targetFlags = task.targetFlags!;
+    const targetDigests = task.targetDigests!;
+    const sourceFlags = state.frameFlags!;
+    const digests = this.digestsView;
+    const digestLength = this.digestLength;
+    const changed = this.flagsView;
+    for (let i = 0; i < blocks; i++) {
+      const targetData = targetFlags[firstIndex + i] === BLOCK_DATA;
+      let same: boolean;
+      if (sourceFlags[firstIndex + i] !== BLOCK_DATA) same = !targetData;
+      else if (!targetData) same = false;
+      else {
+        same = true;
+        const sourceBase = i * digestLength;
+        const targetBase = state.targetDigestIndex * digestLength;
+        for (let k = 0; k < digestLength; k++) {
+          if (digests[sourceBase + k] !== targetDigests[targetBase + k]) {
+            same = false;
+            break;
+          }
+        }
+      }
+      if (targetData) state.targetDigestIndex++;
+      changed[i] = same ? 0 : 1;
+      if (!same) this.noteChangedBlock(offset + i * block, state);
+    }
+    await this.recordRuns(offset, length, block, (i) => changed[i] === 1, state);
   }
 
   /** Counts a changed block once even when it spans several windows. */
@@ -304,30 +344,9 @@ interface ScanState {
   frameDigests: Uint8Array;
   frameDigestBytes: number;
   lastChangedBlock: number;
+  /** Digests of the target frame consumed so far (hash-compare). */
+  targetDigestIndex: number;
   pendingZero?: Extent;
-}
-
-/** Walks a target frame's digests in block order (digests are packed: data blocks only). */
-class TargetCursor {
-  private index: number;
-  private digestIndex = 0;
-  constructor(private readonly task: SegmentTask, startIndex: number, private readonly digestLength: number) {
-    this.index = startIndex;
-    const flags = task.targetFlags!;
-    for (let i = 0; i < startIndex; i++) if (flags[i] === BLOCK_DATA) this.digestIndex++;
-  }
-  /** The next block's digest, or undefined when it reads as zeros. */
-  next(): Uint8Array | undefined {
-    const flag = this.task.targetFlags![this.index++];
-    if (flag !== BLOCK_DATA) return undefined;
-    const start = this.digestIndex++ * this.digestLength;
-    return this.task.targetDigests!.subarray(start, start + this.digestLength);
-  }
-}
-
-function equalDigest(a: Uint8Array, b: Uint8Array): boolean {
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** The extents of `map` clipped to [offset, offset+length). */
