@@ -12,6 +12,9 @@ import { checkStatus } from "../wasm/status.js";
 import { buildHeader, type HrlHeader } from "./header.js";
 import { DEFAULT_METADATA_BYTES, HRL_HEADER_BYTES, HRL_VERSION_2, NIL_GUID, entryCapacity, hrlTimestamp, randomGuid } from "./layout.js";
 
+/** Data bytes per batch (data + its metadata block, one writev) unless told otherwise. */
+const DEFAULT_BATCH_BYTES = 1024 * 1024;
+
 /** Options of HrlWriter.create(). */
 export interface HrlWriterOptions {
   /** UniqueId of the new log (default: a random GUID). */
@@ -21,7 +24,7 @@ export interface HrlWriterOptions {
   vhd2DataWriteGuid?: string;
   /** MetadataSize in bytes (default 4096: 127 entries per block). */
   metadataSizeBytes?: number;
-  /** Data bytes buffered before a metadata block is written (default 4 MiB). */
+  /** Data bytes buffered before a metadata block is written (default 1 MiB: two batches stay in L2). */
   batchBytes?: number;
   /** Largest entry; longer writes are split (default 1 MiB; keeps the byte sum below 2^32). */
   maxEntryBytes?: number;
@@ -86,7 +89,7 @@ export class HrlWriter {
     this.previousUniqueId = header.previousUniqueId;
     this.metadataSize = header.metadataSizeBytes;
     this.capacity = entryCapacity(this.metadataSize);
-    this.batchBytes = options.batchBytes ?? 4 * 1024 * 1024;
+    this.batchBytes = options.batchBytes ?? DEFAULT_BATCH_BYTES;
     this.maxEntryBytes = Math.min(options.maxEntryBytes ?? 1024 * 1024, this.batchBytes);
     const wasm = getWasm();
     const batch = (): Batch => ({
@@ -110,7 +113,7 @@ export class HrlWriter {
     if (!Number.isInteger(metadataSizeBytes) || metadataSizeBytes < 64 || metadataSizeBytes > 1 << 20 || metadataSizeBytes % 32 !== 0) {
       throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `MetadataSize ${metadataSizeBytes} must be a multiple of 32 from 64 to 1 MiB`);
     }
-    const batchBytes = options.batchBytes ?? 4 * 1024 * 1024;
+    const batchBytes = options.batchBytes ?? DEFAULT_BATCH_BYTES;
     if (!Number.isInteger(batchBytes) || batchBytes < 512) throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `batch size ${batchBytes} too small`);
     const timestamp = options.timestamp ?? options.now?.() ?? hrlTimestamp();
     const header: HrlHeader = {
