@@ -134,8 +134,14 @@ async function checksumOf(path, digestPath) {
   return { seconds: round(report.seconds), bytesRead: report.bytesRead, blocksUnallocated: report.blocksUnallocated };
 }
 
-/** Runs `--measure path` in a child with VHDSYNC_NO_NATIVE=1 (the portable fallback). */
+/**
+ * Runs `--measure path` in a child with VHDSYNC_NO_NATIVE=1 (the portable fallback). The
+ * child cannot drop the page cache itself, so this process does it first.
+ */
 function measureFallback(path) {
+  const fd = openSync(path, "r");
+  fadvise(fd, 0, 0, "dontneed");
+  closeSync(fd);
   const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--measure", path], {
     encoding: "utf8",
     env: { ...process.env, VHDSYNC_NO_NATIVE: "1" },
