@@ -215,3 +215,15 @@ t.test("stability: a fixed log is byte-for-byte the same (on-disk compatibility)
   // If this changes, logs written by this version differ from earlier ones: check on purpose.
   t.equal(digest, STABLE_LOG_SHA256);
 });
+
+t.test("writer arguments: bad offsets are coded errors, never a trap or a silent entry", async (t) => {
+  const writer = await HrlWriter.create(join(tempDir(t), "args.hrl"));
+  for (const offset of [-1, NaN, 1.5, 2 ** 60]) {
+    await t.rejects(writer.append(offset, new Uint8Array(10)), { code: "VHDSYNC_INVALID_ARGUMENT" }, `offset ${offset}`);
+  }
+  const wasm = getWasm();
+  t.equal(wasm.withScratch(4096, (address) => wasm.exports.hrlEntryBuild(address, 4096, 0, NaN, 1, 0, 0)), 1, "NaN offset: STATUS_BAD_ARGUMENT");
+  t.equal(wasm.withScratch(4096, (address) => wasm.exports.hrlMetadataParse(address, 4096, NaN, -1, address, address)), 1);
+  const summary = await writer.close();
+  t.equal(summary.entryCount, 0);
+});

@@ -58,8 +58,8 @@ export function hrlMetadataParse(
   infoPtr: usize,
 ): i32 {
   if (!hrlMetadataSizeValid(metadataSize)) return STATUS_HRL_BAD_METADATA_SIZE;
+  if (!(locationBytes >= <f64>HRL_HEADER_BYTES) || locationBytes > <f64>HRL_MAX_OFFSET) return STATUS_BAD_ARGUMENT; // NaN too
   const location = <u64>locationBytes;
-  if (location < <u64>HRL_HEADER_BYTES || location > HRL_MAX_OFFSET) return STATUS_BAD_ARGUMENT;
   if (checksumSkipping(blockPtr, HRL_METADATA_HEADER_BYTES, HEADER_CHECKSUM_OFFSET) != load<u32>(blockPtr + HEADER_CHECKSUM_OFFSET)) {
     return STATUS_HRL_METADATA_CHECKSUM;
   }
@@ -120,8 +120,8 @@ export function hrlEntryBuild(
   dataChecksum: u32,
 ): i32 {
   if (!hrlMetadataSizeValid(metadataSize) || index >= hrlEntryCapacity(metadataSize)) return STATUS_BAD_ARGUMENT;
+  if (!(byteOffsetBytes >= 0) || byteOffsetBytes > <f64>HRL_MAX_OFFSET) return STATUS_BAD_ARGUMENT; // NaN too
   const byteOffset = <u64>byteOffsetBytes;
-  if (byteOffsetBytes < 0 || byteOffset > HRL_MAX_OFFSET) return STATUS_BAD_ARGUMENT;
   const entryPtr = blockPtr + HRL_METADATA_HEADER_BYTES + index * HRL_ENTRY_BYTES;
   memory.fill(entryPtr, 0, HRL_ENTRY_BYTES);
   store<u64>(entryPtr, byteOffset);
@@ -139,7 +139,7 @@ export function hrlEntryBuild(
  */
 export function hrlMetadataHeaderBuild(blockPtr: usize, metadataSize: u32, previousRelativeBytes: f64, entryCount: u32): i32 {
   if (!hrlMetadataSizeValid(metadataSize) || entryCount > hrlEntryCapacity(metadataSize)) return STATUS_BAD_ARGUMENT;
-  if (previousRelativeBytes < 0 || <u64>previousRelativeBytes > HRL_MAX_OFFSET) return STATUS_BAD_ARGUMENT;
+  if (!(previousRelativeBytes >= 0) || previousRelativeBytes > <f64>HRL_MAX_OFFSET) return STATUS_BAD_ARGUMENT; // NaN too
   const used = HRL_METADATA_HEADER_BYTES + entryCount * HRL_ENTRY_BYTES;
   memory.fill(blockPtr + used, 0, metadataSize - used);
   memory.fill(blockPtr, 0, HRL_METADATA_HEADER_BYTES);

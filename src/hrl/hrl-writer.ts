@@ -175,8 +175,12 @@ export class HrlWriter {
    * Appends a write of `data` at disk offset `byteOffset` (bytes); the data is copied before
    * the promise settles. Long writes become several entries.
    * @throws the first background write error (I/O codes), VHDSYNC_INVALID_ARGUMENT after close
+   *   or for an offset that is not a non-negative safe integer
    */
   append(byteOffset: number, data: Uint8Array, timestamp = this.now()): Promise<void> {
+    if (!Number.isSafeInteger(byteOffset) || byteOffset < 0 || !Number.isSafeInteger(byteOffset + data.length)) {
+      return Promise.reject(new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${this.path}: bad disk offset ${byteOffset}`, { path: this.path, byteOffset }));
+    }
     return this.serialize(async () => {
       for (let done = 0; done < data.length; ) {
         const pieceBytes = Math.min(this.maxEntryBytes, data.length - done);
