@@ -54,14 +54,10 @@ export class SegmentPool {
    */
   static async start(config: ScanConfig, threadCount: number): Promise<SegmentPool> {
     const inline = await SegmentScanner.open(config);
-    const workers = await Promise.allSettled(Array.from({ length: Math.max(0, threadCount - 1) }, () => startWorker(config)));
-    const failed = workers.find((entry) => entry.status === "rejected");
-    if (failed) {
-      await Promise.all(workers.map((entry) => (entry.status === "fulfilled" ? entry.value.worker.terminate() : undefined)));
-      await inline.close().catch(() => undefined);
-      throw (failed as PromiseRejectedResult).reason;
-    }
-    return new SegmentPool(workers.map((entry) => (entry as PromiseFulfilledResult<PoolWorker>).value), inline);
+    // Workers are not awaited: tasks posted while one boots wait in its message queue, and
+    // this thread scans meanwhile. A worker that fails to open rejects its tasks.
+    const workers = Array.from({ length: Math.max(0, threadCount - 1) }, () => startWorker(config));
+    return new SegmentPool(workers, inline);
   }
 
   /** Number of scanners. */
@@ -112,7 +108,7 @@ export class SegmentPool {
   }
 }
 
-function startWorker(config: ScanConfig): Promise<PoolWorker> {
+function startWorker(config: ScanConfig): PoolWorker {
   // execArgv: [] so workers do not inherit loaders the parent runs under (test runners, TS hooks).
   const worker = new Worker(new URL("./resync-worker.js", import.meta.url), { workerData: config, execArgv: [] });
   const entry: PoolWorker = { worker, pending: new Map() };
@@ -121,29 +117,21 @@ function startWorker(config: ScanConfig): Promise<PoolWorker> {
     for (const pending of entry.pending.values()) pending.reject(error);
     entry.pending.clear();
   };
-  return new Promise((resolve, reject) => {
-    worker.on("message", (reply: WorkerReply) => {
-      if (reply.type === "ready") resolve(entry);
-      else if (reply.type === "result") {
-        entry.pending.get(reply.result.id)?.resolve(reply.result);
-        entry.pending.delete(reply.result.id);
-      } else if (reply.type === "error") {
-        const error = toError(reply.error);
-        if (reply.id === undefined) {
-          reject(error);
-          failAll(error);
-        } else {
-          entry.pending.get(reply.id)?.reject(error);
-          entry.pending.delete(reply.id);
-        }
+  worker.on("message", (reply: WorkerReply) => {
+    if (reply.type === "result") {
+      entry.pending.get(reply.result.id)?.resolve(reply.result);
+      entry.pending.delete(reply.result.id);
+    } else if (reply.type === "error") {
+      const error = toError(reply.error);
+      if (reply.id === undefined) failAll(error);
+      else {
+        entry.pending.get(reply.id)?.reject(error);
+        entry.pending.delete(reply.id);
       }
-    });
-    worker.on("error", (error) => {
-      const coded = new VhdsyncError("VHDSYNC_INTERNAL", `resync worker failed: ${error.message}`, {}, { cause: error });
-      reject(coded);
-      failAll(coded);
-    });
+    }
   });
+  worker.on("error", (error) => failAll(new VhdsyncError("VHDSYNC_INTERNAL", `resync worker failed: ${error.message}`, {}, { cause: error })));
+  return entry;
 }
 
 /**
