@@ -64,3 +64,28 @@ t.test("SIGINT stops cleanly with a checkpoint; --resume completes", async (t) =
   t.equal(final.status, 0, final.stderr);
   t.equal(fileSha(target), fileSha(source), `seed ${seed}: identical`);
 });
+
+t.test("target-digest mode: an aborted run resumes (identity check skipped for its own writes)", async (t) => {
+  const { resync } = await import("../dist/sync/resync.js");
+  const { checksum } = await import("../dist/sync/checksum.js");
+  const { seed, prng, dir, source, target } = pairSetup(t);
+  const size = 96 * 1024 * 1024;
+  writeRandomImage(source, size, prng, 4 * 1024 * 1024);
+  copyFileSync(source, target);
+  applyPattern(target, size, 4096, "mixed", prng);
+  const digest = join(dir, "t.digest");
+  await checksum(target, digest, { blockSizeBytes: 4096 });
+  const controller = new AbortController();
+  await t.rejects(
+    resync(source, target, { targetDigestPath: digest, workers: 1, checkpointIntervalMs: 0, signal: controller.signal, onProgress: () => controller.abort() }),
+    { code: "VHDSYNC_INTERRUPTED" },
+    `seed ${seed}: interrupted`,
+  );
+  const checkpoint = JSON.parse(readFileSync(`${target}.vhdsync-checkpoint`, "utf8"));
+  t.ok(checkpoint.nextBlock > 0 && checkpoint.nextBlock < size / 4096, `checkpoint mid-way (${checkpoint.nextBlock})`);
+  const refused = resync(source, target, { targetDigestPath: digest, workers: 1 });
+  await t.rejects(refused, { code: "VHDSYNC_IDENTITY_MISMATCH" }, "without --resume the changed target no longer matches its digest");
+  const resumed = await resync(source, target, { targetDigestPath: digest, workers: 1, resume: true });
+  t.equal(resumed.resumedFromBlock, checkpoint.nextBlock);
+  t.equal(fileSha(target), fileSha(source), `seed ${seed}: identical`);
+});
