@@ -4,9 +4,10 @@
 
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
-import { checkRange, openFile, readExactly, writeExactly, writeZeroBytes } from "../io/file.js";
-import { blockDeviceInfo, fileExtents, punchHole } from "../io/native.js";
+import { openFile } from "../io/file.js";
+import { blockDeviceInfo } from "../io/native.js";
 import type { AllocationScope, DiskImage, Extent, ImageInfo } from "./disk-image.js";
+import { allocationMapFlat, datasyncHandle, readFlat, writeFlat, writeZerosFlat, type FlatFile } from "./flat-file.js";
 
 /** A raw image file or block device opened as a DiskImage. */
 export class RawImage implements DiskImage {
@@ -60,35 +61,29 @@ export class RawImage implements DiskImage {
     return this.handle.fd;
   }
 
+  /** The data range this image addresses (the whole file or device). */
+  private get flat(): FlatFile {
+    return { handle: this.handle, path: this.path, sizeBytes: this.virtualSize, sparse: this.format === "raw" };
+  }
+
   async read(buffer: Uint8Array, offset: number): Promise<void> {
     this.checkOpen();
-    checkRange(offset, buffer.length, this.virtualSize, this.path);
-    await readExactly(this.handle, buffer, offset, this.path);
+    await readFlat(this.flat, buffer, offset);
   }
 
   async write(buffer: Uint8Array, offset: number): Promise<void> {
     this.checkWritable();
-    checkRange(offset, buffer.length, this.virtualSize, this.path);
-    await writeExactly(this.handle, buffer, offset, this.path);
+    await writeFlat(this.flat, buffer, offset);
   }
 
   async writeZeros(offset: number, length: number): Promise<void> {
     this.checkWritable();
-    checkRange(offset, length, this.virtualSize, this.path);
-    if (length === 0) return;
-    if (this.format === "raw" && (await punchHole(this.handle.fd, offset, length))) return;
-    await writeZeroBytes(this.handle, offset, length, this.path);
+    await writeZerosFlat(this.flat, offset, length);
   }
 
   async allocationMap(offset = 0, length = this.virtualSize - offset, _scope: AllocationScope = "chain"): Promise<Extent[]> {
     this.checkOpen();
-    checkRange(offset, length, this.virtualSize, this.path);
-    if (length === 0) return [];
-    if (this.format === "raw") {
-      const extents = await fileExtents(this.handle.fd, offset, length);
-      if (extents) return extents;
-    }
-    return [{ offset, length }];
+    return allocationMapFlat(this.flat, offset, length);
   }
 
   /** Changes the size of a raw file (grown ranges read as zeros). */
@@ -124,12 +119,7 @@ export class RawImage implements DiskImage {
 
   async flush(): Promise<void> {
     this.checkOpen();
-    if (this.readOnly) return;
-    try {
-      await this.handle.datasync();
-    } catch (error) {
-      throw toVhdsyncError(error, { path: this.path });
-    }
+    if (!this.readOnly) await datasyncHandle(this.handle, this.path);
   }
 
   async close(): Promise<void> {

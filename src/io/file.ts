@@ -19,21 +19,12 @@ export async function openFile(path: string, flags: string): Promise<FileHandle>
  * @throws VHDSYNC_TRUNCATED if the file ends first; I/O codes from the OS.
  */
 export async function readExactly(handle: FileHandle, buffer: Uint8Array, position: number, path = ""): Promise<void> {
-  let done = 0;
-  while (done < buffer.length) {
-    let bytesRead: number;
-    try {
-      ({ bytesRead } = await handle.read(buffer, done, buffer.length - done, position + done));
-    } catch (error) {
-      throw toVhdsyncError(error, { path, offset: position + done });
-    }
-    if (bytesRead === 0) {
-      throw new VhdsyncError("VHDSYNC_TRUNCATED", `${path || "file"}: unexpected end of file at byte ${position + done}`, {
-        path,
-        offset: position + done,
-      });
-    }
-    done += bytesRead;
+  const bytesRead = await readUpTo(handle, buffer, position, path);
+  if (bytesRead < buffer.length) {
+    throw new VhdsyncError("VHDSYNC_TRUNCATED", `${path || "file"}: unexpected end of file at byte ${position + bytesRead}`, {
+      path,
+      offset: position + bytesRead,
+    });
   }
 }
 

@@ -4,8 +4,9 @@
 // vhd-differencing-image.ts); openVhd() picks the class.
 
 import type { FileHandle } from "node:fs/promises";
-import { VhdsyncError, toVhdsyncError } from "../../errors.js";
+import { VhdsyncError } from "../../errors.js";
 import type { AllocationScope, ChainLayer, DiskImage, Extent, ImageInfo } from "../disk-image.js";
+import { datasyncHandle } from "../flat-file.js";
 import { DISK_TYPE_NAMES, VHD_EPOCH_SECONDS, formatUuid, numberToFourCc, type VhdFooter } from "./vhd-structures.js";
 
 /** Where the footer that was used came from. */
@@ -98,12 +99,7 @@ export abstract class VhdImage implements DiskImage {
 
   async flush(): Promise<void> {
     this.checkOpen();
-    if (this.readOnly) return;
-    try {
-      await this.handle.datasync();
-    } catch (error) {
-      throw toVhdsyncError(error, { path: this.path });
-    }
+    if (!this.readOnly) await datasyncHandle(this.handle, this.path);
   }
 
   async close(): Promise<void> {

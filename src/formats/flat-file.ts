@@ -1,0 +1,58 @@
+// The data path shared by formats whose virtual disk is a plain byte range at the start of a
+// file (raw images, block devices, fixed VHD): range-checked positional reads and writes,
+// zero ranges as holes where the filesystem allows, holes as the allocation map.
+
+import type { FileHandle } from "node:fs/promises";
+import { toVhdsyncError } from "../errors.js";
+import { checkRange, readExactly, writeExactly, writeZeroBytes } from "../io/file.js";
+import { fileExtents, punchHole } from "../io/native.js";
+import type { Extent } from "./disk-image.js";
+
+/** The first `sizeBytes` of an open file, addressed as a virtual disk. */
+export interface FlatFile {
+  handle: FileHandle;
+  path: string;
+  sizeBytes: number;
+  /** Holes can be asked for and punched (regular files; not block devices). */
+  sparse: boolean;
+}
+
+/** Reads `buffer.length` bytes at `offset`. @throws VHDSYNC_INVALID_ARGUMENT, VHDSYNC_TRUNCATED, I/O codes */
+export async function readFlat(file: FlatFile, buffer: Uint8Array, offset: number): Promise<void> {
+  checkRange(offset, buffer.length, file.sizeBytes, file.path);
+  await readExactly(file.handle, buffer, offset, file.path);
+}
+
+/** Writes `buffer` at `offset`. @throws VHDSYNC_INVALID_ARGUMENT, I/O codes */
+export async function writeFlat(file: FlatFile, buffer: Uint8Array, offset: number): Promise<void> {
+  checkRange(offset, buffer.length, file.sizeBytes, file.path);
+  await writeExactly(file.handle, buffer, offset, file.path);
+}
+
+/** Makes a range read as zeros: a punched hole when possible, zero writes otherwise. */
+export async function writeZerosFlat(file: FlatFile, offset: number, length: number): Promise<void> {
+  checkRange(offset, length, file.sizeBytes, file.path);
+  if (length === 0) return;
+  if (file.sparse && (await punchHole(file.handle.fd, offset, length))) return;
+  await writeZeroBytes(file.handle, offset, length, file.path);
+}
+
+/** Data ranges in [offset, offset+length): the file's non-hole extents, or all of it when unknown. */
+export async function allocationMapFlat(file: FlatFile, offset: number, length: number): Promise<Extent[]> {
+  checkRange(offset, length, file.sizeBytes, file.path);
+  if (length === 0) return [];
+  if (file.sparse) {
+    const extents = await fileExtents(file.handle.fd, offset, length);
+    if (extents) return extents;
+  }
+  return [{ offset, length }];
+}
+
+/** fdatasync with the path in any error. */
+export async function datasyncHandle(handle: FileHandle, path: string): Promise<void> {
+  try {
+    await handle.datasync();
+  } catch (error) {
+    throw toVhdsyncError(error, { path });
+  }
+}
