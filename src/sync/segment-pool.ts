@@ -34,6 +34,7 @@ interface PoolWorker {
   worker: Worker;
   pending: Map<number, Pending>;
   failure?: VhdsyncError;
+  exited?: boolean;
 }
 
 function toError(error: { code: string; message: string; details: Record<string, unknown> }): VhdsyncError {
@@ -92,9 +93,11 @@ export class SegmentPool {
     await this.inline.close().catch((error) => errors.push(error));
     await Promise.all(
       this.workers.map(
-        ({ worker }) =>
+        ({ worker, exited }) =>
           new Promise<void>((resolve) => {
+            if (exited) return resolve();
             const done = () => void worker.terminate().then(() => resolve());
+            worker.once("exit", () => resolve());
             worker.on("message", (reply: WorkerReply) => {
               if (reply.type === "error") errors.push(toError(reply.error));
               if (reply.type === "closed" || reply.type === "error") done();
@@ -129,6 +132,10 @@ function startWorker(config: ScanConfig): PoolWorker {
         entry.pending.delete(reply.id);
       }
     }
+  });
+  worker.on("exit", () => {
+    entry.exited = true;
+    if (entry.pending.size > 0) failAll(new VhdsyncError("VHDSYNC_INTERNAL", "resync worker exited with segments pending"));
   });
   worker.on("error", (error) => failAll(new VhdsyncError("VHDSYNC_INTERNAL", `resync worker failed: ${error.message}`, {}, { cause: error })));
   return entry;
