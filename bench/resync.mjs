@@ -212,7 +212,7 @@ async function main() {
     writeFileSync(join(ROOT, "bench/results/resync.json"), JSON.stringify(results, null, 2) + "\n");
   }
   console.log(JSON.stringify(results, null, 2));
-  if (!TINY && !process.env.VHDSYNC_BENCH_KEEP) rmSync(DIR, { recursive: true, force: true });
+  if (!process.env.VHDSYNC_BENCH_KEEP) rmSync(DIR, { recursive: true, force: true });
 }
 
 await main();
