@@ -4,7 +4,7 @@
 // true in the same rename.
 
 import { VhdsyncError } from "../errors.js";
-import { readJsonState, writeJsonAtomic } from "./state-file.js";
+import { readJsonState, writeJsonAtomic } from "../io/atomic-file.js";
 
 export const APPLY_STATE_FORMAT = "vhdsync-hrl-state";
 export const APPLY_STATE_VERSION = 1;

@@ -4,7 +4,7 @@
 import { promises as fsp } from "node:fs";
 import type { HrlHeader } from "./header.js";
 import { HrlWriter, type HrlLogSummary, type HrlWriterOptions } from "./hrl-writer.js";
-import { renameDurably } from "./state-file.js";
+import { renameDurably } from "../io/atomic-file.js";
 
 /** Writer options that give a new log the identity of `header` (ids, MetadataSize, creator, time). */
 export function sameIdentity(header: HrlHeader): HrlWriterOptions {

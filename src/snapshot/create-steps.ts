@@ -7,7 +7,7 @@
 import { promises as fsp } from "node:fs";
 import { basename, join } from "node:path";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
-import { syncDirectory } from "../sync/atomic-file.js";
+import { syncDirectory } from "../io/atomic-file.js";
 import { faultPoint } from "./fault-injection.js";
 import { createChildLayer, inspectLayer } from "./layer-files.js";
 import type { CreateState } from "./operation-state.js";

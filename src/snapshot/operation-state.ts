@@ -6,7 +6,7 @@
 import { promises as fsp } from "node:fs";
 import { dirname } from "node:path";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
-import { syncDirectory, writeFileAtomic } from "../sync/atomic-file.js";
+import { syncDirectory, writeFileAtomic } from "../io/atomic-file.js";
 
 export const OPERATION_STATE_VERSION = 1;
 

@@ -5,7 +5,7 @@
 
 import { promises as fsp } from "node:fs";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
-import { writeFileAtomic } from "../sync/atomic-file.js";
+import { writeFileAtomic } from "../io/atomic-file.js";
 
 export const CATALOGUE_VERSION = 1;
 

@@ -6,7 +6,7 @@
 import { promises as fsp } from "node:fs";
 import { dirname } from "node:path";
 import { toVhdsyncError } from "../errors.js";
-import { syncDirectory } from "../sync/atomic-file.js";
+import { syncDirectory } from "../io/atomic-file.js";
 import { faultPoint } from "./fault-injection.js";
 import { clearOperationState, writeOperationState, type OperationState } from "./operation-state.js";
 import type { SnapshotPaths } from "./snapshot-paths.js";

@@ -9,7 +9,7 @@ import { openImage } from "../formats/open-image.js";
 import { RawImage } from "../formats/raw.js";
 import { createVhd, DEFAULT_BLOCK_SIZE_BYTES } from "../formats/vhd/index.js";
 import type { ProgressListener } from "../progress.js";
-import { commitTempFile, tempPathFor } from "./atomic-file.js";
+import { commitTempFile, tempPathFor } from "../io/atomic-file.js";
 import { copy, type CopyReport } from "./copy.js";
 
 /** Output formats of convertImage(). */

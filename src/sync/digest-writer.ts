@@ -7,7 +7,7 @@ import { createHash, type Hash } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
-import { commitTempFile, tempPathFor } from "./atomic-file.js";
+import { commitTempFile, tempPathFor } from "../io/atomic-file.js";
 import { BLOCK_DATA, encodeFrameHeader, encodeHeader, encodeTrailer, type DigestFrame, type DigestHeader } from "./digest-format.js";
 import { writeExactly } from "../io/file.js";
 import { blockDigestLength } from "./block-hasher.js";

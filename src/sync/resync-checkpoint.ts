@@ -3,9 +3,8 @@
 // after the target is flushed, so after a crash or kill -9 a resume never skips a block that
 // was not written.
 
-import { promises as fsp } from "node:fs";
-import { toVhdsyncError } from "../errors.js";
-import { writeFileAtomic } from "./atomic-file.js";
+import { VhdsyncError } from "../errors.js";
+import { readJsonState, removeDurably, writeFileAtomic } from "../io/atomic-file.js";
 import { identityDifferences, type ImageIdentity } from "./image-identity.js";
 import type { SegmentCounters } from "./segment-task.js";
 
@@ -40,27 +39,25 @@ export async function saveCheckpoint(path: string, checkpoint: ResyncCheckpoint)
   await writeFileAtomic(path, JSON.stringify(checkpoint, null, 1) + "\n");
 }
 
-/** Reads a checkpoint; undefined when the file does not exist or is not a readable checkpoint. */
+/**
+ * Reads a checkpoint; undefined when the file does not exist or is not a readable checkpoint.
+ * @throws I/O codes
+ */
 export async function loadCheckpoint(path: string): Promise<ResyncCheckpoint | undefined> {
-  let text: string;
+  let parsed: ResyncCheckpoint | undefined;
   try {
-    text = await fsp.readFile(path, "utf8");
+    parsed = (await readJsonState(path)) as ResyncCheckpoint | undefined;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw toVhdsyncError(error, { path });
+    if (error instanceof VhdsyncError && error.code === "VHDSYNC_BAD_STATE") return undefined;
+    throw error;
   }
-  try {
-    const parsed = JSON.parse(text) as ResyncCheckpoint;
-    if (parsed.kind !== CHECKPOINT_KIND || parsed.version !== CHECKPOINT_VERSION || !Number.isSafeInteger(parsed.nextBlock) || parsed.nextBlock < 0) return undefined;
-    return parsed;
-  } catch {
-    return undefined;
-  }
+  if (!parsed || parsed.kind !== CHECKPOINT_KIND || parsed.version !== CHECKPOINT_VERSION || !Number.isSafeInteger(parsed.nextBlock) || parsed.nextBlock < 0) return undefined;
+  return parsed;
 }
 
-/** Removes a checkpoint (after success). */
+/** Removes a checkpoint (after success), durably. @throws I/O codes */
 export async function removeCheckpoint(path: string): Promise<void> {
-  await fsp.rm(path, { force: true });
+  await removeDurably(path);
 }
 
 /**

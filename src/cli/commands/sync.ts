@@ -12,6 +12,7 @@ import type { DiffReport } from "../../sync/diff-report.js";
 import type { BlockHashAlgorithm } from "../../sync/block-hasher.js";
 import { EXIT, parseSize, printJson, runCommand, usageError, type GlobalOptions } from "../run.js";
 import { formatBytes, progressReporter } from "../progress.js";
+import { interruptSignal } from "../interrupt.js";
 
 interface SyncArgs extends GlobalOptions {
   blockSize?: string;
@@ -30,19 +31,6 @@ function commonOptions<T>(yargs: Argv<T>): Argv<T & SyncArgs> {
 
 function blockSizeOf(argv: SyncArgs): number | undefined {
   return argv.blockSize === undefined ? undefined : parseSize(argv.blockSize, "--block-size");
-}
-
-/** An AbortSignal fired by the first Ctrl-C (SIGINT/SIGTERM); a second one exits at once. */
-function interruptSignal(): { signal: AbortSignal; dispose: () => void } {
-  const controller = new AbortController();
-  const onSignal = () => {
-    if (controller.signal.aborted) process.exit(130);
-    process.stderr.write("\nvhdsync: stopping after flushing (press Ctrl-C again to abort at once)\n");
-    controller.abort();
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  return { signal: controller.signal, dispose: () => (process.off("SIGINT", onSignal), process.off("SIGTERM", onSignal)) };
 }
 
 async function withProgress<T>(argv: SyncArgs, label: string, body: (options: { onProgress: (e: import("../../progress.js").ProgressEvent) => void; signal: AbortSignal }) => Promise<T>): Promise<T> {
