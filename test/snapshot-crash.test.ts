@@ -9,12 +9,11 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { setFaultHook } from "../dist/snapshot/fault-injection.js";
 import { createSnapshot, deleteSnapshot, listSnapshots, mergeSnapshots, revertSnapshot, snapshotPaths } from "../dist/snapshot/index.js";
-import { openImage } from "../dist/formats/open-image.js";
 import { CLI_PATH } from "./helpers/cli.js";
 import { Prng, testSeed } from "./helpers/prng.js";
-import { SnapshotModel, buildChain, modelMismatches } from "./helpers/snapshot-model.js";
+import { SnapshotModel, buildChain, digestOf, modelMismatches } from "./helpers/snapshot-model.js";
 import { tempDir } from "./helpers/tmp.js";
-import { readImage, sha256 } from "./helpers/vhd.js";
+import { sha256 } from "./helpers/vhd.js";
 
 /** Small pieces in process (many fault points inside the copy), larger ones for the slower kill -9 runs. */
 const TUNING = { batchBytes: 48 * 1024, checkpointBytes: 96 * 1024 };
@@ -30,15 +29,6 @@ interface Scenario {
   run: (disk: string) => Promise<unknown>;
   cli: (disk: string) => string[];
   after: SnapshotModel;
-}
-
-async function digestOf(path: string): Promise<string> {
-  const image = await openImage(path, { readOnly: true });
-  try {
-    return sha256(await readImage(image));
-  } finally {
-    await image.close();
-  }
 }
 
 /** What must hold right after a crash, before any rerun: no view reads a mix. */

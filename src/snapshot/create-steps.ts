@@ -7,14 +7,14 @@
 import { promises as fsp } from "node:fs";
 import { basename, join } from "node:path";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
-import { syncDirectory } from "../io/atomic-file.js";
+import { removeDurably, renameDurably, syncDirectory } from "../io/atomic-file.js";
 import { faultPoint } from "./fault-injection.js";
 import { createChildLayer, inspectLayer } from "./layer-files.js";
 import type { CreateState } from "./operation-state.js";
 import { readCatalogue, writeCatalogue, type SnapshotEntry } from "./snapshot-catalogue.js";
 import { layerFileName, newChildTempPath, newSnapshotId, type SnapshotPaths } from "./snapshot-paths.js";
 import { assertNoUnmanagedChildren, type SnapshotSet } from "./snapshot-set.js";
-import { enterStep, exists, finishOperation, newState, removeDurably, renameDurably } from "./step-machine.js";
+import { enterStep, exists, finishOperation, newState } from "./step-machine.js";
 
 /** Errors of link(2) that mean "this filesystem has no hard links here". */
 const NO_LINK_ERRNOS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EXDEV", "EMLINK"]);

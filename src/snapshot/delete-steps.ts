@@ -17,7 +17,8 @@ import { checkReparent, reparentLayer } from "./reparent-layer.js";
 import { readCatalogue, writeCatalogue } from "./snapshot-catalogue.js";
 import type { SnapshotPaths } from "./snapshot-paths.js";
 import { assertNoUnmanagedChildren, type LayerNode, type SnapshotSet } from "./snapshot-set.js";
-import { enterStep, finishOperation, newState, removeDurably } from "./step-machine.js";
+import { enterStep, finishOperation, newState } from "./step-machine.js";
+import { removeDurably } from "../io/atomic-file.js";
 
 /** Plans the deletion of `snapshot` (checks every child can be re-pointed; writes nothing). @throws VHDSYNC_UNSUPPORTED when an unmanaged differencing disk depends on it */
 export async function planDelete(set: SnapshotSet, snapshot: LayerNode): Promise<DeleteState> {

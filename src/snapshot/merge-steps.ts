@@ -17,7 +17,8 @@ import type { MergeState } from "./operation-state.js";
 import { readCatalogue, writeCatalogue } from "./snapshot-catalogue.js";
 import type { SnapshotPaths } from "./snapshot-paths.js";
 import { assertNoUnmanagedChildren, type LayerNode, type SnapshotSet } from "./snapshot-set.js";
-import { enterStep, exists, finishOperation, newState, removeDurably, renameDurably } from "./step-machine.js";
+import { enterStep, exists, finishOperation, newState } from "./step-machine.js";
+import { removeDurably, renameDurably } from "../io/atomic-file.js";
 
 /** Layers from the active disk's parent down to `target` (inclusive). @throws VHDSYNC_USAGE */
 function layersDownTo(set: SnapshotSet, target: LayerNode | undefined): LayerNode[] {

@@ -10,7 +10,8 @@ import { createChildLayer, inspectLayer } from "./layer-files.js";
 import type { RevertState } from "./operation-state.js";
 import { newChildTempPath, newSnapshotId, type SnapshotPaths } from "./snapshot-paths.js";
 import { assertNoUnmanagedChildren, type LayerNode, type SnapshotSet } from "./snapshot-set.js";
-import { enterStep, exists, finishOperation, newState, removeDurably, renameDurably } from "./step-machine.js";
+import { enterStep, exists, finishOperation, newState } from "./step-machine.js";
+import { removeDurably, renameDurably } from "../io/atomic-file.js";
 
 /** Plans a revert of the active disk to `snapshot`. @throws VHDSYNC_UNSUPPORTED when an unmanaged differencing disk depends on the active file */
 export function planRevert(set: SnapshotSet, snapshot: LayerNode): RevertState {

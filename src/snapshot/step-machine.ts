@@ -4,9 +4,7 @@
 // write so the crash tests can stop the process at each of them.
 
 import { promises as fsp } from "node:fs";
-import { dirname } from "node:path";
 import { toVhdsyncError } from "../errors.js";
-import { syncDirectory } from "../io/atomic-file.js";
 import { faultPoint } from "./fault-injection.js";
 import { clearOperationState, writeOperationState, type OperationState } from "./operation-state.js";
 import type { SnapshotPaths } from "./snapshot-paths.js";
@@ -23,26 +21,6 @@ export async function enterStep<S extends OperationState>(paths: SnapshotPaths, 
 export async function finishOperation(paths: SnapshotPaths, state: OperationState): Promise<void> {
   await clearOperationState(paths.state);
   faultPoint(`${state.op}:done`);
-}
-
-/** Renames durably (fsyncs the directory). @throws I/O codes */
-export async function renameDurably(from: string, to: string): Promise<void> {
-  try {
-    await fsp.rename(from, to);
-  } catch (error) {
-    throw toVhdsyncError(error, { path: from, destination: to });
-  }
-  await syncDirectory(dirname(to));
-}
-
-/** Removes a file if it exists, durably. @throws I/O codes */
-export async function removeDurably(path: string): Promise<void> {
-  try {
-    await fsp.rm(path, { force: true });
-  } catch (error) {
-    throw toVhdsyncError(error, { path });
-  }
-  await syncDirectory(dirname(path));
 }
 
 /** Whether a path exists (without following a missing file into an error). */

@@ -62,7 +62,8 @@ export async function buildChain(prng: Prng, dir: string, model: SnapshotModel, 
   return { disk, ids };
 }
 
-async function digestOf(path: string): Promise<string> {
+/** sha256 of an image's virtual content (read through openImage). */
+export async function digestOf(path: string): Promise<string> {
   const image = await openImage(path, { readOnly: true });
   try {
     return sha256(await readImage(image));
