@@ -86,6 +86,22 @@ impl Args {
         Ok((offset, length))
     }
 
+    /// An ArrayBuffer argument (e.g. a WebAssembly.Memory's buffer): its data address and length.
+    /// The address is only valid during this call, on this thread.
+    pub fn array_buffer(&self, index: usize, name: &str) -> Outcome<(usize, usize)> {
+        let mut is_buffer = false;
+        if index < self.count {
+            check(unsafe { napi_is_arraybuffer(self.env, self.values[index], &mut is_buffer) }, "napi_is_arraybuffer")?;
+        }
+        if !is_buffer {
+            return Err(Failure::Invalid(format!("{name} must be an ArrayBuffer")));
+        }
+        let mut data = ptr::null_mut();
+        let mut length = 0usize;
+        check(unsafe { napi_get_arraybuffer_info(self.env, self.values[index], &mut data, &mut length) }, "napi_get_arraybuffer_info")?;
+        Ok((data as usize, length))
+    }
+
     /// A short ASCII string argument (at most 31 bytes).
     pub fn short_string(&self, index: usize, name: &str) -> Outcome<String> {
         if self.value_type(index)? != NAPI_STRING {

@@ -1,5 +1,6 @@
 //! vhdsync's native addon: SEEK_DATA/SEEK_HOLE extents, hole punching, zero ranges, reflinks,
-//! copy_file_range, block device geometry, fdatasync and fadvise for Node, with no crate
+//! copy_file_range, block device geometry, fdatasync, fadvise, and file pages mapped into a
+//! WebAssembly memory (zero-copy reads) for Node, with no crate
 //! dependencies. Every export validates its arguments and throws a JS Error with a `code`
 //! (VHDSYNC_INVALID_ARGUMENT, an errno name such as ENOSPC, or VHDSYNC_INTERNAL for a caught
 //! panic); nothing unwinds across the FFI boundary. See docs/native.md.
@@ -10,6 +11,7 @@ compile_error!("the vhdsync native addon supports 64-bit Linux only (portable fa
 mod args;
 mod failure;
 mod js;
+mod map;
 mod napi;
 mod ops;
 mod sys;
@@ -84,6 +86,20 @@ fn parse_fadvise(args: &Args) -> Outcome<Job> {
     Ok(Box::new(move || ops::fadvise(fd, offset, length, advice).map(|_| Output::Undefined)))
 }
 
+fn parse_map_file(args: &Args) -> Outcome<Job> {
+    let buffer = args.array_buffer(0, "memory")?;
+    let (memory_offset, length) = args.range(1, 4)?;
+    let fd = args.fd(2, "fd")?;
+    let (file_offset, _) = args.range(3, 4)?;
+    Ok(Box::new(move || map::map_file(buffer, memory_offset, fd, file_offset, length).map(|_| Output::Undefined)))
+}
+
+fn parse_unmap_file(args: &Args) -> Outcome<Job> {
+    let buffer = args.array_buffer(0, "memory")?;
+    let (memory_offset, length) = args.range(1, 2)?;
+    Ok(Box::new(move || map::unmap_file(buffer, memory_offset, length).map(|_| Output::Undefined)))
+}
+
 /// Test hook: a job that panics, proving panics become JS errors on either thread.
 fn parse_panic_for_test(_args: &Args) -> Outcome<Job> {
     Ok(Box::new(|| panic!("deliberate panic (panicForTest)")))
@@ -115,6 +131,23 @@ callbacks! {
     panic_sync, panic_async, parse_panic_for_test, "panicForTest";
 }
 
+/// Declares sync-only N-API callbacks: operations on a caller's memory, which must not leave
+/// the calling thread.
+macro_rules! sync_callbacks {
+    ($($sync:ident, $parse:ident;)*) => {
+        $(
+            extern "C" fn $sync(env: napi_env, info: napi_callback_info) -> napi_value {
+                run_sync(env, info, $parse)
+            }
+        )*
+    };
+}
+
+sync_callbacks! {
+    map_file_sync, parse_map_file;
+    unmap_file_sync, parse_unmap_file;
+}
+
 const EXPORTS: &[(&str, napi_callback)] = &[
     ("extents", extents_sync),
     ("extentsAsync", extents_async),
@@ -132,6 +165,8 @@ const EXPORTS: &[(&str, napi_callback)] = &[
     ("fdatasyncAsync", fdatasync_async),
     ("fadvise", fadvise_sync),
     ("fadviseAsync", fadvise_async),
+    ("mapFile", map_file_sync),
+    ("unmapFile", unmap_file_sync),
     ("panicForTest", panic_sync),
     ("panicForTestAsync", panic_async),
 ];
@@ -144,6 +179,7 @@ fn register(env: napi_env, exports: napi_value) -> Outcome<napi_value> {
         js::check(status, "napi_create_function")?;
         js::set_property(env, exports, name, function)?;
     }
+    js::set_property(env, exports, "pageSize", js::number(env, map::page_size() as f64)?)?;
     js::set_property(env, exports, "version", js::string(env, env!("CARGO_PKG_VERSION"))?)?;
     Ok(exports)
 }

@@ -1,7 +1,7 @@
 //! The Linux/glibc calls this addon makes, declared by hand (no libc crate), with errno
 //! access and errno names. x86_64/aarch64 Linux only: off_t and loff_t are 64-bit there.
 
-use std::os::raw::{c_int, c_uint, c_ulong};
+use std::os::raw::{c_int, c_long, c_uint, c_ulong, c_void};
 
 pub const SEEK_CUR: c_int = 1;
 pub const SEEK_SET: c_int = 0;
@@ -17,6 +17,18 @@ pub const BLKGETSIZE64: c_ulong = 0x8008_1272;
 pub const BLKSSZGET: c_ulong = 0x1268;
 pub const BLKPBSZGET: c_ulong = 0x127b;
 
+pub const SEEK_END: c_int = 2;
+
+pub const PROT_READ: c_int = 1;
+pub const PROT_WRITE: c_int = 2;
+pub const MAP_PRIVATE: c_int = 0x02;
+pub const MAP_FIXED: c_int = 0x10;
+pub const MAP_ANONYMOUS: c_int = 0x20;
+pub const SC_PAGESIZE: c_int = 30;
+
+pub const SIGBUS: c_int = 7;
+pub const SA_SIGINFO: c_int = 4;
+
 pub const EINTR: c_int = 4;
 pub const ENXIO: c_int = 6;
 
@@ -27,7 +39,32 @@ extern "C" {
     pub fn copy_file_range(fd_in: c_int, off_in: *mut i64, fd_out: c_int, off_out: *mut i64, len: usize, flags: c_uint) -> isize;
     pub fn fdatasync(fd: c_int) -> c_int;
     pub fn posix_fadvise(fd: c_int, offset: i64, len: i64, advice: c_int) -> c_int;
+    pub fn mmap(addr: *mut c_void, length: usize, prot: c_int, flags: c_int, fd: c_int, offset: i64) -> *mut c_void;
+    pub fn sysconf(name: c_int) -> c_long;
+    pub fn sigaction(signum: c_int, action: *const SigAction, old: *mut SigAction) -> c_int;
+    pub fn raise(signal: c_int) -> c_int;
+    pub fn write(fd: c_int, buffer: *const c_void, count: usize) -> isize;
+    pub fn _exit(status: c_int) -> !;
     fn __errno_location() -> *mut c_int;
+}
+
+/// glibc's `struct sigaction` on x86_64 and aarch64 Linux: handler, 1024-bit mask, flags,
+/// restorer.
+#[repr(C)]
+pub struct SigAction {
+    pub handler: usize,
+    pub mask: [u64; 16],
+    pub flags: c_int,
+    pub restorer: usize,
+}
+
+/// The start of glibc's `siginfo_t`; for SIGBUS the faulting address follows at offset 16.
+#[repr(C)]
+pub struct SigInfo {
+    pub signo: c_int,
+    pub errno: c_int,
+    pub code: c_int,
+    pub fault_address: usize,
 }
 
 /// The calling thread's errno.

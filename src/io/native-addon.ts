@@ -43,6 +43,15 @@ export interface NativeAddon {
   fdatasyncAsync(fd: number): Promise<void>;
   fadvise(fd: number, offsetBytes: number, lengthBytes: number, advice: FadviseAdvice): void;
   fadviseAsync(fd: number, offsetBytes: number, lengthBytes: number, advice: FadviseAdvice): Promise<void>;
+  /** Page size of the system (alignment of mapFile/unmapFile). */
+  pageSize: number;
+  /**
+   * Maps `lengthBytes` of `fd` from `fileOffset` over `memory` at `memoryOffset` (private,
+   * readable and writable; whole pages inside the file; page-aligned). Sync only.
+   */
+  mapFile(memory: ArrayBuffer, memoryOffset: number, fd: number, fileOffset: number, lengthBytes: number): void;
+  /** Puts anonymous zero pages back over [memoryOffset, +lengthBytes) of `memory`. Sync only. */
+  unmapFile(memory: ArrayBuffer, memoryOffset: number, lengthBytes: number): void;
   /** Test hook: panics inside the addon; must throw VHDSYNC_INTERNAL, never crash. */
   panicForTest(): void;
   panicForTestAsync(): Promise<void>;

@@ -1,0 +1,55 @@
+// Zero-copy reads: whole pages of a file mapped straight into a WebAssembly memory (native
+// mapFile: mmap MAP_FIXED|MAP_PRIVATE over a page-aligned range of the memory), so the WASM
+// kernels compare and hash page-cache data in place instead of after a copy. The memory
+// stays ordinary memory of the same size whatever is mapped behind it; release() puts zero
+// pages back. Without the addon, with VHDSYNC_NO_MMAP=1, or where a file cannot be mapped,
+// callers read as before. If a mapped file shrinks while in use, the addon's SIGBUS guard ends
+// the process with "vhdsync: VHDSYNC_IO: ..." and exit status 4 (see docs/native.md).
+
+import { fromNativeError, isUnsupportedError, nativeAddon, type NativeAddon } from "./native-addon.js";
+
+/** Maps file pages into one WebAssembly memory. */
+export class PageMapper {
+  private constructor(private readonly addon: NativeAddon, private readonly memory: WebAssembly.Memory, readonly pageSize: number) {}
+
+  /** A mapper for `memory`, or null when mapping is unavailable (no addon, VHDSYNC_NO_MMAP=1). */
+  static for(memory: WebAssembly.Memory): PageMapper | null {
+    if (process.env.VHDSYNC_NO_MMAP === "1") return null;
+    const addon = nativeAddon();
+    if (!addon || typeof addon.mapFile !== "function") return null;
+    return new PageMapper(addon, memory, addon.pageSize);
+  }
+
+  /**
+   * Maps the whole pages at the start of [fileOffset, fileOffset+length) of `fd` at `address`
+   * and returns how many bytes that covers: a multiple of the page size, 0 when the offsets
+   * are not page-aligned or the file cannot be mapped (the caller reads those bytes instead).
+   * The range must lie inside the file.
+   * @throws VhdsyncError for a failure other than "cannot map this file"
+   */
+  map(address: number, fd: number, fileOffset: number, length: number): number {
+    const page = this.pageSize;
+    const bytes = Math.floor(length / page) * page;
+    if (bytes === 0 || address % page !== 0 || fileOffset % page !== 0) return 0;
+    try {
+      this.addon.mapFile(this.memory.buffer, address, fd, fileOffset, bytes);
+      return bytes;
+    } catch (error) {
+      if (isUnsupportedError(error) || (error as { code?: string }).code === "EACCES" || (error as { code?: string }).code === "ENODEV") return 0;
+      throw fromNativeError(error, { offset: fileOffset, length: bytes });
+    }
+  }
+
+  /** Puts zero pages back over [address, address+length) (rounded out to whole pages). */
+  release(address: number, length: number): void {
+    const page = this.pageSize;
+    const start = Math.floor(address / page) * page;
+    const end = Math.ceil((address + length) / page) * page;
+    if (end <= start) return;
+    try {
+      this.addon.unmapFile(this.memory.buffer, start, end - start);
+    } catch (error) {
+      throw fromNativeError(error, { offset: start, length: end - start });
+    }
+  }
+}
