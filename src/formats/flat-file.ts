@@ -5,7 +5,7 @@
 import type { FileHandle } from "node:fs/promises";
 import { toVhdsyncError } from "../errors.js";
 import { checkRange, readExactly, writeExactly, writeZeroBytes } from "../io/file.js";
-import { fileExtents, punchHole } from "../io/native.js";
+import { fileExtents, fileExtentsSync, punchHole } from "../io/native.js";
 import type { Extent } from "./disk-image.js";
 
 /** The first `sizeBytes` of an open file, addressed as a virtual disk. */
@@ -41,11 +41,14 @@ export async function writeZerosFlat(file: FlatFile, offset: number, length: num
 export async function allocationMapFlat(file: FlatFile, offset: number, length: number): Promise<Extent[]> {
   checkRange(offset, length, file.sizeBytes, file.path);
   if (length === 0) return [];
-  if (file.sparse) {
-    const extents = await fileExtents(file.handle.fd, offset, length);
-    if (extents) return extents;
-  }
-  return [{ offset, length }];
+  return (file.sparse && (await fileExtents(file.handle.fd, offset, length))) || [{ offset, length }];
+}
+
+/** allocationMapFlat() on the calling thread (see fileExtentsSync). */
+export function allocationMapFlatSync(file: FlatFile, offset: number, length: number): Extent[] {
+  checkRange(offset, length, file.sizeBytes, file.path);
+  if (length === 0) return [];
+  return (file.sparse && fileExtentsSync(file.handle.fd, offset, length)) || [{ offset, length }];
 }
 
 /** fdatasync with the path in any error. */

@@ -37,9 +37,28 @@ export async function fileExtents(fd: number, offsetBytes: number, lengthBytes: 
   try {
     return await addon.extentsAsync(fd, offsetBytes, lengthBytes);
   } catch (error) {
-    if (isUnsupportedError(error)) return null;
-    throw fromNativeError(error, { offset: offsetBytes, length: lengthBytes });
+    return extentsFailure(error, offsetBytes, lengthBytes);
   }
+}
+
+/**
+ * fileExtents() on the calling thread: for scan workers, which block on reads anyway and
+ * should not wait for the libuv pool while every core is busy.
+ */
+export function fileExtentsSync(fd: number, offsetBytes: number, lengthBytes: number): Extent[] | null {
+  checkFdRange(fd, offsetBytes, lengthBytes);
+  const addon = nativeAddon();
+  if (!addon) return null;
+  try {
+    return addon.extents(fd, offsetBytes, lengthBytes);
+  } catch (error) {
+    return extentsFailure(error, offsetBytes, lengthBytes);
+  }
+}
+
+function extentsFailure(error: unknown, offsetBytes: number, lengthBytes: number): null {
+  if (isUnsupportedError(error)) return null;
+  throw fromNativeError(error, { offset: offsetBytes, length: lengthBytes });
 }
 
 async function fallocateOrFalse(

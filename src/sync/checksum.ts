@@ -9,7 +9,8 @@ import type { BlockHashAlgorithm } from "./block-hasher.js";
 import { DigestWriter } from "./digest-writer.js";
 import { checkBlockSize } from "./digest-format.js";
 import { imageIdentity } from "./image-identity.js";
-import { SegmentPool, workerCountFor, runSegments } from "./segment-pool.js";
+import { SegmentPool, runSegments } from "./segment-pool.js";
+import { workerCountFor } from "./scan-workers.js";
 import { DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters } from "./segment-task.js";
 

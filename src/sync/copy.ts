@@ -9,7 +9,8 @@ import { openImage } from "../formats/open-image.js";
 import { RawImage } from "../formats/raw.js";
 import { throttle, type ProgressListener } from "../progress.js";
 import { applyChanges } from "./apply-changes.js";
-import { SegmentPool, workerCountFor, runSegments } from "./segment-pool.js";
+import { SegmentPool, runSegments } from "./segment-pool.js";
+import { workerCountFor } from "./scan-workers.js";
 import { DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult } from "./segment-task.js";
 

@@ -1,13 +1,16 @@
 // Worker-thread entry of the segment pool: opens its own images and WASM instance, then scans
 // the segments it is sent, one at a time, posting results with their buffers transferred.
+// Started with a ScanConfig it opens at once; prewarmed (no config) it instantiates WASM and
+// waits for an "open" message.
 
 import { parentPort, workerData } from "node:worker_threads";
 import { toVhdsyncError } from "../errors.js";
+import { getWasm } from "../wasm/driver.js";
 import { SegmentScanner, type ScanConfig } from "./segment-scanner.js";
 import type { SegmentResult, SegmentTask } from "./segment-task.js";
 
 /** Messages the pool sends. */
-export type WorkerRequest = { type: "task"; task: SegmentTask } | { type: "close" };
+export type WorkerRequest = { type: "open"; config: ScanConfig } | { type: "task"; task: SegmentTask } | { type: "close" };
 /** Messages a worker sends back. */
 export type WorkerReply =
   | { type: "ready" }
@@ -31,15 +34,26 @@ if (parentPort) {
   const port = parentPort;
   let queue: Promise<unknown> = Promise.resolve();
   let scanner: SegmentScanner | undefined;
-  queue = SegmentScanner.open(workerData as ScanConfig).then(
-    (opened) => {
-      scanner = opened;
-      port.postMessage({ type: "ready" } satisfies WorkerReply);
-    },
-    (error) => port.postMessage(errorReply(error)),
-  );
+  const open = (config: ScanConfig) =>
+    SegmentScanner.open(config).then(
+      (opened) => {
+        scanner = opened;
+        port.postMessage({ type: "ready" } satisfies WorkerReply);
+      },
+      (error) => port.postMessage(errorReply(error)),
+    );
+  if (workerData) queue = open(workerData as ScanConfig);
+  else {
+    // Prewarmed: do the expensive part of opening (compile and instantiate WASM) now.
+    try {
+      getWasm();
+    } catch {
+      // Reported when the scanner opens.
+    }
+  }
   port.on("message", (request: WorkerRequest) => {
     queue = queue.then(async () => {
+      if (request.type === "open") return open(request.config);
       if (request.type === "close") {
         try {
           await scanner?.close();

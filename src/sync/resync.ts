@@ -15,7 +15,8 @@ import { DigestWriter } from "./digest-writer.js";
 import { checkIdentity, imageIdentity } from "./image-identity.js";
 import { checkpointMismatch, defaultCheckpointPath, loadCheckpoint, removeCheckpoint, saveCheckpoint, type ResyncCheckpoint } from "./resync-checkpoint.js";
 import { applyChanges } from "./apply-changes.js";
-import { SegmentPool, workerCountFor, runSegments } from "./segment-pool.js";
+import { SegmentPool, runSegments } from "./segment-pool.js";
+import { workerCountFor } from "./scan-workers.js";
 import { DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
 

@@ -14,6 +14,12 @@ export const SEGMENT_BYTES = 32 * 1024 * 1024;
 /** Read window: small enough that source and target windows stay in the CPU cache while compared. */
 export const DEFAULT_WINDOW_BYTES = windowFromEnv() ?? 512 * 1024;
 
+/**
+ * Window when raw images are mapped rather than read: no copy, so no cache to fit; large
+ * enough that the mapping calls are few (see docs/resync.md).
+ */
+export const MAPPED_WINDOW_BYTES = windowFromEnv() ?? 4 * 1024 * 1024;
+
 function windowFromEnv(): number | undefined {
   const kib = Number(process.env.VHDSYNC_WINDOW_KIB);
   return Number.isInteger(kib) && kib >= 4 ? kib * 1024 : undefined;

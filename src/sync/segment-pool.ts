@@ -2,28 +2,12 @@
 // hashing keep every core busy; with zero workers it scans inline on the calling thread.
 // runSegments() keeps a bounded number of segments in flight and hands results back in order.
 
-import { Worker } from "node:worker_threads";
-import { availableParallelism } from "node:os";
+import type { Worker } from "node:worker_threads";
 import { VhdsyncError, type ErrorCode } from "../errors.js";
 import { SegmentScanner, type ScanConfig } from "./segment-scanner.js";
 import type { SegmentResult, SegmentTask } from "./segment-task.js";
 import type { WorkerReply } from "./resync-worker.js";
-
-/** Below this many bytes, starting workers costs more than it saves: scan inline. */
-export const INLINE_BELOW_BYTES = 48 * 1024 * 1024;
-
-/**
- * Scanning threads for a run over `virtualSizeBytes` (this thread plus workers): `requested`
- * if given, else VHDSYNC_WORKERS, else 1 (no workers) for small images and the cores
- * available otherwise. 0 and 1 both mean "this thread only".
- */
-export function workerCountFor(virtualSizeBytes: number, requested?: number): number {
-  if (requested !== undefined) return requested;
-  const fromEnv = process.env.VHDSYNC_WORKERS;
-  if (fromEnv !== undefined && fromEnv !== "" && Number.isInteger(Number(fromEnv)) && Number(fromEnv) >= 0) return Number(fromEnv);
-  if (virtualSizeBytes < INLINE_BELOW_BYTES) return 0;
-  return Math.max(1, Math.min(8, availableParallelism()));
-}
+import { startScanWorker, takePrewarmedWorker } from "./scan-workers.js";
 
 interface Pending {
   resolve: (result: SegmentResult) => void;
@@ -111,9 +95,11 @@ export class SegmentPool {
   }
 }
 
+/** A worker scanning with `config`: a prewarmed one when the CLI started any, else a new one. */
 function startWorker(config: ScanConfig): PoolWorker {
-  // execArgv: [] so workers do not inherit loaders the parent runs under (test runners, TS hooks).
-  const worker = new Worker(new URL("./resync-worker.js", import.meta.url), { workerData: config, execArgv: [] });
+  const prewarmed = takePrewarmedWorker();
+  const worker = prewarmed ?? startScanWorker(config);
+  if (prewarmed) worker.postMessage({ type: "open", config });
   const entry: PoolWorker = { worker, pending: new Map() };
   const failAll = (error: VhdsyncError) => {
     entry.failure = error;

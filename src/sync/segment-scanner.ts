@@ -9,11 +9,13 @@ import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import type { DiskImage, Extent, ImageFormat } from "../formats/disk-image.js";
 import { openImage } from "../formats/open-image.js";
 import { RawImage } from "../formats/raw.js";
+import { PageMapper } from "../io/file-map.js";
 import { checkStatus } from "../wasm/status.js";
 import { getWasm, type WasmInstance } from "../wasm/driver.js";
 import { blockDigestLength, hashBlocks, type BlockHashAlgorithm } from "./block-hasher.js";
 import { BLOCK_DATA, BLOCK_UNALLOCATED, BLOCK_ZERO } from "./digest-format.js";
 import { ChangeList, type SegmentCounters, type SegmentResult, type SegmentTask, emptyCounters } from "./segment-task.js";
+import { MAPPED_WINDOW_BYTES } from "./segment-plan.js";
 
 /** What a scanner compares and where differences are written. */
 export interface ScanConfig {
@@ -30,6 +32,8 @@ export interface ScanConfig {
   apply: "none" | "here" | "caller";
   /** Window (read batch) size in bytes; rounded to a multiple of the block size. */
   windowBytes: number;
+  /** Window size when raw images are mapped instead of read (default MAPPED_WINDOW_BYTES). */
+  mappedWindowBytes?: number;
   /** Formats the caller detected (raw images then open without loading the other formats). */
   sourceFormat?: ImageFormat;
   targetFormat?: ImageFormat;
@@ -53,17 +57,25 @@ export class SegmentScanner {
   private readonly flagsView: Uint8Array;
   private readonly zeroView: Uint8Array;
   private readonly digestsView: Uint8Array;
+  /** Maps raw images' pages into the window buffers instead of reading them (null: read). */
+  private readonly mapper: PageMapper | null;
+  /** Bytes at the start of each buffer that may still have file pages mapped. */
+  private mappedA = 0;
+  private mappedB = 0;
 
   private constructor(readonly config: ScanConfig, private readonly source: DiskImage, private readonly target: DiskImage | undefined) {
     this.wasm = getWasm();
     const block = config.blockSizeBytes;
+    this.mapper = source instanceof RawImage || target instanceof RawImage ? PageMapper.for(this.wasm.memory) : null;
+    const window = this.mapper ? (config.mappedWindowBytes ?? MAPPED_WINDOW_BYTES) : config.windowBytes;
     // Hashing needs whole blocks in memory; a direct compare can split large blocks.
-    const minimum = config.mode === "compare" ? Math.min(block, config.windowBytes) : block;
-    this.windowBytes = Math.max(minimum, Math.floor(config.windowBytes / block) * block);
+    const minimum = config.mode === "compare" ? Math.min(block, window) : block;
+    this.windowBytes = Math.max(minimum, Math.floor(window / block) * block);
     const units = Math.ceil(this.windowBytes / Math.min(block, this.windowBytes));
     this.digestLength = config.algo ? blockDigestLength(config.algo) : 0;
-    this.bufferA = this.wasm.alloc(this.windowBytes, 4096);
-    this.bufferB = config.mode === "compare" ? this.wasm.alloc(this.windowBytes, 4096) : 0;
+    const alignment = Math.max(4096, this.mapper?.pageSize ?? 0);
+    this.bufferA = this.wasm.alloc(this.windowBytes, alignment);
+    this.bufferB = config.mode === "compare" ? this.wasm.alloc(this.windowBytes, alignment) : 0;
     this.flags = this.wasm.alloc(units);
     this.zeroFlags = this.wasm.alloc(units);
     this.digests = this.digestLength ? this.wasm.alloc(units * this.digestLength) : 0;
@@ -100,6 +112,7 @@ export class SegmentScanner {
 
   /** Flushes writes (when applying here) and closes the images. */
   async close(): Promise<void> {
+    this.releaseMappings();
     await this.source.close();
     await this.target?.close();
     for (const address of [this.bufferA, this.bufferB, this.flags, this.zeroFlags, this.digests, this.countAddress]) if (address) this.wasm.release(address);
@@ -107,11 +120,26 @@ export class SegmentScanner {
 
   /** Processes one segment. @throws read/write errors (VhdsyncError) */
   async scan(task: SegmentTask): Promise<SegmentResult> {
+    try {
+      return await this.scanSegment(task);
+    } finally {
+      this.releaseMappings();
+    }
+  }
+
+  /** Puts zero pages back where file pages were mapped, so no mapping outlives a segment. */
+  private releaseMappings(): void {
+    if (this.mappedA > 0) this.mapper!.release(this.bufferA, this.mappedA);
+    if (this.mappedB > 0) this.mapper!.release(this.bufferB, this.mappedB);
+    this.mappedA = this.mappedB = 0;
+  }
+
+  private async scanSegment(task: SegmentTask): Promise<SegmentResult> {
     const block = this.config.blockSizeBytes;
     const startBytes = task.firstBlock * block;
     const endBytes = Math.min(this.source.virtualSize, (task.firstBlock + task.blockCount) * block);
-    const sourceMap = await this.source.allocationMap(startBytes, endBytes - startBytes);
-    const targetMap = this.config.mode === "compare" && this.target ? await this.target.allocationMap(startBytes, endBytes - startBytes) : [];
+    const sourceMap = await allocationMapOf(this.source, startBytes, endBytes - startBytes);
+    const targetMap = this.config.mode === "compare" && this.target ? await allocationMapOf(this.target, startBytes, endBytes - startBytes) : [];
     const state: ScanState = {
       counters: emptyCounters(),
       changes: new ChangeList(),
@@ -315,19 +343,36 @@ export class SegmentScanner {
     } else counters.blocksCompared += blocks;
   }
 
-  /** Reads the allocated `parts` of [offset, offset+length) into WASM memory; the rest becomes zeros. */
+  /** Records that the buffer at `buffer` has file pages mapped in its first `bytes`. */
+  private noteMapped(buffer: number, bytes: number): void {
+    if (buffer === this.bufferA) this.mappedA = Math.max(this.mappedA, bytes);
+    else this.mappedB = Math.max(this.mappedB, bytes);
+  }
+
+  /**
+   * Reads the allocated `parts` of [offset, offset+length) into WASM memory (raw images: their
+   * whole pages mapped in place where possible, the rest read); the rest becomes zeros.
+   */
   private async readParts(image: DiskImage, address: number, offset: number, length: number, parts: Extent[], counters: SegmentCounters): Promise<void> {
     let cursor = offset;
     for (const part of parts) {
       if (part.offset > cursor) this.wasm.bytes.fill(0, address + cursor - offset, address + part.offset - offset);
-      const view = this.wasm.view(address + part.offset - offset, part.length);
-      if (image instanceof RawImage) readAllSync(image, view, part.offset);
-      else await image.read(view, part.offset);
+      const partAddress = address + part.offset - offset;
+      if (image instanceof RawImage) {
+        const mapped = this.mapper ? this.mapper.map(partAddress, image.fd, part.offset, part.length) : 0;
+        if (mapped > 0) this.noteMapped(address, partAddress + mapped - address);
+        if (mapped < part.length) readAllSync(image, this.wasm.view(partAddress + mapped, part.length - mapped), part.offset + mapped);
+      } else await image.read(this.wasm.view(partAddress, part.length), part.offset);
       counters.bytesRead += part.length;
       cursor = part.offset + part.length;
     }
     if (cursor < offset + length) this.wasm.bytes.fill(0, address + cursor - offset, address + length);
   }
+}
+
+/** The image's allocation map; raw images answer on this thread. */
+function allocationMapOf(image: DiskImage, offset: number, length: number): Promise<Extent[]> | Extent[] {
+  return image instanceof RawImage ? image.allocationMapSync(offset, length) : image.allocationMap(offset, length);
 }
 
 /** Opens an image as the format the caller detected (raw directly), or detects it. */

@@ -6,7 +6,8 @@ import { openImage } from "../formats/open-image.js";
 import type { ProgressListener } from "../progress.js";
 import { checkBlockSize } from "./digest-format.js";
 import { collectDifferences, diffReport, type DiffReport } from "./diff-report.js";
-import { SegmentPool, workerCountFor } from "./segment-pool.js";
+import { SegmentPool } from "./segment-pool.js";
+import { workerCountFor } from "./scan-workers.js";
 import { DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 
 /** Options of verify() and diff(). */
