@@ -1,0 +1,70 @@
+// Prewarmed scan workers (src/sync/scan-workers.ts): the pool adopts them and the results are
+// right; unused ones never keep a process alive; small images and unreadable paths prewarm
+// nothing.
+import t from "tap";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, openSync, closeSync, ftruncateSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { INLINE_BELOW_BYTES, prewarmScanWorkers, takePrewarmedWorker, workerCountFor } from "../dist/sync/scan-workers.js";
+import { resync } from "../dist/sync/resync.js";
+import { fileSha } from "./helpers/resync-images.js";
+import { tempDir } from "./helpers/tmp.js";
+
+/** A sparse file of `size` bytes with random data every 8 MiB. */
+function sparseImage(path: string, size: number): void {
+  const fd = openSync(path, "w");
+  ftruncateSync(fd, size);
+  for (let offset = 0; offset < size; offset += 8 * 1024 * 1024) writeSync(fd, randomBytes(65536), 0, 65536, offset);
+  closeSync(fd);
+}
+
+t.test("prewarmed workers are adopted by the next pool and resync is exact", async (t) => {
+  const dir = tempDir(t);
+  const source = join(dir, "s.img");
+  const target = join(dir, "t.img");
+  const size = INLINE_BELOW_BYTES + 16 * 1024 * 1024;
+  sparseImage(source, size);
+  copyFileSync(source, target);
+  const fd = openSync(target, "r+");
+  writeSync(fd, randomBytes(4096), 0, 4096, size - 4096 * 3);
+  writeSync(fd, randomBytes(100), 0, 100, 12345);
+  closeSync(fd);
+  const saved = process.env.VHDSYNC_WORKERS;
+  process.env.VHDSYNC_WORKERS = "2";
+  t.teardown(() => (saved === undefined ? delete process.env.VHDSYNC_WORKERS : (process.env.VHDSYNC_WORKERS = saved)));
+  prewarmScanWorkers(source);
+  const report = await resync(source, target);
+  t.equal(report.workers, 2);
+  t.equal(report.blocksChanged, 2);
+  t.equal(fileSha(target), fileSha(source), "target identical");
+  t.equal(takePrewarmedWorker(), undefined, "the prewarmed worker was taken by the pool");
+});
+
+t.test("nothing is prewarmed for small images, missing paths or one thread", async (t) => {
+  const dir = tempDir(t);
+  const small = join(dir, "small.img");
+  sparseImage(small, 1024 * 1024);
+  prewarmScanWorkers(small);
+  t.equal(takePrewarmedWorker(), undefined, "small image");
+  prewarmScanWorkers(join(dir, "missing.img"));
+  t.equal(takePrewarmedWorker(), undefined, "missing path");
+  prewarmScanWorkers(undefined);
+  t.equal(takePrewarmedWorker(), undefined, "no path");
+  t.equal(workerCountFor(INLINE_BELOW_BYTES - 1), 0, "inline below the threshold");
+  t.equal(workerCountFor(1, 3), 3, "an explicit count wins");
+});
+
+t.test("an unused prewarmed worker does not keep the process alive", async (t) => {
+  const dir = tempDir(t);
+  const big = join(dir, "big.img");
+  sparseImage(big, INLINE_BELOW_BYTES + 1024 * 1024);
+  const script = `
+    import { prewarmScanWorkers } from ${JSON.stringify(new URL("../dist/sync/scan-workers.js", import.meta.url).href)};
+    prewarmScanWorkers(${JSON.stringify(big)});
+    console.log("done");
+  `;
+  const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000, env: { ...process.env, VHDSYNC_WORKERS: "2" } });
+  t.equal(child.status, 0, child.stderr);
+  t.equal(child.stdout.trim(), "done");
+});
