@@ -4,7 +4,7 @@
 
 import type { FileHandle } from "node:fs/promises";
 import { toVhdsyncError } from "../errors.js";
-import { checkRange, readExactly, writeExactly, writeZeroBytes } from "../io/file.js";
+import { checkRange, readExactly, writeExactly, writeExactlySync, writeZeroBytes } from "../io/file.js";
 import { fileExtents, fileExtentsSync, punchHole } from "../io/native.js";
 import type { Extent } from "./disk-image.js";
 
@@ -27,6 +27,12 @@ export async function readFlat(file: FlatFile, buffer: Uint8Array, offset: numbe
 export async function writeFlat(file: FlatFile, buffer: Uint8Array, offset: number): Promise<void> {
   checkRange(offset, buffer.length, file.sizeBytes, file.path);
   await writeExactly(file.handle, buffer, offset, file.path);
+}
+
+/** writeFlat() on the calling thread (hot loops of page-cache writes). */
+export function writeFlatSync(file: FlatFile, buffer: Uint8Array, offset: number): void {
+  checkRange(offset, buffer.length, file.sizeBytes, file.path);
+  writeExactlySync(file.handle.fd, buffer, offset, file.path);
 }
 
 /** Makes a range read as zeros: a punched hole when possible, zero writes otherwise. */

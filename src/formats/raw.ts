@@ -7,7 +7,7 @@ import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { openFile } from "../io/file.js";
 import { blockDeviceInfo } from "../io/native.js";
 import type { AllocationScope, DiskImage, Extent, ImageInfo } from "./disk-image.js";
-import { allocationMapFlat, allocationMapFlatSync, datasyncHandle, readFlat, writeFlat, writeZerosFlat, type FlatFile } from "./flat-file.js";
+import { allocationMapFlat, allocationMapFlatSync, datasyncHandle, readFlat, writeFlat, writeFlatSync, writeZerosFlat, type FlatFile } from "./flat-file.js";
 
 /** A raw image file or block device opened as a DiskImage. */
 export class RawImage implements DiskImage {
@@ -74,6 +74,12 @@ export class RawImage implements DiskImage {
   async write(buffer: Uint8Array, offset: number): Promise<void> {
     this.checkWritable();
     await writeFlat(this.flat, buffer, offset);
+  }
+
+  /** write() on the calling thread: for hot loops of writes that land in the page cache. */
+  writeSync(buffer: Uint8Array, offset: number): void {
+    this.checkWritable();
+    writeFlatSync(this.flat, buffer, offset);
   }
 
   async writeZeros(offset: number, length: number): Promise<void> {

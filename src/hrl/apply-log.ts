@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { VhdsyncError } from "../errors.js";
 import type { DiskImage } from "../formats/disk-image.js";
+import { RawImage } from "../formats/raw.js";
 import { throttle, type ProgressListener } from "../progress.js";
 import { defaultStatePath, readApplyState, writeApplyState, type ApplyInProgress, type ApplyState } from "./apply-state.js";
 import { crashPoint } from "./fault.js";
@@ -152,30 +153,26 @@ function checkSequence(log: HrlLog, state: ApplyState, options: ApplyLogOptions)
   );
 }
 
-/** Most writes to the image in flight at once. */
-const MAX_WRITES_IN_FLIGHT = 16;
-
 /**
- * Writes the entries from `fromEntry` on in log order. Writes that do not overlap go to a raw
- * image or block device together (up to MAX_WRITES_IN_FLIGHT); an overlap, a checkpoint or the end of a read
- * window waits for the writes in flight first, so overlapping entries land in order.
+ * Writes the entries from `fromEntry` on, one after another in log order (so overlapping
+ * entries land in order). Raw images and block devices are written on this thread: into the
+ * page cache a write takes microseconds, less than a thread-pool hop.
  */
 async function applyEntries(image: DiskImage, log: HrlLog, fromEntry: number, state: ApplyState, statePath: string, options: ApplyLogOptions): Promise<void> {
   const checkpointBytes = options.checkpointBytes ?? 64 * 1024 * 1024;
   const progress = throttle(options.onProgress);
-  const inFlight = new WriteWave(image);
+  const raw = image instanceof RawImage ? image : undefined;
   let sinceCheckpoint = 0;
   let doneBytes = 0;
   for await (const piece of log.pieces({ fromEntry })) {
-    await inFlight.add(piece.data, piece.byteOffset);
+    if (raw) raw.writeSync(piece.data, piece.byteOffset);
+    else await image.write(piece.data, piece.byteOffset);
     sinceCheckpoint += piece.data.length;
     doneBytes += piece.data.length;
-    if (piece.endOfWindow) await inFlight.drain();
     if (!piece.last) continue;
     crashPoint("entry");
     progress.report({ operation: "apply", doneBytes, totalBytes: log.dataBytes, counters: { entries: piece.entryIndex + 1 } });
     if (sinceCheckpoint >= checkpointBytes && piece.entryIndex + 1 < log.entryCount) {
-      await inFlight.drain();
       await image.flush();
       state.applying!.nextEntry = piece.entryIndex + 1;
       await writeApplyState(statePath, state);
@@ -183,38 +180,5 @@ async function applyEntries(image: DiskImage, log: HrlLog, fromEntry: number, st
       sinceCheckpoint = 0;
     }
   }
-  await inFlight.drain();
   progress.flush();
-}
-
-/** Non-overlapping writes in flight together. */
-class WriteWave {
-  private readonly writes: Promise<void>[] = [];
-  private readonly ranges: { start: number; end: number }[] = [];
-
-  /** Raw files and block devices take concurrent positional writes; other formats get one at a time. */
-  private readonly limit: number;
-
-  constructor(private readonly image: DiskImage) {
-    this.limit = image.format === "raw" || image.format === "block-device" ? MAX_WRITES_IN_FLIGHT : 1;
-  }
-
-  /** Starts a write, after draining if it overlaps one in flight or the wave is full. */
-  async add(data: Uint8Array, offset: number): Promise<void> {
-    const end = offset + data.length;
-    if (this.writes.length >= this.limit || this.ranges.some((range) => range.start < end && offset < range.end)) await this.drain();
-    const write = this.image.write(data, offset);
-    write.catch(() => undefined); // observed in drain()
-    this.writes.push(write);
-    this.ranges.push({ start: offset, end });
-  }
-
-  /** Waits for every write in flight; throws the first failure. */
-  async drain(): Promise<void> {
-    const writes = this.writes.splice(0);
-    this.ranges.length = 0;
-    // Wait for all (their buffers must stay valid until every write is done), then report.
-    const failed = (await Promise.allSettled(writes)).find((result) => result.status === "rejected");
-    if (failed) throw (failed as PromiseRejectedResult).reason;
-  }
 }

@@ -4,12 +4,11 @@
 // (compareBlocksAt) or by hashing against a target digest frame, and write the differences
 // (here for raw targets, or handed back to the main thread for other formats).
 
-import { readSync, writeSync } from "node:fs";
-import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import type { DiskImage, Extent, ImageFormat } from "../formats/disk-image.js";
 import { openImage } from "../formats/open-image.js";
 import { RawImage } from "../formats/raw.js";
 import { PageMapper } from "../io/file-map.js";
+import { readExactlySync } from "../io/file.js";
 import { checkStatus } from "../wasm/status.js";
 import { getWasm, type WasmInstance } from "../wasm/driver.js";
 import { blockDigestLength, hashBlocks, type BlockHashAlgorithm } from "./block-hasher.js";
@@ -322,7 +321,7 @@ export class SegmentScanner {
     }
     await this.flushPendingZero(state);
     if (zero) state.pendingZero = { offset: offsetBytes, length: lengthBytes };
-    else if (target instanceof RawImage) writeAllSync(target, this.wasm.view(address, lengthBytes), offsetBytes);
+    else if (target instanceof RawImage) target.writeSync(this.wasm.view(address, lengthBytes), offsetBytes);
     else await target.write(this.wasm.view(address, lengthBytes), offsetBytes);
   }
 
@@ -361,7 +360,7 @@ export class SegmentScanner {
       if (image instanceof RawImage) {
         const mapped = this.mapper ? this.mapper.map(partAddress, image.fd, part.offset, part.length) : 0;
         if (mapped > 0) this.noteMapped(address, partAddress + mapped - address);
-        if (mapped < part.length) readAllSync(image, this.wasm.view(partAddress + mapped, part.length - mapped), part.offset + mapped);
+        if (mapped < part.length) readExactlySync(image.fd, this.wasm.view(partAddress + mapped, part.length - mapped), part.offset + mapped, image.path);
       } else await image.read(this.wasm.view(partAddress, part.length), part.offset);
       counters.bytesRead += part.length;
       cursor = part.offset + part.length;
@@ -415,26 +414,6 @@ function blockAllocation(parts: Extent[], offset: number, length: number, blockS
     allocated.fill(1, first, last);
   }
   return allocated;
-}
-
-function readAllSync(image: RawImage, view: Uint8Array, position: number): void {
-  try {
-    for (let done = 0; done < view.length; ) {
-      const n = readSync(image.fd, view, done, view.length - done, position + done);
-      if (n === 0) throw new VhdsyncError("VHDSYNC_TRUNCATED", `${image.path}: unexpected end of file at byte ${position + done}`, { path: image.path });
-      done += n;
-    }
-  } catch (error) {
-    throw toVhdsyncError(error, { path: image.path, offset: position });
-  }
-}
-
-function writeAllSync(image: RawImage, view: Uint8Array, position: number): void {
-  try {
-    for (let done = 0; done < view.length; ) done += writeSync(image.fd, view, done, view.length - done, position + done);
-  } catch (error) {
-    throw toVhdsyncError(error, { path: image.path, offset: position });
-  }
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {
