@@ -148,3 +148,77 @@ export function diffDigests(a: usize, b: usize, count: u32, digestLength: u32, r
   store<u32>(countOut, ranges);
   return STATUS_OK;
 }
+
+/** Block states of a digest frame (src/sync/digest-format.ts). */
+const FRAME_UNALLOCATED: u8 = 0;
+const FRAME_ZERO: u8 = 1;
+const FRAME_DATA: u8 = 2;
+
+/**
+ * Turns one hashed window into digest-frame entries and, optionally, diffs them against the
+ * target's frame. Per block i of `blocks`: state = unallocated (allocated[i] = 0), zero
+ * (zero[i] ≠ 0) or data, stored at flagsOut[i]; a data block's digest (at digests + i·len)
+ * is appended to packedOut. With targetFlags ≠ 0, block i differs unless both sides are
+ * non-data, or both are data with equal digests (the target's are packed: data blocks only,
+ * `targetAvailable` of them from targetPacked); changedOut[i] = 1 when it differs.
+ * countsOut (u32 × 4): data blocks, unallocated blocks, target digests consumed, changed blocks.
+ * STATUS_BAD_ARGUMENT when digestLength is not a positive multiple of 8 or the target frame
+ * holds fewer digests than its flags need (nothing is trusted past its end).
+ */
+export function frameWindow(
+  allocated: usize,
+  zero: usize,
+  digests: usize,
+  blocks: u32,
+  digestLength: u32,
+  flagsOut: usize,
+  packedOut: usize,
+  targetFlags: usize,
+  targetPacked: usize,
+  targetAvailable: u32,
+  changedOut: usize,
+  countsOut: usize,
+): i32 {
+  if (digestLength == 0 || (digestLength & 7) != 0) return STATUS_BAD_ARGUMENT;
+  const length = <usize>digestLength;
+  let data: u32 = 0;
+  let unallocated: u32 = 0;
+  let consumed: u32 = 0;
+  let changed: u32 = 0;
+  for (let i: u32 = 0; i < blocks; i++) {
+    const index = <usize>i;
+    let state = FRAME_DATA;
+    if (load<u8>(allocated + index) == 0) state = FRAME_UNALLOCATED;
+    else if (load<u8>(zero + index) != 0) state = FRAME_ZERO;
+    store<u8>(flagsOut + index, state);
+    const digest = digests + index * length;
+    if (state == FRAME_DATA) {
+      memory.copy(packedOut + <usize>data * length, digest, length);
+      data++;
+    } else if (state == FRAME_UNALLOCATED) unallocated++;
+    if (targetFlags == 0) continue;
+    const targetData = load<u8>(targetFlags + index) == FRAME_DATA;
+    let same = state != FRAME_DATA && !targetData;
+    if (targetData) {
+      if (consumed == targetAvailable) return STATUS_BAD_ARGUMENT;
+      if (state == FRAME_DATA) {
+        const other = targetPacked + <usize>consumed * length;
+        same = true;
+        for (let w: usize = 0; w < length; w += 8) {
+          if (load<u64>(digest + w) != load<u64>(other + w)) {
+            same = false;
+            break;
+          }
+        }
+      }
+      consumed++;
+    }
+    store<u8>(changedOut + index, same ? 0 : 1);
+    if (!same) changed++;
+  }
+  store<u32>(countsOut, data);
+  store<u32>(countsOut + 4, unallocated);
+  store<u32>(countsOut + 8, consumed);
+  store<u32>(countsOut + 12, changed);
+  return STATUS_OK;
+}

@@ -125,3 +125,58 @@ t.test("kernels never grow memory and leave the arena as they found it", async (
   t.equal(wasm.arena.freeBytes, free);
   t.equal(wasm.memory.buffer.byteLength, bytes);
 });
+
+/** assembly/status.ts STATUS_BAD_ARGUMENT (src/wasm/status.ts: "bad argument passed to a WASM kernel"). */
+const STATUS_BAD_ARGUMENT = 1;
+
+t.test("frameWindow builds frame entries and diffs them against a target frame like a JS reference", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const wasm = getWasm();
+  for (let round = 0; round < 40; round++) {
+    const blocks = 1 + prng.int(300);
+    const length = [8, 16, 32][prng.int(3)];
+    const allocated = Uint8Array.from({ length: blocks }, () => (prng.int(5) === 0 ? 0 : 1));
+    const zero = Uint8Array.from({ length: blocks }, () => (prng.int(4) === 0 ? 1 : 0));
+    const digests = prng.bytes(blocks * length);
+    const state = (i: number) => (allocated[i] === 0 ? 0 : zero[i] ? 1 : 2);
+    // Target frame: random states; data digests equal the source's half of the time.
+    const targetFlags = Uint8Array.from({ length: blocks }, () => prng.int(3));
+    const packedTarget: number[] = [];
+    const expectedChanged: number[] = [];
+    for (let i = 0; i < blocks; i++) {
+      const sourceDigest = [...digests.subarray(i * length, (i + 1) * length)];
+      let same = state(i) !== 2 && targetFlags[i] !== 2;
+      if (targetFlags[i] === 2) {
+        const equal = state(i) === 2 && prng.int(2) === 0;
+        packedTarget.push(...(equal ? sourceDigest : [...prng.bytes(length)]));
+        same = equal;
+      }
+      expectedChanged.push(same ? 0 : 1);
+    }
+    const expectedPacked = [...Array(blocks).keys()].filter((i) => state(i) === 2).flatMap((i) => [...digests.subarray(i * length, (i + 1) * length)]);
+    const at = (bytes: Uint8Array) => {
+      const address = wasm.alloc(Math.max(8, bytes.length));
+      wasm.bytes.set(bytes, address);
+      return address;
+    };
+    const [a, z, d, tf, tp] = [at(allocated), at(zero), at(digests), at(targetFlags), at(Uint8Array.from(packedTarget))];
+    const [flagsOut, packedOut, changedOut, counts] = [wasm.alloc(blocks), wasm.alloc(blocks * length), wasm.alloc(blocks), wasm.alloc(16)];
+    const targetCount = packedTarget.length / length;
+    t.equal(wasm.exports.frameWindow(a, z, d, blocks, length, flagsOut, packedOut, tf, tp, targetCount, changedOut, counts), 0, `seed ${seed} round ${round}`);
+    t.same([...wasm.view(flagsOut, blocks)], [...Array(blocks).keys()].map(state), `seed ${seed} round ${round}: states`);
+    t.same([...wasm.view(packedOut, expectedPacked.length)], expectedPacked, `seed ${seed} round ${round}: packed digests`);
+    t.same([...wasm.view(changedOut, blocks)], expectedChanged, `seed ${seed} round ${round}: changed`);
+    const [dataBlocks, unallocatedBlocks, consumed, changed] = new Uint32Array(wasm.memory.buffer, counts, 4);
+    t.same(
+      [dataBlocks, unallocatedBlocks, consumed, changed],
+      [expectedPacked.length / length, allocated.filter((x) => x === 0).length, targetCount, expectedChanged.filter((x) => x).length],
+      `seed ${seed} round ${round}: counts`,
+    );
+    if (targetCount > 0) {
+      t.equal(wasm.exports.frameWindow(a, z, d, blocks, length, flagsOut, packedOut, tf, tp, targetCount - 1, changedOut, counts), STATUS_BAD_ARGUMENT, "a target frame short of digests is refused, not read past");
+    }
+    t.equal(wasm.exports.frameWindow(a, z, d, blocks, 12, flagsOut, packedOut, 0, 0, 0, changedOut, counts), STATUS_BAD_ARGUMENT, "digest length must be a multiple of 8");
+    for (const address of [a, z, d, tf, tp, flagsOut, packedOut, changedOut, counts]) wasm.release(address);
+  }
+});

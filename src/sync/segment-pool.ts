@@ -17,6 +17,8 @@ interface Pending {
 interface PoolWorker {
   worker: Worker;
   pending: Map<number, Pending>;
+  /** The worker has opened its images (until then, tasks go to other scanners). */
+  ready: boolean;
   failure?: VhdsyncError;
   exited?: boolean;
 }
@@ -50,9 +52,14 @@ export class SegmentPool {
     return this.workers.length + 1;
   }
 
-  /** Scans one segment on the least busy scanner (a worker when tied, to keep this thread responsive). */
+  /**
+   * Scans one segment on the least busy scanner (a worker when tied, to keep this thread
+   * responsive). Workers still booting get nothing: results are consumed in task order, so a
+   * task queued behind a boot would leave this thread idle waiting for it.
+   */
   submit(task: SegmentTask): Promise<SegmentResult> {
-    const worker = this.workers.length > 0 ? this.workers.reduce((best, candidate) => (candidate.pending.size < best.pending.size ? candidate : best)) : undefined;
+    const ready = this.workers.filter((candidate) => candidate.ready || candidate.failure);
+    const worker = ready.length > 0 ? ready.reduce((best, candidate) => (candidate.pending.size < best.pending.size ? candidate : best)) : undefined;
     if (!worker || this.inlinePending < worker.pending.size) return this.submitInline(task);
     if (worker.failure) return Promise.reject(worker.failure);
     return new Promise((resolve, reject) => {
@@ -100,14 +107,15 @@ function startWorker(config: ScanConfig): PoolWorker {
   const prewarmed = takePrewarmedWorker();
   const worker = prewarmed ?? startScanWorker(config);
   if (prewarmed) worker.postMessage({ type: "open", config });
-  const entry: PoolWorker = { worker, pending: new Map() };
+  const entry: PoolWorker = { worker, pending: new Map(), ready: false };
   const failAll = (error: VhdsyncError) => {
     entry.failure = error;
     for (const pending of entry.pending.values()) pending.reject(error);
     entry.pending.clear();
   };
   worker.on("message", (reply: WorkerReply) => {
-    if (reply.type === "result") {
+    if (reply.type === "ready") entry.ready = true;
+    else if (reply.type === "result") {
       entry.pending.get(reply.result.id)?.resolve(reply.result);
       entry.pending.delete(reply.result.id);
     } else if (reply.type === "error") {

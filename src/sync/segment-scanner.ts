@@ -4,6 +4,7 @@
 // (compareBlocksAt) or by hashing against a target digest frame, and write the differences
 // (here for raw targets, or handed back to the main thread for other formats).
 
+import { VhdsyncError } from "../errors.js";
 import type { DiskImage, Extent, ImageFormat } from "../formats/disk-image.js";
 import { openImage } from "../formats/open-image.js";
 import { RawImage } from "../formats/raw.js";
@@ -12,7 +13,6 @@ import { readExactlySync } from "../io/file.js";
 import { checkStatus } from "../wasm/status.js";
 import { getWasm, type WasmInstance } from "../wasm/driver.js";
 import { blockDigestLength, hashBlocks, type BlockHashAlgorithm } from "./block-hasher.js";
-import { BLOCK_DATA, BLOCK_UNALLOCATED, BLOCK_ZERO } from "./digest-format.js";
 import { ChangeList, type SegmentCounters, type SegmentResult, type SegmentTask, emptyCounters } from "./segment-task.js";
 import { MAPPED_WINDOW_BYTES } from "./segment-plan.js";
 
@@ -48,6 +48,10 @@ export class SegmentScanner {
   private readonly bufferB: number;
   private readonly flags: number;
   private readonly zeroFlags: number;
+  /** One byte per block of a window: 1 = some allocated part overlaps it (hash modes). */
+  private readonly allocatedFlags: number;
+  /** The segment's digest frame in WASM memory (hash modes). */
+  private readonly frame: SegmentFrame;
   private readonly digests: number;
   private readonly digestLength: number;
   /** u32 out-parameter of the block kernels. */
@@ -78,7 +82,9 @@ export class SegmentScanner {
     this.flags = this.wasm.alloc(units);
     this.zeroFlags = this.wasm.alloc(units);
     this.digests = this.digestLength ? this.wasm.alloc(units * this.digestLength) : 0;
-    this.countAddress = this.wasm.alloc(8);
+    this.countAddress = this.wasm.alloc(16);
+    this.allocatedFlags = this.wasm.alloc(units);
+    this.frame = new SegmentFrame(this.wasm, this.digestLength);
     this.flagsView = this.wasm.view(this.flags, units);
     this.zeroView = this.wasm.view(this.zeroFlags, units);
     this.digestsView = this.wasm.view(this.digests, units * this.digestLength);
@@ -114,7 +120,8 @@ export class SegmentScanner {
     this.releaseMappings();
     await this.source.close();
     await this.target?.close();
-    for (const address of [this.bufferA, this.bufferB, this.flags, this.zeroFlags, this.digests, this.countAddress]) if (address) this.wasm.release(address);
+    this.frame.release();
+    for (const address of [this.bufferA, this.bufferB, this.flags, this.zeroFlags, this.allocatedFlags, this.digests, this.countAddress]) if (address) this.wasm.release(address);
   }
 
   /** Processes one segment. @throws read/write errors (VhdsyncError) */
@@ -139,12 +146,12 @@ export class SegmentScanner {
     const endBytes = Math.min(this.source.virtualSize, (task.firstBlock + task.blockCount) * block);
     const sourceMap = await allocationMapOf(this.source, startBytes, endBytes - startBytes);
     const targetMap = this.config.mode === "compare" && this.target ? await allocationMapOf(this.target, startBytes, endBytes - startBytes) : [];
+    const hashing = this.config.mode === "hash" || this.config.mode === "hash-compare";
+    if (hashing) this.frame.prepare(task);
     const state: ScanState = {
       counters: emptyCounters(),
       changes: new ChangeList(),
       data: [],
-      frameFlags: this.config.mode === "compare" ? undefined : new Uint8Array(task.blockCount),
-      frameDigests: new Uint8Array(this.config.mode === "compare" ? 0 : task.blockCount * this.digestLength),
       frameDigestBytes: 0,
       lastChangedBlock: -1,
       targetDigestIndex: 0,
@@ -158,9 +165,9 @@ export class SegmentScanner {
     await this.flushPendingZero(state);
     const result: SegmentResult = { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters: state.counters, changes: state.changes.toArray() };
     if (state.data.length > 0) result.data = concat(state.data);
-    if (state.frameFlags) {
-      result.frameFlags = state.frameFlags;
-      result.frameDigests = state.frameDigests.slice(0, state.frameDigestBytes);
+    if (hashing) {
+      result.frameFlags = this.wasm.view(this.frame.flags, task.blockCount).slice();
+      result.frameDigests = this.wasm.view(this.frame.digests, state.frameDigestBytes).slice();
     }
     return result;
   }
@@ -221,77 +228,66 @@ export class SegmentScanner {
     await this.recordRuns(offset, length, unit, (i) => !(zero[i] && this.config.targetFresh), state);
   }
 
-  /** Hashes one window of the source; in hash-compare mode also diffs it against the target frame. */
+  /**
+   * Hashes one window of the source into the segment's frame (WASM frameWindow: block states,
+   * packed digests); in hash-compare mode also finds the blocks whose target digest differs.
+   */
   private async hashWindow(offset: number, length: number, sourceMap: Extent[], task: SegmentTask, state: ScanState): Promise<void> {
     const block = this.config.blockSizeBytes;
     const blocks = Math.ceil(length / block);
     const firstIndex = offset / block - task.firstBlock;
     const parts = clip(sourceMap, offset, length);
-    const allocated = blockAllocation(parts, offset, length, block);
-    const zero = this.zeroView;
+    this.markAllocated(parts, offset, length, blocks);
     if (parts.length > 0) {
       await this.readParts(this.source, this.bufferA, offset, length, parts, state.counters);
       this.zeroBlocks(length, block);
       hashBlocks(this.wasm, this.config.algo!, this.bufferA, length, block, this.digests);
-    } else zero.fill(1, 0, blocks);
-    const frameFlags = state.frameFlags!;
+    } else this.wasm.bytes.fill(1, this.zeroFlags, this.zeroFlags + blocks); // unallocated reads as zeros (recordRuns writes holes)
+    const frame = this.frame;
     const digestLength = this.digestLength;
-    const digests = this.digestsView;
-    let dataBlocks = 0;
-    let unallocatedBlocks = 0;
-    for (let i = 0; i < blocks; i++) {
-      const flag = !allocated[i] ? BLOCK_UNALLOCATED : zero[i] ? BLOCK_ZERO : BLOCK_DATA;
-      frameFlags[firstIndex + i] = flag;
-      if (flag === BLOCK_DATA) dataBlocks++;
-      else if (flag === BLOCK_UNALLOCATED) unallocatedBlocks++;
-    }
+    const target = frame.targetDigestCount >= 0;
+    const status = this.wasm.exports.frameWindow(
+      this.allocatedFlags,
+      this.zeroFlags,
+      this.digests,
+      blocks,
+      digestLength,
+      frame.flags + firstIndex,
+      frame.digests + state.frameDigestBytes,
+      target ? frame.targetFlags + firstIndex : 0,
+      frame.targetDigests + state.targetDigestIndex * digestLength,
+      Math.max(0, frame.targetDigestCount - state.targetDigestIndex),
+      this.flags,
+      this.countAddress,
+    );
+    if (status !== 0) throw new VhdsyncError("VHDSYNC_CORRUPT", `target digest frame at block ${task.firstBlock} has fewer digests than data blocks`, { firstBlock: task.firstBlock });
+    const [dataBlocks, unallocatedBlocks, consumed, changedBlocks] = new Uint32Array(this.wasm.memory.buffer, this.countAddress, 4);
+    state.frameDigestBytes += dataBlocks * digestLength;
+    state.targetDigestIndex += consumed;
     state.counters.blocksZero += blocks - dataBlocks;
     state.counters.blocksUnallocated += unallocatedBlocks;
     state.counters.blocksCompared += blocks - unallocatedBlocks;
-    if (dataBlocks === blocks) {
-      state.frameDigests.set(digests.subarray(0, blocks * digestLength), state.frameDigestBytes);
-      state.frameDigestBytes += blocks * digestLength;
-    } else {
-      for (let i = 0; i < blocks; i++) {
-        if (frameFlags[firstIndex + i] !== BLOCK_DATA) continue;
-        state.frameDigests.set(digests.subarray(i * digestLength, (i + 1) * digestLength), state.frameDigestBytes);
-        state.frameDigestBytes += digestLength;
-      }
-    }
-    if (task.targetFlags) await this.diffAgainstTarget(offset, length, firstIndex, task, state);
+    if (!target || changedBlocks === 0) return;
+    const changed = this.flagsView;
+    for (let i = 0; i < blocks; i++) if (changed[i]) this.noteChangedBlock(offset + i * block, state);
+    await this.recordRuns(offset, length, block, (i) => changed[i] === 1, state);
   }
 
-  /** Marks (in flagsView) and records the blocks of a hashed window whose target digest differs. */
-  private async diffAgainstTarget(offset: number, length: number, firstIndex: number, task: SegmentTask, state: ScanState): Promise<void> {
+  /** allocatedFlags[i] = 1 when an allocated part overlaps block i of the window. */
+  private markAllocated(parts: Extent[], offset: number, length: number, blocks: number): void {
     const block = this.config.blockSizeBytes;
-    const blocks = Math.ceil(length / block);
-    const targetFlags = task.targetFlags!;
-    const targetDigests = task.targetDigests!;
-    const sourceFlags = state.frameFlags!;
-    const digests = this.digestsView;
-    const digestLength = this.digestLength;
-    const changed = this.flagsView;
-    for (let i = 0; i < blocks; i++) {
-      const targetData = targetFlags[firstIndex + i] === BLOCK_DATA;
-      let same: boolean;
-      if (sourceFlags[firstIndex + i] !== BLOCK_DATA) same = !targetData;
-      else if (!targetData) same = false;
-      else {
-        same = true;
-        const sourceBase = i * digestLength;
-        const targetBase = state.targetDigestIndex * digestLength;
-        for (let k = 0; k < digestLength; k++) {
-          if (digests[sourceBase + k] !== targetDigests[targetBase + k]) {
-            same = false;
-            break;
-          }
-        }
-      }
-      if (targetData) state.targetDigestIndex++;
-      changed[i] = same ? 0 : 1;
-      if (!same) this.noteChangedBlock(offset + i * block, state);
+    const flags = this.wasm.bytes;
+    const base = this.allocatedFlags;
+    if (parts.length === 1 && parts[0].offset === offset && parts[0].length === length) {
+      flags.fill(1, base, base + blocks);
+      return;
     }
-    await this.recordRuns(offset, length, block, (i) => changed[i] === 1, state);
+    flags.fill(0, base, base + blocks);
+    for (const part of parts) {
+      const first = Math.floor((part.offset - offset) / block);
+      const last = Math.ceil((part.offset + part.length - offset) / block);
+      flags.fill(1, base + first, base + last);
+    }
   }
 
   /** Counts a changed block once even when it spans several windows. */
@@ -380,12 +376,66 @@ function openAs(path: string, format: ImageFormat | undefined, readOnly: boolean
   return openImage(path, { readOnly, format });
 }
 
+/**
+ * WASM scratch for one segment's digest frame (hash modes): the source frame being built
+ * (block states, packed digests) and the target frame it is diffed against. Grows to the
+ * largest segment seen; the arrays are copied out once per segment.
+ */
+class SegmentFrame {
+  flags = 0;
+  digests = 0;
+  targetFlags = 0;
+  targetDigests = 0;
+  /** Digests in the target frame of the current segment; -1 when there is none. */
+  targetDigestCount = -1;
+  private blocks = 0;
+  private targetBytes = 0;
+
+  constructor(private readonly wasm: WasmInstance, private readonly digestLength: number) {}
+
+  /** Sizes the scratch for `task` and copies its target frame in. */
+  prepare(task: SegmentTask): void {
+    const wasm = this.wasm;
+    if (task.blockCount > this.blocks) {
+      this.releaseSource();
+      this.flags = wasm.alloc(task.blockCount);
+      this.digests = wasm.alloc(Math.max(8, task.blockCount * this.digestLength));
+      this.targetFlags = wasm.alloc(task.blockCount);
+      this.blocks = task.blockCount;
+    }
+    if (!task.targetFlags || !task.targetDigests) {
+      this.targetDigestCount = -1;
+      return;
+    }
+    if (task.targetDigests.length > this.targetBytes || this.targetDigests === 0) {
+      if (this.targetDigests) wasm.release(this.targetDigests);
+      this.targetBytes = Math.max(8, task.targetDigests.length);
+      this.targetDigests = wasm.alloc(this.targetBytes);
+    }
+    wasm.bytes.set(task.targetFlags.subarray(0, task.blockCount), this.targetFlags);
+    wasm.bytes.set(task.targetDigests, this.targetDigests);
+    this.targetDigestCount = Math.floor(task.targetDigests.length / this.digestLength);
+  }
+
+  private releaseSource(): void {
+    for (const address of [this.flags, this.digests, this.targetFlags]) if (address) this.wasm.release(address);
+    this.flags = this.digests = this.targetFlags = 0;
+    this.blocks = 0;
+  }
+
+  release(): void {
+    this.releaseSource();
+    if (this.targetDigests) this.wasm.release(this.targetDigests);
+    this.targetDigests = 0;
+    this.targetBytes = 0;
+  }
+}
+
 interface ScanState {
   counters: SegmentCounters;
   changes: ChangeList;
   data: Uint8Array[];
-  frameFlags?: Uint8Array;
-  frameDigests: Uint8Array;
+  /** Bytes of packed digests in the segment's frame so far (hash modes). */
   frameDigestBytes: number;
   lastChangedBlock: number;
   /** Digests of the target frame consumed so far (hash-compare). */
@@ -403,17 +453,6 @@ function clip(map: Extent[], offset: number, length: number): Extent[] {
     if (stop > start) parts.push({ offset: start, length: stop - start });
   }
   return parts;
-}
-
-/** One flag per block of a window: does any allocated part overlap it? */
-function blockAllocation(parts: Extent[], offset: number, length: number, blockSizeBytes: number): Uint8Array {
-  const allocated = new Uint8Array(Math.ceil(length / blockSizeBytes));
-  for (const part of parts) {
-    const first = Math.floor((part.offset - offset) / blockSizeBytes);
-    const last = Math.ceil((part.offset + part.length - offset) / blockSizeBytes);
-    allocated.fill(1, first, last);
-  }
-  return allocated;
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {
