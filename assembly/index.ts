@@ -2,7 +2,7 @@
 // memory imported from the driver (fixed size, never grown). See docs/architecture.md.
 
 export { heapBase } from "./memory";
-export { hash_digestLength, hash_stateSize, hash_init, hash_update, hash_digest, hash_oneShot, hash_blocks } from "./hash/hash-blocks";
+export { hash_digestLength, hash_stateSize, hash_init, hash_update, hash_digest, hash_oneShot, hash_blocks, hash_blocks_nonzero } from "./hash/hash-blocks";
 export { xxh64, xxh64_stateSize, xxh64_init, xxh64_update, xxh64_digest } from "./hash/xxh64";
 export { xxh3_64, xxh3_128 } from "./hash/xxh3";
 export { xxh3_stateSize, xxh3_init, xxh3_update, xxh3_64_digest, xxh3_128_digest } from "./hash/xxh3-stream";

@@ -130,3 +130,38 @@ t.test("bad input gives coded errors", async (t) => {
   hasher.dispose();
   t.throws(() => hasher.digest(), { code: "VHDSYNC_INTERNAL" });
 });
+
+t.test("hashNonZeroBlocksAt flags zero blocks and hashes exactly the others, every algorithm", async (t) => {
+  const { hashNonZeroBlocksAt } = await import("../dist/hash/index.js");
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const wasm = getWasm();
+  for (const algorithm of ["xxh3-128", "xxh3-64", "xxh64", "sha256"] as const) {
+    for (let round = 0; round < 6; round++) {
+      const blockSizeBytes = [512, 4096, 65536][prng.int(3)];
+      const blocks = 1 + prng.int(40);
+      const length = blocks * blockSizeBytes - (prng.int(2) ? prng.int(blockSizeBytes) : 0);
+      const input = prng.bytes(length);
+      for (let b = 0; b < blocks; b++) if (prng.int(3) === 0) input.fill(0, b * blockSizeBytes, Math.min(length, (b + 1) * blockSizeBytes));
+      if (prng.int(2)) input[Math.min(length - 1, prng.int(blocks) * blockSizeBytes + blockSizeBytes - 1)] = 7; // a single byte at a block edge
+      const count = Math.ceil(length / blockSizeBytes);
+      const size = digestLength(algorithm);
+      const data = wasm.alloc(length);
+      const digests = wasm.alloc(count * size);
+      const zeros = wasm.alloc(count);
+      wasm.bytes.set(input, data);
+      wasm.bytes.fill(0xee, digests, digests + count * size);
+      hashNonZeroBlocksAt(algorithm, data, length, blockSizeBytes, digests, zeros);
+      const reference = hashBlocks(input, blockSizeBytes, algorithm);
+      for (let b = 0; b < count; b++) {
+        const block = input.subarray(b * blockSizeBytes, Math.min(length, (b + 1) * blockSizeBytes));
+        const isZero = block.every((byte) => byte === 0);
+        const got = wasm.view(digests + b * size, size);
+        t.equal(wasm.bytes[zeros + b], isZero ? 1 : 0, `seed ${seed} ${algorithm} round ${round} block ${b}: zero flag`);
+        if (!isZero) t.equal(toHex(got), toHex(reference.subarray(b * size, (b + 1) * size)), `seed ${seed} ${algorithm} round ${round} block ${b}: digest`);
+        else if (algorithm !== "sha256") t.ok(got.every((byte) => byte === 0xee), `seed ${seed} ${algorithm} round ${round} block ${b}: zero block not hashed`);
+      }
+      for (const address of [data, digests, zeros]) wasm.release(address);
+    }
+  }
+});

@@ -8,6 +8,7 @@ import { ALGORITHM_XXH3_128, ALGORITHM_XXH3_64, ALGORITHM_XXH64, storeCanonical6
 import { xxh3_128_low, xxh3_64, xxh3High } from "./xxh3";
 import { XXH3_STATE_BYTES, xxh3_128_digest, xxh3_64_digest, xxh3_init, xxh3_update } from "./xxh3-stream";
 import { XXH64_STATE_BYTES, xxh64, xxh64_digest, xxh64_init, xxh64_update } from "./xxh64";
+import { isZero } from "../blocks";
 
 /** Digest length in bytes of `algorithm`, or 0 when the id is unknown. */
 export function hash_digestLength(algorithm: i32): i32 {
@@ -104,6 +105,29 @@ export function hash_blocks(algorithm: i32, data: usize, lengthBytes: usize, blo
     digestInto(algorithm, block, remaining < blockSizeBytes ? remaining : blockSizeBytes, seed, digest);
     block += blockSizeBytes;
     digest += digestBytes;
+  }
+  return STATUS_OK;
+}
+
+/**
+ * hash_blocks for digest frames: one flag byte per block at `zeroOut` (1 = the block is all
+ * zeros), and a digest only for the other blocks (a zero block's digest slot is left as it
+ * was; digest frames store none). Each block is checked and hashed while it is in the cache.
+ */
+export function hash_blocks_nonzero(algorithm: i32, data: usize, lengthBytes: usize, blockSizeBytes: usize, seed: u64, out: usize, zeroOut: usize): i32 {
+  const digestBytes = <usize>hash_digestLength(algorithm);
+  if (digestBytes == 0) return STATUS_BAD_ALGORITHM;
+  if (blockSizeBytes == 0 || (blockSizeBytes & (blockSizeBytes - 1)) != 0) return STATUS_BAD_BLOCK_SIZE;
+  const blockCount = lengthBytes / blockSizeBytes + (lengthBytes % blockSizeBytes != 0 ? 1 : 0);
+  if (!inMemory(data, lengthBytes) || !inMemory(out, blockCount * digestBytes) || !inMemory(zeroOut, blockCount)) return STATUS_BAD_ARGUMENT;
+  const end = data + lengthBytes;
+  for (let index: usize = 0; index < blockCount; index++) {
+    const block = data + index * blockSizeBytes;
+    const remaining = end - block;
+    const size = remaining < blockSizeBytes ? remaining : blockSizeBytes;
+    const zero = isZero(block, size);
+    store<u8>(zeroOut + index, <u8>zero);
+    if (!zero) digestInto(algorithm, block, size, seed, out + index * digestBytes);
   }
   return STATUS_OK;
 }

@@ -80,6 +80,27 @@ export function hashBlocksAt(algorithm: HashAlgorithm, dataAddress: number, leng
 }
 
 /**
+ * hashBlocksAt() for digest frames: one flag byte per block at `zeroAddress` (1 = all zeros)
+ * and digests only for the other blocks (zero blocks' digest slots are left as they were).
+ * The WASM algorithms check and hash each block while it is in the cache; sha256 checks all
+ * blocks first.
+ * @throws as hashBlocksAt
+ */
+export function hashNonZeroBlocksAt(algorithm: HashAlgorithm, dataAddress: number, lengthBytes: number, blockSizeBytes: number, digestAddress: number, zeroAddress: number): void {
+  checkBlockSize(blockSizeBytes);
+  const wasm = getWasm();
+  const id = wasmAlgorithmId(algorithm);
+  const details = { lengthBytes, blockSizeBytes };
+  if (id !== undefined) {
+    checkStatus(wasm.exports.hash_blocks_nonzero(id, dataAddress, lengthBytes, blockSizeBytes, 0n, digestAddress, zeroAddress), "hash blocks", details);
+    return;
+  }
+  // zeroBlocks' u32 zero count lands in the first digest slot, which hashBlocksAt then overwrites.
+  checkStatus(wasm.exports.zeroBlocks(dataAddress, lengthBytes, blockSizeBytes, zeroAddress, digestAddress), "zero-block scan", details);
+  hashBlocksAt(algorithm, dataAddress, lengthBytes, blockSizeBytes, digestAddress);
+}
+
+/**
  * Per-block digests of `bytes`: one canonical digest per `blockSizeBytes` block (the last
  * may be partial), concatenated. Bytes outside WASM memory are copied in slices of about 8 MiB.
  * @throws VHDSYNC_INVALID_ARGUMENT (unknown algorithm, block size not a power of two up to 1 GiB)

@@ -12,7 +12,8 @@ import { PageMapper } from "../io/file-map.js";
 import { readExactlySync } from "../io/file.js";
 import { checkStatus } from "../wasm/status.js";
 import { getWasm, type WasmInstance } from "../wasm/driver.js";
-import { blockDigestLength, hashBlocks, type BlockHashAlgorithm } from "./block-hasher.js";
+import { hashNonZeroBlocksAt } from "../hash/index.js";
+import { blockDigestLength, type BlockHashAlgorithm } from "./block-hasher.js";
 import { ChangeList, type SegmentCounters, type SegmentResult, type SegmentTask, emptyCounters } from "./segment-task.js";
 import { MAPPED_WINDOW_BYTES } from "./segment-plan.js";
 
@@ -240,8 +241,7 @@ export class SegmentScanner {
     this.markAllocated(parts, offset, length, blocks);
     if (parts.length > 0) {
       await this.readParts(this.source, this.bufferA, offset, length, parts, state.counters);
-      this.zeroBlocks(length, block);
-      hashBlocks(this.wasm, this.config.algo!, this.bufferA, length, block, this.digests);
+      hashNonZeroBlocksAt(this.config.algo!, this.bufferA, length, block, this.digests, this.zeroFlags);
     } else this.wasm.bytes.fill(1, this.zeroFlags, this.zeroFlags + blocks); // unallocated reads as zeros (recordRuns writes holes)
     const frame = this.frame;
     const digestLength = this.digestLength;
