@@ -91,6 +91,31 @@ export function compareBlocks(a: usize, b: usize, lengthBytes: usize, blockSizeB
 }
 
 /**
+ * compareBlocks and zeroBlocks of `a` in one pass: per block, the differs flag at diffOut and
+ * the all-zero flag of `a` at zeroOut, checked while the block is in the cache. Stores the
+ * number of differing blocks at countOut (u32) and of zero blocks at countOut + 4.
+ */
+export function compareZeroBlocks(a: usize, b: usize, lengthBytes: usize, blockSizeBytes: usize, diffOut: usize, zeroOut: usize, countOut: usize): i32 {
+  if (!validBlockSize(blockSizeBytes)) return STATUS_BAD_BLOCK_SIZE;
+  const blocks = blockCount(lengthBytes, blockSizeBytes);
+  let differing: u32 = 0;
+  let zeros: u32 = 0;
+  for (let i: usize = 0; i < blocks; i++) {
+    const start = i * blockSizeBytes;
+    const size = min(blockSizeBytes, lengthBytes - start);
+    const differs = 1 - bytesEqual(a + start, b + start, size);
+    const zero = isZero(a + start, size);
+    store<u8>(diffOut + i, <u8>differs);
+    store<u8>(zeroOut + i, <u8>zero);
+    differing += <u32>differs;
+    zeros += <u32>zero;
+  }
+  store<u32>(countOut, differing);
+  store<u32>(countOut + 4, zeros);
+  return STATUS_OK;
+}
+
+/**
  * Turns a flag map (`count` bytes, non-zero = set) into coalesced ranges of set blocks,
  * numbered from `firstBlock`. Stores the number of ranges at `countOut`; fails with
  * STATUS_OUTPUT_TOO_SMALL when more than `maxRanges` would be needed.

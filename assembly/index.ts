@@ -6,7 +6,7 @@ export { hash_digestLength, hash_stateSize, hash_init, hash_update, hash_digest,
 export { xxh64, xxh64_stateSize, xxh64_init, xxh64_update, xxh64_digest } from "./hash/xxh64";
 export { xxh3_64, xxh3_128 } from "./hash/xxh3";
 export { xxh3_stateSize, xxh3_init, xxh3_update, xxh3_64_digest, xxh3_128_digest } from "./hash/xxh3-stream";
-export { isZero, bytesEqual, zeroBlocks, compareBlocks, flagsToRanges, diffDigests, frameWindow } from "./blocks";
+export { isZero, bytesEqual, zeroBlocks, compareBlocks, compareZeroBlocks, flagsToRanges, diffDigests, frameWindow } from "./blocks";
 export { vhdFooterParse, vhdFooterBuild, vhdChecksum, vhdHeaderParse, vhdHeaderBuild, vhdBitmapBytes, vhdBatScan, vhdBitmapGet, vhdBitmapSetRange, vhdBitmapRun, vhdBitmapCount, vhdBitmapZeroCheck, vhdGeometryForSize } from "./vhd/index";
 export { hrlByteSum, hrlDataChecksum } from "./hrl/checksum";
 export { hrlHeaderParse, hrlHeaderBuild } from "./hrl/header";

@@ -180,3 +180,28 @@ t.test("frameWindow builds frame entries and diffs them against a target frame l
     for (const address of [a, z, d, tf, tp, flagsOut, packedOut, changedOut, counts]) wasm.release(address);
   }
 });
+
+t.test("compareZeroBlocks equals compareBlocks plus zeroBlocks of the first buffer", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const wasm = getWasm();
+  for (let round = 0; round < 30; round++) {
+    const blockSize = [512, 4096, 65536][prng.int(3)];
+    const length = 1 + prng.int(blockSize * 12);
+    const a = prng.bytes(length);
+    for (let start = 0; start < length; start += blockSize) if (prng.int(3) === 0) a.fill(0, start, start + blockSize);
+    const b = Uint8Array.from(a);
+    for (let start = 0; start < length; start += blockSize) if (prng.int(3) === 0) b[Math.min(length - 1, start + prng.int(blockSize))] ^= 1 + prng.int(255);
+    const blocks = Math.ceil(length / blockSize);
+    const [pa, pb, diff, zero, counts] = [wasm.alloc(length), wasm.alloc(length), wasm.alloc(blocks), wasm.alloc(blocks), wasm.alloc(8)];
+    wasm.bytes.set(a, pa);
+    wasm.bytes.set(b, pb);
+    t.equal(wasm.exports.compareZeroBlocks(pa, pb, length, blockSize, diff, zero, counts), 0);
+    const expectDiff = [...Array(blocks).keys()].map((i) => (a.subarray(i * blockSize, (i + 1) * blockSize).every((x, k) => x === b[i * blockSize + k]) ? 0 : 1));
+    const expectZero = [...Array(blocks).keys()].map((i) => (a.subarray(i * blockSize, (i + 1) * blockSize).every((x) => x === 0) ? 1 : 0));
+    t.same([...wasm.view(diff, blocks)], expectDiff, `seed ${seed} round ${round}: differs`);
+    t.same([...wasm.view(zero, blocks)], expectZero, `seed ${seed} round ${round}: zero`);
+    t.same([...new Uint32Array(wasm.memory.buffer, counts, 2)], [expectDiff.filter((x) => x).length, expectZero.filter((x) => x).length], `seed ${seed} round ${round}: counts`);
+    for (const address of [pa, pb, diff, zero, counts]) wasm.release(address);
+  }
+});

@@ -1,8 +1,9 @@
 // The per-segment work of checksum/diff/resync/verify, run inside a worker thread (or inline):
-// read a range of the source (and target) straight into WASM memory in cache-sized windows,
-// skip what is unallocated on both sides, find differing blocks by direct compare
-// (compareBlocksAt) or by hashing against a target digest frame, and write the differences
-// (here for raw targets, or handed back to the main thread for other formats).
+// bring a range of the source (and target) into WASM memory in windows (raw images: their
+// page-cache pages mapped in place; others: read), skip what is unallocated on both sides,
+// find differing blocks by direct compare (compareZeroBlocks) or by hashing against a target
+// digest frame (hash_blocks_nonzero + frameWindow), and write the differences (here for raw
+// targets, or handed back to the main thread for other formats).
 
 import { VhdsyncError } from "../errors.js";
 import type { DiskImage, Extent, ImageFormat } from "../formats/disk-image.js";
@@ -91,9 +92,9 @@ export class SegmentScanner {
     this.digestsView = this.wasm.view(this.digests, units * this.digestLength);
   }
 
-  /** One flag per `unit` bytes at flags (1 = differs); raw kernel call, no per-call allocation. */
-  private compareBlocks(length: number, unit: number): void {
-    checkStatus(this.wasm.exports.compareBlocks(this.bufferA, this.bufferB, length, unit, this.flags, this.countAddress), "block compare");
+  /** One flag per `unit` bytes at flags (1 = differs) and at zeroFlags (1 = source all zero), in one pass. */
+  private compareAndZeroBlocks(length: number, unit: number): void {
+    checkStatus(this.wasm.exports.compareZeroBlocks(this.bufferA, this.bufferB, length, unit, this.flags, this.zeroFlags, this.countAddress), "block compare");
   }
 
   /** One flag per `unit` bytes of the source window at zeroFlags (1 = all zero). */
@@ -186,8 +187,7 @@ export class SegmentScanner {
     }
     await this.readParts(this.source, this.bufferA, offset, length, sourceParts, counters);
     await this.readParts(this.target!, this.bufferB, offset, length, targetParts, counters);
-    this.compareBlocks(length, unit);
-    this.zeroBlocks(length, unit);
+    this.compareAndZeroBlocks(length, unit);
     this.countBlocks(offset, length, counters, "compared");
     const flags = this.flagsView;
     const zero = this.zeroView;
