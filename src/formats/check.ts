@@ -4,7 +4,7 @@
 // (raw images: nothing to validate beyond being readable).
 
 import type { ImageFormat } from "./disk-image.js";
-import { openImage, sniff } from "./open-image.js";
+import { loadFormatsFor, openImage, sniff } from "./open-image.js";
 
 /** One structural problem: a stable code (a VhdsyncError code), a message, where it is. */
 export interface CheckProblem {
@@ -47,6 +47,7 @@ export function registerChecker(checker: FormatChecker): void {
  */
 export async function checkImage(path: string): Promise<CheckResult> {
   const { head, tail } = await sniff(path);
+  await loadFormatsFor(head, tail);
   const checker = checkers.find((candidate) => candidate.detect(head, tail));
   if (checker) {
     const problems = await checker.check(path);

@@ -1,11 +1,13 @@
 // openImage(): detects an image's format and opens it as a DiskImage. Detection order: VHDX
 // ("vhdxfile" at offset 0), VHD ("conectix" footer at the end, or its copy at offset 0),
-// otherwise raw (or a block device). Each format registers a detector here.
+// otherwise raw (or a block device). Each format registers a detector here; the built-in
+// ones are loaded on first need (their signatures are in signatures.ts).
 
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { openFile, readUpTo } from "../io/file.js";
 import type { DiskImage, ImageFormat, OpenOptions } from "./disk-image.js";
 import { RawImage } from "./raw.js";
+import { detectVhd, isVhdx } from "./signatures.js";
 
 /** A format's detector: given the first and last 512 bytes, can it open the file? */
 export interface FormatHandler {
@@ -26,6 +28,11 @@ let builtinFormats: Promise<unknown> | undefined;
 function loadBuiltinFormats(): Promise<unknown> {
   builtinFormats ??= Promise.all([import("./vhd/index.js"), import("./vhdx/index.js")]);
   return builtinFormats;
+}
+
+/** Loads the built-in formats' modules if `head`/`tail` carry one of their signatures. */
+export async function loadFormatsFor(head: Uint8Array, tail: Uint8Array): Promise<void> {
+  if (detectVhd(head, tail) || isVhdx(head)) await loadBuiltinFormats();
 }
 
 /** Registers a format (called once by each format module at import time). */
@@ -56,15 +63,16 @@ export async function sniff(path: string): Promise<{ head: Uint8Array; tail: Uin
  * @throws VHDSYNC_NOT_FOUND, VHDSYNC_CORRUPT, VHDSYNC_CHAIN_BROKEN, VHDSYNC_UNSUPPORTED, ...
  */
 export async function openImage(path: string, options: OpenOptions = {}): Promise<DiskImage> {
-  await loadBuiltinFormats();
   const resolved: Required<OpenOptions> = { readOnly: options.readOnly ?? true, format: options.format as ImageFormat };
   if (options.format === "raw" || options.format === "block-device") return RawImage.open(path, resolved.readOnly);
   if (options.format) {
+    await loadBuiltinFormats();
     const handler = handlers.find((candidate) => candidate.format === options.format);
     if (!handler) throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `format ${options.format} is not supported`, { path });
     return handler.open(path, resolved);
   }
   const { head, tail } = await sniff(path);
+  await loadFormatsFor(head, tail);
   for (const handler of handlers) {
     if (handler.detect(head, tail)) return handler.open(path, { ...resolved, format: handler.format });
   }

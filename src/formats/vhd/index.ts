@@ -6,17 +6,9 @@ import { registerFormat } from "../open-image.js";
 import { registerChecker } from "../check.js";
 import { checkVhd } from "./vhd-check.js";
 import { openVhd } from "./open-vhd.js";
+import { detectVhd } from "../signatures.js";
 
-const COOKIE = "conectix";
-
-function startsWithCookie(bytes: Uint8Array): boolean {
-  return bytes.length >= 8 && Buffer.from(bytes.subarray(0, 8)).toString("latin1") === COOKIE;
-}
-
-/** Whether the first bytes / last 512 bytes of a file look like a VHD (512- or 511-byte footer, or the copy at 0). */
-export function detectVhd(head: Uint8Array, tail: Uint8Array): boolean {
-  return (tail.length === 512 && (startsWithCookie(tail) || startsWithCookie(tail.subarray(1)))) || startsWithCookie(head);
-}
+export { detectVhd };
 
 registerFormat({
   format: "vhd",

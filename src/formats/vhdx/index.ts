@@ -5,13 +5,9 @@ import { registerChecker } from "../check.js";
 import { registerFormat } from "../open-image.js";
 import { checkVhdx } from "./vhdx-check.js";
 import { VhdxImage } from "./vhdx-image.js";
+import { isVhdx } from "../signatures.js";
 
-const IDENTIFIER = [0x76, 0x68, 0x64, 0x78, 0x66, 0x69, 0x6c, 0x65]; // "vhdxfile"
-
-/** True if `head` (the file's first bytes) starts with the VHDX file type identifier. */
-export function isVhdx(head: Uint8Array): boolean {
-  return head.length >= IDENTIFIER.length && IDENTIFIER.every((byte, i) => head[i] === byte);
-}
+export { isVhdx };
 
 registerFormat({
   format: "vhdx",
