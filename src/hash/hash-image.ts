@@ -5,7 +5,8 @@
 // enough that the buffers stay in the CPU caches between the kernel's copy and the hash
 // (measured 2-3x faster than 8 MiB chunks on a cached 1 GiB file; docs/hashing.md).
 
-import { openFile, readExactly } from "../io/file.js";
+import { openFile, readExactly, readExactlySync } from "../io/file.js";
+import { PageMapper } from "../io/file-map.js";
 import type { DiskImage } from "../formats/disk-image.js";
 import { throttle, type ProgressListener } from "../progress.js";
 import { getWasm } from "../wasm/driver.js";
@@ -33,6 +34,12 @@ export interface HashStreamOptions {
    * memory stays bounded for any image size and `blockDigests` is absent from the result.
    */
   onBlockDigests?: (offsetBytes: number, digests: Uint8Array) => void;
+  /**
+   * A file descriptor whose bytes at each offset are the content (raw images): chunks are
+   * then mapped into WASM memory instead of read, when the native addon allows
+   * (io/file-map.ts; VHDSYNC_NO_MMAP=1 turns it off). hashFile() sets it itself.
+   */
+  mapFd?: number;
 }
 
 /** What hashImage() and hashFile() return. */
@@ -58,7 +65,7 @@ export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
  *   for the buffers), and any error of image.read()
  */
 export async function hashImage(image: DiskImage, options: HashStreamOptions = {}): Promise<HashResult> {
-  return hashSource((view, offset) => image.read(view, offset), image.virtualSize, options);
+  return hashSource((view, offset) => image.read(view, offset), image.virtualSize, options, image.path);
 }
 
 /**
@@ -75,21 +82,37 @@ export async function hashFile(path: string, options: HashStreamOptions = {}): P
     } catch (error) {
       throw toVhdsyncError(error, { path });
     }
-    return await hashSource((view, offset) => readExactly(handle, view, offset, path), sizeBytes, options);
+    return await hashSource((view, offset) => readExactly(handle, view, offset, path), sizeBytes, { mapFd: handle.fd, ...options }, path);
   } finally {
     await handle.close();
   }
 }
 
+/** Chunk size when chunks are mapped rather than read: no copy, so no cache to fit. */
+export const MAPPED_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Reads `view` (a WASM memory view) from `fd` at `offset` by mapping its whole pages in place,
+ * reading only what cannot be mapped (unaligned edges, unmappable files).
+ */
+function mappedReadAt(mapper: PageMapper, fd: number, path: string): ReadAt {
+  return async (view, offset) => {
+    const mapped = mapper.map(view.byteOffset, fd, offset, view.length);
+    if (mapped < view.length) readExactlySync(fd, view.subarray(mapped), offset + mapped, path);
+  };
+}
+
 /** The read/hash pipeline over any positional source of `sizeBytes` bytes. */
-export async function hashSource(readAt: ReadAt, sizeBytes: number, options: HashStreamOptions): Promise<HashResult> {
+export async function hashSource(readAt: ReadAt, sizeBytes: number, options: HashStreamOptions, path = ""): Promise<HashResult> {
   const algorithm = checkAlgorithm(options.algo ?? DEFAULT_HASH_ALGORITHM);
   const blockSizeBytes = options.blockSizeBytes;
   if (blockSizeBytes !== undefined) checkBlockSize(blockSizeBytes);
   const digestBytes = digestLength(algorithm);
-  const chunkBytes = chunkSize(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, blockSizeBytes, digestBytes);
-  const bufferCount = Math.max(2, Math.floor(options.buffers ?? 3));
   const wasm = getWasm();
+  const mapper = options.mapFd !== undefined ? PageMapper.for(wasm.memory) : null;
+  if (mapper) readAt = mappedReadAt(mapper, options.mapFd!, path);
+  const chunkBytes = chunkSize(options.chunkBytes ?? (mapper ? MAPPED_CHUNK_BYTES : DEFAULT_CHUNK_BYTES), blockSizeBytes, digestBytes);
+  const bufferCount = Math.max(2, Math.floor(options.buffers ?? 3));
   const progress = throttle(options.onProgress);
   const chunkCount = Math.ceil(sizeBytes / chunkBytes);
   const buffers: number[] = [];
@@ -106,7 +129,7 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
     pending[chunk].catch(() => {}); // awaited below; avoids an unhandled rejection meanwhile
   };
   try {
-    for (let i = 0; i < Math.min(bufferCount, chunkCount); i++) buffers.push(wasm.alloc(chunkBytes, 64));
+    for (let i = 0; i < Math.min(bufferCount, chunkCount); i++) buffers.push(wasm.alloc(chunkBytes, mapper ? mapper.pageSize : 64));
     if (blockSizeBytes !== undefined) digestStaging = wasm.alloc(chunkDigestBytes, 16);
     for (let chunk = 0; chunk < bufferCount - 1; chunk++) startRead(chunk);
     for (let chunk = 0; chunk < chunkCount; chunk++) {
@@ -125,7 +148,10 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
   } finally {
     await Promise.allSettled(pending);
     hasher?.dispose();
-    for (const address of buffers) wasm.release(address);
+    for (const address of buffers) {
+      mapper?.release(address, chunkBytes);
+      wasm.release(address);
+    }
     if (digestStaging !== undefined) wasm.release(digestStaging);
   }
 
