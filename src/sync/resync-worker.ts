@@ -1,11 +1,13 @@
 // Worker-thread entry of the segment pool: opens its own images and WASM instance, then scans
 // the segments it is sent, one at a time, posting results with their buffers transferred.
-// Started with a ScanConfig it opens at once; prewarmed (no config) it instantiates WASM and
-// waits for an "open" message.
+// Started with a ScanConfig it opens at once; prewarmed, it instantiates WASM, loads the
+// modules of the source's format and waits for an "open" message.
 
 import { parentPort, workerData } from "node:worker_threads";
 import { toVhdsyncError } from "../errors.js";
 import { getWasm } from "../wasm/driver.js";
+import { loadFormatsFor, sniff } from "../formats/open-image.js";
+import type { PrewarmData } from "./scan-workers.js";
 import { SegmentScanner, type ScanConfig } from "./segment-scanner.js";
 import type { SegmentResult, SegmentTask } from "./segment-task.js";
 
@@ -42,14 +44,20 @@ if (parentPort) {
       },
       (error) => port.postMessage(errorReply(error)),
     );
-  if (workerData) queue = open(workerData as ScanConfig);
+  const prewarm = (workerData as Partial<PrewarmData> | null)?.prewarm;
+  if (!prewarm) queue = open(workerData as ScanConfig);
   else {
-    // Prewarmed: do the expensive part of opening (compile and instantiate WASM) now.
-    try {
-      getWasm();
-    } catch {
-      // Reported when the scanner opens.
-    }
+    // Prewarmed: do the expensive parts of opening now: compile and instantiate WASM, load the
+    // modules of the source's format. Failures are reported when the scanner opens.
+    queue = (async () => {
+      try {
+        getWasm();
+        const { head, tail } = await sniff(prewarm.sourcePath);
+        await loadFormatsFor(head, tail);
+      } catch {
+        // see above
+      }
+    })();
   }
   port.on("message", (request: WorkerRequest) => {
     queue = queue.then(async () => {

@@ -26,13 +26,18 @@ export function workerCountFor(virtualSizeBytes: number, requested?: number): nu
 
 const WORKER_URL = new URL("./resync-worker.js", import.meta.url);
 
+/** workerData of a prewarmed worker: the image it will most likely open (to load its format early). */
+export interface PrewarmData {
+  prewarm: { sourcePath: string };
+}
+
 /**
- * Starts a scan worker. With `config` it opens its images at once; without, it boots and
- * waits for an "open" message.
+ * Starts a scan worker. With a ScanConfig it opens its images at once; prewarmed, it boots
+ * (WASM, and the format modules `sourcePath` needs) and waits for an "open" message.
  */
-export function startScanWorker(config?: unknown): Worker {
+export function startScanWorker(data: unknown): Worker {
   // execArgv: [] so workers do not inherit loaders the parent runs under (test runners, TS hooks).
-  return new Worker(WORKER_URL, { workerData: config ?? null, execArgv: [] });
+  return new Worker(WORKER_URL, { workerData: data, execArgv: [] });
 }
 
 const prewarmed: Worker[] = [];
@@ -52,7 +57,7 @@ export function prewarmScanWorkers(sourcePath: string | undefined): void {
   }
   const count = workerCountFor(sizeBytes) - 1;
   for (let i = 0; i < count; i++) {
-    const worker = startScanWorker();
+    const worker = startScanWorker({ prewarm: { sourcePath } } satisfies PrewarmData);
     worker.unref();
     // A prewarmed worker that fails to boot is dropped here; the pool then starts a fresh one.
     worker.once("error", () => dropPrewarmed(worker));
