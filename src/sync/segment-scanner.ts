@@ -5,7 +5,7 @@
 // digest frame (hash_blocks_nonzero + frameWindow), and write the differences (here for raw
 // targets, or handed back to the main thread for other formats).
 
-import { VhdsyncError } from "../errors.js";
+import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import type { DiskImage, Extent, ImageFormat } from "../formats/disk-image.js";
 import { openImage } from "../formats/open-image.js";
 import { RawImage } from "../formats/raw.js";
@@ -64,6 +64,9 @@ export class SegmentScanner {
   private readonly digestsView: Uint8Array;
   /** Maps raw images' pages into the window buffers instead of reading them (null: read). */
   private readonly mapper: PageMapper | null;
+  /** A flush of the target started after a segment that wrote (see startBackgroundFlush). */
+  private backgroundFlush: Promise<void> | undefined;
+  private backgroundFlushError: VhdsyncError | undefined;
   /** Bytes at the start of each buffer that may still have file pages mapped. */
   private mappedA = 0;
   private mappedB = 0;
@@ -120,19 +123,51 @@ export class SegmentScanner {
   /** Flushes writes (when applying here) and closes the images. */
   async close(): Promise<void> {
     this.releaseMappings();
-    await this.source.close();
-    await this.target?.close();
-    this.frame.release();
-    for (const address of [this.bufferA, this.bufferB, this.flags, this.zeroFlags, this.allocatedFlags, this.digests, this.countAddress]) if (address) this.wasm.release(address);
+    try {
+      await this.settleBackgroundFlush();
+    } finally {
+      await this.source.close();
+      await this.target?.close();
+      this.frame.release();
+      for (const address of [this.bufferA, this.bufferB, this.flags, this.zeroFlags, this.allocatedFlags, this.digests, this.countAddress]) if (address) this.wasm.release(address);
+    }
   }
 
   /** Processes one segment. @throws read/write errors (VhdsyncError) */
   async scan(task: SegmentTask): Promise<SegmentResult> {
+    if (this.backgroundFlushError) throw this.backgroundFlushError;
     try {
-      return await this.scanSegment(task);
+      const result = await this.scanSegment(task);
+      if (this.config.apply === "here" && result.counters.bytesWritten + result.counters.bytesZeroed > 0) this.startBackgroundFlush();
+      return result;
     } finally {
       this.releaseMappings();
     }
+  }
+
+  /**
+   * Starts writing this scanner's dirty target pages back while it goes on scanning (unless a
+   * flush is already running), so that the flush before success finds little left to do. Only
+   * durability is at stake: close() still flushes, and a failure surfaces there or at the
+   * next segment.
+   */
+  private startBackgroundFlush(): void {
+    if (this.backgroundFlush) return;
+    this.backgroundFlush = this.target!.flush().then(
+      () => {
+        this.backgroundFlush = undefined;
+      },
+      (error) => {
+        this.backgroundFlushError ??= toVhdsyncError(error, { path: this.target!.path });
+        this.backgroundFlush = undefined;
+      },
+    );
+  }
+
+  /** Waits for a background flush; throws its error. */
+  private async settleBackgroundFlush(): Promise<void> {
+    await this.backgroundFlush;
+    if (this.backgroundFlushError) throw this.backgroundFlushError;
   }
 
   /** Puts zero pages back where file pages were mapped, so no mapping outlives a segment. */
