@@ -1,6 +1,7 @@
 // Side-by-side resync benchmarks (docs/resync.md): vhdsync resync vs two parallel `xxhsum -H2`
 // (the hash floor), `rsync --inplace --no-whole-file`, a resync from a target digest, checksum
-// vs `cat`, a 5%-allocated dynamic VHD vs a full one, bytes written and peak RSS on a sparse
+// vs `cat`, blocksync-fast and bdsync when on PATH, a 5%-allocated dynamic VHD vs a full one,
+// bytes written and peak RSS on a sparse
 // 8 GiB pair. Runs alternate; medians are reported. Results go to bench/results/resync.json.
 //   node bench/resync.mjs            (2 GiB pair; needs ~10 GiB free and a few minutes)
 //   VHDSYNC_BENCH_TINY=1 node bench/resync.mjs   (a few MiB: a smoke run for CI)
@@ -27,6 +28,8 @@ const SEED = 7;
 function onPath(tool) {
   return spawnSync("sh", ["-c", `command -v ${tool}`]).status === 0;
 }
+
+const PEERS = { blocksyncFast: onPath("blocksync-fast"), bdsync: onPath("bdsync") };
 
 const TIME_FILE = join(tmpdir(), `vhdsync-bench-time-${process.pid}`);
 const HAVE_TIME = existsSync("/usr/bin/time");
@@ -77,6 +80,18 @@ function warm(...paths) {
   for (const path of paths) spawnSync("sh", ["-c", `cat '${path}' > /dev/null`]);
 }
 
+/** CPU time stolen by the hypervisor since `from` (a /proc/stat "cpu" line), as a share of all CPU time. */
+function cpuTimes() {
+  const line = existsSync("/proc/stat") ? readFileSync("/proc/stat", "utf8").split("\n")[0] : "";
+  return line.split(/\s+/).slice(1).map(Number);
+}
+
+function stealShare(from, to) {
+  const delta = to.map((value, i) => value - (from[i] ?? 0));
+  const total = delta.reduce((sum, value) => sum + value, 0);
+  return total > 0 && delta.length > 7 ? delta[7] / total : null;
+}
+
 function machine() {
   const cpu = cpus();
   return { cpuModel: cpu[0]?.model, cpus: cpu.length, memoryBytes: totalmem(), kernel: release(), node: process.version, load: spawnSync("cat", ["/proc/loadavg"], { encoding: "utf8" }).stdout.trim() };
@@ -86,7 +101,7 @@ function benchPair(results) {
   const { source, target, changedBlocks } = makePair(DIR, SIZE, FRACTION, SEED);
   const digest = join(DIR, "target.digest");
   warm(source, target);
-  const times = { resync: [], resync64k: [], xxhsum: [], targetDigest: [], checksum: [], cat: [], rsync: [] };
+  const times = { resync: [], resync64k: [], xxhsum: [], targetDigest: [], checksum: [], cat: [], rsync: [], blocksyncFast: [], blocksyncFastMmap: [], blocksyncFastDigest: [], bdsyncSha256: [] };
   const reportSeconds = { resync: [], resync64k: [], targetDigest: [], checksum: [] };
   const cpu = { resync: [], xxhsum: [], targetDigest: [], checksum: [], cat: [] };
   let report64k;
@@ -125,6 +140,25 @@ function benchPair(results) {
       times.rsync.push(timed("rsync", ["--inplace", "--no-whole-file", source, target]).seconds);
       dirty(target, SIZE, changedBlocks, SEED);
     }
+    // Peers, when on PATH (built from their public sources; never part of this repository).
+    // Neither flushes its writes, which vhdsync does (fdatasync) before reporting success.
+    if (PEERS.blocksyncFast) {
+      for (const [key, extra] of [["blocksyncFast", []], ["blocksyncFastMmap", ["--mmap"]]]) {
+        times[key].push(timed("blocksync-fast", ["-s", source, "-d", target, "--silent", ...extra]).seconds);
+        dirty(target, SIZE, changedBlocks, SEED);
+      }
+      const bsfDigest = join(DIR, "bsf.digest");
+      timed("blocksync-fast", ["--make-digest", "-s", target, "-f", bsfDigest, "--silent", "--force"]);
+      times.blocksyncFastDigest.push(timed("blocksync-fast", ["-s", source, "-d", target, "-f", bsfDigest, "--silent"]).seconds);
+      dirty(target, SIZE, changedBlocks, SEED);
+    }
+    if (PEERS.bdsync && round < RSYNC_ROUNDS) {
+      const patch = join(DIR, "bdsync.patch");
+      const command = `bdsync --hash=sha256 "bdsync --server" '${source}' '${target}' > '${patch}' && bdsync --patch='${target}' < '${patch}'`;
+      times.bdsyncSha256.push(timed("sh", ["-c", command]).seconds);
+      rmSync(patch, { force: true });
+      dirty(target, SIZE, changedBlocks, SEED);
+    }
   }
   const m = Object.fromEntries(Object.entries(times).map(([key, values]) => [key, values.length ? median(values) : null]));
   results.pair = {
@@ -143,6 +177,11 @@ function benchPair(results) {
       rsyncOverResync: m.rsync / m.resync,
       targetDigestOverResync: m.targetDigest / m.resync,
       checksumOverCat: m.checksum / m.cat,
+      // > 1: vhdsync resync is faster (a target digest is compared with a target digest).
+      blocksyncFastOverResync: m.blocksyncFast && m.blocksyncFast / m.resync,
+      blocksyncFastMmapOverResync: m.blocksyncFastMmap && m.blocksyncFastMmap / m.resync,
+      blocksyncFastDigestOverTargetDigest: m.blocksyncFastDigest && m.blocksyncFastDigest / m.targetDigest,
+      bdsyncSha256OverResync: m.bdsyncSha256 && m.bdsyncSha256 / m.resync,
     },
     // The same ratios from the reports' own seconds (the work, without Node and CLI start-up)
     // against the other tools' wall time.
@@ -239,9 +278,12 @@ function environment() {
 async function main() {
   mkdirSync(DIR, { recursive: true });
   const results = { date: new Date().toISOString(), tiny: TINY, machine: machine(), environment: environment(), tools: { xxhsum: onPath("xxhsum"), rsync: onPath("rsync"), bdsync: onPath("bdsync"), "blocksync-fast": onPath("blocksync-fast") } };
+  const before = cpuTimes();
   benchPair(results);
   await benchVhd(results);
   benchSparse(results);
+  // A shared VM: the share of CPU time the hypervisor gave to others while we ran.
+  results.machine.stealShareDuringRun = stealShare(before, cpuTimes());
   if (!TINY) {
     mkdirSync(join(ROOT, "bench/results"), { recursive: true });
     writeFileSync(join(ROOT, "bench/results/resync.json"), JSON.stringify(results, null, 2) + "\n");
