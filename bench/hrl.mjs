@@ -5,6 +5,7 @@
 // bench/results/hrl.json.
 import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { RawImage } from "../dist/formats/raw.js";
 import { TrackedDisk } from "../dist/hrl/tracked-disk.js";
@@ -50,6 +51,11 @@ async function timeWrites(imagePath, writes, tracked, logPath) {
   return { writesMs, totalMs: performance.now() - started, cpuMs: (cpu.user + cpu.system) / 1000 };
 }
 
+/** Flushes every dirty page first: the setup's writes (image copies, the last run's log) must not be written back during a timed run. */
+function settle() {
+  spawnSync("sync");
+}
+
 function cacheFile(path) {
   const fd = openSync(path, "r");
   const buffer = Buffer.alloc(16 * MiB);
@@ -89,6 +95,7 @@ try {
         copyFileSync(base, image);
         const log = join(dir, `${mode}.hrl`);
         rmSync(log, { force: true }); // a TrackedDisk never replaces an existing log
+        settle();
         runs[mode].push(await timeWrites(image, writes, mode === "tracked", log));
       }
       rmSync(join(dir, "untracked.raw"), { force: true });
@@ -116,6 +123,7 @@ try {
     for (let r = 0; r < repeats; r++) {
       const image = join(dir, "apply.raw");
       copyFileSync(base, image);
+      settle();
       const result = await timeApply(image, trackedLog, join(dir, `state-${r}.json`));
       times.push(result.ms);
       dataBytes = result.dataBytes;
