@@ -69,7 +69,8 @@ t.test("target-digest mode: an aborted run resumes (identity check skipped for i
   const { resync } = await import("../dist/sync/resync.js");
   const { checksum } = await import("../dist/sync/checksum.js");
   const { seed, prng, dir, source, target } = pairSetup(t);
-  const size = 96 * 1024 * 1024;
+  // More segments (32 MiB each) than a scanner keeps in flight, so an abort lands mid-way.
+  const size = 256 * 1024 * 1024;
   writeRandomImage(source, size, prng, 4 * 1024 * 1024);
   copyFileSync(source, target);
   applyPattern(target, size, 4096, "mixed", prng);

@@ -76,7 +76,8 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
           const doneBytes = Math.min(source.virtualSize, (result.firstBlock + result.blockCount) * blockSizeBytes);
           progress.report({ operation: "copy", doneBytes, totalBytes: source.virtualSize, counters: { bytesWritten: counters.bytesWritten } });
         },
-        { signal: options.signal },
+        // Results carry the data in "caller" mode: two per scanner bound it.
+        { signal: options.signal, maxInFlight: apply === "caller" ? pool.size * 2 : undefined },
       );
     } finally {
       await pool.close();

@@ -259,7 +259,8 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
   let complete: boolean;
   try {
     const tasks = plan.digest ? digestTasks(plan.digest, plan.resumeBlock) : segmentTasks(blockCount, blocksPerSegment, plan.resumeBlock);
-    complete = await runSegments(pool, tasks, onResult, { signal: options.signal });
+    // Results carry changed data in "caller" mode: two per scanner bound it (CALLER_SEGMENT_BYTES each).
+    complete = await runSegments(pool, tasks, onResult, { signal: options.signal, maxInFlight: apply === "caller" ? pool.size * 2 : undefined });
     await pool.close();
   } catch (error) {
     await pool.close().catch(() => undefined);

@@ -69,10 +69,15 @@ export class SegmentPool {
     });
   }
 
-  /** Inline scans share one set of buffers, so they run one after another. */
+  /**
+   * Inline scans share one set of buffers, so they run one after another. Each first yields to
+   * the event loop: a scan blocks this thread (synchronous reads, mapping, kernels), and
+   * back-to-back scans chained as microtasks would keep workers' results (macrotasks) waiting,
+   * so workers would starve for new segments. That had made two threads slower than one.
+   */
   private submitInline(task: SegmentTask): Promise<SegmentResult> {
     this.inlinePending++;
-    const result = this.inlineChain.then(() => this.inline.scan(task));
+    const result = this.inlineChain.then(yieldToEventLoop).then(() => this.inline.scan(task));
     this.inlineChain = result.catch(() => undefined);
     return result.finally(() => this.inlinePending--);
   }
@@ -135,6 +140,17 @@ function startWorker(config: ScanConfig): PoolWorker {
   return entry;
 }
 
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Segments in flight per scanner by default: enough that a worker always has the next one
+ * queued while this thread handles results or scans its own. Results carrying changed data
+ * (VHD targets) ask for fewer, to bound memory.
+ */
+export const IN_FLIGHT_PER_SCANNER = 4;
+
 /**
  * Submits the tasks with at most `maxInFlight` outstanding and calls `onResult` for each result
  * in task order. Stops pulling new tasks once `signal` is aborted (in-flight ones finish) and
@@ -146,7 +162,7 @@ export async function runSegments(
   onResult: (result: SegmentResult) => Promise<void> | void,
   options: { maxInFlight?: number; signal?: AbortSignal } = {},
 ): Promise<boolean> {
-  const maxInFlight = options.maxInFlight ?? pool.size * 2;
+  const maxInFlight = options.maxInFlight ?? pool.size * IN_FLIGHT_PER_SCANNER;
   const inFlight: Promise<SegmentResult>[] = [];
   let firstError: unknown;
   let stopped = false;
