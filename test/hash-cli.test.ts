@@ -80,3 +80,18 @@ t.test("usage errors exit 2", async (t) => {
   t.not(missing.status, 0);
   t.match(missing.stderr, /VHDSYNC_NOT_FOUND/);
 });
+
+t.test("vhdsync hash of a fixed VHD (mapped, size not a page multiple) equals xxhsum of qemu-img's raw export", async (t) => {
+  const dir = tempDir(t);
+  const raw = join(dir, "content.raw");
+  const bytes = new Uint8Array(5 * 1048576 + 512 * 7);
+  randomFillSync(bytes);
+  writeFileSync(raw, bytes);
+  const vhd = join(dir, "fixed.vhd");
+  t.equal(runCli(["convert", raw, vhd, "--to", "vhd-fixed"]).status, 0);
+  const exported = join(dir, "exported.raw");
+  execFileSync("qemu-img", ["convert", "-f", "vpc", "-O", "raw", vhd, exported]);
+  const result = runCli(["hash", vhd]);
+  t.equal(result.status, 0, result.stderr);
+  t.equal(result.stdout.split(" ")[0], xxhsum("-H2", [exported])[0], "digest of the virtual content");
+});

@@ -17,6 +17,20 @@ export interface FlatFile {
   sparse: boolean;
 }
 
+/**
+ * An image whose virtual disk is a FlatFile (raw files, block devices, fixed VHD). Hot paths
+ * (the resync scanner, hashing) use the file directly: mapped pages, reads and allocation
+ * maps on the calling thread.
+ */
+export interface FlatDataImage {
+  readonly flatData: FlatFile;
+}
+
+/** The FlatFile behind `image`, or undefined when its data must go through DiskImage.read. */
+export function flatDataOf(image: object): FlatFile | undefined {
+  return (image as Partial<FlatDataImage>).flatData;
+}
+
 /** Reads `buffer.length` bytes at `offset`. @throws VHDSYNC_INVALID_ARGUMENT, VHDSYNC_TRUNCATED, I/O codes */
 export async function readFlat(file: FlatFile, buffer: Uint8Array, offset: number): Promise<void> {
   checkRange(offset, buffer.length, file.sizeBytes, file.path);

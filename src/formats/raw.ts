@@ -7,7 +7,7 @@ import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { openFile } from "../io/file.js";
 import { blockDeviceInfo } from "../io/native.js";
 import type { AllocationScope, DiskImage, Extent, ImageInfo } from "./disk-image.js";
-import { allocationMapFlat, allocationMapFlatSync, datasyncHandle, readFlat, writeFlat, writeFlatSync, writeZerosFlat, type FlatFile } from "./flat-file.js";
+import { allocationMapFlat, datasyncHandle, readFlat, writeFlat, writeFlatSync, writeZerosFlat, type FlatFile } from "./flat-file.js";
 
 /** A raw image file or block device opened as a DiskImage. */
 export class RawImage implements DiskImage {
@@ -66,6 +66,11 @@ export class RawImage implements DiskImage {
     return { handle: this.handle, path: this.path, sizeBytes: this.virtualSize, sparse: this.format === "raw" };
   }
 
+  /** The file behind the virtual disk (FlatDataImage: hot paths use it directly). */
+  get flatData(): FlatFile {
+    return this.flat;
+  }
+
   async read(buffer: Uint8Array, offset: number): Promise<void> {
     this.checkOpen();
     await readFlat(this.flat, buffer, offset);
@@ -90,12 +95,6 @@ export class RawImage implements DiskImage {
   async allocationMap(offset = 0, length = this.virtualSize - offset, _scope: AllocationScope = "chain"): Promise<Extent[]> {
     this.checkOpen();
     return allocationMapFlat(this.flat, offset, length);
-  }
-
-  /** allocationMap() without leaving the calling thread (for scan workers). */
-  allocationMapSync(offset = 0, length = this.virtualSize - offset): Extent[] {
-    this.checkOpen();
-    return allocationMapFlatSync(this.flat, offset, length);
   }
 
   /** Changes the size of a raw file (grown ranges read as zeros). */

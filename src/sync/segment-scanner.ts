@@ -1,6 +1,6 @@
 // The per-segment work of checksum/diff/resync/verify, run inside a worker thread (or inline):
-// bring a range of the source (and target) into WASM memory in windows (raw images: their
-// page-cache pages mapped in place; others: read), skip what is unallocated on both sides,
+// bring a range of the source (and target) into WASM memory in windows (raw images, block
+// devices and fixed VHDs: their page-cache pages mapped in place; others: read), skip what is unallocated on both sides,
 // find differing blocks by direct compare (compareZeroBlocks) or by hashing against a target
 // digest frame (hash_blocks_nonzero + frameWindow), and write the differences (here for raw
 // targets, or handed back to the main thread for other formats).
@@ -9,6 +9,7 @@ import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import type { DiskImage, Extent, ImageFormat } from "../formats/disk-image.js";
 import { openImage } from "../formats/open-image.js";
 import { RawImage } from "../formats/raw.js";
+import { allocationMapFlatSync, flatDataOf } from "../formats/flat-file.js";
 import { PageMapper } from "../io/file-map.js";
 import { readExactlySync } from "../io/file.js";
 import { checkStatus } from "../wasm/status.js";
@@ -74,7 +75,7 @@ export class SegmentScanner {
   private constructor(readonly config: ScanConfig, private readonly source: DiskImage, private readonly target: DiskImage | undefined) {
     this.wasm = getWasm();
     const block = config.blockSizeBytes;
-    this.mapper = source instanceof RawImage || target instanceof RawImage ? PageMapper.for(this.wasm.memory) : null;
+    this.mapper = flatDataOf(source) || (target && flatDataOf(target)) ? PageMapper.for(this.wasm.memory) : null;
     const window = this.mapper ? (config.mappedWindowBytes ?? MAPPED_WINDOW_BYTES) : config.windowBytes;
     // Hashing needs whole blocks in memory; a direct compare can split large blocks.
     const minimum = config.mode === "compare" ? Math.min(block, window) : block;
@@ -388,10 +389,12 @@ export class SegmentScanner {
     for (const part of parts) {
       if (part.offset > cursor) this.wasm.bytes.fill(0, address + cursor - offset, address + part.offset - offset);
       const partAddress = address + part.offset - offset;
-      if (image instanceof RawImage) {
-        const mapped = this.mapper ? this.mapper.map(partAddress, image.fd, part.offset, part.length) : 0;
+      const flat = flatDataOf(image);
+      if (flat) {
+        const fd = flat.handle.fd;
+        const mapped = this.mapper ? this.mapper.map(partAddress, fd, part.offset, part.length) : 0;
         if (mapped > 0) this.noteMapped(address, partAddress + mapped - address);
-        if (mapped < part.length) readExactlySync(image.fd, this.wasm.view(partAddress + mapped, part.length - mapped), part.offset + mapped, image.path);
+        if (mapped < part.length) readExactlySync(fd, this.wasm.view(partAddress + mapped, part.length - mapped), part.offset + mapped, flat.path);
       } else await image.read(this.wasm.view(partAddress, part.length), part.offset);
       counters.bytesRead += part.length;
       cursor = part.offset + part.length;
@@ -400,9 +403,10 @@ export class SegmentScanner {
   }
 }
 
-/** The image's allocation map; raw images answer on this thread. */
+/** The image's allocation map; flat images (raw, block devices, fixed VHD) answer on this thread. */
 function allocationMapOf(image: DiskImage, offset: number, length: number): Promise<Extent[]> | Extent[] {
-  return image instanceof RawImage ? image.allocationMapSync(offset, length) : image.allocationMap(offset, length);
+  const flat = flatDataOf(image);
+  return flat ? allocationMapFlatSync(flat, offset, length) : image.allocationMap(offset, length);
 }
 
 /** Opens an image as the format the caller detected (raw directly), or detects it. */

@@ -6,7 +6,7 @@ import type { CommandModule } from "yargs";
 import { openImage } from "../../formats/open-image.js";
 import { DEFAULT_HASH_ALGORITHM, HASH_ALGORITHMS, digestLength, toHex, type HashAlgorithm } from "../../hash/algorithm.js";
 import { hashImage } from "../../hash/hash-image.js";
-import { RawImage } from "../../formats/raw.js";
+import { flatDataOf } from "../../formats/flat-file.js";
 import { progressReporter } from "../progress.js";
 import { EXIT, parseSize, printJson, runCommand, usageError, type GlobalOptions } from "../run.js";
 
@@ -48,8 +48,8 @@ async function hashOne(path: string, algorithm: HashAlgorithm, blockSizeBytes: n
       else process.stdout.write(records.map((block) => `${block.digest}  ${path} [${block.offset}+${block.length}]\n`).join(""));
     };
     const result = await hashImage(image, {
-      // A raw image's content is its file's bytes: map them instead of reading.
-      mapFd: image instanceof RawImage ? image.fd : undefined,
+      // A flat image's content is its file's bytes (raw, fixed VHD): map them instead of reading.
+      mapFd: flatDataOf(image)?.handle.fd,
       algo: algorithm,
       blockSizeBytes,
       onProgress: reporter.update,

@@ -17,6 +17,11 @@ export class VhdFixedImage extends VhdImage {
     return { handle: this.handle, path: this.path, sizeBytes: this.virtualSize, sparse: true };
   }
 
+  /** The file behind the virtual disk (FlatDataImage: hot paths use it directly). */
+  get flatData(): FlatFile {
+    return this.flat;
+  }
+
   async read(buffer: Uint8Array, offset: number): Promise<void> {
     this.checkOpen();
     await readFlat(this.flat, buffer, offset);
