@@ -224,6 +224,7 @@ const FEATURES: Array<Omit<NativeFeature, "active">> = [
   { name: "blockDeviceInfo", native: "ioctl BLKGETSIZE64/BLKSSZGET/BLKPBSZGET", fallback: "sysfs /sys/dev/block" },
   { name: "fdatasync", native: "fdatasync off the main thread", fallback: "Node fs.fdatasync" },
   { name: "fadvise", native: "posix_fadvise", fallback: "no cache hints" },
+  { name: "mapFile", native: "mmap of file pages into WASM memory (zero-copy reads; off with VHDSYNC_NO_MMAP=1)", fallback: "positional reads into WASM memory" },
 ];
 
 /** Native status for `vhdsync doctor` and `vhdsync --version --json`. */
@@ -234,5 +235,6 @@ export interface NativeStatus extends AddonLoadState {
 /** Whether the addon is loaded, why, and which features it serves. */
 export function nativeStatus(): NativeStatus {
   const state = addonLoadState();
-  return { ...state, features: FEATURES.map((feature) => ({ ...feature, active: state.loaded })) };
+  const mmapOff = process.env.VHDSYNC_NO_MMAP === "1";
+  return { ...state, features: FEATURES.map((feature) => ({ ...feature, active: state.loaded && !(feature.name === "mapFile" && mmapOff) })) };
 }
