@@ -35,7 +35,11 @@ export function writeRandomImage(path: string, sizeBytes: number, prng: Prng, ch
 export function applyPattern(path: string, sizeBytes: number, blockSizeBytes: number, pattern: Pattern, prng: Prng): void {
   const fd = openSync(path, "r+");
   const blocks = Math.ceil(sizeBytes / blockSizeBytes);
-  const writeAt = (offset: number, bytes: Uint8Array) => writeSync(fd, bytes, 0, Math.min(bytes.length, sizeBytes - offset), offset);
+  // An offset drawn inside the last, partial block can lie past the end: clamp it to the last byte.
+  const writeAt = (offset: number, bytes: Uint8Array) => {
+    const at = Math.min(offset, sizeBytes - 1);
+    writeSync(fd, bytes, 0, Math.min(bytes.length, sizeBytes - at), at);
+  };
   try {
     const count = 1 + prng.int(Math.max(1, Math.floor(blocks / 8)));
     for (let i = 0; i < (pattern === "none" ? 0 : pattern === "all" || pattern === "last-partial" ? 1 : count); i++) {
