@@ -88,13 +88,14 @@ t.test("bad arguments are refused with VHDSYNC_INVALID_ARGUMENT", { skip }, asyn
   t.throws(() => addon!.mapFile(memory, buffer, fd, 1, PAGE), invalid, "unaligned file offset");
   t.throws(() => addon!.mapFile(memory, buffer, fd, 0, PAGE + 1), invalid, "length not whole pages");
   t.throws(() => addon!.mapFile(memory, buffer, fd, 0, 0), invalid, "empty");
-  t.throws(() => addon!.mapFile(memory, buffer, fd, 4 * PAGE, 8 * PAGE), invalid, "past the end of the file");
+  t.throws(() => addon!.mapFile(memory, buffer, fd, 4 * PAGE, 8 * PAGE), { code: "ENXIO" }, "past the end of the file: ENXIO (not the caller's mistake)");
   t.throws(() => addon!.mapFile(memory, memory.byteLength - PAGE, fd, 0, 2 * PAGE), invalid, "outside the memory");
   t.throws(() => addon!.mapFile(new Uint8Array(PAGE) as unknown as ArrayBuffer, 0, fd, 0, PAGE), invalid, "not an ArrayBuffer");
   t.throws(() => addon!.unmapFile(memory, buffer + 1, PAGE), invalid, "unaligned unmap");
   const mapper = PageMapper.for(wasm.memory)!;
   t.equal(mapper.map(buffer + 1, fd, 0, PAGE), 0, "PageMapper maps nothing when unaligned (the caller reads)");
   t.equal(mapper.map(buffer, fd, 0, PAGE - 1), 0, "nor less than a page");
+  t.equal(mapper.map(buffer, fd, 4 * PAGE, 8 * PAGE), 0, "nor past the end of the file (the caller's read reports VHDSYNC_TRUNCATED)");
   t.ok(wasm.view(buffer, 8 * PAGE).every((byte) => byte === 0), "nothing was mapped");
 });
 

@@ -69,7 +69,9 @@ pub fn map_file(buffer: (usize, usize), memory_offset: u64, fd: c_int, file_offs
     let size = size_of(fd)?;
     let mapped_end = size.div_ceil(page) * page;
     if file_offset + length > mapped_end {
-        return Err(Failure::Invalid(format!("range {file_offset}+{length} runs past the end of the file ({size} bytes)")));
+        // Not a caller's mistake but a file shorter than expected (it may have shrunk since its
+        // size was read): ENXIO, like a read past the end of a device; callers then read instead.
+        return Err(Failure::Os { errno: sys::ENXIO, syscall: "mmap (range past the end of the file)" });
     }
     guard_buffer(buffer.0, buffer.1)?;
     let flags = sys::MAP_PRIVATE | sys::MAP_FIXED;

@@ -8,6 +8,9 @@
 
 import { fromNativeError, isUnsupportedError, nativeAddon, type NativeAddon } from "./native-addon.js";
 
+/** errno names meaning "read this file instead": not mappable (EACCES, ENODEV) or shorter than the range (ENXIO). */
+const CANNOT_MAP = new Set(["EACCES", "ENODEV", "ENXIO"]);
+
 /** Maps file pages into one WebAssembly memory. */
 export class PageMapper {
   private constructor(private readonly addon: NativeAddon, private readonly memory: WebAssembly.Memory, readonly pageSize: number) {}
@@ -24,7 +27,8 @@ export class PageMapper {
    * Maps the whole pages at the start of [fileOffset, fileOffset+length) of `fd` at `address`
    * and returns how many bytes that covers: a multiple of the page size, 0 when the offsets
    * are not page-aligned or the file cannot be mapped (the caller reads those bytes instead).
-   * The range must lie inside the file.
+   * A range past the end of the file maps nothing (the caller's read then reports the
+   * truncation with its own code).
    * @throws VhdsyncError for a failure other than "cannot map this file"
    */
   map(address: number, fd: number, fileOffset: number, length: number): number {
@@ -35,7 +39,7 @@ export class PageMapper {
       this.addon.mapFile(this.memory.buffer, address, fd, fileOffset, bytes);
       return bytes;
     } catch (error) {
-      if (isUnsupportedError(error) || (error as { code?: string }).code === "EACCES" || (error as { code?: string }).code === "ENODEV") return 0;
+      if (isUnsupportedError(error) || CANNOT_MAP.has(String((error as { code?: unknown }).code))) return 0;
       throw fromNativeError(error, { offset: fileOffset, length: bytes });
     }
   }

@@ -57,13 +57,12 @@ export class SegmentScanner {
   private readonly frame: SegmentFrame;
   private readonly digests: number;
   private readonly digestLength: number;
-  /** u32 out-parameter of the block kernels. */
+  /** Out-parameters of the kernels (up to four u32 counts). */
   private readonly countAddress: number;
   /** Views over the flag arrays (fixed addresses; the memory never grows). */
   private readonly flagsView: Uint8Array;
   private readonly zeroView: Uint8Array;
-  private readonly digestsView: Uint8Array;
-  /** Maps raw images' pages into the window buffers instead of reading them (null: read). */
+  /** Maps flat images' pages (raw, block device, fixed VHD) into the window buffers instead of reading them (null: read). */
   private readonly mapper: PageMapper | null;
   /** A flush of the target started after a segment that wrote (see startBackgroundFlush). */
   private backgroundFlush: Promise<void> | undefined;
@@ -93,7 +92,6 @@ export class SegmentScanner {
     this.frame = new SegmentFrame(this.wasm, this.digestLength);
     this.flagsView = this.wasm.view(this.flags, units);
     this.zeroView = this.wasm.view(this.zeroFlags, units);
-    this.digestsView = this.wasm.view(this.digests, units * this.digestLength);
   }
 
   /** One flag per `unit` bytes at flags (1 = differs) and at zeroFlags (1 = source all zero), in one pass. */
