@@ -3,10 +3,8 @@
 // it after a crash. Each step is idempotent; the file is rewritten atomically (temp, fsync,
 // rename, fsync dir) before the step it names starts. Format: docs/snapshots.md.
 
-import { promises as fsp } from "node:fs";
-import { dirname } from "node:path";
-import { VhdsyncError, toVhdsyncError } from "../errors.js";
-import { syncDirectory, writeFileAtomic } from "../io/atomic-file.js";
+import { VhdsyncError } from "../errors.js";
+import { readJsonState, removeDurably, writeJsonAtomic } from "../io/atomic-file.js";
 
 export const OPERATION_STATE_VERSION = 1;
 
@@ -90,19 +88,8 @@ const STEPS: Record<OperationState["op"], readonly string[]> = {
  * @throws VHDSYNC_BAD_STATE when the file is unusable; I/O codes
  */
 export async function readOperationState(path: string): Promise<OperationState | null> {
-  let text: string;
-  try {
-    text = await fsp.readFile(path, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw toVhdsyncError(error, { path });
-  }
-  let state: OperationState;
-  try {
-    state = JSON.parse(text) as OperationState;
-  } catch {
-    throw new VhdsyncError("VHDSYNC_BAD_STATE", `${path}: snapshot operation state is not valid JSON`, { path });
-  }
+  const state = (await readJsonState(path)) as OperationState | undefined;
+  if (state === undefined) return null;
   const steps = STEPS[state?.op as OperationState["op"]];
   if (state?.version !== OPERATION_STATE_VERSION || !steps || !steps.includes(state.step)) {
     throw new VhdsyncError("VHDSYNC_BAD_STATE", `${path}: not a version ${OPERATION_STATE_VERSION} snapshot operation state`, { path });
@@ -112,15 +99,10 @@ export async function readOperationState(path: string): Promise<OperationState |
 
 /** Persists the state atomically (before the step it names starts). */
 export async function writeOperationState(path: string, state: OperationState): Promise<void> {
-  await writeFileAtomic(path, JSON.stringify(state, null, 2) + "\n");
+  await writeJsonAtomic(path, state);
 }
 
 /** Removes the state file durably (the operation is complete). */
 export async function clearOperationState(path: string): Promise<void> {
-  try {
-    await fsp.rm(path, { force: true });
-  } catch (error) {
-    throw toVhdsyncError(error, { path });
-  }
-  await syncDirectory(dirname(path));
+  await removeDurably(path);
 }
