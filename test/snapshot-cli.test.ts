@@ -9,7 +9,7 @@ import { createVhd } from "../dist/formats/vhd/index.js";
 import { createSnapshot, deleteSnapshot, listSnapshots, mergeSnapshots, revertSnapshot } from "../dist/snapshot/index.js";
 import { runCli } from "./helpers/cli.js";
 import { Prng, testSeed } from "./helpers/prng.js";
-import { SnapshotModel, buildChain, modelMismatches, randomWrites } from "./helpers/snapshot-model.js";
+import { SnapshotModel, chainFixture, modelMismatches, randomWrites } from "./helpers/snapshot-model.js";
 import { tempDir } from "./helpers/tmp.js";
 
 /** Content hash and mtime of every file in a directory. */
@@ -27,11 +27,7 @@ function json(stdout: string): Record<string, unknown> {
 }
 
 t.test("JSON contract of create, list, revert, delete, merge", async (t) => {
-  const seed = testSeed();
-  const prng = new Prng(seed);
-  const dir = tempDir(t);
-  const model = new SnapshotModel(512 * 1024, 16 * 1024);
-  const { disk, ids } = await buildChain(prng, dir, model, 2);
+  const { seed, prng, model, disk, ids } = await chainFixture(t, 2, 512 * 1024, 16 * 1024);
 
   const created = runCli(["snapshot", "create", disk, "--name", "cli-made", "--json"]);
   t.equal(created.status, 0, created.stderr);
@@ -88,11 +84,7 @@ t.test("JSON contract of create, list, revert, delete, merge", async (t) => {
 });
 
 t.test("broken chain: VHDSYNC_CHAIN_BROKEN with the paths, nothing modified", async (t) => {
-  const seed = testSeed();
-  const prng = new Prng(seed);
-  const dir = tempDir(t);
-  const model = new SnapshotModel(256 * 1024, 16 * 1024);
-  const { disk, ids } = await buildChain(prng, dir, model, 3);
+  const { dir, model, disk, ids } = await chainFixture(t, 3, 256 * 1024, 16 * 1024);
   const middle = join(dir, `disk-${ids[1]}.vhd`);
 
   renameSync(middle, join(dir, "moved-away.vhd"));

@@ -8,8 +8,8 @@ import { basename, dirname, join } from "node:path";
 import { createSnapshot, deleteSnapshot, listSnapshots, mergeSnapshots, revertSnapshot } from "../dist/snapshot/index.js";
 import { openImage } from "../dist/formats/open-image.js";
 import { createVhd } from "../dist/formats/vhd/index.js";
-import { Prng, testSeed } from "./helpers/prng.js";
-import { SnapshotModel, buildChain, modelMismatches, randomWrites, strayFiles } from "./helpers/snapshot-model.js";
+import { Prng } from "./helpers/prng.js";
+import { SnapshotModel, chainFixture, modelMismatches, randomWrites, strayFiles } from "./helpers/snapshot-model.js";
 import { tempDir } from "./helpers/tmp.js";
 
 /** vhdiinfo's "Parent filename" line for a layer. */
@@ -79,11 +79,7 @@ async function runOp(op: Op, prng: Prng, disk: string, model: SnapshotModel, ids
 }
 
 t.test("10-layer chain: every view keeps its content through random operations", async (t) => {
-  const seed = testSeed();
-  const prng = new Prng(seed);
-  const dir = tempDir(t);
-  const model = new SnapshotModel();
-  const { disk, ids } = await buildChain(prng, dir, model, 10);
+  const { seed, prng, dir, model, disk, ids } = await chainFixture(t, 10);
   t.same(await modelMismatches(disk, model), [], `after building the chain (seed ${seed})`);
 
   const listing = await listSnapshots(disk);
@@ -105,11 +101,7 @@ t.test("10-layer chain: every view keeps its content through random operations",
 });
 
 t.test("deleting the base layer makes its child a standalone dynamic disk", async (t) => {
-  const seed = testSeed();
-  const prng = new Prng(seed);
-  const dir = tempDir(t);
-  const model = new SnapshotModel();
-  const { disk, ids } = await buildChain(prng, dir, model, 3);
+  const { seed, dir, model, disk, ids } = await chainFixture(t, 3);
   await deleteSnapshot(disk, ids[0]);
   model.snapshots.delete(ids[0]);
   t.same(await modelMismatches(disk, model), [], `seed ${seed}`);
@@ -121,11 +113,7 @@ t.test("deleting the base layer makes its child a standalone dynamic disk", asyn
 });
 
 t.test("revert keeps later snapshots as a branch; merge into a shared layer is refused untouched", async (t) => {
-  const seed = testSeed();
-  const prng = new Prng(seed);
-  const dir = tempDir(t);
-  const model = new SnapshotModel();
-  const { disk, ids } = await buildChain(prng, dir, model, 3);
+  const { seed, prng, dir, model, disk, ids } = await chainFixture(t, 3);
   await revertSnapshot(disk, "level-1");
   model.active = Buffer.from(model.snapshots.get(ids[1])!);
   t.same(await modelMismatches(disk, model), [], `seed ${seed}`);
@@ -170,11 +158,7 @@ t.test("sector precision: a one-sector child write merges without touching the p
 });
 
 t.test("one operation at a time: a live lock holder is refused (recoverable), a dead one's lock is taken over", async (t) => {
-  const seed = testSeed();
-  const prng = new Prng(seed);
-  const dir = tempDir(t);
-  const model = new SnapshotModel(256 * 1024, 16 * 1024);
-  const { disk } = await buildChain(prng, dir, model, 1);
+  const { seed, dir, model, disk } = await chainFixture(t, 1, 256 * 1024, 16 * 1024);
   const lock = join(dir, "disk.vhd.snapshot.lock");
   const sleeper = spawn("sleep", ["30"]);
   t.teardown(() => sleeper.kill());
@@ -190,11 +174,7 @@ t.test("one operation at a time: a live lock holder is refused (recoverable), a 
 });
 
 t.test("differencing disks vhdsync does not manage protect the layers they depend on", async (t) => {
-  const seed = testSeed();
-  const prng = new Prng(seed);
-  const dir = tempDir(t);
-  const model = new SnapshotModel(256 * 1024, 16 * 1024);
-  const { disk, ids } = await buildChain(prng, dir, model, 2);
+  const { seed, dir, model, disk, ids } = await chainFixture(t, 2, 256 * 1024, 16 * 1024);
   const onLayer = join(dir, "by-hand.vhd");
   await (await createVhd(onLayer, { type: "differencing", parentPath: join(dir, `disk-${ids[0]}.vhd`) })).close();
   await t.rejects(deleteSnapshot(disk, ids[0]), { code: "VHDSYNC_UNSUPPORTED" }, "delete refused");

@@ -8,7 +8,8 @@ import { checkImage } from "../../dist/formats/check.js";
 import { openImage } from "../../dist/formats/open-image.js";
 import { createVhd } from "../../dist/formats/vhd/index.js";
 import { createSnapshot, listSnapshots, type SnapshotListing } from "../../dist/snapshot/index.js";
-import type { Prng } from "./prng.js";
+import { Prng, testSeed } from "./prng.js";
+import { tempDir } from "./tmp.js";
 import { readImage, sha256 } from "./vhd.js";
 
 export const DISK_BYTES = 1024 * 1024;
@@ -48,6 +49,24 @@ export async function randomWrites(prng: Prng, diskPath: string, model: Snapshot
 }
 
 /** A dynamic base with `depth` snapshots, random writes before each; returns the snapshot ids in order. */
+/**
+ * The usual start of a snapshot test: a seed (print it in messages), its PRNG, a temp dir, a
+ * model of `diskBytes`/`blockBytes` and a chain of `depth` snapshots built from random writes.
+ */
+export async function chainFixture(
+  t: { teardown: (fn: () => void) => void },
+  depth: number,
+  diskBytes = DISK_BYTES,
+  blockBytes = BLOCK_BYTES,
+): Promise<{ seed: number; prng: Prng; dir: string; model: SnapshotModel; disk: string; ids: string[] }> {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const model = new SnapshotModel(diskBytes, blockBytes);
+  const { disk, ids } = await buildChain(prng, dir, model, depth);
+  return { seed, prng, dir, model, disk, ids };
+}
+
 export async function buildChain(prng: Prng, dir: string, model: SnapshotModel, depth: number): Promise<{ disk: string; ids: string[] }> {
   const disk = join(dir, "disk.vhd");
   await (await createVhd(disk, { type: "dynamic", sizeBytes: model.diskBytes, blockSizeBytes: model.blockBytes })).close();
