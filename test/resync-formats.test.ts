@@ -2,11 +2,12 @@
 // compare; a dynamic VHD source with few allocated blocks reads only those blocks.
 import t from "tap";
 import { spawnSync } from "node:child_process";
-import { statSync, copyFileSync } from "node:fs";
+import { statSync, copyFileSync, openSync, ftruncateSync, writeSync, closeSync } from "node:fs";
 import { join } from "node:path";
 import { copy } from "../dist/sync/copy.js";
 import { resync } from "../dist/sync/resync.js";
 import { createVhd } from "../dist/formats/vhd/index.js";
+import { openImage } from "../dist/formats/open-image.js";
 import { nativeStatus } from "../dist/io/native.js";
 import { runCli } from "./helpers/cli.js";
 import { Prng, testSeed } from "./helpers/prng.js";
@@ -63,4 +64,45 @@ t.test("resync into VHD targets (fixed, dynamic): qemu-img compare agrees", asyn
     const check = runCli(["check", target]);
     t.equal(check.status, 0, `${type}: vhdsync check clean: ${check.stdout}`);
   }
+});
+
+t.test("a sparse VHD source and a sparse raw target: only blocks allocated on either side are read and compared", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const size = 64 * 1024 * 1024;
+  const vhdBlock = 2 * 1024 * 1024;
+  const block = 4096;
+  const source = join(dir, "s.vhd");
+  const vhd = await createVhd(source, { type: "dynamic", sizeBytes: size, blockSizeBytes: vhdBlock });
+  const sourceBlocks = new Set<number>();
+  while (sourceBlocks.size < 3) sourceBlocks.add(prng.int(size / vhdBlock));
+  const data = Buffer.alloc(vhdBlock);
+  for (const index of sourceBlocks) {
+    for (let i = 0; i < data.length; i++) data[i] = prng.int(256);
+    await vhd.write(data, index * vhdBlock);
+  }
+  await vhd.close();
+  // The target: a hole with a few 4 KiB blocks written at random places (inside and outside the source's blocks).
+  const target = join(dir, "t.img");
+  const fd = openSync(target, "w");
+  ftruncateSync(fd, size);
+  for (let i = 0; i < 6; i++) writeSync(fd, Buffer.alloc(block, 1 + prng.int(255)), 0, block, prng.int(size / block) * block);
+  closeSync(fd);
+  // Expected work, from each side's own allocation map (holes are seen only where the file system reports them).
+  const used = new Set<number>();
+  let expectedRead = 0;
+  for (const path of [source, target]) {
+    const image = await openImage(path, { readOnly: true });
+    for (const extent of await image.allocationMap(0, size)) {
+      expectedRead += extent.length;
+      for (let b = Math.floor(extent.offset / block); b < Math.ceil((extent.offset + extent.length) / block); b++) used.add(b);
+    }
+    await image.close();
+  }
+  const report = await resync(source, target, { workers: prng.int(2) * 2 });
+  t.ok(qemuSame(target, source), `equal after resync (seed ${seed})`);
+  t.equal(report.blocksCompared, used.size, `compared only blocks allocated on either side (seed ${seed})`);
+  t.equal(report.blocksCompared + report.blocksUnallocated, size / block);
+  t.equal(report.bytesRead, expectedRead, `read only allocated bytes (seed ${seed})`);
 });

@@ -94,11 +94,6 @@ export class SegmentScanner {
     this.zeroView = this.wasm.view(this.zeroFlags, units);
   }
 
-  /** One flag per `unit` bytes at flags (1 = differs) and at zeroFlags (1 = source all zero), in one pass. */
-  private compareAndZeroBlocks(length: number, unit: number): void {
-    checkStatus(this.wasm.exports.compareZeroBlocks(this.bufferA, this.bufferB, length, unit, this.flags, this.zeroFlags, this.countAddress), "block compare");
-  }
-
   /** One flag per `unit` bytes of the source window at zeroFlags (1 = all zero). */
   private zeroBlocks(length: number, unit: number): void {
     checkStatus(this.wasm.exports.zeroBlocks(this.bufferA, length, unit, this.zeroFlags, this.countAddress), "zero-block scan");
@@ -208,9 +203,14 @@ export class SegmentScanner {
     return result;
   }
 
-  /** Direct compare of one window of source and target. */
+  /**
+   * Direct compare of one window of source and target. Only the unit ranges where either side
+   * has allocated data are read and compared; the rest of the window (unallocated on both
+   * sides) reads as zeros on both and is counted as such without touching it.
+   */
   private async compareWindow(offset: number, length: number, sourceMap: Extent[], targetMap: Extent[], state: ScanState): Promise<void> {
-    const unit = Math.min(this.config.blockSizeBytes, this.windowBytes);
+    const block = this.config.blockSizeBytes;
+    const unit = Math.min(block, this.windowBytes);
     const units = Math.ceil(length / unit);
     const sourceParts = clip(sourceMap, offset, length);
     const targetParts = clip(targetMap, offset, length);
@@ -219,17 +219,34 @@ export class SegmentScanner {
       this.countBlocks(offset, length, counters, "unallocated");
       return;
     }
-    await this.readParts(this.source, this.bufferA, offset, length, sourceParts, counters);
-    await this.readParts(this.target!, this.bufferB, offset, length, targetParts, counters);
-    this.compareAndZeroBlocks(length, unit);
-    this.countBlocks(offset, length, counters, "compared");
     const flags = this.flagsView;
     const zero = this.zeroView;
-    for (let i = 0; i < units; i++) {
-      if (zero[i] && (unit === this.config.blockSizeBytes || (offset + i * unit) % this.config.blockSizeBytes === 0)) counters.blocksZero++;
-      if (flags[i]) this.noteChangedBlock(offset + i * unit, state);
+    let cursor = 0;
+    for (const [first, last] of activeUnits(sourceParts, targetParts, offset, unit, units)) {
+      if (first > cursor) this.skipUnits(offset, length, unit, cursor, first, counters);
+      const start = offset + first * unit;
+      const size = Math.min(offset + length, offset + last * unit) - start;
+      const at = first * unit;
+      await this.readParts(this.source, this.bufferA, at, start, size, clip(sourceParts, start, size), counters);
+      await this.readParts(this.target!, this.bufferB, at, start, size, clip(targetParts, start, size), counters);
+      checkStatus(this.wasm.exports.compareZeroBlocks(this.bufferA + at, this.bufferB + at, size, unit, this.flags + first, this.zeroFlags + first, this.countAddress), "block compare");
+      this.countBlocks(start, size, counters, "compared");
+      for (let i = first; i < last; i++) {
+        if (zero[i] && (unit === block || (offset + i * unit) % block === 0)) counters.blocksZero++;
+        if (flags[i]) this.noteChangedBlock(offset + i * unit, state);
+      }
+      cursor = last;
     }
+    if (cursor < units) this.skipUnits(offset, length, unit, cursor, units, counters);
     await this.recordRuns(offset, length, unit, (i) => flags[i] === 1, state);
+  }
+
+  /** Units [first, last) of a window are unallocated on both sides: no difference, zeros, nothing read. */
+  private skipUnits(offset: number, length: number, unit: number, first: number, last: number, counters: SegmentCounters): void {
+    this.wasm.bytes.fill(0, this.flags + first, this.flags + last);
+    this.wasm.bytes.fill(1, this.zeroFlags + first, this.zeroFlags + last);
+    const start = offset + first * unit;
+    this.countBlocks(start, Math.min(offset + length, offset + last * unit) - start, counters, "unallocated");
   }
 
   /** Records the units `selected` picks as changes, one per run of neighbours of the same kind (data/zero). */
@@ -254,7 +271,7 @@ export class SegmentScanner {
     const units = Math.ceil(length / unit);
     const parts = clip(sourceMap, offset, length);
     if (parts.length > 0) {
-      await this.readParts(this.source, this.bufferA, offset, length, parts, state.counters);
+      await this.readParts(this.source, this.bufferA, 0, offset, length, parts, state.counters);
       this.zeroBlocks(length, unit);
     } else this.wasm.bytes.fill(1, this.zeroFlags, this.zeroFlags + units);
     this.countBlocks(offset, length, state.counters, parts.length > 0 ? "compared" : "unallocated");
@@ -274,7 +291,7 @@ export class SegmentScanner {
     const parts = clip(sourceMap, offset, length);
     this.markAllocated(parts, offset, length, blocks);
     if (parts.length > 0) {
-      await this.readParts(this.source, this.bufferA, offset, length, parts, state.counters);
+      await this.readParts(this.source, this.bufferA, 0, offset, length, parts, state.counters);
       hashNonZeroBlocksAt(this.config.algo!, this.bufferA, length, block, this.digests, this.zeroFlags);
     } else this.wasm.bytes.fill(1, this.zeroFlags, this.zeroFlags + blocks); // unallocated reads as zeros (recordRuns writes holes)
     const frame = this.frame;
@@ -379,10 +396,12 @@ export class SegmentScanner {
   }
 
   /**
-   * Reads the allocated `parts` of [offset, offset+length) into WASM memory (raw images: their
+   * Reads the allocated `parts` of [offset, offset+length) into the window buffer at `buffer`,
+   * `at` bytes in (raw images: their
    * whole pages mapped in place where possible, the rest read); the rest becomes zeros.
    */
-  private async readParts(image: DiskImage, address: number, offset: number, length: number, parts: Extent[], counters: SegmentCounters): Promise<void> {
+  private async readParts(image: DiskImage, buffer: number, at: number, offset: number, length: number, parts: Extent[], counters: SegmentCounters): Promise<void> {
+    const address = buffer + at;
     let cursor = offset;
     for (const part of parts) {
       if (part.offset > cursor) this.wasm.bytes.fill(0, address + cursor - offset, address + part.offset - offset);
@@ -391,7 +410,7 @@ export class SegmentScanner {
       if (flat) {
         const fd = flat.handle.fd;
         const mapped = this.mapper ? this.mapper.map(partAddress, fd, part.offset, part.length) : 0;
-        if (mapped > 0) this.noteMapped(address, partAddress + mapped - address);
+        if (mapped > 0) this.noteMapped(buffer, partAddress + mapped - buffer);
         if (mapped < part.length) readExactlySync(fd, this.wasm.view(partAddress + mapped, part.length - mapped), part.offset + mapped, flat.path);
       } else await image.read(this.wasm.view(partAddress, part.length), part.offset);
       counters.bytesRead += part.length;
@@ -478,6 +497,22 @@ interface ScanState {
   /** Digests of the target frame consumed so far (hash-compare). */
   targetDigestIndex: number;
   pendingZero?: Extent;
+}
+
+/**
+ * The unit ranges [first, last) of a window (numbered from `offset`, `units` in all) that
+ * overlap an allocated part of either side, merged and in order.
+ */
+function activeUnits(a: Extent[], b: Extent[], offset: number, unit: number, units: number): Array<[number, number]> {
+  const spans = [...a, ...b].map((part): [number, number] => [Math.floor((part.offset - offset) / unit), Math.min(units, Math.ceil((part.offset + part.length - offset) / unit))]);
+  spans.sort((x, y) => x[0] - y[0]);
+  const merged: Array<[number, number]> = [];
+  for (const span of spans) {
+    const previous = merged[merged.length - 1];
+    if (previous && span[0] <= previous[1]) previous[1] = Math.max(previous[1], span[1]);
+    else merged.push(span);
+  }
+  return merged;
 }
 
 /** The extents of `map` clipped to [offset, offset+length). */
