@@ -7,6 +7,7 @@ import { copyFileSync, openSync, closeSync, ftruncateSync, writeSync } from "nod
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { INLINE_BELOW_BYTES, prewarmScanWorkers, takePrewarmedWorker, workerCountFor } from "../dist/sync/scan-workers.js";
+import { workersOption } from "../dist/cli/commands/index.js";
 import { resync } from "../dist/sync/resync.js";
 import { fileSha } from "./helpers/resync-images.js";
 import { tempDir } from "./helpers/tmp.js";
@@ -51,6 +52,15 @@ t.test("nothing is prewarmed for small images, missing paths or one thread", asy
   t.equal(takePrewarmedWorker(), undefined, "missing path");
   prewarmScanWorkers(undefined);
   t.equal(takePrewarmedWorker(), undefined, "no path");
+  const big = join(dir, "big.img");
+  sparseImage(big, INLINE_BELOW_BYTES + 1024 * 1024);
+  prewarmScanWorkers(big, 1);
+  t.equal(takePrewarmedWorker(), undefined, "--workers 1: this thread only");
+  // The CLI's prewarm reads --workers before yargs has parsed anything.
+  t.equal(workersOption(["a.img", "b.img", "--workers", "1"]), 1);
+  t.equal(workersOption(["--workers=3", "a.img", "b.img"]), 3);
+  t.equal(workersOption(["a.img", "b.img"]), undefined);
+  t.equal(workersOption(["a.img", "--workers", "x"]), undefined);
   t.equal(workerCountFor(INLINE_BELOW_BYTES - 1), 0, "inline below the threshold");
   t.equal(workerCountFor(1, 3), 3, "an explicit count wins");
 });

@@ -43,11 +43,11 @@ export function startScanWorker(data: unknown): Worker {
 const prewarmed: Worker[] = [];
 
 /**
- * Boots the workers a scan of the image at `sourcePath` would use, if it is big enough to use
- * any. They hold no reference on the event loop until adopted, so unused ones never keep the
+ * Boots the workers a scan of the image at `sourcePath` would use (`requested` threads as with
+ * --workers, else by size), if it is big enough to use any. They hold no reference on the event loop until adopted, so unused ones never keep the
  * process alive. Best effort: an unreadable path prewarms nothing.
  */
-export function prewarmScanWorkers(sourcePath: string | undefined): void {
+export function prewarmScanWorkers(sourcePath: string | undefined, requested?: number): void {
   if (!sourcePath || prewarmed.length > 0) return;
   let sizeBytes: number;
   try {
@@ -55,7 +55,7 @@ export function prewarmScanWorkers(sourcePath: string | undefined): void {
   } catch {
     return;
   }
-  const count = workerCountFor(sizeBytes) - 1;
+  const count = workerCountFor(sizeBytes, requested) - 1;
   for (let i = 0; i < count; i++) {
     const worker = startScanWorker({ prewarm: { sourcePath } } satisfies PrewarmData);
     worker.unref();

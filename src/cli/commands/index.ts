@@ -30,7 +30,11 @@ const groups: CommandGroup[] = [
     names: ["checksum", "diff", "resync", "copy", "verify"],
     load: async () => (await import("./sync.js")).syncCommands,
     // Boot the scan workers while the CLI itself loads (the first word naming a file is the source).
-    prewarm: async (words) => (await import("../../sync/scan-workers.js")).prewarmScanWorkers(words.find((word) => !word.startsWith("-") && isFile(word))),
+    prewarm: async (words) =>
+      (await import("../../sync/scan-workers.js")).prewarmScanWorkers(
+        words.find((word) => !word.startsWith("-") && isFile(word)),
+        workersOption(words),
+      ),
   },
 ];
 
@@ -43,6 +47,14 @@ function isFile(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** The value of a `--workers N` / `--workers=N` option, when it is a whole number. */
+export function workersOption(words: string[]): number | undefined {
+  const index = words.findIndex((word) => word === "--workers" || word.startsWith("--workers="));
+  if (index < 0) return undefined;
+  const value = Number(words[index].includes("=") ? words[index].slice("--workers=".length) : words[index + 1]);
+  return Number.isInteger(value) && value >= 0 ? value : undefined;
 }
 
 function groupOf(args: string[]): { group: CommandGroup | undefined; rest: string[] } {
