@@ -80,7 +80,8 @@ t.test("size mismatch is refused (exit 3); --resize grows and shrinks the target
 });
 
 t.test("verify and diff exit codes", async (t) => {
-  const prng = new Prng(testSeed());
+  const seed = testSeed();
+  const prng = new Prng(seed);
   const dir = tempDir(t);
   const a = join(dir, "a.img");
   const b = join(dir, "b.img");
@@ -93,9 +94,9 @@ t.test("verify and diff exit codes", async (t) => {
   const changed = differingBlocks(a, b, 65536);
   for (const command of ["verify", "diff"]) {
     const result = runCli([command, a, b, "--json", "--block-size", "64K"]);
-    t.equal(result.status, 1, `${command} different`);
+    t.equal(result.status, 1, `${command} different (seed ${seed})`);
     const report = JSON.parse(result.stdout);
-    t.equal(report.blocksDiffering, changed);
+    t.equal(report.blocksDiffering, changed, `seed ${seed}`);
     t.equal(report.extents.reduce((sum: number, e: { length: number }) => sum + e.length, 0), report.bytesDiffering);
   }
   const report = await verify(a, b, { blockSizeBytes: 4096, workers: 0 });

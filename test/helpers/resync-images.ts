@@ -1,7 +1,7 @@
 // Random raw images and change patterns for the resync tests (test/resync*.test.ts,
 // test/sync*.test.ts), plus plain-JS oracles: file hashes and differing-block counts.
 
-import { closeSync, openSync, readFileSync, writeSync, ftruncateSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, writeSync, ftruncateSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { Prng, testSeed } from "./prng.js";
@@ -46,9 +46,14 @@ export function applyPattern(path: string, sizeBytes: number, blockSizeBytes: nu
       const block = prng.int(blocks);
       const start = block * blockSizeBytes;
       switch (pattern) {
-        case "edge-bytes":
-          writeAt(prng.int(2) === 0 ? start : Math.min(sizeBytes, start + blockSizeBytes) - 1, Uint8Array.of(1 + prng.int(255)));
+        case "edge-bytes": {
+          // XOR with a non-zero value: the byte always changes (a random byte could equal the old one).
+          const at = Math.min(prng.int(2) === 0 ? start : Math.min(sizeBytes, start + blockSizeBytes) - 1, sizeBytes - 1);
+          const old = new Uint8Array(1);
+          readSync(fd, old, 0, 1, at);
+          writeAt(at, Uint8Array.of(old[0] ^ (1 + prng.int(255))));
           break;
+        }
         case "whole-blocks":
           writeAt(start, prng.bytes(blockSizeBytes));
           break;
