@@ -30,7 +30,7 @@ t.test("nativeStatus reports the path in use and why", async (t) => {
   }
   t.same(
     status.features.map((feature) => feature.name),
-    ["extents", "punchHole", "zeroRange", "reflink", "copyRange", "blockDeviceInfo", "fdatasync", "fadvise", "mapFile"],
+    ["extents", "punchHole", "zeroRange", "reflink", "copyRange", "blockDeviceInfo", "fdatasync", "fadvise", "mapFile", "hashBlocks"],
   );
   const mmapOff = process.env.VHDSYNC_NO_MMAP === "1";
   t.ok(status.features.every((feature) => feature.active === (status.loaded && !(feature.name === "mapFile" && mmapOff))));

@@ -16,6 +16,7 @@ mod napi;
 mod ops;
 mod sys;
 mod task;
+mod xxh3;
 
 use std::os::raw::c_int;
 use std::ptr;
@@ -100,6 +101,16 @@ fn parse_unmap_file(args: &Args) -> Outcome<Job> {
     Ok(Box::new(move || map::unmap_file(buffer, memory_offset, length).map(|_| Output::Undefined)))
 }
 
+fn parse_hash_blocks(args: &Args) -> Outcome<Job> {
+    let buffer = args.array_buffer(0, "memory")?;
+    let variant = xxh3::Variant::from_id(args.integer(1, "algorithm")?)?;
+    let (data, length) = args.range(2, 3)?;
+    let block_size = args.integer(4, "blockSize")?;
+    let out = args.integer(5, "digestsOffset")?;
+    let zero_out = args.integer(6, "zeroFlagsOffset")?;
+    Ok(Box::new(move || xxh3::hash_blocks_nonzero(buffer, variant, data, length, block_size, out, zero_out).map(|count| Output::Number(count as f64))))
+}
+
 /// Test hook: a job that panics, proving panics become JS errors on either thread.
 fn parse_panic_for_test(_args: &Args) -> Outcome<Job> {
     Ok(Box::new(|| panic!("deliberate panic (panicForTest)")))
@@ -146,6 +157,7 @@ macro_rules! sync_callbacks {
 sync_callbacks! {
     map_file_sync, parse_map_file;
     unmap_file_sync, parse_unmap_file;
+    hash_blocks_sync, parse_hash_blocks;
 }
 
 const EXPORTS: &[(&str, napi_callback)] = &[
@@ -167,6 +179,7 @@ const EXPORTS: &[(&str, napi_callback)] = &[
     ("fadviseAsync", fadvise_async),
     ("mapFile", map_file_sync),
     ("unmapFile", unmap_file_sync),
+    ("hashBlocksNonZero", hash_blocks_sync),
     ("panicForTest", panic_sync),
     ("panicForTestAsync", panic_async),
 ];
@@ -180,6 +193,7 @@ fn register(env: napi_env, exports: napi_value) -> Outcome<napi_value> {
         js::set_property(env, exports, name, function)?;
     }
     js::set_property(env, exports, "pageSize", js::number(env, map::page_size() as f64)?)?;
+    js::set_property(env, exports, "hashKernel", js::string(env, if xxh3::uses_avx2() { "avx2" } else { "portable" })?)?;
     js::set_property(env, exports, "version", js::string(env, env!("CARGO_PKG_VERSION"))?)?;
     Ok(exports)
 }

@@ -6,8 +6,23 @@ import { createHash } from "node:crypto";
 import { VhdsyncError } from "../errors.js";
 import { getWasm, type WasmInstance } from "../wasm/driver.js";
 import { checkStatus } from "../wasm/status.js";
+import { fromNativeError, nativeAddon, type NativeAddon } from "../io/native-addon.js";
 import { digestLength, toSeed, wasmAlgorithmId, type HashAlgorithm } from "./algorithm.js";
 import { createHasher } from "./hasher.js";
+
+/** The addon hashes blocks longer than this (XXH3's "large input" path); shorter ones stay in WASM. */
+const NATIVE_MIN_BLOCK_BYTES = 240;
+
+/**
+ * The addon when it can hash blocks for WASM algorithm `id` (XXH3-128 = 2, XXH3-64 = 3):
+ * loaded, new enough, and not turned off with VHDSYNC_NO_NATIVE_HASH=1.
+ */
+function nativeBlockHasher(id: number): NativeAddon | null {
+  if (id !== 2 && id !== 3) return null;
+  if (process.env.VHDSYNC_NO_NATIVE_HASH === "1") return null;
+  const addon = nativeAddon();
+  return addon && typeof addon.hashBlocksNonZero === "function" ? addon : null;
+}
 
 /** Largest slice copied into WASM memory at once. */
 export const STAGING_BYTES = 8 * 1024 * 1024;
@@ -92,7 +107,25 @@ export function hashNonZeroBlocksAt(algorithm: HashAlgorithm, dataAddress: numbe
   const id = wasmAlgorithmId(algorithm);
   const details = { lengthBytes, blockSizeBytes };
   if (id !== undefined) {
-    checkStatus(wasm.exports.hash_blocks_nonzero(id, dataAddress, lengthBytes, blockSizeBytes, 0n, digestAddress, zeroAddress), "hash blocks", details);
+    // The addon's XXH3 (AVX2) takes every block longer than 240 bytes; a shorter last block, and
+    // XXH64, stay with the WASM kernel. Both write the same flags and digests.
+    const tail = lengthBytes % blockSizeBytes;
+    const nativeBytes = tail !== 0 && tail <= NATIVE_MIN_BLOCK_BYTES ? lengthBytes - tail : lengthBytes;
+    const native = nativeBytes > 0 && blockSizeBytes > NATIVE_MIN_BLOCK_BYTES ? nativeBlockHasher(id) : null;
+    if (!native) {
+      checkStatus(wasm.exports.hash_blocks_nonzero(id, dataAddress, lengthBytes, blockSizeBytes, 0n, digestAddress, zeroAddress), "hash blocks", details);
+      return;
+    }
+    try {
+      native.hashBlocksNonZero(wasm.memory.buffer, id, dataAddress, nativeBytes, blockSizeBytes, digestAddress, zeroAddress);
+    } catch (error) {
+      throw fromNativeError(error, details);
+    }
+    if (nativeBytes < lengthBytes) {
+      const index = nativeBytes / blockSizeBytes;
+      const status = wasm.exports.hash_blocks_nonzero(id, dataAddress + nativeBytes, tail, blockSizeBytes, 0n, digestAddress + index * digestLength(algorithm), zeroAddress + index);
+      checkStatus(status, "hash blocks", details);
+    }
     return;
   }
   // zeroBlocks' u32 zero count lands in the first digest slot, which hashBlocksAt then overwrites.

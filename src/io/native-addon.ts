@@ -52,6 +52,16 @@ export interface NativeAddon {
   mapFile(memory: ArrayBuffer, memoryOffset: number, fd: number, fileOffset: number, lengthBytes: number): void;
   /** Puts anonymous zero pages back over [memoryOffset, +lengthBytes) of `memory`. Sync only. */
   unmapFile(memory: ArrayBuffer, memoryOffset: number, lengthBytes: number): void;
+  /**
+   * XXH3 of each `blockSizeBytes` block of [dataOffset, +lengthBytes) of `memory` (algorithm 2 =
+   * XXH3-128, 3 = XXH3-64; every block, the last included, longer than 240 bytes): one zero flag
+   * per block at zeroFlagsOffset, the canonical digest of each non-zero block in its slot at
+   * digestsOffset (zero blocks' slots untouched), as the WASM hash_blocks_nonzero. Returns the
+   * number of non-zero blocks. Sync only.
+   */
+  hashBlocksNonZero(memory: ArrayBuffer, algorithm: number, dataOffset: number, lengthBytes: number, blockSizeBytes: number, digestsOffset: number, zeroFlagsOffset: number): number;
+  /** The XXH3 kernel hashBlocksNonZero runs on this CPU: "avx2" or "portable". */
+  hashKernel: string;
   /** Test hook: panics inside the addon; must throw VHDSYNC_INTERNAL, never crash. */
   panicForTest(): void;
   panicForTestAsync(): Promise<void>;

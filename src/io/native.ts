@@ -225,6 +225,7 @@ const FEATURES: Array<Omit<NativeFeature, "active">> = [
   { name: "fdatasync", native: "fdatasync off the main thread", fallback: "Node fs.fdatasync" },
   { name: "fadvise", native: "posix_fadvise", fallback: "no cache hints" },
   { name: "mapFile", native: "mmap of file pages into WASM memory (zero-copy reads; off with VHDSYNC_NO_MMAP=1)", fallback: "positional reads into WASM memory" },
+  { name: "hashBlocks", native: "XXH3 digest-frame hashing in Rust, AVX2 where the CPU has it (off with VHDSYNC_NO_NATIVE_HASH=1)", fallback: "WASM SIMD128 kernels" },
 ];
 
 /** Native status for `vhdsync doctor` and `vhdsync --version --json`. */
@@ -235,6 +236,6 @@ export interface NativeStatus extends AddonLoadState {
 /** Whether the addon is loaded, why, and which features it serves. */
 export function nativeStatus(): NativeStatus {
   const state = addonLoadState();
-  const mmapOff = process.env.VHDSYNC_NO_MMAP === "1";
-  return { ...state, features: FEATURES.map((feature) => ({ ...feature, active: state.loaded && !(feature.name === "mapFile" && mmapOff) })) };
+  const off = new Set([process.env.VHDSYNC_NO_MMAP === "1" ? "mapFile" : "", process.env.VHDSYNC_NO_NATIVE_HASH === "1" ? "hashBlocks" : ""]);
+  return { ...state, features: FEATURES.map((feature) => ({ ...feature, active: state.loaded && !off.has(feature.name) })) };
 }

@@ -1,0 +1,147 @@
+// The addon's XXH3 block hasher (hashBlocksNonZero, AVX2 or portable) against the WASM kernel
+// it stands in for: same zero flags, same digests, untouched slots for zero blocks, for both
+// XXH3 variants, block sizes from 256 bytes to 1 MiB and last blocks either side of the
+// 240-byte limit (hashNonZeroBlocksAt hands those to WASM); one digest against xxhsum; bad
+// arguments refused. The portable kernel is checked in a child process
+// (VHDSYNC_NATIVE_HASH_KERNEL=portable). Skipped with the reason when the addon is not loaded.
+import t from "tap";
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { addonLoadState, nativeAddon } from "../dist/io/native-addon.js";
+import { hashNonZeroBlocksAt } from "../dist/hash/index.js";
+import { WasmInstance, compiledModule, selectedVariant, getWasm } from "../dist/wasm/driver.js";
+import { Prng, testSeed } from "./helpers/prng.js";
+import { tempDir } from "./helpers/tmp.js";
+
+const addon = nativeAddon();
+const skip = addon ? false : `native addon not loaded: ${addonLoadState().reason}`;
+const seed = testSeed();
+const ALGORITHMS = [
+  { name: "xxh3-128", id: 2, digestBytes: 16 },
+  { name: "xxh3-64", id: 3, digestBytes: 8 },
+] as const;
+
+/** Random data with some all-zero blocks and some blocks zero but for one byte. */
+function fill(bytes: Uint8Array, blockSize: number, prng: Prng): void {
+  for (let i = 0; i < bytes.length; i++) bytes[i] = prng.int(256);
+  for (let start = 0; start < bytes.length; start += blockSize) {
+    const end = Math.min(bytes.length, start + blockSize);
+    const kind = prng.int(4);
+    if (kind === 0) bytes.fill(0, start, end);
+    if (kind === 1) {
+      bytes.fill(0, start, end);
+      bytes[start + prng.int(end - start)] = 1 + prng.int(255);
+    }
+  }
+}
+
+t.test("hashBlocksNonZero writes what the WASM kernel writes", { skip }, async (t) => {
+  const prng = new Prng(seed);
+  const wasm = getWasm();
+  const capacity = 4 * 1024 * 1024 + 4096;
+  const data = wasm.alloc(capacity, 4096);
+  const blocksMax = capacity / 256 + 1;
+  const [wasmDigests, nativeDigests] = [wasm.alloc(blocksMax * 16), wasm.alloc(blocksMax * 16)];
+  const [wasmZero, nativeZero] = [wasm.alloc(blocksMax), wasm.alloc(blocksMax)];
+  t.teardown(() => [data, wasmDigests, nativeDigests, wasmZero, nativeZero].forEach((address) => wasm.release(address)));
+  let cases = 0;
+  for (let round = 0; round < 40; round++) {
+    const blockSize = 2 ** (8 + prng.int(13)); // 256 B .. 1 MiB
+    const blocks = 1 + prng.int(Math.max(1, Math.min(64, Math.floor(capacity / blockSize) - 1)));
+    // Last block: whole, or a tail either side of 240 bytes.
+    const tails = [0, 1 + prng.int(240), 241 + prng.int(Math.max(1, blockSize - 241))].filter((tail) => tail < blockSize);
+    const tail = tails[prng.int(tails.length)];
+    const length = (blocks - (tail ? 1 : 0)) * blockSize + tail;
+    fill(wasm.view(data, length), blockSize, prng);
+    for (const algorithm of ALGORITHMS) {
+      const count = Math.ceil(length / blockSize);
+      wasm.bytes.fill(0xa5, wasmDigests, wasmDigests + count * algorithm.digestBytes);
+      wasm.bytes.fill(0xa5, nativeDigests, nativeDigests + count * algorithm.digestBytes);
+      const status = wasm.exports.hash_blocks_nonzero(algorithm.id, data, length, blockSize, 0n, wasmDigests, wasmZero);
+      t.equal(status, 0);
+      // Through the library entry point: the addon for blocks over 240 bytes, WASM for a shorter tail.
+      hashNonZeroBlocksAt(algorithm.name, data, length, blockSize, nativeDigests, nativeZero);
+      const context = `${algorithm.name}, block ${blockSize}, length ${length} (seed ${seed})`;
+      t.same(wasm.view(nativeZero, count), wasm.view(wasmZero, count), `zero flags: ${context}`);
+      t.same(wasm.view(nativeDigests, count * algorithm.digestBytes), wasm.view(wasmDigests, count * algorithm.digestBytes), `digests: ${context}`);
+      if (tail === 0 || tail > 240) {
+        const expected = wasm.view(wasmZero, count).filter((zero) => zero === 0).length;
+        wasm.bytes.fill(0xa5, nativeDigests, nativeDigests + count * algorithm.digestBytes);
+        t.equal(addon!.hashBlocksNonZero(wasm.memory.buffer, algorithm.id, data, length, blockSize, nativeDigests, nativeZero), expected, `non-zero count: ${context}`);
+        t.same(wasm.view(nativeDigests, count * algorithm.digestBytes), wasm.view(wasmDigests, count * algorithm.digestBytes), `direct call: ${context}`);
+      }
+      cases++;
+    }
+  }
+  t.ok(cases >= 80);
+});
+
+t.test("a native digest equals xxhsum's", { skip }, async (t) => {
+  const prng = new Prng(seed ^ 0x5a5a);
+  const wasm = getWasm();
+  const length = 4096 + 1000;
+  const data = wasm.alloc(length, 4096);
+  const out = wasm.alloc(32);
+  const zero = wasm.alloc(2);
+  t.teardown(() => [data, out, zero].forEach((address) => wasm.release(address)));
+  const bytes = wasm.view(data, length);
+  for (let i = 0; i < length; i++) bytes[i] = prng.int(256);
+  const path = join(tempDir(t), "block.bin");
+  writeFileSync(path, bytes);
+  for (const [algorithm, flag] of [[ALGORITHMS[0], "-H2"], [ALGORITHMS[1], "-H3"]] as const) {
+    addon!.hashBlocksNonZero(wasm.memory.buffer, algorithm.id, data, length, 8192, out, zero);
+    const xxhsum = spawnSync("xxhsum", [flag, path], { encoding: "utf8" });
+    t.equal(xxhsum.status, 0, xxhsum.stderr);
+    // "HEX  path" (-H2) or "XXH3 (path) = HEX" (-H3).
+    const line = xxhsum.stdout.trim();
+    const expected = line.includes(" = ") ? line.slice(line.lastIndexOf(" = ") + 3) : line.split(/\s+/)[0];
+    t.equal(Buffer.from(wasm.view(out, algorithm.digestBytes)).toString("hex"), expected, `${algorithm.name} (seed ${seed})`);
+  }
+});
+
+t.test("bad arguments are refused before anything is written", { skip }, async (t) => {
+  const wasm = new WasmInstance(compiledModule(), selectedVariant(), 1024 * 1024);
+  const size = wasm.memory.buffer.byteLength;
+  const data = wasm.alloc(8192);
+  const out = wasm.alloc(64);
+  const zero = wasm.alloc(4);
+  const call = (...args: [number, number, number, number, number, number]) => () => addon!.hashBlocksNonZero(wasm.memory.buffer, ...args);
+  const invalid = { code: "VHDSYNC_INVALID_ARGUMENT" };
+  t.throws(call(1, data, 8192, 4096, out, zero), invalid, "XXH64 is not hashed natively");
+  t.throws(call(2, data, 8192, 3000, out, zero), invalid, "block size not a power of two");
+  t.throws(call(2, data, 8192, 128, out, zero), invalid, "blocks of 240 bytes or less");
+  t.throws(call(2, data, 4096 + 100, 4096, out, zero), invalid, "a last block of 240 bytes or less");
+  t.throws(call(2, size - 4096, 8192, 4096, out, zero), invalid, "data past the end of the memory");
+  t.throws(call(2, data, 8192, 4096, size - 8, zero), invalid, "digests past the end of the memory");
+  t.throws(call(2, data, 8192, 4096, out, size - 1), invalid, "flags past the end of the memory");
+  t.throws(() => (addon!.hashBlocksNonZero as unknown as (...args: unknown[]) => number)(new Uint8Array(8), 2, 0, 0, 4096, 0, 0), invalid, "memory must be an ArrayBuffer");
+});
+
+t.test("the portable kernel (forced in a child process) agrees with WASM", { skip }, async (t) => {
+  const script = `
+    import { getWasm } from ${JSON.stringify(new URL("../dist/wasm/driver.js", import.meta.url).href)};
+    import { nativeAddon } from ${JSON.stringify(new URL("../dist/io/native-addon.js", import.meta.url).href)};
+    const addon = nativeAddon(); const wasm = getWasm();
+    let x = ${seed} | 1; const next = () => ((x ^= x << 13), (x ^= x >>> 17), (x ^= x << 5), x >>> 0);
+    const failures = [];
+    for (const blockSize of [256, 1024, 4096, 65536]) for (const length of [blockSize * 5, blockSize * 4 + 241, blockSize * 3 + blockSize - 1]) for (const [id, size] of [[2, 16], [3, 8]]) {
+      const data = wasm.alloc(length, 64), a = wasm.alloc(8 * size), b = wasm.alloc(8 * size), za = wasm.alloc(8), zb = wasm.alloc(8);
+      const view = wasm.view(data, length); for (let i = 0; i < length; i++) view[i] = next() & 255;
+      view.fill(0, blockSize, Math.min(length, 2 * blockSize));
+      wasm.exports.hash_blocks_nonzero(id, data, length, blockSize, 0n, a, za);
+      addon.hashBlocksNonZero(wasm.memory.buffer, id, data, length, blockSize, b, zb);
+      const n = Math.ceil(length / blockSize);
+      const same = (p, q, k) => Buffer.from(wasm.view(p, k)).equals(Buffer.from(wasm.view(q, k)));
+      if (!same(za, zb, n)) failures.push("flags " + id + "/" + blockSize + "/" + length);
+      for (let i = 0; i < n; i++) if (!wasm.bytes[za + i] && !same(a + i * size, b + i * size, size)) failures.push("digest " + id + "/" + blockSize + "/" + length + "#" + i);
+      [data, a, b, za, zb].forEach((address) => wasm.release(address));
+    }
+    console.log(JSON.stringify({ kernel: addon.hashKernel, failures }));
+  `;
+  const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, VHDSYNC_NATIVE_HASH_KERNEL: "portable" } });
+  t.equal(child.status, 0, child.stderr);
+  const result = JSON.parse(child.stdout);
+  t.equal(result.kernel, "portable");
+  t.same(result.failures, [], `seed ${seed}`);
+});
