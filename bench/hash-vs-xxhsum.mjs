@@ -13,7 +13,7 @@ import { GiB, MiB, median, root, round, writeResults } from "./hash-common.mjs";
 const tiny = process.env.VHDSYNC_BENCH_TINY === "1";
 const FILE_BYTES = tiny ? 64 * MiB : 2 * GiB;
 const PAIRS = tiny ? 3 : 9;
-const CLI = join(root, "dist", "bin", "main.js");
+const CLI = join(root, "bin", "vhdsync.cjs");
 const TIME = existsSync("/usr/bin/time") ? "/usr/bin/time" : undefined;
 
 /** Writes `sizeBytes` random bytes to `path` (in 16 MiB writes). */

@@ -14,7 +14,7 @@ import { randomFillSync } from "node:crypto";
 import { makePair, changeBlocks, fileHash, writeRandomFile } from "./resync-fixtures.mjs";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
-const CLI = join(ROOT, "dist/bin/main.js");
+const CLI = join(ROOT, "bin/vhdsync.cjs");
 const TINY = process.env.VHDSYNC_BENCH_TINY === "1";
 const MIB = 1024 * 1024;
 const SIZE = TINY ? 8 * MIB : 2048 * MIB;

@@ -4,7 +4,7 @@
 # two are identical. Run with: npm run example
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VHDSYNC="node dist/bin/main.js"
+VHDSYNC="node bin/vhdsync.cjs"
 work=$(mktemp -d "${TMPDIR:-/tmp}/vhdsync-example.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 

@@ -59,4 +59,4 @@ async function main(args: string[]): Promise<void> {
 }
 
 // (yargs/helpers' hideBin would cost ~0.1 s of module loading before anything else runs.)
-await main(process.argv.slice(2));
+void main(process.argv.slice(2));

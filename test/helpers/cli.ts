@@ -1,9 +1,9 @@
-// Runs the built CLI (dist/bin/main.js, the bundle package.json names as bin) as a child process and captures its output.
+// Runs the CLI as installed (bin/vhdsync.cjs: the bundle in dist/bin with its code cache) as a child process and captures its output.
 
 import { spawnSync, type SpawnSyncOptions } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-export const CLI_PATH = fileURLToPath(new URL("../../dist/bin/main.js", import.meta.url));
+export const CLI_PATH = fileURLToPath(new URL("../../bin/vhdsync.cjs", import.meta.url));
 
 export interface CliResult {
   status: number;

@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// The vhdsync command. It runs the CLI bundle (dist/bin/main.cjs, made by
+// scripts/build-bundle.mjs) with the V8 code cache made for it at build time, which saves
+// ~30 ms of compiling on every run. A missing, stale or rejected cache (another Node version,
+// V8 flags) only costs that time: V8 then compiles the source as usual.
+"use strict";
+const { readFileSync, writeFileSync } = require("node:fs");
+const { createRequire, wrap } = require("node:module");
+const { join } = require("node:path");
+const { Script } = require("node:vm");
+
+const directory = join(__dirname, "..", "dist", "bin");
+const bundle = join(directory, "main.cjs");
+const source = readFileSync(bundle, "utf8").replace(/^#!.*/, "");
+let cachedData;
+try {
+  cachedData = readFileSync(`${bundle}.v8cache`);
+} catch {
+  cachedData = undefined;
+}
+const script = new Script(wrap(source), { filename: bundle, cachedData });
+if (process.env.VHDSYNC_DEBUG_CODE_CACHE === "1") {
+  const state = cachedData === undefined ? "absent" : script.cachedDataRejected ? "rejected" : "used";
+  process.stderr.write(`vhdsync: code cache ${state}\n`);
+}
+// The build sets this to write the cache after a representative run.
+const cacheOut = process.env.VHDSYNC_CODE_CACHE_OUT;
+if (cacheOut) process.once("exit", () => writeFileSync(cacheOut, script.createCachedData()));
+const bundleModule = { exports: {} };
+script.runInThisContext().call(bundleModule.exports, bundleModule.exports, createRequire(bundle), bundleModule, bundle, directory);

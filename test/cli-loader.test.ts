@@ -1,0 +1,47 @@
+// The `vhdsync` bin (bin/vhdsync.cjs) runs the CLI bundle with the V8 code cache built for it,
+// and runs just the same when the cache is missing or unusable (corrupt, another Node).
+import t from "tap";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { CLI_PATH } from "./helpers/cli.js";
+import { tempDir } from "./helpers/tmp.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+function run(bin: string, args: string[]) {
+  return spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", env: { ...process.env, VHDSYNC_DEBUG_CODE_CACHE: "1" } });
+}
+
+t.test("the installed bin uses the code cache made at build time", async (t) => {
+  const result = run(CLI_PATH, ["--version"]);
+  t.equal(result.status, 0, result.stderr);
+  t.match(result.stdout, /^vhdsync \d+\.\d+\.\d+/);
+  t.match(result.stderr, /vhdsync: code cache used/);
+});
+
+t.test("a corrupt or missing cache costs only time", async (t) => {
+  // A copy of the bin and the bundle; yargs comes from the project's node_modules.
+  const dir = tempDir(t);
+  mkdirSync(join(dir, "bin"));
+  mkdirSync(join(dir, "dist", "bin"), { recursive: true });
+  copyFileSync(CLI_PATH, join(dir, "bin", "vhdsync.cjs"));
+  copyFileSync(join(ROOT, "dist", "bin", "main.cjs"), join(dir, "dist", "bin", "main.cjs"));
+  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
+  const bin = join(dir, "bin", "vhdsync.cjs");
+  const cache = join(dir, "dist", "bin", "main.cjs.v8cache");
+  for (const [state, prepare] of [
+    ["rejected", () => writeFileSync(cache, "not a V8 code cache")],
+    ["absent", () => rmSync(cache, { force: true })],
+  ] as const) {
+    prepare();
+    const result = run(bin, ["--help"]);
+    t.equal(result.status, 0, `${state}: ${result.stderr}`);
+    t.match(result.stdout, /vhdsync <command> \[options\]/, state);
+    t.match(result.stderr, new RegExp(`vhdsync: code cache ${state}`));
+    const usage = run(bin, ["resync"]);
+    t.equal(usage.status, 2, `${state}: a usage error is still exit 2`);
+    t.match(usage.stderr, /vhdsync: VHDSYNC_USAGE: /);
+  }
+});
