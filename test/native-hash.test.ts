@@ -106,6 +106,9 @@ t.test("bad arguments are refused before anything is written", { skip }, async (
   const data = wasm.alloc(8192);
   const out = wasm.alloc(64);
   const zero = wasm.alloc(4);
+  wasm.bytes.fill(0x5a, out, out + 64);
+  wasm.bytes.fill(0x5a, zero, zero + 4);
+  wasm.view(data, 8192).fill(7);
   const call = (...args: [number, number, number, number, number, number]) => () => addon!.hashBlocksNonZero(wasm.memory.buffer, ...args);
   const invalid = { code: "VHDSYNC_INVALID_ARGUMENT" };
   t.throws(call(1, data, 8192, 4096, out, zero), invalid, "XXH64 is not hashed natively");
@@ -115,7 +118,10 @@ t.test("bad arguments are refused before anything is written", { skip }, async (
   t.throws(call(2, size - 4096, 8192, 4096, out, zero), invalid, "data past the end of the memory");
   t.throws(call(2, data, 8192, 4096, size - 8, zero), invalid, "digests past the end of the memory");
   t.throws(call(2, data, 8192, 4096, out, size - 1), invalid, "flags past the end of the memory");
+  t.throws(call(2, data, 8192, 4096, data + 4096, zero), invalid, "digests overlapping the data");
+  t.throws(call(2, data, 8192, 4096, out, out + 8), invalid, "flags overlapping the digests");
   t.throws(() => (addon!.hashBlocksNonZero as unknown as (...args: unknown[]) => number)(new Uint8Array(8), 2, 0, 0, 4096, 0, 0), invalid, "memory must be an ArrayBuffer");
+  t.ok(wasm.view(out, 64).every((byte) => byte === 0x5a) && wasm.view(zero, 4).every((byte) => byte === 0x5a), "no digest or flag written");
 });
 
 t.test("the portable kernel (forced in a child process) agrees with WASM", { skip }, async (t) => {

@@ -281,9 +281,12 @@ pub fn hash_blocks_nonzero(memory: (usize, usize), variant: Variant, data: u64, 
     if !inside(data, length) || !inside(out, blocks * digest_bytes) || !inside(zero_out, blocks) {
         return Err(Failure::Invalid(format!("a range lies outside the memory ({} bytes)", memory.1)));
     }
-    // SAFETY: the three ranges were checked against the buffer, which stays valid during this
-    // synchronous call; the kernels only read `data`, and the outputs do not overlap it in any
-    // way that matters (each output byte is written after its block was read).
+    let apart = |a: u64, a_len: u64, b: u64, b_len: u64| a_len == 0 || b_len == 0 || a + a_len <= b || b + b_len <= a;
+    if !apart(data, length, out, blocks * digest_bytes) || !apart(data, length, zero_out, blocks) || !apart(out, blocks * digest_bytes, zero_out, blocks) {
+        return Err(Failure::Invalid("data, digests and zero flags must not overlap".to_string()));
+    }
+    // SAFETY: the three ranges lie inside the buffer and do not overlap (checked above), and the
+    // buffer stays valid during this synchronous call on its own thread.
     let (input, digests, flags) = unsafe {
         let base = memory.0 as *mut u8;
         (
