@@ -11,7 +11,18 @@ const { Script } = require("node:vm");
 
 const directory = join(__dirname, "..", "dist", "bin");
 const bundle = join(directory, "main.cjs");
-const source = readFileSync(bundle, "utf8").replace(/^#!.*/, "");
+let source;
+try {
+  source = readFileSync(bundle, "utf8").replace(/^#!.*/, "");
+} catch (error) {
+  // An incomplete install or build: say so in the CLI's error format (exit 3, not recoverable).
+  const message = `the CLI bundle ${bundle} cannot be read (${error.code ?? error.message}); run npm run build`;
+  process.stderr.write(`vhdsync: VHDSYNC_INTERNAL: ${message}\n`);
+  if (process.argv.includes("--json")) {
+    process.stdout.write(`${JSON.stringify({ ok: false, error: { code: "VHDSYNC_INTERNAL", message, recoverable: false, details: { path: bundle } } })}\n`);
+  }
+  process.exit(3);
+}
 let cachedData;
 try {
   cachedData = readFileSync(`${bundle}.v8cache`);

@@ -1,5 +1,6 @@
 // The `vhdsync` bin (bin/vhdsync.cjs) runs the CLI bundle with the V8 code cache built for it,
-// and runs just the same when the cache is missing or unusable (corrupt, another Node).
+// runs just the same when the cache is missing or unusable (corrupt, another Node), and says
+// clearly when the bundle itself is missing.
 import t from "tap";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -44,4 +45,15 @@ t.test("a corrupt or missing cache costs only time", async (t) => {
     t.equal(usage.status, 2, `${state}: a usage error is still exit 2`);
     t.match(usage.stderr, /vhdsync: VHDSYNC_USAGE: /);
   }
+});
+
+t.test("a missing bundle is a coded error (exit 3), also with --json", async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(join(dir, "bin"));
+  copyFileSync(CLI_PATH, join(dir, "bin", "vhdsync.cjs"));
+  const result = run(join(dir, "bin", "vhdsync.cjs"), ["resync", "a", "b", "--json"]);
+  t.equal(result.status, 3);
+  t.match(result.stderr, /^vhdsync: VHDSYNC_INTERNAL: the CLI bundle .*main\.cjs cannot be read \(ENOENT\); run npm run build\n$/);
+  const report = JSON.parse(result.stdout);
+  t.same([report.ok, report.error.code, report.error.recoverable], [false, "VHDSYNC_INTERNAL", false]);
 });
