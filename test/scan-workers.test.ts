@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { INLINE_BELOW_BYTES, prewarmScanWorkers, takePrewarmedWorker, workerCountFor } from "../dist/sync/scan-workers.js";
 import { workersOption } from "../dist/cli/commands/index.js";
 import { resync } from "../dist/sync/resync.js";
+import { CALLER_IN_FLIGHT_PER_SCANNER, IN_FLIGHT_PER_SCANNER, SegmentPool } from "../dist/sync/segment-pool.js";
 import { fileSha } from "./helpers/resync-images.js";
 import { tempDir } from "./helpers/tmp.js";
 
@@ -77,4 +78,16 @@ t.test("an unused prewarmed worker does not keep the process alive", async (t) =
   const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000, env: { ...process.env, VHDSYNC_WORKERS: "2" } });
   t.equal(child.status, 0, child.stderr);
   t.equal(child.stdout.trim(), "done");
+});
+
+t.test("the pool keeps fewer segments in flight when results carry their data", async (t) => {
+  const dir = tempDir(t);
+  const source = join(dir, "s.img");
+  sparseImage(source, 1024 * 1024);
+  for (const [apply, perScanner] of [["here", IN_FLIGHT_PER_SCANNER], ["caller", CALLER_IN_FLIGHT_PER_SCANNER]] as const) {
+    const pool = await SegmentPool.start({ mode: "compare", sourcePath: source, targetPath: source, blockSizeBytes: 4096, apply, windowBytes: 512 * 1024 }, 1);
+    t.equal(pool.defaultInFlight, perScanner, apply);
+    await pool.close();
+  }
+  t.ok(CALLER_IN_FLIGHT_PER_SCANNER < IN_FLIGHT_PER_SCANNER);
 });

@@ -11,7 +11,7 @@ import { throttle, type ProgressListener } from "../progress.js";
 import { applyChanges } from "./apply-changes.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
 import { workerCountFor } from "./scan-workers.js";
-import { DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
+import { CALLER_SEGMENT_BYTES, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult } from "./segment-task.js";
 
 /** Options of copy(). */
@@ -64,7 +64,7 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
     );
     const counters = emptyCounters();
     const progress = throttle(options.onProgress);
-    const blocksPerSegment = segmentBlocks(blockSizeBytes, apply === "caller" ? 8 * 1024 * 1024 : undefined);
+    const blocksPerSegment = segmentBlocks(blockSizeBytes, apply === "caller" ? CALLER_SEGMENT_BYTES : undefined);
     let complete: boolean;
     try {
       complete = await runSegments(
@@ -76,8 +76,7 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
           const doneBytes = Math.min(source.virtualSize, (result.firstBlock + result.blockCount) * blockSizeBytes);
           progress.report({ operation: "copy", doneBytes, totalBytes: source.virtualSize, counters: { bytesWritten: counters.bytesWritten } });
         },
-        // Results carry the data in "caller" mode: two per scanner bound it.
-        { signal: options.signal, maxInFlight: apply === "caller" ? pool.size * 2 : undefined },
+        { signal: options.signal },
       );
     } finally {
       await pool.close();

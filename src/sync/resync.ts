@@ -17,7 +17,7 @@ import { checkpointMismatch, defaultCheckpointPath, loadCheckpoint, removeCheckp
 import { applyChanges } from "./apply-changes.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
 import { workerCountFor } from "./scan-workers.js";
-import { DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
+import { CALLER_SEGMENT_BYTES, DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
 
 /** Options of resync(). */
@@ -259,8 +259,7 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
   let complete: boolean;
   try {
     const tasks = plan.digest ? digestTasks(plan.digest, plan.resumeBlock) : segmentTasks(blockCount, blocksPerSegment, plan.resumeBlock);
-    // Results carry changed data in "caller" mode: two per scanner bound it (CALLER_SEGMENT_BYTES each).
-    complete = await runSegments(pool, tasks, onResult, { signal: options.signal, maxInFlight: apply === "caller" ? pool.size * 2 : undefined });
+    complete = await runSegments(pool, tasks, onResult, { signal: options.signal });
     await pool.close();
   } catch (error) {
     await pool.close().catch(() => undefined);
@@ -280,8 +279,6 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
   return { counters, complete, digestUpdated: Boolean(writer) };
 }
 
-/** Segments whose results are handed to this thread are smaller, to bound the data in flight. */
-const CALLER_SEGMENT_BYTES = 8 * 1024 * 1024;
 
 /** Tasks from the target digest's frames, from `resumeBlock` on. */
 async function* digestTasks(digest: DigestReader, resumeBlock: number): AsyncGenerator<SegmentTask> {

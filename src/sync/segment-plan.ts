@@ -11,6 +11,8 @@ export const DEFAULT_BLOCK_BYTES = 4096;
 export const DEFAULT_ALGORITHM: BlockHashAlgorithm = "xxh3-128";
 /** Bytes of image per segment. */
 export const SEGMENT_BYTES = 32 * 1024 * 1024;
+/** Segments whose results carry their changed data back to the main thread ("caller" apply) are smaller, to bound the data in flight. */
+export const CALLER_SEGMENT_BYTES = 8 * 1024 * 1024;
 /** Read window: small enough that source and target windows stay in the CPU cache while compared. */
 export const DEFAULT_WINDOW_BYTES = windowFromEnv() ?? 512 * 1024;
 

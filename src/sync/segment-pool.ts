@@ -41,8 +41,8 @@ export class SegmentPool {
    */
   static async start(config: ScanConfig, threadCount: number): Promise<SegmentPool> {
     const inline = await SegmentScanner.open(config);
-    // Workers are not awaited: tasks posted while one boots wait in its message queue, and
-    // this thread scans meanwhile. A worker that fails to open rejects its tasks.
+    // Workers are not awaited: this thread scans while they boot and gets their share until
+    // they are ready (see submit). A worker that fails to open rejects its tasks.
     const workers = Array.from({ length: Math.max(0, threadCount - 1) }, () => startWorker(config));
     return new SegmentPool(workers, inline);
   }
@@ -50,6 +50,11 @@ export class SegmentPool {
   /** Number of scanners. */
   get size(): number {
     return this.workers.length + 1;
+  }
+
+  /** Segments runSegments keeps in flight unless told otherwise (fewer when results carry data). */
+  get defaultInFlight(): number {
+    return this.size * (this.inline.config.apply === "caller" ? CALLER_IN_FLIGHT_PER_SCANNER : IN_FLIGHT_PER_SCANNER);
   }
 
   /**
@@ -146,10 +151,11 @@ function yieldToEventLoop(): Promise<void> {
 
 /**
  * Segments in flight per scanner by default: enough that a worker always has the next one
- * queued while this thread handles results or scans its own. Results carrying changed data
- * (VHD targets) ask for fewer, to bound memory.
+ * queued while this thread handles results or scans its own.
  */
 export const IN_FLIGHT_PER_SCANNER = 4;
+/** In flight per scanner when results carry changed data ("caller" apply: VHD targets), to bound memory (CALLER_SEGMENT_BYTES each). */
+export const CALLER_IN_FLIGHT_PER_SCANNER = 2;
 
 /**
  * Submits the tasks with at most `maxInFlight` outstanding and calls `onResult` for each result
@@ -162,7 +168,7 @@ export async function runSegments(
   onResult: (result: SegmentResult) => Promise<void> | void,
   options: { maxInFlight?: number; signal?: AbortSignal } = {},
 ): Promise<boolean> {
-  const maxInFlight = options.maxInFlight ?? pool.size * IN_FLIGHT_PER_SCANNER;
+  const maxInFlight = options.maxInFlight ?? pool.defaultInFlight;
   const inFlight: Promise<SegmentResult>[] = [];
   let firstError: unknown;
   let stopped = false;
