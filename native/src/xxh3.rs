@@ -21,7 +21,7 @@ const INITIAL_ACCUMULATORS: [u64; 8] = [PRIME32_3, PRIME64_1, PRIME64_2, PRIME64
 const STRIPE_BYTES: usize = 64;
 const STRIPES_PER_BLOCK: usize = (SECRET_BYTES - STRIPE_BYTES) / 8;
 const BLOCK_BYTES: usize = STRIPE_BYTES * STRIPES_PER_BLOCK;
-/** Inputs up to this length take the short/medium paths, which only the WASM kernels implement. */
+/// Inputs up to this length take the short/medium paths, which only the WASM kernels implement.
 pub const MIDSIZE_MAX_BYTES: usize = 240;
 
 /// The default secret (xxhash_spec.md, "Seed and Secret").

@@ -5,7 +5,7 @@
 // enough that the buffers stay in the CPU caches between the kernel's copy and the hash
 // (measured 2-3x faster than 8 MiB chunks on a cached 1 GiB file; docs/hashing.md).
 
-import { openFile, readExactly, readExactlySync } from "../io/file.js";
+import { openFile, readExactly } from "../io/file.js";
 import { PageMapper } from "../io/file-map.js";
 import type { DiskImage } from "../formats/disk-image.js";
 import { throttle, type ProgressListener } from "../progress.js";
@@ -91,17 +91,6 @@ export async function hashFile(path: string, options: HashStreamOptions = {}): P
 /** Chunk size when chunks are mapped rather than read: no copy, so no cache to fit. */
 export const MAPPED_CHUNK_BYTES = 4 * 1024 * 1024;
 
-/**
- * Reads `view` (a WASM memory view) from `fd` at `offset` by mapping its whole pages in place,
- * reading only what cannot be mapped (unaligned edges, unmappable files).
- */
-function mappedReadAt(mapper: PageMapper, fd: number, path: string): ReadAt {
-  return async (view, offset) => {
-    const mapped = mapper.map(view.byteOffset, fd, offset, view.length);
-    if (mapped < view.length) readExactlySync(fd, view.subarray(mapped), offset + mapped, path);
-  };
-}
-
 /** The read/hash pipeline over any positional source of `sizeBytes` bytes. */
 export async function hashSource(readAt: ReadAt, sizeBytes: number, options: HashStreamOptions, path = ""): Promise<HashResult> {
   const algorithm = checkAlgorithm(options.algo ?? DEFAULT_HASH_ALGORITHM);
@@ -110,7 +99,7 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
   const digestBytes = digestLength(algorithm);
   const wasm = getWasm();
   const mapper = options.mapFd !== undefined ? PageMapper.for(wasm.memory) : null;
-  if (mapper) readAt = mappedReadAt(mapper, options.mapFd!, path);
+  if (mapper) readAt = async (view, offset) => void mapper.mapOrRead(view, options.mapFd!, offset, path);
   const chunkBytes = chunkSize(options.chunkBytes ?? (mapper ? MAPPED_CHUNK_BYTES : DEFAULT_CHUNK_BYTES), blockSizeBytes, digestBytes);
   const bufferCount = Math.max(2, Math.floor(options.buffers ?? 3));
   const progress = throttle(options.onProgress);

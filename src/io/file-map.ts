@@ -6,6 +6,7 @@
 // callers read as before. If a mapped file shrinks while in use, the addon's SIGBUS guard ends
 // the process with "vhdsync: VHDSYNC_IO: ..." and exit status 4 (see docs/native.md).
 
+import { readExactlySync } from "./file.js";
 import { fromNativeError, isUnsupportedError, nativeAddon, type NativeAddon } from "./native-addon.js";
 
 /** errno names meaning "read this file instead": not mappable (EACCES, ENODEV) or shorter than the range (ENXIO). */
@@ -42,6 +43,17 @@ export class PageMapper {
       if (isUnsupportedError(error) || CANNOT_MAP.has(String((error as { code?: unknown }).code))) return 0;
       throw fromNativeError(error, { offset: fileOffset, length: bytes });
     }
+  }
+
+  /**
+   * Fills `view` (a view of this mapper's memory) with the bytes of `fd` at `fileOffset`: its
+   * whole pages mapped where possible, the rest read. Returns the bytes mapped (from the start
+   * of `view`). @throws as map(), and the read's VHDSYNC_TRUNCATED / I/O codes
+   */
+  mapOrRead(view: Uint8Array, fd: number, fileOffset: number, path: string): number {
+    const mapped = this.map(view.byteOffset, fd, fileOffset, view.length);
+    if (mapped < view.length) readExactlySync(fd, view.subarray(mapped), fileOffset + mapped, path);
+    return mapped;
   }
 
   /** Puts zero pages back over [address, address+length) (rounded out to whole pages). */

@@ -408,10 +408,12 @@ export class SegmentScanner {
       const partAddress = address + part.offset - offset;
       const flat = flatDataOf(image);
       if (flat) {
-        const fd = flat.handle.fd;
-        const mapped = this.mapper ? this.mapper.map(partAddress, fd, part.offset, part.length) : 0;
-        if (mapped > 0) this.noteMapped(buffer, partAddress + mapped - buffer);
-        if (mapped < part.length) readExactlySync(fd, this.wasm.view(partAddress + mapped, part.length - mapped), part.offset + mapped, flat.path);
+        const view = this.wasm.view(partAddress, part.length);
+        if (!this.mapper) readExactlySync(flat.handle.fd, view, part.offset, flat.path);
+        else {
+          const mapped = this.mapper.mapOrRead(view, flat.handle.fd, part.offset, flat.path);
+          if (mapped > 0) this.noteMapped(buffer, partAddress + mapped - buffer);
+        }
       } else await image.read(this.wasm.view(partAddress, part.length), part.offset);
       counters.bytesRead += part.length;
       cursor = part.offset + part.length;
