@@ -5,11 +5,12 @@
 // - dist/bin/main.cjs.v8cache: V8's code cache, written by a tiny resync run through the bin.
 // Node 20 loads ES modules one by one (~3 ms each) and has no compile cache of its own; a
 // resync loaded ~50 of ours in every thread. dist/bin sits as deep as dist/cli, dist/sync,
-// dist/wasm and dist/io, so paths made from import.meta.url resolve the same. yargs stays
-// external (main.ts loads its CommonJS build through createRequire).
+// dist/wasm and dist/io, so paths made from import.meta.url resolve the same. yargs' CommonJS
+// build is bundled too (src/cli/yargs-factory.cts); it looks for its message translations in
+// ../locales beside the bundle, so they are copied to dist/locales.
 import { build } from "esbuild";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,6 +26,7 @@ await build({
   define: { "import.meta.url": "__vhdsyncBundleUrl" },
   banner: { js: 'const __vhdsyncBundleUrl = require("node:url").pathToFileURL(__filename).href;' },
 });
+cpSync(join(root, "node_modules/yargs/locales"), join(root, "dist/locales"), { recursive: true });
 await build({ ...common, entryPoints: ["dist/sync/resync-worker.js"], outfile: "dist/bin/resync-worker.js", format: "esm" });
 
 // The code cache holds what a run compiled: make it from a small resync (argument parsing,

@@ -1,8 +1,6 @@
 #!/usr/bin/env node
 // The vhdsync command line: a thin shell over the library (src/index.ts).
 
-import { createRequire } from "node:module";
-import type { Argv } from "yargs";
 import { loadCommands, prewarmFor } from "./commands/index.js";
 import { EXIT, printJson, reportError } from "./run.js";
 import { VhdsyncError } from "../errors.js";
@@ -16,9 +14,8 @@ async function main(args: string[]): Promise<void> {
     return;
   }
   await prewarmFor(args);
-  // yargs' CommonJS build loads in ~0.05 s of CPU; its ES module graph took 0.17 s (cliui,
-  // string-width's Intl.Segmenter), paid by every command.
-  const yargs = createRequire(import.meta.url)("yargs/yargs") as (args: string[]) => Argv;
+  // yargs' CommonJS build (see yargs-factory.cts), loaded while the prewarmed worker boots.
+  const { default: yargs } = await import("./yargs-factory.cjs");
   const commands = await loadCommands(args);
   const parser = yargs(args)
     .scriptName("vhdsync")
