@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The vhdsync command line: a thin shell over the library (src/index.ts).
 
+import type { Argv } from "yargs";
 import { loadCommands, prewarmFor } from "./commands/index.js";
 import { EXIT, printJson, reportError } from "./run.js";
 import { VhdsyncError } from "../errors.js";
@@ -42,6 +43,7 @@ async function main(args: string[]): Promise<void> {
       throw new VhdsyncError("VHDSYNC_USAGE", message);
     })
     .help();
+  skipHelpCache(parser);
   try {
     await parser.parseAsync();
   } catch (error) {
@@ -53,6 +55,18 @@ async function main(args: string[]): Promise<void> {
     }
     process.exitCode = reportError(error, json);
   }
+}
+
+/**
+ * yargs renders the running command's whole help text right after starting its handler, in
+ * case the handler fails later and help is shown (~10 ms of measuring strings, on the thread
+ * that hands segments to the scan workers). Our fail handler never shows help, so it is only
+ * rendered when --help asks for it.
+ */
+function skipHelpCache(parser: Argv): void {
+  const internal = (parser as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.();
+  const usage = internal?.getUsageInstance?.();
+  if (usage && typeof usage.cacheHelpMessage === "function") usage.cacheHelpMessage = () => {};
 }
 
 // (yargs/helpers' hideBin would cost ~0.1 s of module loading before anything else runs.)
