@@ -43,6 +43,26 @@ t.test("prewarmed workers are adopted by the next pool and resync is exact", asy
   t.equal(takePrewarmedWorker(), undefined, "the prewarmed worker was taken by the pool");
 });
 
+t.test("a worker prewarmed for a dynamic VHD source (format modules preloaded) scans it exactly", async (t) => {
+  const dir = tempDir(t);
+  const raw = join(dir, "s.img");
+  const source = join(dir, "s.vhd");
+  const target = join(dir, "t.img");
+  const size = INLINE_BELOW_BYTES + 16 * 1024 * 1024;
+  sparseImage(raw, size);
+  const converted = spawnSync("qemu-img", ["convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic,force_size=on", raw, source], { encoding: "utf8" });
+  t.equal(converted.status, 0, converted.stderr);
+  sparseImage(target, size);
+  const saved = process.env.VHDSYNC_WORKERS;
+  process.env.VHDSYNC_WORKERS = "2";
+  t.teardown(() => (saved === undefined ? delete process.env.VHDSYNC_WORKERS : (process.env.VHDSYNC_WORKERS = saved)));
+  prewarmScanWorkers(source);
+  const report = await resync(source, target);
+  t.equal(report.workers, 2);
+  t.equal(takePrewarmedWorker(), undefined, "the prewarmed worker was taken by the pool");
+  t.equal(fileSha(target), fileSha(raw), "target equals the VHD's content");
+});
+
 t.test("nothing is prewarmed for small images, missing paths or one thread", async (t) => {
   const dir = tempDir(t);
   const small = join(dir, "small.img");
