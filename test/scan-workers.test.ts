@@ -1,7 +1,7 @@
 // Prewarmed scan workers (src/sync/scan-workers.ts): the pool adopts them and the results are
 // right; unused ones never keep a process alive; small images and unreadable paths prewarm
 // nothing.
-import t from "tap";
+import t, { type Test } from "tap";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, openSync, closeSync, ftruncateSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -21,6 +21,17 @@ function sparseImage(path: string, size: number): void {
   closeSync(fd);
 }
 
+/** Prewarms a worker for `source` (two threads), resyncs, and checks both threads ran. */
+async function prewarmedResync(t: Test, source: string, target: string) {
+  const saved = process.env.VHDSYNC_WORKERS;
+  process.env.VHDSYNC_WORKERS = "2";
+  t.teardown(() => (saved === undefined ? delete process.env.VHDSYNC_WORKERS : (process.env.VHDSYNC_WORKERS = saved)));
+  prewarmScanWorkers(source);
+  const report = await resync(source, target);
+  t.equal(report.workers, 2);
+  return report;
+}
+
 t.test("prewarmed workers are adopted by the next pool and resync is exact", async (t) => {
   const dir = tempDir(t);
   const source = join(dir, "s.img");
@@ -32,12 +43,7 @@ t.test("prewarmed workers are adopted by the next pool and resync is exact", asy
   writeSync(fd, randomBytes(4096), 0, 4096, size - 4096 * 3);
   writeSync(fd, randomBytes(100), 0, 100, 12345);
   closeSync(fd);
-  const saved = process.env.VHDSYNC_WORKERS;
-  process.env.VHDSYNC_WORKERS = "2";
-  t.teardown(() => (saved === undefined ? delete process.env.VHDSYNC_WORKERS : (process.env.VHDSYNC_WORKERS = saved)));
-  prewarmScanWorkers(source);
-  const report = await resync(source, target);
-  t.equal(report.workers, 2);
+  const report = await prewarmedResync(t, source, target);
   t.equal(report.blocksChanged, 2);
   t.equal(fileSha(target), fileSha(source), "target identical");
   t.equal(takePrewarmedWorker(), undefined, "the prewarmed worker was taken by the pool");
@@ -53,12 +59,7 @@ t.test("a worker prewarmed for a dynamic VHD source (format modules preloaded) s
   const converted = spawnSync("qemu-img", ["convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic,force_size=on", raw, source], { encoding: "utf8" });
   t.equal(converted.status, 0, converted.stderr);
   sparseImage(target, size);
-  const saved = process.env.VHDSYNC_WORKERS;
-  process.env.VHDSYNC_WORKERS = "2";
-  t.teardown(() => (saved === undefined ? delete process.env.VHDSYNC_WORKERS : (process.env.VHDSYNC_WORKERS = saved)));
-  prewarmScanWorkers(source);
-  const report = await resync(source, target);
-  t.equal(report.workers, 2);
+  const report = await prewarmedResync(t, source, target);
   t.equal(takePrewarmedWorker(), undefined, "the prewarmed worker was taken by the pool");
   t.equal(fileSha(target), fileSha(raw), "target equals the VHD's content");
 });
