@@ -17,8 +17,9 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const common = { bundle: true, platform: "node", target: "node20", logLevel: "warning", absWorkingDir: root };
-await build({
+const cli = await build({
   ...common,
+  metafile: true,
   entryPoints: ["dist/cli/main.js"],
   outfile: "dist/bin/main.cjs",
   format: "cjs",
@@ -26,6 +27,10 @@ await build({
   define: { "import.meta.url": "__vhdsyncBundleUrl" },
   banner: { js: 'const __vhdsyncBundleUrl = require("node:url").pathToFileURL(__filename).href;' },
 });
+// bin/vhdsync.cjs runs the bundle through vm.Script, which has no dynamic import callback: an
+// import() esbuild leaves in place (a Node built-in or an unbundled file) would fail at run time.
+const leftover = Object.values(cli.metafile.outputs).flatMap((output) => output.imports.filter((entry) => entry.kind === "dynamic-import"));
+if (leftover.length > 0) throw new Error(`bundle: dynamic import() left in dist/bin/main.cjs (use a static import or require): ${leftover.map((entry) => entry.path).join(", ")}`);
 cpSync(join(root, "node_modules/yargs/locales"), join(root, "dist/locales"), { recursive: true });
 await build({ ...common, entryPoints: ["dist/sync/resync-worker.js"], outfile: "dist/bin/resync-worker.js", format: "esm" });
 
