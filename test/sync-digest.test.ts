@@ -1,7 +1,7 @@
 // Digest files: round trips against a plain-JS oracle, corrupt / truncated files refused with
 // coded errors (and nothing written by a resync that was given one), diff between digests.
 import t from "tap";
-import { copyFileSync, readFileSync, writeFileSync, truncateSync, utimesSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, writeFileSync, truncateSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { checksum } from "../dist/sync/checksum.js";
 import { DigestReader } from "../dist/sync/digest-reader.js";
@@ -95,7 +95,11 @@ t.test("corrupt or truncated digest files are refused; resync writes nothing", a
     }
     await t.rejects(resync(source, target, { targetDigestPath: bad }), { code: expected }, what);
     t.equal(fileSha(target), targetBefore, `${what}: target untouched`);
+    // The digest's full pass runs after the scan threads have started: a worker changes nothing.
+    await t.rejects(resync(source, target, { targetDigestPath: bad, workers: 2 }), { code: expected }, `${what} (2 threads)`);
+    t.equal(fileSha(target), targetBefore, `${what}: target untouched (2 threads)`);
   }
+  t.notOk(existsSync(`${target}.vhdsync-checkpoint`), "no checkpoint left behind");
 });
 
 function flip(bytes: Buffer, index: number): Buffer {
