@@ -56,6 +56,8 @@ t.test("dry run reports the differences and writes nothing", async (t) => {
   const cli = runCli(["resync", source, target, "--dry-run", "--json", "--block-size", "4K"]);
   t.equal(cli.status, 0, cli.stderr);
   t.equal(JSON.parse(cli.stdout.trim().split("\n").pop()!).blocksChanged, changed);
+  const human = runCli(["resync", source, target, "--dry-run", "--block-size", "4K"]);
+  t.match(human.stdout, new RegExp(`^${changed} of 256 blocks differed; nothing written \\(dry run\\);`), "the summary says nothing was written");
   t.equal(fileSha(target), before);
 });
 

@@ -142,9 +142,10 @@ export const resyncCommand: CommandModule<GlobalOptions, ResyncArgs> = {
       );
       if (argv.json) printJson({ ok: true, type: "report", ...report });
       else {
-        const verb = report.dryRun ? "would write" : "wrote";
+        // A dry run counts no bytes (it writes none); it used to print "would write 0 B".
+        const written = report.dryRun ? "nothing written (dry run)" : `wrote ${formatBytes(report.bytesWritten)} (+${formatBytes(report.bytesZeroed)} zeroed)`;
         process.stdout.write(
-          `${report.blocksChanged} of ${report.blocksTotal} blocks differed; ${verb} ${formatBytes(report.bytesWritten)} (+${formatBytes(report.bytesZeroed)} zeroed); ` +
+          `${report.blocksChanged} of ${report.blocksTotal} blocks differed; ${written}; ` +
             `read ${formatBytes(report.bytesRead)} in ${report.seconds.toFixed(2)} s (${formatBytes(report.throughputBytesPerSecond)}/s)\n`,
         );
       }
