@@ -17,6 +17,7 @@ import { spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
 import { MiB, median, round, writeResults } from "./hash-common.mjs";
+import { workload } from "./hrl-workload.mjs";
 
 const tiny = Boolean(process.env.VHDSYNC_BENCH_TINY);
 const WRITE_BYTES = 64 * 1024;
@@ -26,18 +27,6 @@ const diskBytes = tiny ? 16 * MiB : 1024 * MiB;
 const writeCount = tiny ? 128 : 8192;
 const rounds = tiny ? 1 : 6;
 const RING_WRITER = fileURLToPath(new URL("./hrl-floor-writer.cjs", import.meta.url));
-
-/** Deterministic 64 KiB buffers and offsets (xorshift32), as in bench/hrl.mjs. */
-function workload(seed) {
-  let x = seed >>> 0 || 1;
-  const next = () => ((x ^= x << 13), (x ^= x >>> 17), (x ^= x << 5), x >>> 0);
-  const buffers = Array.from({ length: 32 }, () => {
-    const b = new Uint8Array(WRITE_BYTES);
-    for (let i = 0; i < b.length; i += 4) new DataView(b.buffer).setUint32(i, next());
-    return b;
-  });
-  return Array.from({ length: writeCount }, (_, i) => ({ data: buffers[i % buffers.length], offset: (next() % (diskBytes / WRITE_BYTES)) * WRITE_BYTES }));
-}
 
 const designs = {
   async untracked(disk, _log, writes) {
@@ -112,7 +101,7 @@ function makeBase(path) {
 
 const dirs = { disk: mkdtempSync(join(tmpdir(), "vhdsync-bench-floor-")), memory: existsSync("/dev/shm") ? mkdtempSync("/dev/shm/vhdsync-bench-floor-") : undefined };
 try {
-  const writes = workload(1234);
+  const writes = workload(1234, { diskBytes, writeCount, writeBytes: WRITE_BYTES });
   const results = {};
   for (const [where, dir] of Object.entries(dirs)) {
     if (!dir) continue;

@@ -11,25 +11,13 @@ import { RawImage } from "../dist/formats/raw.js";
 import { TrackedDisk } from "../dist/hrl/tracked-disk.js";
 import { applyLog } from "../dist/hrl/apply-log.js";
 import { MiB, median, round, writeResults } from "./hash-common.mjs";
+import { workload } from "./hrl-workload.mjs";
 
 const tiny = Boolean(process.env.VHDSYNC_BENCH_TINY);
 const WRITE_BYTES = 64 * 1024;
 const diskBytes = tiny ? 16 * MiB : 1024 * MiB;
 const writeCount = tiny ? 128 : 8192; // 512 MiB of writes at full size
 const repeats = tiny ? 1 : 3;
-
-/** Deterministic pseudo-random 64 KiB buffers and offsets (xorshift32). */
-function workload(seed) {
-  let x = seed >>> 0 || 1;
-  const next = () => ((x ^= x << 13), (x ^= x >>> 17), (x ^= x << 5), x >>> 0);
-  const buffers = Array.from({ length: 32 }, () => {
-    const b = new Uint8Array(WRITE_BYTES);
-    for (let i = 0; i < b.length; i += 4) new DataView(b.buffer).setUint32(i, next());
-    return b;
-  });
-  const slots = diskBytes / WRITE_BYTES;
-  return Array.from({ length: writeCount }, (_, i) => ({ data: buffers[i % buffers.length], offset: (next() % slots) * WRITE_BYTES }));
-}
 
 function makeBase(path) {
   const chunk = new Uint8Array(16 * MiB).fill(0x33);
@@ -76,7 +64,7 @@ async function timeApply(imagePath, logPath, statePath) {
 
 const dirs = { disk: mkdtempSync(join(tmpdir(), "vhdsync-bench-hrl-")), memory: existsSync("/dev/shm") ? mkdtempSync("/dev/shm/vhdsync-bench-hrl-") : undefined };
 try {
-  const writes = workload(1234);
+  const writes = workload(1234, { diskBytes, writeCount, writeBytes: WRITE_BYTES });
   const base = join(dirs.disk, "base.raw");
   makeBase(base);
   const writeMiB = (writeCount * WRITE_BYTES) / MiB;
