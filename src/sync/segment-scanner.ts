@@ -286,7 +286,7 @@ export class SegmentScanner {
     } else this.wasm.bytes.fill(1, this.zeroFlags, this.zeroFlags + units);
     this.countBlocks(offset, length, state.counters, parts.length > 0 ? "compared" : "unallocated");
     const zero = this.zeroView;
-    if (parts.length > 0) for (let i = 0; i < units; i++) state.counters.blocksZero += zero[i];
+    if (parts.length > 0) state.counters.blocksZero += this.counts[0]; // zeroBlocks' count of zero units
     await this.recordRuns(offset, length, unit, this.config.targetFresh ? { flags: zero, value: 0 } : null, state);
   }
 
