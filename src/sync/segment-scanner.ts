@@ -222,7 +222,6 @@ export class SegmentScanner {
       this.countBlocks(offset, length, counters, "unallocated");
       return;
     }
-    const flags = this.flagsView;
     const zero = this.zeroView;
     let cursor = 0;
     for (const [first, last] of activeUnits(sourceParts, targetParts, offset, unit, units)) {
