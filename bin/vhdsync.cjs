@@ -11,6 +11,14 @@ const { Script } = require("node:vm");
 
 const directory = join(__dirname, "..", "dist", "bin");
 const bundle = join(directory, "main.cjs");
+// Scan commands start their worker before anything else (src/cli/prewarm.ts, a small bundle
+// of its own), so that its boot overlaps the compile and start-up of the CLI bundle. Best
+// effort: the CLI prewarms itself when this did nothing.
+try {
+  require(join(directory, "prewarm.cjs")).prewarmFor(process.argv.slice(2));
+} catch {
+  // see above
+}
 let source;
 try {
   source = readFileSync(bundle, "utf8").replace(/^#!.*/, "");

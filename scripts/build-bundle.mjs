@@ -2,6 +2,7 @@
 // - dist/bin/main.cjs: the CLI (dist/cli/main.js and every module it may load) as one
 //   CommonJS file, which bin/vhdsync.cjs compiles with a V8 code cache;
 // - dist/bin/resync-worker.js: the scan worker as one ES module;
+// - dist/bin/prewarm.cjs: what the bin runs first for scan commands (starts the scan worker);
 // - dist/bin/main.cjs.v8cache: V8's code cache, written by a tiny resync run through the bin.
 // Node 20 loads ES modules one by one (~3 ms each) and has no compile cache of its own; a
 // resync loaded ~50 of ours in every thread. dist/bin sits as deep as dist/cli, dist/sync,
@@ -31,6 +32,15 @@ const cli = await build({
 // import() esbuild leaves in place (a Node built-in or an unbundled file) would fail at run time.
 const leftover = Object.values(cli.metafile.outputs).flatMap((output) => output.imports.filter((entry) => entry.kind === "dynamic-import"));
 if (leftover.length > 0) throw new Error(`bundle: dynamic import() left in dist/bin/main.cjs (use a static import or require): ${leftover.map((entry) => entry.path).join(", ")}`);
+// The scan-worker prewarm the bin runs before it compiles the CLI bundle (src/cli/prewarm.ts).
+await build({
+  ...common,
+  entryPoints: ["dist/cli/prewarm.js"],
+  outfile: "dist/bin/prewarm.cjs",
+  format: "cjs",
+  define: { "import.meta.url": "__vhdsyncBundleUrl" },
+  banner: { js: 'const __vhdsyncBundleUrl = require("node:url").pathToFileURL(__filename).href;' },
+});
 cpSync(join(root, "node_modules/yargs/locales"), join(root, "dist/locales"), { recursive: true });
 await build({ ...common, entryPoints: ["dist/sync/resync-worker.js"], outfile: "dist/bin/resync-worker.js", format: "esm" });
 

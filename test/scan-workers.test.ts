@@ -3,11 +3,12 @@
 // nothing.
 import t, { type Test } from "tap";
 import { spawnSync } from "node:child_process";
+import { createRequire } from "node:module";
 import { copyFileSync, openSync, closeSync, ftruncateSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { INLINE_BELOW_BYTES, prewarmScanWorkers, takePrewarmedWorker, workerCountFor } from "../dist/sync/scan-workers.js";
-import { workersOption } from "../dist/cli/commands/index.js";
+import { workersOption } from "../dist/cli/prewarm.js";
 import { resync } from "../dist/sync/resync.js";
 import { CALLER_IN_FLIGHT_PER_SCANNER, IN_FLIGHT_PER_SCANNER, SegmentPool } from "../dist/sync/segment-pool.js";
 import { fileSha } from "./helpers/resync-images.js";
@@ -85,6 +86,26 @@ t.test("nothing is prewarmed for small images, missing paths or one thread", asy
   t.equal(workersOption(["a.img", "--workers", "x"]), undefined);
   t.equal(workerCountFor(INLINE_BELOW_BYTES - 1), 0, "inline below the threshold");
   t.equal(workerCountFor(1, 3), 3, "an explicit count wins");
+});
+
+t.test("the bin's prewarm bundle acts on scan commands only, and the library adopts its worker", async (t) => {
+  const dir = tempDir(t);
+  const big = join(dir, "big.img");
+  sparseImage(big, INLINE_BELOW_BYTES + 1024 * 1024);
+  // dist/bin/prewarm.cjs is a separate bundle (its own copy of scan-workers): the prewarmed
+  // workers live in a registry on globalThis that both copies use.
+  const { prewarmFor } = createRequire(import.meta.url)("../dist/bin/prewarm.cjs") as { prewarmFor: (args: string[]) => void };
+  for (const args of [["info", big], ["resync", "--help", big, big], ["--json"], ["resync", join(dir, "missing.img")], ["checksum", big, "-o", "x", "--workers", "1"]]) {
+    prewarmFor(args);
+    const stray = takePrewarmedWorker();
+    t.equal(stray, undefined, `nothing prewarmed for ${args.join(" ")}`);
+    await stray?.terminate();
+  }
+  prewarmFor(["--json", "checksum", big, "-o", join(dir, "d"), "--workers=2"]);
+  const worker = takePrewarmedWorker();
+  t.ok(worker, "checksum of a big image: one worker prewarmed, taken by the library's copy");
+  t.equal(takePrewarmedWorker(), undefined, "only one");
+  await worker?.terminate();
 });
 
 t.test("an unused prewarmed worker does not keep the process alive", async (t) => {

@@ -2,7 +2,8 @@
 // The vhdsync command line: a thin shell over the library (src/index.ts).
 
 import type { Argv } from "yargs";
-import { loadCommands, prewarmFor } from "./commands/index.js";
+import { loadCommands } from "./commands/index.js";
+import { scanCommandOf } from "./scan-commands.js";
 import { EXIT, printJson, reportError } from "./run.js";
 import { VhdsyncError } from "../errors.js";
 
@@ -14,7 +15,8 @@ async function main(args: string[]): Promise<void> {
     else process.stdout.write(`vhdsync ${packageVersion()}\n`);
     return;
   }
-  await prewarmFor(args);
+  // bin/vhdsync.cjs has usually prewarmed the scan workers already; this covers other entries.
+  if (scanCommandOf(args)) (await import("./prewarm.js")).prewarmFor(args);
   // yargs' CommonJS build (see yargs-factory.cts), loaded while the prewarmed worker boots.
   const { default: yargs } = await import("./yargs-factory.cjs");
   const commands = await loadCommands(args);

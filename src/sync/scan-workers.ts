@@ -40,7 +40,12 @@ export function startScanWorker(data: unknown): Worker {
   return new Worker(WORKER_URL, { workerData: data, execArgv: [] });
 }
 
-const prewarmed: Worker[] = [];
+/**
+ * Prewarmed workers, kept on globalThis: bin/vhdsync.cjs prewarms through its own small bundle
+ * (dist/bin/prewarm.cjs) and the CLI bundle adopts them, two copies of this module.
+ */
+const REGISTRY = Symbol.for("vhdsync.prewarmedScanWorkers");
+const prewarmed: Worker[] = ((globalThis as { [REGISTRY]?: Worker[] })[REGISTRY] ??= []);
 
 /**
  * Boots the workers a scan of the image at `sourcePath` would use (`requested` threads as with

@@ -2,8 +2,8 @@
 // names (start-up cost matters when the CLI is timed against xxhsum or rsync); --help and
 // unknown commands load them all. One entry per module under src/cli/commands/.
 
-import { statSync } from "node:fs";
 import type { CommandModule } from "yargs";
+import { SCAN_COMMANDS } from "../scan-commands.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyCommand = CommandModule<any, any>;
@@ -12,8 +12,6 @@ interface CommandGroup {
   /** Top-level command names the module defines. */
   names: string[];
   load: () => Promise<AnyCommand[]>;
-  /** Started before anything else is loaded, with the words after the command name. */
-  prewarm?: (words: string[]) => Promise<void>;
 }
 
 const groups: CommandGroup[] = [
@@ -26,48 +24,15 @@ const groups: CommandGroup[] = [
   { names: ["info"], load: async () => [(await import("./info.js")).infoCommand] },
   { names: ["log"], load: async () => [(await import("./log.js")).logCommand] },
   { names: ["snapshot"], load: async () => [(await import("./snapshot.js")).snapshotCommand] },
-  {
-    names: ["checksum", "diff", "resync", "copy", "verify"],
-    load: async () => (await import("./sync.js")).syncCommands,
-    // Boot the scan workers while the CLI itself loads (the first word naming a file is the source).
-    prewarm: async (words) =>
-      (await import("../../sync/scan-workers.js")).prewarmScanWorkers(
-        words.find((word) => !word.startsWith("-") && isFile(word)),
-        workersOption(words),
-      ),
-  },
+  { names: SCAN_COMMANDS, load: async () => (await import("./sync.js")).syncCommands },
 ];
 
 /** Every top-level command name (for tests and completion). */
 export const COMMAND_NAMES: string[] = groups.flatMap((group) => group.names);
 
-function isFile(path: string): boolean {
-  try {
-    return !statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
-/** The value of a `--workers N` / `--workers=N` option, when it is a whole number. */
-export function workersOption(words: string[]): number | undefined {
-  const index = words.findIndex((word) => word === "--workers" || word.startsWith("--workers="));
-  if (index < 0) return undefined;
-  const value = Number(words[index].includes("=") ? words[index].slice("--workers=".length) : words[index + 1]);
-  return Number.isInteger(value) && value >= 0 ? value : undefined;
-}
-
-function groupOf(args: string[]): { group: CommandGroup | undefined; rest: string[] } {
+function groupOf(args: string[]): CommandGroup | undefined {
   const index = args.findIndex((arg) => !arg.startsWith("-"));
-  const group = index < 0 ? undefined : groups.find((candidate) => candidate.names.includes(args[index]));
-  return { group, rest: args.slice(index + 1) };
-}
-
-/** Starts what the named command can usefully start before the CLI has loaded (best effort). */
-export async function prewarmFor(args: string[]): Promise<void> {
-  if (args.includes("--help")) return;
-  const { group, rest } = groupOf(args);
-  await group?.prewarm?.(rest).catch(() => undefined);
+  return index < 0 ? undefined : groups.find((candidate) => candidate.names.includes(args[index]));
 }
 
 /**
@@ -75,7 +40,7 @@ export async function prewarmFor(args: string[]): Promise<void> {
  * positional argument names one, every group otherwise (help, unknown or missing command).
  */
 export async function loadCommands(args: string[]): Promise<AnyCommand[]> {
-  const { group } = groupOf(args);
+  const group = groupOf(args);
   if (group) return group.load();
   return (await Promise.all(groups.map((candidate) => candidate.load()))).flat();
 }
