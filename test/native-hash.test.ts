@@ -151,3 +151,73 @@ t.test("the portable kernel (forced in a child process) agrees with WASM", { ski
   t.equal(result.kernel, "portable");
   t.same(result.failures, [], `seed ${seed}`);
 });
+
+// The whole-input stream (xxh3StreamReset/Update/Digest) that hashFile/hashImage use for XXH3.
+const STREAM_LENGTHS = [241, 255, 256, 257, 1023, 1024, 1025, 1088, 1089, 65536, 65537, 1048576 + 63, 1048576 + 64, 1048576 + 65, 3 * 1048576 + 7];
+
+t.test("the XXH3 stream equals the WASM one-shot digest for any length and chunking", { skip }, async (t) => {
+  const { NativeXxh3Stream } = await import("../dist/hash/hash-bytes.js");
+  const { hashBytes } = await import("../dist/hash/index.js");
+  const prng = new Prng(seed);
+  const wasm = getWasm();
+  for (const length of STREAM_LENGTHS) {
+    const address = wasm.alloc(length, 64);
+    const view = wasm.view(address, length);
+    for (let i = 0; i < length; i++) view[i] = prng.int(256);
+    for (const { name } of ALGORITHMS) {
+      const expected = Buffer.from(hashBytes(name, view)).toString("hex");
+      for (const piece of [64, 1024 + 64 * prng.int(4), 65536, 4 * 1048576]) {
+        const stream = NativeXxh3Stream.for(name, 0n, length)!;
+        for (let at = 0; at < length; at += piece) stream.updateAt(address + at, Math.min(piece, length - at));
+        t.equal(Buffer.from(stream.digest()).toString("hex"), expected, `seed ${seed}: ${name}, ${length} bytes in pieces of ${piece}`);
+      }
+    }
+    wasm.release(address);
+  }
+  t.equal(NativeXxh3Stream.for("xxh3-128", 0n, 240), null, "240 bytes and less stay with WASM");
+  t.equal(NativeXxh3Stream.for("xxh3-128", 5n, 1000), null, "seeded digests stay with WASM");
+  t.equal(NativeXxh3Stream.for("xxh64", 0n, 1000), null, "XXH64 stays with WASM");
+});
+
+t.test("the XXH3 stream refuses misuse", { skip }, async (t) => {
+  const wasm = getWasm();
+  const memory = wasm.memory.buffer;
+  const address = wasm.alloc(4096, 64);
+  const state = new ArrayBuffer(addon!.xxh3StreamStateBytes);
+  const code = { code: "VHDSYNC_INVALID_ARGUMENT" };
+  t.throws(() => addon!.xxh3StreamReset(state, 240), code, "inputs of 240 bytes or less");
+  t.throws(() => addon!.xxh3StreamReset(new ArrayBuffer(16), 1000), code, "a state buffer too small");
+  addon!.xxh3StreamReset(state, 1000);
+  t.throws(() => addon!.xxh3StreamUpdate(memory, address, 100, state), code, "a piece before the last that is not whole stripes");
+  t.throws(() => addon!.xxh3StreamUpdate(memory, address, 1024, state), code, "more than the total");
+  t.throws(() => addon!.xxh3StreamUpdate(memory, memory.byteLength - 64, 128, state), code, "outside the memory");
+  t.throws(() => addon!.xxh3StreamUpdate(memory, address, 64, memory), code, "the memory as its own state");
+  addon!.xxh3StreamUpdate(memory, address, 960, state);
+  t.throws(() => addon!.xxh3StreamDigest(state, 2), code, "a digest before the last byte");
+  addon!.xxh3StreamUpdate(memory, address + 960, 40, state);
+  addon!.xxh3StreamDigest(state, 2);
+  const { hashBytes } = await import("../dist/hash/index.js");
+  t.equal(Buffer.from(new Uint8Array(state, 144, 16)).toString("hex"), Buffer.from(hashBytes("xxh3-128", wasm.view(address, 1000))).toString("hex"), "then the digest");
+  wasm.release(address);
+});
+
+t.test("hashFile: native stream, portable kernel and WASM agree with xxhsum", { skip }, async (t) => {
+  const dir = tempDir(t);
+  const prng = new Prng(seed);
+  const file = join(dir, "data.bin");
+  const bytes = new Uint8Array(9 * 1048576 + 4321);
+  for (let i = 0; i < bytes.length; i += 4096) bytes.set(prng.bytes(Math.min(4096, bytes.length - i)), i);
+  writeFileSync(file, bytes);
+  const expected = spawnSync("xxhsum", ["-H2", file], { encoding: "utf8" }).stdout.split(/\s+/)[0];
+  const script = `
+    import { hashFile } from ${JSON.stringify(new URL("../dist/hash/index.js", import.meta.url).href)};
+    const results = [];
+    for (const chunkBytes of [undefined, 65536, 100000]) results.push(Buffer.from((await hashFile(${JSON.stringify(file)}, { chunkBytes })).digest).toString("hex"));
+    console.log(JSON.stringify(results));
+  `;
+  for (const env of [{}, { VHDSYNC_NATIVE_HASH_KERNEL: "portable" }, { VHDSYNC_NO_NATIVE_HASH: "1" }]) {
+    const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, ...env } });
+    t.equal(child.status, 0, child.stderr);
+    t.same(JSON.parse(child.stdout), [expected, expected, expected], `seed ${seed}, ${JSON.stringify(env)}: default, 64 KiB and 100,000-byte chunks`);
+  }
+});

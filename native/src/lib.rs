@@ -111,6 +111,25 @@ fn parse_hash_blocks(args: &Args) -> Outcome<Job> {
     Ok(Box::new(move || xxh3::hash_blocks_nonzero(buffer, variant, data, length, block_size, out, zero_out).map(|count| Output::Number(count as f64))))
 }
 
+fn parse_stream_reset(args: &Args) -> Outcome<Job> {
+    let state = args.array_buffer(0, "state")?;
+    let total = args.integer(1, "totalLength")?;
+    Ok(Box::new(move || xxh3::stream_reset(state, total).map(|_| Output::Undefined)))
+}
+
+fn parse_stream_update(args: &Args) -> Outcome<Job> {
+    let memory = args.array_buffer(0, "memory")?;
+    let (data, length) = args.range(1, 2)?;
+    let state = args.array_buffer(3, "state")?;
+    Ok(Box::new(move || xxh3::stream_update(memory, data, length, state).map(|_| Output::Undefined)))
+}
+
+fn parse_stream_digest(args: &Args) -> Outcome<Job> {
+    let state = args.array_buffer(0, "state")?;
+    let variant = xxh3::Variant::from_id(args.integer(1, "algorithm")?)?;
+    Ok(Box::new(move || xxh3::stream_digest(state, variant).map(|_| Output::Undefined)))
+}
+
 /// Test hook: a job that panics, proving panics become JS errors on either thread.
 fn parse_panic_for_test(_args: &Args) -> Outcome<Job> {
     Ok(Box::new(|| panic!("deliberate panic (panicForTest)")))
@@ -158,6 +177,9 @@ sync_callbacks! {
     map_file_sync, parse_map_file;
     unmap_file_sync, parse_unmap_file;
     hash_blocks_sync, parse_hash_blocks;
+    stream_reset_sync, parse_stream_reset;
+    stream_update_sync, parse_stream_update;
+    stream_digest_sync, parse_stream_digest;
 }
 
 const EXPORTS: &[(&str, napi_callback)] = &[
@@ -180,6 +202,9 @@ const EXPORTS: &[(&str, napi_callback)] = &[
     ("mapFile", map_file_sync),
     ("unmapFile", unmap_file_sync),
     ("hashBlocksNonZero", hash_blocks_sync),
+    ("xxh3StreamReset", stream_reset_sync),
+    ("xxh3StreamUpdate", stream_update_sync),
+    ("xxh3StreamDigest", stream_digest_sync),
     ("panicForTest", panic_sync),
     ("panicForTestAsync", panic_async),
 ];
@@ -193,6 +218,7 @@ fn register(env: napi_env, exports: napi_value) -> Outcome<napi_value> {
         js::set_property(env, exports, name, function)?;
     }
     js::set_property(env, exports, "pageSize", js::number(env, map::page_size() as f64)?)?;
+    js::set_property(env, exports, "xxh3StreamStateBytes", js::number(env, xxh3::STREAM_STATE_BYTES as f64)?)?;
     js::set_property(env, exports, "hashKernel", js::string(env, if xxh3::uses_avx2() { "avx2" } else { "portable" })?)?;
     js::set_property(env, exports, "version", js::string(env, env!("CARGO_PKG_VERSION"))?)?;
     Ok(exports)

@@ -20,7 +20,6 @@ const SECRET_BYTES: usize = 192;
 const INITIAL_ACCUMULATORS: [u64; 8] = [PRIME32_3, PRIME64_1, PRIME64_2, PRIME64_3, PRIME64_4, PRIME32_2, PRIME64_5, PRIME32_1];
 const STRIPE_BYTES: usize = 64;
 const STRIPES_PER_BLOCK: usize = (SECRET_BYTES - STRIPE_BYTES) / 8;
-const BLOCK_BYTES: usize = STRIPE_BYTES * STRIPES_PER_BLOCK;
 /// Inputs up to this length take the short/medium paths, which only the WASM kernels implement.
 pub const MIDSIZE_MAX_BYTES: usize = 240;
 
@@ -105,7 +104,7 @@ fn scramble_portable(acc: &mut [u64; 8], secret: &[u8; SECRET_BYTES]) {
 /// The AVX2 kernel: the whole accumulation in one function, accumulators in registers.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{BLOCK_BYTES, SECRET_BYTES, STRIPES_PER_BLOCK, STRIPE_BYTES};
+    use super::{SECRET_BYTES, STRIPES_PER_BLOCK, STRIPE_BYTES};
     use std::arch::x86_64::*;
 
     /// One stripe into the two accumulator vectors (lanes 0-3 and 4-7).
@@ -141,61 +140,97 @@ mod avx2 {
         }
     }
 
-    /// super::accumulate_long with AVX2.
+    /// super::accumulate_stripes_portable with AVX2.
     ///
     /// # Safety
-    /// The CPU must have AVX2; `data` must be longer than 240 bytes.
+    /// The CPU must have AVX2; `data` must hold `count` stripes of 64 bytes.
     #[target_feature(enable = "avx2")]
-    pub unsafe fn accumulate_long(data: &[u8], secret: &[u8; SECRET_BYTES], initial: &[u64; 8]) -> [u64; 8] {
-        // SAFETY: initial holds 64 bytes.
-        let mut acc = unsafe {
-            [_mm256_loadu_si256(initial.as_ptr() as *const __m256i), _mm256_loadu_si256(initial.as_ptr().add(4) as *const __m256i)]
-        };
-        let length = data.len();
-        let blocks = (length - 1) / BLOCK_BYTES;
+    pub unsafe fn accumulate_stripes(acc_out: &mut [u64; 8], data: &[u8], first: u64, count: usize, secret: &[u8; SECRET_BYTES]) {
+        assert!(data.len() >= count * STRIPE_BYTES);
+        // SAFETY: acc_out holds 64 bytes.
+        let mut acc = unsafe { [_mm256_loadu_si256(acc_out.as_ptr() as *const __m256i), _mm256_loadu_si256(acc_out.as_ptr().add(4) as *const __m256i)] };
         let base = data.as_ptr();
         let key = secret.as_ptr();
-        // SAFETY (all the stripes below): every stripe lies inside data (see super::accumulate_long)
-        // and every key offset inside the 192-byte secret.
-        for block in 0..blocks {
-            for n in 0..STRIPES_PER_BLOCK {
-                unsafe { stripe(&mut acc, base.add(block * BLOCK_BYTES + n * STRIPE_BYTES), key.add(n * 8)) };
+        let mut in_block = (first % STRIPES_PER_BLOCK as u64) as usize;
+        for n in 0..count {
+            // SAFETY: stripe n lies inside data (asserted above), key offsets inside the secret.
+            unsafe { stripe(&mut acc, base.add(n * STRIPE_BYTES), key.add(in_block * 8)) };
+            in_block += 1;
+            if in_block == STRIPES_PER_BLOCK {
+                unsafe { scramble(&mut acc, key.add(SECRET_BYTES - STRIPE_BYTES)) };
+                in_block = 0;
             }
-            unsafe { scramble(&mut acc, key.add(SECRET_BYTES - STRIPE_BYTES)) };
         }
-        let stripes = (length - 1 - blocks * BLOCK_BYTES) / STRIPE_BYTES;
-        for n in 0..stripes {
-            unsafe { stripe(&mut acc, base.add(blocks * BLOCK_BYTES + n * STRIPE_BYTES), key.add(n * 8)) };
-        }
-        unsafe { stripe(&mut acc, base.add(length - STRIPE_BYTES), key.add(SECRET_BYTES - STRIPE_BYTES - 7)) };
-        let mut out = [0u64; 8];
-        // SAFETY: out holds 64 bytes.
+        // SAFETY: acc_out holds 64 bytes.
         unsafe {
-            _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, acc[0]);
-            _mm256_storeu_si256(out.as_mut_ptr().add(4) as *mut __m256i, acc[1]);
+            _mm256_storeu_si256(acc_out.as_mut_ptr() as *mut __m256i, acc[0]);
+            _mm256_storeu_si256(acc_out.as_mut_ptr().add(4) as *mut __m256i, acc[1]);
         }
-        out
+    }
+
+    /// The last stripe (spec step 3) with AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2; `last` must hold 64 bytes.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn last_stripe(acc_out: &mut [u64; 8], last: &[u8], secret: &[u8; SECRET_BYTES]) {
+        assert!(last.len() >= STRIPE_BYTES);
+        // SAFETY: as in accumulate_stripes.
+        unsafe {
+            let mut acc = [_mm256_loadu_si256(acc_out.as_ptr() as *const __m256i), _mm256_loadu_si256(acc_out.as_ptr().add(4) as *const __m256i)];
+            stripe(&mut acc, last.as_ptr(), secret.as_ptr().add(SECRET_BYTES - STRIPE_BYTES - 7));
+            _mm256_storeu_si256(acc_out.as_mut_ptr() as *mut __m256i, acc[0]);
+            _mm256_storeu_si256(acc_out.as_mut_ptr().add(4) as *mut __m256i, acc[1]);
+        }
     }
 }
 
-/// Accumulators after all of `data` (longer than 240 bytes): spec steps 1-3.
-fn accumulate_long(data: &[u8], secret: &[u8; SECRET_BYTES]) -> [u64; 8] {
+/// Accumulates `count` stripes of 64 bytes from the start of `data` as stripes `first`,
+/// `first + 1`, ... of an input: stripe g is keyed at (g % 16) * 8 bytes into the secret, and
+/// a scramble follows every 16th (spec step 2). Portable 64-bit arithmetic.
+fn accumulate_stripes_portable(acc: &mut [u64; 8], data: &[u8], first: u64, count: usize, secret: &[u8; SECRET_BYTES]) {
+    let mut in_block = (first % STRIPES_PER_BLOCK as u64) as usize;
+    for n in 0..count {
+        accumulate_portable(acc, &data[n * STRIPE_BYTES..(n + 1) * STRIPE_BYTES], &secret[in_block * 8..]);
+        in_block += 1;
+        if in_block == STRIPES_PER_BLOCK {
+            scramble_portable(acc, secret);
+            in_block = 0;
+        }
+    }
+}
+
+/// accumulate_stripes_portable, with AVX2 when `avx2`.
+fn accumulate_stripes(avx2: bool, acc: &mut [u64; 8], data: &[u8], first: u64, count: usize, secret: &[u8; SECRET_BYTES]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: avx2 is only true when the CPU has AVX2 (uses_avx2); the kernel checks the length.
+        unsafe { avx2::accumulate_stripes(acc, data, first, count, secret) };
+        return;
+    }
+    let _ = avx2;
+    accumulate_stripes_portable(acc, data, first, count, secret);
+}
+
+/// The last 64 bytes of an input into the accumulators, with the key of spec step 3.
+fn last_stripe(avx2: bool, acc: &mut [u64; 8], last: &[u8], secret: &[u8; SECRET_BYTES]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: as in accumulate_stripes.
+        unsafe { avx2::last_stripe(acc, last, secret) };
+        return;
+    }
+    let _ = avx2;
+    accumulate_portable(acc, &last[..STRIPE_BYTES], &secret[SECRET_BYTES - STRIPE_BYTES - 7..]);
+}
+
+/// Accumulators after all of `data` (longer than 240 bytes): spec steps 1-3. The stripes
+/// before the end are those that start before its last byte: (length - 1) / 64 of them.
+fn accumulate_long(avx2: bool, data: &[u8], secret: &[u8; SECRET_BYTES]) -> [u64; 8] {
     let mut acc = INITIAL_ACCUMULATORS;
     let length = data.len();
-    let blocks = (length - 1) / BLOCK_BYTES;
-    for block in 0..blocks {
-        for stripe in 0..STRIPES_PER_BLOCK {
-            let at = block * BLOCK_BYTES + stripe * STRIPE_BYTES;
-            accumulate_portable(&mut acc, &data[at..at + STRIPE_BYTES], &secret[stripe * 8..]);
-        }
-        scramble_portable(&mut acc, secret);
-    }
-    let stripes = (length - 1 - blocks * BLOCK_BYTES) / STRIPE_BYTES;
-    for stripe in 0..stripes {
-        let at = blocks * BLOCK_BYTES + stripe * STRIPE_BYTES;
-        accumulate_portable(&mut acc, &data[at..at + STRIPE_BYTES], &secret[stripe * 8..]);
-    }
-    accumulate_portable(&mut acc, &data[length - STRIPE_BYTES..], &secret[SECRET_BYTES - STRIPE_BYTES - 7..]);
+    accumulate_stripes(avx2, &mut acc, data, 0, (length - 1) / STRIPE_BYTES, secret);
+    last_stripe(avx2, &mut acc, &data[length - STRIPE_BYTES..], secret);
     acc
 }
 
@@ -220,20 +255,17 @@ fn secret_for(seed: u64) -> [u8; SECRET_BYTES] {
 
 /// Writes the canonical digest of `data` (> 240 bytes) at `out`.
 fn digest_long(variant: Variant, avx2: bool, data: &[u8], secret: &[u8; SECRET_BYTES], out: &mut [u8]) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: avx2 is only true when the CPU has AVX2 (uses_avx2); data is longer than 240 bytes.
-    let acc = if avx2 { unsafe { avx2::accumulate_long(data, secret, &INITIAL_ACCUMULATORS) } } else { accumulate_long(data, secret) };
-    #[cfg(not(target_arch = "x86_64"))]
-    let acc = {
-        let _ = avx2;
-        accumulate_long(data, secret)
-    };
-    let length = data.len() as u64;
-    let low = merge(&acc, secret, 11, length.wrapping_mul(PRIME64_1));
+    let acc = accumulate_long(avx2, data, secret);
+    finish_long(variant, &acc, data.len() as u64, secret, out);
+}
+
+/// The canonical digest from the final accumulators of a `length`-byte input (spec step 4).
+fn finish_long(variant: Variant, acc: &[u64; 8], length: u64, secret: &[u8; SECRET_BYTES], out: &mut [u8]) {
+    let low = merge(acc, secret, 11, length.wrapping_mul(PRIME64_1));
     match variant {
         Variant::Xxh3_64 => out[..8].copy_from_slice(&low.to_be_bytes()),
         Variant::Xxh3_128 => {
-            let high = merge(&acc, secret, SECRET_BYTES - STRIPE_BYTES - 11, !length.wrapping_mul(PRIME64_2));
+            let high = merge(acc, secret, SECRET_BYTES - STRIPE_BYTES - 11, !length.wrapping_mul(PRIME64_2));
             out[..8].copy_from_slice(&high.to_be_bytes());
             out[8..16].copy_from_slice(&low.to_be_bytes());
         }
@@ -311,6 +343,109 @@ pub fn hash_blocks_nonzero(memory: (usize, usize), variant: Variant, data: u64, 
     Ok(non_zero)
 }
 
+/// Bytes of a whole-input XXH3 stream's state (a caller's ArrayBuffer, little-endian):
+/// accumulators [0, 64), total length [64, 72), bytes fed [72, 80), the last 64 bytes fed
+/// [80, 144), the canonical digest once finished [144, 160).
+pub const STREAM_STATE_BYTES: usize = 160;
+const STREAM_TOTAL: usize = 64;
+const STREAM_FED: usize = 72;
+const STREAM_CARRY: usize = 80;
+const STREAM_DIGEST: usize = 144;
+
+/// The state buffer as a byte slice, checked for size and for not being `memory` itself.
+///
+/// # Safety
+/// `state` must be a live buffer (as Args::array_buffer returns) used by this thread only
+/// during the call.
+unsafe fn stream_state<'a>(state: (usize, usize), memory: Option<(usize, usize)>) -> Outcome<&'a mut [u8]> {
+    if state.1 < STREAM_STATE_BYTES {
+        return Err(Failure::Invalid(format!("the stream state must hold {STREAM_STATE_BYTES} bytes, got {}", state.1)));
+    }
+    if memory.is_some_and(|memory| memory.0 == state.0) {
+        return Err(Failure::Invalid("the stream state must be its own buffer, not the data's memory".to_string()));
+    }
+    // SAFETY: see the function's contract.
+    Ok(unsafe { std::slice::from_raw_parts_mut(state.0 as *mut u8, STREAM_STATE_BYTES) })
+}
+
+fn accumulators_of(state: &[u8]) -> [u64; 8] {
+    std::array::from_fn(|lane| read64(state, lane * 8))
+}
+
+/// Starts an XXH3 stream (default secret, seed 0) over an input of `total` bytes, which must
+/// be longer than 240 (shorter inputs take paths only the WASM kernels implement).
+pub fn stream_reset(state: (usize, usize), total: u64) -> Outcome<()> {
+    if total as usize <= MIDSIZE_MAX_BYTES {
+        return Err(Failure::Invalid(format!("a stream must be longer than {MIDSIZE_MAX_BYTES} bytes, got {total}")));
+    }
+    // SAFETY: the buffer comes from Args::array_buffer of the current synchronous call.
+    let state = unsafe { stream_state(state, None)? };
+    state.fill(0);
+    for (lane, value) in INITIAL_ACCUMULATORS.iter().enumerate() {
+        state[lane * 8..lane * 8 + 8].copy_from_slice(&value.to_le_bytes());
+    }
+    state[STREAM_TOTAL..STREAM_TOTAL + 8].copy_from_slice(&total.to_le_bytes());
+    Ok(())
+}
+
+/// Feeds the next `length` bytes at `data` in `memory`. Every piece but the last must be a
+/// multiple of 64 bytes, and the pieces must not add up to more than the stream's total.
+pub fn stream_update(memory: (usize, usize), data: u64, length: u64, state: (usize, usize)) -> Outcome<()> {
+    if data.checked_add(length).is_none_or(|end| end > memory.1 as u64) {
+        return Err(Failure::Invalid(format!("the data lies outside the memory ({} bytes)", memory.1)));
+    }
+    // SAFETY: the buffers come from Args::array_buffer of the current synchronous call and are
+    // distinct (checked), so the two slices do not alias.
+    let state = unsafe { stream_state(state, Some(memory))? };
+    let input = unsafe { std::slice::from_raw_parts((memory.0 as *const u8).add(data as usize), length as usize) };
+    let total = read64(state, STREAM_TOTAL);
+    let fed = read64(state, STREAM_FED);
+    if total == 0 {
+        return Err(Failure::Invalid("the stream was not started".to_string()));
+    }
+    if fed.checked_add(length).is_none_or(|end| end > total) {
+        return Err(Failure::Invalid(format!("{length} more bytes would pass the stream's total of {total} ({fed} fed)")));
+    }
+    if fed + length < total && length % STRIPE_BYTES as u64 != 0 {
+        return Err(Failure::Invalid(format!("every piece but the last must be a multiple of {STRIPE_BYTES} bytes, got {length}")));
+    }
+    // Stripes that start before the input's last byte are accumulated as they come; the last
+    // 64 bytes are kept for the final stripe.
+    let first = fed / STRIPE_BYTES as u64;
+    let normal = (total - 1) / STRIPE_BYTES as u64;
+    let count = (length / STRIPE_BYTES as u64).min(normal.saturating_sub(first)) as usize;
+    let mut acc = accumulators_of(state);
+    accumulate_stripes(uses_avx2(), &mut acc, input, first, count, &secret_for(0));
+    for (lane, value) in acc.iter().enumerate() {
+        state[lane * 8..lane * 8 + 8].copy_from_slice(&value.to_le_bytes());
+    }
+    let carry = &mut state[STREAM_CARRY..STREAM_CARRY + STRIPE_BYTES];
+    let kept = input.len().min(STRIPE_BYTES);
+    carry.copy_within(kept.., 0);
+    carry[STRIPE_BYTES - kept..].copy_from_slice(&input[input.len() - kept..]);
+    state[STREAM_FED..STREAM_FED + 8].copy_from_slice(&(fed + length).to_le_bytes());
+    Ok(())
+}
+
+/// Finishes the stream: writes the canonical `variant` digest at [144, 144 + 8 or 16) of the
+/// state. Every byte of the total must have been fed.
+pub fn stream_digest(state: (usize, usize), variant: Variant) -> Outcome<()> {
+    // SAFETY: the buffer comes from Args::array_buffer of the current synchronous call.
+    let state = unsafe { stream_state(state, None)? };
+    let total = read64(state, STREAM_TOTAL);
+    let fed = read64(state, STREAM_FED);
+    if total == 0 || fed != total {
+        return Err(Failure::Invalid(format!("the stream has {fed} of its {total} bytes")));
+    }
+    let secret = secret_for(0);
+    let mut acc = accumulators_of(state);
+    let mut last = [0u8; STRIPE_BYTES];
+    last.copy_from_slice(&state[STREAM_CARRY..STREAM_CARRY + STRIPE_BYTES]);
+    last_stripe(uses_avx2(), &mut acc, &last, &secret);
+    finish_long(variant, &acc, total, &secret, &mut state[STREAM_DIGEST..STREAM_DIGEST + 16]);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,6 +460,58 @@ mod tests {
                 x as u8
             })
             .collect()
+    }
+
+    /// Feeds `data` to a stream in pieces of `piece` bytes (the last one shorter).
+    fn streamed(data: &[u8], piece: usize, variant: Variant) -> [u8; 16] {
+        let mut state = vec![0u8; STREAM_STATE_BYTES];
+        let memory = (data.as_ptr() as usize, data.len());
+        let state_buffer = (state.as_mut_ptr() as usize, state.len());
+        stream_reset(state_buffer, data.len() as u64).unwrap();
+        let mut at = 0;
+        while at < data.len() {
+            let length = piece.min(data.len() - at);
+            stream_update(memory, at as u64, length as u64, state_buffer).unwrap();
+            at += length;
+        }
+        stream_digest(state_buffer, variant).unwrap();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&state[STREAM_DIGEST..STREAM_DIGEST + 16]);
+        out
+    }
+
+    #[test]
+    fn stream_equals_one_shot() {
+        let secret = secret_for(0);
+        for length in [241usize, 255, 256, 257, 1023, 1024, 1025, 1088, 1089, 4096, 5000, 65536, 65600, 100_003] {
+            let data = sample(length, length as u64 + 7);
+            for variant in [Variant::Xxh3_64, Variant::Xxh3_128] {
+                let mut expected = [0u8; 16];
+                digest_long(variant, uses_avx2(), &data, &secret, &mut expected);
+                for piece in [64usize, 128, 1024, 4096, 65536, 1 << 20] {
+                    assert_eq!(streamed(&data, piece, variant), expected, "length {length}, pieces of {piece}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn stream_refusals() {
+        let data = sample(4096, 3);
+        let memory = (data.as_ptr() as usize, data.len());
+        let mut state = vec![0u8; STREAM_STATE_BYTES];
+        let state_buffer = (state.as_mut_ptr() as usize, state.len());
+        assert!(stream_reset(state_buffer, 240).is_err(), "short inputs");
+        assert!(stream_update(memory, 0, 64, state_buffer).is_err(), "not started");
+        stream_reset(state_buffer, 1000).unwrap();
+        assert!(stream_update(memory, 0, 100, state_buffer).is_err(), "a piece that is not the last must be whole stripes");
+        assert!(stream_update(memory, 0, 1024, state_buffer).is_err(), "past the total");
+        assert!(stream_update(memory, 4000, 128, state_buffer).is_err(), "outside the memory");
+        assert!(stream_update((state.as_ptr() as usize, state.len()), 0, 64, state_buffer).is_err(), "state aliasing the data");
+        stream_update(memory, 0, 960, state_buffer).unwrap();
+        assert!(stream_digest(state_buffer, Variant::Xxh3_128).is_err(), "unfinished");
+        let short = (state.as_mut_ptr() as usize, 100);
+        assert!(stream_reset(short, 1000).is_err(), "state too small");
     }
 
     #[test]

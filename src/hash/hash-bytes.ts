@@ -24,6 +24,50 @@ function nativeBlockHasher(id: number): NativeAddon | null {
   return addon && typeof addon.hashBlocksNonZero === "function" ? addon : null;
 }
 
+/**
+ * Whole-input XXH3 by the addon (AVX2 when the CPU has it): for hashSource, which knows the
+ * length up front and feeds chunks that are multiples of 64 bytes. The WASM streaming hasher
+ * keeps XXH64, seeded digests, inputs up to 240 bytes, runs without the addon and
+ * VHDSYNC_NO_NATIVE_HASH=1.
+ */
+export class NativeXxh3Stream {
+  private readonly state: ArrayBuffer;
+
+  private constructor(private readonly addon: NativeAddon, private readonly id: number, private readonly algorithm: HashAlgorithm, totalLength: number) {
+    this.state = new ArrayBuffer(addon.xxh3StreamStateBytes);
+    this.call(() => addon.xxh3StreamReset(this.state, totalLength), { totalLength });
+  }
+
+  /** A stream over `totalLength` bytes, or null when the addon cannot compute this digest. */
+  static for(algorithm: HashAlgorithm, seed: bigint, totalLength: number): NativeXxh3Stream | null {
+    const id = wasmAlgorithmId(algorithm);
+    if (id === undefined || seed !== 0n || totalLength <= NATIVE_MIN_BLOCK_BYTES) return null;
+    const addon = nativeBlockHasher(id);
+    if (!addon || typeof addon.xxh3StreamUpdate !== "function") return null;
+    return new NativeXxh3Stream(addon, id, algorithm, totalLength);
+  }
+
+  /** Feeds `lengthBytes` at WASM address `address` (a multiple of 64 bytes unless it is the last piece). */
+  updateAt(address: number, lengthBytes: number): void {
+    const memory = getWasm().memory.buffer;
+    this.call(() => this.addon.xxh3StreamUpdate(memory, address, lengthBytes, this.state), { lengthBytes });
+  }
+
+  /** The canonical digest, once every byte has been fed. */
+  digest(): Uint8Array {
+    this.call(() => this.addon.xxh3StreamDigest(this.state, this.id), {});
+    return new Uint8Array(this.state, 144, digestLength(this.algorithm)).slice();
+  }
+
+  private call(body: () => void, details: Record<string, unknown>): void {
+    try {
+      body();
+    } catch (error) {
+      throw fromNativeError(error, details);
+    }
+  }
+}
+
 /** Largest slice copied into WASM memory at once. */
 export const STAGING_BYTES = 8 * 1024 * 1024;
 

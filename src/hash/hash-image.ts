@@ -12,7 +12,7 @@ import { throttle, type ProgressListener } from "../progress.js";
 import { getWasm } from "../wasm/driver.js";
 import { toVhdsyncError } from "../errors.js";
 import { DEFAULT_HASH_ALGORITHM, checkAlgorithm, digestLength, toSeed, type HashAlgorithm } from "./algorithm.js";
-import { checkBlockSize, hashBlocksAt } from "./hash-bytes.js";
+import { NativeXxh3Stream, checkBlockSize, hashBlocksAt } from "./hash-bytes.js";
 import { createHasher } from "./hasher.js";
 
 /** Options of hashImage() and hashFile(). */
@@ -106,7 +106,10 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
   const chunkCount = Math.ceil(sizeBytes / chunkBytes);
   const buffers: number[] = [];
   const pending: Promise<void>[] = [];
-  const hasher = blockSizeBytes === undefined ? createHasher(algorithm, toSeed(options.seed)) : undefined;
+  // The addon's XXH3 (AVX2) takes the whole-content digest when it can; chunks are whole
+  // 64-byte stripes except the last, as it needs.
+  const native = blockSizeBytes === undefined && chunkBytes % 64 === 0 ? NativeXxh3Stream.for(algorithm, toSeed(options.seed), sizeBytes) : null;
+  const hasher = blockSizeBytes === undefined && !native ? createHasher(algorithm, toSeed(options.seed)) : undefined;
   const collect = blockSizeBytes !== undefined && !options.onBlockDigests;
   const blockDigests = collect ? new Uint8Array(Math.ceil(sizeBytes / blockSizeBytes) * digestBytes) : undefined;
   const chunkDigestBytes = blockSizeBytes === undefined ? 0 : (chunkBytes / blockSizeBytes) * digestBytes;
@@ -127,11 +130,13 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
       const offset = chunk * chunkBytes;
       const lengthBytes = Math.min(chunkBytes, sizeBytes - offset);
       const address = buffers[chunk % bufferCount];
-      if (hasher) hasher.updateAt(address, lengthBytes);
+      if (native) native.updateAt(address, lengthBytes);
+      else if (hasher) hasher.updateAt(address, lengthBytes);
       else hashChunkBlocks(address, lengthBytes, offset);
       progress.report({ operation: "hash", doneBytes: offset + lengthBytes, totalBytes: sizeBytes });
     }
     progress.flush();
+    if (native) return { algorithm, sizeBytes, digest: native.digest() };
     if (hasher) return { algorithm, sizeBytes, digest: hasher.digest() };
     return { algorithm, sizeBytes, blockSizeBytes, blockDigests };
   } finally {
