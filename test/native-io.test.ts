@@ -30,10 +30,11 @@ t.test("nativeStatus reports the path in use and why", async (t) => {
   }
   t.same(
     status.features.map((feature) => feature.name),
-    ["extents", "punchHole", "zeroRange", "reflink", "copyRange", "blockDeviceInfo", "fdatasync", "fadvise", "mapFile", "hashBlocks"],
+    ["extents", "punchHole", "zeroRange", "reflink", "copyRange", "blockDeviceInfo", "fdatasync", "fadvise", "mapFile", "hashBlocks", "hashStream"],
   );
-  const mmapOff = process.env.VHDSYNC_NO_MMAP === "1";
-  t.ok(status.features.every((feature) => feature.active === (status.loaded && !(feature.name === "mapFile" && mmapOff))));
+  const off = (name: string) =>
+    (name === "mapFile" && process.env.VHDSYNC_NO_MMAP === "1") || ((name === "hashBlocks" || name === "hashStream") && process.env.VHDSYNC_NO_NATIVE_HASH === "1");
+  t.ok(status.features.every((feature) => feature.active === (status.loaded && !off(feature.name))));
 });
 
 t.test("RawImage.allocationMap returns the file's extents (native) or the whole range (fallback)", async (t) => {
