@@ -299,10 +299,16 @@ export class SegmentScanner {
     const firstIndex = offset / block - task.firstBlock;
     const parts = clip(sourceMap, offset, length);
     this.markAllocated(parts, offset, length, blocks);
-    if (parts.length > 0) {
-      await this.readParts(this.source, this.bufferA, 0, offset, length, parts, state.counters);
-      hashNonZeroBlocksAt(this.config.algo!, this.bufferA, length, block, this.digests, this.zeroFlags);
-    } else this.wasm.bytes.fill(1, this.zeroFlags, this.zeroFlags + blocks); // unallocated reads as zeros (recordRuns writes holes)
+    // Unallocated blocks read as zeros (recordRuns writes holes). Only the block ranges that
+    // overlap allocated parts are read and hashed; a fragmented sparse window used to be
+    // zero-filled and zero-scanned whole.
+    this.wasm.bytes.fill(1, this.zeroFlags, this.zeroFlags + blocks);
+    for (const [first, last] of activeUnits(parts, [], offset, block, blocks)) {
+      const start = offset + first * block;
+      const size = Math.min(offset + length, offset + last * block) - start;
+      await this.readParts(this.source, this.bufferA, first * block, start, size, clip(parts, start, size), state.counters);
+      hashNonZeroBlocksAt(this.config.algo!, this.bufferA + first * block, size, block, this.digests + first * this.digestLength, this.zeroFlags + first);
+    }
     const frame = this.frame;
     const digestLength = this.digestLength;
     const target = frame.targetDigestCount >= 0;
