@@ -4,7 +4,7 @@
 import t, { type Test } from "tap";
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
-import { copyFileSync, openSync, closeSync, ftruncateSync, writeSync } from "node:fs";
+import { copyFileSync, openSync, closeSync, ftruncateSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { INLINE_BELOW_BYTES, prewarmScanWorkers, takePrewarmedWorker, workerCountFor } from "../dist/sync/scan-workers.js";
@@ -132,4 +132,24 @@ t.test("the pool keeps fewer segments in flight when results carry their data", 
     await pool.close();
   }
   t.ok(CALLER_IN_FLIGHT_PER_SCANNER < IN_FLIGHT_PER_SCANNER);
+});
+
+t.test("sniffSync (the worker prewarm's detection read) returns what sniff returns", async (t) => {
+  const { sniff, sniffSync } = await import("../dist/formats/open-image.js");
+  const dir = tempDir(t);
+  const raw = join(dir, "r.img");
+  sparseImage(raw, 3 * 1024 * 1024 + 77);
+  const vhd = join(dir, "r.vhd");
+  const converted = spawnSync("qemu-img", ["convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic", raw, vhd], { encoding: "utf8" });
+  t.equal(converted.status, 0, converted.stderr);
+  const tiny = join(dir, "tiny.img");
+  const empty = join(dir, "empty.img");
+  writeFileSync(tiny, Uint8Array.of(1, 2, 3));
+  writeFileSync(empty, new Uint8Array(0));
+  for (const path of [raw, vhd, tiny, empty]) {
+    const expected = await sniff(path);
+    const actual = sniffSync(path);
+    t.same([Buffer.from(actual.head), Buffer.from(actual.tail), actual.isBlockDevice], [Buffer.from(expected.head), Buffer.from(expected.tail), expected.isBlockDevice], path);
+  }
+  t.throws(() => sniffSync(join(dir, "missing.img")), { code: "VHDSYNC_NOT_FOUND" });
 });

@@ -69,8 +69,8 @@ export function writeExactlySync(fd: number, buffer: Uint8Array, position: numbe
   }
 }
 
-/** readExactly() on the calling thread, by fd. @throws VHDSYNC_TRUNCATED at end of file, I/O codes */
-export function readExactlySync(fd: number, buffer: Uint8Array, position: number, path = ""): void {
+/** readUpTo() on the calling thread, by fd. @throws I/O codes */
+export function readUpToSync(fd: number, buffer: Uint8Array, position: number, path = ""): number {
   let done = 0;
   try {
     while (done < buffer.length) {
@@ -81,6 +81,12 @@ export function readExactlySync(fd: number, buffer: Uint8Array, position: number
   } catch (error) {
     throw toVhdsyncError(error, { path, offset: position + done });
   }
+  return done;
+}
+
+/** readExactly() on the calling thread, by fd. @throws VHDSYNC_TRUNCATED at end of file, I/O codes */
+export function readExactlySync(fd: number, buffer: Uint8Array, position: number, path = ""): void {
+  const done = readUpToSync(fd, buffer, position, path);
   if (done < buffer.length) throw new VhdsyncError("VHDSYNC_TRUNCATED", `${path}: unexpected end of file at byte ${position + done}`, { path });
 }
 

@@ -6,8 +6,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { toVhdsyncError } from "../errors.js";
 import { getWasm } from "../wasm/driver.js";
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import { loadFormatsFor } from "../formats/open-image.js";
+import { loadFormatsFor, sniffSync } from "../formats/open-image.js";
 import type { PrewarmData } from "./scan-workers.js";
 import { SegmentScanner, type ScanConfig } from "./segment-scanner.js";
 import type { SegmentResult, SegmentTask } from "./segment-task.js";
@@ -33,26 +32,6 @@ function errorReply(error: unknown, id?: number): WorkerReply {
   return { type: "error", id, error: { code: coded.code, message: coded.message, details: coded.details } };
 }
 
-/**
- * The first 64 KiB and last 512 bytes of a file, read synchronously (best effort: the prewarm
- * only picks the format modules to load). The async sniff() took ~20 ms here, five thread-pool
- * round trips while the main thread and the scan compete for the cores, and the "open" message
- * waited behind it.
- */
-function peekSync(path: string): { head: Uint8Array; tail: Uint8Array } {
-  const fd = openSync(path, "r");
-  try {
-    const size = fstatSync(fd).size;
-    const head = new Uint8Array(Math.min(65536, size));
-    const tail = new Uint8Array(Math.min(512, size));
-    const headLength = readSync(fd, head, 0, head.length, 0);
-    const tailLength = readSync(fd, tail, 0, tail.length, size - tail.length);
-    return { head: head.subarray(0, headLength), tail: tail.subarray(0, tailLength) };
-  } finally {
-    closeSync(fd);
-  }
-}
-
 if (parentPort) {
   const port = parentPort;
   let queue: Promise<unknown> = Promise.resolve();
@@ -73,7 +52,7 @@ if (parentPort) {
     queue = (async () => {
       try {
         getWasm();
-        const { head, tail } = peekSync(prewarm.sourcePath);
+        const { head, tail } = sniffSync(prewarm.sourcePath);
         await loadFormatsFor(head, tail);
       } catch {
         // see above
