@@ -18,29 +18,20 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const common = { bundle: true, platform: "node", target: "node20", logLevel: "warning", absWorkingDir: root };
-const cli = await build({
+const commonJs = {
   ...common,
-  metafile: true,
-  entryPoints: ["dist/cli/main.js"],
-  outfile: "dist/bin/main.cjs",
   format: "cjs",
   // import.meta.url of every bundled module becomes the bundle's own URL.
   define: { "import.meta.url": "__vhdsyncBundleUrl" },
   banner: { js: 'const __vhdsyncBundleUrl = require("node:url").pathToFileURL(__filename).href;' },
-});
+};
+const cli = await build({ ...commonJs, metafile: true, entryPoints: ["dist/cli/main.js"], outfile: "dist/bin/main.cjs" });
 // bin/vhdsync.cjs runs the bundle through vm.Script, which has no dynamic import callback: an
 // import() esbuild leaves in place (a Node built-in or an unbundled file) would fail at run time.
 const leftover = Object.values(cli.metafile.outputs).flatMap((output) => output.imports.filter((entry) => entry.kind === "dynamic-import"));
 if (leftover.length > 0) throw new Error(`bundle: dynamic import() left in dist/bin/main.cjs (use a static import or require): ${leftover.map((entry) => entry.path).join(", ")}`);
 // The scan-worker prewarm the bin runs before it compiles the CLI bundle (src/cli/prewarm.ts).
-await build({
-  ...common,
-  entryPoints: ["dist/cli/prewarm.js"],
-  outfile: "dist/bin/prewarm.cjs",
-  format: "cjs",
-  define: { "import.meta.url": "__vhdsyncBundleUrl" },
-  banner: { js: 'const __vhdsyncBundleUrl = require("node:url").pathToFileURL(__filename).href;' },
-});
+await build({ ...commonJs, entryPoints: ["dist/cli/prewarm.js"], outfile: "dist/bin/prewarm.cjs" });
 cpSync(join(root, "node_modules/yargs/locales"), join(root, "dist/locales"), { recursive: true });
 await build({ ...common, entryPoints: ["dist/sync/resync-worker.js"], outfile: "dist/bin/resync-worker.js", format: "esm" });
 
@@ -62,4 +53,4 @@ try {
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
-console.log(`bundle: dist/bin/main.cjs${existsSync(cache) ? " + code cache" : ""}, dist/bin/resync-worker.js`);
+console.log(`bundle: dist/bin/main.cjs${existsSync(cache) ? " + code cache" : ""}, dist/bin/prewarm.cjs, dist/bin/resync-worker.js`);

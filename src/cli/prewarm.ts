@@ -5,13 +5,14 @@
 // import only scan-workers and Node built-ins.
 
 import { statSync } from "node:fs";
-import { prewarmScanWorkers } from "../sync/scan-workers.js";
+import { hasPrewarmedWorkers, prewarmScanWorkers } from "../sync/scan-workers.js";
 import { scanCommandOf } from "./scan-commands.js";
 
 /** Prewarms the workers for `args` (the CLI's arguments) when they name a scan command and an image big enough. Best effort. */
 export function prewarmFor(args: string[]): void {
   const command = scanCommandOf(args);
-  if (command === undefined) return;
+  // The CLI bundle calls this again after the bin's prewarm: nothing to look up then.
+  if (command === undefined || hasPrewarmedWorkers()) return;
   const words = args.slice(args.indexOf(command) + 1);
   // The first word naming a file is the source.
   prewarmScanWorkers(words.find((word) => !word.startsWith("-") && isFile(word)), workersOption(words));

@@ -47,6 +47,11 @@ export function startScanWorker(data: unknown): Worker {
 const REGISTRY = Symbol.for("vhdsync.prewarmedScanWorkers");
 const prewarmed: Worker[] = ((globalThis as { [REGISTRY]?: Worker[] })[REGISTRY] ??= []);
 
+/** Whether workers have been prewarmed and not yet taken. */
+export function hasPrewarmedWorkers(): boolean {
+  return prewarmed.length > 0;
+}
+
 /**
  * Boots the workers a scan of the image at `sourcePath` would use (`requested` threads as with
  * --workers, else by size), if it is big enough to use any. They hold no reference on the event loop until adopted, so unused ones never keep the
