@@ -350,7 +350,7 @@ pub const STREAM_STATE_BYTES: usize = 160;
 const STREAM_TOTAL: usize = 64;
 const STREAM_FED: usize = 72;
 const STREAM_CARRY: usize = 80;
-const STREAM_DIGEST: usize = 144;
+pub const STREAM_DIGEST: usize = 144;
 
 /// The state buffer as a byte slice, checked for size and for not being `memory` itself.
 ///

@@ -56,7 +56,7 @@ export class NativeXxh3Stream {
   /** The canonical digest, once every byte has been fed. */
   digest(): Uint8Array {
     this.call(() => this.addon.xxh3StreamDigest(this.state, this.id), {});
-    return new Uint8Array(this.state, 144, digestLength(this.algorithm)).slice();
+    return new Uint8Array(this.state, this.addon.xxh3StreamDigestOffset, digestLength(this.algorithm)).slice();
   }
 
   private call(body: () => void, details: Record<string, unknown>): void {

@@ -63,12 +63,13 @@ export interface NativeAddon {
   /**
    * Whole-input XXH3 (seed 0) of an input of known length (> 240 bytes), fed in pieces: the
    * state lives in `state` (an ArrayBuffer of xxh3StreamStateBytes, not the memory); every
-   * piece but the last is a multiple of 64 bytes; the digest lands at state[144..160).
+   * piece but the last is a multiple of 64 bytes; the digest lands at xxh3StreamDigestOffset.
    */
   xxh3StreamReset(state: ArrayBuffer, totalLength: number): void;
   xxh3StreamUpdate(memory: ArrayBuffer, dataOffset: number, lengthBytes: number, state: ArrayBuffer): void;
   xxh3StreamDigest(state: ArrayBuffer, algorithm: number): void;
   xxh3StreamStateBytes: number;
+  xxh3StreamDigestOffset: number;
   /** The XXH3 kernel hashBlocksNonZero runs on this CPU: "avx2" or "portable". */
   hashKernel: string;
   /** Test hook: panics inside the addon; must throw VHDSYNC_INTERNAL, never crash. */
