@@ -9,7 +9,7 @@
 //   ring       the log written by a worker thread from a SharedArrayBuffer ring of batches.
 // All on one file system (/dev/shm and the temp dir), alternating, medians.
 // VHDSYNC_BENCH_TINY=1: tiny sizes, results in bench/results/tmp/.
-import { copyFileSync, existsSync, mkdtempSync, rmSync, openSync, writeSync, closeSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,7 +17,7 @@ import { spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
 import { MiB, median, round, writeResults } from "./hash-common.mjs";
-import { workload } from "./hrl-workload.mjs";
+import { workload, writeBaseImage } from "./hrl-workload.mjs";
 
 const tiny = Boolean(process.env.VHDSYNC_BENCH_TINY);
 const WRITE_BYTES = 64 * 1024;
@@ -92,13 +92,6 @@ const designs = {
   },
 };
 
-function makeBase(path) {
-  const chunk = new Uint8Array(16 * MiB).fill(0x33);
-  const fd = openSync(path, "w");
-  for (let done = 0; done < diskBytes; done += chunk.length) writeSync(fd, chunk, 0, chunk.length, done);
-  closeSync(fd);
-}
-
 const dirs = { disk: mkdtempSync(join(tmpdir(), "vhdsync-bench-floor-")), memory: existsSync("/dev/shm") ? mkdtempSync("/dev/shm/vhdsync-bench-floor-") : undefined };
 try {
   const writes = workload(1234, { diskBytes, writeCount, writeBytes: WRITE_BYTES });
@@ -106,7 +99,7 @@ try {
   for (const [where, dir] of Object.entries(dirs)) {
     if (!dir) continue;
     const base = join(dir, "base.raw");
-    makeBase(base);
+    writeBaseImage(base, diskBytes);
     const names = Object.keys(designs);
     const times = Object.fromEntries(names.map((name) => [name, []]));
     for (let r = 0; r < rounds; r++) {

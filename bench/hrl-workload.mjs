@@ -1,6 +1,18 @@
-// The write stream of the HRL benchmarks (hrl.mjs, hrl-floor.mjs): `writeCount` writes of
-// `writeBytes` at random aligned offsets of a `diskBytes` disk, cycling through 32 random
-// buffers. Deterministic (xorshift32) so runs compare.
+// The disk and the write stream of the HRL benchmarks (hrl.mjs, hrl-floor.mjs): `writeCount`
+// writes of `writeBytes` at random aligned offsets of a `diskBytes` disk, cycling through 32
+// random buffers. Deterministic (xorshift32) so runs compare.
+import { closeSync, openSync, writeSync } from "node:fs";
+
+/** Writes the base disk: `diskBytes` of 0x33, fully allocated. */
+export function writeBaseImage(path, diskBytes) {
+  const chunk = new Uint8Array(16 * 1024 * 1024).fill(0x33);
+  const fd = openSync(path, "w");
+  try {
+    for (let done = 0; done < diskBytes; done += chunk.length) writeSync(fd, chunk, 0, Math.min(chunk.length, diskBytes - done), done);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** @returns {{ data: Uint8Array, offset: number }[]} */
 export function workload(seed, { diskBytes, writeCount, writeBytes }) {

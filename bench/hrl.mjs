@@ -3,7 +3,7 @@
 // the page cache, to an image in memory (/dev/shm) and on the disk's temp dir (target ≥ 1 GB/s).
 // VHDSYNC_BENCH_TINY=1 runs tiny sizes (results in bench/results/tmp/). Full size writes
 // bench/results/hrl.json.
-import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
@@ -11,21 +11,13 @@ import { RawImage } from "../dist/formats/raw.js";
 import { TrackedDisk } from "../dist/hrl/tracked-disk.js";
 import { applyLog } from "../dist/hrl/apply-log.js";
 import { MiB, median, round, writeResults } from "./hash-common.mjs";
-import { workload } from "./hrl-workload.mjs";
+import { workload, writeBaseImage } from "./hrl-workload.mjs";
 
 const tiny = Boolean(process.env.VHDSYNC_BENCH_TINY);
 const WRITE_BYTES = 64 * 1024;
 const diskBytes = tiny ? 16 * MiB : 1024 * MiB;
 const writeCount = tiny ? 128 : 8192; // 512 MiB of writes at full size
 const repeats = tiny ? 1 : 3;
-
-function makeBase(path) {
-  const chunk = new Uint8Array(16 * MiB).fill(0x33);
-  writeFileSync(path, new Uint8Array(0));
-  const fd = openSync(path, "w");
-  for (let done = 0; done < diskBytes; done += chunk.length) writeSync(fd, chunk, 0, chunk.length, done);
-  closeSync(fd);
-}
 
 async function timeWrites(imagePath, writes, tracked, logPath) {
   const raw = await RawImage.open(imagePath, false);
@@ -66,7 +58,7 @@ const dirs = { disk: mkdtempSync(join(tmpdir(), "vhdsync-bench-hrl-")), memory: 
 try {
   const writes = workload(1234, { diskBytes, writeCount, writeBytes: WRITE_BYTES });
   const base = join(dirs.disk, "base.raw");
-  makeBase(base);
+  writeBaseImage(base, diskBytes);
   const writeMiB = (writeCount * WRITE_BYTES) / MiB;
   const summary = (list) => ({
     writesMs: round(median(list.map((x) => x.writesMs)), 1),
