@@ -30,10 +30,10 @@ t.test("nativeStatus reports the path in use and why", async (t) => {
   }
   t.same(
     status.features.map((feature) => feature.name),
-    ["extents", "punchHole", "zeroRange", "reflink", "copyRange", "blockDeviceInfo", "fdatasync", "fadvise", "mapFile", "hashBlocks", "hashStream"],
+    ["extents", "punchHole", "zeroRange", "reflink", "copyRange", "blockDeviceInfo", "fdatasync", "fadvise", "mapFile", "hashBlocks", "hashStream", "logAppender"],
   );
-  const off = (name: string) =>
-    (name === "mapFile" && process.env.VHDSYNC_NO_MMAP === "1") || ((name === "hashBlocks" || name === "hashStream") && process.env.VHDSYNC_NO_NATIVE_HASH === "1");
+  const switches: Record<string, string> = { mapFile: "VHDSYNC_NO_MMAP", hashBlocks: "VHDSYNC_NO_NATIVE_HASH", hashStream: "VHDSYNC_NO_NATIVE_HASH", logAppender: "VHDSYNC_NO_NATIVE_LOG" };
+  const off = (name: string) => name in switches && process.env[switches[name]] === "1";
   t.ok(status.features.every((feature) => feature.active === (status.loaded && !off(feature.name))));
 });
 

@@ -7,7 +7,7 @@ use std::os::raw::c_int;
 use crate::sys;
 
 /// A failed native call. Converted to a JS Error with `code` set by `js::error_value`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Failure {
     /// Bad argument from the caller: code VHDSYNC_INVALID_ARGUMENT, nothing was done.
     Invalid(String),

@@ -16,6 +16,8 @@ pub enum Output {
     Number(f64),
     Extents(Vec<Extent>),
     Device(DeviceInfo),
+    /// A plain object of named numbers.
+    Numbers(Vec<(&'static str, f64)>),
 }
 
 /// Turns an N-API status into an Outcome.
@@ -83,6 +85,7 @@ pub fn output_value(env: napi_env, output: Output) -> Outcome<napi_value> {
         Output::Undefined => undefined(env),
         Output::Number(value) => number(env, value),
         Output::Extents(extents) => extents_array(env, &extents),
+        Output::Numbers(fields) => object_of_numbers(env, &fields),
         Output::Device(device) => object_of_numbers(
             env,
             &[

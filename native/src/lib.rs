@@ -8,6 +8,7 @@
 #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
 compile_error!("the vhdsync native addon supports 64-bit Linux only (portable fallbacks cover the rest)");
 
+mod appender;
 mod args;
 mod failure;
 mod js;
@@ -130,6 +131,51 @@ fn parse_stream_digest(args: &Args) -> Outcome<Job> {
     Ok(Box::new(move || xxh3::stream_digest(state, variant).map(|_| Output::Undefined)))
 }
 
+fn parse_appender_open(args: &Args) -> Outcome<Job> {
+    let fd = args.fd(0, "fd")?;
+    let slots = args.integer(1, "slots")?;
+    let slot_bytes = args.integer(2, "slotBytes")?;
+    let idle = args.integer(3, "idle")? != 0;
+    Ok(Box::new(move || appender::open(fd, slots, slot_bytes, idle).map(|id| Output::Number(id as f64))))
+}
+
+fn parse_appender_submit(args: &Args) -> Outcome<Job> {
+    let id = args.integer(0, "appender")?;
+    let memory = args.array_buffer(1, "memory")?;
+    let (offset, length) = args.range(2, 3)?;
+    let position = args.integer(4, "position")?;
+    let (address, size) = memory;
+    if offset + length > size as u64 {
+        return Err(Failure::Invalid(format!("range {offset}+{length} is outside the {size}-byte buffer")));
+    }
+    Ok(Box::new(move || {
+        // SAFETY: the range lies inside the ArrayBuffer (checked above); submit is sync only, so
+        // the job runs during the call, while the buffer is alive, and copies the bytes.
+        let bytes = if length == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts((address + offset as usize) as *const u8, length as usize) } };
+        appender::submit(id, bytes, position).map(|queued| Output::Number(f64::from(u8::from(queued))))
+    }))
+}
+
+fn parse_appender_drain(args: &Args) -> Outcome<Job> {
+    let id = args.integer(0, "appender")?;
+    Ok(Box::new(move || appender::drain(id).map(|_| Output::Undefined)))
+}
+
+fn parse_appender_close(args: &Args) -> Outcome<Job> {
+    let id = args.integer(0, "appender")?;
+    Ok(Box::new(move || {
+        appender::close(id).map(|stats| {
+            Output::Numbers(vec![
+                ("queued", stats.queued as f64),
+                ("byThread", stats.by_thread as f64),
+                ("byDrain", stats.by_drain as f64),
+                ("refused", stats.refused as f64),
+                ("idle", stats.idle as f64),
+            ])
+        })
+    }))
+}
+
 /// Test hook: a job that panics, proving panics become JS errors on either thread.
 fn parse_panic_for_test(_args: &Args) -> Outcome<Job> {
     Ok(Box::new(|| panic!("deliberate panic (panicForTest)")))
@@ -159,6 +205,8 @@ callbacks! {
     fdatasync_sync, fdatasync_async, parse_fdatasync, "fdatasync";
     fadvise_sync, fadvise_async, parse_fadvise, "fadvise";
     panic_sync, panic_async, parse_panic_for_test, "panicForTest";
+    appender_drain_sync, appender_drain_async, parse_appender_drain, "appenderDrain";
+    appender_close_sync, appender_close_async, parse_appender_close, "appenderClose";
 }
 
 /// Declares sync-only N-API callbacks: operations on a caller's memory, which must not leave
@@ -180,6 +228,8 @@ sync_callbacks! {
     stream_reset_sync, parse_stream_reset;
     stream_update_sync, parse_stream_update;
     stream_digest_sync, parse_stream_digest;
+    appender_open_sync, parse_appender_open;
+    appender_submit_sync, parse_appender_submit;
 }
 
 const EXPORTS: &[(&str, napi_callback)] = &[
@@ -205,6 +255,12 @@ const EXPORTS: &[(&str, napi_callback)] = &[
     ("xxh3StreamReset", stream_reset_sync),
     ("xxh3StreamUpdate", stream_update_sync),
     ("xxh3StreamDigest", stream_digest_sync),
+    ("appenderOpen", appender_open_sync),
+    ("appenderSubmit", appender_submit_sync),
+    ("appenderDrain", appender_drain_sync),
+    ("appenderDrainAsync", appender_drain_async),
+    ("appenderClose", appender_close_sync),
+    ("appenderCloseAsync", appender_close_async),
     ("panicForTest", panic_sync),
     ("panicForTestAsync", panic_async),
 ];

@@ -30,6 +30,16 @@ pub const SIGBUS: c_int = 7;
 pub const SA_SIGINFO: c_int = 4;
 
 pub const EINTR: c_int = 4;
+pub const EIO: c_int = 5;
+pub const EAGAIN: c_int = 11;
+
+pub const SCHED_IDLE: c_int = 5;
+
+/// `struct sched_param`.
+#[repr(C)]
+pub struct SchedParam {
+    pub sched_priority: c_int,
+}
 pub const ENXIO: c_int = 6;
 
 extern "C" {
@@ -44,6 +54,8 @@ extern "C" {
     pub fn sigaction(signum: c_int, action: *const SigAction, old: *mut SigAction) -> c_int;
     pub fn raise(signal: c_int) -> c_int;
     pub fn write(fd: c_int, buffer: *const c_void, count: usize) -> isize;
+    pub fn pwrite(fd: c_int, buffer: *const c_void, count: usize, offset: i64) -> isize;
+    pub fn sched_setscheduler(pid: c_int, policy: c_int, param: *const SchedParam) -> c_int;
     pub fn _exit(status: c_int) -> !;
     fn __errno_location() -> *mut c_int;
 }

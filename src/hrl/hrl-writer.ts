@@ -2,11 +2,14 @@
 // first metadata block at 4096 when created, then batches of entry data each followed by its
 // metadata block, and on close the header with the real EOLLocation (after an fsync, so a
 // clean header never points at data that is not durable). Batches are assembled in WASM
-// memory (checksums computed there) and written in the background while the next fills.
+// memory (checksums computed there) and written in the background while the next fills: by
+// the native addon's idle-priority appender thread when it is loaded (on 2 cores the log's
+// writes then use the time the disk writes leave idle), else on the libuv pool.
 
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
-import { openFile } from "../io/file.js";
+import { BackgroundAppender } from "../io/background-appender.js";
+import { openFile, writeExactly } from "../io/file.js";
 import { getWasm } from "../wasm/driver.js";
 import { checkStatus } from "../wasm/status.js";
 import { buildHeader, type HrlHeader } from "./header.js";
@@ -52,6 +55,7 @@ export interface HrlLogSummary {
 }
 
 interface Batch {
+  /** batchBytes of data, then room for the metadata block (copied there to write both at once). */
   dataAddress: number;
   metaAddress: number;
   dataUsed: number;
@@ -77,6 +81,8 @@ export class HrlWriter {
   private failure: VhdsyncError | undefined;
   private state: "open" | "closed" = "open";
   private readonly now: () => number;
+  /** Writes sealed batches from a native idle-priority thread; null: the libuv pool does. */
+  private appender: BackgroundAppender | null = null;
 
   private constructor(
     readonly path: string,
@@ -93,7 +99,7 @@ export class HrlWriter {
     this.maxEntryBytes = Math.min(options.maxEntryBytes ?? 1024 * 1024, this.batchBytes);
     const wasm = getWasm();
     const batch = (): Batch => ({
-      dataAddress: wasm.alloc(this.batchBytes),
+      dataAddress: wasm.alloc(this.batchBytes + this.metadataSize),
       metaAddress: wasm.alloc(this.metadataSize),
       dataUsed: 0,
       entryCount: 0,
@@ -145,8 +151,12 @@ export class HrlWriter {
       writer = new HrlWriter(path, handle, header, options);
       const first = writer.batches[0];
       checkStatus(getWasm().exports.hrlMetadataHeaderBuild(first.metaAddress, metadataSizeBytes, 0, 0), "build metadata block");
-      await handle.writev([headerBytes, getWasm().view(first.metaAddress, metadataSizeBytes)], 0);
+      const start = new Uint8Array(HRL_HEADER_BYTES + metadataSizeBytes);
+      start.set(headerBytes);
+      start.set(getWasm().view(first.metaAddress, metadataSizeBytes), HRL_HEADER_BYTES);
+      await writeExactly(handle, start, 0, path);
       await handle.datasync();
+      writer.appender = BackgroundAppender.open(handle.fd, path, writer.batchBytes + metadataSizeBytes);
       return writer;
     } catch (error) {
       writer?.releaseMemory();
@@ -213,14 +223,12 @@ export class HrlWriter {
       const location = this.filePosition + batch.dataUsed;
       const status = wasm.exports.hrlMetadataHeaderBuild(batch.metaAddress, this.metadataSize, location - this.lastMetadataLocation, batch.entryCount);
       checkStatus(status, `${this.path}: metadata block at ${location}`);
-      const buffers = [wasm.view(batch.dataAddress, batch.dataUsed), wasm.view(batch.metaAddress, this.metadataSize)];
+      wasm.bytes.copyWithin(batch.dataAddress + batch.dataUsed, batch.metaAddress, batch.metaAddress + this.metadataSize);
+      const bytes = wasm.view(batch.dataAddress, batch.dataUsed + this.metadataSize);
       const position = this.filePosition;
-      batch.writing = this.handle.writev(buffers, position).then(
-        () => undefined,
-        (error) => {
-          this.failure ??= toVhdsyncError(error, { path: this.path, offset: position });
-        },
-      );
+      batch.writing = this.writeInBackground(bytes, position).catch((error) => {
+        this.failure ??= toVhdsyncError(error, { path: this.path, offset: position });
+      });
       this.lastMetadataLocation = location;
       this.filePosition = location + this.metadataSize;
       this.current = 1 - this.current;
@@ -233,12 +241,24 @@ export class HrlWriter {
     return next;
   }
 
+  /** Hands `bytes` (WASM memory, reused once this settles) to the appender thread, or writes them on the libuv pool. */
+  private async writeInBackground(bytes: Uint8Array, position: number): Promise<void> {
+    if (this.appender?.submit(bytes, position)) return;
+    await writeExactly(this.handle, bytes, position, this.path); // a short write (file size limit) ends in its error
+  }
+
+  /** Waits for every sealed batch to be written; reports the first failure. */
+  private async settleWrites(): Promise<void> {
+    await Promise.all(this.batches.map((batch) => batch.writing));
+    if (this.appender) await this.appender.drain().catch((error) => void (this.failure ??= toVhdsyncError(error, { path: this.path })));
+    this.throwIfFailed();
+  }
+
   /** Writes pending entries (data + metadata block) and waits for them (no fsync). */
   flush(): Promise<void> {
     return this.serialize(async () => {
       await this.seal();
-      await Promise.all(this.batches.map((batch) => batch.writing));
-      this.throwIfFailed();
+      await this.settleWrites();
     });
   }
 
@@ -251,13 +271,12 @@ export class HrlWriter {
     return this.serialize(async () => {
       try {
         await this.seal();
-        await Promise.all(this.batches.map((batch) => batch.writing));
-        this.throwIfFailed();
+        await this.settleWrites();
         const eolLocation = this.filePosition;
         try {
           await this.handle.datasync();
           const header = { ...this.header, eolLocation, currentSizeBytes: eolLocation, totalMetadataEntries: this.totalEntries, lastModifiedTimestamp: this.now() };
-          await this.handle.write(buildHeader(header), 0, HRL_HEADER_BYTES, 0);
+          await writeExactly(this.handle, buildHeader(header), 0, this.path);
           await this.handle.datasync();
         } catch (error) {
           throw toVhdsyncError(error, { path: this.path });
@@ -281,6 +300,8 @@ export class HrlWriter {
     if (this.state === "closed") return;
     this.state = "closed";
     this.releaseMemory();
+    // The appender thread must be gone before its fd is closed (a failure was reported already, or is moot).
+    await this.appender?.close().catch(() => undefined);
     await this.handle.close();
   }
 

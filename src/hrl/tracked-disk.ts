@@ -138,11 +138,20 @@ export class TrackedDisk implements DiskImage {
     return { ...(await this.image.info()), trackingLog: this.writer.path, trackedBytes: this.trackedBytes };
   }
 
-  /** Flushes the disk and writes the log's pending entries (the log stays open and unclean). */
+  /**
+   * Flushes the disk and writes the log's pending entries (the log stays open and unclean). A
+   * failure to write the log stops tracking (see trackingError) and is thrown.
+   */
   flush(): Promise<void> {
     return this.serialize(async () => {
       await this.image.flush();
-      if (!this.failure) await this.writer.flush();
+      if (this.failure) return;
+      try {
+        await this.writer.flush();
+      } catch (error) {
+        this.failure ??= toVhdsyncError(error, { path: this.writer.path });
+        throw error;
+      }
     });
   }
 

@@ -70,11 +70,37 @@ export interface NativeAddon {
   xxh3StreamDigest(state: ArrayBuffer, algorithm: number): void;
   xxh3StreamStateBytes: number;
   xxh3StreamDigestOffset: number;
+  /**
+   * Background appender (native/src/appender.rs): a thread writing buffers to `fd` at given
+   * positions, under SCHED_IDLE when `idle` is 1. Returns its id.
+   */
+  appenderOpen(fd: number, slots: number, slotBytes: number, idle: number): number;
+  /** Copies [offset, +lengthBytes) of `memory` into a free slot to be written at `position`: 1; no free slot (nothing copied): 0. Throws an earlier write's error. */
+  appenderSubmit(appender: number, memory: ArrayBuffer, offset: number, lengthBytes: number, position: number): number;
+  /** Writes the queued buffers on the calling thread (a pool thread for the async form), waits for the running one; rejects with the first write error. */
+  appenderDrain(appender: number): void;
+  appenderDrainAsync(appender: number): Promise<void>;
+  /** Drains, stops the thread and forgets the appender (also when the drain fails, which it then reports). */
+  appenderClose(appender: number): AppenderStats;
+  appenderCloseAsync(appender: number): Promise<AppenderStats>;
   /** The XXH3 kernel hashBlocksNonZero runs on this CPU: "avx2" or "portable". */
   hashKernel: string;
   /** Test hook: panics inside the addon; must throw VHDSYNC_INTERNAL, never crash. */
   panicForTest(): void;
   panicForTestAsync(): Promise<void>;
+}
+
+/** Counters of a closed background appender. */
+export interface AppenderStats {
+  /** Buffers accepted by appenderSubmit. */
+  queued: number;
+  /** Of those, written by the background thread / by a drain. */
+  byThread: number;
+  byDrain: number;
+  /** Submits refused for want of a free slot. */
+  refused: number;
+  /** 1 when the thread ran under SCHED_IDLE. */
+  idle: number;
 }
 
 /** Whether the addon is in use, and why (part of `vhdsync doctor` / `--version --json`). */

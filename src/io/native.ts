@@ -227,6 +227,7 @@ const FEATURES: Array<Omit<NativeFeature, "active">> = [
   { name: "mapFile", native: "mmap of file pages into WASM memory (zero-copy reads; off with VHDSYNC_NO_MMAP=1)", fallback: "positional reads into WASM memory" },
   { name: "hashBlocks", native: "XXH3 digest-frame hashing in Rust, AVX2 where the CPU has it (off with VHDSYNC_NO_NATIVE_HASH=1)", fallback: "WASM SIMD128 kernels" },
   { name: "hashStream", native: "whole-file XXH3 (seed 0) of `vhdsync hash` in Rust, AVX2 where the CPU has it (off with VHDSYNC_NO_NATIVE_HASH=1)", fallback: "WASM streaming XXH3" },
+  { name: "logAppender", native: "HRL log batches written by an idle-priority (SCHED_IDLE) thread (off with VHDSYNC_NO_NATIVE_LOG=1)", fallback: "written on the libuv pool" },
 ];
 
 /** Native status for `vhdsync doctor` and `vhdsync --version --json`. */
@@ -237,6 +238,11 @@ export interface NativeStatus extends AddonLoadState {
 /** Whether the addon is loaded, why, and which features it serves. */
 export function nativeStatus(): NativeStatus {
   const state = addonLoadState();
-  const off = new Set([process.env.VHDSYNC_NO_MMAP === "1" ? "mapFile" : "", ...(process.env.VHDSYNC_NO_NATIVE_HASH === "1" ? ["hashBlocks", "hashStream"] : [])]);
+  const env = process.env;
+  const off = new Set([
+    env.VHDSYNC_NO_MMAP === "1" ? "mapFile" : "",
+    ...(env.VHDSYNC_NO_NATIVE_HASH === "1" ? ["hashBlocks", "hashStream"] : []),
+    env.VHDSYNC_NO_NATIVE_LOG === "1" ? "logAppender" : "",
+  ]);
   return { ...state, features: FEATURES.map((feature) => ({ ...feature, active: state.loaded && !off.has(feature.name) })) };
 }
