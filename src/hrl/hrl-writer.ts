@@ -78,6 +78,8 @@ export class HrlWriter {
   private totalEntries = 0;
   private totalDataBytes = 0;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Operations queued or running in `queue`. */
+  private queued = 0;
   private failure: VhdsyncError | undefined;
   private state: "open" | "closed" = "open";
   private readonly now: () => number;
@@ -190,6 +192,16 @@ export class HrlWriter {
   append(byteOffset: number, data: Uint8Array, timestamp = this.now()): Promise<void> {
     if (!Number.isSafeInteger(byteOffset) || byteOffset < 0 || !Number.isSafeInteger(byteOffset + data.length)) {
       return Promise.reject(new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${this.path}: bad disk offset ${byteOffset}`, { path: this.path, byteOffset }));
+    }
+    const batch = this.batches[this.current];
+    if (this.queued === 0 && this.state === "open" && data.length <= this.maxEntryBytes && batch.entryCount < this.capacity && batch.dataUsed + data.length <= this.batchBytes) {
+      // Fits the current batch and nothing is queued: append now, without a trip through the queue.
+      try {
+        this.appendPiece(batch, byteOffset, data, timestamp);
+        return Promise.resolve();
+      } catch (error) {
+        return Promise.reject(error);
+      }
     }
     return this.serialize(async () => {
       for (let done = 0; done < data.length; ) {
@@ -322,7 +334,8 @@ export class HrlWriter {
       if (this.state !== "open") throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${this.path}: log writer is closed`, { path: this.path });
       return body();
     };
-    const result = this.queue.then(run, run);
+    this.queued++;
+    const result = this.queue.then(run, run).finally(() => this.queued--);
     this.queue = result.catch(() => undefined);
     return result;
   }
