@@ -8,6 +8,15 @@ import type { AllocationScope, DiskImage, Extent, ImageFormat, ImageInfo } from 
 import { ZERO_CHUNK, checkRange } from "../io/file.js";
 import { HrlWriter, type HrlLogSummary, type HrlWriterOptions } from "./hrl-writer.js";
 
+/**
+ * Log batch size of a tracked disk unless `writer.batchBytes` says otherwise. Smaller than
+ * HrlWriter's 1 MiB: the batch, its copy in the appender's slot and the page-cache pages it
+ * lands in then stay in L2 next to the disk writes. 8192 random 64 KiB writes, alternating sets
+ * of 9: tracked/untracked 1.58x (1 MiB) → 1.34x (256 KiB) on ext4, 1.21x → 1.15x on tmpfs; it
+ * costs a 4 KiB metadata block per 256 KiB of data (1.6% of the log instead of 0.4%).
+ */
+export const TRACKED_BATCH_BYTES = 256 * 1024;
+
 /** Options of TrackedDisk.open(). */
 export interface TrackedDiskOptions {
   /** Path of the n-th log (default `<image>.<n as 6 digits>.hrl`); existing files are never replaced. */
@@ -16,7 +25,7 @@ export interface TrackedDiskOptions {
   firstSequence?: number;
   /** UniqueId of the log before the first one (continuing a chain; default nil). */
   previousUniqueId?: string;
-  /** Writer settings (MetadataSize, batch size, Vhd2DataWriteGuid, ...). */
+  /** Writer settings (MetadataSize, batch size (default TRACKED_BATCH_BYTES), Vhd2DataWriteGuid, ...). */
   writer?: Omit<HrlWriterOptions, "uniqueId" | "previousUniqueId">;
 }
 
@@ -45,7 +54,7 @@ export class TrackedDisk implements DiskImage {
   static async open(image: DiskImage, options: TrackedDiskOptions = {}): Promise<TrackedDisk> {
     if (image.readOnly) throw new VhdsyncError("VHDSYNC_READ_ONLY", `${image.path}: cannot track a read-only image`, { path: image.path });
     const sequence = options.firstSequence ?? 1;
-    const writer = await HrlWriter.create(logPathFor(image, options, sequence), { ...options.writer, previousUniqueId: options.previousUniqueId, exclusive: true });
+    const writer = await HrlWriter.create(logPathFor(image, options, sequence), { ...writerOptions(options), previousUniqueId: options.previousUniqueId, exclusive: true });
     return new TrackedDisk(image, writer, sequence, options);
   }
 
@@ -163,7 +172,7 @@ export class TrackedDisk implements DiskImage {
   async switchLog(): Promise<ClosedLog> {
     const nextSequence = this.sequence + 1;
     const next = await HrlWriter.create(logPathFor(this.image, this.options, nextSequence), {
-      ...this.options.writer,
+      ...writerOptions(this.options),
       previousUniqueId: this.writer.uniqueId,
       exclusive: true,
     });
@@ -199,6 +208,10 @@ export class TrackedDisk implements DiskImage {
     this.queue = result.catch(() => undefined);
     return result;
   }
+}
+
+function writerOptions(options: TrackedDiskOptions): TrackedDiskOptions["writer"] {
+  return { ...options.writer, batchBytes: options.writer?.batchBytes ?? TRACKED_BATCH_BYTES };
 }
 
 function logPathFor(image: DiskImage, options: TrackedDiskOptions, sequence: number): string {
