@@ -87,7 +87,9 @@ export function readUpToSync(fd: number, buffer: Uint8Array, position: number, p
 /** readExactly() on the calling thread, by fd. @throws VHDSYNC_TRUNCATED at end of file, I/O codes */
 export function readExactlySync(fd: number, buffer: Uint8Array, position: number, path = ""): void {
   const done = readUpToSync(fd, buffer, position, path);
-  if (done < buffer.length) throw new VhdsyncError("VHDSYNC_TRUNCATED", `${path}: unexpected end of file at byte ${position + done}`, { path });
+  if (done < buffer.length) {
+    throw new VhdsyncError("VHDSYNC_TRUNCATED", `${path || "file"}: unexpected end of file at byte ${position + done}`, { path, offset: position + done });
+  }
 }
 
 /** A shared all-zero buffer for writing zeros (never written to). */
