@@ -30,6 +30,12 @@ async function withLogSwitch<T>(value: string | undefined, body: () => Promise<T
   }
 }
 
+/** A fixed-size WebAssembly memory (never grows, so never moves): what the appender may borrow. */
+function wasmBytes(bytes: number): Uint8Array {
+  const pages = Math.ceil(bytes / 65536);
+  return new Uint8Array(new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer, 0, bytes);
+}
+
 t.test("the appender writes every accepted buffer at its position, from its own thread", { skip: !native && "native log appender not in use" }, async (t) => {
   const dir = tempDir(t);
   const path = join(dir, "out.bin");
@@ -37,27 +43,35 @@ t.test("the appender writes every accepted buffer at its position, from its own 
   t.teardown(() => closeSync(fd));
   const seed = testSeed();
   const prng = new Prng(seed);
-  const appender = BackgroundAppender.open(fd, path, 8192, 2);
+  const appender = BackgroundAppender.open(fd, path, 3);
   t.ok(appender, "opened");
   const expected = new Uint8Array(200 * 8192);
+  const memory = wasmBytes(200 * 8192);
   let writtenHere = 0;
-  // 200 buffers, shuffled positions, two slots: the thread falls behind and submit refuses some,
-  // which the caller then writes itself (as HrlWriter does on the libuv pool).
+  const tokens: number[] = [];
+  // 200 buffers at shuffled positions, at most 3 unfinished: submit refuses some, which the
+  // caller then writes itself (as HrlWriter does on the libuv pool).
   const order = Array.from({ length: 200 }, (_, i) => i).sort(() => prng.int(3) - 1);
-  const memory = new Uint8Array(new ArrayBuffer(3 * 8192));
-  for (const index of order) {
+  for (const [round, index] of order.entries()) {
     const length = 1 + prng.int(8192);
-    const start = prng.int(8192);
-    const bytes = memory.subarray(start, start + length);
+    const bytes = memory.subarray(index * 8192, index * 8192 + length);
     bytes.set(prng.bytes(length));
     expected.set(bytes, index * 8192);
-    if (!appender!.submit(bytes, index * 8192)) {
+    const token = appender!.submit(bytes, index * 8192);
+    if (token === 0) {
       writeSync(fd, bytes, 0, bytes.length, index * 8192);
       writtenHere++;
+    } else {
+      tokens.push(token);
     }
-    bytes.fill(0xee); // the appender copied it: reusing the memory at once is safe
+    if (round % 7 === 0 && tokens.length > 0) {
+      const oldest = tokens.shift()!;
+      await appender!.wait(oldest);
+      t.equal(appender!.finished(oldest), true, "finished after wait");
+    }
   }
   await appender!.drain();
+  t.ok(tokens.every((token) => appender!.finished(token)), "every job finished after drain");
   const stats = await appender!.close();
   t.equal(stats.queued + stats.refused, 200, `seed ${seed}: every buffer accepted or refused`);
   t.equal(stats.refused, writtenHere);
@@ -75,29 +89,33 @@ t.test("the background thread writes without being drained", { skip: !native && 
   const path = join(dir, "one.bin");
   const fd = openSync(path, "w+");
   t.teardown(() => closeSync(fd));
-  const appender = BackgroundAppender.open(fd, path, 4096)!;
-  const bytes = new Uint8Array(4096).fill(0x5a);
-  t.equal(appender.submit(bytes, 4096), true);
+  const appender = BackgroundAppender.open(fd, path)!;
+  const bytes = wasmBytes(4096).fill(0x5a);
+  const token = appender.submit(bytes, 4096);
+  t.ok(token > 0);
   // SCHED_IDLE runs when a core is free; under a loaded test run that can take a while.
   const deadline = Date.now() + 20_000;
-  while (readFileSync(path).length < 8192 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+  while (!appender.finished(token) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
   t.ok(readFileSync(path).subarray(4096).equals(bytes), "written by the thread");
   const stats = await appender.close();
   t.same({ queued: stats.queued, byThread: stats.byThread, byDrain: stats.byDrain }, { queued: 1, byThread: 1, byDrain: 0 });
 });
 
-t.test("a failed background write is reported by drain, later submits and close", { skip: !native && "native log appender not in use" }, async (t) => {
+t.test("a failed background write is reported by wait, drain, later submits and close", { skip: !native && "native log appender not in use" }, async (t) => {
   const dir = tempDir(t);
   const path = join(dir, "ro.bin");
   writeFileSync(path, "");
   const fd = openSync(path, "r"); // pwrite fails with EBADF
   t.teardown(() => closeSync(fd));
-  const appender = BackgroundAppender.open(fd, path, 4096)!;
-  t.equal(appender.submit(new Uint8Array(100), 0), true);
-  await t.rejects(appender.drain(), { code: "VHDSYNC_INVALID_ARGUMENT", details: { errno: "EBADF", path } });
-  t.throws(() => appender.submit(new Uint8Array(1), 0), { code: "VHDSYNC_INVALID_ARGUMENT", details: { errno: "EBADF" } });
+  const appender = BackgroundAppender.open(fd, path)!;
+  const token = appender.submit(wasmBytes(100), 0);
+  t.ok(token > 0);
+  await t.rejects(appender.wait(token), { code: "VHDSYNC_INVALID_ARGUMENT", details: { errno: "EBADF", path } });
+  t.equal(appender.finished(token), true, "a failed job is finished (its memory is free again)");
+  await t.rejects(appender.drain(), { details: { errno: "EBADF" } });
+  t.throws(() => appender.submit(wasmBytes(1), 0), { code: "VHDSYNC_INVALID_ARGUMENT", details: { errno: "EBADF" } });
   await t.rejects(appender.close(), { details: { errno: "EBADF" } });
-  t.throws(() => BackgroundAppender.open(fd, path, 0), { code: "VHDSYNC_INVALID_ARGUMENT" }, "slot size checked");
+  t.throws(() => BackgroundAppender.open(fd, path, 0), { code: "VHDSYNC_INVALID_ARGUMENT" }, "limit checked");
 });
 
 t.test("logs written through the appender equal logs written on the libuv pool", async (t) => {
@@ -108,7 +126,7 @@ t.test("logs written through the appender equal logs written on the libuv pool",
   const write = (path: string, off: string | undefined) =>
     withLogSwitch(off, async () => {
       let clock = 1000;
-      const writer = await HrlWriter.create(path, { uniqueId: "11111111-2222-3333-4444-555555555555", timestamp: 1, now: () => clock++, batchBytes: 256 * 1024 });
+      const writer = await HrlWriter.create(path, { uniqueId: "11111111-2222-3333-4444-555555555555", timestamp: 1, now: () => clock++, batchBytes: 64 * 1024 });
       for (const [index, w] of writes.entries()) {
         await writer.append(w.offset, w.data);
         if (index % 97 === 0) await writer.flush();

@@ -3,15 +3,17 @@
 //! its log batches: on 2 cores, the log's writes then fill the time the disk write leaves idle
 //! instead of competing with it for a core (see docs/hrl.md "Speed").
 //!
-//! The caller's bytes are copied into one of a fixed number of slots during `submit`, so the
-//! caller may reuse its memory at once. When every slot is queued or being written, `submit`
-//! returns false and the caller writes that buffer itself; nothing ever waits on the idle
-//! thread except `drain`, which first writes the queued jobs on the calling thread and then
-//! waits for the one job the idle thread may be in the middle of. The first failed write is
-//! kept: later submits and drains report it, and queued jobs are dropped (the log is unusable).
-//! Jobs are independent positional writes; their order does not matter.
+//! No copy is made: a job is (address, length, position) in memory the caller lends until the
+//! job is finished, which `finished`, `wait`, `drain` and `close` tell. (The caller is the
+//! HRL writer, lending batches of a WebAssembly.Memory that never grows, so never moves.) At
+//! most `limit` jobs are unfinished at once; beyond that `submit` returns 0 and the caller
+//! writes the buffer itself. Nothing ever waits on the idle thread for long: `wait` and `drain`
+//! write queued jobs on the calling thread and wait only for the one job the idle thread may
+//! be in the middle of. The first failed write is kept: later calls report it, and queued jobs
+//! are dropped (finished, unwritten: the log is unusable). Jobs are independent positional
+//! writes; their order does not matter.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,23 +30,27 @@ pub struct Stats {
     pub queued: u64,
     /// Of those, written by the background thread.
     pub by_thread: u64,
-    /// Of those, written by a thread calling drain.
+    /// Of those, written by a thread calling wait or drain.
     pub by_drain: u64,
-    /// Submits refused because every slot was busy (the caller wrote those itself).
+    /// Submits refused because `limit` jobs were unfinished (the caller wrote those itself).
     pub refused: u64,
     /// 1 when the background thread runs under SCHED_IDLE.
     pub idle: u64,
 }
 
+/// A write of the caller's memory [address, address+length) at `position`.
 struct Job {
+    token: u64,
     position: u64,
+    address: usize,
     length: usize,
-    slot: Vec<u8>,
 }
 
 struct State {
     queue: VecDeque<Job>,
-    free: Vec<Vec<u8>>,
+    /// Tokens of the jobs not finished yet (queued or being written).
+    unfinished: BTreeSet<u64>,
+    next_token: u64,
     /// The background thread is writing a job.
     busy: bool,
     stop: bool,
@@ -54,7 +60,7 @@ struct State {
 
 struct Shared {
     fd: c_int,
-    slot_bytes: usize,
+    limit: usize,
     state: Mutex<State>,
     /// Signals the background thread: a job was queued, or stop.
     work: Condvar,
@@ -77,25 +83,28 @@ fn find(id: u64) -> Outcome<Arc<Shared>> {
 }
 
 /// Starts an appender writing to `fd` (which the caller keeps open until `close` returns) with
-/// `slots` buffers of `slot_bytes`. `idle` asks for SCHED_IDLE. Returns its id.
-pub fn open(fd: c_int, slots: u64, slot_bytes: u64, idle: bool) -> Outcome<u64> {
-    if !(1..=64).contains(&slots) {
-        return Err(Failure::Invalid(format!("slots must be from 1 to 64, got {slots}")));
+/// at most `limit` unfinished jobs. `idle` asks for SCHED_IDLE. Returns its id.
+pub fn open(fd: c_int, limit: u64, idle: bool) -> Outcome<u64> {
+    if !(1..=64).contains(&limit) {
+        return Err(Failure::Invalid(format!("limit must be from 1 to 64, got {limit}")));
     }
-    if !(1..=(64 << 20)).contains(&slot_bytes) {
-        return Err(Failure::Invalid(format!("slotBytes must be from 1 to 64 MiB, got {slot_bytes}")));
-    }
-    let state = State { queue: VecDeque::new(), free: Vec::new(), busy: false, stop: false, failure: None, stats: Stats::default() };
+    let state = State {
+        queue: VecDeque::new(),
+        unfinished: BTreeSet::new(),
+        next_token: 1,
+        busy: false,
+        stop: false,
+        failure: None,
+        stats: Stats::default(),
+    };
     let shared = Arc::new(Shared {
         fd,
-        slot_bytes: slot_bytes as usize,
+        limit: limit as usize,
         state: Mutex::new(state),
         work: Condvar::new(),
         idle: Condvar::new(),
         thread: Mutex::new(None),
     });
-    // Slots grow on first use (a log that sees few writes never fills them all).
-    lock(&shared.state).free.extend((0..slots).map(|_| Vec::new()));
     let background = Arc::clone(&shared);
     let handle = std::thread::Builder::new()
         .name("vhdsync-log".into())
@@ -107,30 +116,61 @@ pub fn open(fd: c_int, slots: u64, slot_bytes: u64, idle: bool) -> Outcome<u64> 
     Ok(id)
 }
 
-/// Copies `data` into a free slot and queues its write at `position`. Returns false, copying
-/// nothing, when no slot is free. Reports the first failed background write.
-pub fn submit(id: u64, data: &[u8], position: u64) -> Outcome<bool> {
+/// Queues the write of [address, address+length) at `position` and returns its token (≥ 1),
+/// or 0 when `limit` jobs are unfinished (nothing queued). Reports the first failed write.
+///
+/// # Safety
+/// The memory must stay allocated and unchanged until the job is finished (`finished`,
+/// `wait`, `drain` or `close` says so).
+pub unsafe fn submit(id: u64, address: usize, length: usize, position: u64) -> Outcome<u64> {
     let shared = find(id)?;
-    if data.len() > shared.slot_bytes {
-        return Err(Failure::Invalid(format!("{} bytes do not fit a slot of {}", data.len(), shared.slot_bytes)));
-    }
     let mut state = lock(&shared.state);
     if let Some(failure) = &state.failure {
         return Err(failure.clone());
     }
-    let Some(mut slot) = state.free.pop() else {
+    if state.unfinished.len() >= shared.limit {
         state.stats.refused += 1;
-        return Ok(false);
-    };
-    // The copy happens under the lock; it is a memcpy of at most slot_bytes, and the
-    // background thread only takes the lock between writes.
-    slot.clear();
-    slot.extend_from_slice(data);
-    state.queue.push_back(Job { position, length: data.len(), slot });
+        return Ok(0);
+    }
+    let token = state.next_token;
+    state.next_token += 1;
+    state.unfinished.insert(token);
+    state.queue.push_back(Job { token, position, address, length });
     state.stats.queued += 1;
     drop(state);
     shared.work.notify_one();
-    Ok(true)
+    Ok(token)
+}
+
+/// Whether job `token` is finished (written, or dropped after a failure). Never blocks.
+pub fn finished(id: u64, token: u64) -> Outcome<bool> {
+    let shared = find(id)?;
+    let state = lock(&shared.state);
+    Ok(!state.unfinished.contains(&token))
+}
+
+/// Returns once job `token` is finished: writes it on the calling thread if it is still
+/// queued, else waits for the background thread to finish it. Reports the first failure.
+pub fn wait(id: u64, token: u64) -> Outcome<()> {
+    let shared = find(id)?;
+    let mut state = lock(&shared.state);
+    loop {
+        if let Some(failure) = &state.failure {
+            return Err(failure.clone());
+        }
+        if !state.unfinished.contains(&token) {
+            return Ok(());
+        }
+        if let Some(index) = state.queue.iter().position(|job| job.token == token) {
+            let job = state.queue.remove(index).expect("index from position");
+            drop(state);
+            let result = write_job(shared.fd, &job);
+            state = lock(&shared.state);
+            finish(&mut state, &job, result, false);
+            continue;
+        }
+        state = shared.idle.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+    }
 }
 
 /// Writes every queued job on the calling thread, waits for the background thread's current
@@ -149,7 +189,7 @@ fn drain_shared(shared: &Shared) -> Outcome<()> {
             drop(state);
             let result = write_job(shared.fd, &job);
             state = lock(&shared.state);
-            finish(&mut state, job, result, false);
+            finish(&mut state, &job, result, false);
             continue;
         }
         if !state.busy {
@@ -174,17 +214,16 @@ pub fn close(id: u64) -> Outcome<Stats> {
     drained.map(|_| stats)
 }
 
-/// Records a finished job: its slot returns to the free list; a failure is kept and drops the
-/// queued jobs (their slots return too).
-fn finish(state: &mut State, job: Job, result: Outcome<()>, by_thread: bool) {
-    state.free.push(job.slot);
+/// Records a finished job; a failure is kept and drops (finishes) the queued jobs.
+fn finish(state: &mut State, job: &Job, result: Outcome<()>, by_thread: bool) {
+    state.unfinished.remove(&job.token);
     match result {
         Ok(()) if by_thread => state.stats.by_thread += 1,
         Ok(()) => state.stats.by_drain += 1,
         Err(failure) => {
             state.failure.get_or_insert(failure);
             while let Some(dropped) = state.queue.pop_front() {
-                state.free.push(dropped.slot);
+                state.unfinished.remove(&dropped.token);
             }
         }
     }
@@ -206,7 +245,7 @@ fn run(shared: &Shared, idle: bool) {
             let result = write_job(shared.fd, &job);
             state = lock(&shared.state);
             state.busy = false;
-            finish(&mut state, job, result, true);
+            finish(&mut state, &job, result, true);
             shared.idle.notify_all();
             continue;
         }
@@ -219,8 +258,10 @@ fn run(shared: &Shared, idle: bool) {
 
 /// pwrite of the whole job, retrying EINTR and short writes; a panic becomes a Failure.
 fn write_job(fd: c_int, job: &Job) -> Outcome<()> {
-    catch_unwind(AssertUnwindSafe(|| pwrite_all(fd, &job.slot[..job.length], job.position)))
-        .unwrap_or_else(|payload| Err(Failure::from_panic(payload)))
+    // SAFETY: submit's contract keeps [address, address+length) allocated and unchanged until
+    // this job is finished, which happens only after this returns.
+    let data = if job.length == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(job.address as *const u8, job.length) } };
+    catch_unwind(AssertUnwindSafe(|| pwrite_all(fd, data, job.position))).unwrap_or_else(|payload| Err(Failure::from_panic(payload)))
 }
 
 pub fn pwrite_all(fd: c_int, mut data: &[u8], mut position: u64) -> Outcome<()> {
@@ -260,20 +301,31 @@ mod tests {
     #[test]
     fn writes_every_job_at_its_position() {
         let (path, file) = temp_file("positions");
-        let id = open(file.as_raw_fd(), 3, 4096, true).unwrap();
+        let id = open(file.as_raw_fd(), 3, true).unwrap();
+        // One buffer per job, kept alive (and unchanged) until the drain.
+        let buffers: Vec<Vec<u8>> = (0..64u64).map(|round| (0..1000).map(|i| (i as u64 * 7 + round) as u8).collect()).collect();
         let mut expected = vec![0u8; 64 * 1000];
-        let mut written_here = 0;
-        // Out of order positions, more jobs than slots: some are refused and written here.
-        for round in 0..64u64 {
-            let position = ((round * 37) % 64) * 1000;
-            let data: Vec<u8> = (0..1000).map(|i| (i as u64 * 7 + round) as u8).collect();
-            expected[position as usize..position as usize + 1000].copy_from_slice(&data);
-            if !submit(id, &data, position).unwrap() {
-                pwrite_all(file.as_raw_fd(), &data, position).unwrap();
+        let (mut written_here, mut tokens) = (0, Vec::new());
+        for (round, data) in buffers.iter().enumerate() {
+            let position = ((round as u64 * 37) % 64) * 1000;
+            expected[position as usize..position as usize + 1000].copy_from_slice(data);
+            let token = unsafe { submit(id, data.as_ptr() as usize, data.len(), position) }.unwrap();
+            if token == 0 {
+                pwrite_all(file.as_raw_fd(), data, position).unwrap();
                 written_here += 1;
+            } else {
+                tokens.push(token);
+            }
+            if round % 5 == 0 {
+                if let Some(&first) = tokens.first() {
+                    wait(id, first).unwrap();
+                    assert!(finished(id, first).unwrap());
+                    tokens.remove(0);
+                }
             }
         }
         drain(id).unwrap();
+        assert!(tokens.iter().all(|&token| finished(id, token).unwrap()));
         let stats = close(id).unwrap();
         assert_eq!(stats.queued + written_here, 64);
         assert_eq!(stats.by_thread + stats.by_drain, stats.queued);
@@ -282,7 +334,7 @@ mod tests {
         File::open(&path).unwrap().read_to_end(&mut content).unwrap();
         assert_eq!(content, expected);
         std::fs::remove_file(path).unwrap();
-        assert!(submit(id, &[1], 0).is_err(), "a closed appender is forgotten");
+        assert!(finished(id, 1).is_err(), "a closed appender is forgotten");
     }
 
     #[test]
@@ -290,23 +342,22 @@ mod tests {
         let (path, file) = temp_file("failure");
         drop(file);
         let read_only = File::open(&path).unwrap();
-        let id = open(read_only.as_raw_fd(), 2, 16, false).unwrap();
-        assert!(submit(id, &[1, 2, 3], 0).unwrap());
-        let failure = drain(id).unwrap_err();
-        assert_eq!(failure.code(), "EBADF");
-        assert_eq!(submit(id, &[1], 0).unwrap_err().code(), "EBADF");
+        let id = open(read_only.as_raw_fd(), 2, false).unwrap();
+        let data = [1u8, 2, 3];
+        let token = unsafe { submit(id, data.as_ptr() as usize, 3, 0) }.unwrap();
+        assert!(token > 0);
+        assert_eq!(wait(id, token).unwrap_err().code(), "EBADF");
+        assert!(finished(id, token).unwrap());
+        assert_eq!(drain(id).unwrap_err().code(), "EBADF");
+        assert_eq!(unsafe { submit(id, data.as_ptr() as usize, 1, 0) }.unwrap_err().code(), "EBADF");
         assert_eq!(close(id).unwrap_err().code(), "EBADF");
         std::fs::remove_file(path).unwrap();
     }
 
     #[test]
     fn refuses_bad_arguments() {
-        assert!(open(0, 0, 16, false).is_err());
-        assert!(open(0, 2, 0, false).is_err());
-        let (path, file) = temp_file("args");
-        let id = open(file.as_raw_fd(), 1, 16, false).unwrap();
-        assert_eq!(submit(id, &[0; 17], 0).unwrap_err().code(), "VHDSYNC_INVALID_ARGUMENT");
-        close(id).unwrap();
-        std::fs::remove_file(path).unwrap();
+        assert!(open(0, 0, false).is_err());
+        assert!(open(0, 65, false).is_err());
+        assert!(wait(u64::MAX, 1).is_err());
     }
 }

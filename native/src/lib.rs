@@ -133,27 +133,37 @@ fn parse_stream_digest(args: &Args) -> Outcome<Job> {
 
 fn parse_appender_open(args: &Args) -> Outcome<Job> {
     let fd = args.fd(0, "fd")?;
-    let slots = args.integer(1, "slots")?;
-    let slot_bytes = args.integer(2, "slotBytes")?;
-    let idle = args.integer(3, "idle")? != 0;
-    Ok(Box::new(move || appender::open(fd, slots, slot_bytes, idle).map(|id| Output::Number(id as f64))))
+    let limit = args.integer(1, "limit")?;
+    let idle = args.integer(2, "idle")? != 0;
+    Ok(Box::new(move || appender::open(fd, limit, idle).map(|id| Output::Number(id as f64))))
 }
 
 fn parse_appender_submit(args: &Args) -> Outcome<Job> {
     let id = args.integer(0, "appender")?;
-    let memory = args.array_buffer(1, "memory")?;
+    let (address, size) = args.array_buffer(1, "memory")?;
     let (offset, length) = args.range(2, 3)?;
     let position = args.integer(4, "position")?;
-    let (address, size) = memory;
     if offset + length > size as u64 {
         return Err(Failure::Invalid(format!("range {offset}+{length} is outside the {size}-byte buffer")));
     }
     Ok(Box::new(move || {
-        // SAFETY: the range lies inside the ArrayBuffer (checked above); submit is sync only, so
-        // the job runs during the call, while the buffer is alive, and copies the bytes.
-        let bytes = if length == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts((address + offset as usize) as *const u8, length as usize) } };
-        appender::submit(id, bytes, position).map(|queued| Output::Number(f64::from(u8::from(queued))))
+        // SAFETY: the range lies inside the ArrayBuffer; the caller (src/io/background-appender.ts)
+        // lends only WebAssembly.Memory that never grows and leaves it unchanged until the job
+        // is finished (see appender::submit).
+        unsafe { appender::submit(id, address + offset as usize, length as usize, position) }.map(|token| Output::Number(token as f64))
     }))
+}
+
+fn parse_appender_finished(args: &Args) -> Outcome<Job> {
+    let id = args.integer(0, "appender")?;
+    let token = args.integer(1, "token")?;
+    Ok(Box::new(move || appender::finished(id, token).map(|done| Output::Number(f64::from(u8::from(done))))))
+}
+
+fn parse_appender_wait(args: &Args) -> Outcome<Job> {
+    let id = args.integer(0, "appender")?;
+    let token = args.integer(1, "token")?;
+    Ok(Box::new(move || appender::wait(id, token).map(|_| Output::Undefined)))
 }
 
 fn parse_appender_drain(args: &Args) -> Outcome<Job> {
@@ -205,6 +215,7 @@ callbacks! {
     fdatasync_sync, fdatasync_async, parse_fdatasync, "fdatasync";
     fadvise_sync, fadvise_async, parse_fadvise, "fadvise";
     panic_sync, panic_async, parse_panic_for_test, "panicForTest";
+    appender_wait_sync, appender_wait_async, parse_appender_wait, "appenderWait";
     appender_drain_sync, appender_drain_async, parse_appender_drain, "appenderDrain";
     appender_close_sync, appender_close_async, parse_appender_close, "appenderClose";
 }
@@ -230,6 +241,7 @@ sync_callbacks! {
     stream_digest_sync, parse_stream_digest;
     appender_open_sync, parse_appender_open;
     appender_submit_sync, parse_appender_submit;
+    appender_finished_sync, parse_appender_finished;
 }
 
 const EXPORTS: &[(&str, napi_callback)] = &[
@@ -257,6 +269,9 @@ const EXPORTS: &[(&str, napi_callback)] = &[
     ("xxh3StreamDigest", stream_digest_sync),
     ("appenderOpen", appender_open_sync),
     ("appenderSubmit", appender_submit_sync),
+    ("appenderFinished", appender_finished_sync),
+    ("appenderWait", appender_wait_sync),
+    ("appenderWaitAsync", appender_wait_async),
     ("appenderDrain", appender_drain_sync),
     ("appenderDrainAsync", appender_drain_async),
     ("appenderClose", appender_close_sync),

@@ -60,8 +60,14 @@ interface Batch {
   metaAddress: number;
   dataUsed: number;
   entryCount: number;
+  /** Its write on the libuv pool, if it went there. */
   writing: Promise<void>;
+  /** Its job with the appender (which reads the batch's memory until finished), or 0. */
+  token: number;
 }
+
+/** Batches per writer: one filling, the others being written. */
+const BATCHES = 4;
 
 /** Appends entries to a new log. Calls are serialized internally. */
 export class HrlWriter {
@@ -71,7 +77,7 @@ export class HrlWriter {
   private readonly capacity: number;
   private readonly batchBytes: number;
   private readonly maxEntryBytes: number;
-  private readonly batches: [Batch, Batch];
+  private readonly batches: Batch[];
   private current = 0;
   private filePosition: number;
   private lastMetadataLocation = HRL_HEADER_BYTES;
@@ -106,8 +112,9 @@ export class HrlWriter {
       dataUsed: 0,
       entryCount: 0,
       writing: Promise.resolve(),
+      token: 0,
     });
-    this.batches = [batch(), batch()];
+    this.batches = Array.from({ length: BATCHES }, batch);
     this.filePosition = HRL_HEADER_BYTES + this.metadataSize;
   }
 
@@ -158,7 +165,7 @@ export class HrlWriter {
       start.set(getWasm().view(first.metaAddress, metadataSizeBytes), HRL_HEADER_BYTES);
       await writeExactly(handle, start, 0, path);
       await handle.datasync();
-      writer.appender = BackgroundAppender.open(handle.fd, path, writer.batchBytes + metadataSizeBytes);
+      writer.appender = BackgroundAppender.open(handle.fd, path);
       return writer;
     } catch (error) {
       writer?.releaseMemory();
@@ -238,25 +245,31 @@ export class HrlWriter {
       wasm.bytes.copyWithin(batch.dataAddress + batch.dataUsed, batch.metaAddress, batch.metaAddress + this.metadataSize);
       const bytes = wasm.view(batch.dataAddress, batch.dataUsed + this.metadataSize);
       const position = this.filePosition;
-      batch.writing = this.writeInBackground(bytes, position).catch((error) => {
-        this.failure ??= toVhdsyncError(error, { path: this.path, offset: position });
-      });
+      batch.token = this.appender?.submit(bytes, position) ?? 0;
+      if (batch.token === 0) {
+        batch.writing = writeExactly(this.handle, bytes, position, this.path).catch((error) => {
+          this.failure ??= toVhdsyncError(error, { path: this.path, offset: position });
+        });
+      }
       this.lastMetadataLocation = location;
       this.filePosition = location + this.metadataSize;
-      this.current = 1 - this.current;
+      this.current = (this.current + 1) % this.batches.length;
     }
     const next = this.batches[this.current];
-    await next.writing;
+    await this.reclaim(next);
     this.throwIfFailed();
     next.dataUsed = 0;
     next.entryCount = 0;
     return next;
   }
 
-  /** Hands `bytes` (WASM memory, reused once this settles) to the appender thread, or writes them on the libuv pool. */
-  private async writeInBackground(bytes: Uint8Array, position: number): Promise<void> {
-    if (this.appender?.submit(bytes, position)) return;
-    await writeExactly(this.handle, bytes, position, this.path); // a short write (file size limit) ends in its error
+  /** Waits until nothing reads `batch`'s memory any more (its pool write or appender job is done). */
+  private async reclaim(batch: Batch): Promise<void> {
+    await batch.writing;
+    if (batch.token !== 0 && this.appender && !this.appender.finished(batch.token)) {
+      await this.appender.wait(batch.token).catch((error) => void (this.failure ??= toVhdsyncError(error, { path: this.path })));
+    }
+    batch.token = 0;
   }
 
   /** Waits for every sealed batch to be written; reports the first failure. */
@@ -311,9 +324,10 @@ export class HrlWriter {
   private async release(): Promise<void> {
     if (this.state === "closed") return;
     this.state = "closed";
-    this.releaseMemory();
-    // The appender thread must be gone before its fd is closed (a failure was reported already, or is moot).
+    // The appender reads the batches' memory and writes to the fd until it is closed (a
+    // failure was reported already, or is moot).
     await this.appender?.close().catch(() => undefined);
+    this.releaseMemory();
     await this.handle.close();
   }
 

@@ -1,15 +1,17 @@
 // Positional writes handed to a native thread that runs at idle CPU priority (SCHED_IDLE):
-// for writes nobody waits on until a flush, such as HRL log batches. The bytes are copied
-// during submit(), so the caller may reuse its buffer at once. When the thread is behind
-// (every slot busy), submit() returns false and the caller writes the buffer itself. Without
-// the addon (or with VHDSYNC_NO_NATIVE_LOG=1) open() returns null. See docs/native.md.
+// for writes nobody waits on until a flush, such as HRL log batches. Nothing is copied: the
+// caller lends a region of WebAssembly memory (which never moves: vhdsync's memories do not
+// grow) and leaves it unchanged until the job is finished (finished(), wait(), drain(),
+// close()). When `limit` jobs are unfinished, submit() returns 0 and the caller writes the
+// buffer itself. Without the addon (or with VHDSYNC_NO_NATIVE_LOG=1) open() returns null.
+// See docs/native.md.
 
 import { fromNativeError, nativeAddon, type AppenderStats, type NativeAddon } from "./native-addon.js";
 
 export type { AppenderStats } from "./native-addon.js";
 
-/** Slots of an appender unless told otherwise: enough to ride out a busy moment of both cores. */
-const DEFAULT_SLOTS = 8;
+/** Unfinished jobs allowed unless told otherwise. */
+const DEFAULT_LIMIT = 8;
 
 export class BackgroundAppender {
   private closed: Promise<AppenderStats> | undefined;
@@ -22,36 +24,60 @@ export class BackgroundAppender {
   ) {}
 
   /**
-   * Starts an appender for `fd` (kept open by the caller until close() settles) taking buffers
-   * of up to `slotBytes`. Null when the addon is not loaded or VHDSYNC_NO_NATIVE_LOG=1.
-   * @throws VHDSYNC_INVALID_ARGUMENT (bad slots/slotBytes), VHDSYNC_INTERNAL (thread creation)
+   * Starts an appender for `fd` (kept open by the caller until close() settles). Null when the
+   * addon is not loaded or VHDSYNC_NO_NATIVE_LOG=1.
+   * @throws VHDSYNC_INVALID_ARGUMENT (bad limit), VHDSYNC_INTERNAL (thread creation)
    */
-  static open(fd: number, path: string, slotBytes: number, slots = DEFAULT_SLOTS): BackgroundAppender | null {
+  static open(fd: number, path: string, limit = DEFAULT_LIMIT): BackgroundAppender | null {
     const addon = nativeAddon();
     if (!addon || process.env.VHDSYNC_NO_NATIVE_LOG === "1") return null;
     try {
-      return new BackgroundAppender(addon, addon.appenderOpen(fd, slots, slotBytes, 1), path);
+      return new BackgroundAppender(addon, addon.appenderOpen(fd, limit, 1), path);
     } catch (error) {
       throw fromNativeError(error, { path });
     }
   }
 
   /**
-   * Queues a copy of `bytes` to be written at `position`; false when no slot is free (nothing
-   * was copied: write it yourself).
+   * Queues the write of `bytes` at `position`, lending them: they must be a view of a
+   * WebAssembly.Memory that does not grow, unchanged until the returned job is finished.
+   * Returns the job's token, or 0 when too many jobs are unfinished (nothing queued: write it
+   * yourself).
    * @throws the first failed background write (VHDSYNC_NO_SPACE, VHDSYNC_IO, ...), VHDSYNC_INVALID_ARGUMENT after close
    */
-  submit(bytes: Uint8Array, position: number): boolean {
+  submit(bytes: Uint8Array, position: number): number {
     try {
-      return this.addon.appenderSubmit(this.id, bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, position) === 1;
+      return this.addon.appenderSubmit(this.id, bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, position);
     } catch (error) {
       throw fromNativeError(error, { path: this.path, offset: position });
     }
   }
 
+  /** Whether job `token` is finished (its memory may be reused). Never blocks. */
+  finished(token: number): boolean {
+    try {
+      return this.addon.appenderFinished(this.id, token) === 1;
+    } catch (error) {
+      throw fromNativeError(error, { path: this.path });
+    }
+  }
+
   /**
-   * Settles once every accepted buffer is written (queued ones are written from the libuv pool
-   * rather than waiting for the idle thread).
+   * Settles once job `token` is finished (written from the libuv pool if the idle thread has
+   * not started it).
+   * @throws the first failed background write
+   */
+  async wait(token: number): Promise<void> {
+    try {
+      await this.addon.appenderWaitAsync(this.id, token);
+    } catch (error) {
+      throw fromNativeError(error, { path: this.path });
+    }
+  }
+
+  /**
+   * Settles once every job is finished (queued ones are written from the libuv pool rather
+   * than waiting for the idle thread).
    * @throws the first failed background write
    */
   async drain(): Promise<void> {

@@ -71,13 +71,23 @@ export interface NativeAddon {
   xxh3StreamStateBytes: number;
   xxh3StreamDigestOffset: number;
   /**
-   * Background appender (native/src/appender.rs): a thread writing buffers to `fd` at given
-   * positions, under SCHED_IDLE when `idle` is 1. Returns its id.
+   * Background appender (native/src/appender.rs): a thread writing lent memory to `fd` at given
+   * positions, at most `limit` jobs unfinished, under SCHED_IDLE when `idle` is 1. Returns its id.
    */
-  appenderOpen(fd: number, slots: number, slotBytes: number, idle: number): number;
-  /** Copies [offset, +lengthBytes) of `memory` into a free slot to be written at `position`: 1; no free slot (nothing copied): 0. Throws an earlier write's error. */
+  appenderOpen(fd: number, limit: number, idle: number): number;
+  /**
+   * Queues the write of [offset, +lengthBytes) of `memory` at `position` without copying it:
+   * returns the job's token (≥ 1), or 0 when `limit` jobs are unfinished. `memory` must be a
+   * WebAssembly.Memory's buffer that never grows, left unchanged until the job is finished.
+   * Throws an earlier write's error.
+   */
   appenderSubmit(appender: number, memory: ArrayBuffer, offset: number, lengthBytes: number, position: number): number;
-  /** Writes the queued buffers on the calling thread (a pool thread for the async form), waits for the running one; rejects with the first write error. */
+  /** 1 when job `token` is finished (written, or dropped after a failure), else 0. Never blocks. */
+  appenderFinished(appender: number, token: number): number;
+  /** Settles once job `token` is finished: written by the calling (pool) thread if still queued. Rejects with the first write error. */
+  appenderWait(appender: number, token: number): void;
+  appenderWaitAsync(appender: number, token: number): Promise<void>;
+  /** Writes the queued jobs on the calling thread (a pool thread for the async form), waits for the running one; rejects with the first write error. */
   appenderDrain(appender: number): void;
   appenderDrainAsync(appender: number): Promise<void>;
   /** Drains, stops the thread and forgets the appender (also when the drain fails, which it then reports). */
@@ -92,12 +102,12 @@ export interface NativeAddon {
 
 /** Counters of a closed background appender. */
 export interface AppenderStats {
-  /** Buffers accepted by appenderSubmit. */
+  /** Jobs accepted by appenderSubmit. */
   queued: number;
-  /** Of those, written by the background thread / by a drain. */
+  /** Of those, written by the background thread / by a wait or drain. */
   byThread: number;
   byDrain: number;
-  /** Submits refused for want of a free slot. */
+  /** Submits refused because `limit` jobs were unfinished. */
   refused: number;
   /** 1 when the thread ran under SCHED_IDLE. */
   idle: number;
