@@ -51,8 +51,6 @@ struct State {
     /// Tokens of the jobs not finished yet (queued or being written).
     unfinished: BTreeSet<u64>,
     next_token: u64,
-    /// The background thread is writing a job.
-    busy: bool,
     stop: bool,
     failure: Option<Failure>,
     stats: Stats,
@@ -64,7 +62,7 @@ struct Shared {
     state: Mutex<State>,
     /// Signals the background thread: a job was queued, or stop.
     work: Condvar,
-    /// Signals drainers: the background thread finished a job.
+    /// Signals wait/drain callers: the background thread finished a job.
     idle: Condvar,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -92,7 +90,6 @@ pub fn open(fd: c_int, limit: u64, idle: bool) -> Outcome<u64> {
         queue: VecDeque::new(),
         unfinished: BTreeSet::new(),
         next_token: 1,
-        busy: false,
         stop: false,
         failure: None,
         stats: Stats::default(),
@@ -152,50 +149,40 @@ pub fn finished(id: u64, token: u64) -> Outcome<bool> {
 /// Returns once job `token` is finished: writes it on the calling thread if it is still
 /// queued, else waits for the background thread to finish it. Reports the first failure.
 pub fn wait(id: u64, token: u64) -> Outcome<()> {
-    let shared = find(id)?;
-    let mut state = lock(&shared.state);
-    loop {
-        if let Some(failure) = &state.failure {
-            return Err(failure.clone());
-        }
-        if !state.unfinished.contains(&token) {
-            return Ok(());
-        }
-        if let Some(index) = state.queue.iter().position(|job| job.token == token) {
-            let job = state.queue.remove(index).expect("index from position");
-            drop(state);
-            let result = write_job(shared.fd, &job);
-            state = lock(&shared.state);
-            finish(&mut state, &job, result, false);
-            continue;
-        }
-        state = shared.idle.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
-    }
+    settle(&*find(id)?, Some(token))
 }
 
-/// Writes every queued job on the calling thread, waits for the background thread's current
-/// job, and reports the first failure, if any.
+/// Returns once every job is finished: writes the queued ones on the calling thread and waits
+/// for the background thread's current one. Reports the first failure.
 pub fn drain(id: u64) -> Outcome<()> {
-    drain_shared(&*find(id)?)
+    settle(&*find(id)?, None)
 }
 
-fn drain_shared(shared: &Shared) -> Outcome<()> {
+/// wait (one token) and drain (None): help with queued jobs, else wait for the thread, until done.
+fn settle(shared: &Shared, token: Option<u64>) -> Outcome<()> {
     let mut state = lock(&shared.state);
     loop {
-        if let Some(failure) = &state.failure {
-            return Err(failure.clone());
+        let done = match token {
+            Some(token) => !state.unfinished.contains(&token),
+            None => state.unfinished.is_empty(),
+        };
+        if done {
+            return state.failure.clone().map_or(Ok(()), Err);
         }
-        if let Some(job) = state.queue.pop_front() {
-            drop(state);
-            let result = write_job(shared.fd, &job);
-            state = lock(&shared.state);
-            finish(&mut state, &job, result, false);
+        let queued = match token {
+            Some(token) => state.queue.iter().position(|job| job.token == token).and_then(|index| state.queue.remove(index)),
+            None => state.queue.pop_front(),
+        };
+        // Not queued yet unfinished: the background thread is writing it (after a failure, the
+        // queue is empty and only that job can be left).
+        let Some(job) = queued else {
+            state = shared.idle.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
             continue;
-        }
-        if !state.busy {
-            return Ok(());
-        }
-        state = shared.idle.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+        };
+        drop(state);
+        let result = write_job(shared.fd, &job);
+        state = lock(&shared.state);
+        finish(&mut state, &job, result, false);
     }
 }
 
@@ -203,7 +190,7 @@ fn drain_shared(shared: &Shared) -> Outcome<()> {
 /// drain fails: the failure is returned after the thread is gone). Returns the counters.
 pub fn close(id: u64) -> Outcome<Stats> {
     let shared = find(id)?;
-    let drained = drain_shared(&shared);
+    let drained = settle(&shared, None);
     lock(&shared.state).stop = true;
     shared.work.notify_all();
     if let Some(handle) = lock(&shared.thread).take() {
@@ -240,11 +227,9 @@ fn run(shared: &Shared, idle: bool) {
     let mut state = lock(&shared.state);
     loop {
         if let Some(job) = state.queue.pop_front() {
-            state.busy = true;
             drop(state);
             let result = write_job(shared.fd, &job);
             state = lock(&shared.state);
-            state.busy = false;
             finish(&mut state, &job, result, true);
             shared.idle.notify_all();
             continue;

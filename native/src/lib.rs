@@ -215,9 +215,6 @@ callbacks! {
     fdatasync_sync, fdatasync_async, parse_fdatasync, "fdatasync";
     fadvise_sync, fadvise_async, parse_fadvise, "fadvise";
     panic_sync, panic_async, parse_panic_for_test, "panicForTest";
-    appender_wait_sync, appender_wait_async, parse_appender_wait, "appenderWait";
-    appender_drain_sync, appender_drain_async, parse_appender_drain, "appenderDrain";
-    appender_close_sync, appender_close_async, parse_appender_close, "appenderClose";
 }
 
 /// Declares sync-only N-API callbacks: operations on a caller's memory, which must not leave
@@ -242,6 +239,24 @@ sync_callbacks! {
     appender_open_sync, parse_appender_open;
     appender_submit_sync, parse_appender_submit;
     appender_finished_sync, parse_appender_finished;
+}
+
+/// Declares async-only N-API callbacks: operations that may wait for the appender's idle-priority
+/// thread, which the main thread must never do.
+macro_rules! async_callbacks {
+    ($($async:ident, $parse:ident, $name:literal;)*) => {
+        $(
+            extern "C" fn $async(env: napi_env, info: napi_callback_info) -> napi_value {
+                run_async(env, info, $parse, concat!("vhdsync:", $name))
+            }
+        )*
+    };
+}
+
+async_callbacks! {
+    appender_wait_async, parse_appender_wait, "appenderWait";
+    appender_drain_async, parse_appender_drain, "appenderDrain";
+    appender_close_async, parse_appender_close, "appenderClose";
 }
 
 const EXPORTS: &[(&str, napi_callback)] = &[
@@ -270,11 +285,8 @@ const EXPORTS: &[(&str, napi_callback)] = &[
     ("appenderOpen", appender_open_sync),
     ("appenderSubmit", appender_submit_sync),
     ("appenderFinished", appender_finished_sync),
-    ("appenderWait", appender_wait_sync),
     ("appenderWaitAsync", appender_wait_async),
-    ("appenderDrain", appender_drain_sync),
     ("appenderDrainAsync", appender_drain_async),
-    ("appenderClose", appender_close_sync),
     ("appenderCloseAsync", appender_close_async),
     ("panicForTest", panic_sync),
     ("panicForTestAsync", panic_async),

@@ -31,6 +31,7 @@ pub const SA_SIGINFO: c_int = 4;
 
 pub const EINTR: c_int = 4;
 pub const EIO: c_int = 5;
+pub const ENXIO: c_int = 6;
 pub const EAGAIN: c_int = 11;
 
 pub const SCHED_IDLE: c_int = 5;
@@ -40,7 +41,6 @@ pub const SCHED_IDLE: c_int = 5;
 pub struct SchedParam {
     pub sched_priority: c_int,
 }
-pub const ENXIO: c_int = 6;
 
 extern "C" {
     pub fn lseek(fd: c_int, offset: i64, whence: c_int) -> i64;

@@ -247,9 +247,7 @@ export class HrlWriter {
       const position = this.filePosition;
       batch.token = this.appender?.submit(bytes, position) ?? 0;
       if (batch.token === 0) {
-        batch.writing = writeExactly(this.handle, bytes, position, this.path).catch((error) => {
-          this.failure ??= toVhdsyncError(error, { path: this.path, offset: position });
-        });
+        batch.writing = writeExactly(this.handle, bytes, position, this.path).catch((error) => this.noteFailure(error, position));
       }
       this.lastMetadataLocation = location;
       this.filePosition = location + this.metadataSize;
@@ -267,7 +265,7 @@ export class HrlWriter {
   private async reclaim(batch: Batch): Promise<void> {
     await batch.writing;
     if (batch.token !== 0 && this.appender && !this.appender.finished(batch.token)) {
-      await this.appender.wait(batch.token).catch((error) => void (this.failure ??= toVhdsyncError(error, { path: this.path })));
+      await this.appender.wait(batch.token).catch((error) => this.noteFailure(error));
     }
     batch.token = 0;
   }
@@ -275,7 +273,7 @@ export class HrlWriter {
   /** Waits for every sealed batch to be written; reports the first failure. */
   private async settleWrites(): Promise<void> {
     await Promise.all(this.batches.map((batch) => batch.writing));
-    if (this.appender) await this.appender.drain().catch((error) => void (this.failure ??= toVhdsyncError(error, { path: this.path })));
+    if (this.appender) await this.appender.drain().catch((error) => this.noteFailure(error));
     this.throwIfFailed();
   }
 
@@ -337,6 +335,11 @@ export class HrlWriter {
       wasm.release(batch.dataAddress);
       wasm.release(batch.metaAddress);
     }
+  }
+
+  /** Keeps the first background write failure; the next seal, flush or close throws it. */
+  private noteFailure(error: unknown, offset?: number): void {
+    this.failure ??= toVhdsyncError(error, offset === undefined ? { path: this.path } : { path: this.path, offset });
   }
 
   private throwIfFailed(): void {

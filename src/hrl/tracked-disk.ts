@@ -10,8 +10,8 @@ import { HrlWriter, type HrlLogSummary, type HrlWriterOptions } from "./hrl-writ
 
 /**
  * Log batch size of a tracked disk unless `writer.batchBytes` says otherwise. Smaller than
- * HrlWriter's 1 MiB: the batch, its copy in the appender's slot and the page-cache pages it
- * lands in then stay in L2 next to the disk writes. 8192 random 64 KiB writes, alternating sets
+ * HrlWriter's 1 MiB: the batches and the page-cache pages they land in then stay in L2 next to
+ * the disk writes (measured when the appender still copied each batch into a slot of its own). 8192 random 64 KiB writes, alternating sets
  * of 9: tracked/untracked 1.58x (1 MiB) → 1.34x (256 KiB) on ext4, 1.21x → 1.15x on tmpfs; it
  * costs a 4 KiB metadata block per 256 KiB of data (1.6% of the log instead of 0.4%).
  */

@@ -46,20 +46,12 @@ export class BackgroundAppender {
    * @throws the first failed background write (VHDSYNC_NO_SPACE, VHDSYNC_IO, ...), VHDSYNC_INVALID_ARGUMENT after close
    */
   submit(bytes: Uint8Array, position: number): number {
-    try {
-      return this.addon.appenderSubmit(this.id, bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, position);
-    } catch (error) {
-      throw fromNativeError(error, { path: this.path, offset: position });
-    }
+    return this.call(() => this.addon.appenderSubmit(this.id, bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, position), position);
   }
 
   /** Whether job `token` is finished (its memory may be reused). Never blocks. */
   finished(token: number): boolean {
-    try {
-      return this.addon.appenderFinished(this.id, token) === 1;
-    } catch (error) {
-      throw fromNativeError(error, { path: this.path });
-    }
+    return this.call(() => this.addon.appenderFinished(this.id, token)) === 1;
   }
 
   /**
@@ -68,11 +60,7 @@ export class BackgroundAppender {
    * @throws the first failed background write
    */
   async wait(token: number): Promise<void> {
-    try {
-      await this.addon.appenderWaitAsync(this.id, token);
-    } catch (error) {
-      throw fromNativeError(error, { path: this.path });
-    }
+    return this.call(() => this.addon.appenderWaitAsync(this.id, token));
   }
 
   /**
@@ -81,11 +69,7 @@ export class BackgroundAppender {
    * @throws the first failed background write
    */
   async drain(): Promise<void> {
-    try {
-      await this.addon.appenderDrainAsync(this.id);
-    } catch (error) {
-      throw fromNativeError(error, { path: this.path });
-    }
+    return this.call(() => this.addon.appenderDrainAsync(this.id));
   }
 
   /**
@@ -93,9 +77,20 @@ export class BackgroundAppender {
    * is then thrown). Safe to call more than once.
    */
   close(): Promise<AppenderStats> {
-    this.closed ??= this.addon.appenderCloseAsync(this.id).catch((error: unknown) => {
-      throw fromNativeError(error, { path: this.path });
-    });
+    this.closed ??= (async () => this.call(() => this.addon.appenderCloseAsync(this.id)))();
     return this.closed;
+  }
+
+  /** Runs an addon call; its errors, thrown or rejected, become VhdsyncErrors naming the file. */
+  private call<T>(body: () => T, offset?: number): T {
+    const convert = (error: unknown): never => {
+      throw fromNativeError(error, offset === undefined ? { path: this.path } : { path: this.path, offset });
+    };
+    try {
+      const result = body();
+      return (result instanceof Promise ? result.catch(convert) : result) as T;
+    } catch (error) {
+      return convert(error);
+    }
   }
 }

@@ -20,12 +20,11 @@ export async function openFile(path: string, flags: string): Promise<FileHandle>
  */
 export async function readExactly(handle: FileHandle, buffer: Uint8Array, position: number, path = ""): Promise<void> {
   const bytesRead = await readUpTo(handle, buffer, position, path);
-  if (bytesRead < buffer.length) {
-    throw new VhdsyncError("VHDSYNC_TRUNCATED", `${path || "file"}: unexpected end of file at byte ${position + bytesRead}`, {
-      path,
-      offset: position + bytesRead,
-    });
-  }
+  if (bytesRead < buffer.length) throw truncated(path, position + bytesRead);
+}
+
+function truncated(path: string, offset: number): VhdsyncError {
+  return new VhdsyncError("VHDSYNC_TRUNCATED", `${path || "file"}: unexpected end of file at byte ${offset}`, { path, offset });
 }
 
 /** Reads up to `buffer.length` bytes at `position`; returns how many (fewer only at end of file). */
@@ -87,9 +86,7 @@ export function readUpToSync(fd: number, buffer: Uint8Array, position: number, p
 /** readExactly() on the calling thread, by fd. @throws VHDSYNC_TRUNCATED at end of file, I/O codes */
 export function readExactlySync(fd: number, buffer: Uint8Array, position: number, path = ""): void {
   const done = readUpToSync(fd, buffer, position, path);
-  if (done < buffer.length) {
-    throw new VhdsyncError("VHDSYNC_TRUNCATED", `${path || "file"}: unexpected end of file at byte ${position + done}`, { path, offset: position + done });
-  }
+  if (done < buffer.length) throw truncated(path, position + done);
 }
 
 /** A shared all-zero buffer for writing zeros (never written to). */

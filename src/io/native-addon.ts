@@ -84,14 +84,15 @@ export interface NativeAddon {
   appenderSubmit(appender: number, memory: ArrayBuffer, offset: number, lengthBytes: number, position: number): number;
   /** 1 when job `token` is finished (written, or dropped after a failure), else 0. Never blocks. */
   appenderFinished(appender: number, token: number): number;
-  /** Settles once job `token` is finished: written by the calling (pool) thread if still queued. Rejects with the first write error. */
-  appenderWait(appender: number, token: number): void;
+  /**
+   * Settles once job `token` is finished: written by the pool thread if still queued. Rejects
+   * with the first write error. Async only, like drain and close: they may wait for the idle
+   * thread, which the main thread must not.
+   */
   appenderWaitAsync(appender: number, token: number): Promise<void>;
-  /** Writes the queued jobs on the calling thread (a pool thread for the async form), waits for the running one; rejects with the first write error. */
-  appenderDrain(appender: number): void;
+  /** Writes the queued jobs on a pool thread, waits for the running one; rejects with the first write error. */
   appenderDrainAsync(appender: number): Promise<void>;
   /** Drains, stops the thread and forgets the appender (also when the drain fails, which it then reports). */
-  appenderClose(appender: number): AppenderStats;
   appenderCloseAsync(appender: number): Promise<AppenderStats>;
   /** The XXH3 kernel hashBlocksNonZero runs on this CPU: "avx2" or "portable". */
   hashKernel: string;

@@ -523,9 +523,7 @@ interface UnitPick {
 
 /** The first unit at or after `from` that `pick` selects (every unit when null), or `units`. */
 function nextPicked(pick: UnitPick | null, from: number, units: number): number {
-  if (!pick || from >= units) return Math.min(from, units);
-  const found = pick.flags.indexOf(pick.value, from);
-  return found < 0 || found > units ? units : found;
+  return pick ? indexOrEnd(pick.flags, pick.value, from, units) : Math.min(from, units);
 }
 
 /** The end of the run that starts at selected unit `first`: the next unit not selected or of the other kind (data/zero). */
