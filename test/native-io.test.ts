@@ -30,9 +30,9 @@ t.test("nativeStatus reports the path in use and why", async (t) => {
   }
   t.same(
     status.features.map((feature) => feature.name),
-    ["extents", "punchHole", "zeroRange", "reflink", "copyRange", "blockDeviceInfo", "fdatasync", "fadvise", "mapFile", "hashBlocks", "hashStream", "logAppender"],
+    ["extents", "punchHole", "zeroRange", "reflink", "copyRange", "blockDeviceInfo", "fdatasync", "fadvise", "mapFile", "hashBlocks", "hashStream", "compareScan", "logAppender"],
   );
-  const switches: Record<string, string> = { mapFile: "VHDSYNC_NO_MMAP", hashBlocks: "VHDSYNC_NO_NATIVE_HASH", hashStream: "VHDSYNC_NO_NATIVE_HASH", logAppender: "VHDSYNC_NO_NATIVE_LOG" };
+  const switches: Record<string, string> = { mapFile: "VHDSYNC_NO_MMAP", hashBlocks: "VHDSYNC_NO_NATIVE_HASH", hashStream: "VHDSYNC_NO_NATIVE_HASH", logAppender: "VHDSYNC_NO_NATIVE_LOG", compareScan: "VHDSYNC_NO_NATIVE_SCAN" };
   const off = (name: string) => name in switches && process.env[switches[name]] === "1";
   t.ok(status.features.every((feature) => feature.active === (status.loaded && !off(feature.name))));
 });

@@ -7,7 +7,8 @@ import { createRequire } from "node:module";
 import { copyFileSync, openSync, closeSync, ftruncateSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { INLINE_BELOW_BYTES, prewarmScanWorkers, takePrewarmedWorker, workerCountFor } from "../dist/sync/scan-workers.js";
+import { INLINE_BELOW_BYTES, hasPrewarmedWorkers, prewarmScanWorkers, takePrewarmedWorker, workerCountFor } from "../dist/sync/scan-workers.js";
+import { nativeAddon } from "../dist/io/native-addon.js";
 import { workersOption } from "../dist/cli/prewarm.js";
 import { resync } from "../dist/sync/resync.js";
 import { CALLER_IN_FLIGHT_PER_SCANNER, IN_FLIGHT_PER_SCANNER, SegmentPool } from "../dist/sync/segment-pool.js";
@@ -22,18 +23,26 @@ function sparseImage(path: string, size: number): void {
   closeSync(fd);
 }
 
-/** Prewarms a worker for `source` (two threads), resyncs, and checks both threads ran. */
+/** Sets an environment variable for the rest of test `t`. */
+function setEnv(t: Test, name: string, value: string): void {
+  const saved = process.env[name];
+  process.env[name] = value;
+  t.teardown(() => (saved === undefined ? delete process.env[name] : (process.env[name] = saved)));
+}
+
+/** Prewarms a worker for `source` (two threads), resyncs with WASM scanners, and checks both threads ran. */
 async function prewarmedResync(t: Test, source: string, target: string) {
-  const saved = process.env.VHDSYNC_WORKERS;
-  process.env.VHDSYNC_WORKERS = "2";
-  t.teardown(() => (saved === undefined ? delete process.env.VHDSYNC_WORKERS : (process.env.VHDSYNC_WORKERS = saved)));
+  setEnv(t, "VHDSYNC_WORKERS", "2");
+  // Raw pairs are compared by the native scanner when the addon is there, without workers.
+  setEnv(t, "VHDSYNC_NO_NATIVE_SCAN", "1");
   prewarmScanWorkers(source);
   const report = await resync(source, target);
   t.equal(report.workers, 2);
   return report;
 }
 
-t.test("prewarmed workers are adopted by the next pool and resync is exact", async (t) => {
+/** A sparse raw source big enough for a worker, and a copy of it with random bytes written at `changes` (offset, length). */
+function rawPair(t: Test, changes: (size: number) => Array<[number, number]>): { source: string; target: string } {
   const dir = tempDir(t);
   const source = join(dir, "s.img");
   const target = join(dir, "t.img");
@@ -41,13 +50,31 @@ t.test("prewarmed workers are adopted by the next pool and resync is exact", asy
   sparseImage(source, size);
   copyFileSync(source, target);
   const fd = openSync(target, "r+");
-  writeSync(fd, randomBytes(4096), 0, 4096, size - 4096 * 3);
-  writeSync(fd, randomBytes(100), 0, 100, 12345);
+  for (const [offset, length] of changes(size)) writeSync(fd, randomBytes(length), 0, length, offset);
   closeSync(fd);
+  return { source, target };
+}
+
+t.test("prewarmed workers are adopted by the next pool and resync is exact", async (t) => {
+  const { source, target } = rawPair(t, (size) => [
+    [size - 4096 * 3, 4096],
+    [12345, 100],
+  ]);
   const report = await prewarmedResync(t, source, target);
   t.equal(report.blocksChanged, 2);
   t.equal(fileSha(target), fileSha(source), "target identical");
   t.equal(takePrewarmedWorker(), undefined, "the prewarmed worker was taken by the pool");
+});
+
+t.test("a run compared natively stops prewarmed workers instead of adopting them", { skip: nativeAddon() ? false : "no native addon" }, async (t) => {
+  const { source, target } = rawPair(t, () => [[8192, 4096]]);
+  setEnv(t, "VHDSYNC_WORKERS", "2");
+  prewarmScanWorkers(source);
+  t.ok(hasPrewarmedWorkers(), "a worker was prewarmed");
+  const report = await resync(source, target);
+  t.equal(report.blocksChanged, 1);
+  t.equal(fileSha(target), fileSha(source), "target identical");
+  t.notOk(hasPrewarmedWorkers(), "the prewarmed worker is gone (stopped, not left to hold the process)");
 });
 
 t.test("a worker prewarmed for a dynamic VHD source (format modules preloaded) scans it exactly", async (t) => {
@@ -100,6 +127,16 @@ t.test("the bin's prewarm bundle acts on scan commands only, and the library ado
     const stray = takePrewarmedWorker();
     t.equal(stray, undefined, `nothing prewarmed for ${args.join(" ")}`);
     await stray?.terminate();
+  }
+  // Two raw images: the native scanner compares them, without a worker (when the addon is there).
+  const other = join(dir, "other.img");
+  sparseImage(other, INLINE_BELOW_BYTES + 1024 * 1024);
+  for (const args of [["resync", big, other], ["verify", big, other, "--json"], ["resync", big, other, "--target-digest", other]]) {
+    prewarmFor(args);
+    const worker = takePrewarmedWorker();
+    const wanted = args.includes("--target-digest") || !nativeAddon();
+    t.equal(worker !== undefined, wanted, `${args.join(" ")}: ${wanted ? "a worker" : "no worker"} prewarmed`);
+    await worker?.terminate();
   }
   prewarmFor(["--json", "checksum", big, "-o", join(dir, "d"), "--workers=2"]);
   const worker = takePrewarmedWorker();

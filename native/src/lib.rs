@@ -15,6 +15,7 @@ mod js;
 mod map;
 mod napi;
 mod ops;
+mod scan;
 mod sys;
 mod task;
 mod xxh3;
@@ -186,6 +187,37 @@ fn parse_appender_close(args: &Args) -> Outcome<Job> {
     }))
 }
 
+fn parse_compare_segment(args: &Args) -> Outcome<Job> {
+    let source_fd = args.fd(0, "sourceFd")?;
+    let target_fd = args.fd(1, "targetFd")?;
+    let block = args.integer(2, "blockSize")?;
+    let unit = args.integer(3, "unitSize")?;
+    let (start, length) = args.range(4, 5)?;
+    let ranges = args.array_buffer(6, "ranges")?;
+    let range_count = args.integer(7, "rangeCount")? as usize;
+    let write = args.integer(8, "write")? != 0;
+    let out = args.array_buffer(9, "changes")?;
+    if ranges.0 % 8 != 0 || range_count.checked_mul(16).is_none_or(|bytes| bytes > ranges.1) {
+        return Err(Failure::Invalid(format!("ranges holds fewer than {range_count} (start, end) pairs of f64")));
+    }
+    // SAFETY: an 8-aligned ArrayBuffer of at least range_count * 16 bytes, read on this thread now.
+    let pairs = unsafe { std::slice::from_raw_parts(ranges.0 as *const f64, range_count * 2) };
+    let active = pairs.chunks_exact(2).map(|pair| (pair[0] as u64, pair[1] as u64)).collect();
+    let job = scan::CompareJob { source_fd, target_fd, block, unit, start, end: start + length, active, write, out };
+    job.validate()?;
+    Ok(Box::new(move || {
+        scan::compare_segment(&job).map(|counts| {
+            Output::Numbers(vec![
+                ("blocksCompared", counts.blocks_compared as f64),
+                ("blocksChanged", counts.blocks_changed as f64),
+                ("blocksNonZero", counts.blocks_non_zero as f64),
+                ("bytesWritten", counts.bytes_written as f64),
+                ("changes", counts.changes as f64),
+            ])
+        })
+    }))
+}
+
 /// Test hook: a job that panics, proving panics become JS errors on either thread.
 fn parse_panic_for_test(_args: &Args) -> Outcome<Job> {
     Ok(Box::new(|| panic!("deliberate panic (panicForTest)")))
@@ -214,6 +246,7 @@ callbacks! {
     block_device_info_sync, block_device_info_async, parse_block_device_info, "blockDeviceInfo";
     fdatasync_sync, fdatasync_async, parse_fdatasync, "fdatasync";
     fadvise_sync, fadvise_async, parse_fadvise, "fadvise";
+    compare_segment_sync, compare_segment_async, parse_compare_segment, "compareSegment";
     panic_sync, panic_async, parse_panic_for_test, "panicForTest";
 }
 
@@ -276,6 +309,8 @@ const EXPORTS: &[(&str, napi_callback)] = &[
     ("fdatasyncAsync", fdatasync_async),
     ("fadvise", fadvise_sync),
     ("fadviseAsync", fadvise_async),
+    ("compareSegment", compare_segment_sync),
+    ("compareSegmentAsync", compare_segment_async),
     ("mapFile", map_file_sync),
     ("unmapFile", unmap_file_sync),
     ("hashBlocksNonZero", hash_blocks_sync),

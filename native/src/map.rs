@@ -141,8 +141,8 @@ extern "C" fn on_sigbus(_signal: c_int, info: *mut sys::SigInfo, _context: *mut 
     }
 }
 
-/// Registers the buffer [start, start + length) and installs the handler once.
-fn guard_buffer(start: usize, length: usize) -> Outcome<()> {
+/// Installs the handler once.
+fn install_handler() -> Outcome<()> {
     if !INSTALLED.swap(true, Ordering::AcqRel) {
         let action = sys::SigAction { handler: on_sigbus as extern "C" fn(c_int, *mut sys::SigInfo, *mut c_void) as usize, mask: [0; 16], flags: sys::SA_SIGINFO, restorer: 0 };
         // SAFETY: PREVIOUS is written once, here, before the handler can run.
@@ -151,9 +151,11 @@ fn guard_buffer(start: usize, length: usize) -> Outcome<()> {
             return Err(Failure::last_os("sigaction"));
         }
     }
-    if is_guarded(start) {
-        return Ok(());
-    }
+    Ok(())
+}
+
+/// Claims a free slot for [start, start + length).
+fn claim_slot(start: usize, length: usize) -> Outcome<()> {
     for slot in 0..GUARDED_SLOTS {
         if GUARDED[slot * 2].compare_exchange(0, start, Ordering::AcqRel, Ordering::Acquire).is_ok() {
             GUARDED[slot * 2 + 1].store(start + length, Ordering::Release);
@@ -161,4 +163,30 @@ fn guard_buffer(start: usize, length: usize) -> Outcome<()> {
         }
     }
     Err(Failure::Invalid(format!("more than {GUARDED_SLOTS} buffers have file mappings")))
+}
+
+/// Registers the buffer [start, start + length) for good and installs the handler once.
+fn guard_buffer(start: usize, length: usize) -> Outcome<()> {
+    install_handler()?;
+    if is_guarded(start) {
+        return Ok(());
+    }
+    claim_slot(start, length)
+}
+
+/// Registers a mapping [start, start + length) until `unguard_range(start)`.
+pub fn guard_range(start: usize, length: usize) -> Outcome<()> {
+    install_handler()?;
+    claim_slot(start, length)
+}
+
+/// Forgets the mapping registered at `start` (before it is unmapped).
+pub fn unguard_range(start: usize) {
+    for slot in 0..GUARDED_SLOTS {
+        if GUARDED[slot * 2].load(Ordering::Acquire) == start {
+            GUARDED[slot * 2 + 1].store(start, Ordering::Release);
+            GUARDED[slot * 2].store(0, Ordering::Release);
+            return;
+        }
+    }
 }

@@ -21,6 +21,7 @@ pub const SEEK_END: c_int = 2;
 
 pub const PROT_READ: c_int = 1;
 pub const PROT_WRITE: c_int = 2;
+pub const MAP_SHARED: c_int = 0x01;
 pub const MAP_PRIVATE: c_int = 0x02;
 pub const MAP_FIXED: c_int = 0x10;
 pub const MAP_ANONYMOUS: c_int = 0x20;
@@ -50,6 +51,7 @@ extern "C" {
     pub fn fdatasync(fd: c_int) -> c_int;
     pub fn posix_fadvise(fd: c_int, offset: i64, len: i64, advice: c_int) -> c_int;
     pub fn mmap(addr: *mut c_void, length: usize, prot: c_int, flags: c_int, fd: c_int, offset: i64) -> *mut c_void;
+    pub fn munmap(addr: *mut c_void, length: usize) -> c_int;
     pub fn sysconf(name: c_int) -> c_long;
     pub fn sigaction(signum: c_int, action: *const SigAction, old: *mut SigAction) -> c_int;
     pub fn raise(signal: c_int) -> c_int;

@@ -4,7 +4,9 @@
 // compiles the CLI bundle; main.ts calls it too (a no-op once workers are prewarmed). It may
 // import only scan-workers and Node built-ins.
 
-import { statSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
+import { isFlatImage } from "../formats/signatures.js";
+import { nativeCompareAvailable } from "../io/native-compare.js";
 import { hasPrewarmedWorkers, prewarmScanWorkers } from "../sync/scan-workers.js";
 import { scanCommandOf } from "./scan-commands.js";
 
@@ -15,7 +17,38 @@ export function prewarmFor(args: string[]): void {
   if (command === undefined || hasPrewarmedWorkers()) return;
   const words = args.slice(args.indexOf(command) + 1);
   // The first word naming a file is the source.
-  prewarmScanWorkers(words.find((word) => !word.startsWith("-") && isFile(word)), workersOption(words));
+  const files = words.filter((word) => !word.startsWith("-") && isFile(word));
+  if (scansNatively(command, words, files)) return;
+  prewarmScanWorkers(files[0], workersOption(words));
+}
+
+/**
+ * Whether the command will compare two flat images with the native scanner (which needs no
+ * worker): resync without a target digest, verify or diff, of two raw images or fixed VHDs,
+ * with the addon. A wrong guess costs only time.
+ */
+function scansNatively(command: string, words: string[], files: string[]): boolean {
+  if (!["resync", "verify", "diff"].includes(command) || files.length < 2) return false;
+  if (words.some((word) => word === "--target-digest" || word.startsWith("--target-digest="))) return false;
+  return files.slice(0, 2).every(looksFlat) && nativeCompareAvailable();
+}
+
+/** isFlatImage() of the file's first 8 bytes and last 512 bytes (false when unreadable). */
+function looksFlat(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, "r");
+    const size = fstatSync(fd).size;
+    const head = new Uint8Array(8);
+    const tail = new Uint8Array(Math.min(512, size));
+    readSync(fd, head, 0, head.length, 0);
+    if (tail.length > 0) readSync(fd, tail, 0, tail.length, size - tail.length);
+    return isFlatImage(head, tail);
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 function isFile(path: string): boolean {

@@ -17,3 +17,22 @@ export function detectVhd(head: Uint8Array, tail: Uint8Array): boolean {
 export function isVhdx(head: Uint8Array): boolean {
   return startsWith(head, VHDX_IDENTIFIER);
 }
+
+/** The first bytes of a vhdsync digest file (docs/digest-format.md). */
+export const DIGEST_MAGIC = "VHDSDIGS";
+const DIGEST_SIGNATURE = [...DIGEST_MAGIC].map((char) => char.charCodeAt(0));
+
+/** VHD footer disk type of a fixed disk (big-endian u32 at offset 60 of the footer). */
+const VHD_FIXED = 2;
+
+/**
+ * Whether a file with these first bytes / last 512 bytes keeps its virtual disk as plain
+ * bytes at its start: a raw image or a fixed VHD, not a dynamic or differencing VHD, a VHDX
+ * or a digest file. A guess from signatures only (the CLI's prewarm decides with it).
+ */
+export function isFlatImage(head: Uint8Array, tail: Uint8Array): boolean {
+  if (isVhdx(head) || startsWith(head, DIGEST_SIGNATURE)) return false;
+  if (!detectVhd(head, tail)) return true;
+  const footer = tail.length === 512 && startsWith(tail, VHD_COOKIE) ? tail : tail.subarray(1);
+  return !startsWith(head, VHD_COOKIE) && startsWith(footer, VHD_COOKIE) && footer.length >= 64 && new DataView(footer.buffer, footer.byteOffset).getUint32(60) === VHD_FIXED;
+}

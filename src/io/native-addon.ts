@@ -43,6 +43,18 @@ export interface NativeAddon {
   fdatasyncAsync(fd: number): Promise<void>;
   fadvise(fd: number, offsetBytes: number, lengthBytes: number, advice: FadviseAdvice): void;
   fadviseAsync(fd: number, offsetBytes: number, lengthBytes: number, advice: FadviseAdvice): Promise<void>;
+  /**
+   * Direct compare of one segment [startBytes, +lengthBytes) of two flat images (raw files,
+   * block devices, fixed VHDs), block by block (in `unitSizeBytes` parts): the `rangeCount`
+   * [start, end) pairs of `ranges` (f64; in order, unit-aligned; what either side has
+   * allocated) are mapped read-only and compared; the rest counts as zeros on both sides.
+   * With `write` 1 the differing non-zero data is written to `targetFd`. The changed ranges
+   * land in `changes` as f64 triples (offset, length, 1 when the source reads as zeros),
+   * adjacent ones of the same kind merged; `changes` needs 24 bytes per unit of the ranges
+   * and is lent until the call settles. native/src/scan.rs.
+   */
+  compareSegment(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, write: number, changes: ArrayBuffer): CompareSegmentCounts;
+  compareSegmentAsync(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, write: number, changes: ArrayBuffer): Promise<CompareSegmentCounts>;
   /** Page size of the system (alignment of mapFile/unmapFile). */
   pageSize: number;
   /**
@@ -99,6 +111,20 @@ export interface NativeAddon {
   /** Test hook: panics inside the addon; must throw VHDSYNC_INTERNAL, never crash. */
   panicForTest(): void;
   panicForTestAsync(): Promise<void>;
+}
+
+/** What compareSegment found. */
+export interface CompareSegmentCounts {
+  /** Blocks that start in one of the ranges. */
+  blocksCompared: number;
+  /** Blocks with a differing part. */
+  blocksChanged: number;
+  /** Blocks with a non-zero part in the source (the others read as zeros). */
+  blocksNonZero: number;
+  /** Bytes of data written to the target (0 unless `write`). */
+  bytesWritten: number;
+  /** Triples in `changes`. */
+  changes: number;
 }
 
 /** Counters of a closed background appender. */

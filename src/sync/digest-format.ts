@@ -11,8 +11,10 @@ import { createHash } from "node:crypto";
 import { VhdsyncError } from "../errors.js";
 import { BLOCK_HASH_ALGORITHMS, blockDigestLength, type BlockHashAlgorithm } from "./block-hasher.js";
 import type { ImageIdentity } from "./image-identity.js";
+import { DIGEST_MAGIC } from "../formats/signatures.js";
 
-export const DIGEST_MAGIC = "VHDSDIGS";
+export { DIGEST_MAGIC };
+
 export const DIGEST_VERSION = 1;
 export const FRAME_MAGIC = "FRAM";
 export const TRAILER_MAGIC = "VHDSEND1";

@@ -62,6 +62,8 @@ export interface ResyncReport extends SegmentCounters {
   checkpointIgnored?: string;
   digestUpdated: boolean;
   workers: number;
+  /** What compared the blocks: the native addon's scanner (flat images, compare mode) or WASM scanners. */
+  scanner: "native" | "wasm";
   seconds: number;
   throughputBytesPerSecond: number;
 }
@@ -92,7 +94,7 @@ export async function resync(sourcePath: string, targetPath: string, options: Re
   const plan = await preparePlan(sourcePath, targetPath, options);
   const workers = workerCountFor(plan.source.virtualSize, options.workers);
   try {
-    const { counters, complete, digestUpdated } = await runPlan(plan, options, workers);
+    const { counters, complete, digestUpdated, scanner } = await runPlan(plan, options, workers);
     const seconds = (performance.now() - started) / 1000;
     if (!complete) {
       throw new VhdsyncError("VHDSYNC_INTERRUPTED", `resync of ${targetPath} interrupted; rerun with --resume to continue`, {
@@ -116,6 +118,7 @@ export async function resync(sourcePath: string, targetPath: string, options: Re
       ...(plan.checkpointIgnored ? { checkpointIgnored: plan.checkpointIgnored } : {}),
       digestUpdated,
       workers,
+      scanner,
       seconds,
       throughputBytesPerSecond: virtualSizeBytes / Math.max(seconds, 1e-9),
     };
@@ -219,7 +222,7 @@ async function resizeImage(image: DiskImage, sizeBytes: number): Promise<void> {
 }
 
 /** Runs the workers over the plan, applying changes, checkpointing and reporting progress. */
-async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Promise<{ counters: SegmentCounters; complete: boolean; digestUpdated: boolean }> {
+async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Promise<{ counters: SegmentCounters; complete: boolean; digestUpdated: boolean; scanner: ResyncReport["scanner"] }> {
   const { source, target, blockSizeBytes } = plan;
   const apply = options.dryRun ? "none" : target.format === "raw" || target.format === "block-device" ? "here" : "caller";
   const blockCount = blockCountFor(source.virtualSize, blockSizeBytes);
@@ -228,6 +231,7 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
     { mode: plan.digest ? "hash-compare" : "compare", sourcePath: source.path, targetPath: target.path, sourceFormat: source.format, targetFormat: target.format, blockSizeBytes, algo: plan.algo ?? undefined, apply, windowBytes: DEFAULT_WINDOW_BYTES },
     workers,
   );
+  const scanner = pool.native ? "native" : "wasm";
   const writer = options.updateTargetDigest && plan.digest && plan.resumeBlock === 0 && !options.dryRun ? await DigestWriter.create(plan.digest.path, { ...plan.digest.header }) : undefined;
   const counters = emptyCounters();
   const progress = throttle(options.onProgress);
@@ -271,12 +275,12 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
   if (!complete) {
     await writer?.abort();
     await checkpoint();
-    return { counters, complete, digestUpdated: false };
+    return { counters, complete, digestUpdated: false, scanner };
   }
   await target.flush();
   if (!options.dryRun) await removeCheckpoint(plan.checkpointPath);
   if (writer) await finishDigest(writer, target);
-  return { counters, complete, digestUpdated: Boolean(writer) };
+  return { counters, complete, digestUpdated: Boolean(writer), scanner };
 }
 
 

@@ -89,3 +89,11 @@ export function takePrewarmedWorker(): Worker | undefined {
   worker.ref();
   return worker;
 }
+
+/** Stops the prewarmed workers not taken (a run that needs none: they would only take CPU). */
+export function discardPrewarmedWorkers(): void {
+  for (const worker of prewarmed.splice(0)) {
+    worker.removeAllListeners();
+    void worker.terminate();
+  }
+}

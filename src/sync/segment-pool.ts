@@ -7,7 +7,8 @@ import { VhdsyncError, type ErrorCode } from "../errors.js";
 import { SegmentScanner, type ScanConfig } from "./segment-scanner.js";
 import type { SegmentResult, SegmentTask } from "./segment-task.js";
 import type { WorkerReply } from "./resync-worker.js";
-import { startScanWorker, takePrewarmedWorker } from "./scan-workers.js";
+import { discardPrewarmedWorkers, startScanWorker, takePrewarmedWorker } from "./scan-workers.js";
+import { NativeCompareScanner } from "./native-scanner.js";
 
 interface Pending {
   resolve: (result: SegmentResult) => void;
@@ -27,19 +28,29 @@ function toError(error: { code: string; message: string; details: Record<string,
   return new VhdsyncError(error.code as ErrorCode, error.message, error.details);
 }
 
-/** A set of scanners working on segments: this thread's own plus worker threads. */
+/**
+ * A set of scanners working on segments: this thread's own plus worker threads, or (compare
+ * mode on flat images, with the addon) the native scanner's jobs on the libuv pool.
+ */
 export class SegmentPool {
   private inlineChain: Promise<unknown> = Promise.resolve();
   private inlinePending = 0;
 
-  private constructor(private readonly workers: PoolWorker[], private readonly inline: SegmentScanner) {}
+  private constructor(private readonly workers: PoolWorker[], private readonly inline: SegmentScanner | NativeCompareScanner) {}
 
   /**
-   * Starts a pool of `threadCount` scanners: one on this thread (it scans between handling
-   * results, so no core waits for a worker to boot) and `threadCount - 1` worker threads.
+   * Starts a pool of `threadCount` scanners: the native scanner running that many segments at
+   * once where it applies (see NativeCompareScanner.open), else one WASM scanner on this
+   * thread (it scans between handling results, so no core waits for a worker to boot) and
+   * `threadCount - 1` worker threads.
    * @throws open errors from the images
    */
   static async start(config: ScanConfig, threadCount: number): Promise<SegmentPool> {
+    const native = await NativeCompareScanner.open(config, threadCount);
+    if (native) {
+      discardPrewarmedWorkers();
+      return new SegmentPool([], native);
+    }
     const inline = await SegmentScanner.open(config);
     // Workers are not awaited: this thread scans while they boot and gets their share until
     // they are ready (see submit). A worker that fails to open rejects its tasks.
@@ -47,9 +58,14 @@ export class SegmentPool {
     return new SegmentPool(workers, inline);
   }
 
-  /** Number of scanners. */
+  /** Number of scanners (threads scanning at once). */
   get size(): number {
-    return this.workers.length + 1;
+    return this.inline instanceof NativeCompareScanner ? this.inline.threads : this.workers.length + 1;
+  }
+
+  /** Whether the native scanner does the work. */
+  get native(): boolean {
+    return this.inline instanceof NativeCompareScanner;
   }
 
   /** Segments runSegments keeps in flight unless told otherwise (fewer when results carry data). */
@@ -63,6 +79,7 @@ export class SegmentPool {
    * task queued behind a boot would leave this thread idle waiting for it.
    */
   submit(task: SegmentTask): Promise<SegmentResult> {
+    if (this.inline instanceof NativeCompareScanner) return this.inline.scan(task);
     const ready = this.workers.filter((candidate) => candidate.ready || candidate.failure);
     const worker = ready.length > 0 ? ready.reduce((best, candidate) => (candidate.pending.size < best.pending.size ? candidate : best)) : undefined;
     if (!worker || this.inlinePending < worker.pending.size) return this.submitInline(task);

@@ -5,7 +5,7 @@
 // digest frame (hash_blocks_nonzero + frameWindow), and write the differences (here for raw
 // targets, or handed back to the main thread for other formats).
 
-import { VhdsyncError, toVhdsyncError } from "../errors.js";
+import { VhdsyncError } from "../errors.js";
 import type { DiskImage, Extent, ImageFormat } from "../formats/disk-image.js";
 import { openImage } from "../formats/open-image.js";
 import { RawImage } from "../formats/raw.js";
@@ -18,6 +18,7 @@ import { hashNonZeroBlocksAt } from "../hash/index.js";
 import { blockDigestLength, type BlockHashAlgorithm } from "./block-hasher.js";
 import { ChangeList, type SegmentCounters, type SegmentResult, type SegmentTask, emptyCounters } from "./segment-task.js";
 import { MAPPED_WINDOW_BYTES } from "./segment-plan.js";
+import { BackgroundFlush } from "./background-flush.js";
 
 /** What a scanner compares and where differences are written. */
 export interface ScanConfig {
@@ -65,9 +66,8 @@ export class SegmentScanner {
   private readonly zeroView: Uint8Array;
   /** Maps flat images' pages (raw, block device, fixed VHD) into the window buffers instead of reading them (null: read). */
   private readonly mapper: PageMapper | null;
-  /** A flush of the target started after a segment that wrote (see startBackgroundFlush). */
-  private backgroundFlush: Promise<void> | undefined;
-  private backgroundFlushError: VhdsyncError | undefined;
+  /** Flushes of the target started after segments that wrote. */
+  private readonly backgroundFlush: BackgroundFlush | undefined;
   /** Bytes at the start of each buffer that may still have file pages mapped. */
   private mappedA = 0;
   private mappedB = 0;
@@ -94,6 +94,7 @@ export class SegmentScanner {
     this.flagsView = this.wasm.view(this.flags, units);
     this.zeroView = this.wasm.view(this.zeroFlags, units);
     this.counts = new Uint32Array(this.wasm.memory.buffer, this.countAddress, 4);
+    this.backgroundFlush = config.apply === "here" && target ? new BackgroundFlush(target) : undefined;
   }
 
   /** One flag per `unit` bytes of the source window at zeroFlags (1 = all zero). */
@@ -120,7 +121,7 @@ export class SegmentScanner {
   async close(): Promise<void> {
     this.releaseMappings();
     try {
-      await this.settleBackgroundFlush();
+      await this.backgroundFlush?.settle();
     } finally {
       await this.source.close();
       await this.target?.close();
@@ -131,39 +132,14 @@ export class SegmentScanner {
 
   /** Processes one segment. @throws read/write errors (VhdsyncError) */
   async scan(task: SegmentTask): Promise<SegmentResult> {
-    if (this.backgroundFlushError) throw this.backgroundFlushError;
+    this.backgroundFlush?.check();
     try {
       const result = await this.scanSegment(task);
-      if (this.config.apply === "here" && result.counters.bytesWritten + result.counters.bytesZeroed > 0) this.startBackgroundFlush();
+      if (result.counters.bytesWritten + result.counters.bytesZeroed > 0) this.backgroundFlush?.start();
       return result;
     } finally {
       this.releaseMappings();
     }
-  }
-
-  /**
-   * Starts writing this scanner's dirty target pages back while it goes on scanning (unless a
-   * flush is already running), so that the flush before success finds little left to do. Only
-   * durability is at stake: close() still flushes, and a failure surfaces there or at the
-   * next segment.
-   */
-  private startBackgroundFlush(): void {
-    if (this.backgroundFlush) return;
-    this.backgroundFlush = this.target!.flush().then(
-      () => {
-        this.backgroundFlush = undefined;
-      },
-      (error) => {
-        this.backgroundFlushError ??= toVhdsyncError(error, { path: this.target!.path });
-        this.backgroundFlush = undefined;
-      },
-    );
-  }
-
-  /** Waits for a background flush; throws its error. */
-  private async settleBackgroundFlush(): Promise<void> {
-    await this.backgroundFlush;
-    if (this.backgroundFlushError) throw this.backgroundFlushError;
   }
 
   /** Puts zero pages back where file pages were mapped, so no mapping outlives a segment. */
@@ -187,6 +163,8 @@ export class SegmentScanner {
       data: [],
       frameDigestBytes: 0,
       lastChangedBlock: -1,
+      nonZeroBlocks: 0,
+      lastNonZeroBlock: -1,
       targetDigestIndex: 0,
       pendingZero: undefined,
     };
@@ -197,6 +175,8 @@ export class SegmentScanner {
       else await this.hashWindow(offset, length, sourceMap, task, state);
     }
     await this.flushPendingZero(state);
+    // Blocks larger than a window were counted in parts: a block reads as zeros when none of its parts has data.
+    if (this.unitOf() < block && !hashing) state.counters.blocksZero = task.blockCount - state.nonZeroBlocks;
     const result: SegmentResult = { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters: state.counters, changes: state.changes.toArray() };
     if (state.data.length > 0) result.data = concat(state.data);
     if (hashing) {
@@ -213,7 +193,7 @@ export class SegmentScanner {
    */
   private async compareWindow(offset: number, length: number, sourceMap: Extent[], targetMap: Extent[], state: ScanState): Promise<void> {
     const block = this.config.blockSizeBytes;
-    const unit = Math.min(block, this.windowBytes);
+    const unit = this.unitOf();
     const units = Math.ceil(length / unit);
     const sourceParts = clip(sourceMap, offset, length);
     const targetParts = clip(targetMap, offset, length);
@@ -222,7 +202,6 @@ export class SegmentScanner {
       this.countBlocks(offset, length, counters, "unallocated");
       return;
     }
-    const zero = this.zeroView;
     let cursor = 0;
     for (const [first, last] of activeUnits(sourceParts, targetParts, offset, unit, units)) {
       if (first > cursor) this.skipUnits(offset, length, unit, cursor, first, counters);
@@ -235,7 +214,7 @@ export class SegmentScanner {
       this.countBlocks(start, size, counters, "compared");
       const [differing, zeros] = this.counts;
       if (unit === block) counters.blocksZero += zeros;
-      else if (zeros > 0) for (let i = first; i < last; i++) if (zero[i] && (offset + i * unit) % block === 0) counters.blocksZero++;
+      else this.noteNonZeroUnits(first, last, offset, unit, state);
       if (differing > 0) this.noteChangedUnits(first, last, offset, unit, state);
       cursor = last;
     }
@@ -276,7 +255,7 @@ export class SegmentScanner {
 
   /** Copies one window: data blocks are written, zero/unallocated ones become zero ranges (skipped on a fresh target). */
   private async copyWindow(offset: number, length: number, sourceMap: Extent[], state: ScanState): Promise<void> {
-    const unit = Math.min(this.config.blockSizeBytes, this.windowBytes);
+    const unit = this.unitOf();
     const units = Math.ceil(length / unit);
     const parts = clip(sourceMap, offset, length);
     if (parts.length > 0) {
@@ -284,9 +263,11 @@ export class SegmentScanner {
       this.zeroBlocks(length, unit);
     } else this.wasm.bytes.fill(1, this.zeroFlags, this.zeroFlags + units);
     this.countBlocks(offset, length, state.counters, parts.length > 0 ? "compared" : "unallocated");
-    const zero = this.zeroView;
-    if (parts.length > 0) state.counters.blocksZero += this.counts[0]; // zeroBlocks' count of zero units
-    await this.recordRuns(offset, length, unit, this.config.targetFresh ? { flags: zero, value: 0 } : null, state);
+    if (parts.length > 0) {
+      if (unit === this.config.blockSizeBytes) state.counters.blocksZero += this.counts[0]; // zeroBlocks' count of zero units
+      else this.noteNonZeroUnits(0, units, offset, unit, state);
+    }
+    await this.recordRuns(offset, length, unit, this.config.targetFresh ? { flags: this.zeroView, value: 0 } : null, state);
   }
 
   /**
@@ -352,6 +333,23 @@ export class SegmentScanner {
       const first = Math.floor((part.offset - offset) / block);
       const last = Math.ceil((part.offset + part.length - offset) / block);
       flags.fill(1, base + first, base + last);
+    }
+  }
+
+  /** The unit of compare and copy windows: the block, or a part of it when blocks are larger than a window. */
+  private unitOf(): number {
+    return Math.min(this.config.blockSizeBytes, this.windowBytes);
+  }
+
+  /** Notes the blocks that have a non-zero unit among units [first, last) of a window (units smaller than blocks). */
+  private noteNonZeroUnits(first: number, last: number, offset: number, unit: number, state: ScanState): void {
+    const zero = this.zeroView;
+    for (let i = indexOrEnd(zero, 0, first, last); i < last; i = indexOrEnd(zero, 0, i + 1, last)) {
+      const blockIndex = Math.floor((offset + i * unit) / this.config.blockSizeBytes);
+      if (blockIndex !== state.lastNonZeroBlock) {
+        state.lastNonZeroBlock = blockIndex;
+        state.nonZeroBlocks++;
+      }
     }
   }
 
@@ -437,13 +435,13 @@ export class SegmentScanner {
 }
 
 /** The image's allocation map; flat images (raw, block devices, fixed VHD) answer on this thread. */
-function allocationMapOf(image: DiskImage, offset: number, length: number): Promise<Extent[]> | Extent[] {
+export function allocationMapOf(image: DiskImage, offset: number, length: number): Promise<Extent[]> | Extent[] {
   const flat = flatDataOf(image);
   return flat ? allocationMapFlatSync(flat, offset, length) : image.allocationMap(offset, length);
 }
 
 /** Opens an image as the format the caller detected (raw directly), or detects it. */
-function openAs(path: string, format: ImageFormat | undefined, readOnly: boolean): Promise<DiskImage> {
+export function openAs(path: string, format: ImageFormat | undefined, readOnly: boolean): Promise<DiskImage> {
   if (format === "raw" || format === "block-device") return RawImage.open(path, readOnly);
   return openImage(path, { readOnly, format });
 }
@@ -510,6 +508,9 @@ interface ScanState {
   /** Bytes of packed digests in the segment's frame so far (hash modes). */
   frameDigestBytes: number;
   lastChangedBlock: number;
+  /** Blocks with a non-zero unit so far, and the last of them (units smaller than blocks). */
+  nonZeroBlocks: number;
+  lastNonZeroBlock: number;
   /** Digests of the target frame consumed so far (hash-compare). */
   targetDigestIndex: number;
   pendingZero?: Extent;
@@ -542,7 +543,7 @@ function indexOrEnd(flags: Uint8Array, value: number, from: number, units: numbe
  * The unit ranges [first, last) of a window (numbered from `offset`, `units` in all) that
  * overlap an allocated part of either side, merged and in order.
  */
-function activeUnits(a: Extent[], b: Extent[], offset: number, unit: number, units: number): Array<[number, number]> {
+export function activeUnits(a: Extent[], b: Extent[], offset: number, unit: number, units: number): Array<[number, number]> {
   const spans = [...a, ...b].map((part): [number, number] => [Math.floor((part.offset - offset) / unit), Math.min(units, Math.ceil((part.offset + part.length - offset) / unit))]);
   spans.sort((x, y) => x[0] - y[0]);
   const merged: Array<[number, number]> = [];
@@ -555,7 +556,7 @@ function activeUnits(a: Extent[], b: Extent[], offset: number, unit: number, uni
 }
 
 /** The extents of `map` clipped to [offset, offset+length). */
-function clip(map: Extent[], offset: number, length: number): Extent[] {
+export function clip(map: Extent[], offset: number, length: number): Extent[] {
   const end = offset + length;
   const parts: Extent[] = [];
   for (const extent of map) {

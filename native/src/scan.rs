@@ -1,0 +1,360 @@
+//! Direct compare of one segment of two flat images (raw files, block devices, fixed VHDs:
+//! the virtual disk is the file's first bytes), run whole on one thread of the libuv pool.
+//! The ranges either side has allocated (the caller's allocation maps, as unit-aligned byte
+//! ranges) are mapped read-only straight from the page cache, compared unit by unit with a
+//! zero check of the source in the same pass, and the differing data is written to the target
+//! from the source's mapping (pwrite). The caller gets the changed ranges (zero ones included,
+//! for it to punch or zero) and the block counts. This is the same scan as the WASM scanner's
+//! compare mode (src/sync/segment-scanner.ts), without a Node worker's boot or a copy.
+
+use std::os::raw::{c_int, c_void};
+
+use crate::failure::{Failure, Outcome};
+use crate::map::{guard_range, page_size, unguard_range};
+use crate::sys;
+
+/// Bytes of each image mapped at a time (rounded down to whole units, at least one).
+const MAP_WINDOW_BYTES: u64 = 4 << 20;
+
+/// One segment's compare, validated on the main thread.
+pub struct CompareJob {
+    pub source_fd: c_int,
+    pub target_fd: c_int,
+    pub block: u64,
+    /// Compare granularity: the block, or a part of it for blocks larger than a window.
+    pub unit: u64,
+    pub start: u64,
+    pub end: u64,
+    /// [start, end) byte ranges to read and compare, in order, disjoint, unit-aligned from `start`.
+    pub active: Vec<(u64, u64)>,
+    /// Write the differing non-zero data to the target (zero runs are left to the caller).
+    pub write: bool,
+    /// Lent memory for the changes: f64 triples (offset, length, 1 if the source reads as zeros).
+    pub out: (usize, usize),
+}
+
+/// What a segment's compare found.
+#[derive(Debug, Default, PartialEq)]
+pub struct CompareCounts {
+    /// Blocks that start in an active range.
+    pub blocks_compared: u64,
+    /// Blocks with at least one differing unit.
+    pub blocks_changed: u64,
+    /// Blocks with at least one non-zero unit in the source.
+    pub blocks_non_zero: u64,
+    pub bytes_written: u64,
+    /// Triples written to `out`.
+    pub changes: u64,
+}
+
+impl CompareJob {
+    /// Checks the job's shape; the memory and descriptors are the caller's to keep valid.
+    pub fn validate(&self) -> Outcome<()> {
+        if self.block == 0 || !self.block.is_power_of_two() || self.unit == 0 || self.block % self.unit != 0 {
+            return Err(Failure::Invalid(format!("blockSize {} must be a power of two and a multiple of unitSize {}", self.block, self.unit)));
+        }
+        if self.start % self.block != 0 || self.end < self.start {
+            return Err(Failure::Invalid(format!("segment {}..{} must start on a block boundary", self.start, self.end)));
+        }
+        let mut cursor = self.start;
+        for &(from, to) in &self.active {
+            if from < cursor || to <= from || to > self.end || (from - self.start) % self.unit != 0 {
+                return Err(Failure::Invalid(format!("active range {from}..{to} is out of order, empty, outside the segment or not unit-aligned")));
+            }
+            cursor = to;
+        }
+        let units: u64 = self.active.iter().map(|&(from, to)| (to - from).div_ceil(self.unit)).sum();
+        if (self.out.1 as u64) < units * 24 || self.out.0 % 8 != 0 {
+            return Err(Failure::Invalid(format!("the changes buffer needs {} bytes, 8-aligned", units * 24)));
+        }
+        Ok(())
+    }
+}
+
+/// Changed ranges, merged with the previous one when adjacent and of the same kind, as f64
+/// triples in the lent buffer.
+struct Changes<'a> {
+    out: &'a mut [f64],
+    count: usize,
+}
+
+impl Changes<'_> {
+    fn add(&mut self, offset: u64, length: u64, zero: bool) {
+        let kind = f64::from(u8::from(zero));
+        if self.count > 0 {
+            let last = &mut self.out[(self.count - 1) * 3..self.count * 3];
+            if last[0] as u64 + last[1] as u64 == offset && last[2] == kind {
+                last[1] += length as f64;
+                return;
+            }
+        }
+        self.out[self.count * 3..self.count * 3 + 3].copy_from_slice(&[offset as f64, length as f64, kind]);
+        self.count += 1;
+    }
+}
+
+/// A read-only shared mapping of [offset, offset+length) of a file, SIGBUS-guarded while it lives.
+struct Mapping {
+    base: *mut c_void,
+    size: usize,
+    /// Where `offset` lies in the mapping (the mapping starts on a page boundary).
+    skew: usize,
+    length: usize,
+}
+
+impl Mapping {
+    fn new(fd: c_int, offset: u64, length: u64) -> Outcome<Mapping> {
+        let page = page_size();
+        let aligned = offset - offset % page;
+        let skew = (offset - aligned) as usize;
+        let size = skew + length as usize;
+        // SAFETY: a fresh mapping chosen by the kernel; nothing else is touched.
+        let base = unsafe { sys::mmap(std::ptr::null_mut(), size, sys::PROT_READ, sys::MAP_SHARED, fd, aligned as i64) };
+        if base as isize == -1 {
+            return Err(Failure::last_os("mmap"));
+        }
+        if let Err(failure) = guard_range(base as usize, size) {
+            // SAFETY: the mapping made above, not yet shared.
+            unsafe { sys::munmap(base, size) };
+            return Err(failure);
+        }
+        Ok(Mapping { base, size, skew, length: length as usize })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the mapping covers skew + length readable bytes while self lives.
+        unsafe { std::slice::from_raw_parts((self.base as *const u8).add(self.skew), self.length) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        unguard_range(self.base as usize);
+        // SAFETY: our own mapping; no slice of it outlives self.
+        unsafe { sys::munmap(self.base, self.size) };
+    }
+}
+
+/// Size of the file or block device behind `fd`.
+fn size_of(fd: c_int) -> Outcome<u64> {
+    // SAFETY: lseek on a caller-owned descriptor; pread/pwrite/mmap do not use the position.
+    let end = unsafe { sys::lseek(fd, 0, sys::SEEK_END) };
+    if end < 0 {
+        return Err(Failure::last_os("lseek"));
+    }
+    Ok(end as u64)
+}
+
+/// Runs the compare. `out` must be the job's lent, 8-aligned buffer (validated).
+pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
+    job.validate()?;
+    // SAFETY: validated as 8-aligned and long enough; the caller lends it until the job settles.
+    let out = unsafe { std::slice::from_raw_parts_mut(job.out.0 as *mut f64, job.out.1 / 8) };
+    let mut changes = Changes { out, count: 0 };
+    let mut counts = CompareCounts::default();
+    // A file shorter than the range would fault (SIGBUS) past its end: refuse instead.
+    let needed = job.active.last().map_or(0, |range| range.1);
+    for fd in [job.source_fd, job.target_fd] {
+        if size_of(fd)? < needed {
+            return Err(Failure::Os { errno: sys::ENXIO, syscall: "mmap (range past the end of the file)" });
+        }
+    }
+    let mut last_changed = u64::MAX;
+    let mut last_non_zero = u64::MAX;
+    let mut counted_to = job.start; // blocks starting before this are counted
+    for &(from, to) in &job.active {
+        let first_block = from.div_ceil(job.block).max(counted_to.div_ceil(job.block));
+        counts.blocks_compared += to.div_ceil(job.block).saturating_sub(first_block);
+        counted_to = to;
+        // The data run being gathered, written when it ends (or its window does). Runs never
+        // span two ranges: what lies between them is unallocated on both sides, so equal.
+        let mut run: Option<(u64, u64)> = None;
+        // Windows of whole units, mapped one at a time: mapped pages count as the process's
+        // memory while mapped.
+        let window = (MAP_WINDOW_BYTES / job.unit).max(1) * job.unit;
+        let mut window_start = from;
+        while window_start < to {
+            let window_end = to.min(window_start + window);
+            let source = Mapping::new(job.source_fd, window_start, window_end - window_start)?;
+            let target = Mapping::new(job.target_fd, window_start, window_end - window_start)?;
+            let (a, b) = (source.bytes(), target.bytes());
+            let mut at = 0usize;
+            while at < a.len() {
+                let length = (job.unit as usize).min(a.len() - at);
+                let (differ, zero) = compare_zero(&a[at..at + length], &b[at..at + length]);
+                let offset = window_start + at as u64;
+                let block = offset / job.block;
+                if !zero && block != last_non_zero {
+                    last_non_zero = block;
+                    counts.blocks_non_zero += 1;
+                }
+                if differ {
+                    if block != last_changed {
+                        last_changed = block;
+                        counts.blocks_changed += 1;
+                    }
+                    changes.add(offset, length as u64, zero);
+                }
+                let extends = differ && !zero && run.is_some_and(|(start, size)| start + size == offset);
+                if extends {
+                    run = run.map(|(start, size)| (start, size + length as u64));
+                } else {
+                    if let Some(done) = run.take() {
+                        counts.bytes_written += write_run(job, done, &source, window_start)?;
+                    }
+                    if differ && !zero {
+                        run = Some((offset, length as u64));
+                    }
+                }
+                at += length;
+            }
+            // The window's mapping goes away: write what was gathered from it.
+            if let Some(done) = run.take() {
+                counts.bytes_written += write_run(job, done, &source, window_start)?;
+            }
+            window_start = window_end;
+        }
+    }
+    counts.changes = changes.count as u64;
+    Ok(counts)
+}
+
+/// Writes the data run `run` (inside the mapped range starting at `from`) to the target.
+fn write_run(job: &CompareJob, run: (u64, u64), source: &Mapping, from: u64) -> Outcome<u64> {
+    if !job.write {
+        return Ok(0);
+    }
+    let data = &source.bytes()[(run.0 - from) as usize..(run.0 - from + run.1) as usize];
+    let mut done = 0usize;
+    while done < data.len() {
+        // SAFETY: `data` is readable mapped memory; pwrite does not keep the pointer.
+        let written = unsafe { sys::pwrite(job.target_fd, data[done..].as_ptr().cast(), data.len() - done, (run.0 + done as u64) as i64) };
+        if written < 0 {
+            if sys::errno() == sys::EINTR {
+                continue;
+            }
+            return Err(Failure::last_os("pwrite"));
+        }
+        if written == 0 {
+            return Err(Failure::Os { errno: sys::EIO, syscall: "pwrite (wrote nothing)" });
+        }
+        done += written as usize;
+    }
+    Ok(run.1)
+}
+
+/// (whether `a` and `b` differ, whether `a` is all zeros), in one pass over both.
+fn compare_zero(a: &[u8], b: &[u8]) -> (bool, bool) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::xxh3::uses_avx2() {
+        // SAFETY: the CPU has AVX2 (checked once at run time).
+        return unsafe { compare_zero_avx2(a, b) };
+    }
+    compare_zero_portable(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn compare_zero_avx2(a: &[u8], b: &[u8]) -> (bool, bool) {
+    compare_zero_portable(a, b)
+}
+
+/// OR-folds a^b and a over 64-byte chunks (which the compiler vectorizes), then the tail.
+#[inline(always)]
+fn compare_zero_portable(a: &[u8], b: &[u8]) -> (bool, bool) {
+    let mut differ = 0u64;
+    let mut any = 0u64;
+    let chunks_a = a.chunks_exact(64);
+    let chunks_b = b.chunks_exact(64);
+    let (tail_a, tail_b) = (chunks_a.remainder(), chunks_b.remainder());
+    for (x, y) in chunks_a.zip(chunks_b) {
+        for lane in 0..8 {
+            let p = u64::from_ne_bytes(x[lane * 8..lane * 8 + 8].try_into().unwrap_or([0; 8]));
+            let q = u64::from_ne_bytes(y[lane * 8..lane * 8 + 8].try_into().unwrap_or([0; 8]));
+            differ |= p ^ q;
+            any |= p;
+        }
+    }
+    for (x, y) in tail_a.iter().zip(tail_b) {
+        differ |= u64::from(x ^ y);
+        any |= u64::from(*x);
+    }
+    (differ != 0, any == 0)
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small xorshift generator (no crates).
+    fn bytes(seed: u64, length: usize) -> Vec<u8> {
+        let mut state = seed | 1;
+        (0..length)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compare_zero_finds_every_difference_and_zero_run() {
+        for length in [0usize, 1, 63, 64, 65, 4095, 4096, 4097, 10000] {
+            let a = bytes(length as u64 + 7, length);
+            assert_eq!(compare_zero(&a, &a), (false, a.iter().all(|&x| x == 0)), "length {length}");
+            let zeros = vec![0u8; length];
+            assert_eq!(compare_zero(&zeros, &zeros), (false, true), "zeros, length {length}");
+            for at in [0, length / 2, length.saturating_sub(1)] {
+                if length == 0 {
+                    continue;
+                }
+                let mut b = a.clone();
+                b[at] ^= 0x10;
+                assert_eq!(compare_zero(&a, &b).0, true, "length {length}, byte {at}");
+                let mut one = zeros.clone();
+                one[at] = 1;
+                assert_eq!(compare_zero(&one, &zeros), (true, false), "one byte at {at} of {length}");
+                assert_eq!(compare_zero_portable(&one, &zeros), compare_zero(&one, &zeros));
+            }
+        }
+    }
+
+    #[test]
+    fn changes_merge_adjacent_ranges_of_one_kind() {
+        let mut out = vec![0f64; 12];
+        let mut changes = Changes { out: &mut out, count: 0 };
+        changes.add(0, 4096, false);
+        changes.add(4096, 4096, false);
+        changes.add(8192, 4096, true);
+        changes.add(12288, 4096, true);
+        changes.add(20480, 4096, true);
+        assert_eq!(changes.count, 3);
+        assert_eq!(&out[..9], &[0.0, 8192.0, 0.0, 8192.0, 8192.0, 1.0, 20480.0, 4096.0, 1.0]);
+    }
+
+    #[test]
+    fn validate_refuses_bad_shapes() {
+        let mut out = vec![0f64; 3 * 4];
+        let job = |active: Vec<(u64, u64)>, unit: u64, out: &mut Vec<f64>| CompareJob {
+            source_fd: 0,
+            target_fd: 0,
+            block: 4096,
+            unit,
+            start: 0,
+            end: 16384,
+            active,
+            write: false,
+            out: (out.as_mut_ptr() as usize, out.len() * 8),
+        };
+        assert!(job(vec![(0, 16384)], 4096, &mut out).validate().is_ok());
+        assert!(job(vec![(4096, 8192), (0, 4096)], 4096, &mut out).validate().is_err(), "out of order");
+        assert!(job(vec![(100, 4096)], 4096, &mut out).validate().is_err(), "not unit-aligned");
+        assert!(job(vec![(0, 20000)], 4096, &mut out).validate().is_err(), "past the segment");
+        assert!(job(vec![(0, 16384)], 3000, &mut out).validate().is_err(), "unit does not divide the block");
+        let mut small = vec![0f64; 3];
+        assert!(job(vec![(0, 16384)], 4096, &mut small).validate().is_err(), "changes buffer too small");
+    }
+}

@@ -1,0 +1,109 @@
+// Compare-mode scanning of two flat images (raw files, block devices, fixed VHDs) by the
+// native addon (src/io/native-compare.ts, native/src/scan.rs): each segment is one job on a
+// libuv pool thread, which maps both images' allocated ranges, compares them block by block
+// and writes the differing data to the target. No worker thread boots and no WASM instance
+// is made, so every core scans from the first segment on. This thread computes the
+// allocation maps, punches the zero runs and keeps the counters; results are those of the
+// WASM scanner (test/native-scan.test.ts checks both against each other).
+
+import type { DiskImage } from "../formats/disk-image.js";
+import { flatDataOf } from "../formats/flat-file.js";
+import { compareSegment, nativeCompareAvailable } from "../io/native-compare.js";
+import { BackgroundFlush } from "./background-flush.js";
+import { MAPPED_WINDOW_BYTES } from "./segment-plan.js";
+import { activeUnits, allocationMapOf, clip, openAs, type ScanConfig } from "./segment-scanner.js";
+import { emptyCounters, eachChange, type SegmentResult, type SegmentTask } from "./segment-task.js";
+
+export class NativeCompareScanner {
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+  private readonly backgroundFlush: BackgroundFlush | undefined;
+
+  private constructor(readonly config: ScanConfig, readonly threads: number, private readonly source: DiskImage, private readonly target: DiskImage) {
+    this.backgroundFlush = config.apply === "here" ? new BackgroundFlush(target) : undefined;
+  }
+
+  /**
+   * A native scanner for `config` running up to `threads` segments at once, when it applies:
+   * compare mode, results that carry no data ("none" or "here"), the addon available, and
+   * both images flat. Otherwise undefined (nothing stays open).
+   * @throws open errors from the images
+   */
+  static async open(config: ScanConfig, threads: number): Promise<NativeCompareScanner | undefined> {
+    if (config.mode !== "compare" || config.apply === "caller" || !config.targetPath || !nativeCompareAvailable()) return undefined;
+    const source = await openAs(config.sourcePath, config.sourceFormat, true);
+    let target: DiskImage | undefined;
+    try {
+      target = await openAs(config.targetPath, config.targetFormat, config.apply !== "here");
+      if (flatDataOf(source) && flatDataOf(target)) return new NativeCompareScanner(config, Math.max(1, threads), source, target);
+    } catch (error) {
+      await source.close();
+      throw error;
+    }
+    await source.close();
+    await target.close();
+    return undefined;
+  }
+
+  /** Compares one segment (and writes its differences when applying). @throws I/O errors (VhdsyncError) */
+  async scan(task: SegmentTask): Promise<SegmentResult> {
+    this.backgroundFlush?.check();
+    const block = this.config.blockSizeBytes;
+    const unit = Math.min(block, this.config.mappedWindowBytes ?? MAPPED_WINDOW_BYTES);
+    const start = task.firstBlock * block;
+    const end = Math.min(this.source.virtualSize, (task.firstBlock + task.blockCount) * block);
+    const sourceMap = clip(await allocationMapOf(this.source, start, end - start), start, end - start);
+    const targetMap = clip(await allocationMapOf(this.target, start, end - start), start, end - start);
+    const ranges = activeUnits(sourceMap, targetMap, start, unit, Math.ceil((end - start) / unit)).map(([first, last]): [number, number] => [start + first * unit, Math.min(end, start + last * unit)]);
+    const outcome = await this.exclusive(() =>
+      compareSegment({
+        sourceFd: flatDataOf(this.source)!.handle.fd,
+        targetFd: flatDataOf(this.target)!.handle.fd,
+        blockSizeBytes: block,
+        unitBytes: unit,
+        startBytes: start,
+        lengthBytes: end - start,
+        ranges,
+        write: this.config.apply === "here",
+      }),
+    );
+    const counters = emptyCounters();
+    counters.blocksCompared = outcome.blocksCompared;
+    counters.blocksUnallocated = task.blockCount - outcome.blocksCompared;
+    counters.blocksZero = task.blockCount - outcome.blocksNonZero;
+    counters.blocksChanged = outcome.blocksChanged;
+    counters.bytesRead = [...sourceMap, ...targetMap].reduce((sum, extent) => sum + extent.length, 0);
+    counters.bytesWritten = outcome.bytesWritten;
+    if (this.config.apply === "here") {
+      for (const change of eachChange(outcome.changesArray)) {
+        if (!change.zero) continue;
+        await this.target.writeZeros(change.offsetBytes, change.lengthBytes);
+        counters.bytesZeroed += change.lengthBytes;
+      }
+      if (counters.bytesWritten + counters.bytesZeroed > 0) this.backgroundFlush?.start();
+    }
+    return { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters, changes: outcome.changesArray };
+  }
+
+  /** Runs `job` once fewer than `threads` jobs are running. */
+  private async exclusive<T>(job: () => Promise<T>): Promise<T> {
+    while (this.running >= this.threads) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.running++;
+    try {
+      return await job();
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+
+  /** Waits for a background flush (the caller flushes the target before success) and closes the images. */
+  async close(): Promise<void> {
+    try {
+      await this.backgroundFlush?.settle();
+    } finally {
+      await this.source.close();
+      await this.target.close();
+    }
+  }
+}

@@ -1,0 +1,140 @@
+// The native compare scanner (native/src/scan.rs via src/sync/native-scanner.ts) against the
+// WASM scanners (VHDSYNC_NO_NATIVE_SCAN=1) and plain-JS oracles: the same reports, the same
+// differing extents, the same target bytes, over random sparse pairs, block sizes from 4 KiB
+// to 8 MiB (blocks larger than a mapped window are compared in parts) and both apply modes.
+// Also the addon call itself: argument checks, a range past the end, a failed write.
+import t, { type Test } from "tap";
+import { closeSync, copyFileSync, fstatSync, openSync, readFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { diff } from "../dist/sync/diff.js";
+import { resync } from "../dist/sync/resync.js";
+import { nativeAddon } from "../dist/io/native-addon.js";
+import { compareSegment } from "../dist/io/native-compare.js";
+import { PATTERNS, applyPattern, differingBlocks, fileSha, pairSetup, writeRandomImage } from "./helpers/resync-images.js";
+
+const addon = nativeAddon();
+const skip = addon ? false : "no native addon (VHDSYNC_NO_NATIVE=1 or not built)";
+
+/** Runs `body` with VHDSYNC_NO_NATIVE_SCAN set to `value` (or unset), restoring it after. */
+async function withScanEnv<T>(value: string | undefined, body: () => Promise<T>): Promise<T> {
+  const saved = process.env.VHDSYNC_NO_NATIVE_SCAN;
+  if (value === undefined) delete process.env.VHDSYNC_NO_NATIVE_SCAN;
+  else process.env.VHDSYNC_NO_NATIVE_SCAN = value;
+  try {
+    return await body();
+  } finally {
+    if (saved === undefined) delete process.env.VHDSYNC_NO_NATIVE_SCAN;
+    else process.env.VHDSYNC_NO_NATIVE_SCAN = saved;
+  }
+}
+
+/** Source blocks that are all zero bytes (plain-JS oracle; the last block may be partial). */
+function zeroBlocks(path: string, blockSizeBytes: number): number {
+  const bytes = readFileSync(path);
+  let zero = 0;
+  for (let start = 0; start < bytes.length; start += blockSizeBytes) {
+    if (bytes.subarray(start, Math.min(bytes.length, start + blockSizeBytes)).every((byte) => byte === 0)) zero++;
+  }
+  return zero;
+}
+
+/** The fields of a resync report that must not depend on the scanner. */
+function outcome(report: Awaited<ReturnType<typeof resync>>) {
+  const { blocksTotal, blocksCompared, blocksChanged, blocksZero, blocksUnallocated, bytesRead, bytesWritten, bytesZeroed } = report;
+  return { blocksTotal, blocksCompared, blocksChanged, blocksZero, blocksUnallocated, bytesRead, bytesWritten, bytesZeroed };
+}
+
+const BLOCK_SIZES = [4096, 65536, 1024 * 1024, 8 * 1024 * 1024];
+
+t.test("native and WASM compares agree with each other and with the oracles", { skip }, async (t) => {
+  for (let round = 0; round < 10; round++) {
+    await t.test(`round ${round}`, async (t: Test) => {
+      const { seed, prng, dir, source, target } = pairSetup(t);
+      const blockSizeBytes = BLOCK_SIZES[round % BLOCK_SIZES.length];
+      const size = (4 + prng.int(20)) * 1024 * 1024 + prng.int(blockSizeBytes);
+      const chunk = [4096, 65536, 512 * 1024, 4 * 1024 * 1024][prng.int(4)];
+      writeRandomImage(source, size, prng, chunk);
+      // Half the rounds: an independent sparse target (holes and data in other places).
+      if (round % 2 === 0) {
+        copyFileSync(source, target);
+        applyPattern(target, size, blockSizeBytes, PATTERNS[prng.int(PATTERNS.length)], prng);
+      } else writeRandomImage(target, size, prng, chunk);
+      const workers = prng.int(2) === 0 ? 2 : 1;
+      const context = `seed ${seed}, ${blockSizeBytes}-byte blocks, ${size} bytes, ${workers} threads`;
+
+      const dryNative = await resync(source, target, { blockSizeBytes, workers, dryRun: true });
+      const dryWasm = await withScanEnv("1", () => resync(source, target, { blockSizeBytes, workers, dryRun: true }));
+      t.equal(dryNative.scanner, "native", `the native scanner ran (${context})`);
+      t.equal(dryWasm.scanner, "wasm", `the WASM scanners ran (${context})`);
+      t.same(outcome(dryNative), outcome(dryWasm), `dry-run reports agree (${context})`);
+      t.equal(dryNative.blocksZero, zeroBlocks(source, blockSizeBytes), `blocksZero = the oracle's (${context})`);
+      t.equal(dryNative.blocksChanged, differingBlocks(source, target, blockSizeBytes), `blocksChanged = the oracle's (${context})`);
+
+      const diffNative = await diff(source, target, { blockSizeBytes, workers });
+      const diffWasm = await withScanEnv("1", () => diff(source, target, { blockSizeBytes, workers }));
+      t.same(diffNative.extents, diffWasm.extents, `diff extents agree (${context})`);
+      t.equal(diffNative.bytesDiffering, diffWasm.bytesDiffering, `diff bytes agree (${context})`);
+
+      const [nativeTarget, wasmTarget] = [join(dir, "native.img"), join(dir, "wasm.img")];
+      copyFileSync(target, nativeTarget);
+      copyFileSync(target, wasmTarget);
+      const applied = await resync(source, nativeTarget, { blockSizeBytes, workers });
+      const appliedWasm = await withScanEnv("1", () => resync(source, wasmTarget, { blockSizeBytes, workers }));
+      t.same(outcome(applied), outcome(appliedWasm), `reports agree (${context})`);
+      t.equal(fileSha(nativeTarget), fileSha(source), `native: target equals the source (${context})`);
+      t.equal(fileSha(wasmTarget), fileSha(source), `WASM: target equals the source (${context})`);
+      t.ok(applied.bytesWritten + applied.bytesZeroed <= applied.blocksChanged * blockSizeBytes, `writes bounded by changed blocks (${context})`);
+      t.equal((await resync(source, nativeTarget, { blockSizeBytes, workers, dryRun: true })).blocksChanged, 0, `nothing left to change (${context})`);
+    });
+  }
+});
+
+t.test("blocks larger than a window are zero only when every part is (both scanners)", async (t) => {
+  const { dir, source, target } = pairSetup(t);
+  const block = 8 * 1024 * 1024;
+  const size = 3 * block + 12345;
+  const fd = openSync(source, "w");
+  const data = new Uint8Array(4096).fill(0x5a);
+  writeSync(fd, data, 0, data.length, block - 4096); // block 0: zeros, then data at its end
+  writeSync(fd, new Uint8Array(65536), 0, 65536, block); // block 1: allocated zeros only
+  writeSync(fd, data, 0, data.length, 2 * block + 4 * 1024 * 1024); // block 2: data in its second half
+  writeSync(fd, new Uint8Array(1), 0, 1, size - 1); // block 3 (partial): zeros to the end
+  closeSync(fd);
+  writeRandomImage(target, size, pairSetup(t).prng, 1024 * 1024);
+  for (const scan of [undefined, "1"]) {
+    for (const workers of [1, 2]) {
+      const report = await withScanEnv(scan, () => resync(source, target, { blockSizeBytes: block, workers, dryRun: true }));
+      const what = `${report.scanner}, ${workers} threads`;
+      t.equal(report.blocksZero, zeroBlocks(source, block), `blocksZero (${what})`);
+      t.equal(report.blocksZero, 2, `blocks 1 and 3 (${what})`);
+    }
+  }
+  const copyTarget = join(dir, "copy.img");
+  copyFileSync(target, copyTarget);
+  await resync(source, copyTarget, { blockSizeBytes: block });
+  t.equal(fileSha(copyTarget), fileSha(source), "resync with 8 MiB blocks makes the target equal");
+});
+
+t.test("compareSegment: arguments, a range past the end, a failed write", { skip }, async (t) => {
+  const { dir, prng, source, target } = pairSetup(t);
+  writeRandomImage(source, 1024 * 1024, prng, 65536);
+  writeRandomImage(target, 1024 * 1024, prng, 65536);
+  const sourceFd = openSync(source, "r");
+  const targetFd = openSync(target, "r");
+  t.teardown(() => {
+    closeSync(sourceFd);
+    closeSync(targetFd);
+  });
+  const request = { sourceFd, targetFd, blockSizeBytes: 4096, unitBytes: 4096, startBytes: 0, lengthBytes: 1024 * 1024, ranges: [[0, 1024 * 1024]] as Array<[number, number]>, write: false };
+  const found = await compareSegment(request);
+  t.equal(found.blocksCompared, 256);
+  t.equal(found.blocksChanged, differingBlocks(source, target, 4096));
+  t.equal(found.bytesWritten, 0, "nothing written without write");
+  await t.rejects(compareSegment({ ...request, unitBytes: 3000 }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "unit not dividing the block");
+  await t.rejects(compareSegment({ ...request, ranges: [[4096, 8192], [0, 4096]] }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "ranges out of order");
+  await t.rejects(compareSegment({ ...request, ranges: [[100, 8192]] }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "range not unit-aligned");
+  await t.rejects(compareSegment({ ...request, lengthBytes: 2 * 1024 * 1024, ranges: [[0, 2 * 1024 * 1024]] }), { code: "VHDSYNC_TRUNCATED" }, "a range past the end of the files is refused, not faulted on");
+  await t.rejects(compareSegment({ ...request, write: true }), { details: { syscall: "pwrite" } }, "a write to a read-only descriptor fails with its errno");
+  t.equal(fstatSync(targetFd).size, 1024 * 1024);
+  t.ok(dir);
+});
