@@ -37,6 +37,8 @@ pub const EAGAIN: c_int = 11;
 
 pub const SCHED_IDLE: c_int = 5;
 
+pub const SYNC_FILE_RANGE_WRITE: c_uint = 2;
+
 /// `struct sched_param`.
 #[repr(C)]
 pub struct SchedParam {
@@ -51,6 +53,7 @@ extern "C" {
     pub fn fdatasync(fd: c_int) -> c_int;
     pub fn posix_fadvise(fd: c_int, offset: i64, len: i64, advice: c_int) -> c_int;
     pub fn mmap(addr: *mut c_void, length: usize, prot: c_int, flags: c_int, fd: c_int, offset: i64) -> *mut c_void;
+    pub fn sync_file_range(fd: c_int, offset: i64, nbytes: i64, flags: c_uint) -> c_int;
     pub fn munmap(addr: *mut c_void, length: usize) -> c_int;
     pub fn sysconf(name: c_int) -> c_long;
     pub fn sigaction(signum: c_int, action: *const SigAction, old: *mut SigAction) -> c_int;

@@ -1,7 +1,8 @@
 // Compare-mode scanning of two flat images (raw files, block devices, fixed VHDs) by the
 // native addon (src/io/native-compare.ts, native/src/scan.rs): each segment is one job on a
-// libuv pool thread, which maps both images' allocated ranges, compares them block by block
-// and writes the differing data to the target. No worker thread boots and no WASM instance
+// libuv pool thread, which maps both images' allocated ranges, compares them block by block,
+// writes the differing data to the target and starts its writeback (sync_file_range, no
+// device cache flush: the final fdatasync makes it durable). No worker thread boots and no WASM instance
 // is made, so every core scans from the first segment on. This thread computes the
 // allocation maps, punches the zero runs and keeps the counters; results are those of the
 // WASM scanner (test/native-scan.test.ts checks both against each other).
@@ -9,7 +10,6 @@
 import type { DiskImage } from "../formats/disk-image.js";
 import { flatDataOf } from "../formats/flat-file.js";
 import { compareSegment, nativeCompareAvailable } from "../io/native-compare.js";
-import { BackgroundFlush } from "./background-flush.js";
 import { MAPPED_WINDOW_BYTES } from "./segment-plan.js";
 import { activeUnits, allocationMapOf, clip, openAs, type ScanConfig } from "./segment-scanner.js";
 import { emptyCounters, eachChange, type SegmentResult, type SegmentTask } from "./segment-task.js";
@@ -17,11 +17,8 @@ import { emptyCounters, eachChange, type SegmentResult, type SegmentTask } from 
 export class NativeCompareScanner {
   private running = 0;
   private readonly waiting: Array<() => void> = [];
-  private readonly backgroundFlush: BackgroundFlush | undefined;
 
-  private constructor(readonly config: ScanConfig, readonly threads: number, private readonly source: DiskImage, private readonly target: DiskImage) {
-    this.backgroundFlush = config.apply === "here" ? new BackgroundFlush(target) : undefined;
-  }
+  private constructor(readonly config: ScanConfig, readonly threads: number, private readonly source: DiskImage, private readonly target: DiskImage) {}
 
   /**
    * A native scanner for `config` running up to `threads` segments at once, when it applies:
@@ -47,7 +44,6 @@ export class NativeCompareScanner {
 
   /** Compares one segment (and writes its differences when applying). @throws I/O errors (VhdsyncError) */
   async scan(task: SegmentTask): Promise<SegmentResult> {
-    this.backgroundFlush?.check();
     const block = this.config.blockSizeBytes;
     const unit = Math.min(block, this.config.mappedWindowBytes ?? MAPPED_WINDOW_BYTES);
     const start = task.firstBlock * block;
@@ -80,7 +76,6 @@ export class NativeCompareScanner {
         await this.target.writeZeros(change.offsetBytes, change.lengthBytes);
         counters.bytesZeroed += change.lengthBytes;
       }
-      if (counters.bytesWritten + counters.bytesZeroed > 0) this.backgroundFlush?.start();
     }
     return { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters, changes: outcome.changesArray };
   }
@@ -97,12 +92,11 @@ export class NativeCompareScanner {
     }
   }
 
-  /** Waits for a background flush (the caller flushes the target before success) and closes the images. */
+  /** Closes the images (the caller flushes the target before success). */
   async close(): Promise<void> {
     try {
-      await this.backgroundFlush?.settle();
-    } finally {
       await this.source.close();
+    } finally {
       await this.target.close();
     }
   }
