@@ -10,6 +10,7 @@ import { diff } from "../dist/sync/diff.js";
 import { resync } from "../dist/sync/resync.js";
 import { nativeAddon } from "../dist/io/native-addon.js";
 import { compareSegment } from "../dist/io/native-compare.js";
+import { sparseUnsupportedReason } from "./helpers/native-sparse.js";
 import { PATTERNS, applyPattern, differingBlocks, fileSha, pairSetup, writeRandomImage } from "./helpers/resync-images.js";
 
 const addon = nativeAddon();
@@ -137,4 +138,34 @@ t.test("compareSegment: arguments, a range past the end, a failed write", { skip
   await t.rejects(compareSegment({ ...request, write: true }), { details: { syscall: "pwrite" } }, "a write to a read-only descriptor fails with its errno");
   t.equal(fstatSync(targetFd).size, 1024 * 1024);
   t.ok(dir);
+});
+
+t.test("segments unallocated on both sides are counted without a compare", { skip }, async (t) => {
+  const { dir, prng, source } = pairSetup(t);
+  const size = 100 * 1024 * 1024 + 4096 * 3;
+  const [head, tail, changed] = [prng.bytes(65536), prng.bytes(8192), prng.bytes(4096)];
+  // Data in the first and last 32 MiB segments only; segments 1 and 2 are holes on both sides
+  // (written, not copied: a copy would fill the holes).
+  const sparse = (path: string, first: Uint8Array) => {
+    const fd = openSync(path, "w");
+    writeSync(fd, head, 0, head.length, 1024 * 1024);
+    writeSync(fd, first, 0, first.length, 1024 * 1024);
+    writeSync(fd, tail, 0, tail.length, size - tail.length);
+    closeSync(fd);
+  };
+  sparse(source, head.subarray(0, 4096));
+  const reports = [];
+  for (const scan of [undefined, "1"]) {
+    const target = join(dir, `t-${scan ?? "native"}.img`);
+    sparse(target, changed);
+    reports.push(await withScanEnv(scan, () => resync(source, target, { workers: 2 })));
+    t.equal(fileSha(target), fileSha(source), `target equals the source (${reports.at(-1)!.scanner})`);
+  }
+  t.same(outcome(reports[0]), outcome(reports[1]), "native and WASM reports agree");
+  t.equal(reports[0].blocksChanged, 1);
+  t.equal(reports[0].blocksZero, zeroBlocks(source, 4096));
+  const holes = sparseUnsupportedReason(dir);
+  if (holes) return;
+  t.ok(reports[0].blocksUnallocated >= (64 * 1024 * 1024) / 4096, "the two empty segments count as unallocated");
+  t.equal(reports[0].bytesRead, 2 * (65536 + 8192), "only the allocated data of both sides was read");
 });

@@ -10,9 +10,14 @@
 import type { DiskImage } from "../formats/disk-image.js";
 import { flatDataOf } from "../formats/flat-file.js";
 import { compareSegment, nativeCompareAvailable } from "../io/native-compare.js";
-import { MAPPED_WINDOW_BYTES } from "./segment-plan.js";
 import { activeUnits, allocationMapOf, clip, openAs, type ScanConfig } from "./segment-scanner.js";
 import { emptyCounters, eachChange, type SegmentResult, type SegmentTask } from "./segment-task.js";
+
+/**
+ * Blocks larger than this are compared (and rewritten) in parts of this size, a power of two
+ * so that it divides every block size; the addon maps 4 MiB of each image at a time.
+ */
+const NATIVE_UNIT_BYTES = 4 * 1024 * 1024;
 
 export class NativeCompareScanner {
   private running = 0;
@@ -45,13 +50,14 @@ export class NativeCompareScanner {
   /** Compares one segment (and writes its differences when applying). @throws I/O errors (VhdsyncError) */
   async scan(task: SegmentTask): Promise<SegmentResult> {
     const block = this.config.blockSizeBytes;
-    const unit = Math.min(block, this.config.mappedWindowBytes ?? MAPPED_WINDOW_BYTES);
+    const unit = Math.min(block, NATIVE_UNIT_BYTES);
     const start = task.firstBlock * block;
     const end = Math.min(this.source.virtualSize, (task.firstBlock + task.blockCount) * block);
     const sourceMap = clip(await allocationMapOf(this.source, start, end - start), start, end - start);
     const targetMap = clip(await allocationMapOf(this.target, start, end - start), start, end - start);
     const ranges = activeUnits(sourceMap, targetMap, start, unit, Math.ceil((end - start) / unit)).map(([first, last]): [number, number] => [start + first * unit, Math.min(end, start + last * unit)]);
-    const outcome = await this.exclusive(() =>
+    // Unallocated on both sides: equal zeros, nothing to map.
+    const outcome = ranges.length === 0 ? { blocksCompared: 0, blocksChanged: 0, blocksNonZero: 0, bytesWritten: 0, changes: 0, changesArray: new Float64Array(0) } : await this.exclusive(() =>
       compareSegment({
         sourceFd: flatDataOf(this.source)!.handle.fd,
         targetFd: flatDataOf(this.target)!.handle.fd,
