@@ -270,11 +270,12 @@ unsafe fn compare_zero_avx2(a: &[u8], b: &[u8]) -> (bool, bool) {
     compare_zero_portable(a, b)
 }
 
-/// OR-folds a^b and a over 64-byte chunks (which the compiler vectorizes), then the tail.
+/// OR-folds a^b and a over 64-byte chunks into eight independent lanes (which the compiler
+/// vectorizes; one accumulator would chain every step), then the tail.
 #[inline(always)]
 fn compare_zero_portable(a: &[u8], b: &[u8]) -> (bool, bool) {
-    let mut differ = 0u64;
-    let mut any = 0u64;
+    let mut differ = [0u64; 8];
+    let mut any = [0u64; 8];
     let chunks_a = a.chunks_exact(64);
     let chunks_b = b.chunks_exact(64);
     let (tail_a, tail_b) = (chunks_a.remainder(), chunks_b.remainder());
@@ -282,17 +283,18 @@ fn compare_zero_portable(a: &[u8], b: &[u8]) -> (bool, bool) {
         for lane in 0..8 {
             let p = u64::from_ne_bytes(x[lane * 8..lane * 8 + 8].try_into().unwrap_or([0; 8]));
             let q = u64::from_ne_bytes(y[lane * 8..lane * 8 + 8].try_into().unwrap_or([0; 8]));
-            differ |= p ^ q;
-            any |= p;
+            differ[lane] |= p ^ q;
+            any[lane] |= p;
         }
     }
+    let mut differ = differ.iter().fold(0, |all, lane| all | lane);
+    let mut any = any.iter().fold(0, |all, lane| all | lane);
     for (x, y) in tail_a.iter().zip(tail_b) {
         differ |= u64::from(x ^ y);
         any |= u64::from(*x);
     }
     (differ != 0, any == 0)
 }
-
 
 #[cfg(test)]
 mod tests {
