@@ -1,12 +1,17 @@
 // Block device geometry on a real loop device (losetup, root only; skipped with the reason
 // elsewhere): the addon's ioctls (BLKGETSIZE64/BLKSSZGET/BLKPBSZGET) and the sysfs fallback
-// agree with what losetup was asked for, and RawImage opens the device with that size.
+// agree with what losetup was asked for, and RawImage opens the device with that size; a
+// resync onto a loop device (native compare and WASM scanners) leaves it equal to the source.
 import t from "tap";
 import { spawnSync } from "node:child_process";
-import { closeSync, openSync, truncateSync } from "node:fs";
+import { closeSync, openSync, readFileSync, truncateSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { RawImage } from "../dist/formats/raw.js";
 import { blockDeviceInfo, nativeAddon, sysfsBlockDeviceInfo } from "../dist/io/native.js";
+import { resync } from "../dist/sync/resync.js";
+import { verify } from "../dist/sync/verify.js";
+import { Prng, testSeed } from "./helpers/prng.js";
+import { writeRandomImage } from "./helpers/resync-images.js";
 import { tempDir } from "./helpers/tmp.js";
 
 const SIZE_BYTES = 24 * 1024 * 1024;
@@ -51,3 +56,32 @@ for (const sectorSize of [512, 4096]) {
     t.same(await image.allocationMap(), [{ offset: 0, length: SIZE_BYTES }], "block devices are fully allocated");
   });
 }
+
+t.test("resync and verify with a loop device as the target: native compare and WASM scanners agree", async (t) => {
+  const { device, reason } = attachLoop(t, 512);
+  if (!device) return t.plan(0, reason);
+  const dir = tempDir(t);
+  const prng = new Prng(testSeed());
+  const source = join(dir, "source.img");
+  writeRandomImage(source, SIZE_BYTES, prng, 1024 * 1024);
+  const expected = readFileSync(source);
+  for (const scan of [undefined, "1"]) {
+    // Fill the device with other data, then resync the source onto it.
+    const fd = openSync(device, "r+");
+    writeSync(fd, prng.bytes(SIZE_BYTES));
+    closeSync(fd);
+    const saved = process.env.VHDSYNC_NO_NATIVE_SCAN;
+    if (scan) process.env.VHDSYNC_NO_NATIVE_SCAN = scan;
+    try {
+      const report = await resync(source, device, { workers: 2 });
+      t.equal(report.scanner, nativeAddon() && !scan ? "native" : "wasm", `scanner (${report.scanner})`);
+      t.ok(report.blocksChanged > 0, `blocks changed (${report.scanner})`);
+      t.ok(readFileSync(device).equals(expected), `the device holds the source (${report.scanner})`);
+      const check = await verify(source, device, { workers: 2 });
+      t.equal(check.equal, true, `verify finds no difference afterwards (${report.scanner})`);
+    } finally {
+      if (saved === undefined) delete process.env.VHDSYNC_NO_NATIVE_SCAN;
+      else process.env.VHDSYNC_NO_NATIVE_SCAN = saved;
+    }
+  }
+});
