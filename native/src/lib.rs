@@ -204,7 +204,7 @@ fn parse_compare_segment(args: &Args) -> Outcome<Job> {
     let pairs = unsafe { std::slice::from_raw_parts(ranges.0 as *const f64, range_count * 2) };
     let active = pairs.chunks_exact(2).map(|pair| (pair[0] as u64, pair[1] as u64)).collect();
     let job = scan::CompareJob { source_fd, target_fd, block, unit, start, end: start + length, active, write, out };
-    job.validate()?;
+    // compare_segment validates the job (on the pool thread for the async form).
     Ok(Box::new(move || {
         scan::compare_segment(&job).map(|counts| {
             Output::Numbers(vec![

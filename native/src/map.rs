@@ -45,7 +45,7 @@ fn check_target(buffer_address: usize, buffer_length: usize, memory_offset: u64,
 }
 
 /// Size of the file or device behind `fd` (lseek to the end; the file position is restored).
-fn size_of(fd: c_int) -> Outcome<u64> {
+pub fn size_of(fd: c_int) -> Outcome<u64> {
     // SAFETY: plain system calls on a caller-owned descriptor.
     unsafe {
         let position = sys::lseek(fd, 0, sys::SEEK_CUR);

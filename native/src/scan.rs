@@ -10,7 +10,7 @@
 use std::os::raw::{c_int, c_void};
 
 use crate::failure::{Failure, Outcome};
-use crate::map::{guard_range, page_size, unguard_range};
+use crate::map::{guard_range, page_size, size_of, unguard_range};
 use crate::sys;
 
 /// Bytes of each image mapped at a time (rounded down to whole units, at least one).
@@ -135,17 +135,7 @@ impl Drop for Mapping {
     }
 }
 
-/// Size of the file or block device behind `fd`.
-fn size_of(fd: c_int) -> Outcome<u64> {
-    // SAFETY: lseek on a caller-owned descriptor; pread/pwrite/mmap do not use the position.
-    let end = unsafe { sys::lseek(fd, 0, sys::SEEK_END) };
-    if end < 0 {
-        return Err(Failure::last_os("lseek"));
-    }
-    Ok(end as u64)
-}
-
-/// Runs the compare. `out` must be the job's lent, 8-aligned buffer (validated).
+/// Runs the compare (validating the job first: its lent buffer must hold the changes).
 pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
     job.validate()?;
     // SAFETY: validated as 8-aligned and long enough; the caller lends it until the job settles.

@@ -1,10 +1,12 @@
 // Starts the scan workers a command will use before the rest of the CLI has loaded, so that
 // their boot (~0.05 s for an empty Node worker, more while both cores are busy) overlaps ours.
 // bin/vhdsync.cjs runs this first, as its own small bundle (dist/bin/prewarm.cjs), before it
-// compiles the CLI bundle; main.ts calls it too (a no-op once workers are prewarmed). It may
-// import only scan-workers and Node built-ins.
+// compiles the CLI bundle; main.ts calls it too (a no-op once workers are prewarmed). It
+// imports only what that decision needs (scan-workers, the format sniff and signatures, the
+// addon probe) and Node built-ins.
 
-import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
+import { sniffSync } from "../formats/open-image.js";
 import { isFlatImage } from "../formats/signatures.js";
 import { nativeCompareAvailable } from "../io/native-compare.js";
 import { hasPrewarmedWorkers, prewarmScanWorkers } from "../sync/scan-workers.js";
@@ -29,25 +31,17 @@ export function prewarmFor(args: string[]): void {
  */
 function scansNatively(command: string, words: string[], files: string[]): boolean {
   if (!["resync", "verify", "diff"].includes(command) || files.length < 2) return false;
-  if (words.some((word) => word === "--target-digest" || word.startsWith("--target-digest="))) return false;
+  if (optionIndex(words, "--target-digest") >= 0) return false;
   return files.slice(0, 2).every(looksFlat) && nativeCompareAvailable();
 }
 
-/** isFlatImage() of the file's first 8 bytes and last 512 bytes (false when unreadable). */
+/** Whether the file's signatures say raw or fixed VHD (false when unreadable). */
 function looksFlat(path: string): boolean {
-  let fd: number | undefined;
   try {
-    fd = openSync(path, "r");
-    const size = fstatSync(fd).size;
-    const head = new Uint8Array(8);
-    const tail = new Uint8Array(Math.min(512, size));
-    readSync(fd, head, 0, head.length, 0);
-    if (tail.length > 0) readSync(fd, tail, 0, tail.length, size - tail.length);
+    const { head, tail } = sniffSync(path);
     return isFlatImage(head, tail);
   } catch {
     return false;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
 }
 
@@ -59,9 +53,14 @@ function isFile(path: string): boolean {
   }
 }
 
+/** The index of option `name` (`--name V` or `--name=V`) in `words`, or -1. */
+function optionIndex(words: string[], name: string): number {
+  return words.findIndex((word) => word === name || word.startsWith(`${name}=`));
+}
+
 /** The value of a `--workers N` / `--workers=N` option, when it is a whole number. */
 export function workersOption(words: string[]): number | undefined {
-  const index = words.findIndex((word) => word === "--workers" || word.startsWith("--workers="));
+  const index = optionIndex(words, "--workers");
   if (index < 0) return undefined;
   const value = Number(words[index].includes("=") ? words[index].slice("--workers=".length) : words[index + 1]);
   return Number.isInteger(value) && value >= 0 ? value : undefined;

@@ -10,7 +10,7 @@
 import type { DiskImage } from "../formats/disk-image.js";
 import { flatDataOf } from "../formats/flat-file.js";
 import { compareSegment, nativeCompareAvailable } from "../io/native-compare.js";
-import { activeUnits, allocationMapOf, clip, openAs, type ScanConfig } from "./segment-scanner.js";
+import { activeUnits, allocationMapOf, openAs, type ScanConfig } from "./segment-scanner.js";
 import { emptyCounters, eachChange, type SegmentResult, type SegmentTask } from "./segment-task.js";
 
 /**
@@ -53,8 +53,9 @@ export class NativeCompareScanner {
     const unit = Math.min(block, NATIVE_UNIT_BYTES);
     const start = task.firstBlock * block;
     const end = Math.min(this.source.virtualSize, (task.firstBlock + task.blockCount) * block);
-    const sourceMap = clip(await allocationMapOf(this.source, start, end - start), start, end - start);
-    const targetMap = clip(await allocationMapOf(this.target, start, end - start), start, end - start);
+    // Flat images answer with extents clipped to the range, on this thread.
+    const sourceMap = await allocationMapOf(this.source, start, end - start);
+    const targetMap = await allocationMapOf(this.target, start, end - start);
     const ranges = activeUnits(sourceMap, targetMap, start, unit, Math.ceil((end - start) / unit)).map(([first, last]): [number, number] => [start + first * unit, Math.min(end, start + last * unit)]);
     // Unallocated on both sides: equal zeros, nothing to map.
     const outcome = ranges.length === 0 ? { blocksCompared: 0, blocksChanged: 0, blocksNonZero: 0, bytesWritten: 0, changes: 0, changesArray: new Float64Array(0) } : await this.exclusive(() =>
