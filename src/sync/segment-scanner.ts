@@ -175,8 +175,8 @@ export class SegmentScanner {
       else await this.hashWindow(offset, length, sourceMap, task, state);
     }
     await this.flushPendingZero(state);
-    // Blocks larger than a window were counted in parts: a block reads as zeros when none of its parts has data.
-    if (this.unitOf() < block && !hashing) state.counters.blocksZero = task.blockCount - state.nonZeroBlocks;
+    // Compare and copy count the blocks with data (a block larger than a window in parts); the others read as zeros.
+    if (!hashing) state.counters.blocksZero = task.blockCount - state.nonZeroBlocks;
     const result: SegmentResult = { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters: state.counters, changes: state.changes.toArray() };
     if (state.data.length > 0) result.data = concat(state.data);
     if (hashing) {
@@ -192,7 +192,6 @@ export class SegmentScanner {
    * sides) reads as zeros on both and is counted as such without touching it.
    */
   private async compareWindow(offset: number, length: number, sourceMap: Extent[], targetMap: Extent[], state: ScanState): Promise<void> {
-    const block = this.config.blockSizeBytes;
     const unit = this.unitOf();
     const units = Math.ceil(length / unit);
     const sourceParts = clip(sourceMap, offset, length);
@@ -213,8 +212,7 @@ export class SegmentScanner {
       checkStatus(this.wasm.exports.compareZeroBlocks(this.bufferA + at, this.bufferB + at, size, unit, this.flags + first, this.zeroFlags + first, this.countAddress), "block compare");
       this.countBlocks(start, size, counters, "compared");
       const [differing, zeros] = this.counts;
-      if (unit === block) counters.blocksZero += zeros;
-      else this.noteNonZeroUnits(first, last, offset, unit, state);
+      this.noteNonZeroUnits(first, last, offset, unit, zeros, state);
       if (differing > 0) this.noteChangedUnits(first, last, offset, unit, state);
       cursor = last;
     }
@@ -264,8 +262,7 @@ export class SegmentScanner {
     } else this.wasm.bytes.fill(1, this.zeroFlags, this.zeroFlags + units);
     this.countBlocks(offset, length, state.counters, parts.length > 0 ? "compared" : "unallocated");
     if (parts.length > 0) {
-      if (unit === this.config.blockSizeBytes) state.counters.blocksZero += this.counts[0]; // zeroBlocks' count of zero units
-      else this.noteNonZeroUnits(0, units, offset, unit, state);
+      this.noteNonZeroUnits(0, units, offset, unit, this.counts[0], state); // zeroBlocks' count of zero units
     }
     await this.recordRuns(offset, length, unit, this.config.targetFresh ? { flags: this.zeroView, value: 0 } : null, state);
   }
@@ -341,8 +338,16 @@ export class SegmentScanner {
     return Math.min(this.config.blockSizeBytes, this.windowBytes);
   }
 
-  /** Notes the blocks that have a non-zero unit among units [first, last) of a window (units smaller than blocks). */
-  private noteNonZeroUnits(first: number, last: number, offset: number, unit: number, state: ScanState): void {
+  /**
+   * Counts the blocks with a non-zero unit among units [first, last) of a window, `zeros` of
+   * which the kernel found zero: by count when units are blocks, else block by block (once
+   * per block, which may span windows).
+   */
+  private noteNonZeroUnits(first: number, last: number, offset: number, unit: number, zeros: number, state: ScanState): void {
+    if (unit === this.config.blockSizeBytes) {
+      state.nonZeroBlocks += last - first - zeros;
+      return;
+    }
     const zero = this.zeroView;
     for (let i = indexOrEnd(zero, 0, first, last); i < last; i = indexOrEnd(zero, 0, i + 1, last)) {
       const blockIndex = Math.floor((offset + i * unit) / this.config.blockSizeBytes);
@@ -395,10 +400,8 @@ export class SegmentScanner {
   private countBlocks(offset: number, length: number, counters: SegmentCounters, kind: "unallocated" | "compared"): void {
     const block = this.config.blockSizeBytes;
     const blocks = Math.ceil((offset + length) / block) - Math.ceil(offset / block);
-    if (kind === "unallocated") {
-      counters.blocksUnallocated += blocks;
-      counters.blocksZero += blocks;
-    } else counters.blocksCompared += blocks;
+    if (kind === "unallocated") counters.blocksUnallocated += blocks;
+    else counters.blocksCompared += blocks;
   }
 
   /** Records that the buffer at `buffer` has file pages mapped in its first `bytes`. */
@@ -508,7 +511,7 @@ interface ScanState {
   /** Bytes of packed digests in the segment's frame so far (hash modes). */
   frameDigestBytes: number;
   lastChangedBlock: number;
-  /** Blocks with a non-zero unit so far, and the last of them (units smaller than blocks). */
+  /** Blocks with data so far (compare, copy), and the last of them (units smaller than blocks). */
   nonZeroBlocks: number;
   lastNonZeroBlock: number;
   /** Digests of the target frame consumed so far (hash-compare). */
@@ -556,7 +559,7 @@ export function activeUnits(a: Extent[], b: Extent[], offset: number, unit: numb
 }
 
 /** The extents of `map` clipped to [offset, offset+length). */
-export function clip(map: Extent[], offset: number, length: number): Extent[] {
+function clip(map: Extent[], offset: number, length: number): Extent[] {
   const end = offset + length;
   const parts: Extent[] = [];
   for (const extent of map) {
