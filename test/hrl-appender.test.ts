@@ -13,21 +13,14 @@ import { HrlWriter } from "../dist/hrl/hrl-writer.js";
 import { openLog } from "../dist/hrl/hrl-log.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { randomWrites } from "./helpers/hrl-fixtures.js";
+import { withEnv } from "./helpers/env.js";
 import { tempDir } from "./helpers/tmp.js";
 
 const native = nativeAddon() !== null && process.env.VHDSYNC_NO_NATIVE_LOG !== "1";
 
 /** Runs `body` with VHDSYNC_NO_NATIVE_LOG set to `value` (read when a writer/appender opens). */
-async function withLogSwitch<T>(value: string | undefined, body: () => Promise<T>): Promise<T> {
-  const saved = process.env.VHDSYNC_NO_NATIVE_LOG;
-  if (value === undefined) delete process.env.VHDSYNC_NO_NATIVE_LOG;
-  else process.env.VHDSYNC_NO_NATIVE_LOG = value;
-  try {
-    return await body();
-  } finally {
-    if (saved === undefined) delete process.env.VHDSYNC_NO_NATIVE_LOG;
-    else process.env.VHDSYNC_NO_NATIVE_LOG = saved;
-  }
+function withLogSwitch<T>(value: string | undefined, body: () => Promise<T>): Promise<T> {
+  return withEnv("VHDSYNC_NO_NATIVE_LOG", value, body);
 }
 
 /** A fixed-size WebAssembly memory (never grows, so never moves): what the appender may borrow. */

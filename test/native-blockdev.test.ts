@@ -12,6 +12,7 @@ import { resync } from "../dist/sync/resync.js";
 import { verify } from "../dist/sync/verify.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { writeRandomImage } from "./helpers/resync-images.js";
+import { withEnv } from "./helpers/env.js";
 import { tempDir } from "./helpers/tmp.js";
 
 const SIZE_BYTES = 24 * 1024 * 1024;
@@ -70,18 +71,13 @@ t.test("resync and verify with a loop device as the target: native compare and W
     const fd = openSync(device, "r+");
     writeSync(fd, prng.bytes(SIZE_BYTES));
     closeSync(fd);
-    const saved = process.env.VHDSYNC_NO_NATIVE_SCAN;
-    if (scan) process.env.VHDSYNC_NO_NATIVE_SCAN = scan;
-    try {
+    await withEnv("VHDSYNC_NO_NATIVE_SCAN", scan ?? process.env.VHDSYNC_NO_NATIVE_SCAN, async () => {
       const report = await resync(source, device, { workers: 2 });
       t.equal(report.scanner, nativeAddon() && !scan ? "native" : "wasm", `scanner (${report.scanner})`);
       t.ok(report.blocksChanged > 0, `blocks changed (${report.scanner})`);
       t.ok(readFileSync(device).equals(expected), `the device holds the source (${report.scanner})`);
       const check = await verify(source, device, { workers: 2 });
       t.equal(check.equal, true, `verify finds no difference afterwards (${report.scanner})`);
-    } finally {
-      if (saved === undefined) delete process.env.VHDSYNC_NO_NATIVE_SCAN;
-      else process.env.VHDSYNC_NO_NATIVE_SCAN = saved;
-    }
+    });
   }
 });

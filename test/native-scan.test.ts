@@ -10,6 +10,7 @@ import { diff } from "../dist/sync/diff.js";
 import { resync } from "../dist/sync/resync.js";
 import { nativeAddon } from "../dist/io/native-addon.js";
 import { compareSegment } from "../dist/io/native-compare.js";
+import { withEnv } from "./helpers/env.js";
 import { sparseUnsupportedReason } from "./helpers/native-sparse.js";
 import { PATTERNS, applyPattern, differingBlocks, fileSha, pairSetup, writeRandomImage } from "./helpers/resync-images.js";
 
@@ -17,16 +18,8 @@ const addon = nativeAddon();
 const skip = addon ? false : "no native addon (VHDSYNC_NO_NATIVE=1 or not built)";
 
 /** Runs `body` with VHDSYNC_NO_NATIVE_SCAN set to `value` (or unset), restoring it after. */
-async function withScanEnv<T>(value: string | undefined, body: () => Promise<T>): Promise<T> {
-  const saved = process.env.VHDSYNC_NO_NATIVE_SCAN;
-  if (value === undefined) delete process.env.VHDSYNC_NO_NATIVE_SCAN;
-  else process.env.VHDSYNC_NO_NATIVE_SCAN = value;
-  try {
-    return await body();
-  } finally {
-    if (saved === undefined) delete process.env.VHDSYNC_NO_NATIVE_SCAN;
-    else process.env.VHDSYNC_NO_NATIVE_SCAN = saved;
-  }
+function withScanEnv<T>(value: string | undefined, body: () => Promise<T>): Promise<T> {
+  return withEnv("VHDSYNC_NO_NATIVE_SCAN", value, body);
 }
 
 /** Source blocks that are all zero bytes (plain-JS oracle; the last block may be partial). */

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { INLINE_BELOW_BYTES, hasPrewarmedWorkers, prewarmScanWorkers, takePrewarmedWorker, workerCountFor } from "../dist/sync/scan-workers.js";
 import { nativeAddon } from "../dist/io/native-addon.js";
+import { setEnvFor } from "./helpers/env.js";
 import { workersOption } from "../dist/cli/prewarm.js";
 import { resync } from "../dist/sync/resync.js";
 import { CALLER_IN_FLIGHT_PER_SCANNER, IN_FLIGHT_PER_SCANNER, SegmentPool } from "../dist/sync/segment-pool.js";
@@ -23,18 +24,11 @@ function sparseImage(path: string, size: number): void {
   closeSync(fd);
 }
 
-/** Sets an environment variable for the rest of test `t`. */
-function setEnv(t: Test, name: string, value: string): void {
-  const saved = process.env[name];
-  process.env[name] = value;
-  t.teardown(() => (saved === undefined ? delete process.env[name] : (process.env[name] = saved)));
-}
-
 /** Prewarms a worker for `source` (two threads), resyncs with WASM scanners, and checks both threads ran. */
 async function prewarmedResync(t: Test, source: string, target: string) {
-  setEnv(t, "VHDSYNC_WORKERS", "2");
+  setEnvFor(t, "VHDSYNC_WORKERS", "2");
   // Raw pairs are compared by the native scanner when the addon is there, without workers.
-  setEnv(t, "VHDSYNC_NO_NATIVE_SCAN", "1");
+  setEnvFor(t, "VHDSYNC_NO_NATIVE_SCAN", "1");
   prewarmScanWorkers(source);
   const report = await resync(source, target);
   t.equal(report.workers, 2);
@@ -68,7 +62,7 @@ t.test("prewarmed workers are adopted by the next pool and resync is exact", asy
 
 t.test("a run compared natively stops prewarmed workers instead of adopting them", { skip: nativeAddon() ? false : "no native addon" }, async (t) => {
   const { source, target } = rawPair(t, () => [[8192, 4096]]);
-  setEnv(t, "VHDSYNC_WORKERS", "2");
+  setEnvFor(t, "VHDSYNC_WORKERS", "2");
   prewarmScanWorkers(source);
   t.ok(hasPrewarmedWorkers(), "a worker was prewarmed");
   const report = await resync(source, target);
