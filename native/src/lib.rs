@@ -197,12 +197,17 @@ fn parse_compare_segment(args: &Args) -> Outcome<Job> {
     let range_count = args.integer(7, "rangeCount")? as usize;
     let write = args.integer(8, "write")? != 0;
     let out = args.array_buffer(9, "changes")?;
-    if ranges.0 % 8 != 0 || range_count.checked_mul(16).is_none_or(|bytes| bytes > ranges.1) {
-        return Err(Failure::Invalid(format!("ranges holds fewer than {range_count} (start, end) pairs of f64")));
+    if ranges.0 % 8 != 0 || range_count.checked_mul(32).is_none_or(|bytes| bytes > ranges.1) {
+        return Err(Failure::Invalid(format!("ranges holds fewer than {range_count} (start, end, sourceAt, targetAt) f64 quadruples")));
     }
-    // SAFETY: an 8-aligned ArrayBuffer of at least range_count * 16 bytes, read on this thread now.
-    let pairs = unsafe { std::slice::from_raw_parts(ranges.0 as *const f64, range_count * 2) };
-    let active = pairs.chunks_exact(2).map(|pair| (pair[0] as u64, pair[1] as u64)).collect();
+    // SAFETY: an 8-aligned ArrayBuffer of at least range_count * 32 bytes, read on this thread now.
+    let quads = unsafe { std::slice::from_raw_parts(ranges.0 as *const f64, range_count * 4) };
+    // A file offset, or None for a negative value (that side reads as zeros there).
+    let place = |value: f64| if value < 0.0 { None } else { Some(value as u64) };
+    let active = quads
+        .chunks_exact(4)
+        .map(|quad| scan::ActiveRange { from: quad[0] as u64, to: quad[1] as u64, source_at: place(quad[2]), target_at: place(quad[3]) })
+        .collect();
     let job = scan::CompareJob { source_fd, target_fd, block, unit, start, end: start + length, active, write, out };
     // compare_segment validates the job (on the pool thread for the async form).
     Ok(Box::new(move || {

@@ -1,11 +1,14 @@
-//! Direct compare of one segment of two flat images (raw files, block devices, fixed VHDs:
-//! the virtual disk is the file's first bytes), run whole on one thread of the libuv pool.
-//! The ranges either side has allocated (the caller's allocation maps, as unit-aligned byte
-//! ranges) are mapped read-only straight from the page cache, compared unit by unit with a
-//! zero check of the source in the same pass, and the differing data is written to the target
-//! from the source's mapping (pwrite). The caller gets the changed ranges (zero ones included,
-//! for it to punch or zero) and the block counts. This is the same scan as the WASM scanner's
-//! compare mode (src/sync/segment-scanner.ts), without a Node worker's boot or a copy.
+//! Direct compare of one segment of two images whose data lies in their files in plain runs,
+//! run whole on one thread of the libuv pool: flat images (raw files, block devices, fixed
+//! VHDs: the virtual disk is the file's first bytes) and dynamic VHDs (each allocated block's
+//! data is one run of the file). The caller says, for each range either side has allocated
+//! (unit-aligned byte ranges of the virtual disk), where that range lies in each file, or
+//! that a side reads as zeros there. Those runs are mapped read-only straight from the page
+//! cache, compared unit by unit with a zero check of the source in the same pass, and the
+//! differing data is written to the target from the source's mapping (pwrite). The caller
+//! gets the changed ranges (zero ones included, for it to punch or zero) and the block
+//! counts. This is the same scan as the WASM scanner's compare mode
+//! (src/sync/segment-scanner.ts), without a Node worker's boot or a copy.
 
 use std::os::raw::{c_int, c_void};
 
@@ -25,12 +28,31 @@ pub struct CompareJob {
     pub unit: u64,
     pub start: u64,
     pub end: u64,
-    /// [start, end) byte ranges to read and compare, in order, disjoint, unit-aligned from `start`.
-    pub active: Vec<(u64, u64)>,
+    /// Byte ranges to read and compare, in order, disjoint, unit-aligned from `start`.
+    pub active: Vec<ActiveRange>,
     /// Write the differing non-zero data to the target (zero runs are left to the caller).
     pub write: bool,
     /// Lent memory for the changes: f64 triples (offset, length, 1 if the source reads as zeros).
     pub out: (usize, usize),
+}
+
+/// A range of the virtual disk to compare, and where it lies in each file.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ActiveRange {
+    pub from: u64,
+    pub to: u64,
+    /// File offset of `from` in the source, or None where the source reads as zeros.
+    pub source_at: Option<u64>,
+    /// File offset of `from` in the target, or None where the target reads as zeros.
+    pub target_at: Option<u64>,
+}
+
+impl ActiveRange {
+    /// A range that lies at the same offsets in both files (flat images).
+    #[cfg(test)]
+    fn flat(from: u64, to: u64) -> ActiveRange {
+        ActiveRange { from, to, source_at: Some(from), target_at: Some(from) }
+    }
 }
 
 /// What a segment's compare found.
@@ -51,19 +73,33 @@ impl CompareJob {
     /// Checks the job's shape; the memory and descriptors are the caller's to keep valid.
     pub fn validate(&self) -> Outcome<()> {
         if self.block == 0 || !self.block.is_power_of_two() || self.unit == 0 || self.block % self.unit != 0 {
-            return Err(Failure::Invalid(format!("blockSize {} must be a power of two and a multiple of unitSize {}", self.block, self.unit)));
+            return Err(Failure::Invalid(format!(
+                "blockSize {} must be a power of two and a multiple of unitSize {}",
+                self.block, self.unit
+            )));
         }
         if self.start % self.block != 0 || self.end < self.start {
             return Err(Failure::Invalid(format!("segment {}..{} must start on a block boundary", self.start, self.end)));
         }
         let mut cursor = self.start;
-        for &(from, to) in &self.active {
+        for range in &self.active {
+            let ActiveRange { from, to, .. } = *range;
             if from < cursor || to <= from || to > self.end || (from - self.start) % self.unit != 0 {
-                return Err(Failure::Invalid(format!("active range {from}..{to} is out of order, empty, outside the segment or not unit-aligned")));
+                return Err(Failure::Invalid(format!(
+                    "active range {from}..{to} is out of order, empty, outside the segment or not unit-aligned"
+                )));
+            }
+            if self.write && range.target_at.is_none() {
+                return Err(Failure::Invalid(format!("active range {from}..{to} has no place in the target to write to")));
+            }
+            for at in [range.source_at, range.target_at].into_iter().flatten() {
+                if at.checked_add(to - from).is_none_or(|end| end > i64::MAX as u64) {
+                    return Err(Failure::Invalid(format!("active range {from}..{to} lies past the largest file offset")));
+                }
             }
             cursor = to;
         }
-        let units: u64 = self.active.iter().map(|&(from, to)| (to - from).div_ceil(self.unit)).sum();
+        let units: u64 = self.active.iter().map(|range| (range.to - range.from).div_ceil(self.unit)).sum();
         if (self.out.1 as u64) < units * 24 || self.out.0 % 8 != 0 {
             return Err(Failure::Invalid(format!("the changes buffer needs {} bytes, 8-aligned", units * 24)));
         }
@@ -127,6 +163,29 @@ impl Mapping {
     }
 }
 
+/// One side of a window: mapped file pages, or zeros where that side has no data.
+enum Side<'z> {
+    Mapped(Mapping),
+    Zeros(&'z [u8]),
+}
+
+impl<'z> Side<'z> {
+    /// [at, at+length) of `fd`, or `length` zeros when `at` is None.
+    fn new(fd: c_int, at: Option<u64>, length: u64, zeros: &'z [u8]) -> Outcome<Side<'z>> {
+        match at {
+            Some(at) => Mapping::new(fd, at, length).map(Side::Mapped),
+            None => Ok(Side::Zeros(&zeros[..length as usize])),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Side::Mapped(mapping) => mapping.bytes(),
+            Side::Zeros(zeros) => zeros,
+        }
+    }
+}
+
 impl Drop for Mapping {
     fn drop(&mut self) {
         unguard_range(self.base as usize);
@@ -143,31 +202,44 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
     let mut changes = Changes { out, count: 0 };
     let mut counts = CompareCounts::default();
     // A file shorter than the range would fault (SIGBUS) past its end: refuse instead.
-    let needed = job.active.last().map_or(0, |range| range.1);
-    for fd in [job.source_fd, job.target_fd] {
-        if size_of(fd)? < needed {
-            return Err(Failure::Os { errno: sys::ENXIO, syscall: "mmap (range past the end of the file)" });
+    for (fd, side) in [(job.source_fd, 0), (job.target_fd, 1)] {
+        let needed = job
+            .active
+            .iter()
+            .filter_map(|range| [range.source_at, range.target_at][side].map(|at| at + (range.to - range.from)))
+            .max();
+        if let Some(needed) = needed {
+            if size_of(fd)? < needed {
+                return Err(Failure::Os { errno: sys::ENXIO, syscall: "mmap (range past the end of the file)" });
+            }
         }
     }
+    // Windows of whole units, mapped one at a time: mapped pages count as the process's
+    // memory while mapped.
+    let window = (MAP_WINDOW_BYTES / job.unit).max(1) * job.unit;
+    // What a side without data reads as (calloc'd: untouched pages cost nothing).
+    let needs_zeros = job.active.iter().any(|range| range.source_at.is_none() || range.target_at.is_none());
+    let zeros = if needs_zeros { vec![0u8; window as usize] } else { Vec::new() };
     let mut last_changed = u64::MAX;
     let mut last_non_zero = u64::MAX;
     let mut counted_to = job.start; // blocks starting before this are counted
-    for &(from, to) in &job.active {
+    let mut written: Option<(u64, u64)> = None; // file range of the target written to
+    for range in &job.active {
+        let ActiveRange { from, to, source_at, target_at } = *range;
         let first_block = from.div_ceil(job.block).max(counted_to.div_ceil(job.block));
         counts.blocks_compared += to.div_ceil(job.block).saturating_sub(first_block);
         counted_to = to;
         // The data run being gathered, written when it ends (or its window does). Runs never
         // span two ranges: what lies between them is unallocated on both sides, so equal.
         let mut run: Option<(u64, u64)> = None;
-        // Windows of whole units, mapped one at a time: mapped pages count as the process's
-        // memory while mapped.
-        let window = (MAP_WINDOW_BYTES / job.unit).max(1) * job.unit;
         let mut window_start = from;
         while window_start < to {
             let window_end = to.min(window_start + window);
-            let source = Mapping::new(job.source_fd, window_start, window_end - window_start)?;
-            let target = Mapping::new(job.target_fd, window_start, window_end - window_start)?;
+            let length = window_end - window_start;
+            let source = Side::new(job.source_fd, source_at.map(|at| at + (window_start - from)), length, &zeros)?;
+            let target = Side::new(job.target_fd, target_at.map(|at| at + (window_start - from)), length, &zeros)?;
             let (a, b) = (source.bytes(), target.bytes());
+            let place = Place { window_start, target_at: target_at.map(|at| at + (window_start - from)) };
             let mut at = 0usize;
             while at < a.len() {
                 let length = (job.unit as usize).min(a.len() - at);
@@ -190,7 +262,7 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
                     run = run.map(|(start, size)| (start, size + length as u64));
                 } else {
                     if let Some(done) = run.take() {
-                        counts.bytes_written += write_run(job, done, &source, window_start)?;
+                        counts.bytes_written += write_run(job, done, a, &place, &mut written)?;
                     }
                     if differ && !zero {
                         run = Some((offset, length as u64));
@@ -200,13 +272,13 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
             }
             // The window's mapping goes away: write what was gathered from it.
             if let Some(done) = run.take() {
-                counts.bytes_written += write_run(job, done, &source, window_start)?;
+                counts.bytes_written += write_run(job, done, a, &place, &mut written)?;
             }
             window_start = window_end;
         }
     }
-    if counts.bytes_written > 0 {
-        start_writeback(job.target_fd, job.start, job.end);
+    if let Some((low, high)) = written {
+        start_writeback(job.target_fd, low, high);
     }
     counts.changes = changes.count as u64;
     Ok(counts)
@@ -220,16 +292,30 @@ fn start_writeback(fd: c_int, start: u64, end: u64) {
     unsafe { sys::sync_file_range(fd, start as i64, (end - start) as i64, sys::SYNC_FILE_RANGE_WRITE) };
 }
 
-/// Writes the data run `run` (inside the mapped range starting at `from`) to the target.
-fn write_run(job: &CompareJob, run: (u64, u64), source: &Mapping, from: u64) -> Outcome<u64> {
+/// Where a window lies: its first byte on the virtual disk and in the target file.
+struct Place {
+    window_start: u64,
+    target_at: Option<u64>,
+}
+
+/// Writes the data run `run` (virtual offsets inside the window whose source bytes are
+/// `window`) to the target, and widens `written` (the target file range written) to cover it.
+fn write_run(job: &CompareJob, run: (u64, u64), window: &[u8], place: &Place, written: &mut Option<(u64, u64)>) -> Outcome<u64> {
     if !job.write {
         return Ok(0);
     }
-    let data = &source.bytes()[(run.0 - from) as usize..(run.0 - from + run.1) as usize];
+    // validate() refuses writing jobs with a range that has no place in the target.
+    let Some(target_at) = place.target_at else { return Err(Failure::Invalid("no place in the target to write to".into())) };
+    let skip = run.0 - place.window_start;
+    let data = &window[skip as usize..(skip + run.1) as usize];
+    let position = target_at + skip;
+    *written = Some(written.map_or((position, position + run.1), |(low, high)| (low.min(position), high.max(position + run.1))));
     let mut done = 0usize;
     while done < data.len() {
         // SAFETY: `data` is readable mapped memory; pwrite does not keep the pointer.
-        let written = unsafe { sys::pwrite(job.target_fd, data[done..].as_ptr().cast(), data.len() - done, (run.0 + done as u64) as i64) };
+        let written = unsafe {
+            sys::pwrite(job.target_fd, data[done..].as_ptr().cast(), data.len() - done, (position + done as u64) as i64)
+        };
         if written < 0 {
             if sys::errno() == sys::EINTR {
                 continue;
@@ -348,7 +434,7 @@ mod tests {
             unit,
             start: 0,
             end: 16384,
-            active,
+            active: active.into_iter().map(|(from, to)| ActiveRange::flat(from, to)).collect(),
             write: false,
             out: (out.as_mut_ptr() as usize, out.len() * 8),
         };
@@ -359,5 +445,85 @@ mod tests {
         assert!(job(vec![(0, 16384)], 3000, &mut out).validate().is_err(), "unit does not divide the block");
         let mut small = vec![0f64; 3];
         assert!(job(vec![(0, 16384)], 4096, &mut small).validate().is_err(), "changes buffer too small");
+    }
+
+    /// A file holding `bytes`, removed when dropped.
+    struct TempFile(std::path::PathBuf, std::fs::File);
+
+    impl TempFile {
+        fn new(name: &str, bytes: &[u8]) -> TempFile {
+            let path = std::env::temp_dir().join(format!("vhdsync-scan-{}-{name}", std::process::id()));
+            std::fs::write(&path, bytes).unwrap();
+            let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+            TempFile(path, file)
+        }
+
+        fn fd(&self) -> c_int {
+            use std::os::fd::AsRawFd;
+            self.1.as_raw_fd()
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn placed_ranges_read_and_write_where_the_caller_says() {
+        const B: u64 = 4096;
+        // The source's virtual blocks 0..4 lie at file offset 512 + B (a dynamic VHD's block
+        // data after its bitmap: not page-aligned); block 4..6 reads as zeros.
+        let virtual_source = bytes(11, 6 * B as usize);
+        let mut source_file = vec![0xEEu8; 512 + B as usize];
+        source_file.extend_from_slice(&virtual_source[..4 * B as usize]);
+        let source = TempFile::new("placed-source", &source_file);
+        let mut target_bytes = virtual_source.clone();
+        target_bytes[10] ^= 1; // block 0 differs
+        target_bytes[3 * B as usize..4 * B as usize].fill(0); // block 3 zero in the target
+        target_bytes[4 * B as usize + 5] = 9; // block 4: non-zero where the source has zeros
+        let target = TempFile::new("placed-target", &target_bytes);
+        let mut out = vec![0f64; 3 * 6];
+        let job = CompareJob {
+            source_fd: source.fd(),
+            target_fd: target.fd(),
+            block: B,
+            unit: B,
+            start: 0,
+            end: 6 * B,
+            active: vec![
+                ActiveRange { from: 0, to: 4 * B, source_at: Some(512 + B), target_at: Some(0) },
+                ActiveRange { from: 4 * B, to: 6 * B, source_at: None, target_at: Some(4 * B) },
+            ],
+            write: true,
+            out: (out.as_mut_ptr() as usize, out.len() * 8),
+        };
+        let counts = compare_segment(&job).unwrap();
+        assert_eq!(
+            counts,
+            CompareCounts { blocks_compared: 6, blocks_changed: 4, blocks_non_zero: 4, bytes_written: 2 * B, changes: 3 }
+        );
+        // Blocks 4 and 5 read as zeros in the source and hold data in the target: one zero run.
+        assert_eq!(&out[..9], &[0.0, B as f64, 0.0, 3.0 * B as f64, B as f64, 0.0, 4.0 * B as f64, 2.0 * B as f64, 1.0]);
+        let now = std::fs::read(&target.0).unwrap();
+        assert_eq!(&now[..4 * B as usize], &virtual_source[..4 * B as usize], "data blocks written from the placed source");
+        assert_eq!(now[4 * B as usize + 5], 9, "zero runs are left to the caller");
+        // A target that reads as zeros where it has no data (verify against a dynamic VHD).
+        let job = CompareJob {
+            write: false,
+            active: vec![ActiveRange { from: 0, to: 4 * B, source_at: Some(512 + B), target_at: None }],
+            ..job
+        };
+        let counts = compare_segment(&job).unwrap();
+        assert_eq!((counts.blocks_changed, counts.bytes_written), (4, 0));
+        // Past the end of the source file: refused, not faulted.
+        let job =
+            CompareJob { active: vec![ActiveRange { from: 0, to: 6 * B, source_at: Some(512 + B), target_at: Some(0) }], ..job };
+        assert!(matches!(compare_segment(&job), Err(Failure::Os { errno: sys::ENXIO, .. })));
+        // Writing needs a place in the target.
+        let job =
+            CompareJob { write: true, active: vec![ActiveRange { from: 0, to: B, source_at: Some(0), target_at: None }], ..job };
+        assert!(matches!(job.validate(), Err(Failure::Invalid(_))));
     }
 }

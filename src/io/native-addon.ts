@@ -44,11 +44,12 @@ export interface NativeAddon {
   fadvise(fd: number, offsetBytes: number, lengthBytes: number, advice: FadviseAdvice): void;
   fadviseAsync(fd: number, offsetBytes: number, lengthBytes: number, advice: FadviseAdvice): Promise<void>;
   /**
-   * Direct compare of one segment [startBytes, +lengthBytes) of two flat images (raw files,
-   * block devices, fixed VHDs), block by block (in `unitSizeBytes` parts): the `rangeCount`
-   * [start, end) pairs of `ranges` (f64; in order, unit-aligned; what either side has
-   * allocated) are mapped read-only and compared; the rest counts as zeros on both sides.
-   * With `write` 1 the differing non-zero data is written to `targetFd`. The changed ranges
+   * Direct compare of one segment [startBytes, +lengthBytes) of two images, block by block
+   * (in `unitSizeBytes` parts): the `rangeCount` (start, end, sourceAt, targetAt) quadruples
+   * of `ranges` (f64; in order, unit-aligned; what either side has allocated, and the file
+   * offset of `start` in each file, -1 where that side reads as zeros) are mapped read-only
+   * and compared; the rest counts as zeros on both sides. With `write` 1 the differing
+   * non-zero data is written to `targetFd` (at the ranges' target offsets). The changed ranges
    * land in `changes` as f64 triples (offset, length, 1 when the source reads as zeros),
    * adjacent ones of the same kind merged; `changes` needs 24 bytes per unit of the ranges
    * and is lent until the call settles. native/src/scan.rs.

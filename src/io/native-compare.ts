@@ -1,11 +1,18 @@
-// The native addon's segment compare (native/src/scan.rs): two flat images (raw files, block
-// devices, fixed VHDs) compared block by block on a thread of the libuv pool, from their
-// page-cache pages mapped read-only, with the differing data written to the target there.
+// The native addon's segment compare (native/src/scan.rs): two images whose data lies in
+// plain runs of their files (raw files, block devices, fixed and dynamic VHDs) compared block
+// by block on a thread of the libuv pool, from their page-cache pages mapped read-only, with
+// the differing data written to the target there.
 // Unavailable without the addon or with VHDSYNC_NO_NATIVE_SCAN=1; callers then scan with
 // WASM on worker threads (src/sync/segment-scanner.ts).
 
 import { VhdsyncError } from "../errors.js";
 import { errnoName, fromNativeError, nativeAddon, type CompareSegmentCounts, type NativeAddon } from "./native-addon.js";
+
+/**
+ * A range to compare: [start, end) of the virtual disk, and the file offsets of `start` in the
+ * source and the target (omitted: `start`, as in flat images; null: that side reads as zeros).
+ */
+export type CompareRange = [start: number, end: number, sourceAt?: number | null, targetAt?: number | null];
 
 /** One segment's compare. */
 export interface CompareSegmentRequest {
@@ -16,9 +23,9 @@ export interface CompareSegmentRequest {
   unitBytes: number;
   startBytes: number;
   lengthBytes: number;
-  /** [start, end) byte ranges to compare (in order, unit-aligned from startBytes); the rest reads as zeros on both sides. */
-  ranges: Array<[number, number]>;
-  /** Write the differing non-zero data to the target. */
+  /** Ranges to compare (in order, unit-aligned from startBytes); the rest reads as zeros on both sides. */
+  ranges: CompareRange[];
+  /** Write the differing non-zero data to the target (every range needs a target offset). */
   write: boolean;
 }
 
@@ -46,11 +53,11 @@ export function nativeCompareAvailable(): boolean {
 export async function compareSegment(request: CompareSegmentRequest): Promise<CompareSegmentOutcome> {
   const addon = compareAddon();
   if (!addon) throw new Error("compareSegment: the native addon is not available");
-  const ranges = new Float64Array(Math.max(2, request.ranges.length * 2));
+  // (start, end, sourceAt, targetAt) quadruples; -1 = reads as zeros.
+  const ranges = new Float64Array(Math.max(4, request.ranges.length * 4));
   let units = 0;
-  request.ranges.forEach(([start, end], index) => {
-    ranges[index * 2] = start;
-    ranges[index * 2 + 1] = end;
+  request.ranges.forEach(([start, end, sourceAt = start, targetAt = start], index) => {
+    ranges.set([start, end, sourceAt ?? -1, targetAt ?? -1], index * 4);
     units += Math.ceil((end - start) / request.unitBytes);
   });
   const changes = new Float64Array(Math.max(3, units * 3));
