@@ -2,11 +2,18 @@
 // WASM scanners (VHDSYNC_NO_NATIVE_SCAN=1) and plain-JS oracles: the same reports, the same
 // differing extents, the same target bytes, over random sparse pairs, block sizes from 4 KiB
 // to 8 MiB (blocks larger than a mapped window are compared in parts) and both apply modes.
+// Dynamic VHD sources and targets (data mapped where the BAT puts it) against the same
+// references, differencing disks left to the WASM scanners, the Windows fixture.
 // Also the addon call itself: argument checks, a range past the end, a failed write.
 import t, { type Test } from "tap";
-import { closeSync, copyFileSync, fstatSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, fstatSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { gunzipSync } from "node:zlib";
+import { createVhd } from "../dist/formats/vhd/index.js";
+import { copy } from "../dist/sync/copy.js";
 import { diff } from "../dist/sync/diff.js";
+import { verify } from "../dist/sync/verify.js";
 import { resync } from "../dist/sync/resync.js";
 import { nativeAddon } from "../dist/io/native-addon.js";
 import { compareSegment } from "../dist/io/native-compare.js";
@@ -81,6 +88,131 @@ t.test("native and WASM compares agree with each other and with the oracles", { 
       t.equal((await resync(source, nativeTarget, { blockSizeBytes, workers, dryRun: true })).blocksChanged, 0, `nothing left to change (${context})`);
     });
   }
+});
+
+/** A dynamic VHD at `path` holding the raw image at `raw` (unallocated where `raw` reads as zeros), made by the library's own writer. */
+async function dynamicVhdOf(raw: string, path: string, vhdBlockBytes: number): Promise<void> {
+  const size = statSync(raw).size;
+  const image = await createVhd(path, { type: "dynamic", sizeBytes: size, blockSizeBytes: vhdBlockBytes });
+  await image.close();
+  await withScanEnv("1", () => resync(raw, path, { blockSizeBytes: 4096 }));
+}
+
+t.test("dynamic VHD sources and targets: native and WASM compares agree with each other and the oracles", { skip }, async (t) => {
+  const FIXED_BLOCK_SIZES = [4096, 65536, 1024 * 1024, 4 * 1024 * 1024, 8 * 1024 * 1024];
+  for (let round = 0; round < 6; round++) {
+    await t.test(`round ${round}`, async (t: Test) => {
+      const { seed, prng, dir, source: sourceRaw, target } = pairSetup(t);
+      // VHD blocks smaller and larger than the resync block (parts then stop at each VHD block).
+      const vhdBlock = [512 * 1024, 2 * 1024 * 1024][round % 2];
+      const blockSizeBytes = FIXED_BLOCK_SIZES[prng.int(FIXED_BLOCK_SIZES.length)];
+      const size = (3 + prng.int(12)) * 1024 * 1024 + prng.int(2048) * 512;
+      writeRandomImage(sourceRaw, size, prng, [65536, 512 * 1024, 1024 * 1024][prng.int(3)]);
+      const source = join(dir, "source.vhd");
+      await dynamicVhdOf(sourceRaw, source, vhdBlock);
+      if (round % 3 === 0) writeRandomImage(target, size, prng, 256 * 1024);
+      else {
+        await copy(source, target);
+        applyPattern(target, size, blockSizeBytes, PATTERNS[prng.int(PATTERNS.length)], prng);
+      }
+      const workers = prng.int(2) === 0 ? 2 : 1;
+      const context = `seed ${seed}, VHD blocks ${vhdBlock}, ${blockSizeBytes}-byte blocks, ${size} bytes, ${workers} threads`;
+
+      const dryNative = await resync(source, target, { blockSizeBytes, workers, dryRun: true });
+      const dryWasm = await withScanEnv("1", () => resync(source, target, { blockSizeBytes, workers, dryRun: true }));
+      t.equal(dryNative.scanner, "native", `the native scanner ran (${context})`);
+      t.equal(dryWasm.scanner, "wasm", `the WASM scanners ran (${context})`);
+      t.same(outcome(dryNative), outcome(dryWasm), `dry-run reports agree (${context})`);
+      t.equal(dryNative.blocksChanged, differingBlocks(sourceRaw, target, blockSizeBytes), `blocksChanged = the oracle's (${context})`);
+      t.equal(dryNative.blocksZero, zeroBlocks(sourceRaw, blockSizeBytes), `blocksZero = the oracle's (${context})`);
+
+      // Both sides dynamic VHDs (verify and diff do not write).
+      const targetVhd = join(dir, "target.vhd");
+      await dynamicVhdOf(target, targetVhd, [512 * 1024, 2 * 1024 * 1024][prng.int(2)]);
+      const diffNative = await diff(source, targetVhd, { blockSizeBytes, workers });
+      const diffWasm = await withScanEnv("1", () => diff(source, targetVhd, { blockSizeBytes, workers }));
+      t.same(diffNative.extents, diffWasm.extents, `diff extents of two VHDs agree (${context})`);
+      t.equal(diffNative.bytesDiffering, diffWasm.bytesDiffering, `diff bytes agree (${context})`);
+      const verified = await verify(targetVhd, sourceRaw, { blockSizeBytes, workers });
+      t.equal(verified.blocksDiffering, differingBlocks(sourceRaw, target, blockSizeBytes), `verify VHD against raw = the oracle (${context})`);
+
+      const [nativeTarget, wasmTarget] = [join(dir, "native.img"), join(dir, "wasm.img")];
+      copyFileSync(target, nativeTarget);
+      copyFileSync(target, wasmTarget);
+      const applied = await resync(source, nativeTarget, { blockSizeBytes, workers });
+      const appliedWasm = await withScanEnv("1", () => resync(source, wasmTarget, { blockSizeBytes, workers }));
+      t.equal(applied.scanner, "native", `the native scanner wrote (${context})`);
+      t.same(outcome(applied), outcome(appliedWasm), `reports agree (${context})`);
+      t.equal(fileSha(nativeTarget), fileSha(sourceRaw), `native: target equals the source (${context})`);
+      t.equal(fileSha(wasmTarget), fileSha(sourceRaw), `WASM: target equals the source (${context})`);
+      t.ok(applied.bytesWritten + applied.bytesZeroed <= applied.blocksChanged * blockSizeBytes, `writes bounded by changed blocks (${context})`);
+      t.equal((await resync(source, nativeTarget, { blockSizeBytes, workers, dryRun: true })).blocksChanged, 0, `nothing left to change (${context})`);
+    });
+  }
+});
+
+t.test("differencing VHDs and dynamic VHD targets of a resync stay with the WASM scanners", { skip }, async (t) => {
+  const { prng, dir, source: raw, target } = pairSetup(t);
+  const size = 4 * 1024 * 1024;
+  writeRandomImage(raw, size, prng, 65536);
+  const parent = join(dir, "parent.vhd");
+  await dynamicVhdOf(raw, parent, 512 * 1024);
+  const child = join(dir, "child.vhd");
+  await (await createVhd(child, { type: "differencing", parentPath: parent })).close();
+  writeRandomImage(target, size, prng, 65536);
+  const fromChild = await resync(child, target, { dryRun: true });
+  t.equal(fromChild.scanner, "wasm", "a differencing source is read through its chain");
+  t.equal(fromChild.blocksChanged, differingBlocks(raw, target, 4096), "and compared right");
+  const intoVhd = await resync(target, parent, {});
+  t.equal(intoVhd.scanner, "wasm", "a dynamic VHD target is written through the format");
+  t.equal((await verify(parent, target)).blocksDiffering, 0, "verify (native) finds the VHD equal afterwards");
+});
+
+t.test("VHDX sources (qemu-img made, dynamic and fixed): native and WASM compares agree", { skip }, async (t) => {
+  const { seed, prng, dir, source: raw, target } = pairSetup(t);
+  const size = 9 * 1024 * 1024 + 3 * 4096;
+  writeRandomImage(raw, size, prng, 512 * 1024);
+  for (const [subformat, blockSizeBytes] of [["dynamic", 4096], ["fixed", 2 * 1024 * 1024]] as const) {
+    const source = join(dir, `${subformat}.vhdx`);
+    const made = spawnSync("qemu-img", ["convert", "-f", "raw", "-O", "vhdx", "-o", `subformat=${subformat},block_size=1M`, raw, source], { encoding: "utf8" });
+    t.equal(made.status, 0, made.stderr);
+    writeRandomImage(target, size, prng, 256 * 1024);
+    const context = `seed ${seed}, ${subformat}, ${blockSizeBytes}-byte blocks`;
+    const reports = [];
+    for (const scan of [undefined, "1"]) {
+      const copyTarget = join(dir, `t-${scan ?? "native"}.img`);
+      copyFileSync(target, copyTarget);
+      reports.push(await withScanEnv(scan, () => resync(source, copyTarget, { blockSizeBytes, workers: 2 })));
+      t.equal(fileSha(copyTarget), fileSha(raw), `target equals the VHDX's content (${reports.at(-1)!.scanner}, ${context})`);
+    }
+    t.equal(reports[0].scanner, "native", `the native scanner ran (${context})`);
+    t.same(outcome(reports[0]), outcome(reports[1]), `reports agree (${context})`);
+    t.equal(reports[0].blocksChanged, differingBlocks(raw, target, blockSizeBytes), `blocksChanged = the oracle's (${context})`);
+  }
+});
+
+const FIXTURE = new URL("../../shared/fixtures/windows-dynamic-512M.vhd.gz", import.meta.url);
+
+t.test("the Windows dynamic fixture (blocks out of BAT order) against its raw content", { skip: skip || (!existsSync(FIXTURE) && "shared fixtures not found") }, async (t) => {
+  const { prng, dir } = pairSetup(t);
+  const vhd = join(dir, "windows.vhd");
+  writeFileSync(vhd, gunzipSync(readFileSync(FIXTURE)));
+  const raw = join(dir, "windows.raw");
+  await withScanEnv("1", () => copy(vhd, raw));
+  t.equal(fileSha(raw), "c461afded0b54cc1cfb5441e08f4d7f9d699d2eff7d9526d1cf6ad227da26683", "the published content digest");
+  const changed = join(dir, "changed.raw");
+  copyFileSync(raw, changed);
+  applyPattern(changed, 512 * 1024 * 1024, 65536, "mixed", prng);
+  const reports = [];
+  for (const scan of [undefined, "1"]) {
+    const target = join(dir, `t-${scan ?? "native"}.raw`);
+    copyFileSync(changed, target);
+    reports.push(await withScanEnv(scan, () => resync(vhd, target, { blockSizeBytes: 65536 })));
+    t.equal(fileSha(target), fileSha(raw), `the target holds the fixture's content (${reports.at(-1)!.scanner})`);
+  }
+  t.equal(reports[0].scanner, "native");
+  t.same(outcome(reports[0]), outcome(reports[1]), "native and WASM reports agree");
+  t.equal(reports[0].blocksChanged, differingBlocks(raw, changed, 65536));
 });
 
 t.test("blocks larger than a window are zero only when every part is (both scanners)", async (t) => {

@@ -4,7 +4,7 @@
 import t, { type Test } from "tap";
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
-import { copyFileSync, openSync, closeSync, ftruncateSync, writeFileSync, writeSync } from "node:fs";
+import { copyFileSync, openSync, closeSync, ftruncateSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { INLINE_BELOW_BYTES, hasPrewarmedWorkers, prewarmScanWorkers, takePrewarmedWorker, workerCountFor } from "../dist/sync/scan-workers.js";
@@ -125,10 +125,24 @@ t.test("the bin's prewarm bundle acts on scan commands only, and the library ado
   // Two raw images: the native scanner compares them, without a worker (when the addon is there).
   const other = join(dir, "other.img");
   sparseImage(other, INLINE_BELOW_BYTES + 1024 * 1024);
-  for (const args of [["resync", big, other], ["verify", big, other, "--json"], ["resync", big, other, "--target-digest", other]]) {
+  // A dynamic VHD too, except as the target a resync writes to (written through the format).
+  const dynamic = join(dir, "dynamic.vhd");
+  const converted = spawnSync("qemu-img", ["convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic,force_size=on", big, dynamic], { encoding: "utf8" });
+  t.equal(converted.status, 0, converted.stderr);
+  const cases: Array<[string[], boolean]> = [
+    [["resync", big, other], false],
+    [["verify", big, other, "--json"], false],
+    [["resync", big, other, "--target-digest", other], true],
+    [["resync", dynamic, other], false],
+    [["diff", other, dynamic], false],
+    [["resync", other, dynamic], true],
+    [["resync", other, dynamic, "--dry-run"], false],
+  ];
+  for (const [args, needsWorker] of cases) {
     prewarmFor(args);
     const worker = takePrewarmedWorker();
-    const wanted = args.includes("--target-digest") || !nativeAddon();
+    // Without the addon every scan needs a worker, if the source file is big enough for one.
+    const wanted = needsWorker || (!nativeAddon() && statSync(args[1]).size >= INLINE_BELOW_BYTES);
     t.equal(worker !== undefined, wanted, `${args.join(" ")}: ${wanted ? "a worker" : "no worker"} prewarmed`);
     await worker?.terminate();
   }

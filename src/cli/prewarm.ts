@@ -7,7 +7,7 @@
 
 import { statSync } from "node:fs";
 import { sniffSync } from "../formats/open-image.js";
-import { isFlatImage } from "../formats/signatures.js";
+import { imageLayout, type ImageLayout } from "../formats/signatures.js";
 import { nativeCompareAvailable } from "../io/native-compare.js";
 import { hasPrewarmedWorkers, prewarmScanWorkers } from "../sync/scan-workers.js";
 import { scanCommandOf } from "./scan-commands.js";
@@ -25,23 +25,27 @@ export function prewarmFor(args: string[]): void {
 }
 
 /**
- * Whether the command will compare two flat images with the native scanner (which needs no
- * worker): resync without a target digest, verify or diff, of two raw images or fixed VHDs,
- * with the addon. A wrong guess costs only time.
+ * Whether the command will compare two images with the native scanner (which needs no
+ * worker): resync without a target digest, verify or diff, with the addon, of a raw image,
+ * fixed or dynamic VHD and a target that is one too (raw when resync writes to it: it writes
+ * other formats through a worker).
+ * A wrong guess costs only time.
  */
 function scansNatively(command: string, words: string[], files: string[]): boolean {
   if (!["resync", "verify", "diff"].includes(command) || files.length < 2) return false;
   if (optionIndex(words, "--target-digest") >= 0) return false;
-  return files.slice(0, 2).every(looksFlat) && nativeCompareAvailable();
+  const [source, target] = files.slice(0, 2).map(layoutOf);
+  const writes = command === "resync" && optionIndex(words, "--dry-run") < 0;
+  return source !== "other" && (writes ? target === "raw" : target !== "other") && nativeCompareAvailable();
 }
 
-/** Whether the file's signatures say raw or fixed VHD (false when unreadable). */
-function looksFlat(path: string): boolean {
+/** What the file's signatures say about its layout ("other" when unreadable). */
+function layoutOf(path: string): ImageLayout {
   try {
     const { head, tail } = sniffSync(path);
-    return isFlatImage(head, tail);
+    return imageLayout(head, tail);
   } catch {
-    return false;
+    return "other";
   }
 }
 

@@ -22,17 +22,24 @@ export function isVhdx(head: Uint8Array): boolean {
 export const DIGEST_MAGIC = "VHDSDIGS";
 const DIGEST_SIGNATURE = [...DIGEST_MAGIC].map((char) => char.charCodeAt(0));
 
-/** VHD footer disk type of a fixed disk (big-endian u32 at offset 60 of the footer). */
+/** VHD footer disk types (big-endian u32 at offset 60 of the footer). */
 const VHD_FIXED = 2;
+const VHD_DYNAMIC = 3;
+
+/** What the signatures say an image keeps its virtual disk as (a guess: the CLI's prewarm decides with it). */
+export type ImageLayout = "raw" | "vhd-fixed" | "vhd-dynamic" | "other";
 
 /**
- * Whether a file with these first bytes / last 512 bytes keeps its virtual disk as plain
- * bytes at its start: a raw image or a fixed VHD, not a dynamic or differencing VHD, a VHDX
- * or a digest file. A guess from signatures only (the CLI's prewarm decides with it).
+ * How a file with these first bytes / last 512 bytes keeps its virtual disk: as plain bytes at
+ * its start ("raw", "vhd-fixed"), as runs of the file, one per allocated block ("vhd-dynamic"),
+ * or otherwise ("other": a differencing VHD, a VHDX, a digest file).
  */
-export function isFlatImage(head: Uint8Array, tail: Uint8Array): boolean {
-  if (isVhdx(head) || startsWith(head, DIGEST_SIGNATURE)) return false;
-  if (!detectVhd(head, tail)) return true;
+export function imageLayout(head: Uint8Array, tail: Uint8Array): ImageLayout {
+  if (isVhdx(head) || startsWith(head, DIGEST_SIGNATURE)) return "other";
+  if (!detectVhd(head, tail)) return "raw";
   const footer = tail.length === 512 && startsWith(tail, VHD_COOKIE) ? tail : tail.subarray(1);
-  return !startsWith(head, VHD_COOKIE) && startsWith(footer, VHD_COOKIE) && footer.length >= 64 && new DataView(footer.buffer, footer.byteOffset).getUint32(60) === VHD_FIXED;
+  if (!startsWith(footer, VHD_COOKIE) || footer.length < 64) return "other";
+  const type = new DataView(footer.buffer, footer.byteOffset).getUint32(60);
+  if (type === VHD_FIXED && !startsWith(head, VHD_COOKIE)) return "vhd-fixed";
+  return type === VHD_DYNAMIC && startsWith(head, VHD_COOKIE) ? "vhd-dynamic" : "other";
 }

@@ -22,6 +22,18 @@ export const DEFAULT_WINDOW_BYTES = windowFromEnv() ?? 512 * 1024;
  */
 export const MAPPED_WINDOW_BYTES = windowFromEnv() ?? 4 * 1024 * 1024;
 
+/**
+ * Compare granularity: blocks larger than this, or than the blocks of a dynamic image being
+ * compared (each of which is one run of its file), are compared and changed in parts of that
+ * size. Both scanners use it, so their reports and differing extents agree.
+ */
+export const COMPARE_PART_BYTES = 4 * 1024 * 1024;
+
+/** The unit a compare of `blockSizeBytes` blocks works in, given the images' granules (see DataLocator). */
+export function compareUnitBytes(blockSizeBytes: number, granules: Array<number | undefined>): number {
+  return Math.min(blockSizeBytes, COMPARE_PART_BYTES, ...granules.filter((granule): granule is number => granule !== undefined));
+}
+
 function windowFromEnv(): number | undefined {
   const kib = Number(process.env.VHDSYNC_WINDOW_KIB);
   return Number.isInteger(kib) && kib >= 4 ? kib * 1024 : undefined;

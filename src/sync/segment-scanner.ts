@@ -10,6 +10,7 @@ import type { DiskImage, Extent, ImageFormat } from "../formats/disk-image.js";
 import { openImage } from "../formats/open-image.js";
 import { RawImage } from "../formats/raw.js";
 import { allocationMapFlatSync, flatDataOf } from "../formats/flat-file.js";
+import { dataLocatorOf } from "../formats/data-location.js";
 import { PageMapper } from "../io/file-map.js";
 import { readExactlySync } from "../io/file.js";
 import { checkStatus } from "../wasm/status.js";
@@ -17,7 +18,7 @@ import { getWasm, type WasmInstance } from "../wasm/driver.js";
 import { hashNonZeroBlocksAt } from "../hash/index.js";
 import { blockDigestLength, type BlockHashAlgorithm } from "./block-hasher.js";
 import { ChangeList, type SegmentCounters, type SegmentResult, type SegmentTask, emptyCounters } from "./segment-task.js";
-import { MAPPED_WINDOW_BYTES } from "./segment-plan.js";
+import { MAPPED_WINDOW_BYTES, compareUnitBytes } from "./segment-plan.js";
 import { BackgroundFlush } from "./background-flush.js";
 
 /** What a scanner compares and where differences are written. */
@@ -48,6 +49,8 @@ export interface ScanConfig {
 export class SegmentScanner {
   private readonly wasm: WasmInstance;
   private readonly windowBytes: number;
+  /** Compare and copy granularity: the block, or (compare) a part of it (compareUnitBytes). */
+  private readonly unit: number;
   private readonly bufferA: number;
   private readonly bufferB: number;
   private readonly flags: number;
@@ -77,10 +80,12 @@ export class SegmentScanner {
     const block = config.blockSizeBytes;
     this.mapper = flatDataOf(source) || (target && flatDataOf(target)) ? PageMapper.for(this.wasm.memory) : null;
     const window = this.mapper ? (config.mappedWindowBytes ?? MAPPED_WINDOW_BYTES) : config.windowBytes;
-    // Hashing needs whole blocks in memory; a direct compare can split large blocks.
-    const minimum = config.mode === "compare" ? Math.min(block, window) : block;
-    this.windowBytes = Math.max(minimum, Math.floor(window / block) * block);
-    const units = Math.ceil(this.windowBytes / Math.min(block, this.windowBytes));
+    // Hashing and copying need whole blocks in memory; a direct compare splits large blocks
+    // (as the native scanner does).
+    const granules = [source, target].map((image) => (image ? dataLocatorOf(image)?.granuleBytes : undefined));
+    this.unit = config.mode === "compare" ? compareUnitBytes(block, granules) : block;
+    this.windowBytes = Math.max(this.unit, Math.floor(window / block) * block);
+    const units = this.windowBytes / this.unit;
     this.digestLength = config.algo ? blockDigestLength(config.algo) : 0;
     const alignment = Math.max(4096, this.mapper?.pageSize ?? 0);
     this.bufferA = this.wasm.alloc(this.windowBytes, alignment);
@@ -192,7 +197,7 @@ export class SegmentScanner {
    * sides) reads as zeros on both and is counted as such without touching it.
    */
   private async compareWindow(offset: number, length: number, sourceMap: Extent[], targetMap: Extent[], state: ScanState): Promise<void> {
-    const unit = this.unitOf();
+    const unit = this.unit;
     const units = Math.ceil(length / unit);
     const sourceParts = clip(sourceMap, offset, length);
     const targetParts = clip(targetMap, offset, length);
@@ -253,7 +258,7 @@ export class SegmentScanner {
 
   /** Copies one window: data blocks are written, zero/unallocated ones become zero ranges (skipped on a fresh target). */
   private async copyWindow(offset: number, length: number, sourceMap: Extent[], state: ScanState): Promise<void> {
-    const unit = this.unitOf();
+    const unit = this.unit;
     const units = Math.ceil(length / unit);
     const parts = clip(sourceMap, offset, length);
     if (parts.length > 0) {
@@ -331,11 +336,6 @@ export class SegmentScanner {
       const last = Math.ceil((part.offset + part.length - offset) / block);
       flags.fill(1, base + first, base + last);
     }
-  }
-
-  /** The unit of compare and copy windows: the block, or a part of it when blocks are larger than a window. */
-  private unitOf(): number {
-    return Math.min(this.config.blockSizeBytes, this.windowBytes);
   }
 
   /**

@@ -8,6 +8,7 @@
 import { VhdsyncError } from "../../errors.js";
 import { ZERO_CHUNK, checkRange, readExactly, writeExactly, writeZeroBytes } from "../../io/file.js";
 import type { AllocationScope, Extent } from "../disk-image.js";
+import type { DataLocator, DataPiece, LocatableImage } from "../data-location.js";
 import { BitmapOps } from "./vhd-bitmap.js";
 import { BlockTable } from "./vhd-bat.js";
 import { VhdImage, type VhdOpenState } from "./vhd-image.js";
@@ -34,7 +35,7 @@ export interface VhdDynamicState extends VhdOpenState {
 }
 
 /** A dynamic VHD opened as a DiskImage. */
-export class VhdDynamicImage extends VhdImage {
+export class VhdDynamicImage extends VhdImage implements LocatableImage {
   readonly header: VhdHeader;
   readonly blockSizeBytes: number;
   readonly bitmapBytes: number;
@@ -55,16 +56,21 @@ export class VhdDynamicImage extends VhdImage {
     this.bitmapOps = new BitmapOps(this.bitmapBytes);
   }
 
-  /** Calls `fn` for each piece of [offset, offset+length) that falls in one block. */
-  protected async forEachBlockPart(offset: number, length: number, fn: (block: number, inBlockBytes: number, doneBytes: number, partBytes: number) => Promise<void>): Promise<void> {
+  /** The pieces of [offset, offset+length) that each fall in one block, in order. */
+  private *blockParts(offset: number, length: number): Generator<{ block: number; inBlock: number; done: number; part: number }> {
     for (let done = 0; done < length; ) {
       const position = offset + done;
       const block = Math.floor(position / this.blockSizeBytes);
       const inBlock = position - block * this.blockSizeBytes;
       const part = Math.min(this.blockSizeBytes - inBlock, length - done);
-      await fn(block, inBlock, done, part);
+      yield { block, inBlock, done, part };
       done += part;
     }
+  }
+
+  /** Calls `fn` for each piece of [offset, offset+length) that falls in one block. */
+  protected async forEachBlockPart(offset: number, length: number, fn: (block: number, inBlockBytes: number, doneBytes: number, partBytes: number) => Promise<void>): Promise<void> {
+    for (const { block, inBlock, done, part } of this.blockParts(offset, length)) await fn(block, inBlock, done, part);
   }
 
   /** File offset of byte `inBlockBytes` of an allocated block's data. */
@@ -91,6 +97,28 @@ export class VhdDynamicImage extends VhdImage {
         i = await this.readBlockRun(parts, i);
       }
     }
+  }
+
+  /**
+   * Where the data lies in the file: an allocated block's data is one run after its bitmap
+   * (read whole, as read() does), an unallocated block reads as zeros. Differencing disks
+   * have none (sectors their bitmaps leave clear come from the parent).
+   */
+  dataLocator(): DataLocator | undefined {
+    if (this.bitmapsMatterForReads) return undefined;
+    return {
+      fd: this.handle.fd,
+      granuleBytes: this.blockSizeBytes,
+      locate: (offset, length) => {
+        this.checkOpen();
+        checkRange(offset, length, this.virtualSize, this.path);
+        return Array.from(this.blockParts(offset, length), ({ block, inBlock, done, part }): DataPiece => ({
+          offset: offset + done,
+          length: part,
+          fileOffset: this.table.isAllocated(block) ? this.dataOffsetBytes(block, inBlock) : null,
+        }));
+      },
+    };
   }
 
   /** Whether reads must consult sector bitmaps (differencing disks). */

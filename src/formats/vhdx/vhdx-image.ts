@@ -9,8 +9,9 @@ import { VhdsyncError, toVhdsyncError } from "../../errors.js";
 import { checkRange, openFile } from "../../io/file.js";
 import { getWasm } from "../../wasm/driver.js";
 import type { AllocationScope, DiskImage, Extent, ImageInfo } from "../disk-image.js";
+import type { DataLocator, DataPiece, LocatableImage } from "../data-location.js";
 import { replayLog, type LogReplay } from "./log-replay.js";
-import { VhdxBat } from "./vhdx-bat.js";
+import { BlockState, VhdxBat } from "./vhdx-bat.js";
 import { VhdxFileReader } from "./vhdx-file-reader.js";
 import { openVhdxParent } from "./vhdx-parent.js";
 import { totalLength, unionExtents } from "../extents.js";
@@ -34,7 +35,7 @@ export interface VhdxStructure {
 }
 
 /** A VHDX opened read-only (writes throw VHDSYNC_UNSUPPORTED in this release). */
-export class VhdxImage implements DiskImage {
+export class VhdxImage implements DiskImage, LocatableImage {
   readonly format = "vhdx" as const;
   readonly readOnly = true;
   private closed = false;
@@ -107,6 +108,37 @@ export class VhdxImage implements DiskImage {
     ];
     const blockBytes = (block: number) => Math.min(metadata.blockSizeBytes, metadata.virtualSizeBytes - block * metadata.blockSizeBytes);
     return [...layout, ...this.bat.presentExtents(metadata.payloadBlocks, blockBytes)].filter((extent) => extent.length > 0);
+  }
+
+  /**
+   * Where the data lies in the file, for a VHDX whose content is its payload blocks alone: no
+   * parent, no log replayed in memory, no partially present block. A fully present block is
+   * one run of the file; every other state reads as zeros (as read() plans it).
+   */
+  dataLocator(): DataLocator | undefined {
+    const { metadata } = this.structure;
+    if (this.parent || metadata.hasParent || this.reader.overlay) return undefined;
+    for (let block = 0; block < metadata.payloadBlocks; block++) {
+      if (this.bat.payload(block).state === BlockState.PARTIALLY_PRESENT) return undefined;
+    }
+    const blockBytes = metadata.blockSizeBytes;
+    return {
+      fd: this.reader.handle.fd,
+      granuleBytes: blockBytes,
+      locate: (offset, length) => {
+        this.checkOpen();
+        checkRange(offset, length, this.virtualSize, this.path);
+        const pieces: DataPiece[] = [];
+        for (let at = offset; at < offset + length; ) {
+          const block = Math.floor(at / blockBytes);
+          const end = Math.min(offset + length, (block + 1) * blockBytes);
+          const { state, fileOffsetBytes } = this.bat.payload(block);
+          pieces.push({ offset: at, length: end - at, fileOffset: state === BlockState.FULLY_PRESENT ? fileOffsetBytes + (at - block * blockBytes) : null });
+          at = end;
+        }
+        return pieces;
+      },
+    };
   }
 
   private plan(offset: number, length: number): Promise<Segment[]> {
