@@ -225,6 +225,7 @@ async function benchVhd(results) {
   const cases = { sparse: await vhdCase("dyn5", 5), full: await vhdCase("dyn100", 100) };
   const times = { sparse: [], full: [] };
   const inProcess = { sparse: [], full: [] };
+  const scanners = new Set();
   for (let round = 0; round < ROUNDS; round++) {
     for (const [key, { path, target }] of Object.entries(cases)) {
       dirty(target, SIZE, 64, SEED + round);
@@ -232,6 +233,7 @@ async function benchVhd(results) {
       const run = vhdsync(["resync", path, target, "--json"]);
       times[key].push(run.seconds);
       inProcess[key].push(lastJson(run.stdout).seconds);
+      scanners.add(lastJson(run.stdout).scanner);
     }
   }
   results.vhdDynamic = {
@@ -241,6 +243,7 @@ async function benchVhd(results) {
     // The report's own `seconds` (from resync() start: excludes node and CLI start-up).
     medianReportSeconds: { allocated5: median(inProcess.sparse), allocated100: median(inProcess.full) },
     reportRatio: median(inProcess.sparse) / median(inProcess.full),
+    scanner: [...scanners].join(", "),
     allSeconds: times,
   };
 }

@@ -125,11 +125,15 @@ t.test("the bin's prewarm bundle acts on scan commands only, and the library ado
   // Two raw images: the native scanner compares them, without a worker (when the addon is there).
   const other = join(dir, "other.img");
   sparseImage(other, INLINE_BELOW_BYTES + 1024 * 1024);
-  // A dynamic VHD too, except as the target a resync writes to (written through the format).
+  // A dynamic VHD or a VHDX too, except as the target a resync writes to (written through the format).
   const dynamic = join(dir, "dynamic.vhd");
   const converted = spawnSync("qemu-img", ["convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic,force_size=on", big, dynamic], { encoding: "utf8" });
   t.equal(converted.status, 0, converted.stderr);
+  const vhdx = join(dir, "image.vhdx");
+  const madeVhdx = spawnSync("qemu-img", ["convert", "-f", "raw", "-O", "vhdx", big, vhdx], { encoding: "utf8" });
+  t.equal(madeVhdx.status, 0, madeVhdx.stderr);
   const cases: Array<[string[], boolean]> = [
+    [["verify", vhdx, big], false],
     [["resync", big, other], false],
     [["verify", big, other, "--json"], false],
     [["resync", big, other, "--target-digest", other], true],

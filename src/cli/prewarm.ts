@@ -27,9 +27,8 @@ export function prewarmFor(args: string[]): void {
 /**
  * Whether the command will compare two images with the native scanner (which needs no
  * worker): resync without a target digest, verify or diff, with the addon, of a raw image,
- * fixed or dynamic VHD and a target that is one too (raw when resync writes to it: it writes
- * other formats through a worker).
- * A wrong guess costs only time.
+ * fixed or dynamic VHD or VHDX and a target that is one too (raw when resync writes to it: it
+ * writes other formats through a worker). A wrong guess costs only time.
  */
 function scansNatively(command: string, words: string[], files: string[]): boolean {
   if (!["resync", "verify", "diff"].includes(command) || files.length < 2) return false;

@@ -1,8 +1,9 @@
 // Where an image's virtual disk lies in its own file, for scanners that map the file's pages
 // directly (src/sync/native-scanner.ts): flat images (raw files, block devices, fixed VHDs:
-// the virtual disk is the file's first bytes) and dynamic VHDs (each allocated block's data
-// is one run of the file, after its sector bitmap; unallocated blocks read as zeros). Other
-// layouts (differencing disks, VHDX with its log and block states) have no locator and are
+// the virtual disk is the file's first bytes), dynamic VHDs (each allocated block's data is
+// one run of the file, after its sector bitmap; unallocated blocks read as zeros) and VHDX
+// files without a parent, a dirty log or partially present blocks (fully present blocks are
+// runs, other states zeros). Differencing disks and other VHDX files have no locator and are
 // read through DiskImage.read.
 
 import type { DiskImage } from "./disk-image.js";

@@ -27,15 +27,17 @@ const VHD_FIXED = 2;
 const VHD_DYNAMIC = 3;
 
 /** What the signatures say an image keeps its virtual disk as (a guess: the CLI's prewarm decides with it). */
-export type ImageLayout = "raw" | "vhd-fixed" | "vhd-dynamic" | "other";
+export type ImageLayout = "raw" | "vhd-fixed" | "vhd-dynamic" | "vhdx" | "other";
 
 /**
  * How a file with these first bytes / last 512 bytes keeps its virtual disk: as plain bytes at
- * its start ("raw", "vhd-fixed"), as runs of the file, one per allocated block ("vhd-dynamic"),
- * or otherwise ("other": a differencing VHD, a VHDX, a digest file).
+ * its start ("raw", "vhd-fixed"), as runs of the file, one per allocated block ("vhd-dynamic";
+ * "vhdx" mostly, unless it has a parent or a dirty log, which its signature does not tell), or
+ * otherwise ("other": a differencing VHD, a digest file).
  */
 export function imageLayout(head: Uint8Array, tail: Uint8Array): ImageLayout {
-  if (isVhdx(head) || startsWith(head, DIGEST_SIGNATURE)) return "other";
+  if (isVhdx(head)) return "vhdx";
+  if (startsWith(head, DIGEST_SIGNATURE)) return "other";
   if (!detectVhd(head, tail)) return "raw";
   const footer = tail.length === 512 && startsWith(tail, VHD_COOKIE) ? tail : tail.subarray(1);
   if (!startsWith(footer, VHD_COOKIE) || footer.length < 64) return "other";

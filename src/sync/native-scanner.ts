@@ -1,6 +1,7 @@
 // Compare-mode scanning by the native addon (src/io/native-compare.ts, native/src/scan.rs) of
 // two images whose data lies in plain runs of their files: raw files, block devices, fixed
-// VHDs, and dynamic VHDs (one run per allocated block; src/formats/data-location.ts). Each
+// VHDs, dynamic VHDs and clean VHDX files (one run per allocated block;
+// src/formats/data-location.ts). Each
 // segment is one job on a libuv pool thread, which maps both images' allocated ranges,
 // compares them block by block, writes the differing data to the target and starts its
 // writeback (sync_file_range, no device cache flush: the final fdatasync makes it durable).
