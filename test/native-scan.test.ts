@@ -73,6 +73,7 @@ t.test("native and WASM compares agree with each other and with the oracles", { 
 
       const diffNative = await diff(source, target, { blockSizeBytes, workers });
       const diffWasm = await withScanEnv("1", () => diff(source, target, { blockSizeBytes, workers }));
+      t.same([diffNative.scanner, diffWasm.scanner], ["native", "wasm"], `diff says which scanner ran (${context})`);
       t.same(diffNative.extents, diffWasm.extents, `diff extents agree (${context})`);
       t.equal(diffNative.bytesDiffering, diffWasm.bytesDiffering, `diff bytes agree (${context})`);
 
@@ -131,6 +132,7 @@ t.test("dynamic VHD sources and targets: native and WASM compares agree with eac
       await dynamicVhdOf(target, targetVhd, [512 * 1024, 2 * 1024 * 1024][prng.int(2)]);
       const diffNative = await diff(source, targetVhd, { blockSizeBytes, workers });
       const diffWasm = await withScanEnv("1", () => diff(source, targetVhd, { blockSizeBytes, workers }));
+      t.same([diffNative.scanner, diffWasm.scanner], ["native", "wasm"], `diff of two VHDs says which scanner ran (${context})`);
       t.same(diffNative.extents, diffWasm.extents, `diff extents of two VHDs agree (${context})`);
       t.equal(diffNative.bytesDiffering, diffWasm.bytesDiffering, `diff bytes agree (${context})`);
       const verified = await verify(targetVhd, sourceRaw, { blockSizeBytes, workers });

@@ -27,6 +27,8 @@ export interface DiffReport {
   /** Differing byte ranges, coalesced; at most maxExtents of them. */
   extents: Extent[];
   extentsTruncated: boolean;
+  /** Which scanner read the images: "native" (the addon's compare) or "wasm"; absent for two digest files. */
+  scanner?: "native" | "wasm";
   seconds: number;
 }
 
@@ -64,7 +66,8 @@ export async function collectDifferences(
   tasks: AsyncIterable<SegmentTask> | Iterable<SegmentTask>,
   what: { operation: string; virtualSizeBytes: number; blockSizeBytes: number },
   options: { maxExtents?: number; signal?: AbortSignal; onProgress?: ProgressListener },
-): Promise<{ counters: SegmentCounters; extents: ExtentCollector }> {
+): Promise<{ counters: SegmentCounters; extents: ExtentCollector; scanner: "native" | "wasm" }> {
+  const scanner = pool.native ? "native" : "wasm";
   const extents = new ExtentCollector(options.maxExtents);
   const counters = emptyCounters();
   const progress = throttle(options.onProgress);
@@ -86,12 +89,12 @@ export async function collectDifferences(
   }
   progress.flush();
   if (!complete) throw new VhdsyncError("VHDSYNC_INTERRUPTED", `${what.operation} interrupted`);
-  return { counters, extents };
+  return { counters, extents, scanner };
 }
 
 /** Assembles a DiffReport. */
 export function diffReport(
-  base: { a: string; b: string; method: string; blockSizeBytes: number; virtualSizeBytes: number; blocksTotal: number },
+  base: { a: string; b: string; method: string; blockSizeBytes: number; virtualSizeBytes: number; blocksTotal: number; scanner?: "native" | "wasm" },
   counters: Pick<SegmentCounters, "blocksCompared" | "blocksChanged" | "bytesRead">,
   extents: ExtentCollector,
   startedMs: number,

@@ -41,8 +41,8 @@ async function diffImageDigest(imagePath: string, digestPath: string, options: C
       { mode: "hash-compare", sourcePath: imagePath, blockSizeBytes, algo, apply: "none", windowBytes: DEFAULT_WINDOW_BYTES },
       workerCountFor(virtualSizeBytes, options.workers),
     );
-    const { counters, extents } = await collectDifferences(pool, framesAsTasks(digest), { operation: "diff", virtualSizeBytes, blockSizeBytes }, options);
-    return diffReport({ a: imagePath, b: digestPath, method: "image-digest", blockSizeBytes, virtualSizeBytes, blocksTotal: blockCount }, counters, extents, started);
+    const { counters, extents, scanner } = await collectDifferences(pool, framesAsTasks(digest), { operation: "diff", virtualSizeBytes, blockSizeBytes }, options);
+    return diffReport({ a: imagePath, b: digestPath, method: "image-digest", blockSizeBytes, virtualSizeBytes, blocksTotal: blockCount, scanner }, counters, extents, started);
   } finally {
     await digest.close();
   }

@@ -40,8 +40,8 @@ export async function verify(aPath: string, bPath: string, options: CompareOptio
     workerCountFor(virtualSizeBytes, options.workers),
   );
   const blocksTotal = blockCountFor(virtualSizeBytes, blockSizeBytes);
-  const { counters, extents } = await collectDifferences(pool, segmentTasks(blocksTotal, segmentBlocks(blockSizeBytes)), { operation: "verify", virtualSizeBytes, blockSizeBytes }, options);
-  return diffReport({ a: aPath, b: bPath, method: "images", blockSizeBytes, virtualSizeBytes, blocksTotal }, counters, extents, started);
+  const { counters, extents, scanner } = await collectDifferences(pool, segmentTasks(blocksTotal, segmentBlocks(blockSizeBytes)), { operation: "verify", virtualSizeBytes, blockSizeBytes }, options);
+  return diffReport({ a: aPath, b: bPath, method: "images", blockSizeBytes, virtualSizeBytes, blocksTotal, scanner }, counters, extents, started);
 }
 
 /** Virtual size of the image at `path` in bytes. @throws open errors */
