@@ -18,6 +18,8 @@ mod ops;
 mod scan;
 mod sys;
 mod task;
+#[cfg(test)]
+mod test_bytes;
 mod xxh3;
 
 use std::os::raw::c_int;

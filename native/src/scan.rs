@@ -375,19 +375,7 @@ fn compare_zero_portable(a: &[u8], b: &[u8]) -> (bool, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A small xorshift generator (no crates).
-    fn bytes(seed: u64, length: usize) -> Vec<u8> {
-        let mut state = seed | 1;
-        (0..length)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect()
-    }
+    use crate::test_bytes::xorshift_bytes as bytes;
 
     #[test]
     fn compare_zero_finds_every_difference_and_zero_run() {

@@ -449,18 +449,7 @@ pub fn stream_digest(state: (usize, usize), variant: Variant) -> Outcome<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample(length: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..length)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    use crate::test_bytes::xorshift_bytes;
 
     /// Feeds `data` to a stream in pieces of `piece` bytes (the last one shorter).
     fn streamed(data: &[u8], piece: usize, variant: Variant) -> [u8; 16] {
@@ -484,7 +473,7 @@ mod tests {
     fn stream_equals_one_shot() {
         let secret = secret_for(0);
         for length in [241usize, 255, 256, 257, 1023, 1024, 1025, 1088, 1089, 4096, 5000, 65536, 65600, 100_003] {
-            let data = sample(length, length as u64 + 7);
+            let data = xorshift_bytes(length as u64 + 7, length);
             for variant in [Variant::Xxh3_64, Variant::Xxh3_128] {
                 let mut expected = [0u8; 16];
                 digest_long(variant, uses_avx2(), &data, &secret, &mut expected);
@@ -497,7 +486,7 @@ mod tests {
 
     #[test]
     fn stream_refusals() {
-        let data = sample(4096, 3);
+        let data = xorshift_bytes(3, 4096);
         let memory = (data.as_ptr() as usize, data.len());
         let mut state = vec![0u8; STREAM_STATE_BYTES];
         let state_buffer = (state.as_mut_ptr() as usize, state.len());
@@ -522,7 +511,7 @@ mod tests {
         }
         let secret = secret_for(0);
         for length in [241usize, 255, 256, 1023, 1024, 1025, 4096, 5000, 65536] {
-            let data = sample(length, length as u64);
+            let data = xorshift_bytes(length as u64, length);
             for variant in [Variant::Xxh3_64, Variant::Xxh3_128] {
                 let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
                 digest_long(variant, false, &data, &secret, &mut a);
