@@ -12,7 +12,7 @@ use crate::napi::*;
 /// Largest integer a JS number holds exactly (Number.MAX_SAFE_INTEGER).
 pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
-const MAX_ARGS: usize = 10;
+const MAX_ARGS: usize = 14;
 
 /// A number roughly as JS prints it: exponent notation for huge magnitudes.
 fn show(value: f64) -> String {
@@ -100,6 +100,14 @@ impl Args {
         let mut length = 0usize;
         check(unsafe { napi_get_arraybuffer_info(self.env, self.values[index], &mut data, &mut length) }, "napi_get_arraybuffer_info")?;
         Ok((data as usize, length))
+    }
+
+    /// An ArrayBuffer argument, or None when the argument is undefined or null.
+    pub fn optional_array_buffer(&self, index: usize, name: &str) -> Outcome<Option<(usize, usize)>> {
+        match self.value_type(index)? {
+            NAPI_UNDEFINED | NAPI_NULL => Ok(None),
+            _ => self.array_buffer(index, name).map(Some),
+        }
     }
 
     /// A short ASCII string argument (at most 31 bytes).

@@ -11,6 +11,7 @@ compile_error!("the vhdsync native addon supports 64-bit Linux only (portable fa
 mod appender;
 mod args;
 mod failure;
+mod hash_scan;
 mod js;
 mod map;
 mod napi;
@@ -195,21 +196,9 @@ fn parse_compare_segment(args: &Args) -> Outcome<Job> {
     let block = args.integer(2, "blockSize")?;
     let unit = args.integer(3, "unitSize")?;
     let (start, length) = args.range(4, 5)?;
-    let ranges = args.array_buffer(6, "ranges")?;
-    let range_count = args.integer(7, "rangeCount")? as usize;
+    let active = parse_ranges(args, 6)?;
     let write = args.integer(8, "write")? != 0;
     let out = args.array_buffer(9, "changes")?;
-    if ranges.0 % 8 != 0 || range_count.checked_mul(32).is_none_or(|bytes| bytes > ranges.1) {
-        return Err(Failure::Invalid(format!("ranges holds fewer than {range_count} (start, end, sourceAt, targetAt) f64 quadruples")));
-    }
-    // SAFETY: an 8-aligned ArrayBuffer of at least range_count * 32 bytes, read on this thread now.
-    let quads = unsafe { std::slice::from_raw_parts(ranges.0 as *const f64, range_count * 4) };
-    // A file offset, or None for a negative value (that side reads as zeros there).
-    let place = |value: f64| if value < 0.0 { None } else { Some(value as u64) };
-    let active = quads
-        .chunks_exact(4)
-        .map(|quad| scan::ActiveRange { from: quad[0] as u64, to: quad[1] as u64, source_at: place(quad[2]), target_at: place(quad[3]) })
-        .collect();
     let job = scan::CompareJob { source_fd, target_fd, block, unit, start, end: start + length, active, write, out };
     // compare_segment validates the job (on the pool thread for the async form).
     Ok(Box::new(move || {
@@ -218,6 +207,56 @@ fn parse_compare_segment(args: &Args) -> Outcome<Job> {
                 ("blocksCompared", counts.blocks_compared as f64),
                 ("blocksChanged", counts.blocks_changed as f64),
                 ("blocksNonZero", counts.blocks_non_zero as f64),
+                ("bytesWritten", counts.bytes_written as f64),
+                ("changes", counts.changes as f64),
+            ])
+        })
+    }))
+}
+
+/// (start, end, sourceAt, targetAt) f64 quadruples as ranges (a negative offset: that side
+/// reads as zeros there).
+fn parse_ranges(args: &Args, index: usize) -> Outcome<Vec<scan::ActiveRange>> {
+    let ranges = args.array_buffer(index, "ranges")?;
+    let range_count = args.integer(index + 1, "rangeCount")? as usize;
+    if ranges.0 % 8 != 0 || range_count.checked_mul(32).is_none_or(|bytes| bytes > ranges.1) {
+        return Err(Failure::Invalid(format!("ranges holds fewer than {range_count} (start, end, sourceAt, targetAt) f64 quadruples")));
+    }
+    // SAFETY: an 8-aligned ArrayBuffer of at least range_count * 32 bytes, read on this thread now.
+    let quads = unsafe { std::slice::from_raw_parts(ranges.0 as *const f64, range_count * 4) };
+    let place = |value: f64| if value < 0.0 { None } else { Some(value as u64) };
+    Ok(quads
+        .chunks_exact(4)
+        .map(|quad| scan::ActiveRange { from: quad[0] as u64, to: quad[1] as u64, source_at: place(quad[2]), target_at: place(quad[3]) })
+        .collect())
+}
+
+fn parse_hash_segment(args: &Args) -> Outcome<Job> {
+    let source_fd = args.fd(0, "sourceFd")?;
+    let target_fd = args.fd(1, "targetFd")?;
+    let variant = xxh3::Variant::from_id(args.integer(2, "algorithm")?)?;
+    let block = args.integer(3, "blockSize")?;
+    let (start, length) = args.range(4, 5)?;
+    let active = parse_ranges(args, 6)?;
+    let write = args.integer(8, "write")? != 0;
+    let flags_out = args.array_buffer(9, "flags")?;
+    let digests_out = args.array_buffer(10, "digests")?;
+    let changes_out = args.array_buffer(11, "changes")?;
+    let target_flags = args.optional_array_buffer(12, "targetFlags")?;
+    let target_digests = args.optional_array_buffer(13, "targetDigests")?;
+    let target = match (target_flags, target_digests) {
+        (Some(flags), Some(digests)) => Some(hash_scan::TargetFrame { flags, digests }),
+        (None, None) => None,
+        _ => return Err(Failure::Invalid("targetFlags and targetDigests go together".into())),
+    };
+    let job = hash_scan::HashJob { source_fd, target_fd, variant, block, start, end: start + length, active, write, flags_out, digests_out, changes_out, target };
+    // hash_segment validates the job (on the pool thread for the async form).
+    Ok(Box::new(move || {
+        hash_scan::hash_segment(&job).map(|counts| {
+            Output::Numbers(vec![
+                ("dataBlocks", counts.data_blocks as f64),
+                ("unallocatedBlocks", counts.unallocated_blocks as f64),
+                ("changedBlocks", counts.changed_blocks as f64),
                 ("bytesWritten", counts.bytes_written as f64),
                 ("changes", counts.changes as f64),
             ])
@@ -254,6 +293,7 @@ callbacks! {
     fdatasync_sync, fdatasync_async, parse_fdatasync, "fdatasync";
     fadvise_sync, fadvise_async, parse_fadvise, "fadvise";
     compare_segment_sync, compare_segment_async, parse_compare_segment, "compareSegment";
+    hash_segment_sync, hash_segment_async, parse_hash_segment, "hashSegment";
     panic_sync, panic_async, parse_panic_for_test, "panicForTest";
 }
 
@@ -318,6 +358,8 @@ const EXPORTS: &[(&str, napi_callback)] = &[
     ("fadviseAsync", fadvise_async),
     ("compareSegment", compare_segment_sync),
     ("compareSegmentAsync", compare_segment_async),
+    ("hashSegment", hash_segment_sync),
+    ("hashSegmentAsync", hash_segment_async),
     ("mapFile", map_file_sync),
     ("unmapFile", unmap_file_sync),
     ("hashBlocksNonZero", hash_blocks_sync),

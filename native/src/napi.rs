@@ -17,6 +17,7 @@ pub const NAPI_OK: napi_status = 0;
 pub const NAPI_CANCELLED: napi_status = 11;
 
 pub const NAPI_UNDEFINED: napi_valuetype = 0;
+pub const NAPI_NULL: napi_valuetype = 1;
 pub const NAPI_NUMBER: napi_valuetype = 3;
 pub const NAPI_STRING: napi_valuetype = 4;
 

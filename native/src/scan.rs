@@ -81,24 +81,8 @@ impl CompareJob {
         if self.start % self.block != 0 || self.end < self.start {
             return Err(Failure::Invalid(format!("segment {}..{} must start on a block boundary", self.start, self.end)));
         }
-        let mut cursor = self.start;
-        for range in &self.active {
-            let ActiveRange { from, to, .. } = *range;
-            if from < cursor || to <= from || to > self.end || (from - self.start) % self.unit != 0 {
-                return Err(Failure::Invalid(format!(
-                    "active range {from}..{to} is out of order, empty, outside the segment or not unit-aligned"
-                )));
-            }
-            if self.write && range.target_at.is_none() {
-                return Err(Failure::Invalid(format!("active range {from}..{to} has no place in the target to write to")));
-            }
-            for at in [range.source_at, range.target_at].into_iter().flatten() {
-                if at.checked_add(to - from).is_none_or(|end| end > i64::MAX as u64) {
-                    return Err(Failure::Invalid(format!("active range {from}..{to} lies past the largest file offset")));
-                }
-            }
-            cursor = to;
-        }
+        // Ranges start on a unit boundary; the last unit of a range may be partial only at the segment's end.
+        check_ranges(&self.active, self.start, self.end, self.write, |from, _| (from - self.start) % self.unit == 0)?;
         let units: u64 = self.active.iter().map(|range| (range.to - range.from).div_ceil(self.unit)).sum();
         if (self.out.1 as u64) < units * 24 || self.out.0 % 8 != 0 {
             return Err(Failure::Invalid(format!("the changes buffer needs {} bytes, 8-aligned", units * 24)));
@@ -107,15 +91,45 @@ impl CompareJob {
     }
 }
 
+/// Checks a job's ranges: in order, disjoint, not empty, inside [start, end], `aligned(from,
+/// to)`, placed in the target when writing, and inside the largest file offset.
+pub(crate) fn check_ranges(
+    active: &[ActiveRange],
+    start: u64,
+    end: u64,
+    write: bool,
+    aligned: impl Fn(u64, u64) -> bool,
+) -> Outcome<()> {
+    let mut cursor = start;
+    for range in active {
+        let ActiveRange { from, to, .. } = *range;
+        if from < cursor || to <= from || to > end || !aligned(from, to) {
+            return Err(Failure::Invalid(format!(
+                "range {from}..{to} is out of order, empty, outside the segment or not aligned"
+            )));
+        }
+        if write && range.target_at.is_none() {
+            return Err(Failure::Invalid(format!("range {from}..{to} has no place in the target to write to")));
+        }
+        for at in [range.source_at, range.target_at].into_iter().flatten() {
+            if at.checked_add(to - from).is_none_or(|end| end > i64::MAX as u64) {
+                return Err(Failure::Invalid(format!("range {from}..{to} lies past the largest file offset")));
+            }
+        }
+        cursor = to;
+    }
+    Ok(())
+}
+
 /// Changed ranges, merged with the previous one when adjacent and of the same kind, as f64
 /// triples in the lent buffer.
-struct Changes<'a> {
-    out: &'a mut [f64],
-    count: usize,
+pub(crate) struct Changes<'a> {
+    pub(crate) out: &'a mut [f64],
+    pub(crate) count: usize,
 }
 
 impl Changes<'_> {
-    fn add(&mut self, offset: u64, length: u64, zero: bool) {
+    pub(crate) fn add(&mut self, offset: u64, length: u64, zero: bool) {
         let kind = f64::from(u8::from(zero));
         if self.count > 0 {
             let last = &mut self.out[(self.count - 1) * 3..self.count * 3];
@@ -130,7 +144,7 @@ impl Changes<'_> {
 }
 
 /// A read-only shared mapping of [offset, offset+length) of a file, SIGBUS-guarded while it lives.
-struct Mapping {
+pub(crate) struct Mapping {
     base: *mut c_void,
     size: usize,
     /// Where `offset` lies in the mapping (the mapping starts on a page boundary).
@@ -164,21 +178,21 @@ impl Mapping {
 }
 
 /// One side of a window: mapped file pages, or zeros where that side has no data.
-enum Side<'z> {
+pub(crate) enum Side<'z> {
     Mapped(Mapping),
     Zeros(&'z [u8]),
 }
 
 impl<'z> Side<'z> {
     /// [at, at+length) of `fd`, or `length` zeros when `at` is None.
-    fn new(fd: c_int, at: Option<u64>, length: u64, zeros: &'z [u8]) -> Outcome<Side<'z>> {
+    pub(crate) fn new(fd: c_int, at: Option<u64>, length: u64, zeros: &'z [u8]) -> Outcome<Side<'z>> {
         match at {
             Some(at) => Mapping::new(fd, at, length).map(Side::Mapped),
             None => Ok(Side::Zeros(&zeros[..length as usize])),
         }
     }
 
-    fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Side::Mapped(mapping) => mapping.bytes(),
             Side::Zeros(zeros) => zeros,
@@ -202,18 +216,7 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
     let mut changes = Changes { out, count: 0 };
     let mut counts = CompareCounts::default();
     // A file shorter than the range would fault (SIGBUS) past its end: refuse instead.
-    for (fd, side) in [(job.source_fd, 0), (job.target_fd, 1)] {
-        let needed = job
-            .active
-            .iter()
-            .filter_map(|range| [range.source_at, range.target_at][side].map(|at| at + (range.to - range.from)))
-            .max();
-        if let Some(needed) = needed {
-            if size_of(fd)? < needed {
-                return Err(Failure::Os { errno: sys::ENXIO, syscall: "mmap (range past the end of the file)" });
-            }
-        }
-    }
+    check_files_hold(job.source_fd, job.target_fd, &job.active)?;
     // Windows of whole units, mapped one at a time: mapped pages count as the process's
     // memory while mapped.
     let window = (MAP_WINDOW_BYTES / job.unit).max(1) * job.unit;
@@ -262,7 +265,7 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
                     run = run.map(|(start, size)| (start, size + length as u64));
                 } else {
                     if let Some(done) = run.take() {
-                        counts.bytes_written += write_run(job, done, a, &place, &mut written)?;
+                        counts.bytes_written += write_run(job.target_fd, job.write, done, a, &place, &mut written)?;
                     }
                     if differ && !zero {
                         run = Some((offset, length as u64));
@@ -272,7 +275,7 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
             }
             // The window's mapping goes away: write what was gathered from it.
             if let Some(done) = run.take() {
-                counts.bytes_written += write_run(job, done, a, &place, &mut written)?;
+                counts.bytes_written += write_run(job.target_fd, job.write, done, a, &place, &mut written)?;
             }
             window_start = window_end;
         }
@@ -284,24 +287,48 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
     Ok(counts)
 }
 
+/// Refuses (ENXIO) ranges that lie past the end of either file: touching a mapping there
+/// would fault (SIGBUS).
+pub(crate) fn check_files_hold(source_fd: c_int, target_fd: c_int, active: &[ActiveRange]) -> Outcome<()> {
+    for (fd, side) in [(source_fd, 0), (target_fd, 1)] {
+        let needed = active
+            .iter()
+            .filter_map(|range| [range.source_at, range.target_at][side].map(|at| at + (range.to - range.from)))
+            .max();
+        if let Some(needed) = needed {
+            if size_of(fd)? < needed {
+                return Err(Failure::Os { errno: sys::ENXIO, syscall: "mmap (range past the end of the file)" });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Starts writing the segment's dirty target pages back (sync_file_range WRITE: no wait, no
 /// device cache flush), so that the fdatasync before success finds them on their way. A hint
 /// only: a failure here surfaces at that fdatasync.
-fn start_writeback(fd: c_int, start: u64, end: u64) {
+pub(crate) fn start_writeback(fd: c_int, start: u64, end: u64) {
     // SAFETY: a plain system call on a caller-owned descriptor.
     unsafe { sys::sync_file_range(fd, start as i64, (end - start) as i64, sys::SYNC_FILE_RANGE_WRITE) };
 }
 
 /// Where a window lies: its first byte on the virtual disk and in the target file.
-struct Place {
-    window_start: u64,
-    target_at: Option<u64>,
+pub(crate) struct Place {
+    pub(crate) window_start: u64,
+    pub(crate) target_at: Option<u64>,
 }
 
 /// Writes the data run `run` (virtual offsets inside the window whose source bytes are
 /// `window`) to the target, and widens `written` (the target file range written) to cover it.
-fn write_run(job: &CompareJob, run: (u64, u64), window: &[u8], place: &Place, written: &mut Option<(u64, u64)>) -> Outcome<u64> {
-    if !job.write {
+pub(crate) fn write_run(
+    target_fd: c_int,
+    write: bool,
+    run: (u64, u64),
+    window: &[u8],
+    place: &Place,
+    written: &mut Option<(u64, u64)>,
+) -> Outcome<u64> {
+    if !write {
         return Ok(0);
     }
     // validate() refuses writing jobs with a range that has no place in the target.
@@ -313,9 +340,8 @@ fn write_run(job: &CompareJob, run: (u64, u64), window: &[u8], place: &Place, wr
     let mut done = 0usize;
     while done < data.len() {
         // SAFETY: `data` is readable mapped memory; pwrite does not keep the pointer.
-        let written = unsafe {
-            sys::pwrite(job.target_fd, data[done..].as_ptr().cast(), data.len() - done, (position + done as u64) as i64)
-        };
+        let written =
+            unsafe { sys::pwrite(target_fd, data[done..].as_ptr().cast(), data.len() - done, (position + done as u64) as i64) };
         if written < 0 {
             if sys::errno() == sys::EINTR {
                 continue;
@@ -375,7 +401,7 @@ fn compare_zero_portable(a: &[u8], b: &[u8]) -> (bool, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_bytes::xorshift_bytes as bytes;
+    use crate::test_bytes::{xorshift_bytes as bytes, TempFile};
 
     #[test]
     fn compare_zero_finds_every_difference_and_zero_run() {
@@ -433,29 +459,6 @@ mod tests {
         assert!(job(vec![(0, 16384)], 3000, &mut out).validate().is_err(), "unit does not divide the block");
         let mut small = vec![0f64; 3];
         assert!(job(vec![(0, 16384)], 4096, &mut small).validate().is_err(), "changes buffer too small");
-    }
-
-    /// A file holding `bytes`, removed when dropped.
-    struct TempFile(std::path::PathBuf, std::fs::File);
-
-    impl TempFile {
-        fn new(name: &str, bytes: &[u8]) -> TempFile {
-            let path = std::env::temp_dir().join(format!("vhdsync-scan-{}-{name}", std::process::id()));
-            std::fs::write(&path, bytes).unwrap();
-            let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
-            TempFile(path, file)
-        }
-
-        fn fd(&self) -> c_int {
-            use std::os::fd::AsRawFd;
-            self.1.as_raw_fd()
-        }
-    }
-
-    impl Drop for TempFile {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
     }
 
     #[test]

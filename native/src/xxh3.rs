@@ -16,7 +16,7 @@ const PRIME64_4: u64 = 0x85EB_CA77_C2B2_AE63;
 const PRIME64_5: u64 = 0x27D4_EB2F_1656_67C5;
 const PRIME_MX1: u64 = 0x1656_6791_9E37_79F9;
 
-const SECRET_BYTES: usize = 192;
+pub(crate) const SECRET_BYTES: usize = 192;
 const INITIAL_ACCUMULATORS: [u64; 8] = [PRIME32_3, PRIME64_1, PRIME64_2, PRIME64_3, PRIME64_4, PRIME32_2, PRIME64_5, PRIME32_1];
 const STRIPE_BYTES: usize = 64;
 const STRIPES_PER_BLOCK: usize = (SECRET_BYTES - STRIPE_BYTES) / 8;
@@ -55,7 +55,7 @@ impl Variant {
         }
     }
 
-    fn digest_bytes(self) -> usize {
+    pub(crate) fn digest_bytes(self) -> usize {
         match self {
             Variant::Xxh3_128 => 16,
             Variant::Xxh3_64 => 8,
@@ -244,7 +244,7 @@ fn merge(acc: &[u64; 8], secret: &[u8; SECRET_BYTES], key_offset: usize, initial
 }
 
 /// The secret for `seed` (spec "Seed and Secret"; seed 0 gives the default secret).
-fn secret_for(seed: u64) -> [u8; SECRET_BYTES] {
+pub(crate) fn secret_for(seed: u64) -> [u8; SECRET_BYTES] {
     let mut secret = [0u8; SECRET_BYTES];
     for at in (0..SECRET_BYTES).step_by(16) {
         secret[at..at + 8].copy_from_slice(&read64(&DEFAULT_SECRET, at).wrapping_add(seed).to_le_bytes());
@@ -254,7 +254,7 @@ fn secret_for(seed: u64) -> [u8; SECRET_BYTES] {
 }
 
 /// Writes the canonical digest of `data` (> 240 bytes) at `out`.
-fn digest_long(variant: Variant, avx2: bool, data: &[u8], secret: &[u8; SECRET_BYTES], out: &mut [u8]) {
+pub(crate) fn digest_long(variant: Variant, avx2: bool, data: &[u8], secret: &[u8; SECRET_BYTES], out: &mut [u8]) {
     let acc = accumulate_long(avx2, data, secret);
     finish_long(variant, &acc, data.len() as u64, secret, out);
 }
@@ -272,7 +272,7 @@ fn finish_long(variant: Variant, acc: &[u64; 8], length: u64, secret: &[u8; SECR
     }
 }
 
-fn is_zero(bytes: &[u8]) -> bool {
+pub(crate) fn is_zero(bytes: &[u8]) -> bool {
     let mut chunks = bytes.chunks_exact(256);
     for chunk in &mut chunks {
         if chunk.iter().fold(0u8, |any, &byte| any | byte) != 0 {

@@ -1,0 +1,472 @@
+//! The digest frame of one segment of an image whose data lies in plain runs of its file (the
+//! images scan.rs compares: flat images, dynamic VHDs, clean VHDX files), built whole on one
+//! thread of the libuv pool: the allocated block ranges are mapped read-only from the page
+//! cache, each block is checked for zeros and, when it has data, hashed (XXH3-128 or XXH3-64,
+//! xxh3.rs), and the block states and packed digests are written into the caller's buffers in
+//! the layout of a digest file's frame (docs/digest-file.md). With the target's frame for the
+//! same blocks (`resync --target-digest`), the job also finds the blocks whose digests differ
+//! and, when asked, writes their data to a flat target from the source's mapping. This is the
+//! WASM scanner's hash mode (src/sync/segment-scanner.ts, frameWindow in assembly/blocks.ts)
+//! without a Node worker's boot or a copy into WASM memory.
+
+use std::os::raw::c_int;
+
+use crate::failure::{Failure, Outcome};
+use crate::scan::{check_files_hold, check_ranges, start_writeback, write_run, ActiveRange, Changes, Place, Side};
+use crate::xxh3::{self, Variant, MIDSIZE_MAX_BYTES};
+
+/// Bytes of the source mapped at a time (rounded down to whole blocks, at least one).
+const MAP_WINDOW_BYTES: u64 = 4 << 20;
+
+/// Block states of a digest frame (docs/digest-file.md).
+pub const FRAME_UNALLOCATED: u8 = 0;
+pub const FRAME_ZERO: u8 = 1;
+pub const FRAME_DATA: u8 = 2;
+
+/// A caller's buffer: address and length in bytes, lent until the job settles.
+pub type Lent = (usize, usize);
+
+/// The target's frame for the segment's blocks: a state per block, and the packed digests of
+/// its data blocks.
+#[derive(Clone, Copy)]
+pub struct TargetFrame {
+    pub flags: Lent,
+    pub digests: Lent,
+}
+
+/// One segment's hashing, validated before it runs.
+pub struct HashJob {
+    pub source_fd: c_int,
+    /// Written to (at the ranges' target offsets) only when `write` is set.
+    pub target_fd: c_int,
+    pub variant: Variant,
+    pub block: u64,
+    pub start: u64,
+    pub end: u64,
+    /// The block ranges with allocated data (the rest of the segment is unallocated), in order,
+    /// disjoint, block-aligned from `start` (the last may end at `end`), each with its file
+    /// offset in the source (None: it reads as zeros) and, when writing, in the target.
+    pub active: Vec<ActiveRange>,
+    /// Write the data of differing blocks to the target (needs `target`).
+    pub write: bool,
+    /// A state per block (FRAME_*).
+    pub flags_out: Lent,
+    /// The digests of the data blocks, packed in block order.
+    pub digests_out: Lent,
+    /// With `target`: the changed ranges as f64 triples (offset, length, 1 if the source reads as zeros).
+    pub changes_out: Lent,
+    pub target: Option<TargetFrame>,
+}
+
+/// What a segment's hashing found.
+#[derive(Debug, Default, PartialEq)]
+pub struct HashCounts {
+    pub data_blocks: u64,
+    pub unallocated_blocks: u64,
+    /// With a target frame: blocks whose state or digest differs.
+    pub changed_blocks: u64,
+    pub bytes_written: u64,
+    /// Triples written to `changes_out`.
+    pub changes: u64,
+}
+
+impl HashJob {
+    fn blocks(&self) -> u64 {
+        (self.end - self.start).div_ceil(self.block)
+    }
+
+    /// Checks the job's shape; the descriptors are the caller's to keep valid.
+    pub fn validate(&self) -> Outcome<()> {
+        let block = self.block;
+        if block == 0 || !block.is_power_of_two() || block as usize <= MIDSIZE_MAX_BYTES {
+            return Err(Failure::Invalid(format!("blockSize must be a power of two above {MIDSIZE_MAX_BYTES}, got {block}")));
+        }
+        if self.start % block != 0 || self.end < self.start {
+            return Err(Failure::Invalid(format!("segment {}..{} must start on a block boundary", self.start, self.end)));
+        }
+        let tail = (self.end - self.start) % block;
+        if tail != 0 && tail as usize <= MIDSIZE_MAX_BYTES {
+            return Err(Failure::Invalid(format!("the last block ({tail} bytes) must be longer than {MIDSIZE_MAX_BYTES} bytes")));
+        }
+        // Ranges are whole blocks, but for the segment's last (partial) block.
+        let aligned = |at: u64| (at - self.start) % block == 0;
+        check_ranges(&self.active, self.start, self.end, self.write, |from, to| {
+            aligned(from) && (aligned(to) || to == self.end)
+        })?;
+        let blocks = self.blocks();
+        let digest_bytes = self.variant.digest_bytes() as u64;
+        if (self.flags_out.1 as u64) < blocks || (self.digests_out.1 as u64) < blocks * digest_bytes {
+            return Err(Failure::Invalid(format!("the output buffers need {blocks} and {} bytes", blocks * digest_bytes)));
+        }
+        let mut lent = vec![self.flags_out, self.digests_out];
+        match self.target {
+            Some(target) => {
+                if (self.changes_out.1 as u64) < blocks * 24 || self.changes_out.0 % 8 != 0 {
+                    return Err(Failure::Invalid(format!("the changes buffer needs {} bytes, 8-aligned", blocks * 24)));
+                }
+                if (target.flags.1 as u64) < blocks {
+                    return Err(Failure::Invalid(format!("the target frame has fewer than {blocks} block states")));
+                }
+                // SAFETY: checked above to hold `blocks` bytes; read on this thread now.
+                let states = unsafe { std::slice::from_raw_parts(target.flags.0 as *const u8, blocks as usize) };
+                let data = states.iter().filter(|&&state| state == FRAME_DATA).count() as u64;
+                if (target.digests.1 as u64) < data * digest_bytes {
+                    return Err(Failure::Invalid(format!("the target frame has fewer digests than its {data} data blocks")));
+                }
+                lent.extend([self.changes_out, target.flags, target.digests]);
+            }
+            None if self.write => return Err(Failure::Invalid("writing needs the target's frame".into())),
+            None => {}
+        }
+        for (i, a) in lent.iter().enumerate() {
+            for b in &lent[i + 1..] {
+                if a.1 > 0 && b.1 > 0 && a.0 < b.0 + b.1 && b.0 < a.0 + a.1 {
+                    return Err(Failure::Invalid("the frame buffers must not overlap".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The frame being built, block by block in order.
+struct Frame<'a> {
+    flags: &'a mut [u8],
+    digests: &'a mut [u8],
+    digest_bytes: usize,
+    /// The target's states and packed digests.
+    target: Option<(&'a [u8], &'a [u8])>,
+    changes: Changes<'a>,
+    data: usize,
+    /// Target digests consumed.
+    used: usize,
+    unallocated: u64,
+    changed: u64,
+}
+
+impl Frame<'_> {
+    /// Records block `index` (`length` bytes at `offset`) in state `state` (a data block's
+    /// digest is already in the next packed slot); returns whether it differs from the target.
+    fn visit(&mut self, index: usize, state: u8, offset: u64, length: u64) -> bool {
+        self.flags[index] = state;
+        match state {
+            FRAME_DATA => self.data += 1,
+            FRAME_UNALLOCATED => self.unallocated += 1,
+            _ => {}
+        }
+        let Some((states, digests)) = self.target else { return false };
+        let target_data = states[index] == FRAME_DATA;
+        let mut same = state != FRAME_DATA && !target_data;
+        if target_data {
+            if state == FRAME_DATA {
+                let size = self.digest_bytes;
+                same =
+                    digests[self.used * size..(self.used + 1) * size] == self.digests[(self.data - 1) * size..self.data * size];
+            }
+            self.used += 1;
+        }
+        if !same {
+            self.changed += 1;
+            self.changes.add(offset, length, state != FRAME_DATA);
+        }
+        !same
+    }
+
+    /// Blocks [from, to) of the segment are unallocated in the source.
+    fn unallocated(&mut self, job: &HashJob, from: usize, to: usize) {
+        for index in from..to {
+            let offset = job.start + index as u64 * job.block;
+            self.visit(index, FRAME_UNALLOCATED, offset, job.block.min(job.end - offset));
+        }
+    }
+}
+
+/// Builds the segment's frame (validating the job first).
+pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
+    job.validate()?;
+    let blocks = job.blocks() as usize;
+    let digest_bytes = job.variant.digest_bytes();
+    // SAFETY: validate() checked that every lent buffer holds what is taken here and that they
+    // do not overlap; the caller lends them until the job settles.
+    let mut frame = unsafe {
+        let target = job.target.map(|target| {
+            let digests = target.digests.1 / digest_bytes * digest_bytes;
+            (
+                std::slice::from_raw_parts(target.flags.0 as *const u8, blocks),
+                std::slice::from_raw_parts(target.digests.0 as *const u8, digests),
+            )
+        });
+        let changes =
+            if target.is_some() { std::slice::from_raw_parts_mut(job.changes_out.0 as *mut f64, blocks * 3) } else { &mut [] };
+        Frame {
+            flags: std::slice::from_raw_parts_mut(job.flags_out.0 as *mut u8, blocks),
+            digests: std::slice::from_raw_parts_mut(job.digests_out.0 as *mut u8, blocks * digest_bytes),
+            digest_bytes,
+            target,
+            changes: Changes { out: changes, count: 0 },
+            data: 0,
+            used: 0,
+            unallocated: 0,
+            changed: 0,
+        }
+    };
+    // A file shorter than a range would fault (SIGBUS) past its end: refuse instead.
+    check_files_hold(job.source_fd, job.target_fd, &job.active)?;
+    let window = (MAP_WINDOW_BYTES / job.block).max(1) * job.block;
+    let zeros = if job.active.iter().any(|range| range.source_at.is_none()) { vec![0u8; window as usize] } else { Vec::new() };
+    let secret = xxh3::secret_for(0);
+    let avx2 = xxh3::uses_avx2();
+    let mut counts = HashCounts::default();
+    let mut written: Option<(u64, u64)> = None; // file range of the target written to
+    let mut next = 0usize; // the next block to record
+    for range in &job.active {
+        let ActiveRange { from, to, source_at, target_at } = *range;
+        frame.unallocated(job, next, ((from - job.start) / job.block) as usize);
+        next = ((from - job.start) / job.block) as usize;
+        let mut window_start = from;
+        while window_start < to {
+            let window_end = to.min(window_start + window);
+            let source =
+                Side::new(job.source_fd, source_at.map(|at| at + (window_start - from)), window_end - window_start, &zeros)?;
+            let bytes = source.bytes();
+            let place = Place { window_start, target_at: target_at.map(|at| at + (window_start - from)) };
+            // The run of differing data blocks being gathered, written when it ends (or the window does).
+            let mut run: Option<(u64, u64)> = None;
+            for (i, data) in bytes.chunks(job.block as usize).enumerate() {
+                let offset = window_start + i as u64 * job.block;
+                let length = data.len() as u64;
+                let zero = xxh3::is_zero(data);
+                if !zero {
+                    let slot = frame.data * digest_bytes;
+                    xxh3::digest_long(job.variant, avx2, data, &secret, &mut frame.digests[slot..slot + digest_bytes]);
+                }
+                let differs = frame.visit(next, if zero { FRAME_ZERO } else { FRAME_DATA }, offset, length);
+                next += 1;
+                match run {
+                    Some((start, size)) if differs && !zero && start + size == offset => run = Some((start, size + length)),
+                    _ => {
+                        if let Some(done) = run.take() {
+                            counts.bytes_written += write_run(job.target_fd, job.write, done, bytes, &place, &mut written)?;
+                        }
+                        if differs && !zero {
+                            run = Some((offset, length));
+                        }
+                    }
+                }
+            }
+            // The window's mapping goes away: write what was gathered from it.
+            if let Some(done) = run.take() {
+                counts.bytes_written += write_run(job.target_fd, job.write, done, bytes, &place, &mut written)?;
+            }
+            window_start = window_end;
+        }
+    }
+    frame.unallocated(job, next, blocks);
+    if let Some((low, high)) = written {
+        start_writeback(job.target_fd, low, high);
+    }
+    counts.data_blocks = frame.data as u64;
+    counts.unallocated_blocks = frame.unallocated;
+    counts.changed_blocks = frame.changed;
+    counts.changes = frame.changes.count as u64;
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys;
+    use crate::test_bytes::{xorshift_bytes as bytes, TempFile};
+
+    const B: u64 = 4096;
+
+    /// Zero flags and per-block digests of `data` by the per-block hasher (`hashBlocksNonZero`).
+    fn reference(variant: Variant, data: &[u8]) -> Vec<(bool, Vec<u8>)> {
+        let size = variant.digest_bytes();
+        let blocks = data.len().div_ceil(B as usize);
+        let mut memory = data.to_vec();
+        memory.resize(data.len() + blocks * (size + 1), 0);
+        let (digests, flags) = (data.len(), data.len() + blocks * size);
+        xxh3::hash_blocks_nonzero(
+            (memory.as_ptr() as usize, memory.len()),
+            variant,
+            0,
+            data.len() as u64,
+            B,
+            digests as u64,
+            flags as u64,
+        )
+        .unwrap();
+        (0..blocks).map(|i| (memory[flags + i] == 1, memory[digests + i * size..digests + (i + 1) * size].to_vec())).collect()
+    }
+
+    /// A frame's output buffers.
+    struct Out {
+        flags: Vec<u8>,
+        digests: Vec<u8>,
+        changes: Vec<f64>,
+    }
+
+    impl Out {
+        fn new(blocks: usize) -> Out {
+            Out { flags: vec![9; blocks], digests: vec![0; blocks * 16], changes: vec![0.0; blocks * 3] }
+        }
+    }
+
+    fn job(fd: c_int, variant: Variant, end: u64, active: Vec<ActiveRange>, out: &mut Out) -> HashJob {
+        HashJob {
+            source_fd: fd,
+            target_fd: fd,
+            variant,
+            block: B,
+            start: 0,
+            end,
+            active,
+            write: false,
+            flags_out: (out.flags.as_mut_ptr() as usize, out.flags.len()),
+            digests_out: (out.digests.as_mut_ptr() as usize, out.digests.len()),
+            changes_out: (out.changes.as_mut_ptr() as usize, out.changes.len() * 8),
+            target: None,
+        }
+    }
+
+    fn range(from: u64, to: u64, source_at: Option<u64>) -> ActiveRange {
+        ActiveRange { from, to, source_at, target_at: None }
+    }
+
+    #[test]
+    fn frames_hold_each_block_state_and_the_packed_digests() {
+        // 10 whole blocks and a last one of 1000 bytes; blocks 2 and 7 are zeros; blocks 3-4
+        // are unallocated (not in a range); blocks 5-10 lie at file offset 512 + B (a dynamic
+        // VHD's data after its bitmap), block 8 reads as zeros (no place in the file).
+        let end = 10 * B + 1000;
+        let mut disk = bytes(5, end as usize);
+        for zero in [2, 7, 8] {
+            disk[(zero * B) as usize..((zero + 1) * B) as usize].fill(0);
+        }
+        disk[(3 * B) as usize..(5 * B) as usize].fill(0);
+        let mut file = disk[..(3 * B) as usize].to_vec();
+        file.resize((5 * B) as usize + 512, 0xEE);
+        file.extend_from_slice(&disk[(5 * B) as usize..(8 * B) as usize]);
+        let tail_at = file.len() as u64;
+        file.extend_from_slice(&disk[(9 * B) as usize..]);
+        let source = TempFile::new("hash-frame", &file);
+        for variant in [Variant::Xxh3_128, Variant::Xxh3_64] {
+            let size = variant.digest_bytes();
+            let mut out = Out::new(11);
+            let active = vec![
+                range(0, 3 * B, Some(0)),
+                range(5 * B, 8 * B, Some(5 * B + 512)),
+                range(8 * B, 9 * B, None),
+                range(9 * B, end, Some(tail_at)),
+            ];
+            let counts = hash_segment(&job(source.fd(), variant, end, active, &mut out)).unwrap();
+            let expected = reference(variant, &disk);
+            let states: Vec<u8> = (0..11)
+                .map(|i| {
+                    if i == 3 || i == 4 {
+                        FRAME_UNALLOCATED
+                    } else if expected[i].0 {
+                        FRAME_ZERO
+                    } else {
+                        FRAME_DATA
+                    }
+                })
+                .collect();
+            assert_eq!(out.flags, states);
+            let packed: Vec<u8> = (0..11).filter(|&i| states[i] == FRAME_DATA).flat_map(|i| expected[i].1.clone()).collect();
+            assert_eq!(packed.len(), 6 * size);
+            assert!(out.digests[..packed.len()] == packed[..], "packed digests differ from the per-block hasher's");
+            assert_eq!(counts, HashCounts { data_blocks: 6, unallocated_blocks: 2, ..HashCounts::default() });
+        }
+    }
+
+    #[test]
+    fn a_target_frame_gives_the_changes_and_the_writes() {
+        let end = 12 * B;
+        let mut disk = bytes(21, end as usize);
+        disk[(4 * B) as usize..(5 * B) as usize].fill(0);
+        disk[(10 * B) as usize..].fill(0); // unallocated in the source: reads as zeros
+        let source = TempFile::new("hash-changes-source", &disk);
+        // The target: block 0 differs by a byte, block 4 has data where the source has zeros,
+        // block 6 is zero where the source has data, blocks 9-11 are unallocated in the target
+        // (but in the source, 10-11 are unallocated too, and 9 holds data).
+        let mut target_disk = disk.clone();
+        target_disk[100] ^= 1;
+        target_disk[(4 * B) as usize + 7] = 3;
+        target_disk[(6 * B) as usize..(7 * B) as usize].fill(0);
+        target_disk[(9 * B) as usize..].fill(0);
+        let target = TempFile::new("hash-changes-target", &target_disk);
+        let variant = Variant::Xxh3_128;
+        let mut frame = Out::new(12);
+        hash_segment(&job(target.fd(), variant, end, vec![range(0, 9 * B, Some(0))], &mut frame)).unwrap();
+        let mut out = Out::new(12);
+        let flat = |from, to| ActiveRange { from, to, source_at: Some(from), target_at: Some(from) };
+        let job = HashJob {
+            target_fd: target.fd(),
+            write: true,
+            target: Some(TargetFrame {
+                flags: (frame.flags.as_ptr() as usize, 12),
+                digests: (frame.digests.as_ptr() as usize, frame.digests.len()),
+            }),
+            ..job(source.fd(), variant, end, vec![flat(0, 10 * B)], &mut out)
+        };
+        let counts = hash_segment(&job).unwrap();
+        assert_eq!(
+            counts,
+            HashCounts { data_blocks: 9, unallocated_blocks: 2, changed_blocks: 4, bytes_written: 3 * B, changes: 4 }
+        );
+        // Block 0 (data), block 4 (the source reads as zeros), block 6 (data), block 9 (data).
+        let b = B as f64;
+        assert_eq!(&out.changes[..12], &[0.0, b, 0.0, 4.0 * b, b, 1.0, 6.0 * b, b, 0.0, 9.0 * b, b, 0.0]);
+        let mut now = std::fs::read(&target.0).unwrap();
+        now[(4 * B) as usize..(5 * B) as usize].fill(0); // the caller's part: zero runs
+        assert!(now == disk, "after the writes and the zero run the target equals the source");
+        // The job only reads the target frame: run again, it finds the same blocks.
+        let again = hash_segment(&HashJob { write: false, ..job });
+        assert_eq!(again.ok().map(|counts| counts.changed_blocks), Some(4), "the lent target frame is left as it was");
+    }
+
+    #[test]
+    fn shapes_that_would_misread_are_refused() {
+        let source = TempFile::new("hash-refusals", &bytes(3, 4 * B as usize));
+        let mut out = Out::new(4);
+        let fd = source.fd();
+        let ok = |active| job(fd, Variant::Xxh3_64, 4 * B, active, &mut Out::new(4)).validate();
+        assert!(ok(vec![range(0, 4 * B, Some(0))]).is_ok());
+        assert!(ok(vec![range(B, 2 * B, Some(0)), range(0, B, Some(0))]).is_err(), "out of order");
+        assert!(ok(vec![range(100, 4 * B, Some(0))]).is_err(), "not block-aligned");
+        assert!(ok(vec![range(0, 5 * B, Some(0))]).is_err(), "past the segment");
+        assert!(
+            job(fd, Variant::Xxh3_64, 3 * B + 200, vec![], &mut out).validate().is_err(),
+            "a last block of 240 bytes or less"
+        );
+        let short = HashJob {
+            digests_out: (out.digests.as_mut_ptr() as usize, 3 * 8),
+            ..job(fd, Variant::Xxh3_64, 4 * B, vec![], &mut out)
+        };
+        assert!(short.validate().is_err(), "digests buffer too small");
+        let overlapping =
+            HashJob { digests_out: (out.flags.as_mut_ptr() as usize, 64), ..job(fd, Variant::Xxh3_64, 4 * B, vec![], &mut out) };
+        assert!(overlapping.validate().is_err(), "overlapping outputs");
+        let unframed = HashJob {
+            write: true,
+            ..job(fd, Variant::Xxh3_64, 4 * B, vec![ActiveRange { target_at: Some(0), ..range(0, B, Some(0)) }], &mut out)
+        };
+        assert!(unframed.validate().is_err(), "writing without the target's frame");
+        // A target frame with fewer digests than data blocks.
+        let states = vec![FRAME_DATA; 4];
+        let digests = vec![0u8; 3 * 8];
+        let thin = HashJob {
+            target: Some(TargetFrame {
+                flags: (states.as_ptr() as usize, 4),
+                digests: (digests.as_ptr() as usize, digests.len()),
+            }),
+            ..job(fd, Variant::Xxh3_64, 4 * B, vec![], &mut out)
+        };
+        assert!(matches!(thin.validate(), Err(Failure::Invalid(_))));
+        // A range past the end of the file: refused, not faulted.
+        let past = job(fd, Variant::Xxh3_64, 4 * B, vec![range(0, 4 * B, Some(B))], &mut out);
+        assert!(matches!(hash_segment(&past), Err(Failure::Os { errno: sys::ENXIO, .. })));
+    }
+}
