@@ -30,10 +30,17 @@ t.test("nativeStatus reports the path in use and why", async (t) => {
   }
   t.same(
     status.features.map((feature) => feature.name),
-    ["extents", "punchHole", "zeroRange", "reflink", "copyRange", "blockDeviceInfo", "fdatasync", "fadvise", "mapFile", "hashBlocks", "hashStream", "compareScan", "logAppender"],
+    ["extents", "punchHole", "zeroRange", "reflink", "copyRange", "blockDeviceInfo", "fdatasync", "fadvise", "mapFile", "hashBlocks", "hashStream", "compareScan", "hashScan", "logAppender"],
   );
-  const switches: Record<string, string> = { mapFile: "VHDSYNC_NO_MMAP", hashBlocks: "VHDSYNC_NO_NATIVE_HASH", hashStream: "VHDSYNC_NO_NATIVE_HASH", logAppender: "VHDSYNC_NO_NATIVE_LOG", compareScan: "VHDSYNC_NO_NATIVE_SCAN" };
-  const off = (name: string) => name in switches && process.env[switches[name]] === "1";
+  const switches: Record<string, string[]> = {
+    mapFile: ["VHDSYNC_NO_MMAP"],
+    hashBlocks: ["VHDSYNC_NO_NATIVE_HASH"],
+    hashStream: ["VHDSYNC_NO_NATIVE_HASH"],
+    logAppender: ["VHDSYNC_NO_NATIVE_LOG"],
+    compareScan: ["VHDSYNC_NO_NATIVE_SCAN"],
+    hashScan: ["VHDSYNC_NO_NATIVE_HASH", "VHDSYNC_NO_NATIVE_SCAN"],
+  };
+  const off = (name: string) => (switches[name] ?? []).some((variable) => process.env[variable] === "1");
   t.ok(status.features.every((feature) => feature.active === (status.loaded && !off(feature.name))));
 });
 

@@ -20,7 +20,7 @@ import { nativeAddon } from "../dist/io/native-addon.js";
 import { compareSegment } from "../dist/io/native-compare.js";
 import { withEnv } from "./helpers/env.js";
 import { sparseUnsupportedReason } from "./helpers/native-sparse.js";
-import { PATTERNS, applyPattern, differingBlocks, fileSha, pairSetup, writeRandomImage } from "./helpers/resync-images.js";
+import { PATTERNS, applyPattern, differingBlocks, fileSha, pairSetup, openRandomPair, resyncOutcome, writeRandomImage, zeroBlocks } from "./helpers/resync-images.js";
 
 const addon = nativeAddon();
 const skip = addon ? false : "no native addon (VHDSYNC_NO_NATIVE=1 or not built)";
@@ -28,22 +28,6 @@ const skip = addon ? false : "no native addon (VHDSYNC_NO_NATIVE=1 or not built)
 /** Runs `body` with VHDSYNC_NO_NATIVE_SCAN set to `value` (or unset), restoring it after. */
 function withScanEnv<T>(value: string | undefined, body: () => Promise<T>): Promise<T> {
   return withEnv("VHDSYNC_NO_NATIVE_SCAN", value, body);
-}
-
-/** Source blocks that are all zero bytes (plain-JS oracle; the last block may be partial). */
-function zeroBlocks(path: string, blockSizeBytes: number): number {
-  const bytes = readFileSync(path);
-  let zero = 0;
-  for (let start = 0; start < bytes.length; start += blockSizeBytes) {
-    if (bytes.subarray(start, Math.min(bytes.length, start + blockSizeBytes)).every((byte) => byte === 0)) zero++;
-  }
-  return zero;
-}
-
-/** The fields of a resync report that must not depend on the scanner. */
-function outcome(report: Awaited<ReturnType<typeof resync>>) {
-  const { blocksTotal, blocksCompared, blocksChanged, blocksZero, blocksUnallocated, bytesRead, bytesWritten, bytesZeroed } = report;
-  return { blocksTotal, blocksCompared, blocksChanged, blocksZero, blocksUnallocated, bytesRead, bytesWritten, bytesZeroed };
 }
 
 const BLOCK_SIZES = [4096, 65536, 1024 * 1024, 8 * 1024 * 1024];
@@ -68,7 +52,7 @@ t.test("native and WASM compares agree with each other and with the oracles", { 
       const dryWasm = await withScanEnv("1", () => resync(source, target, { blockSizeBytes, workers, dryRun: true }));
       t.equal(dryNative.scanner, "native", `the native scanner ran (${context})`);
       t.equal(dryWasm.scanner, "wasm", `the WASM scanners ran (${context})`);
-      t.same(outcome(dryNative), outcome(dryWasm), `dry-run reports agree (${context})`);
+      t.same(resyncOutcome(dryNative), resyncOutcome(dryWasm), `dry-run reports agree (${context})`);
       t.equal(dryNative.blocksZero, zeroBlocks(source, blockSizeBytes), `blocksZero = the oracle's (${context})`);
       t.equal(dryNative.blocksChanged, differingBlocks(source, target, blockSizeBytes), `blocksChanged = the oracle's (${context})`);
 
@@ -83,7 +67,7 @@ t.test("native and WASM compares agree with each other and with the oracles", { 
       copyFileSync(target, wasmTarget);
       const applied = await resync(source, nativeTarget, { blockSizeBytes, workers });
       const appliedWasm = await withScanEnv("1", () => resync(source, wasmTarget, { blockSizeBytes, workers }));
-      t.same(outcome(applied), outcome(appliedWasm), `reports agree (${context})`);
+      t.same(resyncOutcome(applied), resyncOutcome(appliedWasm), `reports agree (${context})`);
       t.equal(fileSha(nativeTarget), fileSha(source), `native: target equals the source (${context})`);
       t.equal(fileSha(wasmTarget), fileSha(source), `WASM: target equals the source (${context})`);
       t.ok(applied.bytesWritten + applied.bytesZeroed <= applied.blocksChanged * blockSizeBytes, `writes bounded by changed blocks (${context})`);
@@ -121,7 +105,7 @@ t.test("dynamic VHD sources and targets: native and WASM compares agree with eac
       const dryWasm = await withScanEnv("1", () => resync(source, target, { blockSizeBytes, workers, dryRun: true }));
       t.equal(dryNative.scanner, "native", `the native scanner ran (${context})`);
       t.equal(dryWasm.scanner, "wasm", `the WASM scanners ran (${context})`);
-      t.same(outcome(dryNative), outcome(dryWasm), `dry-run reports agree (${context})`);
+      t.same(resyncOutcome(dryNative), resyncOutcome(dryWasm), `dry-run reports agree (${context})`);
       t.equal(dryNative.blocksChanged, differingBlocks(sourceRaw, target, blockSizeBytes), `blocksChanged = the oracle's (${context})`);
       t.equal(dryNative.blocksZero, zeroBlocks(sourceRaw, blockSizeBytes), `blocksZero = the oracle's (${context})`);
 
@@ -142,7 +126,7 @@ t.test("dynamic VHD sources and targets: native and WASM compares agree with eac
       const applied = await resync(source, nativeTarget, { blockSizeBytes, workers });
       const appliedWasm = await withScanEnv("1", () => resync(source, wasmTarget, { blockSizeBytes, workers }));
       t.equal(applied.scanner, "native", `the native scanner wrote (${context})`);
-      t.same(outcome(applied), outcome(appliedWasm), `reports agree (${context})`);
+      t.same(resyncOutcome(applied), resyncOutcome(appliedWasm), `reports agree (${context})`);
       t.equal(fileSha(nativeTarget), fileSha(sourceRaw), `native: target equals the source (${context})`);
       t.equal(fileSha(wasmTarget), fileSha(sourceRaw), `WASM: target equals the source (${context})`);
       t.ok(applied.bytesWritten + applied.bytesZeroed <= applied.blocksChanged * blockSizeBytes, `writes bounded by changed blocks (${context})`);
@@ -186,7 +170,7 @@ t.test("VHDX sources (qemu-img made, dynamic and fixed): native and WASM compare
       t.equal(fileSha(copyTarget), fileSha(raw), `target equals the VHDX's content (${reports.at(-1)!.scanner}, ${context})`);
     }
     t.equal(reports[0].scanner, "native", `the native scanner ran (${context})`);
-    t.same(outcome(reports[0]), outcome(reports[1]), `reports agree (${context})`);
+    t.same(resyncOutcome(reports[0]), resyncOutcome(reports[1]), `reports agree (${context})`);
     t.equal(reports[0].blocksChanged, differingBlocks(raw, target, blockSizeBytes), `blocksChanged = the oracle's (${context})`);
   }
 });
@@ -211,7 +195,7 @@ t.test("the Windows dynamic fixture (blocks out of BAT order) against its raw co
     t.equal(fileSha(target), fileSha(raw), `the target holds the fixture's content (${reports.at(-1)!.scanner})`);
   }
   t.equal(reports[0].scanner, "native");
-  t.same(outcome(reports[0]), outcome(reports[1]), "native and WASM reports agree");
+  t.same(resyncOutcome(reports[0]), resyncOutcome(reports[1]), "native and WASM reports agree");
   t.equal(reports[0].blocksChanged, differingBlocks(raw, changed, 65536));
 });
 
@@ -242,15 +226,7 @@ t.test("blocks larger than a window are zero only when every part is (both scann
 });
 
 t.test("compareSegment: arguments, a range past the end, a failed write", { skip }, async (t) => {
-  const { dir, prng, source, target } = pairSetup(t);
-  writeRandomImage(source, 1024 * 1024, prng, 65536);
-  writeRandomImage(target, 1024 * 1024, prng, 65536);
-  const sourceFd = openSync(source, "r");
-  const targetFd = openSync(target, "r");
-  t.teardown(() => {
-    closeSync(sourceFd);
-    closeSync(targetFd);
-  });
+  const { dir, source, target, sourceFd, targetFd } = openRandomPair(t);
   const request = { sourceFd, targetFd, blockSizeBytes: 4096, unitBytes: 4096, startBytes: 0, lengthBytes: 1024 * 1024, ranges: [[0, 1024 * 1024]] as Array<[number, number]>, write: false };
   const found = await compareSegment(request);
   t.equal(found.blocksCompared, 256);
@@ -286,7 +262,7 @@ t.test("segments unallocated on both sides are counted without a compare", { ski
     reports.push(await withScanEnv(scan, () => resync(source, target, { workers: 2 })));
     t.equal(fileSha(target), fileSha(source), `target equals the source (${reports.at(-1)!.scanner})`);
   }
-  t.same(outcome(reports[0]), outcome(reports[1]), "native and WASM reports agree");
+  t.same(resyncOutcome(reports[0]), resyncOutcome(reports[1]), "native and WASM reports agree");
   t.equal(reports[0].blocksChanged, 1);
   t.equal(reports[0].blocksZero, zeroBlocks(source, 4096));
   const holes = sparseUnsupportedReason(dir);

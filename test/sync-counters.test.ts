@@ -2,24 +2,14 @@
 // blocks that read as zeros, holes and a partial last block included), blocksData,
 // blocksChanged, blocksTotal; inline and with scan workers, small and large blocks.
 import t from "tap";
-import { copyFileSync, readFileSync } from "node:fs";
+import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { checksum } from "../dist/sync/checksum.js";
 import { copy } from "../dist/sync/copy.js";
 import { resync } from "../dist/sync/resync.js";
-import { applyPattern, differingBlocks, pairSetup, writeRandomImage } from "./helpers/resync-images.js";
+import { applyPattern, differingBlocks, pairSetup, writeRandomImage, zeroBlocks } from "./helpers/resync-images.js";
 
 /** Blocks of the file at `path` that are all zero bytes (the last one may be partial). */
-function zeroBlocks(path: string, blockSizeBytes: number): number {
-  const bytes = readFileSync(path);
-  let zero = 0;
-  for (let start = 0; start < bytes.length; start += blockSizeBytes) {
-    const block = bytes.subarray(start, Math.min(bytes.length, start + blockSizeBytes));
-    if (block.every((byte) => byte === 0)) zero++;
-  }
-  return zero;
-}
-
 for (const workers of [0, 2]) {
   for (const blockSizeBytes of [4096, 65536]) {
     t.test(`counters match the oracle: ${blockSizeBytes}-byte blocks, ${workers} workers`, async (t) => {

@@ -8,7 +8,7 @@
 import { statSync } from "node:fs";
 import { sniffSync } from "../formats/open-image.js";
 import { imageLayout, type ImageLayout } from "../formats/signatures.js";
-import { nativeCompareAvailable } from "../io/native-compare.js";
+import { nativeCompareAvailable, nativeHashScanAvailable } from "../io/native-compare.js";
 import { hasPrewarmedWorkers, prewarmScanWorkers } from "../sync/scan-workers.js";
 import { scanCommandOf } from "./scan-commands.js";
 
@@ -25,17 +25,32 @@ export function prewarmFor(args: string[]): void {
 }
 
 /**
- * Whether the command will compare two images with the native scanner (which needs no
- * worker): resync without a target digest, verify or diff, with the addon, of a raw image,
- * fixed or dynamic VHD or VHDX and a target that is one too (raw when resync writes to it: it
- * writes other formats through a worker). A wrong guess costs only time.
+ * Whether the command will scan with a native scanner (which needs no worker), with the addon:
+ * - resync without a target digest, verify or diff of a raw image, fixed or dynamic VHD or
+ *   VHDX and a target that is one too (raw when resync writes to it: it writes other formats
+ *   through a worker);
+ * - checksum of a dynamic VHD or VHDX with XXH3 (the default hash), and resync --target-digest
+ *   from one (into a raw target when it writes; the digest's hash is assumed to be XXH3).
+ *   Flat sources are hashed by the WASM scanners (see NativeHashScanner.open).
+ * A wrong guess costs only time.
  */
 function scansNatively(command: string, words: string[], files: string[]): boolean {
-  if (!["resync", "verify", "diff"].includes(command) || files.length < 2) return false;
-  if (optionIndex(words, "--target-digest") >= 0) return false;
   const [source, target] = files.slice(0, 2).map(layoutOf);
+  if (source === undefined || source === "other") return false;
   const writes = command === "resync" && optionIndex(words, "--dry-run") < 0;
-  return source !== "other" && (writes ? target === "raw" : target !== "other") && nativeCompareAvailable();
+  const hashesNatively = (source !== "raw" && source !== "vhd-fixed") || process.env.VHDSYNC_NATIVE_HASH_FLAT === "1";
+  if (command === "checksum") return hashesNatively && xxh3Requested(words) && nativeHashScanAvailable();
+  if (!["resync", "verify", "diff"].includes(command) || target === undefined) return false;
+  if (optionIndex(words, "--target-digest") >= 0) return command === "resync" && hashesNatively && (!writes || target === "raw") && nativeHashScanAvailable();
+  return (writes ? target === "raw" : target !== "other") && nativeCompareAvailable();
+}
+
+/** Whether `--hash` is absent or names an XXH3 digest (the ones the native scanner computes). */
+function xxh3Requested(words: string[]): boolean {
+  const index = optionIndex(words, "--hash");
+  if (index < 0) return true;
+  const value = words[index].includes("=") ? words[index].slice("--hash=".length) : words[index + 1];
+  return value === "xxh3-128" || value === "xxh3-64";
 }
 
 /** What the file's signatures say about its layout ("other" when unreadable). */

@@ -56,6 +56,19 @@ export interface NativeAddon {
    */
   compareSegment(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, write: number, changes: ArrayBuffer): CompareSegmentCounts;
   compareSegmentAsync(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, write: number, changes: ArrayBuffer): Promise<CompareSegmentCounts>;
+  /**
+   * The digest frame of one segment, [startBytes, +lengthBytes) of the virtual disk, in
+   * `blockSizeBytes` blocks (algorithm 2 = XXH3-128, 3 = XXH3-64; the last block longer than 240
+   * bytes): the block ranges in `ranges` (as for compareSegment; their source offsets, and
+   * target offsets when writing) are mapped read-only, zero-checked and hashed; the other blocks
+   * are unallocated. Writes a state per block into `flags` (0 unallocated, 1 zero, 2 data) and
+   * the data blocks' digests, packed, into `digests`. With the target's frame (`targetFlags`,
+   * `targetDigests`; both or neither) it also finds the blocks that differ, as changed ranges in
+   * `changes` (24 bytes per block; as compareSegment's), and with `write` 1 writes their data
+   * to `targetFd`. Every buffer is lent until the call settles. native/src/hash_scan.rs.
+   */
+  hashSegment(sourceFd: number, targetFd: number, algorithm: number, blockSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, write: number, flags: ArrayBuffer, digests: ArrayBuffer, changes: ArrayBuffer, targetFlags?: ArrayBuffer | null, targetDigests?: ArrayBuffer | null): HashSegmentCounts;
+  hashSegmentAsync(sourceFd: number, targetFd: number, algorithm: number, blockSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, write: number, flags: ArrayBuffer, digests: ArrayBuffer, changes: ArrayBuffer, targetFlags?: ArrayBuffer | null, targetDigests?: ArrayBuffer | null): Promise<HashSegmentCounts>;
   /** Page size of the system (alignment of mapFile/unmapFile). */
   pageSize: number;
   /**
@@ -122,6 +135,20 @@ export interface CompareSegmentCounts {
   blocksChanged: number;
   /** Blocks with a non-zero part in the source (the others read as zeros). */
   blocksNonZero: number;
+  /** Bytes of data written to the target (0 unless `write`). */
+  bytesWritten: number;
+  /** Triples in `changes`. */
+  changes: number;
+}
+
+/** What hashSegment found. */
+export interface HashSegmentCounts {
+  /** Blocks with data (their digests are packed in `digests`, in block order). */
+  dataBlocks: number;
+  /** Blocks outside the ranges. */
+  unallocatedBlocks: number;
+  /** With the target's frame: blocks whose state or digest differs. */
+  changedBlocks: number;
   /** Bytes of data written to the target (0 unless `write`). */
   bytesWritten: number;
   /** Triples in `changes`. */

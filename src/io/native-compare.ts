@@ -1,12 +1,15 @@
-// The native addon's segment compare (native/src/scan.rs): two images whose data lies in
-// plain runs of their files (raw files, block devices, fixed and dynamic VHDs) compared block
-// by block on a thread of the libuv pool, from their page-cache pages mapped read-only, with
-// the differing data written to the target there.
-// Unavailable without the addon or with VHDSYNC_NO_NATIVE_SCAN=1; callers then scan with
-// WASM on worker threads (src/sync/segment-scanner.ts).
+// The native addon's segment scans, on a thread of the libuv pool, of images whose data lies
+// in plain runs of their files (raw files, block devices, fixed and dynamic VHDs, clean VHDX
+// files), from their page-cache pages mapped read-only: compareSegment (native/src/scan.rs)
+// compares two images block by block and writes the differing data to the target;
+// hashSegment (native/src/hash_scan.rs) builds one segment's digest frame, and against the
+// target's frame finds (and writes) the blocks that differ.
+// Unavailable without the addon or with VHDSYNC_NO_NATIVE_SCAN=1 (hashSegment also with
+// VHDSYNC_NO_NATIVE_HASH=1); callers then scan with WASM on worker threads
+// (src/sync/segment-scanner.ts).
 
 import { VhdsyncError } from "../errors.js";
-import { errnoName, fromNativeError, nativeAddon, type CompareSegmentCounts, type NativeAddon } from "./native-addon.js";
+import { errnoName, fromNativeError, nativeAddon, type CompareSegmentCounts, type HashSegmentCounts, type NativeAddon } from "./native-addon.js";
 
 /**
  * A range to compare: [start, end) of the virtual disk, and the file offsets of `start` in the
@@ -53,32 +56,116 @@ export function nativeCompareAvailable(): boolean {
 export async function compareSegment(request: CompareSegmentRequest): Promise<CompareSegmentOutcome> {
   const addon = compareAddon();
   if (!addon) throw new Error("compareSegment: the native addon is not available");
-  // (start, end, sourceAt, targetAt) quadruples; -1 = reads as zeros.
-  const ranges = new Float64Array(Math.max(4, request.ranges.length * 4));
-  let units = 0;
-  request.ranges.forEach(([start, end, sourceAt = start, targetAt = start], index) => {
-    ranges.set([start, end, sourceAt ?? -1, targetAt ?? -1], index * 4);
-    units += Math.ceil((end - start) / request.unitBytes);
-  });
+  const ranges = packRanges(request.ranges);
+  const units = request.ranges.reduce((sum, [start, end]) => sum + Math.ceil((end - start) / request.unitBytes), 0);
   const changes = new Float64Array(Math.max(3, units * 3));
-  try {
-    const counts = await addon.compareSegmentAsync(
+  const counts = await settle(request, "compared", () =>
+    addon.compareSegmentAsync(
       request.sourceFd,
       request.targetFd,
       request.blockSizeBytes,
       request.unitBytes,
       request.startBytes,
       request.lengthBytes,
-      ranges.buffer,
+      ranges,
       request.ranges.length,
       request.write ? 1 : 0,
       changes.buffer,
-    );
-    return { ...counts, changesArray: changes.slice(0, counts.changes * 3) };
+    ),
+  );
+  return { ...counts, changesArray: changes.slice(0, counts.changes * 3) };
+}
+
+/** (start, end, sourceAt, targetAt) f64 quadruples; -1 = reads as zeros. */
+function packRanges(list: CompareRange[]): ArrayBuffer {
+  const ranges = new Float64Array(Math.max(4, list.length * 4));
+  list.forEach(([start, end, sourceAt = start, targetAt = start], index) => ranges.set([start, end, sourceAt ?? -1, targetAt ?? -1], index * 4));
+  return ranges.buffer;
+}
+
+/** Awaits a segment job, turning the addon's errors into VhdsyncErrors. */
+async function settle<T>(request: { startBytes: number; lengthBytes: number }, doing: string, job: () => Promise<T>): Promise<T> {
+  try {
+    return await job();
   } catch (error) {
     const details = { offset: request.startBytes, length: request.lengthBytes };
     // The addon refuses to map past the end of a file (it would fault): an image that shrank.
-    if (errnoName(error) === "ENXIO") throw new VhdsyncError("VHDSYNC_TRUNCATED", `an image is shorter than the range ${request.startBytes}+${request.lengthBytes} being compared`, details, { cause: error });
+    if (errnoName(error) === "ENXIO") throw new VhdsyncError("VHDSYNC_TRUNCATED", `an image is shorter than the range ${request.startBytes}+${request.lengthBytes} being ${doing}`, details, { cause: error });
     throw fromNativeError(error, details);
   }
+}
+
+/** The addon when it can hash segments, else null. */
+function hashAddon(): NativeAddon | null {
+  if (process.env.VHDSYNC_NO_NATIVE_HASH === "1") return null;
+  const addon = compareAddon();
+  return addon && typeof addon.hashSegmentAsync === "function" ? addon : null;
+}
+
+/** Whether hashSegment() is available. */
+export function nativeHashScanAvailable(): boolean {
+  return hashAddon() !== null;
+}
+
+/** One segment's digest frame (and, with the target's frame, its changes). */
+export interface HashSegmentRequest {
+  sourceFd: number;
+  /** Written to only when `write` (use any descriptor otherwise). */
+  targetFd: number;
+  /** 2 = XXH3-128, 3 = XXH3-64 (wasmAlgorithmId). */
+  algorithmId: number;
+  digestLength: number;
+  blockSizeBytes: number;
+  startBytes: number;
+  lengthBytes: number;
+  /** Block ranges with data (in order, block-aligned from startBytes); the other blocks are unallocated. */
+  ranges: CompareRange[];
+  /** The target's frame for these blocks: a state per block and its data blocks' packed digests. */
+  target?: { flags: Uint8Array; digests: Uint8Array };
+  /** Write the data of differing blocks to the target (needs `target`, and target offsets in the ranges). */
+  write: boolean;
+}
+
+/** The segment's frame, counts and changed ranges. */
+export interface HashSegmentOutcome extends HashSegmentCounts {
+  flags: Uint8Array;
+  /** Packed digests of the data blocks. */
+  digests: Uint8Array;
+  changesArray: Float64Array;
+}
+
+/**
+ * Builds one segment's digest frame on a libuv pool thread. The descriptors must stay open until it settles.
+ * @throws VhdsyncError (I/O codes from mmap/pwrite, VHDSYNC_INVALID_ARGUMENT)
+ */
+export async function hashSegment(request: HashSegmentRequest): Promise<HashSegmentOutcome> {
+  const addon = hashAddon();
+  if (!addon) throw new Error("hashSegment: the native addon is not available");
+  const blocks = Math.ceil(request.lengthBytes / request.blockSizeBytes);
+  const flags = new Uint8Array(blocks);
+  const digests = new Uint8Array(blocks * request.digestLength);
+  const changes = new Float64Array(request.target ? Math.max(3, blocks * 3) : 1);
+  // The addon takes whole ArrayBuffers: copy views that are parts of larger ones.
+  const whole = (view: Uint8Array) => (view.byteOffset === 0 && view.byteLength === view.buffer.byteLength ? view.buffer : view.slice().buffer) as ArrayBuffer;
+  const target = request.target;
+  const ranges = packRanges(request.ranges);
+  const counts = await settle(request, "hashed", () =>
+    addon.hashSegmentAsync(
+      request.sourceFd,
+      request.targetFd,
+      request.algorithmId,
+      request.blockSizeBytes,
+      request.startBytes,
+      request.lengthBytes,
+      ranges,
+      request.ranges.length,
+      request.write ? 1 : 0,
+      flags.buffer,
+      digests.buffer,
+      changes.buffer,
+      target ? whole(target.flags.subarray(0, blocks)) : null,
+      target ? whole(target.digests) : null,
+    ),
+  );
+  return { ...counts, flags, digests: digests.subarray(0, counts.dataBlocks * request.digestLength), changesArray: changes.slice(0, counts.changes * 3) };
 }

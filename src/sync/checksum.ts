@@ -39,6 +39,8 @@ export interface ChecksumReport {
   blocksZero: number;
   blocksUnallocated: number;
   bytesRead: number;
+  /** Which scanner hashed the image: the addon's pool jobs or the WASM kernels on worker threads. */
+  scanner: "native" | "wasm";
   seconds: number;
   throughputBytesPerSecond: number;
 }
@@ -71,6 +73,7 @@ export async function checksum(image: string | DiskImage, outPath: string, optio
     await pool.close();
     throw error;
   });
+  const scanner = pool.native ? "native" : "wasm";
   const counters = emptyCounters();
   const progress = throttle(options.onProgress);
   let doneBytes = 0;
@@ -107,6 +110,7 @@ export async function checksum(image: string | DiskImage, outPath: string, optio
     blocksZero: counters.blocksZero,
     blocksUnallocated: counters.blocksUnallocated,
     bytesRead: counters.bytesRead,
+    scanner,
     seconds,
     throughputBytesPerSecond: virtualSizeBytes / Math.max(seconds, 1e-9),
   };

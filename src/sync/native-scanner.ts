@@ -1,9 +1,11 @@
-// Compare-mode scanning by the native addon (src/io/native-compare.ts, native/src/scan.rs) of
-// two images whose data lies in plain runs of their files: raw files, block devices, fixed
-// VHDs, dynamic VHDs and clean VHDX files (one run per allocated block;
-// src/formats/data-location.ts). Each
-// segment is one job on a libuv pool thread, which maps both images' allocated ranges,
-// compares them block by block, writes the differing data to the target and starts its
+// Scanning by the native addon (src/io/native-compare.ts; native/src/scan.rs and
+// native/src/hash_scan.rs) of images whose data lies in plain runs of their files: raw
+// files, block devices, fixed VHDs, dynamic VHDs and clean VHDX files (one run per allocated
+// block; src/formats/data-location.ts). Each segment is one job on a libuv pool thread, which
+// maps the allocated ranges read-only and either compares two images block by block
+// (NativeCompareScanner: resync, verify, diff) or builds the source's digest frame, and
+// against the target's frame finds the differing blocks (NativeHashScanner: checksum,
+// resync --target-digest). Differing data is written to the target there, followed by its
 // writeback (sync_file_range, no device cache flush: the final fdatasync makes it durable).
 // No worker thread boots and no WASM instance is made, so every core scans from the first
 // segment on. This thread computes the allocation maps and where each range lies in the
@@ -13,14 +15,52 @@
 import type { DiskImage } from "../formats/disk-image.js";
 import { dataLocatorOf, type DataLocator } from "../formats/data-location.js";
 import { flatDataOf } from "../formats/flat-file.js";
-import { compareSegment, nativeCompareAvailable, type CompareRange } from "../io/native-compare.js";
+import { compareSegment, hashSegment, nativeCompareAvailable, nativeHashScanAvailable, type CompareRange } from "../io/native-compare.js";
+import { VhdsyncError } from "../errors.js";
+import { wasmAlgorithmId } from "../hash/algorithm.js";
 import { activeUnits, allocationMapOf, openAs, type ScanConfig } from "./segment-scanner.js";
 import { compareUnitBytes } from "./segment-plan.js";
-import { emptyCounters, eachChange, type SegmentResult, type SegmentTask } from "./segment-task.js";
+import { blockDigestLength } from "./block-hasher.js";
+import { BLOCK_DATA } from "./digest-format.js";
+import { emptyCounters, eachChange, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
 
-export class NativeCompareScanner {
+/** Runs at most `threads` jobs at once (each holds a libuv pool thread). */
+class JobSlots {
   private running = 0;
   private readonly waiting: Array<() => void> = [];
+
+  constructor(readonly threads: number) {}
+
+  async run<T>(job: () => Promise<T>): Promise<T> {
+    while (this.running >= this.threads) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.running++;
+    try {
+      return await job();
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+/** Punches the changes whose source reads as zeros into the target; returns the bytes made zero. */
+async function zeroRuns(target: DiskImage, changes: Float64Array): Promise<number> {
+  let zeroed = 0;
+  for (const change of eachChange(changes)) {
+    if (!change.zero) continue;
+    await target.writeZeros(change.offsetBytes, change.lengthBytes);
+    zeroed += change.lengthBytes;
+  }
+  return zeroed;
+}
+
+/** Bytes of allocated data in the maps (what a scan of them reads). */
+function mappedBytes(...maps: Array<Array<{ length: number }>>): number {
+  return maps.flat().reduce((sum, extent) => sum + extent.length, 0);
+}
+
+export class NativeCompareScanner {
+  private readonly slots: JobSlots;
 
   /** Compare granularity: the block, or a part of it. */
   private readonly unit: number;
@@ -35,6 +75,7 @@ export class NativeCompareScanner {
   ) {
     // Parts of large blocks lie in one run of each file (a dynamic image's block at most).
     this.unit = compareUnitBytes(config.blockSizeBytes, [sourceData.granuleBytes, targetData.granuleBytes]);
+    this.slots = new JobSlots(threads);
   }
 
   /**
@@ -76,7 +117,7 @@ export class NativeCompareScanner {
       placeRange(start + first * unit, Math.min(end, start + last * unit), this.sourceData, this.targetData),
     );
     // Unallocated on both sides: equal zeros, nothing to map.
-    const outcome = ranges.length === 0 ? { blocksCompared: 0, blocksChanged: 0, blocksNonZero: 0, bytesWritten: 0, changes: 0, changesArray: new Float64Array(0) } : await this.exclusive(() =>
+    const outcome = ranges.length === 0 ? { blocksCompared: 0, blocksChanged: 0, blocksNonZero: 0, bytesWritten: 0, changes: 0, changesArray: new Float64Array(0) } : await this.slots.run(() =>
       compareSegment({
         sourceFd: this.sourceData.fd,
         targetFd: this.targetData.fd,
@@ -93,28 +134,10 @@ export class NativeCompareScanner {
     counters.blocksUnallocated = task.blockCount - outcome.blocksCompared;
     counters.blocksZero = task.blockCount - outcome.blocksNonZero;
     counters.blocksChanged = outcome.blocksChanged;
-    counters.bytesRead = [...sourceMap, ...targetMap].reduce((sum, extent) => sum + extent.length, 0);
+    counters.bytesRead = mappedBytes(sourceMap, targetMap);
     counters.bytesWritten = outcome.bytesWritten;
-    if (this.config.apply === "here") {
-      for (const change of eachChange(outcome.changesArray)) {
-        if (!change.zero) continue;
-        await this.target.writeZeros(change.offsetBytes, change.lengthBytes);
-        counters.bytesZeroed += change.lengthBytes;
-      }
-    }
+    if (this.config.apply === "here") counters.bytesZeroed = await zeroRuns(this.target, outcome.changesArray);
     return { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters, changes: outcome.changesArray };
-  }
-
-  /** Runs `job` once fewer than `threads` jobs are running. */
-  private async exclusive<T>(job: () => Promise<T>): Promise<T> {
-    while (this.running >= this.threads) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.running++;
-    try {
-      return await job();
-    } finally {
-      this.running--;
-      this.waiting.shift()?.();
-    }
   }
 
   /** Closes the images (the caller flushes the target before success). */
@@ -123,6 +146,128 @@ export class NativeCompareScanner {
       await this.source.close();
     } finally {
       await this.target.close();
+    }
+  }
+}
+
+/** XXH3's "large input" path, the only one the addon has, starts above this many bytes. */
+const NATIVE_HASH_MIN_BLOCK_BYTES = 240;
+
+/**
+ * Hash modes (checksum; resync --target-digest) by the native addon: each segment's digest
+ * frame built by one job (hashSegment), which against the target's frame also finds the
+ * differing blocks and writes their data to a flat target.
+ */
+export class NativeHashScanner {
+  private readonly slots: JobSlots;
+  private readonly algorithmId: number;
+  private readonly digestLength: number;
+
+  private constructor(
+    readonly config: ScanConfig,
+    readonly threads: number,
+    private readonly source: DiskImage,
+    private readonly sourceData: DataLocator,
+    /** The target when writing to it (a flat image). */
+    private readonly target: DiskImage | undefined,
+  ) {
+    this.slots = new JobSlots(threads);
+    this.algorithmId = wasmAlgorithmId(config.algo!)!;
+    this.digestLength = blockDigestLength(config.algo!);
+  }
+
+  /**
+   * A native scanner for `config` running up to `threads` segments at once, when it applies:
+   * a hash mode with XXH3-128 or XXH3-64, results that carry no data, the addon available, the
+   * source's data in plain runs of its file with each block inside one run, a last block longer
+   * than 240 bytes, and a flat target when writing. Otherwise undefined (nothing stays open).
+   *
+   * Flat sources (raw files, block devices, fixed VHDs) stay with the WASM scanners, which map
+   * their pages too and measured as fast or faster there (docs/native.md "Native hash scan");
+   * VHDSYNC_NATIVE_HASH_FLAT=1 hashes them natively as well (tests, A/B benchmarks).
+   * @throws open errors from the images
+   */
+  static async open(config: ScanConfig, threads: number): Promise<NativeHashScanner | undefined> {
+    if (config.mode !== "hash" && config.mode !== "hash-compare") return undefined;
+    const id = config.algo ? wasmAlgorithmId(config.algo) : undefined;
+    if ((id !== 2 && id !== 3) || config.apply === "caller" || !nativeHashScanAvailable()) return undefined;
+    const writes = config.mode === "hash-compare" && config.apply === "here";
+    if (writes && !config.targetPath) return undefined;
+    const source = await openAs(config.sourcePath, config.sourceFormat, true);
+    let target: DiskImage | undefined;
+    try {
+      const sourceData = dataLocatorOf(source);
+      const block = config.blockSizeBytes;
+      const tail = source.virtualSize % block;
+      const flatAllowed = !flatDataOf(source) || process.env.VHDSYNC_NATIVE_HASH_FLAT === "1";
+      if (sourceData && flatAllowed && block <= sourceData.granuleBytes && (tail === 0 || tail > NATIVE_HASH_MIN_BLOCK_BYTES)) {
+        if (writes) target = await openAs(config.targetPath!, config.targetFormat, false);
+        if (!writes || flatDataOf(target!)) return new NativeHashScanner(config, Math.max(1, threads), source, sourceData, target);
+      }
+    } catch (error) {
+      await source.close();
+      throw error;
+    }
+    await source.close();
+    await target?.close();
+    return undefined;
+  }
+
+  /** Hashes one segment (and writes its differences when applying). @throws I/O errors (VhdsyncError) */
+  async scan(task: SegmentTask): Promise<SegmentResult> {
+    const block = this.config.blockSizeBytes;
+    const start = task.firstBlock * block;
+    const end = Math.min(this.source.virtualSize, (task.firstBlock + task.blockCount) * block);
+    const sourceMap = await allocationMapOf(this.source, start, end - start);
+    // The blocks an allocated part overlaps, split where the source's data moves to another
+    // run of its file (at granules, which the block divides); flat targets are written in place.
+    const ranges = activeUnits(sourceMap, [], start, block, task.blockCount).flatMap(([first, last]) =>
+      this.sourceData.locate(start + first * block, Math.min(end, start + last * block) - (start + first * block)).map((piece): CompareRange => [piece.offset, piece.offset + piece.length, piece.fileOffset, this.target ? piece.offset : null]),
+    );
+    const frame = task.targetFlags && task.targetDigests ? { flags: task.targetFlags, digests: task.targetDigests } : undefined;
+    if (frame) this.checkTargetFrame(task, frame);
+    const outcome = await this.slots.run(() =>
+      hashSegment({
+        sourceFd: this.sourceData.fd,
+        targetFd: this.target ? flatDataOf(this.target)!.handle.fd : this.sourceData.fd,
+        algorithmId: this.algorithmId,
+        digestLength: this.digestLength,
+        blockSizeBytes: block,
+        startBytes: start,
+        lengthBytes: end - start,
+        ranges,
+        target: frame,
+        write: this.target !== undefined,
+      }),
+    );
+    const counters: SegmentCounters = {
+      ...emptyCounters(),
+      blocksCompared: task.blockCount - outcome.unallocatedBlocks,
+      blocksChanged: outcome.changedBlocks,
+      blocksZero: task.blockCount - outcome.dataBlocks,
+      blocksUnallocated: outcome.unallocatedBlocks,
+      bytesRead: mappedBytes(sourceMap),
+      bytesWritten: outcome.bytesWritten,
+    };
+    if (this.target) counters.bytesZeroed = await zeroRuns(this.target, outcome.changesArray);
+    return { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters, changes: outcome.changesArray, frameFlags: outcome.flags, frameDigests: outcome.digests };
+  }
+
+  /** The target frame must hold a digest for each of its data blocks (as the WASM scanner checks). */
+  private checkTargetFrame(task: SegmentTask, frame: { flags: Uint8Array; digests: Uint8Array }): void {
+    let data = 0;
+    for (let i = 0; i < task.blockCount; i++) if (frame.flags[i] === BLOCK_DATA) data++;
+    if (frame.flags.length < task.blockCount || data * this.digestLength > frame.digests.length) {
+      throw new VhdsyncError("VHDSYNC_CORRUPT", `target digest frame at block ${task.firstBlock} has fewer digests than data blocks`, { firstBlock: task.firstBlock });
+    }
+  }
+
+  /** Closes the images (the caller flushes the target before success). */
+  async close(): Promise<void> {
+    try {
+      await this.source.close();
+    } finally {
+      await this.target?.close();
     }
   }
 }

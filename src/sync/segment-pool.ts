@@ -8,7 +8,14 @@ import { SegmentScanner, type ScanConfig } from "./segment-scanner.js";
 import type { SegmentResult, SegmentTask } from "./segment-task.js";
 import type { WorkerReply } from "./resync-worker.js";
 import { discardPrewarmedWorkers, startScanWorker, takePrewarmedWorker } from "./scan-workers.js";
-import { NativeCompareScanner } from "./native-scanner.js";
+import { NativeCompareScanner, NativeHashScanner } from "./native-scanner.js";
+
+/** The native scanners: segments as libuv pool jobs, no worker threads. */
+type NativeScanner = NativeCompareScanner | NativeHashScanner;
+
+function isNative(scanner: SegmentScanner | NativeScanner): scanner is NativeScanner {
+  return scanner instanceof NativeCompareScanner || scanner instanceof NativeHashScanner;
+}
 
 interface Pending {
   resolve: (result: SegmentResult) => void;
@@ -29,24 +36,24 @@ function toError(error: { code: string; message: string; details: Record<string,
 }
 
 /**
- * A set of scanners working on segments: this thread's own plus worker threads, or (compare
- * mode on flat images, with the addon) the native scanner's jobs on the libuv pool.
+ * A set of scanners working on segments: this thread's own plus worker threads, or (images
+ * whose data lies in runs of their files, with the addon) a native scanner's jobs on the libuv pool.
  */
 export class SegmentPool {
   private inlineChain: Promise<unknown> = Promise.resolve();
   private inlinePending = 0;
 
-  private constructor(private readonly workers: PoolWorker[], private readonly inline: SegmentScanner | NativeCompareScanner) {}
+  private constructor(private readonly workers: PoolWorker[], private readonly inline: SegmentScanner | NativeScanner) {}
 
   /**
-   * Starts a pool of `threadCount` scanners: the native scanner running that many segments at
-   * once where it applies (see NativeCompareScanner.open), else one WASM scanner on this
+   * Starts a pool of `threadCount` scanners: a native scanner running that many segments at
+   * once where one applies (see NativeCompareScanner.open, NativeHashScanner.open), else one WASM scanner on this
    * thread (it scans between handling results, so no core waits for a worker to boot) and
    * `threadCount - 1` worker threads.
    * @throws open errors from the images
    */
   static async start(config: ScanConfig, threadCount: number): Promise<SegmentPool> {
-    const native = await NativeCompareScanner.open(config, threadCount);
+    const native = (await NativeCompareScanner.open(config, threadCount)) ?? (await NativeHashScanner.open(config, threadCount));
     if (native) {
       discardPrewarmedWorkers();
       return new SegmentPool([], native);
@@ -60,12 +67,12 @@ export class SegmentPool {
 
   /** Number of scanners (threads scanning at once). */
   get size(): number {
-    return this.inline instanceof NativeCompareScanner ? this.inline.threads : this.workers.length + 1;
+    return isNative(this.inline) ? this.inline.threads : this.workers.length + 1;
   }
 
-  /** Whether the native scanner does the work. */
+  /** Whether a native scanner does the work. */
   get native(): boolean {
-    return this.inline instanceof NativeCompareScanner;
+    return isNative(this.inline);
   }
 
   /** Segments runSegments keeps in flight unless told otherwise (fewer when results carry data). */
@@ -79,7 +86,7 @@ export class SegmentPool {
    * task queued behind a boot would leave this thread idle waiting for it.
    */
   submit(task: SegmentTask): Promise<SegmentResult> {
-    if (this.inline instanceof NativeCompareScanner) return this.inline.scan(task);
+    if (isNative(this.inline)) return this.inline.scan(task);
     const ready = this.workers.filter((candidate) => candidate.ready || candidate.failure);
     const worker = ready.length > 0 ? ready.reduce((best, candidate) => (candidate.pending.size < best.pending.size ? candidate : best)) : undefined;
     if (!worker || this.inlinePending < worker.pending.size) return this.submitInline(task);

@@ -102,3 +102,36 @@ export function pairSetup(t: { teardown: (fn: () => void) => void }): { seed: nu
   const dir = tempDir(t);
   return { seed, prng: new Prng(seed), dir, source: join(dir, "s.img"), target: join(dir, "t.img") };
 }
+
+/**
+ * pairSetup() with random 1 MiB images at `source` and `target`, opened read-only for the
+ * test (closed at its end): for calling the addon's segment scans directly.
+ */
+export function openRandomPair(t: { teardown: (fn: () => void) => void }): ReturnType<typeof pairSetup> & { sourceFd: number; targetFd: number } {
+  const setup = pairSetup(t);
+  writeRandomImage(setup.source, 1024 * 1024, setup.prng, 65536);
+  writeRandomImage(setup.target, 1024 * 1024, setup.prng, 65536);
+  const sourceFd = openSync(setup.source, "r");
+  const targetFd = openSync(setup.target, "r");
+  t.teardown(() => {
+    closeSync(sourceFd);
+    closeSync(targetFd);
+  });
+  return { ...setup, sourceFd, targetFd };
+}
+
+/** Blocks of the image at `path` that are all zero bytes (plain-JS oracle; the last block may be partial). */
+export function zeroBlocks(path: string, blockSizeBytes: number): number {
+  const bytes = readFileSync(path);
+  let zero = 0;
+  for (let start = 0; start < bytes.length; start += blockSizeBytes) {
+    if (bytes.subarray(start, Math.min(bytes.length, start + blockSizeBytes)).every((byte) => byte === 0)) zero++;
+  }
+  return zero;
+}
+
+/** The counts of a resync report that must not depend on the scanner that ran. */
+export function resyncOutcome(report: { blocksTotal: number; blocksCompared: number; blocksChanged: number; blocksZero: number; blocksUnallocated: number; bytesRead: number; bytesWritten: number; bytesZeroed: number }) {
+  const { blocksTotal, blocksCompared, blocksChanged, blocksZero, blocksUnallocated, bytesRead, bytesWritten, bytesZeroed } = report;
+  return { blocksTotal, blocksCompared, blocksChanged, blocksZero, blocksUnallocated, bytesRead, bytesWritten, bytesZeroed };
+}

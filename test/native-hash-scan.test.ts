@@ -1,0 +1,208 @@
+// The native hash scanner (native/src/hash_scan.rs via NativeHashScanner in
+// src/sync/native-scanner.ts) against the WASM scanners (VHDSYNC_NO_NATIVE_HASH=1): checksum
+// writes byte-identical digest files, and resync --target-digest gives the same reports, the
+// same targets and the same updated digests, over dynamic VHDs, qemu-made VHDX files and
+// random sparse raw images (hashed natively only with VHDSYNC_NATIVE_HASH_FLAT=1), block sizes
+// from 4 KiB to 8 MiB and both digests it computes; plain-JS oracles for the counts and
+// `xxhsum` for a block's digest. What stays on WASM: raw sources by default, other digests,
+// blocks larger than a dynamic image's, short last blocks, VHD targets. And the addon call
+// itself: argument checks, a range past the end, a failed write.
+import t, { type Test } from "tap";
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { convertImage } from "../dist/sync/convert.js";
+import { checksum } from "../dist/sync/checksum.js";
+import { diff } from "../dist/sync/diff.js";
+import { resync } from "../dist/sync/resync.js";
+import { DigestReader } from "../dist/sync/digest-reader.js";
+import { nativeAddon } from "../dist/io/native-addon.js";
+import { hashSegment } from "../dist/io/native-compare.js";
+import { setEnvFor, withEnv } from "./helpers/env.js";
+import { PATTERNS, applyPattern, differingBlocks, fileSha, pairSetup, openRandomPair, resyncOutcome, writeRandomImage, zeroBlocks } from "./helpers/resync-images.js";
+
+const addon = nativeAddon();
+const skip = addon ? false : "no native addon (VHDSYNC_NO_NATIVE=1 or not built)";
+
+/** Runs `body` on the WASM scanners when `wasm` (VHDSYNC_NO_NATIVE_HASH=1). */
+function scanWith<T>(wasm: boolean, body: () => Promise<T>): Promise<T> {
+  return withEnv("VHDSYNC_NO_NATIVE_HASH", wasm ? "1" : undefined, body);
+}
+
+/** The block states and digests of a digest file, frame by frame (its header and identity left out). */
+async function framesOf(path: string): Promise<string[]> {
+  const reader = await DigestReader.open(path);
+  const frames: string[] = [];
+  try {
+    for await (const frame of reader.frames()) frames.push(`${frame.firstBlock}:${Buffer.from(frame.flags).toString("hex")}:${Buffer.from(frame.digests).toString("hex")}`);
+  } finally {
+    await reader.close();
+  }
+  return frames;
+}
+
+/** Checksums `image` with both scanners: the digest files must be byte-identical. Returns the native report. */
+async function checksumBoth(t: Test, image: string, dir: string, options: Parameters<typeof checksum>[2], context: string) {
+  const [nativePath, wasmPath] = [join(dir, "native.digest"), join(dir, "wasm.digest")];
+  const native = await checksum(image, nativePath, options);
+  const wasm = await scanWith(true, () => checksum(image, wasmPath, options));
+  t.equal(wasm.scanner, "wasm", `the WASM scanners ran (${context})`);
+  const { seconds: _a, throughputBytesPerSecond: _b, digestPath: _c, scanner: _d, ...nativeCounts } = native;
+  const { seconds: _e, throughputBytesPerSecond: _f, digestPath: _g, scanner: _h, ...wasmCounts } = wasm;
+  t.same(nativeCounts, wasmCounts, `reports agree (${context})`);
+  t.ok(readFileSync(nativePath).equals(readFileSync(wasmPath)), `the digest files are byte-identical (${context})`);
+  return native;
+}
+
+const BLOCK_SIZES = [4096, 65536, 1024 * 1024, 8 * 1024 * 1024];
+
+t.test("checksum of raw images: native and WASM digest files are byte-identical", { skip }, async (t) => {
+  setEnvFor(t, "VHDSYNC_NATIVE_HASH_FLAT", "1");
+  for (let round = 0; round < 8; round++) {
+    await t.test(`round ${round}`, async (t: Test) => {
+      const { seed, prng, dir, source } = pairSetup(t);
+      const blockSizeBytes = BLOCK_SIZES[round % BLOCK_SIZES.length];
+      // Last blocks of every kind: whole, longer than 240 bytes, and (WASM then) 240 or less.
+      const tail = [0, 241 + prng.int(blockSizeBytes - 241), 1 + prng.int(240)][round % 3];
+      const size = (3 + prng.int(16)) * 1024 * 1024 + tail;
+      writeRandomImage(source, size, prng, [4096, 65536, 512 * 1024][prng.int(3)]);
+      const algo = (["xxh3-128", "xxh3-64"] as const)[prng.int(2)];
+      const workers = prng.int(2) === 0 ? 2 : 1;
+      const context = `seed ${seed}, ${blockSizeBytes}-byte blocks, ${size} bytes, ${algo}, ${workers} threads`;
+      const report = await checksumBoth(t, source, dir, { blockSizeBytes, algo, workers }, context);
+      const shortTail = size % blockSizeBytes > 0 && size % blockSizeBytes <= 240;
+      t.equal(report.scanner, shortTail ? "wasm" : "native", `a last block of ${size % blockSizeBytes} bytes goes to ${shortTail ? "WASM" : "the addon"} (${context})`);
+      t.equal(report.blocksZero, zeroBlocks(source, blockSizeBytes), `blocksZero = the oracle's (${context})`);
+    });
+  }
+});
+
+t.test("a data block's digest is xxhsum's", { skip }, async (t) => {
+  const { prng, dir, source } = pairSetup(t);
+  const block = prng.bytes(65536);
+  writeFileSync(source, block);
+  const digest = join(dir, "one.digest");
+  t.equal((await withEnv("VHDSYNC_NATIVE_HASH_FLAT", "1", () => checksum(source, digest, { blockSizeBytes: 65536 }))).scanner, "native");
+  const [frame] = await framesOf(digest);
+  const xxhsum = spawnSync("xxhsum", ["-H2", source], { encoding: "utf8" });
+  t.equal(xxhsum.status, 0, xxhsum.stderr);
+  t.equal(frame.split(":")[2], xxhsum.stdout.split(/\s+/)[0], "the packed digest is the canonical XXH3-128 of the block");
+});
+
+t.test("checksum of dynamic VHDs and VHDX files: native and WASM agree", { skip }, async (t) => {
+  for (let round = 0; round < 4; round++) {
+    await t.test(`round ${round}`, async (t: Test) => {
+      const { seed, prng, dir, source: raw } = pairSetup(t);
+      const vhdBlock = [512 * 1024, 2 * 1024 * 1024][round % 2];
+      const size = (3 + prng.int(10)) * 1024 * 1024 + prng.int(2048) * 512;
+      writeRandomImage(raw, size, prng, [65536, 512 * 1024, 1024 * 1024][prng.int(3)]);
+      const vhd = join(dir, "source.vhd");
+      await convertImage(raw, vhd, { to: "vhd-dynamic", blockSizeBytes: vhdBlock });
+      // Blocks up to the VHD's own go native; a larger block spans two runs of the file (WASM).
+      for (const blockSizeBytes of [4096, vhdBlock, 4 * 1024 * 1024]) {
+        const context = `seed ${seed}, VHD blocks ${vhdBlock}, ${blockSizeBytes}-byte blocks, ${size} bytes`;
+        const report = await checksumBoth(t, vhd, dir, { blockSizeBytes, workers: 2 }, context);
+        t.equal(report.scanner, blockSizeBytes <= vhdBlock ? "native" : "wasm", `scanner (${context})`);
+        t.equal(report.blocksZero, zeroBlocks(raw, blockSizeBytes), `blocksZero = the oracle's (${context})`);
+      }
+      const vhdx = join(dir, "source.vhdx");
+      const made = spawnSync("qemu-img", ["convert", "-f", "raw", "-O", "vhdx", "-o", "subformat=dynamic,block_size=1M", raw, vhdx], { encoding: "utf8" });
+      t.equal(made.status, 0, made.stderr);
+      const report = await checksumBoth(t, vhdx, dir, { blockSizeBytes: 65536, workers: 2 }, `seed ${seed}, VHDX`);
+      t.equal(report.scanner, "native", "a qemu-made VHDX is hashed natively");
+    });
+  }
+});
+
+t.test("resync --target-digest: native and WASM agree with each other and the oracles", { skip }, async (t) => {
+  setEnvFor(t, "VHDSYNC_NATIVE_HASH_FLAT", "1");
+  for (let round = 0; round < 8; round++) {
+    await t.test(`round ${round}`, async (t: Test) => {
+      const { seed, prng, dir, source, target } = pairSetup(t);
+      const blockSizeBytes = BLOCK_SIZES[round % BLOCK_SIZES.length];
+      const size = (3 + prng.int(16)) * 1024 * 1024 + [0, 241 + prng.int(blockSizeBytes - 241)][round % 2];
+      const chunk = [4096, 65536, 512 * 1024][prng.int(3)];
+      writeRandomImage(source, size, prng, chunk);
+      if (round % 3 === 0) writeRandomImage(target, size, prng, chunk);
+      else {
+        copyFileSync(source, target);
+        applyPattern(target, size, blockSizeBytes, PATTERNS[prng.int(PATTERNS.length)], prng);
+      }
+      const workers = prng.int(2) === 0 ? 2 : 1;
+      const context = `seed ${seed}, ${blockSizeBytes}-byte blocks, ${size} bytes, ${workers} threads`;
+      const digest = join(dir, "target.digest");
+      await checksum(target, digest, { blockSizeBytes });
+
+      const dryNative = await resync(source, target, { targetDigestPath: digest, workers, dryRun: true });
+      const dryWasm = await scanWith(true, () => resync(source, target, { targetDigestPath: digest, workers, dryRun: true }));
+      t.same([dryNative.scanner, dryWasm.scanner], ["native", "wasm"], `which scanner ran (${context})`);
+      t.same(resyncOutcome(dryNative), resyncOutcome(dryWasm), `dry-run reports agree (${context})`);
+      t.equal(dryNative.blocksChanged, differingBlocks(source, target, blockSizeBytes), `blocksChanged = the oracle's (${context})`);
+      t.equal(dryNative.blocksZero, zeroBlocks(source, blockSizeBytes), `blocksZero = the oracle's (${context})`);
+      const against = await diff(source, digest, { workers });
+      t.equal(against.scanner, "native", `diff of an image against a digest hashes natively (${context})`);
+      t.equal(against.blocksDiffering, dryNative.blocksChanged, `diff against the digest finds the same blocks (${context})`);
+
+      const applied: Array<Awaited<ReturnType<typeof resync>>> = [];
+      const updated: string[][] = [];
+      for (const wasm of [false, true]) {
+        const copyTarget = join(dir, `t-${wasm ? "wasm" : "native"}.img`);
+        const copyDigest = join(dir, `t-${wasm ? "wasm" : "native"}.digest`);
+        copyFileSync(target, copyTarget);
+        await checksum(copyTarget, copyDigest, { blockSizeBytes });
+        applied.push(await scanWith(wasm, () => resync(source, copyTarget, { targetDigestPath: copyDigest, updateTargetDigest: true, workers })));
+        t.equal(fileSha(copyTarget), fileSha(source), `${applied.at(-1)!.scanner}: target equals the source (${context})`);
+        updated.push(await framesOf(copyDigest));
+      }
+      t.same(resyncOutcome(applied[0]), resyncOutcome(applied[1]), `reports agree (${context})`);
+      t.same(updated[0], updated[1], `the updated target digests hold the same frames (${context})`);
+      t.ok(applied[0].bytesWritten + applied[0].bytesZeroed <= applied[0].blocksChanged * blockSizeBytes, `writes bounded by changed blocks (${context})`);
+      const after = join(dir, "t-native.img");
+      t.equal((await resync(source, after, { targetDigestPath: join(dir, "t-native.digest"), workers, dryRun: true })).blocksChanged, 0, `the updated digest finds nothing left to change (${context})`);
+    });
+  }
+});
+
+t.test("raw sources (by default), other digests and VHD targets stay with the WASM scanners", { skip }, async (t) => {
+  const { prng, dir, source, target } = pairSetup(t);
+  const size = 4 * 1024 * 1024;
+  writeRandomImage(source, size, prng, 65536);
+  t.equal((await checksum(source, join(dir, "raw.digest"))).scanner, "wasm", "a raw source is hashed by the WASM scanners");
+  setEnvFor(t, "VHDSYNC_NATIVE_HASH_FLAT", "1");
+  for (const algo of ["xxh64", "sha256"] as const) {
+    t.equal((await checksum(source, join(dir, `${algo}.digest`), { algo })).scanner, "wasm", `${algo} is hashed by WASM`);
+  }
+  writeRandomImage(target, size, prng, 65536);
+  const vhd = join(dir, "target.vhd");
+  await convertImage(target, vhd, { to: "vhd-dynamic", blockSizeBytes: 512 * 1024 });
+  const digest = join(dir, "vhd.digest");
+  await checksum(vhd, digest);
+  const intoVhd = await resync(source, vhd, { targetDigestPath: digest });
+  t.equal(intoVhd.scanner, "wasm", "a VHD target is written through the format");
+  t.equal(intoVhd.blocksChanged, differingBlocks(source, target, 4096), "and the right blocks changed");
+  t.equal((await resync(source, vhd, { dryRun: true })).blocksChanged, 0, "the VHD now holds the source's content");
+});
+
+t.test("hashSegment: arguments, a range past the end, a failed write", { skip }, async (t) => {
+  const { source, target, sourceFd, targetFd } = openRandomPair(t);
+  const request = { sourceFd, targetFd, algorithmId: 2, digestLength: 16, blockSizeBytes: 4096, startBytes: 0, lengthBytes: 1024 * 1024, ranges: [[0, 1024 * 1024]] as Array<[number, number]>, write: false };
+  const found = await hashSegment(request);
+  t.equal(found.dataBlocks, 256 - zeroBlocks(source, 4096));
+  t.equal(found.digests.length, found.dataBlocks * 16);
+  t.equal(found.unallocatedBlocks, 0);
+  const sparse = await hashSegment({ ...request, ranges: [[8192, 16384]] });
+  t.same([...sparse.flags.subarray(0, 5)], [0, 0, found.flags[2], found.flags[3], 0], "blocks outside the ranges are unallocated");
+  await t.rejects(hashSegment({ ...request, algorithmId: 1 }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "only XXH3");
+  await t.rejects(hashSegment({ ...request, ranges: [[4096, 8192], [0, 4096]] }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "ranges out of order");
+  await t.rejects(hashSegment({ ...request, ranges: [[100, 8192]] }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "range not block-aligned");
+  await t.rejects(hashSegment({ ...request, lengthBytes: 4096 + 200, ranges: [[0, 4096 + 200]] }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "a last block of 240 bytes or less");
+  await t.rejects(hashSegment({ ...request, lengthBytes: 2 * 1024 * 1024, ranges: [[0, 2 * 1024 * 1024]] }), { code: "VHDSYNC_TRUNCATED" }, "a range past the end of the file is refused, not faulted on");
+  await t.rejects(hashSegment({ ...request, write: true }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "writing needs the target's frame");
+  // The target's frame: every block holds data with a zero digest, so every data block differs.
+  const frame = { flags: new Uint8Array(256).fill(2), digests: new Uint8Array(256 * 16) };
+  const placed = request.ranges.map(([start, end]): [number, number, number, number] => [start, end, start, start]);
+  await t.rejects(hashSegment({ ...request, ranges: placed, target: frame, write: true }), { details: { syscall: "pwrite" } }, "a write to a read-only descriptor fails with its errno");
+  const compared = await hashSegment({ ...request, target: frame });
+  t.equal(compared.changedBlocks, 256, "every block differs from a frame of zero digests");
+  t.equal(compared.bytesWritten, 0, "nothing written without write");
+});
