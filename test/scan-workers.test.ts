@@ -4,7 +4,7 @@
 import t, { type Test } from "tap";
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
-import { copyFileSync, openSync, closeSync, ftruncateSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { copyFileSync, existsSync, openSync, closeSync, ftruncateSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { INLINE_BELOW_BYTES, hasPrewarmedWorkers, prewarmScanWorkers, takePrewarmedWorker, workerCountFor } from "../dist/sync/scan-workers.js";
@@ -148,12 +148,17 @@ t.test("the bin's prewarm bundle acts on scan commands only, and the library ado
     [["checksum", big, "-o", join(dir, "d"), "--workers=2"], true],
     [["checksum", dynamic, "-o", join(dir, "d")], false],
     [["checksum", vhdx, "-o", join(dir, "d"), "--hash", "xxh3-64"], false],
+    // copy: into a new target natively; over an existing one with a worker.
+    [["copy", dynamic, join(dir, "new.raw")], false],
+    [["copy", "--block-size", "65536", big, join(dir, "new.raw")], false],
+    [["copy", big, other], true],
   ];
   for (const [args, needsWorker] of cases) {
     prewarmFor(args);
     const worker = takePrewarmedWorker();
     // Without the addon every scan needs a worker, if the source file is big enough for one.
-    const wanted = needsWorker || (!nativeAddon() && statSync(args[1]).size >= INLINE_BELOW_BYTES);
+    const sourceArg = args.find((arg, index) => index > 0 && existsSync(arg))!;
+    const wanted = needsWorker || (!nativeAddon() && statSync(sourceArg).size >= INLINE_BELOW_BYTES);
     t.equal(worker !== undefined, wanted, `${args.join(" ")}: ${wanted ? "a worker" : "no worker"} prewarmed`);
     await worker?.terminate();
   }

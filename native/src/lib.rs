@@ -197,9 +197,14 @@ fn parse_compare_segment(args: &Args) -> Outcome<Job> {
     let unit = args.integer(3, "unitSize")?;
     let (start, length) = args.range(4, 5)?;
     let active = parse_ranges(args, 6)?;
-    let write = args.integer(8, "write")? != 0;
+    // 0: compare only; 1: write the differences; 2: the target reads as zeros (fresh), write the source's data.
+    let mode = args.integer(8, "write")?;
+    if mode > 2 {
+        return Err(Failure::Invalid(format!("write must be 0, 1 or 2, got {mode}")));
+    }
     let out = args.array_buffer(9, "changes")?;
-    let job = scan::CompareJob { source_fd, target_fd, block, unit, start, end: start + length, active, write, out };
+    let job =
+        scan::CompareJob { source_fd, target_fd, block, unit, start, end: start + length, active, write: mode != 0, target_zeros: mode == 2, out };
     // compare_segment validates the job (on the pool thread for the async form).
     Ok(Box::new(move || {
         scan::compare_segment(&job).map(|counts| {

@@ -32,6 +32,9 @@ pub struct CompareJob {
     pub active: Vec<ActiveRange>,
     /// Write the differing non-zero data to the target (zero runs are left to the caller).
     pub write: bool,
+    /// The target reads as zeros (a freshly created one: `copy`): the source is compared against
+    /// zeros, and differing data is still written at the ranges' target offsets.
+    pub target_zeros: bool,
     /// Lent memory for the changes: f64 triples (offset, length, 1 if the source reads as zeros).
     pub out: (usize, usize),
 }
@@ -221,7 +224,7 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
     // memory while mapped.
     let window = (MAP_WINDOW_BYTES / job.unit).max(1) * job.unit;
     // What a side without data reads as (calloc'd: untouched pages cost nothing).
-    let needs_zeros = job.active.iter().any(|range| range.source_at.is_none() || range.target_at.is_none());
+    let needs_zeros = job.target_zeros || job.active.iter().any(|range| range.source_at.is_none() || range.target_at.is_none());
     let zeros = if needs_zeros { vec![0u8; window as usize] } else { Vec::new() };
     let mut last_changed = u64::MAX;
     let mut last_non_zero = u64::MAX;
@@ -240,7 +243,8 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
             let window_end = to.min(window_start + window);
             let length = window_end - window_start;
             let source = Side::new(job.source_fd, source_at.map(|at| at + (window_start - from)), length, &zeros)?;
-            let target = Side::new(job.target_fd, target_at.map(|at| at + (window_start - from)), length, &zeros)?;
+            let target_side = if job.target_zeros { None } else { target_at.map(|at| at + (window_start - from)) };
+            let target = Side::new(job.target_fd, target_side, length, &zeros)?;
             let (a, b) = (source.bytes(), target.bytes());
             let place = Place { window_start, target_at: target_at.map(|at| at + (window_start - from)) };
             let mut at = 0usize;
@@ -450,6 +454,7 @@ mod tests {
             end: 16384,
             active: active.into_iter().map(|(from, to)| ActiveRange::flat(from, to)).collect(),
             write: false,
+            target_zeros: false,
             out: (out.as_mut_ptr() as usize, out.len() * 8),
         };
         assert!(job(vec![(0, 16384)], 4096, &mut out).validate().is_ok());
@@ -488,6 +493,7 @@ mod tests {
                 ActiveRange { from: 4 * B, to: 6 * B, source_at: None, target_at: Some(4 * B) },
             ],
             write: true,
+            target_zeros: false,
             out: (out.as_mut_ptr() as usize, out.len() * 8),
         };
         let counts = compare_segment(&job).unwrap();
@@ -516,5 +522,47 @@ mod tests {
         let job =
             CompareJob { write: true, active: vec![ActiveRange { from: 0, to: B, source_at: Some(0), target_at: None }], ..job };
         assert!(matches!(job.validate(), Err(Failure::Invalid(_))));
+    }
+
+    #[test]
+    fn a_target_that_reads_as_zeros_gets_the_source_data_without_being_read() {
+        const B: u64 = 4096;
+        let mut disk = bytes(31, 6 * B as usize);
+        disk[B as usize..2 * B as usize].fill(0); // block 1: zeros
+        let source = TempFile::new("zeros-source", &disk);
+        // The target holds other bytes everywhere; as a fresh target it is taken to read as zeros.
+        let target = TempFile::new("zeros-target", &vec![0x77u8; 6 * B as usize]);
+        let mut out = vec![0f64; 3 * 6];
+        let flat = |from, to| ActiveRange { from, to, source_at: Some(from), target_at: Some(from) };
+        let job = CompareJob {
+            source_fd: source.fd(),
+            target_fd: target.fd(),
+            block: B,
+            unit: B,
+            start: 0,
+            end: 6 * B,
+            active: vec![flat(0, 4 * B), flat(5 * B, 6 * B)],
+            write: true,
+            target_zeros: true,
+            out: (out.as_mut_ptr() as usize, out.len() * 8),
+        };
+        let counts = compare_segment(&job).unwrap();
+        assert_eq!(
+            counts,
+            CompareCounts { blocks_compared: 5, blocks_changed: 4, blocks_non_zero: 4, bytes_written: 4 * B, changes: 3 }
+        );
+        let b = B as f64;
+        assert_eq!(
+            &out[..9],
+            &[0.0, b, 0.0, 2.0 * b, 2.0 * b, 0.0, 5.0 * b, b, 0.0],
+            "data runs only: zeros equal the target's zeros"
+        );
+        let now = std::fs::read(&target.0).unwrap();
+        assert!(
+            now[..B as usize] == disk[..B as usize]
+                && now[2 * B as usize..4 * B as usize] == disk[2 * B as usize..4 * B as usize]
+        );
+        assert!(now[B as usize..2 * B as usize].iter().all(|&x| x == 0x77), "a zero source block is not written");
+        assert!(now[4 * B as usize..5 * B as usize].iter().all(|&x| x == 0x77), "nothing outside the ranges is touched");
     }
 }

@@ -5,7 +5,7 @@
 // imports only what that decision needs (scan-workers, the format sniff and signatures, the
 // addon probe) and Node built-ins.
 
-import { statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { sniffSync } from "../formats/open-image.js";
 import { imageLayout, type ImageLayout } from "../formats/signatures.js";
 import { nativeCompareAvailable, nativeHashScanAvailable } from "../io/native-compare.js";
@@ -31,7 +31,9 @@ export function prewarmFor(args: string[]): void {
  *   through a worker);
  * - checksum of a dynamic VHD or VHDX with XXH3 (the default hash), and resync --target-digest
  *   from one (into a raw target when it writes; the digest's hash is assumed to be XXH3).
- *   Flat sources are hashed by the WASM scanners (see NativeHashScanner.open).
+ *   Flat sources are hashed by the WASM scanners (see NativeHashScanner.open);
+ * - copy of such an image into a new target (created as raw). The block size is assumed to
+ *   be the default (not larger than a dynamic image's blocks).
  * A wrong guess costs only time.
  */
 function scansNatively(command: string, words: string[], files: string[]): boolean {
@@ -39,6 +41,8 @@ function scansNatively(command: string, words: string[], files: string[]): boole
   if (source === undefined || source === "other") return false;
   const writes = command === "resync" && optionIndex(words, "--dry-run") < 0;
   const hashesNatively = (source !== "raw" && source !== "vhd-fixed") || process.env.VHDSYNC_NATIVE_HASH_FLAT === "1";
+  // copy into a new target (created as a sparse raw file, which reads as zeros).
+  if (command === "copy") return !existsAfter(words, files[0]) && nativeCompareAvailable();
   if (command === "checksum") return hashesNatively && xxh3Requested(words) && nativeHashScanAvailable();
   if (!["resync", "verify", "diff"].includes(command) || target === undefined) return false;
   if (optionIndex(words, "--target-digest") >= 0) return command === "resync" && hashesNatively && (!writes || target === "raw") && nativeHashScanAvailable();
@@ -51,6 +55,13 @@ function xxh3Requested(words: string[]): boolean {
   if (index < 0) return true;
   const value = words[index].includes("=") ? words[index].slice("--hash=".length) : words[index + 1];
   return value === "xxh3-128" || value === "xxh3-64";
+}
+
+/** Whether the operand after `source` in `words` (the copy target) names an existing file. */
+function existsAfter(words: string[], source: string | undefined): boolean {
+  const operands = words.filter((word) => !word.startsWith("-"));
+  const target = source === undefined ? undefined : operands[operands.indexOf(source) + 1];
+  return target === undefined || existsSync(target);
 }
 
 /** What the file's signatures say about its layout ("other" when unreadable). */

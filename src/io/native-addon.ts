@@ -49,7 +49,8 @@ export interface NativeAddon {
    * of `ranges` (f64; in order, unit-aligned; what either side has allocated, and the file
    * offset of `start` in each file, -1 where that side reads as zeros) are mapped read-only
    * and compared; the rest counts as zeros on both sides. With `write` 1 the differing
-   * non-zero data is written to `targetFd` (at the ranges' target offsets). The changed ranges
+   * non-zero data is written to `targetFd` (at the ranges' target offsets); with `write` 2 the
+   * target reads as zeros (a new one: not mapped) and the source's non-zero data is written. The changed ranges
    * land in `changes` as f64 triples (offset, length, 1 when the source reads as zeros),
    * adjacent ones of the same kind merged; `changes` needs 24 bytes per unit of the ranges
    * and is lent until the call settles. native/src/scan.rs.

@@ -30,6 +30,8 @@ export interface CompareSegmentRequest {
   ranges: CompareRange[];
   /** Write the differing non-zero data to the target (every range needs a target offset). */
   write: boolean;
+  /** The target reads as zeros (freshly created, for copy): compare against zeros without reading it; write as `write` says. */
+  targetZeros?: boolean;
 }
 
 /** What the compare found: counts, and the changed ranges as (offset, length, zero) triples. */
@@ -69,7 +71,7 @@ export async function compareSegment(request: CompareSegmentRequest): Promise<Co
       request.lengthBytes,
       ranges,
       request.ranges.length,
-      request.write ? 1 : 0,
+      request.targetZeros && request.write ? 2 : request.write ? 1 : 0,
       changes.buffer,
     ),
   );

@@ -37,6 +37,8 @@ export interface CopyReport extends SegmentCounters {
   target: string;
   created: boolean;
   virtualSizeBytes: number;
+  /** Which scanner copied: the addon's pool jobs (a new raw target) or the WASM kernels. */
+  scanner: "native" | "wasm";
   seconds: number;
   throughputBytesPerSecond: number;
 }
@@ -62,6 +64,7 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
       { mode: "copy", sourcePath, targetPath, sourceFormat: source.format, targetFormat: target.format, blockSizeBytes, apply, windowBytes: DEFAULT_WINDOW_BYTES, targetFresh: created || Boolean(options.targetFresh) },
       workerCountFor(source.virtualSize, options.workers),
     );
+    const scanner = pool.native ? "native" : "wasm";
     const counters = emptyCounters();
     const progress = throttle(options.onProgress);
     const blocksPerSegment = segmentBlocks(blockSizeBytes, apply === "caller" ? CALLER_SEGMENT_BYTES : undefined);
@@ -85,7 +88,7 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
     await target.flush();
     if (!complete) throw new VhdsyncError("VHDSYNC_INTERRUPTED", `copy to ${targetPath} interrupted (rerun to copy again)`, { path: targetPath });
     const seconds = (performance.now() - started) / 1000;
-    return { source: sourcePath, target: targetPath, created, virtualSizeBytes: source.virtualSize, ...counters, seconds, throughputBytesPerSecond: source.virtualSize / Math.max(seconds, 1e-9) };
+    return { source: sourcePath, target: targetPath, created, virtualSizeBytes: source.virtualSize, ...counters, scanner, seconds, throughputBytesPerSecond: source.virtualSize / Math.max(seconds, 1e-9) };
   } finally {
     await target?.close().catch(() => undefined);
     await source.close().catch(() => undefined);

@@ -3,7 +3,7 @@
 // files, block devices, fixed VHDs, dynamic VHDs and clean VHDX files (one run per allocated
 // block; src/formats/data-location.ts). Each segment is one job on a libuv pool thread, which
 // maps the allocated ranges read-only and either compares two images block by block
-// (NativeCompareScanner: resync, verify, diff) or builds the source's digest frame, and
+// (NativeCompareScanner: resync, verify, diff, and copy into a new target) or builds the source's digest frame, and
 // against the target's frame finds the differing blocks (NativeHashScanner: checksum,
 // resync --target-digest). Differing data is written to the target there, followed by its
 // writeback (sync_file_range, no device cache flush: the final fdatasync makes it durable).
@@ -73,8 +73,9 @@ export class NativeCompareScanner {
     private readonly sourceData: DataLocator,
     private readonly targetData: DataLocator,
   ) {
-    // Parts of large blocks lie in one run of each file (a dynamic image's block at most).
-    this.unit = compareUnitBytes(config.blockSizeBytes, [sourceData.granuleBytes, targetData.granuleBytes]);
+    // Parts of large blocks lie in one run of each file (a dynamic image's block at most); a
+    // copy works in whole blocks (open() checked that they lie in one run).
+    this.unit = config.mode === "copy" ? config.blockSizeBytes : compareUnitBytes(config.blockSizeBytes, [sourceData.granuleBytes, targetData.granuleBytes]);
     this.slots = new JobSlots(threads);
   }
 
@@ -82,11 +83,14 @@ export class NativeCompareScanner {
    * A native scanner for `config` running up to `threads` segments at once, when it applies:
    * compare mode, results that carry no data ("none" or "here"), the addon available, both
    * images' data in plain runs of their files, and a flat target when writing (other formats
-   * allocate as they are written). Otherwise undefined (nothing stays open).
+   * allocate as they are written). Also copy mode into a fresh flat target (which reads as
+   * zeros: the source's data is "compared" against zeros, not read from it), from a source
+   * whose blocks each lie in one run of its file. Otherwise undefined (nothing stays open).
    * @throws open errors from the images
    */
   static async open(config: ScanConfig, threads: number): Promise<NativeCompareScanner | undefined> {
-    if (config.mode !== "compare" || config.apply === "caller" || !config.targetPath || !nativeCompareAvailable()) return undefined;
+    const copying = config.mode === "copy" && config.targetFresh === true && config.apply === "here";
+    if ((config.mode !== "compare" && !copying) || config.apply === "caller" || !config.targetPath || !nativeCompareAvailable()) return undefined;
     const source = await openAs(config.sourcePath, config.sourceFormat, true);
     let target: DiskImage | undefined;
     try {
@@ -94,7 +98,9 @@ export class NativeCompareScanner {
       const sourceData = dataLocatorOf(source);
       const targetData = dataLocatorOf(target);
       const writable = config.apply !== "here" || flatDataOf(target) !== undefined;
-      if (sourceData && targetData && writable) return new NativeCompareScanner(config, Math.max(1, threads), source, target, sourceData, targetData);
+      // A copy writes whole non-zero blocks, as the WASM copy does: each must lie in one run.
+      const blocksWhole = !copying || (sourceData !== undefined && config.blockSizeBytes <= sourceData.granuleBytes);
+      if (sourceData && targetData && writable && blocksWhole) return new NativeCompareScanner(config, Math.max(1, threads), source, target, sourceData, targetData);
     } catch (error) {
       await source.close();
       throw error;
@@ -111,8 +117,10 @@ export class NativeCompareScanner {
     const start = task.firstBlock * block;
     const end = Math.min(this.source.virtualSize, (task.firstBlock + task.blockCount) * block);
     // Flat images answer with extents clipped to the range, on this thread; VHDs from their BAT.
+    const copying = this.config.mode === "copy";
     const sourceMap = await allocationMapOf(this.source, start, end - start);
-    const targetMap = await allocationMapOf(this.target, start, end - start);
+    // A fresh copy target reads as zeros: nothing of it to map.
+    const targetMap = copying ? [] : await allocationMapOf(this.target, start, end - start);
     const ranges = activeUnits(sourceMap, targetMap, start, unit, Math.ceil((end - start) / unit)).flatMap(([first, last]) =>
       placeRange(start + first * unit, Math.min(end, start + last * unit), this.sourceData, this.targetData),
     );
@@ -127,13 +135,15 @@ export class NativeCompareScanner {
         lengthBytes: end - start,
         ranges,
         write: this.config.apply === "here",
+        targetZeros: copying,
       }),
     );
     const counters = emptyCounters();
     counters.blocksCompared = outcome.blocksCompared;
     counters.blocksUnallocated = task.blockCount - outcome.blocksCompared;
     counters.blocksZero = task.blockCount - outcome.blocksNonZero;
-    counters.blocksChanged = outcome.blocksChanged;
+    // A copy compares nothing: like the WASM copy it reports no changed blocks, only what it wrote.
+    counters.blocksChanged = copying ? 0 : outcome.blocksChanged;
     counters.bytesRead = mappedBytes(sourceMap, targetMap);
     counters.bytesWritten = outcome.bytesWritten;
     if (this.config.apply === "here") counters.bytesZeroed = await zeroRuns(this.target, outcome.changesArray);
