@@ -1,6 +1,7 @@
 // Side-by-side resync benchmarks (docs/resync.md): vhdsync resync vs two parallel `xxhsum -H2`
 // (the hash floor), `rsync --inplace --no-whole-file`, a resync from a target digest, checksum
-// vs `cat`, blocksync-fast and bdsync when on PATH, a 5%-allocated dynamic VHD vs a full one,
+// vs `cat`, blocksync-fast and bdsync when on PATH, a 5%-allocated dynamic VHD vs a full one
+// (resync and checksum),
 // bytes written and peak RSS on a sparse
 // 8 GiB pair. Runs alternate; medians are reported. Results go to bench/results/resync.json.
 //   node bench/resync.mjs            (2 GiB pair; needs ~10 GiB free and a few minutes)
@@ -226,6 +227,9 @@ async function benchVhd(results) {
   const times = { sparse: [], full: [] };
   const inProcess = { sparse: [], full: [] };
   const scanners = new Set();
+  // checksum of the same VHDs (hashed natively since the eighth session).
+  const checksumTimes = { sparse: [], full: [] };
+  const checksumScanners = new Set();
   for (let round = 0; round < ROUNDS; round++) {
     for (const [key, { path, target }] of Object.entries(cases)) {
       dirty(target, SIZE, 64, SEED + round);
@@ -234,6 +238,9 @@ async function benchVhd(results) {
       times[key].push(run.seconds);
       inProcess[key].push(lastJson(run.stdout).seconds);
       scanners.add(lastJson(run.stdout).scanner);
+      const hashed = vhdsync(["checksum", path, "-o", join(DIR, "vhd.digest"), "--json"]);
+      checksumTimes[key].push(hashed.seconds);
+      checksumScanners.add(lastJson(hashed.stdout).scanner);
     }
   }
   results.vhdDynamic = {
@@ -245,6 +252,7 @@ async function benchVhd(results) {
     reportRatio: median(inProcess.sparse) / median(inProcess.full),
     scanner: [...scanners].join(", "),
     allSeconds: times,
+    checksum: { medianSeconds: { allocated5: median(checksumTimes.sparse), allocated100: median(checksumTimes.full) }, scanner: [...checksumScanners].join(", "), allSeconds: checksumTimes },
   };
 }
 
