@@ -16,12 +16,10 @@ import type { DiskImage } from "../formats/disk-image.js";
 import { dataLocatorOf, type DataLocator } from "../formats/data-location.js";
 import { flatDataOf } from "../formats/flat-file.js";
 import { compareSegment, hashSegment, nativeCompareAvailable, nativeHashScanAvailable, type CompareRange } from "../io/native-compare.js";
-import { VhdsyncError } from "../errors.js";
 import { wasmAlgorithmId } from "../hash/algorithm.js";
 import { activeUnits, allocationMapOf, openAs, type ScanConfig } from "./segment-scanner.js";
 import { compareUnitBytes } from "./segment-plan.js";
 import { blockDigestLength } from "./block-hasher.js";
-import { BLOCK_DATA } from "./digest-format.js";
 import { emptyCounters, eachChange, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
 
 /** Runs at most `threads` jobs at once (each holds a libuv pool thread). */
@@ -234,8 +232,8 @@ export class NativeHashScanner {
     const ranges = activeUnits(sourceMap, [], start, block, task.blockCount).flatMap(([first, last]) =>
       this.sourceData.locate(start + first * block, Math.min(end, start + last * block) - (start + first * block)).map((piece): CompareRange => [piece.offset, piece.offset + piece.length, piece.fileOffset, this.target ? piece.offset : null]),
     );
+    // DigestReader.frames() has checked each frame's digests against its data blocks (and the addon checks again).
     const frame = task.targetFlags && task.targetDigests ? { flags: task.targetFlags, digests: task.targetDigests } : undefined;
-    if (frame) this.checkTargetFrame(task, frame);
     const outcome = await this.slots.run(() =>
       hashSegment({
         sourceFd: this.sourceData.fd,
@@ -261,15 +259,6 @@ export class NativeHashScanner {
     };
     if (this.target) counters.bytesZeroed = await zeroRuns(this.target, outcome.changesArray);
     return { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters, changes: outcome.changesArray, frameFlags: outcome.flags, frameDigests: outcome.digests };
-  }
-
-  /** The target frame must hold a digest for each of its data blocks (as the WASM scanner checks). */
-  private checkTargetFrame(task: SegmentTask, frame: { flags: Uint8Array; digests: Uint8Array }): void {
-    let data = 0;
-    for (let i = 0; i < task.blockCount; i++) if (frame.flags[i] === BLOCK_DATA) data++;
-    if (frame.flags.length < task.blockCount || data * this.digestLength > frame.digests.length) {
-      throw new VhdsyncError("VHDSYNC_CORRUPT", `target digest frame at block ${task.firstBlock} has fewer digests than data blocks`, { firstBlock: task.firstBlock });
-    }
   }
 
   /** Closes the images (the caller flushes the target before success). */
