@@ -407,6 +407,29 @@ mod tests {
     use super::*;
     use crate::test_bytes::{xorshift_bytes as bytes, TempFile};
 
+    /// A compare of [0, end) in `block`-sized units over `active`, changes into `out`; no writes.
+    fn job_over(
+        source_fd: c_int,
+        target_fd: c_int,
+        block: u64,
+        end: u64,
+        active: Vec<ActiveRange>,
+        out: &mut [f64],
+    ) -> CompareJob {
+        CompareJob {
+            source_fd,
+            target_fd,
+            block,
+            unit: block,
+            start: 0,
+            end,
+            active,
+            write: false,
+            target_zeros: false,
+            out: (out.as_mut_ptr() as usize, out.len() * 8),
+        }
+    }
+
     #[test]
     fn compare_zero_finds_every_difference_and_zero_run() {
         for length in [0usize, 1, 63, 64, 65, 4095, 4096, 4097, 10000] {
@@ -446,16 +469,8 @@ mod tests {
     fn validate_refuses_bad_shapes() {
         let mut out = vec![0f64; 3 * 4];
         let job = |active: Vec<(u64, u64)>, unit: u64, out: &mut Vec<f64>| CompareJob {
-            source_fd: 0,
-            target_fd: 0,
-            block: 4096,
             unit,
-            start: 0,
-            end: 16384,
-            active: active.into_iter().map(|(from, to)| ActiveRange::flat(from, to)).collect(),
-            write: false,
-            target_zeros: false,
-            out: (out.as_mut_ptr() as usize, out.len() * 8),
+            ..job_over(0, 0, 4096, 16384, active.into_iter().map(|(from, to)| ActiveRange::flat(from, to)).collect(), out)
         };
         assert!(job(vec![(0, 16384)], 4096, &mut out).validate().is_ok());
         assert!(job(vec![(4096, 8192), (0, 4096)], 4096, &mut out).validate().is_err(), "out of order");
@@ -481,21 +496,11 @@ mod tests {
         target_bytes[4 * B as usize + 5] = 9; // block 4: non-zero where the source has zeros
         let target = TempFile::new("placed-target", &target_bytes);
         let mut out = vec![0f64; 3 * 6];
-        let job = CompareJob {
-            source_fd: source.fd(),
-            target_fd: target.fd(),
-            block: B,
-            unit: B,
-            start: 0,
-            end: 6 * B,
-            active: vec![
-                ActiveRange { from: 0, to: 4 * B, source_at: Some(512 + B), target_at: Some(0) },
-                ActiveRange { from: 4 * B, to: 6 * B, source_at: None, target_at: Some(4 * B) },
-            ],
-            write: true,
-            target_zeros: false,
-            out: (out.as_mut_ptr() as usize, out.len() * 8),
-        };
+        let active = vec![
+            ActiveRange { from: 0, to: 4 * B, source_at: Some(512 + B), target_at: Some(0) },
+            ActiveRange { from: 4 * B, to: 6 * B, source_at: None, target_at: Some(4 * B) },
+        ];
+        let job = CompareJob { write: true, ..job_over(source.fd(), target.fd(), B, 6 * B, active, &mut out) };
         let counts = compare_segment(&job).unwrap();
         assert_eq!(
             counts,
@@ -534,18 +539,9 @@ mod tests {
         let target = TempFile::new("zeros-target", &vec![0x77u8; 6 * B as usize]);
         let mut out = vec![0f64; 3 * 6];
         let flat = |from, to| ActiveRange { from, to, source_at: Some(from), target_at: Some(from) };
-        let job = CompareJob {
-            source_fd: source.fd(),
-            target_fd: target.fd(),
-            block: B,
-            unit: B,
-            start: 0,
-            end: 6 * B,
-            active: vec![flat(0, 4 * B), flat(5 * B, 6 * B)],
-            write: true,
-            target_zeros: true,
-            out: (out.as_mut_ptr() as usize, out.len() * 8),
-        };
+        let active = vec![flat(0, 4 * B), flat(5 * B, 6 * B)];
+        let job =
+            CompareJob { write: true, target_zeros: true, ..job_over(source.fd(), target.fd(), B, 6 * B, active, &mut out) };
         let counts = compare_segment(&job).unwrap();
         assert_eq!(
             counts,
