@@ -1,10 +1,9 @@
 // The native hash scanner (native/src/hash_scan.rs via NativeHashScanner in
 // src/sync/native-scanner.ts) against the WASM scanners (VHDSYNC_NO_NATIVE_HASH=1): checksum
 // writes byte-identical digest files, and resync --target-digest gives the same reports, the
-// same targets and the same updated digests, over dynamic VHDs, qemu-made VHDX files and
-// random sparse raw images (hashed natively only with VHDSYNC_NATIVE_HASH_FLAT=1), block sizes
-// from 4 KiB to 8 MiB and both digests it computes; plain-JS oracles for the counts and
-// `xxhsum` for a block's digest. What stays on WASM: raw sources by default, other digests,
+// same targets and the same updated digests, over random sparse raw images, dynamic VHDs and
+// qemu-made VHDX files, block sizes from 4 KiB to 8 MiB and both digests it computes; plain-JS
+// oracles for the counts and `xxhsum` for a block's digest. What stays on WASM: other digests,
 // blocks larger than a dynamic image's, short last blocks, VHD targets. And the addon call
 // itself: argument checks, a range past the end, a failed write.
 import t, { type Test } from "tap";
@@ -18,7 +17,7 @@ import { resync } from "../dist/sync/resync.js";
 import { DigestReader } from "../dist/sync/digest-reader.js";
 import { nativeAddon } from "../dist/io/native-addon.js";
 import { hashSegment } from "../dist/io/native-compare.js";
-import { setEnvFor, withEnv } from "./helpers/env.js";
+import { withEnv } from "./helpers/env.js";
 import { PATTERNS, applyPattern, differingBlocks, fileSha, pairSetup, openRandomPair, resyncOutcome, writeRandomImage, zeroBlocks } from "./helpers/resync-images.js";
 
 const addon = nativeAddon();
@@ -57,7 +56,6 @@ async function checksumBoth(t: Test, image: string, dir: string, options: Parame
 const BLOCK_SIZES = [4096, 65536, 1024 * 1024, 8 * 1024 * 1024];
 
 t.test("checksum of raw images: native and WASM digest files are byte-identical", { skip }, async (t) => {
-  setEnvFor(t, "VHDSYNC_NATIVE_HASH_FLAT", "1");
   for (let round = 0; round < 8; round++) {
     await t.test(`round ${round}`, async (t: Test) => {
       const { seed, prng, dir, source } = pairSetup(t);
@@ -82,7 +80,7 @@ t.test("a data block's digest is xxhsum's", { skip }, async (t) => {
   const block = prng.bytes(65536);
   writeFileSync(source, block);
   const digest = join(dir, "one.digest");
-  t.equal((await withEnv("VHDSYNC_NATIVE_HASH_FLAT", "1", () => checksum(source, digest, { blockSizeBytes: 65536 }))).scanner, "native");
+  t.equal((await checksum(source, digest, { blockSizeBytes: 65536 })).scanner, "native");
   const [frame] = await framesOf(digest);
   const xxhsum = spawnSync("xxhsum", ["-H2", source], { encoding: "utf8" });
   t.equal(xxhsum.status, 0, xxhsum.stderr);
@@ -115,7 +113,6 @@ t.test("checksum of dynamic VHDs and VHDX files: native and WASM agree", { skip 
 });
 
 t.test("resync --target-digest: native and WASM agree with each other and the oracles", { skip }, async (t) => {
-  setEnvFor(t, "VHDSYNC_NATIVE_HASH_FLAT", "1");
   for (let round = 0; round < 8; round++) {
     await t.test(`round ${round}`, async (t: Test) => {
       const { seed, prng, dir, source, target } = pairSetup(t);
@@ -163,12 +160,10 @@ t.test("resync --target-digest: native and WASM agree with each other and the or
   }
 });
 
-t.test("raw sources (by default), other digests and VHD targets stay with the WASM scanners", { skip }, async (t) => {
+t.test("other digests and VHD targets stay with the WASM scanners", { skip }, async (t) => {
   const { prng, dir, source, target } = pairSetup(t);
   const size = 4 * 1024 * 1024;
   writeRandomImage(source, size, prng, 65536);
-  t.equal((await checksum(source, join(dir, "raw.digest"))).scanner, "wasm", "a raw source is hashed by the WASM scanners");
-  setEnvFor(t, "VHDSYNC_NATIVE_HASH_FLAT", "1");
   for (const algo of ["xxh64", "sha256"] as const) {
     t.equal((await checksum(source, join(dir, `${algo}.digest`), { algo })).scanner, "wasm", `${algo} is hashed by WASM`);
   }

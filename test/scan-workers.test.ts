@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { INLINE_BELOW_BYTES, hasPrewarmedWorkers, prewarmScanWorkers, takePrewarmedWorker, workerCountFor } from "../dist/sync/scan-workers.js";
 import { nativeAddon } from "../dist/io/native-addon.js";
-import { setEnvFor, withEnv } from "./helpers/env.js";
+import { setEnvFor } from "./helpers/env.js";
 import { workersOption } from "../dist/cli/prewarm.js";
 import { resync } from "../dist/sync/resync.js";
 import { CALLER_IN_FLIGHT_PER_SCANNER, IN_FLIGHT_PER_SCANNER, SegmentPool } from "../dist/sync/segment-pool.js";
@@ -140,12 +140,12 @@ t.test("the bin's prewarm bundle acts on scan commands only, and the library ado
     [["diff", other, dynamic], false],
     [["resync", other, dynamic], true],
     [["resync", other, dynamic, "--dry-run"], false],
-    // The hash modes: dynamic VHDs and VHDX files are hashed natively with XXH3 (the default);
-    // raw images by the WASM scanners (a worker).
-    [["resync", big, other, "--target-digest", other], true],
+    // The hash modes: hashed natively with XXH3 (the default), into raw targets when writing.
+    [["resync", big, other, "--target-digest", other], false],
     [["resync", dynamic, other, "--target-digest", other], false],
+    [["resync", other, dynamic, "--target-digest", other], true],
     [["resync", dynamic, big, "--target-digest", other, "--dry-run"], false],
-    [["checksum", big, "-o", join(dir, "d"), "--workers=2"], true],
+    [["checksum", big, "-o", join(dir, "d"), "--workers=2"], false],
     [["checksum", dynamic, "-o", join(dir, "d")], false],
     [["checksum", vhdx, "-o", join(dir, "d"), "--hash", "xxh3-64"], false],
     // copy: into a new target natively; over an existing one with a worker.
@@ -162,19 +162,17 @@ t.test("the bin's prewarm bundle acts on scan commands only, and the library ado
     t.equal(worker !== undefined, wanted, `${args.join(" ")}: ${wanted ? "a worker" : "no worker"} prewarmed`);
     await worker?.terminate();
   }
-  // Raw sources hashed natively (VHDSYNC_NATIVE_HASH_FLAT=1): only XXH3 digests go without a worker.
-  await withEnv("VHDSYNC_NATIVE_HASH_FLAT", "1", async () => {
-    for (const [hash, needsWorker] of [[undefined, false], ["xxh3-64", false], ["sha256", true], ["xxh64", true]] as const) {
-      prewarmFor(["checksum", big, "-o", join(dir, "d"), ...(hash ? [`--hash=${hash}`] : [])]);
-      const prewarmed = takePrewarmedWorker();
-      const wanted = needsWorker || !nativeAddon();
-      t.equal(prewarmed !== undefined, wanted, `checksum --hash ${hash ?? "(default)"} with raw images hashed natively: ${wanted ? "a worker" : "no worker"}`);
-      await prewarmed?.terminate();
-    }
-  });
-  prewarmFor(["--json", "checksum", big, "-o", join(dir, "d"), "--workers=2"]);
+  // Only XXH3 digests are hashed natively (no worker).
+  for (const [hash, needsWorker] of [[undefined, false], ["xxh3-64", false], ["sha256", true], ["xxh64", true]] as const) {
+    prewarmFor(["checksum", big, "-o", join(dir, "d"), ...(hash ? [`--hash=${hash}`] : [])]);
+    const prewarmed = takePrewarmedWorker();
+    const wanted = needsWorker || !nativeAddon();
+    t.equal(prewarmed !== undefined, wanted, `checksum --hash ${hash ?? "(default)"}: ${wanted ? "a worker" : "no worker"}`);
+    await prewarmed?.terminate();
+  }
+  prewarmFor(["--json", "checksum", big, "-o", join(dir, "d"), "--workers=2", "--hash", "sha256"]);
   const worker = takePrewarmedWorker();
-  t.ok(worker, "checksum of a big raw image: one worker prewarmed, taken by the library's copy");
+  t.ok(worker, "checksum of a big image with sha256: one worker prewarmed, taken by the library's copy");
   t.equal(takePrewarmedWorker(), undefined, "only one");
   await worker?.terminate();
 });

@@ -29,9 +29,8 @@ export function prewarmFor(args: string[]): void {
  * - resync without a target digest, verify or diff of a raw image, fixed or dynamic VHD or
  *   VHDX and a target that is one too (raw when resync writes to it: it writes other formats
  *   through a worker);
- * - checksum of a dynamic VHD or VHDX with XXH3 (the default hash), and resync --target-digest
- *   from one (into a raw target when it writes; the digest's hash is assumed to be XXH3).
- *   Flat sources are hashed by the WASM scanners (see NativeHashScanner.open);
+ * - checksum of such an image with XXH3 (the default hash), and resync --target-digest from
+ *   one (into a raw target when it writes; the digest's hash is assumed to be XXH3);
  * - copy of such an image into a new target (created as raw). The block size is assumed to
  *   be the default (not larger than a dynamic image's blocks).
  * A wrong guess costs only time.
@@ -40,12 +39,11 @@ function scansNatively(command: string, words: string[], files: string[]): boole
   const [source, target] = files.slice(0, 2).map(layoutOf);
   if (source === undefined || source === "other") return false;
   const writes = command === "resync" && optionIndex(words, "--dry-run") < 0;
-  const hashesNatively = (source !== "raw" && source !== "vhd-fixed") || process.env.VHDSYNC_NATIVE_HASH_FLAT === "1";
   // copy into a new target (created as a sparse raw file, which reads as zeros).
   if (command === "copy") return !existsAfter(words, files[0]) && nativeCompareAvailable();
-  if (command === "checksum") return hashesNatively && xxh3Requested(words) && nativeHashScanAvailable();
+  if (command === "checksum") return xxh3Requested(words) && nativeHashScanAvailable();
   if (!["resync", "verify", "diff"].includes(command) || target === undefined) return false;
-  if (optionIndex(words, "--target-digest") >= 0) return command === "resync" && hashesNatively && (!writes || target === "raw") && nativeHashScanAvailable();
+  if (optionIndex(words, "--target-digest") >= 0) return command === "resync" && (!writes || target === "raw") && nativeHashScanAvailable();
   return (writes ? target === "raw" : target !== "other") && nativeCompareAvailable();
 }
 

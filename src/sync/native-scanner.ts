@@ -202,10 +202,6 @@ export class NativeHashScanner {
    * a hash mode with XXH3-128 or XXH3-64, results that carry no data, the addon available, the
    * source's data in plain runs of its file with each block inside one run, a last block longer
    * than 240 bytes, and a flat target when writing. Otherwise undefined (nothing stays open).
-   *
-   * Flat sources (raw files, block devices, fixed VHDs) stay with the WASM scanners, which map
-   * their pages too and measured as fast or faster there (docs/native.md "Native hash scan");
-   * VHDSYNC_NATIVE_HASH_FLAT=1 hashes them natively as well (tests, A/B benchmarks).
    * @throws open errors from the images
    */
   static async open(config: ScanConfig, threads: number): Promise<NativeHashScanner | undefined> {
@@ -220,8 +216,7 @@ export class NativeHashScanner {
       const sourceData = dataLocatorOf(source);
       const block = config.blockSizeBytes;
       const tail = source.virtualSize % block;
-      const flatAllowed = !flatDataOf(source) || process.env.VHDSYNC_NATIVE_HASH_FLAT === "1";
-      if (sourceData && flatAllowed && block <= sourceData.granuleBytes && (tail === 0 || tail > NATIVE_HASH_MIN_BLOCK_BYTES)) {
+      if (sourceData && block <= sourceData.granuleBytes && (tail === 0 || tail > NATIVE_HASH_MIN_BLOCK_BYTES)) {
         if (writes) target = await openAs(config.targetPath!, config.targetFormat, false);
         if (!writes || flatDataOf(target!)) return new NativeHashScanner(config, Math.max(1, threads), source, sourceData, target);
       }
