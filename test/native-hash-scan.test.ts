@@ -16,7 +16,7 @@ import { diff } from "../dist/sync/diff.js";
 import { resync } from "../dist/sync/resync.js";
 import { DigestReader } from "../dist/sync/digest-reader.js";
 import { nativeAddon } from "../dist/io/native-addon.js";
-import { hashSegment } from "../dist/io/native-compare.js";
+import { closeJobGate, hashSegment, openJobGate } from "../dist/io/native-compare.js";
 import { withEnv } from "./helpers/env.js";
 import { PATTERNS, applyPattern, differingBlocks, fileSha, pairSetup, openRandomPair, resyncOutcome, writeRandomImage, zeroBlocks } from "./helpers/resync-images.js";
 
@@ -200,4 +200,9 @@ t.test("hashSegment: arguments, a range past the end, a failed write", { skip },
   const compared = await hashSegment({ ...request, target: frame });
   t.equal(compared.changedBlocks, 256, "every block differs from a frame of zero digests");
   t.equal(compared.bytesWritten, 0, "nothing written without write");
+  const gate = openJobGate(1)!;
+  const gated = await Promise.all([0, 1, 2].map(() => hashSegment({ ...request, gate })));
+  for (const frameOf of gated) t.same([frameOf.flags, frameOf.digests], [found.flags, found.digests], "a gated job builds the same frame");
+  closeJobGate(gate);
+  await t.rejects(hashSegment({ ...request, gate }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "a closed gate is refused");
 });

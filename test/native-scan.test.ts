@@ -16,8 +16,9 @@ import { copy } from "../dist/sync/copy.js";
 import { diff } from "../dist/sync/diff.js";
 import { verify } from "../dist/sync/verify.js";
 import { resync } from "../dist/sync/resync.js";
+import { jobsRunningAtOnce } from "../dist/sync/native-scanner.js";
 import { nativeAddon } from "../dist/io/native-addon.js";
-import { compareSegment } from "../dist/io/native-compare.js";
+import { closeJobGate, compareSegment, openJobGate } from "../dist/io/native-compare.js";
 import { withEnv } from "./helpers/env.js";
 import { sparseUnsupportedReason } from "./helpers/native-sparse.js";
 import { PATTERNS, applyPattern, differingBlocks, fileSha, pairSetup, openRandomPair, resyncOutcome, writeRandomImage, zeroBlocks } from "./helpers/resync-images.js";
@@ -277,6 +278,33 @@ t.test("compareSegment: arguments, a range past the end, a failed write", { skip
   await t.rejects(compareSegment({ ...request, write: true }), { details: { syscall: "pwrite" } }, "a write to a read-only descriptor fails with its errno");
   t.equal(fstatSync(targetFd).size, 1024 * 1024);
   t.ok(dir);
+});
+
+t.test("job gates: gated jobs give the same results, a closed gate or a bad capacity is refused", { skip }, async (t) => {
+  const { sourceFd, targetFd } = openRandomPair(t);
+  const segment = 256 * 1024;
+  const request = (index: number, gate?: number) => ({ sourceFd, targetFd, blockSizeBytes: 4096, unitBytes: 4096, startBytes: index * segment, lengthBytes: segment, ranges: [[index * segment, (index + 1) * segment]] as Array<[number, number]>, write: false, gate });
+  const counts = (outcomes: Array<{ blocksChanged: number; blocksNonZero: number; changesArray: Float64Array }>) => outcomes.map((o) => [o.blocksChanged, o.blocksNonZero, [...o.changesArray]]);
+  const ungated = await Promise.all([0, 1, 2, 3].map((index) => compareSegment(request(index))));
+  for (const capacity of [1, 2]) {
+    const gate = openJobGate(capacity);
+    t.type(gate, "number", "the addon opens gates");
+    // Eight jobs at once on libuv's four threads: at most `capacity` run, the rest wait at the gate.
+    const gated = await Promise.all([0, 1, 2, 3, 0, 1, 2, 3].map((index) => compareSegment(request(index, gate))));
+    t.same(counts(gated), counts([...ungated, ...ungated]), `capacity ${capacity}: every gated job finished with the ungated results`);
+    closeJobGate(gate!);
+    await t.rejects(compareSegment(request(0, gate)), { code: "VHDSYNC_INVALID_ARGUMENT" }, "a closed gate is refused");
+  }
+  t.throws(() => openJobGate(0), { code: "VHDSYNC_INVALID_ARGUMENT" }, "capacity 0");
+  t.throws(() => openJobGate(1025), { code: "VHDSYNC_INVALID_ARGUMENT" }, "capacity over 1024");
+  t.throws(() => closeJobGate(123456789), { code: "VHDSYNC_INVALID_ARGUMENT" }, "an unknown gate");
+});
+
+t.test("jobs running at once: two per thread when the threads cover the cores, else one", async (t) => {
+  t.equal(jobsRunningAtOnce(2, 2), 4, "the default on two cores: four jobs share them");
+  t.equal(jobsRunningAtOnce(4, 2), 8);
+  t.equal(jobsRunningAtOnce(1, 2), 1, "--workers 1 keeps one core busy");
+  t.equal(jobsRunningAtOnce(8, 16), 8, "--workers 8 of 16 cores: eight");
 });
 
 t.test("segments unallocated on both sides are counted without a compare", { skip }, async (t) => {

@@ -72,7 +72,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A poisoned lock only means a panic elsewhere while holding it; the state stays consistent
 /// because every critical section below is panic-free bookkeeping.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 

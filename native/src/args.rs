@@ -12,7 +12,7 @@ use crate::napi::*;
 /// Largest integer a JS number holds exactly (Number.MAX_SAFE_INTEGER).
 pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
-const MAX_ARGS: usize = 14;
+const MAX_ARGS: usize = 15;
 
 /// A number roughly as JS prints it: exponent notation for huge magnitudes.
 fn show(value: f64) -> String {
@@ -100,6 +100,14 @@ impl Args {
         let mut length = 0usize;
         check(unsafe { napi_get_arraybuffer_info(self.env, self.values[index], &mut data, &mut length) }, "napi_get_arraybuffer_info")?;
         Ok((data as usize, length))
+    }
+
+    /// A non-negative safe integer, or None when the argument is undefined or null.
+    pub fn optional_integer(&self, index: usize, name: &str) -> Outcome<Option<u64>> {
+        match self.value_type(index)? {
+            NAPI_UNDEFINED | NAPI_NULL => Ok(None),
+            _ => self.integer(index, name).map(Some),
+        }
     }
 
     /// An ArrayBuffer argument, or None when the argument is undefined or null.

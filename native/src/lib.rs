@@ -11,6 +11,7 @@ compile_error!("the vhdsync native addon supports 64-bit Linux only (portable fa
 mod appender;
 mod args;
 mod failure;
+mod gate;
 mod hash_scan;
 mod js;
 mod map;
@@ -203,10 +204,12 @@ fn parse_compare_segment(args: &Args) -> Outcome<Job> {
         return Err(Failure::Invalid(format!("write must be 0, 1 or 2, got {mode}")));
     }
     let out = args.array_buffer(9, "changes")?;
+    let gate = parse_gate(args, 10)?;
     let job =
         scan::CompareJob { source_fd, target_fd, block, unit, start, end: start + length, active, write: mode != 0, target_zeros: mode == 2, out };
     // compare_segment validates the job (on the pool thread for the async form).
     Ok(Box::new(move || {
+        let _pass = gate.as_ref().map(gate::Gate::enter);
         scan::compare_segment(&job).map(|counts| {
             Output::Numbers(vec![
                 ("blocksCompared", counts.blocks_compared as f64),
@@ -217,6 +220,21 @@ fn parse_compare_segment(args: &Args) -> Outcome<Job> {
             ])
         })
     }))
+}
+
+/// The job gate a segment job waits at before it runs (`gateOpen`), if the caller gave one.
+fn parse_gate(args: &Args, index: usize) -> Outcome<Option<std::sync::Arc<gate::Gate>>> {
+    args.optional_integer(index, "gate")?.map(gate::find).transpose()
+}
+
+fn parse_gate_open(args: &Args) -> Outcome<Job> {
+    let capacity = args.integer(0, "capacity")?;
+    Ok(Box::new(move || gate::open(capacity).map(|id| Output::Number(id as f64))))
+}
+
+fn parse_gate_close(args: &Args) -> Outcome<Job> {
+    let id = args.integer(0, "gate")?;
+    Ok(Box::new(move || gate::close(id).map(|_| Output::Undefined)))
 }
 
 /// (start, end, sourceAt, targetAt) f64 quadruples as ranges (a negative offset: that side
@@ -254,9 +272,11 @@ fn parse_hash_segment(args: &Args) -> Outcome<Job> {
         (None, None) => None,
         _ => return Err(Failure::Invalid("targetFlags and targetDigests go together".into())),
     };
+    let gate = parse_gate(args, 14)?;
     let job = hash_scan::HashJob { source_fd, target_fd, variant, block, start, end: start + length, active, write, flags_out, digests_out, changes_out, target };
     // hash_segment validates the job (on the pool thread for the async form).
     Ok(Box::new(move || {
+        let _pass = gate.as_ref().map(gate::Gate::enter);
         hash_scan::hash_segment(&job).map(|counts| {
             Output::Numbers(vec![
                 ("dataBlocks", counts.data_blocks as f64),
@@ -303,7 +323,7 @@ callbacks! {
 }
 
 /// Declares sync-only N-API callbacks: operations on a caller's memory, which must not leave
-/// the calling thread.
+/// the calling thread, and quick bookkeeping (job gates).
 macro_rules! sync_callbacks {
     ($($sync:ident, $parse:ident;)*) => {
         $(
@@ -324,6 +344,8 @@ sync_callbacks! {
     appender_open_sync, parse_appender_open;
     appender_submit_sync, parse_appender_submit;
     appender_finished_sync, parse_appender_finished;
+    gate_open_sync, parse_gate_open;
+    gate_close_sync, parse_gate_close;
 }
 
 /// Declares async-only N-API callbacks: operations that may wait for the appender's idle-priority
@@ -374,6 +396,8 @@ const EXPORTS: &[(&str, napi_callback)] = &[
     ("appenderOpen", appender_open_sync),
     ("appenderSubmit", appender_submit_sync),
     ("appenderFinished", appender_finished_sync),
+    ("gateOpen", gate_open_sync),
+    ("gateClose", gate_close_sync),
     ("appenderWaitAsync", appender_wait_async),
     ("appenderDrainAsync", appender_drain_async),
     ("appenderCloseAsync", appender_close_async),

@@ -55,8 +55,8 @@ export interface NativeAddon {
    * adjacent ones of the same kind merged; `changes` needs 24 bytes per unit of the ranges
    * and is lent until the call settles. native/src/scan.rs.
    */
-  compareSegment(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, write: number, changes: ArrayBuffer): CompareSegmentCounts;
-  compareSegmentAsync(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, write: number, changes: ArrayBuffer): Promise<CompareSegmentCounts>;
+  compareSegment(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, write: number, changes: ArrayBuffer, gate?: number | null): CompareSegmentCounts;
+  compareSegmentAsync(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, write: number, changes: ArrayBuffer, gate?: number | null): Promise<CompareSegmentCounts>;
   /**
    * The digest frame of one segment, [startBytes, +lengthBytes) of the virtual disk, in
    * `blockSizeBytes` blocks (algorithm 2 = XXH3-128, 3 = XXH3-64; the last block longer than 240
@@ -67,9 +67,18 @@ export interface NativeAddon {
    * `targetDigests`; both or neither) it also finds the blocks that differ, as changed ranges in
    * `changes` (24 bytes per block; as compareSegment's), and with `write` 1 writes their data
    * to `targetFd`. Every buffer is lent until the call settles. native/src/hash_scan.rs.
+   * Both segment jobs take an optional job gate (gateOpen) that they wait at before running.
    */
-  hashSegment(sourceFd: number, targetFd: number, algorithm: number, blockSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, write: number, flags: ArrayBuffer, digests: ArrayBuffer, changes: ArrayBuffer, targetFlags?: ArrayBuffer | null, targetDigests?: ArrayBuffer | null): HashSegmentCounts;
-  hashSegmentAsync(sourceFd: number, targetFd: number, algorithm: number, blockSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, write: number, flags: ArrayBuffer, digests: ArrayBuffer, changes: ArrayBuffer, targetFlags?: ArrayBuffer | null, targetDigests?: ArrayBuffer | null): Promise<HashSegmentCounts>;
+  hashSegment(sourceFd: number, targetFd: number, algorithm: number, blockSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, write: number, flags: ArrayBuffer, digests: ArrayBuffer, changes: ArrayBuffer, targetFlags?: ArrayBuffer | null, targetDigests?: ArrayBuffer | null, gate?: number | null): HashSegmentCounts;
+  hashSegmentAsync(sourceFd: number, targetFd: number, algorithm: number, blockSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, write: number, flags: ArrayBuffer, digests: ArrayBuffer, changes: ArrayBuffer, targetFlags?: ArrayBuffer | null, targetDigests?: ArrayBuffer | null, gate?: number | null): Promise<HashSegmentCounts>;
+  /**
+   * Opens a job gate: at most `capacity` (1 to 1024) segment jobs given its id run at once;
+   * the others wait on their pool threads and start as soon as one finishes. Returns the id.
+   * native/src/gate.rs.
+   */
+  gateOpen(capacity: number): number;
+  /** Forgets a job gate (jobs already given it finish as usual). */
+  gateClose(gate: number): void;
   /** Page size of the system (alignment of mapFile/unmapFile). */
   pageSize: number;
   /**

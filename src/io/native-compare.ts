@@ -32,6 +32,8 @@ export interface CompareSegmentRequest {
   write: boolean;
   /** The target reads as zeros (freshly created, for copy): compare against zeros without reading it; write as `write` says. */
   targetZeros?: boolean;
+  /** A job gate (openJobGate) the job waits at before it runs. */
+  gate?: number;
 }
 
 /** What the compare found: counts, and the changed ranges as (offset, length, zero) triples. */
@@ -73,9 +75,25 @@ export async function compareSegment(request: CompareSegmentRequest): Promise<Co
       request.ranges.length,
       request.targetZeros && request.write ? 2 : request.write ? 1 : 0,
       changes.buffer,
+      request.gate ?? null,
     ),
   );
   return { ...counts, changesArray: changes.slice(0, counts.changes * 3) };
+}
+
+/**
+ * Opens a job gate letting `capacity` segment jobs run at once (native/src/gate.rs): jobs given
+ * it beyond that wait on their own pool threads and start the moment a running one finishes.
+ * Undefined without the addon (or an addon without gates).
+ */
+export function openJobGate(capacity: number): number | undefined {
+  const addon = compareAddon();
+  return addon && typeof addon.gateOpen === "function" ? addon.gateOpen(capacity) : undefined;
+}
+
+/** Closes a job gate from openJobGate. */
+export function closeJobGate(gate: number): void {
+  nativeAddon()?.gateClose(gate);
 }
 
 /** (start, end, sourceAt, targetAt) f64 quadruples; -1 = reads as zeros. */
@@ -126,6 +144,8 @@ export interface HashSegmentRequest {
   target?: { flags: Uint8Array; digests: Uint8Array };
   /** Write the data of differing blocks to the target (needs `target`, and target offsets in the ranges). */
   write: boolean;
+  /** A job gate (openJobGate) the job waits at before it runs. */
+  gate?: number;
 }
 
 /** The segment's frame, counts and changed ranges. */
@@ -167,6 +187,7 @@ export async function hashSegment(request: HashSegmentRequest): Promise<HashSegm
       changes.buffer,
       target ? whole(target.flags.subarray(0, blocks)) : null,
       target ? whole(target.digests) : null,
+      request.gate ?? null,
     ),
   );
   return { ...counts, flags, digests: digests.subarray(0, counts.dataBlocks * request.digestLength), changesArray: changes.slice(0, counts.changes * 3) };

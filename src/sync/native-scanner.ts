@@ -12,10 +12,11 @@
 // files, punches the zero runs and keeps the counters; results are those of the WASM scanner
 // (test/native-scan.test.ts checks both against each other).
 
+import { availableParallelism } from "node:os";
 import type { DiskImage } from "../formats/disk-image.js";
 import { dataLocatorOf, type DataLocator } from "../formats/data-location.js";
 import { flatDataOf } from "../formats/flat-file.js";
-import { compareSegment, hashSegment, nativeCompareAvailable, nativeHashScanAvailable, type CompareRange } from "../io/native-compare.js";
+import { closeJobGate, compareSegment, hashSegment, nativeCompareAvailable, nativeHashScanAvailable, openJobGate, type CompareRange } from "../io/native-compare.js";
 import { wasmAlgorithmId } from "../hash/algorithm.js";
 import { activeUnits, allocationMapOf, openAs, type ScanConfig } from "./segment-scanner.js";
 import { compareUnitBytes } from "./segment-plan.js";
@@ -23,23 +24,41 @@ import { blockDigestLength } from "./block-hasher.js";
 import { emptyCounters, eachChange, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
 
 /**
- * Jobs kept running per scanning thread. With one, a pool thread that finished its segment sat
- * idle until this thread woke, took the result and started the next job; two per thread (four
- * jobs for the default two threads, the size of libuv's default pool) keep both cores busy
- * through that gap. Alternating runs on the cached 2 GiB pair (docs/native.md "Jobs per
- * thread"): dry resync 0.50 -> 0.43 s wall, checksum 0.42 -> 0.35 s (9-15% steal); with a
- * busy loop on one core, resync 0.57 -> 0.48 s and checksum 0.40 -> 0.36 s.
+ * Jobs submitted per scanning thread. With one, a pool thread that finished its segment sat
+ * idle until this thread woke, took the result and started the next job; by alternating runs
+ * on the cached 2 GiB pair that cost ~15% (docs/native.md "Jobs per thread"). Two per thread
+ * fill libuv's default pool of four for the default two threads.
  */
 const JOBS_PER_THREAD = 2;
 
-/** Runs at most `threads` x JOBS_PER_THREAD jobs at once (each holds a libuv pool thread). */
+/**
+ * How many of a native scanner's jobs run at once for `threads` scanning threads on `cores`
+ * cores: all it submits (`threads` x JOBS_PER_THREAD) when the threads cover every core, else
+ * exactly `threads`.
+ */
+export function jobsRunningAtOnce(threads: number, cores = availableParallelism()): number {
+  return threads >= cores ? threads * JOBS_PER_THREAD : threads;
+}
+
+/**
+ * Submits up to `threads` x JOBS_PER_THREAD jobs at once. How many of them run is up to a job
+ * gate (native/src/gate.rs), where the others wait on their own pool threads to start the
+ * moment a running one finishes: all of them when `threads` covers every core (the default;
+ * time-sharing the cores measured faster than letting only `threads` run), exactly `threads`
+ * when fewer threads than cores were asked for, so that `--workers N` keeps N cores busy and no
+ * more. Without gates in the addon, `threads` jobs are submitted.
+ */
 class JobSlots {
   private running = 0;
   private readonly waiting: Array<() => void> = [];
   private readonly limit: number;
+  /** The gate every job waits at (undefined: the addon has none). */
+  readonly gate: number | undefined;
 
   constructor(threads: number) {
-    this.limit = threads * JOBS_PER_THREAD;
+    const submitted = threads * JOBS_PER_THREAD;
+    this.gate = openJobGate(jobsRunningAtOnce(threads));
+    this.limit = this.gate === undefined ? threads : submitted;
   }
 
   async run<T>(job: () => Promise<T>): Promise<T> {
@@ -51,6 +70,11 @@ class JobSlots {
       this.running--;
       this.waiting.shift()?.();
     }
+  }
+
+  /** Closes the gate (after the last job has settled). */
+  close(): void {
+    if (this.gate !== undefined) closeJobGate(this.gate);
   }
 }
 
@@ -147,6 +171,7 @@ export class NativeCompareScanner {
         ranges,
         write: this.config.apply === "here",
         targetZeros: copying,
+        gate: this.slots.gate,
       }),
     );
     const counters = emptyCounters();
@@ -163,6 +188,7 @@ export class NativeCompareScanner {
 
   /** Closes the images (the caller flushes the target before success). */
   async close(): Promise<void> {
+    this.slots.close();
     try {
       await this.source.close();
     } finally {
@@ -254,6 +280,7 @@ export class NativeHashScanner {
         ranges,
         target: frame,
         write: this.target !== undefined,
+        gate: this.slots.gate,
       }),
     );
     const counters: SegmentCounters = {
@@ -271,6 +298,7 @@ export class NativeHashScanner {
 
   /** Closes the images (the caller flushes the target before success). */
   async close(): Promise<void> {
+    this.slots.close();
     try {
       await this.source.close();
     } finally {
