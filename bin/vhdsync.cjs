@@ -7,7 +7,16 @@
 const { readFileSync, writeFileSync } = require("node:fs");
 const { createRequire, wrap } = require("node:module");
 const { join } = require("node:path");
+const { availableParallelism } = require("node:os");
 const { Script } = require("node:vm");
+
+// The native scanners run two jobs per scanning thread on libuv's pool (docs/native.md "Jobs
+// per thread"), and scanning threads default to the cores, at most 8 (workerCountFor). The
+// pool's default of four threads would cap them on machines with more than two cores. libuv
+// reads this when its pool starts, on first use, so it is set before anything else runs.
+if (!process.env.UV_THREADPOOL_SIZE) {
+  process.env.UV_THREADPOOL_SIZE = String(Math.max(4, 2 * Math.min(8, availableParallelism())));
+}
 
 const directory = join(__dirname, "..", "dist", "bin");
 const bundle = join(directory, "main.cjs");

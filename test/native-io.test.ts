@@ -6,6 +6,7 @@ import t from "tap";
 import { spawnSync } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { RawImage } from "../dist/formats/raw.js";
 import { cloneFile, copyFileRange, fdatasync, fileExtents, nativeStatus, zeroRange } from "../dist/io/native.js";
@@ -164,6 +165,12 @@ t.test("vhdsync doctor and --version --json describe the native features", async
   const report = JSON.parse(doctor.stdout);
   t.equal(report.native.loaded, status.loaded);
   t.same(report.native.features.map((f: { name: string }) => f.name), status.features.map((f) => f.name));
+  // The bin sizes libuv's pool for two jobs per default scanning thread unless told otherwise.
+  const env = { ...process.env };
+  delete env.UV_THREADPOOL_SIZE;
+  t.equal(JSON.parse(runCli(["doctor", "--json"], { env }).stdout).native.threadPool, Math.max(4, 2 * Math.min(8, availableParallelism())));
+  t.equal(JSON.parse(runCli(["doctor", "--json"], { env: { ...env, UV_THREADPOOL_SIZE: "7" } }).stdout).native.threadPool, 7, "a size the user set is kept");
+  t.match(runCli(["doctor"], { env }).stdout, /^libuv pool: \d+ threads/m);
   t.same(report.probe.checks.map((c: { name: string }) => c.name), ["holes", "punchHole", "zeroRange", "reflink", "copyRange"]);
   if (!status.loaded) t.ok(report.probe.checks.every((c: { supported: boolean }) => !c.supported));
   const missing = runCli(["doctor", join(tempDir(t), "no-such-dir")]);

@@ -228,13 +228,24 @@ const FEATURES: Array<Omit<NativeFeature, "active">> = [
   { name: "hashBlocks", native: "XXH3 digest-frame hashing in Rust, AVX2 where the CPU has it (off with VHDSYNC_NO_NATIVE_HASH=1)", fallback: "WASM SIMD128 kernels" },
   { name: "hashStream", native: "whole-file XXH3 (seed 0) of `vhdsync hash` in Rust, AVX2 where the CPU has it (off with VHDSYNC_NO_NATIVE_HASH=1)", fallback: "WASM streaming XXH3" },
   { name: "compareScan", native: "resync/verify/diff of raw, block device, fixed and dynamic VHD and clean VHDX images, and copy of them into a new raw target, compared in Rust on the libuv pool, pages mapped read-only (off with VHDSYNC_NO_NATIVE_SCAN=1)", fallback: "WASM scanners on worker threads" },
-  { name: "hashScan", native: "checksum and resync --target-digest of dynamic VHDs and clean VHDX files hashed (XXH3) in Rust on the libuv pool, pages mapped read-only (off with VHDSYNC_NO_NATIVE_HASH=1 or VHDSYNC_NO_NATIVE_SCAN=1)", fallback: "WASM scanners on worker threads" },
+  { name: "hashScan", native: "checksum and resync --target-digest of raw, block device, fixed and dynamic VHD and clean VHDX images hashed (XXH3) in Rust on the libuv pool, pages mapped read-only (off with VHDSYNC_NO_NATIVE_HASH=1 or VHDSYNC_NO_NATIVE_SCAN=1)", fallback: "WASM scanners on worker threads" },
   { name: "logAppender", native: "HRL log batches written by an idle-priority (SCHED_IDLE) thread (off with VHDSYNC_NO_NATIVE_LOG=1)", fallback: "written on the libuv pool" },
 ];
 
 /** Native status for `vhdsync doctor` and `vhdsync --version --json`. */
 export interface NativeStatus extends AddonLoadState {
   features: NativeFeature[];
+  /**
+   * Threads of libuv's pool, where the native scanners' jobs run (UV_THREADPOOL_SIZE, which
+   * the vhdsync bin sets when it is unset: twice the default scanning threads, at least 4).
+   */
+  threadPool: number;
+}
+
+/** libuv's pool size as it reads UV_THREADPOOL_SIZE when the pool starts (default 4, at most 1024). */
+function threadPoolSize(): number {
+  const size = Number.parseInt(process.env.UV_THREADPOOL_SIZE ?? "", 10);
+  return Number.isInteger(size) && size > 0 ? Math.min(1024, size) : 4;
 }
 
 /** Whether the addon is loaded, why, and which features it serves. */
@@ -247,5 +258,5 @@ export function nativeStatus(): NativeStatus {
     env.VHDSYNC_NO_NATIVE_LOG === "1" ? "logAppender" : "",
     ...(env.VHDSYNC_NO_NATIVE_SCAN === "1" ? ["compareScan", "hashScan"] : []),
   ]);
-  return { ...state, features: FEATURES.map((feature) => ({ ...feature, active: state.loaded && !off.has(feature.name) })) };
+  return { ...state, features: FEATURES.map((feature) => ({ ...feature, active: state.loaded && !off.has(feature.name) })), threadPool: threadPoolSize() };
 }

@@ -18,6 +18,7 @@ function printStatus(status: NativeStatus): void {
     const how = feature.active ? feature.native : `fallback: ${feature.fallback}`;
     process.stdout.write(`  ${feature.name.padEnd(16)} ${feature.active ? "native  " : "portable"}  ${how}\n`);
   }
+  process.stdout.write(`libuv pool: ${status.threadPool} threads (UV_THREADPOOL_SIZE)\n`);
 }
 
 function printProbe(probe: FilesystemProbe): void {
