@@ -77,15 +77,27 @@ mod tests {
         let gate = find(id).unwrap();
         let inside = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
+        let finished = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..6)
             .map(|_| {
-                let (gate, inside, most) = (Arc::clone(&gate), Arc::clone(&inside), Arc::clone(&most));
+                let (gate, inside, most, finished) =
+                    (Arc::clone(&gate), Arc::clone(&inside), Arc::clone(&most), Arc::clone(&finished));
                 thread::spawn(move || {
                     let _pass = gate.enter();
                     let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
-                    thread::sleep(Duration::from_millis(20));
+                    // Stay until a second job is inside too (or every other job is done), so a
+                    // gate letting a third through would be seen, on a busy host as well.
+                    for _ in 0..5000 {
+                        let present = inside.load(Ordering::SeqCst);
+                        if present >= 2 || present + finished.load(Ordering::SeqCst) == 6 {
+                            break;
+                        }
+                        thread::sleep(Duration::from_millis(1));
+                    }
+                    thread::sleep(Duration::from_millis(5));
                     inside.fetch_sub(1, Ordering::SeqCst);
+                    finished.fetch_add(1, Ordering::SeqCst);
                 })
             })
             .collect();
