@@ -295,6 +295,9 @@ async function main() {
   const before = cpuTimes();
   benchPair(results);
   await benchVhd(results);
+  // What the 5%/100% ratio would be if the 5% run did nothing but start Node (`node -e 0`):
+  // the floor any Node CLI has on this machine at this image size.
+  results.vhdDynamic.nodeStartupFloorRatio = results.environment.nodeStartupSeconds / results.vhdDynamic.medianSeconds.allocated100;
   benchSparse(results);
   // A shared VM: the share of CPU time the hypervisor gave to others while we ran.
   results.machine.stealShareDuringRun = stealShare(before, cpuTimes());
