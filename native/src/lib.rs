@@ -208,8 +208,7 @@ fn parse_compare_segment(args: &Args) -> Outcome<Job> {
     let job =
         scan::CompareJob { source_fd, target_fd, block, unit, start, end: start + length, active, write: mode != 0, target_zeros: mode == 2, out };
     // compare_segment validates the job (on the pool thread for the async form).
-    Ok(Box::new(move || {
-        let _pass = gate.as_ref().map(gate::Gate::enter);
+    Ok(gated(gate, move || {
         scan::compare_segment(&job).map(|counts| {
             Output::Numbers(vec![
                 ("blocksCompared", counts.blocks_compared as f64),
@@ -225,6 +224,14 @@ fn parse_compare_segment(args: &Args) -> Outcome<Job> {
 /// The job gate a segment job waits at before it runs (`gateOpen`), if the caller gave one.
 fn parse_gate(args: &Args, index: usize) -> Outcome<Option<std::sync::Arc<gate::Gate>>> {
     args.optional_integer(index, "gate")?.map(gate::find).transpose()
+}
+
+/// A segment job that first waits at `gate`, if any, and holds its place there while `work` runs.
+fn gated(gate: Option<std::sync::Arc<gate::Gate>>, work: impl FnOnce() -> Outcome<Output> + Send + 'static) -> Job {
+    Box::new(move || {
+        let _pass = gate.as_ref().map(gate::Gate::enter);
+        work()
+    })
 }
 
 fn parse_gate_open(args: &Args) -> Outcome<Job> {
@@ -275,8 +282,7 @@ fn parse_hash_segment(args: &Args) -> Outcome<Job> {
     let gate = parse_gate(args, 14)?;
     let job = hash_scan::HashJob { source_fd, target_fd, variant, block, start, end: start + length, active, write, flags_out, digests_out, changes_out, target };
     // hash_segment validates the job (on the pool thread for the async form).
-    Ok(Box::new(move || {
-        let _pass = gate.as_ref().map(gate::Gate::enter);
+    Ok(gated(gate, move || {
         hash_scan::hash_segment(&job).map(|counts| {
             Output::Numbers(vec![
                 ("dataBlocks", counts.data_blocks as f64),
