@@ -7,24 +7,20 @@
 const { readFileSync, writeFileSync } = require("node:fs");
 const { createRequire, wrap } = require("node:module");
 const { join } = require("node:path");
-const { availableParallelism } = require("node:os");
 const { Script } = require("node:vm");
-
-// The native scanners run two jobs per scanning thread on libuv's pool (docs/native.md "Jobs
-// per thread"), and scanning threads default to the cores, at most 8 (workerCountFor). The
-// pool's default of four threads would cap them on machines with more than two cores. libuv
-// reads this when its pool starts, on first use, so it is set before anything else runs.
-if (!process.env.UV_THREADPOOL_SIZE) {
-  process.env.UV_THREADPOOL_SIZE = String(Math.max(4, 2 * Math.min(8, availableParallelism())));
-}
 
 const directory = join(__dirname, "..", "dist", "bin");
 const bundle = join(directory, "main.cjs");
 // Scan commands start their worker before anything else (src/cli/prewarm.ts, a small bundle
 // of its own), so that its boot overlaps the compile and start-up of the CLI bundle. Best
 // effort: the CLI prewarms itself when this did nothing.
+// Loading it uses no thread pool, so before anything does, libuv's pool is sized for the
+// native scanners' jobs (scanThreadPoolSize in src/sync/scan-workers.ts): libuv reads
+// UV_THREADPOOL_SIZE when its pool starts. A size the user set is kept.
 try {
-  require(join(directory, "prewarm.cjs")).prewarmFor(process.argv.slice(2));
+  const prewarm = require(join(directory, "prewarm.cjs"));
+  if (!process.env.UV_THREADPOOL_SIZE) process.env.UV_THREADPOOL_SIZE = String(prewarm.scanThreadPoolSize());
+  prewarm.prewarmFor(process.argv.slice(2));
 } catch {
   // see above
 }

@@ -10,6 +10,8 @@ import { sniffSync } from "../formats/open-image.js";
 import { imageLayout, type ImageLayout } from "../formats/signatures.js";
 import { nativeCompareAvailable, nativeHashScanAvailable } from "../io/native-compare.js";
 import { hasPrewarmedWorkers, prewarmScanWorkers } from "../sync/scan-workers.js";
+
+export { scanThreadPoolSize } from "../sync/scan-workers.js";
 import { scanCommandOf } from "./scan-commands.js";
 
 /** Prewarms the workers for `args` (the CLI's arguments) when they name a scan command and an image big enough. Best effort. */

@@ -22,26 +22,19 @@ import { activeUnits, allocationMapOf, openAs, type ScanConfig } from "./segment
 import { compareUnitBytes } from "./segment-plan.js";
 import { blockDigestLength } from "./block-hasher.js";
 import { emptyCounters, eachChange, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
-
-/**
- * Jobs submitted per scanning thread. With one, a pool thread that finished its segment sat
- * idle until this thread woke, took the result and started the next job; by alternating runs
- * on the cached 2 GiB pair that cost ~15% (docs/native.md "Jobs per thread"). Two per thread
- * fill libuv's default pool of four for the default two threads.
- */
-const JOBS_PER_THREAD = 2;
+import { NATIVE_JOBS_PER_THREAD } from "./scan-workers.js";
 
 /**
  * How many of a native scanner's jobs run at once for `threads` scanning threads on `cores`
- * cores: all it submits (`threads` x JOBS_PER_THREAD) when the threads cover every core, else
+ * cores: all it submits (`threads` x NATIVE_JOBS_PER_THREAD) when the threads cover every core, else
  * exactly `threads`.
  */
 export function jobsRunningAtOnce(threads: number, cores = availableParallelism()): number {
-  return threads >= cores ? threads * JOBS_PER_THREAD : threads;
+  return threads >= cores ? threads * NATIVE_JOBS_PER_THREAD : threads;
 }
 
 /**
- * Submits up to `threads` x JOBS_PER_THREAD jobs at once. How many of them run is up to a job
+ * Submits up to `threads` x NATIVE_JOBS_PER_THREAD jobs at once. How many of them run is up to a job
  * gate (native/src/gate.rs), where the others wait on their own pool threads to start the
  * moment a running one finishes: all of them when `threads` covers every core (the default;
  * time-sharing the cores measured faster than letting only `threads` run), exactly `threads`
@@ -56,7 +49,7 @@ class JobSlots {
   readonly gate: number | undefined;
 
   constructor(threads: number) {
-    const submitted = threads * JOBS_PER_THREAD;
+    const submitted = threads * NATIVE_JOBS_PER_THREAD;
     this.gate = openJobGate(jobsRunningAtOnce(threads));
     this.limit = this.gate === undefined ? threads : submitted;
   }

@@ -21,7 +21,28 @@ export function workerCountFor(virtualSizeBytes: number, requested?: number): nu
   const fromEnv = process.env.VHDSYNC_WORKERS;
   if (fromEnv !== undefined && fromEnv !== "" && Number.isInteger(Number(fromEnv)) && Number(fromEnv) >= 0) return Number(fromEnv);
   if (virtualSizeBytes < INLINE_BELOW_BYTES) return 0;
+  return defaultScanThreads();
+}
+
+/** Scanning threads when neither the caller nor VHDSYNC_WORKERS says: the cores, at most 8. */
+export function defaultScanThreads(): number {
   return Math.max(1, Math.min(8, availableParallelism()));
+}
+
+/**
+ * Jobs the native scanners (src/sync/native-scanner.ts) submit per scanning thread. With one,
+ * a pool thread that finished its segment sat idle until the main thread woke, took the
+ * result and started the next job; by alternating runs on the cached 2 GiB pair that cost
+ * ~15% (docs/native.md "Jobs per thread").
+ */
+export const NATIVE_JOBS_PER_THREAD = 2;
+
+/**
+ * libuv pool threads that hold the native scanners' jobs for the default scanning threads, at
+ * least libuv's own default of 4. The vhdsync bin sets UV_THREADPOOL_SIZE to this when unset.
+ */
+export function scanThreadPoolSize(): number {
+  return Math.max(4, NATIVE_JOBS_PER_THREAD * defaultScanThreads());
 }
 
 const WORKER_URL = new URL("./resync-worker.js", import.meta.url);
