@@ -10,6 +10,8 @@ import { hashBytes } from "../dist/hash/index.js";
 import { fileExtents } from "../dist/io/native.js";
 import { openSync, closeSync } from "node:fs";
 import { runCli } from "./helpers/cli.js";
+import { withEnv } from "./helpers/env.js";
+import { checkFrameFlags } from "../dist/sync/digest-format.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
 import { pairSetup, applyPattern, fileSha, writeRandomImage } from "./helpers/resync-images.js";
@@ -84,7 +86,11 @@ t.test("corrupt or truncated digest files are refused; resync writes nothing", a
     ["empty", () => Buffer.alloc(0), /VHDSYNC_TRUNCATED/],
   ];
   const targetBefore = fileSha(target);
-  for (const [index, [what, damage, expected]] of cases.entries()) {
+  // Both ways of reading: the whole file at once (the default for a file this small) and in
+  // chunks (what files over WHOLE_FILE_BYTES take).
+  for (const whole of [undefined, "0"]) await withEnv("VHDSYNC_DIGEST_WHOLE_KIB", whole, async () => {
+  for (const [index, [what0, damage, expected]] of cases.entries()) {
+    const what = `${what0}${whole === undefined ? "" : " (read in chunks)"}`;
     const bad = join(dir, "bad.digest");
     writeFileSync(bad, damage(Buffer.from(original)));
     // The CLI path (exit code) for a few cases, the library for all of them.
@@ -99,6 +105,7 @@ t.test("corrupt or truncated digest files are refused; resync writes nothing", a
     await t.rejects(resync(source, target, { targetDigestPath: bad, workers: 2 }), { code: expected }, `${what} (2 threads)`);
     t.equal(fileSha(target), targetBefore, `${what}: target untouched (2 threads)`);
   }
+  });
   t.notOk(existsSync(`${target}.vhdsync-checkpoint`), "no checkpoint left behind");
 });
 
@@ -145,4 +152,84 @@ t.test("--target-digest: resync from a trusted digest, identity mismatch refused
   t.equal(JSON.parse(digestDiff.stdout).method, "digests");
   truncateSync(target, size - 1);
   t.equal(runCli(["diff", target, digest]).status, 3, "size mismatch");
+});
+
+t.test("validate() keeps a small file: frames() gives exactly the bytes it checked", async (t) => {
+  const { seed, prng, dir, source } = pairSetup(t);
+  const digest = join(dir, "kept.digest");
+  writeRandomImage(source, 3 << 20, prng);
+  await checksum(source, digest, { blockSizeBytes: 4096 });
+  const original = readFileSync(digest);
+  const framesOf = async (reader: DigestReader) => {
+    const parts: Buffer[] = [];
+    for await (const frame of reader.frames()) parts.push(Buffer.from(frame.flags), Buffer.from(frame.digests));
+    return Buffer.concat(parts);
+  };
+  const reference = await DigestReader.open(digest);
+  await reference.validate();
+  const expected = await framesOf(reference);
+  await reference.close();
+  // A digest byte changes on disk after validate(): the kept copy is what was checked, while the
+  // chunked reading reads the file again and refuses it at the end.
+  for (const whole of [undefined, "0"]) {
+    writeFileSync(digest, original);
+    await withEnv("VHDSYNC_DIGEST_WHOLE_KIB", whole, async () => {
+      const reader = await DigestReader.open(digest);
+      await reader.validate();
+      writeFileSync(digest, flip(Buffer.from(original), original.length - 100));
+      if (whole === undefined) {
+        const frames = await framesOf(reader);
+        t.ok(frames.equals(expected), `seed ${seed}: the frames are the validated bytes`);
+        const again = await framesOf(reader);
+        t.ok(again.equals(expected), "and again: every pass gives fresh copies of them");
+      } else {
+        await t.rejects(framesOf(reader), { code: "VHDSYNC_BAD_CHECKSUM" }, "read in chunks: the change is found");
+      }
+      await reader.close();
+    });
+  }
+  // Yielded arrays are the caller's to keep or transfer: changing them changes nothing else.
+  writeFileSync(digest, original);
+  const reader = await DigestReader.open(digest);
+  await reader.validate();
+  for await (const frame of reader.frames()) {
+    frame.flags.fill(9);
+    frame.digests.fill(0);
+  }
+  t.ok((await framesOf(reader)).equals(expected), "frames changed by a caller do not change the next pass");
+  await reader.close();
+});
+
+t.test("checkFrameFlags counts data blocks and finds unknown states at any offset", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const naive = (flags: Uint8Array) => {
+    let data = 0;
+    for (let i = 0; i < flags.length; i++) {
+      if (flags[i] > 2) return { bad: i };
+      if (flags[i] === 2) data++;
+    }
+    return { data };
+  };
+  let checked = 0;
+  for (let round = 0; round < 400; round++) {
+    const buffer = new Uint8Array(64 + prng.int(9000));
+    for (let i = 0; i < buffer.length; i++) buffer[i] = prng.int(3);
+    const from = prng.int(8);
+    const flags = buffer.subarray(from, from + prng.int(buffer.length - from + 1));
+    // A third of the rounds carry an unknown state somewhere, sometimes two: half of them 3
+    // (both low bits, the one a mask of the high bits misses), the others 4..255.
+    if (round % 3 === 0 && flags.length > 0) for (let k = 0; k <= prng.int(2); k++) flags[prng.int(flags.length)] = prng.int(2) ? 3 : 4 + prng.int(252);
+    const expected = naive(flags);
+    const declared = "data" in expected ? expected.data : prng.int(flags.length + 1);
+    if ("bad" in expected) {
+      t.throws(() => checkFrameFlags(flags, declared, 100, "x.digest"), { code: "VHDSYNC_CORRUPT", message: new RegExp(`bad block state ${flags[expected.bad!]} at block ${100 + expected.bad!}$`) }, `seed ${seed} round ${round}`);
+    } else {
+      t.doesNotThrow(() => checkFrameFlags(flags, declared, 100, "x.digest"), `seed ${seed} round ${round}`);
+      if (expected.data! > 0) t.throws(() => checkFrameFlags(flags, expected.data! - 1, 100, "x.digest"), { code: "VHDSYNC_CORRUPT" }, `seed ${seed} round ${round}: one digest too few`);
+      t.throws(() => checkFrameFlags(flags, expected.data! + 1, 100, "x.digest"), { code: "VHDSYNC_CORRUPT" }, `seed ${seed} round ${round}: one too many`);
+    }
+    checked++;
+  }
+  t.equal(checked, 400);
 });

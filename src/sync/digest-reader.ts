@@ -2,7 +2,7 @@
 // structure as it goes and the whole-file checksum at the end. validate() makes one full pass
 // so callers can refuse a corrupt or truncated file before they write anything.
 
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
@@ -22,6 +22,25 @@ import {
 } from "./digest-format.js";
 
 const CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * Digest files with at most this many bytes of frames (those of images up to ~7 GiB at 4 KiB
+ * blocks) are read whole once by validate() and kept; larger ones are read twice in chunks.
+ * A diff of two digest files may hold two. VHDSYNC_DIGEST_WHOLE_KIB sets another limit (tests
+ * use 0 to take the chunked path with small files).
+ */
+export const WHOLE_FILE_BYTES = 32 * 1024 * 1024;
+
+function wholeFileLimit(): number {
+  const kib = Number(process.env.VHDSYNC_DIGEST_WHOLE_KIB);
+  return process.env.VHDSYNC_DIGEST_WHOLE_KIB && Number.isInteger(kib) && kib >= 0 ? kib * 1024 : WHOLE_FILE_BYTES;
+}
+
+/** Where frames are read from: take(n) returns the next n bytes. */
+interface FrameInput {
+  take(length: number): Promise<Uint8Array> | Uint8Array;
+  atEnd(): boolean;
+}
 
 /** True when the file at `path` starts with the digest-file magic. */
 export async function isDigestFile(path: string): Promise<boolean> {
@@ -46,6 +65,9 @@ export class DigestReader {
     readonly header: DigestHeader,
     private readonly framesEnd: number,
   ) {}
+
+  /** The frames, read whole and checked by validate() (small files only). */
+  private checked?: Uint8Array;
 
   /**
    * Opens a digest file and checks its header and trailer.
@@ -80,42 +102,72 @@ export class DigestReader {
   /**
    * Yields every frame in order. The checksum over the whole file is checked after the last
    * frame (VHDSYNC_BAD_CHECKSUM); structural errors raise VHDSYNC_CORRUPT as soon as they are seen.
+   * After validate() has kept the file in memory, the frames come from the bytes it checked,
+   * without reading or checking them again.
    * Yielded arrays are fresh copies the caller may keep or transfer.
    */
   async *frames(): AsyncGenerator<DigestFrame> {
+    if (this.checked) {
+      yield* this.walk(new MemoryInput(this.checked, true, this.path), false);
+      return;
+    }
     const hash = createHash("sha256");
-    const input = new ChunkReader(this.handle, this.path, this.header.headerLength, this.framesEnd);
+    const frameCount = yield* this.walk(new ChunkReader(this.handle, this.path, this.header.headerLength, this.framesEnd), true, hash);
+    await this.checkTrailer(frameCount, hash.digest());
+  }
+
+  /**
+   * Reads the whole file once, checking structure and checksum. A file of at most
+   * WHOLE_FILE_BYTES of frames (or VHDSYNC_DIGEST_WHOLE_KIB) is read in one piece and kept in memory for frames(), which
+   * then neither reads nor checks it again. @throws as frames()
+   */
+  async validate(): Promise<void> {
+    const length = this.framesEnd - this.header.headerLength;
+    if (length > wholeFileLimit()) {
+      for await (const _frame of this.frames()) {
+        // structure is checked while iterating
+      }
+      return;
+    }
+    const bytes = new Uint8Array(length);
+    await readExactly(this.handle, bytes, this.header.headerLength, this.path);
+    let frameCount = 0;
+    for await (const _frame of this.walk(new MemoryInput(bytes, false, this.path), true)) frameCount++;
+    await this.checkTrailer(frameCount, createHash("sha256").update(bytes).digest());
+    this.checked = bytes;
+  }
+
+  /** Decodes (and with `check`, checks the flags of) every frame of `input`; returns how many. */
+  private async *walk(input: FrameInput, check: boolean, hash?: Hash): AsyncGenerator<DigestFrame, number> {
     let nextBlock = 0;
     let frameCount = 0;
     while (nextBlock < this.header.blockCount) {
       const frameHeader = await input.take(FRAME_HEADER_BYTES);
-      hash.update(frameHeader);
+      hash?.update(frameHeader);
       const { blockCount, dataBlocks } = decodeFrameHeader(frameHeader, nextBlock, this.header, this.path);
       const flags = await input.take(blockCount);
-      hash.update(flags);
-      checkFrameFlags(flags, dataBlocks, nextBlock, this.path);
+      hash?.update(flags);
+      if (check) checkFrameFlags(flags, dataBlocks, nextBlock, this.path);
       const digests = await input.take(dataBlocks * this.header.digestLength);
-      hash.update(digests);
+      hash?.update(digests);
       yield { firstBlock: nextBlock, blockCount, flags, digests };
       nextBlock += blockCount;
       frameCount++;
     }
     if (!input.atEnd()) throw new VhdsyncError("VHDSYNC_CORRUPT", `${this.path}: digest file: unexpected bytes after the last frame`, { path: this.path });
+    return frameCount;
+  }
+
+  /** Checks the trailer's frame count and whole-file checksum against what was read. */
+  private async checkTrailer(frameCount: number, checksum: Uint8Array): Promise<void> {
     const trailerBytes = new Uint8Array(TRAILER_BYTES);
     await readExactly(this.handle, trailerBytes, this.framesEnd, this.path);
     const trailer = decodeTrailer(trailerBytes, this.path);
     if (trailer.frameCount !== frameCount) {
       throw new VhdsyncError("VHDSYNC_CORRUPT", `${this.path}: digest file: trailer says ${trailer.frameCount} frames, found ${frameCount}`, { path: this.path });
     }
-    if (!equalBytes(hash.digest(), trailer.checksum)) {
+    if (!equalBytes(checksum, trailer.checksum)) {
       throw new VhdsyncError("VHDSYNC_BAD_CHECKSUM", `${this.path}: digest file checksum mismatch (corrupt)`, { path: this.path });
-    }
-  }
-
-  /** Reads the whole file once, checking structure and checksum. @throws as frames() */
-  async validate(): Promise<void> {
-    for await (const _frame of this.frames()) {
-      // structure is checked while iterating
     }
   }
 
@@ -124,8 +176,27 @@ export class DigestReader {
   }
 }
 
+/** Frames already in memory; take(n) returns fresh copies when `copies` is set, else views. */
+class MemoryInput implements FrameInput {
+  private position = 0;
+
+  constructor(private readonly bytes: Uint8Array, private readonly copies: boolean, private readonly path: string) {}
+
+  atEnd(): boolean {
+    return this.position === this.bytes.length;
+  }
+
+  take(length: number): Uint8Array {
+    const end = this.position + length;
+    if (end > this.bytes.length) throw new VhdsyncError("VHDSYNC_CORRUPT", `${this.path}: digest file: frames run past the trailer`, { path: this.path });
+    const part = this.copies ? this.bytes.slice(this.position, end) : this.bytes.subarray(this.position, end);
+    this.position = end;
+    return part;
+  }
+}
+
 /** Sequential reads of [start, end) in 1 MiB chunks; take(n) returns n fresh bytes. */
-class ChunkReader {
+class ChunkReader implements FrameInput {
   private chunk = new Uint8Array(0);
   private chunkPosition = 0;
   private filePosition: number;
