@@ -23,6 +23,12 @@ export class Arena {
     return this.free.reduce((sum, range) => sum + range.size, 0);
   }
 
+  /** Whether alloc(sizeBytes, alignBytes) would succeed now. */
+  fits(sizeBytes: number, alignBytes = 64): boolean {
+    const size = Math.max(alignBytes, roundUp(sizeBytes, alignBytes));
+    return this.free.some((range) => range.size >= roundUp(range.start, alignBytes) - range.start + size);
+  }
+
   /**
    * Reserves `sizeBytes` at an address aligned to `alignBytes` (a power of two).
    * @throws VHDSYNC_NO_MEMORY when no free range is large enough.

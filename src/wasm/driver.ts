@@ -11,6 +11,8 @@ import { VhdsyncError } from "../errors.js";
 const PAGE_BYTES = 65536;
 /** Default arena size: enough for double-buffered 16 MiB batches plus digests and scratch. */
 export const DEFAULT_ARENA_BYTES = 128 * 1024 * 1024;
+/** Arena of the small instance (wasmFor): image headers, tables and bitmaps. */
+export const SMALL_ARENA_BYTES = 4 * 1024 * 1024;
 
 /** Raw exports of the WASM module (numbers are i32/usize; u64 results are bigint). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -30,10 +32,7 @@ export class WasmInstance {
 
   constructor(module: WebAssembly.Module, variant: WasmVariant, arenaBytes: number) {
     this.variant = variant;
-    // Size the memory after a probe instance tells us where static data ends.
-    const probeMemory = new WebAssembly.Memory({ initial: 64 });
-    const probe = new WebAssembly.Instance(module, imports(probeMemory));
-    const heapBase = (probe.exports as WasmExports).heapBase();
+    const heapBase = heapBaseOf(module);
     const arenaStart = roundUp(heapBase, PAGE_BYTES);
     const pages = Math.ceil((arenaStart + arenaBytes) / PAGE_BYTES);
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
@@ -82,6 +81,19 @@ export class WasmInstance {
   }
 }
 
+const heapBases = new WeakMap<WebAssembly.Module, number>();
+
+/** Where the module's static data ends, from a probe instance (once per module). */
+function heapBaseOf(module: WebAssembly.Module): number {
+  let heapBase = heapBases.get(module);
+  if (heapBase === undefined) {
+    const probe = new WebAssembly.Instance(module, imports(new WebAssembly.Memory({ initial: 64 })));
+    heapBase = (probe.exports as WasmExports).heapBase();
+    heapBases.set(module, heapBase);
+  }
+  return heapBase;
+}
+
 function imports(memory: WebAssembly.Memory): WebAssembly.Imports {
   return {
     env: {
@@ -105,6 +117,7 @@ function readAsString(memory: WebAssembly.Memory, pointer: number): string {
 
 const modules = new Map<WasmVariant, WebAssembly.Module>();
 let shared: WasmInstance | undefined;
+let small: WasmInstance | undefined;
 
 /** The build selected by VHDSYNC_WASM (release unless it says "debug"). */
 export function selectedVariant(): WasmVariant {
@@ -143,4 +156,23 @@ export function getWasm(arenaBytes?: number): WasmInstance {
     shared = new WasmInstance(compiledModule(), selectedVariant(), size);
   }
   return shared;
+}
+
+/**
+ * An instance for work that needs at most `arenaBytes` of arena at once. Before the thread has
+ * made its shared instance, that is a small one (SMALL_ARENA_BYTES) whenever it has the room:
+ * a 128 MiB WebAssembly.Memory counts as external memory and makes V8 collect garbage at once
+ * (~10 ms of every command that only opens a VHD), a 4 MiB one does not. Later, and for more,
+ * the shared instance. A kernel's addresses belong to the instance they came from: callers that
+ * keep arena blocks keep the instance with them.
+ */
+export function wasmFor(arenaBytes: number): WasmInstance {
+  if (shared) return shared;
+  small ??= new WasmInstance(compiledModule(), selectedVariant(), SMALL_ARENA_BYTES);
+  return small.arena.fits(arenaBytes) ? small : getWasm();
+}
+
+/** Whether this thread has made its shared (scan-sized) instance yet. */
+export function hasSharedWasm(): boolean {
+  return shared !== undefined;
 }

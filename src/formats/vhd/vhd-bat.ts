@@ -4,7 +4,7 @@
 // (entries inside the file, no overlaps with each other or with metadata) and updated in
 // place as blocks are allocated.
 
-import { getWasm } from "../../wasm/driver.js";
+import { wasmFor } from "../../wasm/driver.js";
 import { statusError } from "../../wasm/status.js";
 import type { VhdsyncError } from "../../errors.js";
 
@@ -43,10 +43,10 @@ export interface BatLayout {
  * Lists up to `maxProblems` problems; errors carry VHDSYNC_TRUNCATED / VHDSYNC_CORRUPT codes.
  */
 export function scanBat(raw: Uint8Array, layout: BatLayout, details: Record<string, unknown>, maxProblems = 1000): BatScanResult {
-  const wasm = getWasm();
   const metaBytes = Math.max(16, layout.metadata.length * 16);
   const scratchBytes = Math.max(8, layout.entries * 8);
   const total = raw.length + 8 + metaBytes + scratchBytes + maxProblems * PROBLEM_BYTES + RESULT_BYTES;
+  const wasm = wasmFor(total);
   return wasm.withScratch(total, (address, bytes) => {
     bytes.set(raw);
     const metaAddress = address + raw.length + (8 - (raw.length % 8)) % 8;

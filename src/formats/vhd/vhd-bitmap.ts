@@ -2,7 +2,7 @@
 // bit first) operated on by the WASM kernels: each image owns one workspace in WASM memory
 // the size of a bitmap, and bitmaps are copied through it.
 
-import { getWasm } from "../../wasm/driver.js";
+import { wasmFor, type WasmInstance } from "../../wasm/driver.js";
 
 /** A run of sectors whose bits are all set (`set`) or all clear. */
 export interface BitRun {
@@ -14,19 +14,22 @@ export interface BitRun {
 /** Bitmap operations over one WASM workspace of `bitmapBytes`. Call release() when done. */
 export class BitmapOps {
   private address: number;
+  /** The instance the workspace belongs to. */
+  private readonly wasm: WasmInstance;
 
   constructor(readonly bitmapBytes: number) {
-    this.address = getWasm().alloc(bitmapBytes);
+    this.wasm = wasmFor(bitmapBytes);
+    this.address = this.wasm.alloc(bitmapBytes);
   }
 
   private load(bitmap: Uint8Array): void {
-    getWasm().view(this.address, this.bitmapBytes).set(bitmap.subarray(0, this.bitmapBytes));
+    this.wasm.view(this.address, this.bitmapBytes).set(bitmap.subarray(0, this.bitmapBytes));
   }
 
   /** Runs of equal bits covering [firstBit, endBit). */
   runs(bitmap: Uint8Array, firstBit: number, endBit: number): BitRun[] {
     this.load(bitmap);
-    const wasm = getWasm();
+    const wasm = this.wasm;
     const runs: BitRun[] = [];
     for (let bit = firstBit; bit < endBit; ) {
       const bits = wasm.exports.vhdBitmapRun(this.address, bit, endBit) >>> 0;
@@ -39,19 +42,19 @@ export class BitmapOps {
   /** Sets bits [firstBit, firstBit + count) in `bitmap`; returns how many were clear before. */
   setRange(bitmap: Uint8Array, firstBit: number, count: number): number {
     this.load(bitmap);
-    const changed = getWasm().exports.vhdBitmapSetRange(this.address, firstBit, count);
-    if (changed > 0) bitmap.set(getWasm().view(this.address, this.bitmapBytes));
+    const changed = this.wasm.exports.vhdBitmapSetRange(this.address, firstBit, count);
+    if (changed > 0) bitmap.set(this.wasm.view(this.address, this.bitmapBytes));
     return changed;
   }
 
   /** Number of set bits among the first `bits`. */
   count(bitmap: Uint8Array, bits: number): number {
     this.load(bitmap);
-    return getWasm().exports.vhdBitmapCount(this.address, bits) >>> 0;
+    return this.wasm.exports.vhdBitmapCount(this.address, bits) >>> 0;
   }
 
   release(): void {
-    if (this.address) getWasm().release(this.address);
+    if (this.address) this.wasm.release(this.address);
     this.address = 0;
   }
 }

@@ -4,7 +4,7 @@
 // header.ts); this file moves bytes in and out of WASM memory and names the fields.
 
 import { VhdsyncError } from "../../errors.js";
-import { getWasm } from "../../wasm/driver.js";
+import { wasmFor, type WasmInstance } from "../../wasm/driver.js";
 import { checkStatus } from "../../wasm/status.js";
 
 export const VHD_SECTOR_BYTES = 512;
@@ -97,10 +97,10 @@ export function formatUuid(bytes: Uint8Array): string {
 }
 
 /** Runs a WASM parse/build kernel over `input` bytes with a field block of `fieldsBytes`. */
-function withKernel<T>(input: Uint8Array, outputBytes: number, fn: (inputAddress: number, outputAddress: number, output: DataView) => T): T {
-  const wasm = getWasm();
+function withKernel<T>(input: Uint8Array, outputBytes: number, fn: (wasm: WasmInstance, inputAddress: number, outputAddress: number, output: DataView) => T): T {
+  const wasm = wasmFor(input.length + outputBytes + 128);
   return wasm.withCopy(input, (inputAddress) =>
-    wasm.withScratch(outputBytes, (outputAddress) => fn(inputAddress, outputAddress, wasm.dataView(outputAddress, outputBytes))),
+    wasm.withScratch(outputBytes, (outputAddress) => fn(wasm, inputAddress, outputAddress, wasm.dataView(outputAddress, outputBytes))),
   );
 }
 
@@ -110,8 +110,8 @@ function withKernel<T>(input: Uint8Array, outputBytes: number, fn: (inputAddress
  */
 export function parseFooter(bytes: Uint8Array, fileSizeBytes: number, details: Record<string, unknown> = {}): VhdFooter {
   if (bytes.length !== VHD_FOOTER_BYTES) throw new VhdsyncError("VHDSYNC_TRUNCATED", "VHD footer is shorter than 512 bytes", details);
-  return withKernel(bytes, FOOTER_FIELDS_BYTES, (input, output, view) => {
-    checkStatus(getWasm().exports.vhdFooterParse(input, fileSizeBytes, output), String(details.path ?? "vhd"), details);
+  return withKernel(bytes, FOOTER_FIELDS_BYTES, (wasm, input, output, view) => {
+    checkStatus(wasm.exports.vhdFooterParse(input, fileSizeBytes, output), String(details.path ?? "vhd"), details);
     return {
       features: view.getUint32(0, true),
       formatVersion: view.getUint32(4, true),
@@ -134,7 +134,7 @@ export function parseFooter(bytes: Uint8Array, fileSizeBytes: number, details: R
 
 /** Builds the 512 bytes of a footer (checksum computed; virtualSizeBytes and checksum ignored). */
 export function buildFooter(footer: VhdFooter): Uint8Array {
-  const wasm = getWasm();
+  const wasm = wasmFor(FOOTER_FIELDS_BYTES + VHD_FOOTER_BYTES);
   return wasm.withScratch(FOOTER_FIELDS_BYTES + VHD_FOOTER_BYTES, (address, bytes) => {
     const view = wasm.dataView(address, FOOTER_FIELDS_BYTES);
     bytes.fill(0);
@@ -168,8 +168,8 @@ export function parseHeader(
   details: Record<string, unknown> = {},
 ): VhdHeader {
   if (bytes.length !== VHD_HEADER_BYTES) throw new VhdsyncError("VHDSYNC_TRUNCATED", "VHD dynamic header is shorter than 1024 bytes", details);
-  return withKernel(bytes, HEADER_FIELDS_BYTES, (input, output, view) => {
-    const status = getWasm().exports.vhdHeaderParse(input, where.headerOffsetBytes, where.fileSizeBytes, where.virtualSizeBytes, where.isDifferencing ? 1 : 0, output);
+  return withKernel(bytes, HEADER_FIELDS_BYTES, (wasm, input, output, view) => {
+    const status = wasm.exports.vhdHeaderParse(input, where.headerOffsetBytes, where.fileSizeBytes, where.virtualSizeBytes, where.isDifferencing ? 1 : 0, output);
     checkStatus(status, String(details.path ?? "vhd"), details);
     const locators: VhdLocatorEntry[] = [];
     for (let i = 0; i < 8; i++) {
@@ -202,7 +202,7 @@ export function parseHeader(
 export function buildHeader(header: VhdHeader): Uint8Array {
   const name = Buffer.from(header.parentName, "utf16le").swap16();
   if (name.length > 510) throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", "VHD parent name longer than 255 UTF-16 units", { parentName: header.parentName });
-  const wasm = getWasm();
+  const wasm = wasmFor(HEADER_FIELDS_BYTES + VHD_HEADER_BYTES);
   return wasm.withScratch(HEADER_FIELDS_BYTES + VHD_HEADER_BYTES, (address, bytes) => {
     const view = wasm.dataView(address, HEADER_FIELDS_BYTES);
     bytes.fill(0);
@@ -228,11 +228,11 @@ export function buildHeader(header: VhdHeader): Uint8Array {
 
 /** CHS geometry for a disk of `sizeBytes` by the spec's algorithm (rounds down). */
 export function geometryForSize(sizeBytes: number): VhdGeometry {
-  const packed = getWasm().exports.vhdGeometryForSize(sizeBytes) >>> 0;
+  const packed = wasmFor(0).exports.vhdGeometryForSize(sizeBytes) >>> 0;
   return { cylinders: packed >>> 16, heads: (packed >>> 8) & 0xff, sectorsPerTrack: packed & 0xff };
 }
 
 /** Bytes of the sector bitmap in front of each block of `blockSizeBytes`. */
 export function bitmapBytesFor(blockSizeBytes: number): number {
-  return getWasm().exports.vhdBitmapBytes(blockSizeBytes) >>> 0;
+  return wasmFor(0).exports.vhdBitmapBytes(blockSizeBytes) >>> 0;
 }

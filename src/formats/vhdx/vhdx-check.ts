@@ -7,7 +7,7 @@
 import type { FileHandle } from "node:fs/promises";
 import { toVhdsyncError } from "../../errors.js";
 import { openFile } from "../../io/file.js";
-import { getWasm } from "../../wasm/driver.js";
+import { wasmFor } from "../../wasm/driver.js";
 import { checkImage, type CheckProblem } from "../check.js";
 import { VhdxFileReader } from "./vhdx-file-reader.js";
 import { VhdxImage } from "./vhdx-image.js";
@@ -22,14 +22,14 @@ function problem(error: unknown, offset?: number): CheckProblem {
 async function checkCopies(handle: FileHandle, path: string, problems: CheckProblem[]): Promise<void> {
   const size = (await handle.stat()).size;
   if (size < HEADER_AREA_BYTES) return; // the open below reports the truncation
-  const wasm = getWasm();
+  const wasm = wasmFor(HEADER_AREA_BYTES + 4096 + 256);
   const address = wasm.alloc(HEADER_AREA_BYTES, 4096);
   try {
     const area = wasm.view(address, HEADER_AREA_BYTES);
     await new VhdxFileReader(handle, path, size, size).read(area, 0);
     let header;
     try {
-      header = parseHeaders(address, path);
+      header = parseHeaders(wasm, address, path);
     } catch {
       return; // reported by the open
     }
@@ -38,7 +38,7 @@ async function checkCopies(handle: FileHandle, path: string, problems: CheckProb
     }
     if (header.logGuid.some((byte) => byte !== 0)) return; // region tables are only final after log replay
     try {
-      const regions = parseRegions(address, header, path);
+      const regions = parseRegions(wasm, address, header, path);
       for (const [bit, offset] of [[1, 192 * 1024], [2, 256 * 1024]]) {
         if (!(regions.validMask & bit)) problems.push({ code: "VHDSYNC_BAD_CHECKSUM", message: `region table copy at ${offset} is invalid; the other copy is in use`, offset });
       }

@@ -7,7 +7,7 @@ import { realpath } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../../errors.js";
 import { checkRange, openFile } from "../../io/file.js";
-import { getWasm } from "../../wasm/driver.js";
+import { wasmFor } from "../../wasm/driver.js";
 import type { AllocationScope, DiskImage, Extent, ImageInfo } from "../disk-image.js";
 import type { DataLocator, DataPiece, LocatableImage } from "../data-location.js";
 import { replayLog, type LogReplay } from "./log-replay.js";
@@ -233,18 +233,18 @@ export async function readStructure(handle: FileHandle, path: string): Promise<{
   if (fileSizeBytes < HEADER_AREA_BYTES) {
     throw new VhdsyncError("VHDSYNC_TRUNCATED", `${path}: ${fileSizeBytes} bytes is too short for a VHDX header section`, { path, fileSize: fileSizeBytes });
   }
-  const wasm = getWasm();
+  const wasm = wasmFor(HEADER_AREA_BYTES + 4096 + 256);
   const address = wasm.alloc(HEADER_AREA_BYTES, 4096);
   try {
     const area = wasm.view(address, HEADER_AREA_BYTES);
     const raw = new VhdxFileReader(handle, path, fileSizeBytes, fileSizeBytes);
     await raw.read(area, 0);
-    const header = parseHeaders(address, path);
+    const header = parseHeaders(wasm, address, path);
     const logDirty = header.logGuid.some((byte) => byte !== 0);
     const replay = logDirty ? await replayLog(handle, path, header, fileSizeBytes) : undefined;
     const reader = replay ? new VhdxFileReader(handle, path, fileSizeBytes, replay.effectiveFileSize, replay.overlay) : raw;
     replay?.overlay.apply(area, 0);
-    const regions = parseRegions(address, header, path);
+    const regions = parseRegions(wasm, address, header, path);
     const { metadata, locator } = await readMetadata(reader, regions, path);
     return { reader, structure: { header, regions, metadata, locator, replay, fileSizeBytes } };
   } finally {
@@ -255,13 +255,13 @@ export async function readStructure(handle: FileHandle, path: string): Promise<{
 async function readMetadata(reader: VhdxFileReader, regions: VhdxRegions, path: string): Promise<{ metadata: VhdxMetadata; locator?: VhdxParentLocator }> {
   const length = regions.metadataLengthBytes;
   if (length > MAX_METADATA_BYTES) throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${path}: VHDX metadata region of ${length} bytes is too large`, { path });
-  const wasm = getWasm();
+  const wasm = wasmFor(length + 8 + 256);
   const address = wasm.alloc(length, 8);
   try {
     await reader.read(wasm.view(address, length), regions.metadataOffsetBytes);
-    const metadata = parseMetadata(address, length, path);
+    const metadata = parseMetadata(wasm, address, length, path);
     const item = metadata.parentLocator;
-    const locator = metadata.hasParent && item ? parseParentLocator(address + item.offsetBytes, item.lengthBytes, path) : undefined;
+    const locator = metadata.hasParent && item ? parseParentLocator(wasm, address + item.offsetBytes, item.lengthBytes, path) : undefined;
     return { metadata, locator };
   } finally {
     wasm.release(address);

@@ -2,7 +2,7 @@
 // (or is handed) WASM memory, runs the kernel, checks the status and decodes the output
 // layout documented at the top of the matching assembly file. [MS-VHDX] 2.2, 2.6.
 
-import { getWasm } from "../../wasm/driver.js";
+import { wasmFor, type WasmInstance } from "../../wasm/driver.js";
 import { checkStatus } from "../../wasm/status.js";
 
 /** Bytes of the file start the header/region parsers read: identifier, 2 headers, 2 region tables. */
@@ -79,8 +79,7 @@ export function normalizeGuid(text: string): string {
  * Parses the identifier and headers from the first HEADER_AREA_BYTES of the file, given at
  * WASM address `address`. @throws VHDSYNC_CORRUPT, VHDSYNC_BAD_CHECKSUM, VHDSYNC_UNSUPPORTED
  */
-export function parseHeaders(address: number, path: string): VhdxHeader {
-  const wasm = getWasm();
+export function parseHeaders(wasm: WasmInstance, address: number, path: string): VhdxHeader {
   return wasm.withScratch(80, (out) => {
     checkStatus(wasm.exports.vhdxParseHeaders(address, HEADER_AREA_BYTES, out), `${path}: VHDX header`, { path });
     const view = wasm.dataView(out, 80);
@@ -99,8 +98,7 @@ export function parseHeaders(address: number, path: string): VhdxHeader {
 }
 
 /** Parses the region table (header area at `address`, after log replay). @throws VHDSYNC_CORRUPT, VHDSYNC_BAD_CHECKSUM, VHDSYNC_UNSUPPORTED */
-export function parseRegions(address: number, header: VhdxHeader, path: string): VhdxRegions {
-  const wasm = getWasm();
+export function parseRegions(wasm: WasmInstance, address: number, header: VhdxHeader, path: string): VhdxRegions {
   return wasm.withScratch(32, (out) => {
     const status = wasm.exports.vhdxParseRegionTable(address, HEADER_AREA_BYTES, BigInt(header.logOffsetBytes), BigInt(header.logLengthBytes), out);
     checkStatus(status, `${path}: VHDX region table`, { path });
@@ -116,8 +114,7 @@ export function parseRegions(address: number, header: VhdxHeader, path: string):
 }
 
 /** Parses the metadata region (`lengthBytes` at WASM `address`). @throws VHDSYNC_CORRUPT, VHDSYNC_UNSUPPORTED */
-export function parseMetadata(address: number, lengthBytes: number, path: string): VhdxMetadata {
-  const wasm = getWasm();
+export function parseMetadata(wasm: WasmInstance, address: number, lengthBytes: number, path: string): VhdxMetadata {
   return wasm.withScratch(80, (out) => {
     checkStatus(wasm.exports.vhdxParseMetadata(address, lengthBytes, out), `${path}: VHDX metadata`, { path });
     const view = wasm.dataView(out, 80);
@@ -141,8 +138,7 @@ export function parseMetadata(address: number, lengthBytes: number, path: string
 }
 
 /** Parses a parent locator item at WASM `address`. @throws VHDSYNC_CORRUPT, VHDSYNC_UNSUPPORTED */
-export function parseParentLocator(address: number, lengthBytes: number, path: string): VhdxParentLocator {
-  const wasm = getWasm();
+export function parseParentLocator(wasm: WasmInstance, address: number, lengthBytes: number, path: string): VhdxParentLocator {
   return wasm.withScratch(40, (out) => {
     checkStatus(wasm.exports.vhdxParseParentLocator(address, lengthBytes, out), `${path}: VHDX parent locator`, { path });
     const view = wasm.dataView(out, 40);
@@ -163,6 +159,6 @@ export function parseParentLocator(address: number, lengthBytes: number, path: s
 
 /** CRC-32C of `data` (through the WASM kernel). */
 export function crc32c(data: Uint8Array): number {
-  const wasm = getWasm();
+  const wasm = wasmFor(data.length + 64);
   return wasm.withCopy(data, (address, length) => wasm.exports.vhdxCrc32c(address, length) >>> 0);
 }
