@@ -1,7 +1,7 @@
 // Side-by-side resync benchmarks (docs/resync.md): vhdsync resync vs two parallel `xxhsum -H2`
 // (the hash floor), `rsync --inplace --no-whole-file`, a resync from a target digest, checksum
 // vs `cat`, blocksync-fast and bdsync when on PATH, a 5%-allocated dynamic VHD vs a full one
-// (resync and checksum),
+// (resync and checksum), the resync ratios again through the library in a warm process,
 // bytes written and peak RSS on a sparse
 // 8 GiB pair. Runs alternate; medians are reported. Results go to bench/results/resync.json.
 //   node bench/resync.mjs            (2 GiB pair; needs ~10 GiB free and a few minutes)
@@ -256,6 +256,48 @@ async function benchVhd(results) {
   };
 }
 
+/**
+ * The same runs through the library in this (warm) process, as a DR tool that embeds vhdsync
+ * makes them: no Node or CLI start-up, the code already compiled. Alternating rounds on the
+ * files benchPair and benchVhd left (the target dirtied the same way before each run).
+ */
+async function benchLibrary(results) {
+  const lib = await import(join(ROOT, "dist/index.js"));
+  const source = join(DIR, "source.img");
+  const target = join(DIR, "target.img");
+  const digest = join(DIR, "library.digest");
+  const changed = results.pair.changedBlocks4k;
+  const vhd = { allocated5: ["dyn5.vhd", "dyn5.raw"], allocated100: ["dyn100.vhd", "dyn100.raw"] };
+  const times = { resync: [], targetDigest: [], allocated5: [], allocated100: [] };
+  const timedCall = async (list, call) => {
+    const started = performance.now();
+    await call();
+    list.push((performance.now() - started) / 1000);
+  };
+  // One untimed call of each kind first: the code is compiled and the WASM instance made.
+  await lib.resync(source, target, {});
+  await lib.resync(join(DIR, vhd.allocated5[0]), join(DIR, vhd.allocated5[1]), {});
+  for (let round = 0; round < ROUNDS; round++) {
+    dirty(target, SIZE, changed, SEED);
+    await timedCall(times.resync, () => lib.resync(source, target, {}));
+    dirty(target, SIZE, changed, SEED);
+    await lib.checksum(target, digest, { blockSizeBytes: 4096 });
+    await timedCall(times.targetDigest, () => lib.resync(source, target, { targetDigestPath: digest }));
+    for (const [key, [image, copy]] of Object.entries(vhd)) {
+      dirty(join(DIR, copy), SIZE, 64, SEED + round);
+      await timedCall(times[key], () => lib.resync(join(DIR, image), join(DIR, copy), {}));
+    }
+  }
+  const m = Object.fromEntries(Object.entries(times).map(([key, values]) => [key, median(values)]));
+  results.library = {
+    note: "resync() called in the bench's own process after one warm-up call of each kind; wall seconds of the call",
+    medianSeconds: m,
+    allSeconds: times,
+    ratios: { targetDigestOverResync: m.targetDigest / m.resync, allocated5OverAllocated100: m.allocated5 / m.allocated100 },
+  };
+  rmSync(digest, { force: true });
+}
+
 function benchSparse(results) {
   const make = (path) => {
     const fd = openSync(path, "w");
@@ -298,6 +340,7 @@ async function main() {
   // What the 5%/100% ratio would be if the 5% run did nothing but start Node (`node -e 0`):
   // the floor any Node CLI has on this machine at this image size.
   results.vhdDynamic.nodeStartupFloorRatio = results.environment.nodeStartupSeconds / results.vhdDynamic.medianSeconds.allocated100;
+  await benchLibrary(results);
   benchSparse(results);
   // A shared VM: the share of CPU time the hypervisor gave to others while we ran.
   results.machine.stealShareDuringRun = stealShare(before, cpuTimes());
