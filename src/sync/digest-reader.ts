@@ -24,7 +24,7 @@ import {
 const CHUNK_BYTES = 1024 * 1024;
 
 /**
- * Digest files with at most this many bytes of frames (those of images up to ~7 GiB at 4 KiB
+ * Digest files with at most this many bytes of frames (those of images up to ~7.5 GiB at 4 KiB
  * blocks) are read whole once by validate() and kept; larger ones are read twice in chunks.
  * A diff of two digest files may hold two. VHDSYNC_DIGEST_WHOLE_KIB sets another limit (tests
  * use 0 to take the chunked path with small files).
