@@ -4,7 +4,7 @@
 // resync onto a loop device (native compare and WASM scanners) leaves it equal to the source.
 import t from "tap";
 import { spawnSync } from "node:child_process";
-import { closeSync, openSync, readFileSync, truncateSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, readFileSync, truncateSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { RawImage } from "../dist/formats/raw.js";
 import { blockDeviceInfo, nativeAddon, sysfsBlockDeviceInfo } from "../dist/io/native.js";
@@ -18,7 +18,7 @@ import { tempDir } from "./helpers/tmp.js";
 const SIZE_BYTES = 24 * 1024 * 1024;
 
 /** Attaches a loop device over a sparse file; returns its path or why that is impossible here. */
-function attachLoop(t: { teardown: (fn: () => void) => void }, sectorSize: number): { device?: string; reason?: string } {
+function attachLoop(t: { teardown: (fn: () => void) => void }, sectorSize: number): { device?: string; backing?: string; reason?: string } {
   if (process.getuid?.() !== 0) return { reason: "loop devices need root" };
   const backing = join(tempDir(t), `loop-${sectorSize}.img`);
   closeSync(openSync(backing, "w"));
@@ -29,7 +29,7 @@ function attachLoop(t: { teardown: (fn: () => void) => void }, sectorSize: numbe
   t.teardown(() => {
     spawnSync("losetup", ["--detach", device]);
   });
-  return { device };
+  return { device, backing };
 }
 
 for (const sectorSize of [512, 4096]) {
@@ -78,6 +78,43 @@ t.test("resync and verify with a loop device as the target: native compare and W
       t.ok(readFileSync(device).equals(expected), `the device holds the source (${report.scanner})`);
       const check = await verify(source, device, { workers: 2 });
       t.equal(check.equal, true, `verify finds no difference afterwards (${report.scanner})`);
+    });
+  }
+});
+
+t.test("zero ranges of the source are zeroed by the device: a loop device's backing file gets holes", async (t) => {
+  const { device, backing, reason } = attachLoop(t, 512);
+  if (!device || !backing) return t.plan(0, reason);
+  const dir = tempDir(t);
+  const prng = new Prng(testSeed());
+  // Data in every other MiB, zeros (holes) between.
+  const source = join(dir, "half-zero.img");
+  const fd = openSync(source, "w");
+  truncateSync(source, SIZE_BYTES);
+  for (let mib = 0; mib < SIZE_BYTES >> 20; mib += 2) writeSync(fd, prng.bytes(1 << 20), 0, 1 << 20, mib << 20);
+  closeSync(fd);
+  const expected = readFileSync(source);
+  const zeroBytes = SIZE_BYTES / 2;
+  const allocatedKib = () => Number(spawnSync("du", ["-k", backing], { encoding: "utf8" }).stdout.split(/\s/)[0]);
+  for (const scan of [undefined, "1"]) {
+    // Random data over the whole device, written through and flushed: the backing file is fully allocated.
+    const device_fd = openSync(device, "r+");
+    writeSync(device_fd, prng.bytes(SIZE_BYTES));
+    fsyncSync(device_fd);
+    closeSync(device_fd);
+    t.ok(allocatedKib() >= SIZE_BYTES / 1024, "backing file fully allocated before");
+    await withEnv("VHDSYNC_NO_NATIVE_SCAN", scan ?? process.env.VHDSYNC_NO_NATIVE_SCAN, async () => {
+      const report = await resync(source, device, { workers: 2 });
+      t.equal(report.bytesZeroed, zeroBytes, `the zero half is made zero (${report.scanner})`);
+      t.ok(readFileSync(device).equals(expected), `the device holds the source (${report.scanner})`);
+      spawnSync("sync");
+      const after = allocatedKib();
+      if (nativeAddon()) {
+        // fallocate(PUNCH_HOLE) on the device: the loop driver punches its backing file.
+        t.ok(after <= (SIZE_BYTES - zeroBytes) / 1024 + 1024, `zeroed by the device, not written: ${after} KiB allocated (${report.scanner})`);
+      } else {
+        t.ok(after >= SIZE_BYTES / 1024, `without the addon zeros are written: ${after} KiB allocated (${report.scanner})`);
+      }
     });
   }
 });

@@ -5,7 +5,7 @@
 import type { FileHandle } from "node:fs/promises";
 import { toVhdsyncError } from "../errors.js";
 import { checkRange, readExactly, writeExactly, writeExactlySync, writeZeroBytes } from "../io/file.js";
-import { fileExtents, fileExtentsSync, punchHole } from "../io/native.js";
+import { fileExtents, fileExtentsSync, punchHole, zeroDeviceRange } from "../io/native.js";
 import type { Extent } from "./disk-image.js";
 
 /** The first `sizeBytes` of an open file, addressed as a virtual disk. */
@@ -15,6 +15,8 @@ export interface FlatFile {
   sizeBytes: number;
   /** Holes can be asked for and punched (regular files; not block devices). */
   sparse: boolean;
+  /** A block device: ranges are zeroed by the device (zeroDeviceRange) where it can. */
+  blockDevice?: boolean;
 }
 
 /**
@@ -49,11 +51,15 @@ export function writeFlatSync(file: FlatFile, buffer: Uint8Array, offset: number
   writeExactlySync(file.handle.fd, buffer, offset, file.path);
 }
 
-/** Makes a range read as zeros: a punched hole when possible, zero writes otherwise. */
+/**
+ * Makes a range read as zeros: a punched hole in a sparse file, the device's own zeroing on a
+ * block device (unmapped where the device can: thin volumes, SSDs), zero writes otherwise.
+ */
 export async function writeZerosFlat(file: FlatFile, offset: number, length: number): Promise<void> {
   checkRange(offset, length, file.sizeBytes, file.path);
   if (length === 0) return;
   if (file.sparse && (await punchHole(file.handle.fd, offset, length))) return;
+  if (file.blockDevice && (await zeroDeviceRange(file.handle.fd, offset, length))) return;
   await writeZeroBytes(file.handle, offset, length, file.path);
 }
 

@@ -63,7 +63,7 @@ export class RawImage implements DiskImage {
 
   /** The data range this image addresses (the whole file or device). */
   private get flat(): FlatFile {
-    return { handle: this.handle, path: this.path, sizeBytes: this.virtualSize, sparse: this.format === "raw" };
+    return { handle: this.handle, path: this.path, sizeBytes: this.virtualSize, sparse: this.format === "raw", blockDevice: this.format === "block-device" };
   }
 
   /** The file behind the virtual disk (FlatDataImage: hot paths use it directly). */

@@ -10,6 +10,7 @@ import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import {
   addonLoadState,
   checkFdRange,
+  errnoName,
   fromNativeError,
   isUnsupportedError,
   nativeAddon,
@@ -87,6 +88,31 @@ async function fallocateOrFalse(
 export async function punchHole(fd: number, offsetBytes: number, lengthBytes: number): Promise<boolean> {
   const addon = nativeAddon();
   return fallocateOrFalse(addon?.punchHoleAsync, fd, offsetBytes, lengthBytes);
+}
+
+/**
+ * Zeroes a range of a block device in the device, without writing zeros through it:
+ * fallocate on the device. PUNCH_HOLE asks for WRITE ZEROES that may unmap, so a thin volume
+ * or an SSD can deallocate the range; ZERO_RANGE, next, lets the kernel zero it (writing
+ * zero pages itself where the device has no such command). Both read back as zeros once they
+ * return. Returns false when neither can be used here (no addon; a device that supports
+ * neither; the range not aligned to its sectors; EBUSY, another holder has the device): the
+ * caller writes zeros.
+ * @throws VHDSYNC_INVALID_ARGUMENT for a bad fd/range; VHDSYNC_IO, ...
+ */
+export async function zeroDeviceRange(fd: number, offsetBytes: number, lengthBytes: number): Promise<boolean> {
+  checkFdRange(fd, offsetBytes, lengthBytes);
+  const addon = nativeAddon();
+  if (!addon) return false;
+  for (const call of [addon.punchHoleAsync, addon.zeroRangeAsync]) {
+    try {
+      await call(fd, offsetBytes, lengthBytes);
+      return true;
+    } catch (error) {
+      if (!isUnsupportedError(error) && errnoName(error) !== "EBUSY") throw fromNativeError(error, { offset: offsetBytes, length: lengthBytes });
+    }
+  }
+  return false;
 }
 
 /**
