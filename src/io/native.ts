@@ -74,14 +74,17 @@ async function fallocateOrFalse(
     await call(fd, offsetBytes, lengthBytes);
     return true;
   } catch (error) {
-    if (isUnsupportedError(error)) return false;
+    // Unsupported here, or refused while another holder has the file or device (EBUSY, which
+    // fallocate on a block device in use returns): the caller writes zeros instead.
+    if (isUnsupportedError(error) || errnoName(error) === "EBUSY") return false;
     throw fromNativeError(error, { offset: offsetBytes, length: lengthBytes });
   }
 }
 
 /**
  * Deallocates a range of a regular file keeping its size (FALLOC_FL_PUNCH_HOLE|KEEP_SIZE): it
- * reads back as zeros. Returns false when unsupported (no addon, or the filesystem refuses):
+ * reads back as zeros. Returns false when unsupported (no addon, the filesystem refuses, or
+ * EBUSY):
  * the caller writes zeros instead.
  * @throws VHDSYNC_INVALID_ARGUMENT for a bad fd/range; VHDSYNC_NO_SPACE, VHDSYNC_IO, ...
  */
@@ -101,18 +104,7 @@ export async function punchHole(fd: number, offsetBytes: number, lengthBytes: nu
  * @throws VHDSYNC_INVALID_ARGUMENT for a bad fd/range; VHDSYNC_IO, ...
  */
 export async function zeroDeviceRange(fd: number, offsetBytes: number, lengthBytes: number): Promise<boolean> {
-  checkFdRange(fd, offsetBytes, lengthBytes);
-  const addon = nativeAddon();
-  if (!addon) return false;
-  for (const call of [addon.punchHoleAsync, addon.zeroRangeAsync]) {
-    try {
-      await call(fd, offsetBytes, lengthBytes);
-      return true;
-    } catch (error) {
-      if (!isUnsupportedError(error) && errnoName(error) !== "EBUSY") throw fromNativeError(error, { offset: offsetBytes, length: lengthBytes });
-    }
-  }
-  return false;
+  return (await punchHole(fd, offsetBytes, lengthBytes)) || (await zeroRange(fd, offsetBytes, lengthBytes));
 }
 
 /**
