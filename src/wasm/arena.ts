@@ -25,8 +25,7 @@ export class Arena {
 
   /** Whether alloc(sizeBytes, alignBytes) would succeed now. */
   fits(sizeBytes: number, alignBytes = 64): boolean {
-    const size = Math.max(alignBytes, roundUp(sizeBytes, alignBytes));
-    return this.free.some((range) => range.size >= roundUp(range.start, alignBytes) - range.start + size);
+    return this.firstFit(blockSize(sizeBytes, alignBytes), alignBytes) >= 0;
   }
 
   /**
@@ -37,26 +36,31 @@ export class Arena {
     if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0) {
       throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `bad allocation size ${sizeBytes}`);
     }
-    const size = Math.max(alignBytes, roundUp(sizeBytes, alignBytes));
-    for (let i = 0; i < this.free.length; i++) {
-      const range = this.free[i];
-      const aligned = roundUp(range.start, alignBytes);
-      const padding = aligned - range.start;
-      if (range.size < padding + size) continue;
-      const tailStart = aligned + size;
-      const tailSize = range.start + range.size - tailStart;
-      const replacement: FreeRange[] = [];
-      if (padding > 0) replacement.push({ start: range.start, size: padding });
-      if (tailSize > 0) replacement.push({ start: tailStart, size: tailSize });
-      this.free.splice(i, 1, ...replacement);
-      this.used.set(aligned, size);
-      return aligned;
+    const size = blockSize(sizeBytes, alignBytes);
+    const i = this.firstFit(size, alignBytes);
+    if (i < 0) {
+      throw new VhdsyncError(
+        "VHDSYNC_NO_MEMORY",
+        `WASM arena exhausted: ${sizeBytes} bytes requested, ${this.freeBytes} free of ${this.sizeBytes}`,
+        { requestedBytes: sizeBytes, arenaBytes: this.sizeBytes },
+      );
     }
-    throw new VhdsyncError(
-      "VHDSYNC_NO_MEMORY",
-      `WASM arena exhausted: ${sizeBytes} bytes requested, ${this.freeBytes} free of ${this.sizeBytes}`,
-      { requestedBytes: sizeBytes, arenaBytes: this.sizeBytes },
-    );
+    const range = this.free[i];
+    const aligned = roundUp(range.start, alignBytes);
+    const padding = aligned - range.start;
+    const tailStart = aligned + size;
+    const tailSize = range.start + range.size - tailStart;
+    const replacement: FreeRange[] = [];
+    if (padding > 0) replacement.push({ start: range.start, size: padding });
+    if (tailSize > 0) replacement.push({ start: tailStart, size: tailSize });
+    this.free.splice(i, 1, ...replacement);
+    this.used.set(aligned, size);
+    return aligned;
+  }
+
+  /** Index of the first free range holding `size` bytes at an `alignBytes` boundary, or -1. */
+  private firstFit(size: number, alignBytes: number): number {
+    return this.free.findIndex((range) => range.size >= roundUp(range.start, alignBytes) - range.start + size);
   }
 
   /** Returns a block obtained from alloc(). Freeing an unknown address is a programmer error. */
@@ -79,6 +83,11 @@ export class Arena {
       this.free.splice(index, 1);
     }
   }
+}
+
+/** Bytes a block of `sizeBytes` takes: a whole number of alignments, at least one. */
+function blockSize(sizeBytes: number, alignBytes: number): number {
+  return Math.max(alignBytes, roundUp(sizeBytes, alignBytes));
 }
 
 /** Rounds `value` up to a multiple of `alignment` (a power of two). */
