@@ -176,6 +176,11 @@ export class DigestReader {
   }
 }
 
+/** A frame that claims more bytes than lie before the trailer. */
+function pastTrailer(path: string): VhdsyncError {
+  return new VhdsyncError("VHDSYNC_CORRUPT", `${path}: digest file: frames run past the trailer`, { path });
+}
+
 /** Frames already in memory; take(n) returns fresh copies when `copies` is set, else views. */
 class MemoryInput implements FrameInput {
   private position = 0;
@@ -188,7 +193,7 @@ class MemoryInput implements FrameInput {
 
   take(length: number): Uint8Array {
     const end = this.position + length;
-    if (end > this.bytes.length) throw new VhdsyncError("VHDSYNC_CORRUPT", `${this.path}: digest file: frames run past the trailer`, { path: this.path });
+    if (end > this.bytes.length) throw pastTrailer(this.path);
     const part = this.copies ? this.bytes.slice(this.position, end) : this.bytes.subarray(this.position, end);
     this.position = end;
     return part;
@@ -224,7 +229,7 @@ class ChunkReader implements FrameInput {
 
   private async refill(): Promise<void> {
     const n = Math.min(CHUNK_BYTES, this.end - this.filePosition);
-    if (n <= 0) throw new VhdsyncError("VHDSYNC_CORRUPT", `${this.path}: digest file: frames run past the trailer`, { path: this.path });
+    if (n <= 0) throw pastTrailer(this.path);
     this.chunk = new Uint8Array(n);
     await readExactly(this.handle, this.chunk, this.filePosition, this.path);
     this.filePosition += n;
