@@ -7,7 +7,7 @@
 // blocks larger than a dynamic image's, short last blocks, VHD targets. And the addon call
 // itself: argument checks, a range past the end, a failed write.
 import t, { type Test } from "tap";
-import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, openSync, readFileSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { convertImage } from "../dist/sync/convert.js";
@@ -158,6 +158,45 @@ t.test("resync --target-digest: native and WASM agree with each other and the or
       t.equal((await resync(source, after, { targetDigestPath: join(dir, "t-native.digest"), workers, dryRun: true })).blocksChanged, 0, `the updated digest finds nothing left to change (${context})`);
     });
   }
+});
+
+t.test("segments that are holes in the source: native and WASM agree, the target's data there is zeroed", { skip }, async (t) => {
+  const { seed, prng, dir, source, target } = pairSetup(t);
+  // Four 32 MiB segments of 4 KiB blocks and a partial fifth. The source has data in segment 1
+  // only; the target has data in segments 0 and 3 (and 1), so two of the source's all-hole
+  // segments meet data in the target's frames, and segment 2 is a hole on both sides.
+  const segment = 32 * 1024 * 1024;
+  const size = 4 * segment + 5 * 4096 + 300;
+  const scatter = (path: string, segments: number[]) => {
+    const fd = openSync(path, "r+");
+    try {
+      for (const index of segments) for (let k = 0; k < 3; k++) writeSync(fd, prng.bytes(4096 * (1 + prng.int(4))), 0, undefined, index * segment + prng.int(8000) * 4096);
+    } finally {
+      closeSync(fd);
+    }
+  };
+  for (const path of [source, target]) {
+    writeFileSync(path, "");
+    truncateSync(path, size);
+  }
+  scatter(source, [1]);
+  scatter(target, [0, 1, 3]);
+  const context = `seed ${seed}`;
+  const report = await checksumBoth(t, source, dir, { blockSizeBytes: 4096, workers: 2 }, context);
+  t.equal(report.scanner, "native", context);
+  t.ok(report.blocksUnallocated > 3 * 8192, `the hole segments are unallocated (${context})`);
+  const digest = join(dir, "target.digest");
+  await checksum(target, digest, { blockSizeBytes: 4096 });
+  const expected = differingBlocks(source, target, 4096);
+  const dryNative = await resync(source, target, { targetDigestPath: digest, dryRun: true });
+  const dryWasm = await scanWith(true, () => resync(source, target, { targetDigestPath: digest, dryRun: true }));
+  t.same([dryNative.scanner, dryWasm.scanner], ["native", "wasm"], context);
+  t.same(resyncOutcome(dryNative), resyncOutcome(dryWasm), `dry-run reports agree (${context})`);
+  t.equal(dryNative.blocksChanged, expected, `blocksChanged = the oracle's (${context})`);
+  const applied = await resync(source, target, { targetDigestPath: digest });
+  t.equal(applied.scanner, "native", context);
+  t.equal(fileSha(target), fileSha(source), `the target's data in the source's hole segments is gone (${context})`);
+  t.ok(applied.bytesZeroed > 0, `zeroed, not written (${context})`);
 });
 
 t.test("other digests and VHD targets stay with the WASM scanners", { skip }, async (t) => {

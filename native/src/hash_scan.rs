@@ -75,8 +75,32 @@ impl HashJob {
         (self.end - self.start).div_ceil(self.block)
     }
 
-    /// Checks the job's shape; the descriptors are the caller's to keep valid.
-    pub fn validate(&self) -> Outcome<()> {
+    /// Slots the outputs need: digests (at most one per block that has a place in the source:
+    /// the others read as zeros) and change triples (at most one per block that can differ: an
+    /// allocated one, or a data block of the target's frame).
+    fn output_slots(&self, target_data: u64) -> (u64, u64) {
+        let mut sourced = 0;
+        let mut active = 0;
+        for range in &self.active {
+            let blocks = (range.to - range.from).div_ceil(self.block);
+            active += blocks;
+            sourced += if range.source_at.is_some() { blocks } else { 0 };
+        }
+        (sourced, self.blocks().min(active + target_data))
+    }
+
+    /// Data blocks of the target's frame (validate() checked that it holds a state per block).
+    fn target_data(&self) -> u64 {
+        self.target.map_or(0, |target| {
+            // SAFETY: at least blocks() bytes, lent by the caller; read on this thread now.
+            let states = unsafe { std::slice::from_raw_parts(target.flags.0 as *const u8, self.blocks() as usize) };
+            states.iter().filter(|&&state| state == FRAME_DATA).count() as u64
+        })
+    }
+
+    /// Checks the job's shape; the descriptors are the caller's to keep valid. Returns the
+    /// digest and change slots the job will use (output_slots).
+    pub fn validate(&self) -> Outcome<(u64, u64)> {
         let block = self.block;
         if block == 0 || !block.is_power_of_two() || block as usize <= MIDSIZE_MAX_BYTES {
             return Err(Failure::Invalid(format!("blockSize must be a power of two above {MIDSIZE_MAX_BYTES}, got {block}")));
@@ -95,23 +119,24 @@ impl HashJob {
         })?;
         let blocks = self.blocks();
         let digest_bytes = self.variant.digest_bytes() as u64;
-        if (self.flags_out.1 as u64) < blocks || (self.digests_out.1 as u64) < blocks * digest_bytes {
-            return Err(Failure::Invalid(format!("the output buffers need {blocks} and {} bytes", blocks * digest_bytes)));
+        if let Some(target) = self.target {
+            if (target.flags.1 as u64) < blocks {
+                return Err(Failure::Invalid(format!("the target frame has fewer than {blocks} block states")));
+            }
+        }
+        let target_data = self.target_data();
+        let (digest_slots, change_slots) = self.output_slots(target_data);
+        if (self.flags_out.1 as u64) < blocks || (self.digests_out.1 as u64) < digest_slots * digest_bytes {
+            return Err(Failure::Invalid(format!("the output buffers need {blocks} and {} bytes", digest_slots * digest_bytes)));
         }
         let mut lent = vec![self.flags_out, self.digests_out];
         match self.target {
             Some(target) => {
-                if (self.changes_out.1 as u64) < blocks * 24 || self.changes_out.0 % 8 != 0 {
-                    return Err(Failure::Invalid(format!("the changes buffer needs {} bytes, 8-aligned", blocks * 24)));
+                if (self.changes_out.1 as u64) < change_slots * 24 || self.changes_out.0 % 8 != 0 {
+                    return Err(Failure::Invalid(format!("the changes buffer needs {} bytes, 8-aligned", change_slots * 24)));
                 }
-                if (target.flags.1 as u64) < blocks {
-                    return Err(Failure::Invalid(format!("the target frame has fewer than {blocks} block states")));
-                }
-                // SAFETY: checked above to hold `blocks` bytes; read on this thread now.
-                let states = unsafe { std::slice::from_raw_parts(target.flags.0 as *const u8, blocks as usize) };
-                let data = states.iter().filter(|&&state| state == FRAME_DATA).count() as u64;
-                if (target.digests.1 as u64) < data * digest_bytes {
-                    return Err(Failure::Invalid(format!("the target frame has fewer digests than its {data} data blocks")));
+                if (target.digests.1 as u64) < target_data * digest_bytes {
+                    return Err(Failure::Invalid(format!("the target frame has fewer digests than its {target_data} data blocks")));
                 }
                 lent.extend([self.changes_out, target.flags, target.digests]);
             }
@@ -125,7 +150,7 @@ impl HashJob {
                 }
             }
         }
-        Ok(())
+        Ok((digest_slots, change_slots))
     }
 }
 
@@ -172,18 +197,30 @@ impl Frame<'_> {
         !same
     }
 
-    /// Blocks [from, to) of the segment are unallocated in the source.
+    /// Blocks [from, to) of the segment are unallocated in the source. They differ only where
+    /// the target's frame has data; the runs between those are recorded in bulk (a sparse
+    /// image is mostly such runs).
     fn unallocated(&mut self, job: &HashJob, from: usize, to: usize) {
-        for index in from..to {
-            let offset = job.start + index as u64 * job.block;
-            self.visit(index, FRAME_UNALLOCATED, offset, job.block.min(job.end - offset));
+        let target_states = self.target.map(|(states, _)| states);
+        let mut index = from;
+        while index < to {
+            let next_data = target_states.and_then(|states| states[index..to].iter().position(|&state| state == FRAME_DATA));
+            let quiet_end = next_data.map_or(to, |found| index + found);
+            self.flags[index..quiet_end].fill(FRAME_UNALLOCATED);
+            self.unallocated += (quiet_end - index) as u64;
+            if quiet_end < to {
+                let offset = job.start + quiet_end as u64 * job.block;
+                self.visit(quiet_end, FRAME_UNALLOCATED, offset, job.block.min(job.end - offset));
+            }
+            index = quiet_end + 1;
         }
     }
 }
 
 /// Builds the segment's frame (validating the job first).
 pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
-    job.validate()?;
+    let (digest_slots, change_slots) = job.validate()?;
+    let (digest_slots, change_slots) = (digest_slots as usize, change_slots as usize);
     let blocks = job.blocks() as usize;
     let digest_bytes = job.variant.digest_bytes();
     // SAFETY: validate() checked that every lent buffer holds what is taken here and that they
@@ -197,10 +234,10 @@ pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
             )
         });
         let changes =
-            if target.is_some() { std::slice::from_raw_parts_mut(job.changes_out.0 as *mut f64, blocks * 3) } else { &mut [] };
+            if target.is_some() { std::slice::from_raw_parts_mut(job.changes_out.0 as *mut f64, change_slots * 3) } else { &mut [] };
         Frame {
             flags: std::slice::from_raw_parts_mut(job.flags_out.0 as *mut u8, blocks),
-            digests: std::slice::from_raw_parts_mut(job.digests_out.0 as *mut u8, blocks * digest_bytes),
+            digests: std::slice::from_raw_parts_mut(job.digests_out.0 as *mut u8, digest_slots * digest_bytes),
             digest_bytes,
             target,
             changes: Changes { out: changes, count: 0 },
@@ -428,6 +465,39 @@ mod tests {
     }
 
     #[test]
+    fn unallocated_runs_differ_only_at_the_targets_data_blocks() {
+        // 16 blocks; the source has data in blocks 5-6 only. The target's frame has data in
+        // blocks 0, 1, 3, 10 and 15, a zero block at 2, and is unallocated elsewhere.
+        let end = 16 * B;
+        let source = TempFile::new("hash-sparse-source", &bytes(5, end as usize));
+        let mut states = vec![FRAME_UNALLOCATED; 16];
+        for i in [0, 1, 3, 10, 15] {
+            states[i] = FRAME_DATA;
+        }
+        states[2] = FRAME_ZERO;
+        let digests = vec![7u8; 5 * 16];
+        let mut out = Out::new(16);
+        let with_changes = |out: &mut Out, triples: usize| HashJob {
+            target: Some(TargetFrame { flags: (states.as_ptr() as usize, 16), digests: (digests.as_ptr() as usize, digests.len()) }),
+            changes_out: (out.changes.as_mut_ptr() as usize, triples * 24),
+            ..job(source.fd(), Variant::Xxh3_128, end, vec![range(5 * B, 7 * B, Some(5 * B))], out)
+        };
+        // At most 2 allocated blocks + 5 target data blocks can differ: 7 change slots.
+        assert!(with_changes(&mut out, 6).validate().is_err(), "fewer change slots than blocks that can differ");
+        let counts = hash_segment(&with_changes(&mut out, 7)).unwrap();
+        let mut expected_states = vec![FRAME_UNALLOCATED; 16];
+        expected_states[5] = FRAME_DATA;
+        expected_states[6] = FRAME_DATA;
+        assert_eq!(out.flags, expected_states);
+        assert_eq!(counts, HashCounts { data_blocks: 2, unallocated_blocks: 14, changed_blocks: 7, bytes_written: 0, changes: 5 });
+        let changes: Vec<f64> = [[0, 2, 1], [3, 1, 1], [5, 2, 0], [10, 1, 1], [15, 1, 1]]
+            .iter()
+            .flat_map(|&[block, count, zero]| [(block * B) as f64, (count * B) as f64, zero as f64])
+            .collect();
+        assert_eq!(out.changes[..15], changes[..]);
+    }
+
+    #[test]
     fn shapes_that_would_misread_are_refused() {
         let source = TempFile::new("hash-refusals", &bytes(3, 4 * B as usize));
         let mut out = Out::new(4);
@@ -443,9 +513,14 @@ mod tests {
         );
         let short = HashJob {
             digests_out: (out.digests.as_mut_ptr() as usize, 3 * 8),
-            ..job(fd, Variant::Xxh3_64, 4 * B, vec![], &mut out)
+            ..job(fd, Variant::Xxh3_64, 4 * B, vec![range(0, 4 * B, Some(0))], &mut out)
         };
         assert!(short.validate().is_err(), "digests buffer too small");
+        // Digests are needed only for blocks with a place in the source.
+        let mut sized = |active| HashJob { digests_out: (out.digests.as_mut_ptr() as usize, 8), ..job(fd, Variant::Xxh3_64, 4 * B, active, &mut out) };
+        assert!(sized(vec![range(B, 2 * B, Some(B))]).validate().is_ok(), "one allocated block, one digest");
+        assert!(sized(vec![range(0, 2 * B, Some(0))]).validate().is_err(), "two allocated blocks, one digest");
+        assert!(sized(vec![range(0, 2 * B, None), range(2 * B, 3 * B, Some(0))]).validate().is_ok(), "zero ranges need no digest");
         let overlapping =
             HashJob { digests_out: (out.flags.as_mut_ptr() as usize, 64), ..job(fd, Variant::Xxh3_64, 4 * B, vec![], &mut out) };
         assert!(overlapping.validate().is_err(), "overlapping outputs");

@@ -164,12 +164,23 @@ export async function hashSegment(request: HashSegmentRequest): Promise<HashSegm
   const addon = hashAddon();
   if (!addon) throw new Error("hashSegment: the native addon is not available");
   const blocks = Math.ceil(request.lengthBytes / request.blockSizeBytes);
+  const target = request.target;
+  // Output room, as the addon counts it: a digest per block that has a place in the source
+  // (the others read as zeros), a change per block that can differ (an allocated one, or a
+  // data block of the target's frame). A sparse segment needs little of either.
+  let sourced = 0;
+  let active = 0;
+  for (const [start, end, sourceAt] of request.ranges) {
+    const count = Math.ceil((end - start) / request.blockSizeBytes);
+    active += count;
+    if (sourceAt !== null) sourced += count;
+  }
+  const targetData = target ? Math.floor(target.digests.length / request.digestLength) : 0;
   const flags = new Uint8Array(blocks);
-  const digests = new Uint8Array(blocks * request.digestLength);
-  const changes = new Float64Array(request.target ? Math.max(3, blocks * 3) : 1);
+  const digests = new Uint8Array(Math.max(1, sourced) * request.digestLength);
+  const changes = new Float64Array(target ? Math.max(1, Math.min(blocks, active + targetData)) * 3 : 1);
   // The addon takes whole ArrayBuffers: copy views that are parts of larger ones.
   const whole = (view: Uint8Array) => (view.byteOffset === 0 && view.byteLength === view.buffer.byteLength ? view.buffer : view.slice().buffer) as ArrayBuffer;
-  const target = request.target;
   const ranges = packRanges(request.ranges);
   const counts = await settle(request, "hashed", () =>
     addon.hashSegmentAsync(

@@ -261,7 +261,10 @@ export class NativeHashScanner {
     );
     // DigestReader.frames() has checked each frame's digests against its data blocks (and the addon checks again).
     const frame = task.targetFlags && task.targetDigests ? { flags: task.targetFlags, digests: task.targetDigests } : undefined;
-    const outcome = await this.slots.run(() =>
+    // Unallocated in the source, and no data in the target's frame: a frame of unallocated
+    // blocks (state 0), nothing differs. Sparse images are mostly such segments.
+    const empty = ranges.length === 0 && (frame === undefined || frame.digests.length === 0);
+    const outcome = empty ? { dataBlocks: 0, unallocatedBlocks: task.blockCount, changedBlocks: 0, bytesWritten: 0, changes: 0, flags: new Uint8Array(task.blockCount), digests: new Uint8Array(0), changesArray: new Float64Array(0) } : await this.slots.run(() =>
       hashSegment({
         sourceFd: this.sourceData.fd,
         targetFd: this.target ? flatDataOf(this.target)!.handle.fd : this.sourceData.fd,
