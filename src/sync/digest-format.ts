@@ -183,32 +183,45 @@ export function decodeFrameHeader(bytes: Uint8Array, expectedFirstBlock: number,
 
 /** Checks a frame's flags: known values, and as many data blocks as declared. @throws VHDSYNC_CORRUPT */
 export function checkFrameFlags(flags: Uint8Array, dataBlocks: number, firstBlock: number, path: string): void {
-  // Four flags per step where they are 4-aligned (this runs once per frame, mostly before
-  // V8 has optimized it): a byte is a known state (0, 1 or 2) when no bit above bit 1 is set
-  // and not both low bits; bit 1 marks BLOCK_DATA, and the multiply adds the four of them.
+  const data = countDataFlags(flags);
+  if (data < 0) {
+    const at = flags.findIndex((flag) => flag > BLOCK_DATA);
+    throw corrupt(path, `bad block state ${flags[at]} at block ${firstBlock + at}`);
+  }
+  if (data !== dataBlocks) throw corrupt(path, `frame at block ${firstBlock} declares ${dataBlocks} digests but has ${data} data blocks`);
+}
+
+/** The number of BLOCK_DATA flags, or -1 when a flag is not a known state. */
+export function countDataFlags(flags: Uint8Array): number {
+  // Four flags per step where they are 4-aligned: a byte is a known state (0, 1 or 2) when no
+  // bit above bit 1 is set and not both low bits; bit 1 marks BLOCK_DATA, and the multiply
+  // adds the four of them. Two words per step, in locals (no closure holds them: V8 would keep
+  // captured counters in memory, ~4x slower on a 1 TiB image's 32,768 frames).
   const head = Math.min(flags.length, (4 - (flags.byteOffset % 4)) % 4);
   const aligned = (flags.byteOffset + head) % 4 === 0;
   const words = new Uint32Array(flags.buffer, aligned ? flags.byteOffset + head : 0, aligned ? (flags.length - head) >>> 2 : 0);
   let unknown = 0;
   let data = 0;
-  const oneByOne = (from: number, to: number) => {
+  const pairs = words.length & ~1;
+  for (let i = 0; i < pairs; i += 2) {
+    const a = words[i];
+    const b = words[i + 1];
+    unknown |= (a & 0xfcfcfcfc) | (a & (a >>> 1) & 0x01010101) | (b & 0xfcfcfcfc) | (b & (b >>> 1) & 0x01010101);
+    data += Math.imul(((a >>> 1) & 0x01010101) + ((b >>> 1) & 0x01010101), 0x01010101) >>> 24;
+  }
+  if (pairs < words.length) {
+    const a = words[pairs];
+    unknown |= (a & 0xfcfcfcfc) | (a & (a >>> 1) & 0x01010101);
+    data += Math.imul((a >>> 1) & 0x01010101, 0x01010101) >>> 24;
+  }
+  // The bytes before and after the words.
+  for (const [from, to] of [[0, head], [head + words.length * 4, flags.length]]) {
     for (let i = from; i < to; i++) {
       unknown |= flags[i] > BLOCK_DATA ? 1 : 0;
       data += flags[i] === BLOCK_DATA ? 1 : 0;
     }
-  };
-  oneByOne(0, head);
-  for (let i = 0; i < words.length; i++) {
-    const word = words[i];
-    unknown |= (word & 0xfcfcfcfc) | (word & (word >>> 1) & 0x01010101);
-    data += Math.imul((word >>> 1) & 0x01010101, 0x01010101) >>> 24;
   }
-  oneByOne(head + words.length * 4, flags.length);
-  if (unknown !== 0) {
-    const at = flags.findIndex((flag) => flag > BLOCK_DATA);
-    throw corrupt(path, `bad block state ${flags[at]} at block ${firstBlock + at}`);
-  }
-  if (data !== dataBlocks) throw corrupt(path, `frame at block ${firstBlock} declares ${dataBlocks} digests but has ${data} data blocks`);
+  return unknown === 0 ? data : -1;
 }
 
 /** Encodes the trailer. */

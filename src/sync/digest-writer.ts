@@ -8,7 +8,7 @@ import { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { commitTempFile, tempPathFor } from "../io/atomic-file.js";
-import { BLOCK_DATA, encodeFrameHeader, encodeHeader, encodeTrailer, type DigestFrame, type DigestHeader } from "./digest-format.js";
+import { countDataFlags, encodeFrameHeader, encodeHeader, encodeTrailer, type DigestFrame, type DigestHeader } from "./digest-format.js";
 import { writeExactly } from "../io/file.js";
 import { blockDigestLength } from "./block-hasher.js";
 
@@ -59,8 +59,8 @@ export class DigestWriter {
     if (frame.firstBlock !== this.nextBlock || frame.flags.length !== frame.blockCount) {
       throw new VhdsyncError("VHDSYNC_INTERNAL", `digest frame out of order: block ${frame.firstBlock}, expected ${this.nextBlock}`);
     }
-    let dataBlocks = 0;
-    for (let i = 0; i < frame.flags.length; i++) if (frame.flags[i] === BLOCK_DATA) dataBlocks++;
+    const dataBlocks = countDataFlags(frame.flags);
+    if (dataBlocks < 0) throw new VhdsyncError("VHDSYNC_INTERNAL", `digest frame at block ${frame.firstBlock} has an unknown block state`);
     await this.append(encodeFrameHeader(frame.firstBlock, frame.blockCount, dataBlocks));
     await this.append(frame.flags);
     await this.append(frame.digests.subarray(0, dataBlocks * blockDigestLength(this.header.algo)));
