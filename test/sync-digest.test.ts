@@ -5,6 +5,8 @@ import { copyFileSync, existsSync, readFileSync, writeFileSync, truncateSync, ut
 import { join } from "node:path";
 import { checksum } from "../dist/sync/checksum.js";
 import { DigestReader } from "../dist/sync/digest-reader.js";
+import { DigestWriter } from "../dist/sync/digest-writer.js";
+import { diff } from "../dist/sync/diff.js";
 import { resync } from "../dist/sync/resync.js";
 import { hashBytes } from "../dist/hash/index.js";
 import { fileExtents } from "../dist/io/native.js";
@@ -232,4 +234,72 @@ t.test("checkFrameFlags counts data blocks and finds unknown states at any offse
     checked++;
   }
   t.equal(checked, 400);
+});
+
+t.test("diff of two digest files: every differing block against a plain oracle, frames of any sizes", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const identity = { format: "raw", path: "/x.img", virtualSizeBytes: 0, fileSizeBytes: "0", mtimeNs: "0", ctimeNs: "0", inode: "0", device: "0" };
+  // A digest file from per-block states (0 unallocated, 1 zero, 2 data) and data digests.
+  const write = async (path: string, states: Uint8Array, digests: Uint8Array[], frameBlocks: number, blockSizeBytes: number, virtualSizeBytes: number) => {
+    const writer = await DigestWriter.create(path, { algo: "xxh3-64", blockSizeBytes, virtualSizeBytes, blockCount: states.length, frameBlocks, identity: { ...identity, virtualSizeBytes } });
+    for (let first = 0; first < states.length; first += frameBlocks) {
+      const flags = states.slice(first, Math.min(states.length, first + frameBlocks));
+      const packed = [...flags.keys()].filter((i) => flags[i] === 2).map((i) => digests[first + i]);
+      await writer.writeFrame({ firstBlock: first, blockCount: flags.length, flags, digests: new Uint8Array(Buffer.concat(packed)) });
+    }
+    await writer.finish();
+  };
+  for (let round = 0; round < 24; round++) {
+    const blockSizeBytes = 4096;
+    const blocks = 1 + prng.int(3000);
+    const virtualSizeBytes = (blocks - 1) * blockSizeBytes + 1 + prng.int(blockSizeBytes);
+    const statesA = new Uint8Array(blocks).map(() => prng.int(3));
+    const digestsA = [...Array(blocks)].map(() => prng.bytes(8));
+    const statesB = statesA.slice();
+    const digestsB = digestsA.map((d) => d.slice());
+    // B: some rounds the same, others changed here and there (zero <-> unallocated is no
+    // change). Some rounds only change what a frame's states or its packed digests alone
+    // would not show: a digest's bytes, or a data block moved to the next block.
+    const changes = round % 4 === 0 ? 0 : 1 + prng.int(40);
+    const kinds = round % 6 === 3 ? [1, 4] : [0, 1, 2, 3, 4];
+    for (let k = 0; k < changes; k++) {
+      const i = prng.int(blocks);
+      const what = kinds[prng.int(kinds.length)];
+      if (what === 0) statesB[i] = prng.int(3);
+      else if (what === 1) digestsB[i][prng.int(8)] ^= 1 + prng.int(255);
+      else if (what === 2) statesB[i] = statesB[i] === 2 ? 2 : 1 - statesB[i];
+      else if (what === 3) for (let j = i; j < Math.min(blocks, i + prng.int(600)); j++) statesB[j] = 0;
+      else if (i + 1 < blocks && statesB[i] === 2 && statesB[i + 1] !== 2) {
+        [statesB[i], statesB[i + 1], digestsB[i + 1]] = [statesB[i + 1], 2, digestsB[i]];
+      }
+    }
+    const expected: number[] = [];
+    for (let i = 0; i < blocks; i++) {
+      const [a, b] = [statesA[i] === 2, statesB[i] === 2];
+      if (a !== b || (a && b && !Buffer.from(digestsA[i]).equals(digestsB[i]))) expected.push(i);
+    }
+    // Frames of different sizes on each side (a reader takes any consistent frameBlocks).
+    const [framesA, framesB] = round % 3 === 0 ? [1024, 1024] : [1 + prng.int(700), 1 + prng.int(700)];
+    const [pathA, pathB] = [join(dir, `a${round}.digest`), join(dir, `b${round}.digest`)];
+    await write(pathA, statesA, digestsA, framesA, blockSizeBytes, virtualSizeBytes);
+    await write(pathB, statesB, digestsB, framesB, blockSizeBytes, virtualSizeBytes);
+    const whole = round % 2 === 0 ? undefined : "0";
+    const report = await withEnv("VHDSYNC_DIGEST_WHOLE_KIB", whole, () => diff(pathA, pathB, { maxExtents: 1 << 20 }));
+    const label = `seed ${seed} round ${round} (${blocks} blocks, frames ${framesA}/${framesB}, ${whole ? "chunked" : "whole"})`;
+    t.equal(report.method, "digests", label);
+    t.equal(report.blocksDiffering, expected.length, `${label}: count`);
+    t.equal(report.equal, expected.length === 0, label);
+    const differing: number[] = [];
+    for (const extent of report.extents) for (let at = extent.offset; at < extent.offset + extent.length; at += blockSizeBytes) differing.push(at / blockSizeBytes);
+    t.same(differing, expected, `${label}: the differing blocks`);
+    const last = report.extents.at(-1);
+    if (last && expected.at(-1) === blocks - 1) t.equal(last.offset + last.length, virtualSizeBytes, `${label}: the last block ends at the virtual size`);
+  }
+  // The writer counts a frame's data blocks itself and refuses a state it does not know.
+  const writer = await DigestWriter.create(join(dir, "bad.digest"), { algo: "xxh3-64", blockSizeBytes: 4096, virtualSizeBytes: 3 * 4096, blockCount: 3, frameBlocks: 3, identity });
+  await t.rejects(writer.writeFrame({ firstBlock: 0, blockCount: 3, flags: Uint8Array.of(2, 3, 0), digests: new Uint8Array(8) }), { code: "VHDSYNC_INTERNAL" });
+  await writer.abort();
+  t.equal(existsSync(join(dir, "bad.digest")), false, "nothing left behind");
 });
