@@ -2,7 +2,7 @@
 // structure as it goes and the whole-file checksum at the end. validate() makes one full pass
 // so callers can refuse a corrupt or truncated file before they write anything.
 
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
@@ -111,9 +111,9 @@ export class DigestReader {
       yield* this.walk(new MemoryInput(this.checked, true, this.path), false);
       return;
     }
-    const hash = createHash("sha256");
-    const frameCount = yield* this.walk(new ChunkReader(this.handle, this.path, this.header.headerLength, this.framesEnd), true, hash);
-    await this.checkTrailer(frameCount, hash.digest());
+    const input = new ChunkReader(this.handle, this.path, this.header.headerLength, this.framesEnd);
+    const frameCount = yield* this.walk(input, true);
+    await this.checkTrailer(frameCount, input.checksum());
   }
 
   /**
@@ -138,18 +138,15 @@ export class DigestReader {
   }
 
   /** Decodes (and with `check`, checks the flags of) every frame of `input`; returns how many. */
-  private async *walk(input: FrameInput, check: boolean, hash?: Hash): AsyncGenerator<DigestFrame, number> {
+  private async *walk(input: FrameInput, check: boolean): AsyncGenerator<DigestFrame, number> {
     let nextBlock = 0;
     let frameCount = 0;
     while (nextBlock < this.header.blockCount) {
       const frameHeader = await input.take(FRAME_HEADER_BYTES);
-      hash?.update(frameHeader);
       const { blockCount, dataBlocks } = decodeFrameHeader(frameHeader, nextBlock, this.header, this.path);
       const flags = await input.take(blockCount);
-      hash?.update(flags);
       if (check) checkFrameFlags(flags, dataBlocks, nextBlock, this.path);
       const digests = await input.take(dataBlocks * this.header.digestLength);
-      hash?.update(digests);
       yield { firstBlock: nextBlock, blockCount, flags, digests };
       nextBlock += blockCount;
       frameCount++;
@@ -200,11 +197,16 @@ class MemoryInput implements FrameInput {
   }
 }
 
-/** Sequential reads of [start, end) in 1 MiB chunks; take(n) returns n fresh bytes. */
+/**
+ * Sequential reads of [start, end) in 4 MiB chunks; take(n) returns n fresh bytes. Each chunk
+ * is hashed as it is read (one SHA-256 update per chunk, not per piece): once every byte has
+ * been taken (atEnd), checksum() is that of [start, end).
+ */
 class ChunkReader implements FrameInput {
   private chunk = new Uint8Array(0);
   private chunkPosition = 0;
   private filePosition: number;
+  private readonly hash = createHash("sha256");
 
   constructor(private readonly handle: FileHandle, private readonly path: string, start: number, private readonly end: number) {
     this.filePosition = start;
@@ -214,7 +216,16 @@ class ChunkReader implements FrameInput {
     return this.chunkPosition === this.chunk.length && this.filePosition === this.end;
   }
 
+  /** SHA-256 of the bytes read (all of [start, end) once atEnd()). */
+  checksum(): Uint8Array {
+    return this.hash.digest();
+  }
+
   async take(length: number): Promise<Uint8Array> {
+    if (this.chunkPosition + length <= this.chunk.length) {
+      this.chunkPosition += length;
+      return this.chunk.slice(this.chunkPosition - length, this.chunkPosition);
+    }
     const out = new Uint8Array(length);
     let filled = 0;
     while (filled < length) {
@@ -232,6 +243,7 @@ class ChunkReader implements FrameInput {
     if (n <= 0) throw pastTrailer(this.path);
     this.chunk = new Uint8Array(n);
     await readExactly(this.handle, this.chunk, this.filePosition, this.path);
+    this.hash.update(this.chunk);
     this.filePosition += n;
     this.chunkPosition = 0;
   }
