@@ -237,7 +237,8 @@ pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
             if target.is_some() { std::slice::from_raw_parts_mut(job.changes_out.0 as *mut f64, change_slots * 3) } else { &mut [] };
         Frame {
             flags: std::slice::from_raw_parts_mut(job.flags_out.0 as *mut u8, blocks),
-            digests: std::slice::from_raw_parts_mut(job.digests_out.0 as *mut u8, digest_slots * digest_bytes),
+            // A job with nothing sourced may be lent an empty buffer (whose address may be null).
+            digests: if digest_slots == 0 { &mut [] } else { std::slice::from_raw_parts_mut(job.digests_out.0 as *mut u8, digest_slots * digest_bytes) },
             digest_bytes,
             target,
             changes: Changes { out: changes, count: 0 },

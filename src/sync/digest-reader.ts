@@ -198,7 +198,7 @@ class MemoryInput implements FrameInput {
 }
 
 /**
- * Sequential reads of [start, end) in 4 MiB chunks; take(n) returns n fresh bytes. Each chunk
+ * Sequential reads of [start, end) in 1 MiB chunks; take(n) returns n fresh bytes. Each chunk
  * is hashed as it is read (one SHA-256 update per chunk, not per piece): once every byte has
  * been taken (atEnd), checksum() is that of [start, end).
  */
