@@ -172,6 +172,18 @@ export function wasmFor(arenaBytes: number): WasmInstance {
   return small.arena.fits(arenaBytes) ? small : getWasm();
 }
 
+/** Arena a block's holder may also take at once for scratch (withScratch/withCopy of field blocks). */
+const SCRATCH_SLACK_BYTES = 256;
+
+/**
+ * Allocates `sizeBytes` (at `alignBytes`) in the instance wasmFor() picks for it, with room
+ * for a little scratch beside it. Release the address through the returned instance.
+ */
+export function allocWasm(sizeBytes: number, alignBytes = 64): { wasm: WasmInstance; address: number } {
+  const wasm = wasmFor(sizeBytes + alignBytes + SCRATCH_SLACK_BYTES);
+  return { wasm, address: wasm.alloc(sizeBytes, alignBytes) };
+}
+
 /** Whether this thread has made its shared (scan-sized) instance yet. */
 export function hasSharedWasm(): boolean {
   return shared !== undefined;

@@ -2,7 +2,7 @@
 // bit first) operated on by the WASM kernels: each image owns one workspace in WASM memory
 // the size of a bitmap, and bitmaps are copied through it.
 
-import { wasmFor, type WasmInstance } from "../../wasm/driver.js";
+import { allocWasm, type WasmInstance } from "../../wasm/driver.js";
 
 /** A run of sectors whose bits are all set (`set`) or all clear. */
 export interface BitRun {
@@ -18,8 +18,7 @@ export class BitmapOps {
   private readonly wasm: WasmInstance;
 
   constructor(readonly bitmapBytes: number) {
-    this.wasm = wasmFor(bitmapBytes);
-    this.address = this.wasm.alloc(bitmapBytes);
+    ({ wasm: this.wasm, address: this.address } = allocWasm(bitmapBytes));
   }
 
   private load(bitmap: Uint8Array): void {

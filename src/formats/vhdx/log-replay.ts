@@ -5,7 +5,7 @@
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError } from "../../errors.js";
 import { readExactly } from "../../io/file.js";
-import { wasmFor } from "../../wasm/driver.js";
+import { allocWasm } from "../../wasm/driver.js";
 import { checkStatus } from "../../wasm/status.js";
 import { LogOverlay } from "./log-overlay.js";
 import type { VhdxHeader } from "./vhdx-structures.js";
@@ -41,8 +41,7 @@ export async function replayLog(handle: FileHandle, path: string, header: VhdxHe
     throw new VhdsyncError("VHDSYNC_TRUNCATED", `${path}: VHDX log region ends past the end of the file`, { path, logOffset: header.logOffsetBytes });
   }
   const cacheBytes = (logBytes / 4096) * CACHE_SLOT_BYTES;
-  const wasm = wasmFor(logBytes + 16 + 64 + DESCRIPTOR_OUT_BYTES + cacheBytes + 4096);
-  const logAddress = wasm.alloc(logBytes + 16 + 64 + DESCRIPTOR_OUT_BYTES + cacheBytes, 4096);
+  const { wasm, address: logAddress } = allocWasm(logBytes + 16 + 64 + DESCRIPTOR_OUT_BYTES + cacheBytes, 4096);
   try {
     const guidAddress = logAddress + logBytes;
     const outAddress = guidAddress + 16;

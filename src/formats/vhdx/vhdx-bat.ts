@@ -3,7 +3,7 @@
 // offset; chunk → sector bitmap offset).
 
 import { VhdsyncError } from "../../errors.js";
-import { wasmFor } from "../../wasm/driver.js";
+import { allocWasm } from "../../wasm/driver.js";
 import { checkStatus } from "../../wasm/status.js";
 import type { VhdxFileReader } from "./vhdx-file-reader.js";
 import { MIB, type VhdxMetadata, type VhdxRegions } from "./vhdx-structures.js";
@@ -44,8 +44,7 @@ export class VhdxBat {
       checkStatus(STATUS_BAT_TOO_SMALL, `${path}: VHDX BAT`, { path, batEntries: metadata.batEntries, batLengthBytes: regions.batLengthBytes });
     }
     if (bytes > MAX_BAT_BYTES) throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${path}: VHDX BAT of ${bytes} bytes is too large`, { path });
-    const wasm = wasmFor(Math.max(bytes, 8) + 24 + 8);
-    const address = wasm.alloc(Math.max(bytes, 8) + 24, 8);
+    const { wasm, address } = allocWasm(Math.max(bytes, 8) + 24, 8);
     try {
       const view = wasm.view(address, bytes);
       await reader.read(view, regions.batOffsetBytes);

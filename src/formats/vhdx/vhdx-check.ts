@@ -7,7 +7,7 @@
 import type { FileHandle } from "node:fs/promises";
 import { toVhdsyncError } from "../../errors.js";
 import { openFile } from "../../io/file.js";
-import { wasmFor } from "../../wasm/driver.js";
+import { allocWasm } from "../../wasm/driver.js";
 import { checkImage, type CheckProblem } from "../check.js";
 import { VhdxFileReader } from "./vhdx-file-reader.js";
 import { VhdxImage } from "./vhdx-image.js";
@@ -22,8 +22,7 @@ function problem(error: unknown, offset?: number): CheckProblem {
 async function checkCopies(handle: FileHandle, path: string, problems: CheckProblem[]): Promise<void> {
   const size = (await handle.stat()).size;
   if (size < HEADER_AREA_BYTES) return; // the open below reports the truncation
-  const wasm = wasmFor(HEADER_AREA_BYTES + 4096 + 256);
-  const address = wasm.alloc(HEADER_AREA_BYTES, 4096);
+  const { wasm, address } = allocWasm(HEADER_AREA_BYTES, 4096);
   try {
     const area = wasm.view(address, HEADER_AREA_BYTES);
     await new VhdxFileReader(handle, path, size, size).read(area, 0);

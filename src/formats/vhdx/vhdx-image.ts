@@ -7,7 +7,7 @@ import { realpath } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../../errors.js";
 import { checkRange, openFile } from "../../io/file.js";
-import { wasmFor } from "../../wasm/driver.js";
+import { allocWasm } from "../../wasm/driver.js";
 import type { AllocationScope, DiskImage, Extent, ImageInfo } from "../disk-image.js";
 import type { DataLocator, DataPiece, LocatableImage } from "../data-location.js";
 import { replayLog, type LogReplay } from "./log-replay.js";
@@ -233,8 +233,7 @@ export async function readStructure(handle: FileHandle, path: string): Promise<{
   if (fileSizeBytes < HEADER_AREA_BYTES) {
     throw new VhdsyncError("VHDSYNC_TRUNCATED", `${path}: ${fileSizeBytes} bytes is too short for a VHDX header section`, { path, fileSize: fileSizeBytes });
   }
-  const wasm = wasmFor(HEADER_AREA_BYTES + 4096 + 256);
-  const address = wasm.alloc(HEADER_AREA_BYTES, 4096);
+  const { wasm, address } = allocWasm(HEADER_AREA_BYTES, 4096);
   try {
     const area = wasm.view(address, HEADER_AREA_BYTES);
     const raw = new VhdxFileReader(handle, path, fileSizeBytes, fileSizeBytes);
@@ -255,8 +254,7 @@ export async function readStructure(handle: FileHandle, path: string): Promise<{
 async function readMetadata(reader: VhdxFileReader, regions: VhdxRegions, path: string): Promise<{ metadata: VhdxMetadata; locator?: VhdxParentLocator }> {
   const length = regions.metadataLengthBytes;
   if (length > MAX_METADATA_BYTES) throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${path}: VHDX metadata region of ${length} bytes is too large`, { path });
-  const wasm = wasmFor(length + 8 + 256);
-  const address = wasm.alloc(length, 8);
+  const { wasm, address } = allocWasm(length, 8);
   try {
     await reader.read(wasm.view(address, length), regions.metadataOffsetBytes);
     const metadata = parseMetadata(wasm, address, length, path);
