@@ -1,7 +1,9 @@
 // Side-by-side resync benchmarks (docs/resync.md): vhdsync resync vs two parallel `xxhsum -H2`
 // (the hash floor), `rsync --inplace --no-whole-file`, a resync from a target digest, checksum
 // vs `cat`, blocksync-fast and bdsync when on PATH, a 5%-allocated dynamic VHD vs a full one
-// (resync and checksum), the resync ratios again through the library in a warm process,
+// (resync and checksum), the resync and checksum of the pair and the full VHD's resync with
+// the files' pages mapped instead of read (VHDSYNC_SCAN_MMAP=1: which wins depends on the
+// host), the resync ratios again through the library in a warm process,
 // bytes written and peak RSS on a sparse
 // 8 GiB pair. Runs alternate; medians are reported. Results go to bench/results/resync.json.
 //   node bench/resync.mjs            (2 GiB pair; needs ~10 GiB free and a few minutes)
@@ -56,6 +58,8 @@ function timed(command, args, { allow = [0], env, replaceEnv = false } = {}) {
  */
 const NODE_ENV = { ...process.env };
 delete NODE_ENV.NODE_EXTRA_CA_CERTS;
+/** The environment that makes the native scans map the files' pages instead of reading them. */
+const MAPPED = { VHDSYNC_SCAN_MMAP: "1" };
 const vhdsync = (args, options) => timed(process.execPath, [CLI, ...args], { ...options, env: { ...NODE_ENV, ...options?.env }, replaceEnv: true });
 const lastJson = (stdout) => JSON.parse(stdout.trim().split("\n").pop());
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)];
@@ -102,8 +106,8 @@ function benchPair(results) {
   const { source, target, changedBlocks } = makePair(DIR, SIZE, FRACTION, SEED);
   const digest = join(DIR, "target.digest");
   warm(source, target);
-  const times = { resync: [], resync64k: [], xxhsum: [], targetDigest: [], checksum: [], cat: [], rsync: [], blocksyncFast: [], blocksyncFastMmap: [], blocksyncFastDigest: [], bdsyncSha256: [] };
-  const reportSeconds = { resync: [], resync64k: [], targetDigest: [], checksum: [] };
+  const times = { resync: [], resync64k: [], xxhsum: [], targetDigest: [], checksum: [], cat: [], resyncMapped: [], checksumMapped: [], rsync: [], blocksyncFast: [], blocksyncFastMmap: [], blocksyncFastDigest: [], bdsyncSha256: [] };
+  const reportSeconds = { resync: [], resync64k: [], targetDigest: [], checksum: [], resyncMapped: [], checksumMapped: [] };
   const cpu = { resync: [], xxhsum: [], targetDigest: [], checksum: [], cat: [] };
   let report64k;
   let report;
@@ -137,6 +141,15 @@ function benchPair(results) {
     times.checksum.push(checksumRun.seconds);
     reportSeconds.checksum.push(lastJson(checksumRun.stdout).seconds);
     cpu.checksum.push(checksumRun.cpuSeconds);
+    // The same two with the files' pages mapped instead of read: which is faster depends on
+    // the host (docs/native.md "Reading the files").
+    run = vhdsync(["resync", source, target, "--json"], { env: MAPPED });
+    times.resyncMapped.push(run.seconds);
+    reportSeconds.resyncMapped.push(lastJson(run.stdout).seconds);
+    dirty(target, SIZE, changedBlocks, SEED);
+    run = vhdsync(["checksum", source, "-o", join(DIR, "source.digest"), "--json"], { env: MAPPED });
+    times.checksumMapped.push(run.seconds);
+    reportSeconds.checksumMapped.push(lastJson(run.stdout).seconds);
     if (round < RSYNC_ROUNDS) {
       times.rsync.push(timed("rsync", ["--inplace", "--no-whole-file", source, target]).seconds);
       dirty(target, SIZE, changedBlocks, SEED);
@@ -181,6 +194,9 @@ function benchPair(results) {
       rsyncOverResync: m.rsync / m.resync,
       targetDigestOverResync: m.targetDigest / m.resync,
       checksumOverCat: m.checksum / m.cat,
+      // > 1: reading the files (the default) is faster than mapping them on this host.
+      resyncMappedOverResync: m.resyncMapped / m.resync,
+      checksumMappedOverChecksum: m.checksumMapped / m.checksum,
       // > 1: vhdsync resync is faster (a target digest is compared with a target digest).
       blocksyncFastOverResync: m.blocksyncFast && m.blocksyncFast / m.resync,
       blocksyncFastMmapOverResync: m.blocksyncFastMmap && m.blocksyncFastMmap / m.resync,
@@ -224,8 +240,8 @@ async function vhdCase(name, percent) {
 
 async function benchVhd(results) {
   const cases = { sparse: await vhdCase("dyn5", 5), full: await vhdCase("dyn100", 100) };
-  const times = { sparse: [], full: [] };
-  const inProcess = { sparse: [], full: [] };
+  const times = { sparse: [], full: [], fullMapped: [] };
+  const inProcess = { sparse: [], full: [], fullMapped: [] };
   const scanners = new Set();
   // checksum of the same VHDs (hashed natively since the eighth session).
   const checksumTimes = { sparse: [], full: [] };
@@ -242,13 +258,20 @@ async function benchVhd(results) {
       checksumTimes[key].push(hashed.seconds);
       checksumScanners.add(lastJson(hashed.stdout).scanner);
     }
+    // The fully allocated VHD again, its pages mapped instead of read.
+    dirty(cases.full.target, SIZE, 64, SEED + round);
+    const mapped = vhdsync(["resync", cases.full.path, cases.full.target, "--json"], { env: MAPPED });
+    times.fullMapped.push(mapped.seconds);
+    inProcess.fullMapped.push(lastJson(mapped.stdout).seconds);
   }
   results.vhdDynamic = {
     sizeBytes: SIZE,
-    medianSeconds: { allocated5: median(times.sparse), allocated100: median(times.full) },
+    medianSeconds: { allocated5: median(times.sparse), allocated100: median(times.full), allocated100Mapped: median(times.fullMapped) },
     ratio: median(times.sparse) / median(times.full),
+    // > 1: reading the VHD's blocks (the default) is faster than mapping them on this host.
+    allocated100MappedOverRead: median(times.fullMapped) / median(times.full),
     // The report's own `seconds` (from resync() start: excludes node and CLI start-up).
-    medianReportSeconds: { allocated5: median(inProcess.sparse), allocated100: median(inProcess.full) },
+    medianReportSeconds: { allocated5: median(inProcess.sparse), allocated100: median(inProcess.full), allocated100Mapped: median(inProcess.fullMapped) },
     reportRatio: median(inProcess.sparse) / median(inProcess.full),
     scanner: [...scanners].join(", "),
     allSeconds: times,

@@ -17,7 +17,7 @@ import { resync } from "../dist/sync/resync.js";
 import { DigestReader } from "../dist/sync/digest-reader.js";
 import { nativeAddon } from "../dist/io/native-addon.js";
 import { closeJobGate, hashSegment, openJobGate } from "../dist/io/native-compare.js";
-import { withEnv } from "./helpers/env.js";
+import { setEnvFor, withEnv } from "./helpers/env.js";
 import { PATTERNS, applyPattern, differingBlocks, fileSha, pairSetup, openRandomPair, resyncOutcome, writeRandomImage, zeroBlocks } from "./helpers/resync-images.js";
 
 const addon = nativeAddon();
@@ -66,7 +66,9 @@ t.test("checksum of raw images: native and WASM digest files are byte-identical"
       writeRandomImage(source, size, prng, [4096, 65536, 512 * 1024][prng.int(3)]);
       const algo = (["xxh3-128", "xxh3-64"] as const)[prng.int(2)];
       const workers = prng.int(2) === 0 ? 2 : 1;
-      const context = `seed ${seed}, ${blockSizeBytes}-byte blocks, ${size} bytes, ${algo}, ${workers} threads`;
+      const mapped = round % 4 >= 2; // the addon maps the file's pages instead of reading them
+      if (mapped) setEnvFor(t, "VHDSYNC_SCAN_MMAP", "1");
+      const context = `seed ${seed}, ${blockSizeBytes}-byte blocks, ${size} bytes, ${algo}, ${workers} threads, ${mapped ? "mmap" : "pread"}`;
       const report = await checksumBoth(t, source, dir, { blockSizeBytes, algo, workers }, context);
       const shortTail = size % blockSizeBytes > 0 && size % blockSizeBytes <= 240;
       t.equal(report.scanner, shortTail ? "wasm" : "native", `a last block of ${size % blockSizeBytes} bytes goes to ${shortTail ? "WASM" : "the addon"} (${context})`);
@@ -126,7 +128,9 @@ t.test("resync --target-digest: native and WASM agree with each other and the or
         applyPattern(target, size, blockSizeBytes, PATTERNS[prng.int(PATTERNS.length)], prng);
       }
       const workers = prng.int(2) === 0 ? 2 : 1;
-      const context = `seed ${seed}, ${blockSizeBytes}-byte blocks, ${size} bytes, ${workers} threads`;
+      const mapped = round % 4 >= 2; // the addon maps the files' pages instead of reading them
+      if (mapped) setEnvFor(t, "VHDSYNC_SCAN_MMAP", "1");
+      const context = `seed ${seed}, ${blockSizeBytes}-byte blocks, ${size} bytes, ${workers} threads, ${mapped ? "mmap" : "pread"}`;
       const digest = join(dir, "target.digest");
       await checksum(target, digest, { blockSizeBytes });
 
@@ -232,6 +236,10 @@ t.test("hashSegment: arguments, a range past the end, a failed write", { skip },
   await t.rejects(hashSegment({ ...request, lengthBytes: 4096 + 200, ranges: [[0, 4096 + 200]] }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "a last block of 240 bytes or less");
   await t.rejects(hashSegment({ ...request, lengthBytes: 2 * 1024 * 1024, ranges: [[0, 2 * 1024 * 1024]] }), { code: "VHDSYNC_TRUNCATED" }, "a range past the end of the file is refused, not faulted on");
   await t.rejects(hashSegment({ ...request, write: true }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "writing needs the target's frame");
+  t.same(await withEnv("VHDSYNC_SCAN_MMAP", "1", () => hashSegment(request)), found, "mapped pages give the same frame");
+  const unreadable = openSync(source, "a");
+  t.teardown(() => closeSync(unreadable));
+  await t.rejects(hashSegment({ ...request, sourceFd: unreadable }), { details: { syscall: "pread", errno: "EBADF" } }, "reading a write-only descriptor fails with pread's errno");
   // The target's frame: every block holds data with a zero digest, so every data block differs.
   const frame = { flags: new Uint8Array(256).fill(2), digests: new Uint8Array(256 * 16) };
   const placed = request.ranges.map(([start, end]): [number, number, number, number] => [start, end, start, start]);

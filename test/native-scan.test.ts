@@ -19,7 +19,7 @@ import { resync } from "../dist/sync/resync.js";
 import { jobsRunningAtOnce } from "../dist/sync/native-scanner.js";
 import { nativeAddon } from "../dist/io/native-addon.js";
 import { closeJobGate, compareSegment, openJobGate } from "../dist/io/native-compare.js";
-import { withEnv } from "./helpers/env.js";
+import { setEnvFor, withEnv } from "./helpers/env.js";
 import { sparseUnsupportedReason } from "./helpers/native-sparse.js";
 import { PATTERNS, applyPattern, differingBlocks, fileSha, pairSetup, openRandomPair, resyncOutcome, writeRandomImage, zeroBlocks } from "./helpers/resync-images.js";
 
@@ -47,7 +47,10 @@ t.test("native and WASM compares agree with each other and with the oracles", { 
         applyPattern(target, size, blockSizeBytes, PATTERNS[prng.int(PATTERNS.length)], prng);
       } else writeRandomImage(target, size, prng, chunk);
       const workers = prng.int(2) === 0 ? 2 : 1;
-      const context = `seed ${seed}, ${blockSizeBytes}-byte blocks, ${size} bytes, ${workers} threads`;
+      // Rounds 2, 3, 6, 7: the addon maps the files' pages instead of reading them.
+      const mapped = round % 4 >= 2;
+      if (mapped) setEnvFor(t, "VHDSYNC_SCAN_MMAP", "1");
+      const context = `seed ${seed}, ${blockSizeBytes}-byte blocks, ${size} bytes, ${workers} threads, ${mapped ? "mmap" : "pread"}`;
 
       const dryNative = await resync(source, target, { blockSizeBytes, workers, dryRun: true });
       const dryWasm = await withScanEnv("1", () => resync(source, target, { blockSizeBytes, workers, dryRun: true }));
@@ -100,7 +103,9 @@ t.test("dynamic VHD sources and targets: native and WASM compares agree with eac
         applyPattern(target, size, blockSizeBytes, PATTERNS[prng.int(PATTERNS.length)], prng);
       }
       const workers = prng.int(2) === 0 ? 2 : 1;
-      const context = `seed ${seed}, VHD blocks ${vhdBlock}, ${blockSizeBytes}-byte blocks, ${size} bytes, ${workers} threads`;
+      const mapped = round >= 3; // the addon maps the files' pages instead of reading them
+      if (mapped) setEnvFor(t, "VHDSYNC_SCAN_MMAP", "1");
+      const context = `seed ${seed}, VHD blocks ${vhdBlock}, ${blockSizeBytes}-byte blocks, ${size} bytes, ${workers} threads, ${mapped ? "mmap" : "pread"}`;
 
       const dryNative = await resync(source, target, { blockSizeBytes, workers, dryRun: true });
       const dryWasm = await withScanEnv("1", () => resync(source, target, { blockSizeBytes, workers, dryRun: true }));
@@ -277,6 +282,14 @@ t.test("compareSegment: arguments, a range past the end, a failed write", { skip
   await t.rejects(compareSegment({ ...request, lengthBytes: 2 * 1024 * 1024, ranges: [[0, 2 * 1024 * 1024]] }), { code: "VHDSYNC_TRUNCATED" }, "a range past the end of the files is refused, not faulted on");
   await t.rejects(compareSegment({ ...request, write: true }), { details: { syscall: "pwrite" } }, "a write to a read-only descriptor fails with its errno");
   t.equal(fstatSync(targetFd).size, 1024 * 1024);
+  // A descriptor that cannot be read: pread's error, or mmap's with VHDSYNC_SCAN_MMAP=1.
+  const writeOnly = openSync(source, "r+");
+  const unreadable = openSync(source, "a");
+  t.teardown(() => [writeOnly, unreadable].forEach((fd) => closeSync(fd)));
+  await t.rejects(compareSegment({ ...request, sourceFd: unreadable }), { details: { syscall: "pread", errno: "EBADF" } }, "reading a write-only descriptor fails with pread's errno");
+  await t.rejects(withEnv("VHDSYNC_SCAN_MMAP", "1", () => compareSegment({ ...request, sourceFd: unreadable })), { details: { syscall: "mmap" } }, "mapping it fails with mmap's");
+  t.same(await withEnv("VHDSYNC_SCAN_MMAP", "1", () => compareSegment({ ...request, sourceFd: writeOnly })), found, "mapped pages give the same compare");
+  t.throws(() => addon!.compareSegment(sourceFd, targetFd, 4096, 4096, 0, 4096, new Float64Array([0, 4096, 0, 0]).buffer, 1, 8, new Float64Array(3).buffer), { code: "VHDSYNC_INVALID_ARGUMENT" }, "an unknown mode bit is refused");
   t.ok(dir);
 });
 

@@ -12,11 +12,8 @@
 use std::os::raw::c_int;
 
 use crate::failure::{Failure, Outcome};
-use crate::scan::{check_files_hold, check_ranges, start_writeback, write_run, ActiveRange, Changes, Place, Side};
+use crate::scan::{check_files_hold, check_ranges, start_writeback, write_run, ActiveRange, Changes, Place, ReadMode, Side};
 use crate::xxh3::{self, Variant, MIDSIZE_MAX_BYTES};
-
-/// Bytes of the source mapped at a time (rounded down to whole blocks, at least one).
-const MAP_WINDOW_BYTES: u64 = 4 << 20;
 
 /// Block states of a digest frame (docs/digest-file.md).
 pub const FRAME_UNALLOCATED: u8 = 0;
@@ -56,6 +53,7 @@ pub struct HashJob {
     /// With `target`: the changed ranges as f64 triples (offset, length, 1 if the source reads as zeros).
     pub changes_out: Lent,
     pub target: Option<TargetFrame>,
+    pub read: ReadMode,
 }
 
 /// What a segment's hashing found.
@@ -250,7 +248,9 @@ pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
     };
     // A file shorter than a range would fault (SIGBUS) past its end: refuse instead.
     check_files_hold(job.source_fd, job.target_fd, &job.active)?;
-    let window = (MAP_WINDOW_BYTES / job.block).max(1) * job.block;
+    let mode = job.read;
+    let window = mode.window(job.block);
+    let mut buffer = mode.buffer(window);
     let zeros = if job.active.iter().any(|range| range.source_at.is_none()) { vec![0u8; window as usize] } else { Vec::new() };
     let secret = xxh3::secret_for(0);
     let avx2 = xxh3::uses_avx2();
@@ -264,8 +264,8 @@ pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
         let mut window_start = from;
         while window_start < to {
             let window_end = to.min(window_start + window);
-            let source =
-                Side::new(job.source_fd, source_at.map(|at| at + (window_start - from)), window_end - window_start, &zeros)?;
+            let source_side = source_at.map(|at| at + (window_start - from));
+            let source = Side::new(mode, job.source_fd, source_side, window_end - window_start, &zeros, &mut buffer)?;
             let bytes = source.bytes();
             let place = Place { window_start, target_at: target_at.map(|at| at + (window_start - from)) };
             // The run of differing data blocks being gathered, written when it ends (or the window does).
@@ -292,7 +292,7 @@ pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
                     }
                 }
             }
-            // The window's mapping goes away: write what was gathered from it.
+            // The window goes away: write what was gathered from it.
             if let Some(done) = run.take() {
                 counts.bytes_written += write_run(job.target_fd, job.write, done, bytes, &place, &mut written)?;
             }
@@ -365,6 +365,7 @@ mod tests {
             digests_out: (out.digests.as_mut_ptr() as usize, out.digests.len()),
             changes_out: (out.changes.as_mut_ptr() as usize, out.changes.len() * 8),
             target: None,
+            read: ReadMode::Read,
         }
     }
 
@@ -463,6 +464,50 @@ mod tests {
         // The job only reads the target frame: run again, it finds the same blocks.
         let again = hash_segment(&HashJob { write: false, ..job });
         assert_eq!(again.ok().map(|counts| counts.changed_blocks), Some(4), "the lent target frame is left as it was");
+    }
+
+    #[test]
+    fn reading_and_mapping_give_the_same_frames_changes_and_writes() {
+        // 3 MiB + 1000 bytes of 4 KiB blocks: both modes' windows end inside it; a run of
+        // differing blocks crosses the read window's edge; some blocks are zeros.
+        let size = (3 << 20) + 1000;
+        let mut disk = bytes(43, size);
+        disk[(1 << 20)..(1 << 20) + 3 * B as usize].fill(0);
+        let mut target_disk = disk.clone();
+        for at in [0usize, (240 << 10), (250 << 10), (262 << 10), (1 << 20) + 5, size - 1] {
+            target_disk[at] ^= 0x24;
+        }
+        let end = size as u64;
+        let blocks = end.div_ceil(B) as usize;
+        let target = TempFile::new("modes-hash-frame", &target_disk);
+        let mut frame = Out::new(blocks);
+        hash_segment(&job(target.fd(), Variant::Xxh3_128, end, vec![range(0, end, Some(0))], &mut frame)).unwrap();
+        let mut results = Vec::new();
+        for read in [ReadMode::Read, ReadMode::Map] {
+            let source = TempFile::new(&format!("modes-hash-source-{read:?}"), &disk);
+            let written = TempFile::new(&format!("modes-hash-target-{read:?}"), &target_disk);
+            let mut out = Out::new(blocks);
+            let job = HashJob {
+                target_fd: written.fd(),
+                write: true,
+                read,
+                target: Some(TargetFrame {
+                    flags: (frame.flags.as_ptr() as usize, blocks),
+                    digests: (frame.digests.as_ptr() as usize, frame.digests.len()),
+                }),
+                ..job(source.fd(), Variant::Xxh3_128, end, vec![ActiveRange { target_at: Some(0), ..range(0, end, Some(0)) }], &mut out)
+            };
+            let counts = hash_segment(&job).unwrap();
+            let mut now = std::fs::read(&written.0).unwrap();
+            for triple in out.changes[..counts.changes as usize * 3].chunks(3).filter(|triple| triple[2] == 1.0) {
+                now[triple[0] as usize..(triple[0] + triple[1]) as usize].fill(0); // the caller's part: zero runs
+            }
+            assert!(now == disk, "{read:?}: the target equals the source after the writes and zero runs");
+            assert_eq!(counts.changed_blocks, 6, "{read:?}");
+            let (used, changes) = (counts.data_blocks as usize * 16, counts.changes as usize * 3);
+            results.push((counts, out.flags.clone(), out.digests[..used].to_vec(), out.changes[..changes].to_vec()));
+        }
+        assert!(results[0] == results[1], "both modes give the same frame, changes and counts");
     }
 
     #[test]

@@ -198,15 +198,23 @@ fn parse_compare_segment(args: &Args) -> Outcome<Job> {
     let unit = args.integer(3, "unitSize")?;
     let (start, length) = args.range(4, 5)?;
     let active = parse_ranges(args, 6)?;
-    // 0: compare only; 1: write the differences; 2: the target reads as zeros (fresh), write the source's data.
-    let mode = args.integer(8, "write")?;
-    if mode > 2 {
-        return Err(Failure::Invalid(format!("write must be 0, 1 or 2, got {mode}")));
-    }
+    // Bits: 1 write the differences; 2 the target reads as zeros (fresh); 4 map the pages.
+    let (mode, read) = parse_mode(args, 3)?;
     let out = args.array_buffer(9, "changes")?;
     let gate = parse_gate(args, 10)?;
-    let job =
-        scan::CompareJob { source_fd, target_fd, block, unit, start, end: start + length, active, write: mode != 0, target_zeros: mode == 2, out };
+    let job = scan::CompareJob {
+        source_fd,
+        target_fd,
+        block,
+        unit,
+        start,
+        end: start + length,
+        active,
+        write: mode & 1 != 0,
+        target_zeros: mode & 2 != 0,
+        out,
+        read,
+    };
     // compare_segment validates the job (on the pool thread for the async form).
     Ok(gated(gate, move || {
         scan::compare_segment(&job).map(|counts| {
@@ -219,6 +227,16 @@ fn parse_compare_segment(args: &Args) -> Outcome<Job> {
             ])
         })
     }))
+}
+
+/// A segment job's mode (argument 8): its own bits (those in `own`), and bit 4 to map the
+/// files' pages instead of reading them.
+fn parse_mode(args: &Args, own: u64) -> Outcome<(u64, scan::ReadMode)> {
+    let mode = args.integer(8, "mode")?;
+    if mode & !(own | 4) != 0 {
+        return Err(Failure::Invalid(format!("mode {mode} has bits other than {own} and 4")));
+    }
+    Ok((mode & own, if mode & 4 != 0 { scan::ReadMode::Map } else { scan::ReadMode::Read }))
 }
 
 /// The job gate a segment job waits at before it runs (`gateOpen`), if the caller gave one.
@@ -268,7 +286,9 @@ fn parse_hash_segment(args: &Args) -> Outcome<Job> {
     let block = args.integer(3, "blockSize")?;
     let (start, length) = args.range(4, 5)?;
     let active = parse_ranges(args, 6)?;
-    let write = args.integer(8, "write")? != 0;
+    // Bits: 1 write the differing blocks; 4 map the pages.
+    let (mode, read) = parse_mode(args, 1)?;
+    let write = mode != 0;
     let flags_out = args.array_buffer(9, "flags")?;
     let digests_out = args.array_buffer(10, "digests")?;
     let changes_out = args.array_buffer(11, "changes")?;
@@ -280,7 +300,21 @@ fn parse_hash_segment(args: &Args) -> Outcome<Job> {
         _ => return Err(Failure::Invalid("targetFlags and targetDigests go together".into())),
     };
     let gate = parse_gate(args, 14)?;
-    let job = hash_scan::HashJob { source_fd, target_fd, variant, block, start, end: start + length, active, write, flags_out, digests_out, changes_out, target };
+    let job = hash_scan::HashJob {
+        source_fd,
+        target_fd,
+        variant,
+        block,
+        start,
+        end: start + length,
+        active,
+        write,
+        flags_out,
+        digests_out,
+        changes_out,
+        target,
+        read,
+    };
     // hash_segment validates the job (on the pool thread for the async form).
     Ok(gated(gate, move || {
         hash_scan::hash_segment(&job).map(|counts| {

@@ -59,6 +59,7 @@ extern "C" {
     pub fn sigaction(signum: c_int, action: *const SigAction, old: *mut SigAction) -> c_int;
     pub fn raise(signal: c_int) -> c_int;
     pub fn write(fd: c_int, buffer: *const c_void, count: usize) -> isize;
+    pub fn pread(fd: c_int, buffer: *mut c_void, count: usize, offset: i64) -> isize;
     pub fn pwrite(fd: c_int, buffer: *const c_void, count: usize, offset: i64) -> isize;
     pub fn sched_setscheduler(pid: c_int, policy: c_int, param: *const SchedParam) -> c_int;
     pub fn _exit(status: c_int) -> !;

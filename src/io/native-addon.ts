@@ -47,30 +47,31 @@ export interface NativeAddon {
    * Direct compare of one segment [startBytes, +lengthBytes) of two images, block by block
    * (in `unitSizeBytes` parts): the `rangeCount` (start, end, sourceAt, targetAt) quadruples
    * of `ranges` (f64; in order, unit-aligned; what either side has allocated, and the file
-   * offset of `start` in each file, -1 where that side reads as zeros) are mapped read-only
-   * and compared; the rest counts as zeros on both sides. With `write` 1 the differing
-   * non-zero data is written to `targetFd` (at the ranges' target offsets); with `write` 2 the
-   * target reads as zeros (a new one: not mapped) and the source's non-zero data is written. The changed ranges
+   * offset of `start` in each file, -1 where that side reads as zeros) are read (pread, in
+   * 256 KiB windows; with `mode` bit 4 mapped read-only instead) and compared; the rest counts
+   * as zeros on both sides. With `mode` bit 1 the differing non-zero data is written to
+   * `targetFd` (at the ranges' target offsets); with bit 2 the target reads as zeros (a new
+   * one: not read) and the source's non-zero data is compared against zeros. The changed ranges
    * land in `changes` as f64 triples (offset, length, 1 when the source reads as zeros),
    * adjacent ones of the same kind merged; `changes` needs 24 bytes per unit of the ranges
    * and is lent until the call settles. native/src/scan.rs.
    */
-  compareSegment(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, write: number, changes: ArrayBuffer, gate?: number | null): CompareSegmentCounts;
-  compareSegmentAsync(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, write: number, changes: ArrayBuffer, gate?: number | null): Promise<CompareSegmentCounts>;
+  compareSegment(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, changes: ArrayBuffer, gate?: number | null): CompareSegmentCounts;
+  compareSegmentAsync(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, changes: ArrayBuffer, gate?: number | null): Promise<CompareSegmentCounts>;
   /**
    * The digest frame of one segment, [startBytes, +lengthBytes) of the virtual disk, in
    * `blockSizeBytes` blocks (algorithm 2 = XXH3-128, 3 = XXH3-64; the last block longer than 240
    * bytes): the block ranges in `ranges` (as for compareSegment; their source offsets, and
-   * target offsets when writing) are mapped read-only, zero-checked and hashed; the other blocks
+   * target offsets when writing) are read (or mapped, as there), zero-checked and hashed; the other blocks
    * are unallocated. Writes a state per block into `flags` (0 unallocated, 1 zero, 2 data) and
    * the data blocks' digests, packed, into `digests`. With the target's frame (`targetFlags`,
    * `targetDigests`; both or neither) it also finds the blocks that differ, as changed ranges in
-   * `changes` (24 bytes per block; as compareSegment's), and with `write` 1 writes their data
+   * `changes` (24 bytes per block; as compareSegment's), and with `mode` bit 1 writes their data
    * to `targetFd`. Every buffer is lent until the call settles. native/src/hash_scan.rs.
    * Both segment jobs take an optional job gate (gateOpen) that they wait at before running.
    */
-  hashSegment(sourceFd: number, targetFd: number, algorithm: number, blockSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, write: number, flags: ArrayBuffer, digests: ArrayBuffer, changes: ArrayBuffer, targetFlags?: ArrayBuffer | null, targetDigests?: ArrayBuffer | null, gate?: number | null): HashSegmentCounts;
-  hashSegmentAsync(sourceFd: number, targetFd: number, algorithm: number, blockSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, write: number, flags: ArrayBuffer, digests: ArrayBuffer, changes: ArrayBuffer, targetFlags?: ArrayBuffer | null, targetDigests?: ArrayBuffer | null, gate?: number | null): Promise<HashSegmentCounts>;
+  hashSegment(sourceFd: number, targetFd: number, algorithm: number, blockSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, flags: ArrayBuffer, digests: ArrayBuffer, changes: ArrayBuffer, targetFlags?: ArrayBuffer | null, targetDigests?: ArrayBuffer | null, gate?: number | null): HashSegmentCounts;
+  hashSegmentAsync(sourceFd: number, targetFd: number, algorithm: number, blockSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, flags: ArrayBuffer, digests: ArrayBuffer, changes: ArrayBuffer, targetFlags?: ArrayBuffer | null, targetDigests?: ArrayBuffer | null, gate?: number | null): Promise<HashSegmentCounts>;
   /**
    * Opens a job gate: at most `capacity` (1 to 1024) segment jobs given its id run at once;
    * the others wait on their pool threads and start as soon as one finishes. Returns the id.

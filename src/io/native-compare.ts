@@ -1,6 +1,7 @@
 // The native addon's segment scans, on a thread of the libuv pool, of images whose data lies
 // in plain runs of their files (raw files, block devices, fixed and dynamic VHDs, clean VHDX
-// files), from their page-cache pages mapped read-only: compareSegment (native/src/scan.rs)
+// files), read window by window with pread (or, with VHDSYNC_SCAN_MMAP=1, mapped read-only
+// from the page cache; docs/native.md "Reading the files"): compareSegment (native/src/scan.rs)
 // compares two images block by block and writes the differing data to the target;
 // hashSegment (native/src/hash_scan.rs) builds one segment's digest frame, and against the
 // target's frame finds (and writes) the blocks that differ.
@@ -10,6 +11,11 @@
 
 import { VhdsyncError } from "../errors.js";
 import { errnoName, fromNativeError, nativeAddon, type CompareSegmentCounts, type HashSegmentCounts, type NativeAddon } from "./native-addon.js";
+
+/** The job mode's bit that maps the files' pages instead of reading them (VHDSYNC_SCAN_MMAP=1). */
+function readModeBits(): number {
+  return process.env.VHDSYNC_SCAN_MMAP === "1" ? 4 : 0;
+}
 
 /**
  * A range to compare: [start, end) of the virtual disk, and the file offsets of `start` in the
@@ -55,7 +61,7 @@ export function nativeCompareAvailable(): boolean {
 
 /**
  * Compares one segment on a libuv pool thread. The descriptors must stay open until it settles.
- * @throws VhdsyncError (I/O codes from mmap/pwrite, VHDSYNC_INVALID_ARGUMENT)
+ * @throws VhdsyncError (I/O codes from pread/mmap/pwrite, VHDSYNC_INVALID_ARGUMENT)
  */
 export async function compareSegment(request: CompareSegmentRequest): Promise<CompareSegmentOutcome> {
   const addon = compareAddon();
@@ -73,7 +79,8 @@ export async function compareSegment(request: CompareSegmentRequest): Promise<Co
       request.lengthBytes,
       ranges,
       request.ranges.length,
-      request.targetZeros && request.write ? 2 : request.write ? 1 : 0,
+      // Bits: 1 write, 2 the target reads as zeros, 4 map the pages.
+      (request.write ? 1 : 0) | (request.targetZeros && request.write ? 2 : 0) | readModeBits(),
       changes.buffer,
       request.gate ?? null,
     ),
@@ -158,7 +165,7 @@ export interface HashSegmentOutcome extends HashSegmentCounts {
 
 /**
  * Builds one segment's digest frame on a libuv pool thread. The descriptors must stay open until it settles.
- * @throws VhdsyncError (I/O codes from mmap/pwrite, VHDSYNC_INVALID_ARGUMENT)
+ * @throws VhdsyncError (I/O codes from pread/mmap/pwrite, VHDSYNC_INVALID_ARGUMENT)
  */
 export async function hashSegment(request: HashSegmentRequest): Promise<HashSegmentOutcome> {
   const addon = hashAddon();
@@ -192,7 +199,8 @@ export async function hashSegment(request: HashSegmentRequest): Promise<HashSegm
       request.lengthBytes,
       ranges,
       request.ranges.length,
-      request.write ? 1 : 0,
+      // Bits: 1 write, 4 map the pages.
+      (request.write ? 1 : 0) | readModeBits(),
       flags.buffer,
       digests.buffer,
       changes.buffer,

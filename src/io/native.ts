@@ -245,8 +245,8 @@ const FEATURES: Array<Omit<NativeFeature, "active">> = [
   { name: "mapFile", native: "mmap of file pages into WASM memory (zero-copy reads; off with VHDSYNC_NO_MMAP=1)", fallback: "positional reads into WASM memory" },
   { name: "hashBlocks", native: "XXH3 digest-frame hashing in Rust, AVX2 where the CPU has it (off with VHDSYNC_NO_NATIVE_HASH=1)", fallback: "WASM SIMD128 kernels" },
   { name: "hashStream", native: "whole-file XXH3 (seed 0) of `vhdsync hash` in Rust, AVX2 where the CPU has it (off with VHDSYNC_NO_NATIVE_HASH=1)", fallback: "WASM streaming XXH3" },
-  { name: "compareScan", native: "resync/verify/diff of raw, block device, fixed and dynamic VHD and clean VHDX images, and copy of them into a new raw target, compared in Rust on the libuv pool, pages mapped read-only (off with VHDSYNC_NO_NATIVE_SCAN=1)", fallback: "WASM scanners on worker threads" },
-  { name: "hashScan", native: "checksum and resync --target-digest of raw, block device, fixed and dynamic VHD and clean VHDX images hashed (XXH3) in Rust on the libuv pool, pages mapped read-only (off with VHDSYNC_NO_NATIVE_HASH=1 or VHDSYNC_NO_NATIVE_SCAN=1)", fallback: "WASM scanners on worker threads" },
+  { name: "compareScan", native: "resync/verify/diff of raw, block device, fixed and dynamic VHD and clean VHDX images, and copy of them into a new raw target, compared in Rust on the libuv pool, read in 256 KiB windows (pages mapped instead with VHDSYNC_SCAN_MMAP=1; off with VHDSYNC_NO_NATIVE_SCAN=1)", fallback: "WASM scanners on worker threads" },
+  { name: "hashScan", native: "checksum and resync --target-digest of raw, block device, fixed and dynamic VHD and clean VHDX images hashed (XXH3) in Rust on the libuv pool, read in 256 KiB windows (pages mapped instead with VHDSYNC_SCAN_MMAP=1; off with VHDSYNC_NO_NATIVE_HASH=1 or VHDSYNC_NO_NATIVE_SCAN=1)", fallback: "WASM scanners on worker threads" },
   { name: "logAppender", native: "HRL log batches written by an idle-priority (SCHED_IDLE) thread (off with VHDSYNC_NO_NATIVE_LOG=1)", fallback: "written on the libuv pool" },
 ];
 
