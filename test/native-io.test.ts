@@ -34,14 +34,14 @@ t.test("nativeStatus reports the path in use and why", async (t) => {
     ["extents", "punchHole", "zeroRange", "reflink", "copyRange", "blockDeviceInfo", "fdatasync", "fadvise", "mapFile", "hashBlocks", "hashStream", "compareScan", "hashScan", "logAppender"],
   );
   const switches: Record<string, string[]> = {
-    mapFile: ["VHDSYNC_NO_MMAP"],
+    mapFile: ["VHDSYNC_NO_MMAP"], // and off unless VHDSYNC_SCAN_MMAP=1
     hashBlocks: ["VHDSYNC_NO_NATIVE_HASH"],
     hashStream: ["VHDSYNC_NO_NATIVE_HASH"],
     logAppender: ["VHDSYNC_NO_NATIVE_LOG"],
     compareScan: ["VHDSYNC_NO_NATIVE_SCAN"],
     hashScan: ["VHDSYNC_NO_NATIVE_HASH", "VHDSYNC_NO_NATIVE_SCAN"],
   };
-  const off = (name: string) => (switches[name] ?? []).some((variable) => process.env[variable] === "1");
+  const off = (name: string) => (switches[name] ?? []).some((variable) => process.env[variable] === "1") || (name === "mapFile" && process.env.VHDSYNC_SCAN_MMAP !== "1");
   t.ok(status.features.every((feature) => feature.active === (status.loaded && !off(feature.name))));
 });
 

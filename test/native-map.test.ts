@@ -1,8 +1,10 @@
 // File pages mapped into WASM memory (native mapFile/unmapFile and PageMapper): the mapped
 // bytes equal the file and feed the WASM kernels, release() puts zeros back, bad arguments are
 // refused before any mapping, and a mapped file that shrinks ends the process with the coded
-// SIGBUS message and exit status 4 instead of a crash with no word of why. Skipped with the
-// reason when the addon is not loaded.
+// SIGBUS message and exit status 4 instead of a crash with no word of why. Mapping is asked for
+// with VHDSYNC_SCAN_MMAP=1 (set here for the whole file and its child processes; without it,
+// and with VHDSYNC_NO_MMAP=1, PageMapper.for gives null). Skipped with the reason when the
+// addon is not loaded.
 import t from "tap";
 import { spawnSync } from "node:child_process";
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
@@ -14,6 +16,7 @@ import { WasmInstance, compiledModule, selectedVariant } from "../dist/wasm/driv
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
 
+process.env.VHDSYNC_SCAN_MMAP = "1";
 const addon = nativeAddon();
 const skip = addon ? false : `native addon not loaded: ${addonLoadState().reason}`;
 const seed = testSeed();
@@ -97,6 +100,14 @@ t.test("bad arguments are refused with VHDSYNC_INVALID_ARGUMENT", { skip }, asyn
   t.equal(mapper.map(buffer, fd, 0, PAGE - 1), 0, "nor less than a page");
   t.equal(mapper.map(buffer, fd, 4 * PAGE, 8 * PAGE), 0, "nor past the end of the file (the caller's read reports VHDSYNC_TRUNCATED)");
   t.ok(wasm.view(buffer, 8 * PAGE).every((byte) => byte === 0), "nothing was mapped");
+});
+
+t.test("mapping is off unless VHDSYNC_SCAN_MMAP=1 asks for it", { skip }, async (t) => {
+  delete process.env.VHDSYNC_SCAN_MMAP;
+  t.teardown(() => void (process.env.VHDSYNC_SCAN_MMAP = "1"));
+  t.equal(PageMapper.for(freshWasm().memory), null, "unset: positional reads");
+  process.env.VHDSYNC_SCAN_MMAP = "0";
+  t.equal(PageMapper.for(freshWasm().memory), null, "0: positional reads");
 });
 
 t.test("VHDSYNC_NO_MMAP=1 turns mapping off", { skip }, async (t) => {

@@ -36,8 +36,8 @@ export interface HashStreamOptions {
   onBlockDigests?: (offsetBytes: number, digests: Uint8Array) => void;
   /**
    * A file descriptor whose bytes at each offset are the content (raw images): chunks are
-   * then mapped into WASM memory instead of read, when the native addon allows
-   * (io/file-map.ts; VHDSYNC_NO_MMAP=1 turns it off). hashFile() sets it itself.
+   * then mapped into WASM memory instead of read when VHDSYNC_SCAN_MMAP=1 asks for it and the
+   * native addon allows (io/file-map.ts). hashFile() sets it itself.
    */
   mapFd?: number;
 }

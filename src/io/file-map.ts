@@ -2,8 +2,9 @@
 // mapFile: mmap MAP_FIXED|MAP_PRIVATE over a page-aligned range of the memory), so the WASM
 // kernels compare and hash page-cache data in place instead of after a copy. The memory
 // stays ordinary memory of the same size whatever is mapped behind it; release() puts zero
-// pages back. Without the addon, with VHDSYNC_NO_MMAP=1, or where a file cannot be mapped,
-// callers read as before. If a mapped file shrinks while in use, the addon's SIGBUS guard ends
+// pages back. Off unless VHDSYNC_SCAN_MMAP=1: since the twelfth session positional reads are
+// the default, which measured faster on its host (docs/native.md "Reading the files").
+// Without the addon, with VHDSYNC_NO_MMAP=1, or where a file cannot be mapped, callers read. If a mapped file shrinks while in use, the addon's SIGBUS guard ends
 // the process with "vhdsync: VHDSYNC_IO: ..." and exit status 4 (see docs/native.md).
 
 import { readExactlySync } from "./file.js";
@@ -12,13 +13,18 @@ import { fromNativeError, isUnsupportedError, nativeAddon, type NativeAddon } fr
 /** errno names meaning "read this file instead": not mappable (EACCES, ENODEV) or shorter than the range (ENXIO). */
 const CANNOT_MAP = new Set(["EACCES", "ENODEV", "ENXIO"]);
 
+/** Whether file pages are to be mapped rather than read: VHDSYNC_SCAN_MMAP=1, and not VHDSYNC_NO_MMAP=1. */
+export function mappingRequested(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.VHDSYNC_SCAN_MMAP === "1" && env.VHDSYNC_NO_MMAP !== "1";
+}
+
 /** Maps file pages into one WebAssembly memory. */
 export class PageMapper {
   private constructor(private readonly addon: NativeAddon, private readonly memory: WebAssembly.Memory, readonly pageSize: number) {}
 
-  /** A mapper for `memory`, or null when mapping is unavailable (no addon, VHDSYNC_NO_MMAP=1). */
+  /** A mapper for `memory` when VHDSYNC_SCAN_MMAP=1 asks for mapping, else null (also without the addon, or with VHDSYNC_NO_MMAP=1). */
   static for(memory: WebAssembly.Memory): PageMapper | null {
-    if (process.env.VHDSYNC_NO_MMAP === "1") return null;
+    if (!mappingRequested()) return null;
     const addon = nativeAddon();
     if (!addon || typeof addon.mapFile !== "function") return null;
     return new PageMapper(addon, memory, addon.pageSize);
