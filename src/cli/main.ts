@@ -71,5 +71,17 @@ function skipHelpCache(parser: Argv): void {
   if (usage && typeof usage.cacheHelpMessage === "function") usage.cacheHelpMessage = () => {};
 }
 
+/**
+ * A reader that goes away (`vhdsync diff A B | head -1`) is not an error of ours: stop writing
+ * and exit with the command's status, as far as it is known, instead of an unhandled EPIPE.
+ */
+function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+    process.exit(process.exitCode ?? 0);
+  });
+}
+
+quietOnClosedPipe(process.stdout);
 // (yargs/helpers' hideBin would cost ~0.1 s of module loading before anything else runs.)
 void main(process.argv.slice(2));

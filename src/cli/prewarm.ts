@@ -23,7 +23,11 @@ export function prewarmFor(args: string[]): void {
   // The first word naming a file is the source.
   const files = words.filter((word) => !word.startsWith("-") && isFile(word));
   if (scansNatively(command, words, files)) return;
-  prewarmScanWorkers(files[0], workersOption(words));
+  try {
+    prewarmScanWorkers(files[0], workersOption(words));
+  } catch {
+    // A bad --workers: the command refuses it with a usage error.
+  }
 }
 
 /**

@@ -8,9 +8,9 @@ import { VhdsyncError } from "../errors.js";
 import type { BlockHashAlgorithm } from "./block-hasher.js";
 import { DigestWriter } from "./digest-writer.js";
 import { checkBlockSize } from "./digest-format.js";
-import { imageIdentity } from "./image-identity.js";
+import { imageIdentity, refuseSameFile } from "./image-identity.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
-import { workerCountFor } from "./scan-workers.js";
+import { checkWorkers, workerCountFor } from "./scan-workers.js";
 import { DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters } from "./segment-task.js";
 
@@ -55,6 +55,8 @@ export async function checksum(image: string | DiskImage, outPath: string, optio
   const blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
   const algo = options.algo ?? DEFAULT_ALGORITHM;
   checkBlockSize(blockSizeBytes);
+  checkWorkers(options.workers);
+  await refuseSameFile(outPath, [typeof image === "string" ? image : image.path], "the digest file");
   const opened = typeof image === "string" ? await openImage(image, { readOnly: true }) : image;
   let identity, virtualSizeBytes: number;
   try {

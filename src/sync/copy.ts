@@ -10,7 +10,10 @@ import { RawImage } from "../formats/raw.js";
 import { throttle, type ProgressListener } from "../progress.js";
 import { applyChanges } from "./apply-changes.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
-import { workerCountFor } from "./scan-workers.js";
+import { checkWorkers, workerCountFor } from "./scan-workers.js";
+import { checkBlockSize } from "./digest-format.js";
+import { refuseSameFile } from "./image-identity.js";
+import { removeDurably } from "../io/atomic-file.js";
 import { CALLER_SEGMENT_BYTES, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult } from "./segment-task.js";
 
@@ -50,9 +53,14 @@ export interface CopyReport extends SegmentCounters {
 export async function copy(sourcePath: string, targetPath: string, options: CopyOptions = {}): Promise<CopyReport> {
   const started = performance.now();
   const blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
+  // Arguments first: no target is created or opened for a bad one.
+  checkBlockSize(blockSizeBytes);
+  checkWorkers(options.workers);
+  await refuseSameFile(targetPath, [sourcePath], "the target");
   const source = await openImage(sourcePath, { readOnly: true });
   let target: DiskImage | undefined;
   const created = !existsSync(targetPath);
+  let copied = false;
   try {
     target = created ? await RawImage.create(targetPath, source.virtualSize) : await openImage(targetPath, { readOnly: false });
     const sizeAccepted = target.virtualSize === source.virtualSize || (options.allowLargerTarget && target.virtualSize > source.virtualSize);
@@ -60,14 +68,16 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
       throw new VhdsyncError("VHDSYNC_SIZE_MISMATCH", `${sourcePath} is ${source.virtualSize} bytes but ${targetPath} is ${target.virtualSize}`, { path: targetPath });
     }
     const apply = target.format === "raw" || target.format === "block-device" ? "here" : "caller";
+    // Everything that can throw comes before the pool starts: nothing between its start and
+    // the try that closes it (its workers would keep the process alive).
+    const blocksPerSegment = segmentBlocks(blockSizeBytes, apply === "caller" ? CALLER_SEGMENT_BYTES : undefined);
+    const counters = emptyCounters();
+    const progress = throttle(options.onProgress);
     const pool = await SegmentPool.start(
       { mode: "copy", sourcePath, targetPath, sourceFormat: source.format, targetFormat: target.format, blockSizeBytes, apply, windowBytes: DEFAULT_WINDOW_BYTES, targetFresh: created || Boolean(options.targetFresh) },
       workerCountFor(source.virtualSize, options.workers),
     );
     const scanner = pool.native ? "native" : "wasm";
-    const counters = emptyCounters();
-    const progress = throttle(options.onProgress);
-    const blocksPerSegment = segmentBlocks(blockSizeBytes, apply === "caller" ? CALLER_SEGMENT_BYTES : undefined);
     let complete: boolean;
     try {
       complete = await runSegments(
@@ -87,10 +97,13 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
     progress.flush();
     await target.flush();
     if (!complete) throw new VhdsyncError("VHDSYNC_INTERRUPTED", `copy to ${targetPath} interrupted (rerun to copy again)`, { path: targetPath });
+    copied = true;
     const seconds = (performance.now() - started) / 1000;
     return { source: sourcePath, target: targetPath, created, virtualSizeBytes: source.virtualSize, ...counters, scanner, seconds, throughputBytesPerSecond: source.virtualSize / Math.max(seconds, 1e-9) };
   } finally {
     await target?.close().catch(() => undefined);
     await source.close().catch(() => undefined);
+    // A target this call created appears only complete: a failed or interrupted copy removes it.
+    if (created && !copied && target) await removeDurably(targetPath).catch(() => undefined);
   }
 }

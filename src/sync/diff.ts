@@ -3,11 +3,11 @@
 // and compared frame by frame. Two digests: compared record by record without reading images.
 
 import { VhdsyncError } from "../errors.js";
-import { BLOCK_DATA, type DigestFrame } from "./digest-format.js";
+import { BLOCK_DATA, checkBlockSize, type DigestFrame } from "./digest-format.js";
 import { DigestReader, isDigestFile } from "./digest-reader.js";
 import { ExtentCollector, collectDifferences, diffReport, type DiffReport } from "./diff-report.js";
 import { SegmentPool } from "./segment-pool.js";
-import { workerCountFor } from "./scan-workers.js";
+import { checkWorkers, workerCountFor } from "./scan-workers.js";
 import { DEFAULT_WINDOW_BYTES } from "./segment-plan.js";
 import type { SegmentTask } from "./segment-task.js";
 import { imageVirtualSize, verify, type CompareOptions } from "./verify.js";
@@ -18,6 +18,8 @@ import { imageVirtualSize, verify, type CompareOptions } from "./verify.js";
  *   or algorithms), VHDSYNC_CORRUPT / VHDSYNC_TRUNCATED / VHDSYNC_BAD_CHECKSUM, I/O codes
  */
 export async function diff(aPath: string, bPath: string, options: CompareOptions = {}): Promise<DiffReport> {
+  checkWorkers(options.workers);
+  if (options.blockSizeBytes !== undefined) checkBlockSize(options.blockSizeBytes);
   const [aDigest, bDigest] = [await isDigestFile(aPath), await isDigestFile(bPath)];
   if (!aDigest && !bDigest) return verify(aPath, bPath, options);
   if (aDigest && bDigest) return diffDigests(aPath, bPath, options);
@@ -35,6 +37,7 @@ async function diffImageDigest(imagePath: string, digestPath: string, options: C
   try {
     await digest.validate();
     const { blockSizeBytes, algo, virtualSizeBytes, blockCount } = digest.header;
+    checkDigestBlockSize(digestPath, blockSizeBytes, options);
     const imageSize = await imageVirtualSize(imagePath);
     if (imageSize !== virtualSizeBytes) throw sizeMismatch(imagePath, imageSize, digestPath, virtualSizeBytes);
     const pool = await SegmentPool.start(
@@ -45,6 +48,13 @@ async function diffImageDigest(imagePath: string, digestPath: string, options: C
     return diffReport({ a: imagePath, b: digestPath, method: "image-digest", blockSizeBytes, virtualSizeBytes, blocksTotal: blockCount, scanner }, counters, extents, started);
   } finally {
     await digest.close();
+  }
+}
+
+/** A digest's blocks are its own: a --block-size that says otherwise is refused, not ignored. */
+function checkDigestBlockSize(path: string, blockSizeBytes: number, options: CompareOptions): void {
+  if (options.blockSizeBytes !== undefined && options.blockSizeBytes !== blockSizeBytes) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${path}: the digest uses ${blockSizeBytes}-byte blocks, not ${options.blockSizeBytes}`, { path, blockSizeBytes });
   }
 }
 
@@ -99,6 +109,7 @@ async function diffDigests(aPath: string, bPath: string, options: CompareOptions
   try {
     const [ha, hb] = [a.header, b.header];
     if (ha.virtualSizeBytes !== hb.virtualSizeBytes) throw sizeMismatch(aPath, ha.virtualSizeBytes, bPath, hb.virtualSizeBytes);
+    checkDigestBlockSize(aPath, ha.blockSizeBytes, options);
     if (ha.blockSizeBytes !== hb.blockSizeBytes || ha.algo !== hb.algo) {
       throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `digests differ in block size or algorithm (${ha.blockSizeBytes}/${ha.algo} vs ${hb.blockSizeBytes}/${hb.algo})`);
     }

@@ -45,6 +45,31 @@ export async function imageIdentity(image: DiskImage): Promise<ImageIdentity> {
   return identity;
 }
 
+/**
+ * Whether two paths name the same file (device and inode; links and other spellings
+ * included). False when either does not exist. @throws I/O codes other than ENOENT
+ */
+export async function sameFile(a: string, b: string): Promise<boolean> {
+  const [statA, statB] = await Promise.all([a, b].map((path) => fsp.stat(path, { bigint: true }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === "ENOENT" || error.code === "ENOTDIR") return undefined;
+    throw toVhdsyncError(error, { path });
+  })));
+  return statA !== undefined && statB !== undefined && statA.dev === statB.dev && statA.ino === statB.ino;
+}
+
+/**
+ * Refuses (VHDSYNC_INVALID_ARGUMENT) an output or state file `path` that is the same file as
+ * one of `inputs`: writing it would destroy that input.
+ * @param what e.g. "the digest file"
+ */
+export async function refuseSameFile(path: string, inputs: Array<string | undefined>, what: string): Promise<void> {
+  for (const input of inputs) {
+    if (input !== undefined && (await sameFile(path, input))) {
+      throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${what} ${path} is the same file as ${input}; it would be overwritten`, { path, input });
+    }
+  }
+}
+
 /** Names of the identity fields that differ (path is informational and not compared). */
 export function identityDifferences(expected: ImageIdentity, actual: ImageIdentity): string[] {
   const fields: (keyof ImageIdentity)[] = ["format", "virtualSizeBytes", "fileSizeBytes", "mtimeNs", "ctimeNs", "inode", "device", "uniqueId"];

@@ -1,15 +1,26 @@
 // The resync checkpoint: a small versioned JSON state file recording how far a resync has
 // got (every block before `nextBlock` is equal and durable in the target). Written atomically
 // after the target is flushed, so after a crash or kill -9 a resume never skips a block that
-// was not written.
+// was not written. It also records the target file's state at that moment, so that a resume
+// can tell a target replaced or written by someone else since (resync.ts, resumePoint).
 
-import { VhdsyncError } from "../errors.js";
+import { VhdsyncError, toVhdsyncError } from "../errors.js";
+import { promises as fsp } from "node:fs";
 import { readJsonState, removeDurably, writeFileAtomic } from "../io/atomic-file.js";
 import { identityDifferences, type ImageIdentity } from "./image-identity.js";
 import type { SegmentCounters } from "./segment-task.js";
 
 export const CHECKPOINT_KIND = "vhdsync-resync-checkpoint";
-export const CHECKPOINT_VERSION = 1;
+export const CHECKPOINT_VERSION = 2;
+
+/** The target file as a checkpoint saw it, after flushing (64-bit values as decimal strings). */
+export interface TargetFileState {
+  device: string;
+  inode: string;
+  fileSizeBytes: string;
+  mtimeNs: string;
+  ctimeNs: string;
+}
 
 /** Contents of a checkpoint file. */
 export interface ResyncCheckpoint {
@@ -25,6 +36,14 @@ export interface ResyncCheckpoint {
   digestChecksum: string | null;
   /** Blocks [0, nextBlock) are done and flushed. */
   nextBlock: number;
+  /** The target file when this checkpoint was saved. */
+  target: TargetFileState;
+  /**
+   * Saved when the run stopped (interrupted, or failed): it wrote nothing after, so the target
+   * must still be in exactly `target`'s state. False for the periodic checkpoints of a running
+   * resync, which keeps writing blocks from `nextBlock` on after saving one.
+   */
+  final: boolean;
   counters: SegmentCounters;
   updatedAt: string;
 }
@@ -32,6 +51,60 @@ export interface ResyncCheckpoint {
 /** Default checkpoint path for a target. */
 export function defaultCheckpointPath(targetPath: string): string {
   return `${targetPath}.vhdsync-checkpoint`;
+}
+
+/** A checkpoint is a few hundred bytes; anything much larger is some other file. */
+const MAX_CHECKPOINT_BYTES = 1 << 20;
+
+/**
+ * Refuses (VHDSYNC_INVALID_ARGUMENT) a checkpoint path that names an existing file other than
+ * a vhdsync checkpoint (of any version): a run replaces its checkpoint and removes it when done,
+ * which must never happen to someone else's file.
+ * @throws VHDSYNC_INVALID_ARGUMENT, I/O codes
+ */
+export async function checkCheckpointPath(path: string): Promise<void> {
+  let stat;
+  try {
+    stat = await fsp.stat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw toVhdsyncError(error, { path });
+  }
+  let kind: unknown;
+  if (stat.isFile() && stat.size <= MAX_CHECKPOINT_BYTES) {
+    try {
+      kind = ((await readJsonState(path)) as { kind?: unknown } | undefined)?.kind;
+    } catch (error) {
+      if (!(error instanceof VhdsyncError && error.code === "VHDSYNC_BAD_STATE")) throw error;
+    }
+  }
+  if (kind !== CHECKPOINT_KIND) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${path} exists and is not a vhdsync resync checkpoint; name another checkpoint file`, { path });
+  }
+}
+
+/** The state of the file at `path`. @throws I/O codes */
+export async function targetFileState(path: string): Promise<TargetFileState> {
+  try {
+    const stat = await fsp.stat(path, { bigint: true });
+    return { device: stat.dev.toString(), inode: stat.ino.toString(), fileSizeBytes: stat.size.toString(), mtimeNs: stat.mtimeNs.toString(), ctimeNs: stat.ctimeNs.toString() };
+  } catch (error) {
+    throw toVhdsyncError(error, { path });
+  }
+}
+
+/**
+ * Why the target's `now` state rules out resuming from `checkpoint` without looking at its
+ * content, or undefined. A replaced or resized file never resumes; after a final checkpoint
+ * any write since does not either. After a periodic one the run itself wrote on (from
+ * nextBlock), so the times cannot tell: the caller samples the done part instead.
+ */
+export function targetStateMismatch(checkpoint: ResyncCheckpoint, now: TargetFileState): string | undefined {
+  const saved = checkpoint.target;
+  if (!saved || saved.device !== now.device || saved.inode !== now.inode) return "the target file was replaced since the checkpoint";
+  if (saved.fileSizeBytes !== now.fileSizeBytes) return "the target file changed size since the checkpoint";
+  if (checkpoint.final && (saved.mtimeNs !== now.mtimeNs || saved.ctimeNs !== now.ctimeNs)) return "the target was written after the interrupted run stopped";
+  return undefined;
 }
 
 /** Writes a checkpoint atomically. @throws I/O codes */
@@ -64,7 +137,7 @@ export async function removeCheckpoint(path: string): Promise<void> {
  * Why `checkpoint` cannot be used to resume the run described by `expected`, or undefined
  * when it can.
  */
-export function checkpointMismatch(checkpoint: ResyncCheckpoint, expected: Omit<ResyncCheckpoint, "nextBlock" | "counters" | "updatedAt" | "kind" | "version">): string | undefined {
+export function checkpointMismatch(checkpoint: ResyncCheckpoint, expected: Omit<ResyncCheckpoint, "nextBlock" | "counters" | "updatedAt" | "kind" | "version" | "target" | "final">): string | undefined {
   const differences = identityDifferences(checkpoint.source, expected.source);
   if (differences.length > 0) return `source changed since the checkpoint (${differences.join(", ")})`;
   for (const field of ["targetPath", "virtualSizeBytes", "blockSizeBytes", "mode", "algo", "digestChecksum"] as const) {

@@ -12,11 +12,11 @@ import type { BlockHashAlgorithm } from "./block-hasher.js";
 import { checkBlockSize } from "./digest-format.js";
 import { DigestReader } from "./digest-reader.js";
 import { DigestWriter } from "./digest-writer.js";
-import { checkIdentity, imageIdentity } from "./image-identity.js";
-import { checkpointMismatch, defaultCheckpointPath, loadCheckpoint, removeCheckpoint, saveCheckpoint, type ResyncCheckpoint } from "./resync-checkpoint.js";
+import { checkIdentity, imageIdentity, refuseSameFile } from "./image-identity.js";
+import { CHECKPOINT_VERSION, checkCheckpointPath, checkpointMismatch, defaultCheckpointPath, loadCheckpoint, removeCheckpoint, saveCheckpoint, targetFileState, targetStateMismatch, type ResyncCheckpoint } from "./resync-checkpoint.js";
 import { applyChanges } from "./apply-changes.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
-import { workerCountFor } from "./scan-workers.js";
+import { checkWorkers, workerCountFor } from "./scan-workers.js";
 import { CALLER_SEGMENT_BYTES, DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
 
@@ -76,7 +76,7 @@ interface Plan {
   algo: BlockHashAlgorithm | null;
   mode: "compare" | "target-digest";
   checkpointPath: string;
-  checkpointBase: Omit<ResyncCheckpoint, "nextBlock" | "counters" | "updatedAt">;
+  checkpointBase: Omit<ResyncCheckpoint, "nextBlock" | "counters" | "updatedAt" | "target" | "final">;
   resumeBlock: number;
   resumeCounters: SegmentCounters;
   checkpointIgnored?: string;
@@ -91,6 +91,9 @@ interface Plan {
  */
 export async function resync(sourcePath: string, targetPath: string, options: ResyncOptions = {}): Promise<ResyncReport> {
   const started = performance.now();
+  // Arguments first: nothing is opened, resized or written for a bad one.
+  checkWorkers(options.workers);
+  if (options.blockSizeBytes !== undefined) checkBlockSize(options.blockSizeBytes);
   const plan = await preparePlan(sourcePath, targetPath, options);
   const workers = workerCountFor(plan.source.virtualSize, options.workers);
   try {
@@ -131,6 +134,13 @@ export async function resync(sourcePath: string, targetPath: string, options: Re
 
 /** Opens everything and validates every input before anything is written. */
 async function preparePlan(sourcePath: string, targetPath: string, options: ResyncOptions): Promise<Plan> {
+  // Files that would be destroyed: the target or the checkpoint being an input, a checkpoint
+  // path naming a file that is not a checkpoint (it is replaced during the run and removed
+  // after it).
+  await refuseSameFile(targetPath, [sourcePath], "the target");
+  const checkpointPath = options.checkpointPath ?? defaultCheckpointPath(targetPath);
+  await refuseSameFile(checkpointPath, [sourcePath, targetPath, options.targetDigestPath], "the checkpoint file");
+  await checkCheckpointPath(checkpointPath);
   const source = await openImage(sourcePath, { readOnly: true });
   let target: DiskImage | undefined;
   let digest: DigestReader | undefined;
@@ -158,10 +168,9 @@ async function preparePlan(sourcePath: string, targetPath: string, options: Resy
       throw new VhdsyncError("VHDSYNC_SIZE_MISMATCH", "cannot resize a target described by a target digest; resync without --target-digest", { path: targetPath });
     }
     const mode = digest ? "target-digest" : "compare";
-    const checkpointPath = options.checkpointPath ?? defaultCheckpointPath(targetPath);
     const checkpointBase = {
       kind: "vhdsync-resync-checkpoint" as const,
-      version: 1,
+      version: CHECKPOINT_VERSION,
       source: await imageIdentity(source),
       targetPath: target.path,
       virtualSizeBytes: source.virtualSize,
@@ -170,7 +179,7 @@ async function preparePlan(sourcePath: string, targetPath: string, options: Resy
       algo,
       digestChecksum: digest?.header.headerChecksum ?? null,
     };
-    const resume = await resumePoint(options, checkpointPath, checkpointBase);
+    const resume = await resumePoint(options, checkpointPath, checkpointBase, source, target);
     if (digest && !(resume.block > 0)) {
       if (digest.header.virtualSizeBytes !== target.virtualSize) {
         throw new VhdsyncError("VHDSYNC_SIZE_MISMATCH", `target digest describes ${digest.header.virtualSizeBytes} bytes, target is ${target.virtualSize}`, { path: targetPath });
@@ -203,14 +212,51 @@ function digestSettings(digest: DigestReader, options: ResyncOptions): { blockSi
   return { blockSizeBytes, algo };
 }
 
-async function resumePoint(options: ResyncOptions, path: string, expected: Plan["checkpointBase"]): Promise<{ block: number; counters: SegmentCounters; ignored?: string }> {
+/**
+ * Where a --resume run starts: the checkpoint's nextBlock when the checkpoint belongs to this
+ * run's source, settings and target file, and the target still holds what the checkpoint
+ * says is done; otherwise block 0 with the reason in `ignored`.
+ */
+async function resumePoint(options: ResyncOptions, path: string, expected: Plan["checkpointBase"], source: DiskImage, target: DiskImage): Promise<{ block: number; counters: SegmentCounters; ignored?: string }> {
   const fresh = { block: 0, counters: emptyCounters() };
   if (!options.resume || options.dryRun) return fresh;
   const checkpoint = await loadCheckpoint(path);
   if (!checkpoint) return fresh;
-  const mismatch = checkpointMismatch(checkpoint, expected);
+  const mismatch =
+    checkpointMismatch(checkpoint, expected) ??
+    targetStateMismatch(checkpoint, await targetFileState(target.path)) ??
+    (checkpoint.final ? undefined : await sampleDonePart(source, target, Math.min(source.virtualSize, checkpoint.nextBlock * expected.blockSizeBytes)));
   if (mismatch) return { ...fresh, ignored: mismatch };
   return { block: checkpoint.nextBlock, counters: { ...emptyCounters(), ...checkpoint.counters } };
+}
+
+/** Pieces of the done part that a resume after a killed run compares (4 KiB each: 1 MiB per side). */
+const RESUME_SAMPLE_PIECES = 256;
+const RESUME_SAMPLE_BYTES = 4096;
+
+/**
+ * After a killed run the target's times cannot tell its writes from anyone else's, so a
+ * sample of the part its checkpoint marks done is compared with the source: pieces spread
+ * evenly over it, and as many at random places. A target restored or rewritten since differs
+ * in many places and is caught; a change of a few blocks can slip through (docs/resync.md
+ * "Pause and resume"). Returns the reason to start over, or undefined.
+ */
+async function sampleDonePart(source: DiskImage, target: DiskImage, doneBytes: number): Promise<string | undefined> {
+  const pieces = Math.floor(doneBytes / RESUME_SAMPLE_BYTES);
+  if (pieces === 0) return undefined;
+  const a = new Uint8Array(RESUME_SAMPLE_BYTES);
+  const b = new Uint8Array(RESUME_SAMPLE_BYTES);
+  const half = RESUME_SAMPLE_PIECES / 2;
+  const picks = new Set<number>();
+  for (let i = 0; i < half; i++) picks.add(Math.floor((i * pieces) / half));
+  for (let i = 0; i < half; i++) picks.add(Math.floor(Math.random() * pieces));
+  for (const piece of picks) {
+    const offset = piece * RESUME_SAMPLE_BYTES;
+    await source.read(a, offset);
+    await target.read(b, offset);
+    if (Buffer.compare(a, b) !== 0) return `the target differs from the source at byte ${offset}, in the part the checkpoint marks done: it was changed after the run stopped`;
+  }
+  return undefined;
 }
 
 async function resizeImage(image: DiskImage, sizeBytes: number): Promise<void> {
@@ -232,18 +278,25 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
     workers,
   );
   const scanner = pool.native ? "native" : "wasm";
-  const writer = options.updateTargetDigest && plan.digest && plan.resumeBlock === 0 && !options.dryRun ? await DigestWriter.create(plan.digest.path, { ...plan.digest.header }) : undefined;
+  const writer =
+    options.updateTargetDigest && plan.digest && plan.resumeBlock === 0 && !options.dryRun
+      ? await DigestWriter.create(plan.digest.path, { ...plan.digest.header }).catch(async (error) => {
+          await pool.close(); // its workers would keep the process alive
+          throw error;
+        })
+      : undefined;
   const counters = emptyCounters();
   const progress = throttle(options.onProgress);
   const intervalMs = options.checkpointIntervalMs ?? Number(process.env.VHDSYNC_CHECKPOINT_MS ?? 2000);
   let lastCheckpointMs = performance.now();
   let nextBlock = plan.resumeBlock;
-  const checkpoint = async () => {
+  /** Saves a checkpoint: `final` when the run stops after it (see ResyncCheckpoint.final). */
+  const checkpoint = async (final: boolean) => {
     if (options.dryRun) return;
     await target.flush();
     const total = { ...plan.resumeCounters };
     addCounters(total, counters);
-    await saveCheckpoint(plan.checkpointPath, { ...plan.checkpointBase, nextBlock, counters: total, updatedAt: new Date().toISOString() });
+    await saveCheckpoint(plan.checkpointPath, { ...plan.checkpointBase, nextBlock, counters: total, updatedAt: new Date().toISOString(), target: await targetFileState(target.path), final });
     lastCheckpointMs = performance.now();
   };
   const onResult = async (result: SegmentResult) => {
@@ -258,7 +311,7 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
       detail: `${counters.blocksChanged} blocks changed`,
       counters: { blocksChanged: counters.blocksChanged, bytesWritten: counters.bytesWritten + counters.bytesZeroed },
     });
-    if (performance.now() - lastCheckpointMs >= intervalMs) await checkpoint();
+    if (performance.now() - lastCheckpointMs >= intervalMs) await checkpoint(false);
   };
   let complete: boolean;
   try {
@@ -268,13 +321,13 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
   } catch (error) {
     await pool.close().catch(() => undefined);
     await writer?.abort();
-    if (nextBlock > plan.resumeBlock) await checkpoint().catch(() => undefined);
+    if (nextBlock > plan.resumeBlock) await checkpoint(true).catch(() => undefined);
     throw error;
   }
   progress.flush();
   if (!complete) {
     await writer?.abort();
-    await checkpoint();
+    await checkpoint(true);
     return { counters, complete, digestUpdated: false, scanner };
   }
   await target.flush();

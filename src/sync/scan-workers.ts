@@ -7,6 +7,7 @@
 import { Worker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
 import { statSync } from "node:fs";
+import { VhdsyncError } from "../errors.js";
 
 /** Below this many bytes, starting workers costs more than it saves: scan inline. */
 export const INLINE_BELOW_BYTES = 48 * 1024 * 1024;
@@ -17,11 +18,25 @@ export const INLINE_BELOW_BYTES = 48 * 1024 * 1024;
  * available otherwise. 0 and 1 both mean "this thread only".
  */
 export function workerCountFor(virtualSizeBytes: number, requested?: number): number {
-  if (requested !== undefined) return requested;
+  if (requested !== undefined) return checkWorkers(requested);
   const fromEnv = process.env.VHDSYNC_WORKERS;
   if (fromEnv !== undefined && fromEnv !== "" && Number.isInteger(Number(fromEnv)) && Number(fromEnv) >= 0) return Number(fromEnv);
   if (virtualSizeBytes < INLINE_BELOW_BYTES) return 0;
   return defaultScanThreads();
+}
+
+/** Most scanning threads a caller may ask for (libuv's pool holds two jobs per thread, at most 1024). */
+export const MAX_WORKERS = 256;
+
+/**
+ * Checks a requested thread count: an integer from 0 to MAX_WORKERS (undefined: the default).
+ * Commands call it before they touch anything. @throws VHDSYNC_INVALID_ARGUMENT
+ */
+export function checkWorkers<T extends number | undefined>(requested: T): T {
+  if (requested !== undefined && (!Number.isSafeInteger(requested) || requested < 0 || requested > MAX_WORKERS)) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `workers must be an integer from 0 to ${MAX_WORKERS}, got ${requested}`, { workers: requested });
+  }
+  return requested;
 }
 
 /** Scanning threads when neither the caller nor VHDSYNC_WORKERS says: the cores, at most 8. */

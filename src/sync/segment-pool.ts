@@ -53,12 +53,19 @@ export class SegmentPool {
    * @throws open errors from the images
    */
   static async start(config: ScanConfig, threadCount: number): Promise<SegmentPool> {
-    const native = (await NativeCompareScanner.open(config, threadCount)) ?? (await NativeHashScanner.open(config, threadCount));
-    if (native) {
+    let inline: SegmentScanner;
+    try {
+      const native = (await NativeCompareScanner.open(config, threadCount)) ?? (await NativeHashScanner.open(config, threadCount));
+      if (native) {
+        discardPrewarmedWorkers();
+        return new SegmentPool([], native);
+      }
+      inline = await SegmentScanner.open(config);
+    } catch (error) {
+      // Prewarmed workers nobody adopts would keep the process alive after the error.
       discardPrewarmedWorkers();
-      return new SegmentPool([], native);
+      throw error;
     }
-    const inline = await SegmentScanner.open(config);
     // Workers are not awaited: this thread scans while they boot and gets their share until
     // they are ready (see submit). A worker that fails to open rejects its tasks.
     const workers = Array.from({ length: Math.max(0, threadCount - 1) }, () => startWorker(config));

@@ -7,7 +7,7 @@ import type { ProgressListener } from "../progress.js";
 import { checkBlockSize } from "./digest-format.js";
 import { collectDifferences, diffReport, type DiffReport } from "./diff-report.js";
 import { SegmentPool } from "./segment-pool.js";
-import { workerCountFor } from "./scan-workers.js";
+import { checkWorkers, workerCountFor } from "./scan-workers.js";
 import { DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 
 /** Options of verify() and diff(). */
@@ -30,6 +30,7 @@ export async function verify(aPath: string, bPath: string, options: CompareOptio
   const started = performance.now();
   const blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
   checkBlockSize(blockSizeBytes);
+  checkWorkers(options.workers);
   const virtualSizeBytes = await imageVirtualSize(aPath);
   const sizeB = await imageVirtualSize(bPath);
   if (virtualSizeBytes !== sizeB) {

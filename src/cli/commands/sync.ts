@@ -10,6 +10,9 @@ import { resync } from "../../sync/resync.js";
 import { verify } from "../../sync/verify.js";
 import type { DiffReport } from "../../sync/diff-report.js";
 import type { BlockHashAlgorithm } from "../../sync/block-hasher.js";
+import { VhdsyncError } from "../../errors.js";
+import { checkBlockSize } from "../../sync/digest-format.js";
+import { checkWorkers } from "../../sync/scan-workers.js";
 import { EXIT, parseSize, printJson, runCommand, usageError, type GlobalOptions } from "../run.js";
 import { formatBytes, progressReporter } from "../progress.js";
 import { interruptSignal } from "../interrupt.js";
@@ -29,8 +32,27 @@ function commonOptions<T>(yargs: Argv<T>): Argv<T & SyncArgs> {
     .option("workers", { type: "number", describe: "scanning threads incl. the main one (default: cores available)" }) as Argv<T & SyncArgs>;
 }
 
+/** --block-size, checked here: a bad value is a usage error (exit 2) before anything is opened. */
 function blockSizeOf(argv: SyncArgs): number | undefined {
-  return argv.blockSize === undefined ? undefined : parseSize(argv.blockSize, "--block-size");
+  if (argv.blockSize === undefined) return undefined;
+  const size = parseSize(argv.blockSize, "--block-size");
+  asUsage("--block-size", () => checkBlockSize(size));
+  return size;
+}
+
+/** --workers, checked here as --block-size is. */
+function workersOf(argv: SyncArgs): number | undefined {
+  return argv.workers === undefined ? undefined : asUsage("--workers", () => checkWorkers(argv.workers));
+}
+
+/** Runs a library argument check, its VHDSYNC_INVALID_ARGUMENT becoming a usage error. */
+function asUsage<T>(option: string, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (error instanceof VhdsyncError && error.code === "VHDSYNC_INVALID_ARGUMENT") throw usageError(`${option}: ${error.message}`);
+    throw error;
+  }
 }
 
 async function withProgress<T>(argv: SyncArgs, label: string, body: (options: { onProgress: (e: import("../../progress.js").ProgressEvent) => void; signal: AbortSignal }) => Promise<T>): Promise<T> {
@@ -70,7 +92,7 @@ export const checksumCommand: CommandModule<GlobalOptions, ChecksumArgs> = {
       .option("hash", { choices: HASHES, describe: "digest algorithm (default xxh3-128)" }) as Argv<ChecksumArgs>,
   handler: (argv) =>
     runCommand(argv, async () => {
-      const report = await withProgress(argv, "checksum", (extra) => checksum(argv.image, argv.output, { blockSizeBytes: blockSizeOf(argv), algo: argv.hash, workers: argv.workers, ...extra }));
+      const report = await withProgress(argv, "checksum", (extra) => checksum(argv.image, argv.output, { blockSizeBytes: blockSizeOf(argv), algo: argv.hash, workers: workersOf(argv), ...extra }));
       if (argv.json) printJson({ ok: true, ...report });
       else process.stdout.write(`${argv.output}: ${report.blocksTotal} blocks (${report.blocksData} data, ${report.blocksZero} zero/unallocated), ${report.algo}, ${report.seconds.toFixed(2)} s\n`);
       return EXIT.OK;
@@ -87,7 +109,7 @@ export const diffCommand: CommandModule<GlobalOptions, PairArgs> = {
   describe: "Differing extents of two images or digest files (exit 1 when they differ)",
   builder: (yargs) => commonOptions(yargs).positional("a", { type: "string", demandOption: true }).positional("b", { type: "string", demandOption: true }) as Argv<PairArgs>,
   handler: (argv) =>
-    runCommand(argv, async () => printDiff(argv, await withProgress(argv, "diff", (extra) => diff(argv.a, argv.b, { blockSizeBytes: blockSizeOf(argv), workers: argv.workers, ...extra })))),
+    runCommand(argv, async () => printDiff(argv, await withProgress(argv, "diff", (extra) => diff(argv.a, argv.b, { blockSizeBytes: blockSizeOf(argv), workers: workersOf(argv), ...extra })))),
 };
 
 export const verifyCommand: CommandModule<GlobalOptions, PairArgs> = {
@@ -95,7 +117,7 @@ export const verifyCommand: CommandModule<GlobalOptions, PairArgs> = {
   describe: "Online verify: read both images and report differing blocks, writing nothing (exit 1 when they differ)",
   builder: (yargs) => commonOptions(yargs).positional("a", { type: "string", demandOption: true }).positional("b", { type: "string", demandOption: true }) as Argv<PairArgs>,
   handler: (argv) =>
-    runCommand(argv, async () => printDiff(argv, await withProgress(argv, "verify", (extra) => verify(argv.a, argv.b, { blockSizeBytes: blockSizeOf(argv), workers: argv.workers, ...extra })))),
+    runCommand(argv, async () => printDiff(argv, await withProgress(argv, "verify", (extra) => verify(argv.a, argv.b, { blockSizeBytes: blockSizeOf(argv), workers: workersOf(argv), ...extra })))),
 };
 
 interface ResyncArgs extends SyncArgs {
@@ -136,7 +158,7 @@ export const resyncCommand: CommandModule<GlobalOptions, ResyncArgs> = {
           resize: argv.resize,
           resume: argv.resume,
           checkpointPath: argv.checkpoint,
-          workers: argv.workers,
+          workers: workersOf(argv),
           ...extra,
         }),
       );
@@ -159,7 +181,7 @@ export const copyCommand: CommandModule<GlobalOptions, ResyncArgs> = {
   builder: (yargs) => commonOptions(yargs).positional("source", { type: "string", demandOption: true }).positional("target", { type: "string", demandOption: true }) as Argv<ResyncArgs>,
   handler: (argv) =>
     runCommand(argv, async () => {
-      const report = await withProgress(argv, "copy", (extra) => copy(argv.source, argv.target, { blockSizeBytes: blockSizeOf(argv), workers: argv.workers, ...extra }));
+      const report = await withProgress(argv, "copy", (extra) => copy(argv.source, argv.target, { blockSizeBytes: blockSizeOf(argv), workers: workersOf(argv), ...extra }));
       if (argv.json) printJson({ ok: true, ...report });
       else process.stdout.write(`copied ${formatBytes(report.bytesWritten)} of data (${formatBytes(report.virtualSizeBytes)} virtual) in ${report.seconds.toFixed(2)} s\n`);
       return EXIT.OK;

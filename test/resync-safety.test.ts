@@ -1,0 +1,200 @@
+// Arguments and paths that would destroy something are refused before anything is opened,
+// created, resized or written (found by an adversarial review in the twelfth session):
+// bad --block-size and --workers values are usage errors (exit 2) in every resync command,
+// for the library VHDSYNC_INVALID_ARGUMENT; a digest, target or checkpoint that is one of
+// the inputs, and a checkpoint path naming some other file, are refused; a copy that fails
+// leaves no target it created, and one that fails does not hang on its scan workers;
+// and --resume does not trust a checkpoint whose target was replaced or changed since.
+import t from "tap";
+import { spawnSync } from "node:child_process";
+import { existsSync, linkSync, openSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync, closeSync, copyFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { checksum } from "../dist/sync/checksum.js";
+import { copy } from "../dist/sync/copy.js";
+import { diff } from "../dist/sync/diff.js";
+import { resync } from "../dist/sync/resync.js";
+import { verify } from "../dist/sync/verify.js";
+import { CLI_PATH, runCli } from "./helpers/cli.js";
+import { fileSha, pairSetup, writeRandomImage } from "./helpers/resync-images.js";
+
+const MIB = 1024 * 1024;
+
+/** A random source and a target differing from it in `changes` random 4 KiB blocks. */
+function pair(t: Parameters<typeof pairSetup>[0], sizeBytes: number, changes: number) {
+  const setup = pairSetup(t);
+  writeRandomImage(setup.source, sizeBytes, setup.prng);
+  copyFileSync(setup.source, setup.target);
+  const fd = openSync(setup.target, "r+");
+  for (let i = 0; i < changes; i++) writeSync(fd, setup.prng.bytes(64), 0, 64, setup.prng.int(sizeBytes / 4096) * 4096);
+  closeSync(fd);
+  return setup;
+}
+
+t.test("bad --block-size and --workers are usage errors (exit 2) in every command; nothing is touched", async (t) => {
+  const { dir, source, target } = pair(t, 4 * MIB, 20);
+  const small = join(dir, "small.img");
+  writeFileSync(small, Buffer.alloc(3 * MIB, 1));
+  const before = [fileSha(target), fileSha(small)];
+  const digest = join(dir, "t.digest");
+  const created = join(dir, "new.img");
+  const commands: Array<[string, string[]]> = [
+    ["resync", [source, target]],
+    ["resync --resize", [source, small, "--resize"]],
+    ["checksum", [source, "-o", digest]],
+    ["diff", [source, target]],
+    ["verify", [source, target]],
+    ["copy (new target)", [source, created]],
+    ["copy (existing target)", [source, target]],
+  ];
+  for (const [name, args] of commands) {
+    const command = name.split(" ")[0];
+    for (const bad of [["--block-size", "3K"], ["--block-size", "2K"], ["--block-size", "0"], ["--block-size", "128M"], ["--workers", "abc"], ["--workers", "1.5"], ["--workers", "1000"], ["--workers", "-1"]]) {
+      const run = runCli([command, ...args, ...bad]);
+      t.equal(run.status, 2, `${name} ${bad.join(" ")}: exit 2 (${run.stderr.trim()})`);
+      t.match(run.stderr, /^vhdsync: VHDSYNC_USAGE: /, `${name} ${bad.join(" ")}: a usage error`);
+    }
+  }
+  t.same([fileSha(target), fileSha(small)], before, "no target was written or resized");
+  t.equal(statSync(small).size, 3 * MIB, "--resize did not run");
+  t.notOk(existsSync(digest), "no digest file");
+  t.notOk(existsSync(created), "no copy target created");
+  // The library says VHDSYNC_INVALID_ARGUMENT, before it opens anything.
+  await t.rejects(resync(source, small, { resize: true, workers: Number.NaN }), { code: "VHDSYNC_INVALID_ARGUMENT" });
+  t.equal(statSync(small).size, 3 * MIB, "the library did not resize either");
+  await t.rejects(resync(source, target, { blockSizeBytes: 3072 }), { code: "VHDSYNC_INVALID_ARGUMENT" });
+  await t.rejects(copy(source, created, { blockSizeBytes: 3072 }), { code: "VHDSYNC_INVALID_ARGUMENT" });
+  await t.rejects(copy(source, created, { workers: 1.5 }), { code: "VHDSYNC_INVALID_ARGUMENT" });
+  t.notOk(existsSync(created), "copy() created nothing");
+  await t.rejects(checksum(source, digest, { workers: 257 }), { code: "VHDSYNC_INVALID_ARGUMENT" });
+  await t.rejects(verify(source, target, { workers: -1 }), { code: "VHDSYNC_INVALID_ARGUMENT" });
+  await t.rejects(diff(source, target, { blockSizeBytes: 5000 }), { code: "VHDSYNC_INVALID_ARGUMENT" });
+  t.equal(runCli(["verify", source, target, "--workers", "0"]).status, 1, "--workers 0 (this thread only) is valid");
+});
+
+t.test("a digest, target or checkpoint that is an input is refused, the input kept", async (t) => {
+  const { dir, source, target } = pair(t, 2 * MIB, 10);
+  const sourceSha = fileSha(source);
+  const targetSha = fileSha(target);
+  const alias = join(dir, "alias.img");
+  linkSync(source, alias);
+  for (const out of [source, alias, `${dirname(source)}/./${basename(source)}`]) {
+    const run = runCli(["checksum", source, "-o", out]);
+    t.equal(run.status, 3, `checksum -o ${out}: exit 3`);
+    t.match(run.stderr, /VHDSYNC_INVALID_ARGUMENT: the digest file .* is the same file as/);
+  }
+  t.equal(fileSha(source), sourceSha, "the image is intact");
+  for (const args of [["resync", source, alias], ["copy", source, alias], ["resync", source, target, "--checkpoint", source], ["resync", source, target, "--checkpoint", target]]) {
+    const run = runCli(args);
+    t.equal(run.status, 3, `${args.join(" ")}: exit 3`);
+    t.match(run.stderr, /VHDSYNC_INVALID_ARGUMENT: .* is the same file as/);
+  }
+  const digest = join(dir, "target.digest");
+  t.equal(runCli(["checksum", target, "-o", digest]).status, 0);
+  const digestSha = fileSha(digest);
+  const viaDigest = runCli(["resync", source, target, "--target-digest", digest, "--checkpoint", digest]);
+  t.equal(viaDigest.status, 3, "the target digest as the checkpoint: exit 3");
+  t.same([fileSha(source), fileSha(target), fileSha(digest)], [sourceSha, targetSha, digestSha], "source, target and digest are intact");
+});
+
+t.test("a checkpoint path naming another file is refused; a checkpoint of any version is taken", async (t) => {
+  const { dir, source, target } = pair(t, 2 * MIB, 10);
+  const notes = join(dir, "notes.txt");
+  writeFileSync(notes, "precious\n");
+  const big = join(dir, "big.json");
+  writeFileSync(big, JSON.stringify({ kind: "vhdsync-resync-checkpoint", pad: "x".repeat(2 * MIB) }));
+  const defaultPath = `${target}.vhdsync-checkpoint`;
+  for (const path of [notes, big, dir]) {
+    const run = runCli(["resync", source, target, "--checkpoint", path]);
+    t.equal(run.status, 3, `--checkpoint ${path}: exit 3`);
+    t.match(run.stderr, /is not a vhdsync resync checkpoint/);
+  }
+  t.equal(readFileSync(notes, "utf8"), "precious\n", "the file named is intact");
+  writeFileSync(defaultPath, "{ not json");
+  t.equal(runCli(["resync", source, target]).status, 3, "a default checkpoint path holding something else is refused too");
+  t.ok(existsSync(defaultPath));
+  // A checkpoint of another version is vhdsync's own: replaced, and removed after success.
+  writeFileSync(defaultPath, JSON.stringify({ kind: "vhdsync-resync-checkpoint", version: 1, nextBlock: 3 }));
+  const run = runCli(["resync", source, target, "--resume", "--json"]);
+  t.equal(run.status, 0, run.stderr);
+  t.equal(JSON.parse(run.stdout).resumedFromBlock ?? 0, 0, "an old checkpoint is not resumed from");
+  t.notOk(existsSync(defaultPath), "and is removed after success");
+  t.equal(fileSha(target), fileSha(source));
+});
+
+t.test("a copy that fails leaves no target it created; an existing target stays", async (t) => {
+  const { dir, source } = pair(t, 64 * MIB, 0);
+  const created = join(dir, "created.img");
+  const stop = new AbortController();
+  stop.abort();
+  await t.rejects(copy(source, created, { signal: stop.signal }), { code: "VHDSYNC_INTERRUPTED" });
+  t.notOk(existsSync(created), "an interrupted copy removed the target it created");
+  const existing = join(dir, "existing.img");
+  writeFileSync(existing, Buffer.alloc(64 * MIB, 7));
+  await t.rejects(copy(source, existing, { signal: stop.signal }), { code: "VHDSYNC_INTERRUPTED" });
+  t.ok(existsSync(existing), "an existing target is never removed");
+  const done = await copy(source, created);
+  t.ok(done.created && fileSha(created) === fileSha(source), "a complete copy stays");
+});
+
+t.test("copy into an existing 64 MiB target with a bad --block-size exits (no hang on the scan workers)", async (t) => {
+  const { source, target } = pair(t, 64 * MIB, 5);
+  const before = fileSha(target);
+  const run = spawnSync(process.execPath, [CLI_PATH, "copy", source, target, "--block-size", "3K"], { encoding: "utf8", timeout: 30_000, killSignal: "SIGKILL" });
+  t.equal(run.signal, null, "not killed by the timeout");
+  t.equal(run.status, 2, run.stderr);
+  t.equal(fileSha(target), before, "the target is untouched");
+});
+
+t.test("--resume starts over when the target was replaced or changed since the checkpoint", async (t) => {
+  const { dir, source, target } = pair(t, 256 * MIB, 30000);
+  const original = join(dir, "original.img");
+  copyFileSync(target, original);
+  const checkpoint = `${target}.vhdsync-checkpoint`;
+  // Stops at the first progress event: more segments (32 MiB) than are in flight, so mid-way.
+  const stop = async () => {
+    const controller = new AbortController();
+    await t.rejects(resync(source, target, { workers: 1, checkpointIntervalMs: 0, signal: controller.signal, onProgress: () => controller.abort() }), { code: "VHDSYNC_INTERRUPTED" });
+    const saved = JSON.parse(readFileSync(checkpoint, "utf8"));
+    t.ok(saved.final && saved.nextBlock > 0, `a final checkpoint at block ${saved.nextBlock}`);
+    return saved.nextBlock as number;
+  };
+  // Stopped cleanly, nothing touched since: resumed.
+  let next = await stop();
+  let report = await resync(source, target, { resume: true });
+  t.equal(report.resumedFromBlock, next, "an untouched target resumes");
+  t.equal(fileSha(target), fileSha(source));
+
+  // Stopped cleanly, then one byte of the done part written: started over, and made right.
+  copyFileSync(original, target);
+  next = await stop();
+  const fd = openSync(target, "r+");
+  writeSync(fd, Buffer.from([0x5a]), 0, 1, 4096 * Math.floor(next / 2) + 17);
+  closeSync(fd);
+  report = await resync(source, target, { resume: true });
+  t.equal(report.resumedFromBlock ?? 0, 0, "a target written after the stop starts over");
+  t.match(report.checkpointIgnored, /written after the interrupted run stopped/);
+  t.equal(fileSha(target), fileSha(source), "and ends equal to the source");
+
+  // Replaced by another file (a new inode), or resized: started over.
+  copyFileSync(original, target);
+  await stop();
+  const replacement = join(dir, "replacement.img");
+  copyFileSync(original, replacement);
+  spawnSync("mv", [replacement, target]);
+  report = await resync(source, target, { resume: true });
+  t.match(report.checkpointIgnored, /replaced/, "a replaced target starts over");
+  t.equal(fileSha(target), fileSha(source));
+
+  // A killed run's periodic checkpoint (final: false), then the target restored in place: the
+  // sample of the done part finds it.
+  copyFileSync(original, target);
+  await stop();
+  const saved = JSON.parse(readFileSync(checkpoint, "utf8"));
+  writeFileSync(checkpoint, JSON.stringify({ ...saved, final: false }));
+  copyFileSync(original, target); // in place: same inode and size
+  report = await resync(source, target, { resume: true });
+  t.equal(report.resumedFromBlock ?? 0, 0);
+  t.match(report.checkpointIgnored, /differs from the source .* the part the checkpoint marks done/, "the sample catches a restored target");
+  t.equal(fileSha(target), fileSha(source));
+  truncateSync(original, 0);
+});
