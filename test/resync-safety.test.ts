@@ -198,3 +198,27 @@ t.test("--resume starts over when the target was replaced or changed since the c
   t.equal(fileSha(target), fileSha(source));
   truncateSync(original, 0);
 });
+
+t.test("a target that is a parent of the source is refused; the chain stays whole", async (t) => {
+  const { dir } = pairSetup(t);
+  const parent = join(dir, "parent.vhd");
+  const child = join(dir, "child.vhd");
+  t.equal(runCli(["create", "--type", "dynamic", "--size", "16M", parent]).status, 0);
+  t.equal(runCli(["create", "--type", "differencing", "--parent", parent, child]).status, 0);
+  const before = fileSha(parent);
+  for (const command of ["resync", "copy"]) {
+    const run = runCli([command, child, parent]);
+    t.equal(run.status, 3, `${command} child parent: exit 3`);
+    t.match(run.stderr, /VHDSYNC_INVALID_ARGUMENT: the target .* is the same file as the source's parent/);
+  }
+  t.equal(fileSha(parent), before, "the parent is untouched");
+  t.equal(runCli(["check", child]).status, 0, "the chain is whole");
+});
+
+t.test("a reader that closes the pipe early ends the command quietly", async (t) => {
+  // Per-block digests of 16 MiB: 4,096 lines, more than a pipe holds.
+  const { source } = pair(t, 16 * MIB, 0);
+  const run = spawnSync("sh", ["-c", `"${process.execPath}" "${CLI_PATH}" hash --block-size 4K "${source}" | head -c 1 > /dev/null`], { encoding: "utf8" });
+  t.equal(run.status, 0, "the pipeline ends");
+  t.notMatch(run.stderr, /EPIPE|Error|at /, `nothing on stderr: ${run.stderr}`);
+});

@@ -12,7 +12,7 @@ import { applyChanges } from "./apply-changes.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
 import { checkWorkers, workerCountFor } from "./scan-workers.js";
 import { checkBlockSize } from "./digest-format.js";
-import { refuseSameFile } from "./image-identity.js";
+import { parentsOf, refuseSameFile } from "./image-identity.js";
 import { removeDurably } from "../io/atomic-file.js";
 import { CALLER_SEGMENT_BYTES, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult } from "./segment-task.js";
@@ -62,6 +62,7 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
   const created = !existsSync(targetPath);
   let copied = false;
   try {
+    await refuseSameFile(targetPath, await parentsOf(source), "the target", "the source's parent ");
     target = created ? await RawImage.create(targetPath, source.virtualSize) : await openImage(targetPath, { readOnly: false });
     const sizeAccepted = target.virtualSize === source.virtualSize || (options.allowLargerTarget && target.virtualSize > source.virtualSize);
     if (!sizeAccepted) {

@@ -62,12 +62,17 @@ export async function sameFile(a: string, b: string): Promise<boolean> {
  * one of `inputs`: writing it would destroy that input.
  * @param what e.g. "the digest file"
  */
-export async function refuseSameFile(path: string, inputs: Array<string | undefined>, what: string): Promise<void> {
+export async function refuseSameFile(path: string, inputs: Array<string | undefined>, what: string, inputRole = ""): Promise<void> {
   for (const input of inputs) {
     if (input !== undefined && (await sameFile(path, input))) {
-      throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${what} ${path} is the same file as ${input}; it would be overwritten`, { path, input });
+      throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${what} ${path} is the same file as ${inputRole}${input}; it would be overwritten`, { path, input });
     }
   }
+}
+
+/** The files of an open image's differencing chain below it (its parents), nearest first. */
+export async function parentsOf(image: DiskImage): Promise<string[]> {
+  return (await image.info()).chain.slice(1).map((layer) => layer.path);
 }
 
 /** Names of the identity fields that differ (path is informational and not compared). */

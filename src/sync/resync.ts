@@ -12,7 +12,7 @@ import type { BlockHashAlgorithm } from "./block-hasher.js";
 import { checkBlockSize } from "./digest-format.js";
 import { DigestReader } from "./digest-reader.js";
 import { DigestWriter } from "./digest-writer.js";
-import { checkIdentity, imageIdentity, refuseSameFile } from "./image-identity.js";
+import { checkIdentity, imageIdentity, parentsOf, refuseSameFile } from "./image-identity.js";
 import { CHECKPOINT_VERSION, checkCheckpointPath, checkpointMismatch, defaultCheckpointPath, loadCheckpoint, removeCheckpoint, saveCheckpoint, targetFileState, targetStateMismatch, type ResyncCheckpoint } from "./resync-checkpoint.js";
 import { applyChanges } from "./apply-changes.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
@@ -145,6 +145,8 @@ async function preparePlan(sourcePath: string, targetPath: string, options: Resy
   let target: DiskImage | undefined;
   let digest: DigestReader | undefined;
   try {
+    // A target that is one of the source's parents would change the source under the run.
+    await refuseSameFile(targetPath, await parentsOf(source), "the target", "the source's parent ");
     target = await openImage(targetPath, { readOnly: Boolean(options.dryRun) });
     let blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
     let algo: BlockHashAlgorithm | null = null;
