@@ -222,3 +222,20 @@ t.test("a reader that closes the pipe early ends the command quietly", async (t)
   t.equal(run.status, 0, "the pipeline ends");
   t.notMatch(run.stderr, /EPIPE|Error|at /, `nothing on stderr: ${run.stderr}`);
 });
+
+t.test("--update-digest that a resumed or dry run cannot honour is reported, not silently skipped", async (t) => {
+  const { dir, source, target } = pair(t, 256 * MIB, 20000);
+  const digest = join(dir, "target.digest");
+  await checksum(target, digest);
+  const dry = await resync(source, target, { targetDigestPath: digest, updateTargetDigest: true, dryRun: true });
+  t.match(dry.digestNotUpdated, /dry run/);
+  const controller = new AbortController();
+  await t.rejects(resync(source, target, { targetDigestPath: digest, workers: 1, checkpointIntervalMs: 0, signal: controller.signal, onProgress: () => controller.abort() }), { code: "VHDSYNC_INTERRUPTED" });
+  const resumed = await resync(source, target, { targetDigestPath: digest, updateTargetDigest: true, resume: true });
+  t.ok(resumed.resumedFromBlock > 0, "resumed");
+  t.equal(resumed.digestUpdated, false);
+  t.match(resumed.digestNotUpdated, /resumed run did not hash the blocks before block \d+/);
+  t.equal(fileSha(target), fileSha(source));
+  const whole = await resync(source, target, { targetDigestPath: (await checksum(target, digest)).digestPath, updateTargetDigest: true });
+  t.ok(whole.digestUpdated && whole.digestNotUpdated === undefined, "a whole run updates it");
+});

@@ -61,6 +61,8 @@ export interface ResyncReport extends SegmentCounters {
   resumedFromBlock: number;
   checkpointIgnored?: string;
   digestUpdated: boolean;
+  /** Why a requested digest update (updateTargetDigest) was not made: the digest is then stale. */
+  digestNotUpdated?: string;
   workers: number;
   /** What compared the blocks: the native addon's scanner (flat images, compare mode) or WASM scanners. */
   scanner: "native" | "wasm";
@@ -120,6 +122,7 @@ export async function resync(sourcePath: string, targetPath: string, options: Re
       resumedFromBlock: plan.resumeBlock,
       ...(plan.checkpointIgnored ? { checkpointIgnored: plan.checkpointIgnored } : {}),
       digestUpdated,
+      ...(options.updateTargetDigest && !digestUpdated ? { digestNotUpdated: digestNotUpdatedReason(plan, options) } : {}),
       workers,
       scanner,
       seconds,
@@ -200,6 +203,12 @@ async function preparePlan(sourcePath: string, targetPath: string, options: Resy
     await source.close().catch(() => undefined);
     throw error;
   }
+}
+
+/** Why updateTargetDigest was not honoured (the only two ways a complete run skips it). */
+function digestNotUpdatedReason(plan: Plan, options: ResyncOptions): string {
+  if (options.dryRun) return "a dry run writes nothing";
+  return `a resumed run did not hash the blocks before block ${plan.resumeBlock}; the digest no longer describes the target: make a new one with vhdsync checksum`;
 }
 
 /** Block size and algorithm come from the digest; conflicting options are refused. */

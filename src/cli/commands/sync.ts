@@ -162,6 +162,7 @@ export const resyncCommand: CommandModule<GlobalOptions, ResyncArgs> = {
           ...extra,
         }),
       );
+      if (report.digestNotUpdated) process.stderr.write(`vhdsync: note: --update-digest: ${report.digestNotUpdated}\n`);
       if (argv.json) printJson({ ok: true, type: "report", ...report });
       else {
         // A dry run counts no bytes (it writes none); it used to print "would write 0 B".
