@@ -9,6 +9,7 @@ import t from "tap";
 import { spawnSync } from "node:child_process";
 import { existsSync, linkSync, openSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync, closeSync, copyFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { hostname } from "node:os";
 import { checksum } from "../dist/sync/checksum.js";
 import { copy } from "../dist/sync/copy.js";
 import { diff } from "../dist/sync/diff.js";
@@ -239,3 +240,36 @@ t.test("--update-digest that a resumed or dry run cannot honour is reported, not
   const whole = await resync(source, target, { targetDigestPath: (await checksum(target, digest)).digestPath, updateTargetDigest: true });
   t.ok(whole.digestUpdated && whole.digestNotUpdated === undefined, "a whole run updates it");
 });
+
+t.test("temp files that a killed run left behind are removed by the next write of that file", async (t) => {
+  const { dir, source } = pair(t, 2 * MIB, 0);
+  const digest = join(dir, "out.digest");
+  const host = hostname().replace(/[^A-Za-z0-9.-]/g, "_");
+  let dead = 4_000_000;
+  while (processRuns(dead)) dead--;
+  const stale = join(dir, `.out.digest.${host}-${dead}.tmp`);
+  const live = join(dir, `.out.digest.${host}-${process.pid}.tmp`);
+  const otherHost = join(dir, `.out.digest.another-host-${dead}.tmp`);
+  for (const path of [stale, live, otherHost]) writeFileSync(path, "partial");
+  t.equal(runCli(["checksum", source, "-o", digest]).status, 0);
+  t.notOk(existsSync(stale), "a dead process's temp file is removed");
+  t.ok(existsSync(live), "a running process's is kept");
+  t.ok(existsSync(otherHost), "another host's is kept");
+  // The checkpoint's temp file, after a kill -9 of a resync.
+  const target = join(dir, "target.img");
+  writeFileSync(target, Buffer.alloc(2 * MIB));
+  const checkpointTemp = join(dir, `.target.img.vhdsync-checkpoint.${host}-${dead}.tmp`);
+  writeFileSync(checkpointTemp, "{");
+  const resynced = runCli(["resync", source, target], { env: { ...process.env, VHDSYNC_CHECKPOINT_MS: "0" } });
+  t.equal(resynced.status, 0, resynced.stderr);
+  t.notOk(existsSync(checkpointTemp), "and so is a checkpoint's");
+});
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

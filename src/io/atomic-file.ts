@@ -5,12 +5,52 @@
 
 import { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
+import { hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 
-/** Temp path used while writing `path` (hidden, beside it, unique per process). */
+/** This host's part of temp file names (a directory may be shared between hosts). */
+const HOST = hostname().replace(/[^A-Za-z0-9.-]/g, "_");
+
+/** Temp path used while writing `path` (hidden, beside it, unique per process of this host). */
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  return join(dirname(path), `.${basename(path)}.${HOST}-${process.pid}.tmp`);
+}
+
+/** Paths whose stale temp files this process has already looked for. */
+const swept = new Set<string>();
+
+/**
+ * Removes the temp files of `path` that processes of this host which no longer run left
+ * behind (killed while writing it), once per path per process. Best effort: a file that
+ * cannot be listed or removed is left.
+ */
+export async function removeStaleTempFiles(path: string): Promise<void> {
+  if (swept.has(path)) return;
+  swept.add(path);
+  const prefix = `.${basename(path)}.${HOST}-`;
+  let names: string[];
+  try {
+    names = await fsp.readdir(dirname(path));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith(".tmp")) continue;
+    const pid = Number(name.slice(prefix.length, -".tmp".length));
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || processRuns(pid)) continue;
+    await fsp.rm(join(dirname(path), name), { force: true }).catch(() => undefined);
+  }
+}
+
+/** Whether a process `pid` runs on this host (EPERM: it does, as another user). */
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 /** fsyncs a directory so a rename or unlink inside it is durable. @throws I/O codes */
@@ -45,6 +85,7 @@ export async function commitTempFile(tempPath: string, path: string): Promise<vo
 
 /** Writes `data` to `path` atomically. @throws I/O codes */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  await removeStaleTempFiles(path);
   const tempPath = tempPathFor(path);
   let handle: FileHandle | undefined;
   try {

@@ -9,7 +9,7 @@ import { openImage } from "../formats/open-image.js";
 import { RawImage } from "../formats/raw.js";
 import { createVhd, DEFAULT_BLOCK_SIZE_BYTES } from "../formats/vhd/index.js";
 import type { ProgressListener } from "../progress.js";
-import { commitTempFile, tempPathFor } from "../io/atomic-file.js";
+import { commitTempFile, removeStaleTempFiles, tempPathFor } from "../io/atomic-file.js";
 import { copy, type CopyReport } from "./copy.js";
 
 /** Output formats of convertImage(). */
@@ -50,6 +50,7 @@ export async function convertImage(inputPath: string, outputPath: string, option
   const input = await openImage(inputPath, { readOnly: true });
   const inputSize = input.virtualSize;
   await input.close();
+  await removeStaleTempFiles(outputPath);
   const tempPath = tempPathFor(outputPath);
   let outputSize = inputSize;
   try {

@@ -7,7 +7,7 @@ import { createHash, type Hash } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
-import { commitTempFile, tempPathFor } from "../io/atomic-file.js";
+import { commitTempFile, removeStaleTempFiles, tempPathFor } from "../io/atomic-file.js";
 import { countDataFlags, encodeFrameHeader, encodeHeader, encodeTrailer, type DigestFrame, type DigestHeader } from "./digest-format.js";
 import { writeExactly } from "../io/file.js";
 import { blockDigestLength } from "./block-hasher.js";
@@ -36,6 +36,7 @@ export class DigestWriter {
 
   /** Starts a digest file at `path` (written to a temp file until finish()). @throws I/O codes */
   static async create(path: string, header: DigestHeaderInit): Promise<DigestWriter> {
+    await removeStaleTempFiles(path);
     const tempPath = tempPathFor(path);
     let handle: FileHandle;
     try {
