@@ -15,6 +15,7 @@ import { copy } from "../dist/sync/copy.js";
 import { diff } from "../dist/sync/diff.js";
 import { resync } from "../dist/sync/resync.js";
 import { verify } from "../dist/sync/verify.js";
+import { processRuns } from "../dist/io/atomic-file.js";
 import { CLI_PATH, runCli } from "./helpers/cli.js";
 import { fileSha, pairSetup, writeRandomImage } from "./helpers/resync-images.js";
 
@@ -265,11 +266,3 @@ t.test("temp files that a killed run left behind are removed by the next write o
   t.notOk(existsSync(checkpointTemp), "and so is a checkpoint's");
 });
 
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}

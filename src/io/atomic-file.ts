@@ -44,7 +44,7 @@ export async function removeStaleTempFiles(path: string): Promise<void> {
 }
 
 /** Whether a process `pid` runs on this host (EPERM: it does, as another user). */
-function processRuns(pid: number): boolean {
+export function processRuns(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -4,20 +4,12 @@
 
 import { promises as fsp } from "node:fs";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
+import { processRuns } from "../io/atomic-file.js";
 import type { SnapshotPaths } from "./snapshot-paths.js";
 
 /** Path of the lock file of a disk. */
 export function lockPath(paths: SnapshotPaths): string {
   return `${paths.state.slice(0, -".snapshot-op.json".length)}.snapshot.lock`;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 async function acquire(path: string): Promise<void> {
@@ -29,7 +21,7 @@ async function acquire(path: string): Promise<void> {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw toVhdsyncError(error, { path });
     }
     const owner = Number((await fsp.readFile(path, "utf8").catch(() => "")).trim());
-    if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+    if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && processRuns(owner)) {
       throw new VhdsyncError("VHDSYNC_IO", `another vhdsync snapshot operation (pid ${owner}) is running on this disk; retry when it ends`, { path, pid: owner });
     }
     await fsp.rm(path, { force: true });
