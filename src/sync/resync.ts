@@ -250,7 +250,7 @@ const RESUME_SAMPLE_BYTES = 4096;
  * sample of the part its checkpoint marks done is compared with the source: pieces spread
  * evenly over it, and as many at random places. A target restored or rewritten since differs
  * in many places and is caught; a change of a few blocks can slip through (docs/resync.md
- * "Pause and resume"). Returns the reason to start over, or undefined.
+ * "Crashes, Ctrl-C and resume"). Returns the reason to start over, or undefined.
  */
 async function sampleDonePart(source: DiskImage, target: DiskImage, doneBytes: number): Promise<string | undefined> {
   const pieces = Math.floor(doneBytes / RESUME_SAMPLE_BYTES);
