@@ -9,6 +9,8 @@ import { checkImage, createVhd, openImage } from "../dist/index.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
 import { firstDifference, qemuVirtualSize, randomWrites, readImage, run } from "./helpers/vhd.js";
+import { nativeAddon } from "../dist/io/native-addon.js";
+import { sparseUnsupportedReason } from "./helpers/native-sparse.js";
 
 const seed = testSeed();
 
@@ -88,4 +90,100 @@ t.test("concurrent writes to a dynamic and a differencing disk land intact", asy
     t.equal(firstDifference(await readImage(image), model), -1, `${image.type}: concurrent writes (seed ${seed})`);
     await image.close();
   }
+});
+
+t.test("zeroing a whole dynamic block unallocates it and punches its room; new blocks reuse the room", async (t) => {
+  const dir = tempDir(t);
+  const MIB = 1024 * 1024;
+  const path = join(dir, "u.vhd");
+  const image = await createVhd(path, { type: "dynamic", sizeBytes: 16 * MIB, blockSizeBytes: MIB });
+  const model = Buffer.alloc(16 * MIB);
+  const fill = (offset: number, length: number, value: number) => {
+    model.fill(value, offset, offset + length);
+    return image.write(new Uint8Array(length).fill(value), offset);
+  };
+  for (let block = 0; block < 16; block++) await fill(block * MIB, MIB, block + 1);
+  const fullSize = statSync(path).size;
+  const fullDisk = statSync(path).blocks;
+  t.equal((await image.info()).allocatedBlocks, 16);
+  // Whole blocks 2-5 and the last one: unallocated. Part of block 8: zeros written, still allocated.
+  await image.writeZeros(2 * MIB, 4 * MIB);
+  model.fill(0, 2 * MIB, 6 * MIB);
+  await image.writeZeros(15 * MIB, MIB);
+  model.fill(0, 15 * MIB, 16 * MIB);
+  await image.writeZeros(8 * MIB + 4096, MIB - 4096);
+  model.fill(0, 8 * MIB + 4096, 9 * MIB);
+  t.equal((await image.info()).allocatedBlocks, 11, "five blocks given back");
+  t.same(await image.allocationMap(0, 16 * MIB, "layer"), [{ offset: 0, length: 2 * MIB }, { offset: 6 * MIB, length: 9 * MIB }]);
+  t.equal(statSync(path).size, fullSize, "the file keeps its size and layout");
+  // Holes need the addon's fallocate and a filesystem that has them; elsewhere the room is only unreferenced.
+  const noHoles = nativeAddon() ? sparseUnsupportedReason(dir) : "no native addon";
+  if (noHoles) t.comment(`room not punched: ${noHoles}`);
+  else t.ok(statSync(path).blocks <= fullDisk - (5 * MIB) / 512, `their room is a hole (${statSync(path).blocks} of ${fullDisk} sectors)`);
+  t.equal(firstDifference(await readImage(image), model), -1, "reads as the model");
+  // Blocks written again land in the freed room: the file does not grow.
+  await fill(3 * MIB + 512, 4096, 0xaa);
+  await fill(15 * MIB, MIB, 0xbb);
+  await fill(2 * MIB, MIB, 0xcc);
+  t.equal(statSync(path).size, fullSize, "freed room reused before the file grows");
+  t.equal((await image.info()).allocatedBlocks, 14);
+  t.equal(firstDifference(await readImage(image), model), -1, "reads as the model after reuse");
+  await image.close();
+  writeFileSync(join(dir, "model.raw"), model);
+  t.match(run("qemu-img", ["compare", "-f", "vpc", "-F", "raw", path, join(dir, "model.raw")]), /identical/, "qemu-img compare");
+  t.match(run("vhdiinfo", [path]), /Media size/, "vhdiinfo parses it");
+  t.same((await checkImage(path)).problems, [], "check finds no problems (no overlaps)");
+});
+
+t.test("a differencing block over parent data is zeroed, not unallocated (that would show the parent)", async (t) => {
+  const dir = tempDir(t);
+  const MIB = 1024 * 1024;
+  const parentPath = join(dir, "p.vhd");
+  const parent = await createVhd(parentPath, { type: "dynamic", sizeBytes: 4 * MIB, blockSizeBytes: MIB });
+  await parent.write(new Uint8Array(MIB).fill(9), MIB);
+  await parent.close();
+  const childPath = join(dir, "c.vhd");
+  const child = await createVhd(childPath, { type: "differencing", parentPath, blockSizeBytes: MIB });
+  await child.write(new Uint8Array(2 * MIB).fill(5), 0);
+  await child.writeZeros(0, 2 * MIB);
+  const back = new Uint8Array(2 * MIB);
+  await child.read(back, 0);
+  t.ok(back.every((byte) => byte === 0), "both blocks read as zeros");
+  t.same(await child.allocationMap(0, 4 * MIB, "layer"), [{ offset: MIB, length: MIB }], "block 0 (parent zeros there) unallocated, block 1 (parent data) kept");
+  await child.close();
+  t.same((await checkImage(childPath)).problems, []);
+});
+
+t.test("seeded cycles of whole-block zeroing and writing: content, structure, and a file that stops growing", async (t) => {
+  const dir = tempDir(t);
+  const prng = new Prng(seed);
+  const MIB = 1024 * 1024;
+  const blocks = 24;
+  const path = join(dir, "cycles.vhd");
+  const image = await createVhd(path, { type: "dynamic", sizeBytes: blocks * MIB, blockSizeBytes: 512 * 1024 });
+  const model = Buffer.alloc(blocks * MIB);
+  let peak = 0;
+  for (let round = 0; round < 6; round++) {
+    for (let op = 0; op < 20; op++) {
+      const offset = prng.int(blocks * 2) * 512 * 1024;
+      const length = (1 + prng.int(3)) * 512 * 1024;
+      const end = Math.min(blocks * MIB, offset + length);
+      if (prng.int(2) === 0) {
+        await image.writeZeros(offset, end - offset);
+        model.fill(0, offset, end);
+      } else {
+        const data = prng.bytes(end - offset);
+        await image.write(data, offset);
+        model.set(data, offset);
+      }
+    }
+    t.equal(firstDifference(await readImage(image), model), -1, `round ${round}: reads as the model (seed ${seed})`);
+    if (round === 2) peak = statSync(path).size;
+  }
+  await image.close();
+  const metadataAndAllBlocks = 64 * 1024 + blocks * 2 * (512 * 1024 + 4096 + 512);
+  t.ok(statSync(path).size <= metadataAndAllBlocks, `the file never holds more than every block once (${statSync(path).size} <= ${metadataAndAllBlocks}; ${peak} after round 2; seed ${seed})`);
+  writeFileSync(join(dir, "model.raw"), model);
+  t.match(run("qemu-img", ["compare", "-f", "vpc", "-F", "raw", path, join(dir, "model.raw")]), /identical/, `qemu-img compare (seed ${seed})`);
+  t.same((await checkImage(path)).problems, [], `check finds no problems (seed ${seed})`);
 });

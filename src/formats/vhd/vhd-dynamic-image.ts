@@ -10,7 +10,8 @@ import { ZERO_CHUNK, checkRange, readExactly, writeExactly, writeZeroBytes } fro
 import type { AllocationScope, Extent } from "../disk-image.js";
 import type { DataLocator, DataPiece, LocatableImage } from "../data-location.js";
 import { BitmapOps } from "./vhd-bitmap.js";
-import { BlockTable } from "./vhd-bat.js";
+import { BlockTable, UNALLOCATED } from "./vhd-bat.js";
+import { punchHole } from "../../io/native.js";
 import { VhdImage, type VhdOpenState } from "./vhd-image.js";
 import { alignUp, readvExactly, writevExactly } from "./vhd-io.js";
 import { buildFooter, type VhdHeader } from "./vhd-structures.js";
@@ -44,6 +45,8 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
   protected readonly bitmapOps: BitmapOps;
   private readonly bitmapCache = new Map<number, Uint8Array>();
   private footerBytes: Uint8Array | undefined;
+  /** Block starts of free room inside the file (left by unallocated blocks), found when first needed. */
+  private freeSlots: number[] | undefined;
   private writeQueue: Promise<void> = Promise.resolve();
 
   constructor(state: VhdDynamicState) {
@@ -216,6 +219,8 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
    * @throws VHDSYNC_UNSUPPORTED when the file would outgrow 32-bit sector offsets (2 TiB)
    */
   private async allocateBlock(block: number, inBlockBytes: number, data: Uint8Array): Promise<void> {
+    const slot = this.takeFreeSlot();
+    if (slot !== undefined) return this.allocateInSlot(block, slot, inBlockBytes, data);
     const oldFooterOffset = this.footerOffsetBytes;
     const dataStart = alignUp(oldFooterOffset + this.bitmapBytes, DATA_ALIGN_BYTES);
     const blockStart = dataStart - this.bitmapBytes;
@@ -237,6 +242,83 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     await writeExactly(this.handle, entry.bytes, this.header.tableOffsetBytes + entry.sectorIndex * 512, this.path);
     this.footerOffsetBytes = newFooterOffset;
     this.cacheBitmap(block, bitmap);
+  }
+
+  /**
+   * Allocates a block in free room inside the file: its bitmap and data are written there
+   * (the rest of the data zeroed: the room may still hold old bytes where no hole could be
+   * punched), then the BAT entry. The file does not grow.
+   */
+  private async allocateInSlot(block: number, blockStart: number, inBlockBytes: number, data: Uint8Array): Promise<void> {
+    const dataStart = blockStart + this.bitmapBytes;
+    const bitmap = this.newBlockBitmap(inBlockBytes / 512, data.length / 512);
+    await writeExactly(this.handle, bitmap, blockStart, this.path);
+    await this.zeroFileRange(dataStart, inBlockBytes);
+    await writeExactly(this.handle, data, dataStart + inBlockBytes, this.path);
+    await this.zeroFileRange(dataStart + inBlockBytes + data.length, this.blockSizeBytes - inBlockBytes - data.length);
+    const entry = this.table.set(block, blockStart / 512);
+    await writeExactly(this.handle, entry.bytes, this.header.tableOffsetBytes + entry.sectorIndex * 512, this.path);
+    this.cacheBitmap(block, bitmap);
+  }
+
+  /** Zeroes a range of the file: a hole where the filesystem can punch one, else written zeros. */
+  private async zeroFileRange(offset: number, length: number): Promise<void> {
+    if (length > 0 && !(await punchHole(this.handle.fd, offset, length))) await writeZeroBytes(this.handle, offset, length, this.path);
+  }
+
+  /** The lowest free slot (see findFreeSlots), taken. */
+  private takeFreeSlot(): number | undefined {
+    this.freeSlots ??= this.findFreeSlots();
+    return this.freeSlots.shift();
+  }
+
+  /**
+   * Room for a whole block (bitmap + data, data 4 KiB-aligned as allocateBlock places it)
+   * between the end of the metadata (the dynamic header, the BAT, the parent locators' data)
+   * and the footer, clear of every allocated block: what unallocated blocks left. Lowest first.
+   */
+  private findFreeSlots(): number[] {
+    const region = this.bitmapBytes + this.blockSizeBytes;
+    const metadataEnd = Math.max(
+      Number(this.footer.dataOffset) + 1024,
+      this.header.tableOffsetBytes + alignUp(this.header.maxTableEntries * 4, 512),
+      ...this.header.locators.filter((locator) => locator.dataOffsetBytes > 0).map((locator) => locator.dataOffsetBytes + Math.max(locator.dataSpace * 512, locator.dataLengthBytes)), // dataSpace: sectors in the spec, bytes in some writers; the larger reading is kept clear
+    );
+    const starts: number[] = [];
+    for (let block = 0; block < this.table.entries; block++) if (this.table.isAllocated(block)) starts.push(this.table.blockOffsetBytes(block));
+    starts.sort((a, b) => a - b);
+    const slots: number[] = [];
+    let cursor = metadataEnd;
+    for (const gapEnd of [...starts, this.footerOffsetBytes]) {
+      for (;;) {
+        const dataStart = alignUp(cursor + this.bitmapBytes, DATA_ALIGN_BYTES);
+        if (dataStart + this.blockSizeBytes > gapEnd) break;
+        slots.push(dataStart - this.bitmapBytes);
+        cursor = dataStart + this.blockSizeBytes;
+      }
+      cursor = Math.max(cursor, gapEnd + region);
+    }
+    return slots;
+  }
+
+  /**
+   * Unallocates a block (its BAT entry first, so a crash leaves at worst unused space) and
+   * punches a hole where its bitmap and data were, where the filesystem can: the space goes
+   * back to the filesystem; the file keeps its size and layout, and a later write of the block
+   * allocates it again at the end.
+   */
+  private async unallocateBlock(block: number): Promise<void> {
+    const blockStart = this.table.blockOffsetBytes(block);
+    const dataEnd = this.dataOffsetBytes(block, 0) + this.blockSizeBytes;
+    // The free room known so far (found while the block still counts as allocated), then its own.
+    const slots = (this.freeSlots ??= this.findFreeSlots());
+    const entry = this.table.set(block, UNALLOCATED);
+    await writeExactly(this.handle, entry.bytes, this.header.tableOffsetBytes + entry.sectorIndex * 512, this.path);
+    this.bitmapCache.delete(block);
+    await punchHole(this.handle.fd, blockStart, Math.min(dataEnd, this.footerOffsetBytes) - blockStart);
+    let at = slots.length;
+    while (at > 0 && slots[at - 1] > blockStart) at--;
+    slots.splice(at, 0, blockStart);
   }
 
   /** The sector bitmap of an allocated block (cached). */
@@ -266,7 +348,11 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     if (start > offset) await this.writeLocked(ZERO_CHUNK.subarray(0, start - offset), offset);
     if (offset + length > end) await this.writeLocked(ZERO_CHUNK.subarray(0, offset + length - end), end);
     await this.forEachBlockPart(start, end - start, async (block, inBlock, done, part) => {
-      if (!this.table.isAllocated(block) && (await this.absentIsZero(start + done, part))) return;
+      const allocated = this.table.isAllocated(block);
+      if (!allocated && (await this.absentIsZero(start + done, part))) return;
+      // A whole block that will read as zeros without its data is given back: unallocated.
+      const wholeBlock = inBlock === 0 && (part === this.blockSizeBytes || start + done + part === this.virtualSize);
+      if (allocated && wholeBlock && (await this.absentIsZero(start + done, part))) return this.unallocateBlock(block);
       for (let chunk = 0; chunk < part; chunk += ZERO_CHUNK.length) {
         await this.writeBlockPart(block, inBlock + chunk, ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, part - chunk)));
       }
