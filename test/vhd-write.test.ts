@@ -3,7 +3,8 @@
 // `qemu-img compare` with the model, `qemu-img info` size, `vhdiinfo` parses, reopen agrees.
 
 import t from "tap";
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
 import { join } from "node:path";
 import { checkImage, createVhd, openImage } from "../dist/index.js";
 import { Prng, testSeed } from "./helpers/prng.js";
@@ -186,4 +187,33 @@ t.test("seeded cycles of whole-block zeroing and writing: content, structure, an
   writeFileSync(join(dir, "model.raw"), model);
   t.match(run("qemu-img", ["compare", "-f", "vpc", "-F", "raw", path, join(dir, "model.raw")]), /identical/, `qemu-img compare (seed ${seed})`);
   t.same((await checkImage(path)).problems, [], `check finds no problems (seed ${seed})`);
+});
+
+const WINDOWS_FIXTURE = new URL("../../shared/fixtures/windows-dynamic-512M.vhd.gz", import.meta.url);
+
+t.test("the Windows dynamic fixture: its blocks given back and taken again in place", { skip: !existsSync(WINDOWS_FIXTURE) && "shared fixtures not found" }, async (t) => {
+  const dir = tempDir(t);
+  const prng = new Prng(seed);
+  const path = join(dir, "windows.vhd");
+  writeFileSync(path, gunzipSync(readFileSync(WINDOWS_FIXTURE)));
+  const sizeBefore = statSync(path).size;
+  const image = await openImage(path, { readOnly: false });
+  const model = Buffer.from(await readImage(image));
+  const allocated = await image.allocationMap(0, image.virtualSize, "layer");
+  t.ok(allocated.length > 0, `${allocated.length} allocated extents`);
+  for (const { offset, length } of allocated) await image.writeZeros(offset, length);
+  for (const { offset, length } of allocated) model.fill(0, offset, offset + length);
+  t.equal((await image.info()).allocatedBlocks, 0, "every block given back");
+  for (const { offset, length } of allocated) {
+    const data = prng.bytes(length);
+    await image.write(data, offset);
+    model.set(data, offset);
+  }
+  t.equal(statSync(path).size, sizeBefore, "written again in the room Windows laid out: the file did not grow");
+  t.equal(firstDifference(await readImage(image), model), -1, `reads as the model (seed ${seed})`);
+  await image.close();
+  writeFileSync(join(dir, "model.raw"), model);
+  t.match(run("qemu-img", ["compare", "-f", "vpc", "-F", "raw", path, join(dir, "model.raw")]), /identical/, "qemu-img compare");
+  t.match(run("vhdiinfo", [path]), /Media size/, "vhdiinfo parses it");
+  t.same((await checkImage(path)).problems, [], "check finds no problems");
 });
