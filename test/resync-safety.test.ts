@@ -6,7 +6,7 @@
 // leaves no target it created, and one that fails does not hang on its scan workers;
 // and --resume does not trust a checkpoint whose target was replaced or changed since.
 import t from "tap";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, linkSync, openSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync, closeSync, copyFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { hostname } from "node:os";
@@ -266,3 +266,65 @@ t.test("temp files that a killed run left behind are removed by the next write o
   t.notOk(existsSync(checkpointTemp), "and so is a checkpoint's");
 });
 
+
+t.test("--resume after a kill -9 into a dynamic VHD that the killed run grew resumes", async (t) => {
+  const { dir, source } = pair(t, 256 * MIB, 0);
+  const target = join(dir, "target.vhd");
+  t.equal(runCli(["create", "--type", "dynamic", "--size", "256M", target]).status, 0);
+  const checkpoint = `${target}.vhdsync-checkpoint`;
+  // Kill as soon as a periodic checkpoint mid-way exists (the run keeps growing the VHD after it).
+  const child = spawn(process.execPath, [CLI_PATH, "resync", source, target, "--workers", "1"], { env: { ...process.env, VHDSYNC_CHECKPOINT_MS: "0" } });
+  await new Promise<void>((resolve) => {
+    const poll = setInterval(() => {
+      if (existsSync(checkpoint) || child.exitCode !== null) {
+        clearInterval(poll);
+        child.kill("SIGKILL");
+        resolve();
+      }
+    }, 2);
+  });
+  await new Promise((resolve) => child.on("exit", resolve));
+  if (!existsSync(checkpoint)) return t.skip("the run ended before its first checkpoint");
+  const saved = JSON.parse(readFileSync(checkpoint, "utf8"));
+  t.equal(saved.final, false, "a periodic checkpoint");
+  const resumed = await resync(source, target, { resume: true });
+  t.equal(resumed.checkpointIgnored, undefined, `not ignored (${resumed.checkpointIgnored})`);
+  t.ok(resumed.resumedFromBlock >= saved.nextBlock && resumed.resumedFromBlock > 0, `resumed from ${resumed.resumedFromBlock}`);
+  t.equal((await verify(source, target)).equal, true, "the target equals the source");
+});
+
+t.test("a resumed run turns a clean stop's checkpoint into a running one before it writes", async (t) => {
+  const { source, target } = pair(t, 256 * MIB, 30000);
+  const checkpoint = `${target}.vhdsync-checkpoint`;
+  const first = new AbortController();
+  await t.rejects(resync(source, target, { workers: 1, checkpointIntervalMs: 0, signal: first.signal, onProgress: () => first.abort() }), { code: "VHDSYNC_INTERRUPTED" });
+  t.equal(JSON.parse(readFileSync(checkpoint, "utf8")).final, true);
+  let seenFinal: boolean | undefined;
+  const second = new AbortController();
+  const outcome = await resync(source, target, { resume: true, workers: 1, checkpointIntervalMs: 60_000, signal: second.signal, onProgress: () => {
+    seenFinal ??= JSON.parse(readFileSync(checkpoint, "utf8")).final;
+    second.abort();
+  } }).then(() => "done", (error) => error.code);
+  t.equal(seenFinal, false, "while the resumed run writes, its checkpoint says so (a kill then still resumes)");
+  if (outcome === "VHDSYNC_INTERRUPTED") {
+    const third = await resync(source, target, { resume: true });
+    t.ok(third.resumedFromBlock > 0 && third.checkpointIgnored === undefined, `resumed from ${third.resumedFromBlock}`);
+  } else t.equal(outcome, "done", "(the resumed run had every segment in flight already and finished)");
+  t.equal(fileSha(target), fileSha(source));
+});
+
+t.test("--resume starts over when a parent of the target (or source) changed", async (t) => {
+  const { dir, source } = pair(t, 64 * MIB, 0);
+  const parent = join(dir, "parent.vhd");
+  const child = join(dir, "child.vhd");
+  t.equal(runCli(["create", "--type", "dynamic", "--size", "64M", parent]).status, 0);
+  t.equal(runCli(["create", "--type", "differencing", "--parent", parent, child]).status, 0);
+  const stop = new AbortController();
+  await t.rejects(resync(source, child, { workers: 1, checkpointIntervalMs: 0, signal: stop.signal, onProgress: () => stop.abort() }), { code: "VHDSYNC_INTERRUPTED" });
+  const noise = join(dir, "noise.img");
+  writeRandomImage(noise, 64 * MIB, pairSetup(t).prng);
+  await resync(noise, parent); // the child's own file is not touched
+  const report = await resync(source, child, { resume: true });
+  t.match(report.checkpointIgnored, /a parent of the target changed/);
+  t.equal((await verify(source, child)).equal, true, "the target equals the source");
+});

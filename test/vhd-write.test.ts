@@ -217,3 +217,25 @@ t.test("the Windows dynamic fixture: its blocks given back and taken again in pl
   t.match(run("vhdiinfo", [path]), /Media size/, "vhdiinfo parses it");
   t.same((await checkImage(path)).problems, [], "check finds no problems");
 });
+
+t.test("room that qemu-made blocks leave (on sectors, back to back) takes as many blocks again", async (t) => {
+  const dir = tempDir(t);
+  const prng = new Prng(seed);
+  const MIB = 1024 * 1024;
+  const raw = join(dir, "q.raw");
+  const content = prng.bytes(32 * MIB);
+  writeFileSync(raw, content);
+  const path = join(dir, "q.vhd");
+  run("qemu-img", ["convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic,force_size=on", raw, path]);
+  const sizeBefore = statSync(path).size;
+  let image = await openImage(path, { readOnly: false });
+  await image.writeZeros(6 * MIB, 8 * MIB); // four 2 MiB blocks in a row
+  t.equal((await image.info()).allocatedBlocks, 12);
+  await image.close();
+  image = await openImage(path, { readOnly: false }); // the room is found from the BAT
+  await image.write(content.subarray(6 * MIB, 14 * MIB), 6 * MIB);
+  await image.close();
+  t.equal(statSync(path).size, sizeBefore, "all four fit again: the file did not grow");
+  t.match(run("qemu-img", ["compare", "-f", "vpc", "-F", "raw", path, raw]), /identical/, `qemu-img compare (seed ${seed})`);
+  t.same((await checkImage(path)).problems, [], "check finds no problems");
+});

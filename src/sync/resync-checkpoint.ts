@@ -28,6 +28,9 @@ export interface ResyncCheckpoint {
   version: number;
   source: ImageIdentity;
   targetPath: string;
+  /** The files of the source's and the target's differencing chains below them (parents first to last). */
+  sourceParents: TargetFileState[];
+  targetParents: TargetFileState[];
   virtualSizeBytes: number;
   blockSizeBytes: number;
   mode: "compare" | "target-digest";
@@ -102,7 +105,9 @@ export async function targetFileState(path: string): Promise<TargetFileState> {
 export function targetStateMismatch(checkpoint: ResyncCheckpoint, now: TargetFileState): string | undefined {
   const saved = checkpoint.target;
   if (!saved || saved.device !== now.device || saved.inode !== now.inode) return "the target file was replaced since the checkpoint";
-  if (saved.fileSizeBytes !== now.fileSizeBytes) return "the target file changed size since the checkpoint";
+  // A killed run may have grown a dynamic VHD past its last checkpoint; nothing shrinks one.
+  const sizeChanged = checkpoint.final ? saved.fileSizeBytes !== now.fileSizeBytes : BigInt(now.fileSizeBytes) < BigInt(saved.fileSizeBytes);
+  if (sizeChanged) return "the target file changed size since the checkpoint";
   if (checkpoint.final && (saved.mtimeNs !== now.mtimeNs || saved.ctimeNs !== now.ctimeNs)) return "the target was written after the interrupted run stopped";
   return undefined;
 }
@@ -142,6 +147,10 @@ export function checkpointMismatch(checkpoint: ResyncCheckpoint, expected: Omit<
   if (differences.length > 0) return `source changed since the checkpoint (${differences.join(", ")})`;
   for (const field of ["targetPath", "virtualSizeBytes", "blockSizeBytes", "mode", "algo", "digestChecksum"] as const) {
     if (checkpoint[field] !== expected[field]) return `${field} differs from the checkpoint`;
+  }
+  // Parents are only read, by this run and the one before: any change is someone else's.
+  for (const side of ["sourceParents", "targetParents"] as const) {
+    if (JSON.stringify(checkpoint[side] ?? []) !== JSON.stringify(expected[side])) return `a parent of the ${side === "sourceParents" ? "source" : "target"} changed since the checkpoint`;
   }
   return undefined;
 }

@@ -178,6 +178,8 @@ async function preparePlan(sourcePath: string, targetPath: string, options: Resy
       version: CHECKPOINT_VERSION,
       source: await imageIdentity(source),
       targetPath: target.path,
+      sourceParents: await Promise.all((await parentsOf(source)).map(targetFileState)),
+      targetParents: await Promise.all((await parentsOf(target)).map(targetFileState)),
       virtualSizeBytes: source.virtualSize,
       blockSizeBytes,
       mode: mode as Plan["mode"],
@@ -310,8 +312,13 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
     await saveCheckpoint(plan.checkpointPath, { ...plan.checkpointBase, nextBlock, counters: total, updatedAt: new Date().toISOString(), target: await targetFileState(target.path), final });
     lastCheckpointMs = performance.now();
   };
+  // Writes through the target's format wait until every worker has opened it (see whenWorkersOpen).
+  const workersOpen = apply === "caller" ? pool.whenWorkersOpen() : undefined;
   const onResult = async (result: SegmentResult) => {
-    if (apply === "caller") await applyChanges(target, result);
+    if (apply === "caller") {
+      await workersOpen;
+      await applyChanges(target, result);
+    }
     addCounters(counters, result.counters);
     if (writer) await writer.writeFrame({ firstBlock: result.firstBlock, blockCount: result.blockCount, flags: result.frameFlags!, digests: result.frameDigests! });
     nextBlock = result.firstBlock + result.blockCount;
@@ -326,6 +333,9 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
   };
   let complete: boolean;
   try {
+    // A resumed run writes past its checkpoint's nextBlock from here on: a final checkpoint
+    // (a clean stop) becomes a running one first, so that a kill now still resumes.
+    if (plan.resumeBlock > 0) await checkpoint(false);
     const tasks = plan.digest ? digestTasks(plan.digest, plan.resumeBlock) : segmentTasks(blockCount, blocksPerSegment, plan.resumeBlock);
     complete = await runSegments(pool, tasks, onResult, { signal: options.signal });
     await pool.close();

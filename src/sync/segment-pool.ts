@@ -29,6 +29,8 @@ interface PoolWorker {
   ready: boolean;
   failure?: VhdsyncError;
   exited?: boolean;
+  /** Settles when the worker has opened its images, failed, or exited. */
+  opened: Promise<void>;
 }
 
 function toError(error: { code: string; message: string; details: Record<string, unknown> }): VhdsyncError {
@@ -70,6 +72,16 @@ export class SegmentPool {
     // they are ready (see submit). A worker that fails to open rejects its tasks.
     const workers = Array.from({ length: Math.max(0, threadCount - 1) }, () => startWorker(config));
     return new SegmentPool(workers, inline);
+  }
+
+  /**
+   * Settles once every worker has opened its images (or failed). A caller that writes to an
+   * image the workers also read through its format (a VHD target: its footer moves and its
+   * BAT grows as blocks are allocated) waits for this before its first write, so that no
+   * worker reads those structures half-changed while opening.
+   */
+  async whenWorkersOpen(): Promise<void> {
+    await Promise.all(this.workers.map((worker) => worker.opened));
   }
 
   /** Number of scanners (threads scanning at once). */
@@ -148,14 +160,19 @@ function startWorker(config: ScanConfig): PoolWorker {
   const prewarmed = takePrewarmedWorker();
   const worker = prewarmed ?? startScanWorker(config);
   if (prewarmed) worker.postMessage({ type: "open", config });
-  const entry: PoolWorker = { worker, pending: new Map(), ready: false };
+  let settleOpened = () => {};
+  const entry: PoolWorker = { worker, pending: new Map(), ready: false, opened: new Promise<void>((resolve) => (settleOpened = resolve)) };
   const failAll = (error: VhdsyncError) => {
+    settleOpened();
     entry.failure = error;
     for (const pending of entry.pending.values()) pending.reject(error);
     entry.pending.clear();
   };
   worker.on("message", (reply: WorkerReply) => {
-    if (reply.type === "ready") entry.ready = true;
+    if (reply.type === "ready") {
+      entry.ready = true;
+      settleOpened();
+    }
     else if (reply.type === "result") {
       entry.pending.get(reply.result.id)?.resolve(reply.result);
       entry.pending.delete(reply.result.id);
@@ -169,6 +186,7 @@ function startWorker(config: ScanConfig): PoolWorker {
     }
   });
   worker.on("exit", () => {
+    settleOpened();
     entry.exited = true;
     if (entry.pending.size > 0) failAll(new VhdsyncError("VHDSYNC_INTERNAL", "resync worker exited with segments pending"));
   });

@@ -12,6 +12,7 @@ import type { DataLocator, DataPiece, LocatableImage } from "../data-location.js
 import { BitmapOps } from "./vhd-bitmap.js";
 import { BlockTable, UNALLOCATED } from "./vhd-bat.js";
 import { punchHole } from "../../io/native.js";
+import { datasyncHandle } from "../flat-file.js";
 import { VhdImage, type VhdOpenState } from "./vhd-image.js";
 import { alignUp, readvExactly, writevExactly } from "./vhd-io.js";
 import { buildFooter, type VhdHeader } from "./vhd-structures.js";
@@ -47,6 +48,8 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
   private footerBytes: Uint8Array | undefined;
   /** Block starts of free room inside the file (left by unallocated blocks), found when first needed. */
   private freeSlots: number[] | undefined;
+  /** Rooms freed by this open whose BAT change may not be durable yet (see takeFreeSlot). */
+  private readonly freedUnsynced = new Set<number>();
   private writeQueue: Promise<void> = Promise.resolve();
 
   constructor(state: VhdDynamicState) {
@@ -219,7 +222,7 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
    * @throws VHDSYNC_UNSUPPORTED when the file would outgrow 32-bit sector offsets (2 TiB)
    */
   private async allocateBlock(block: number, inBlockBytes: number, data: Uint8Array): Promise<void> {
-    const slot = this.takeFreeSlot();
+    const slot = await this.takeFreeSlot();
     if (slot !== undefined) return this.allocateInSlot(block, slot, inBlockBytes, data);
     const oldFooterOffset = this.footerOffsetBytes;
     const dataStart = alignUp(oldFooterOffset + this.bitmapBytes, DATA_ALIGN_BYTES);
@@ -266,10 +269,19 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     if (length > 0 && !(await punchHole(this.handle.fd, offset, length))) await writeZeroBytes(this.handle, offset, length, this.path);
   }
 
-  /** The lowest free slot (see findFreeSlots), taken. */
-  private takeFreeSlot(): number | undefined {
+  /**
+   * The lowest free slot (see findFreeSlots), taken. A room this open freed is reused only
+   * once the BAT entry that freed it is on disk: otherwise a power loss could keep the old
+   * entry and the new one, two blocks in one room.
+   */
+  private async takeFreeSlot(): Promise<number | undefined> {
     this.freeSlots ??= this.findFreeSlots();
-    return this.freeSlots.shift();
+    const slot = this.freeSlots.shift();
+    if (slot !== undefined && this.freedUnsynced.has(slot)) {
+      await datasyncHandle(this.handle, this.path);
+      this.freedUnsynced.clear();
+    }
+    return slot;
   }
 
   /**
@@ -290,15 +302,26 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     const slots: number[] = [];
     let cursor = metadataEnd;
     for (const gapEnd of [...starts, this.footerOffsetBytes]) {
-      for (;;) {
-        const dataStart = alignUp(cursor + this.bitmapBytes, DATA_ALIGN_BYTES);
-        if (dataStart + this.blockSizeBytes > gapEnd) break;
-        slots.push(dataStart - this.bitmapBytes);
-        cursor = dataStart + this.blockSizeBytes;
-      }
+      // Data 4 KiB-aligned, as allocateBlock places it, unless sector-aligned blocks fit more
+      // of them (qemu packs blocks on sectors: four of its freed blocks in a row hold only
+      // three 4 KiB-aligned ones).
+      const aligned = this.packSlots(cursor, gapEnd, DATA_ALIGN_BYTES);
+      const packed = this.packSlots(cursor, gapEnd, 512);
+      slots.push(...(packed.length > aligned.length ? packed : aligned));
       cursor = Math.max(cursor, gapEnd + region);
     }
     return slots;
+  }
+
+  /** Block starts of the blocks that fit in [from, to) back to back, data aligned to `alignment`. */
+  private packSlots(from: number, to: number, alignment: number): number[] {
+    const slots: number[] = [];
+    for (let cursor = from; ; ) {
+      const dataStart = alignUp(cursor + this.bitmapBytes, alignment);
+      if (dataStart + this.blockSizeBytes > to) return slots;
+      slots.push(dataStart - this.bitmapBytes);
+      cursor = dataStart + this.blockSizeBytes;
+    }
   }
 
   /**
@@ -319,6 +342,7 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     let at = slots.length;
     while (at > 0 && slots[at - 1] > blockStart) at--;
     slots.splice(at, 0, blockStart);
+    this.freedUnsynced.add(blockStart);
   }
 
   /** The sector bitmap of an allocated block (cached). */
