@@ -2,7 +2,7 @@
 // (aligned, unaligned, whole blocks, zeros) on fixed and dynamic disks made by vhdsync;
 // `qemu-img compare` with the model, `qemu-img info` size, `vhdiinfo` parses, reopen agrees.
 
-import t from "tap";
+import t, { type Test } from "tap";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { join } from "node:path";
@@ -93,6 +93,15 @@ t.test("concurrent writes to a dynamic and a differencing disk land intact", asy
   }
 });
 
+/** The closed VHD at `path` against the model, by the oracles: qemu-img compare, vhdiinfo, vhdsync check. */
+async function agreesWithOracles(t: Test, dir: string, path: string, model: Uint8Array, context: string): Promise<void> {
+  const raw = join(dir, "model.raw");
+  writeFileSync(raw, model);
+  t.match(run("qemu-img", ["compare", "-f", "vpc", "-F", "raw", path, raw]), /identical/, `qemu-img compare (${context})`);
+  t.match(run("vhdiinfo", [path]), /Media size/, `vhdiinfo parses it (${context})`);
+  t.same((await checkImage(path)).problems, [], `check finds no problems (${context})`);
+}
+
 t.test("zeroing a whole dynamic block unallocates it and punches its room; new blocks reuse the room", async (t) => {
   const dir = tempDir(t);
   const MIB = 1024 * 1024;
@@ -130,10 +139,7 @@ t.test("zeroing a whole dynamic block unallocates it and punches its room; new b
   t.equal((await image.info()).allocatedBlocks, 14);
   t.equal(firstDifference(await readImage(image), model), -1, "reads as the model after reuse");
   await image.close();
-  writeFileSync(join(dir, "model.raw"), model);
-  t.match(run("qemu-img", ["compare", "-f", "vpc", "-F", "raw", path, join(dir, "model.raw")]), /identical/, "qemu-img compare");
-  t.match(run("vhdiinfo", [path]), /Media size/, "vhdiinfo parses it");
-  t.same((await checkImage(path)).problems, [], "check finds no problems (no overlaps)");
+  await agreesWithOracles(t, dir, path, model, "after unallocation and reuse");
 });
 
 t.test("a differencing block over parent data is zeroed, not unallocated (that would show the parent)", async (t) => {
@@ -184,9 +190,7 @@ t.test("seeded cycles of whole-block zeroing and writing: content, structure, an
   await image.close();
   const metadataAndAllBlocks = 64 * 1024 + blocks * 2 * (512 * 1024 + 4096 + 512);
   t.ok(statSync(path).size <= metadataAndAllBlocks, `the file never holds more than every block once (${statSync(path).size} <= ${metadataAndAllBlocks}; ${peak} after round 2; seed ${seed})`);
-  writeFileSync(join(dir, "model.raw"), model);
-  t.match(run("qemu-img", ["compare", "-f", "vpc", "-F", "raw", path, join(dir, "model.raw")]), /identical/, `qemu-img compare (seed ${seed})`);
-  t.same((await checkImage(path)).problems, [], `check finds no problems (seed ${seed})`);
+  await agreesWithOracles(t, dir, path, model, `seed ${seed}`);
 });
 
 const WINDOWS_FIXTURE = new URL("../../shared/fixtures/windows-dynamic-512M.vhd.gz", import.meta.url);
@@ -212,10 +216,7 @@ t.test("the Windows dynamic fixture: its blocks given back and taken again in pl
   t.equal(statSync(path).size, sizeBefore, "written again in the room Windows laid out: the file did not grow");
   t.equal(firstDifference(await readImage(image), model), -1, `reads as the model (seed ${seed})`);
   await image.close();
-  writeFileSync(join(dir, "model.raw"), model);
-  t.match(run("qemu-img", ["compare", "-f", "vpc", "-F", "raw", path, join(dir, "model.raw")]), /identical/, "qemu-img compare");
-  t.match(run("vhdiinfo", [path]), /Media size/, "vhdiinfo parses it");
-  t.same((await checkImage(path)).problems, [], "check finds no problems");
+  await agreesWithOracles(t, dir, path, model, `Windows fixture, seed ${seed}`);
 });
 
 t.test("room that qemu-made blocks leave (on sectors, back to back) takes as many blocks again", async (t) => {
@@ -236,6 +237,5 @@ t.test("room that qemu-made blocks leave (on sectors, back to back) takes as man
   await image.write(content.subarray(6 * MIB, 14 * MIB), 6 * MIB);
   await image.close();
   t.equal(statSync(path).size, sizeBefore, "all four fit again: the file did not grow");
-  t.match(run("qemu-img", ["compare", "-f", "vpc", "-F", "raw", path, raw]), /identical/, `qemu-img compare (seed ${seed})`);
-  t.same((await checkImage(path)).problems, [], "check finds no problems");
+  await agreesWithOracles(t, dir, path, content, `qemu room, seed ${seed}`);
 });

@@ -58,9 +58,14 @@ export function writeFlatSync(file: FlatFile, buffer: Uint8Array, offset: number
 export async function writeZerosFlat(file: FlatFile, offset: number, length: number): Promise<void> {
   checkRange(offset, length, file.sizeBytes, file.path);
   if (length === 0) return;
-  if (file.sparse && (await punchHole(file.handle.fd, offset, length))) return;
+  if (file.sparse) return zeroFileBytes(file.handle, offset, length, file.path);
   if (file.blockDevice && (await zeroDeviceRange(file.handle.fd, offset, length))) return;
   await writeZeroBytes(file.handle, offset, length, file.path);
+}
+
+/** Makes a range of a regular file read as zeros: a punched hole where it can be, zero writes otherwise. */
+export async function zeroFileBytes(handle: FileHandle, offset: number, length: number, path: string): Promise<void> {
+  if (length > 0 && !(await punchHole(handle.fd, offset, length))) await writeZeroBytes(handle, offset, length, path);
 }
 
 /** Data ranges in [offset, offset+length): the file's non-hole extents, or all of it when unknown. */

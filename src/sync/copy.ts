@@ -79,17 +79,13 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
       workerCountFor(source.virtualSize, options.workers),
     );
     const scanner = pool.native ? "native" : "wasm";
-    const workersOpen = apply === "caller" ? pool.whenWorkersOpen() : undefined;
     let complete: boolean;
     try {
       complete = await runSegments(
         pool,
         segmentTasks(blockCountFor(source.virtualSize, blockSizeBytes), blocksPerSegment),
         async (result) => {
-          if (apply === "caller") {
-            await workersOpen; // see SegmentPool.whenWorkersOpen
-            await applyChanges(target!, result);
-          }
+          if (apply === "caller") await applyChanges(target!, result);
           addCounters(counters, result.counters);
           const doneBytes = Math.min(source.virtualSize, (result.firstBlock + result.blockCount) * blockSizeBytes);
           progress.report({ operation: "copy", doneBytes, totalBytes: source.virtualSize, counters: { bytesWritten: counters.bytesWritten } });

@@ -8,36 +8,35 @@ import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import type { DiskImage } from "../formats/disk-image.js";
 
 /** Identity fields of an image (JSON-safe: 64-bit values as decimal strings). */
-export interface ImageIdentity {
+export interface ImageIdentity extends FileState {
   format: string;
   path: string;
   virtualSizeBytes: number;
+  uniqueId?: string;
+}
+
+/** A file's state: what any write, truncation or replacement changes (64-bit values as decimal strings). */
+export interface FileState {
   fileSizeBytes: string;
   mtimeNs: string;
   ctimeNs: string;
   inode: string;
   device: string;
-  uniqueId?: string;
+}
+
+/** The state of the file at `path`. @throws VHDSYNC_NOT_FOUND and other I/O codes */
+export async function fileState(path: string): Promise<FileState> {
+  try {
+    const stat = await fsp.stat(path, { bigint: true });
+    return { fileSizeBytes: stat.size.toString(), mtimeNs: stat.mtimeNs.toString(), ctimeNs: stat.ctimeNs.toString(), inode: stat.ino.toString(), device: stat.dev.toString() };
+  } catch (error) {
+    throw toVhdsyncError(error, { path });
+  }
 }
 
 /** Reads the identity of an open image. @throws VHDSYNC_NOT_FOUND and other I/O codes */
 export async function imageIdentity(image: DiskImage): Promise<ImageIdentity> {
-  let stat;
-  try {
-    stat = await fsp.stat(image.path, { bigint: true });
-  } catch (error) {
-    throw toVhdsyncError(error, { path: image.path });
-  }
-  const identity: ImageIdentity = {
-    format: image.format,
-    path: resolve(image.path),
-    virtualSizeBytes: image.virtualSize,
-    fileSizeBytes: stat.size.toString(),
-    mtimeNs: stat.mtimeNs.toString(),
-    ctimeNs: stat.ctimeNs.toString(),
-    inode: stat.ino.toString(),
-    device: stat.dev.toString(),
-  };
+  const identity: ImageIdentity = { format: image.format, path: resolve(image.path), virtualSizeBytes: image.virtualSize, ...(await fileState(image.path)) };
   if (image.format === "vhd" || image.format === "vhdx") {
     const uniqueId = (await image.info()).uniqueId;
     if (uniqueId) identity.uniqueId = uniqueId;
@@ -45,26 +44,28 @@ export async function imageIdentity(image: DiskImage): Promise<ImageIdentity> {
   return identity;
 }
 
-/**
- * Whether two paths name the same file (device and inode; links and other spellings
- * included). False when either does not exist. @throws I/O codes other than ENOENT
- */
-export async function sameFile(a: string, b: string): Promise<boolean> {
-  const [statA, statB] = await Promise.all([a, b].map((path) => fsp.stat(path, { bigint: true }).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === "ENOENT" || error.code === "ENOTDIR") return undefined;
+/** Device and inode of the file at `path` ("dev:ino"), or undefined when there is none. @throws other I/O codes */
+async function fileKey(path: string): Promise<string | undefined> {
+  try {
+    const stat = await fsp.stat(path, { bigint: true });
+    return `${stat.dev}:${stat.ino}`;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT" || (error as NodeJS.ErrnoException).code === "ENOTDIR") return undefined;
     throw toVhdsyncError(error, { path });
-  })));
-  return statA !== undefined && statB !== undefined && statA.dev === statB.dev && statA.ino === statB.ino;
+  }
 }
 
 /**
  * Refuses (VHDSYNC_INVALID_ARGUMENT) an output or state file `path` that is the same file as
- * one of `inputs`: writing it would destroy that input.
+ * one of `inputs` (device and inode: links and other spellings count): writing it would
+ * destroy that input. A `path` that does not exist yet is nobody's.
  * @param what e.g. "the digest file"
  */
 export async function refuseSameFile(path: string, inputs: Array<string | undefined>, what: string, inputRole = ""): Promise<void> {
+  const key = await fileKey(path);
+  if (key === undefined) return;
   for (const input of inputs) {
-    if (input !== undefined && (await sameFile(path, input))) {
+    if (input !== undefined && (await fileKey(input)) === key) {
       throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${what} ${path} is the same file as ${inputRole}${input}; it would be overwritten`, { path, input });
     }
   }

@@ -7,20 +7,12 @@
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { promises as fsp } from "node:fs";
 import { readJsonState, removeDurably, writeFileAtomic } from "../io/atomic-file.js";
-import { identityDifferences, type ImageIdentity } from "./image-identity.js";
+import { identityDifferences, type FileState, type ImageIdentity } from "./image-identity.js";
 import type { SegmentCounters } from "./segment-task.js";
 
 export const CHECKPOINT_KIND = "vhdsync-resync-checkpoint";
 export const CHECKPOINT_VERSION = 2;
 
-/** The target file as a checkpoint saw it, after flushing (64-bit values as decimal strings). */
-export interface TargetFileState {
-  device: string;
-  inode: string;
-  fileSizeBytes: string;
-  mtimeNs: string;
-  ctimeNs: string;
-}
 
 /** Contents of a checkpoint file. */
 export interface ResyncCheckpoint {
@@ -29,8 +21,8 @@ export interface ResyncCheckpoint {
   source: ImageIdentity;
   targetPath: string;
   /** The files of the source's and the target's differencing chains below them (parents first to last). */
-  sourceParents: TargetFileState[];
-  targetParents: TargetFileState[];
+  sourceParents: FileState[];
+  targetParents: FileState[];
   virtualSizeBytes: number;
   blockSizeBytes: number;
   mode: "compare" | "target-digest";
@@ -39,8 +31,8 @@ export interface ResyncCheckpoint {
   digestChecksum: string | null;
   /** Blocks [0, nextBlock) are done and flushed. */
   nextBlock: number;
-  /** The target file when this checkpoint was saved. */
-  target: TargetFileState;
+  /** The target file when this checkpoint was saved (after flushing). */
+  target: FileState;
   /**
    * Saved when the run stopped (interrupted, or failed): it wrote nothing after, so the target
    * must still be in exactly `target`'s state. False for the periodic checkpoints of a running
@@ -86,23 +78,13 @@ export async function checkCheckpointPath(path: string): Promise<void> {
   }
 }
 
-/** The state of the file at `path`. @throws I/O codes */
-export async function targetFileState(path: string): Promise<TargetFileState> {
-  try {
-    const stat = await fsp.stat(path, { bigint: true });
-    return { device: stat.dev.toString(), inode: stat.ino.toString(), fileSizeBytes: stat.size.toString(), mtimeNs: stat.mtimeNs.toString(), ctimeNs: stat.ctimeNs.toString() };
-  } catch (error) {
-    throw toVhdsyncError(error, { path });
-  }
-}
-
 /**
  * Why the target's `now` state rules out resuming from `checkpoint` without looking at its
  * content, or undefined. A replaced or resized file never resumes; after a final checkpoint
  * any write since does not either. After a periodic one the run itself wrote on (from
  * nextBlock), so the times cannot tell: the caller samples the done part instead.
  */
-export function targetStateMismatch(checkpoint: ResyncCheckpoint, now: TargetFileState): string | undefined {
+export function targetStateMismatch(checkpoint: ResyncCheckpoint, now: FileState): string | undefined {
   const saved = checkpoint.target;
   if (!saved || saved.device !== now.device || saved.inode !== now.inode) return "the target file was replaced since the checkpoint";
   // A killed run may have grown a dynamic VHD past its last checkpoint; nothing shrinks one.

@@ -12,8 +12,8 @@ import type { BlockHashAlgorithm } from "./block-hasher.js";
 import { checkBlockSize } from "./digest-format.js";
 import { DigestReader } from "./digest-reader.js";
 import { DigestWriter } from "./digest-writer.js";
-import { checkIdentity, imageIdentity, parentsOf, refuseSameFile } from "./image-identity.js";
-import { CHECKPOINT_VERSION, checkCheckpointPath, checkpointMismatch, defaultCheckpointPath, loadCheckpoint, removeCheckpoint, saveCheckpoint, targetFileState, targetStateMismatch, type ResyncCheckpoint } from "./resync-checkpoint.js";
+import { checkIdentity, fileState, imageIdentity, parentsOf, refuseSameFile } from "./image-identity.js";
+import { CHECKPOINT_VERSION, checkCheckpointPath, checkpointMismatch, defaultCheckpointPath, loadCheckpoint, removeCheckpoint, saveCheckpoint, targetStateMismatch, type ResyncCheckpoint } from "./resync-checkpoint.js";
 import { applyChanges } from "./apply-changes.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
 import { checkWorkers, workerCountFor } from "./scan-workers.js";
@@ -149,7 +149,8 @@ async function preparePlan(sourcePath: string, targetPath: string, options: Resy
   let digest: DigestReader | undefined;
   try {
     // A target that is one of the source's parents would change the source under the run.
-    await refuseSameFile(targetPath, await parentsOf(source), "the target", "the source's parent ");
+    const sourceParents = await parentsOf(source);
+    await refuseSameFile(targetPath, sourceParents, "the target", "the source's parent ");
     target = await openImage(targetPath, { readOnly: Boolean(options.dryRun) });
     let blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
     let algo: BlockHashAlgorithm | null = null;
@@ -178,8 +179,8 @@ async function preparePlan(sourcePath: string, targetPath: string, options: Resy
       version: CHECKPOINT_VERSION,
       source: await imageIdentity(source),
       targetPath: target.path,
-      sourceParents: await Promise.all((await parentsOf(source)).map(targetFileState)),
-      targetParents: await Promise.all((await parentsOf(target)).map(targetFileState)),
+      sourceParents: await Promise.all(sourceParents.map(fileState)),
+      targetParents: await Promise.all((await parentsOf(target)).map(fileState)),
       virtualSizeBytes: source.virtualSize,
       blockSizeBytes,
       mode: mode as Plan["mode"],
@@ -237,7 +238,7 @@ async function resumePoint(options: ResyncOptions, path: string, expected: Plan[
   if (!checkpoint) return fresh;
   const mismatch =
     checkpointMismatch(checkpoint, expected) ??
-    targetStateMismatch(checkpoint, await targetFileState(target.path)) ??
+    targetStateMismatch(checkpoint, await fileState(target.path)) ??
     (checkpoint.final ? undefined : await sampleDonePart(source, target, Math.min(source.virtualSize, checkpoint.nextBlock * expected.blockSizeBytes)));
   if (mismatch) return { ...fresh, ignored: mismatch };
   return { block: checkpoint.nextBlock, counters: { ...emptyCounters(), ...checkpoint.counters } };
@@ -309,16 +310,11 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
     await target.flush();
     const total = { ...plan.resumeCounters };
     addCounters(total, counters);
-    await saveCheckpoint(plan.checkpointPath, { ...plan.checkpointBase, nextBlock, counters: total, updatedAt: new Date().toISOString(), target: await targetFileState(target.path), final });
+    await saveCheckpoint(plan.checkpointPath, { ...plan.checkpointBase, nextBlock, counters: total, updatedAt: new Date().toISOString(), target: await fileState(target.path), final });
     lastCheckpointMs = performance.now();
   };
-  // Writes through the target's format wait until every worker has opened it (see whenWorkersOpen).
-  const workersOpen = apply === "caller" ? pool.whenWorkersOpen() : undefined;
   const onResult = async (result: SegmentResult) => {
-    if (apply === "caller") {
-      await workersOpen;
-      await applyChanges(target, result);
-    }
+    if (apply === "caller") await applyChanges(target, result);
     addCounters(counters, result.counters);
     if (writer) await writer.writeFrame({ firstBlock: result.firstBlock, blockCount: result.blockCount, flags: result.frameFlags!, digests: result.frameDigests! });
     nextBlock = result.firstBlock + result.blockCount;

@@ -75,13 +75,14 @@ export class SegmentPool {
   }
 
   /**
-   * Settles once every worker has opened its images (or failed). A caller that writes to an
-   * image the workers also read through its format (a VHD target: its footer moves and its
-   * BAT grows as blocks are allocated) waits for this before its first write, so that no
-   * worker reads those structures half-changed while opening.
+   * Settles once every worker has opened its images (or failed). When the caller writes the
+   * results into an image the workers also read through its format (apply "caller": a VHD
+   * target, whose footer moves and BAT grows as blocks are allocated), runSegments hands out
+   * no result before this, so that no worker reads those structures half-changed while
+   * opening them.
    */
   async whenWorkersOpen(): Promise<void> {
-    await Promise.all(this.workers.map((worker) => worker.opened));
+    if (this.inline.config.apply === "caller") await Promise.all(this.workers.map((worker) => worker.opened));
   }
 
   /** Number of scanners (threads scanning at once). */
@@ -218,6 +219,11 @@ export async function runSegments(
   options: { maxInFlight?: number; signal?: AbortSignal } = {},
 ): Promise<boolean> {
   const maxInFlight = options.maxInFlight ?? pool.defaultInFlight;
+  const workersOpen = pool.whenWorkersOpen();
+  const deliver = async (result: SegmentResult) => {
+    await workersOpen;
+    await onResult(result);
+  };
   const inFlight: Promise<SegmentResult>[] = [];
   let firstError: unknown;
   let stopped = false;
@@ -231,7 +237,7 @@ export async function runSegments(
     inFlight.push(promise);
     if (inFlight.length >= maxInFlight) {
       try {
-        await onResult(await inFlight.shift()!);
+        await deliver(await inFlight.shift()!);
       } catch (error) {
         firstError = error;
         stopped = true;
@@ -243,7 +249,7 @@ export async function runSegments(
   for (const promise of inFlight) {
     try {
       const result = await promise;
-      if (firstError === undefined) await onResult(result);
+      if (firstError === undefined) await deliver(result);
     } catch (error) {
       firstError ??= error;
     }

@@ -12,7 +12,7 @@ import type { DataLocator, DataPiece, LocatableImage } from "../data-location.js
 import { BitmapOps } from "./vhd-bitmap.js";
 import { BlockTable, UNALLOCATED } from "./vhd-bat.js";
 import { punchHole } from "../../io/native.js";
-import { datasyncHandle } from "../flat-file.js";
+import { datasyncHandle, zeroFileBytes } from "../flat-file.js";
 import { VhdImage, type VhdOpenState } from "./vhd-image.js";
 import { alignUp, readvExactly, writevExactly } from "./vhd-io.js";
 import { buildFooter, type VhdHeader } from "./vhd-structures.js";
@@ -256,17 +256,12 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     const dataStart = blockStart + this.bitmapBytes;
     const bitmap = this.newBlockBitmap(inBlockBytes / 512, data.length / 512);
     await writeExactly(this.handle, bitmap, blockStart, this.path);
-    await this.zeroFileRange(dataStart, inBlockBytes);
+    await zeroFileBytes(this.handle, dataStart, inBlockBytes, this.path);
     await writeExactly(this.handle, data, dataStart + inBlockBytes, this.path);
-    await this.zeroFileRange(dataStart + inBlockBytes + data.length, this.blockSizeBytes - inBlockBytes - data.length);
+    await zeroFileBytes(this.handle, dataStart + inBlockBytes + data.length, this.blockSizeBytes - inBlockBytes - data.length, this.path);
     const entry = this.table.set(block, blockStart / 512);
     await writeExactly(this.handle, entry.bytes, this.header.tableOffsetBytes + entry.sectorIndex * 512, this.path);
     this.cacheBitmap(block, bitmap);
-  }
-
-  /** Zeroes a range of the file: a hole where the filesystem can punch one, else written zeros. */
-  private async zeroFileRange(offset: number, length: number): Promise<void> {
-    if (length > 0 && !(await punchHole(this.handle.fd, offset, length))) await writeZeroBytes(this.handle, offset, length, this.path);
   }
 
   /**
@@ -327,8 +322,8 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
   /**
    * Unallocates a block (its BAT entry first, so a crash leaves at worst unused space) and
    * punches a hole where its bitmap and data were, where the filesystem can: the space goes
-   * back to the filesystem; the file keeps its size and layout, and a later write of the block
-   * allocates it again at the end.
+   * back to the filesystem; the file keeps its size and layout, and the room joins the free
+   * slots that later allocations take first.
    */
   private async unallocateBlock(block: number): Promise<void> {
     const blockStart = this.table.blockOffsetBytes(block);
