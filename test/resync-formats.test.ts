@@ -2,7 +2,7 @@
 // compare; a dynamic VHD source with few allocated blocks reads only those blocks.
 import t from "tap";
 import { spawnSync } from "node:child_process";
-import { statSync, copyFileSync, openSync, ftruncateSync, writeSync, closeSync } from "node:fs";
+import { statSync, copyFileSync, openSync, ftruncateSync, writeSync, closeSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { copy } from "../dist/sync/copy.js";
 import { resync } from "../dist/sync/resync.js";
@@ -105,4 +105,50 @@ t.test("a sparse VHD source and a sparse raw target: only blocks allocated on ei
   t.equal(report.blocksCompared, used.size, `compared only blocks allocated on either side (seed ${seed})`);
   t.equal(report.blocksCompared + report.blocksUnallocated, size / block);
   t.equal(report.bytesRead, expectedRead, `read only allocated bytes (seed ${seed})`);
+});
+
+t.test("a resync that zeroes dynamic VHD blocks piece by piece gives them back (unallocated)", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const MIB = 1024 * 1024;
+  const vhdBlock = 2 * MIB;
+  const size = 8 * vhdBlock;
+  // The target: every block allocated, holding scattered 4 KiB pieces of data and zeros between them.
+  const content = Buffer.alloc(size);
+  for (let piece = 0; piece < size / 4096; piece++) if (prng.int(4) === 0) content.set(prng.bytes(4096), piece * 4096);
+  // The source: the same, except three blocks that are now all zeros, and one that keeps a single piece.
+  const emptied = new Set<number>();
+  while (emptied.size < 4) emptied.add(prng.int(8));
+  const [kept, ...zeroed] = [...emptied];
+  const source = Buffer.from(content);
+  for (const block of emptied) source.fill(0, block * vhdBlock, (block + 1) * vhdBlock);
+  const keptPiece = kept * vhdBlock + prng.int(vhdBlock / 4096) * 4096;
+  source.set(prng.bytes(4096), keptPiece);
+  const sourcePath = join(dir, "s.img");
+  writeFileSync(sourcePath, source);
+  for (const how of ["library", "cli"] as const) {
+    const target = join(dir, `t-${how}.vhd`);
+    const vhd = await createVhd(target, { type: "dynamic", sizeBytes: size, blockSizeBytes: vhdBlock });
+    await vhd.write(content, 0);
+    await vhd.close();
+    if (how === "library") {
+      const report = await resync(sourcePath, target, { workers: prng.int(2) * 2 });
+      t.ok(report.bytesZeroed > 0, "zeros were written piece by piece");
+    } else {
+      const cli = runCli(["resync", sourcePath, target, "--json"]);
+      t.equal(cli.status, 0, cli.stderr);
+    }
+    t.ok(qemuSame(sourcePath, target), `${how}: equal after resync (seed ${seed})`);
+    const image = await openImage(target, { readOnly: true });
+    const layer = await image.allocationMap(0, size, "layer");
+    await image.close();
+    const allocatedBlocks = new Set(layer.flatMap(({ offset, length }) => Array.from({ length: length / vhdBlock }, (_, i) => offset / vhdBlock + i)));
+    for (const block of zeroed) t.notOk(allocatedBlocks.has(block), `${how}: block ${block}, now all zeros, is unallocated (seed ${seed})`);
+    t.ok(allocatedBlocks.has(kept), `${how}: block ${kept}, one piece of data left, stays allocated`);
+    t.equal(allocatedBlocks.size, 8 - zeroed.length, `${how}: the other blocks stay allocated`);
+    const check = runCli(["check", target]);
+    t.equal(check.status, 0, `${how}: vhdsync check clean: ${check.stdout}`);
+    t.match(spawnSync("vhdiinfo", [target], { encoding: "utf8" }).stdout, /Media size/, `${how}: vhdiinfo parses it`);
+  }
 });

@@ -161,6 +161,35 @@ t.test("a differencing block over parent data is zeroed, not unallocated (that w
   t.same((await checkImage(childPath)).problems, []);
 });
 
+t.test("a block zeroed piece by piece is given back at flush, unless a parent has data under it", async (t) => {
+  const dir = tempDir(t);
+  const MIB = 1024 * 1024;
+  const parentPath = join(dir, "p.vhd");
+  const parent = await createVhd(parentPath, { type: "dynamic", sizeBytes: 4 * MIB, blockSizeBytes: MIB });
+  await parent.write(new Uint8Array(4096).fill(9), MIB + 8192);
+  await parent.close();
+  const childPath = join(dir, "c.vhd");
+  const child = await createVhd(childPath, { type: "differencing", parentPath, blockSizeBytes: MIB });
+  // Blocks 0 and 1 hold three 4 KiB pieces each; block 2 holds one piece that stays.
+  for (const block of [0, 1]) for (const piece of [0, 100, 255]) await child.write(new Uint8Array(4096).fill(7), block * MIB + piece * 4096);
+  await child.write(new Uint8Array(4096).fill(3), 2 * MIB + 4096);
+  for (const block of [0, 1]) for (const piece of [0, 100, 255]) await child.writeZeros(block * MIB + piece * 4096, 4096);
+  await child.writeZeros(2 * MIB, 4096); // zeros next to the piece that stays
+  const heldBlocks = async () => new Set((await child.allocationMap(0, 4 * MIB, "layer")).flatMap(({ offset, length }) => [Math.floor(offset / MIB), Math.floor((offset + length - 1) / MIB)]));
+  t.same([...(await heldBlocks())], [0, 1, 2], "before the flush: the zeroed pieces are still held");
+  await child.flush();
+  t.same([...(await heldBlocks())], [1, 2], "block 0 given back; block 1 (parent data under it) and block 2 (data left) kept");
+  const back = new Uint8Array(3 * MIB);
+  await child.read(back, 0);
+  const expected = new Uint8Array(3 * MIB);
+  expected.fill(9, MIB + 8192, MIB + 12288);
+  expected.fill(3, 2 * MIB + 4096, 2 * MIB + 8192);
+  t.equal(firstDifference(back, expected), -1, "reads as before the flush");
+  await child.close();
+  t.same((await checkImage(childPath)).problems, []);
+  t.match(run("vhdiinfo", [childPath]), /Media size/);
+});
+
 t.test("seeded cycles of whole-block zeroing and writing: content, structure, and a file that stops growing", async (t) => {
   const dir = tempDir(t);
   const prng = new Prng(seed);

@@ -92,6 +92,15 @@ export function readExactlySync(fd: number, buffer: Uint8Array, position: number
 /** A shared all-zero buffer for writing zeros (never written to). */
 export const ZERO_CHUNK = new Uint8Array(1024 * 1024);
 
+/** True when every byte of `bytes` is zero (memcmp against ZERO_CHUNK, no WASM needed). */
+export function isZeroBytes(bytes: Uint8Array): boolean {
+  for (let at = 0; at < bytes.length; at += ZERO_CHUNK.length) {
+    const piece = bytes.subarray(at, at + ZERO_CHUNK.length);
+    if (Buffer.compare(piece, ZERO_CHUNK.subarray(0, piece.length)) !== 0) return false;
+  }
+  return true;
+}
+
 /** Writes `length` zero bytes at `position`. */
 export async function writeZeroBytes(handle: FileHandle, position: number, length: number, path = ""): Promise<void> {
   for (let done = 0; done < length; done += ZERO_CHUNK.length) {

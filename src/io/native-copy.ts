@@ -6,7 +6,7 @@ import { read as fsRead, write as fsWrite, promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { promisify } from "node:util";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
-import { openFile, ZERO_CHUNK } from "./file.js";
+import { isZeroBytes, openFile, ZERO_CHUNK } from "./file.js";
 import { fileExtents } from "./native.js";
 import { addonLoadState, checkFdRange, fromNativeError, isUnsupportedError, nativeAddon } from "./native-addon.js";
 
@@ -58,7 +58,7 @@ async function writeNonZero(fd: number, chunk: Buffer, position: number): Promis
   let runStart = -1;
   for (let piece = 0; piece <= chunk.length; piece += ZERO_SKIP_BYTES) {
     const end = Math.min(piece + ZERO_SKIP_BYTES, chunk.length);
-    const zero = piece === chunk.length || Buffer.compare(chunk.subarray(piece, end), ZERO_CHUNK.subarray(0, end - piece)) === 0;
+    const zero = piece === chunk.length || isZeroBytes(chunk.subarray(piece, end));
     if (!zero && runStart < 0) runStart = piece;
     if (zero && runStart >= 0) {
       await writeAll(fd, chunk.subarray(runStart, piece), position + runStart);

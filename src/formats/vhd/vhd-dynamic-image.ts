@@ -6,7 +6,7 @@
 // The differencing subclass changes what "absent" sectors mean (vhd-differencing-image.ts).
 
 import { VhdsyncError } from "../../errors.js";
-import { ZERO_CHUNK, checkRange, readExactly, writeExactly, writeZeroBytes } from "../../io/file.js";
+import { ZERO_CHUNK, checkRange, isZeroBytes, readExactly, writeExactly, writeZeroBytes } from "../../io/file.js";
 import type { AllocationScope, Extent } from "../disk-image.js";
 import type { DataLocator, DataPiece, LocatableImage } from "../data-location.js";
 import { BitmapOps } from "./vhd-bitmap.js";
@@ -50,6 +50,12 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
   private freeSlots: number[] | undefined;
   /** Rooms freed by this open whose BAT change may not be durable yet (see takeFreeSlot). */
   private readonly freedUnsynced = new Set<number>();
+  /**
+   * Allocated blocks that zeros were written into, in part, since the last flush: one bit per
+   * block (a 2 TiB disk of 2 MiB blocks takes 128 KiB). flush() gives back those that now
+   * read as zeros.
+   */
+  private zeroedInPart: Uint8Array | undefined;
   private writeQueue: Promise<void> = Promise.resolve();
 
   constructor(state: VhdDynamicState) {
@@ -375,7 +381,39 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
       for (let chunk = 0; chunk < part; chunk += ZERO_CHUNK.length) {
         await this.writeBlockPart(block, inBlock + chunk, ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, part - chunk)));
       }
+      if (allocated) (this.zeroedInPart ??= new Uint8Array(Math.ceil(this.table.entries / 8)))[block >>> 3] |= 1 << (block & 7);
     });
+  }
+
+  /** Gives back the blocks zeroed in part that now read as zeros (see releaseZeroedBlocks), then syncs. */
+  override async flush(): Promise<void> {
+    this.checkOpen();
+    if (!this.readOnly && this.zeroedInPart) await this.serialize(() => this.releaseZeroedBlocks());
+    await super.flush();
+  }
+
+  /**
+   * A block that a resync zeroes piece by piece (only where the target differed: where it held
+   * data) never gets a whole-block writeZeros, so writeZerosLocked cannot give it back. Each
+   * such block is read once here: if all of it reads as zeros, and would without its data
+   * (no parent data under it), it is unallocated like a wholly zeroed one.
+   */
+  private async releaseZeroedBlocks(): Promise<void> {
+    const marks = this.zeroedInPart!;
+    this.zeroedInPart = undefined;
+    let scratch: Uint8Array | undefined;
+    for (let byte = 0; byte < marks.length; byte++) {
+      for (let bit = 0; marks[byte] !== 0 && bit < 8; bit++) {
+        if ((marks[byte] & (1 << bit)) === 0) continue;
+        const block = byte * 8 + bit;
+        if (!this.table.isAllocated(block)) continue;
+        const offset = block * this.blockSizeBytes;
+        const content = (scratch ??= new Uint8Array(this.blockSizeBytes)).subarray(0, Math.min(this.blockSizeBytes, this.virtualSize - offset));
+        if (!(await this.absentIsZero(offset, content.length))) continue;
+        await this.read(content, offset);
+        if (isZeroBytes(content)) await this.unallocateBlock(block);
+      }
+    }
   }
 
   async allocationMap(offset = 0, length = this.virtualSize - offset, scope: AllocationScope = "chain"): Promise<Extent[]> {
