@@ -82,6 +82,28 @@ t.test("RawImage.writeZeros punches holes (native) or writes zeros (fallback); r
   else t.ok(after >= before - 8, `zeros written: blocks ${before} → ${after}`);
 });
 
+t.test("a resync punches zero runs of 64 KiB or more and writes shorter ones as zeros (MIN_HOLE_BYTES)", async (t) => {
+  const dir = tempDir(t);
+  const prng = new Prng(seed);
+  const size = 4 * 1024 * 1024;
+  const content = prng.bytes(size);
+  for (let at = 0; at < size; at += 4096) content[at] |= 1; // no 4 KiB block of zeros by chance
+  const target = join(dir, "t.img");
+  writeFileSync(target, content);
+  const source = Buffer.from(content);
+  source.fill(0, 1024 * 1024, 2048 * 1024); // one long run: a hole
+  const shortRuns = [3 * 1024 * 1024, 3 * 1024 * 1024 + 65536, 3 * 1024 * 1024 + 200 * 1024];
+  for (const at of shortRuns) source.fill(0, at, at + 61440); // 60 KiB runs: zeros written
+  writeFileSync(join(dir, "s.img"), source);
+  const before = statSync(target).blocks;
+  const cli = runCli(["resync", join(dir, "s.img"), target, "--json"]);
+  t.equal(cli.status, 0, cli.stderr);
+  t.ok(readFileSync(target).equals(source), `equal after resync (seed ${seed})`);
+  const freed = (before - statSync(target).blocks) * 512;
+  if (status.loaded && !sparseUnsupportedReason(dir)) t.equal(freed, 1024 * 1024, "the 1 MiB run became a hole, the 60 KiB runs stayed allocated");
+  else t.equal(freed, 0, "no holes without the addon: zeros written");
+});
+
 t.test("cloneFile copies content and holes and says which path it used", async (t) => {
   const dir = tempDir(t);
   const src = join(dir, "src.img");
