@@ -162,9 +162,26 @@ t.test("--resume starts over when the target was replaced or changed since the c
   };
   // Stopped cleanly, nothing touched since: resumed.
   let next = await stop();
+  const stopped = JSON.parse(readFileSync(checkpoint, "utf8")).counters;
   let report = await resync(source, target, { resume: true });
   t.equal(report.resumedFromBlock, next, "an untouched target resumes");
   t.equal(fileSha(target), fileSha(source));
+  // The resumed report: its own part, and the whole job's totals.
+  const fresh = join(dir, "fresh.img");
+  copyFileSync(original, fresh);
+  const whole = await resync(source, fresh, {});
+  t.equal(whole.jobTotals, undefined, "a run that did not resume has no job totals");
+  const job = report.jobTotals!;
+  const sum = Object.fromEntries(Object.keys(stopped).map((key) => [key, stopped[key] + report[key as keyof typeof job]]));
+  t.same(job, sum, "job totals: the stopped run's plus this one's");
+  t.equal(job.blocksCompared + job.blocksUnallocated, whole.blocksCompared + whole.blocksUnallocated, "every block counted once over both runs");
+  t.equal(job.bytesRead, whole.bytesRead, "bytes read over both runs: as one run's");
+  t.ok(job.blocksChanged > report.blocksChanged && job.blocksChanged <= whole.blocksChanged, `blocks changed over both runs (${job.blocksChanged}) cover the stopped run's; at most one run's (${whole.blocksChanged})`);
+  t.equal(runCli(["resync", source, fresh]).stdout.includes("whole job"), false, "the CLI prints job totals only after a resume");
+  copyFileSync(original, target);
+  next = await stop();
+  const cli = runCli(["resync", source, target, "--resume"]);
+  t.match(cli.stdout, new RegExp(`resumed at block ${next}; the whole job: \\d+ blocks differed, wrote `), "and does after one");
 
   // Stopped cleanly, then one byte of the done part written: started over, and made right.
   copyFileSync(original, target);

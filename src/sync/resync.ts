@@ -59,6 +59,12 @@ export interface ResyncReport extends SegmentCounters {
   dryRun: boolean;
   resized: boolean;
   resumedFromBlock: number;
+  /**
+   * A resumed run's counters cover only its own part (from resumedFromBlock on). These are
+   * the whole job's: the stopped runs' (from the checkpoint) plus this one's. Only when the
+   * run resumed.
+   */
+  jobTotals?: SegmentCounters;
   checkpointIgnored?: string;
   digestUpdated: boolean;
   /** Why a requested digest update (updateTargetDigest) was not made: the digest is then stale. */
@@ -120,6 +126,7 @@ export async function resync(sourcePath: string, targetPath: string, options: Re
       dryRun: Boolean(options.dryRun),
       resized: plan.resized,
       resumedFromBlock: plan.resumeBlock,
+      ...(plan.resumeBlock > 0 ? { jobTotals: addCounters({ ...plan.resumeCounters }, counters) } : {}),
       ...(plan.checkpointIgnored ? { checkpointIgnored: plan.checkpointIgnored } : {}),
       digestUpdated,
       ...(options.updateTargetDigest && !digestUpdated ? { digestNotUpdated: digestNotUpdatedReason(plan, options) } : {}),
@@ -308,8 +315,7 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
   const checkpoint = async (final: boolean) => {
     if (options.dryRun) return;
     await target.flush();
-    const total = { ...plan.resumeCounters };
-    addCounters(total, counters);
+    const total = addCounters({ ...plan.resumeCounters }, counters);
     await saveCheckpoint(plan.checkpointPath, { ...plan.checkpointBase, nextBlock, counters: total, updatedAt: new Date().toISOString(), target: await fileState(target.path), final });
     lastCheckpointMs = performance.now();
   };

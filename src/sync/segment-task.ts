@@ -51,8 +51,9 @@ export function emptyCounters(): SegmentCounters {
 }
 
 /** Adds `from` into `into`. */
-export function addCounters(into: SegmentCounters, from: SegmentCounters): void {
+export function addCounters(into: SegmentCounters, from: SegmentCounters): SegmentCounters {
   for (const key of Object.keys(into) as (keyof SegmentCounters)[]) into[key] += from[key];
+  return into;
 }
 
 /** Collects changed ranges, merging a range into the previous one when adjacent and of the same kind. */

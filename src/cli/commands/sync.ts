@@ -171,6 +171,12 @@ export const resyncCommand: CommandModule<GlobalOptions, ResyncArgs> = {
           `${report.blocksChanged} of ${report.blocksTotal} blocks differed; ${written}; ` +
             `read ${formatBytes(report.bytesRead)} in ${report.seconds.toFixed(2)} s (${formatBytes(report.throughputBytesPerSecond)}/s)\n`,
         );
+        const job = report.jobTotals;
+        if (job) {
+          process.stdout.write(
+            `resumed at block ${report.resumedFromBlock}; the whole job: ${job.blocksChanged} blocks differed, wrote ${formatBytes(job.bytesWritten)} (+${formatBytes(job.bytesZeroed)} zeroed), read ${formatBytes(job.bytesRead)}\n`,
+          );
+        }
       }
       return EXIT.OK;
     }),
