@@ -3,7 +3,7 @@
 // `qemu-img compare` with the model, `qemu-img info` size, `vhdiinfo` parses, reopen agrees.
 
 import t, { type Test } from "tap";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { join } from "node:path";
 import { checkImage, createVhd, openImage } from "../dist/index.js";
@@ -188,6 +188,48 @@ t.test("a block zeroed piece by piece is given back at flush, unless a parent ha
   await child.close();
   t.same((await checkImage(childPath)).problems, []);
   t.match(run("vhdiinfo", [childPath]), /Media size/);
+});
+
+t.test("free room of 300,000 blocks in one gap is found and taken (no argument-count limit)", async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, "gap.vhd");
+  const BLOCK = 4096;
+  const free = 300_000;
+  const kept = 1000;
+  const image = await createVhd(path, { type: "dynamic", sizeBytes: (free + kept) * BLOCK, blockSizeBytes: BLOCK });
+  await image.close();
+  // Lay out every block's room (bitmap sector, data 4 KiB-aligned) after the metadata, as
+  // vhdsync would; only the last `kept` blocks are allocated: one gap of `free` rooms before them.
+  const fd = openSync(path, "r+");
+  const header = Buffer.alloc(1024);
+  readSync(fd, header, 0, 1024, 512);
+  const tableOffset = Number(header.readBigUInt64BE(16));
+  const footer = Buffer.alloc(512);
+  readSync(fd, footer, 0, 512, statSync(path).size - 512);
+  const table = Buffer.alloc((free + kept) * 4, 0xff);
+  let cursor = Math.ceil((statSync(path).size - 512) / 4096) * 4096 + 4096 - 512;
+  for (let block = 0; block < free + kept; block++, cursor += 512 + BLOCK) {
+    if (block >= free) table.writeUInt32BE(cursor / 512, block * 4);
+    cursor = Math.ceil((cursor + 512) / 4096) * 4096 - 512;
+  }
+  writeSync(fd, table, 0, table.length, tableOffset);
+  ftruncateSync(fd, cursor);
+  writeSync(fd, footer, 0, 512, cursor);
+  closeSync(fd);
+  const sizeBefore = statSync(path).size;
+  const writable = await openImage(path, { readOnly: false });
+  const data = new Uint8Array(BLOCK).fill(0x5a);
+  await writable.write(data, 7 * BLOCK);
+  await writable.close();
+  t.equal(statSync(path).size, sizeBefore, "written into the free room: the file did not grow");
+  const back = await openImage(path, { readOnly: true });
+  const read = new Uint8Array(BLOCK);
+  await back.read(read, 7 * BLOCK);
+  t.ok(read.every((byte) => byte === 0x5a), "reads back");
+  t.equal((await back.info()).allocatedBlocks, kept + 1);
+  await back.close();
+  t.same((await checkImage(path)).problems, []);
+  t.match(run("vhdiinfo", [path]), /Media size/);
 });
 
 t.test("seeded cycles of whole-block zeroing and writing: content, structure, and a file that stops growing", async (t) => {

@@ -297,18 +297,21 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
       this.header.tableOffsetBytes + alignUp(this.header.maxTableEntries * 4, 512),
       ...this.header.locators.filter((locator) => locator.dataOffsetBytes > 0).map((locator) => locator.dataOffsetBytes + Math.max(locator.dataSpace * 512, locator.dataLengthBytes)), // dataSpace: sectors in the spec, bytes in some writers; the larger reading is kept clear
     );
-    const starts: number[] = [];
-    for (let block = 0; block < this.table.entries; block++) if (this.table.isAllocated(block)) starts.push(this.table.blockOffsetBytes(block));
-    starts.sort((a, b) => a - b);
+    // A typed array sorts numerically without a comparator: a 2 TiB disk has ~1M entries.
+    const starts = new Float64Array(this.table.allocatedCount());
+    for (let block = 0, n = 0; block < this.table.entries; block++) if (this.table.isAllocated(block)) starts[n++] = this.table.blockOffsetBytes(block);
+    starts.sort();
     const slots: number[] = [];
     let cursor = metadataEnd;
-    for (const gapEnd of [...starts, this.footerOffsetBytes]) {
+    for (let gap = 0; gap <= starts.length; gap++) {
+      const gapEnd = gap < starts.length ? starts[gap] : this.footerOffsetBytes;
       // Data 4 KiB-aligned, as allocateBlock places it, unless sector-aligned blocks fit more
       // of them (qemu packs blocks on sectors: four of its freed blocks in a row hold only
       // three 4 KiB-aligned ones).
       const aligned = this.packSlots(cursor, gapEnd, DATA_ALIGN_BYTES);
       const packed = this.packSlots(cursor, gapEnd, 512);
-      slots.push(...(packed.length > aligned.length ? packed : aligned));
+      // One by one: a gap may hold more slots than a call can take as arguments.
+      for (const slot of packed.length > aligned.length ? packed : aligned) slots.push(slot);
       cursor = Math.max(cursor, gapEnd + region);
     }
     return slots;
