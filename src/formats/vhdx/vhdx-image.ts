@@ -171,7 +171,7 @@ export class VhdxImage implements DiskImage, LocatableImage {
     for (const segment of await this.plan(offset, length)) {
       if (segment.kind === "file") extents.push({ offset: segment.virtualOffset, length: segment.length });
       else if (segment.kind === "parent" && scope === "chain" && this.parent) {
-        extents.push(...(await this.parent.allocationMap(segment.virtualOffset, segment.length, "chain")));
+        for (const extent of await this.parent.allocationMap(segment.virtualOffset, segment.length, "chain")) extents.push(extent); // not as spread arguments: there may be more than a call takes
       }
     }
     return unionExtents(extents, []);
