@@ -4,7 +4,7 @@
 // nativeStatus, `vhdsync doctor` and the native section of `--version --json`.
 import t from "tap";
 import { spawnSync } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -102,6 +102,19 @@ t.test("a resync punches zero runs of 64 KiB or more and writes shorter ones as 
   const freed = (before - statSync(target).blocks) * 512;
   if (status.loaded && !sparseUnsupportedReason(dir)) t.equal(freed, 1024 * 1024, "the 1 MiB run became a hole, the 60 KiB runs stayed allocated");
   else t.equal(freed, 0, "no holes without the addon: zeros written");
+  // Short zero ranges over holes (writeZeros through the library, as a log apply does) take no space.
+  const empty = join(dir, "empty.img");
+  writeFileSync(empty, "");
+  truncateSync(empty, 64 * 1024 * 1024);
+  const image = await RawImage.open(empty, false);
+  for (let at = 0; at < 64 * 1024 * 1024; at += 65536) await image.writeZeros(at, 32768);
+  await image.write(new Uint8Array(8192).fill(1), 1024 * 1024);
+  await image.writeZeros(1024 * 1024 - 4096, 16384); // half hole, half data
+  const back = new Uint8Array(8192);
+  await image.read(back, 1024 * 1024);
+  await image.close();
+  t.ok(back.every((byte) => byte === 0), "the data in a short range reads as zeros");
+  if (status.loaded && !sparseUnsupportedReason(dir)) t.ok(statSync(empty).blocks * 512 <= 8192, `short zero ranges over holes allocate nothing (${statSync(empty).blocks * 512} bytes on disk)`);
 });
 
 t.test("cloneFile copies content and holes and says which path it used", async (t) => {

@@ -175,13 +175,18 @@ t.test("a block zeroed piece by piece is given back at flush, unless a parent ha
   await child.write(new Uint8Array(4096).fill(3), 2 * MIB + 4096);
   for (const block of [0, 1]) for (const piece of [0, 100, 255]) await child.writeZeros(block * MIB + piece * 4096, 4096);
   await child.writeZeros(2 * MIB, 4096); // zeros next to the piece that stays
+  // Block 3: data written, then zeroed only through partial sectors at the ends of two writeZeros.
+  await child.write(new Uint8Array(1024).fill(4), 3 * MIB + 512);
+  await child.writeZeros(3 * MIB + 700, 400);
+  await child.writeZeros(3 * MIB + 512, 188);
+  await child.writeZeros(3 * MIB + 1100, 436);
   const heldBlocks = async () => new Set((await child.allocationMap(0, 4 * MIB, "layer")).flatMap(({ offset, length }) => [Math.floor(offset / MIB), Math.floor((offset + length - 1) / MIB)]));
-  t.same([...(await heldBlocks())], [0, 1, 2], "before the flush: the zeroed pieces are still held");
-  await child.flush();
-  t.same([...(await heldBlocks())], [1, 2], "block 0 given back; block 1 (parent data under it) and block 2 (data left) kept");
-  const back = new Uint8Array(3 * MIB);
+  t.same([...(await heldBlocks())], [0, 1, 2, 3], "before the flush: the zeroed pieces are still held");
+  await Promise.all([child.flush(), child.flush()]); // two at once: the second finds nothing left to release
+  t.same([...(await heldBlocks())], [1, 2], "blocks 0 and 3 given back; block 1 (parent data under it) and block 2 (data left) kept");
+  const back = new Uint8Array(4 * MIB);
   await child.read(back, 0);
-  const expected = new Uint8Array(3 * MIB);
+  const expected = new Uint8Array(4 * MIB);
   expected.fill(9, MIB + 8192, MIB + 12288);
   expected.fill(3, 2 * MIB + 4096, 2 * MIB + 8192);
   t.equal(firstDifference(back, expected), -1, "reads as before the flush");

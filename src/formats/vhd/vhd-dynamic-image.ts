@@ -373,8 +373,16 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
   private async writeZerosLocked(offset: number, length: number): Promise<void> {
     const start = Math.min(offset + length, Math.ceil(offset / 512) * 512);
     const end = Math.max(start, Math.floor((offset + length) / 512) * 512);
-    if (start > offset) await this.writeLocked(ZERO_CHUNK.subarray(0, start - offset), offset);
-    if (offset + length > end) await this.writeLocked(ZERO_CHUNK.subarray(0, offset + length - end), end);
+    // Partial sectors at either end: written through the sector read-modify-write (which
+    // allocates an unallocated block), then marked like any part of a block.
+    if (start > offset) {
+      await this.writeLocked(ZERO_CHUNK.subarray(0, start - offset), offset);
+      this.markZeroedInPart(Math.floor(offset / this.blockSizeBytes));
+    }
+    if (offset + length > end) {
+      await this.writeLocked(ZERO_CHUNK.subarray(0, offset + length - end), end);
+      this.markZeroedInPart(Math.floor(end / this.blockSizeBytes));
+    }
     await this.forEachBlockPart(start, end - start, async (block, inBlock, done, part) => {
       const allocated = this.table.isAllocated(block);
       if (!allocated && (await this.absentIsZero(start + done, part))) return;
@@ -384,8 +392,13 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
       for (let chunk = 0; chunk < part; chunk += ZERO_CHUNK.length) {
         await this.writeBlockPart(block, inBlock + chunk, ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, part - chunk)));
       }
-      if (allocated) (this.zeroedInPart ??= new Uint8Array(Math.ceil(this.table.entries / 8)))[block >>> 3] |= 1 << (block & 7);
+      if (allocated) this.markZeroedInPart(block);
     });
+  }
+
+  /** Marks an allocated block that zeros were written into in part (see releaseZeroedBlocks). */
+  private markZeroedInPart(block: number): void {
+    if (this.table.isAllocated(block)) (this.zeroedInPart ??= new Uint8Array(Math.ceil(this.table.entries / 8)))[block >>> 3] |= 1 << (block & 7);
   }
 
   /** Gives back the blocks zeroed in part that now read as zeros (see releaseZeroedBlocks), then syncs. */
@@ -402,7 +415,8 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
    * (no parent data under it), it is unallocated like a wholly zeroed one.
    */
   private async releaseZeroedBlocks(): Promise<void> {
-    const marks = this.zeroedInPart!;
+    const marks = this.zeroedInPart;
+    if (!marks) return; // a flush queued before this one has released them
     this.zeroedInPart = undefined;
     let scratch: Uint8Array | undefined;
     for (let byte = 0; byte < marks.length; byte++) {
