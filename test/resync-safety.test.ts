@@ -172,6 +172,7 @@ t.test("--resume starts over when the target was replaced or changed since the c
   const whole = await resync(source, fresh, {});
   t.equal(whole.jobTotals, undefined, "a run that did not resume has no job totals");
   const job = report.jobTotals!;
+  t.equal(report.jobTotalsComplete, true, "after a clean stop the job totals are exact");
   const sum = Object.fromEntries(Object.keys(stopped).map((key) => [key, stopped[key] + report[key as keyof typeof job]]));
   t.same(job, sum, "job totals: the stopped run's plus this one's");
   t.equal(job.blocksCompared + job.blocksUnallocated, whole.blocksCompared + whole.blocksUnallocated, "every block counted once over both runs");
@@ -304,9 +305,18 @@ t.test("--resume after a kill -9 into a dynamic VHD that the killed run grew res
   if (!existsSync(checkpoint)) return t.skip("the run ended before its first checkpoint");
   const saved = JSON.parse(readFileSync(checkpoint, "utf8"));
   t.equal(saved.final, false, "a periodic checkpoint");
+  // A clean stop of the resumed run keeps the job's totals marked as a lower bound.
+  const stop = new AbortController();
+  const outcome = await resync(source, target, { resume: true, workers: 1, checkpointIntervalMs: 0, signal: stop.signal, onProgress: () => stop.abort() }).then(() => "done", (error) => error.code);
+  if (outcome === "VHDSYNC_INTERRUPTED") t.equal(JSON.parse(readFileSync(checkpoint, "utf8")).countersComplete, false, "the stopped resumed run's checkpoint: counters incomplete");
+  else {
+    t.equal(outcome, "done", "(the resumed run had every segment in flight already and finished)");
+    return t.equal((await verify(source, target)).equal, true, "the target equals the source");
+  }
   const resumed = await resync(source, target, { resume: true });
   t.equal(resumed.checkpointIgnored, undefined, `not ignored (${resumed.checkpointIgnored})`);
   t.ok(resumed.resumedFromBlock >= saved.nextBlock && resumed.resumedFromBlock > 0, `resumed from ${resumed.resumedFromBlock}`);
+  t.equal(resumed.jobTotalsComplete, false, "after a kill -9 the job totals are a lower bound, and say so");
   t.equal((await verify(source, target)).equal, true, "the target equals the source");
 });
 
@@ -326,6 +336,7 @@ t.test("a resumed run turns a clean stop's checkpoint into a running one before 
   if (outcome === "VHDSYNC_INTERRUPTED") {
     const third = await resync(source, target, { resume: true });
     t.ok(third.resumedFromBlock > 0 && third.checkpointIgnored === undefined, `resumed from ${third.resumedFromBlock}`);
+    t.equal(third.jobTotalsComplete, true, "two clean stops: the job totals are exact");
   } else t.equal(outcome, "done", "(the resumed run had every segment in flight already and finished)");
   t.equal(fileSha(target), fileSha(source));
 });

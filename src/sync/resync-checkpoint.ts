@@ -39,7 +39,14 @@ export interface ResyncCheckpoint {
    * resync, which keeps writing blocks from `nextBlock` on after saving one.
    */
   final: boolean;
+  /** The work of every run before nextBlock: this run's and the stopped runs' it resumed. */
   counters: SegmentCounters;
+  /**
+   * False once a run in the job was killed: what it did after its last checkpoint is counted
+   * by no run (the next one finds those blocks equal), so `counters` are a lower bound.
+   * Absent in checkpoints written before the thirteenth session: taken as true.
+   */
+  countersComplete?: boolean;
   updatedAt: string;
 }
 
@@ -124,7 +131,7 @@ export async function removeCheckpoint(path: string): Promise<void> {
  * Why `checkpoint` cannot be used to resume the run described by `expected`, or undefined
  * when it can.
  */
-export function checkpointMismatch(checkpoint: ResyncCheckpoint, expected: Omit<ResyncCheckpoint, "nextBlock" | "counters" | "updatedAt" | "kind" | "version" | "target" | "final">): string | undefined {
+export function checkpointMismatch(checkpoint: ResyncCheckpoint, expected: Omit<ResyncCheckpoint, "nextBlock" | "counters" | "countersComplete" | "updatedAt" | "kind" | "version" | "target" | "final">): string | undefined {
   const differences = identityDifferences(checkpoint.source, expected.source);
   if (differences.length > 0) return `source changed since the checkpoint (${differences.join(", ")})`;
   for (const field of ["targetPath", "virtualSizeBytes", "blockSizeBytes", "mode", "algo", "digestChecksum"] as const) {

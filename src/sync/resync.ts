@@ -65,6 +65,12 @@ export interface ResyncReport extends SegmentCounters {
    * run resumed.
    */
   jobTotals?: SegmentCounters;
+  /**
+   * With jobTotals: false when a run before was killed (resumed from a periodic checkpoint,
+   * now or earlier in the job). Its writes after its last checkpoint are counted by no run,
+   * so the totals are a lower bound. True after clean stops only.
+   */
+  jobTotalsComplete?: boolean;
   checkpointIgnored?: string;
   digestUpdated: boolean;
   /** Why a requested digest update (updateTargetDigest) was not made: the digest is then stale. */
@@ -84,9 +90,11 @@ interface Plan {
   algo: BlockHashAlgorithm | null;
   mode: "compare" | "target-digest";
   checkpointPath: string;
-  checkpointBase: Omit<ResyncCheckpoint, "nextBlock" | "counters" | "updatedAt" | "target" | "final">;
+  checkpointBase: Omit<ResyncCheckpoint, "nextBlock" | "counters" | "countersComplete" | "updatedAt" | "target" | "final">;
   resumeBlock: number;
   resumeCounters: SegmentCounters;
+  /** See ResyncCheckpoint.countersComplete (true for a run that starts at block 0). */
+  resumeCountersComplete: boolean;
   checkpointIgnored?: string;
   resized: boolean;
 }
@@ -126,7 +134,7 @@ export async function resync(sourcePath: string, targetPath: string, options: Re
       dryRun: Boolean(options.dryRun),
       resized: plan.resized,
       resumedFromBlock: plan.resumeBlock,
-      ...(plan.resumeBlock > 0 ? { jobTotals: addCounters({ ...plan.resumeCounters }, counters) } : {}),
+      ...(plan.resumeBlock > 0 ? { jobTotals: addCounters({ ...plan.resumeCounters }, counters), jobTotalsComplete: plan.resumeCountersComplete } : {}),
       ...(plan.checkpointIgnored ? { checkpointIgnored: plan.checkpointIgnored } : {}),
       digestUpdated,
       ...(options.updateTargetDigest && !digestUpdated ? { digestNotUpdated: digestNotUpdatedReason(plan, options) } : {}),
@@ -206,7 +214,7 @@ async function preparePlan(sourcePath: string, targetPath: string, options: Resy
       await resizeImage(target, source.virtualSize);
       resized = true;
     }
-    return { source, target, digest, blockSizeBytes, algo, mode, checkpointPath, checkpointBase, resumeBlock: resume.block, resumeCounters: resume.counters, checkpointIgnored: resume.ignored, resized };
+    return { source, target, digest, blockSizeBytes, algo, mode, checkpointPath, checkpointBase, resumeBlock: resume.block, resumeCounters: resume.counters, resumeCountersComplete: resume.countersComplete, checkpointIgnored: resume.ignored, resized };
   } catch (error) {
     await digest?.close().catch(() => undefined);
     await target?.close().catch(() => undefined);
@@ -238,8 +246,8 @@ function digestSettings(digest: DigestReader, options: ResyncOptions): { blockSi
  * run's source, settings and target file, and the target still holds what the checkpoint
  * says is done; otherwise block 0 with the reason in `ignored`.
  */
-async function resumePoint(options: ResyncOptions, path: string, expected: Plan["checkpointBase"], source: DiskImage, target: DiskImage): Promise<{ block: number; counters: SegmentCounters; ignored?: string }> {
-  const fresh = { block: 0, counters: emptyCounters() };
+async function resumePoint(options: ResyncOptions, path: string, expected: Plan["checkpointBase"], source: DiskImage, target: DiskImage): Promise<{ block: number; counters: SegmentCounters; countersComplete: boolean; ignored?: string }> {
+  const fresh = { block: 0, counters: emptyCounters(), countersComplete: true };
   if (!options.resume || options.dryRun) return fresh;
   const checkpoint = await loadCheckpoint(path);
   if (!checkpoint) return fresh;
@@ -248,7 +256,8 @@ async function resumePoint(options: ResyncOptions, path: string, expected: Plan[
     targetStateMismatch(checkpoint, await fileState(target.path)) ??
     (checkpoint.final ? undefined : await sampleDonePart(source, target, Math.min(source.virtualSize, checkpoint.nextBlock * expected.blockSizeBytes)));
   if (mismatch) return { ...fresh, ignored: mismatch };
-  return { block: checkpoint.nextBlock, counters: { ...emptyCounters(), ...checkpoint.counters } };
+  // A periodic checkpoint is a killed run's: what it wrote after it is counted by no run.
+  return { block: checkpoint.nextBlock, counters: { ...emptyCounters(), ...checkpoint.counters }, countersComplete: checkpoint.final && checkpoint.countersComplete !== false };
 }
 
 /** Pieces of the done part that a resume after a killed run compares (4 KiB each: 1 MiB per side). */
@@ -316,7 +325,7 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
     if (options.dryRun) return;
     await target.flush();
     const total = addCounters({ ...plan.resumeCounters }, counters);
-    await saveCheckpoint(plan.checkpointPath, { ...plan.checkpointBase, nextBlock, counters: total, updatedAt: new Date().toISOString(), target: await fileState(target.path), final });
+    await saveCheckpoint(plan.checkpointPath, { ...plan.checkpointBase, nextBlock, counters: total, countersComplete: plan.resumeCountersComplete, updatedAt: new Date().toISOString(), target: await fileState(target.path), final });
     lastCheckpointMs = performance.now();
   };
   const onResult = async (result: SegmentResult) => {

@@ -174,7 +174,7 @@ export const resyncCommand: CommandModule<GlobalOptions, ResyncArgs> = {
         const job = report.jobTotals;
         if (job) {
           process.stdout.write(
-            `resumed at block ${report.resumedFromBlock}; the whole job: ${job.blocksChanged} blocks differed, wrote ${formatBytes(job.bytesWritten)} (+${formatBytes(job.bytesZeroed)} zeroed), read ${formatBytes(job.bytesRead)}\n`,
+            `resumed at block ${report.resumedFromBlock}; the whole job${report.jobTotalsComplete ? "" : " (at least: a run before was killed, and what it did after its last checkpoint is counted by no run)"}: ${job.blocksChanged} blocks differed, wrote ${formatBytes(job.bytesWritten)} (+${formatBytes(job.bytesZeroed)} zeroed), read ${formatBytes(job.bytesRead)}\n`,
           );
         }
       }
