@@ -6,7 +6,7 @@
 // The differencing subclass changes what "absent" sectors mean (vhd-differencing-image.ts).
 
 import { VhdsyncError } from "../../errors.js";
-import { ZERO_CHUNK, checkRange, isZeroBytes, readExactly, writeExactly, writeZeroBytes } from "../../io/file.js";
+import { ZERO_CHUNK, checkRange, isZeroBytes, readExactly, readExactlySync, writeExactly, writeSmallHere, writeZeroBytes } from "../../io/file.js";
 import type { AllocationScope, Extent } from "../disk-image.js";
 import type { DataLocator, DataPiece, LocatableImage } from "../data-location.js";
 import { BitmapOps } from "./vhd-bitmap.js";
@@ -210,10 +210,11 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     const firstBit = inBlockBytes / 512;
     const bits = data.length / 512;
     if (!this.table.isAllocated(block)) return this.allocateBlock(block, inBlockBytes, data);
-    await writeExactly(this.handle, data, this.dataOffsetBytes(block, inBlockBytes), this.path);
+    // Small writes in place go on this thread (writeSmallHere: a resync applies thousands).
+    await writeSmallHere(this.handle, data, this.dataOffsetBytes(block, inBlockBytes), this.path);
     const bitmap = await this.loadBitmap(block);
     if (this.bitmapOps.setRange(bitmap, firstBit, bits) > 0) {
-      await writeExactly(this.handle, bitmap, this.table.blockOffsetBytes(block), this.path);
+      await writeSmallHere(this.handle, bitmap, this.table.blockOffsetBytes(block), this.path);
     }
   }
 
@@ -354,7 +355,8 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     const cached = this.bitmapCache.get(block);
     if (cached) return cached;
     const bitmap = new Uint8Array(this.bitmapBytes);
-    await readExactly(this.handle, bitmap, this.table.blockOffsetBytes(block), this.path);
+    // At most 64 KiB (256 MiB blocks), usually 512 bytes: read on this thread (see writeSmallHere).
+    readExactlySync(this.handle.fd, bitmap, this.table.blockOffsetBytes(block), this.path);
     this.cacheBitmap(block, bitmap);
     return bitmap;
   }
