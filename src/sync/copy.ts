@@ -14,7 +14,7 @@ import { checkWorkers, workerCountFor } from "./scan-workers.js";
 import { checkBlockSize } from "./digest-format.js";
 import { parentsOf, refuseSameFile } from "./image-identity.js";
 import { removeDurably } from "../io/atomic-file.js";
-import { CALLER_SEGMENT_BYTES, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
+import { callerSegmentBytes, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult } from "./segment-task.js";
 
 /** Options of copy(). */
@@ -71,7 +71,7 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
     const apply = target.format === "raw" || target.format === "block-device" ? "here" : "caller";
     // Everything that can throw comes before the pool starts: nothing between its start and
     // the try that closes it (its workers would keep the process alive).
-    const blocksPerSegment = segmentBlocks(blockSizeBytes, apply === "caller" ? CALLER_SEGMENT_BYTES : undefined);
+    const blocksPerSegment = segmentBlocks(blockSizeBytes, apply === "caller" ? callerSegmentBytes(target) : undefined);
     const counters = emptyCounters();
     const progress = throttle(options.onProgress);
     const pool = await SegmentPool.start(

@@ -16,6 +16,7 @@ import { availableParallelism } from "node:os";
 import type { DiskImage } from "../formats/disk-image.js";
 import { dataLocatorOf, type DataLocator } from "../formats/data-location.js";
 import { flatDataOf } from "../formats/flat-file.js";
+import { readExactlySync } from "../io/file.js";
 import { closeJobGate, compareSegment, hashSegment, nativeCompareAvailable, nativeHashScanAvailable, openJobGate, type CompareRange } from "../io/native-compare.js";
 import { wasmAlgorithmId } from "../hash/algorithm.js";
 import { activeUnits, allocationMapOf, openAs, type ScanConfig } from "./segment-scanner.js";
@@ -82,6 +83,31 @@ async function zeroRuns(target: DiskImage, changes: Float64Array): Promise<numbe
   return zeroed;
 }
 
+/**
+ * For "caller" apply: the source's bytes of the non-zero changes, packed in order (what
+ * applyChanges writes), read on this thread (page-cache reads of the changed blocks only),
+ * and the bytes of data and of zeros the changes make.
+ */
+function changedData(source: DataLocator, changes: Float64Array, path: string): { data: Uint8Array; written: number; zeroed: number } {
+  let written = 0;
+  let zeroed = 0;
+  for (const change of eachChange(changes)) {
+    if (change.zero) zeroed += change.lengthBytes;
+    else written += change.lengthBytes;
+  }
+  const data = new Uint8Array(written);
+  let at = 0;
+  for (const change of eachChange(changes)) {
+    if (change.zero) continue;
+    for (const piece of source.locate(change.offsetBytes, change.lengthBytes)) {
+      const view = data.subarray(at + piece.offset - change.offsetBytes, at + piece.offset - change.offsetBytes + piece.length);
+      if (piece.fileOffset !== null) readExactlySync(source.fd, view, piece.fileOffset, path); // null: zeros, as allocated
+    }
+    at += change.lengthBytes;
+  }
+  return { data, written, zeroed };
+}
+
 /** Bytes of allocated data in the maps (what a scan of them reads). */
 function mappedBytes(...maps: Array<Array<{ length: number }>>): number {
   return maps.flat().reduce((sum, extent) => sum + extent.length, 0);
@@ -118,7 +144,7 @@ export class NativeCompareScanner {
    */
   static async open(config: ScanConfig, threads: number): Promise<NativeCompareScanner | undefined> {
     const copying = config.mode === "copy" && config.targetFresh === true && config.apply === "here";
-    if ((config.mode !== "compare" && !copying) || config.apply === "caller" || !config.targetPath || !nativeCompareAvailable()) return undefined;
+    if ((config.mode !== "compare" && !copying) || !config.targetPath || !nativeCompareAvailable()) return undefined;
     const source = await openAs(config.sourcePath, config.sourceFormat, true);
     let target: DiskImage | undefined;
     try {
@@ -175,8 +201,15 @@ export class NativeCompareScanner {
     counters.blocksChanged = copying ? 0 : outcome.blocksChanged;
     counters.bytesRead = mappedBytes(sourceMap, targetMap);
     counters.bytesWritten = outcome.bytesWritten;
+    const result: SegmentResult = { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters, changes: outcome.changesArray };
     if (this.config.apply === "here") counters.bytesZeroed = await zeroRuns(this.target, outcome.changesArray);
-    return { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters, changes: outcome.changesArray };
+    if (this.config.apply === "caller") {
+      const changed = changedData(this.sourceData, outcome.changesArray, this.source.path);
+      result.data = changed.data;
+      counters.bytesWritten = changed.written;
+      counters.bytesZeroed = changed.zeroed;
+    }
+    return result;
   }
 
   /** Closes the images (the caller flushes the target before success). */

@@ -17,7 +17,7 @@ import { CHECKPOINT_VERSION, checkCheckpointPath, checkpointMismatch, defaultChe
 import { applyChanges } from "./apply-changes.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
 import { checkWorkers, workerCountFor } from "./scan-workers.js";
-import { CALLER_SEGMENT_BYTES, DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
+import { callerSegmentBytes, DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
 
 /** Options of resync(). */
@@ -302,7 +302,7 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
   const { source, target, blockSizeBytes } = plan;
   const apply = options.dryRun ? "none" : target.format === "raw" || target.format === "block-device" ? "here" : "caller";
   const blockCount = blockCountFor(source.virtualSize, blockSizeBytes);
-  const blocksPerSegment = plan.digest ? plan.digest.header.frameBlocks : segmentBlocks(blockSizeBytes, apply === "caller" ? CALLER_SEGMENT_BYTES : undefined);
+  const blocksPerSegment = plan.digest ? plan.digest.header.frameBlocks : segmentBlocks(blockSizeBytes, apply === "caller" ? callerSegmentBytes(target) : undefined);
   const pool = await SegmentPool.start(
     { mode: plan.digest ? "hash-compare" : "compare", sourcePath: source.path, targetPath: target.path, sourceFormat: source.format, targetFormat: target.format, blockSizeBytes, algo: plan.algo ?? undefined, apply, windowBytes: DEFAULT_WINDOW_BYTES },
     workers,

@@ -13,6 +13,17 @@ export const DEFAULT_ALGORITHM: BlockHashAlgorithm = "xxh3-128";
 export const SEGMENT_BYTES = 32 * 1024 * 1024;
 /** Segments whose results carry their changed data back to the main thread ("caller" apply) are smaller, to bound the data in flight. */
 export const CALLER_SEGMENT_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Segment bytes for "caller" apply into `target`: CALLER_SEGMENT_BYTES, or the target's own
+ * block (a dynamic or differencing VHD's) when that is larger. Then no block of the target
+ * spans two segments: scanners keep the BAT they opened the target with, and the caller
+ * allocates, frees and reuses only blocks of segments already scanned.
+ */
+export function callerSegmentBytes(target: object): number {
+  const block = (target as { blockSizeBytes?: unknown }).blockSizeBytes;
+  return Math.max(CALLER_SEGMENT_BYTES, typeof block === "number" ? block : 0);
+}
 /** Read window: small enough that source and target windows stay in the CPU cache while compared. */
 export const DEFAULT_WINDOW_BYTES = windowFromEnv() ?? 512 * 1024;
 
