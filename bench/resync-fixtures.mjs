@@ -35,18 +35,29 @@ export function writeRandomFile(path, sizeBytes) {
 
 /** Overwrites `count` distinct random 4 KiB blocks of `path` with random bytes; returns the count. */
 export function changeBlocks(path, sizeBytes, count, seed = 1) {
+  const fd = openSync(path, "r+");
+  try {
+    return changedBlockOffsets(sizeBytes, count, seed, (block, offset) => writeSync(fd, block, 0, BLOCK_BYTES, offset)).length;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The 4 KiB blocks changeBlocks() picks for `seed`: calls `write(randomBlock, offset)` for
+ * each (another image format can write them through its own API) and returns their offsets.
+ */
+export function changedBlockOffsets(sizeBytes, count, seed, write) {
   const blocks = Math.floor(sizeBytes / BLOCK_BYTES);
   const next = picker(seed);
   const chosen = new Set();
   while (chosen.size < Math.min(count, blocks)) chosen.add(next(blocks));
-  const fd = openSync(path, "r+");
   const block = Buffer.allocUnsafe(BLOCK_BYTES);
   for (const index of chosen) {
     randomFillSync(block);
-    writeSync(fd, block, 0, BLOCK_BYTES, index * BLOCK_BYTES);
+    write(block, index * BLOCK_BYTES);
   }
-  closeSync(fd);
-  return chosen.size;
+  return [...chosen].map((index) => index * BLOCK_BYTES);
 }
 
 /**

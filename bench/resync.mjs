@@ -3,7 +3,8 @@
 // vs `cat`, blocksync-fast and bdsync when on PATH, a 5%-allocated dynamic VHD vs a full one
 // (resync and checksum), the resync and checksum of the pair and the full VHD's resync with
 // the files' pages mapped instead of read (VHDSYNC_SCAN_MMAP=1: which wins depends on the
-// host), the resync ratios again through the library in a warm process,
+// host), the pair's resync into a dynamic VHD target against the raw one, the resync ratios
+// again through the library in a warm process,
 // bytes written and peak RSS on a sparse
 // 8 GiB pair. Runs alternate; medians are reported. Results go to bench/results/resync.json.
 //   node bench/resync.mjs            (2 GiB pair; needs ~10 GiB free and a few minutes)
@@ -14,7 +15,7 @@ import { cpus, totalmem, release, tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomFillSync } from "node:crypto";
-import { makePair, changeBlocks, fileHash, writeRandomFile } from "./resync-fixtures.mjs";
+import { makePair, changeBlocks, changedBlockOffsets, fileHash, writeRandomFile } from "./resync-fixtures.mjs";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const CLI = join(ROOT, "bin/vhdsync.cjs");
@@ -280,6 +281,53 @@ async function benchVhd(results) {
 }
 
 /**
+ * The pair's resync into a dynamic VHD target (2 MiB blocks, every one allocated: converted
+ * from the raw target) against the same resync into the raw target, alternating; before each
+ * run the same blocks of both are changed (the VHD's through the library).
+ */
+async function benchVhdTarget(results) {
+  const lib = await import(join(ROOT, "dist/index.js"));
+  const source = join(DIR, "source.img");
+  const raw = join(DIR, "target.img");
+  const vhd = join(DIR, "target.vhd");
+  rmSync(vhd, { force: true });
+  await lib.convertImage(raw, vhd, { to: "vhd-dynamic" });
+  const count = Math.round((SIZE / 4096) * FRACTION);
+  const times = { raw: [], vhd: [] };
+  const inProcess = { raw: [], vhd: [] };
+  const scanners = new Set();
+  for (let round = 0; round < ROUNDS; round++) {
+    const seed = SEED + 100 + round;
+    dirty(raw, SIZE, count, seed);
+    const image = await lib.openImage(vhd, { readOnly: false });
+    const pending = [];
+    changedBlockOffsets(SIZE, count, seed, (block, offset) => pending.push(image.write(Buffer.from(block), offset)));
+    await Promise.all(pending);
+    await image.close();
+    spawnSync("sync");
+    for (const [key, target] of [["raw", raw], ["vhd", vhd]]) {
+      const run = vhdsync(["resync", source, target, "--json"]);
+      const report = lastJson(run.stdout);
+      times[key].push(run.seconds);
+      inProcess[key].push(report.seconds);
+      if (key === "vhd") scanners.add(report.scanner);
+    }
+  }
+  const verified = vhdsync(["verify", source, vhd, "--json"], { allow: [0, 1] });
+  results.vhdTarget = {
+    sizeBytes: SIZE,
+    changedBlocks4k: count,
+    medianSeconds: { raw: median(times.raw), vhd: median(times.vhd) },
+    vhdOverRaw: median(times.vhd) / median(times.raw),
+    medianReportSeconds: { raw: median(inProcess.raw), vhd: median(inProcess.vhd) },
+    scanner: [...scanners].join(", "),
+    allSeconds: times,
+    finalCheck: lastJson(verified.stdout).equal ? "VHD target equal to the source after the last run" : "MISMATCH",
+  };
+  rmSync(vhd, { force: true });
+}
+
+/**
  * The same runs through the library in this (warm) process, as a DR tool that embeds vhdsync
  * makes them: no Node or CLI start-up, the code already compiled. Alternating rounds on the
  * files benchPair and benchVhd left (the target dirtied the same way before each run).
@@ -360,6 +408,7 @@ async function main() {
   const before = cpuTimes();
   benchPair(results);
   await benchVhd(results);
+  await benchVhdTarget(results);
   // What the 5%/100% ratio would be if the 5% run did nothing but start Node (`node -e 0`):
   // the floor any Node CLI has on this machine at this image size.
   results.vhdDynamic.nodeStartupFloorRatio = results.environment.nodeStartupSeconds / results.vhdDynamic.medianSeconds.allocated100;

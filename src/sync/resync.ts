@@ -15,6 +15,7 @@ import { DigestWriter } from "./digest-writer.js";
 import { checkIdentity, fileState, imageIdentity, parentsOf, refuseSameFile } from "./image-identity.js";
 import { CHECKPOINT_VERSION, checkCheckpointPath, checkpointMismatch, defaultCheckpointPath, loadCheckpoint, removeCheckpoint, saveCheckpoint, targetStateMismatch, type ResyncCheckpoint } from "./resync-checkpoint.js";
 import { applyChanges } from "./apply-changes.js";
+import { BackgroundFlush } from "./background-flush.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
 import { checkWorkers, workerCountFor } from "./scan-workers.js";
 import { callerSegmentBytes, DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
@@ -328,8 +329,13 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
     await saveCheckpoint(plan.checkpointPath, { ...plan.checkpointBase, nextBlock, counters: total, countersComplete: plan.resumeCountersComplete, updatedAt: new Date().toISOString(), target: await fileState(target.path), final });
     lastCheckpointMs = performance.now();
   };
+  // Writes through the format ("caller") start going to disk while the scan goes on, so that
+  // the flush before success finds little left (raw targets: the scan jobs' sync_file_range).
+  const background = apply === "caller" ? new BackgroundFlush(target) : undefined;
   const onResult = async (result: SegmentResult) => {
+    background?.check();
     if (apply === "caller") await applyChanges(target, result);
+    if (result.counters.bytesWritten + result.counters.bytesZeroed > 0) background?.start();
     addCounters(counters, result.counters);
     if (writer) await writer.writeFrame({ firstBlock: result.firstBlock, blockCount: result.blockCount, flags: result.frameFlags!, digests: result.frameDigests! });
     nextBlock = result.firstBlock + result.blockCount;
@@ -362,6 +368,7 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
     await checkpoint(true);
     return { counters, complete, digestUpdated: false, scanner };
   }
+  await background?.settle();
   await target.flush();
   if (!options.dryRun) await removeCheckpoint(plan.checkpointPath);
   if (writer) await finishDigest(writer, target);
