@@ -195,6 +195,22 @@ t.test("a block zeroed piece by piece is given back at flush, unless a parent ha
   t.match(run("vhdiinfo", [childPath]), /Media size/);
 });
 
+t.test("a flush that starts while another one's release runs waits for it (the target's state after it is final)", async (t) => {
+  const dir = tempDir(t);
+  const MIB = 1024 * 1024;
+  const path = join(dir, "f.vhd");
+  const image = await createVhd(path, { type: "dynamic", sizeBytes: 64 * MIB, blockSizeBytes: 2 * MIB });
+  for (let block = 0; block < 32; block++) await image.write(new Uint8Array(4096).fill(1), block * 2 * MIB + 8192);
+  for (let block = 0; block < 32; block++) await image.writeZeros(block * 2 * MIB + 8192, 4096);
+  const first = image.flush();
+  await new Promise((resolve) => setImmediate(resolve)); // the first flush's release has begun
+  await image.flush();
+  t.equal((await image.info()).allocatedBlocks, 0, "every block zeroed in part is given back by the time the second flush returns");
+  await first;
+  await image.close();
+  t.same((await checkImage(path)).problems, []);
+});
+
 t.test("free room of 300,000 blocks in one gap is found and taken (no argument-count limit)", async (t) => {
   const dir = tempDir(t);
   const path = join(dir, "gap.vhd");

@@ -321,17 +321,18 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
   const intervalMs = options.checkpointIntervalMs ?? Number(process.env.VHDSYNC_CHECKPOINT_MS ?? 2000);
   let lastCheckpointMs = performance.now();
   let nextBlock = plan.resumeBlock;
+  // Writes through the format ("caller") start going to disk while the scan goes on, so that
+  // the flush before success finds little left (raw targets: the scan jobs' sync_file_range).
+  const background = apply === "caller" ? new BackgroundFlush(target) : undefined;
   /** Saves a checkpoint: `final` when the run stops after it (see ResyncCheckpoint.final). */
   const checkpoint = async (final: boolean) => {
     if (options.dryRun) return;
+    await background?.settle(); // its release of blocks must not outlast the target's state below
     await target.flush();
     const total = addCounters({ ...plan.resumeCounters }, counters);
     await saveCheckpoint(plan.checkpointPath, { ...plan.checkpointBase, nextBlock, counters: total, countersComplete: plan.resumeCountersComplete, updatedAt: new Date().toISOString(), target: await fileState(target.path), final });
     lastCheckpointMs = performance.now();
   };
-  // Writes through the format ("caller") start going to disk while the scan goes on, so that
-  // the flush before success finds little left (raw targets: the scan jobs' sync_file_range).
-  const background = apply === "caller" ? new BackgroundFlush(target) : undefined;
   const onResult = async (result: SegmentResult) => {
     background?.check();
     if (apply === "caller") await applyChanges(target, result);

@@ -403,10 +403,14 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     if (this.table.isAllocated(block)) (this.zeroedInPart ??= new Uint8Array(Math.ceil(this.table.entries / 8)))[block >>> 3] |= 1 << (block & 7);
   }
 
-  /** Gives back the blocks zeroed in part that now read as zeros (see releaseZeroedBlocks), then syncs. */
+  /**
+   * Gives back the blocks zeroed in part that now read as zeros (see releaseZeroedBlocks), then
+   * syncs. Always behind the writes queued before it, a release another flush started
+   * included: the sync (and a caller's stat after it) must come after every one of them.
+   */
   override async flush(): Promise<void> {
     this.checkOpen();
-    if (!this.readOnly && this.zeroedInPart) await this.serialize(() => this.releaseZeroedBlocks());
+    if (!this.readOnly) await this.serialize(() => this.releaseZeroedBlocks());
     await super.flush();
   }
 
