@@ -6,7 +6,7 @@
 // The differencing subclass changes what "absent" sectors mean (vhd-differencing-image.ts).
 
 import { VhdsyncError } from "../../errors.js";
-import { ZERO_CHUNK, checkRange, isZeroBytes, readExactly, readExactlySync, writeExactly, writeSmallHere, writeZeroBytes } from "../../io/file.js";
+import { SMALL_IO_BYTES, ZERO_CHUNK, checkRange, isZeroBytes, readExactly, readExactlySync, writeSmallHere, writeZeroBytes } from "../../io/file.js";
 import type { AllocationScope, Extent } from "../disk-image.js";
 import type { DataLocator, DataPiece, LocatableImage } from "../data-location.js";
 import { BitmapOps } from "./vhd-bitmap.js";
@@ -238,18 +238,18 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     const sector = blockStart / 512;
     if (sector >= 0xffffffff) throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${this.path}: VHD file cannot grow past 2 TiB`, { path: this.path });
     this.footerBytes ??= buildFooter(this.footer);
-    await writeExactly(this.handle, this.footerBytes, newFooterOffset, this.path);
+    await writeSmallHere(this.handle, this.footerBytes, newFooterOffset, this.path);
     this.fileSizeBytes = Math.max(this.fileSizeBytes, newFooterOffset + 512);
     if (blockStart > oldFooterOffset) await writeZeroBytes(this.handle, oldFooterOffset, Math.min(512, blockStart - oldFooterOffset), this.path);
     const bitmap = this.newBlockBitmap(inBlockBytes / 512, data.length / 512);
-    if (inBlockBytes === 0) {
+    if (inBlockBytes === 0 && bitmap.length + data.length > SMALL_IO_BYTES) {
       await writevExactly(this.handle, [bitmap, data], blockStart, this.path);
     } else {
-      await writeExactly(this.handle, bitmap, blockStart, this.path);
-      await writeExactly(this.handle, data, dataStart + inBlockBytes, this.path);
+      await writeSmallHere(this.handle, bitmap, blockStart, this.path);
+      await writeSmallHere(this.handle, data, dataStart + inBlockBytes, this.path);
     }
     const entry = this.table.set(block, sector);
-    await writeExactly(this.handle, entry.bytes, this.header.tableOffsetBytes + entry.sectorIndex * 512, this.path);
+    await writeSmallHere(this.handle, entry.bytes, this.header.tableOffsetBytes + entry.sectorIndex * 512, this.path);
     this.footerOffsetBytes = newFooterOffset;
     this.cacheBitmap(block, bitmap);
   }
@@ -262,12 +262,12 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
   private async allocateInSlot(block: number, blockStart: number, inBlockBytes: number, data: Uint8Array): Promise<void> {
     const dataStart = blockStart + this.bitmapBytes;
     const bitmap = this.newBlockBitmap(inBlockBytes / 512, data.length / 512);
-    await writeExactly(this.handle, bitmap, blockStart, this.path);
+    await writeSmallHere(this.handle, bitmap, blockStart, this.path);
     await zeroFileBytes(this.handle, dataStart, inBlockBytes, this.path);
-    await writeExactly(this.handle, data, dataStart + inBlockBytes, this.path);
+    await writeSmallHere(this.handle, data, dataStart + inBlockBytes, this.path);
     await zeroFileBytes(this.handle, dataStart + inBlockBytes + data.length, this.blockSizeBytes - inBlockBytes - data.length, this.path);
     const entry = this.table.set(block, blockStart / 512);
-    await writeExactly(this.handle, entry.bytes, this.header.tableOffsetBytes + entry.sectorIndex * 512, this.path);
+    await writeSmallHere(this.handle, entry.bytes, this.header.tableOffsetBytes + entry.sectorIndex * 512, this.path);
     this.cacheBitmap(block, bitmap);
   }
 
@@ -341,7 +341,7 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     // The free room known so far (found while the block still counts as allocated), then its own.
     const slots = (this.freeSlots ??= this.findFreeSlots());
     const entry = this.table.set(block, UNALLOCATED);
-    await writeExactly(this.handle, entry.bytes, this.header.tableOffsetBytes + entry.sectorIndex * 512, this.path);
+    await writeSmallHere(this.handle, entry.bytes, this.header.tableOffsetBytes + entry.sectorIndex * 512, this.path);
     this.bitmapCache.delete(block);
     await punchHole(this.handle.fd, blockStart, Math.min(dataEnd, this.footerOffsetBytes) - blockStart);
     let at = slots.length;
