@@ -33,8 +33,7 @@ export function prewarmFor(args: string[]): void {
 /**
  * Whether the command will scan with a native scanner (which needs no worker), with the addon:
  * - resync without a target digest, verify or diff of a raw image, fixed or dynamic VHD or
- *   VHDX and a target that is one too (raw when resync writes to it: it writes other formats
- *   through a worker);
+ *   VHDX and a target that is one too (when resync writes to it, not a VHDX: that is read-only);
  * - checksum of such an image with XXH3 (the default hash), and resync --target-digest from
  *   one (into a raw target when it writes; the digest's hash is assumed to be XXH3);
  * - copy of such an image into a new target (created as raw). The block size is assumed to
@@ -50,7 +49,7 @@ function scansNatively(command: string, words: string[], files: string[]): boole
   if (command === "checksum") return xxh3Requested(words) && nativeHashScanAvailable();
   if (!["resync", "verify", "diff"].includes(command) || target === undefined) return false;
   if (optionIndex(words, "--target-digest") >= 0) return command === "resync" && (!writes || target === "raw") && nativeHashScanAvailable();
-  return (writes ? target === "raw" : target !== "other") && nativeCompareAvailable();
+  return (writes ? target !== "other" && target !== "vhdx" : target !== "other") && nativeCompareAvailable();
 }
 
 /** Whether `--hash` is absent or names an XXH3 digest (the ones the native scanner computes). */

@@ -14,7 +14,7 @@ import { checkWorkers, workerCountFor } from "./scan-workers.js";
 import { checkBlockSize } from "./digest-format.js";
 import { parentsOf, refuseSameFile } from "./image-identity.js";
 import { removeDurably } from "../io/atomic-file.js";
-import { callerSegmentBytes, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
+import { callerInFlight, callerSegmentBytes, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult } from "./segment-task.js";
 
 /** Options of copy(). */
@@ -90,7 +90,7 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
           const doneBytes = Math.min(source.virtualSize, (result.firstBlock + result.blockCount) * blockSizeBytes);
           progress.report({ operation: "copy", doneBytes, totalBytes: source.virtualSize, counters: { bytesWritten: counters.bytesWritten } });
         },
-        { signal: options.signal },
+        { signal: options.signal, maxInFlight: apply === "caller" ? callerInFlight(pool.defaultInFlight, blocksPerSegment * blockSizeBytes) : undefined },
       );
     } finally {
       await pool.close();

@@ -88,20 +88,21 @@ async function zeroRuns(target: DiskImage, changes: Float64Array): Promise<numbe
  * applyChanges writes), read on this thread (page-cache reads of the changed blocks only),
  * and the bytes of data and of zeros the changes make.
  */
-function changedData(source: DataLocator, changes: Float64Array, path: string): { data: Uint8Array; written: number; zeroed: number } {
+function changedData(source: DataLocator, changes: Float64Array, path: string, take: (bytes: number) => Uint8Array): { data: Uint8Array; written: number; zeroed: number } {
   let written = 0;
   let zeroed = 0;
   for (const change of eachChange(changes)) {
     if (change.zero) zeroed += change.lengthBytes;
     else written += change.lengthBytes;
   }
-  const data = new Uint8Array(written);
+  const data = take(written);
   let at = 0;
   for (const change of eachChange(changes)) {
     if (change.zero) continue;
     for (const piece of source.locate(change.offsetBytes, change.lengthBytes)) {
       const view = data.subarray(at + piece.offset - change.offsetBytes, at + piece.offset - change.offsetBytes + piece.length);
-      if (piece.fileOffset !== null) readExactlySync(source.fd, view, piece.fileOffset, path); // null: zeros, as allocated
+      if (piece.fileOffset !== null) readExactlySync(source.fd, view, piece.fileOffset, path);
+      else view.fill(0); // reads as zeros (the buffer may be a reused one)
     }
     at += change.lengthBytes;
   }
@@ -113,8 +114,13 @@ function mappedBytes(...maps: Array<Array<{ length: number }>>): number {
   return maps.flat().reduce((sum, extent) => sum + extent.length, 0);
 }
 
+/** Data buffers of "caller" results kept for reuse, and the size step they are made in. */
+const SPARE_DATA_BUFFERS = 2;
+const DATA_BUFFER_STEP_BYTES = 1024 * 1024;
+
 export class NativeCompareScanner {
   private readonly slots: JobSlots;
+  private readonly spareBuffers: Uint8Array[] = [];
 
   /** Compare granularity: the block, or a part of it. */
   private readonly unit: number;
@@ -204,12 +210,31 @@ export class NativeCompareScanner {
     const result: SegmentResult = { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters, changes: outcome.changesArray };
     if (this.config.apply === "here") counters.bytesZeroed = await zeroRuns(this.target, outcome.changesArray);
     if (this.config.apply === "caller") {
-      const changed = changedData(this.sourceData, outcome.changesArray, this.source.path);
+      let buffer: Uint8Array | undefined;
+      const changed = changedData(this.sourceData, outcome.changesArray, this.source.path, (bytes) => {
+        if (bytes === 0) return new Uint8Array(0);
+        buffer = this.takeBuffer(bytes);
+        return buffer.subarray(0, bytes);
+      });
       result.data = changed.data;
+      if (buffer) result.release = () => this.spareBuffers.length < SPARE_DATA_BUFFERS && this.spareBuffers.push(buffer!);
       counters.bytesWritten = changed.written;
       counters.bytesZeroed = changed.zeroed;
     }
     return result;
+  }
+
+  /**
+   * A buffer of at least `bytes` for a segment's changed data: a spare one given back by an
+   * earlier result (SegmentResult.release), or a new one. Reusing them keeps the memory of a
+   * resync that changes everything at the data in flight: new buffers of megabytes each were
+   * collected only at V8's external-memory thresholds, and an all-changed 256 MiB resync into
+   * a dynamic VHD peaked at 155 MiB.
+   */
+  private takeBuffer(bytes: number): Uint8Array {
+    const index = this.spareBuffers.findIndex((spare) => spare.length >= bytes);
+    if (index >= 0) return this.spareBuffers.splice(index, 1)[0];
+    return new Uint8Array(Math.ceil(bytes / DATA_BUFFER_STEP_BYTES) * DATA_BUFFER_STEP_BYTES);
   }
 
   /** Closes the images (the caller flushes the target before success). */

@@ -12,7 +12,7 @@ import { SegmentScanner, type ScanConfig } from "./segment-scanner.js";
 import type { SegmentResult, SegmentTask } from "./segment-task.js";
 
 /** Messages the pool sends. */
-export type WorkerRequest = { type: "open"; config: ScanConfig } | { type: "task"; task: SegmentTask } | { type: "close" };
+export type WorkerRequest = { type: "open"; config: ScanConfig } | { type: "task"; task: SegmentTask; spare?: ArrayBuffer[] } | { type: "close" };
 /** Messages a worker sends back. */
 export type WorkerReply =
   | { type: "ready" }
@@ -73,6 +73,7 @@ if (parentPort) {
       }
       try {
         if (!scanner) throw new Error("scanner failed to open");
+        for (const buffer of request.spare ?? []) scanner.giveBack(buffer);
         const result = await scanner.scan(request.task);
         port.postMessage({ type: "result", result } satisfies WorkerReply, transferList(result));
       } catch (error) {

@@ -18,7 +18,7 @@ import { applyChanges } from "./apply-changes.js";
 import { BackgroundFlush } from "./background-flush.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
 import { checkWorkers, workerCountFor } from "./scan-workers.js";
-import { callerSegmentBytes, DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
+import { callerInFlight, callerSegmentBytes, callerSegmentsWholeBlocks, DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
 
 /** Options of resync(). */
@@ -323,7 +323,9 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
   let nextBlock = plan.resumeBlock;
   // Writes through the format ("caller") start going to disk while the scan goes on, so that
   // the flush before success finds little left (raw targets: the scan jobs' sync_file_range).
-  const background = apply === "caller" ? new BackgroundFlush(target) : undefined;
+  // Not when target blocks span segments: a flush may give back a block whose other part a
+  // scanner has yet to read (through the BAT it opened with), and its room be taken again.
+  const background = apply === "caller" && callerSegmentsWholeBlocks(target) ? new BackgroundFlush(target) : undefined;
   /** Saves a checkpoint: `final` when the run stops after it (see ResyncCheckpoint.final). */
   const checkpoint = async (final: boolean) => {
     if (options.dryRun) return;
@@ -355,7 +357,8 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
     // (a clean stop) becomes a running one first, so that a kill now still resumes.
     if (plan.resumeBlock > 0) await checkpoint(false);
     const tasks = plan.digest ? digestTasks(plan.digest, plan.resumeBlock) : segmentTasks(blockCount, blocksPerSegment, plan.resumeBlock);
-    complete = await runSegments(pool, tasks, onResult, { signal: options.signal });
+    const maxInFlight = apply === "caller" ? callerInFlight(pool.defaultInFlight, blocksPerSegment * blockSizeBytes) : undefined;
+    complete = await runSegments(pool, tasks, onResult, { signal: options.signal, maxInFlight });
     await pool.close();
   } catch (error) {
     await pool.close().catch(() => undefined);

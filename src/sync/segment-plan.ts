@@ -14,16 +14,47 @@ export const SEGMENT_BYTES = 32 * 1024 * 1024;
 /** Segments whose results carry their changed data back to the main thread ("caller" apply) are smaller, to bound the data in flight. */
 export const CALLER_SEGMENT_BYTES = 8 * 1024 * 1024;
 
+/** Bytes of segments in flight when results carry their data ("caller" apply): 4 of 8 MiB. */
+export const CALLER_IN_FLIGHT_BYTES = 4 * CALLER_SEGMENT_BYTES;
+
+/**
+ * Segments in flight for "caller" apply: the pool's default, fewer when a target's blocks
+ * make segments larger than CALLER_SEGMENT_BYTES (callerSegmentBytes), one at least. The
+ * changed data in flight then stays within CALLER_IN_FLIGHT_BYTES, or one segment.
+ */
+export function callerInFlight(poolDefault: number, segmentBytes: number): number {
+  return Math.max(1, Math.min(poolDefault, Math.floor(CALLER_IN_FLIGHT_BYTES / segmentBytes)));
+}
+
+/** Largest "caller" segment: a result carries up to a segment of data, twice while it grows. */
+export const CALLER_MAX_SEGMENT_BYTES = 16 * 1024 * 1024;
+
+/** The block of a dynamic or differencing VHD target (0 for other formats). */
+function targetBlockBytes(target: object): number {
+  const block = (target as { blockSizeBytes?: unknown }).blockSizeBytes;
+  return typeof block === "number" ? block : 0;
+}
+
 /**
  * Segment bytes for "caller" apply into `target`: CALLER_SEGMENT_BYTES, or the target's own
- * block (a dynamic or differencing VHD's) when that is larger. Then no block of the target
- * spans two segments: scanners keep the BAT they opened the target with, and the caller
- * allocates, frees and reuses only blocks of segments already scanned.
+ * block (a dynamic or differencing VHD's) when that is larger, up to
+ * CALLER_MAX_SEGMENT_BYTES. Then no block of the target spans two segments (see
+ * callerSegmentsWholeBlocks).
  */
 export function callerSegmentBytes(target: object): number {
-  const block = (target as { blockSizeBytes?: unknown }).blockSizeBytes;
-  return Math.max(CALLER_SEGMENT_BYTES, typeof block === "number" ? block : 0);
+  return Math.min(CALLER_MAX_SEGMENT_BYTES, Math.max(CALLER_SEGMENT_BYTES, targetBlockBytes(target)));
 }
+
+/**
+ * Whether every block of `target` lies in one "caller" segment. Scanners keep the BAT they
+ * opened the target with; the caller allocates, frees and reuses only blocks of segments
+ * already scanned, so a scanner never reads a block the caller changed. A target block larger
+ * than CALLER_MAX_SEGMENT_BYTES (no common writer makes VHD blocks over 2 MiB) spans segments.
+ */
+export function callerSegmentsWholeBlocks(target: object): boolean {
+  return targetBlockBytes(target) <= CALLER_MAX_SEGMENT_BYTES;
+}
+
 /** Read window: small enough that source and target windows stay in the CPU cache while compared. */
 export const DEFAULT_WINDOW_BYTES = windowFromEnv() ?? 512 * 1024;
 

@@ -4,7 +4,7 @@
 
 import type { Worker } from "node:worker_threads";
 import { VhdsyncError, type ErrorCode } from "../errors.js";
-import { SegmentScanner, type ScanConfig } from "./segment-scanner.js";
+import { SPARE_DATA_BUFFERS, SegmentScanner, type ScanConfig } from "./segment-scanner.js";
 import type { SegmentResult, SegmentTask } from "./segment-task.js";
 import type { WorkerReply } from "./resync-worker.js";
 import { discardPrewarmedWorkers, startScanWorker, takePrewarmedWorker } from "./scan-workers.js";
@@ -43,6 +43,8 @@ function toError(error: { code: string; message: string; details: Record<string,
  */
 export class SegmentPool {
   private inlineChain: Promise<unknown> = Promise.resolve();
+  /** Data buffers of workers' results, given back once handled: sent with the next tasks for reuse. */
+  private readonly spareData: ArrayBuffer[] = [];
   private inlinePending = 0;
 
   private constructor(private readonly workers: PoolWorker[], private readonly inline: SegmentScanner | NativeScanner) {}
@@ -112,9 +114,15 @@ export class SegmentPool {
     if (!worker || this.inlinePending < worker.pending.size) return this.submitInline(task);
     if (worker.failure) return Promise.reject(worker.failure);
     return new Promise((resolve, reject) => {
-      worker.pending.set(task.id, { resolve, reject });
-      const transfer = [task.targetFlags?.buffer, task.targetDigests?.buffer].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
-      worker.worker.postMessage({ type: "task", task }, transfer);
+      const withRelease = (result: SegmentResult) => {
+        const buffer = result.data?.buffer;
+        if (buffer instanceof ArrayBuffer && buffer.byteLength > 0) result.release = () => this.spareData.length < SPARE_DATA_BUFFERS && this.spareData.push(buffer);
+        resolve(result);
+      };
+      worker.pending.set(task.id, { resolve: withRelease, reject });
+      const spare = this.spareData.splice(0, 2);
+      const transfer = [task.targetFlags?.buffer, task.targetDigests?.buffer, ...spare].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
+      worker.worker.postMessage({ type: "task", task, spare }, transfer);
     });
   }
 
@@ -126,7 +134,15 @@ export class SegmentPool {
    */
   private submitInline(task: SegmentTask): Promise<SegmentResult> {
     this.inlinePending++;
-    const result = this.inlineChain.then(yieldToEventLoop).then(() => this.inline.scan(task));
+    const inline = this.inline as SegmentScanner;
+    const result = this.inlineChain
+      .then(yieldToEventLoop)
+      .then(() => inline.scan(task))
+      .then((scanned) => {
+        const buffer = scanned.data?.buffer;
+        if (buffer instanceof ArrayBuffer && buffer.byteLength > 0) scanned.release = () => inline.giveBack(buffer);
+        return scanned;
+      });
     this.inlineChain = result.catch(() => undefined);
     return result.finally(() => this.inlinePending--);
   }
@@ -223,6 +239,7 @@ export async function runSegments(
   const deliver = async (result: SegmentResult) => {
     await workersOpen;
     await onResult(result);
+    result.release?.();
   };
   const inFlight: Promise<SegmentResult>[] = [];
   let firstError: unknown;

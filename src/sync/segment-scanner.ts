@@ -71,6 +71,8 @@ export class SegmentScanner {
   private readonly mapper: PageMapper | null;
   /** Flushes of the target started after segments that wrote. */
   private readonly backgroundFlush: BackgroundFlush | undefined;
+  /** Data buffers of earlier results given back (giveBack), reused for the next segments' data. */
+  private readonly spareData: ArrayBuffer[] = [];
   /** Bytes at the start of each buffer that may still have file pages mapped. */
   private mappedA = 0;
   private mappedB = 0;
@@ -146,6 +148,22 @@ export class SegmentScanner {
     }
   }
 
+  /**
+   * Takes back a result's data buffer (once the caller has written it) for a later segment's
+   * data. Without reuse, an all-changed resync into a VHD made a new buffer of megabytes per
+   * segment, which V8 collected only at its external-memory thresholds: 223 MiB peak RSS for
+   * 256 MiB (docs/resync.md "VHD targets").
+   */
+  giveBack(buffer: ArrayBuffer): void {
+    if (this.spareData.length < SPARE_DATA_BUFFERS) this.spareData.push(buffer);
+  }
+
+  /** A buffer for at least `bytes` of segment data: a spare one, or a new one. */
+  private dataBuffer(bytes: number): Uint8Array {
+    const index = this.spareData.findIndex((spare) => spare.byteLength >= bytes);
+    return index >= 0 ? new Uint8Array(this.spareData.splice(index, 1)[0]) : new Uint8Array(bytes);
+  }
+
   /** Puts zero pages back where file pages were mapped, so no mapping outlives a segment. */
   private releaseMappings(): void {
     if (this.mappedA > 0) this.mapper!.release(this.bufferA, this.mappedA);
@@ -164,7 +182,9 @@ export class SegmentScanner {
     const state: ScanState = {
       counters: emptyCounters(),
       changes: new ChangeList(),
-      data: [],
+      data: undefined,
+      dataBytes: 0,
+      segmentBytes: endBytes - startBytes,
       frameDigestBytes: 0,
       lastChangedBlock: -1,
       nonZeroBlocks: 0,
@@ -182,7 +202,7 @@ export class SegmentScanner {
     // Compare and copy count the blocks with data (a block larger than a window in parts); the others read as zeros.
     if (!hashing) state.counters.blocksZero = task.blockCount - state.nonZeroBlocks;
     const result: SegmentResult = { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters: state.counters, changes: state.changes.toArray() };
-    if (state.data.length > 0) result.data = concat(state.data);
+    if (state.data) result.data = state.data.subarray(0, state.dataBytes);
     if (hashing) {
       result.frameFlags = this.wasm.view(this.frame.flags, task.blockCount).slice();
       result.frameDigests = this.wasm.view(this.frame.digests, state.frameDigestBytes).slice();
@@ -373,7 +393,20 @@ export class SegmentScanner {
     if (zero) state.counters.bytesZeroed += lengthBytes;
     else state.counters.bytesWritten += lengthBytes;
     if (this.config.apply === "caller") {
-      if (!zero) state.data.push(this.wasm.view(address, lengthBytes).slice());
+      if (!zero) {
+        // Packed as they come into one buffer, which doubles as needed up to the segment's
+        // size: no copy per run and no join at the end (that took a segment's data twice).
+        const needed = state.dataBytes + lengthBytes;
+        if (!state.data || state.data.length < needed) {
+          let size = Math.max(state.data?.length ?? 0, 64 * 1024);
+          while (size < needed) size *= 2;
+          const grown = this.dataBuffer(Math.min(size, state.segmentBytes));
+          if (state.data) grown.set(state.data.subarray(0, state.dataBytes));
+          state.data = grown;
+        }
+        state.data.set(this.wasm.view(address, lengthBytes), state.dataBytes);
+        state.dataBytes = needed;
+      }
       return;
     }
     const target = this.target!;
@@ -503,10 +536,17 @@ class SegmentFrame {
   }
 }
 
+/** Spare data buffers a scanner keeps (SegmentScanner.giveBack). */
+export const SPARE_DATA_BUFFERS = 2;
+
 interface ScanState {
   counters: SegmentCounters;
   changes: ChangeList;
-  data: Uint8Array[];
+  /** Source data of the non-zero changes so far ("caller" apply), packed; `dataBytes` of it used. */
+  data: Uint8Array | undefined;
+  dataBytes: number;
+  /** Bytes the segment covers: the most its changes can hold. */
+  segmentBytes: number;
   /** Bytes of packed digests in the segment's frame so far (hash modes). */
   frameDigestBytes: number;
   lastChangedBlock: number;
@@ -567,15 +607,4 @@ function clip(map: Extent[], offset: number, length: number): Extent[] {
     if (stop > start) parts.push({ offset: start, length: stop - start });
   }
   return parts;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const total = parts.reduce((sum, part) => sum + part.length, 0);
-  const out = new Uint8Array(total);
-  let position = 0;
-  for (const part of parts) {
-    out.set(part, position);
-    position += part.length;
-  }
-  return out;
 }

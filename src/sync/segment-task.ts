@@ -40,6 +40,8 @@ export interface SegmentResult {
   changes: Float64Array;
   /** Source data of the non-zero changes, concatenated in order (apply "caller"). */
   data?: Uint8Array;
+  /** Gives `data`'s memory back to the scanner, for the next segment (runSegments calls it once the result is handled). */
+  release?: () => void;
   /** Source digest frame (hash modes). */
   frameFlags?: Uint8Array;
   frameDigests?: Uint8Array;
