@@ -156,6 +156,11 @@ export class SegmentScanner {
    */
   giveBack(buffer: ArrayBuffer): void {
     if (this.spareData.length < SPARE_DATA_BUFFERS) this.spareData.push(buffer);
+    else {
+      // Full: keep the larger ones (a small outgrown buffer must not crowd out a segment's).
+      const smallest = this.spareData.reduce((at, spare, index) => (spare.byteLength < this.spareData[at].byteLength ? index : at), 0);
+      if (this.spareData[smallest].byteLength < buffer.byteLength) this.spareData[smallest] = buffer;
+    }
   }
 
   /** A buffer for at least `bytes` of segment data: a spare one, or a new one. */
@@ -401,7 +406,10 @@ export class SegmentScanner {
           let size = Math.max(state.data?.length ?? 0, 64 * 1024);
           while (size < needed) size *= 2;
           const grown = this.dataBuffer(Math.min(size, state.segmentBytes));
-          if (state.data) grown.set(state.data.subarray(0, state.dataBytes));
+          if (state.data) {
+            grown.set(state.data.subarray(0, state.dataBytes));
+            this.giveBack(state.data.buffer as ArrayBuffer); // outgrown: a spare for a later segment
+          }
           state.data = grown;
         }
         state.data.set(this.wasm.view(address, lengthBytes), state.dataBytes);
