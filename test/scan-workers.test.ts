@@ -197,9 +197,11 @@ t.test("the pool keeps fewer segments in flight when results carry their data", 
   const dir = tempDir(t);
   const source = join(dir, "s.img");
   sparseImage(source, 1024 * 1024);
-  for (const [apply, perScanner] of [["here", IN_FLIGHT_PER_SCANNER], ["caller", CALLER_IN_FLIGHT_PER_SCANNER]] as const) {
+  for (const apply of ["here", "caller"] as const) {
     const pool = await SegmentPool.start({ mode: "compare", sourcePath: source, targetPath: source, blockSizeBytes: 4096, apply, windowBytes: 512 * 1024 }, 1);
-    t.equal(pool.defaultInFlight, perScanner, apply);
+    // Carrying data: two per native thread, one per WASM scanner (their copies wait for two GCs).
+    const perScanner = apply === "here" ? IN_FLIGHT_PER_SCANNER : pool.native ? CALLER_IN_FLIGHT_PER_SCANNER : 1;
+    t.equal(pool.defaultInFlight, perScanner, `${apply}, ${pool.native ? "native" : "WASM"}`);
     await pool.close();
   }
   t.ok(CALLER_IN_FLIGHT_PER_SCANNER < IN_FLIGHT_PER_SCANNER);
