@@ -7,11 +7,10 @@ import { throttle, type ProgressListener } from "../progress.js";
 import { VhdsyncError } from "../errors.js";
 import type { BlockHashAlgorithm } from "./block-hasher.js";
 import { DigestWriter } from "./digest-writer.js";
-import { checkBlockSize } from "./digest-format.js";
 import { imageIdentity, refuseSameFile } from "./image-identity.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
-import { checkWorkers, workerCountFor } from "./scan-workers.js";
-import { DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
+import { workerCountFor } from "./scan-workers.js";
+import { checkScanOptions, DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters } from "./segment-task.js";
 
 /** Options of checksum(). */
@@ -54,8 +53,7 @@ export async function checksum(image: string | DiskImage, outPath: string, optio
   const started = performance.now();
   const blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
   const algo = options.algo ?? DEFAULT_ALGORITHM;
-  checkBlockSize(blockSizeBytes);
-  checkWorkers(options.workers);
+  checkScanOptions(options);
   await refuseSameFile(outPath, [typeof image === "string" ? image : image.path], "the digest file");
   const opened = typeof image === "string" ? await openImage(image, { readOnly: true }) : image;
   let identity, virtualSizeBytes: number;

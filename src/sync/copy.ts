@@ -10,11 +10,10 @@ import { RawImage } from "../formats/raw.js";
 import { throttle, type ProgressListener } from "../progress.js";
 import { applyChanges } from "./apply-changes.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
-import { checkWorkers, workerCountFor } from "./scan-workers.js";
-import { checkBlockSize } from "./digest-format.js";
+import { workerCountFor } from "./scan-workers.js";
 import { parentsOf, refuseSameFile } from "./image-identity.js";
 import { removeDurably } from "../io/atomic-file.js";
-import { callerInFlight, callerSegmentBytes, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
+import { checkScanOptions, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocksFor, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult } from "./segment-task.js";
 
 /** Options of copy(). */
@@ -54,8 +53,7 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
   const started = performance.now();
   const blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
   // Arguments first: no target is created or opened for a bad one.
-  checkBlockSize(blockSizeBytes);
-  checkWorkers(options.workers);
+  checkScanOptions(options);
   await refuseSameFile(targetPath, [sourcePath], "the target");
   const source = await openImage(sourcePath, { readOnly: true });
   let target: DiskImage | undefined;
@@ -71,7 +69,7 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
     const apply = target.format === "raw" || target.format === "block-device" ? "here" : "caller";
     // Everything that can throw comes before the pool starts: nothing between its start and
     // the try that closes it (its workers would keep the process alive).
-    const blocksPerSegment = segmentBlocks(blockSizeBytes, apply === "caller" ? callerSegmentBytes(target) : undefined);
+    const blocksPerSegment = segmentBlocksFor(blockSizeBytes, apply, target);
     const counters = emptyCounters();
     const progress = throttle(options.onProgress);
     const pool = await SegmentPool.start(
@@ -90,7 +88,7 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
           const doneBytes = Math.min(source.virtualSize, (result.firstBlock + result.blockCount) * blockSizeBytes);
           progress.report({ operation: "copy", doneBytes, totalBytes: source.virtualSize, counters: { bytesWritten: counters.bytesWritten } });
         },
-        { signal: options.signal, maxInFlight: apply === "caller" ? callerInFlight(pool.defaultInFlight, blocksPerSegment * blockSizeBytes) : undefined },
+        { signal: options.signal },
       );
     } finally {
       await pool.close();

@@ -3,12 +3,12 @@
 // and compared frame by frame. Two digests: compared record by record without reading images.
 
 import { VhdsyncError } from "../errors.js";
-import { BLOCK_DATA, checkBlockSize, type DigestFrame } from "./digest-format.js";
+import { BLOCK_DATA, type DigestFrame } from "./digest-format.js";
 import { DigestReader, isDigestFile } from "./digest-reader.js";
 import { ExtentCollector, collectDifferences, diffReport, type DiffReport } from "./diff-report.js";
 import { SegmentPool } from "./segment-pool.js";
-import { checkWorkers, workerCountFor } from "./scan-workers.js";
-import { DEFAULT_WINDOW_BYTES } from "./segment-plan.js";
+import { workerCountFor } from "./scan-workers.js";
+import { checkScanOptions, DEFAULT_WINDOW_BYTES } from "./segment-plan.js";
 import type { SegmentTask } from "./segment-task.js";
 import { imageVirtualSize, verify, type CompareOptions } from "./verify.js";
 
@@ -18,8 +18,7 @@ import { imageVirtualSize, verify, type CompareOptions } from "./verify.js";
  *   or algorithms), VHDSYNC_CORRUPT / VHDSYNC_TRUNCATED / VHDSYNC_BAD_CHECKSUM, I/O codes
  */
 export async function diff(aPath: string, bPath: string, options: CompareOptions = {}): Promise<DiffReport> {
-  checkWorkers(options.workers);
-  if (options.blockSizeBytes !== undefined) checkBlockSize(options.blockSizeBytes);
+  checkScanOptions(options);
   const [aDigest, bDigest] = [await isDigestFile(aPath), await isDigestFile(bPath)];
   if (!aDigest && !bDigest) return verify(aPath, bPath, options);
   if (aDigest && bDigest) return diffDigests(aPath, bPath, options);

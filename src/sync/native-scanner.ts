@@ -17,6 +17,7 @@ import type { DiskImage } from "../formats/disk-image.js";
 import { dataLocatorOf, type DataLocator } from "../formats/data-location.js";
 import { flatDataOf } from "../formats/flat-file.js";
 import { readExactlySync } from "../io/file.js";
+import { SpareBuffers } from "./spare-buffers.js";
 import { closeJobGate, compareSegment, hashSegment, nativeCompareAvailable, nativeHashScanAvailable, openJobGate, type CompareRange } from "../io/native-compare.js";
 import { wasmAlgorithmId } from "../hash/algorithm.js";
 import { activeUnits, allocationMapOf, openAs, type ScanConfig } from "./segment-scanner.js";
@@ -114,13 +115,12 @@ function mappedBytes(...maps: Array<Array<{ length: number }>>): number {
   return maps.flat().reduce((sum, extent) => sum + extent.length, 0);
 }
 
-/** Data buffers of "caller" results kept for reuse, and the size step they are made in. */
-const SPARE_DATA_BUFFERS = 2;
+/** New data buffers of "caller" results are made in steps of this size (so that later segments can reuse them). */
 const DATA_BUFFER_STEP_BYTES = 1024 * 1024;
 
 export class NativeCompareScanner {
   private readonly slots: JobSlots;
-  private readonly spareBuffers: Uint8Array[] = [];
+  private readonly spareBuffers = new SpareBuffers();
 
   /** Compare granularity: the block, or a part of it. */
   private readonly unit: number;
@@ -210,31 +210,15 @@ export class NativeCompareScanner {
     const result: SegmentResult = { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters, changes: outcome.changesArray };
     if (this.config.apply === "here") counters.bytesZeroed = await zeroRuns(this.target, outcome.changesArray);
     if (this.config.apply === "caller") {
-      let buffer: Uint8Array | undefined;
-      const changed = changedData(this.sourceData, outcome.changesArray, this.source.path, (bytes) => {
-        if (bytes === 0) return new Uint8Array(0);
-        buffer = this.takeBuffer(bytes);
-        return buffer.subarray(0, bytes);
-      });
+      const changed = changedData(this.sourceData, outcome.changesArray, this.source.path, (bytes) =>
+        bytes === 0 ? new Uint8Array(0) : this.spareBuffers.take(bytes, Math.ceil(bytes / DATA_BUFFER_STEP_BYTES) * DATA_BUFFER_STEP_BYTES).subarray(0, bytes),
+      );
       result.data = changed.data;
-      if (buffer) result.release = () => this.spareBuffers.length < SPARE_DATA_BUFFERS && this.spareBuffers.push(buffer!);
+      result.release = () => this.spareBuffers.give(changed.data.buffer as ArrayBuffer);
       counters.bytesWritten = changed.written;
       counters.bytesZeroed = changed.zeroed;
     }
     return result;
-  }
-
-  /**
-   * A buffer of at least `bytes` for a segment's changed data: a spare one given back by an
-   * earlier result (SegmentResult.release), or a new one. Reusing them keeps the memory of a
-   * resync that changes everything at the data in flight: new buffers of megabytes each were
-   * collected only at V8's external-memory thresholds, and an all-changed 256 MiB resync into
-   * a dynamic VHD peaked at 155 MiB.
-   */
-  private takeBuffer(bytes: number): Uint8Array {
-    const index = this.spareBuffers.findIndex((spare) => spare.length >= bytes);
-    if (index >= 0) return this.spareBuffers.splice(index, 1)[0];
-    return new Uint8Array(Math.ceil(bytes / DATA_BUFFER_STEP_BYTES) * DATA_BUFFER_STEP_BYTES);
   }
 
   /** Closes the images (the caller flushes the target before success). */

@@ -50,6 +50,9 @@ export interface ResyncCheckpoint {
   updatedAt: string;
 }
 
+/** What a run's checkpoints share from its start: everything but its progress and the target's state. */
+export type CheckpointBase = Omit<ResyncCheckpoint, "nextBlock" | "counters" | "countersComplete" | "updatedAt" | "target" | "final">;
+
 /** Default checkpoint path for a target. */
 export function defaultCheckpointPath(targetPath: string): string {
   return `${targetPath}.vhdsync-checkpoint`;
@@ -131,7 +134,7 @@ export async function removeCheckpoint(path: string): Promise<void> {
  * Why `checkpoint` cannot be used to resume the run described by `expected`, or undefined
  * when it can.
  */
-export function checkpointMismatch(checkpoint: ResyncCheckpoint, expected: Omit<ResyncCheckpoint, "nextBlock" | "counters" | "countersComplete" | "updatedAt" | "kind" | "version" | "target" | "final">): string | undefined {
+export function checkpointMismatch(checkpoint: ResyncCheckpoint, expected: Omit<CheckpointBase, "kind" | "version">): string | undefined {
   const differences = identityDifferences(checkpoint.source, expected.source);
   if (differences.length > 0) return `source changed since the checkpoint (${differences.join(", ")})`;
   for (const field of ["targetPath", "virtualSizeBytes", "blockSizeBytes", "mode", "algo", "digestChecksum"] as const) {

@@ -13,12 +13,12 @@ import { checkBlockSize } from "./digest-format.js";
 import { DigestReader } from "./digest-reader.js";
 import { DigestWriter } from "./digest-writer.js";
 import { checkIdentity, fileState, imageIdentity, parentsOf, refuseSameFile } from "./image-identity.js";
-import { CHECKPOINT_VERSION, checkCheckpointPath, checkpointMismatch, defaultCheckpointPath, loadCheckpoint, removeCheckpoint, saveCheckpoint, targetStateMismatch, type ResyncCheckpoint } from "./resync-checkpoint.js";
+import { CHECKPOINT_VERSION, checkCheckpointPath, checkpointMismatch, defaultCheckpointPath, loadCheckpoint, removeCheckpoint, saveCheckpoint, targetStateMismatch, type CheckpointBase } from "./resync-checkpoint.js";
 import { applyChanges } from "./apply-changes.js";
 import { BackgroundFlush } from "./background-flush.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
-import { checkWorkers, workerCountFor } from "./scan-workers.js";
-import { callerInFlight, callerSegmentBytes, callerSegmentsWholeBlocks, DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
+import { workerCountFor } from "./scan-workers.js";
+import { checkScanOptions, callerSegmentsWholeBlocks, DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocksFor, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
 
 /** Options of resync(). */
@@ -91,7 +91,7 @@ interface Plan {
   algo: BlockHashAlgorithm | null;
   mode: "compare" | "target-digest";
   checkpointPath: string;
-  checkpointBase: Omit<ResyncCheckpoint, "nextBlock" | "counters" | "countersComplete" | "updatedAt" | "target" | "final">;
+  checkpointBase: CheckpointBase;
   resumeBlock: number;
   resumeCounters: SegmentCounters;
   /** See ResyncCheckpoint.countersComplete (true for a run that starts at block 0). */
@@ -109,8 +109,7 @@ interface Plan {
 export async function resync(sourcePath: string, targetPath: string, options: ResyncOptions = {}): Promise<ResyncReport> {
   const started = performance.now();
   // Arguments first: nothing is opened, resized or written for a bad one.
-  checkWorkers(options.workers);
-  if (options.blockSizeBytes !== undefined) checkBlockSize(options.blockSizeBytes);
+  checkScanOptions(options);
   const plan = await preparePlan(sourcePath, targetPath, options);
   const workers = workerCountFor(plan.source.virtualSize, options.workers);
   try {
@@ -303,7 +302,7 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
   const { source, target, blockSizeBytes } = plan;
   const apply = options.dryRun ? "none" : target.format === "raw" || target.format === "block-device" ? "here" : "caller";
   const blockCount = blockCountFor(source.virtualSize, blockSizeBytes);
-  const blocksPerSegment = plan.digest ? plan.digest.header.frameBlocks : segmentBlocks(blockSizeBytes, apply === "caller" ? callerSegmentBytes(target) : undefined);
+  const blocksPerSegment = plan.digest ? plan.digest.header.frameBlocks : segmentBlocksFor(blockSizeBytes, apply, target);
   const pool = await SegmentPool.start(
     { mode: plan.digest ? "hash-compare" : "compare", sourcePath: source.path, targetPath: target.path, sourceFormat: source.format, targetFormat: target.format, blockSizeBytes, algo: plan.algo ?? undefined, apply, windowBytes: DEFAULT_WINDOW_BYTES },
     workers,
@@ -357,8 +356,7 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
     // (a clean stop) becomes a running one first, so that a kill now still resumes.
     if (plan.resumeBlock > 0) await checkpoint(false);
     const tasks = plan.digest ? digestTasks(plan.digest, plan.resumeBlock) : segmentTasks(blockCount, blocksPerSegment, plan.resumeBlock);
-    const maxInFlight = apply === "caller" ? callerInFlight(pool.defaultInFlight, blocksPerSegment * blockSizeBytes) : undefined;
-    complete = await runSegments(pool, tasks, onResult, { signal: options.signal, maxInFlight });
+    complete = await runSegments(pool, tasks, onResult, { signal: options.signal });
     await pool.close();
   } catch (error) {
     await pool.close().catch(() => undefined);

@@ -2,8 +2,18 @@
 // checkpoint steps), and the engine's tunable defaults.
 
 import { MAX_FRAME_BLOCKS, checkBlockSize } from "./digest-format.js";
+import { checkWorkers } from "./scan-workers.js";
 import type { BlockHashAlgorithm } from "./block-hasher.js";
 import type { SegmentTask } from "./segment-task.js";
+
+/**
+ * Checks a scan's options before anything is opened or written: the block size (when given)
+ * and the scanning threads. @throws VHDSYNC_INVALID_ARGUMENT
+ */
+export function checkScanOptions(options: { blockSizeBytes?: number; workers?: number }): void {
+  if (options.blockSizeBytes !== undefined) checkBlockSize(options.blockSizeBytes);
+  checkWorkers(options.workers);
+}
 
 /** Default block size (see docs/resync.md for the benchmark behind it). */
 export const DEFAULT_BLOCK_BYTES = 4096;
@@ -43,6 +53,11 @@ function targetBlockBytes(target: object): number {
  */
 export function callerSegmentBytes(target: object): number {
   return Math.min(CALLER_MAX_SEGMENT_BYTES, Math.max(CALLER_SEGMENT_BYTES, targetBlockBytes(target)));
+}
+
+/** Blocks per segment for a run that applies its changes `apply` into `target` (smaller when results carry data). */
+export function segmentBlocksFor(blockSizeBytes: number, apply: "none" | "here" | "caller", target: object): number {
+  return segmentBlocks(blockSizeBytes, apply === "caller" ? callerSegmentBytes(target) : undefined);
 }
 
 /**

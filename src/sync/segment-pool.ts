@@ -4,7 +4,9 @@
 
 import type { Worker } from "node:worker_threads";
 import { VhdsyncError, type ErrorCode } from "../errors.js";
-import { SPARE_DATA_BUFFERS, SegmentScanner, type ScanConfig } from "./segment-scanner.js";
+import { SegmentScanner, type ScanConfig } from "./segment-scanner.js";
+import { SpareBuffers } from "./spare-buffers.js";
+import { callerInFlight } from "./segment-plan.js";
 import type { SegmentResult, SegmentTask } from "./segment-task.js";
 import type { WorkerReply } from "./resync-worker.js";
 import { discardPrewarmedWorkers, startScanWorker, takePrewarmedWorker } from "./scan-workers.js";
@@ -44,7 +46,7 @@ function toError(error: { code: string; message: string; details: Record<string,
 export class SegmentPool {
   private inlineChain: Promise<unknown> = Promise.resolve();
   /** Data buffers of workers' results, given back once handled: sent with the next tasks for reuse. */
-  private readonly spareData: ArrayBuffer[] = [];
+  private readonly spareData = new SpareBuffers();
   private inlinePending = 0;
 
   private constructor(private readonly workers: PoolWorker[], private readonly inline: SegmentScanner | NativeScanner) {}
@@ -107,6 +109,15 @@ export class SegmentPool {
   }
 
   /**
+   * Segments runSegments keeps in flight for tasks like `task`: defaultInFlight, fewer when
+   * results carry their data and segments are large (callerInFlight).
+   */
+  inFlightFor(task: SegmentTask): number {
+    const { apply, blockSizeBytes } = this.inline.config;
+    return apply === "caller" ? callerInFlight(this.defaultInFlight, task.blockCount * blockSizeBytes) : this.defaultInFlight;
+  }
+
+  /**
    * Scans one segment on the least busy scanner (a worker when tied, to keep this thread
    * responsive). Workers still booting get nothing: results are consumed in task order, so a
    * task queued behind a boot would leave this thread idle waiting for it.
@@ -119,12 +130,12 @@ export class SegmentPool {
     if (worker.failure) return Promise.reject(worker.failure);
     return new Promise((resolve, reject) => {
       const withRelease = (result: SegmentResult) => {
-        const buffer = result.data?.buffer;
-        if (buffer instanceof ArrayBuffer && buffer.byteLength > 0) result.release = () => this.spareData.length < SPARE_DATA_BUFFERS && this.spareData.push(buffer);
+        const data = result.data;
+        if (data) result.release = () => this.spareData.give(data.buffer as ArrayBuffer);
         resolve(result);
       };
       worker.pending.set(task.id, { resolve: withRelease, reject });
-      const spare = this.spareData.splice(0, 2);
+      const spare = this.spareData.takeSome(2);
       const transfer = [task.targetFlags?.buffer, task.targetDigests?.buffer, ...spare].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
       worker.worker.postMessage({ type: "task", task, spare }, transfer);
     });
@@ -143,8 +154,8 @@ export class SegmentPool {
       .then(yieldToEventLoop)
       .then(() => inline.scan(task))
       .then((scanned) => {
-        const buffer = scanned.data?.buffer;
-        if (buffer instanceof ArrayBuffer && buffer.byteLength > 0) scanned.release = () => inline.giveBack(buffer);
+        const data = scanned.data;
+        if (data) scanned.release = () => inline.giveBack(data.buffer as ArrayBuffer);
         return scanned;
       });
     this.inlineChain = result.catch(() => undefined);
@@ -238,7 +249,7 @@ export async function runSegments(
   onResult: (result: SegmentResult) => Promise<void> | void,
   options: { maxInFlight?: number; signal?: AbortSignal } = {},
 ): Promise<boolean> {
-  const maxInFlight = options.maxInFlight ?? pool.defaultInFlight;
+  let maxInFlight = options.maxInFlight;
   const workersOpen = pool.whenWorkersOpen();
   const deliver = async (result: SegmentResult) => {
     await workersOpen;
@@ -253,10 +264,11 @@ export async function runSegments(
       stopped = true;
       break;
     }
+    maxInFlight ??= pool.inFlightFor(task);
     const promise = pool.submit(task);
     promise.catch(() => undefined);
     inFlight.push(promise);
-    if (inFlight.length >= maxInFlight) {
+    if (inFlight.length >= maxInFlight!) {
       try {
         await deliver(await inFlight.shift()!);
       } catch (error) {

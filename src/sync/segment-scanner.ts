@@ -20,6 +20,7 @@ import { blockDigestLength, type BlockHashAlgorithm } from "./block-hasher.js";
 import { ChangeList, type SegmentCounters, type SegmentResult, type SegmentTask, emptyCounters } from "./segment-task.js";
 import { MAPPED_WINDOW_BYTES, compareUnitBytes } from "./segment-plan.js";
 import { BackgroundFlush } from "./background-flush.js";
+import { SpareBuffers } from "./spare-buffers.js";
 
 /** What a scanner compares and where differences are written. */
 export interface ScanConfig {
@@ -72,7 +73,7 @@ export class SegmentScanner {
   /** Flushes of the target started after segments that wrote. */
   private readonly backgroundFlush: BackgroundFlush | undefined;
   /** Data buffers of earlier results given back (giveBack), reused for the next segments' data. */
-  private readonly spareData: ArrayBuffer[] = [];
+  private readonly spareData = new SpareBuffers();
   /** Bytes at the start of each buffer that may still have file pages mapped. */
   private mappedA = 0;
   private mappedB = 0;
@@ -148,25 +149,9 @@ export class SegmentScanner {
     }
   }
 
-  /**
-   * Takes back a result's data buffer (once the caller has written it) for a later segment's
-   * data. Without reuse, an all-changed resync into a VHD made a new buffer of megabytes per
-   * segment, which V8 collected only at its external-memory thresholds: 223 MiB peak RSS for
-   * 256 MiB (docs/resync.md "VHD targets").
-   */
+  /** Takes back a result's data buffer, once the caller has written it, for a later segment's data. */
   giveBack(buffer: ArrayBuffer): void {
-    if (this.spareData.length < SPARE_DATA_BUFFERS) this.spareData.push(buffer);
-    else {
-      // Full: keep the larger ones (a small outgrown buffer must not crowd out a segment's).
-      const smallest = this.spareData.reduce((at, spare, index) => (spare.byteLength < this.spareData[at].byteLength ? index : at), 0);
-      if (this.spareData[smallest].byteLength < buffer.byteLength) this.spareData[smallest] = buffer;
-    }
-  }
-
-  /** A buffer for at least `bytes` of segment data: a spare one, or a new one. */
-  private dataBuffer(bytes: number): Uint8Array {
-    const index = this.spareData.findIndex((spare) => spare.byteLength >= bytes);
-    return index >= 0 ? new Uint8Array(this.spareData.splice(index, 1)[0]) : new Uint8Array(bytes);
+    this.spareData.give(buffer);
   }
 
   /** Puts zero pages back where file pages were mapped, so no mapping outlives a segment. */
@@ -405,7 +390,7 @@ export class SegmentScanner {
         if (!state.data || state.data.length < needed) {
           let size = Math.max(state.data?.length ?? 0, 64 * 1024);
           while (size < needed) size *= 2;
-          const grown = this.dataBuffer(Math.min(size, state.segmentBytes));
+          const grown = this.spareData.take(Math.min(size, state.segmentBytes));
           if (state.data) {
             grown.set(state.data.subarray(0, state.dataBytes));
             this.giveBack(state.data.buffer as ArrayBuffer); // outgrown: a spare for a later segment
@@ -543,9 +528,6 @@ class SegmentFrame {
     this.targetBytes = 0;
   }
 }
-
-/** Spare data buffers a scanner keeps (SegmentScanner.giveBack). */
-export const SPARE_DATA_BUFFERS = 2;
 
 interface ScanState {
   counters: SegmentCounters;

@@ -4,11 +4,10 @@
 import { VhdsyncError } from "../errors.js";
 import { openImage } from "../formats/open-image.js";
 import type { ProgressListener } from "../progress.js";
-import { checkBlockSize } from "./digest-format.js";
 import { collectDifferences, diffReport, type DiffReport } from "./diff-report.js";
 import { SegmentPool } from "./segment-pool.js";
-import { checkWorkers, workerCountFor } from "./scan-workers.js";
-import { DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
+import { workerCountFor } from "./scan-workers.js";
+import { checkScanOptions, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 
 /** Options of verify() and diff(). */
 export interface CompareOptions {
@@ -29,8 +28,7 @@ export interface CompareOptions {
 export async function verify(aPath: string, bPath: string, options: CompareOptions = {}): Promise<DiffReport> {
   const started = performance.now();
   const blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
-  checkBlockSize(blockSizeBytes);
-  checkWorkers(options.workers);
+  checkScanOptions(options);
   const virtualSizeBytes = await imageVirtualSize(aPath);
   const sizeB = await imageVirtualSize(bPath);
   if (virtualSizeBytes !== sizeB) {
