@@ -16,36 +16,34 @@ interface HashArgs extends GlobalOptions {
   "block-size"?: string;
 }
 
-interface BlockRecord {
-  offset: number;
-  length: number;
-  digest: string;
-}
-
-/** Per-block digests of one chunk as {offset, length, digest} records. */
-function blockRecords(offsetBytes: number, digests: Uint8Array, blockSizeBytes: number, sizeBytes: number, digestBytes: number): BlockRecord[] {
-  const records = [];
+/**
+ * The per-block digests of one chunk, as text lines (`<hex>  <file> [<offset>+<length>]`) or,
+ * with --json, as JSON lines `{"type":"block","file":…,"offset":…,"length":…,"digest":…}`:
+ * written as each chunk is hashed, so memory stays bounded for any image size (a 4 GiB image
+ * in 4 KiB blocks gathered into one document took 520 MB).
+ */
+function blockLines(path: string, json: boolean, offsetBytes: number, digests: Uint8Array, blockSizeBytes: number, sizeBytes: number, digestBytes: number): string {
+  let text = "";
+  const file = JSON.stringify(path);
   for (let index = 0; index * digestBytes < digests.length; index++) {
     const offset = offsetBytes + index * blockSizeBytes;
-    records.push({ offset, length: Math.min(blockSizeBytes, sizeBytes - offset), digest: toHex(digests.subarray(index * digestBytes, (index + 1) * digestBytes)) });
+    const length = Math.min(blockSizeBytes, sizeBytes - offset);
+    const digest = toHex(digests.subarray(index * digestBytes, (index + 1) * digestBytes));
+    text += json ? `{"type":"block","file":${file},"offset":${offset},"length":${length},"digest":"${digest}"}\n` : `${digest}  ${path} [${offset}+${length}]\n`;
   }
-  return records;
+  return text;
 }
 
-/**
- * Hashes one image. Per-block lines are printed as each chunk is hashed (memory stays
- * bounded); with --json the records are collected into `blocks`.
- */
+/** Hashes one image; per-block digests are printed as each chunk is hashed. */
 async function hashOne(path: string, algorithm: HashAlgorithm, blockSizeBytes: number | undefined, argv: HashArgs): Promise<object> {
   const image = await openImage(path, { readOnly: true });
   try {
     const reporter = progressReporter({ json: argv.json, progress: argv.progress, label: "hash" });
-    const blocks: BlockRecord[] = [];
     const digestBytes = digestLength(algorithm);
+    let blockCount = 0;
     const onBlockDigests = (offsetBytes: number, digests: Uint8Array) => {
-      const records = blockRecords(offsetBytes, digests, blockSizeBytes!, image.virtualSize, digestBytes);
-      if (argv.json) blocks.push(...records);
-      else process.stdout.write(records.map((block) => `${block.digest}  ${path} [${block.offset}+${block.length}]\n`).join(""));
+      blockCount += digests.length / digestBytes;
+      process.stdout.write(blockLines(path, Boolean(argv.json), offsetBytes, digests, blockSizeBytes!, image.virtualSize, digestBytes));
     };
     const result = await hashImage(image, {
       // A flat image's content is its file's bytes (raw, fixed VHD): map them instead of reading.
@@ -56,7 +54,7 @@ async function hashOne(path: string, algorithm: HashAlgorithm, blockSizeBytes: n
       onBlockDigests: blockSizeBytes === undefined ? undefined : onBlockDigests,
     });
     reporter.done();
-    if (blockSizeBytes !== undefined) return { file: path, sizeBytes: result.sizeBytes, blockSizeBytes, blocks };
+    if (blockSizeBytes !== undefined) return { file: path, sizeBytes: result.sizeBytes, blockSizeBytes, blockCount };
     if (!argv.json) process.stdout.write(`${toHex(result.digest!)}  ${path}\n`);
     return { file: path, sizeBytes: result.sizeBytes, digest: toHex(result.digest!) };
   } finally {
