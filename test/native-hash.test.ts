@@ -124,7 +124,7 @@ t.test("bad arguments are refused before anything is written", { skip }, async (
   t.ok(wasm.view(out, 64).every((byte) => byte === 0x5a) && wasm.view(zero, 4).every((byte) => byte === 0x5a), "no digest or flag written");
 });
 
-t.test("the portable kernel (forced in a child process) agrees with WASM", { skip }, async (t) => {
+t.test("every kernel (forced in a child process: portable, avx2, the widest) agrees with WASM", { skip }, async (t) => {
   const script = `
     import { getWasm } from ${JSON.stringify(new URL("../dist/wasm/driver.js", import.meta.url).href)};
     import { nativeAddon } from ${JSON.stringify(new URL("../dist/io/native-addon.js", import.meta.url).href)};
@@ -145,11 +145,14 @@ t.test("the portable kernel (forced in a child process) agrees with WASM", { ski
     }
     console.log(JSON.stringify({ kernel: addon.hashKernel, failures }));
   `;
-  const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, VHDSYNC_NATIVE_HASH_KERNEL: "portable" } });
-  t.equal(child.status, 0, child.stderr);
-  const result = JSON.parse(child.stdout);
-  t.equal(result.kernel, "portable");
-  t.same(result.failures, [], `seed ${seed}`);
+  // A kernel the CPU lacks is never picked: asking for avx2 gives portable there.
+  for (const [asked, allowed] of [["portable", ["portable"]], ["avx2", ["avx2", "portable"]], ["", ["avx512", "avx2", "portable"]]] as const) {
+    const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, VHDSYNC_NATIVE_HASH_KERNEL: asked } });
+    t.equal(child.status, 0, child.stderr);
+    const result = JSON.parse(child.stdout);
+    t.ok((allowed as readonly string[]).includes(result.kernel), `asked "${asked}", ran ${result.kernel}`);
+    t.same(result.failures, [], `${result.kernel} kernel, seed ${seed}`);
+  }
 });
 
 // The whole-input stream (xxh3StreamReset/Update/Digest) that hashFile/hashImage use for XXH3.

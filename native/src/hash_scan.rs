@@ -253,7 +253,7 @@ pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
     let mut buffer = mode.buffer(window);
     let zeros = if job.active.iter().any(|range| range.source_at.is_none()) { vec![0u8; window as usize] } else { Vec::new() };
     let secret = xxh3::secret_for(0);
-    let avx2 = xxh3::uses_avx2();
+    let kernel = xxh3::Kernel::get();
     let mut counts = HashCounts::default();
     let mut written: Option<(u64, u64)> = None; // file range of the target written to
     let mut next = 0usize; // the next block to record
@@ -276,7 +276,7 @@ pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
                 let zero = xxh3::is_zero(data);
                 if !zero {
                     let slot = frame.data * digest_bytes;
-                    xxh3::digest_long(job.variant, avx2, data, &secret, &mut frame.digests[slot..slot + digest_bytes]);
+                    xxh3::digest_long(job.variant, kernel, data, &secret, &mut frame.digests[slot..slot + digest_bytes]);
                 }
                 let differs = frame.visit(next, if zero { FRAME_ZERO } else { FRAME_DATA }, offset, length);
                 next += 1;

@@ -456,7 +456,7 @@ fn register(env: napi_env, exports: napi_value) -> Outcome<napi_value> {
     js::set_property(env, exports, "pageSize", js::number(env, map::page_size() as f64)?)?;
     js::set_property(env, exports, "xxh3StreamStateBytes", js::number(env, xxh3::STREAM_STATE_BYTES as f64)?)?;
     js::set_property(env, exports, "xxh3StreamDigestOffset", js::number(env, xxh3::STREAM_DIGEST as f64)?)?;
-    js::set_property(env, exports, "hashKernel", js::string(env, if xxh3::uses_avx2() { "avx2" } else { "portable" })?)?;
+    js::set_property(env, exports, "hashKernel", js::string(env, xxh3::Kernel::get().name())?)?;
     js::set_property(env, exports, "version", js::string(env, env!("CARGO_PKG_VERSION"))?)?;
     Ok(exports)
 }

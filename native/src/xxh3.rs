@@ -1,6 +1,6 @@
 //! Per-block XXH3-64 / XXH3-128 of blocks in a caller's memory (the digest-frame hasher of
 //! `checksum` and `resync --target-digest`), for blocks longer than 240 bytes: the "large input"
-//! algorithm of xxhash_spec.md with AVX2 when the CPU has it (checked at run time), portable
+//! algorithm of xxhash_spec.md with AVX-512 or AVX2 when the CPU has it (checked at run time), portable
 //! 64-bit arithmetic otherwise. Results are bit-identical to the WASM kernels (hash_blocks_nonzero):
 //! one zero flag per block, and for non-zero blocks the canonical (big-endian) digest.
 
@@ -20,6 +20,9 @@ pub(crate) const SECRET_BYTES: usize = 192;
 const INITIAL_ACCUMULATORS: [u64; 8] = [PRIME32_3, PRIME64_1, PRIME64_2, PRIME64_3, PRIME64_4, PRIME32_2, PRIME64_5, PRIME32_1];
 const STRIPE_BYTES: usize = 64;
 const STRIPES_PER_BLOCK: usize = (SECRET_BYTES - STRIPE_BYTES) / 8;
+/// How far ahead of the stripe being accumulated the SIMD kernels prefetch.
+#[cfg(target_arch = "x86_64")]
+const PREFETCH_BYTES: usize = 384;
 /// Inputs up to this length take the short/medium paths, which only the WASM kernels implement.
 pub const MIDSIZE_MAX_BYTES: usize = 240;
 
@@ -101,43 +104,88 @@ fn scramble_portable(acc: &mut [u64; 8], secret: &[u8; SECRET_BYTES]) {
     }
 }
 
+/// The stripe schedule of the SIMD kernels, expanded inside each (so that their intrinsics
+/// inline): `count` stripes from `$base` as stripes `$first`, `$first + 1`, ... of the input,
+/// keyed at (g % 16) * 8 bytes into `$key`, with a scramble after every 16th. The stripes
+/// before a scramble go in pairs, even ones into `$acc` and odd ones into a second set added
+/// in before the scramble (adds are modulo 2^64, so the sum is the same): with one set LLVM
+/// chains both adds of every stripe on the accumulator. `$stripe_sum(data, key)` is what one
+/// stripe adds, `$add`, `$zero` and `$scramble(acc, key) -> acc` work on the accumulator type.
+#[cfg(target_arch = "x86_64")]
+macro_rules! accumulate_in_pairs {
+    ($acc:ident, $base:expr, $key:expr, $first:expr, $count:expr, $zero:expr, $add:ident, $stripe_sum:ident, $scramble:ident) => {{
+        let (base, key, count): (*const u8, *const u8, usize) = ($base, $key, $count);
+        let mut in_block = ($first % STRIPES_PER_BLOCK as u64) as usize;
+        let mut n = 0;
+        while n < count {
+            let run = (STRIPES_PER_BLOCK - in_block).min(count - n);
+            let mut other = $zero;
+            let mut i = 0;
+            while i < run {
+                // A hint only (never faults): the stripes 6 ahead, as xxHash's own kernels do.
+                _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add((n + i) * STRIPE_BYTES + PREFETCH_BYTES) as *const i8);
+                // SAFETY: stripes n + i (and n + i + 1 when i + 1 < run) lie inside the data (the
+                // caller asserted count stripes); key offsets stay inside the secret (in_block + i < 16).
+                $acc = $add($acc, unsafe { $stripe_sum(base.add((n + i) * STRIPE_BYTES), key.add((in_block + i) * 8)) });
+                if i + 1 < run {
+                    other = $add(other, unsafe { $stripe_sum(base.add((n + i + 1) * STRIPE_BYTES), key.add((in_block + i + 1) * 8)) });
+                }
+                i += 2;
+            }
+            $acc = $add($acc, other);
+            n += run;
+            in_block += run;
+            if in_block == STRIPES_PER_BLOCK {
+                // SAFETY: the last 64 bytes of the secret.
+                $acc = unsafe { $scramble($acc, key.add(SECRET_BYTES - STRIPE_BYTES)) };
+                in_block = 0;
+            }
+        }
+    }};
+}
+
 /// The AVX2 kernel: the whole accumulation in one function, accumulators in registers.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{SECRET_BYTES, STRIPES_PER_BLOCK, STRIPE_BYTES};
+    use super::{PREFETCH_BYTES, SECRET_BYTES, STRIPES_PER_BLOCK, STRIPE_BYTES};
     use std::arch::x86_64::*;
 
-    /// One stripe into the two accumulator vectors (lanes 0-3 and 4-7).
+    /// What one stripe adds to the two accumulator vectors (lanes 0-3 and 4-7): value[i] to
+    /// lane i ^ 1, low32(mixed) * high32(mixed) to lane i. Separate from the accumulators, as in
+    /// the AVX-512 kernel (avx512::stripe_sum).
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn stripe(acc: &mut [__m256i; 2], data: *const u8, key: *const u8) {
-        for half in 0..2 {
+    unsafe fn stripe_sum(data: *const u8, key: *const u8) -> [__m256i; 2] {
+        std::array::from_fn(|half| {
             // SAFETY: the caller guarantees 64 readable bytes at data and key.
-            let value = unsafe { _mm256_loadu_si256(data.add(half * 32) as *const __m256i) };
-            let key = unsafe { _mm256_loadu_si256(key.add(half * 32) as *const __m256i) };
+            let (value, key) = unsafe { (_mm256_loadu_si256(data.add(half * 32) as *const __m256i), _mm256_loadu_si256(key.add(half * 32) as *const __m256i)) };
             let mixed = _mm256_xor_si256(value, key);
-            // low32(mixed) * high32(mixed) per 64-bit lane.
             let product = _mm256_mul_epu32(mixed, _mm256_shuffle_epi32::<0x31>(mixed));
             // acc[i ^ 1] += value[i]: swap the 64-bit halves of each 128-bit lane.
-            let swapped = _mm256_shuffle_epi32::<0x4E>(value);
-            acc[half] = _mm256_add_epi64(acc[half], _mm256_add_epi64(swapped, product));
-        }
+            _mm256_add_epi64(_mm256_shuffle_epi32::<0x4E>(value), product)
+        })
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn add(a: [__m256i; 2], b: [__m256i; 2]) -> [__m256i; 2] {
+        [_mm256_add_epi64(a[0], b[0]), _mm256_add_epi64(a[1], b[1])]
     }
 
     /// acc ^= acc >> 47; acc ^= key; acc *= PRIME32_1 (the multiply split into 32-bit halves).
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn scramble(acc: &mut [__m256i; 2], key: *const u8) {
+    unsafe fn scramble(acc: [__m256i; 2], key: *const u8) -> [__m256i; 2] {
         let prime = _mm256_set1_epi32(super::PRIME32_1 as i32);
-        for half in 0..2 {
+        std::array::from_fn(|half| {
             let value = acc[half];
             // SAFETY: 64 readable bytes at key (the caller's secret).
             let key = unsafe { _mm256_loadu_si256(key.add(half * 32) as *const __m256i) };
             let mixed = _mm256_xor_si256(_mm256_xor_si256(value, _mm256_srli_epi64::<47>(value)), key);
             let low = _mm256_mul_epu32(mixed, prime);
             let high = _mm256_mul_epu32(_mm256_shuffle_epi32::<0x31>(mixed), prime);
-            acc[half] = _mm256_add_epi64(low, _mm256_slli_epi64::<32>(high));
-        }
+            _mm256_add_epi64(low, _mm256_slli_epi64::<32>(high))
+        })
     }
 
     /// super::accumulate_stripes_portable with AVX2.
@@ -149,18 +197,7 @@ mod avx2 {
         assert!(data.len() >= count * STRIPE_BYTES);
         // SAFETY: acc_out holds 64 bytes.
         let mut acc = unsafe { [_mm256_loadu_si256(acc_out.as_ptr() as *const __m256i), _mm256_loadu_si256(acc_out.as_ptr().add(4) as *const __m256i)] };
-        let base = data.as_ptr();
-        let key = secret.as_ptr();
-        let mut in_block = (first % STRIPES_PER_BLOCK as u64) as usize;
-        for n in 0..count {
-            // SAFETY: stripe n lies inside data (asserted above), key offsets inside the secret.
-            unsafe { stripe(&mut acc, base.add(n * STRIPE_BYTES), key.add(in_block * 8)) };
-            in_block += 1;
-            if in_block == STRIPES_PER_BLOCK {
-                unsafe { scramble(&mut acc, key.add(SECRET_BYTES - STRIPE_BYTES)) };
-                in_block = 0;
-            }
-        }
+        accumulate_in_pairs!(acc, data.as_ptr(), secret.as_ptr(), first, count, [_mm256_setzero_si256(); 2], add, stripe_sum, scramble);
         // SAFETY: acc_out holds 64 bytes.
         unsafe {
             _mm256_storeu_si256(acc_out.as_mut_ptr() as *mut __m256i, acc[0]);
@@ -178,9 +215,78 @@ mod avx2 {
         // SAFETY: as in accumulate_stripes.
         unsafe {
             let mut acc = [_mm256_loadu_si256(acc_out.as_ptr() as *const __m256i), _mm256_loadu_si256(acc_out.as_ptr().add(4) as *const __m256i)];
-            stripe(&mut acc, last.as_ptr(), secret.as_ptr().add(SECRET_BYTES - STRIPE_BYTES - 7));
+            acc = add(acc, stripe_sum(last.as_ptr(), secret.as_ptr().add(SECRET_BYTES - STRIPE_BYTES - 7)));
             _mm256_storeu_si256(acc_out.as_mut_ptr() as *mut __m256i, acc[0]);
             _mm256_storeu_si256(acc_out.as_mut_ptr().add(4) as *mut __m256i, acc[1]);
+        }
+    }
+}
+
+/// The AVX-512 kernel: the eight accumulators in one register, one stripe per step.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{PREFETCH_BYTES, SECRET_BYTES, STRIPES_PER_BLOCK, STRIPE_BYTES};
+    use std::arch::x86_64::*;
+
+    /// What one stripe adds to the accumulators: value[i] to lane i ^ 1, low32(mixed) *
+    /// high32(mixed) to lane i. Separate from the accumulators, so that two of them can take
+    /// every other stripe (their sums are added before the scramble): one chain of adds would
+    /// hold the kernel to two adds' latency per stripe.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn stripe_sum(data: *const u8, key: *const u8) -> __m512i {
+        // SAFETY: the caller guarantees 64 readable bytes at data and key.
+        let (value, key) = unsafe { (_mm512_loadu_si512(data as *const __m512i), _mm512_loadu_si512(key as *const __m512i)) };
+        let mixed = _mm512_xor_si512(value, key);
+        let product = _mm512_mul_epu32(mixed, _mm512_shuffle_epi32::<0x31>(mixed));
+        _mm512_add_epi64(_mm512_shuffle_epi32::<0x4E>(value), product)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn add(a: __m512i, b: __m512i) -> __m512i {
+        _mm512_add_epi64(a, b)
+    }
+
+    /// acc ^= acc >> 47; acc ^= key; acc *= PRIME32_1 (the multiply split into 32-bit halves).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn scramble(acc: __m512i, key: *const u8) -> __m512i {
+        // SAFETY: 64 readable bytes at key (the caller's secret).
+        let key = unsafe { _mm512_loadu_si512(key as *const __m512i) };
+        let mixed = _mm512_xor_si512(_mm512_xor_si512(acc, _mm512_srli_epi64::<47>(acc)), key);
+        let prime = _mm512_set1_epi32(super::PRIME32_1 as i32);
+        let low = _mm512_mul_epu32(mixed, prime);
+        let high = _mm512_mul_epu32(_mm512_shuffle_epi32::<0x31>(mixed), prime);
+        _mm512_add_epi64(low, _mm512_slli_epi64::<32>(high))
+    }
+
+    /// super::accumulate_stripes_portable with AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; `data` must hold `count` stripes of 64 bytes.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn accumulate_stripes(acc_out: &mut [u64; 8], data: &[u8], first: u64, count: usize, secret: &[u8; SECRET_BYTES]) {
+        assert!(data.len() >= count * STRIPE_BYTES);
+        // SAFETY: acc_out holds 64 bytes.
+        let mut acc = unsafe { _mm512_loadu_si512(acc_out.as_ptr() as *const __m512i) };
+        accumulate_in_pairs!(acc, data.as_ptr(), secret.as_ptr(), first, count, _mm512_setzero_si512(), add, stripe_sum, scramble);
+        // SAFETY: acc_out holds 64 bytes.
+        unsafe { _mm512_storeu_si512(acc_out.as_mut_ptr() as *mut __m512i, acc) };
+    }
+
+    /// The last stripe (spec step 3) with AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; `last` must hold 64 bytes.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn last_stripe(acc_out: &mut [u64; 8], last: &[u8], secret: &[u8; SECRET_BYTES]) {
+        assert!(last.len() >= STRIPE_BYTES);
+        // SAFETY: as in accumulate_stripes.
+        unsafe {
+            let acc = _mm512_loadu_si512(acc_out.as_ptr() as *const __m512i);
+            let acc = _mm512_add_epi64(acc, stripe_sum(last.as_ptr(), secret.as_ptr().add(SECRET_BYTES - STRIPE_BYTES - 7)));
+            _mm512_storeu_si512(acc_out.as_mut_ptr() as *mut __m512i, acc);
         }
     }
 }
@@ -200,37 +306,37 @@ fn accumulate_stripes_portable(acc: &mut [u64; 8], data: &[u8], first: u64, coun
     }
 }
 
-/// accumulate_stripes_portable, with AVX2 when `avx2`.
-fn accumulate_stripes(avx2: bool, acc: &mut [u64; 8], data: &[u8], first: u64, count: usize, secret: &[u8; SECRET_BYTES]) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: avx2 is only true when the CPU has AVX2 (uses_avx2); the kernel checks the length.
-        unsafe { avx2::accumulate_stripes(acc, data, first, count, secret) };
-        return;
+/// accumulate_stripes_portable with `kernel`.
+fn accumulate_stripes(kernel: Kernel, acc: &mut [u64; 8], data: &[u8], first: u64, count: usize, secret: &[u8; SECRET_BYTES]) {
+    match kernel {
+        // SAFETY: Kernel::get never picks a kernel the CPU lacks; the kernels check the length.
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => unsafe { avx512::accumulate_stripes(acc, data, first, count, secret) },
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => unsafe { avx2::accumulate_stripes(acc, data, first, count, secret) },
+        _ => accumulate_stripes_portable(acc, data, first, count, secret),
     }
-    let _ = avx2;
-    accumulate_stripes_portable(acc, data, first, count, secret);
 }
 
 /// The last 64 bytes of an input into the accumulators, with the key of spec step 3.
-fn last_stripe(avx2: bool, acc: &mut [u64; 8], last: &[u8], secret: &[u8; SECRET_BYTES]) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
+fn last_stripe(kernel: Kernel, acc: &mut [u64; 8], last: &[u8], secret: &[u8; SECRET_BYTES]) {
+    match kernel {
         // SAFETY: as in accumulate_stripes.
-        unsafe { avx2::last_stripe(acc, last, secret) };
-        return;
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => unsafe { avx512::last_stripe(acc, last, secret) },
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => unsafe { avx2::last_stripe(acc, last, secret) },
+        _ => accumulate_portable(acc, &last[..STRIPE_BYTES], &secret[SECRET_BYTES - STRIPE_BYTES - 7..]),
     }
-    let _ = avx2;
-    accumulate_portable(acc, &last[..STRIPE_BYTES], &secret[SECRET_BYTES - STRIPE_BYTES - 7..]);
 }
 
 /// Accumulators after all of `data` (longer than 240 bytes): spec steps 1-3. The stripes
 /// before the end are those that start before its last byte: (length - 1) / 64 of them.
-fn accumulate_long(avx2: bool, data: &[u8], secret: &[u8; SECRET_BYTES]) -> [u64; 8] {
+fn accumulate_long(kernel: Kernel, data: &[u8], secret: &[u8; SECRET_BYTES]) -> [u64; 8] {
     let mut acc = INITIAL_ACCUMULATORS;
     let length = data.len();
-    accumulate_stripes(avx2, &mut acc, data, 0, (length - 1) / STRIPE_BYTES, secret);
-    last_stripe(avx2, &mut acc, &data[length - STRIPE_BYTES..], secret);
+    accumulate_stripes(kernel, &mut acc, data, 0, (length - 1) / STRIPE_BYTES, secret);
+    last_stripe(kernel, &mut acc, &data[length - STRIPE_BYTES..], secret);
     acc
 }
 
@@ -254,8 +360,8 @@ pub(crate) fn secret_for(seed: u64) -> [u8; SECRET_BYTES] {
 }
 
 /// Writes the canonical digest of `data` (> 240 bytes) at `out`.
-pub(crate) fn digest_long(variant: Variant, avx2: bool, data: &[u8], secret: &[u8; SECRET_BYTES], out: &mut [u8]) {
-    let acc = accumulate_long(avx2, data, secret);
+pub(crate) fn digest_long(variant: Variant, kernel: Kernel, data: &[u8], secret: &[u8; SECRET_BYTES], out: &mut [u8]) {
+    let acc = accumulate_long(kernel, data, secret);
     finish_long(variant, &acc, data.len() as u64, secret, out);
 }
 
@@ -282,18 +388,68 @@ pub(crate) fn is_zero(bytes: &[u8]) -> bool {
     chunks.remainder().iter().all(|&byte| byte == 0)
 }
 
-/// Whether the AVX2 kernel runs: the CPU has AVX2 and VHDSYNC_NATIVE_HASH_KERNEL is not
-/// "portable" (the tests' way to check the portable kernel against the WASM one on any CPU).
-pub fn uses_avx2() -> bool {
-    static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVX2.get_or_init(|| {
-        let forced_portable = std::env::var("VHDSYNC_NATIVE_HASH_KERNEL").is_ok_and(|kernel| kernel == "portable");
+/// The accumulation kernel XXH3 runs with: the widest the CPU has, unless
+/// VHDSYNC_NATIVE_HASH_KERNEL names a narrower one ("avx2" or "portable": the tests' way to check
+/// every kernel against the WASM one on one CPU).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kernel {
+    Portable,
+    Avx2,
+    Avx512,
+}
+
+impl Kernel {
+    pub fn get() -> Kernel {
+        static KERNEL: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+        *KERNEL.get_or_init(|| {
+            let widest = Kernel::widest();
+            match std::env::var("VHDSYNC_NATIVE_HASH_KERNEL").as_deref() {
+                Ok("portable") => Kernel::Portable,
+                Ok("avx2") => widest.min(Kernel::Avx2),
+                _ => widest,
+            }
+        })
+    }
+
+    /// The widest kernel this CPU runs.
+    pub fn widest() -> Kernel {
         #[cfg(target_arch = "x86_64")]
-        let detected = std::arch::is_x86_feature_detected!("avx2");
-        #[cfg(not(target_arch = "x86_64"))]
-        let detected = false;
-        detected && !forced_portable
-    })
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Kernel::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Kernel::Avx2;
+            }
+        }
+        Kernel::Portable
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Portable => "portable",
+            Kernel::Avx2 => "avx2",
+            Kernel::Avx512 => "avx512",
+        }
+    }
+}
+
+impl PartialOrd for Kernel {
+    fn partial_cmp(&self, other: &Kernel) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Kernel {
+    fn cmp(&self, other: &Kernel) -> std::cmp::Ordering {
+        (*self as u8).cmp(&(*other as u8))
+    }
+}
+
+/// Whether AVX2 code may run (the zero-and-compare kernel of scan.rs): the CPU has it and the
+/// portable kernel was not asked for.
+pub fn uses_avx2() -> bool {
+    Kernel::get() >= Kernel::Avx2
 }
 
 /// Hashes the blocks of `length` bytes at `data` into `memory`: zero flags at `zero_out`,
@@ -328,7 +484,7 @@ pub fn hash_blocks_nonzero(memory: (usize, usize), variant: Variant, data: u64, 
         )
     };
     let secret = secret_for(0);
-    let avx2 = uses_avx2();
+    let kernel = Kernel::get();
     let mut non_zero = 0u64;
     for (index, block) in input.chunks(block_size as usize).enumerate() {
         let zero = is_zero(block);
@@ -338,7 +494,7 @@ pub fn hash_blocks_nonzero(memory: (usize, usize), variant: Variant, data: u64, 
         }
         non_zero += 1;
         let slot = &mut digests[index * digest_bytes as usize..(index + 1) * digest_bytes as usize];
-        digest_long(variant, avx2, block, &secret, slot);
+        digest_long(variant, kernel, block, &secret, slot);
     }
     Ok(non_zero)
 }
@@ -415,7 +571,7 @@ pub fn stream_update(memory: (usize, usize), data: u64, length: u64, state: (usi
     let normal = (total - 1) / STRIPE_BYTES as u64;
     let count = (length / STRIPE_BYTES as u64).min(normal.saturating_sub(first)) as usize;
     let mut acc = accumulators_of(state);
-    accumulate_stripes(uses_avx2(), &mut acc, input, first, count, &secret_for(0));
+    accumulate_stripes(Kernel::get(), &mut acc, input, first, count, &secret_for(0));
     for (lane, value) in acc.iter().enumerate() {
         state[lane * 8..lane * 8 + 8].copy_from_slice(&value.to_le_bytes());
     }
@@ -441,7 +597,7 @@ pub fn stream_digest(state: (usize, usize), variant: Variant) -> Outcome<()> {
     let mut acc = accumulators_of(state);
     let mut last = [0u8; STRIPE_BYTES];
     last.copy_from_slice(&state[STREAM_CARRY..STREAM_CARRY + STRIPE_BYTES]);
-    last_stripe(uses_avx2(), &mut acc, &last, &secret);
+    last_stripe(Kernel::get(), &mut acc, &last, &secret);
     finish_long(variant, &acc, total, &secret, &mut state[STREAM_DIGEST..STREAM_DIGEST + 16]);
     Ok(())
 }
@@ -476,7 +632,7 @@ mod tests {
             let data = xorshift_bytes(length as u64 + 7, length);
             for variant in [Variant::Xxh3_64, Variant::Xxh3_128] {
                 let mut expected = [0u8; 16];
-                digest_long(variant, uses_avx2(), &data, &secret, &mut expected);
+                digest_long(variant, Kernel::get(), &data, &secret, &mut expected);
                 for piece in [64usize, 128, 1024, 4096, 65536, 1 << 20] {
                     assert_eq!(streamed(&data, piece, variant), expected, "length {length}, pieces of {piece}");
                 }
@@ -504,19 +660,19 @@ mod tests {
     }
 
     #[test]
-    fn avx2_and_portable_agree() {
-        #[cfg(target_arch = "x86_64")]
-        if !std::arch::is_x86_feature_detected!("avx2") {
-            return;
-        }
+    fn every_kernel_the_cpu_has_agrees_with_the_portable_one() {
         let secret = secret_for(0);
+        let kernels: Vec<Kernel> = [Kernel::Avx2, Kernel::Avx512].into_iter().filter(|kernel| *kernel <= Kernel::widest()).collect();
         for length in [241usize, 255, 256, 1023, 1024, 1025, 4096, 5000, 65536] {
             let data = xorshift_bytes(length as u64, length);
             for variant in [Variant::Xxh3_64, Variant::Xxh3_128] {
-                let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
-                digest_long(variant, false, &data, &secret, &mut a);
-                digest_long(variant, true, &data, &secret, &mut b);
-                assert_eq!(a, b, "length {length}");
+                let mut expected = [0u8; 16];
+                digest_long(variant, Kernel::Portable, &data, &secret, &mut expected);
+                for kernel in &kernels {
+                    let mut got = [0u8; 16];
+                    digest_long(variant, *kernel, &data, &secret, &mut got);
+                    assert_eq!(got, expected, "{} kernel, length {length}", kernel.name());
+                }
             }
         }
     }

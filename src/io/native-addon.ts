@@ -131,7 +131,7 @@ export interface NativeAddon {
   appenderDrainAsync(appender: number): Promise<void>;
   /** Drains, stops the thread and forgets the appender (also when the drain fails, which it then reports). */
   appenderCloseAsync(appender: number): Promise<AppenderStats>;
-  /** The XXH3 kernel hashBlocksNonZero runs on this CPU: "avx2" or "portable". */
+  /** The XXH3 kernel hashBlocksNonZero runs on this CPU: "avx512", "avx2" or "portable" (VHDSYNC_NATIVE_HASH_KERNEL=avx2|portable narrows it). */
   hashKernel: string;
   /** Test hook: panics inside the addon; must throw VHDSYNC_INTERNAL, never crash. */
   panicForTest(): void;
