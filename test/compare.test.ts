@@ -1,7 +1,7 @@
 // compareImages / `vhdsync compare` against qemu-img compare as the oracle.
 import t from "tap";
 import { spawnSync } from "node:child_process";
-import { writeFileSync, truncateSync } from "node:fs";
+import { closeSync, openSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { compareImages } from "../dist/formats/compare-images.js";
 import { RawImage } from "../dist/formats/raw.js";
@@ -49,6 +49,54 @@ t.test("random pairs: same verdict as qemu-img, exact first offset", async (t) =
     t.equal(result.identical, qemuSame(join(dir, "a"), join(dir, "b")), `verdict, seed ${seed} round ${round}`);
     t.equal(result.firstDifferenceOffset, expectedOffset, `offset, seed ${seed} round ${round}`);
   }
+});
+
+t.test("fragmented sparse images over several map windows: qemu-img's verdict, exact offset, few reads", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const MIB = 1024 * 1024;
+  const size = 600 * MIB;
+  const a = join(dir, "a");
+  const b = join(dir, "b");
+  // 4 KiB of data every 8 KiB in clusters, one straddling each 256 MiB window edge.
+  const fragments: number[] = [];
+  for (const center of [3 * MIB, 256 * MIB, 400 * MIB, 512 * MIB]) {
+    for (let i = -200; i < 200; i++) fragments.push(center + i * 8192);
+  }
+  const fill = (path: string) => {
+    writeFileSync(path, "");
+    truncateSync(path, size);
+    const fd = openSync(path, "r+");
+    for (const offset of fragments) writeSync(fd, new Prng(offset).bytes(4096), 0, 4096, offset);
+    closeSync(fd);
+  };
+  fill(a);
+  fill(b);
+  const counted = async (changeAt?: number) => {
+    const imageA = await RawImage.open(a);
+    const imageB = await RawImage.open(b);
+    let reads = 0;
+    const read = imageA.read.bind(imageA);
+    imageA.read = (buffer: Uint8Array, offset: number) => (reads++, read(buffer, offset));
+    try {
+      const result = await compareImages(imageA, imageB);
+      t.equal(result.identical, qemuSame(a, b), `verdict (change at ${changeAt}), seed ${seed}`);
+      t.equal(result.firstDifferenceOffset, changeAt, `offset, seed ${seed}`);
+      // 1,600 fragments in four clusters: one read per 8 MiB chunk of each cluster, not one per fragment.
+      t.ok(reads <= 8, `${reads} reads`);
+    } finally {
+      await imageA.close();
+      await imageB.close();
+    }
+  };
+  await counted(undefined);
+  // A byte in the second window's part of the cluster that straddles the first window edge.
+  const changeAt = 256 * MIB + 8192 * (1 + prng.int(150)) + prng.int(4096);
+  const fd = openSync(b, "r+");
+  writeSync(fd, new Uint8Array([(new Prng(changeAt - (changeAt % 8192)).bytes(4096)[changeAt % 8192] ^ 0xff) & 0xff]), 0, 1, changeAt);
+  closeSync(fd);
+  await counted(changeAt);
 });
 
 t.test("different sizes: zero tail is equal unless strict; non-zero tail differs", async (t) => {

@@ -91,6 +91,12 @@ export interface DiskImage {
   /** Structural description for `vhdsync info`. */
   info(): Promise<ImageInfo>;
 
+  /**
+   * This image and its parents, top first (info().chain): from the headers already read, so
+   * cheap for any image size, where info() may walk the whole allocation map.
+   */
+  chain(): ChainLayer[];
+
   /** Makes all writes durable (metadata, then fdatasync). */
   flush(): Promise<void>;
 

@@ -6,7 +6,8 @@ import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { openFile } from "../io/file.js";
 import { blockDeviceInfo } from "../io/native.js";
-import type { AllocationScope, DiskImage, Extent, ImageInfo } from "./disk-image.js";
+import type { AllocationScope, ChainLayer, DiskImage, Extent, ImageInfo } from "./disk-image.js";
+import { allocatedBytesOf } from "./extents.js";
 import { allocationMapFlat, datasyncHandle, readFlat, writeFlat, writeFlatSync, writeZerosFlat, type FlatFile } from "./flat-file.js";
 
 /** A raw image file or block device opened as a DiskImage. */
@@ -112,8 +113,7 @@ export class RawImage implements DiskImage {
   async info(): Promise<ImageInfo> {
     this.checkOpen();
     const stat = await this.handle.stat();
-    const extents = await this.allocationMap();
-    const allocatedBytes = extents.reduce((sum, extent) => sum + extent.length, 0);
+    const allocatedBytes = await allocatedBytesOf((offset, length) => this.allocationMap(offset, length), this.virtualSize);
     return {
       path: this.path,
       format: this.format,
@@ -124,8 +124,12 @@ export class RawImage implements DiskImage {
       allocatedBytes,
       fileSize: this.format === "raw" ? stat.size : undefined,
       diskUsageBytes: this.format === "raw" ? stat.blocks * 512 : undefined,
-      chain: [{ path: this.path, format: this.format, type: this.format }],
+      chain: this.chain(),
     };
+  }
+
+  chain(): ChainLayer[] {
+    return [{ path: this.path, format: this.format, type: this.format }];
   }
 
   async flush(): Promise<void> {

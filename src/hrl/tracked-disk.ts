@@ -4,7 +4,7 @@
 // reordering a write. Writes are serialized, so the log order is the order the disk saw.
 
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
-import type { AllocationScope, DiskImage, Extent, ImageFormat, ImageInfo } from "../formats/disk-image.js";
+import type { AllocationScope, ChainLayer, DiskImage, Extent, ImageFormat, ImageInfo } from "../formats/disk-image.js";
 import { ZERO_CHUNK, checkRange } from "../io/file.js";
 import { HrlWriter, type HrlLogSummary, type HrlWriterOptions } from "./hrl-writer.js";
 
@@ -141,6 +141,10 @@ export class TrackedDisk implements DiskImage {
 
   allocationMap(offset?: number, length?: number, scope?: AllocationScope): Promise<Extent[]> {
     return this.image.allocationMap(offset, length, scope);
+  }
+
+  chain(): ChainLayer[] {
+    return this.image.chain();
   }
 
   async info(): Promise<ImageInfo> {

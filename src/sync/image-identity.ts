@@ -38,7 +38,7 @@ export async function fileState(path: string): Promise<FileState> {
 export async function imageIdentity(image: DiskImage): Promise<ImageIdentity> {
   const identity: ImageIdentity = { format: image.format, path: resolve(image.path), virtualSizeBytes: image.virtualSize, ...(await fileState(image.path)) };
   if (image.format === "vhd" || image.format === "vhdx") {
-    const uniqueId = (await image.info()).uniqueId;
+    const uniqueId = image.chain()[0].uniqueId;
     if (uniqueId) identity.uniqueId = uniqueId;
   }
   return identity;
@@ -73,7 +73,7 @@ export async function refuseSameFile(path: string, inputs: Array<string | undefi
 
 /** The files of an open image's differencing chain below it (its parents), nearest first. */
 export async function parentsOf(image: DiskImage): Promise<string[]> {
-  return (await image.info()).chain.slice(1).map((layer) => layer.path);
+  return image.chain().slice(1).map((layer) => layer.path);
 }
 
 /** Names of the identity fields that differ (path is informational and not compared). */

@@ -88,7 +88,7 @@ export async function checkVhdx(path: string): Promise<CheckProblem[]> {
   }
   try {
     checkOverlaps(image, problems);
-    const parent = (await image.info()).chain[1];
+    const parent = image.chain()[1];
     if (parent) {
       for (const found of (await checkImage(parent.path)).problems) problems.push({ ...found, path: found.path ?? parent.path });
     }

@@ -8,13 +8,13 @@ import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../../errors.js";
 import { checkRange, openFile } from "../../io/file.js";
 import { allocWasm } from "../../wasm/driver.js";
-import type { AllocationScope, DiskImage, Extent, ImageInfo } from "../disk-image.js";
+import type { AllocationScope, ChainLayer, DiskImage, Extent, ImageInfo } from "../disk-image.js";
 import type { DataLocator, DataPiece, LocatableImage } from "../data-location.js";
 import { replayLog, type LogReplay } from "./log-replay.js";
 import { BlockState, VhdxBat } from "./vhdx-bat.js";
 import { VhdxFileReader } from "./vhdx-file-reader.js";
 import { openVhdxParent } from "./vhdx-parent.js";
-import { totalLength, unionExtents } from "../extents.js";
+import { allocatedBytesOf, unionExtents } from "../extents.js";
 import { planRange, type Segment } from "./vhdx-plan.js";
 import {
   HEADER_AREA_BYTES, MIB, parseHeaders, parseMetadata, parseParentLocator, parseRegions,
@@ -180,8 +180,7 @@ export class VhdxImage implements DiskImage, LocatableImage {
   async info(): Promise<ImageInfo> {
     this.checkOpen();
     const { metadata, header, replay, fileSizeBytes } = this.structure;
-    const allocatedBytes = totalLength(await this.allocationMap(0, this.virtualSize, "layer"));
-    const parentInfo = this.parent ? await this.parent.info() : undefined;
+    const allocatedBytes = await allocatedBytesOf((offset, length) => this.allocationMap(offset, length, "layer"), this.virtualSize);
     return {
       path: this.path,
       format: "vhdx",
@@ -197,8 +196,12 @@ export class VhdxImage implements DiskImage, LocatableImage {
       fileWriteGuid: header.fileWriteGuid,
       logReplayed: replay ? { entries: replay.entries, headSequenceNumber: replay.headSequenceNumber.toString() } : undefined,
       parentLocator: this.structure.locator,
-      chain: [{ path: this.path, format: "vhdx", type: this.type, uniqueId: metadata.virtualDiskId }, ...(parentInfo?.chain ?? [])],
+      chain: this.chain(),
     };
+  }
+
+  chain(): ChainLayer[] {
+    return [{ path: this.path, format: "vhdx", type: this.type, uniqueId: this.structure.metadata.virtualDiskId }, ...(this.parent?.chain() ?? [])];
   }
 
   async flush(): Promise<void> {
