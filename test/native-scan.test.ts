@@ -17,6 +17,8 @@ import { copy } from "../dist/sync/copy.js";
 import { diff } from "../dist/sync/diff.js";
 import { verify } from "../dist/sync/verify.js";
 import { resync } from "../dist/sync/resync.js";
+import { checksum } from "../dist/sync/checksum.js";
+import { Prng } from "./helpers/prng.js";
 import { jobsRunningAtOnce } from "../dist/sync/native-scanner.js";
 import { nativeAddon } from "../dist/io/native-addon.js";
 import { closeJobGate, compareSegment, openJobGate } from "../dist/io/native-compare.js";
@@ -390,4 +392,38 @@ t.test("segments unallocated on both sides are counted without a compare", { ski
   if (holes) return;
   t.ok(reports[0].blocksUnallocated >= (64 * 1024 * 1024) / 4096, "the two empty segments count as unallocated");
   t.equal(reports[0].bytesRead, 2 * (65536 + 8192), "only the allocated data of both sides was read");
+});
+
+t.test("fragmented sparse files (maps taken on the libuv pool): native and WASM results agree", { skip }, async (t) => {
+  const { dir, prng, source, seed } = pairSetup(t);
+  // 4 KiB of data every 8 KiB over 80 MiB: 2,560 extents per 32 MiB segment, far past the 64
+  // after which SegmentMaps stops mapping on the main thread.
+  const size = 80 * 1024 * 1024;
+  const fragmented = (path: string, changedEvery: number) => {
+    const fd = openSync(path, "w");
+    for (let offset = 0, i = 0; offset < size; offset += 8192, i++) {
+      const data = new Prng(seed + i).bytes(4096);
+      if (changedEvery > 0 && i % changedEvery === 0) data[prng.int(4096)] ^= 1;
+      writeSync(fd, data, 0, 4096, offset);
+    }
+    closeSync(fd);
+  };
+  fragmented(source, 0);
+  const reports = [];
+  for (const scan of [undefined, "1"]) {
+    const target = join(dir, `t-${scan ?? "native"}.img`);
+    fragmented(target, 997);
+    reports.push(await withScanEnv(scan, () => resync(source, target, { workers: 2 })));
+    t.equal(fileSha(target), fileSha(source), `target equals the source (${reports.at(-1)!.scanner}, seed ${seed})`);
+  }
+  t.same(reports.map((report) => report.scanner), ["native", "wasm"]);
+  t.same(resyncOutcome(reports[0]), resyncOutcome(reports[1]), "native and WASM reports agree");
+  t.equal(reports[0].blocksChanged, Math.ceil(size / 8192 / 997));
+  const digests = [];
+  for (const scan of [undefined, "1"]) {
+    const out = join(dir, `${scan ?? "native"}.digest`);
+    await withScanEnv(scan, () => checksum(source, out, { workers: 2 }));
+    digests.push(readFileSync(out).subarray(4096));
+  }
+  t.ok(Buffer.compare(digests[0], digests[1]) === 0, "native and WASM digest frames agree");
 });

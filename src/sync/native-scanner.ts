@@ -13,9 +13,9 @@
 // (test/native-scan.test.ts checks both against each other).
 
 import { availableParallelism } from "node:os";
-import type { DiskImage } from "../formats/disk-image.js";
+import type { DiskImage, Extent } from "../formats/disk-image.js";
 import { dataLocatorOf, type DataLocator } from "../formats/data-location.js";
-import { flatDataOf } from "../formats/flat-file.js";
+import { allocationMapFlat, flatDataOf } from "../formats/flat-file.js";
 import { readExactlySync } from "../io/file.js";
 import { SpareBuffers } from "./spare-buffers.js";
 import { closeJobGate, compareSegment, hashSegment, nativeCompareAvailable, nativeHashScanAvailable, openJobGate, type CompareRange } from "../io/native-compare.js";
@@ -70,6 +70,30 @@ class JobSlots {
   /** Closes the gate (after the last job has settled). */
   close(): void {
     if (this.gate !== undefined) closeJobGate(this.gate);
+  }
+}
+
+/** A segment map with more extents than this marks its image as fragmented (SegmentMaps). */
+const FRAGMENTED_EXTENTS = 64;
+
+/**
+ * The allocation maps of one image, segment by segment. A flat image's map comes from
+ * SEEK_DATA/SEEK_HOLE: on this thread while its segments hold few extents (a hop to the libuv
+ * pool costs ~100 us while the jobs keep every core busy), on the pool once a segment held
+ * more than FRAGMENTED_EXTENTS: a sparse file with data in small pieces costs ~1 us of lseek
+ * per extent, and this thread would hold up the scan while the pool threads waited for it.
+ */
+class SegmentMaps {
+  private fragmented = false;
+
+  constructor(private readonly image: DiskImage) {}
+
+  async of(offset: number, length: number): Promise<Extent[]> {
+    const flat = flatDataOf(this.image);
+    if (flat && this.fragmented) return allocationMapFlat(flat, offset, length);
+    const map = await allocationMapOf(this.image, offset, length);
+    if (map.length > FRAGMENTED_EXTENTS) this.fragmented = true;
+    return map;
   }
 }
 
@@ -137,7 +161,12 @@ export class NativeCompareScanner {
     // copy works in whole blocks (open() checked that they lie in one run).
     this.unit = config.mode === "copy" ? config.blockSizeBytes : compareUnitBytes(config.blockSizeBytes, [sourceData.granuleBytes, targetData.granuleBytes]);
     this.slots = new JobSlots(threads);
+    this.sourceMaps = new SegmentMaps(source);
+    this.targetMaps = new SegmentMaps(target);
   }
+
+  private readonly sourceMaps: SegmentMaps;
+  private readonly targetMaps: SegmentMaps;
 
   /**
    * A native scanner for `config` running up to `threads` segments at once, when it applies:
@@ -176,11 +205,11 @@ export class NativeCompareScanner {
     const unit = this.unit;
     const start = task.firstBlock * block;
     const end = Math.min(this.source.virtualSize, (task.firstBlock + task.blockCount) * block);
-    // Flat images answer with extents clipped to the range, on this thread; VHDs from their BAT.
+    // Flat images answer with extents clipped to the range (SegmentMaps); VHDs from their BAT.
     const copying = this.config.mode === "copy";
-    const sourceMap = await allocationMapOf(this.source, start, end - start);
+    const sourceMap = await this.sourceMaps.of(start, end - start);
     // A fresh copy target reads as zeros: nothing of it to map.
-    const targetMap = copying ? [] : await allocationMapOf(this.target, start, end - start);
+    const targetMap = copying ? [] : await this.targetMaps.of(start, end - start);
     const ranges = activeUnits(sourceMap, targetMap, start, unit, Math.ceil((end - start) / unit)).flatMap(([first, last]) =>
       placeRange(start + first * unit, Math.min(end, start + last * unit), this.sourceData, this.targetData),
     );
@@ -256,7 +285,10 @@ export class NativeHashScanner {
     this.slots = new JobSlots(threads);
     this.algorithmId = wasmAlgorithmId(config.algo!)!;
     this.digestLength = blockDigestLength(config.algo!);
+    this.sourceMaps = new SegmentMaps(source);
   }
+
+  private readonly sourceMaps: SegmentMaps;
 
   /**
    * A native scanner for `config` running up to `threads` segments at once, when it applies:
@@ -295,7 +327,7 @@ export class NativeHashScanner {
     const block = this.config.blockSizeBytes;
     const start = task.firstBlock * block;
     const end = Math.min(this.source.virtualSize, (task.firstBlock + task.blockCount) * block);
-    const sourceMap = await allocationMapOf(this.source, start, end - start);
+    const sourceMap = await this.sourceMaps.of(start, end - start);
     // The blocks an allocated part overlaps, split where the source's data moves to another
     // run of its file (at granules, which the block divides); flat targets are written in place.
     const ranges = activeUnits(sourceMap, [], start, block, task.blockCount).flatMap(([first, last]) =>
