@@ -3,9 +3,10 @@
 
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, readSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { openImage } from "../../dist/index.js";
+import { regionOffsets } from "./vhdx-builder.js";
 
 /** Runs qemu-img with `args` (throws with stderr on failure). */
 export function qemuImg(...args: string[]): string {
@@ -39,5 +40,39 @@ export async function readWholeImage(path: string): Promise<Uint8Array> {
     return buffer;
   } finally {
     await image.close();
+  }
+}
+
+/**
+ * A sparse VHDX of `sizeBytes` in 1 MiB blocks whose every payload block is FULLY_PRESENT
+ * (created by qemu-img, then the BAT patched: block b at the b-th MiB after qemu's end of
+ * file, which is extended without writing data). Cheap at any size: only the BAT is written.
+ */
+export function fullyAllocatedVhdx(path: string, sizeBytes: number): void {
+  const mib = 1024 * 1024;
+  qemuImg("create", "-q", "-f", "vhdx", "-o", "block_size=1M", path, String(sizeBytes));
+  const head = Buffer.alloc(320 * 1024);
+  const fd = openSync(path, "r+");
+  try {
+    readSync(fd, head, 0, head.length, 0);
+    const { bat } = regionOffsets(head);
+    const blocks = Math.ceil(sizeBytes / mib);
+    const chunkRatio = (2 ** 23 * 512) / mib; // 512-byte sectors (qemu's default)
+    const firstDataMib = Math.ceil(fstatSync(fd).size / mib);
+    const entries = blocks + Math.floor((blocks - 1) / chunkRatio);
+    const batchEntries = 128 * 1024;
+    for (let first = 0; first < entries; first += batchEntries) {
+      const batch = Buffer.alloc(Math.min(batchEntries, entries - first) * 8);
+      for (let i = 0; i < batch.length / 8; i++) {
+        const index = first + i;
+        if (index % (chunkRatio + 1) === chunkRatio) continue; // sector bitmap entry: absent
+        const block = index - Math.floor(index / (chunkRatio + 1));
+        batch.writeBigUInt64LE(6n | (BigInt(firstDataMib + block) << 20n), i * 8);
+      }
+      writeSync(fd, batch, 0, batch.length, bat + first * 8);
+    }
+    ftruncateSync(fd, (firstDataMib + blocks) * mib);
+  } finally {
+    closeSync(fd);
   }
 }

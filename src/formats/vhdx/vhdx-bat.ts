@@ -70,22 +70,19 @@ export class VhdxBat {
   }
 
   /**
-   * File ranges of every present payload block (FULLY/PARTIALLY_PRESENT) and sector bitmap
-   * block, for overlap checks. `blockBytes(block)` is how much of a payload block the disk uses.
+   * Calls `visit` for every present payload block (FULLY/PARTIALLY_PRESENT; `bitmap` false)
+   * and every present sector bitmap block (`bitmap` true, `block` the first payload block of
+   * its chunk), by payload block, a chunk's bitmap right after its first payload block.
    */
-  presentExtents(payloadBlocks: number, blockBytes: (block: number) => number): { kind: string; index: number; offset: number; length: number }[] {
-    const extents: { kind: string; index: number; offset: number; length: number }[] = [];
+  forEachPresent(payloadBlocks: number, visit: (block: number, bitmap: boolean, fileOffsetBytes: number) => void): void {
     for (let block = 0; block < payloadBlocks; block++) {
       const { state, fileOffsetBytes } = this.payload(block);
-      if (state === BlockState.FULLY_PRESENT || state === BlockState.PARTIALLY_PRESENT) {
-        extents.push({ kind: "payload block", index: block, offset: fileOffsetBytes, length: blockBytes(block) });
-      }
+      if (state === BlockState.FULLY_PRESENT || state === BlockState.PARTIALLY_PRESENT) visit(block, false, fileOffsetBytes);
       if (block % this.chunkRatio === 0) {
         const bitmap = this.sectorBitmapOffset(block);
-        if (bitmap) extents.push({ kind: "sector bitmap block", index: block / this.chunkRatio, offset: bitmap, length: MIB });
+        if (bitmap) visit(block, true, bitmap);
       }
     }
-    return extents;
   }
 
   /** State and file offset of payload block `block`. */

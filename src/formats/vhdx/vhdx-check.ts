@@ -9,6 +9,7 @@ import { toVhdsyncError } from "../../errors.js";
 import { openFile } from "../../io/file.js";
 import { allocWasm } from "../../wasm/driver.js";
 import { checkImage, type CheckProblem } from "../check.js";
+import { findOverlaps } from "./file-overlaps.js";
 import { VhdxFileReader } from "./vhdx-file-reader.js";
 import { VhdxImage } from "./vhdx-image.js";
 import { HEADER_AREA_BYTES, parseHeaders, parseRegions } from "./vhdx-structures.js";
@@ -56,15 +57,7 @@ async function checkCopies(handle: FileHandle, path: string, problems: CheckProb
 
 /** Reports structures that share file bytes. */
 function checkOverlaps(image: VhdxImage, problems: CheckProblem[]): void {
-  const layout = image.fileLayout().sort((a, b) => a.offset - b.offset);
-  let furthest = layout[0];
-  for (const extent of layout.slice(1)) {
-    if (extent.offset < furthest.offset + furthest.length) {
-      const name = (e: typeof extent) => (e.index === undefined ? e.kind : `${e.kind} ${e.index}`);
-      problems.push({ code: "VHDSYNC_CORRUPT", message: `${name(extent)} at ${extent.offset} overlaps ${name(furthest)} at ${furthest.offset}`, offset: extent.offset });
-    }
-    if (extent.offset + extent.length > furthest.offset + furthest.length) furthest = extent;
-  }
+  for (const { message, offsetBytes } of findOverlaps(image.fileExtents())) problems.push({ code: "VHDSYNC_CORRUPT", message, offset: offsetBytes });
 }
 
 /**

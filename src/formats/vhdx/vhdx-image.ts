@@ -12,6 +12,7 @@ import type { AllocationScope, ChainLayer, DiskImage, Extent, ImageInfo } from "
 import type { DataLocator, DataPiece, LocatableImage } from "../data-location.js";
 import { replayLog, type LogReplay } from "./log-replay.js";
 import { BlockState, VhdxBat } from "./vhdx-bat.js";
+import type { FileExtentSource } from "./file-overlaps.js";
 import { VhdxFileReader } from "./vhdx-file-reader.js";
 import { openVhdxParent } from "./vhdx-parent.js";
 import { allocatedBytesOf, unionExtents } from "../extents.js";
@@ -95,19 +96,36 @@ export class VhdxImage implements DiskImage, LocatableImage {
   }
 
   /**
-   * Every structure's file range: header section, log, regions, present payload and sector
-   * bitmap blocks (for `vhdsync check`'s overlap test).
+   * Every structure's file range, for `vhdsync check`'s overlap test: header section (id 0),
+   * log (1), BAT and metadata regions (2, 3), then present payload blocks (4 + 2 x block) and
+   * sector bitmap blocks (5 + 2 x the chunk's first block), streamed from the BAT.
    */
-  fileLayout(): { kind: string; index?: number; offset: number; length: number }[] {
+  fileExtents(): FileExtentSource {
     const { header, regions, metadata } = this.structure;
-    const layout: { kind: string; index?: number; offset: number; length: number }[] = [
-      { kind: "header section", offset: 0, length: MIB },
-      { kind: "log", offset: header.logOffsetBytes, length: header.logLengthBytes },
-      { kind: "BAT region", offset: regions.batOffsetBytes, length: regions.batLengthBytes },
-      { kind: "metadata region", offset: regions.metadataOffsetBytes, length: regions.metadataLengthBytes },
+    const fixed: [string, number, number][] = [
+      ["header section", 0, MIB],
+      ["log", header.logOffsetBytes, header.logLengthBytes],
+      ["BAT region", regions.batOffsetBytes, regions.batLengthBytes],
+      ["metadata region", regions.metadataOffsetBytes, regions.metadataLengthBytes],
     ];
     const blockBytes = (block: number) => Math.min(metadata.blockSizeBytes, metadata.virtualSizeBytes - block * metadata.blockSizeBytes);
-    return [...layout, ...this.bat.presentExtents(metadata.payloadBlocks, blockBytes)].filter((extent) => extent.length > 0);
+    return {
+      forEach: (visit) => {
+        fixed.forEach(([, offset, length], id) => {
+          if (length > 0) visit(id, offset, length);
+        });
+        this.bat.forEachPresent(metadata.payloadBlocks, (block, bitmap, offset) => {
+          const length = bitmap ? MIB : blockBytes(block);
+          if (length > 0) visit(fixed.length + 2 * block + (bitmap ? 1 : 0), offset, length);
+        });
+      },
+      describe: (id) => {
+        if (id < fixed.length) return { name: fixed[id][0], offsetBytes: fixed[id][1], lengthBytes: fixed[id][2] };
+        const block = Math.floor((id - fixed.length) / 2);
+        if ((id - fixed.length) % 2 === 0) return { name: `payload block ${block}`, offsetBytes: this.bat.payload(block).fileOffsetBytes, lengthBytes: blockBytes(block) };
+        return { name: `sector bitmap block ${block / metadata.chunkRatio}`, offsetBytes: this.bat.sectorBitmapOffset(block), lengthBytes: MIB };
+      },
+    };
   }
 
   /**
