@@ -26,8 +26,8 @@ export type { CreateVhdOptions, OpenVhdOptions, VhdFooter, VhdHeader, VhdGeometr
 export { DEFAULT_HASH_ALGORITHM, HASH_ALGORITHMS, digestLength, toHex, hashBytes, hashBlocks, hashBlocksAt, createHasher, hashFile, hashImage } from "./hash/index.js";
 export type { HashAlgorithm, Hasher, HashResult, HashStreamOptions } from "./hash/index.js";
 export * from "./hrl/index.js";
-export { checkImage, registerChecker } from "./formats/check.js";
-export type { CheckProblem, CheckResult, FormatChecker } from "./formats/check.js";
+export { checkImage, registerChecker, MAX_CHECK_PROBLEMS, ProblemList } from "./formats/check.js";
+export type { CheckProblem, CheckReport, CheckResult, FormatChecker } from "./formats/check.js";
 export { createSnapshot, revertSnapshot, deleteSnapshot, mergeSnapshots, resumeSnapshotOperation, listSnapshots, snapshotPaths, layerFileName, setFaultHook } from "./snapshot/index.js";
 export type { SnapshotOperationResult, SnapshotListing, SnapshotListEntry, SnapshotEntry, SnapshotCatalogue, OperationState as SnapshotOperationState, CopyTuning, FaultHook } from "./snapshot/index.js";
 export { checksum, resync, copy, verify, diff, DigestReader, DigestWriter, isDigestFile, imageIdentity, SegmentPool } from "./sync/index.js";

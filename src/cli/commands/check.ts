@@ -1,8 +1,9 @@
 // `vhdsync check IMAGE`: structural validation (checksums, BAT entries, overlaps, bitmaps,
-// footer copy, chain). Exit 0 when clean, 3 with every problem listed.
+// footer copy, chain). Exit 0 when clean, 3 with every problem listed (at most
+// MAX_CHECK_PROBLEMS; the text says how many more were found, --json gives problemsOmitted).
 
 import type { CommandModule } from "yargs";
-import { checkImage } from "../../index.js";
+import { checkImage, MAX_CHECK_PROBLEMS } from "../../index.js";
 import { EXIT, printJson, runCommand, type GlobalOptions } from "../run.js";
 
 interface CheckArgs extends GlobalOptions {
@@ -21,9 +22,14 @@ export const checkCommand: CommandModule<GlobalOptions, CheckArgs> = {
       } else if (result.ok) {
         process.stdout.write(`${result.path}: ${result.format}, no problems found\n`);
       } else {
-        process.stdout.write(`${result.path}: ${result.format}, ${result.problems.length} problem(s):\n`);
-        for (const found of result.problems) {
-          process.stdout.write(`  ${found.code}: ${found.message}${found.offset === undefined ? "" : ` (offset ${found.offset})`}\n`);
+        const listed = result.problems.length;
+        const found = listed + result.problemsOmitted;
+        process.stdout.write(`${result.path}: ${result.format}, ${found} problem(s)${result.problemsOmitted > 0 ? `, the first ${listed} listed` : ""}:\n`);
+        for (const problem of result.problems) {
+          process.stdout.write(`  ${problem.code}: ${problem.message}${problem.offset === undefined ? "" : ` (offset ${problem.offset})`}\n`);
+        }
+        if (result.problemsOmitted > 0) {
+          process.stdout.write(`  ... and ${result.problemsOmitted} more not listed (check lists at most ${MAX_CHECK_PROBLEMS})\n`);
         }
       }
       return result.ok ? EXIT.OK : EXIT.INVALID;

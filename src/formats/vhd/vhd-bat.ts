@@ -23,8 +23,10 @@ export interface BatScanResult {
   allocatedBlocks: number;
   /** End of the last valid block in the file (0 if none). */
   blocksEndBytes: number;
-  /** Every problem: the BAT entry and the mapped error. */
+  /** The first `maxProblems` problems: the BAT entry and the mapped error. */
   problems: { index: number; error: VhdsyncError }[];
+  /** Problems found, listed or not. */
+  problemsFound: number;
 }
 
 /** Geometry the scan needs. */
@@ -40,7 +42,8 @@ export interface BatLayout {
 
 /**
  * Scans raw big-endian BAT bytes in WASM (sorting allocated entries to find overlaps).
- * Lists up to `maxProblems` problems; errors carry VHDSYNC_TRUNCATED / VHDSYNC_CORRUPT codes.
+ * Lists up to `maxProblems` problems and counts all; errors carry VHDSYNC_TRUNCATED /
+ * VHDSYNC_CORRUPT codes.
  */
 export function scanBat(raw: Uint8Array, layout: BatLayout, details: Record<string, unknown>, maxProblems = 1000): BatScanResult {
   const metaBytes = Math.max(16, layout.metadata.length * 16);
@@ -74,14 +77,15 @@ export function scanBat(raw: Uint8Array, layout: BatLayout, details: Record<stri
     );
     const result = wasm.dataView(resultAddress, RESULT_BYTES);
     const problemView = wasm.dataView(problemsAddress, maxProblems * PROBLEM_BYTES);
-    const count = Math.min(result.getUint32(4, true), maxProblems);
+    const problemsFound = result.getUint32(4, true);
+    const count = Math.min(problemsFound, maxProblems);
     const problems = [];
     for (let i = 0; i < count; i++) {
       const index = problemView.getUint32(i * PROBLEM_BYTES, true);
       const status = problemView.getInt32(i * PROBLEM_BYTES + 4, true);
       problems.push({ index, error: statusError(status, `VHD BAT entry ${index}`, { ...details, batEntry: index }) });
     }
-    return { allocatedBlocks: result.getUint32(0, true), blocksEndBytes: Number(result.getBigUint64(8, true)), problems };
+    return { allocatedBlocks: result.getUint32(0, true), blocksEndBytes: Number(result.getBigUint64(8, true)), problems, problemsFound };
   });
 }
 

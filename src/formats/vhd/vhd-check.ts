@@ -2,14 +2,15 @@
 // dynamic header, every BAT entry (inside the file, no overlap with other blocks or with
 // metadata), bitmap/data consistency (sectors with a clear bit must hold zeros), and the
 // differencing chain (parent found, unique ID, time stamp, no loop; parents checked too).
-// Lists every problem instead of stopping at the first; never writes.
+// Lists every problem instead of stopping at the first (up to MAX_CHECK_PROBLEMS, the rest
+// counted: a disk of a million bad blocks would otherwise hold a million messages); never writes.
 
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../../errors.js";
 import { openFile, readExactly } from "../../io/file.js";
 import { getWasm } from "../../wasm/driver.js";
 import { statusError } from "../../wasm/status.js";
-import type { CheckProblem } from "../check.js";
+import { MAX_CHECK_PROBLEMS, ProblemList, type CheckProblem, type CheckReport } from "../check.js";
 import { scanBat, UNALLOCATED } from "./vhd-bat.js";
 import { VhdDifferencingImage } from "./vhd-differencing-image.js";
 import { batLayout, openVhd, parseEndFooter } from "./open-vhd.js";
@@ -22,16 +23,16 @@ function problem(error: unknown, offset?: number): CheckProblem {
 }
 
 /** Records a footer problem with where it is. */
-function footerProblem(error: unknown, offset: number, label: string, problems: CheckProblem[]): void {
+function footerProblem(error: unknown, offset: number, label: string, problems: ProblemList): void {
   const coded = toVhdsyncError(error);
-  problems.push({ code: coded.code, message: `${label}: ${coded.message}`, offset });
+  problems.add({ code: coded.code, message: `${label}: ${coded.message}`, offset });
 }
 
 /** Checks both footers; returns the one to use (the end one, else the copy) and where the footer starts. */
-async function checkFooters(handle: FileHandle, path: string, fileSizeBytes: number, problems: CheckProblem[]): Promise<{ footer?: VhdFooter; footerOffsetBytes: number }> {
+async function checkFooters(handle: FileHandle, path: string, fileSizeBytes: number, problems: ProblemList): Promise<{ footer?: VhdFooter; footerOffsetBytes: number }> {
   const footerOffsetBytes = fileSizeBytes - VHD_FOOTER_BYTES;
   if (fileSizeBytes < VHD_FOOTER_BYTES) {
-    problems.push({ code: "VHDSYNC_TRUNCATED", message: `file is shorter than a VHD footer (${fileSizeBytes} bytes)` });
+    problems.add({ code: "VHDSYNC_TRUNCATED", message: `file is shorter than a VHD footer (${fileSizeBytes} bytes)` });
     return { footerOffsetBytes };
   }
   const tail = new Uint8Array(VHD_FOOTER_BYTES);
@@ -53,21 +54,27 @@ async function checkFooters(handle: FileHandle, path: string, fileSizeBytes: num
   }
   const endBytes = end && end.footerOffsetBytes !== footerOffsetBytes ? tail.subarray(1) : tail;
   if (end && copy && Buffer.compare(head.subarray(0, endBytes.length), endBytes) !== 0) {
-    problems.push({ code: "VHDSYNC_CORRUPT", message: "footer copy at offset 0 differs from the footer at the end", offset: 0 });
+    problems.add({ code: "VHDSYNC_CORRUPT", message: "footer copy at offset 0 differs from the footer at the end", offset: 0 });
   }
   return end ?? { footer: copy, footerOffsetBytes };
 }
 
-/** Checks every BAT entry and each valid block's bitmap against its data. */
-async function checkBlocks(handle: FileHandle, path: string, footer: VhdFooter, header: VhdHeader, footerOffset: number, problems: CheckProblem[]): Promise<void> {
+/**
+ * Checks every BAT entry and each valid block's bitmap against its data. Past the list's
+ * limit, bad bitmaps are only counted (no error built). Entries the scan found bad are
+ * skipped: the listed ones by index, the others (past its 1000) when the read would pass
+ * the footer.
+ */
+async function checkBlocks(handle: FileHandle, path: string, footer: VhdFooter, header: VhdHeader, footerOffset: number, problems: ProblemList): Promise<void> {
   const raw = new Uint8Array(Math.ceil((header.maxTableEntries * 4) / 512) * 512);
   await readExactly(handle, raw, header.tableOffsetBytes, path);
   const scan = scanBat(raw, batLayout(header, footer, Number(footer.dataOffset), footerOffset), { path });
   const bad = new Set<number>();
   for (const { index, error } of scan.problems) {
     bad.add(index);
-    problems.push(problem(error, header.tableOffsetBytes + index * 4));
+    problems.add(problem(error, header.tableOffsetBytes + index * 4));
   }
+  problems.omit(scan.problemsFound - scan.problems.length);
   const view = new DataView(raw.buffer);
   const wasm = getWasm();
   const spanBytes = header.bitmapBytes + header.blockSizeBytes;
@@ -79,12 +86,15 @@ async function checkBlocks(handle: FileHandle, path: string, footer: VhdFooter, 
       const dataBytes = Math.min(header.blockSizeBytes, Math.max(0, footer.virtualSizeBytes - block * header.blockSizeBytes));
       if (dataBytes === 0) continue;
       const sectors = Math.ceil(dataBytes / 512);
+      if (sector * 512 + header.bitmapBytes + sectors * 512 > footerOffset) continue; // counted by the scan
       await readExactly(handle, wasm.view(address, header.bitmapBytes + sectors * 512), sector * 512, path);
       const status = wasm.exports.vhdBitmapZeroCheck(address, address + header.bitmapBytes, sectors, address + spanBytes);
-      if (status !== 0) {
+      if (status !== 0 && problems.full) {
+        problems.omit(1);
+      } else if (status !== 0) {
         const badSector = wasm.dataView(address + spanBytes, 4).getInt32(0, true);
         const offset = sector * 512 + header.bitmapBytes + badSector * 512;
-        problems.push(problem(statusError(status, `VHD block ${block}, sector ${badSector}`, { path }), offset));
+        problems.add(problem(statusError(status, `VHD block ${block}, sector ${badSector}`, { path }), offset));
       }
     }
   } finally {
@@ -93,8 +103,8 @@ async function checkBlocks(handle: FileHandle, path: string, footer: VhdFooter, 
 }
 
 /** Structural problems of one VHD file (not following its parent). */
-async function checkLayer(path: string): Promise<{ problems: CheckProblem[]; footer?: VhdFooter }> {
-  const problems: CheckProblem[] = [];
+async function checkLayer(path: string, limit: number): Promise<{ problems: ProblemList; footer?: VhdFooter }> {
+  const problems = new ProblemList(limit);
   const handle = await openFile(path, "r");
   try {
     const fileSizeBytes = (await handle.stat()).size;
@@ -107,14 +117,14 @@ async function checkLayer(path: string): Promise<{ problems: CheckProblem[]; foo
     try {
       header = parseHeader(headerBytes, { headerOffsetBytes: headerOffset, fileSizeBytes, virtualSizeBytes: footer.virtualSizeBytes, isDifferencing: footer.diskType === 4 }, { offset: headerOffset });
     } catch (error) {
-      problems.push(problem(error, headerOffset));
+      problems.add(problem(error, headerOffset));
       return { problems, footer };
     }
     await checkBlocks(handle, path, footer, header, footerOffsetBytes, problems);
     return { problems, footer };
   } catch (error) {
     if (error instanceof VhdsyncError && error.code === "VHDSYNC_TRUNCATED") {
-      problems.push(problem(error));
+      problems.add(problem(error));
       return { problems };
     }
     throw error;
@@ -124,27 +134,31 @@ async function checkLayer(path: string): Promise<{ problems: CheckProblem[]; foo
 }
 
 /**
- * Lists every structural problem of a VHD and, for differencing disks, of its chain.
+ * Lists every structural problem of a VHD and, for differencing disks, of its chain (up to
+ * MAX_CHECK_PROBLEMS; `problemsOmitted` counts the rest).
  * @throws OS error codes only (VHDSYNC_NOT_FOUND, VHDSYNC_IO, ...)
  */
-export async function checkVhd(path: string): Promise<CheckProblem[]> {
-  const { problems, footer } = await checkLayer(path);
-  if (footer?.diskType !== 4 || problems.length > 0) return problems;
+export async function checkVhd(path: string): Promise<CheckReport> {
+  const { problems, footer } = await checkLayer(path, MAX_CHECK_PROBLEMS);
+  if (footer?.diskType !== 4 || problems.count > 0) return problems.report();
   let image;
   try {
     image = await openVhd(path, { readOnly: true });
   } catch (error) {
-    return [...problems, problem(error)];
+    problems.add(problem(error));
+    return problems.report();
   }
   try {
     for (let layer = image; layer instanceof VhdDifferencingImage; layer = layer.parent as typeof image) {
       if (!layer.parentTimestampMatches) {
-        problems.push({ code: "VHDSYNC_CHAIN_BROKEN", message: `${layer.path}: parent ${layer.parent.path} was modified after the differencing disk was created (time stamp mismatch)` });
+        problems.add({ code: "VHDSYNC_CHAIN_BROKEN", message: `${layer.path}: parent ${layer.parent.path} was modified after the differencing disk was created (time stamp mismatch)` });
       }
-      for (const found of (await checkLayer(layer.parent.path)).problems) problems.push({ ...found, path: layer.parent.path, message: `${layer.parent.path}: ${found.message}` });
+      const parentPath = layer.parent.path;
+      const parent = await checkLayer(parentPath, MAX_CHECK_PROBLEMS);
+      problems.addReport(parent.problems.report(), (found) => ({ ...found, path: parentPath, message: `${parentPath}: ${found.message}` }));
     }
   } finally {
     await image.close();
   }
-  return problems;
+  return problems.report();
 }

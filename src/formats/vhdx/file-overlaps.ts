@@ -37,9 +37,10 @@ const POSITION_RANGE = 2 ** 26;
 
 /**
  * Every structure that starts inside an earlier one (by offset, then id), naming the one
- * reaching furthest. Memory: 8 bytes per extent, plus 12 per overlapping extent.
+ * reaching furthest: the first `limit` listed, the others counted. Memory: 8 bytes per
+ * extent, plus 12 per overlapping extent.
  */
-export function findOverlaps(source: FileExtentSource): FileOverlap[] {
+export function findOverlaps(source: FileExtentSource, limit = Infinity): { overlaps: FileOverlap[]; overlapsOmitted: number } {
   const lengthsMib: number[] = [];
   const classOf = new Map<number, number>();
   let count = 0;
@@ -60,7 +61,7 @@ export function findOverlaps(source: FileExtentSource): FileOverlap[] {
   });
   keys.sort();
   const involved = overlappingOffsets(keys, lengthsMib);
-  return involved.length === 0 ? [] : describeOverlaps(source, involved);
+  return involved.length === 0 ? { overlaps: [], overlapsOmitted: 0 } : describeOverlaps(source, involved, limit);
 }
 
 /**
@@ -109,7 +110,7 @@ function lowerBound(values: Float64Array, value: number): number {
  * Any extent overlapping another starts at one of those offsets, and so does the one
  * reaching furthest before it, so the sweep over them alone gives the full sweep's messages.
  */
-function describeOverlaps(source: FileExtentSource, involvedMib: Float64Array): FileOverlap[] {
+function describeOverlaps(source: FileExtentSource, involvedMib: Float64Array, limit: number): { overlaps: FileOverlap[]; overlapsOmitted: number } {
   const isInvolved = (offsetBytes: number) => {
     const at = lowerBound(involvedMib, offsetBytes / MIB);
     return at < involvedMib.length && involvedMib[at] === offsetBytes / MIB;
@@ -130,13 +131,16 @@ function describeOverlaps(source: FileExtentSource, involvedMib: Float64Array): 
   });
   order.sort();
   const overlaps: FileOverlap[] = [];
+  let overlapsOmitted = 0;
   let furthest: { name: string; offsetBytes: number; lengthBytes: number } | undefined;
   for (const key of order) {
     const extent = source.describe(ids[key % POSITION_RANGE]);
-    if (furthest && extent.offsetBytes < furthest.offsetBytes + furthest.lengthBytes) {
+    if (furthest && extent.offsetBytes < furthest.offsetBytes + furthest.lengthBytes && overlaps.length >= limit) {
+      overlapsOmitted++;
+    } else if (furthest && extent.offsetBytes < furthest.offsetBytes + furthest.lengthBytes) {
       overlaps.push({ message: `${extent.name} at ${extent.offsetBytes} overlaps ${furthest.name} at ${furthest.offsetBytes}`, offsetBytes: extent.offsetBytes });
     }
     if (!furthest || extent.offsetBytes + extent.lengthBytes > furthest.offsetBytes + furthest.lengthBytes) furthest = extent;
   }
-  return overlaps;
+  return { overlaps, overlapsOmitted };
 }

@@ -8,7 +8,7 @@ import type { FileHandle } from "node:fs/promises";
 import { toVhdsyncError } from "../../errors.js";
 import { openFile } from "../../io/file.js";
 import { allocWasm } from "../../wasm/driver.js";
-import { checkImage, type CheckProblem } from "../check.js";
+import { checkImage, ProblemList, type CheckProblem, type CheckReport } from "../check.js";
 import { findOverlaps } from "./file-overlaps.js";
 import { VhdxFileReader } from "./vhdx-file-reader.js";
 import { VhdxImage } from "./vhdx-image.js";
@@ -20,7 +20,7 @@ function problem(error: unknown, offset?: number): CheckProblem {
 }
 
 /** Reports a damaged header or region table copy even when the other copy makes the file usable. */
-async function checkCopies(handle: FileHandle, path: string, problems: CheckProblem[]): Promise<void> {
+async function checkCopies(handle: FileHandle, path: string, problems: ProblemList): Promise<void> {
   const size = (await handle.stat()).size;
   if (size < HEADER_AREA_BYTES) return; // the open below reports the truncation
   const { wasm, address } = allocWasm(HEADER_AREA_BYTES, 4096);
@@ -34,18 +34,18 @@ async function checkCopies(handle: FileHandle, path: string, problems: CheckProb
       return; // reported by the open
     }
     for (const [bit, offset] of [[1, 64 * 1024], [2, 128 * 1024]]) {
-      if (!(header.validMask & bit)) problems.push({ code: "VHDSYNC_BAD_CHECKSUM", message: `header at ${offset} is invalid (bad signature or CRC-32C); the other header is in use`, offset });
+      if (!(header.validMask & bit)) problems.add({ code: "VHDSYNC_BAD_CHECKSUM", message: `header at ${offset} is invalid (bad signature or CRC-32C); the other header is in use`, offset });
     }
     if (header.logGuid.some((byte) => byte !== 0)) return; // region tables are only final after log replay
     try {
       const regions = parseRegions(wasm, address, header, path);
       for (const [bit, offset] of [[1, 192 * 1024], [2, 256 * 1024]]) {
-        if (!(regions.validMask & bit)) problems.push({ code: "VHDSYNC_BAD_CHECKSUM", message: `region table copy at ${offset} is invalid; the other copy is in use`, offset });
+        if (!(regions.validMask & bit)) problems.add({ code: "VHDSYNC_BAD_CHECKSUM", message: `region table copy at ${offset} is invalid; the other copy is in use`, offset });
       }
       const first = area.subarray(192 * 1024, 256 * 1024);
       const second = area.subarray(256 * 1024, 320 * 1024);
       if (regions.validMask === 3 && Buffer.compare(first, second) !== 0) {
-        problems.push({ code: "VHDSYNC_CORRUPT", message: "the two region table copies differ", offset: 256 * 1024 });
+        problems.add({ code: "VHDSYNC_CORRUPT", message: "the two region table copies differ", offset: 256 * 1024 });
       }
     } catch {
       // reported by the open
@@ -56,16 +56,19 @@ async function checkCopies(handle: FileHandle, path: string, problems: CheckProb
 }
 
 /** Reports structures that share file bytes. */
-function checkOverlaps(image: VhdxImage, problems: CheckProblem[]): void {
-  for (const { message, offsetBytes } of findOverlaps(image.fileExtents())) problems.push({ code: "VHDSYNC_CORRUPT", message, offset: offsetBytes });
+function checkOverlaps(image: VhdxImage, problems: ProblemList): void {
+  const { overlaps, overlapsOmitted } = findOverlaps(image.fileExtents(), problems.limit - problems.count);
+  for (const { message, offsetBytes } of overlaps) problems.add({ code: "VHDSYNC_CORRUPT", message, offset: offsetBytes });
+  problems.omit(overlapsOmitted);
 }
 
 /**
- * Structurally validates a VHDX (and its parents). Returns every problem found; empty when
- * clean. @throws only I/O errors opening the file (VHDSYNC_NOT_FOUND, ...)
+ * Structurally validates a VHDX (and its parents). Returns every problem found (up to
+ * MAX_CHECK_PROBLEMS; `problemsOmitted` counts the rest); empty when clean.
+ * @throws only I/O errors opening the file (VHDSYNC_NOT_FOUND, ...)
  */
-export async function checkVhdx(path: string): Promise<CheckProblem[]> {
-  const problems: CheckProblem[] = [];
+export async function checkVhdx(path: string): Promise<CheckReport> {
+  const problems = new ProblemList();
   const handle = await openFile(path, "r");
   try {
     await checkCopies(handle, path, problems);
@@ -76,17 +79,17 @@ export async function checkVhdx(path: string): Promise<CheckProblem[]> {
   try {
     image = await VhdxImage.open(path);
   } catch (error) {
-    problems.push(problem(error));
-    return problems;
+    problems.add(problem(error));
+    return problems.report();
   }
   try {
     checkOverlaps(image, problems);
     const parent = image.chain()[1];
     if (parent) {
-      for (const found of (await checkImage(parent.path)).problems) problems.push({ ...found, path: found.path ?? parent.path });
+      problems.addReport(await checkImage(parent.path), (found) => ({ ...found, path: found.path ?? parent.path }));
     }
   } finally {
     await image.close();
   }
-  return problems;
+  return problems.report();
 }
