@@ -16,8 +16,8 @@ import { tempDir } from "./helpers/tmp.js";
 import { sha256 } from "./helpers/vhd.js";
 
 /** Small pieces in process (many fault points inside the copy), larger ones for the slower kill -9 runs. */
-const TUNING = { batchBytes: 48 * 1024, checkpointBytes: 96 * 1024 };
-const KILL_TUNING = { batchBytes: 256 * 1024, checkpointBytes: 512 * 1024 };
+const TUNING = { batchBytes: 48 * 1024, checkpointBytes: 96 * 1024, windowBytes: 64 * 1024 };
+const KILL_TUNING = { batchBytes: 256 * 1024, checkpointBytes: 512 * 1024, windowBytes: 384 * 1024 };
 
 class InjectedCrash extends Error {}
 
@@ -111,7 +111,7 @@ async function crashInProcess(n: number, run: () => Promise<unknown>): Promise<b
 /** Runs the CLI with VHDSYNC_FAULT_AT=n; true when it was killed there. */
 function crashChild(n: number, args: string[]): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    const env = { ...process.env, VHDSYNC_FAULT_AT: String(n), VHDSYNC_SNAPSHOT_BATCH_BYTES: String(KILL_TUNING.batchBytes), VHDSYNC_SNAPSHOT_CHECKPOINT_BYTES: String(KILL_TUNING.checkpointBytes) };
+    const env = { ...process.env, VHDSYNC_FAULT_AT: String(n), VHDSYNC_SNAPSHOT_BATCH_BYTES: String(KILL_TUNING.batchBytes), VHDSYNC_SNAPSHOT_CHECKPOINT_BYTES: String(KILL_TUNING.checkpointBytes), VHDSYNC_SNAPSHOT_WINDOW_BYTES: String(KILL_TUNING.windowBytes) };
     const child = spawn(process.execPath, [CLI_PATH, ...args], { env, stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (chunk) => (stderr += chunk));

@@ -9,7 +9,7 @@
 import { utimes } from "node:fs/promises";
 import { basename } from "node:path";
 import { toVhdsyncError } from "../errors.js";
-import { copyRanges, type CopyTuning } from "./copy-ranges.js";
+import { copyRanges, type CopyTuning, type RangeSource } from "./copy-ranges.js";
 import { faultPoint } from "./fault-injection.js";
 import { openVhdLayer } from "./layer-files.js";
 import type { DeleteState } from "./operation-state.js";
@@ -44,25 +44,24 @@ export async function planDelete(set: SnapshotSet, snapshot: LayerNode): Promise
 async function copyIntoChild(paths: SnapshotPaths, state: DeleteState, tuning: CopyTuning): Promise<void> {
   const childPath = state.children[state.childIndex];
   const layer = await openVhdLayer(state.layerPath);
-  let extents;
   try {
-    extents = await layer.allocationMap(0, layer.virtualSize, "layer");
+    const ranges: RangeSource = { sizeBytes: layer.virtualSize, rangesIn: (offset, length) => layer.allocationMap(offset, length, "layer") };
+    const child = await openVhdLayer(childPath, false);
+    try {
+      let current = state;
+      await copyRanges(child, child, ranges, {
+        ...tuning,
+        operation: "delete",
+        startBytes: state.cursorBytes,
+        onCheckpoint: async (cursorBytes) => {
+          current = await enterStep(paths, current, "copy", { cursorBytes });
+        },
+      });
+    } finally {
+      await child.close();
+    }
   } finally {
     await layer.close();
-  }
-  const child = await openVhdLayer(childPath, false);
-  try {
-    let current = state;
-    await copyRanges(child, child, extents, {
-      ...tuning,
-      operation: "delete",
-      startBytes: state.cursorBytes,
-      onCheckpoint: async (cursorBytes) => {
-        current = await enterStep(paths, current, "copy", { cursorBytes });
-      },
-    });
-  } finally {
-    await child.close();
   }
 }
 

@@ -8,9 +8,9 @@
 
 import { basename } from "node:path";
 import { VhdsyncError } from "../errors.js";
-import type { Extent } from "../formats/disk-image.js";
+import type { DiskImage, Extent } from "../formats/disk-image.js";
 import { unionExtents } from "../formats/extents.js";
-import { copyRanges, type CopyTuning } from "./copy-ranges.js";
+import { copyRanges, type CopyTuning, type RangeSource } from "./copy-ranges.js";
 import { faultPoint } from "./fault-injection.js";
 import { inspectLayer, openVhdLayer } from "./layer-files.js";
 import type { MergeState } from "./operation-state.js";
@@ -67,29 +67,23 @@ export function planMerge(set: SnapshotSet, target?: LayerNode): MergeState {
   });
 }
 
-/** Union of what the active disk and the intermediate layers hold. */
-async function rangesAbove(paths: SnapshotPaths, state: MergeState): Promise<Extent[]> {
-  let extents: Extent[] = [];
-  for (const path of [paths.disk, ...state.intermediatePaths]) {
-    const layer = await openVhdLayer(path);
-    try {
-      extents = unionExtents(extents, await layer.allocationMap(0, layer.virtualSize, "layer"));
-    } finally {
-      await layer.close();
-    }
-  }
-  return extents;
-}
-
-/** Writes the active view over the ranges above the target into the target. */
+/** Writes the active view over the ranges above the target (held by the active disk or an intermediate layer) into the target. */
 async function copyIntoTarget(paths: SnapshotPaths, state: MergeState, tuning: CopyTuning): Promise<void> {
-  const extents = await rangesAbove(paths, state);
-  const source = await openVhdLayer(paths.disk);
+  const layers: DiskImage[] = [];
   try {
+    for (const path of [paths.disk, ...state.intermediatePaths]) layers.push(await openVhdLayer(path));
+    const ranges: RangeSource = {
+      sizeBytes: layers[0].virtualSize,
+      rangesIn: async (offset, length) => {
+        let extents: Extent[] = [];
+        for (const layer of layers) extents = unionExtents(extents, await layer.allocationMap(offset, length, "layer"));
+        return extents;
+      },
+    };
     const target = await openVhdLayer(state.targetPath, false);
     try {
       let current = state;
-      await copyRanges(source, target, extents, {
+      await copyRanges(layers[0], target, ranges, {
         ...tuning,
         operation: "merge",
         startBytes: state.cursorBytes,
@@ -101,7 +95,7 @@ async function copyIntoTarget(paths: SnapshotPaths, state: MergeState, tuning: C
       await target.close();
     }
   } finally {
-    await source.close();
+    for (const layer of layers) await layer.close();
   }
 }
 
