@@ -290,12 +290,19 @@ async function benchVhdTarget(results) {
   const source = join(DIR, "source.img");
   const raw = join(DIR, "target.img");
   const vhd = join(DIR, "target.vhd");
+  // A differencing child over a dynamic parent holding the source's content (the pair is in
+  // sync when this runs), made afresh each round with the same changes written into it.
+  const parent = join(DIR, "parent.vhd");
+  const child = join(DIR, "child.vhd");
   rmSync(vhd, { force: true });
+  rmSync(parent, { force: true });
   await lib.convertImage(raw, vhd, { to: "vhd-dynamic" });
+  await lib.convertImage(source, parent, { to: "vhd-dynamic" });
   const count = Math.round((SIZE / 4096) * FRACTION);
-  const times = { raw: [], vhd: [] };
-  const inProcess = { raw: [], vhd: [] };
+  const times = { raw: [], vhd: [], differencing: [], differencingWasm: [] };
+  const inProcess = { raw: [], vhd: [], differencing: [], differencingWasm: [] };
   const scanners = new Set();
+  const differencingScanners = new Set();
   for (let round = 0; round < ROUNDS; round++) {
     const seed = SEED + 100 + round;
     dirty(raw, SIZE, count, seed);
@@ -312,19 +319,40 @@ async function benchVhdTarget(results) {
       inProcess[key].push(report.seconds);
       if (key === "vhd") scanners.add(report.scanner);
     }
+    // The differencing child: the native scanner (the target read into memory through its
+    // format) and the WASM scanners, alternately first.
+    for (const key of round % 2 === 0 ? ["differencing", "differencingWasm"] : ["differencingWasm", "differencing"]) {
+      rmSync(child, { force: true });
+      const made = await lib.createVhd(child, { type: "differencing", parentPath: parent });
+      const writes = [];
+      changedBlockOffsets(SIZE, count, seed, (block, offset) => writes.push(made.write(Buffer.from(block), offset)));
+      await Promise.all(writes);
+      await made.close();
+      spawnSync("sync");
+      const run = vhdsync(["resync", source, child, "--json"], key === "differencingWasm" ? { env: { VHDSYNC_NO_NATIVE_SCAN: "1" } } : undefined);
+      const report = lastJson(run.stdout);
+      times[key].push(run.seconds);
+      inProcess[key].push(report.seconds);
+      differencingScanners.add(`${key}: ${report.scanner}`);
+    }
   }
   const verified = vhdsync(["verify", source, vhd, "--json"], { allow: [0, 1] });
+  const childVerified = vhdsync(["verify", source, child, "--json"], { allow: [0, 1] });
   results.vhdTarget = {
     sizeBytes: SIZE,
     changedBlocks4k: count,
-    medianSeconds: { raw: median(times.raw), vhd: median(times.vhd) },
+    medianSeconds: Object.fromEntries(Object.entries(times).map(([key, values]) => [key, median(values)])),
     vhdOverRaw: median(times.vhd) / median(times.raw),
-    medianReportSeconds: { raw: median(inProcess.raw), vhd: median(inProcess.vhd) },
+    differencingOverRaw: median(times.differencing) / median(times.raw),
+    differencingNativeOverWasm: median(times.differencing) / median(times.differencingWasm),
+    medianReportSeconds: Object.fromEntries(Object.entries(inProcess).map(([key, values]) => [key, median(values)])),
     scanner: [...scanners].join(", "),
+    differencingScanners: [...differencingScanners].join(", "),
     allSeconds: times,
     finalCheck: lastJson(verified.stdout).equal ? "VHD target equal to the source after the last run" : "MISMATCH",
+    childCheck: lastJson(childVerified.stdout).equal ? "differencing child equal to the source after the last run" : "MISMATCH",
   };
-  rmSync(vhd, { force: true });
+  for (const path of [vhd, child, parent]) rmSync(path, { force: true });
 }
 
 /**

@@ -202,6 +202,8 @@ fn parse_compare_segment(args: &Args) -> Outcome<Job> {
     let (mode, read) = parse_mode(args, 3)?;
     let out = args.array_buffer(9, "changes")?;
     let gate = parse_gate(args, 10)?;
+    // The target's bytes in the caller's memory (ranges' target offsets point into it).
+    let target_memory = args.optional_array_buffer(11, "targetMemory")?;
     let job = scan::CompareJob {
         source_fd,
         target_fd,
@@ -214,6 +216,7 @@ fn parse_compare_segment(args: &Args) -> Outcome<Job> {
         target_zeros: mode & 2 != 0,
         out,
         read,
+        target_memory,
     };
     // compare_segment validates the job (on the pool thread for the async form).
     Ok(gated(gate, move || {

@@ -73,6 +73,11 @@ pub struct CompareJob {
     /// Lent memory for the changes: f64 triples (offset, length, 1 if the source reads as zeros).
     pub out: (usize, usize),
     pub read: ReadMode,
+    /// The target's bytes in the caller's memory (lent until the job settles), for targets
+    /// whose data is not in plain runs of one file (differencing disks: the caller reads them
+    /// through the format): the ranges' target offsets are then offsets into it, and
+    /// `target_fd` is not used. Never with `write` or `target_zeros`.
+    pub target_memory: Option<(usize, usize)>,
 }
 
 /// A range of the virtual disk to compare, and where it lies in each file.
@@ -122,6 +127,14 @@ impl CompareJob {
         }
         // Ranges start on a unit boundary; the last unit of a range may be partial only at the segment's end.
         check_ranges(&self.active, self.start, self.end, self.write, |from, _| (from - self.start) % self.unit == 0)?;
+        if let Some((_, length)) = self.target_memory {
+            if self.write || self.target_zeros {
+                return Err(Failure::Invalid("a target in memory is only compared: no write, no zero target".into()));
+            }
+            if self.active.iter().any(|range| range.target_at.is_some_and(|at| at + (range.to - range.from) > length as u64)) {
+                return Err(Failure::Invalid(format!("a range lies past the end of the target's memory ({length} bytes)")));
+            }
+        }
         let units: u64 = self.active.iter().map(|range| (range.to - range.from).div_ceil(self.unit)).sum();
         if (self.out.1 as u64) < units * 24 || self.out.0 % 8 != 0 {
             return Err(Failure::Invalid(format!("the changes buffer needs {} bytes, 8-aligned", units * 24)));
@@ -291,7 +304,15 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
     let mut changes = Changes { out, count: 0 };
     let mut counts = CompareCounts::default();
     // A file shorter than the range would fault (SIGBUS) past its end: refuse instead.
-    check_files_hold(job.source_fd, job.target_fd, &job.active)?;
+    if job.target_memory.is_some() {
+        let sourced: Vec<ActiveRange> = job.active.iter().map(|range| ActiveRange { target_at: None, ..*range }).collect();
+        check_files_hold(job.source_fd, job.target_fd, &sourced)?;
+    } else {
+        check_files_hold(job.source_fd, job.target_fd, &job.active)?;
+    }
+    // SAFETY: validate() checked that every range's target bytes lie inside the lent memory,
+    // which the caller keeps alive and unchanged until the job settles.
+    let target_memory = job.target_memory.map(|(address, length)| unsafe { std::slice::from_raw_parts(address as *const u8, length) });
     // Windows of whole units, read (or mapped) one at a time: mapped pages count as the
     // process's memory while mapped.
     let mode = job.read;
@@ -319,7 +340,10 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
             let source_side = source_at.map(|at| at + (window_start - from));
             let source = Side::new(mode, job.source_fd, source_side, length, &zeros, &mut source_buffer)?;
             let target_side = if job.target_zeros { None } else { target_at.map(|at| at + (window_start - from)) };
-            let target = Side::new(mode, job.target_fd, target_side, length, &zeros, &mut target_buffer)?;
+            let target = match (target_memory, target_side) {
+                (Some(memory), Some(at)) => Side::Read(&memory[at as usize..(at + length) as usize]),
+                _ => Side::new(mode, job.target_fd, target_side, length, &zeros, &mut target_buffer)?,
+            };
             let (a, b) = (source.bytes(), target.bytes());
             let place = Place { window_start, target_at: target_at.map(|at| at + (window_start - from)) };
             let mut at = 0usize;
@@ -488,6 +512,7 @@ mod tests {
             target_zeros: false,
             out: (out.as_mut_ptr() as usize, out.len() * 8),
             read: ReadMode::Read,
+            target_memory: None,
         }
     }
 
@@ -637,6 +662,51 @@ mod tests {
             assert_eq!(results[0], results[1], "{block}-byte blocks, {unit}-byte units: both modes agree");
             assert!(results[0].0.blocks_changed > 0 && results[0].0.bytes_written > 0);
         }
+    }
+
+    #[test]
+    fn a_target_in_memory_gives_the_results_of_the_same_bytes_in_a_file() {
+        let (source_bytes, target_bytes) = multi_window_pair();
+        let size = source_bytes.len() as u64;
+        let block = 4096u64;
+        let source = TempFile::new("memory-source", &source_bytes);
+        let target = TempFile::new("memory-target", &target_bytes);
+        // The target's bytes from `size / 3` on, placed at offset 100 of the memory (as a
+        // segment's buffer would hold them); the source side of one range reads as zeros.
+        let from = (size / 3 / block) * block;
+        let mut memory = vec![0xAAu8; 100];
+        memory.extend_from_slice(&target_bytes[from as usize..]);
+        let middle = from + 40 * block;
+        let ranges = |memory: bool| {
+            let at = |offset: u64| Some(if memory { offset - from + 100 } else { offset });
+            vec![
+                ActiveRange { from, to: middle, source_at: Some(from), target_at: at(from) },
+                ActiveRange { from: middle, to: middle + 3 * block, source_at: None, target_at: at(middle) },
+                ActiveRange { from: middle + 5 * block, to: size, source_at: Some(middle + 5 * block), target_at: at(middle + 5 * block) },
+            ]
+        };
+        let mut results = Vec::new();
+        for in_memory in [false, true] {
+            let mut out = vec![0f64; 3 * (size / block) as usize];
+            let job = CompareJob {
+                start: 0,
+                target_memory: in_memory.then(|| (memory.as_ptr() as usize, memory.len())),
+                ..job_over(source.fd(), if in_memory { -1 } else { target.fd() }, block, size, ranges(in_memory), &mut out)
+            };
+            let counts = compare_segment(&job).unwrap();
+            results.push((counts, out));
+        }
+        assert!(results[0].0.blocks_changed > 0);
+        assert!(results[0] == results[1], "the same counts and changes from memory as from the file");
+        let mut out = vec![0f64; 3 * (size / block) as usize];
+        let mut memory_job = |active, write| CompareJob {
+            write,
+            target_memory: Some((memory.as_ptr() as usize, memory.len())),
+            ..job_over(source.fd(), target.fd(), block, size, active, &mut out)
+        };
+        assert!(memory_job(ranges(true), true).validate().is_err(), "no writes from a job comparing against memory");
+        let past = vec![ActiveRange { from, to: size, source_at: Some(from), target_at: Some(200) }];
+        assert!(memory_job(past, false).validate().is_err(), "a range past the end of the memory");
     }
 
     #[test]

@@ -25,15 +25,17 @@ const DIGEST_SIGNATURE = [...DIGEST_MAGIC].map((char) => char.charCodeAt(0));
 /** VHD footer disk types (big-endian u32 at offset 60 of the footer). */
 const VHD_FIXED = 2;
 const VHD_DYNAMIC = 3;
+const VHD_DIFFERENCING = 4;
 
 /** What the signatures say an image keeps its virtual disk as (a guess: the CLI's prewarm decides with it). */
-export type ImageLayout = "raw" | "vhd-fixed" | "vhd-dynamic" | "vhdx" | "other";
+export type ImageLayout = "raw" | "vhd-fixed" | "vhd-dynamic" | "vhd-differencing" | "vhdx" | "other";
 
 /**
  * How a file with these first bytes / last 512 bytes keeps its virtual disk: as plain bytes at
  * its start ("raw", "vhd-fixed"), as runs of the file, one per allocated block ("vhd-dynamic";
- * "vhdx" mostly, unless it has a parent or a dirty log, which its signature does not tell), or
- * otherwise ("other": a differencing VHD, a digest file).
+ * "vhdx" mostly, unless it has a parent or a dirty log, which its signature does not tell), in
+ * its blocks' sectors and its parents' ("vhd-differencing"), or otherwise ("other": a digest
+ * file, a VHD whose footer and header disagree).
  */
 export function imageLayout(head: Uint8Array, tail: Uint8Array): ImageLayout {
   if (isVhdx(head)) return "vhdx";
@@ -43,5 +45,6 @@ export function imageLayout(head: Uint8Array, tail: Uint8Array): ImageLayout {
   if (!startsWith(footer, VHD_COOKIE) || footer.length < 64) return "other";
   const type = new DataView(footer.buffer, footer.byteOffset).getUint32(60);
   if (type === VHD_FIXED && !startsWith(head, VHD_COOKIE)) return "vhd-fixed";
-  return type === VHD_DYNAMIC && startsWith(head, VHD_COOKIE) ? "vhd-dynamic" : "other";
+  if (!startsWith(head, VHD_COOKIE)) return "other";
+  return type === VHD_DYNAMIC ? "vhd-dynamic" : type === VHD_DIFFERENCING ? "vhd-differencing" : "other";
 }

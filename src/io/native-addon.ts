@@ -54,10 +54,12 @@ export interface NativeAddon {
    * one: not read) and the source's non-zero data is compared against zeros. The changed ranges
    * land in `changes` as f64 triples (offset, length, 1 when the source reads as zeros),
    * adjacent ones of the same kind merged; `changes` needs 24 bytes per unit of the ranges
-   * and is lent until the call settles. native/src/scan.rs.
+   * and is lent until the call settles. With `targetMemory` the target's bytes come from it
+   * (the ranges' target offsets are offsets into it; `targetFd` is not used; no writes):
+   * targets read through their format, as differencing disks are. native/src/scan.rs.
    */
-  compareSegment(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, changes: ArrayBuffer, gate?: number | null): CompareSegmentCounts;
-  compareSegmentAsync(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, changes: ArrayBuffer, gate?: number | null): Promise<CompareSegmentCounts>;
+  compareSegment(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, changes: ArrayBuffer, gate?: number | null, targetMemory?: ArrayBuffer | null): CompareSegmentCounts;
+  compareSegmentAsync(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, changes: ArrayBuffer, gate?: number | null, targetMemory?: ArrayBuffer | null): Promise<CompareSegmentCounts>;
   /**
    * The digest frame of one segment, [startBytes, +lengthBytes) of the virtual disk, in
    * `blockSizeBytes` blocks (algorithm 2 = XXH3-128, 3 = XXH3-64; the last block longer than 240

@@ -40,6 +40,12 @@ export interface CompareSegmentRequest {
   targetZeros?: boolean;
   /** A job gate (openJobGate) the job waits at before it runs. */
   gate?: number;
+  /**
+   * The target's bytes, read by the caller (through its format): the ranges' target offsets
+   * are offsets into this buffer's ArrayBuffer, `targetFd` is not used, and `write` must be
+   * false. Lent until the compare settles.
+   */
+  targetMemory?: Uint8Array;
 }
 
 /** What the compare found: counts, and the changed ranges as (offset, length, zero) triples. */
@@ -83,8 +89,11 @@ export async function compareSegment(request: CompareSegmentRequest): Promise<Co
       (request.write ? 1 : 0) | (request.targetZeros && request.write ? 2 : 0) | readModeBits(),
       changes.buffer,
       request.gate ?? null,
+      (request.targetMemory?.buffer as ArrayBuffer | undefined) ?? null,
     ),
   );
+  // The lent memory stays referenced (so alive) until the job has settled.
+  void request.targetMemory;
   return { ...counts, changesArray: changes.slice(0, counts.changes * 3) };
 }
 

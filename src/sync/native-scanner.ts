@@ -1,7 +1,8 @@
 // Scanning by the native addon (src/io/native-compare.ts; native/src/scan.rs and
 // native/src/hash_scan.rs) of images whose data lies in plain runs of their files: raw
 // files, block devices, fixed VHDs, dynamic VHDs and clean VHDX files (one run per allocated
-// block; src/formats/data-location.ts). Each segment is one job on a libuv pool thread, which
+// block; src/formats/data-location.ts), and a target read through its format into memory
+// (a differencing VHD a resync writes to). Each segment is one job on a libuv pool thread, which
 // maps the allocated ranges read-only and either compares two images block by block
 // (NativeCompareScanner: resync, verify, diff, and copy into a new target) or builds the source's digest frame, and
 // against the target's frame finds the differing blocks (NativeHashScanner: checksum,
@@ -21,7 +22,7 @@ import { SpareBuffers } from "./spare-buffers.js";
 import { closeJobGate, compareSegment, hashSegment, nativeCompareAvailable, nativeHashScanAvailable, openJobGate, type CompareRange } from "../io/native-compare.js";
 import { wasmAlgorithmId } from "../hash/algorithm.js";
 import { activeUnits, allocationMapOf, openAs, type ScanConfig } from "./segment-scanner.js";
-import { compareUnitBytes } from "./segment-plan.js";
+import { callerSegmentsWholeBlocks, compareUnitBytes } from "./segment-plan.js";
 import { blockDigestLength } from "./block-hasher.js";
 import { emptyCounters, eachChange, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
 import { NATIVE_JOBS_PER_THREAD } from "./scan-workers.js";
@@ -145,6 +146,8 @@ const DATA_BUFFER_STEP_BYTES = 1024 * 1024;
 export class NativeCompareScanner {
   private readonly slots: JobSlots;
   private readonly spareBuffers = new SpareBuffers();
+  /** Segment buffers of a target read into memory (one per job in flight, at most four kept). */
+  private readonly targetBuffers = new SpareBuffers(4);
 
   /** Compare granularity: the block, or a part of it. */
   private readonly unit: number;
@@ -155,11 +158,13 @@ export class NativeCompareScanner {
     private readonly source: DiskImage,
     private readonly target: DiskImage,
     private readonly sourceData: DataLocator,
-    private readonly targetData: DataLocator,
+    /** Undefined: the target is read through its format into memory, segment by segment (open()). */
+    private readonly targetData: DataLocator | undefined,
   ) {
     // Parts of large blocks lie in one run of each file (a dynamic image's block at most); a
     // copy works in whole blocks (open() checked that they lie in one run).
-    this.unit = config.mode === "copy" ? config.blockSizeBytes : compareUnitBytes(config.blockSizeBytes, [sourceData.granuleBytes, targetData.granuleBytes]);
+    const granules = [sourceData.granuleBytes, ...(targetData ? [targetData.granuleBytes] : [])];
+    this.unit = config.mode === "copy" ? config.blockSizeBytes : compareUnitBytes(config.blockSizeBytes, granules);
     this.slots = new JobSlots(threads);
     this.sourceMaps = new SegmentMaps(source);
     this.targetMaps = new SegmentMaps(target);
@@ -172,7 +177,11 @@ export class NativeCompareScanner {
    * A native scanner for `config` running up to `threads` segments at once, when it applies:
    * compare mode, results that carry no data ("none" or "here"), the addon available, both
    * images' data in plain runs of their files, and a flat target when writing (other formats
-   * allocate as they are written). Also copy mode into a fresh flat target (which reads as
+   * allocate as they are written). A target whose data is not in plain runs of its file
+   * (differencing disks, VHDX files with a dirty log) is read through its format into memory
+   * segment by segment when its changes go through the format too ("caller") and each of its
+   * blocks lies in one segment: the jobs compare the source's file against that memory. Also
+   * copy mode into a fresh flat target (which reads as
    * zeros: the source's data is "compared" against zeros, not read from it), from a source
    * whose blocks each lie in one run of its file. Otherwise undefined (nothing stays open).
    * @throws open errors from the images
@@ -190,6 +199,9 @@ export class NativeCompareScanner {
       // A copy writes whole non-zero blocks, as the WASM copy does: each must lie in one run.
       const blocksWhole = !copying || (sourceData !== undefined && config.blockSizeBytes <= sourceData.granuleBytes);
       if (sourceData && targetData && writable && blocksWhole) return new NativeCompareScanner(config, Math.max(1, threads), source, target, sourceData, targetData);
+      // Read into memory: the target's blocks change only once their segment has been scanned.
+      const inMemory = config.mode === "compare" && config.apply === "caller" && callerSegmentsWholeBlocks(target);
+      if (sourceData && !targetData && inMemory) return new NativeCompareScanner(config, Math.max(1, threads), source, target, sourceData, undefined);
     } catch (error) {
       await source.close();
       throw error;
@@ -210,24 +222,31 @@ export class NativeCompareScanner {
     const sourceMap = await this.sourceMaps.of(start, end - start);
     // A fresh copy target reads as zeros: nothing of it to map.
     const targetMap = copying ? [] : await this.targetMaps.of(start, end - start);
-    const ranges = activeUnits(sourceMap, targetMap, start, unit, Math.ceil((end - start) / unit)).flatMap(([first, last]) =>
-      placeRange(start + first * unit, Math.min(end, start + last * unit), this.sourceData, this.targetData),
-    );
+    const spans = activeUnits(sourceMap, targetMap, start, unit, Math.ceil((end - start) / unit)).map(([first, last]): [number, number] => [start + first * unit, Math.min(end, start + last * unit)]);
+    const targetMemory = this.targetData || spans.length === 0 ? undefined : await this.readTarget(spans, start, end);
+    const targetData = this.targetData ?? memoryLocator(start);
+    const ranges = spans.flatMap(([from, to]) => placeRange(from, to, this.sourceData, targetData));
     // Unallocated on both sides: equal zeros, nothing to map.
-    const outcome = ranges.length === 0 ? { blocksCompared: 0, blocksChanged: 0, blocksNonZero: 0, bytesWritten: 0, changes: 0, changesArray: new Float64Array(0) } : await this.slots.run(() =>
-      compareSegment({
-        sourceFd: this.sourceData.fd,
-        targetFd: this.targetData.fd,
-        blockSizeBytes: block,
-        unitBytes: unit,
-        startBytes: start,
-        lengthBytes: end - start,
-        ranges,
-        write: this.config.apply === "here",
-        targetZeros: copying,
-        gate: this.slots.gate,
-      }),
-    );
+    let outcome;
+    try {
+      outcome = ranges.length === 0 ? { blocksCompared: 0, blocksChanged: 0, blocksNonZero: 0, bytesWritten: 0, changes: 0, changesArray: new Float64Array(0) } : await this.slots.run(() =>
+        compareSegment({
+          sourceFd: this.sourceData.fd,
+          targetFd: this.targetData?.fd ?? this.sourceData.fd,
+          blockSizeBytes: block,
+          unitBytes: unit,
+          startBytes: start,
+          lengthBytes: end - start,
+          ranges,
+          write: this.config.apply === "here",
+          targetZeros: copying,
+          gate: this.slots.gate,
+          targetMemory,
+        }),
+      );
+    } finally {
+      if (targetMemory) this.targetBuffers.give(targetMemory.buffer as ArrayBuffer);
+    }
     const counters = emptyCounters();
     counters.blocksCompared = outcome.blocksCompared;
     counters.blocksUnallocated = task.blockCount - outcome.blocksCompared;
@@ -250,6 +269,21 @@ export class NativeCompareScanner {
     return result;
   }
 
+  /**
+   * The target's bytes of `spans` (in [start, end)) read through its format, at their offsets
+   * from `start` in a buffer of the segment's length.
+   */
+  private async readTarget(spans: Array<[number, number]>, start: number, end: number): Promise<Uint8Array> {
+    const memory = this.targetBuffers.take(end - start);
+    try {
+      for (const [from, to] of spans) await this.target.read(memory.subarray(from - start, to - start), from);
+    } catch (error) {
+      this.targetBuffers.give(memory.buffer as ArrayBuffer);
+      throw error;
+    }
+    return memory;
+  }
+
   /** Closes the images (the caller flushes the target before success). */
   async close(): Promise<void> {
     this.slots.close();
@@ -259,6 +293,11 @@ export class NativeCompareScanner {
       await this.target.close();
     }
   }
+}
+
+/** Where a segment's target bytes lie when read into memory from `start` on (readTarget). */
+function memoryLocator(start: number): DataLocator {
+  return { fd: -1, granuleBytes: 2 ** 52, locate: (offset, length) => [{ offset, length, fileOffset: offset - start }] };
 }
 
 /** XXH3's "large input" path, the only one the addon has, starts above this many bytes. */
