@@ -103,7 +103,7 @@ t.test("compact: same result, each range once", async (t) => {
   const result = await compactLog(tracked.log, compacted);
   t.ok(result.output.dataBytes < result.input.dataBytes, `seed ${seed}: fewer bytes (${result.output.dataBytes} < ${result.input.dataBytes})`);
   const log = await openLog(compacted);
-  const extents = log.extents();
+  const extents = [...log.extents()];
   t.equal(log.dataBytes, extents.reduce((n, e) => n + e.length, 0), "no byte written twice");
   t.equal(log.header.uniqueId, tracked.uniqueId, "keeps the chain identity");
   await log.close();
@@ -139,8 +139,12 @@ t.test("CLI: info, extents, apply with undo, refusal, compact", async (t) => {
   t.equal(info.status, 0, info.stderr);
   const parsed = JSON.parse(info.stdout);
   t.match(parsed, { ok: true, clean: true, version: "2.0", uniqueId: tracked.uniqueId, entries: 30 });
-  const extents = JSON.parse(extentsRun.stdout).extents;
+  // --json: a line per extent, then the totals.
+  const extentLines = extentsRun.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+  const extents = extentLines.slice(0, -1);
+  t.ok(extents.every((e) => e.type === "extent"), "extent lines first");
   t.equal(extents.reduce((n: number, e: { length: number }) => n + e.length, 0), parsed.bytesTouched);
+  t.same(extentLines.at(-1), { ok: true, path: tracked.log, extents: parsed.extents, bytesTouched: parsed.bytesTouched });
   t.equal(compacted.status, 0, compacted.stderr);
   t.ok(existsSync(join(dir, "c.hrl")) && !existsSync(join(dir, "c.hrl.partial")));
   const target = join(dir, "t.raw");

@@ -2,6 +2,7 @@
 // on stderr; 0 ok, 1 differences, 2 usage, 3 invalid input, 4 recoverable environment
 // failure) and JSON output.
 
+import { once } from "node:events";
 import { VhdsyncError, exitCodeFor, toVhdsyncError } from "../errors.js";
 
 /** Options every command accepts. */
@@ -12,6 +13,15 @@ export interface GlobalOptions {
 
 /** Exit codes of the CLI. */
 export const EXIT = { OK: 0, DIFFERENT: 1, USAGE: 2, INVALID: 3, RECOVERABLE: 4 } as const;
+
+/**
+ * Writes `text` to stdout and waits while its buffer is full: written to a pipe, long streamed
+ * output was otherwise queued in memory faster than the reader took it (`log extents --json`
+ * of 1M extents piped: 386 MB of RSS, 167 MB into a file).
+ */
+export async function writeStdout(text: string): Promise<void> {
+  if (!process.stdout.write(text)) await once(process.stdout, "drain");
+}
 
 /** Prints a value as one line of JSON on stdout. */
 export function printJson(value: unknown): void {

@@ -6,7 +6,7 @@
 import { resolve } from "node:path";
 import { VhdsyncError } from "../errors.js";
 import { getWasm } from "../wasm/driver.js";
-import { OverlayMap, type OverlaySegment } from "./extent-map.js";
+import type { OverlaySegment } from "./extent-map.js";
 import { openLog, type HrlLog } from "./hrl-log.js";
 import type { HrlLogSummary, HrlWriter } from "./hrl-writer.js";
 import { sameIdentity, writeLogFile } from "./log-output.js";
@@ -37,9 +37,7 @@ export async function compactLog(inputPath: string, outputPath: string): Promise
   const log = await openLog(inputPath);
   try {
     await log.verifyData();
-    const overlay = new OverlayMap();
-    for (const entry of log.entries()) overlay.insert(entry.byteOffset, entry.dataLength, entry.index);
-    const output = await writeLogFile(outputPath, sameIdentity(log.header), (writer) => writeRuns(log, overlay.list(), writer));
+    const output = await writeLogFile(outputPath, sameIdentity(log.header), (writer) => writeRuns(log, log.lastWriters(), writer));
     return { input: { entryCount: log.entryCount, dataBytes: log.dataBytes }, output };
   } finally {
     await log.close();
@@ -47,7 +45,7 @@ export async function compactLog(inputPath: string, outputPath: string): Promise
 }
 
 /** Appends the segments, joining disk-contiguous ones into runs of up to RUN_BYTES. */
-async function writeRuns(log: HrlLog, segments: readonly OverlaySegment[], writer: HrlWriter): Promise<void> {
+async function writeRuns(log: HrlLog, segments: Iterable<OverlaySegment>, writer: HrlWriter): Promise<void> {
   const wasm = getWasm();
   const address = wasm.alloc(RUN_BYTES);
   let runOffset = 0;

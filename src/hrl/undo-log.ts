@@ -5,13 +5,13 @@
 
 import { existsSync, promises as fsp } from "node:fs";
 import { VhdsyncError } from "../errors.js";
-import type { DiskImage } from "../formats/disk-image.js";
+import type { DiskImage, Extent } from "../formats/disk-image.js";
 import { readExactly } from "../io/file.js";
 import { getWasm } from "../wasm/driver.js";
 import { parseHeader, type HrlHeader } from "./header.js";
 import type { HrlLog } from "./hrl-log.js";
 import { HRL_HEADER_BYTES } from "./layout.js";
-import type { HrlLogSummary } from "./hrl-writer.js";
+import type { HrlLogSummary, HrlWriter } from "./hrl-writer.js";
 import { sameIdentity, writeLogFile } from "./log-output.js";
 
 /**
@@ -38,13 +38,18 @@ export async function checkUndoTarget(undoPath: string, log: HrlLog): Promise<vo
   throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${undoPath}: exists and is not an undo log of ${log.path}; refusing to replace it`, { undoPath });
 }
 
-/** Bytes read from the image per undo entry. */
+/** Bytes read from the image per undo entry, and at most per read. */
 const UNDO_PIECE_BYTES = 1024 * 1024;
+/** Extents at most this far apart are read from the image with one read, gap included. */
+const UNDO_READ_GAP_BYTES = 64 * 1024;
+/** Most extents served by one read (bounds the extents held while it is made). */
+const UNDO_SPAN_EXTENTS = 4096;
 
 /**
  * Writes `undoPath` holding the present content of `image` over every range `log` writes.
  * Written to a temporary name and renamed when complete and durable, so `undoPath` is either
- * absent or whole.
+ * absent or whole. The extents are streamed from the log's entry table; nearby ones are read
+ * with one read of up to 1 MiB (one read per extent of a 1M-entry log took 86 s).
  * @throws I/O codes from the image or the undo file
  */
 export async function writeUndoLog(image: DiskImage, log: HrlLog, undoPath: string): Promise<HrlLogSummary> {
@@ -53,15 +58,40 @@ export async function writeUndoLog(image: DiskImage, log: HrlLog, undoPath: stri
   const address = wasm.alloc(UNDO_PIECE_BYTES);
   try {
     return await writeLogFile(undoPath, options, async (writer) => {
+      // Extents waiting for the read of [spanStart, spanEnd): their offsets and lengths.
+      const pending: Extent[] = [];
+      let spanStart = 0;
+      let spanEnd = 0;
+      const flushSpan = async (): Promise<void> => {
+        if (pending.length === 0) return;
+        await image.read(wasm.view(address, spanEnd - spanStart), spanStart);
+        for (const extent of pending) await writer.append(extent.offset, wasm.view(address + extent.offset - spanStart, extent.length));
+        pending.length = 0;
+      };
       for (const extent of log.extents()) {
-        for (let done = 0; done < extent.length; done += UNDO_PIECE_BYTES) {
-          const view = wasm.view(address, Math.min(UNDO_PIECE_BYTES, extent.length - done));
-          await image.read(view, extent.offset + done);
-          await writer.append(extent.offset + done, view);
+        const joins = extent.offset - spanEnd <= UNDO_READ_GAP_BYTES && extent.offset + extent.length - spanStart <= UNDO_PIECE_BYTES;
+        if (pending.length > 0 && (!joins || pending.length === UNDO_SPAN_EXTENTS)) await flushSpan();
+        if (extent.length > UNDO_PIECE_BYTES) {
+          await writeLargeExtent(image, writer, extent, address);
+          continue;
         }
+        if (pending.length === 0) spanStart = extent.offset;
+        pending.push(extent);
+        spanEnd = extent.offset + extent.length;
       }
+      await flushSpan();
     });
   } finally {
     wasm.release(address);
+  }
+}
+
+/** An extent longer than UNDO_PIECE_BYTES, read and appended a piece at a time. */
+async function writeLargeExtent(image: DiskImage, writer: HrlWriter, extent: Extent, address: number): Promise<void> {
+  const wasm = getWasm();
+  for (let done = 0; done < extent.length; done += UNDO_PIECE_BYTES) {
+    const view = wasm.view(address, Math.min(UNDO_PIECE_BYTES, extent.length - done));
+    await image.read(view, extent.offset + done);
+    await writer.append(extent.offset + done, view);
   }
 }

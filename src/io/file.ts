@@ -124,6 +124,12 @@ export async function writeSmallHere(handle: FileHandle, buffer: Uint8Array, pos
   else await writeExactly(handle, buffer, position, path);
 }
 
+/** readExactly(), on the calling thread when `buffer` is small (SMALL_IO_BYTES). */
+export async function readSmallHere(handle: FileHandle, buffer: Uint8Array, position: number, path = ""): Promise<void> {
+  if (buffer.length <= SMALL_IO_BYTES) readExactlySync(handle.fd, buffer, position, path);
+  else await readExactly(handle, buffer, position, path);
+}
+
 /** Throws VHDSYNC_INVALID_ARGUMENT unless [offset, offset+length) lies inside [0, size). */
 export function checkRange(offset: number, length: number, size: number, path = ""): void {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {

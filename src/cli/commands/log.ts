@@ -2,7 +2,6 @@
 // extents, compact, recover. A thin shell over src/hrl (docs/hrl.md).
 
 import type { Argv, CommandModule } from "yargs";
-import { totalLength } from "../../formats/extents.js";
 import { openImage } from "../../formats/open-image.js";
 import { applyLog } from "../../hrl/apply-log.js";
 import { compactLog } from "../../hrl/compact-log.js";
@@ -10,7 +9,7 @@ import { openLog, type HrlLog, type OpenLogOptions } from "../../hrl/hrl-log.js"
 import { hrlTimestampToIso } from "../../hrl/layout.js";
 import { recoverLog } from "../../hrl/recover-log.js";
 import { formatBytes, progressReporter } from "../progress.js";
-import { EXIT, printJson, runCommand, type GlobalOptions } from "../run.js";
+import { EXIT, printJson, runCommand, writeStdout, type GlobalOptions } from "../run.js";
 
 interface LogArgs extends GlobalOptions {
   log: string;
@@ -36,7 +35,7 @@ async function withLog(path: string, options: OpenLogOptions, body: (log: HrlLog
 
 /** Header, totals and extents of an open log, as `log info` reports them. */
 function describeLog(log: HrlLog) {
-  const extents = log.extents();
+  const { extents, bytesTouched } = log.extentTotals();
   const h = log.header;
   return {
     path: log.path,
@@ -56,8 +55,8 @@ function describeLog(log: HrlLog) {
     entries: log.entryCount,
     dataBytes: log.dataBytes,
     fileSizeBytes: log.fileSizeBytes,
-    extents: extents.length,
-    bytesTouched: totalLength(extents),
+    extents,
+    bytesTouched,
   };
 }
 
@@ -144,16 +143,39 @@ const applyCommand: CommandModule<GlobalOptions, LogArgs> = {
     }),
 };
 
+/** Characters of output gathered before a write to stdout. */
+const OUTPUT_CHUNK_CHARS = 64 * 1024;
+
+/**
+ * Writes a log's extents as they are made: text lines `<offset> <length>` or, with `json`,
+ * JSON lines `{"type":"extent","offset":…,"length":…}`. Returns their number and total length.
+ */
+async function streamExtents(log: HrlLog, json: boolean): Promise<{ extents: number; bytesTouched: number }> {
+  let extents = 0;
+  let bytesTouched = 0;
+  let text = "";
+  for (const { offset, length } of log.extents()) {
+    text += json ? `{"type":"extent","offset":${offset},"length":${length}}\n` : `${offset} ${length}\n`;
+    if (text.length >= OUTPUT_CHUNK_CHARS) {
+      await writeStdout(text);
+      text = "";
+    }
+    extents++;
+    bytesTouched += length;
+  }
+  if (text) await writeStdout(text);
+  return { extents, bytesTouched };
+}
+
 const extentsCommand: CommandModule<GlobalOptions, LogArgs> = {
   command: "extents <log>",
-  describe: "List the disk ranges a log writes (sorted, coalesced)",
+  describe: "List the disk ranges a log writes (sorted, coalesced); --json: a line per extent, then the totals",
   builder: (yargs) => positionalLog(yargs) as Argv<LogArgs>,
   handler: (argv) =>
     runCommand(argv, () =>
       withLog(argv.log, {}, async (log) => {
-        const extents = log.extents();
-        if (argv.json) printJson({ ok: true, path: log.path, extents });
-        else process.stdout.write(extents.map((extent) => `${extent.offset} ${extent.length}\n`).join(""));
+        const totals = await streamExtents(log, Boolean(argv.json));
+        if (argv.json) printJson({ ok: true, path: log.path, ...totals });
         return EXIT.OK;
       }),
     ),
