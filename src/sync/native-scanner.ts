@@ -178,7 +178,7 @@ export class NativeCompareScanner {
    * compare mode, results that carry no data ("none" or "here"), the addon available, both
    * images' data in plain runs of their files, and a flat target when writing (other formats
    * allocate as they are written). A target whose data is not in plain runs of its file
-   * (differencing disks, VHDX files with a dirty log) is read through its format into memory
+   * (a differencing VHD; VHDX targets are read-only) is read through its format into memory
    * segment by segment when its changes go through the format too ("caller") and each of its
    * blocks lies in one segment: the jobs compare the source's file against that memory. Also
    * copy mode into a fresh flat target (which reads as
