@@ -30,10 +30,11 @@ export interface HashStreamOptions {
   onProgress?: ProgressListener;
   /**
    * Per-block mode: receives each chunk's digests (`digests` covers the blocks starting at
-   * `offsetBytes`; valid only during the call). When given, digests are not collected, so
-   * memory stays bounded for any image size and `blockDigests` is absent from the result.
+   * `offsetBytes`; valid only until it returns, not across an await). When given, digests are
+   * not collected, so memory stays bounded for any image size and `blockDigests` is absent
+   * from the result. A returned promise is awaited before the next chunk (backpressure).
    */
-  onBlockDigests?: (offsetBytes: number, digests: Uint8Array) => void;
+  onBlockDigests?: (offsetBytes: number, digests: Uint8Array) => void | Promise<void>;
   /**
    * A file descriptor whose bytes at each offset are the content (raw images): chunks are
    * then mapped into WASM memory instead of read when VHDSYNC_SCAN_MMAP=1 asks for it and the
@@ -132,7 +133,7 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
       const address = buffers[chunk % bufferCount];
       if (native) native.updateAt(address, lengthBytes);
       else if (hasher) hasher.updateAt(address, lengthBytes);
-      else hashChunkBlocks(address, lengthBytes, offset);
+      else await hashChunkBlocks(address, lengthBytes, offset);
       progress.report({ operation: "hash", doneBytes: offset + lengthBytes, totalBytes: sizeBytes });
     }
     progress.flush();
@@ -149,12 +150,12 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
     if (digestStaging !== undefined) wasm.release(digestStaging);
   }
 
-  function hashChunkBlocks(address: number, lengthBytes: number, offset: number): void {
+  function hashChunkBlocks(address: number, lengthBytes: number, offset: number): void | Promise<void> {
     const count = Math.ceil(lengthBytes / blockSizeBytes!);
     hashBlocksAt(algorithm, address, lengthBytes, blockSizeBytes!, digestStaging!);
     const digests = wasm.view(digestStaging!, count * digestBytes);
     if (blockDigests) blockDigests.set(digests, (offset / blockSizeBytes!) * digestBytes);
-    else options.onBlockDigests!(offset, digests);
+    else return options.onBlockDigests!(offset, digests);
   }
 }
 

@@ -8,7 +8,7 @@ import { DEFAULT_HASH_ALGORITHM, HASH_ALGORITHMS, digestLength, toHex, type Hash
 import { hashImage } from "../../hash/hash-image.js";
 import { flatDataOf } from "../../formats/flat-file.js";
 import { progressReporter } from "../progress.js";
-import { EXIT, parseSize, printJson, runCommand, usageError, type GlobalOptions } from "../run.js";
+import { EXIT, parseSize, printJson, runCommand, usageError, writeStdout, type GlobalOptions } from "../run.js";
 
 interface HashArgs extends GlobalOptions {
   files: string[];
@@ -43,7 +43,8 @@ async function hashOne(path: string, algorithm: HashAlgorithm, blockSizeBytes: n
     let blockCount = 0;
     const onBlockDigests = (offsetBytes: number, digests: Uint8Array) => {
       blockCount += digests.length / digestBytes;
-      process.stdout.write(blockLines(path, Boolean(argv.json), offsetBytes, digests, blockSizeBytes!, image.virtualSize, digestBytes));
+      // Waits for a slow reader (a pipe) before the next chunk: queued output would grow.
+      return writeStdout(blockLines(path, Boolean(argv.json), offsetBytes, digests, blockSizeBytes!, image.virtualSize, digestBytes));
     };
     const result = await hashImage(image, {
       // A flat image's content is its file's bytes (raw, fixed VHD): map them instead of reading.
