@@ -172,3 +172,14 @@ t.test("differencing children of a fixed VHD and of a qemu-made dynamic VHD", as
     await child.close();
   }
 });
+
+t.test("a differencing read's runs go in parallel: settleAll waits for every one before it throws the first failure", async (t) => {
+  const { settleAll } = await import("../dist/io/file.js");
+  let lateDone = false;
+  const late = new Promise<void>((resolve) => setTimeout(() => ((lateDone = true), resolve()), 30));
+  const early = Promise.reject(new Error("first"));
+  const second = new Promise<void>((_, reject) => setTimeout(() => reject(new Error("second")), 10));
+  await t.rejects(settleAll([late, early, second]), { message: "first" }, "the first failure in list order");
+  t.ok(lateDone, "the slow read had finished before the error came back");
+  await settleAll([late, Promise.resolve()]);
+});

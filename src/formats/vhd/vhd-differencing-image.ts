@@ -9,7 +9,7 @@ import type { VhdImage } from "./vhd-image.js";
 import { VhdDynamicImage, type VhdDynamicState } from "./vhd-dynamic-image.js";
 import type { DecodedLocator } from "./vhd-parent.js";
 import { VHD_EPOCH_SECONDS, formatUuid } from "./vhd-structures.js";
-import { readExactly } from "../../io/file.js";
+import { readSmallHere, settleAll } from "../../io/file.js";
 
 /** What a differencing layer adds to the dynamic state. */
 export interface VhdDifferencingState extends VhdDynamicState {
@@ -50,13 +50,15 @@ export class VhdDifferencingImage extends VhdDynamicImage {
   protected override async readPresent(block: number, inBlockBytes: number, target: Uint8Array, offset: number): Promise<void> {
     const bitmap = await this.loadBitmap(block);
     const endBytes = inBlockBytes + target.length;
+    // The runs' reads are independent (disjoint parts of `target`): all in flight at once.
+    const reads: Promise<void>[] = [];
     for (const run of this.bitmapOps.runs(bitmap, Math.floor(inBlockBytes / 512), Math.ceil(endBytes / 512))) {
       const start = Math.max(run.firstBit * 512, inBlockBytes);
       const end = Math.min((run.firstBit + run.bits) * 512, endBytes);
       const part = target.subarray(start - inBlockBytes, end - inBlockBytes);
-      if (run.set) await readExactly(this.handle, part, this.dataOffsetBytes(block, start), this.path);
-      else await this.readParent(part, offset + (start - inBlockBytes));
+      reads.push(run.set ? readSmallHere(this.handle, part, this.dataOffsetBytes(block, start), this.path) : this.readParent(part, offset + (start - inBlockBytes)));
     }
+    await settleAll(reads);
   }
 
   protected override newBlockBitmap(firstBit: number, bits: number): Uint8Array {

@@ -6,7 +6,7 @@
 // The differencing subclass changes what "absent" sectors mean (vhd-differencing-image.ts).
 
 import { VhdsyncError } from "../../errors.js";
-import { SMALL_IO_BYTES, ZERO_CHUNK, checkRange, isZeroBytes, readExactly, readExactlySync, writeSmallHere, writeZeroBytes } from "../../io/file.js";
+import { SMALL_IO_BYTES, ZERO_CHUNK, checkRange, isZeroBytes, readExactly, readExactlySync, settleAll, writeSmallHere, writeZeroBytes } from "../../io/file.js";
 import type { AllocationScope, Extent } from "../disk-image.js";
 import type { DataLocator, DataPiece, LocatableImage } from "../data-location.js";
 import { BitmapOps } from "./vhd-bitmap.js";
@@ -97,13 +97,16 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     await this.forEachBlockPart(offset, buffer.length, async (block, inBlock, done, part) => {
       parts.push({ block, inBlock, target: buffer.subarray(done, done + part), offset: offset + done });
     });
+    if (this.bitmapsMatterForReads) {
+      // A differencing disk's blocks come in runs from this file and from the parent, one read
+      // each: the parts' reads are independent (disjoint parts of `buffer`), all in flight at once.
+      await settleAll(parts.map(({ block, inBlock, target, offset: partOffset }) => (this.table.isAllocated(block) ? this.readPresent(block, inBlock, target, partOffset) : this.readAbsent(target, partOffset))));
+      return;
+    }
     for (let i = 0; i < parts.length; ) {
       const { block, inBlock, target, offset: partOffset } = parts[i];
       if (!this.table.isAllocated(block)) {
         await this.readAbsent(target, partOffset);
-        i++;
-      } else if (this.bitmapsMatterForReads) {
-        await this.readPresent(block, inBlock, target, partOffset);
         i++;
       } else {
         i = await this.readBlockRun(parts, i);
