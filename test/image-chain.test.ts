@@ -75,3 +75,20 @@ t.test("info().allocatedBytes is exact across its map windows (raw, VHDX)", asyn
     }
   }
 });
+
+t.test("an image of a registered format without chain() falls back to info().chain", async (t) => {
+  const dir = tempDir(t);
+  const base = join(dir, "base.vhd");
+  const child = join(dir, "child.vhd");
+  t.equal(runCli(["create", "--type", "dynamic", "--size", "8M", base]).status, 0);
+  t.equal(runCli(["create", "--type", "differencing", "--parent", base, child]).status, 0);
+  const image = await openImage(child, { readOnly: true });
+  try {
+    const info = await image.info();
+    const legacy = new Proxy(image, { get: (target, key) => (key === "chain" ? undefined : Reflect.get(target, key, target)) });
+    t.same(await parentsOf(legacy), [base]);
+    t.equal((await imageIdentity(legacy)).uniqueId, info.uniqueId);
+  } finally {
+    await image.close();
+  }
+});

@@ -37,7 +37,10 @@ fn retry<T: PartialOrd + Default>(syscall: &'static str, mut call: impl FnMut() 
 }
 
 /// Allocated ranges of the file within [offset, offset+length), from SEEK_DATA/SEEK_HOLE,
-/// clipped to the range. The file position is restored afterwards.
+/// clipped to the range. The file position is restored afterwards, but not atomically: two
+/// scans of one descriptor on two pool threads (the native scanners' maps of a fragmented
+/// file) may leave it at either's seek. Every read and write of vhdsync names its position
+/// (pread/pwrite), so none depends on it.
 pub fn extents(fd: c_int, offset: u64, length: u64) -> Outcome<Vec<Extent>> {
     // SAFETY (all unsafe blocks in this file): plain system calls on an integer fd with
     // pointers to live locals; the kernel validates the fd.

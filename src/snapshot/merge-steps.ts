@@ -76,7 +76,11 @@ async function copyIntoTarget(paths: SnapshotPaths, state: MergeState, tuning: C
       sizeBytes: layers[0].virtualSize,
       rangesIn: async (offset, length) => {
         let extents: Extent[] = [];
-        for (const layer of layers) extents = unionExtents(extents, await layer.allocationMap(offset, length, "layer"));
+        for (const layer of layers) {
+          // A layer smaller than the active disk (a chain another tool made) holds nothing past its end.
+          const inLayer = Math.min(length, layer.virtualSize - offset);
+          if (inLayer > 0) extents = unionExtents(extents, await layer.allocationMap(offset, inLayer, "layer"));
+        }
         return extents;
       },
     };

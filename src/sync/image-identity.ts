@@ -5,7 +5,7 @@
 import { promises as fsp } from "node:fs";
 import { resolve } from "node:path";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
-import type { DiskImage } from "../formats/disk-image.js";
+import type { ChainLayer, DiskImage } from "../formats/disk-image.js";
 
 /** Identity fields of an image (JSON-safe: 64-bit values as decimal strings). */
 export interface ImageIdentity extends FileState {
@@ -38,7 +38,7 @@ export async function fileState(path: string): Promise<FileState> {
 export async function imageIdentity(image: DiskImage): Promise<ImageIdentity> {
   const identity: ImageIdentity = { format: image.format, path: resolve(image.path), virtualSizeBytes: image.virtualSize, ...(await fileState(image.path)) };
   if (image.format === "vhd" || image.format === "vhdx") {
-    const uniqueId = image.chain()[0].uniqueId;
+    const uniqueId = (await chainOf(image))[0].uniqueId;
     if (uniqueId) identity.uniqueId = uniqueId;
   }
   return identity;
@@ -73,7 +73,12 @@ export async function refuseSameFile(path: string, inputs: Array<string | undefi
 
 /** The files of an open image's differencing chain below it (its parents), nearest first. */
 export async function parentsOf(image: DiskImage): Promise<string[]> {
-  return image.chain().slice(1).map((layer) => layer.path);
+  return (await chainOf(image)).slice(1).map((layer) => layer.path);
+}
+
+/** chain(), or info().chain from an image of a registered format written before chain() existed. */
+async function chainOf(image: DiskImage): Promise<ChainLayer[]> {
+  return typeof image.chain === "function" ? image.chain() : (await image.info()).chain;
 }
 
 /** Names of the identity fields that differ (path is informational and not compared). */

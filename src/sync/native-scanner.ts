@@ -224,11 +224,11 @@ export class NativeCompareScanner {
     const targetMap = copying ? [] : await this.targetMaps.of(start, end - start);
     const spans = activeUnits(sourceMap, targetMap, start, unit, Math.ceil((end - start) / unit)).map(([first, last]): [number, number] => [start + first * unit, Math.min(end, start + last * unit)]);
     const targetMemory = this.targetData || spans.length === 0 ? undefined : await this.readTarget(spans, start, end);
-    const targetData = this.targetData ?? memoryLocator(start);
-    const ranges = spans.flatMap(([from, to]) => placeRange(from, to, this.sourceData, targetData));
-    // Unallocated on both sides: equal zeros, nothing to map.
     let outcome;
     try {
+      const targetData = this.targetData ?? memoryLocator(start);
+      const ranges = spans.flatMap(([from, to]) => placeRange(from, to, this.sourceData, targetData));
+      // Unallocated on both sides: equal zeros, nothing to map.
       outcome = ranges.length === 0 ? { blocksCompared: 0, blocksChanged: 0, blocksNonZero: 0, bytesWritten: 0, changes: 0, changesArray: new Float64Array(0) } : await this.slots.run(() =>
         compareSegment({
           sourceFd: this.sourceData.fd,
