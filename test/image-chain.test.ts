@@ -85,7 +85,14 @@ t.test("an image of a registered format without chain() falls back to info().cha
   const image = await openImage(child, { readOnly: true });
   try {
     const info = await image.info();
-    const legacy = new Proxy(image, { get: (target, key) => (key === "chain" ? undefined : Reflect.get(target, key, target)) });
+    // Methods run on the image itself (its own info() uses chain()); callers see no chain().
+    const legacy = new Proxy(image, {
+      get: (target, key) => {
+        if (key === "chain") return undefined;
+        const value = Reflect.get(target, key, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
     t.same(await parentsOf(legacy), [base]);
     t.equal((await imageIdentity(legacy)).uniqueId, info.uniqueId);
   } finally {
