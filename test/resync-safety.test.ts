@@ -16,6 +16,7 @@ import { diff } from "../dist/sync/diff.js";
 import { resync } from "../dist/sync/resync.js";
 import { verify } from "../dist/sync/verify.js";
 import { processRuns } from "../dist/io/atomic-file.js";
+import { nativeAddon } from "../dist/io/native-addon.js";
 import { CLI_PATH, runCli } from "./helpers/cli.js";
 import { fileSha, pairSetup, writeRandomImage } from "./helpers/resync-images.js";
 
@@ -318,6 +319,43 @@ t.test("--resume after a kill -9 into a dynamic VHD that the killed run grew res
   t.ok(resumed.resumedFromBlock >= saved.nextBlock && resumed.resumedFromBlock > 0, `resumed from ${resumed.resumedFromBlock}`);
   t.equal(resumed.jobTotalsComplete, false, "after a kill -9 the job totals are a lower bound, and say so");
   t.equal((await verify(source, target)).equal, true, "the target equals the source");
+});
+
+t.test("kill -9 of a resync into a differencing VHD (compared natively against the child read into memory), then --resume: equal, parent untouched", async (t) => {
+  const { dir, source } = pair(t, 128 * MIB, 0);
+  const parent = join(dir, "parent.vhd");
+  const child = join(dir, "child.vhd");
+  t.equal(runCli(["create", "--type", "dynamic", "--size", "128M", parent]).status, 0);
+  // The parent holds the first half of the source; the child gets the rest and every change.
+  const half = join(dir, "half.raw");
+  writeFileSync(half, readFileSync(source).subarray(0, 64 * MIB));
+  truncateSync(half, 128 * MIB);
+  t.equal(runCli(["resync", half, parent]).status, 0);
+  t.equal(runCli(["create", "--type", "differencing", "--parent", parent, child]).status, 0);
+  const parentSha = fileSha(parent);
+  const checkpoint = `${child}.vhdsync-checkpoint`;
+  const run = spawn(process.execPath, [CLI_PATH, "resync", source, child, "--workers", "1", "--json"], { env: { ...process.env, VHDSYNC_CHECKPOINT_MS: "0" } });
+  let stdout = "";
+  run.stdout.on("data", (chunk) => (stdout += chunk));
+  await new Promise<void>((resolve) => {
+    const poll = setInterval(() => {
+      if (existsSync(checkpoint) || run.exitCode !== null) {
+        clearInterval(poll);
+        run.kill("SIGKILL");
+        resolve();
+      }
+    }, 2);
+  });
+  await new Promise((resolve) => run.on("exit", resolve));
+  const killedMidway = existsSync(checkpoint);
+  const resumed = await resync(source, child, { resume: true });
+  const scanner = nativeAddon() ? "native" : "wasm";
+  t.equal(resumed.scanner, scanner, `the resumed run scans the same way (${scanner})`);
+  if (killedMidway) t.ok(resumed.resumedFromBlock > 0, `resumed from block ${resumed.resumedFromBlock}`);
+  else t.match(stdout, new RegExp(`"scanner":"${scanner}"`), "(the first run ended before its first checkpoint)");
+  t.equal((await verify(source, child)).equal, true, "the child equals the source (verify: the WASM scanners)");
+  t.equal((await resync(source, child, { dryRun: true })).blocksChanged, 0, "nothing left to change");
+  t.equal(fileSha(parent), parentSha, "the parent was never written");
 });
 
 t.test("a resumed run turns a clean stop's checkpoint into a running one before it writes", async (t) => {
