@@ -286,23 +286,32 @@ t.test("temp files that a killed run left behind are removed by the next write o
 });
 
 
+/** Starts `vhdsync resync source target --workers 1 [extra]` with a checkpoint after every segment, and kills it with SIGKILL once one exists (or when it ends). Returns its stdout. */
+async function resyncKilledAtFirstCheckpoint(source: string, target: string, extra: string[] = []): Promise<string> {
+  const checkpoint = `${target}.vhdsync-checkpoint`;
+  const run = spawn(process.execPath, [CLI_PATH, "resync", source, target, "--workers", "1", ...extra], { env: { ...process.env, VHDSYNC_CHECKPOINT_MS: "0" } });
+  let stdout = "";
+  run.stdout.on("data", (chunk) => (stdout += chunk));
+  await new Promise<void>((resolve) => {
+    const poll = setInterval(() => {
+      if (existsSync(checkpoint) || run.exitCode !== null) {
+        clearInterval(poll);
+        run.kill("SIGKILL");
+        resolve();
+      }
+    }, 2);
+  });
+  await new Promise((resolve) => run.on("exit", resolve));
+  return stdout;
+}
+
 t.test("--resume after a kill -9 into a dynamic VHD that the killed run grew resumes", async (t) => {
   const { dir, source } = pair(t, 256 * MIB, 0);
   const target = join(dir, "target.vhd");
   t.equal(runCli(["create", "--type", "dynamic", "--size", "256M", target]).status, 0);
   const checkpoint = `${target}.vhdsync-checkpoint`;
   // Kill as soon as a periodic checkpoint mid-way exists (the run keeps growing the VHD after it).
-  const child = spawn(process.execPath, [CLI_PATH, "resync", source, target, "--workers", "1"], { env: { ...process.env, VHDSYNC_CHECKPOINT_MS: "0" } });
-  await new Promise<void>((resolve) => {
-    const poll = setInterval(() => {
-      if (existsSync(checkpoint) || child.exitCode !== null) {
-        clearInterval(poll);
-        child.kill("SIGKILL");
-        resolve();
-      }
-    }, 2);
-  });
-  await new Promise((resolve) => child.on("exit", resolve));
+  await resyncKilledAtFirstCheckpoint(source, target);
   if (!existsSync(checkpoint)) return t.skip("the run ended before its first checkpoint");
   const saved = JSON.parse(readFileSync(checkpoint, "utf8"));
   t.equal(saved.final, false, "a periodic checkpoint");
@@ -334,19 +343,7 @@ t.test("kill -9 of a resync into a differencing VHD (compared natively against t
   t.equal(runCli(["create", "--type", "differencing", "--parent", parent, child]).status, 0);
   const parentSha = fileSha(parent);
   const checkpoint = `${child}.vhdsync-checkpoint`;
-  const run = spawn(process.execPath, [CLI_PATH, "resync", source, child, "--workers", "1", "--json"], { env: { ...process.env, VHDSYNC_CHECKPOINT_MS: "0" } });
-  let stdout = "";
-  run.stdout.on("data", (chunk) => (stdout += chunk));
-  await new Promise<void>((resolve) => {
-    const poll = setInterval(() => {
-      if (existsSync(checkpoint) || run.exitCode !== null) {
-        clearInterval(poll);
-        run.kill("SIGKILL");
-        resolve();
-      }
-    }, 2);
-  });
-  await new Promise((resolve) => run.on("exit", resolve));
+  const stdout = await resyncKilledAtFirstCheckpoint(source, child, ["--json"]);
   const killedMidway = existsSync(checkpoint);
   const resumed = await resync(source, child, { resume: true });
   const scanner = nativeAddon() ? "native" : "wasm";

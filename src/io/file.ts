@@ -118,15 +118,6 @@ export async function writeZeroBytes(handle: FileHandle, position: number, lengt
  */
 export const SMALL_IO_BYTES = 256 * 1024;
 
-/**
- * Awaits every one of `reads` and then throws the first failure, if any: reads into parts of
- * one buffer must all have stopped before a caller that sees the error reuses the buffer.
- */
-export async function settleAll(reads: Promise<unknown>[]): Promise<void> {
-  const failed = (await Promise.allSettled(reads)).find((outcome): outcome is PromiseRejectedResult => outcome.status === "rejected");
-  if (failed) throw failed.reason;
-}
-
 /** writeExactly(), on the calling thread when `buffer` is small (SMALL_IO_BYTES). */
 export async function writeSmallHere(handle: FileHandle, buffer: Uint8Array, position: number, path = ""): Promise<void> {
   if (buffer.length <= SMALL_IO_BYTES) writeExactlySync(handle.fd, buffer, position, path);
@@ -137,6 +128,15 @@ export async function writeSmallHere(handle: FileHandle, buffer: Uint8Array, pos
 export async function readSmallHere(handle: FileHandle, buffer: Uint8Array, position: number, path = ""): Promise<void> {
   if (buffer.length <= SMALL_IO_BYTES) readExactlySync(handle.fd, buffer, position, path);
   else await readExactly(handle, buffer, position, path);
+}
+
+/**
+ * Awaits every one of `reads` and then throws the first failure, if any: reads into parts of
+ * one buffer must all have stopped before a caller that sees the error reuses the buffer.
+ */
+export async function settleAll(reads: Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(reads)).find((outcome): outcome is PromiseRejectedResult => outcome.status === "rejected");
+  if (failed) throw failed.reason;
 }
 
 /** Throws VHDSYNC_INVALID_ARGUMENT unless [offset, offset+length) lies inside [0, size). */

@@ -17,7 +17,7 @@ import { availableParallelism } from "node:os";
 import type { DiskImage, Extent } from "../formats/disk-image.js";
 import { dataLocatorOf, type DataLocator } from "../formats/data-location.js";
 import { allocationMapFlat, flatDataOf } from "../formats/flat-file.js";
-import { readExactlySync } from "../io/file.js";
+import { readExactlySync, settleAll } from "../io/file.js";
 import { SpareBuffers } from "./spare-buffers.js";
 import { closeJobGate, compareSegment, hashSegment, nativeCompareAvailable, nativeHashScanAvailable, openJobGate, type CompareRange } from "../io/native-compare.js";
 import { wasmAlgorithmId } from "../hash/algorithm.js";
@@ -86,12 +86,14 @@ const FRAGMENTED_EXTENTS = 64;
  */
 class SegmentMaps {
   private fragmented = false;
+  private readonly flat;
 
-  constructor(private readonly image: DiskImage) {}
+  constructor(private readonly image: DiskImage) {
+    this.flat = flatDataOf(image);
+  }
 
   async of(offset: number, length: number): Promise<Extent[]> {
-    const flat = flatDataOf(this.image);
-    if (flat && this.fragmented) return allocationMapFlat(flat, offset, length);
+    if (this.flat && this.fragmented) return allocationMapFlat(this.flat, offset, length);
     const map = await allocationMapOf(this.image, offset, length);
     if (map.length > FRAGMENTED_EXTENTS) this.fragmented = true;
     return map;
@@ -276,7 +278,8 @@ export class NativeCompareScanner {
   private async readTarget(spans: Array<[number, number]>, start: number, end: number): Promise<Uint8Array> {
     const memory = this.targetBuffers.take(end - start);
     try {
-      for (const [from, to] of spans) await this.target.read(memory.subarray(from - start, to - start), from);
+      // Disjoint parts of the buffer: all in flight at once, all settled before it is given back.
+      await settleAll(spans.map(([from, to]) => this.target.read(memory.subarray(from - start, to - start), from)));
     } catch (error) {
       this.targetBuffers.give(memory.buffer as ArrayBuffer);
       throw error;
