@@ -356,6 +356,70 @@ async function benchVhdTarget(results) {
 }
 
 /**
+ * A differencing VHD source: a child over a dynamic parent holding the pair's source, with
+ * the pair's share of 4 KiB blocks changed in the child, resynced into the raw target
+ * (dirtied the same way before each run) by the native scanner (the child read through its
+ * format into memory, chunk by chunk) and by the WASM scanners, alternately first; and its
+ * checksum by both. The raw source's resync into the same target is the reference.
+ */
+async function benchVhdSource(results) {
+  const lib = await import(join(ROOT, "dist/index.js"));
+  const source = join(DIR, "source.img");
+  const target = join(DIR, "target.img");
+  const parent = join(DIR, "source-parent.vhd");
+  const child = join(DIR, "source-child.vhd");
+  for (const path of [parent, child]) rmSync(path, { force: true });
+  await lib.convertImage(source, parent, { to: "vhd-dynamic" });
+  const made = await lib.createVhd(child, { type: "differencing", parentPath: parent });
+  const count = Math.round((SIZE / 4096) * FRACTION);
+  const writes = [];
+  changedBlockOffsets(SIZE, count, SEED + 200, (block, offset) => writes.push(made.write(Buffer.from(block), offset)));
+  await Promise.all(writes);
+  await made.close();
+  const keys = ["differencing", "differencingWasm", "raw"];
+  const times = Object.fromEntries(keys.map((key) => [key, []]));
+  const inProcess = Object.fromEntries(keys.map((key) => [key, []]));
+  const checksumTimes = { differencing: [], differencingWasm: [] };
+  const scanners = new Set();
+  const wasmEnv = { env: { VHDSYNC_NO_NATIVE_SCAN: "1" } };
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? keys : ["differencingWasm", "differencing", "raw"];
+    for (const key of order) {
+      vhdsync(["resync", key === "raw" ? source : child, target]);
+      dirty(target, SIZE, count, SEED + 300 + round);
+      warm(parent, child, target);
+      const run = vhdsync(["resync", key === "raw" ? source : child, target, "--json"], key === "differencingWasm" ? wasmEnv : undefined);
+      const report = lastJson(run.stdout);
+      times[key].push(run.seconds);
+      inProcess[key].push(report.seconds);
+      scanners.add(`${key}: ${report.scanner}`);
+    }
+    for (const key of round % 2 === 0 ? ["differencing", "differencingWasm"] : ["differencingWasm", "differencing"]) {
+      const run = vhdsync(["checksum", child, "-o", join(DIR, "child.digest"), "--json"], key === "differencingWasm" ? wasmEnv : undefined);
+      checksumTimes[key].push(run.seconds);
+      scanners.add(`checksum ${key}: ${lastJson(run.stdout).scanner}`);
+    }
+  }
+  vhdsync(["resync", child, target]);
+  const verified = vhdsync(["verify", child, target, "--json"], { allow: [0, 1] });
+  results.vhdSource = {
+    sizeBytes: SIZE,
+    changedBlocks4k: count,
+    medianSeconds: Object.fromEntries(Object.entries(times).map(([key, values]) => [key, median(values)])),
+    differencingOverRaw: median(times.differencing) / median(times.raw),
+    differencingNativeOverWasm: median(times.differencing) / median(times.differencingWasm),
+    medianReportSeconds: Object.fromEntries(Object.entries(inProcess).map(([key, values]) => [key, median(values)])),
+    checksumMedianSeconds: Object.fromEntries(Object.entries(checksumTimes).map(([key, values]) => [key, median(values)])),
+    scanners: [...scanners].join(", "),
+    allSeconds: times,
+    finalCheck: lastJson(verified.stdout).equal ? "target equal to the differencing source after the last run" : "MISMATCH",
+  };
+  // Back to the pair's source, for the runs after this.
+  vhdsync(["resync", source, target]);
+  for (const path of [parent, child, join(DIR, "child.digest")]) rmSync(path, { force: true });
+}
+
+/**
  * The same runs through the library in this (warm) process, as a DR tool that embeds vhdsync
  * makes them: no Node or CLI start-up, the code already compiled. Alternating rounds on the
  * files benchPair and benchVhd left (the target dirtied the same way before each run).
@@ -437,6 +501,7 @@ async function main() {
   benchPair(results);
   await benchVhd(results);
   await benchVhdTarget(results);
+  await benchVhdSource(results);
   // What the 5%/100% ratio would be if the 5% run did nothing but start Node (`node -e 0`):
   // the floor any Node CLI has on this machine at this image size.
   results.vhdDynamic.nodeStartupFloorRatio = results.environment.nodeStartupSeconds / results.vhdDynamic.medianSeconds.allocated100;

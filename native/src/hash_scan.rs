@@ -12,7 +12,7 @@
 use std::os::raw::c_int;
 
 use crate::failure::{Failure, Outcome};
-use crate::scan::{check_files_hold, check_ranges, start_writeback, write_run, ActiveRange, Changes, Place, ReadMode, Side};
+use crate::scan::{check_files_hold, check_memory_holds, check_ranges, start_writeback, write_run, ActiveRange, Changes, Origin, Place, ReadMode};
 use crate::xxh3::{self, Variant, MIDSIZE_MAX_BYTES};
 
 /// Block states of a digest frame (docs/digest-file.md).
@@ -54,6 +54,10 @@ pub struct HashJob {
     pub changes_out: Lent,
     pub target: Option<TargetFrame>,
     pub read: ReadMode,
+    /// The source's bytes in the caller's memory (lent until the job settles; differencing
+    /// sources, read through their format): the ranges' source offsets are offsets into it,
+    /// and `source_fd` is not used.
+    pub source_memory: Option<Lent>,
 }
 
 /// What a segment's hashing found.
@@ -115,6 +119,7 @@ impl HashJob {
         check_ranges(&self.active, self.start, self.end, self.write, |from, to| {
             aligned(from) && (aligned(to) || to == self.end)
         })?;
+        check_memory_holds(&self.active, Origin::SOURCE, self.source_memory)?;
         let blocks = self.blocks();
         let digest_bytes = self.variant.digest_bytes() as u64;
         if let Some(target) = self.target {
@@ -246,8 +251,11 @@ pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
             changed: 0,
         }
     };
+    // SAFETY: validate() checked every range against the lent memory, which the caller keeps
+    // alive and unchanged until the job settles.
+    let source_origin = unsafe { Origin::of(job.source_fd, job.source_memory) };
     // A file shorter than a range would fault (SIGBUS) past its end: refuse instead.
-    check_files_hold(job.source_fd, job.target_fd, &job.active)?;
+    check_files_hold([source_origin.fd(), Some(job.target_fd)], &job.active)?;
     let mode = job.read;
     let window = mode.window(job.block);
     let mut buffer = mode.buffer(window);
@@ -265,7 +273,7 @@ pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
         while window_start < to {
             let window_end = to.min(window_start + window);
             let source_side = source_at.map(|at| at + (window_start - from));
-            let source = Side::new(mode, job.source_fd, source_side, window_end - window_start, &zeros, &mut buffer)?;
+            let source = source_origin.side(mode, source_side, window_end - window_start, &zeros, &mut buffer)?;
             let bytes = source.bytes();
             let place = Place { window_start, target_at: target_at.map(|at| at + (window_start - from)) };
             // The run of differing data blocks being gathered, written when it ends (or the window does).
@@ -349,6 +357,11 @@ mod tests {
         fn new(blocks: usize) -> Out {
             Out { flags: vec![9; blocks], digests: vec![0; blocks * 16], changes: vec![0.0; blocks * 3] }
         }
+
+        /// This frame (its first `blocks` states) as a job's target frame.
+        fn as_target(&self, blocks: usize) -> TargetFrame {
+            TargetFrame { flags: (self.flags.as_ptr() as usize, blocks), digests: (self.digests.as_ptr() as usize, self.digests.len()) }
+        }
     }
 
     fn job(fd: c_int, variant: Variant, end: u64, active: Vec<ActiveRange>, out: &mut Out) -> HashJob {
@@ -366,6 +379,7 @@ mod tests {
             changes_out: (out.changes.as_mut_ptr() as usize, out.changes.len() * 8),
             target: None,
             read: ReadMode::Read,
+            source_memory: None,
         }
     }
 
@@ -444,10 +458,7 @@ mod tests {
         let job = HashJob {
             target_fd: target.fd(),
             write: true,
-            target: Some(TargetFrame {
-                flags: (frame.flags.as_ptr() as usize, 12),
-                digests: (frame.digests.as_ptr() as usize, frame.digests.len()),
-            }),
+            target: Some(frame.as_target(12)),
             ..job(source.fd(), variant, end, vec![flat(0, 10 * B)], &mut out)
         };
         let counts = hash_segment(&job).unwrap();
@@ -464,6 +475,51 @@ mod tests {
         // The job only reads the target frame: run again, it finds the same blocks.
         let again = hash_segment(&HashJob { write: false, ..job });
         assert_eq!(again.ok().map(|counts| counts.changed_blocks), Some(4), "the lent target frame is left as it was");
+    }
+
+    #[test]
+    fn a_source_in_memory_gives_the_frame_and_writes_of_the_same_bytes_in_a_file() {
+        // Ten blocks of data, one zero block; the last range's source reads as zeros.
+        let end = 12 * B;
+        let mut disk = bytes(7, end as usize);
+        disk[(3 * B) as usize..(4 * B) as usize].fill(0);
+        let mut target_disk = disk.clone();
+        target_disk[(2 * B) as usize + 5] ^= 1;
+        target_disk[(8 * B) as usize] ^= 2;
+        let source = TempFile::new("hash-memory-source", &disk);
+        let target_frame_file = TempFile::new("hash-memory-target-frame", &target_disk);
+        let mut frame = Out::new(12);
+        hash_segment(&job(target_frame_file.fd(), Variant::Xxh3_128, end, vec![range(0, end, Some(0))], &mut frame)).unwrap();
+        // The source's bytes from block 1 on, at offset 64 of the memory.
+        let mut memory = vec![0x55u8; 64];
+        memory.extend_from_slice(&disk[B as usize..]);
+        let place = |memory: bool, at: u64| Some(if memory { at - B + 64 } else { at });
+        let mut results = Vec::new();
+        for in_memory in [false, true] {
+            let target = TempFile::new(&format!("hash-memory-target-{in_memory}"), &target_disk);
+            let ranges = vec![
+                ActiveRange { from: B, to: 10 * B, source_at: place(in_memory, B), target_at: Some(B) },
+                ActiveRange { from: 10 * B, to: 11 * B, source_at: None, target_at: Some(10 * B) },
+            ];
+            let mut out = Out::new(12);
+            let job = HashJob {
+                target_fd: target.fd(),
+                write: true,
+                target: Some(frame.as_target(12)),
+                source_memory: in_memory.then(|| (memory.as_ptr() as usize, memory.len())),
+                ..job(if in_memory { 0 } else { source.fd() }, Variant::Xxh3_128, end, ranges, &mut out)
+            };
+            let counts = hash_segment(&job).unwrap();
+            results.push((counts, out.flags, out.digests, out.changes, std::fs::read(&target.0).unwrap()));
+        }
+        assert!(results[0].0.changed_blocks >= 2 && results[0].0.bytes_written > 0);
+        assert!(results[0] == results[1], "the same frame, changes and target writes from memory as from the file");
+        let mut out = Out::new(12);
+        let past = HashJob {
+            source_memory: Some((memory.as_ptr() as usize, memory.len())),
+            ..job(0, Variant::Xxh3_128, end, vec![range(B, 12 * B, Some(64 + B))], &mut out)
+        };
+        assert!(past.validate().is_err(), "a range past the end of the source's memory");
     }
 
     #[test]
@@ -491,10 +547,7 @@ mod tests {
                 target_fd: written.fd(),
                 write: true,
                 read,
-                target: Some(TargetFrame {
-                    flags: (frame.flags.as_ptr() as usize, blocks),
-                    digests: (frame.digests.as_ptr() as usize, frame.digests.len()),
-                }),
+                target: Some(frame.as_target(blocks)),
                 ..job(source.fd(), Variant::Xxh3_128, end, vec![ActiveRange { target_at: Some(0), ..range(0, end, Some(0)) }], &mut out)
             };
             let counts = hash_segment(&job).unwrap();

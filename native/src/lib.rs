@@ -204,6 +204,8 @@ fn parse_compare_segment(args: &Args) -> Outcome<Job> {
     let gate = parse_gate(args, 10)?;
     // The target's bytes in the caller's memory (ranges' target offsets point into it).
     let target_memory = args.optional_array_buffer(11, "targetMemory")?;
+    // The source's bytes in the caller's memory (its source offsets point into it).
+    let source_memory = args.optional_array_buffer(12, "sourceMemory")?;
     let job = scan::CompareJob {
         source_fd,
         target_fd,
@@ -217,6 +219,7 @@ fn parse_compare_segment(args: &Args) -> Outcome<Job> {
         out,
         read,
         target_memory,
+        source_memory,
     };
     // compare_segment validates the job (on the pool thread for the async form).
     Ok(gated(gate, move || {
@@ -303,6 +306,8 @@ fn parse_hash_segment(args: &Args) -> Outcome<Job> {
         _ => return Err(Failure::Invalid("targetFlags and targetDigests go together".into())),
     };
     let gate = parse_gate(args, 14)?;
+    // The source's bytes in the caller's memory (its source offsets point into it).
+    let source_memory = args.optional_array_buffer(15, "sourceMemory")?;
     let job = hash_scan::HashJob {
         source_fd,
         target_fd,
@@ -317,6 +322,7 @@ fn parse_hash_segment(args: &Args) -> Outcome<Job> {
         changes_out,
         target,
         read,
+        source_memory,
     };
     // hash_segment validates the job (on the pool thread for the async form).
     Ok(gated(gate, move || {

@@ -78,6 +78,10 @@ pub struct CompareJob {
     /// through the format): the ranges' target offsets are then offsets into it, and
     /// `target_fd` is not used. Never with `write` or `target_zeros`.
     pub target_memory: Option<(usize, usize)>,
+    /// The source's bytes in the caller's memory, as `target_memory` (differencing sources):
+    /// the ranges' source offsets are offsets into it, and `source_fd` is not used. Writes
+    /// take the differing data from it.
+    pub source_memory: Option<(usize, usize)>,
 }
 
 /// A range of the virtual disk to compare, and where it lies in each file.
@@ -127,14 +131,11 @@ impl CompareJob {
         }
         // Ranges start on a unit boundary; the last unit of a range may be partial only at the segment's end.
         check_ranges(&self.active, self.start, self.end, self.write, |from, _| (from - self.start) % self.unit == 0)?;
-        if let Some((_, length)) = self.target_memory {
-            if self.write || self.target_zeros {
-                return Err(Failure::Invalid("a target in memory is only compared: no write, no zero target".into()));
-            }
-            if self.active.iter().any(|range| range.target_at.is_some_and(|at| at + (range.to - range.from) > length as u64)) {
-                return Err(Failure::Invalid(format!("a range lies past the end of the target's memory ({length} bytes)")));
-            }
+        if self.target_memory.is_some() && (self.write || self.target_zeros) {
+            return Err(Failure::Invalid("a target in memory is only compared: no write, no zero target".into()));
         }
+        check_memory_holds(&self.active, Origin::SOURCE, self.source_memory)?;
+        check_memory_holds(&self.active, Origin::TARGET, self.target_memory)?;
         let units: u64 = self.active.iter().map(|range| (range.to - range.from).div_ceil(self.unit)).sum();
         if (self.out.1 as u64) < units * 24 || self.out.0 % 8 != 0 {
             return Err(Failure::Invalid(format!("the changes buffer needs {} bytes, 8-aligned", units * 24)));
@@ -304,15 +305,10 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
     let mut changes = Changes { out, count: 0 };
     let mut counts = CompareCounts::default();
     // A file shorter than the range would fault (SIGBUS) past its end: refuse instead.
-    if job.target_memory.is_some() {
-        let sourced: Vec<ActiveRange> = job.active.iter().map(|range| ActiveRange { target_at: None, ..*range }).collect();
-        check_files_hold(job.source_fd, job.target_fd, &sourced)?;
-    } else {
-        check_files_hold(job.source_fd, job.target_fd, &job.active)?;
-    }
-    // SAFETY: validate() checked that every range's target bytes lie inside the lent memory,
-    // which the caller keeps alive and unchanged until the job settles.
-    let target_memory = job.target_memory.map(|(address, length)| unsafe { std::slice::from_raw_parts(address as *const u8, length) });
+    // SAFETY: validate() checked every range against the lent memory, which the caller keeps
+    // alive and unchanged until the job settles.
+    let (source_origin, target_origin) = unsafe { (Origin::of(job.source_fd, job.source_memory), Origin::of(job.target_fd, job.target_memory)) };
+    check_files_hold([source_origin.fd(), target_origin.fd()], &job.active)?;
     // Windows of whole units, read (or mapped) one at a time: mapped pages count as the
     // process's memory while mapped.
     let mode = job.read;
@@ -338,12 +334,9 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
             let window_end = to.min(window_start + window);
             let length = window_end - window_start;
             let source_side = source_at.map(|at| at + (window_start - from));
-            let source = Side::new(mode, job.source_fd, source_side, length, &zeros, &mut source_buffer)?;
+            let source = source_origin.side(mode, source_side, length, &zeros, &mut source_buffer)?;
             let target_side = if job.target_zeros { None } else { target_at.map(|at| at + (window_start - from)) };
-            let target = match (target_memory, target_side) {
-                (Some(memory), Some(at)) => Side::Read(&memory[at as usize..(at + length) as usize]),
-                _ => Side::new(mode, job.target_fd, target_side, length, &zeros, &mut target_buffer)?,
-            };
+            let target = target_origin.side(mode, target_side, length, &zeros, &mut target_buffer)?;
             let (a, b) = (source.bytes(), target.bytes());
             let place = Place { window_start, target_at: target_at.map(|at| at + (window_start - from)) };
             let mut at = 0usize;
@@ -390,10 +383,11 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
     Ok(counts)
 }
 
-/// Refuses (ENXIO) ranges that lie past the end of either file: touching a mapping there
-/// would fault (SIGBUS).
-pub(crate) fn check_files_hold(source_fd: c_int, target_fd: c_int, active: &[ActiveRange]) -> Outcome<()> {
-    for (fd, side) in [(source_fd, 0), (target_fd, 1)] {
+/// Refuses (ENXIO) ranges that lie past the end of either file (the source's, the target's;
+/// None: that side is not read from a file): touching a mapping there would fault (SIGBUS).
+pub(crate) fn check_files_hold(fds: [Option<c_int>; 2], active: &[ActiveRange]) -> Outcome<()> {
+    for (side, fd) in fds.into_iter().enumerate() {
+        let Some(fd) = fd else { continue };
         let needed = active
             .iter()
             .filter_map(|range| [range.source_at, range.target_at][side].map(|at| at + (range.to - range.from)))
@@ -405,6 +399,62 @@ pub(crate) fn check_files_hold(source_fd: c_int, target_fd: c_int, active: &[Act
         }
     }
     Ok(())
+}
+
+/// Refuses ranges whose bytes on one side (Origin::SOURCE or Origin::TARGET) lie past the end
+/// of that side's lent memory.
+pub(crate) fn check_memory_holds(active: &[ActiveRange], side: usize, memory: Option<(usize, usize)>) -> Outcome<()> {
+    let Some((_, length)) = memory else { return Ok(()) };
+    let past = active.iter().any(|range| [range.source_at, range.target_at][side].is_some_and(|at| at + (range.to - range.from) > length as u64));
+    if past {
+        let name = ["source", "target"][side];
+        return Err(Failure::Invalid(format!("a range lies past the end of the {name}'s memory ({length} bytes)")));
+    }
+    Ok(())
+}
+
+/// Where one side's bytes come from: its file, or memory the caller lent (the ranges' offsets
+/// on that side are then offsets into it).
+#[derive(Clone, Copy)]
+pub(crate) enum Origin<'m> {
+    File(c_int),
+    Memory(&'m [u8]),
+}
+
+impl<'m> Origin<'m> {
+    pub(crate) const SOURCE: usize = 0;
+    pub(crate) const TARGET: usize = 1;
+
+    /// The file `fd`, or the lent `memory` (address, length) when there is one.
+    ///
+    /// # Safety
+    /// `memory` must be readable for its length, and stay alive and unchanged for 'm.
+    pub(crate) unsafe fn of(fd: c_int, memory: Option<(usize, usize)>) -> Origin<'m> {
+        match memory {
+            Some((address, length)) => Origin::Memory(std::slice::from_raw_parts(address as *const u8, length)),
+            None => Origin::File(fd),
+        }
+    }
+
+    /// The descriptor read from, if a file.
+    pub(crate) fn fd(self) -> Option<c_int> {
+        match self {
+            Origin::File(fd) => Some(fd),
+            Origin::Memory(_) => None,
+        }
+    }
+
+    /// [at, at+length) of this side (see Side::new), or `length` zeros when `at` is None.
+    pub(crate) fn side<'z>(self, mode: ReadMode, at: Option<u64>, length: u64, zeros: &'z [u8], buffer: &'z mut [u8]) -> Outcome<Side<'z>>
+    where
+        'm: 'z,
+    {
+        match (self, at) {
+            (Origin::Memory(memory), Some(at)) => Ok(Side::Read(&memory[at as usize..(at + length) as usize])),
+            (Origin::Memory(_), None) => Ok(Side::Zeros(&zeros[..length as usize])),
+            (Origin::File(fd), at) => Side::new(mode, fd, at, length, zeros, buffer),
+        }
+    }
 }
 
 /// Starts writing the segment's dirty target pages back (sync_file_range WRITE: no wait, no
@@ -513,6 +563,7 @@ mod tests {
             out: (out.as_mut_ptr() as usize, out.len() * 8),
             read: ReadMode::Read,
             target_memory: None,
+            source_memory: None,
         }
     }
 
@@ -707,6 +758,47 @@ mod tests {
         assert!(memory_job(ranges(true), true).validate().is_err(), "no writes from a job comparing against memory");
         let past = vec![ActiveRange { from, to: size, source_at: Some(from), target_at: Some(200) }];
         assert!(memory_job(past, false).validate().is_err(), "a range past the end of the memory");
+    }
+
+    #[test]
+    fn a_source_in_memory_gives_the_results_and_writes_of_the_same_bytes_in_a_file() {
+        let (source_bytes, target_bytes) = multi_window_pair();
+        let size = source_bytes.len() as u64;
+        let block = 4096u64;
+        let source = TempFile::new("memory-source-side", &source_bytes);
+        // The source's bytes from `from` on at offset 100 of the memory (a chunk's buffer);
+        // the source side of one range reads as zeros.
+        let from = (size / 3 / block) * block;
+        let mut memory = vec![0xAAu8; 100];
+        memory.extend_from_slice(&source_bytes[from as usize..]);
+        let middle = from + 40 * block;
+        let ranges = |memory: bool| {
+            let at = |offset: u64| Some(if memory { offset - from + 100 } else { offset });
+            vec![
+                ActiveRange { from, to: middle, source_at: at(from), target_at: Some(from) },
+                ActiveRange { from: middle, to: middle + 3 * block, source_at: None, target_at: Some(middle) },
+                ActiveRange { from: middle + 5 * block, to: size, source_at: at(middle + 5 * block), target_at: Some(middle + 5 * block) },
+            ]
+        };
+        let mut results = Vec::new();
+        for in_memory in [false, true] {
+            let target = TempFile::new(&format!("memory-source-target-{in_memory}"), &target_bytes);
+            let mut out = vec![0f64; 3 * (size / block) as usize];
+            let job = CompareJob {
+                start: 0,
+                write: true,
+                source_memory: in_memory.then(|| (memory.as_ptr() as usize, memory.len())),
+                ..job_over(if in_memory { 0 } else { source.fd() }, target.fd(), block, size, ranges(in_memory), &mut out)
+            };
+            let counts = compare_segment(&job).unwrap();
+            results.push((counts, out, std::fs::read(&target.0).unwrap()));
+        }
+        assert!(results[0].0.blocks_changed > 0 && results[0].0.bytes_written > 0);
+        assert!(results[0] == results[1], "the same counts, changes and target writes from memory as from the file");
+        let mut out = vec![0f64; 3 * (size / block) as usize];
+        let past = vec![ActiveRange { from, to: size, source_at: Some(200), target_at: Some(from) }];
+        let job = CompareJob { source_memory: Some((memory.as_ptr() as usize, memory.len())), ..job_over(0, source.fd(), block, size, past, &mut out) };
+        assert!(job.validate().is_err(), "a range past the end of the source's memory");
     }
 
     #[test]

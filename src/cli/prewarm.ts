@@ -32,9 +32,9 @@ export function prewarmFor(args: string[]): void {
 
 /**
  * Whether the command will scan with a native scanner (which needs no worker), with the addon:
- * - resync without a target digest, verify or diff of a raw image, fixed or dynamic VHD or
- *   VHDX and a target that is one too (when resync writes to it, not a VHDX: that is read-only),
- *   and resync into a differencing VHD (read through its format into memory);
+ * - resync without a target digest, verify or diff of a raw image, VHD or VHDX (one that is
+ *   a differencing disk is read through its format into memory) and a target that is one too
+ *   (when resync writes to it, not a VHDX: that is read-only);
  * - checksum of such an image with XXH3 (the default hash), and resync --target-digest from
  *   one (into a raw target when it writes; the digest's hash is assumed to be XXH3);
  * - copy of such an image into a new target (created as raw). The block size is assumed to
@@ -43,14 +43,14 @@ export function prewarmFor(args: string[]): void {
  */
 function scansNatively(command: string, words: string[], files: string[]): boolean {
   const [source, target] = files.slice(0, 2).map(layoutOf);
-  if (source === undefined || source === "other" || source === "vhd-differencing") return false;
+  if (source === undefined || source === "other") return false;
   const writes = command === "resync" && optionIndex(words, "--dry-run") < 0;
   // copy into a new target (created as a sparse raw file, which reads as zeros).
   if (command === "copy") return !existsAfter(words, files[0]) && nativeCompareAvailable();
   if (command === "checksum") return xxh3Requested(words) && nativeHashScanAvailable();
   if (!["resync", "verify", "diff"].includes(command) || target === undefined) return false;
   if (optionIndex(words, "--target-digest") >= 0) return command === "resync" && (!writes || target === "raw") && nativeHashScanAvailable();
-  return (writes ? target !== "other" && target !== "vhdx" : target !== "other" && target !== "vhd-differencing") && nativeCompareAvailable();
+  return target !== "other" && !(writes && target === "vhdx") && nativeCompareAvailable();
 }
 
 /** Whether `--hash` is absent or names an XXH3 digest (the ones the native scanner computes). */

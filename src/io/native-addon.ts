@@ -56,10 +56,12 @@ export interface NativeAddon {
    * adjacent ones of the same kind merged; `changes` needs 24 bytes per unit of the ranges
    * and is lent until the call settles. With `targetMemory` the target's bytes come from it
    * (the ranges' target offsets are offsets into it; `targetFd` is not used; no writes):
-   * targets read through their format, as differencing disks are. native/src/scan.rs.
+   * targets read through their format, as differencing disks are. With `sourceMemory` the
+   * source's bytes come from it likewise (`sourceFd` is not used; writes take their data from
+   * it). native/src/scan.rs.
    */
-  compareSegment(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, changes: ArrayBuffer, gate?: number | null, targetMemory?: ArrayBuffer | null): CompareSegmentCounts;
-  compareSegmentAsync(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, changes: ArrayBuffer, gate?: number | null, targetMemory?: ArrayBuffer | null): Promise<CompareSegmentCounts>;
+  compareSegment(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, changes: ArrayBuffer, gate?: number | null, targetMemory?: ArrayBuffer | null, sourceMemory?: ArrayBuffer | null): CompareSegmentCounts;
+  compareSegmentAsync(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, changes: ArrayBuffer, gate?: number | null, targetMemory?: ArrayBuffer | null, sourceMemory?: ArrayBuffer | null): Promise<CompareSegmentCounts>;
   /**
    * The digest frame of one segment, [startBytes, +lengthBytes) of the virtual disk, in
    * `blockSizeBytes` blocks (algorithm 2 = XXH3-128, 3 = XXH3-64; the last block longer than 240
@@ -69,11 +71,13 @@ export interface NativeAddon {
    * the data blocks' digests, packed, into `digests`. With the target's frame (`targetFlags`,
    * `targetDigests`; both or neither) it also finds the blocks that differ, as changed ranges in
    * `changes` (24 bytes per block; as compareSegment's), and with `mode` bit 1 writes their data
-   * to `targetFd`. Every buffer is lent until the call settles. native/src/hash_scan.rs.
+   * to `targetFd`. With `sourceMemory` the source's bytes come from it (the ranges' source
+   * offsets are offsets into it; `sourceFd` is not used). Every buffer is lent until the call
+   * settles. native/src/hash_scan.rs.
    * Both segment jobs take an optional job gate (gateOpen) that they wait at before running.
    */
-  hashSegment(sourceFd: number, targetFd: number, algorithm: number, blockSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, flags: ArrayBuffer, digests: ArrayBuffer, changes: ArrayBuffer, targetFlags?: ArrayBuffer | null, targetDigests?: ArrayBuffer | null, gate?: number | null): HashSegmentCounts;
-  hashSegmentAsync(sourceFd: number, targetFd: number, algorithm: number, blockSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, flags: ArrayBuffer, digests: ArrayBuffer, changes: ArrayBuffer, targetFlags?: ArrayBuffer | null, targetDigests?: ArrayBuffer | null, gate?: number | null): Promise<HashSegmentCounts>;
+  hashSegment(sourceFd: number, targetFd: number, algorithm: number, blockSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, flags: ArrayBuffer, digests: ArrayBuffer, changes: ArrayBuffer, targetFlags?: ArrayBuffer | null, targetDigests?: ArrayBuffer | null, gate?: number | null, sourceMemory?: ArrayBuffer | null): HashSegmentCounts;
+  hashSegmentAsync(sourceFd: number, targetFd: number, algorithm: number, blockSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, flags: ArrayBuffer, digests: ArrayBuffer, changes: ArrayBuffer, targetFlags?: ArrayBuffer | null, targetDigests?: ArrayBuffer | null, gate?: number | null, sourceMemory?: ArrayBuffer | null): Promise<HashSegmentCounts>;
   /**
    * Opens a job gate: at most `capacity` (1 to 1024) segment jobs given its id run at once;
    * the others wait on their pool threads and start as soon as one finishes. Returns the id.

@@ -46,6 +46,12 @@ export interface CompareSegmentRequest {
    * false. Lent until the compare settles.
    */
   targetMemory?: Uint8Array;
+  /**
+   * The source's bytes, read by the caller (through its format), as `targetMemory`: the
+   * ranges' source offsets are offsets into this buffer's ArrayBuffer and `sourceFd` is not
+   * used. Writes take their data from it. Lent until the compare settles.
+   */
+  sourceMemory?: Uint8Array;
 }
 
 /** What the compare found: counts, and the changed ranges as (offset, length, zero) triples. */
@@ -90,10 +96,12 @@ export async function compareSegment(request: CompareSegmentRequest): Promise<Co
       changes.buffer,
       request.gate ?? null,
       (request.targetMemory?.buffer as ArrayBuffer | undefined) ?? null,
+      (request.sourceMemory?.buffer as ArrayBuffer | undefined) ?? null,
     ),
   );
   // The lent memory stays referenced (so alive) until the job has settled.
   void request.targetMemory;
+  void request.sourceMemory;
   return { ...counts, changesArray: changes.slice(0, counts.changes * 3) };
 }
 
@@ -162,6 +170,11 @@ export interface HashSegmentRequest {
   write: boolean;
   /** A job gate (openJobGate) the job waits at before it runs. */
   gate?: number;
+  /**
+   * The source's bytes, read by the caller (through its format): the ranges' source offsets
+   * are offsets into this buffer's ArrayBuffer and `sourceFd` is not used. Lent until the job settles.
+   */
+  sourceMemory?: Uint8Array;
 }
 
 /** The segment's frame, counts and changed ranges. */
@@ -216,7 +229,9 @@ export async function hashSegment(request: HashSegmentRequest): Promise<HashSegm
       target ? whole(target.flags.subarray(0, blocks)) : null,
       target ? whole(target.digests) : null,
       request.gate ?? null,
+      (request.sourceMemory?.buffer as ArrayBuffer | undefined) ?? null,
     ),
   );
+  void request.sourceMemory;
   return { ...counts, flags, digests: digests.subarray(0, counts.dataBlocks * request.digestLength), changesArray: changes.slice(0, counts.changes * 3) };
 }

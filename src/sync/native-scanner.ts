@@ -1,8 +1,9 @@
 // Scanning by the native addon (src/io/native-compare.ts; native/src/scan.rs and
 // native/src/hash_scan.rs) of images whose data lies in plain runs of their files: raw
 // files, block devices, fixed VHDs, dynamic VHDs and clean VHDX files (one run per allocated
-// block; src/formats/data-location.ts), and a target read through its format into memory
-// (a differencing VHD a resync writes to). Each segment is one job on a libuv pool thread, which
+// block; src/formats/data-location.ts), and images read through their format into memory
+// chunk by chunk (differencing VHD sources and targets, other VHDX sources). Each segment
+// (or chunk) is one job on a libuv pool thread, which
 // maps the allocated ranges read-only and either compares two images block by block
 // (NativeCompareScanner: resync, verify, diff, and copy into a new target) or builds the source's digest frame, and
 // against the target's frame finds the differing blocks (NativeHashScanner: checksum,
@@ -36,26 +37,12 @@ export function jobsRunningAtOnce(threads: number, cores = availableParallelism(
   return threads >= cores ? threads * NATIVE_JOBS_PER_THREAD : threads;
 }
 
-/**
- * Submits up to `threads` x NATIVE_JOBS_PER_THREAD jobs at once. How many of them run is up to a job
- * gate (native/src/gate.rs), where the others wait on their own pool threads to start the
- * moment a running one finishes: all of them when `threads` covers every core (the default;
- * time-sharing the cores measured faster than letting only `threads` run), exactly `threads`
- * when fewer threads than cores were asked for, so that `--workers N` keeps N cores busy and no
- * more. Without gates in the addon, `threads` jobs are submitted.
- */
-class JobSlots {
+/** Runs jobs `limit` at a time; the others wait, in the order they came. */
+class Limiter {
   private running = 0;
   private readonly waiting: Array<() => void> = [];
-  private readonly limit: number;
-  /** The gate every job waits at (undefined: the addon has none). */
-  readonly gate: number | undefined;
 
-  constructor(threads: number) {
-    const submitted = threads * NATIVE_JOBS_PER_THREAD;
-    this.gate = openJobGate(jobsRunningAtOnce(threads));
-    this.limit = this.gate === undefined ? threads : submitted;
-  }
+  constructor(private readonly limit: number) {}
 
   async run<T>(job: () => Promise<T>): Promise<T> {
     while (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
@@ -67,11 +54,120 @@ class JobSlots {
       this.waiting.shift()?.();
     }
   }
+}
+
+/**
+ * Submits up to `threads` x NATIVE_JOBS_PER_THREAD jobs at once. How many of them run is up to a job
+ * gate (native/src/gate.rs), where the others wait on their own pool threads to start the
+ * moment a running one finishes: all of them when `threads` covers every core (the default;
+ * time-sharing the cores measured faster than letting only `threads` run), exactly `threads`
+ * when fewer threads than cores were asked for, so that `--workers N` keeps N cores busy and no
+ * more. Without gates in the addon, `threads` jobs are submitted.
+ */
+class JobSlots {
+  private readonly limiter: Limiter;
+  /** The gate every job waits at (undefined: the addon has none). */
+  readonly gate: number | undefined;
+
+  constructor(threads: number) {
+    const submitted = threads * NATIVE_JOBS_PER_THREAD;
+    this.gate = openJobGate(jobsRunningAtOnce(threads));
+    this.limiter = new Limiter(this.gate === undefined ? threads : submitted);
+  }
+
+  run<T>(job: () => Promise<T>): Promise<T> {
+    return this.limiter.run(job);
+  }
 
   /** Closes the gate (after the last job has settled). */
   close(): void {
     if (this.gate !== undefined) closeJobGate(this.gate);
   }
+}
+
+/**
+ * Bytes of an image read through its format into memory at a time: such scans go in chunks
+ * of this size (or of a block, when larger), each one job.
+ */
+export const MEMORY_CHUNK_BYTES = 4 * 1024 * 1024;
+/** Bytes of chunk buffers in flight (both sides together; one chunk at least). */
+export const MEMORY_IN_FLIGHT_BYTES = 32 * 1024 * 1024;
+/** The descriptor passed for a side read from memory (the addon does not use it). */
+const UNUSED_FD = 0;
+
+/** A chunk of a segment: [start, end), and the spans to scan inside it. */
+export interface Chunk {
+  start: number;
+  end: number;
+  spans: Array<[number, number]>;
+}
+
+/**
+ * [start, end) cut every `chunkBytes` from `start`, each part with the pieces of `spans`
+ * (in order, disjoint, inside [start, end)) that lie in it; with `all`, also the parts
+ * without any.
+ */
+export function chunksOf(spans: Array<[number, number]>, start: number, end: number, chunkBytes: number, all = false): Chunk[] {
+  const chunks: Chunk[] = [];
+  let i = 0;
+  for (let from = start; from < end; from += chunkBytes) {
+    const to = Math.min(end, from + chunkBytes);
+    const inside: Array<[number, number]> = [];
+    while (i < spans.length && spans[i][0] < to) {
+      const [a, b] = spans[i];
+      inside.push([Math.max(a, from), Math.min(b, to)]);
+      if (b > to) break; // the rest of this span lies in the next chunk
+      i++;
+    }
+    if (inside.length > 0 || all) chunks.push({ start: from, end: to, spans: inside });
+  }
+  return chunks;
+}
+
+/**
+ * Reads parts of an image through its format (DiskImage.read) into chunk buffers, given
+ * back after use and reused.
+ */
+class ChunkReader {
+  private readonly buffers = new SpareBuffers(4);
+
+  constructor(private readonly image: DiskImage) {}
+
+  /** The image's bytes of `spans` (in [start, end)) at their offsets from `start`, in a buffer of at least end - start bytes. */
+  async read(spans: Array<[number, number]>, start: number, end: number): Promise<Uint8Array> {
+    const memory = this.buffers.take(end - start);
+    try {
+      // Disjoint parts of the buffer: all in flight at once, all settled before it is given back.
+      await settleAll(spans.map(([from, to]) => this.image.read(memory.subarray(from - start, to - start), from)));
+    } catch (error) {
+      this.give(memory);
+      throw error;
+    }
+    return memory;
+  }
+
+  give(memory: Uint8Array): void {
+    this.buffers.give(memory.buffer as ArrayBuffer);
+  }
+}
+
+/**
+ * The changes of consecutive chunks as one list: a change that ends where the next chunk's
+ * first one begins, of the same kind, becomes one (as a single job over both would make it).
+ */
+export function joinChanges(parts: Float64Array[]): Float64Array {
+  const joined = new Float64Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let length = 0;
+  for (const part of parts) {
+    let at = 0;
+    if (length > 0 && part.length > 0 && joined[length - 3] + joined[length - 2] === part[0] && joined[length - 1] === part[2]) {
+      joined[length - 2] += part[1];
+      at = 3;
+    }
+    joined.set(part.subarray(at), length);
+    length += part.length - at;
+  }
+  return joined.slice(0, length);
 }
 
 /** A segment map with more extents than this marks its image as fragmented (SegmentMaps). */
@@ -111,12 +207,30 @@ async function zeroRuns(target: DiskImage, changes: Float64Array): Promise<numbe
   return zeroed;
 }
 
+/** Fills `view` with the source's bytes from virtual offset `offset` on. */
+type SourceFill = (view: Uint8Array, offset: number) => void;
+
+/** A SourceFill reading the source's file where its locator says (page-cache reads, on this thread). */
+function fileFill(source: DataLocator, path: string): SourceFill {
+  return (view, offset) => {
+    for (const piece of source.locate(offset, view.length)) {
+      const part = view.subarray(piece.offset - offset, piece.offset - offset + piece.length);
+      if (piece.fileOffset !== null) readExactlySync(source.fd, part, piece.fileOffset, path);
+      else part.fill(0); // reads as zeros (the buffer may be a reused one)
+    }
+  };
+}
+
+/** A SourceFill copying from a chunk's memory (the bytes of the virtual disk from `start` on). */
+function memoryFill(memory: Uint8Array, start: number): SourceFill {
+  return (view, offset) => view.set(memory.subarray(offset - start, offset - start + view.length));
+}
+
 /**
  * For "caller" apply: the source's bytes of the non-zero changes, packed in order (what
- * applyChanges writes), read on this thread (page-cache reads of the changed blocks only),
- * and the bytes of data and of zeros the changes make.
+ * applyChanges writes), and the bytes of data and of zeros the changes make.
  */
-function changedData(source: DataLocator, changes: Float64Array, path: string, take: (bytes: number) => Uint8Array): { data: Uint8Array; written: number; zeroed: number } {
+function changedData(changes: Float64Array, fill: SourceFill, take: (bytes: number) => Uint8Array): { data: Uint8Array; written: number; zeroed: number } {
   let written = 0;
   let zeroed = 0;
   for (const change of eachChange(changes)) {
@@ -127,11 +241,7 @@ function changedData(source: DataLocator, changes: Float64Array, path: string, t
   let at = 0;
   for (const change of eachChange(changes)) {
     if (change.zero) continue;
-    for (const piece of source.locate(change.offsetBytes, change.lengthBytes)) {
-      const view = data.subarray(at + piece.offset - change.offsetBytes, at + piece.offset - change.offsetBytes + piece.length);
-      if (piece.fileOffset !== null) readExactlySync(source.fd, view, piece.fileOffset, path);
-      else view.fill(0); // reads as zeros (the buffer may be a reused one)
-    }
+    fill(data.subarray(at, at + change.lengthBytes), change.offsetBytes);
     at += change.lengthBytes;
   }
   return { data, written, zeroed };
@@ -145,11 +255,23 @@ function mappedBytes(...maps: Array<Array<{ length: number }>>): number {
 /** New data buffers of "caller" results are made in steps of this size (so that later segments can reuse them). */
 const DATA_BUFFER_STEP_BYTES = 1024 * 1024;
 
+/** What a compare of a segment (or of its chunks, summed) found. */
+type CompareOutcome = Awaited<ReturnType<typeof compareSegment>>;
+
+/** Chunk buffers (MEMORY_CHUNK_BYTES, or a block) that may be in flight at once when `sides` sides are read into memory. */
+function chunksInFlight(chunkBytes: number, sides: number): number {
+  return Math.max(1, Math.floor(MEMORY_IN_FLIGHT_BYTES / (chunkBytes * Math.max(1, sides))));
+}
+
 export class NativeCompareScanner {
   private readonly slots: JobSlots;
   private readonly spareBuffers = new SpareBuffers();
-  /** Segment buffers of a target read into memory (one per job in flight, at most four kept). */
-  private readonly targetBuffers = new SpareBuffers(4);
+  /** Readers of the sides read through their format into memory, chunk by chunk. */
+  private readonly sourceReader: ChunkReader | undefined;
+  private readonly targetReader: ChunkReader | undefined;
+  /** Chunks in flight (when a side is read into memory). */
+  private readonly chunks: Limiter;
+  private readonly chunkBytes: number;
 
   /** Compare granularity: the block, or a part of it. */
   private readonly unit: number;
@@ -159,17 +281,22 @@ export class NativeCompareScanner {
     readonly threads: number,
     private readonly source: DiskImage,
     private readonly target: DiskImage,
-    private readonly sourceData: DataLocator,
-    /** Undefined: the target is read through its format into memory, segment by segment (open()). */
+    /** Undefined: the source is read through its format into memory, chunk by chunk. */
+    private readonly sourceData: DataLocator | undefined,
+    /** Undefined: the target is read through its format into memory, chunk by chunk (open()). */
     private readonly targetData: DataLocator | undefined,
   ) {
     // Parts of large blocks lie in one run of each file (a dynamic image's block at most); a
     // copy works in whole blocks (open() checked that they lie in one run).
-    const granules = [sourceData.granuleBytes, ...(targetData ? [targetData.granuleBytes] : [])];
+    const granules = [sourceData?.granuleBytes, targetData?.granuleBytes];
     this.unit = config.mode === "copy" ? config.blockSizeBytes : compareUnitBytes(config.blockSizeBytes, granules);
     this.slots = new JobSlots(threads);
     this.sourceMaps = new SegmentMaps(source);
     this.targetMaps = new SegmentMaps(target);
+    this.sourceReader = sourceData ? undefined : new ChunkReader(source);
+    this.targetReader = targetData ? undefined : new ChunkReader(target);
+    this.chunkBytes = Math.max(MEMORY_CHUNK_BYTES, config.blockSizeBytes);
+    this.chunks = new Limiter(chunksInFlight(this.chunkBytes, (sourceData ? 0 : 1) + (targetData ? 0 : 1)));
   }
 
   private readonly sourceMaps: SegmentMaps;
@@ -177,15 +304,16 @@ export class NativeCompareScanner {
 
   /**
    * A native scanner for `config` running up to `threads` segments at once, when it applies:
-   * compare mode, results that carry no data ("none" or "here"), the addon available, both
-   * images' data in plain runs of their files, and a flat target when writing (other formats
-   * allocate as they are written). A target whose data is not in plain runs of its file
-   * (a differencing VHD; VHDX targets are read-only) is read through its format into memory
-   * segment by segment when its changes go through the format too ("caller") and each of its
-   * blocks lies in one segment: the jobs compare the source's file against that memory. Also
-   * copy mode into a fresh flat target (which reads as
-   * zeros: the source's data is "compared" against zeros, not read from it), from a source
-   * whose blocks each lie in one run of its file. Otherwise undefined (nothing stays open).
+   * compare mode, the addon available, and a flat target when writing (other formats allocate
+   * as they are written). Each image's data is read from plain runs of its file where it lies
+   * in such runs, else through its format into memory chunk by chunk: always for a source
+   * (differencing VHDs, VHDX files with a parent or a log), for a target (a differencing VHD)
+   * when the run does not change it, or when its changes go through the format ("caller") and
+   * each of its blocks lies in one segment, so that the scan never reads a block the caller
+   * has changed. Also copy mode
+   * into a fresh flat target (which reads as zeros: the source's data is "compared" against
+   * zeros, not read from it), from a source whose blocks each lie in one run of its file or
+   * that is read into memory. Otherwise undefined (nothing stays open).
    * @throws open errors from the images
    */
   static async open(config: ScanConfig, threads: number): Promise<NativeCompareScanner | undefined> {
@@ -198,12 +326,11 @@ export class NativeCompareScanner {
       const sourceData = dataLocatorOf(source);
       const targetData = dataLocatorOf(target);
       const writable = config.apply !== "here" || flatDataOf(target) !== undefined;
-      // A copy writes whole non-zero blocks, as the WASM copy does: each must lie in one run.
-      const blocksWhole = !copying || (sourceData !== undefined && config.blockSizeBytes <= sourceData.granuleBytes);
-      if (sourceData && targetData && writable && blocksWhole) return new NativeCompareScanner(config, Math.max(1, threads), source, target, sourceData, targetData);
-      // Read into memory: the target's blocks change only once their segment has been scanned.
-      const inMemory = config.mode === "compare" && config.apply === "caller" && callerSegmentsWholeBlocks(target);
-      if (sourceData && !targetData && inMemory) return new NativeCompareScanner(config, Math.max(1, threads), source, target, sourceData, undefined);
+      // A copy writes whole non-zero blocks, as the WASM copy does: each must lie in one run (or in memory).
+      const blocksWhole = !copying || sourceData === undefined || config.blockSizeBytes <= sourceData.granuleBytes;
+      // A target in memory: unchanged by the run, or its blocks change only once their segment has been scanned.
+      const targetReadable = targetData !== undefined || config.apply === "none" || (config.apply === "caller" && callerSegmentsWholeBlocks(target));
+      if (writable && blocksWhole && targetReadable) return new NativeCompareScanner(config, Math.max(1, threads), source, target, sourceData, targetData);
     } catch (error) {
       await source.close();
       throw error;
@@ -225,29 +352,25 @@ export class NativeCompareScanner {
     // A fresh copy target reads as zeros: nothing of it to map.
     const targetMap = copying ? [] : await this.targetMaps.of(start, end - start);
     const spans = activeUnits(sourceMap, targetMap, start, unit, Math.ceil((end - start) / unit)).map(([first, last]): [number, number] => [start + first * unit, Math.min(end, start + last * unit)]);
-    const targetMemory = this.targetData || spans.length === 0 ? undefined : await this.readTarget(spans, start, end);
-    let outcome;
-    try {
-      const targetData = this.targetData ?? memoryLocator(start);
-      const ranges = spans.flatMap(([from, to]) => placeRange(from, to, this.sourceData, targetData));
-      // Unallocated on both sides: equal zeros, nothing to map.
-      outcome = ranges.length === 0 ? { blocksCompared: 0, blocksChanged: 0, blocksNonZero: 0, bytesWritten: 0, changes: 0, changesArray: new Float64Array(0) } : await this.slots.run(() =>
-        compareSegment({
-          sourceFd: this.sourceData.fd,
-          targetFd: this.targetData?.fd ?? this.sourceData.fd,
-          blockSizeBytes: block,
-          unitBytes: unit,
-          startBytes: start,
-          lengthBytes: end - start,
-          ranges,
-          write: this.config.apply === "here",
-          targetZeros: copying,
-          gate: this.slots.gate,
-          targetMemory,
-        }),
-      );
-    } finally {
-      if (targetMemory) this.targetBuffers.give(targetMemory.buffer as ArrayBuffer);
+    // "caller" apply with the source read into memory: each chunk's changed data, packed.
+    const pieces: Uint8Array[] = [];
+    let outcome: CompareOutcome;
+    if (spans.length === 0) {
+      // Unallocated on both sides: equal zeros, nothing to read.
+      outcome = { blocksCompared: 0, blocksChanged: 0, blocksNonZero: 0, bytesWritten: 0, changes: 0, changesArray: new Float64Array(0) };
+    } else if (this.sourceData && this.targetData) {
+      outcome = await this.compare({ start, end, spans }, this.sourceData, this.targetData);
+    } else {
+      // Chunks share no block (chunkBytes is a multiple of the block): their counts add up.
+      const parts = await Promise.all(chunksOf(spans, start, end, this.chunkBytes).map((chunk, index) => this.chunks.run(() => this.compareChunk(chunk, index, pieces))));
+      outcome = { blocksCompared: 0, blocksChanged: 0, blocksNonZero: 0, bytesWritten: 0, changes: 0, changesArray: joinChanges(parts.map((part) => part.changesArray)) };
+      for (const part of parts) {
+        outcome.blocksCompared += part.blocksCompared;
+        outcome.blocksChanged += part.blocksChanged;
+        outcome.blocksNonZero += part.blocksNonZero;
+        outcome.bytesWritten += part.bytesWritten;
+      }
+      outcome.changes = outcome.changesArray.length / 3;
     }
     const counters = emptyCounters();
     counters.blocksCompared = outcome.blocksCompared;
@@ -260,7 +383,9 @@ export class NativeCompareScanner {
     const result: SegmentResult = { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters, changes: outcome.changesArray };
     if (this.config.apply === "here") counters.bytesZeroed = await zeroRuns(this.target, outcome.changesArray);
     if (this.config.apply === "caller") {
-      const changed = changedData(this.sourceData, outcome.changesArray, this.source.path, (bytes) =>
+      // The data of chunks that read the source into memory is in `pieces` (in order); else read it from the source's file now.
+      const fill = this.sourceData ? fileFill(this.sourceData, this.source.path) : concatenatedFill(pieces);
+      const changed = changedData(outcome.changesArray, fill, (bytes) =>
         bytes === 0 ? new Uint8Array(0) : this.spareBuffers.take(bytes, Math.ceil(bytes / DATA_BUFFER_STEP_BYTES) * DATA_BUFFER_STEP_BYTES).subarray(0, bytes),
       );
       result.data = changed.data;
@@ -271,20 +396,44 @@ export class NativeCompareScanner {
     return result;
   }
 
+  /** One compare job over `chunk` (a segment, or a part of one), each side from its file or from memory. */
+  private compare(chunk: Chunk, sourceData: DataLocator, targetData: DataLocator, sourceMemory?: Uint8Array, targetMemory?: Uint8Array): Promise<CompareOutcome> {
+    const ranges = chunk.spans.flatMap(([from, to]) => placeRange(from, to, sourceData, targetData));
+    return this.slots.run(() =>
+      compareSegment({
+        sourceFd: sourceMemory ? UNUSED_FD : sourceData.fd,
+        targetFd: targetMemory ? UNUSED_FD : targetData.fd,
+        blockSizeBytes: this.config.blockSizeBytes,
+        unitBytes: this.unit,
+        startBytes: chunk.start,
+        lengthBytes: chunk.end - chunk.start,
+        ranges,
+        write: this.config.apply === "here",
+        targetZeros: this.config.mode === "copy",
+        gate: this.slots.gate,
+        targetMemory,
+        sourceMemory,
+      }),
+    );
+  }
+
   /**
-   * The target's bytes of `spans` (in [start, end)) read through its format, at their offsets
-   * from `start` in a buffer of the segment's length.
+   * Compares a chunk with the sides that have no locator read into memory. With the source in
+   * memory and "caller" apply, the chunk's changed data goes to `pieces[index]` before its
+   * memory is given back.
    */
-  private async readTarget(spans: Array<[number, number]>, start: number, end: number): Promise<Uint8Array> {
-    const memory = this.targetBuffers.take(end - start);
+  private async compareChunk(chunk: Chunk, index: number, pieces: Uint8Array[]): Promise<CompareOutcome> {
+    const sourceMemory = await this.sourceReader?.read(chunk.spans, chunk.start, chunk.end);
+    let targetMemory: Uint8Array | undefined;
     try {
-      // Disjoint parts of the buffer: all in flight at once, all settled before it is given back.
-      await settleAll(spans.map(([from, to]) => this.target.read(memory.subarray(from - start, to - start), from)));
-    } catch (error) {
-      this.targetBuffers.give(memory.buffer as ArrayBuffer);
-      throw error;
+      targetMemory = await this.targetReader?.read(chunk.spans, chunk.start, chunk.end);
+      const outcome = await this.compare(chunk, this.sourceData ?? memoryLocator(chunk.start), this.targetData ?? memoryLocator(chunk.start), sourceMemory, targetMemory);
+      if (sourceMemory && this.config.apply === "caller") pieces[index] = changedData(outcome.changesArray, memoryFill(sourceMemory, chunk.start), (bytes) => new Uint8Array(bytes)).data;
+      return outcome;
+    } finally {
+      if (sourceMemory) this.sourceReader!.give(sourceMemory);
+      if (targetMemory) this.targetReader!.give(targetMemory);
     }
-    return memory;
   }
 
   /** Closes the images (the caller flushes the target before success). */
@@ -298,29 +447,63 @@ export class NativeCompareScanner {
   }
 }
 
-/** Where a segment's target bytes lie when read into memory from `start` on (readTarget). */
+/**
+ * A SourceFill over chunks' changed data (`pieces`, each the packed data of its chunk's
+ * non-zero changes, in order): changedData asks for the same changes in the same order, so
+ * the bytes are handed out as they come.
+ */
+function concatenatedFill(pieces: Uint8Array[]): SourceFill {
+  let piece = 0;
+  let at = 0;
+  return (view) => {
+    for (let done = 0; done < view.length; ) {
+      while (at === pieces[piece].length) [piece, at] = [piece + 1, 0];
+      const take = Math.min(view.length - done, pieces[piece].length - at);
+      view.set(pieces[piece].subarray(at, at + take), done);
+      [done, at] = [done + take, at + take];
+    }
+  };
+}
+
+/** Where a chunk's bytes lie when read into memory from `start` on (ChunkReader.read). */
 function memoryLocator(start: number): DataLocator {
-  return { fd: -1, granuleBytes: 2 ** 52, locate: (offset, length) => [{ offset, length, fileOffset: offset - start }] };
+  return { fd: UNUSED_FD, granuleBytes: 2 ** 52, locate: (offset, length) => [{ offset, length, fileOffset: offset - start }] };
 }
 
 /** XXH3's "large input" path, the only one the addon has, starts above this many bytes. */
 const NATIVE_HASH_MIN_BLOCK_BYTES = 240;
 
+/** What hashing a segment (or its chunks, joined) found. */
+type HashOutcome = Awaited<ReturnType<typeof hashSegment>>;
+
+/** Counts of data states (2) in `states` before `index`. */
+function dataStatesBefore(states: Uint8Array, index: number): number {
+  let count = 0;
+  for (let i = 0; i < index; i++) if (states[i] === 2) count++;
+  return count;
+}
+
 /**
  * Hash modes (checksum; resync --target-digest) by the native addon: each segment's digest
- * frame built by one job (hashSegment), which against the target's frame also finds the
- * differing blocks and writes their data to a flat target.
+ * frame built by one job (hashSegment), or by one per chunk for a source read through its
+ * format into memory, which against the target's frame also finds the differing blocks and
+ * writes their data to a flat target.
  */
 export class NativeHashScanner {
   private readonly slots: JobSlots;
   private readonly algorithmId: number;
   private readonly digestLength: number;
+  /** Reads the source through its format into memory, chunk by chunk (it has no locator). */
+  private readonly reader: ChunkReader | undefined;
+  private readonly chunks: Limiter;
+  private readonly chunkBytes: number;
 
   private constructor(
     readonly config: ScanConfig,
     readonly threads: number,
     private readonly source: DiskImage,
-    private readonly sourceData: DataLocator,
+    /** Undefined: the source is read through its format into memory. */
+    private readonly sourceData: DataLocator | undefined,
     /** The target when writing to it (a flat image). */
     private readonly target: DiskImage | undefined,
   ) {
@@ -328,6 +511,9 @@ export class NativeHashScanner {
     this.algorithmId = wasmAlgorithmId(config.algo!)!;
     this.digestLength = blockDigestLength(config.algo!);
     this.sourceMaps = new SegmentMaps(source);
+    this.reader = sourceData ? undefined : new ChunkReader(source);
+    this.chunkBytes = Math.max(MEMORY_CHUNK_BYTES, config.blockSizeBytes);
+    this.chunks = new Limiter(chunksInFlight(this.chunkBytes, 1));
   }
 
   private readonly sourceMaps: SegmentMaps;
@@ -335,8 +521,9 @@ export class NativeHashScanner {
   /**
    * A native scanner for `config` running up to `threads` segments at once, when it applies:
    * a hash mode with XXH3-128 or XXH3-64, results that carry no data, the addon available, the
-   * source's data in plain runs of its file with each block inside one run, a last block longer
-   * than 240 bytes, and a flat target when writing. Otherwise undefined (nothing stays open).
+   * source's data in plain runs of its file with each block inside one run (or a source read
+   * through its format into memory), a last block longer than 240 bytes, and a flat target
+   * when writing. Otherwise undefined (nothing stays open).
    * @throws open errors from the images
    */
   static async open(config: ScanConfig, threads: number): Promise<NativeHashScanner | undefined> {
@@ -351,7 +538,7 @@ export class NativeHashScanner {
       const sourceData = dataLocatorOf(source);
       const block = config.blockSizeBytes;
       const tail = source.virtualSize % block;
-      if (sourceData && block <= sourceData.granuleBytes && (tail === 0 || tail > NATIVE_HASH_MIN_BLOCK_BYTES)) {
+      if ((sourceData === undefined || block <= sourceData.granuleBytes) && (tail === 0 || tail > NATIVE_HASH_MIN_BLOCK_BYTES)) {
         if (writes) target = await openAs(config.targetPath!, config.targetFormat, false);
         if (!writes || flatDataOf(target!)) return new NativeHashScanner(config, Math.max(1, threads), source, sourceData, target);
       }
@@ -370,31 +557,11 @@ export class NativeHashScanner {
     const start = task.firstBlock * block;
     const end = Math.min(this.source.virtualSize, (task.firstBlock + task.blockCount) * block);
     const sourceMap = await this.sourceMaps.of(start, end - start);
-    // The blocks an allocated part overlaps, split where the source's data moves to another
-    // run of its file (at granules, which the block divides); flat targets are written in place.
-    const ranges = activeUnits(sourceMap, [], start, block, task.blockCount).flatMap(([first, last]) =>
-      this.sourceData.locate(start + first * block, Math.min(end, start + last * block) - (start + first * block)).map((piece): CompareRange => [piece.offset, piece.offset + piece.length, piece.fileOffset, this.target ? piece.offset : null]),
-    );
+    // The blocks an allocated part overlaps.
+    const spans = activeUnits(sourceMap, [], start, block, task.blockCount).map(([first, last]): [number, number] => [start + first * block, Math.min(end, start + last * block)]);
     // DigestReader.frames() has checked each frame's digests against its data blocks (and the addon checks again).
     const frame = task.targetFlags && task.targetDigests ? { flags: task.targetFlags, digests: task.targetDigests } : undefined;
-    // Unallocated in the source, and no data in the target's frame: a frame of unallocated
-    // blocks (state 0), nothing differs. Sparse images are mostly such segments.
-    const empty = ranges.length === 0 && (frame === undefined || frame.digests.length === 0);
-    const outcome = empty ? { dataBlocks: 0, unallocatedBlocks: task.blockCount, changedBlocks: 0, bytesWritten: 0, changes: 0, flags: new Uint8Array(task.blockCount), digests: new Uint8Array(0), changesArray: new Float64Array(0) } : await this.slots.run(() =>
-      hashSegment({
-        sourceFd: this.sourceData.fd,
-        targetFd: this.target ? flatDataOf(this.target)!.handle.fd : this.sourceData.fd,
-        algorithmId: this.algorithmId,
-        digestLength: this.digestLength,
-        blockSizeBytes: block,
-        startBytes: start,
-        lengthBytes: end - start,
-        ranges,
-        target: frame,
-        write: this.target !== undefined,
-        gate: this.slots.gate,
-      }),
-    );
+    const outcome = this.sourceData ? await this.hash({ start, end, spans }, this.sourceData, frame) : await this.hashInChunks(spans, start, end, frame);
     const counters: SegmentCounters = {
       ...emptyCounters(),
       blocksCompared: task.blockCount - outcome.unallocatedBlocks,
@@ -406,6 +573,82 @@ export class NativeHashScanner {
     };
     if (this.target) counters.bytesZeroed = await zeroRuns(this.target, outcome.changesArray);
     return { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters, changes: outcome.changesArray, frameFlags: outcome.flags, frameDigests: outcome.digests };
+  }
+
+  /**
+   * The frame of `chunk` (a segment, or a part of one starting on a block) from one job, its
+   * spans split where the source's data moves to another run of its file (at granules,
+   * which the block divides) or read from `memory`; flat targets are written in place.
+   */
+  private async hash(chunk: Chunk, sourceData: DataLocator, frame: { flags: Uint8Array; digests: Uint8Array } | undefined, memory?: Uint8Array): Promise<HashOutcome> {
+    const blocks = Math.ceil((chunk.end - chunk.start) / this.config.blockSizeBytes);
+    const ranges = chunk.spans.flatMap(([from, to]) => sourceData.locate(from, to - from).map((piece): CompareRange => [piece.offset, piece.offset + piece.length, piece.fileOffset, this.target ? piece.offset : null]));
+    // Unallocated in the source, and no data in the target's frame: a frame of unallocated
+    // blocks (state 0), nothing differs. Sparse images are mostly such segments.
+    if (ranges.length === 0 && (frame === undefined || frame.digests.length === 0)) {
+      return { dataBlocks: 0, unallocatedBlocks: blocks, changedBlocks: 0, bytesWritten: 0, changes: 0, flags: new Uint8Array(blocks), digests: new Uint8Array(0), changesArray: new Float64Array(0) };
+    }
+    return this.slots.run(() =>
+      hashSegment({
+        sourceFd: memory ? UNUSED_FD : sourceData.fd,
+        targetFd: this.target ? flatDataOf(this.target)!.handle.fd : UNUSED_FD,
+        algorithmId: this.algorithmId,
+        digestLength: this.digestLength,
+        blockSizeBytes: this.config.blockSizeBytes,
+        startBytes: chunk.start,
+        lengthBytes: chunk.end - chunk.start,
+        ranges,
+        target: frame,
+        write: this.target !== undefined,
+        gate: this.slots.gate,
+        sourceMemory: memory,
+      }),
+    );
+  }
+
+  /**
+   * The segment's frame from one job per chunk, each reading the source's bytes of its spans
+   * into memory first, joined in block order. Every chunk is hashed, spans or not: where the
+   * source is unallocated the target's frame may still have data.
+   */
+  private async hashInChunks(spans: Array<[number, number]>, start: number, end: number, frame: { flags: Uint8Array; digests: Uint8Array } | undefined): Promise<HashOutcome> {
+    const block = this.config.blockSizeBytes;
+    const parts = await Promise.all(
+      chunksOf(spans, start, end, this.chunkBytes, true).map((chunk) =>
+        this.chunks.run(async () => {
+          // The target frame's part for the chunk: its states, and the digests of its data blocks.
+          let part: typeof frame;
+          if (frame) {
+            const [first, last] = [(chunk.start - start) / block, Math.ceil((chunk.end - start) / block)];
+            const before = dataStatesBefore(frame.flags, first);
+            const within = dataStatesBefore(frame.flags, last) - before;
+            part = { flags: frame.flags.subarray(first, last), digests: frame.digests.subarray(before * this.digestLength, (before + within) * this.digestLength) };
+          }
+          if (chunk.spans.length === 0) return this.hash(chunk, memoryLocator(chunk.start), part);
+          const memory = await this.reader!.read(chunk.spans, chunk.start, chunk.end);
+          try {
+            return await this.hash(chunk, memoryLocator(chunk.start), part, memory);
+          } finally {
+            this.reader!.give(memory);
+          }
+        }),
+      ),
+    );
+    const flags = new Uint8Array(parts.reduce((sum, part) => sum + part.flags.length, 0));
+    const digests = new Uint8Array(parts.reduce((sum, part) => sum + part.digests.length, 0));
+    const outcome: HashOutcome = { dataBlocks: 0, unallocatedBlocks: 0, changedBlocks: 0, bytesWritten: 0, changes: 0, flags, digests, changesArray: joinChanges(parts.map((part) => part.changesArray)) };
+    let [flagsAt, digestsAt] = [0, 0];
+    for (const part of parts) {
+      flags.set(part.flags, flagsAt);
+      digests.set(part.digests, digestsAt);
+      [flagsAt, digestsAt] = [flagsAt + part.flags.length, digestsAt + part.digests.length];
+      outcome.dataBlocks += part.dataBlocks;
+      outcome.unallocatedBlocks += part.unallocatedBlocks;
+      outcome.changedBlocks += part.changedBlocks;
+      outcome.bytesWritten += part.bytesWritten;
+    }
+    outcome.changes = outcome.changesArray.length / 3;
+    return outcome;
   }
 
   /** Closes the images (the caller flushes the target before success). */
