@@ -129,7 +129,10 @@ t.test("zeroing a whole dynamic block unallocates it and punches its room; new b
   // Holes need the addon's fallocate and a filesystem that has them; elsewhere the room is only unreferenced.
   const noHoles = nativeAddon() ? sparseUnsupportedReason(dir) : "no native addon";
   if (noHoles) t.comment(`room not punched: ${noHoles}`);
-  else t.ok(statSync(path).blocks <= fullDisk - (5 * MIB) / 512, `their room is a hole (${statSync(path).blocks} of ${fullDisk} sectors)`);
+  // Five blocks' room (5 MiB and their bitmaps) freed, give or take the filesystem's own
+  // blocks: splitting an extent may take an extent-tree block, and that was exactly the
+  // margin an exact 5 MiB bound left (it failed under load).
+  else t.ok(statSync(path).blocks <= fullDisk - (5 * MIB - 64 * 1024) / 512, `their room is a hole (${statSync(path).blocks} of ${fullDisk} sectors)`);
   t.equal(firstDifference(await readImage(image), model), -1, "reads as the model");
   // Blocks written again land in the freed room: the file does not grow.
   await fill(3 * MIB + 512, 4096, 0xaa);
