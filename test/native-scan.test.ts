@@ -213,48 +213,57 @@ function childOverParent(childPath: string, parent: Buffer): Buffer {
   return content;
 }
 
-t.test("differencing VHD targets are read into memory and compared natively: the WASM scanners' results, the child parsed over its parent", { skip }, async (t) => {
-  const { seed, prng, dir, source } = pairSetup(t);
-  const size = 24 * 1024 * 1024 + 4096 * 3;
-  writeRandomImage(source, size, prng, 65536);
-  const base = join(dir, "base.raw");
-  copyFileSync(source, base);
-  applyPattern(base, size, 4096, PATTERNS[prng.int(PATTERNS.length)], prng);
-  // The same chain twice: a dynamic parent holding `base`, and a child with sectors of its
-  // own (whole blocks, single sectors, runs across a 4 KiB block's edge) and holes.
-  const writes = Array.from({ length: 40 }, () => ({ offset: prng.int(size / 512 - 16) * 512, data: prng.bytes(512 * (1 + prng.int(prng.int(2) ? 3 : 2100))) }));
-  const chain = async (name: string): Promise<string> => {
-    const parent = join(dir, `${name}-parent.vhd`);
-    await dynamicVhdOf(base, parent, 512 * 1024);
-    const child = join(dir, `${name}-child.vhd`);
-    const image = await createVhd(child, { type: "differencing", parentPath: parent });
-    for (const { offset, data } of writes) await image.write(data.subarray(0, Math.min(data.length, size - offset)), offset);
-    await image.close();
-    return child;
-  };
-  const [nativeChild, wasmChild] = [await chain("native"), await chain("wasm")];
-  const context = `seed ${seed}`;
-  const parents = [join(dir, "native-parent.vhd"), join(dir, "wasm-parent.vhd")];
-  const parentShas = parents.map(fileSha);
-  const parentContent = qemuContent(parents[0], dir);
-  t.equal(sha256(parentContent), fileSha(base), "qemu-img reads the parent as the base image");
-  const before = join(dir, "child-before.raw");
-  writeFileSync(before, childOverParent(nativeChild, parentContent));
-  t.equal(differingBlocks(source, before, 4096), (await resync(source, nativeChild, { dryRun: true })).blocksChanged, `the dry run counts the blocks the child differs in (${context})`);
-  const applied = await resync(source, nativeChild, {});
-  const appliedWasm = await withScanEnv("1", () => resync(source, wasmChild, {}));
-  t.same([applied.scanner, appliedWasm.scanner], ["native", "wasm"], `the native scanner ran (${context})`);
-  t.same(resyncOutcome(applied), resyncOutcome(appliedWasm), `native and WASM reports agree (${context})`);
-  t.ok(applied.blocksChanged > 0, "something changed");
-  t.equal(sha256(childOverParent(nativeChild, parentContent)), fileSha(source), `the child (parsed here) over its parent (qemu-img) equals the source (${context})`);
-  t.equal(sha256(childOverParent(wasmChild, qemuContent(parents[1], dir))), fileSha(source), `so does the WASM-synced child (${context})`);
-  t.same(parents.map(fileSha), parentShas, "neither run wrote to its parent");
-  t.equal((await resync(source, nativeChild, { dryRun: true })).blocksChanged, 0, "nothing left to change");
+t.test("differencing VHD targets a resync writes are compared natively (gathered from the chain's files, or read into memory): the WASM scanners' results, the child parsed over its parent", { skip }, async (t) => {
+  for (const gathered of [true, false]) {
+    await t.test(gathered ? "gathered" : "in memory", async (t: Test) => {
+      if (!gathered) setEnvFor(t, "VHDSYNC_NO_GATHER", "1");
+      const { seed, prng, dir, source } = pairSetup(t);
+      const size = 24 * 1024 * 1024 + 4096 * 3;
+      writeRandomImage(source, size, prng, 65536);
+      const base = join(dir, "base.raw");
+      copyFileSync(source, base);
+      applyPattern(base, size, 4096, PATTERNS[prng.int(PATTERNS.length)], prng);
+      // The same chain twice: a dynamic parent holding `base`, and a child with sectors of its
+      // own (whole blocks, single sectors, runs across a 4 KiB block's edge) and holes.
+      const writes = Array.from({ length: 40 }, () => ({ offset: prng.int(size / 512 - 16) * 512, data: prng.bytes(512 * (1 + prng.int(prng.int(2) ? 3 : 2100))) }));
+      const chain = async (name: string): Promise<string> => {
+        const parent = join(dir, `${name}-parent.vhd`);
+        await dynamicVhdOf(base, parent, 512 * 1024);
+        const child = join(dir, `${name}-child.vhd`);
+        const image = await createVhd(child, { type: "differencing", parentPath: parent });
+        for (const { offset, data } of writes) await image.write(data.subarray(0, Math.min(data.length, size - offset)), offset);
+        await image.close();
+        return child;
+      };
+      const [nativeChild, wasmChild] = [await chain("native"), await chain("wasm")];
+      const context = `seed ${seed}`;
+      const parents = [join(dir, "native-parent.vhd"), join(dir, "wasm-parent.vhd")];
+      const parentShas = parents.map(fileSha);
+      const parentContent = qemuContent(parents[0], dir);
+      t.equal(sha256(parentContent), fileSha(base), "qemu-img reads the parent as the base image");
+      const before = join(dir, "child-before.raw");
+      writeFileSync(before, childOverParent(nativeChild, parentContent));
+      t.equal(differingBlocks(source, before, 4096), (await resync(source, nativeChild, { dryRun: true })).blocksChanged, `the dry run counts the blocks the child differs in (${context})`);
+      const applied = await resync(source, nativeChild, {});
+      const appliedWasm = await withScanEnv("1", () => resync(source, wasmChild, {}));
+      t.same([applied.scanner, appliedWasm.scanner], ["native", "wasm"], `the native scanner ran (${context})`);
+      t.same(resyncOutcome(applied), resyncOutcome(appliedWasm), `native and WASM reports agree (${context})`);
+      t.ok(applied.blocksChanged > 0, "something changed");
+      t.equal(sha256(childOverParent(nativeChild, parentContent)), fileSha(source), `the child (parsed here) over its parent (qemu-img) equals the source (${context})`);
+      t.equal(sha256(childOverParent(wasmChild, qemuContent(parents[1], dir))), fileSha(source), `so does the WASM-synced child (${context})`);
+      t.same(parents.map(fileSha), parentShas, "neither run wrote to its parent");
+      t.equal((await resync(source, nativeChild, { dryRun: true })).blocksChanged, 0, "nothing left to change");
+    });
+  }
 });
 
-t.test("differencing VHD sources, and targets a run does not change, are read into memory chunk by chunk and scanned natively: the WASM scanners' results, the child parsed over its parent", { skip }, async (t) => {
-  for (let round = 0; round < 3; round++) {
+t.test("differencing VHD sources, and targets a run does not change, are scanned natively (gathered from the chain's files, or read into memory chunk by chunk): the WASM scanners' results, the child parsed over its parent", { skip }, async (t) => {
+  for (let round = 0; round < 6; round++) {
     await t.test(`round ${round}`, async (t: Test) => {
+      // Odd rounds: the chain is read through its format into memory (as VHDX files with a
+      // parent or a log are), even rounds gather its pieces from the files.
+      const gathered = round % 2 === 0;
+      if (!gathered) setEnvFor(t, "VHDSYNC_NO_GATHER", "1");
       const { seed, prng, dir, source: base, target } = pairSetup(t);
       const size = 20 * 1024 * 1024 + 4096 * 3;
       writeRandomImage(base, size, prng, 65536);
@@ -271,7 +280,7 @@ t.test("differencing VHD sources, and targets a run does not change, are read in
       const content = join(dir, "child.raw");
       writeFileSync(content, childOverParent(child, qemuContent(parent, dir)));
       // The target: the child's content with a pattern of changes, or an independent image.
-      if (round !== 1) {
+      if (round % 3 !== 1) {
         copyFileSync(content, target);
         applyPattern(target, size, 4096, PATTERNS[prng.int(PATTERNS.length)], prng);
         // A run differing across a chunk's edge.
@@ -279,9 +288,9 @@ t.test("differencing VHD sources, and targets a run does not change, are read in
         writeSync(fd, prng.bytes(12288), 0, 12288, MEMORY_CHUNK_BYTES - 4096);
         closeSync(fd);
       } else writeRandomImage(target, size, prng, 65536);
-      const blockSizeBytes = [4096, 65536, 8 * 1024 * 1024][round];
+      const blockSizeBytes = [4096, 65536, 8 * 1024 * 1024][round % 3];
       const workers = prng.int(2) === 0 ? 2 : 1;
-      const context = `seed ${seed}, ${blockSizeBytes}-byte blocks, ${workers} threads`;
+      const context = `seed ${seed}, ${blockSizeBytes}-byte blocks, ${workers} threads, ${gathered ? "gathered" : "in memory"}`;
       const chain = [parent, child].map(fileSha);
       const both = async <R extends { scanner: string }>(what: string, run: () => Promise<R>): Promise<[R, R]> => {
         const pair: [R, R] = [await run(), await withScanEnv("1", run)];

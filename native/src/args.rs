@@ -12,7 +12,7 @@ use crate::napi::*;
 /// Largest integer a JS number holds exactly (Number.MAX_SAFE_INTEGER).
 pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
-const MAX_ARGS: usize = 16;
+const MAX_ARGS: usize = 17;
 
 /// A number roughly as JS prints it: exponent notation for huge magnitudes.
 fn show(value: f64) -> String {

@@ -12,7 +12,8 @@
 use std::os::raw::c_int;
 
 use crate::failure::{Failure, Outcome};
-use crate::scan::{check_files_hold, check_memory_holds, check_ranges, start_writeback, write_run, ActiveRange, Changes, Origin, Place, ReadMode};
+use crate::gather::Gather;
+use crate::scan::{check_files_hold, check_ranges, check_side, start_writeback, write_run, ActiveRange, Changes, Origin, Place, ReadMode};
 use crate::xxh3::{self, Variant, MIDSIZE_MAX_BYTES};
 
 /// Block states of a digest frame (docs/digest-file.md).
@@ -58,6 +59,9 @@ pub struct HashJob {
     /// sources, read through their format): the ranges' source offsets are offsets into it,
     /// and `source_fd` is not used.
     pub source_memory: Option<Lent>,
+    /// The source's bytes gathered from the runs of several files (gather.rs): the ranges'
+    /// source offsets are their own virtual offsets, and `source_fd` is not used.
+    pub source_gather: Option<Gather>,
 }
 
 /// What a segment's hashing found.
@@ -119,7 +123,7 @@ impl HashJob {
         check_ranges(&self.active, self.start, self.end, self.write, |from, to| {
             aligned(from) && (aligned(to) || to == self.end)
         })?;
-        check_memory_holds(&self.active, Origin::SOURCE, self.source_memory)?;
+        check_side(&self.active, Origin::SOURCE, self.source_memory, self.source_gather.as_ref())?;
         let blocks = self.blocks();
         let digest_bytes = self.variant.digest_bytes() as u64;
         if let Some(target) = self.target {
@@ -253,12 +257,13 @@ pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
     };
     // SAFETY: validate() checked every range against the lent memory, which the caller keeps
     // alive and unchanged until the job settles.
-    let source_origin = unsafe { Origin::of(job.source_fd, job.source_memory) };
+    let source_origin = unsafe { Origin::of(job.source_fd, job.source_memory, job.source_gather.as_ref()) };
     // A file shorter than a range would fault (SIGBUS) past its end: refuse instead.
     check_files_hold([source_origin.fd(), Some(job.target_fd)], &job.active)?;
+    source_origin.check_gathered_files_hold()?;
     let mode = job.read;
     let window = mode.window(job.block);
-    let mut buffer = mode.buffer(window);
+    let mut buffer = source_origin.buffer(mode, window);
     let zeros = if job.active.iter().any(|range| range.source_at.is_none()) { vec![0u8; window as usize] } else { Vec::new() };
     let secret = xxh3::secret_for(0);
     let kernel = xxh3::Kernel::get();
@@ -380,6 +385,7 @@ mod tests {
             target: None,
             read: ReadMode::Read,
             source_memory: None,
+            source_gather: None,
         }
     }
 

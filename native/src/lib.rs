@@ -12,6 +12,7 @@ mod appender;
 mod args;
 mod failure;
 mod gate;
+mod gather;
 mod hash_scan;
 mod js;
 mod map;
@@ -206,6 +207,9 @@ fn parse_compare_segment(args: &Args) -> Outcome<Job> {
     let target_memory = args.optional_array_buffer(11, "targetMemory")?;
     // The source's bytes in the caller's memory (its source offsets point into it).
     let source_memory = args.optional_array_buffer(12, "sourceMemory")?;
+    // Either side's pieces in several files (gather.rs).
+    let source_gather = parse_gather(args, 13, "sourceGather")?;
+    let target_gather = parse_gather(args, 14, "targetGather")?;
     let job = scan::CompareJob {
         source_fd,
         target_fd,
@@ -220,6 +224,8 @@ fn parse_compare_segment(args: &Args) -> Outcome<Job> {
         read,
         target_memory,
         source_memory,
+        source_gather,
+        target_gather,
     };
     // compare_segment validates the job (on the pool thread for the async form).
     Ok(gated(gate, move || {
@@ -285,6 +291,17 @@ fn parse_ranges(args: &Args, index: usize) -> Outcome<Vec<scan::ActiveRange>> {
         .collect())
 }
 
+/// An optional gather (gather.rs): an ArrayBuffer of f64 values, read on this thread now.
+fn parse_gather(args: &Args, index: usize, name: &str) -> Outcome<Option<gather::Gather>> {
+    let Some((address, length)) = args.optional_array_buffer(index, name)? else { return Ok(None) };
+    if address % 8 != 0 || length % 8 != 0 {
+        return Err(Failure::Invalid(format!("{name} must hold whole f64 values")));
+    }
+    // SAFETY: an 8-aligned ArrayBuffer of `length` bytes, read on this thread now (and copied).
+    let values = if length == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(address as *const f64, length / 8) } };
+    gather::Gather::parse(values).map(Some)
+}
+
 fn parse_hash_segment(args: &Args) -> Outcome<Job> {
     let source_fd = args.fd(0, "sourceFd")?;
     let target_fd = args.fd(1, "targetFd")?;
@@ -308,6 +325,7 @@ fn parse_hash_segment(args: &Args) -> Outcome<Job> {
     let gate = parse_gate(args, 14)?;
     // The source's bytes in the caller's memory (its source offsets point into it).
     let source_memory = args.optional_array_buffer(15, "sourceMemory")?;
+    let source_gather = parse_gather(args, 16, "sourceGather")?;
     let job = hash_scan::HashJob {
         source_fd,
         target_fd,
@@ -323,6 +341,7 @@ fn parse_hash_segment(args: &Args) -> Outcome<Job> {
         target,
         read,
         source_memory,
+        source_gather,
     };
     // hash_segment validates the job (on the pool thread for the async form).
     Ok(gated(gate, move || {

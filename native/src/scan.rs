@@ -15,6 +15,7 @@ use std::os::raw::{c_int, c_void};
 
 use crate::appender::pwrite_all;
 use crate::failure::{Failure, Outcome};
+use crate::gather::Gather;
 use crate::map::{guard_range, page_size, size_of, unguard_range};
 use crate::sys;
 
@@ -82,6 +83,12 @@ pub struct CompareJob {
     /// the ranges' source offsets are offsets into it, and `source_fd` is not used. Writes
     /// take the differing data from it.
     pub source_memory: Option<(usize, usize)>,
+    /// The source's bytes gathered from the runs of several files (a differencing disk and its
+    /// parents, gather.rs): the ranges' source offsets are their own virtual offsets, and
+    /// `source_fd` is not used.
+    pub source_gather: Option<Gather>,
+    /// The target's, likewise (never with `write` or `target_zeros`).
+    pub target_gather: Option<Gather>,
 }
 
 /// A range of the virtual disk to compare, and where it lies in each file.
@@ -131,11 +138,11 @@ impl CompareJob {
         }
         // Ranges start on a unit boundary; the last unit of a range may be partial only at the segment's end.
         check_ranges(&self.active, self.start, self.end, self.write, |from, _| (from - self.start) % self.unit == 0)?;
-        if self.target_memory.is_some() && (self.write || self.target_zeros) {
-            return Err(Failure::Invalid("a target in memory is only compared: no write, no zero target".into()));
+        if (self.target_memory.is_some() || self.target_gather.is_some()) && (self.write || self.target_zeros) {
+            return Err(Failure::Invalid("a target in memory or gathered is only compared: no write, no zero target".into()));
         }
-        check_memory_holds(&self.active, Origin::SOURCE, self.source_memory)?;
-        check_memory_holds(&self.active, Origin::TARGET, self.target_memory)?;
+        check_side(&self.active, Origin::SOURCE, self.source_memory, self.source_gather.as_ref())?;
+        check_side(&self.active, Origin::TARGET, self.target_memory, self.target_gather.as_ref())?;
         let units: u64 = self.active.iter().map(|range| (range.to - range.from).div_ceil(self.unit)).sum();
         if (self.out.1 as u64) < units * 24 || self.out.0 % 8 != 0 {
             return Err(Failure::Invalid(format!("the changes buffer needs {} bytes, 8-aligned", units * 24)));
@@ -269,7 +276,7 @@ impl<'z> Side<'z> {
 
 /// Fills `buffer` from `fd` at `position`; a file that ends first is ENXIO (as a mapping past
 /// the end would be).
-fn read_exact(fd: c_int, position: u64, buffer: &mut [u8]) -> Outcome<()> {
+pub(crate) fn read_exact(fd: c_int, position: u64, buffer: &mut [u8]) -> Outcome<()> {
     let mut done = 0usize;
     while done < buffer.len() {
         // SAFETY: `buffer[done..]` is writable memory of the stated length; pread does not keep it.
@@ -307,13 +314,20 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
     // A file shorter than the range would fault (SIGBUS) past its end: refuse instead.
     // SAFETY: validate() checked every range against the lent memory, which the caller keeps
     // alive and unchanged until the job settles.
-    let (source_origin, target_origin) = unsafe { (Origin::of(job.source_fd, job.source_memory), Origin::of(job.target_fd, job.target_memory)) };
+    let (source_origin, target_origin) = unsafe {
+        (
+            Origin::of(job.source_fd, job.source_memory, job.source_gather.as_ref()),
+            Origin::of(job.target_fd, job.target_memory, job.target_gather.as_ref()),
+        )
+    };
     check_files_hold([source_origin.fd(), target_origin.fd()], &job.active)?;
+    source_origin.check_gathered_files_hold()?;
+    target_origin.check_gathered_files_hold()?;
     // Windows of whole units, read (or mapped) one at a time: mapped pages count as the
     // process's memory while mapped.
     let mode = job.read;
     let window = mode.window(job.unit);
-    let (mut source_buffer, mut target_buffer) = (mode.buffer(window), mode.buffer(window));
+    let (mut source_buffer, mut target_buffer) = (source_origin.buffer(mode, window), target_origin.buffer(mode, window));
     // What a side without data reads as (calloc'd: untouched pages cost nothing).
     let needs_zeros = job.target_zeros || job.active.iter().any(|range| range.source_at.is_none() || range.target_at.is_none());
     let zeros = if needs_zeros { vec![0u8; window as usize] } else { Vec::new() };
@@ -401,13 +415,19 @@ pub(crate) fn check_files_hold(fds: [Option<c_int>; 2], active: &[ActiveRange]) 
     Ok(())
 }
 
-/// Refuses ranges whose bytes on one side (Origin::SOURCE or Origin::TARGET) lie past the end
-/// of that side's lent memory.
-pub(crate) fn check_memory_holds(active: &[ActiveRange], side: usize, memory: Option<(usize, usize)>) -> Outcome<()> {
+/// Checks one side (Origin::SOURCE or Origin::TARGET) taken from lent memory or gathered:
+/// not both, no range past the end of the memory, every range covered by the pieces.
+pub(crate) fn check_side(active: &[ActiveRange], side: usize, memory: Option<(usize, usize)>, gather: Option<&Gather>) -> Outcome<()> {
+    let name = ["source", "target"][side];
+    if let Some(gather) = gather {
+        if memory.is_some() {
+            return Err(Failure::Invalid(format!("the {name} is either in memory or gathered, not both")));
+        }
+        gather.check_covers(active, side)?;
+    }
     let Some((_, length)) = memory else { return Ok(()) };
     let past = active.iter().any(|range| [range.source_at, range.target_at][side].is_some_and(|at| at + (range.to - range.from) > length as u64));
     if past {
-        let name = ["source", "target"][side];
         return Err(Failure::Invalid(format!("a range lies past the end of the {name}'s memory ({length} bytes)")));
     }
     Ok(())
@@ -419,6 +439,8 @@ pub(crate) fn check_memory_holds(active: &[ActiveRange], side: usize, memory: Op
 pub(crate) enum Origin<'m> {
     File(c_int),
     Memory(&'m [u8]),
+    /// Pieces in several files (gather.rs), read into the job's buffer.
+    Gathered(&'m Gather),
 }
 
 impl<'m> Origin<'m> {
@@ -429,18 +451,36 @@ impl<'m> Origin<'m> {
     ///
     /// # Safety
     /// `memory` must be readable for its length, and stay alive and unchanged for 'm.
-    pub(crate) unsafe fn of(fd: c_int, memory: Option<(usize, usize)>) -> Origin<'m> {
-        match memory {
-            Some((address, length)) => Origin::Memory(std::slice::from_raw_parts(address as *const u8, length)),
-            None => Origin::File(fd),
+    pub(crate) unsafe fn of(fd: c_int, memory: Option<(usize, usize)>, gather: Option<&'m Gather>) -> Origin<'m> {
+        match (memory, gather) {
+            (Some((address, length)), _) => Origin::Memory(std::slice::from_raw_parts(address as *const u8, length)),
+            (None, Some(gather)) => Origin::Gathered(gather),
+            (None, None) => Origin::File(fd),
         }
     }
 
-    /// The descriptor read from, if a file.
+    /// The descriptor read from, if one file.
     pub(crate) fn fd(self) -> Option<c_int> {
         match self {
             Origin::File(fd) => Some(fd),
-            Origin::Memory(_) => None,
+            Origin::Memory(_) | Origin::Gathered(_) => None,
+        }
+    }
+
+    /// Refuses (ENXIO) gathered pieces past the end of their files (a mapping is not involved,
+    /// but a short read would be).
+    pub(crate) fn check_gathered_files_hold(self) -> Outcome<()> {
+        match self {
+            Origin::Gathered(gather) => gather.check_files_hold(),
+            _ => Ok(()),
+        }
+    }
+
+    /// The job's window buffer for this side: gathered pieces are always read into one.
+    pub(crate) fn buffer(self, mode: ReadMode, window: u64) -> Vec<u8> {
+        match self {
+            Origin::Gathered(_) => vec![0u8; window as usize],
+            _ => mode.buffer(window),
         }
     }
 
@@ -451,7 +491,12 @@ impl<'m> Origin<'m> {
     {
         match (self, at) {
             (Origin::Memory(memory), Some(at)) => Ok(Side::Read(&memory[at as usize..(at + length) as usize])),
-            (Origin::Memory(_), None) => Ok(Side::Zeros(&zeros[..length as usize])),
+            (Origin::Gathered(gather), Some(at)) => {
+                let buffer = &mut buffer[..length as usize];
+                gather.read(at, buffer)?;
+                Ok(Side::Read(buffer))
+            }
+            (Origin::Memory(_) | Origin::Gathered(_), None) => Ok(Side::Zeros(&zeros[..length as usize])),
             (Origin::File(fd), at) => Side::new(mode, fd, at, length, zeros, buffer),
         }
     }
@@ -564,6 +609,8 @@ mod tests {
             read: ReadMode::Read,
             target_memory: None,
             source_memory: None,
+            source_gather: None,
+            target_gather: None,
         }
     }
 
@@ -799,6 +846,44 @@ mod tests {
         let past = vec![ActiveRange { from, to: size, source_at: Some(200), target_at: Some(from) }];
         let job = CompareJob { source_memory: Some((memory.as_ptr() as usize, memory.len())), ..job_over(0, source.fd(), block, size, past, &mut out) };
         assert!(job.validate().is_err(), "a range past the end of the source's memory");
+    }
+
+    #[test]
+    fn a_gathered_source_gives_the_results_and_writes_of_the_same_bytes_in_a_file() {
+        let (source_bytes, target_bytes) = multi_window_pair();
+        let size = source_bytes.len() as u64;
+        let block = 4096u64;
+        let whole = TempFile::new("gather-whole", &source_bytes);
+        // The same bytes in pieces: [0, x) from `whole`, [x, y) from another file at 777 (a
+        // run that starts and ends inside windows), [y, size) from `whole` again.
+        let (x, y) = (300_000u64, 1_500_123u64);
+        let mut other_bytes = vec![0x11u8; 777];
+        other_bytes.extend_from_slice(&source_bytes[x as usize..y as usize]);
+        let other = TempFile::new("gather-other", &other_bytes);
+        let gather = || {
+            let values = [2.0, whole.fd() as f64, other.fd() as f64, 0.0, x as f64, 0.0, 0.0, x as f64, (y - x) as f64, 1.0, 777.0, y as f64, (size - y) as f64, 0.0, y as f64];
+            crate::gather::Gather::parse(&values).unwrap()
+        };
+        let mut results = Vec::new();
+        for gathered in [false, true] {
+            let target = TempFile::new(&format!("gather-target-{gathered}"), &target_bytes);
+            let mut out = vec![0f64; 3 * size.div_ceil(block) as usize + 3];
+            let ranges = vec![ActiveRange::flat(0, size)];
+            let job = CompareJob {
+                write: true,
+                source_gather: gathered.then(gather),
+                ..job_over(if gathered { 0 } else { whole.fd() }, target.fd(), block, size, ranges, &mut out)
+            };
+            let counts = compare_segment(&job).unwrap();
+            results.push((counts, out, std::fs::read(&target.0).unwrap()));
+        }
+        assert!(results[0].0.blocks_changed > 0 && results[0].0.bytes_written > 0);
+        assert!(results[0] == results[1], "the same counts, changes and target writes gathered as from one file");
+        let mut out = vec![0f64; 3 * size.div_ceil(block) as usize + 3];
+        let uncovered = CompareJob { source_gather: Some(gather()), ..job_over(0, whole.fd(), block, size + 4096, vec![ActiveRange::flat(0, size + 4096)], &mut out) };
+        assert!(uncovered.validate().is_err(), "a range the pieces do not cover");
+        let written = CompareJob { target_gather: Some(gather()), write: true, ..job_over(whole.fd(), 0, block, size, vec![ActiveRange::flat(0, size)], &mut out) };
+        assert!(written.validate().is_err(), "no writes to a gathered target");
     }
 
     #[test]

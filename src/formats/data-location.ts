@@ -3,8 +3,9 @@
 // the virtual disk is the file's first bytes), dynamic VHDs (each allocated block's data is
 // one run of the file, after its sector bitmap; unallocated blocks read as zeros) and VHDX
 // files without a parent, a dirty log or partially present blocks (fully present blocks are
-// runs, other states zeros). Differencing disks and other VHDX files have no locator and are
-// read through DiskImage.read.
+// runs, other states zeros). Differencing VHDs have no locator, but say where each piece of
+// their disk lies in their own file or their parents' (filePiecesOf). Other VHDX files have
+// neither and are read through DiskImage.read.
 
 import type { DiskImage } from "./disk-image.js";
 import { flatDataOf } from "./flat-file.js";
@@ -42,4 +43,39 @@ export function dataLocatorOf(image: DiskImage): DataLocator | undefined {
   if (flat) return { fd: flat.handle.fd, granuleBytes: FLAT_GRANULE_BYTES, locate: (offset, length) => [{ offset, length, fileOffset: offset }] };
   const locatable = image as Partial<LocatableImage>;
   return typeof locatable.dataLocator === "function" ? locatable.dataLocator() : undefined;
+}
+
+/** A piece of the virtual disk in one of several files. */
+export interface FilePiece extends DataPiece {
+  /** Descriptor of the file holding the piece (valid while the image is open; unused where fileOffset is null). */
+  fd: number;
+}
+
+/** Images whose data lies in runs of several files (a differencing disk over its parents). */
+export interface GatherableImage {
+  /** [offset, offset+length) as pieces, in order, covering it. The range must lie inside the disk. */
+  filePieces(offset: number, length: number): Promise<FilePiece[]>;
+}
+
+/**
+ * Where `image`'s bytes lie, piece by piece and file by file: from its locator, or from the
+ * image itself (differencing VHDs); undefined when neither can say (read through DiskImage.read).
+ */
+export function filePiecesOf(image: DiskImage): ((offset: number, length: number) => Promise<FilePiece[]>) | undefined {
+  const locator = dataLocatorOf(image);
+  if (locator) return async (offset, length) => locator.locate(offset, length).map((piece) => ({ ...piece, fd: locator.fd }));
+  const gatherable = image as Partial<GatherableImage>;
+  return typeof gatherable.filePieces === "function" ? (offset, length) => gatherable.filePieces!(offset, length) : undefined;
+}
+
+/** `piece` appended to `pieces`, merged into the last one when it continues it (same file, next bytes; or zeros after zeros). */
+export function appendPiece(pieces: FilePiece[], piece: FilePiece): void {
+  if (piece.length === 0) return;
+  const last = pieces[pieces.length - 1];
+  const continues =
+    last !== undefined &&
+    last.offset + last.length === piece.offset &&
+    (last.fileOffset === null ? piece.fileOffset === null : piece.fileOffset !== null && last.fd === piece.fd && last.fileOffset + last.length === piece.fileOffset);
+  if (continues) last.length += piece.length;
+  else pieces.push({ ...piece });
 }

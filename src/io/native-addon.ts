@@ -58,10 +58,14 @@ export interface NativeAddon {
    * (the ranges' target offsets are offsets into it; `targetFd` is not used; no writes):
    * targets read through their format, as differencing disks are. With `sourceMemory` the
    * source's bytes come from it likewise (`sourceFd` is not used; writes take their data from
-   * it). native/src/scan.rs.
+   * it). `sourceGather` and `targetGather` (f64: the number of files, their descriptors, then
+   * (offset, length, file index or -1 for zeros, file offset) quadruples in order) say that
+   * side's bytes lie in pieces of several files, which the job gathers (the ranges' offsets on
+   * that side are their own virtual offsets; no writes to a gathered target).
+   * native/src/scan.rs, native/src/gather.rs.
    */
-  compareSegment(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, changes: ArrayBuffer, gate?: number | null, targetMemory?: ArrayBuffer | null, sourceMemory?: ArrayBuffer | null): CompareSegmentCounts;
-  compareSegmentAsync(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, changes: ArrayBuffer, gate?: number | null, targetMemory?: ArrayBuffer | null, sourceMemory?: ArrayBuffer | null): Promise<CompareSegmentCounts>;
+  compareSegment(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, changes: ArrayBuffer, gate?: number | null, targetMemory?: ArrayBuffer | null, sourceMemory?: ArrayBuffer | null, sourceGather?: ArrayBuffer | null, targetGather?: ArrayBuffer | null): CompareSegmentCounts;
+  compareSegmentAsync(sourceFd: number, targetFd: number, blockSizeBytes: number, unitSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, changes: ArrayBuffer, gate?: number | null, targetMemory?: ArrayBuffer | null, sourceMemory?: ArrayBuffer | null, sourceGather?: ArrayBuffer | null, targetGather?: ArrayBuffer | null): Promise<CompareSegmentCounts>;
   /**
    * The digest frame of one segment, [startBytes, +lengthBytes) of the virtual disk, in
    * `blockSizeBytes` blocks (algorithm 2 = XXH3-128, 3 = XXH3-64; the last block longer than 240
@@ -72,12 +76,13 @@ export interface NativeAddon {
    * `targetDigests`; both or neither) it also finds the blocks that differ, as changed ranges in
    * `changes` (24 bytes per block; as compareSegment's), and with `mode` bit 1 writes their data
    * to `targetFd`. With `sourceMemory` the source's bytes come from it (the ranges' source
-   * offsets are offsets into it; `sourceFd` is not used). Every buffer is lent until the call
-   * settles. native/src/hash_scan.rs.
+   * offsets are offsets into it; `sourceFd` is not used); with `sourceGather` (as
+   * compareSegment's) it is gathered from pieces of several files. Every buffer is lent until
+   * the call settles. native/src/hash_scan.rs.
    * Both segment jobs take an optional job gate (gateOpen) that they wait at before running.
    */
-  hashSegment(sourceFd: number, targetFd: number, algorithm: number, blockSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, flags: ArrayBuffer, digests: ArrayBuffer, changes: ArrayBuffer, targetFlags?: ArrayBuffer | null, targetDigests?: ArrayBuffer | null, gate?: number | null, sourceMemory?: ArrayBuffer | null): HashSegmentCounts;
-  hashSegmentAsync(sourceFd: number, targetFd: number, algorithm: number, blockSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, flags: ArrayBuffer, digests: ArrayBuffer, changes: ArrayBuffer, targetFlags?: ArrayBuffer | null, targetDigests?: ArrayBuffer | null, gate?: number | null, sourceMemory?: ArrayBuffer | null): Promise<HashSegmentCounts>;
+  hashSegment(sourceFd: number, targetFd: number, algorithm: number, blockSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, flags: ArrayBuffer, digests: ArrayBuffer, changes: ArrayBuffer, targetFlags?: ArrayBuffer | null, targetDigests?: ArrayBuffer | null, gate?: number | null, sourceMemory?: ArrayBuffer | null, sourceGather?: ArrayBuffer | null): HashSegmentCounts;
+  hashSegmentAsync(sourceFd: number, targetFd: number, algorithm: number, blockSizeBytes: number, startBytes: number, lengthBytes: number, ranges: ArrayBuffer, rangeCount: number, mode: number, flags: ArrayBuffer, digests: ArrayBuffer, changes: ArrayBuffer, targetFlags?: ArrayBuffer | null, targetDigests?: ArrayBuffer | null, gate?: number | null, sourceMemory?: ArrayBuffer | null, sourceGather?: ArrayBuffer | null): Promise<HashSegmentCounts>;
   /**
    * Opens a job gate: at most `capacity` (1 to 1024) segment jobs given its id run at once;
    * the others wait on their pool threads and start as soon as one finishes. Returns the id.

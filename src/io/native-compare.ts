@@ -12,6 +12,14 @@
 import { VhdsyncError } from "../errors.js";
 import { errnoName, fromNativeError, nativeAddon, type CompareSegmentCounts, type HashSegmentCounts, type NativeAddon } from "./native-addon.js";
 
+/** A piece of the virtual disk in one of several files (fileOffset null: it reads as zeros; fd then unused). */
+export interface GatherPiece {
+  offset: number;
+  length: number;
+  fd: number;
+  fileOffset: number | null;
+}
+
 /** The job mode's bit that maps the files' pages instead of reading them (VHDSYNC_SCAN_MMAP=1). */
 function readModeBits(): number {
   return process.env.VHDSYNC_SCAN_MMAP === "1" ? 4 : 0;
@@ -52,6 +60,14 @@ export interface CompareSegmentRequest {
    * used. Writes take their data from it. Lent until the compare settles.
    */
   sourceMemory?: Uint8Array;
+  /**
+   * The source's bytes in pieces of several files (a differencing disk over its parents), in
+   * order, covering every range whose source side has a place; those places must be the
+   * ranges' own virtual offsets. `sourceFd` is then not used.
+   */
+  sourceGather?: GatherPiece[];
+  /** The target's, likewise (no writes then). */
+  targetGather?: GatherPiece[];
 }
 
 /** What the compare found: counts, and the changed ranges as (offset, length, zero) triples. */
@@ -97,6 +113,8 @@ export async function compareSegment(request: CompareSegmentRequest): Promise<Co
       request.gate ?? null,
       (request.targetMemory?.buffer as ArrayBuffer | undefined) ?? null,
       (request.sourceMemory?.buffer as ArrayBuffer | undefined) ?? null,
+      packGather(request.sourceGather),
+      packGather(request.targetGather),
     ),
   );
   // The lent memory stays referenced (so alive) until the job has settled.
@@ -121,6 +139,25 @@ export function closeJobGate(gate: number): void {
 }
 
 /** (start, end, sourceAt, targetAt) f64 quadruples; -1 = reads as zeros. */
+/**
+ * Pieces as the addon takes them (native/src/gather.rs): the number of files, their
+ * descriptors, then (offset, length, file index or -1 for zeros, file offset) quadruples.
+ */
+function packGather(pieces: GatherPiece[] | undefined): ArrayBuffer | null {
+  if (!pieces) return null;
+  const files = new Map<number, number>();
+  for (const piece of pieces) if (piece.fileOffset !== null && !files.has(piece.fd)) files.set(piece.fd, files.size);
+  const values = new Float64Array(1 + files.size + pieces.length * 4);
+  values[0] = files.size;
+  values.set([...files.keys()], 1);
+  let at = 1 + files.size;
+  for (const { offset, length, fd, fileOffset } of pieces) {
+    values.set([offset, length, fileOffset === null ? -1 : files.get(fd)!, fileOffset ?? 0], at);
+    at += 4;
+  }
+  return values.buffer;
+}
+
 function packRanges(list: CompareRange[]): ArrayBuffer {
   const ranges = new Float64Array(Math.max(4, list.length * 4));
   list.forEach(([start, end, sourceAt = start, targetAt = start], index) => ranges.set([start, end, sourceAt ?? -1, targetAt ?? -1], index * 4));
@@ -175,6 +212,8 @@ export interface HashSegmentRequest {
    * are offsets into this buffer's ArrayBuffer and `sourceFd` is not used. Lent until the job settles.
    */
   sourceMemory?: Uint8Array;
+  /** The source's bytes in pieces of several files (as CompareSegmentRequest's). */
+  sourceGather?: GatherPiece[];
 }
 
 /** The segment's frame, counts and changed ranges. */
@@ -230,6 +269,7 @@ export async function hashSegment(request: HashSegmentRequest): Promise<HashSegm
       target ? whole(target.digests) : null,
       request.gate ?? null,
       (request.sourceMemory?.buffer as ArrayBuffer | undefined) ?? null,
+      packGather(request.sourceGather),
     ),
   );
   void request.sourceMemory;

@@ -1,22 +1,23 @@
 // Scanning by the native addon (src/io/native-compare.ts; native/src/scan.rs and
 // native/src/hash_scan.rs) of images whose data lies in plain runs of their files: raw
 // files, block devices, fixed VHDs, dynamic VHDs and clean VHDX files (one run per allocated
-// block; src/formats/data-location.ts), and images read through their format into memory
-// chunk by chunk (differencing VHD sources and targets, other VHDX sources). Each segment
-// (or chunk) is one job on a libuv pool thread, which
-// maps the allocated ranges read-only and either compares two images block by block
-// (NativeCompareScanner: resync, verify, diff, and copy into a new target) or builds the source's digest frame, and
-// against the target's frame finds the differing blocks (NativeHashScanner: checksum,
-// resync --target-digest). Differing data is written to the target there, followed by its
-// writeback (sync_file_range, no device cache flush: the final fdatasync makes it durable).
-// No worker thread boots and no WASM instance is made, so every core scans from the first
-// segment on. This thread computes the allocation maps and where each range lies in the
-// files, punches the zero runs and keeps the counters; results are those of the WASM scanner
-// (test/native-scan.test.ts checks both against each other).
+// block; src/formats/data-location.ts); differencing VHDs, whose pieces lie in their own file
+// and their parents' (the jobs gather them: native/src/gather.rs); and other images (VHDX
+// files with a parent or a log) read through their format into memory, chunk by chunk. Each
+// segment (or chunk) is one job on a libuv pool thread, which reads (or maps) the allocated
+// ranges window by window and either compares two images block by block
+// (NativeCompareScanner: resync, verify, diff, and copy into a new target) or builds the
+// source's digest frame, and against the target's frame finds the differing blocks
+// (NativeHashScanner: checksum, resync --target-digest). Differing data is written to the
+// target there, followed by its writeback (sync_file_range, no device cache flush: the final
+// fdatasync makes it durable). No worker thread boots and no WASM instance is made, so every
+// core scans from the first segment on. This thread computes the allocation maps and where
+// each range lies in the files, punches the zero runs and keeps the counters; results are
+// those of the WASM scanner (test/native-scan.test.ts checks both against each other).
 
 import { availableParallelism } from "node:os";
 import type { DiskImage, Extent } from "../formats/disk-image.js";
-import { dataLocatorOf, type DataLocator } from "../formats/data-location.js";
+import { dataLocatorOf, filePiecesOf, type DataLocator, type FilePiece } from "../formats/data-location.js";
 import { allocationMapFlat, flatDataOf } from "../formats/flat-file.js";
 import { readExactlySync, settleAll } from "../io/file.js";
 import { SpareBuffers } from "./spare-buffers.js";
@@ -207,8 +208,44 @@ async function zeroRuns(target: DiskImage, changes: Float64Array): Promise<numbe
   return zeroed;
 }
 
+/**
+ * How a scanner reaches one image's bytes: from plain runs of its file (a locator), gathered
+ * by the jobs from pieces of several files (a differencing VHD over its parents), or read
+ * through its format into memory, chunk by chunk (any other image).
+ */
+type Access =
+  | { kind: "located"; data: DataLocator }
+  | { kind: "gathered"; pieces: (offset: number, length: number) => Promise<FilePiece[]> }
+  | { kind: "memory"; reader: ChunkReader };
+
+function accessOf(image: DiskImage): Access {
+  const data = dataLocatorOf(image);
+  if (data) return { kind: "located", data };
+  // VHDSYNC_NO_GATHER=1: read such images into memory instead (how VHDX files with a parent
+  // or a log are read; the tests run both ways).
+  const pieces = process.env.VHDSYNC_NO_GATHER === "1" ? undefined : filePiecesOf(image);
+  return pieces ? { kind: "gathered", pieces } : { kind: "memory", reader: new ChunkReader(image) };
+}
+
+/** A gathered side's locator: the job is given virtual offsets (gather.rs finds the files). */
+const VIRTUAL_LOCATOR: DataLocator = { fd: UNUSED_FD, granuleBytes: 2 ** 52, locate: (offset, length) => [{ offset, length, fileOffset: offset }] };
+
+/** One side of a job over a chunk: where its ranges point, its descriptor, its gathered pieces or memory. */
+interface JobSide {
+  locator: DataLocator;
+  fd: number;
+  gather?: FilePiece[];
+  memory?: Uint8Array;
+}
+
+/** The pieces of `spans` (in order, disjoint) in the files, in order. */
+async function piecesOfSpans(pieces: (offset: number, length: number) => Promise<FilePiece[]>, spans: Array<[number, number]>): Promise<FilePiece[]> {
+  const parts = await Promise.all(spans.map(([from, to]) => pieces(from, to - from)));
+  return parts.flat();
+}
+
 /** Fills `view` with the source's bytes from virtual offset `offset` on. */
-type SourceFill = (view: Uint8Array, offset: number) => void;
+type SourceFill = (view: Uint8Array, offset: number) => void | Promise<void>;
 
 /** A SourceFill reading the source's file where its locator says (page-cache reads, on this thread). */
 function fileFill(source: DataLocator, path: string): SourceFill {
@@ -230,7 +267,7 @@ function memoryFill(memory: Uint8Array, start: number): SourceFill {
  * For "caller" apply: the source's bytes of the non-zero changes, packed in order (what
  * applyChanges writes), and the bytes of data and of zeros the changes make.
  */
-function changedData(changes: Float64Array, fill: SourceFill, take: (bytes: number) => Uint8Array): { data: Uint8Array; written: number; zeroed: number } {
+async function changedData(changes: Float64Array, fill: SourceFill, take: (bytes: number) => Uint8Array): Promise<{ data: Uint8Array; written: number; zeroed: number }> {
   let written = 0;
   let zeroed = 0;
   for (const change of eachChange(changes)) {
@@ -241,7 +278,7 @@ function changedData(changes: Float64Array, fill: SourceFill, take: (bytes: numb
   let at = 0;
   for (const change of eachChange(changes)) {
     if (change.zero) continue;
-    fill(data.subarray(at, at + change.lengthBytes), change.offsetBytes);
+    await fill(data.subarray(at, at + change.lengthBytes), change.offsetBytes);
     at += change.lengthBytes;
   }
   return { data, written, zeroed };
@@ -266,9 +303,6 @@ function chunksInFlight(chunkBytes: number, sides: number): number {
 export class NativeCompareScanner {
   private readonly slots: JobSlots;
   private readonly spareBuffers = new SpareBuffers();
-  /** Readers of the sides read through their format into memory, chunk by chunk. */
-  private readonly sourceReader: ChunkReader | undefined;
-  private readonly targetReader: ChunkReader | undefined;
   /** Chunks in flight (when a side is read into memory). */
   private readonly chunks: Limiter;
   private readonly chunkBytes: number;
@@ -281,22 +315,18 @@ export class NativeCompareScanner {
     readonly threads: number,
     private readonly source: DiskImage,
     private readonly target: DiskImage,
-    /** Undefined: the source is read through its format into memory, chunk by chunk. */
-    private readonly sourceData: DataLocator | undefined,
-    /** Undefined: the target is read through its format into memory, chunk by chunk (open()). */
-    private readonly targetData: DataLocator | undefined,
+    private readonly sourceAccess: Access,
+    private readonly targetAccess: Access,
   ) {
-    // Parts of large blocks lie in one run of each file (a dynamic image's block at most); a
-    // copy works in whole blocks (open() checked that they lie in one run).
-    const granules = [sourceData?.granuleBytes, targetData?.granuleBytes];
+    // Parts of large blocks lie in one run of each located file (a dynamic image's block at
+    // most); a copy works in whole blocks (open() checked that they lie in one run).
+    const granules = [sourceAccess, targetAccess].map((access) => (access.kind === "located" ? access.data.granuleBytes : undefined));
     this.unit = config.mode === "copy" ? config.blockSizeBytes : compareUnitBytes(config.blockSizeBytes, granules);
     this.slots = new JobSlots(threads);
     this.sourceMaps = new SegmentMaps(source);
     this.targetMaps = new SegmentMaps(target);
-    this.sourceReader = sourceData ? undefined : new ChunkReader(source);
-    this.targetReader = targetData ? undefined : new ChunkReader(target);
     this.chunkBytes = Math.max(MEMORY_CHUNK_BYTES, config.blockSizeBytes);
-    this.chunks = new Limiter(chunksInFlight(this.chunkBytes, (sourceData ? 0 : 1) + (targetData ? 0 : 1)));
+    this.chunks = new Limiter(chunksInFlight(this.chunkBytes, [sourceAccess, targetAccess].filter((access) => access.kind === "memory").length));
   }
 
   private readonly sourceMaps: SegmentMaps;
@@ -305,15 +335,15 @@ export class NativeCompareScanner {
   /**
    * A native scanner for `config` running up to `threads` segments at once, when it applies:
    * compare mode, the addon available, and a flat target when writing (other formats allocate
-   * as they are written). Each image's data is read from plain runs of its file where it lies
-   * in such runs, else through its format into memory chunk by chunk: always for a source
-   * (differencing VHDs, VHDX files with a parent or a log), for a target (a differencing VHD)
-   * when the run does not change it, or when its changes go through the format ("caller") and
-   * each of its blocks lies in one segment, so that the scan never reads a block the caller
-   * has changed. Also copy mode
-   * into a fresh flat target (which reads as zeros: the source's data is "compared" against
-   * zeros, not read from it), from a source whose blocks each lie in one run of its file or
-   * that is read into memory. Otherwise undefined (nothing stays open).
+   * as they are written). Each image's bytes are read from plain runs of its file where they
+   * lie in such runs, else gathered from pieces of several files (differencing VHDs: their
+   * own sectors and their parents'), else read through the format into memory chunk by chunk
+   * (VHDX files with a parent or a log): always for a source; for a target when the run does
+   * not change it, or when its changes go through the format ("caller") and each of its
+   * blocks lies in one segment, so that the scan never reads a block the caller has changed.
+   * Also copy mode into a fresh flat target (which reads as zeros: the source's data is
+   * "compared" against zeros, not read from it), from a source whose blocks each lie in one
+   * run of its file, or gathered, or read into memory. Otherwise undefined (nothing stays open).
    * @throws open errors from the images
    */
   static async open(config: ScanConfig, threads: number): Promise<NativeCompareScanner | undefined> {
@@ -323,14 +353,14 @@ export class NativeCompareScanner {
     let target: DiskImage | undefined;
     try {
       target = await openAs(config.targetPath, config.targetFormat, config.apply !== "here");
-      const sourceData = dataLocatorOf(source);
-      const targetData = dataLocatorOf(target);
+      const sourceAccess = accessOf(source);
+      const targetAccess = accessOf(target);
       const writable = config.apply !== "here" || flatDataOf(target) !== undefined;
-      // A copy writes whole non-zero blocks, as the WASM copy does: each must lie in one run (or in memory).
-      const blocksWhole = !copying || sourceData === undefined || config.blockSizeBytes <= sourceData.granuleBytes;
-      // A target in memory: unchanged by the run, or its blocks change only once their segment has been scanned.
-      const targetReadable = targetData !== undefined || config.apply === "none" || (config.apply === "caller" && callerSegmentsWholeBlocks(target));
-      if (writable && blocksWhole && targetReadable) return new NativeCompareScanner(config, Math.max(1, threads), source, target, sourceData, targetData);
+      // A copy writes whole non-zero blocks, as the WASM copy does: each must lie in one run (or be gathered or in memory).
+      const blocksWhole = !copying || sourceAccess.kind !== "located" || config.blockSizeBytes <= sourceAccess.data.granuleBytes;
+      // A target not located: unchanged by the run, or its blocks change only once their segment has been scanned.
+      const targetReadable = targetAccess.kind === "located" || config.apply === "none" || (config.apply === "caller" && callerSegmentsWholeBlocks(target));
+      if (writable && blocksWhole && targetReadable) return new NativeCompareScanner(config, Math.max(1, threads), source, target, sourceAccess, targetAccess);
     } catch (error) {
       await source.close();
       throw error;
@@ -358,8 +388,8 @@ export class NativeCompareScanner {
     if (spans.length === 0) {
       // Unallocated on both sides: equal zeros, nothing to read.
       outcome = { blocksCompared: 0, blocksChanged: 0, blocksNonZero: 0, bytesWritten: 0, changes: 0, changesArray: new Float64Array(0) };
-    } else if (this.sourceData && this.targetData) {
-      outcome = await this.compare({ start, end, spans }, this.sourceData, this.targetData);
+    } else if (this.sourceAccess.kind !== "memory" && this.targetAccess.kind !== "memory") {
+      outcome = await this.compareChunk({ start, end, spans }, 0, pieces);
     } else {
       // Chunks share no block (chunkBytes is a multiple of the block): their counts add up.
       const parts = await Promise.all(chunksOf(spans, start, end, this.chunkBytes).map((chunk, index) => this.chunks.run(() => this.compareChunk(chunk, index, pieces))));
@@ -383,9 +413,7 @@ export class NativeCompareScanner {
     const result: SegmentResult = { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters, changes: outcome.changesArray };
     if (this.config.apply === "here") counters.bytesZeroed = await zeroRuns(this.target, outcome.changesArray);
     if (this.config.apply === "caller") {
-      // The data of chunks that read the source into memory is in `pieces` (in order); else read it from the source's file now.
-      const fill = this.sourceData ? fileFill(this.sourceData, this.source.path) : concatenatedFill(pieces);
-      const changed = changedData(outcome.changesArray, fill, (bytes) =>
+      const changed = await changedData(outcome.changesArray, this.sourceFill(pieces), (bytes) =>
         bytes === 0 ? new Uint8Array(0) : this.spareBuffers.take(bytes, Math.ceil(bytes / DATA_BUFFER_STEP_BYTES) * DATA_BUFFER_STEP_BYTES).subarray(0, bytes),
       );
       result.data = changed.data;
@@ -396,43 +424,75 @@ export class NativeCompareScanner {
     return result;
   }
 
-  /** One compare job over `chunk` (a segment, or a part of one), each side from its file or from memory. */
-  private compare(chunk: Chunk, sourceData: DataLocator, targetData: DataLocator, sourceMemory?: Uint8Array, targetMemory?: Uint8Array): Promise<CompareOutcome> {
-    const ranges = chunk.spans.flatMap(([from, to]) => placeRange(from, to, sourceData, targetData));
-    return this.slots.run(() =>
-      compareSegment({
-        sourceFd: sourceMemory ? UNUSED_FD : sourceData.fd,
-        targetFd: targetMemory ? UNUSED_FD : targetData.fd,
-        blockSizeBytes: this.config.blockSizeBytes,
-        unitBytes: this.unit,
-        startBytes: chunk.start,
-        lengthBytes: chunk.end - chunk.start,
-        ranges,
-        write: this.config.apply === "here",
-        targetZeros: this.config.mode === "copy",
-        gate: this.slots.gate,
-        targetMemory,
-        sourceMemory,
-      }),
-    );
+  /**
+   * Where "caller" apply takes the changed data from: the source's file (located), its
+   * format (gathered: the changed bytes only), or the chunks' copies in `pieces` (in memory:
+   * changedData asks for the same changes in the same order, so their bytes are handed out
+   * as they come).
+   */
+  private sourceFill(pieces: Uint8Array[]): SourceFill {
+    const access = this.sourceAccess;
+    if (access.kind === "located") return fileFill(access.data, this.source.path);
+    if (access.kind === "gathered") return (view, offset) => this.source.read(view, offset);
+    let piece = 0;
+    let at = 0;
+    return (view) => {
+      for (let done = 0; done < view.length; ) {
+        while (at === pieces[piece].length) [piece, at] = [piece + 1, 0];
+        const take = Math.min(view.length - done, pieces[piece].length - at);
+        view.set(pieces[piece].subarray(at, at + take), done);
+        [done, at] = [done + take, at + take];
+      }
+    };
+  }
+
+  /** One side of a job over `chunk`: its memory read or its pieces found first where it needs them. */
+  private async sideOf(access: Access, chunk: Chunk): Promise<JobSide> {
+    switch (access.kind) {
+      case "located":
+        return { locator: access.data, fd: access.data.fd };
+      case "gathered":
+        return { locator: VIRTUAL_LOCATOR, fd: UNUSED_FD, gather: await piecesOfSpans(access.pieces, chunk.spans) };
+      case "memory":
+        return { locator: memoryLocator(chunk.start), fd: UNUSED_FD, memory: await access.reader.read(chunk.spans, chunk.start, chunk.end) };
+    }
   }
 
   /**
-   * Compares a chunk with the sides that have no locator read into memory. With the source in
-   * memory and "caller" apply, the chunk's changed data goes to `pieces[index]` before its
-   * memory is given back.
+   * Compares `chunk` (a segment, or a chunk of one when a side is read into memory) in one
+   * job. With the source in memory and "caller" apply, the chunk's changed data goes to
+   * `pieces[index]` before its memory is given back.
    */
   private async compareChunk(chunk: Chunk, index: number, pieces: Uint8Array[]): Promise<CompareOutcome> {
-    const sourceMemory = await this.sourceReader?.read(chunk.spans, chunk.start, chunk.end);
-    let targetMemory: Uint8Array | undefined;
+    const source = await this.sideOf(this.sourceAccess, chunk);
+    let target: JobSide | undefined;
     try {
-      targetMemory = await this.targetReader?.read(chunk.spans, chunk.start, chunk.end);
-      const outcome = await this.compare(chunk, this.sourceData ?? memoryLocator(chunk.start), this.targetData ?? memoryLocator(chunk.start), sourceMemory, targetMemory);
-      if (sourceMemory && this.config.apply === "caller") pieces[index] = changedData(outcome.changesArray, memoryFill(sourceMemory, chunk.start), (bytes) => new Uint8Array(bytes)).data;
+      target = await this.sideOf(this.targetAccess, chunk);
+      const ranges = chunk.spans.flatMap(([from, to]) => placeRange(from, to, source.locator, target!.locator));
+      const outcome = await this.slots.run(() =>
+        compareSegment({
+          sourceFd: source.fd,
+          targetFd: target!.fd,
+          blockSizeBytes: this.config.blockSizeBytes,
+          unitBytes: this.unit,
+          startBytes: chunk.start,
+          lengthBytes: chunk.end - chunk.start,
+          ranges,
+          write: this.config.apply === "here",
+          targetZeros: this.config.mode === "copy",
+          gate: this.slots.gate,
+          sourceMemory: source.memory,
+          targetMemory: target!.memory,
+          sourceGather: source.gather,
+          targetGather: target!.gather,
+        }),
+      );
+      if (source.memory && this.config.apply === "caller") pieces[index] = (await changedData(outcome.changesArray, memoryFill(source.memory, chunk.start), (bytes) => new Uint8Array(bytes))).data;
       return outcome;
     } finally {
-      if (sourceMemory) this.sourceReader!.give(sourceMemory);
-      if (targetMemory) this.targetReader!.give(targetMemory);
+      for (const [access, side] of [[this.sourceAccess, source], [this.targetAccess, target]] as const) {
+        if (access.kind === "memory" && side?.memory) access.reader.give(side.memory);
+      }
     }
   }
 
@@ -445,24 +505,6 @@ export class NativeCompareScanner {
       await this.target.close();
     }
   }
-}
-
-/**
- * A SourceFill over chunks' changed data (`pieces`, each the packed data of its chunk's
- * non-zero changes, in order): changedData asks for the same changes in the same order, so
- * the bytes are handed out as they come.
- */
-function concatenatedFill(pieces: Uint8Array[]): SourceFill {
-  let piece = 0;
-  let at = 0;
-  return (view) => {
-    for (let done = 0; done < view.length; ) {
-      while (at === pieces[piece].length) [piece, at] = [piece + 1, 0];
-      const take = Math.min(view.length - done, pieces[piece].length - at);
-      view.set(pieces[piece].subarray(at, at + take), done);
-      [done, at] = [done + take, at + take];
-    }
-  };
 }
 
 /** Where a chunk's bytes lie when read into memory from `start` on (ChunkReader.read). */
@@ -485,16 +527,14 @@ function dataStatesBefore(states: Uint8Array, index: number): number {
 
 /**
  * Hash modes (checksum; resync --target-digest) by the native addon: each segment's digest
- * frame built by one job (hashSegment), or by one per chunk for a source read through its
- * format into memory, which against the target's frame also finds the differing blocks and
- * writes their data to a flat target.
+ * frame built by one job (hashSegment; the source from its file, or gathered from several),
+ * or by one per chunk for a source read through its format into memory, which against the
+ * target's frame also finds the differing blocks and writes their data to a flat target.
  */
 export class NativeHashScanner {
   private readonly slots: JobSlots;
   private readonly algorithmId: number;
   private readonly digestLength: number;
-  /** Reads the source through its format into memory, chunk by chunk (it has no locator). */
-  private readonly reader: ChunkReader | undefined;
   private readonly chunks: Limiter;
   private readonly chunkBytes: number;
 
@@ -502,8 +542,7 @@ export class NativeHashScanner {
     readonly config: ScanConfig,
     readonly threads: number,
     private readonly source: DiskImage,
-    /** Undefined: the source is read through its format into memory. */
-    private readonly sourceData: DataLocator | undefined,
+    private readonly sourceAccess: Access,
     /** The target when writing to it (a flat image). */
     private readonly target: DiskImage | undefined,
   ) {
@@ -511,7 +550,6 @@ export class NativeHashScanner {
     this.algorithmId = wasmAlgorithmId(config.algo!)!;
     this.digestLength = blockDigestLength(config.algo!);
     this.sourceMaps = new SegmentMaps(source);
-    this.reader = sourceData ? undefined : new ChunkReader(source);
     this.chunkBytes = Math.max(MEMORY_CHUNK_BYTES, config.blockSizeBytes);
     this.chunks = new Limiter(chunksInFlight(this.chunkBytes, 1));
   }
@@ -521,8 +559,8 @@ export class NativeHashScanner {
   /**
    * A native scanner for `config` running up to `threads` segments at once, when it applies:
    * a hash mode with XXH3-128 or XXH3-64, results that carry no data, the addon available, the
-   * source's data in plain runs of its file with each block inside one run (or a source read
-   * through its format into memory), a last block longer than 240 bytes, and a flat target
+   * source's data in plain runs of its file with each block inside one run (or gathered from
+   * several files, or read through its format into memory), a last block longer than 240 bytes, and a flat target
    * when writing. Otherwise undefined (nothing stays open).
    * @throws open errors from the images
    */
@@ -535,12 +573,12 @@ export class NativeHashScanner {
     const source = await openAs(config.sourcePath, config.sourceFormat, true);
     let target: DiskImage | undefined;
     try {
-      const sourceData = dataLocatorOf(source);
+      const sourceAccess = accessOf(source);
       const block = config.blockSizeBytes;
       const tail = source.virtualSize % block;
-      if ((sourceData === undefined || block <= sourceData.granuleBytes) && (tail === 0 || tail > NATIVE_HASH_MIN_BLOCK_BYTES)) {
+      if ((sourceAccess.kind !== "located" || block <= sourceAccess.data.granuleBytes) && (tail === 0 || tail > NATIVE_HASH_MIN_BLOCK_BYTES)) {
         if (writes) target = await openAs(config.targetPath!, config.targetFormat, false);
-        if (!writes || flatDataOf(target!)) return new NativeHashScanner(config, Math.max(1, threads), source, sourceData, target);
+        if (!writes || flatDataOf(target!)) return new NativeHashScanner(config, Math.max(1, threads), source, sourceAccess, target);
       }
     } catch (error) {
       await source.close();
@@ -561,7 +599,7 @@ export class NativeHashScanner {
     const spans = activeUnits(sourceMap, [], start, block, task.blockCount).map(([first, last]): [number, number] => [start + first * block, Math.min(end, start + last * block)]);
     // DigestReader.frames() has checked each frame's digests against its data blocks (and the addon checks again).
     const frame = task.targetFlags && task.targetDigests ? { flags: task.targetFlags, digests: task.targetDigests } : undefined;
-    const outcome = this.sourceData ? await this.hash({ start, end, spans }, this.sourceData, frame) : await this.hashInChunks(spans, start, end, frame);
+    const outcome = this.sourceAccess.kind === "memory" ? await this.hashInChunks(this.sourceAccess.reader, spans, start, end, frame) : await this.hash({ start, end, spans }, frame);
     const counters: SegmentCounters = {
       ...emptyCounters(),
       blocksCompared: task.blockCount - outcome.unallocatedBlocks,
@@ -578,19 +616,23 @@ export class NativeHashScanner {
   /**
    * The frame of `chunk` (a segment, or a part of one starting on a block) from one job, its
    * spans split where the source's data moves to another run of its file (at granules,
-   * which the block divides) or read from `memory`; flat targets are written in place.
+   * which the block divides), or gathered, or read from `memory`; flat targets are written
+   * in place.
    */
-  private async hash(chunk: Chunk, sourceData: DataLocator, frame: { flags: Uint8Array; digests: Uint8Array } | undefined, memory?: Uint8Array): Promise<HashOutcome> {
+  private async hash(chunk: Chunk, frame: { flags: Uint8Array; digests: Uint8Array } | undefined, memory?: Uint8Array): Promise<HashOutcome> {
     const blocks = Math.ceil((chunk.end - chunk.start) / this.config.blockSizeBytes);
+    const access = this.sourceAccess;
+    const sourceData = access.kind === "located" ? access.data : access.kind === "gathered" ? VIRTUAL_LOCATOR : memoryLocator(chunk.start);
     const ranges = chunk.spans.flatMap(([from, to]) => sourceData.locate(from, to - from).map((piece): CompareRange => [piece.offset, piece.offset + piece.length, piece.fileOffset, this.target ? piece.offset : null]));
     // Unallocated in the source, and no data in the target's frame: a frame of unallocated
     // blocks (state 0), nothing differs. Sparse images are mostly such segments.
     if (ranges.length === 0 && (frame === undefined || frame.digests.length === 0)) {
       return { dataBlocks: 0, unallocatedBlocks: blocks, changedBlocks: 0, bytesWritten: 0, changes: 0, flags: new Uint8Array(blocks), digests: new Uint8Array(0), changesArray: new Float64Array(0) };
     }
+    const gather = access.kind === "gathered" ? await piecesOfSpans(access.pieces, chunk.spans) : undefined;
     return this.slots.run(() =>
       hashSegment({
-        sourceFd: memory ? UNUSED_FD : sourceData.fd,
+        sourceFd: sourceData.fd,
         targetFd: this.target ? flatDataOf(this.target)!.handle.fd : UNUSED_FD,
         algorithmId: this.algorithmId,
         digestLength: this.digestLength,
@@ -602,6 +644,7 @@ export class NativeHashScanner {
         write: this.target !== undefined,
         gate: this.slots.gate,
         sourceMemory: memory,
+        sourceGather: gather,
       }),
     );
   }
@@ -611,7 +654,7 @@ export class NativeHashScanner {
    * into memory first, joined in block order. Every chunk is hashed, spans or not: where the
    * source is unallocated the target's frame may still have data.
    */
-  private async hashInChunks(spans: Array<[number, number]>, start: number, end: number, frame: { flags: Uint8Array; digests: Uint8Array } | undefined): Promise<HashOutcome> {
+  private async hashInChunks(reader: ChunkReader, spans: Array<[number, number]>, start: number, end: number, frame: { flags: Uint8Array; digests: Uint8Array } | undefined): Promise<HashOutcome> {
     const block = this.config.blockSizeBytes;
     const parts = await Promise.all(
       chunksOf(spans, start, end, this.chunkBytes, true).map((chunk) =>
@@ -624,12 +667,12 @@ export class NativeHashScanner {
             const within = dataStatesBefore(frame.flags, last) - before;
             part = { flags: frame.flags.subarray(first, last), digests: frame.digests.subarray(before * this.digestLength, (before + within) * this.digestLength) };
           }
-          if (chunk.spans.length === 0) return this.hash(chunk, memoryLocator(chunk.start), part);
-          const memory = await this.reader!.read(chunk.spans, chunk.start, chunk.end);
+          if (chunk.spans.length === 0) return this.hash(chunk, part);
+          const memory = await reader.read(chunk.spans, chunk.start, chunk.end);
           try {
-            return await this.hash(chunk, memoryLocator(chunk.start), part, memory);
+            return await this.hash(chunk, part, memory);
           } finally {
-            this.reader!.give(memory);
+            reader.give(memory);
           }
         }),
       ),

@@ -9,7 +9,8 @@ import type { VhdImage } from "./vhd-image.js";
 import { VhdDynamicImage, type VhdDynamicState } from "./vhd-dynamic-image.js";
 import type { DecodedLocator } from "./vhd-parent.js";
 import { VHD_EPOCH_SECONDS, formatUuid } from "./vhd-structures.js";
-import { readSmallHere, settleAll } from "../../io/file.js";
+import { checkRange, readSmallHere, settleAll } from "../../io/file.js";
+import { appendPiece, filePiecesOf, type FilePiece, type GatherableImage } from "../data-location.js";
 
 /** What a differencing layer adds to the dynamic state. */
 export interface VhdDifferencingState extends VhdDynamicState {
@@ -20,7 +21,7 @@ export interface VhdDifferencingState extends VhdDynamicState {
 }
 
 /** A differencing VHD (with its opened parent chain) as a DiskImage. */
-export class VhdDifferencingImage extends VhdDynamicImage {
+export class VhdDifferencingImage extends VhdDynamicImage implements GatherableImage {
   readonly parent: VhdImage;
   readonly locators: DecodedLocator[];
   readonly parentTimestampMatches: boolean;
@@ -59,6 +60,38 @@ export class VhdDifferencingImage extends VhdDynamicImage {
       reads.push(run.set ? readSmallHere(this.handle, part, this.dataOffsetBytes(block, start), this.path) : this.readParent(part, offset + (start - inBlockBytes)));
     }
     await settleAll(reads);
+  }
+
+  /**
+   * Where [offset, offset+length) lies: this file's sectors where their block's bitmap has the
+   * bit set, the parent chain's pieces elsewhere (zeros past the parent's end), adjacent
+   * pieces merged. What read() reads, as places in the files (the native scanners gather it).
+   */
+  async filePieces(offset: number, length: number): Promise<FilePiece[]> {
+    this.checkOpen();
+    checkRange(offset, length, this.virtualSize, this.path);
+    const parentPieces = filePiecesOf(this.parent);
+    const pieces: FilePiece[] = [];
+    const fromParent = async (at: number, bytes: number): Promise<void> => {
+      const inParent = Math.max(0, Math.min(bytes, this.parent.virtualSize - at));
+      if (inParent > 0) {
+        if (!parentPieces) throw new Error(`filePieces: the parent ${this.parent.path} cannot say where its data lies`);
+        for (const piece of await parentPieces(at, inParent)) appendPiece(pieces, piece);
+      }
+      appendPiece(pieces, { offset: at + inParent, length: bytes - inParent, fd: -1, fileOffset: null });
+    };
+    await this.forEachBlockPart(offset, length, async (block, inBlock, done, part) => {
+      const at = offset + done;
+      if (!this.table.isAllocated(block)) return fromParent(at, part);
+      const bitmap = await this.loadBitmap(block);
+      for (const run of this.bitmapOps.runs(bitmap, Math.floor(inBlock / 512), Math.ceil((inBlock + part) / 512))) {
+        const start = Math.max(run.firstBit * 512, inBlock);
+        const end = Math.min((run.firstBit + run.bits) * 512, inBlock + part);
+        if (run.set) appendPiece(pieces, { offset: at + start - inBlock, length: end - start, fd: this.handle.fd, fileOffset: this.dataOffsetBytes(block, start) });
+        else await fromParent(at + start - inBlock, end - start);
+      }
+    });
+    return pieces;
   }
 
   protected override newBlockBitmap(firstBit: number, bits: number): Uint8Array {
