@@ -188,7 +188,7 @@ function benchPair(results) {
     allSeconds: times,
     // The reports' own `seconds` (from resync() start: excludes node and CLI start-up).
     medianCpuSeconds: Object.fromEntries(Object.entries(cpu).map(([key, values]) => [key, HAVE_TIME ? median(values) : null])),
-    medianReportSeconds: Object.fromEntries(Object.entries(reportSeconds).map(([key, values]) => [key, median(values)])),
+    medianReportSeconds: medians(reportSeconds),
     ratios: {
       resyncOverXxhsum: m.resync / m.xxhsum,
       resync64kOverXxhsum: m.resync64k / m.xxhsum,
@@ -207,7 +207,7 @@ function benchPair(results) {
     // The same ratios from the reports' own seconds (the work, without Node and CLI start-up)
     // against the other tools' wall time.
     reportRatios: (() => {
-      const r = Object.fromEntries(Object.entries(reportSeconds).map(([key, values]) => [key, median(values)]));
+      const r = medians(reportSeconds);
       return { resyncOverXxhsum: r.resync / m.xxhsum, targetDigestOverResync: r.targetDigest / r.resync, checksumOverCat: r.checksum / m.cat, rsyncOverResync: m.rsync / r.resync };
     })(),
     bytesWritten: { defaultBlock: report.bytesWritten, block64k: report64k.bytesWritten, targetDigest4k: digestReport.bytesWritten },
@@ -280,6 +280,21 @@ async function benchVhd(results) {
   };
 }
 
+/** The median of each list of `record`. */
+function medians(record) {
+  return Object.fromEntries(Object.entries(record).map(([key, values]) => [key, median(values)]));
+}
+
+/** A fresh differencing child of `parent` at `child` with `count` 4 KiB blocks of its own (changedBlockOffsets with `seed`). */
+async function makeChild(lib, parent, child, count, seed) {
+  rmSync(child, { force: true });
+  const made = await lib.createVhd(child, { type: "differencing", parentPath: parent });
+  const writes = [];
+  changedBlockOffsets(SIZE, count, seed, (block, offset) => writes.push(made.write(Buffer.from(block), offset)));
+  await Promise.all(writes);
+  await made.close();
+}
+
 /**
  * The pair's resync into a dynamic VHD target (2 MiB blocks, every one allocated: converted
  * from the raw target) against the same resync into the raw target, alternating; before each
@@ -319,15 +334,10 @@ async function benchVhdTarget(results) {
       inProcess[key].push(report.seconds);
       if (key === "vhd") scanners.add(report.scanner);
     }
-    // The differencing child: the native scanner (the target read into memory through its
-    // format) and the WASM scanners, alternately first.
+    // The differencing child: the native scanner (the target's pieces gathered from the
+    // child's and the parent's files) and the WASM scanners, alternately first.
     for (const key of round % 2 === 0 ? ["differencing", "differencingWasm"] : ["differencingWasm", "differencing"]) {
-      rmSync(child, { force: true });
-      const made = await lib.createVhd(child, { type: "differencing", parentPath: parent });
-      const writes = [];
-      changedBlockOffsets(SIZE, count, seed, (block, offset) => writes.push(made.write(Buffer.from(block), offset)));
-      await Promise.all(writes);
-      await made.close();
+      await makeChild(lib, parent, child, count, seed);
       spawnSync("sync");
       const run = vhdsync(["resync", source, child, "--json"], key === "differencingWasm" ? { env: { VHDSYNC_NO_NATIVE_SCAN: "1" } } : undefined);
       const report = lastJson(run.stdout);
@@ -341,11 +351,11 @@ async function benchVhdTarget(results) {
   results.vhdTarget = {
     sizeBytes: SIZE,
     changedBlocks4k: count,
-    medianSeconds: Object.fromEntries(Object.entries(times).map(([key, values]) => [key, median(values)])),
+    medianSeconds: medians(times),
     vhdOverRaw: median(times.vhd) / median(times.raw),
     differencingOverRaw: median(times.differencing) / median(times.raw),
     differencingNativeOverWasm: median(times.differencing) / median(times.differencingWasm),
-    medianReportSeconds: Object.fromEntries(Object.entries(inProcess).map(([key, values]) => [key, median(values)])),
+    medianReportSeconds: medians(inProcess),
     scanner: [...scanners].join(", "),
     differencingScanners: [...differencingScanners].join(", "),
     allSeconds: times,
@@ -370,12 +380,8 @@ async function benchVhdSource(results) {
   const child = join(DIR, "source-child.vhd");
   for (const path of [parent, child]) rmSync(path, { force: true });
   await lib.convertImage(source, parent, { to: "vhd-dynamic" });
-  const made = await lib.createVhd(child, { type: "differencing", parentPath: parent });
   const count = Math.round((SIZE / 4096) * FRACTION);
-  const writes = [];
-  changedBlockOffsets(SIZE, count, SEED + 200, (block, offset) => writes.push(made.write(Buffer.from(block), offset)));
-  await Promise.all(writes);
-  await made.close();
+  await makeChild(lib, parent, child, count, SEED + 200);
   const keys = ["differencing", "differencingWasm", "raw"];
   const times = Object.fromEntries(keys.map((key) => [key, []]));
   const inProcess = Object.fromEntries(keys.map((key) => [key, []]));
@@ -405,11 +411,11 @@ async function benchVhdSource(results) {
   results.vhdSource = {
     sizeBytes: SIZE,
     changedBlocks4k: count,
-    medianSeconds: Object.fromEntries(Object.entries(times).map(([key, values]) => [key, median(values)])),
+    medianSeconds: medians(times),
     differencingOverRaw: median(times.differencing) / median(times.raw),
     differencingNativeOverWasm: median(times.differencing) / median(times.differencingWasm),
-    medianReportSeconds: Object.fromEntries(Object.entries(inProcess).map(([key, values]) => [key, median(values)])),
-    checksumMedianSeconds: Object.fromEntries(Object.entries(checksumTimes).map(([key, values]) => [key, median(values)])),
+    medianReportSeconds: medians(inProcess),
+    checksumMedianSeconds: medians(checksumTimes),
     scanners: [...scanners].join(", "),
     allSeconds: times,
     finalCheck: lastJson(verified.stdout).equal ? "target equal to the differencing source after the last run" : "MISMATCH",
@@ -451,7 +457,7 @@ async function benchLibrary(results) {
       await timedCall(times[key], () => lib.resync(join(DIR, image), join(DIR, copy), {}));
     }
   }
-  const m = Object.fromEntries(Object.entries(times).map(([key, values]) => [key, median(values)]));
+  const m = medians(times);
   results.library = {
     note: "resync() called in the bench's own process after one warm-up call of each kind; wall seconds of the call",
     medianSeconds: m,

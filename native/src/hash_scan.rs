@@ -259,8 +259,7 @@ pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
     // alive and unchanged until the job settles.
     let source_origin = unsafe { Origin::of(job.source_fd, job.source_memory, job.source_gather.as_ref()) };
     // A file shorter than a range would fault (SIGBUS) past its end: refuse instead.
-    check_files_hold([source_origin.fd(), Some(job.target_fd)], &job.active)?;
-    source_origin.check_gathered_files_hold()?;
+    check_files_hold([source_origin, Origin::File(job.target_fd)], &job.active)?;
     let mode = job.read;
     let window = mode.window(job.block);
     let mut buffer = source_origin.buffer(mode, window);

@@ -320,9 +320,7 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
             Origin::of(job.target_fd, job.target_memory, job.target_gather.as_ref()),
         )
     };
-    check_files_hold([source_origin.fd(), target_origin.fd()], &job.active)?;
-    source_origin.check_gathered_files_hold()?;
-    target_origin.check_gathered_files_hold()?;
+    check_files_hold([source_origin, target_origin], &job.active)?;
     // Windows of whole units, read (or mapped) one at a time: mapped pages count as the
     // process's memory while mapped.
     let mode = job.read;
@@ -397,11 +395,19 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
     Ok(counts)
 }
 
-/// Refuses (ENXIO) ranges that lie past the end of either file (the source's, the target's;
-/// None: that side is not read from a file): touching a mapping there would fault (SIGBUS).
-pub(crate) fn check_files_hold(fds: [Option<c_int>; 2], active: &[ActiveRange]) -> Outcome<()> {
-    for (side, fd) in fds.into_iter().enumerate() {
-        let Some(fd) = fd else { continue };
+/// Refuses (ENXIO) ranges that lie past the end of either side's file (the source's, the
+/// target's; gathered sides: each piece's file; memory was checked by validate()): touching a
+/// mapping there would fault (SIGBUS), a read would come up short.
+pub(crate) fn check_files_hold(origins: [Origin; 2], active: &[ActiveRange]) -> Outcome<()> {
+    for (side, origin) in origins.into_iter().enumerate() {
+        let fd = match origin {
+            Origin::File(fd) => fd,
+            Origin::Gathered(gather) => {
+                gather.check_files_hold()?;
+                continue;
+            }
+            Origin::Memory(_) => continue,
+        };
         let needed = active
             .iter()
             .filter_map(|range| [range.source_at, range.target_at][side].map(|at| at + (range.to - range.from)))
@@ -456,23 +462,6 @@ impl<'m> Origin<'m> {
             (Some((address, length)), _) => Origin::Memory(std::slice::from_raw_parts(address as *const u8, length)),
             (None, Some(gather)) => Origin::Gathered(gather),
             (None, None) => Origin::File(fd),
-        }
-    }
-
-    /// The descriptor read from, if one file.
-    pub(crate) fn fd(self) -> Option<c_int> {
-        match self {
-            Origin::File(fd) => Some(fd),
-            Origin::Memory(_) | Origin::Gathered(_) => None,
-        }
-    }
-
-    /// Refuses (ENXIO) gathered pieces past the end of their files (a mapping is not involved,
-    /// but a short read would be).
-    pub(crate) fn check_gathered_files_hold(self) -> Outcome<()> {
-        match self {
-            Origin::Gathered(gather) => gather.check_files_hold(),
-            _ => Ok(()),
         }
     }
 

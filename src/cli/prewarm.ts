@@ -32,9 +32,10 @@ export function prewarmFor(args: string[]): void {
 
 /**
  * Whether the command will scan with a native scanner (which needs no worker), with the addon:
- * - resync without a target digest, verify or diff of a raw image, VHD or VHDX (one that is
- *   a differencing disk is read through its format into memory) and a target that is one too
- *   (when resync writes to it, not a VHDX: that is read-only);
+ * - resync without a target digest, verify or diff of a raw image, VHD or VHDX (a
+ *   differencing VHD is gathered from its chain's files, a VHDX with a parent or a log read
+ *   into memory) and a target that is one too (when resync writes to it, not a VHDX: that is
+ *   read-only);
  * - checksum of such an image with XXH3 (the default hash), and resync --target-digest from
  *   one (into a raw target when it writes; the digest's hash is assumed to be XXH3);
  * - copy of such an image into a new target (created as raw). The block size is assumed to

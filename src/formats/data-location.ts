@@ -9,6 +9,7 @@
 
 import type { DiskImage } from "./disk-image.js";
 import { flatDataOf } from "./flat-file.js";
+import type { GatherPiece } from "../io/native-compare.js";
 
 /** A piece of the virtual disk and where its bytes are. */
 export interface DataPiece {
@@ -45,11 +46,8 @@ export function dataLocatorOf(image: DiskImage): DataLocator | undefined {
   return typeof locatable.dataLocator === "function" ? locatable.dataLocator() : undefined;
 }
 
-/** A piece of the virtual disk in one of several files. */
-export interface FilePiece extends DataPiece {
-  /** Descriptor of the file holding the piece (valid while the image is open; unused where fileOffset is null). */
-  fd: number;
-}
+/** A piece of the virtual disk in one of several files (its descriptor valid while the image is open; unused where fileOffset is null). */
+export type FilePiece = GatherPiece;
 
 /** Images whose data lies in runs of several files (a differencing disk over its parents). */
 export interface GatherableImage {

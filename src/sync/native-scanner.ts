@@ -227,8 +227,6 @@ function accessOf(image: DiskImage): Access {
   return pieces ? { kind: "gathered", pieces } : { kind: "memory", reader: new ChunkReader(image) };
 }
 
-/** A gathered side's locator: the job is given virtual offsets (gather.rs finds the files). */
-const VIRTUAL_LOCATOR: DataLocator = { fd: UNUSED_FD, granuleBytes: 2 ** 52, locate: (offset, length) => [{ offset, length, fileOffset: offset }] };
 
 /** One side of a job over a chunk: where its ranges point, its descriptor, its gathered pieces or memory. */
 interface JobSide {
@@ -278,7 +276,9 @@ async function changedData(changes: Float64Array, fill: SourceFill, take: (bytes
   let at = 0;
   for (const change of eachChange(changes)) {
     if (change.zero) continue;
-    await fill(data.subarray(at, at + change.lengthBytes), change.offsetBytes);
+    // Only a gathered source's fill is asynchronous: the others cost no turn of the event loop.
+    const filling = fill(data.subarray(at, at + change.lengthBytes), change.offsetBytes);
+    if (filling) await filling;
     at += change.lengthBytes;
   }
   return { data, written, zeroed };
@@ -452,9 +452,9 @@ export class NativeCompareScanner {
       case "located":
         return { locator: access.data, fd: access.data.fd };
       case "gathered":
-        return { locator: VIRTUAL_LOCATOR, fd: UNUSED_FD, gather: await piecesOfSpans(access.pieces, chunk.spans) };
+        return { locator: offsetLocator(0), fd: UNUSED_FD, gather: await piecesOfSpans(access.pieces, chunk.spans) };
       case "memory":
-        return { locator: memoryLocator(chunk.start), fd: UNUSED_FD, memory: await access.reader.read(chunk.spans, chunk.start, chunk.end) };
+        return { locator: offsetLocator(chunk.start), fd: UNUSED_FD, memory: await access.reader.read(chunk.spans, chunk.start, chunk.end) };
     }
   }
 
@@ -507,8 +507,12 @@ export class NativeCompareScanner {
   }
 }
 
-/** Where a chunk's bytes lie when read into memory from `start` on (ChunkReader.read). */
-function memoryLocator(start: number): DataLocator {
+/**
+ * A side's locator when the job is not given its file: offsets from `start`, into a chunk read
+ * into memory from `start` on (ChunkReader.read), or the virtual offsets themselves (start 0)
+ * for a gathered side (gather.rs finds the files).
+ */
+function offsetLocator(start: number): DataLocator {
   return { fd: UNUSED_FD, granuleBytes: 2 ** 52, locate: (offset, length) => [{ offset, length, fileOffset: offset - start }] };
 }
 
@@ -622,7 +626,7 @@ export class NativeHashScanner {
   private async hash(chunk: Chunk, frame: { flags: Uint8Array; digests: Uint8Array } | undefined, memory?: Uint8Array): Promise<HashOutcome> {
     const blocks = Math.ceil((chunk.end - chunk.start) / this.config.blockSizeBytes);
     const access = this.sourceAccess;
-    const sourceData = access.kind === "located" ? access.data : access.kind === "gathered" ? VIRTUAL_LOCATOR : memoryLocator(chunk.start);
+    const sourceData = access.kind === "located" ? access.data : offsetLocator(access.kind === "gathered" ? 0 : chunk.start);
     const ranges = chunk.spans.flatMap(([from, to]) => sourceData.locate(from, to - from).map((piece): CompareRange => [piece.offset, piece.offset + piece.length, piece.fileOffset, this.target ? piece.offset : null]));
     // Unallocated in the source, and no data in the target's frame: a frame of unallocated
     // blocks (state 0), nothing differs. Sparse images are mostly such segments.
