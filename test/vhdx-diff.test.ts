@@ -190,3 +190,38 @@ t.test("a parent without an identity (raw file) is refused", async (t) => {
   writeFileSync(path, buildVhdx({ virtualSize: 2 * MIB, blockSize: MIB, hasParent: true, locator: { parent_linkage: "{00000000-0000-0000-0000-000000000001}", relative_path: "parent.raw" } }));
   await t.rejects(openImage(path), { code: "VHDSYNC_CHAIN_BROKEN" });
 });
+
+t.test("partially present blocks in six chunks (a sector bitmap block each), read in an order that evicts kept bitmaps", async (t) => {
+  const dir = tempDir(t);
+  const prng = new Prng(seed + 13);
+  const chunkBytes = 2 ** 23 * 512; // one sector bitmap block's worth of a 512-byte-sector disk (4 GiB)
+  const size = 6 * chunkBytes;
+  const base = join(dir, "base.vhdx");
+  writeFileSync(base, buildVhdx({ virtualSize: size, blockSize: MIB, dataWriteGuid: "ba5e0000-0000-0000-0000-0000000000b6" }));
+  // In each chunk, two partially present blocks with bitmaps of their own (runs, and bytes of mixed bits).
+  const blocks = new Map<number, BuildBlock>();
+  for (let chunk = 0; chunk < 6; chunk++) {
+    for (const inChunk of [prng.int(2048), 2048 + prng.int(2048)]) {
+      const bits = new Uint8Array(MIB / 512).map(() => prng.int(2));
+      for (let run = 0; run < 4; run++) bits.fill(prng.int(2), prng.int(bits.length), prng.int(bits.length));
+      blocks.set(chunk * 4096 + inChunk, { state: STATE.PARTIALLY_PRESENT, data: prng.bytes(MIB), present: (s) => bits[s] === 1 });
+    }
+  }
+  const child = join(dir, "child.vhdx");
+  writeFileSync(child, buildVhdx({ virtualSize: size, blockSize: MIB, hasParent: true, blocks, locator: { parent_linkage: "{BA5E0000-0000-0000-0000-0000000000B6}", relative_path: "base.vhdx" } }));
+  const image = await openImage(child);
+  try {
+    const order = [...blocks.keys()];
+    for (const block of [...order, ...order.reverse(), ...order.map((_, i) => order[(i * 5) % order.length])]) {
+      const { data, present } = blocks.get(block)!;
+      const expected = new Uint8Array(MIB);
+      for (let s = 0; s < MIB / 512; s++) if (present!(s)) expected.set(data!.subarray(s * 512, s * 512 + 512), s * 512);
+      const from = prng.int(MIB / 2);
+      const got = new Uint8Array(MIB - from);
+      await image.read(got, block * MIB + from);
+      t.ok(Buffer.from(got).equals(expected.subarray(from)), `block ${block} from byte ${from} reads its own sectors over zeros (seed ${seed})`);
+    }
+  } finally {
+    await image.close();
+  }
+});

@@ -16,7 +16,7 @@ import type { FileExtentSource } from "./file-overlaps.js";
 import { VhdxFileReader } from "./vhdx-file-reader.js";
 import { openVhdxParent } from "./vhdx-parent.js";
 import { allocatedBytesOf, unionExtents } from "../extents.js";
-import { planRange, type Segment } from "./vhdx-plan.js";
+import { SectorBitmaps, planRange, type Segment } from "./vhdx-plan.js";
 import {
   HEADER_AREA_BYTES, MIB, parseHeaders, parseMetadata, parseParentLocator, parseRegions,
   type VhdxHeader, type VhdxMetadata, type VhdxParentLocator, type VhdxRegions,
@@ -40,6 +40,7 @@ export class VhdxImage implements DiskImage, LocatableImage {
   readonly format = "vhdx" as const;
   readonly readOnly = true;
   private closed = false;
+  private readonly bitmaps: SectorBitmaps;
 
   private constructor(
     readonly path: string,
@@ -47,7 +48,9 @@ export class VhdxImage implements DiskImage, LocatableImage {
     readonly structure: VhdxStructure,
     private readonly bat: VhdxBat,
     private readonly parent?: DiskImage,
-  ) {}
+  ) {
+    this.bitmaps = new SectorBitmaps(reader, bat);
+  }
 
   /**
    * Opens a VHDX read-only (a dirty log is replayed in memory; the file is never modified).
@@ -160,7 +163,7 @@ export class VhdxImage implements DiskImage, LocatableImage {
   }
 
   private plan(offset: number, length: number): Promise<Segment[]> {
-    return planRange(this.reader, this.bat, this.structure.metadata, offset, length, this.parent?.virtualSize ?? 0);
+    return planRange(this.bitmaps, this.bat, this.structure.metadata, offset, length, this.parent?.virtualSize ?? 0);
   }
 
   async read(buffer: Uint8Array, offset: number): Promise<void> {

@@ -4,7 +4,7 @@
 
 import { BlockState, type VhdxBat } from "./vhdx-bat.js";
 import type { VhdxFileReader } from "./vhdx-file-reader.js";
-import type { VhdxMetadata } from "./vhdx-structures.js";
+import { MIB, type VhdxMetadata } from "./vhdx-structures.js";
 
 /** A piece of a virtual range and where its bytes come from. */
 export interface Segment {
@@ -31,9 +31,58 @@ function pushParent(segments: Segment[], start: number, end: number, parentSize:
   push(segments, "zero", Math.max(start, parentSize), end - Math.max(start, parentSize));
 }
 
+/**
+ * Sector bitmap blocks ([MS-VHDX] 2.4), read whole (1 MiB: the bits of one chunk, 4 GiB of a
+ * 512-byte-sector disk) when a partially present block is first planned, and kept: the last
+ * KEEP_BITMAPS used. A scan plans every block of a chunk, often twice (its allocation map,
+ * then where its bytes lie), and would otherwise read a few bytes of the same block each time.
+ */
+export class SectorBitmaps {
+  private readonly kept = new Map<number, Promise<Uint8Array>>();
+
+  constructor(private readonly reader: VhdxFileReader, private readonly bat: VhdxBat) {}
+
+  /** The sector bitmap block of the chunk holding payload block `block`. @throws I/O codes */
+  of(block: number): Promise<Uint8Array> {
+    const fileOffset = this.bat.sectorBitmapOffset(block);
+    const kept = this.kept.get(fileOffset);
+    this.kept.delete(fileOffset);
+    const bitmap = kept ?? this.read(fileOffset);
+    this.kept.set(fileOffset, bitmap); // most recently used last
+    if (this.kept.size > KEEP_BITMAPS) this.kept.delete(this.kept.keys().next().value!);
+    return bitmap;
+  }
+
+  private async read(fileOffset: number): Promise<Uint8Array> {
+    const bitmap = new Uint8Array(MIB);
+    try {
+      await this.reader.read(bitmap, fileOffset);
+      return bitmap;
+    } catch (error) {
+      this.kept.delete(fileOffset); // a failed read is not kept
+      throw error;
+    }
+  }
+}
+
+/** Sector bitmap blocks kept by SectorBitmaps (1 MiB each). */
+const KEEP_BITMAPS = 4;
+
+/** The first sector from `sector` (before `endSector`) whose bit differs from `bit`, else `endSector`. */
+function runEnd(bitmap: Uint8Array, sector: number, endSector: number, bit: number): number {
+  const whole = bit ? 0xff : 0;
+  let at = sector;
+  while (at < endSector) {
+    if ((at & 7) === 0 && at + 8 <= endSector && bitmap[at >> 3] === whole) at += 8; // a whole byte of the same bit
+    else if (((bitmap[at >> 3] >> (at & 7)) & 1) === bit) at++;
+    else break;
+  }
+  return at;
+}
+
 /** Splits [start, end) inside a partially present block by its sector bitmap bits. */
 async function planPartial(
-  segments: Segment[], reader: VhdxFileReader, bat: VhdxBat, metadata: VhdxMetadata, block: number,
+  segments: Segment[], bitmaps: SectorBitmaps, metadata: VhdxMetadata, block: number,
   start: number, end: number, blockFileOffset: number, parentSize: number,
 ): Promise<void> {
   const sectorBytes = metadata.logicalSectorSize;
@@ -42,18 +91,15 @@ async function planPartial(
   const chunkStart = Math.floor(blockStart / chunkBytes) * chunkBytes;
   const firstSector = Math.floor((start - chunkStart) / sectorBytes);
   const endSector = Math.ceil((end - chunkStart) / sectorBytes);
-  const firstByte = Math.floor(firstSector / 8);
-  const bitmap = new Uint8Array(Math.ceil(endSector / 8) - firstByte);
-  await reader.read(bitmap, bat.sectorBitmapOffset(block) + firstByte);
+  const bitmap = await bitmaps.of(block);
   for (let sector = firstSector; sector < endSector; ) {
-    const bit = (bitmap[(sector >> 3) - firstByte] >> (sector & 7)) & 1;
-    let runEnd = sector + 1;
-    while (runEnd < endSector && ((bitmap[(runEnd >> 3) - firstByte] >> (runEnd & 7)) & 1) === bit) runEnd++;
+    const bit = (bitmap[sector >> 3] >> (sector & 7)) & 1;
+    const stop = runEnd(bitmap, sector, endSector, bit);
     const runStart = Math.max(start, chunkStart + sector * sectorBytes);
-    const runStop = Math.min(end, chunkStart + runEnd * sectorBytes);
+    const runStop = Math.min(end, chunkStart + stop * sectorBytes);
     if (bit) push(segments, "file", runStart, runStop - runStart, blockFileOffset + (runStart - blockStart));
     else pushParent(segments, runStart, runStop, parentSize);
-    sector = runEnd;
+    sector = stop;
   }
 }
 
@@ -62,7 +108,7 @@ async function planPartial(
  * size (0 when there is no parent). @throws I/O codes while reading sector bitmaps
  */
 export async function planRange(
-  reader: VhdxFileReader, bat: VhdxBat, metadata: VhdxMetadata, offset: number, length: number, parentSize: number,
+  bitmaps: SectorBitmaps, bat: VhdxBat, metadata: VhdxMetadata, offset: number, length: number, parentSize: number,
 ): Promise<Segment[]> {
   const segments: Segment[] = [];
   const blockBytes = metadata.blockSizeBytes;
@@ -75,7 +121,7 @@ export async function planRange(
     if (state === BlockState.FULLY_PRESENT) {
       push(segments, "file", start, stop - start, fileOffsetBytes + (start - blockStart));
     } else if (state === BlockState.PARTIALLY_PRESENT) {
-      await planPartial(segments, reader, bat, metadata, block, start, stop, fileOffsetBytes, parentSize);
+      await planPartial(segments, bitmaps, metadata, block, start, stop, fileOffsetBytes, parentSize);
     } else if (state === BlockState.NOT_PRESENT && metadata.hasParent) {
       pushParent(segments, start, stop, parentSize);
     } else {
