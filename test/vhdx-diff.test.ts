@@ -7,61 +7,14 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openImage } from "../dist/index.js";
-import { STATE, buildVhdx, dataWriteGuidOf, type BuildBlock } from "./helpers/vhdx-builder.js";
+import { STATE, buildVhdx, type BuildBlock } from "./helpers/vhdx-builder.js";
+import { model, qemuParent, randomBlocks } from "./helpers/vhdx-model.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
 import { qemuImg, qemuIo, qemuRaw, readWholeImage } from "./helpers/vhdx-qemu.js";
 
 const MIB = 1024 * 1024;
 const seed = testSeed();
-
-interface Layer {
-  blocks: Map<number, BuildBlock>;
-}
-
-/** Random child blocks covering every payload state. */
-function randomBlocks(prng: Prng, blockCount: number, blockSize: number, sectorSize: number): Map<number, BuildBlock> {
-  const states = [STATE.FULLY_PRESENT, STATE.PARTIALLY_PRESENT, STATE.ZERO, STATE.UNMAPPED, STATE.UNDEFINED, STATE.NOT_PRESENT, STATE.PARTIALLY_PRESENT];
-  const blocks = new Map<number, BuildBlock>();
-  for (let block = 0; block < blockCount; block++) {
-    const state = states[(block + prng.int(3)) % states.length];
-    if (state === STATE.NOT_PRESENT) continue;
-    const data = prng.bytes(blockSize);
-    const bits = new Uint8Array(blockSize / sectorSize).map(() => (prng.int(3) === 0 ? 1 : 0));
-    for (let run = 0; run < 3; run++) bits.fill(1, prng.int(bits.length), prng.int(bits.length)); // some long runs
-    blocks.set(block, { state, data, present: (s) => bits[s] === 1 });
-  }
-  return blocks;
-}
-
-/** What the child must read as, given the parent's content (the model). */
-function model(layer: Layer, parent: Uint8Array, size: number, blockSize: number, sectorSize: number): { content: Uint8Array; layerBytes: boolean[] } {
-  const content = new Uint8Array(size);
-  const inLayer: boolean[] = new Array(size / sectorSize).fill(false);
-  for (let sector = 0; sector < size / sectorSize; sector++) {
-    const offset = sector * sectorSize;
-    const block = Math.floor(offset / blockSize);
-    const b = layer.blocks.get(block);
-    const inBlock = offset - block * blockSize;
-    const fromParent = () => content.set(parent.subarray(offset, offset + sectorSize).subarray(0, Math.max(0, Math.min(sectorSize, parent.length - offset))), offset);
-    if (!b) fromParent();
-    else if (b.state === STATE.FULLY_PRESENT || (b.state === STATE.PARTIALLY_PRESENT && b.present!(inBlock / sectorSize))) {
-      content.set(b.data!.subarray(inBlock, inBlock + sectorSize), offset);
-      inLayer[sector] = true;
-    } else if (b.state === STATE.PARTIALLY_PRESENT) fromParent();
-  }
-  return { content, layerBytes: inLayer };
-}
-
-
-function qemuParent(dir: string, prng: Prng, size: number): { path: string; content: Uint8Array; guid: string } {
-  mkdirSync(join(dir, "base"), { recursive: true });
-  const path = join(dir, "base", "parent.vhdx");
-  qemuImg("create", "-f", "vhdx", "-o", "block_size=1M", path, String(size));
-  const commands = Array.from({ length: 10 }, () => `write -P 0x${(1 + prng.int(254)).toString(16)} ${prng.int(size / 512 - 2048) * 512} ${(1 + prng.int(2048)) * 512}`);
-  qemuIo(path, commands);
-  return { path, content: qemuRaw(path, dir), guid: dataWriteGuidOf(new Uint8Array(readFileSync(path))) };
-}
 
 t.test("differencing child over a qemu parent reads as the model (every block state)", async (t) => {
   const dir = tempDir(t);

@@ -33,7 +33,7 @@ export function prewarmFor(args: string[]): void {
 /**
  * Whether the command will scan with a native scanner (which needs no worker), with the addon:
  * - resync without a target digest, verify or diff of a raw image, VHD or VHDX (a
- *   differencing VHD is gathered from its chain's files, a VHDX with a parent or a log read
+ *   differencing VHD or VHDX is gathered from its chain's files, a VHDX with a dirty log read
  *   into memory) and a target that is one too (when resync writes to it, not a VHDX: that is
  *   read-only);
  * - checksum of such an image with XXH3 (the default hash), and resync --target-digest from

@@ -3,9 +3,10 @@
 // the virtual disk is the file's first bytes), dynamic VHDs (each allocated block's data is
 // one run of the file, after its sector bitmap; unallocated blocks read as zeros) and VHDX
 // files without a parent, a dirty log or partially present blocks (fully present blocks are
-// runs, other states zeros). Differencing VHDs have no locator, but say where each piece of
-// their disk lies in their own file or their parents' (filePiecesOf). Other VHDX files have
-// neither and are read through DiskImage.read.
+// runs, other states zeros). Differencing VHDs and VHDX files with a parent or partially
+// present blocks have no locator, but say where each piece of their disk lies in their own
+// file or their parents' (filePiecesOf). VHDX files whose log is replayed in memory have
+// neither (some of their bytes lie in no file) and are read through DiskImage.read.
 
 import type { DiskImage } from "./disk-image.js";
 import { flatDataOf } from "./flat-file.js";
@@ -49,21 +50,31 @@ export function dataLocatorOf(image: DiskImage): DataLocator | undefined {
 /** A piece of the virtual disk in one of several files (its descriptor valid while the image is open; unused where fileOffset is null). */
 export type FilePiece = GatherPiece;
 
-/** Images whose data lies in runs of several files (a differencing disk over its parents). */
+/** [offset, offset+length) as pieces, in order, covering it. The range must lie inside the disk. */
+export type PieceSource = (offset: number, length: number) => Promise<FilePiece[]>;
+
+/** Images whose data may lie in runs of several files (a differencing disk over its parents). */
 export interface GatherableImage {
-  /** [offset, offset+length) as pieces, in order, covering it. The range must lie inside the disk. */
-  filePieces(offset: number, length: number): Promise<FilePiece[]>;
+  /** Where the disk's bytes lie, or undefined when some lie in no file (a log replayed in memory, a parent that cannot say). */
+  pieceSource(): PieceSource | undefined;
 }
 
 /**
  * Where `image`'s bytes lie, piece by piece and file by file: from its locator, or from the
- * image itself (differencing VHDs); undefined when neither can say (read through DiskImage.read).
+ * image itself (differencing disks); undefined when neither can say (read through DiskImage.read).
  */
-export function filePiecesOf(image: DiskImage): ((offset: number, length: number) => Promise<FilePiece[]>) | undefined {
+export function filePiecesOf(image: DiskImage): PieceSource | undefined {
   const locator = dataLocatorOf(image);
   if (locator) return async (offset, length) => locator.locate(offset, length).map((piece) => ({ ...piece, fd: locator.fd }));
   const gatherable = image as Partial<GatherableImage>;
-  return typeof gatherable.filePieces === "function" ? (offset, length) => gatherable.filePieces!(offset, length) : undefined;
+  return typeof gatherable.pieceSource === "function" ? gatherable.pieceSource() : undefined;
+}
+
+/** Appends the pieces of [at, at+bytes) that a layer takes from its parent: the parent's, then zeros past its end. */
+export async function appendParentPieces(pieces: FilePiece[], parent: PieceSource, parentSize: number, at: number, bytes: number): Promise<void> {
+  const inParent = Math.max(0, Math.min(bytes, parentSize - at));
+  if (inParent > 0) for (const piece of await parent(at, inParent)) appendPiece(pieces, piece);
+  appendPiece(pieces, { offset: at + inParent, length: bytes - inParent, fd: -1, fileOffset: null });
 }
 
 /** `piece` appended to `pieces`, merged into the last one when it continues it (same file, next bytes; or zeros after zeros). */

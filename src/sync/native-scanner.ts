@@ -1,9 +1,10 @@
 // Scanning by the native addon (src/io/native-compare.ts; native/src/scan.rs and
 // native/src/hash_scan.rs) of images whose data lies in plain runs of their files: raw
 // files, block devices, fixed VHDs, dynamic VHDs and clean VHDX files (one run per allocated
-// block; src/formats/data-location.ts); differencing VHDs, whose pieces lie in their own file
-// and their parents' (the jobs gather them: native/src/gather.rs); and other images (VHDX
-// files with a parent or a log) read through their format into memory, chunk by chunk. Each
+// block; src/formats/data-location.ts); differencing VHDs and VHDX files, whose pieces lie in
+// their own file and their parents' (the jobs gather them: native/src/gather.rs); and other
+// images (VHDX files with a log replayed in memory) read through their format into memory,
+// chunk by chunk. Each
 // segment (or chunk) is one job on a libuv pool thread, which reads (or maps) the allocated
 // ranges window by window and either compares two images block by block
 // (NativeCompareScanner: resync, verify, diff, and copy into a new target) or builds the
@@ -210,7 +211,7 @@ async function zeroRuns(target: DiskImage, changes: Float64Array): Promise<numbe
 
 /**
  * How a scanner reaches one image's bytes: from plain runs of its file (a locator), gathered
- * by the jobs from pieces of several files (a differencing VHD over its parents), or read
+ * by the jobs from pieces of several files (a differencing disk over its parents), or read
  * through its format into memory, chunk by chunk (any other image).
  */
 type Access =
@@ -221,8 +222,8 @@ type Access =
 function accessOf(image: DiskImage): Access {
   const data = dataLocatorOf(image);
   if (data) return { kind: "located", data };
-  // VHDSYNC_NO_GATHER=1: read such images into memory instead (how VHDX files with a parent
-  // or a log are read; the tests run both ways).
+  // VHDSYNC_NO_GATHER=1: read such images into memory instead (how VHDX files with a log
+  // replayed in memory are read; the tests run both ways).
   const pieces = process.env.VHDSYNC_NO_GATHER === "1" ? undefined : filePiecesOf(image);
   return pieces ? { kind: "gathered", pieces } : { kind: "memory", reader: new ChunkReader(image) };
 }
@@ -336,9 +337,9 @@ export class NativeCompareScanner {
    * A native scanner for `config` running up to `threads` segments at once, when it applies:
    * compare mode, the addon available, and a flat target when writing (other formats allocate
    * as they are written). Each image's bytes are read from plain runs of its file where they
-   * lie in such runs, else gathered from pieces of several files (differencing VHDs: their
+   * lie in such runs, else gathered from pieces of several files (differencing disks: their
    * own sectors and their parents'), else read through the format into memory chunk by chunk
-   * (VHDX files with a parent or a log): always for a source; for a target when the run does
+   * (VHDX files with a log replayed in memory): always for a source; for a target when the run does
    * not change it, or when its changes go through the format ("caller") and each of its
    * blocks lies in one segment, so that the scan never reads a block the caller has changed.
    * Also copy mode into a fresh flat target (which reads as zeros: the source's data is

@@ -10,7 +10,7 @@ import { VhdDynamicImage, type VhdDynamicState } from "./vhd-dynamic-image.js";
 import type { DecodedLocator } from "./vhd-parent.js";
 import { VHD_EPOCH_SECONDS, formatUuid } from "./vhd-structures.js";
 import { checkRange, readSmallHere, settleAll } from "../../io/file.js";
-import { appendPiece, filePiecesOf, type FilePiece, type GatherableImage } from "../data-location.js";
+import { appendParentPieces, appendPiece, filePiecesOf, type FilePiece, type GatherableImage, type PieceSource } from "../data-location.js";
 
 /** What a differencing layer adds to the dynamic state. */
 export interface VhdDifferencingState extends VhdDynamicState {
@@ -62,24 +62,22 @@ export class VhdDifferencingImage extends VhdDynamicImage implements GatherableI
     await settleAll(reads);
   }
 
+  /** Where the disk's bytes lie, when the parent chain can say where its own lie. */
+  pieceSource(): PieceSource | undefined {
+    const parentPieces = filePiecesOf(this.parent);
+    return parentPieces && ((offset, length) => this.filePieces(offset, length, parentPieces));
+  }
+
   /**
    * Where [offset, offset+length) lies: this file's sectors where their block's bitmap has the
    * bit set, the parent chain's pieces elsewhere (zeros past the parent's end), adjacent
    * pieces merged. What read() reads, as places in the files (the native scanners gather it).
    */
-  async filePieces(offset: number, length: number): Promise<FilePiece[]> {
+  private async filePieces(offset: number, length: number, parentPieces: PieceSource): Promise<FilePiece[]> {
     this.checkOpen();
     checkRange(offset, length, this.virtualSize, this.path);
-    const parentPieces = filePiecesOf(this.parent);
     const pieces: FilePiece[] = [];
-    const fromParent = async (at: number, bytes: number): Promise<void> => {
-      const inParent = Math.max(0, Math.min(bytes, this.parent.virtualSize - at));
-      if (inParent > 0) {
-        if (!parentPieces) throw new Error(`filePieces: the parent ${this.parent.path} cannot say where its data lies`);
-        for (const piece of await parentPieces(at, inParent)) appendPiece(pieces, piece);
-      }
-      appendPiece(pieces, { offset: at + inParent, length: bytes - inParent, fd: -1, fileOffset: null });
-    };
+    const fromParent = (at: number, bytes: number) => appendParentPieces(pieces, parentPieces, this.parent.virtualSize, at, bytes);
     await this.forEachBlockPart(offset, length, async (block, inBlock, done, part) => {
       const at = offset + done;
       if (!this.table.isAllocated(block)) return fromParent(at, part);

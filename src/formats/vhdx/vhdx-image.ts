@@ -9,7 +9,7 @@ import { VhdsyncError, toVhdsyncError } from "../../errors.js";
 import { checkRange, openFile } from "../../io/file.js";
 import { allocWasm } from "../../wasm/driver.js";
 import type { AllocationScope, ChainLayer, DiskImage, Extent, ImageInfo } from "../disk-image.js";
-import type { DataLocator, DataPiece, LocatableImage } from "../data-location.js";
+import { appendPiece, filePiecesOf, type DataLocator, type DataPiece, type FilePiece, type GatherableImage, type LocatableImage, type PieceSource } from "../data-location.js";
 import { replayLog, type LogReplay } from "./log-replay.js";
 import { BlockState, VhdxBat } from "./vhdx-bat.js";
 import type { FileExtentSource } from "./file-overlaps.js";
@@ -36,7 +36,7 @@ export interface VhdxStructure {
 }
 
 /** A VHDX opened read-only (writes throw VHDSYNC_UNSUPPORTED in this release). */
-export class VhdxImage implements DiskImage, LocatableImage {
+export class VhdxImage implements DiskImage, LocatableImage, GatherableImage {
   readonly format = "vhdx" as const;
   readonly readOnly = true;
   private closed = false;
@@ -159,6 +159,31 @@ export class VhdxImage implements DiskImage, LocatableImage {
         }
         return pieces;
       },
+    };
+  }
+
+  /**
+   * Where the disk's bytes lie when they all lie in files: this file's runs as read() plans
+   * them (fully present blocks, and the present sectors of partially present ones), the parent
+   * chain's pieces where the parent shows through (zeros past its end), zeros elsewhere.
+   * Undefined when the log is replayed in memory (its sectors lie in no file) or the parent
+   * cannot say where its bytes lie.
+   */
+  pieceSource(): PieceSource | undefined {
+    if (this.reader.overlay) return undefined;
+    const parentPieces = this.parent ? filePiecesOf(this.parent) : undefined;
+    if (this.parent && !parentPieces) return undefined;
+    const fd = this.reader.handle.fd;
+    return async (offset, length) => {
+      this.checkOpen();
+      checkRange(offset, length, this.virtualSize, this.path);
+      const pieces: FilePiece[] = [];
+      for (const { kind, virtualOffset, length: bytes, fileOffset } of await this.plan(offset, length)) {
+        if (kind === "file") appendPiece(pieces, { offset: virtualOffset, length: bytes, fd, fileOffset });
+        else if (kind === "parent" && parentPieces) for (const piece of await parentPieces(virtualOffset, bytes)) appendPiece(pieces, piece);
+        else appendPiece(pieces, { offset: virtualOffset, length: bytes, fd: -1, fileOffset: null }); // plan() ends parent runs at the parent's end
+      }
+      return pieces;
     };
   }
 
