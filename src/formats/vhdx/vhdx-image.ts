@@ -9,7 +9,7 @@ import { VhdsyncError, toVhdsyncError } from "../../errors.js";
 import { checkRange, openFile } from "../../io/file.js";
 import { allocWasm } from "../../wasm/driver.js";
 import type { AllocationScope, ChainLayer, DiskImage, Extent, ImageInfo } from "../disk-image.js";
-import { appendPiece, filePiecesOf, type DataLocator, type DataPiece, type FilePiece, type GatherableImage, type LocatableImage, type PieceSource } from "../data-location.js";
+import { appendParentPieces, appendPiece, filePiecesOf, type DataLocator, type DataPiece, type FilePiece, type GatherableImage, type LocatableImage, type PieceSource } from "../data-location.js";
 import { replayLog, type LogReplay } from "./log-replay.js";
 import { BlockState, VhdxBat } from "./vhdx-bat.js";
 import type { FileExtentSource } from "./file-overlaps.js";
@@ -180,8 +180,8 @@ export class VhdxImage implements DiskImage, LocatableImage, GatherableImage {
       const pieces: FilePiece[] = [];
       for (const { kind, virtualOffset, length: bytes, fileOffset } of await this.plan(offset, length)) {
         if (kind === "file") appendPiece(pieces, { offset: virtualOffset, length: bytes, fd, fileOffset });
-        else if (kind === "parent" && parentPieces) for (const piece of await parentPieces(virtualOffset, bytes)) appendPiece(pieces, piece);
-        else appendPiece(pieces, { offset: virtualOffset, length: bytes, fd: -1, fileOffset: null }); // plan() ends parent runs at the parent's end
+        else if (kind === "parent" && this.parent && parentPieces) await appendParentPieces(pieces, parentPieces, this.parent.virtualSize, virtualOffset, bytes);
+        else appendPiece(pieces, { offset: virtualOffset, length: bytes, fd: -1, fileOffset: null });
       }
       return pieces;
     };

@@ -50,18 +50,15 @@ export class SectorBitmaps {
     const bitmap = kept ?? this.read(fileOffset);
     this.kept.set(fileOffset, bitmap); // most recently used last
     if (this.kept.size > KEEP_BITMAPS) this.kept.delete(this.kept.keys().next().value!);
+    // A failed read is not kept (unless another read of the block has replaced it since).
+    if (!kept) bitmap.catch(() => this.kept.get(fileOffset) === bitmap && this.kept.delete(fileOffset));
     return bitmap;
   }
 
   private async read(fileOffset: number): Promise<Uint8Array> {
     const bitmap = new Uint8Array(MIB);
-    try {
-      await this.reader.read(bitmap, fileOffset);
-      return bitmap;
-    } catch (error) {
-      this.kept.delete(fileOffset); // a failed read is not kept
-      throw error;
-    }
+    await this.reader.read(bitmap, fileOffset);
+    return bitmap;
   }
 }
 
