@@ -2,10 +2,11 @@
 // src/sync/native-scanner.ts) against the WASM scanners (VHDSYNC_NO_NATIVE_HASH=1): checksum
 // writes byte-identical digest files, and resync --target-digest gives the same reports, the
 // same targets and the same updated digests, over random sparse raw images, dynamic VHDs and
-// qemu-made VHDX files, block sizes from 4 KiB to 8 MiB and both digests it computes; plain-JS
-// oracles for the counts and `xxhsum` for a block's digest. What stays on WASM: other digests,
-// blocks larger than a dynamic image's, short last blocks, VHD targets. And the addon call
-// itself: argument checks, a range past the end, a failed write.
+// qemu-made VHDX files, block sizes from 4 KiB to 8 MiB and all four digests (XXH3-128,
+// XXH3-64, XXH64, SHA-256); plain-JS oracles for the counts, and `xxhsum` and `sha256sum` for
+// a block's digest. What stays on WASM: blocks larger than a dynamic image's, XXH3 with a last
+// block of 240 bytes or less, VHD targets. And the addon call itself: argument checks, a range
+// past the end, a failed write.
 import t, { type Test } from "tap";
 import { closeSync, copyFileSync, openSync, readFileSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -54,6 +55,8 @@ async function checksumBoth(t: Test, image: string, dir: string, options: Parame
 }
 
 const BLOCK_SIZES = [4096, 65536, 1024 * 1024, 8 * 1024 * 1024];
+/** The digests a digest file can use: the addon computes all four. */
+const ALGORITHMS = ["xxh3-128", "xxh3-64", "xxh64", "sha256"] as const;
 
 t.test("checksum of raw images: native and WASM digest files are byte-identical", { skip }, async (t) => {
   for (let round = 0; round < 8; round++) {
@@ -64,29 +67,45 @@ t.test("checksum of raw images: native and WASM digest files are byte-identical"
       const tail = [0, 241 + prng.int(blockSizeBytes - 241), 1 + prng.int(240)][round % 3];
       const size = (3 + prng.int(16)) * 1024 * 1024 + tail;
       writeRandomImage(source, size, prng, [4096, 65536, 512 * 1024][prng.int(3)]);
-      const algo = (["xxh3-128", "xxh3-64"] as const)[prng.int(2)];
+      const algo = ALGORITHMS[prng.int(ALGORITHMS.length)];
       const workers = prng.int(2) === 0 ? 2 : 1;
       const mapped = round % 4 >= 2; // the addon maps the file's pages instead of reading them
       if (mapped) setEnvFor(t, "VHDSYNC_SCAN_MMAP", "1");
       const context = `seed ${seed}, ${blockSizeBytes}-byte blocks, ${size} bytes, ${algo}, ${workers} threads, ${mapped ? "mmap" : "pread"}`;
       const report = await checksumBoth(t, source, dir, { blockSizeBytes, algo, workers }, context);
-      const shortTail = size % blockSizeBytes > 0 && size % blockSizeBytes <= 240;
+      // XXH3 has only its long-input path natively; the other digests take any last block.
+      const shortTail = algo.startsWith("xxh3-") && size % blockSizeBytes > 0 && size % blockSizeBytes <= 240;
       t.equal(report.scanner, shortTail ? "wasm" : "native", `a last block of ${size % blockSizeBytes} bytes goes to ${shortTail ? "WASM" : "the addon"} (${context})`);
       t.equal(report.blocksZero, zeroBlocks(source, blockSizeBytes), `blocksZero = the oracle's (${context})`);
     });
   }
 });
 
-t.test("a data block's digest is xxhsum's", { skip }, async (t) => {
+t.test("a data block's digest is the reference tools' (xxhsum, sha256sum), a short last one too", { skip }, async (t) => {
   const { prng, dir, source } = pairSetup(t);
-  const block = prng.bytes(65536);
-  writeFileSync(source, block);
-  const digest = join(dir, "one.digest");
-  t.equal((await checksum(source, digest, { blockSizeBytes: 65536 })).scanner, "native");
-  const [frame] = await framesOf(digest);
-  const xxhsum = spawnSync("xxhsum", ["-H2", source], { encoding: "utf8" });
-  t.equal(xxhsum.status, 0, xxhsum.stderr);
-  t.equal(frame.split(":")[2], xxhsum.stdout.split(/\s+/)[0], "the packed digest is the canonical XXH3-128 of the block");
+  // Two blocks: a whole one and a last one of 100 bytes (XXH3 leaves such a one to WASM).
+  const blocks = [prng.bytes(65536), prng.bytes(100)];
+  writeFileSync(source, Buffer.concat(blocks));
+  const oracles = { "xxh3-128": ["xxhsum", "-H2"], "xxh3-64": ["xxhsum", "-H3"], xxh64: ["xxhsum", "-H1"], sha256: ["sha256sum"] } as const;
+  for (const algo of ALGORITHMS) {
+    const digest = join(dir, `${algo}.digest`);
+    const report = await checksum(source, digest, { blockSizeBytes: 65536, algo });
+    t.equal(report.scanner, algo.startsWith("xxh3-") ? "wasm" : "native", `${algo}: the scanner a 100-byte last block goes to`);
+    const whole = join(dir, `${algo}-whole.digest`);
+    writeFileSync(join(dir, "block0"), blocks[0]);
+    t.equal((await checksum(join(dir, "block0"), whole, { blockSizeBytes: 65536, algo })).scanner, "native", `${algo}: one whole block is hashed natively`);
+    const packed = (await framesOf(digest))[0].split(":")[2] + "|" + (await framesOf(whole))[0].split(":")[2];
+    const [command, ...args] = oracles[algo];
+    const expected = blocks.map((bytes, index) => {
+      const file = join(dir, `block${index}`);
+      writeFileSync(file, bytes);
+      const run = spawnSync(command, [...args, file], { encoding: "utf8" });
+      t.equal(run.status, 0, run.stderr);
+      // xxhsum 0.8.1 prints -H3 as `XXH3 (file) = hex`, the others as `hex  file`.
+      return (/= ([0-9a-f]+)\s*$/.exec(run.stdout) ?? /^([0-9a-f]+)\s/.exec(run.stdout))![1];
+    });
+    t.equal(packed, `${expected.join("")}|${expected[0]}`, `${algo}: the packed digests are the canonical ones of each block`);
+  }
 });
 
 t.test("checksum of dynamic VHDs and VHDX files: native and WASM agree", { skip }, async (t) => {
@@ -130,9 +149,10 @@ t.test("resync --target-digest: native and WASM agree with each other and the or
       const workers = prng.int(2) === 0 ? 2 : 1;
       const mapped = round % 4 >= 2; // the addon maps the files' pages instead of reading them
       if (mapped) setEnvFor(t, "VHDSYNC_SCAN_MMAP", "1");
-      const context = `seed ${seed}, ${blockSizeBytes}-byte blocks, ${size} bytes, ${workers} threads, ${mapped ? "mmap" : "pread"}`;
+      const algo = ALGORITHMS[round % ALGORITHMS.length];
+      const context = `seed ${seed}, ${blockSizeBytes}-byte blocks, ${size} bytes, ${algo}, ${workers} threads, ${mapped ? "mmap" : "pread"}`;
       const digest = join(dir, "target.digest");
-      await checksum(target, digest, { blockSizeBytes });
+      await checksum(target, digest, { blockSizeBytes, algo });
 
       const dryNative = await resync(source, target, { targetDigestPath: digest, workers, dryRun: true });
       const dryWasm = await scanWith(true, () => resync(source, target, { targetDigestPath: digest, workers, dryRun: true }));
@@ -150,7 +170,7 @@ t.test("resync --target-digest: native and WASM agree with each other and the or
         const copyTarget = join(dir, `t-${wasm ? "wasm" : "native"}.img`);
         const copyDigest = join(dir, `t-${wasm ? "wasm" : "native"}.digest`);
         copyFileSync(target, copyTarget);
-        await checksum(copyTarget, copyDigest, { blockSizeBytes });
+        await checksum(copyTarget, copyDigest, { blockSizeBytes, algo });
         applied.push(await scanWith(wasm, () => resync(source, copyTarget, { targetDigestPath: copyDigest, updateTargetDigest: true, workers })));
         t.equal(fileSha(copyTarget), fileSha(source), `${applied.at(-1)!.scanner}: target equals the source (${context})`);
         updated.push(await framesOf(copyDigest));
@@ -203,13 +223,10 @@ t.test("segments that are holes in the source: native and WASM agree, the target
   t.ok(applied.bytesZeroed > 0, `zeroed, not written (${context})`);
 });
 
-t.test("other digests and VHD targets stay with the WASM scanners", { skip }, async (t) => {
+t.test("VHD targets stay with the WASM scanners", { skip }, async (t) => {
   const { prng, dir, source, target } = pairSetup(t);
   const size = 4 * 1024 * 1024;
   writeRandomImage(source, size, prng, 65536);
-  for (const algo of ["xxh64", "sha256"] as const) {
-    t.equal((await checksum(source, join(dir, `${algo}.digest`), { algo })).scanner, "wasm", `${algo} is hashed by WASM`);
-  }
   writeRandomImage(target, size, prng, 65536);
   const vhd = join(dir, "target.vhd");
   await convertImage(target, vhd, { to: "vhd-dynamic", blockSizeBytes: 512 * 1024 });
@@ -230,10 +247,13 @@ t.test("hashSegment: arguments, a range past the end, a failed write", { skip },
   t.equal(found.unallocatedBlocks, 0);
   const sparse = await hashSegment({ ...request, ranges: [[8192, 16384]] });
   t.same([...sparse.flags.subarray(0, 5)], [0, 0, found.flags[2], found.flags[3], 0], "blocks outside the ranges are unallocated");
-  await t.rejects(hashSegment({ ...request, algorithmId: 1 }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "only XXH3");
+  await t.rejects(hashSegment({ ...request, algorithmId: 5 }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "an unknown algorithm");
+  await t.rejects(hashSegment({ ...request, algorithmId: 0 }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "algorithm 0");
   await t.rejects(hashSegment({ ...request, ranges: [[4096, 8192], [0, 4096]] }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "ranges out of order");
   await t.rejects(hashSegment({ ...request, ranges: [[100, 8192]] }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "range not block-aligned");
-  await t.rejects(hashSegment({ ...request, lengthBytes: 4096 + 200, ranges: [[0, 4096 + 200]] }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "a last block of 240 bytes or less");
+  await t.rejects(hashSegment({ ...request, lengthBytes: 4096 + 200, ranges: [[0, 4096 + 200]] }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "XXH3: a last block of 240 bytes or less");
+  const shortLast = await hashSegment({ ...request, algorithmId: 4, digestLength: 32, lengthBytes: 4096 + 200, ranges: [[0, 4096 + 200]] });
+  t.equal(shortLast.flags.length, 2, "SHA-256 takes a last block of 200 bytes");
   await t.rejects(hashSegment({ ...request, lengthBytes: 2 * 1024 * 1024, ranges: [[0, 2 * 1024 * 1024]] }), { code: "VHDSYNC_TRUNCATED" }, "a range past the end of the file is refused, not faulted on");
   await t.rejects(hashSegment({ ...request, write: true }), { code: "VHDSYNC_INVALID_ARGUMENT" }, "writing needs the target's frame");
   t.same(await withEnv("VHDSYNC_SCAN_MMAP", "1", () => hashSegment(request)), found, "mapped pages give the same frame");

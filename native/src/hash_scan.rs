@@ -14,7 +14,8 @@ use std::os::raw::c_int;
 use crate::failure::{Failure, Outcome};
 use crate::gather::Gather;
 use crate::scan::{check_files_hold, check_ranges, check_side, start_writeback, write_run, ActiveRange, Changes, Origin, Place, ReadMode};
-use crate::xxh3::{self, Variant, MIDSIZE_MAX_BYTES};
+use crate::block_digest::{Algorithm, BlockDigester};
+use crate::xxh3;
 
 /// Block states of a digest frame (docs/digest-file.md).
 pub const FRAME_UNALLOCATED: u8 = 0;
@@ -37,7 +38,7 @@ pub struct HashJob {
     pub source_fd: c_int,
     /// Written to (at the ranges' target offsets) only when `write` is set.
     pub target_fd: c_int,
-    pub variant: Variant,
+    pub algorithm: Algorithm,
     pub block: u64,
     pub start: u64,
     pub end: u64,
@@ -108,15 +109,16 @@ impl HashJob {
     /// digest and change slots the job will use (output_slots).
     pub fn validate(&self) -> Outcome<(u64, u64)> {
         let block = self.block;
-        if block == 0 || !block.is_power_of_two() || block as usize <= MIDSIZE_MAX_BYTES {
-            return Err(Failure::Invalid(format!("blockSize must be a power of two above {MIDSIZE_MAX_BYTES}, got {block}")));
+        let shortest = self.algorithm.shortest_block();
+        if block == 0 || !block.is_power_of_two() || block < shortest {
+            return Err(Failure::Invalid(format!("blockSize must be a power of two of at least {shortest}, got {block}")));
         }
         if self.start % block != 0 || self.end < self.start {
             return Err(Failure::Invalid(format!("segment {}..{} must start on a block boundary", self.start, self.end)));
         }
         let tail = (self.end - self.start) % block;
-        if tail != 0 && tail as usize <= MIDSIZE_MAX_BYTES {
-            return Err(Failure::Invalid(format!("the last block ({tail} bytes) must be longer than {MIDSIZE_MAX_BYTES} bytes")));
+        if tail != 0 && tail < shortest {
+            return Err(Failure::Invalid(format!("the last block ({tail} bytes) must be at least {shortest} bytes long")));
         }
         // Ranges are whole blocks, but for the segment's last (partial) block.
         let aligned = |at: u64| (at - self.start) % block == 0;
@@ -125,7 +127,7 @@ impl HashJob {
         })?;
         check_side(&self.active, Origin::SOURCE, self.source_memory, self.source_gather.as_ref())?;
         let blocks = self.blocks();
-        let digest_bytes = self.variant.digest_bytes() as u64;
+        let digest_bytes = self.algorithm.digest_bytes() as u64;
         if let Some(target) = self.target {
             if (target.flags.1 as u64) < blocks {
                 return Err(Failure::Invalid(format!("the target frame has fewer than {blocks} block states")));
@@ -229,7 +231,7 @@ pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
     let (digest_slots, change_slots) = job.validate()?;
     let (digest_slots, change_slots) = (digest_slots as usize, change_slots as usize);
     let blocks = job.blocks() as usize;
-    let digest_bytes = job.variant.digest_bytes();
+    let digest_bytes = job.algorithm.digest_bytes();
     // SAFETY: validate() checked that every lent buffer holds what is taken here and that they
     // do not overlap; the caller lends them until the job settles.
     let mut frame = unsafe {
@@ -264,8 +266,8 @@ pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
     let window = mode.window(job.block);
     let mut buffer = source_origin.buffer(mode, window);
     let zeros = if job.active.iter().any(|range| range.source_at.is_none()) { vec![0u8; window as usize] } else { Vec::new() };
-    let secret = xxh3::secret_for(0);
-    let kernel = xxh3::Kernel::get();
+    let digester = BlockDigester::new(job.algorithm);
+    let mut zero_blocks: Vec<bool> = Vec::with_capacity(window.div_ceil(job.block) as usize);
     let mut counts = HashCounts::default();
     let mut written: Option<(u64, u64)> = None; // file range of the target written to
     let mut next = 0usize; // the next block to record
@@ -280,16 +282,18 @@ pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
             let source = source_origin.side(mode, source_side, window_end - window_start, &zeros, &mut buffer)?;
             let bytes = source.bytes();
             let place = Place { window_start, target_at: target_at.map(|at| at + (window_start - from)) };
+            // The digests of the window's data blocks go in their packed slots first, two at a
+            // time (SHA-256 interleaves two messages), then the blocks are recorded in order.
+            zero_blocks.clear();
+            zero_blocks.extend(bytes.chunks(job.block as usize).map(xxh3::is_zero));
+            let data_blocks = bytes.chunks(job.block as usize).zip(&zero_blocks).filter(|(_, &zero)| !zero).map(|(data, _)| data);
+            digester.digest_all(data_blocks, &mut frame.digests[frame.data * digest_bytes..]);
             // The run of differing data blocks being gathered, written when it ends (or the window does).
             let mut run: Option<(u64, u64)> = None;
             for (i, data) in bytes.chunks(job.block as usize).enumerate() {
                 let offset = window_start + i as u64 * job.block;
                 let length = data.len() as u64;
-                let zero = xxh3::is_zero(data);
-                if !zero {
-                    let slot = frame.data * digest_bytes;
-                    xxh3::digest_long(job.variant, kernel, data, &secret, &mut frame.digests[slot..slot + digest_bytes]);
-                }
+                let zero = zero_blocks[i];
                 let differs = frame.visit(next, if zero { FRAME_ZERO } else { FRAME_DATA }, offset, length);
                 next += 1;
                 match run {
@@ -330,24 +334,16 @@ mod tests {
 
     const B: u64 = 4096;
 
-    /// Zero flags and per-block digests of `data` by the per-block hasher (`hashBlocksNonZero`).
-    fn reference(variant: Variant, data: &[u8]) -> Vec<(bool, Vec<u8>)> {
-        let size = variant.digest_bytes();
-        let blocks = data.len().div_ceil(B as usize);
-        let mut memory = data.to_vec();
-        memory.resize(data.len() + blocks * (size + 1), 0);
-        let (digests, flags) = (data.len(), data.len() + blocks * size);
-        xxh3::hash_blocks_nonzero(
-            (memory.as_ptr() as usize, memory.len()),
-            variant,
-            0,
-            data.len() as u64,
-            B,
-            digests as u64,
-            flags as u64,
-        )
-        .unwrap();
-        (0..blocks).map(|i| (memory[flags + i] == 1, memory[digests + i * size..digests + (i + 1) * size].to_vec())).collect()
+    /// Zero flags and per-block digests of `data`, block by block.
+    fn reference(algorithm: Algorithm, data: &[u8]) -> Vec<(bool, Vec<u8>)> {
+        let digester = BlockDigester::new(algorithm);
+        data.chunks(B as usize)
+            .map(|block| {
+                let mut digest = vec![0u8; algorithm.digest_bytes()];
+                digester.digest(block, &mut digest);
+                (block.iter().all(|&byte| byte == 0), digest)
+            })
+            .collect()
     }
 
     /// A frame's output buffers.
@@ -359,7 +355,7 @@ mod tests {
 
     impl Out {
         fn new(blocks: usize) -> Out {
-            Out { flags: vec![9; blocks], digests: vec![0; blocks * 16], changes: vec![0.0; blocks * 3] }
+            Out { flags: vec![9; blocks], digests: vec![0; blocks * 32], changes: vec![0.0; blocks * 3] }
         }
 
         /// This frame (its first `blocks` states) as a job's target frame.
@@ -368,11 +364,11 @@ mod tests {
         }
     }
 
-    fn job(fd: c_int, variant: Variant, end: u64, active: Vec<ActiveRange>, out: &mut Out) -> HashJob {
+    fn job(fd: c_int, algorithm: Algorithm, end: u64, active: Vec<ActiveRange>, out: &mut Out) -> HashJob {
         HashJob {
             source_fd: fd,
             target_fd: fd,
-            variant,
+            algorithm,
             block: B,
             start: 0,
             end,
@@ -409,8 +405,8 @@ mod tests {
         let tail_at = file.len() as u64;
         file.extend_from_slice(&disk[(9 * B) as usize..]);
         let source = TempFile::new("hash-frame", &file);
-        for variant in [Variant::Xxh3_128, Variant::Xxh3_64] {
-            let size = variant.digest_bytes();
+        for algorithm in [Algorithm::Xxh3_128, Algorithm::Xxh3_64, Algorithm::Xxh64, Algorithm::Sha256] {
+            let size = algorithm.digest_bytes();
             let mut out = Out::new(11);
             let active = vec![
                 range(0, 3 * B, Some(0)),
@@ -418,8 +414,8 @@ mod tests {
                 range(8 * B, 9 * B, None),
                 range(9 * B, end, Some(tail_at)),
             ];
-            let counts = hash_segment(&job(source.fd(), variant, end, active, &mut out)).unwrap();
-            let expected = reference(variant, &disk);
+            let counts = hash_segment(&job(source.fd(), algorithm, end, active, &mut out)).unwrap();
+            let expected = reference(algorithm, &disk);
             let states: Vec<u8> = (0..11)
                 .map(|i| {
                     if i == 3 || i == 4 {
@@ -455,16 +451,16 @@ mod tests {
         target_disk[(6 * B) as usize..(7 * B) as usize].fill(0);
         target_disk[(9 * B) as usize..].fill(0);
         let target = TempFile::new("hash-changes-target", &target_disk);
-        let variant = Variant::Xxh3_128;
+        let algorithm = Algorithm::Xxh3_128;
         let mut frame = Out::new(12);
-        hash_segment(&job(target.fd(), variant, end, vec![range(0, 9 * B, Some(0))], &mut frame)).unwrap();
+        hash_segment(&job(target.fd(), algorithm, end, vec![range(0, 9 * B, Some(0))], &mut frame)).unwrap();
         let mut out = Out::new(12);
         let flat = |from, to| ActiveRange { from, to, source_at: Some(from), target_at: Some(from) };
         let job = HashJob {
             target_fd: target.fd(),
             write: true,
             target: Some(frame.as_target(12)),
-            ..job(source.fd(), variant, end, vec![flat(0, 10 * B)], &mut out)
+            ..job(source.fd(), algorithm, end, vec![flat(0, 10 * B)], &mut out)
         };
         let counts = hash_segment(&job).unwrap();
         assert_eq!(
@@ -494,7 +490,7 @@ mod tests {
         let source = TempFile::new("hash-memory-source", &disk);
         let target_frame_file = TempFile::new("hash-memory-target-frame", &target_disk);
         let mut frame = Out::new(12);
-        hash_segment(&job(target_frame_file.fd(), Variant::Xxh3_128, end, vec![range(0, end, Some(0))], &mut frame)).unwrap();
+        hash_segment(&job(target_frame_file.fd(), Algorithm::Xxh3_128, end, vec![range(0, end, Some(0))], &mut frame)).unwrap();
         // The source's bytes from block 1 on, at offset 64 of the memory.
         let mut memory = vec![0x55u8; 64];
         memory.extend_from_slice(&disk[B as usize..]);
@@ -512,7 +508,7 @@ mod tests {
                 write: true,
                 target: Some(frame.as_target(12)),
                 source_memory: in_memory.then(|| (memory.as_ptr() as usize, memory.len())),
-                ..job(if in_memory { 0 } else { source.fd() }, Variant::Xxh3_128, end, ranges, &mut out)
+                ..job(if in_memory { 0 } else { source.fd() }, Algorithm::Xxh3_128, end, ranges, &mut out)
             };
             let counts = hash_segment(&job).unwrap();
             results.push((counts, out.flags, out.digests, out.changes, std::fs::read(&target.0).unwrap()));
@@ -522,7 +518,7 @@ mod tests {
         let mut out = Out::new(12);
         let past = HashJob {
             source_memory: Some((memory.as_ptr() as usize, memory.len())),
-            ..job(0, Variant::Xxh3_128, end, vec![range(B, 12 * B, Some(64 + B))], &mut out)
+            ..job(0, Algorithm::Xxh3_128, end, vec![range(B, 12 * B, Some(64 + B))], &mut out)
         };
         assert!(past.validate().is_err(), "a range past the end of the source's memory");
     }
@@ -542,7 +538,7 @@ mod tests {
         let blocks = end.div_ceil(B) as usize;
         let target = TempFile::new("modes-hash-frame", &target_disk);
         let mut frame = Out::new(blocks);
-        hash_segment(&job(target.fd(), Variant::Xxh3_128, end, vec![range(0, end, Some(0))], &mut frame)).unwrap();
+        hash_segment(&job(target.fd(), Algorithm::Xxh3_128, end, vec![range(0, end, Some(0))], &mut frame)).unwrap();
         let mut results = Vec::new();
         for read in [ReadMode::Read, ReadMode::Map] {
             let source = TempFile::new(&format!("modes-hash-source-{read:?}"), &disk);
@@ -553,7 +549,7 @@ mod tests {
                 write: true,
                 read,
                 target: Some(frame.as_target(blocks)),
-                ..job(source.fd(), Variant::Xxh3_128, end, vec![ActiveRange { target_at: Some(0), ..range(0, end, Some(0)) }], &mut out)
+                ..job(source.fd(), Algorithm::Xxh3_128, end, vec![ActiveRange { target_at: Some(0), ..range(0, end, Some(0)) }], &mut out)
             };
             let counts = hash_segment(&job).unwrap();
             let mut now = std::fs::read(&written.0).unwrap();
@@ -584,7 +580,7 @@ mod tests {
         let with_changes = |out: &mut Out, triples: usize| HashJob {
             target: Some(TargetFrame { flags: (states.as_ptr() as usize, 16), digests: (digests.as_ptr() as usize, digests.len()) }),
             changes_out: (out.changes.as_mut_ptr() as usize, triples * 24),
-            ..job(source.fd(), Variant::Xxh3_128, end, vec![range(5 * B, 7 * B, Some(5 * B))], out)
+            ..job(source.fd(), Algorithm::Xxh3_128, end, vec![range(5 * B, 7 * B, Some(5 * B))], out)
         };
         // At most 2 allocated blocks + 5 target data blocks can differ: 7 change slots.
         assert!(with_changes(&mut out, 6).validate().is_err(), "fewer change slots than blocks that can differ");
@@ -606,31 +602,34 @@ mod tests {
         let source = TempFile::new("hash-refusals", &bytes(3, 4 * B as usize));
         let mut out = Out::new(4);
         let fd = source.fd();
-        let ok = |active| job(fd, Variant::Xxh3_64, 4 * B, active, &mut Out::new(4)).validate();
+        let ok = |active| job(fd, Algorithm::Xxh3_64, 4 * B, active, &mut Out::new(4)).validate();
         assert!(ok(vec![range(0, 4 * B, Some(0))]).is_ok());
         assert!(ok(vec![range(B, 2 * B, Some(0)), range(0, B, Some(0))]).is_err(), "out of order");
         assert!(ok(vec![range(100, 4 * B, Some(0))]).is_err(), "not block-aligned");
         assert!(ok(vec![range(0, 5 * B, Some(0))]).is_err(), "past the segment");
         assert!(
-            job(fd, Variant::Xxh3_64, 3 * B + 200, vec![], &mut out).validate().is_err(),
+            job(fd, Algorithm::Xxh3_64, 3 * B + 200, vec![], &mut out).validate().is_err(),
             "a last block of 240 bytes or less"
         );
+        for algorithm in [Algorithm::Xxh64, Algorithm::Sha256] {
+            assert!(job(fd, algorithm, 3 * B + 1, vec![], &mut out).validate().is_ok(), "{algorithm:?} takes a last block of any length");
+        }
         let short = HashJob {
             digests_out: (out.digests.as_mut_ptr() as usize, 3 * 8),
-            ..job(fd, Variant::Xxh3_64, 4 * B, vec![range(0, 4 * B, Some(0))], &mut out)
+            ..job(fd, Algorithm::Xxh3_64, 4 * B, vec![range(0, 4 * B, Some(0))], &mut out)
         };
         assert!(short.validate().is_err(), "digests buffer too small");
         // Digests are needed only for blocks with a place in the source.
-        let mut sized = |active| HashJob { digests_out: (out.digests.as_mut_ptr() as usize, 8), ..job(fd, Variant::Xxh3_64, 4 * B, active, &mut out) };
+        let mut sized = |active| HashJob { digests_out: (out.digests.as_mut_ptr() as usize, 8), ..job(fd, Algorithm::Xxh3_64, 4 * B, active, &mut out) };
         assert!(sized(vec![range(B, 2 * B, Some(B))]).validate().is_ok(), "one allocated block, one digest");
         assert!(sized(vec![range(0, 2 * B, Some(0))]).validate().is_err(), "two allocated blocks, one digest");
         assert!(sized(vec![range(0, 2 * B, None), range(2 * B, 3 * B, Some(0))]).validate().is_ok(), "zero ranges need no digest");
         let overlapping =
-            HashJob { digests_out: (out.flags.as_mut_ptr() as usize, 64), ..job(fd, Variant::Xxh3_64, 4 * B, vec![], &mut out) };
+            HashJob { digests_out: (out.flags.as_mut_ptr() as usize, 64), ..job(fd, Algorithm::Xxh3_64, 4 * B, vec![], &mut out) };
         assert!(overlapping.validate().is_err(), "overlapping outputs");
         let unframed = HashJob {
             write: true,
-            ..job(fd, Variant::Xxh3_64, 4 * B, vec![ActiveRange { target_at: Some(0), ..range(0, B, Some(0)) }], &mut out)
+            ..job(fd, Algorithm::Xxh3_64, 4 * B, vec![ActiveRange { target_at: Some(0), ..range(0, B, Some(0)) }], &mut out)
         };
         assert!(unframed.validate().is_err(), "writing without the target's frame");
         // A target frame with fewer digests than data blocks.
@@ -641,11 +640,11 @@ mod tests {
                 flags: (states.as_ptr() as usize, 4),
                 digests: (digests.as_ptr() as usize, digests.len()),
             }),
-            ..job(fd, Variant::Xxh3_64, 4 * B, vec![], &mut out)
+            ..job(fd, Algorithm::Xxh3_64, 4 * B, vec![], &mut out)
         };
         assert!(matches!(thin.validate(), Err(Failure::Invalid(_))));
         // A range past the end of the file: refused, not faulted.
-        let past = job(fd, Variant::Xxh3_64, 4 * B, vec![range(0, 4 * B, Some(B))], &mut out);
+        let past = job(fd, Algorithm::Xxh3_64, 4 * B, vec![range(0, 4 * B, Some(B))], &mut out);
         assert!(matches!(hash_segment(&past), Err(Failure::Os { errno: sys::ENXIO, .. })));
     }
 }

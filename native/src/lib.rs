@@ -10,6 +10,7 @@ compile_error!("the vhdsync native addon supports 64-bit Linux only (portable fa
 
 mod appender;
 mod args;
+mod block_digest;
 mod failure;
 mod gate;
 mod gather;
@@ -19,11 +20,13 @@ mod map;
 mod napi;
 mod ops;
 mod scan;
+mod sha256;
 mod sys;
 mod task;
 #[cfg(test)]
 mod test_bytes;
 mod xxh3;
+mod xxh64;
 
 use std::os::raw::c_int;
 use std::ptr;
@@ -305,7 +308,7 @@ fn parse_gather(args: &Args, index: usize, name: &str) -> Outcome<Option<gather:
 fn parse_hash_segment(args: &Args) -> Outcome<Job> {
     let source_fd = args.fd(0, "sourceFd")?;
     let target_fd = args.fd(1, "targetFd")?;
-    let variant = xxh3::Variant::from_id(args.integer(2, "algorithm")?)?;
+    let algorithm = block_digest::Algorithm::from_id(args.integer(2, "algorithm")?)?;
     let block = args.integer(3, "blockSize")?;
     let (start, length) = args.range(4, 5)?;
     let active = parse_ranges(args, 6)?;
@@ -329,7 +332,7 @@ fn parse_hash_segment(args: &Args) -> Outcome<Job> {
     let job = hash_scan::HashJob {
         source_fd,
         target_fd,
-        variant,
+        algorithm,
         block,
         start,
         end: start + length,
@@ -485,6 +488,8 @@ fn register(env: napi_env, exports: napi_value) -> Outcome<napi_value> {
     js::set_property(env, exports, "xxh3StreamStateBytes", js::number(env, xxh3::STREAM_STATE_BYTES as f64)?)?;
     js::set_property(env, exports, "xxh3StreamDigestOffset", js::number(env, xxh3::STREAM_DIGEST as f64)?)?;
     js::set_property(env, exports, "hashKernel", js::string(env, xxh3::Kernel::get().name())?)?;
+    js::set_property(env, exports, "hashScanAlgorithms", js::string(env, block_digest::NAMES)?)?;
+    js::set_property(env, exports, "shaEngine", js::string(env, block_digest::sha_engine().name())?)?;
     js::set_property(env, exports, "version", js::string(env, env!("CARGO_PKG_VERSION"))?)?;
     Ok(exports)
 }

@@ -144,6 +144,13 @@ export interface NativeAddon {
   appenderCloseAsync(appender: number): Promise<AppenderStats>;
   /** The XXH3 kernel hashBlocksNonZero runs on this CPU: "avx512", "avx2" or "portable" (VHDSYNC_NATIVE_HASH_KERNEL=avx2|portable narrows it). */
   hashKernel: string;
+  /**
+   * The digests hashSegmentAsync takes, by name, comma-separated ("xxh64,xxh3-128,xxh3-64,sha256");
+   * absent from addons built before XXH64 and SHA-256 joined (XXH3 only).
+   */
+  hashScanAlgorithms?: string;
+  /** SHA-256's engine in the hash scan: "sha-ni" (the CPU's SHA extensions) or "portable". */
+  shaEngine?: string;
   /** Test hook: panics inside the addon; must throw VHDSYNC_INTERNAL, never crash. */
   panicForTest(): void;
   panicForTestAsync(): Promise<void>;

@@ -246,7 +246,7 @@ const FEATURES: Array<Omit<NativeFeature, "active">> = [
   { name: "hashBlocks", native: "XXH3 digest-frame hashing in Rust, AVX-512 or AVX2 where the CPU has it (off with VHDSYNC_NO_NATIVE_HASH=1)", fallback: "WASM SIMD128 kernels" },
   { name: "hashStream", native: "whole-file XXH3 (seed 0) of `vhdsync hash` in Rust, AVX-512 or AVX2 where the CPU has it (off with VHDSYNC_NO_NATIVE_HASH=1)", fallback: "WASM streaming XXH3" },
   { name: "compareScan", native: "resync/verify/diff of raw, block device, fixed and dynamic VHD and clean VHDX images (resync into raw, fixed or dynamic VHD targets, and into differencing VHD targets read through their format into memory), and copy of them into a new raw target, compared in Rust on the libuv pool, read in 256 KiB windows (pages mapped instead with VHDSYNC_SCAN_MMAP=1; off with VHDSYNC_NO_NATIVE_SCAN=1)", fallback: "WASM scanners on worker threads" },
-  { name: "hashScan", native: "checksum and resync --target-digest of raw, block device, fixed and dynamic VHD and clean VHDX images hashed (XXH3) in Rust on the libuv pool, read in 256 KiB windows (pages mapped instead with VHDSYNC_SCAN_MMAP=1; off with VHDSYNC_NO_NATIVE_HASH=1 or VHDSYNC_NO_NATIVE_SCAN=1)", fallback: "WASM scanners on worker threads" },
+  { name: "hashScan", native: "checksum and resync --target-digest of raw, block device, fixed and dynamic VHD and clean VHDX images hashed in Rust on the libuv pool (XXH3 with AVX-512 or AVX2, XXH64, SHA-256 with the CPU's SHA extensions where it has them), read in 256 KiB windows (pages mapped instead with VHDSYNC_SCAN_MMAP=1; off with VHDSYNC_NO_NATIVE_HASH=1 or VHDSYNC_NO_NATIVE_SCAN=1)", fallback: "WASM scanners on worker threads" },
   { name: "logAppender", native: "HRL log batches written by an idle-priority (SCHED_IDLE) thread (off with VHDSYNC_NO_NATIVE_LOG=1)", fallback: "written on the libuv pool" },
 ];
 
@@ -258,6 +258,12 @@ export interface NativeStatus extends AddonLoadState {
    * the vhdsync bin sets when it is unset: twice the default scanning threads, at least 4).
    */
   threadPool: number;
+  /**
+   * The kernels the addon hashes with on this CPU, when it is loaded: XXH3's ("avx512", "avx2"
+   * or "portable") and SHA-256's ("sha-ni" or "portable"; absent from older addons).
+   * VHDSYNC_NATIVE_HASH_KERNEL=avx2|portable narrows them.
+   */
+  hashKernels?: { xxh3: string; sha256?: string };
 }
 
 /** libuv's pool size as it reads UV_THREADPOOL_SIZE when the pool starts (default 4, at most 1024). */
@@ -276,5 +282,7 @@ export function nativeStatus(): NativeStatus {
     env.VHDSYNC_NO_NATIVE_LOG === "1" ? "logAppender" : "",
     ...(env.VHDSYNC_NO_NATIVE_SCAN === "1" ? ["compareScan", "hashScan"] : []),
   ]);
-  return { ...state, features: FEATURES.map((feature) => ({ ...feature, active: state.loaded && !off.has(feature.name) })), threadPool: threadPoolSize() };
+  const addon = state.loaded ? nativeAddon() : null;
+  const hashKernels = addon ? { xxh3: addon.hashKernel, ...(addon.shaEngine ? { sha256: addon.shaEngine } : {}) } : undefined;
+  return { ...state, features: FEATURES.map((feature) => ({ ...feature, active: state.loaded && !off.has(feature.name) })), threadPool: threadPoolSize(), ...(hashKernels ? { hashKernels } : {}) };
 }

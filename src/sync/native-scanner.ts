@@ -22,8 +22,7 @@ import { dataLocatorOf, filePiecesOf, type DataLocator, type FilePiece } from ".
 import { allocationMapFlat, flatDataOf } from "../formats/flat-file.js";
 import { readExactlySync, settleAll } from "../io/file.js";
 import { SpareBuffers } from "./spare-buffers.js";
-import { closeJobGate, compareSegment, hashSegment, nativeCompareAvailable, nativeHashScanAvailable, openJobGate, type CompareRange } from "../io/native-compare.js";
-import { wasmAlgorithmId } from "../hash/algorithm.js";
+import { closeJobGate, compareSegment, hashScanAlgorithmId, hashScanShortestBlock, hashSegment, nativeCompareAvailable, openJobGate, type CompareRange } from "../io/native-compare.js";
 import { activeUnits, allocationMapOf, openAs, type ScanConfig } from "./segment-scanner.js";
 import { callerSegmentsWholeBlocks, compareUnitBytes } from "./segment-plan.js";
 import { blockDigestLength } from "./block-hasher.js";
@@ -517,9 +516,6 @@ function offsetLocator(start: number): DataLocator {
   return { fd: UNUSED_FD, granuleBytes: 2 ** 52, locate: (offset, length) => [{ offset, length, fileOffset: offset - start }] };
 }
 
-/** XXH3's "large input" path, the only one the addon has, starts above this many bytes. */
-const NATIVE_HASH_MIN_BLOCK_BYTES = 240;
-
 /** What hashing a segment (or its chunks, joined) found. */
 type HashOutcome = Awaited<ReturnType<typeof hashSegment>>;
 
@@ -552,7 +548,7 @@ export class NativeHashScanner {
     private readonly target: DiskImage | undefined,
   ) {
     this.slots = new JobSlots(threads);
-    this.algorithmId = wasmAlgorithmId(config.algo!)!;
+    this.algorithmId = hashScanAlgorithmId(config.algo!)!;
     this.digestLength = blockDigestLength(config.algo!);
     this.sourceMaps = new SegmentMaps(source);
     this.chunkBytes = Math.max(MEMORY_CHUNK_BYTES, config.blockSizeBytes);
@@ -563,16 +559,16 @@ export class NativeHashScanner {
 
   /**
    * A native scanner for `config` running up to `threads` segments at once, when it applies:
-   * a hash mode with XXH3-128 or XXH3-64, results that carry no data, the addon available, the
-   * source's data in plain runs of its file with each block inside one run (or gathered from
-   * several files, or read through its format into memory), a last block longer than 240 bytes, and a flat target
-   * when writing. Otherwise undefined (nothing stays open).
+   * a hash mode with a digest the addon computes (all four; an older addon: XXH3 only), results
+   * that carry no data, the source's data in plain runs of its file with each block inside one
+   * run (or gathered from several files, or read through its format into memory), with XXH3 a
+   * last block longer than 240 bytes, and a flat target when writing. Otherwise undefined (nothing stays open).
    * @throws open errors from the images
    */
   static async open(config: ScanConfig, threads: number): Promise<NativeHashScanner | undefined> {
     if (config.mode !== "hash" && config.mode !== "hash-compare") return undefined;
-    const id = config.algo ? wasmAlgorithmId(config.algo) : undefined;
-    if ((id !== 2 && id !== 3) || config.apply === "caller" || !nativeHashScanAvailable()) return undefined;
+    const id = config.algo ? hashScanAlgorithmId(config.algo) : undefined;
+    if (id === undefined || config.apply === "caller") return undefined;
     const writes = config.mode === "hash-compare" && config.apply === "here";
     if (writes && !config.targetPath) return undefined;
     const source = await openAs(config.sourcePath, config.sourceFormat, true);
@@ -581,7 +577,7 @@ export class NativeHashScanner {
       const sourceAccess = accessOf(source);
       const block = config.blockSizeBytes;
       const tail = source.virtualSize % block;
-      if ((sourceAccess.kind !== "located" || block <= sourceAccess.data.granuleBytes) && (tail === 0 || tail > NATIVE_HASH_MIN_BLOCK_BYTES)) {
+      if ((sourceAccess.kind !== "located" || block <= sourceAccess.data.granuleBytes) && (tail === 0 || tail >= hashScanShortestBlock(config.algo!))) {
         if (writes) target = await openAs(config.targetPath!, config.targetFormat, false);
         if (!writes || flatDataOf(target!)) return new NativeHashScanner(config, Math.max(1, threads), source, sourceAccess, target);
       }
