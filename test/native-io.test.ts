@@ -205,6 +205,17 @@ t.test("vhdsync doctor and --version --json describe the native features", async
   delete env.UV_THREADPOOL_SIZE;
   t.equal(JSON.parse(runCli(["doctor", "--json"], { env }).stdout).native.threadPool, Math.max(4, 2 * Math.min(8, availableParallelism())));
   t.equal(JSON.parse(runCli(["doctor", "--json"], { env: { ...env, UV_THREADPOOL_SIZE: "7" } }).stdout).native.threadPool, 7, "a size the user set is kept");
+  if (!status.loaded) {
+    t.equal(report.native.hashKernels, undefined, "no hash kernels without the addon");
+    return;
+  }
+  // The hash kernels: the CPU's best (the addon's own choice), or portable when asked for.
+  const kernels = JSON.parse(runCli(["doctor", "--json"], { env }).stdout).native.hashKernels;
+  t.ok(["avx512", "avx2", "portable"].includes(kernels.xxh3) && ["sha-ni", "portable"].includes(kernels.sha256), `hash kernels reported: ${JSON.stringify(kernels)}`);
+  const hasSha = readFileSync("/proc/cpuinfo", "utf8").includes(" sha_ni");
+  t.equal(kernels.sha256, hasSha ? "sha-ni" : "portable", "SHA-256 runs on the SHA extensions when the CPU has them");
+  t.same(JSON.parse(runCli(["doctor", "--json"], { env: { ...env, VHDSYNC_NATIVE_HASH_KERNEL: "portable" } }).stdout).native.hashKernels, { xxh3: "portable", sha256: "portable" }, "VHDSYNC_NATIVE_HASH_KERNEL=portable narrows both");
+  t.match(runCli(["doctor"], { env }).stdout, /^hash kernels: XXH3 \S+, SHA-256 \S+$/m, "doctor prints them");
   t.match(runCli(["doctor"], { env }).stdout, /^libuv pool: \d+ threads/m);
   t.same(report.probe.checks.map((c: { name: string }) => c.name), ["holes", "punchHole", "zeroRange", "reflink", "copyRange"]);
   if (!status.loaded) t.ok(report.probe.checks.every((c: { supported: boolean }) => !c.supported));

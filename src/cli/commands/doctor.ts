@@ -19,6 +19,10 @@ function printStatus(status: NativeStatus): void {
     process.stdout.write(`  ${feature.name.padEnd(16)} ${feature.active ? "native  " : "portable"}  ${how}\n`);
   }
   process.stdout.write(`libuv pool: ${status.threadPool} threads (UV_THREADPOOL_SIZE)\n`);
+  if (status.hashKernels) {
+    const sha = status.hashKernels.sha256 ? `, SHA-256 ${status.hashKernels.sha256}` : "";
+    process.stdout.write(`hash kernels: XXH3 ${status.hashKernels.xxh3}${sha}\n`);
+  }
 }
 
 function printProbe(probe: FilesystemProbe): void {
