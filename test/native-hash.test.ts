@@ -1,11 +1,14 @@
-// The addon's XXH3 block hasher (hashBlocksNonZero, AVX2 or portable) against the WASM kernel
-// it stands in for: same zero flags, same digests, untouched slots for zero blocks, for both
-// XXH3 variants, block sizes from 256 bytes to 1 MiB and last blocks either side of the
-// 240-byte limit (hashNonZeroBlocksAt hands those to WASM); one digest against xxhsum; bad
-// arguments refused. The portable kernel is checked in a child process
-// (VHDSYNC_NATIVE_HASH_KERNEL=portable). Skipped with the reason when the addon is not loaded.
+// The addon's block hasher (hashBlocksNonZero: XXH3 with AVX-512, AVX2 or portable code,
+// XXH64, SHA-256 with SHA-NI or portable code) against what it stands in for (the WASM
+// kernels; node:crypto for SHA-256): same zero flags, same digests, untouched slots for zero
+// blocks, for all four digests, block sizes from 256 bytes to 1 MiB and last blocks either
+// side of XXH3's 240-byte limit (hashNonZeroBlocksAt hands those to WASM); one digest each
+// against xxhsum and sha256sum; bad arguments refused. The portable kernels are checked in a
+// child process (VHDSYNC_NATIVE_HASH_KERNEL=portable). Skipped with the reason when the addon
+// is not loaded.
 import t from "tap";
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { addonLoadState, nativeAddon } from "../dist/io/native-addon.js";
@@ -20,7 +23,25 @@ const seed = testSeed();
 const ALGORITHMS = [
   { name: "xxh3-128", id: 2, digestBytes: 16 },
   { name: "xxh3-64", id: 3, digestBytes: 8 },
+  { name: "xxh64", id: 1, digestBytes: 8 },
+  { name: "sha256", id: 4, digestBytes: 32 },
 ] as const;
+
+/**
+ * The reference frame of [data, +length): the WASM kernel's for the xxHash digests, zero
+ * flags and node:crypto digests (slot i for block i, zero blocks' slots untouched) for SHA-256.
+ */
+function referenceBlocks(algorithm: (typeof ALGORITHMS)[number], data: number, length: number, blockSize: number, digests: number, zeroFlags: number): number {
+  const wasm = getWasm();
+  if (algorithm.name !== "sha256") return wasm.exports.hash_blocks_nonzero(algorithm.id, data, length, blockSize, 0n, digests, zeroFlags);
+  for (let block = 0; block * blockSize < length; block++) {
+    const bytes = wasm.view(data + block * blockSize, Math.min(blockSize, length - block * blockSize));
+    const zero = bytes.every((byte) => byte === 0);
+    wasm.bytes[zeroFlags + block] = zero ? 1 : 0;
+    if (!zero) wasm.bytes.set(createHash("sha256").update(bytes).digest(), digests + block * 32);
+  }
+  return 0;
+}
 
 /** Random data with some all-zero blocks and some blocks zero but for one byte. */
 function fill(bytes: Uint8Array, blockSize: number, prng: Prng): void {
@@ -42,7 +63,7 @@ t.test("hashBlocksNonZero writes what the WASM kernel writes", { skip }, async (
   const capacity = 4 * 1024 * 1024 + 4096;
   const data = wasm.alloc(capacity, 4096);
   const blocksMax = capacity / 256 + 1;
-  const [wasmDigests, nativeDigests] = [wasm.alloc(blocksMax * 16), wasm.alloc(blocksMax * 16)];
+  const [wasmDigests, nativeDigests] = [wasm.alloc(blocksMax * 32), wasm.alloc(blocksMax * 32)];
   const [wasmZero, nativeZero] = [wasm.alloc(blocksMax), wasm.alloc(blocksMax)];
   t.teardown(() => [data, wasmDigests, nativeDigests, wasmZero, nativeZero].forEach((address) => wasm.release(address)));
   let cases = 0;
@@ -58,14 +79,14 @@ t.test("hashBlocksNonZero writes what the WASM kernel writes", { skip }, async (
       const count = Math.ceil(length / blockSize);
       wasm.bytes.fill(0xa5, wasmDigests, wasmDigests + count * algorithm.digestBytes);
       wasm.bytes.fill(0xa5, nativeDigests, nativeDigests + count * algorithm.digestBytes);
-      const status = wasm.exports.hash_blocks_nonzero(algorithm.id, data, length, blockSize, 0n, wasmDigests, wasmZero);
-      t.equal(status, 0);
-      // Through the library entry point: the addon for blocks over 240 bytes, WASM for a shorter tail.
+      t.equal(referenceBlocks(algorithm, data, length, blockSize, wasmDigests, wasmZero), 0);
+      // Through the library entry point: the addon, but WASM for an XXH3 tail of 240 bytes or less.
       hashNonZeroBlocksAt(algorithm.name, data, length, blockSize, nativeDigests, nativeZero);
       const context = `${algorithm.name}, block ${blockSize}, length ${length} (seed ${seed})`;
       t.same(wasm.view(nativeZero, count), wasm.view(wasmZero, count), `zero flags: ${context}`);
       t.same(wasm.view(nativeDigests, count * algorithm.digestBytes), wasm.view(wasmDigests, count * algorithm.digestBytes), `digests: ${context}`);
-      if (tail === 0 || tail > 240) {
+      const xxh3 = algorithm.name.startsWith("xxh3-");
+      if ((tail === 0 || tail > 240 || !xxh3) && (blockSize > 240 || !xxh3)) {
         const expected = wasm.view(wasmZero, count).filter((zero) => zero === 0).length;
         wasm.bytes.fill(0xa5, nativeDigests, nativeDigests + count * algorithm.digestBytes);
         t.equal(addon!.hashBlocksNonZero(wasm.memory.buffer, algorithm.id, data, length, blockSize, nativeDigests, nativeZero), expected, `non-zero count: ${context}`);
@@ -74,10 +95,10 @@ t.test("hashBlocksNonZero writes what the WASM kernel writes", { skip }, async (
       cases++;
     }
   }
-  t.ok(cases >= 80);
+  t.ok(cases >= 160);
 });
 
-t.test("a native digest equals xxhsum's", { skip }, async (t) => {
+t.test("a native digest equals xxhsum's and sha256sum's", { skip }, async (t) => {
   const prng = new Prng(seed ^ 0x5a5a);
   const wasm = getWasm();
   const length = 4096 + 1000;
@@ -89,9 +110,9 @@ t.test("a native digest equals xxhsum's", { skip }, async (t) => {
   for (let i = 0; i < length; i++) bytes[i] = prng.int(256);
   const path = join(tempDir(t), "block.bin");
   writeFileSync(path, bytes);
-  for (const [algorithm, flag] of [[ALGORITHMS[0], "-H2"], [ALGORITHMS[1], "-H3"]] as const) {
+  for (const [algorithm, command, ...flags] of [[ALGORITHMS[0], "xxhsum", "-H2"], [ALGORITHMS[1], "xxhsum", "-H3"], [ALGORITHMS[2], "xxhsum", "-H1"], [ALGORITHMS[3], "sha256sum"]] as const) {
     addon!.hashBlocksNonZero(wasm.memory.buffer, algorithm.id, data, length, 8192, out, zero);
-    const xxhsum = spawnSync("xxhsum", [flag, path], { encoding: "utf8" });
+    const xxhsum = spawnSync(command, [...flags, path], { encoding: "utf8" });
     t.equal(xxhsum.status, 0, xxhsum.stderr);
     // "HEX  path" (-H2) or "XXH3 (path) = HEX" (-H3).
     const line = xxhsum.stdout.trim();
@@ -111,7 +132,7 @@ t.test("bad arguments are refused before anything is written", { skip }, async (
   wasm.view(data, 8192).fill(7);
   const call = (...args: [number, number, number, number, number, number]) => () => addon!.hashBlocksNonZero(wasm.memory.buffer, ...args);
   const invalid = { code: "VHDSYNC_INVALID_ARGUMENT" };
-  t.throws(call(1, data, 8192, 4096, out, zero), invalid, "XXH64 is not hashed natively");
+  t.throws(call(5, data, 8192, 4096, out, zero), invalid, "an unknown algorithm");
   t.throws(call(2, data, 8192, 3000, out, zero), invalid, "block size not a power of two");
   t.throws(call(2, data, 8192, 128, out, zero), invalid, "blocks of 240 bytes or less");
   t.throws(call(2, data, 4096 + 100, 4096, out, zero), invalid, "a last block of 240 bytes or less");
@@ -122,20 +143,28 @@ t.test("bad arguments are refused before anything is written", { skip }, async (
   t.throws(call(2, data, 8192, 4096, out, out + 8), invalid, "flags overlapping the digests");
   t.throws(() => (addon!.hashBlocksNonZero as unknown as (...args: unknown[]) => number)(new Uint8Array(8), 2, 0, 0, 4096, 0, 0), invalid, "memory must be an ArrayBuffer");
   t.ok(wasm.view(out, 64).every((byte) => byte === 0x5a) && wasm.view(zero, 4).every((byte) => byte === 0x5a), "no digest or flag written");
+  t.equal(call(4, data, 4096 + 100, 4096, out, zero)(), 2, "SHA-256 (and XXH64) take a last block of any length");
 });
 
 t.test("every kernel (forced in a child process: portable, avx2, the widest) agrees with WASM", { skip }, async (t) => {
   const script = `
     import { getWasm } from ${JSON.stringify(new URL("../dist/wasm/driver.js", import.meta.url).href)};
     import { nativeAddon } from ${JSON.stringify(new URL("../dist/io/native-addon.js", import.meta.url).href)};
+    import { createHash } from "node:crypto";
     const addon = nativeAddon(); const wasm = getWasm();
     let x = ${seed} | 1; const next = () => ((x ^= x << 13), (x ^= x >>> 17), (x ^= x << 5), x >>> 0);
     const failures = [];
-    for (const blockSize of [256, 1024, 4096, 65536]) for (const length of [blockSize * 5, blockSize * 4 + 241, blockSize * 3 + blockSize - 1]) for (const [id, size] of [[2, 16], [3, 8]]) {
+    for (const blockSize of [256, 1024, 4096, 65536]) for (const length of [blockSize * 5, blockSize * 4 + 241, blockSize * 3 + blockSize - 1]) for (const [id, size] of [[2, 16], [3, 8], [1, 8], [4, 32]]) {
       const data = wasm.alloc(length, 64), a = wasm.alloc(8 * size), b = wasm.alloc(8 * size), za = wasm.alloc(8), zb = wasm.alloc(8);
       const view = wasm.view(data, length); for (let i = 0; i < length; i++) view[i] = next() & 255;
       view.fill(0, blockSize, Math.min(length, 2 * blockSize));
-      wasm.exports.hash_blocks_nonzero(id, data, length, blockSize, 0n, a, za);
+      if (id !== 4) wasm.exports.hash_blocks_nonzero(id, data, length, blockSize, 0n, a, za);
+      else for (let i = 0; i * blockSize < length; i++) {
+        const bytes = view.subarray(i * blockSize, Math.min(length, (i + 1) * blockSize));
+        const zero = bytes.every((byte) => byte === 0);
+        wasm.bytes[za + i] = zero ? 1 : 0;
+        if (!zero) wasm.bytes.set(createHash("sha256").update(bytes).digest(), a + i * size);
+      }
       addon.hashBlocksNonZero(wasm.memory.buffer, id, data, length, blockSize, b, zb);
       const n = Math.ceil(length / blockSize);
       const same = (p, q, k) => Buffer.from(wasm.view(p, k)).equals(Buffer.from(wasm.view(q, k)));
@@ -143,7 +172,7 @@ t.test("every kernel (forced in a child process: portable, avx2, the widest) agr
       for (let i = 0; i < n; i++) if (!wasm.bytes[za + i] && !same(a + i * size, b + i * size, size)) failures.push("digest " + id + "/" + blockSize + "/" + length + "#" + i);
       [data, a, b, za, zb].forEach((address) => wasm.release(address));
     }
-    console.log(JSON.stringify({ kernel: addon.hashKernel, failures }));
+    console.log(JSON.stringify({ kernel: addon.hashKernel, sha: addon.shaEngine, failures }));
   `;
   // A kernel the CPU lacks is never picked: asking for avx2 gives portable there.
   for (const [asked, allowed] of [["portable", ["portable"]], ["avx2", ["avx2", "portable"]], ["", ["avx512", "avx2", "portable"]]] as const) {
@@ -151,6 +180,7 @@ t.test("every kernel (forced in a child process: portable, avx2, the widest) agr
     t.equal(child.status, 0, child.stderr);
     const result = JSON.parse(child.stdout);
     t.ok((allowed as readonly string[]).includes(result.kernel), `asked "${asked}", ran ${result.kernel}`);
+    if (asked === "portable") t.equal(result.sha, "portable", "SHA-256 runs its portable code too");
     t.same(result.failures, [], `${result.kernel} kernel, seed ${seed}`);
   }
 });
@@ -167,7 +197,7 @@ t.test("the XXH3 stream equals the WASM one-shot digest for any length and chunk
     const address = wasm.alloc(length, 64);
     const view = wasm.view(address, length);
     for (let i = 0; i < length; i++) view[i] = prng.int(256);
-    for (const { name } of ALGORITHMS) {
+    for (const { name } of ALGORITHMS.slice(0, 2)) {
       const expected = Buffer.from(hashBytes(name, view)).toString("hex");
       for (const piece of [64, 1024 + 64 * prng.int(4), 65536, 4 * 1048576]) {
         const stream = NativeXxh3Stream.for(name, 0n, length)!;
@@ -180,6 +210,7 @@ t.test("the XXH3 stream equals the WASM one-shot digest for any length and chunk
   t.equal(NativeXxh3Stream.for("xxh3-128", 0n, 240), null, "240 bytes and less stay with WASM");
   t.equal(NativeXxh3Stream.for("xxh3-128", 5n, 1000), null, "seeded digests stay with WASM");
   t.equal(NativeXxh3Stream.for("xxh64", 0n, 1000), null, "XXH64 stays with WASM");
+  t.equal(NativeXxh3Stream.for("sha256", 0n, 1000), null, "SHA-256 is no XXH3 stream");
 });
 
 t.test("the XXH3 stream refuses misuse", { skip }, async (t) => {

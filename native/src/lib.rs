@@ -113,12 +113,14 @@ fn parse_unmap_file(args: &Args) -> Outcome<Job> {
 
 fn parse_hash_blocks(args: &Args) -> Outcome<Job> {
     let buffer = args.array_buffer(0, "memory")?;
-    let variant = xxh3::Variant::from_id(args.integer(1, "algorithm")?)?;
+    let algorithm = block_digest::Algorithm::from_id(args.integer(1, "algorithm")?)?;
     let (data, length) = args.range(2, 3)?;
     let block_size = args.integer(4, "blockSize")?;
     let out = args.integer(5, "digestsOffset")?;
     let zero_out = args.integer(6, "zeroFlagsOffset")?;
-    Ok(Box::new(move || xxh3::hash_blocks_nonzero(buffer, variant, data, length, block_size, out, zero_out).map(|count| Output::Number(count as f64))))
+    Ok(Box::new(move || {
+        block_digest::hash_blocks_nonzero(buffer, algorithm, data, length, block_size, out, zero_out).map(|count| Output::Number(count as f64))
+    }))
 }
 
 fn parse_stream_reset(args: &Args) -> Outcome<Job> {

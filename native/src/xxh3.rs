@@ -1,7 +1,8 @@
 //! Per-block XXH3-64 / XXH3-128 of blocks in a caller's memory (the digest-frame hasher of
 //! `checksum` and `resync --target-digest`), for blocks longer than 240 bytes: the "large input"
 //! algorithm of xxhash_spec.md with AVX-512 or AVX2 when the CPU has it (checked at run time), portable
-//! 64-bit arithmetic otherwise. Results are bit-identical to the WASM kernels (hash_blocks_nonzero):
+//! 64-bit arithmetic otherwise. Results are bit-identical to the WASM kernels (hash_blocks_nonzero;
+//! the addon's is block_digest::hash_blocks_nonzero):
 //! one zero flag per block, and for non-zero blocks the canonical (big-endian) digest.
 
 use crate::failure::{Failure, Outcome};
@@ -55,13 +56,6 @@ impl Variant {
             2 => Ok(Variant::Xxh3_128),
             3 => Ok(Variant::Xxh3_64),
             _ => Err(Failure::Invalid(format!("algorithm must be 2 (xxh3-128) or 3 (xxh3-64), got {id}"))),
-        }
-    }
-
-    pub(crate) fn digest_bytes(self) -> usize {
-        match self {
-            Variant::Xxh3_128 => 16,
-            Variant::Xxh3_64 => 8,
         }
     }
 }
@@ -450,53 +444,6 @@ impl Ord for Kernel {
 /// portable kernel was not asked for.
 pub fn uses_avx2() -> bool {
     Kernel::get() >= Kernel::Avx2
-}
-
-/// Hashes the blocks of `length` bytes at `data` into `memory`: zero flags at `zero_out`,
-/// digests of non-zero blocks at `out` (slot i for block i). Every block, the last one
-/// included, must be longer than 240 bytes. Returns the number of non-zero blocks.
-pub fn hash_blocks_nonzero(memory: (usize, usize), variant: Variant, data: u64, length: u64, block_size: u64, out: u64, zero_out: u64) -> Outcome<u64> {
-    if block_size == 0 || !block_size.is_power_of_two() {
-        return Err(Failure::Invalid(format!("blockSize must be a power of two, got {block_size}")));
-    }
-    let blocks = length.div_ceil(block_size);
-    let tail = length % block_size;
-    if (block_size as usize) <= MIDSIZE_MAX_BYTES || (tail != 0 && tail as usize <= MIDSIZE_MAX_BYTES) {
-        return Err(Failure::Invalid(format!("every block must be longer than {MIDSIZE_MAX_BYTES} bytes (block size {block_size}, last block {tail})")));
-    }
-    let digest_bytes = variant.digest_bytes() as u64;
-    let inside = |start: u64, bytes: u64| start.checked_add(bytes).is_some_and(|end| end <= memory.1 as u64);
-    if !inside(data, length) || !inside(out, blocks * digest_bytes) || !inside(zero_out, blocks) {
-        return Err(Failure::Invalid(format!("a range lies outside the memory ({} bytes)", memory.1)));
-    }
-    let apart = |a: u64, a_len: u64, b: u64, b_len: u64| a_len == 0 || b_len == 0 || a + a_len <= b || b + b_len <= a;
-    if !apart(data, length, out, blocks * digest_bytes) || !apart(data, length, zero_out, blocks) || !apart(out, blocks * digest_bytes, zero_out, blocks) {
-        return Err(Failure::Invalid("data, digests and zero flags must not overlap".to_string()));
-    }
-    // SAFETY: the three ranges lie inside the buffer and do not overlap (checked above), and the
-    // buffer stays valid during this synchronous call on its own thread.
-    let (input, digests, flags) = unsafe {
-        let base = memory.0 as *mut u8;
-        (
-            std::slice::from_raw_parts(base.add(data as usize), length as usize),
-            std::slice::from_raw_parts_mut(base.add(out as usize), (blocks * digest_bytes) as usize),
-            std::slice::from_raw_parts_mut(base.add(zero_out as usize), blocks as usize),
-        )
-    };
-    let secret = secret_for(0);
-    let kernel = Kernel::get();
-    let mut non_zero = 0u64;
-    for (index, block) in input.chunks(block_size as usize).enumerate() {
-        let zero = is_zero(block);
-        flags[index] = u8::from(zero);
-        if zero {
-            continue;
-        }
-        non_zero += 1;
-        let slot = &mut digests[index * digest_bytes as usize..(index + 1) * digest_bytes as usize];
-        digest_long(variant, kernel, block, &secret, slot);
-    }
-    Ok(non_zero)
 }
 
 /// Bytes of a whole-input XXH3 stream's state (a caller's ArrayBuffer, little-endian):

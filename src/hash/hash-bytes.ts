@@ -6,22 +6,24 @@ import { createHash } from "node:crypto";
 import { VhdsyncError } from "../errors.js";
 import { getWasm, type WasmInstance } from "../wasm/driver.js";
 import { checkStatus } from "../wasm/status.js";
-import { fromNativeError, nativeAddon, type NativeAddon } from "../io/native-addon.js";
+import { fromNativeError, hashScanShortestBlock, nativeAddon, nativeDigestId, type NativeAddon } from "../io/native-addon.js";
 import { digestLength, toSeed, wasmAlgorithmId, type HashAlgorithm } from "./algorithm.js";
 import { createHasher } from "./hasher.js";
 
-/** The addon hashes blocks longer than this (XXH3's "large input" path); shorter ones stay in WASM. */
-const NATIVE_MIN_BLOCK_BYTES = 240;
+/** The addon's XXH3 hashes inputs longer than this (XXH3's "large input" path); shorter ones stay in WASM. */
+const NATIVE_XXH3_MIN_BYTES = 240;
 
 /**
- * The addon when it can hash blocks for WASM algorithm `id` (XXH3-128 = 2, XXH3-64 = 3):
+ * The addon when it can hash blocks with `algorithm` (all four digests; an older addon XXH3
+ * only), its id for it, and the shortest block it takes (XXH3: 241 bytes, the others: any):
  * loaded, new enough, and not turned off with VHDSYNC_NO_NATIVE_HASH=1.
  */
-function nativeBlockHasher(id: number): NativeAddon | null {
-  if (id !== 2 && id !== 3) return null;
+function nativeBlockHasher(algorithm: HashAlgorithm): { addon: NativeAddon; id: number; shortest: number } | null {
   if (process.env.VHDSYNC_NO_NATIVE_HASH === "1") return null;
   const addon = nativeAddon();
-  return addon && typeof addon.hashBlocksNonZero === "function" ? addon : null;
+  if (!addon || typeof addon.hashBlocksNonZero !== "function") return null;
+  const id = nativeDigestId(addon, algorithm);
+  return id === undefined ? null : { addon, id, shortest: hashScanShortestBlock(algorithm) };
 }
 
 /**
@@ -41,8 +43,8 @@ export class NativeXxh3Stream {
   /** A stream over `totalLength` bytes, or null when the addon cannot compute this digest. */
   static for(algorithm: HashAlgorithm, seed: bigint, totalLength: number): NativeXxh3Stream | null {
     const id = wasmAlgorithmId(algorithm);
-    if (id === undefined || seed !== 0n || totalLength <= NATIVE_MIN_BLOCK_BYTES) return null;
-    const addon = nativeBlockHasher(id);
+    if ((id !== 2 && id !== 3) || seed !== 0n || totalLength <= NATIVE_XXH3_MIN_BYTES) return null;
+    const addon = nativeBlockHasher(algorithm)?.addon;
     if (!addon || typeof addon.xxh3StreamUpdate !== "function") return null;
     return new NativeXxh3Stream(addon, id, algorithm, totalLength);
   }
@@ -141,8 +143,9 @@ export function hashBlocksAt(algorithm: HashAlgorithm, dataAddress: number, leng
 /**
  * hashBlocksAt() for digest frames: one flag byte per block at `zeroAddress` (1 = all zeros)
  * and digests only for the other blocks (zero blocks' digest slots are left as they were).
- * The WASM algorithms check and hash each block while it is in the cache; sha256 checks all
- * blocks first.
+ * The addon hashes every block it takes (all four digests; with XXH3 not a last block of 240
+ * bytes or less, which the WASM kernel then hashes); without it the WASM algorithms check and
+ * hash each block while it is in the cache, and sha256 (node:crypto) checks all blocks first.
  * @throws as hashBlocksAt
  */
 export function hashNonZeroBlocksAt(algorithm: HashAlgorithm, dataAddress: number, lengthBytes: number, blockSizeBytes: number, digestAddress: number, zeroAddress: number): void {
@@ -150,26 +153,25 @@ export function hashNonZeroBlocksAt(algorithm: HashAlgorithm, dataAddress: numbe
   const wasm = getWasm();
   const id = wasmAlgorithmId(algorithm);
   const details = { lengthBytes, blockSizeBytes };
-  if (id !== undefined) {
-    // The addon's XXH3 (AVX2) takes every block longer than 240 bytes; a shorter last block, and
-    // XXH64, stay with the WASM kernel. Both write the same flags and digests.
+  const native = nativeBlockHasher(algorithm);
+  if (native && blockSizeBytes >= native.shortest) {
     const tail = lengthBytes % blockSizeBytes;
-    const nativeBytes = tail !== 0 && tail <= NATIVE_MIN_BLOCK_BYTES ? lengthBytes - tail : lengthBytes;
-    const native = nativeBytes > 0 && blockSizeBytes > NATIVE_MIN_BLOCK_BYTES ? nativeBlockHasher(id) : null;
-    if (!native) {
-      checkStatus(wasm.exports.hash_blocks_nonzero(id, dataAddress, lengthBytes, blockSizeBytes, 0n, digestAddress, zeroAddress), "hash blocks", details);
-      return;
-    }
+    const nativeBytes = tail !== 0 && tail < native.shortest ? lengthBytes - tail : lengthBytes;
     try {
-      native.hashBlocksNonZero(wasm.memory.buffer, id, dataAddress, nativeBytes, blockSizeBytes, digestAddress, zeroAddress);
+      if (nativeBytes > 0) native.addon.hashBlocksNonZero(wasm.memory.buffer, native.id, dataAddress, nativeBytes, blockSizeBytes, digestAddress, zeroAddress);
     } catch (error) {
       throw fromNativeError(error, details);
     }
     if (nativeBytes < lengthBytes) {
+      // A short last block, which only XXH3 leaves (so the algorithm has a WASM id).
       const index = nativeBytes / blockSizeBytes;
-      const status = wasm.exports.hash_blocks_nonzero(id, dataAddress + nativeBytes, tail, blockSizeBytes, 0n, digestAddress + index * digestLength(algorithm), zeroAddress + index);
+      const status = wasm.exports.hash_blocks_nonzero(id!, dataAddress + nativeBytes, tail, blockSizeBytes, 0n, digestAddress + index * digestLength(algorithm), zeroAddress + index);
       checkStatus(status, "hash blocks", details);
     }
+    return;
+  }
+  if (id !== undefined) {
+    checkStatus(wasm.exports.hash_blocks_nonzero(id, dataAddress, lengthBytes, blockSizeBytes, 0n, digestAddress, zeroAddress), "hash blocks", details);
     return;
   }
   // zeroBlocks' u32 zero count lands in the first digest slot, which hashBlocksAt then overwrites.

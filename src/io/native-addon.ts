@@ -101,8 +101,9 @@ export interface NativeAddon {
   /** Puts anonymous zero pages back over [memoryOffset, +lengthBytes) of `memory`. Sync only. */
   unmapFile(memory: ArrayBuffer, memoryOffset: number, lengthBytes: number): void;
   /**
-   * XXH3 of each `blockSizeBytes` block of [dataOffset, +lengthBytes) of `memory` (algorithm 2 =
-   * XXH3-128, 3 = XXH3-64; every block, the last included, longer than 240 bytes): one zero flag
+   * The digest of each `blockSizeBytes` block of [dataOffset, +lengthBytes) of `memory`
+   * (algorithm 1 = XXH64, 2 = XXH3-128, 3 = XXH3-64, 4 = SHA-256, as hashSegmentAsync's; with
+   * XXH3 every block, the last included, longer than 240 bytes): one zero flag
    * per block at zeroFlagsOffset, the canonical digest of each non-zero block in its slot at
    * digestsOffset (zero blocks' slots untouched), as the WASM hash_blocks_nonzero. Returns the
    * number of non-zero blocks. Sync only.
@@ -246,6 +247,27 @@ function load(): { addon: NativeAddon | null; state: AddonLoadState } {
   } catch (error) {
     return { addon: null, state: { loaded: false, reason: `failed to load ${path}: ${(error as Error).message}`, path } };
   }
+}
+
+/** The addon's digest ids (native/src/block_digest.rs; the xxHash ones as `xxhsum -H<n>`). */
+const DIGEST_IDS: Record<string, number> = { xxh64: 1, "xxh3-128": 2, "xxh3-64": 3, sha256: 4 };
+
+/**
+ * The id `addon` takes for the digest `algorithm` (a digest file's algorithm name) in
+ * hashSegmentAsync and hashBlocksNonZero, or undefined when it does not compute it.
+ */
+export function nativeDigestId(addon: NativeAddon, algorithm: string): number | undefined {
+  // An addon built before XXH64 and SHA-256 joined says nothing: XXH3 only.
+  const names = addon.hashScanAlgorithms?.split(",") ?? ["xxh3-128", "xxh3-64"];
+  return names.includes(algorithm) ? DIGEST_IDS[algorithm] : undefined;
+}
+
+/**
+ * The shortest block (the last one of an image included) the addon digests with `algorithm`:
+ * XXH3 has only its long-input path natively; the others take any length.
+ */
+export function hashScanShortestBlock(algorithm: string): number {
+  return algorithm.startsWith("xxh3-") ? 241 : 1;
 }
 
 /** The loaded addon, or null when the portable fallbacks are in use. Loads once per process. */

@@ -10,7 +10,7 @@
 // (src/sync/segment-scanner.ts).
 
 import { VhdsyncError } from "../errors.js";
-import { errnoName, fromNativeError, nativeAddon, type CompareSegmentCounts, type HashSegmentCounts, type NativeAddon } from "./native-addon.js";
+import { errnoName, fromNativeError, nativeAddon, nativeDigestId, type CompareSegmentCounts, type HashSegmentCounts, type NativeAddon } from "./native-addon.js";
 
 /** A piece of the virtual disk in one of several files (fileOffset null: it reads as zeros; fd then unused). */
 export interface GatherPiece {
@@ -183,27 +183,13 @@ function hashAddon(): NativeAddon | null {
   return addon && typeof addon.hashSegmentAsync === "function" ? addon : null;
 }
 
-/** The hash scan's algorithm ids (native/src/block_digest.rs; the xxHash ones as `xxhsum -H<n>`). */
-const HASH_SCAN_IDS: Record<string, number> = { xxh64: 1, "xxh3-128": 2, "xxh3-64": 3, sha256: 4 };
-
 /**
  * The id hashSegment() takes for the digest `algorithm` (a digest file's algorithm name) when
  * the addon's hash scan computes it, else undefined (then the WASM scanners do).
  */
 export function hashScanAlgorithmId(algorithm: string): number | undefined {
   const addon = hashAddon();
-  if (!addon) return undefined;
-  // An addon built before XXH64 and SHA-256 joined says nothing: XXH3 only.
-  const names = addon.hashScanAlgorithms?.split(",") ?? ["xxh3-128", "xxh3-64"];
-  return names.includes(algorithm) ? HASH_SCAN_IDS[algorithm] : undefined;
-}
-
-/**
- * The shortest block (the last one of an image included) hashSegment() digests with
- * `algorithm`: XXH3 has only its long-input path natively; the others take any length.
- */
-export function hashScanShortestBlock(algorithm: string): number {
-  return algorithm.startsWith("xxh3-") ? 241 : 1;
+  return addon ? nativeDigestId(addon, algorithm) : undefined;
 }
 
 /** Whether hashSegment() is available. */

@@ -22,7 +22,8 @@ import { dataLocatorOf, filePiecesOf, type DataLocator, type FilePiece } from ".
 import { allocationMapFlat, flatDataOf } from "../formats/flat-file.js";
 import { readExactlySync, settleAll } from "../io/file.js";
 import { SpareBuffers } from "./spare-buffers.js";
-import { closeJobGate, compareSegment, hashScanAlgorithmId, hashScanShortestBlock, hashSegment, nativeCompareAvailable, openJobGate, type CompareRange } from "../io/native-compare.js";
+import { closeJobGate, compareSegment, hashScanAlgorithmId, hashSegment, nativeCompareAvailable, openJobGate, type CompareRange } from "../io/native-compare.js";
+import { hashScanShortestBlock } from "../io/native-addon.js";
 import { activeUnits, allocationMapOf, openAs, type ScanConfig } from "./segment-scanner.js";
 import { callerSegmentsWholeBlocks, compareUnitBytes } from "./segment-plan.js";
 import { blockDigestLength } from "./block-hasher.js";
