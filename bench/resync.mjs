@@ -3,7 +3,7 @@
 // vs `cat`, blocksync-fast and bdsync when on PATH, a 5%-allocated dynamic VHD vs a full one
 // (resync and checksum), the resync and checksum of the pair and the full VHD's resync with
 // the files' pages mapped instead of read (VHDSYNC_SCAN_MMAP=1: which wins depends on the
-// host), the pair's resync into a dynamic VHD target against the raw one, the resync ratios
+// host), `checksum --hash sha256` vs one `openssl dgst -sha256` of the whole file, the pair's resync into a dynamic VHD target against the raw one, the resync ratios
 // again through the library in a warm process,
 // bytes written and peak RSS on a sparse
 // 8 GiB pair. Runs alternate; medians are reported. Results go to bench/results/resync.json.
@@ -34,6 +34,8 @@ function onPath(tool) {
 }
 
 const PEERS = { blocksyncFast: onPath("blocksync-fast"), bdsync: onPath("bdsync") };
+/** The SHA-256 reference: OpenSSL hashing the whole file (SHA extensions where the CPU has them). */
+const HAVE_OPENSSL = onPath("openssl");
 
 const TIME_FILE = join(tmpdir(), `vhdsync-bench-time-${process.pid}`);
 const HAVE_TIME = existsSync("/usr/bin/time");
@@ -107,7 +109,7 @@ function benchPair(results) {
   const { source, target, changedBlocks } = makePair(DIR, SIZE, FRACTION, SEED);
   const digest = join(DIR, "target.digest");
   warm(source, target);
-  const times = { resync: [], resync64k: [], xxhsum: [], targetDigest: [], checksum: [], cat: [], resyncMapped: [], checksumMapped: [], rsync: [], blocksyncFast: [], blocksyncFastMmap: [], blocksyncFastDigest: [], bdsyncSha256: [] };
+  const times = { resync: [], resync64k: [], xxhsum: [], targetDigest: [], checksum: [], cat: [], resyncMapped: [], checksumMapped: [], checksumSha256: [], opensslSha256: [], rsync: [], blocksyncFast: [], blocksyncFastMmap: [], blocksyncFastDigest: [], bdsyncSha256: [] };
   const reportSeconds = { resync: [], resync64k: [], targetDigest: [], checksum: [], resyncMapped: [], checksumMapped: [] };
   const cpu = { resync: [], xxhsum: [], targetDigest: [], checksum: [], cat: [] };
   let report64k;
@@ -151,6 +153,9 @@ function benchPair(results) {
     run = vhdsync(["checksum", source, "-o", join(DIR, "source.digest"), "--json"], { env: MAPPED });
     times.checksumMapped.push(run.seconds);
     reportSeconds.checksumMapped.push(lastJson(run.stdout).seconds);
+    // A cryptographic digest per block against OpenSSL's one digest of the whole file.
+    times.checksumSha256.push(vhdsync(["checksum", source, "-o", join(DIR, "source-sha256.digest"), "--hash", "sha256", "--json"]).seconds);
+    if (HAVE_OPENSSL) times.opensslSha256.push(timed("openssl", ["dgst", "-sha256", source]).seconds);
     if (round < RSYNC_ROUNDS) {
       times.rsync.push(timed("rsync", ["--inplace", "--no-whole-file", source, target]).seconds);
       dirty(target, SIZE, changedBlocks, SEED);
@@ -198,6 +203,8 @@ function benchPair(results) {
       // > 1: reading the files (the default) is faster than mapping them on this host.
       resyncMappedOverResync: m.resyncMapped / m.resync,
       checksumMappedOverChecksum: m.checksumMapped / m.checksum,
+      // < 1: the per-block SHA-256 digest file is made faster than OpenSSL hashes the file once.
+      checksumSha256OverOpenssl: m.opensslSha256 && m.checksumSha256 / m.opensslSha256,
       // > 1: vhdsync resync is faster (a target digest is compared with a target digest).
       blocksyncFastOverResync: m.blocksyncFast && m.blocksyncFast / m.resync,
       blocksyncFastMmapOverResync: m.blocksyncFastMmap && m.blocksyncFastMmap / m.resync,
@@ -502,7 +509,7 @@ function environment() {
 
 async function main() {
   mkdirSync(DIR, { recursive: true });
-  const results = { date: new Date().toISOString(), tiny: TINY, machine: machine(), environment: environment(), tools: { xxhsum: onPath("xxhsum"), rsync: onPath("rsync"), bdsync: onPath("bdsync"), "blocksync-fast": onPath("blocksync-fast") } };
+  const results = { date: new Date().toISOString(), tiny: TINY, machine: machine(), environment: environment(), tools: { xxhsum: onPath("xxhsum"), rsync: onPath("rsync"), bdsync: onPath("bdsync"), "blocksync-fast": onPath("blocksync-fast"), openssl: HAVE_OPENSSL } };
   const before = cpuTimes();
   benchPair(results);
   await benchVhd(results);
