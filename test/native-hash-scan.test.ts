@@ -4,14 +4,16 @@
 // same targets and the same updated digests, over random sparse raw images, dynamic VHDs and
 // qemu-made VHDX files, block sizes from 4 KiB to 8 MiB and all four digests (XXH3-128,
 // XXH3-64, XXH64, SHA-256); plain-JS oracles for the counts, and `xxhsum` and `sha256sum` for
-// a block's digest. What stays on WASM: blocks larger than a dynamic image's, XXH3 with a last
-// block of 240 bytes or less, VHD targets. And the addon call itself: argument checks, a range
-// past the end, a failed write.
+// a block's digest; VHD targets (the changes written through the format, checked with
+// qemu-img compare). What stays on WASM: blocks larger than a dynamic image's, XXH3 with a last
+// block of 240 bytes or less. And the addon call itself: argument checks, a range past the
+// end, a failed write.
 import t, { type Test } from "tap";
 import { closeSync, copyFileSync, openSync, readFileSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { convertImage } from "../dist/sync/convert.js";
+import { createVhd } from "../dist/formats/vhd/index.js";
 import { checksum } from "../dist/sync/checksum.js";
 import { diff } from "../dist/sync/diff.js";
 import { resync } from "../dist/sync/resync.js";
@@ -223,19 +225,67 @@ t.test("segments that are holes in the source: native and WASM agree, the target
   t.ok(applied.bytesZeroed > 0, `zeroed, not written (${context})`);
 });
 
-t.test("VHD targets stay with the WASM scanners", { skip }, async (t) => {
-  const { prng, dir, source, target } = pairSetup(t);
-  const size = 4 * 1024 * 1024;
-  writeRandomImage(source, size, prng, 65536);
-  writeRandomImage(target, size, prng, 65536);
-  const vhd = join(dir, "target.vhd");
-  await convertImage(target, vhd, { to: "vhd-dynamic", blockSizeBytes: 512 * 1024 });
-  const digest = join(dir, "vhd.digest");
-  await checksum(vhd, digest);
-  const intoVhd = await resync(source, vhd, { targetDigestPath: digest });
-  t.equal(intoVhd.scanner, "wasm", "a VHD target is written through the format");
-  t.equal(intoVhd.blocksChanged, differingBlocks(source, target, 4096), "and the right blocks changed");
-  t.equal((await resync(source, vhd, { dryRun: true })).blocksChanged, 0, "the VHD now holds the source's content");
+t.test("resync --target-digest into VHD targets: the jobs hash, the changes go through the format; native and WASM agree", { skip }, async (t) => {
+  // Dynamic VHDs with blocks smaller and larger than a segment (16 MiB: a block spans
+  // segments; the target is never read, so that is allowed), and a fixed VHD; sources raw,
+  // dynamic VHD, and a differencing VHD gathered from its files or read into memory (their
+  // changed data is read again through the format); each digest once.
+  const kinds = [
+    { to: "vhd-dynamic", blockSizeBytes: 512 * 1024 },
+    { to: "vhd-dynamic", blockSizeBytes: 16 * 1024 * 1024 },
+    { to: "vhd-fixed" },
+    { to: "vhd-dynamic", blockSizeBytes: 2 * 1024 * 1024 },
+  ] as const;
+  for (let round = 0; round < kinds.length; round++) {
+    await t.test(`round ${round}`, async (t: Test) => {
+      const { seed, prng, dir, source: sourceRaw, target: targetRaw } = pairSetup(t);
+      const size = (3 + prng.int(30)) * 1024 * 1024 + prng.int(2048) * 512;
+      writeRandomImage(sourceRaw, size, prng, [65536, 512 * 1024][prng.int(2)]);
+      copyFileSync(sourceRaw, targetRaw);
+      applyPattern(targetRaw, size, 4096, PATTERNS[prng.int(PATTERNS.length)], prng);
+      const algo = ALGORITHMS[round];
+      const sourceKind = ["raw", "dynamic VHD", "differencing VHD, gathered", "differencing VHD, in memory"][round];
+      let source = sourceRaw;
+      if (round === 1) {
+        source = join(dir, "source.vhd");
+        await convertImage(sourceRaw, source, { to: "vhd-dynamic", blockSizeBytes: 512 * 1024 });
+      } else if (round >= 2) {
+        // A child over the target's content holding the source's differing 4 KiB blocks.
+        const parent = join(dir, "parent.vhd");
+        await convertImage(targetRaw, parent, { to: "vhd-dynamic", blockSizeBytes: 512 * 1024 });
+        source = join(dir, "source-child.vhd");
+        const child = await createVhd(source, { type: "differencing", parentPath: parent });
+        const [want, have] = [readFileSync(sourceRaw), readFileSync(targetRaw)];
+        for (let at = 0; at < size; at += 4096) {
+          const end = Math.min(size, at + 4096);
+          if (!want.subarray(at, end).equals(have.subarray(at, end))) await child.write(want.subarray(at, end), at);
+        }
+        await child.close();
+        if (round === 3) setEnvFor(t, "VHDSYNC_NO_GATHER", "1");
+      }
+      const context = `seed ${seed}, ${JSON.stringify(kinds[round])} target, ${sourceKind} source, ${size} bytes, ${algo}`;
+      const original = join(dir, "target.vhd");
+      await convertImage(targetRaw, original, kinds[round]);
+      const reports: Array<Awaited<ReturnType<typeof resync>>> = [];
+      const updated: string[][] = [];
+      for (const wasm of [false, true]) {
+        const vhd = join(dir, `${wasm ? "wasm" : "native"}.vhd`);
+        const digest = join(dir, `${wasm ? "wasm" : "native"}.digest`);
+        copyFileSync(original, vhd);
+        await checksum(vhd, digest, { algo });
+        reports.push(await scanWith(wasm, () => resync(source, vhd, { targetDigestPath: digest, updateTargetDigest: true, workers: 2 })));
+        const qemu = spawnSync("qemu-img", ["compare", "-f", "vpc", "-F", "raw", vhd, sourceRaw], { encoding: "utf8" });
+        t.equal(qemu.status, 0, `${reports.at(-1)!.scanner}: qemu-img compare finds the VHD equal to the source (${context}) ${qemu.stdout}${qemu.stderr}`);
+        updated.push(await framesOf(digest));
+      }
+      t.same(reports.map((report) => report.scanner), ["native", "wasm"], `which scanner ran (${context})`);
+      t.same(resyncOutcome(reports[0]), resyncOutcome(reports[1]), `reports agree (${context})`);
+      t.equal(reports[0].blocksChanged, differingBlocks(sourceRaw, targetRaw, 4096), `blocksChanged = the oracle's (${context})`);
+      t.same(updated[0], updated[1], `the updated target digests hold the same frames (${context})`);
+      const again = await resync(source, join(dir, "native.vhd"), { targetDigestPath: join(dir, "native.digest"), dryRun: true });
+      t.equal(again.blocksChanged, 0, `the updated digest finds nothing left to change (${context})`);
+    });
+  }
 });
 
 t.test("hashSegment: arguments, a range past the end, a failed write", { skip }, async (t) => {

@@ -535,6 +535,7 @@ function dataStatesBefore(states: Uint8Array, index: number): number {
  */
 export class NativeHashScanner {
   private readonly slots: JobSlots;
+  private readonly spareBuffers = new SpareBuffers();
   private readonly algorithmId: number;
   private readonly digestLength: number;
   private readonly chunks: Limiter;
@@ -560,16 +561,19 @@ export class NativeHashScanner {
 
   /**
    * A native scanner for `config` running up to `threads` segments at once, when it applies:
-   * a hash mode with a digest the addon computes (all four; an older addon: XXH3 only), results
-   * that carry no data, the source's data in plain runs of its file with each block inside one
-   * run (or gathered from several files, or read through its format into memory), with XXH3 a
-   * last block longer than 240 bytes, and a flat target when writing. Otherwise undefined (nothing stays open).
+   * a hash mode with a digest the addon computes (all four; an older addon: XXH3 only), the
+   * source's data in plain runs of its file with each block inside one run (or gathered from
+   * several files, or read through its format into memory), with XXH3 a last block longer than
+   * 240 bytes, and when writing, a flat target (written by the jobs) or any other ("caller":
+   * the results carry the changed blocks' source data, which the caller writes through the
+   * target's format; the target is never read, so its blocks may span segments). Otherwise
+   * undefined (nothing stays open).
    * @throws open errors from the images
    */
   static async open(config: ScanConfig, threads: number): Promise<NativeHashScanner | undefined> {
     if (config.mode !== "hash" && config.mode !== "hash-compare") return undefined;
     const id = config.algo ? hashScanAlgorithmId(config.algo) : undefined;
-    if (id === undefined || config.apply === "caller") return undefined;
+    if (id === undefined || (config.apply === "caller" && config.mode !== "hash-compare")) return undefined;
     const writes = config.mode === "hash-compare" && config.apply === "here";
     if (writes && !config.targetPath) return undefined;
     const source = await openAs(config.sourcePath, config.sourceFormat, true);
@@ -612,7 +616,21 @@ export class NativeHashScanner {
       bytesWritten: outcome.bytesWritten,
     };
     if (this.target) counters.bytesZeroed = await zeroRuns(this.target, outcome.changesArray);
-    return { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters, changes: outcome.changesArray, frameFlags: outcome.flags, frameDigests: outcome.digests };
+    const result: SegmentResult = { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters, changes: outcome.changesArray, frameFlags: outcome.flags, frameDigests: outcome.digests };
+    if (this.config.apply === "caller") {
+      // The changed blocks' source data (read again: from the file's runs, or through the
+      // format for the other sources), for the caller to write through the target's format.
+      const located = this.sourceAccess.kind === "located" ? this.sourceAccess.data : undefined;
+      const fill: SourceFill = located ? fileFill(located, this.source.path) : (view, offset) => this.source.read(view, offset);
+      const changed = await changedData(outcome.changesArray, fill, (bytes) =>
+        bytes === 0 ? new Uint8Array(0) : this.spareBuffers.take(bytes, Math.ceil(bytes / DATA_BUFFER_STEP_BYTES) * DATA_BUFFER_STEP_BYTES).subarray(0, bytes),
+      );
+      result.data = changed.data;
+      result.release = () => this.spareBuffers.give(changed.data.buffer as ArrayBuffer);
+      counters.bytesWritten = changed.written;
+      counters.bytesZeroed = changed.zeroed;
+    }
+    return result;
   }
 
   /**
