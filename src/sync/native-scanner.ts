@@ -285,6 +285,21 @@ async function changedData(changes: Float64Array, fill: SourceFill, take: (bytes
   return { data, written, zeroed };
 }
 
+/**
+ * "caller" apply: puts the source's bytes of `result`'s non-zero changes (from `fill`) into a
+ * spare buffer as `result.data` (given back by `result.release`), and counts what the caller
+ * will write and zero.
+ */
+async function attachChangedData(result: SegmentResult, fill: SourceFill, spare: SpareBuffers): Promise<void> {
+  const changed = await changedData(result.changes, fill, (bytes) =>
+    bytes === 0 ? new Uint8Array(0) : spare.take(bytes, Math.ceil(bytes / DATA_BUFFER_STEP_BYTES) * DATA_BUFFER_STEP_BYTES).subarray(0, bytes),
+  );
+  result.data = changed.data;
+  result.release = () => spare.give(changed.data.buffer as ArrayBuffer);
+  result.counters.bytesWritten = changed.written;
+  result.counters.bytesZeroed = changed.zeroed;
+}
+
 /** Bytes of allocated data in the maps (what a scan of them reads). */
 function mappedBytes(...maps: Array<Array<{ length: number }>>): number {
   return maps.flat().reduce((sum, extent) => sum + extent.length, 0);
@@ -413,15 +428,7 @@ export class NativeCompareScanner {
     counters.bytesWritten = outcome.bytesWritten;
     const result: SegmentResult = { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters, changes: outcome.changesArray };
     if (this.config.apply === "here") counters.bytesZeroed = await zeroRuns(this.target, outcome.changesArray);
-    if (this.config.apply === "caller") {
-      const changed = await changedData(outcome.changesArray, this.sourceFill(pieces), (bytes) =>
-        bytes === 0 ? new Uint8Array(0) : this.spareBuffers.take(bytes, Math.ceil(bytes / DATA_BUFFER_STEP_BYTES) * DATA_BUFFER_STEP_BYTES).subarray(0, bytes),
-      );
-      result.data = changed.data;
-      result.release = () => this.spareBuffers.give(changed.data.buffer as ArrayBuffer);
-      counters.bytesWritten = changed.written;
-      counters.bytesZeroed = changed.zeroed;
-    }
+    if (this.config.apply === "caller") await attachChangedData(result, this.sourceFill(pieces), this.spareBuffers);
     return result;
   }
 
@@ -621,14 +628,7 @@ export class NativeHashScanner {
       // The changed blocks' source data (read again: from the file's runs, or through the
       // format for the other sources), for the caller to write through the target's format.
       const located = this.sourceAccess.kind === "located" ? this.sourceAccess.data : undefined;
-      const fill: SourceFill = located ? fileFill(located, this.source.path) : (view, offset) => this.source.read(view, offset);
-      const changed = await changedData(outcome.changesArray, fill, (bytes) =>
-        bytes === 0 ? new Uint8Array(0) : this.spareBuffers.take(bytes, Math.ceil(bytes / DATA_BUFFER_STEP_BYTES) * DATA_BUFFER_STEP_BYTES).subarray(0, bytes),
-      );
-      result.data = changed.data;
-      result.release = () => this.spareBuffers.give(changed.data.buffer as ArrayBuffer);
-      counters.bytesWritten = changed.written;
-      counters.bytesZeroed = changed.zeroed;
+      await attachChangedData(result, located ? fileFill(located, this.source.path) : (view, offset) => this.source.read(view, offset), this.spareBuffers);
     }
     return result;
   }
