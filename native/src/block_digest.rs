@@ -71,13 +71,11 @@ impl BlockDigester {
         BlockDigester { algorithm, kernel: xxh3::Kernel::get(), secret: xxh3::secret_for(0), sha: sha_engine() }
     }
 
-    /// Writes the canonical digests of `blocks` (each at least `shortest_block()` bytes) into
-    /// consecutive slots of `out`, two at a time (digest_two).
-    pub fn digest_all<'a>(&self, blocks: impl Iterator<Item = &'a [u8]>, out: &mut [u8]) {
-        let mut slots = out.chunks_exact_mut(self.algorithm.digest_bytes());
+    /// Writes the canonical digest of each block (at least `shortest_block()` bytes) into its
+    /// slot, two at a time (digest_two).
+    pub fn digest_all<'a>(&self, blocks: impl Iterator<Item = (&'a [u8], &'a mut [u8])>) {
         let mut waiting: Option<(&[u8], &mut [u8])> = None;
-        for block in blocks {
-            let slot = slots.next().expect("a digest slot per block");
+        for (block, slot) in blocks {
             match waiting.take() {
                 Some((first, first_slot)) => self.digest_two([first, block], [first_slot, slot]),
                 None => waiting = Some((block, slot)),
@@ -149,24 +147,10 @@ pub fn hash_blocks_nonzero(memory: (usize, usize), algorithm: Algorithm, data: u
     for (flag, block) in flags.iter_mut().zip(blocks.clone()) {
         *flag = u8::from(xxh3::is_zero(block));
     }
-    // Slot i for block i: the non-zero blocks with their own slots, hashed in order (in pairs).
-    let digester = BlockDigester::new(algorithm);
-    let mut non_zero = 0u64;
-    let mut pending: Option<(&[u8], &mut [u8])> = None;
-    for ((block, slot), &zero) in blocks.zip(digests.chunks_exact_mut(digest_bytes as usize)).zip(flags.iter()) {
-        if zero != 0 {
-            continue;
-        }
-        non_zero += 1;
-        match pending.take() {
-            Some((first, first_slot)) => digester.digest_two([first, block], [first_slot, slot]),
-            None => pending = Some((block, slot)),
-        }
-    }
-    if let Some((block, slot)) = pending {
-        digester.digest(block, slot);
-    }
-    Ok(non_zero)
+    // Slot i for block i: the non-zero blocks with their own slots.
+    let slots = blocks.zip(digests.chunks_exact_mut(digest_bytes as usize));
+    BlockDigester::new(algorithm).digest_all(slots.zip(flags.iter()).filter(|(_, &zero)| zero == 0).map(|(pair, _)| pair));
+    Ok(flags.iter().filter(|&&zero| zero == 0).count() as u64)
 }
 
 #[cfg(test)]

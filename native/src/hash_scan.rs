@@ -287,7 +287,7 @@ pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
             zero_blocks.clear();
             zero_blocks.extend(bytes.chunks(job.block as usize).map(xxh3::is_zero));
             let data_blocks = bytes.chunks(job.block as usize).zip(&zero_blocks).filter(|(_, &zero)| !zero).map(|(data, _)| data);
-            digester.digest_all(data_blocks, &mut frame.digests[frame.data * digest_bytes..]);
+            digester.digest_all(data_blocks.zip(frame.digests[frame.data * digest_bytes..].chunks_exact_mut(digest_bytes)));
             // The run of differing data blocks being gathered, written when it ends (or the window does).
             let mut run: Option<(u64, u64)> = None;
             for (i, data) in bytes.chunks(job.block as usize).enumerate() {
