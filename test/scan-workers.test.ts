@@ -127,7 +127,8 @@ t.test("the bin's prewarm bundle acts on scan commands only, and the library ado
   const other = join(dir, "other.img");
   sparseImage(other, INLINE_BELOW_BYTES + 1024 * 1024);
   // A dynamic VHD or a VHDX too (a dynamic VHD target of a resync is compared natively, its
-  // changes written through the format; a target digest run into one still takes a worker).
+  // changes written through the format; so is a target digest run into one since the
+  // seventeenth session).
   const dynamic = join(dir, "dynamic.vhd");
   const converted = spawnSync("qemu-img", ["convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic,force_size=on", big, dynamic], { encoding: "utf8" });
   t.equal(converted.status, 0, converted.stderr);
@@ -142,10 +143,11 @@ t.test("the bin's prewarm bundle acts on scan commands only, and the library ado
     [["diff", other, dynamic], false],
     [["resync", other, dynamic], false], // compared natively, written through the format (thirteenth session)
     [["resync", other, dynamic, "--dry-run"], false],
-    // The hash modes: hashed natively with XXH3 (the default), into raw targets when writing.
+    // The hash modes: hashed natively, into raw targets or through a VHD's format when writing.
     [["resync", big, other, "--target-digest", other], false],
     [["resync", dynamic, other, "--target-digest", other], false],
-    [["resync", other, dynamic, "--target-digest", other], true],
+    [["resync", other, dynamic, "--target-digest", other], false],
+    [["resync", other, vhdx, "--target-digest", other], true], // resync refuses to write a VHDX
     [["resync", dynamic, big, "--target-digest", other, "--dry-run"], false],
     [["checksum", big, "-o", join(dir, "d"), "--workers=2"], false],
     [["checksum", dynamic, "-o", join(dir, "d")], false],
@@ -164,17 +166,17 @@ t.test("the bin's prewarm bundle acts on scan commands only, and the library ado
     t.equal(worker !== undefined, wanted, `${args.join(" ")}: ${wanted ? "a worker" : "no worker"} prewarmed`);
     await worker?.terminate();
   }
-  // Only XXH3 digests are hashed natively (no worker).
-  for (const [hash, needsWorker] of [[undefined, false], ["xxh3-64", false], ["sha256", true], ["xxh64", true]] as const) {
+  // Every digest is hashed natively (no worker); an unknown one is refused by the command.
+  for (const [hash, needsWorker] of [[undefined, false], ["xxh3-64", false], ["sha256", false], ["xxh64", false], ["md5", true]] as const) {
     prewarmFor(["checksum", big, "-o", join(dir, "d"), ...(hash ? [`--hash=${hash}`] : [])]);
     const prewarmed = takePrewarmedWorker();
     const wanted = needsWorker || !nativeAddon();
     t.equal(prewarmed !== undefined, wanted, `checksum --hash ${hash ?? "(default)"}: ${wanted ? "a worker" : "no worker"}`);
     await prewarmed?.terminate();
   }
-  prewarmFor(["--json", "checksum", big, "-o", join(dir, "d"), "--workers=2", "--hash", "sha256"]);
+  prewarmFor(["--json", "copy", big, other, "--workers=2"]);
   const worker = takePrewarmedWorker();
-  t.ok(worker, "checksum of a big image with sha256: one worker prewarmed, taken by the library's copy");
+  t.ok(worker, "copy of a big image over an existing target: one worker prewarmed, taken by the library's copy");
   t.equal(takePrewarmedWorker(), undefined, "only one");
   await worker?.terminate();
 });

@@ -8,7 +8,7 @@
 import { existsSync, statSync } from "node:fs";
 import { sniffSync } from "../formats/open-image.js";
 import { imageLayout, type ImageLayout } from "../formats/signatures.js";
-import { nativeCompareAvailable, nativeHashScanAvailable } from "../io/native-compare.js";
+import { hashScanAlgorithmId, nativeCompareAvailable, nativeHashScanAvailable } from "../io/native-compare.js";
 import { hasPrewarmedWorkers, prewarmScanWorkers } from "../sync/scan-workers.js";
 
 export { scanThreadPoolSize } from "../sync/scan-workers.js";
@@ -36,8 +36,9 @@ export function prewarmFor(args: string[]): void {
  *   differencing VHD or VHDX is gathered from its chain's files, a VHDX with a dirty log read
  *   into memory) and a target that is one too (when resync writes to it, not a VHDX: that is
  *   read-only);
- * - checksum of such an image with XXH3 (the default hash), and resync --target-digest from
- *   one (into a raw target when it writes; the digest's hash is assumed to be XXH3);
+ * - checksum of such an image with a hash the addon computes (all four; an older addon: XXH3),
+ *   and resync --target-digest from one (into any target resync writes: raw, or a VHD written
+ *   through its format; the digest's hash is assumed to be one the addon computes);
  * - copy of such an image into a new target (created as raw). The block size is assumed to
  *   be the default (not larger than a dynamic image's blocks).
  * A wrong guess costs only time.
@@ -48,18 +49,18 @@ function scansNatively(command: string, words: string[], files: string[]): boole
   const writes = command === "resync" && optionIndex(words, "--dry-run") < 0;
   // copy into a new target (created as a sparse raw file, which reads as zeros).
   if (command === "copy") return !existsAfter(words, files[0]) && nativeCompareAvailable();
-  if (command === "checksum") return xxh3Requested(words) && nativeHashScanAvailable();
+  if (command === "checksum") return hashScanAlgorithmId(requestedHash(words)) !== undefined;
   if (!["resync", "verify", "diff"].includes(command) || target === undefined) return false;
-  if (optionIndex(words, "--target-digest") >= 0) return command === "resync" && (!writes || target === "raw") && nativeHashScanAvailable();
-  return target !== "other" && !(writes && target === "vhdx") && nativeCompareAvailable();
+  const targetFits = target !== "other" && !(writes && target === "vhdx");
+  if (optionIndex(words, "--target-digest") >= 0) return command === "resync" && targetFits && nativeHashScanAvailable();
+  return targetFits && nativeCompareAvailable();
 }
 
-/** Whether `--hash` is absent or names an XXH3 digest (the ones the native scanner computes). */
-function xxh3Requested(words: string[]): boolean {
+/** The digest `--hash` names (xxh3-128, the default, when absent). */
+function requestedHash(words: string[]): string {
   const index = optionIndex(words, "--hash");
-  if (index < 0) return true;
-  const value = words[index].includes("=") ? words[index].slice("--hash=".length) : words[index + 1];
-  return value === "xxh3-128" || value === "xxh3-64";
+  if (index < 0) return "xxh3-128";
+  return (words[index].includes("=") ? words[index].slice("--hash=".length) : words[index + 1]) ?? "";
 }
 
 /** Whether the operand after `source` in `words` (the copy target) names an existing file. */

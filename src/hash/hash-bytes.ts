@@ -10,9 +10,6 @@ import { fromNativeError, hashScanShortestBlock, nativeAddon, nativeDigestId, ty
 import { digestLength, toSeed, wasmAlgorithmId, type HashAlgorithm } from "./algorithm.js";
 import { createHasher } from "./hasher.js";
 
-/** The addon's XXH3 hashes inputs longer than this (XXH3's "large input" path); shorter ones stay in WASM. */
-const NATIVE_XXH3_MIN_BYTES = 240;
-
 /**
  * The addon when it can hash blocks with `algorithm` (all four digests; an older addon XXH3
  * only), its id for it, and the shortest block it takes (XXH3: 241 bytes, the others: any):
@@ -43,7 +40,7 @@ export class NativeXxh3Stream {
   /** A stream over `totalLength` bytes, or null when the addon cannot compute this digest. */
   static for(algorithm: HashAlgorithm, seed: bigint, totalLength: number): NativeXxh3Stream | null {
     const id = wasmAlgorithmId(algorithm);
-    if ((id !== 2 && id !== 3) || seed !== 0n || totalLength <= NATIVE_XXH3_MIN_BYTES) return null;
+    if ((id !== 2 && id !== 3) || seed !== 0n || totalLength < hashScanShortestBlock(algorithm)) return null;
     const addon = nativeBlockHasher(algorithm)?.addon;
     if (!addon || typeof addon.xxh3StreamUpdate !== "function") return null;
     return new NativeXxh3Stream(addon, id, algorithm, totalLength);

@@ -257,6 +257,14 @@ function fileFill(source: DataLocator, path: string): SourceFill {
   };
 }
 
+/**
+ * A SourceFill reading the source's bytes again: from its file's runs when it has them (only
+ * the changed blocks' pages), else through its format (the changed bytes only).
+ */
+function rereadFill(source: DiskImage, access: Access): SourceFill {
+  return access.kind === "located" ? fileFill(access.data, source.path) : (view, offset) => source.read(view, offset);
+}
+
 /** A SourceFill copying from a chunk's memory (the bytes of the virtual disk from `start` on). */
 function memoryFill(memory: Uint8Array, start: number): SourceFill {
   return (view, offset) => view.set(memory.subarray(offset - start, offset - start + view.length));
@@ -440,8 +448,7 @@ export class NativeCompareScanner {
    */
   private sourceFill(pieces: Uint8Array[]): SourceFill {
     const access = this.sourceAccess;
-    if (access.kind === "located") return fileFill(access.data, this.source.path);
-    if (access.kind === "gathered") return (view, offset) => this.source.read(view, offset);
+    if (access.kind !== "memory") return rereadFill(this.source, access);
     let piece = 0;
     let at = 0;
     return (view) => {
@@ -624,12 +631,8 @@ export class NativeHashScanner {
     };
     if (this.target) counters.bytesZeroed = await zeroRuns(this.target, outcome.changesArray);
     const result: SegmentResult = { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters, changes: outcome.changesArray, frameFlags: outcome.flags, frameDigests: outcome.digests };
-    if (this.config.apply === "caller") {
-      // The changed blocks' source data (read again: from the file's runs, or through the
-      // format for the other sources), for the caller to write through the target's format.
-      const located = this.sourceAccess.kind === "located" ? this.sourceAccess.data : undefined;
-      await attachChangedData(result, located ? fileFill(located, this.source.path) : (view, offset) => this.source.read(view, offset), this.spareBuffers);
-    }
+    // The changed blocks' source data, read again, for the caller to write through the target's format.
+    if (this.config.apply === "caller") await attachChangedData(result, rereadFill(this.source, this.sourceAccess), this.spareBuffers);
     return result;
   }
 
