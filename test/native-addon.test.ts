@@ -2,7 +2,7 @@
 // VHDSYNC_NO_NATIVE=1): exact extents of sparse files, hole punching, zero ranges, reflink
 // and copy_file_range errors/results, fadvise/fdatasync, sync and async forms.
 import t from "tap";
-import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fdatasyncSync, fstatSync, ftruncateSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statfsSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { addonLoadState, nativeAddon } from "../dist/io/native-addon.js";
 import { Prng, testSeed } from "./helpers/prng.js";
@@ -19,7 +19,28 @@ function readAt(fd: number, offset: number, length: number): Buffer {
   return buffer;
 }
 
-t.test("extents of random sparse files are exact, whole and clipped, sync and async", { skip }, async (t) => {
+/** The extents methods to test: the addon's choice (FIEMAP on ext4 and XFS) and SEEK_DATA/SEEK_HOLE forced. */
+const METHODS = [undefined, "lseek"] as const;
+
+/** Runs `body` with VHDSYNC_EXTENTS set to `method` (unset for undefined), which the addon reads on each call. */
+async function withMethod<T>(method: string | undefined, body: () => T | Promise<T>): Promise<T> {
+  const saved = process.env.VHDSYNC_EXTENTS;
+  if (method === undefined) delete process.env.VHDSYNC_EXTENTS;
+  else process.env.VHDSYNC_EXTENTS = method;
+  try {
+    return await body();
+  } finally {
+    if (saved === undefined) delete process.env.VHDSYNC_EXTENTS;
+    else process.env.VHDSYNC_EXTENTS = saved;
+  }
+}
+
+/** Whether the addon maps files in `dir` with FIEMAP when left to choose: ext4 and XFS. */
+function fiemapExpected(dir: string): boolean {
+  return [0xef53, 0x58465342].includes(Number(statfsSync(dir).type));
+}
+
+t.test("extents of random sparse files are exact, whole and clipped, sync and async, by either method", { skip }, async (t) => {
   const dir = tempDir(t);
   const noHoles = sparseUnsupportedReason(dir);
   if (noHoles) return t.plan(0, noHoles);
@@ -32,13 +53,104 @@ t.test("extents of random sparse files are exact, whole and clipped, sync and as
     const fd = openSync(path, "r");
     try {
       const size = layout.length * UNIT_BYTES;
-      t.same(addon!.extents(fd, 0, size), expected, `seed ${seed} round ${round}: whole file`);
-      t.same(await addon!.extentsAsync(fd, 0, size), expected, `seed ${seed} round ${round}: async`);
-      t.same(addon!.extents(fd, 0, size * 4), expected, `seed ${seed} round ${round}: range past the end`);
       const offset = prng.int(size);
       const length = prng.int(size - offset + 1);
-      t.same(addon!.extents(fd, offset, length), clipExtents(expected, offset, length), `seed ${seed} round ${round}: ${offset}+${length}`);
-      t.same(addon!.extents(fd, offset, 0), [], "empty range");
+      for (const method of METHODS) {
+        await withMethod(method, async () => {
+          const label = `seed ${seed} round ${round} ${method ?? "default"}`;
+          t.equal(addon!.extentsMethod(fd), method ?? (fiemapExpected(dir) ? "fiemap" : "lseek"), `${label}: method`);
+          t.same(addon!.extents(fd, 0, size), expected, `${label}: whole file`);
+          t.same(await addon!.extentsAsync(fd, 0, size), expected, `${label}: async`);
+          t.same(addon!.extents(fd, 0, size * 4), expected, `${label}: range past the end`);
+          t.same(addon!.extents(fd, offset, length), clipExtents(expected, offset, length), `${label}: ${offset}+${length}`);
+          t.same(addon!.extents(fd, offset, 0), [], `${label}: empty range`);
+        });
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+});
+
+const PAGE_BYTES = 4096;
+
+/** Byte ranges of `fd`'s first `size` bytes that hold a non-zero byte, in 4 KiB pages, coalesced. */
+function nonZeroPages(fd: number, size: number): Array<{ offset: number; length: number }> {
+  const page = Buffer.alloc(PAGE_BYTES);
+  const zero = Buffer.alloc(PAGE_BYTES);
+  const found: Array<{ offset: number; length: number }> = [];
+  for (let offset = 0; offset < size; offset += PAGE_BYTES) {
+    readSync(fd, page, 0, PAGE_BYTES, offset);
+    if (page.equals(zero)) continue;
+    const last = found[found.length - 1];
+    if (last && last.offset + last.length === offset) last.length += PAGE_BYTES;
+    else found.push({ offset, length: PAGE_BYTES });
+  }
+  return found;
+}
+
+/** Whether every range of `inner` lies inside one range of `outer` (both sorted). */
+function covered(inner: Array<{ offset: number; length: number }>, outer: Array<{ offset: number; length: number }>): boolean {
+  return inner.every((range) => outer.some((extent) => extent.offset <= range.offset && range.offset + range.length <= extent.offset + extent.length));
+}
+
+t.test("FIEMAP and SEEK_DATA/SEEK_HOLE agree on fragmented, dirty, flushed and unwritten ranges", { skip }, async (t) => {
+  const dir = tempDir(t);
+  const noHoles = sparseUnsupportedReason(dir);
+  if (noHoles) return t.plan(0, noHoles);
+  const prng = new Prng(seed);
+  for (let round = 0; round < 3; round++) {
+    // 4 KiB pieces, ~1,400 extents: FIEMAP answers 512 per call, so several calls per map.
+    const pages = 2048 + prng.int(2048);
+    const size = pages * PAGE_BYTES;
+    const path = join(dir, `fragmented-${round}.img`);
+    const fd = openSync(path, "w+");
+    try {
+      ftruncateSync(fd, size);
+      const block = Buffer.alloc(PAGE_BYTES);
+      const written = new Set<number>();
+      const write = (page: number) => {
+        prng.fill(block);
+        block[0] |= 1;
+        writeSync(fd, block, 0, PAGE_BYTES, page * PAGE_BYTES);
+        written.add(page);
+      };
+      for (let page = 0; page < pages; page++) if (prng.int(100) < 35) write(page);
+      const expected = layoutExtents(Array.from({ length: pages }, (_, page) => written.has(page)), PAGE_BYTES);
+      const agree = async (stage: string, exact: boolean) => {
+        const label = `seed ${seed} round ${round} (${pages} pages) ${stage}`;
+        const from = prng.int(size);
+        const length = prng.int(size - from + 1);
+        // All maps first: reading the file (below) caches zero pages over unwritten extents,
+        // which SEEK_DATA then counts as data.
+        const [mapped, seeked] = [await withMethod(undefined, () => addon!.extents(fd, 0, size)), await withMethod("lseek", () => addon!.extents(fd, 0, size))];
+        const clipped = await withMethod(undefined, () => addon!.extents(fd, from, length));
+        t.same(mapped, seeked, `${label}: the two methods agree (${mapped.length} extents)`);
+        if (exact) t.same(mapped, expected, `${label}: exactly the written pages`);
+        t.same(clipped, clipExtents(seeked, from, length), `${label}: clipped to ${from}+${length}`);
+        t.ok(covered(nonZeroPages(fd, size), mapped), `${label}: every non-zero page lies in an extent`);
+      };
+      // Written, not flushed: delayed allocation, in the page cache only.
+      await agree("dirty", true);
+      fdatasyncSync(fd);
+      await agree("flushed", true);
+      // Unwritten extents (ZERO_RANGE converts on ext4 and XFS), then new data in part of them, not flushed.
+      let zeroed = false;
+      for (let at = prng.int(64); at < pages - 64; at += 256 + prng.int(256)) {
+        try {
+          addon!.zeroRange(fd, at * PAGE_BYTES, 48 * PAGE_BYTES);
+          zeroed = true;
+        } catch (error) {
+          if ((error as { code?: string }).code !== "EOPNOTSUPP") throw error;
+          break;
+        }
+        for (let page = at; page < at + 48; page++) written.delete(page);
+        for (let page = at + 8; page < at + 40; page += 5) write(page);
+      }
+      if (!zeroed) continue;
+      await agree("unwritten, rewritten in part, dirty", false);
+      fdatasyncSync(fd);
+      await agree("unwritten, rewritten in part, flushed", false);
     } finally {
       closeSync(fd);
     }

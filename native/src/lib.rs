@@ -43,6 +43,12 @@ fn parse_extents(args: &Args) -> Outcome<Job> {
     Ok(Box::new(move || ops::extents(fd, offset, length).map(Output::Extents)))
 }
 
+/// "fiemap" or "lseek": how extents() maps this descriptor's file (doctor and the tests).
+fn parse_extents_method(args: &Args) -> Outcome<Job> {
+    let fd = args.fd(0, "fd")?;
+    Ok(Box::new(move || Ok(Output::Text(ops::extents_method(fd)))))
+}
+
 fn parse_punch_hole(args: &Args) -> Outcome<Job> {
     let fd = args.fd(0, "fd")?;
     let (offset, length) = args.range(1, 2)?;
@@ -408,6 +414,7 @@ macro_rules! sync_callbacks {
 }
 
 sync_callbacks! {
+    extents_method_sync, parse_extents_method;
     map_file_sync, parse_map_file;
     unmap_file_sync, parse_unmap_file;
     hash_blocks_sync, parse_hash_blocks;
@@ -442,6 +449,7 @@ async_callbacks! {
 const EXPORTS: &[(&str, napi_callback)] = &[
     ("extents", extents_sync),
     ("extentsAsync", extents_async),
+    ("extentsMethod", extents_method_sync),
     ("punchHole", punch_hole_sync),
     ("punchHoleAsync", punch_hole_async),
     ("zeroRange", zero_range_sync),

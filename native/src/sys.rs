@@ -34,10 +34,24 @@ pub const EINTR: c_int = 4;
 pub const EIO: c_int = 5;
 pub const ENXIO: c_int = 6;
 pub const EAGAIN: c_int = 11;
+pub const EINVAL: c_int = 22;
+pub const ENOTTY: c_int = 25;
+pub const EBADR: c_int = 53;
+pub const EOPNOTSUPP: c_int = 95;
 
 pub const SCHED_IDLE: c_int = 5;
 
 pub const SYNC_FILE_RANGE_WRITE: c_uint = 2;
+
+/// FS_IOC_FIEMAP: _IOWR('f', 11, struct fiemap), a 32-byte header.
+pub const FS_IOC_FIEMAP: c_ulong = 0xC020_660B;
+/// `struct fiemap_extent`'s fe_flags bits that matter here.
+pub const FIEMAP_EXTENT_LAST: u32 = 0x1;
+pub const FIEMAP_EXTENT_UNWRITTEN: u32 = 0x800;
+/// statfs f_type of the filesystems whose FIEMAP reports dirty, not yet allocated data
+/// (delayed allocation) as extents: ext2/3/4 (one magic) and XFS.
+pub const EXT4_SUPER_MAGIC: i64 = 0xEF53;
+pub const XFS_SUPER_MAGIC: i64 = 0x5846_5342;
 
 /// `struct sched_param`.
 #[repr(C)]
@@ -48,6 +62,8 @@ pub struct SchedParam {
 extern "C" {
     pub fn lseek(fd: c_int, offset: i64, whence: c_int) -> i64;
     pub fn fallocate(fd: c_int, mode: c_int, offset: i64, len: i64) -> c_int;
+    /// `buf` is a `struct statfs` (120 bytes on x86_64 and aarch64; f_type, a long, first).
+    pub fn fstatfs(fd: c_int, buf: *mut c_void) -> c_int;
     pub fn ioctl(fd: c_int, request: c_ulong, ...) -> c_int;
     pub fn copy_file_range(fd_in: c_int, off_in: *mut i64, fd_out: c_int, off_out: *mut i64, len: usize, flags: c_uint) -> isize;
     pub fn fdatasync(fd: c_int) -> c_int;

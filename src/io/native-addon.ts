@@ -29,6 +29,8 @@ export interface NativeAddon {
   version: string;
   extents(fd: number, offsetBytes: number, lengthBytes: number): Extent[];
   extentsAsync(fd: number, offsetBytes: number, lengthBytes: number): Promise<Extent[]>;
+  /** How extents() maps this file: FIEMAP (ext4 and XFS, unless VHDSYNC_EXTENTS=lseek) or SEEK_DATA/SEEK_HOLE. */
+  extentsMethod(fd: number): "fiemap" | "lseek";
   punchHole(fd: number, offsetBytes: number, lengthBytes: number): void;
   punchHoleAsync(fd: number, offsetBytes: number, lengthBytes: number): Promise<void>;
   zeroRange(fd: number, offsetBytes: number, lengthBytes: number): void;

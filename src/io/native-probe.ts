@@ -54,7 +54,8 @@ function runChecks(addon: NativeAddon, fd: number, cloneFd: number): ProbeCheck[
   const checks: ProbeCheck[] = [];
   const extents = addon.extents(fd, 0, 4 * PROBE_UNIT_BYTES);
   const holes = extents.length === 1 && extents[0].offset === PROBE_UNIT_BYTES;
-  checks.push({ name: "holes", supported: holes, detail: `a 4 MiB file with 1 MiB of data at 1 MiB reports extents ${JSON.stringify(extents)}` });
+  const method = addon.extentsMethod(fd) === "fiemap" ? "FIEMAP" : "SEEK_DATA/SEEK_HOLE";
+  checks.push({ name: "holes", supported: holes, detail: `a 4 MiB file with 1 MiB of data at 1 MiB reports extents ${JSON.stringify(extents)} (${method})` });
   checks.push(
     outcome("punchHole", () => {
       const before = fstatSync(fd).blocks;

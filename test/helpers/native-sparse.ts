@@ -35,14 +35,14 @@ export function writeSparseFile(path: string, layout: boolean[], prng: Prng): vo
   }
 }
 
-/** The coalesced data ranges of a layout. */
-export function layoutExtents(layout: boolean[]): ByteRange[] {
+/** The coalesced data ranges of a layout of `unitBytes` units. */
+export function layoutExtents(layout: boolean[], unitBytes = UNIT_BYTES): ByteRange[] {
   const extents: ByteRange[] = [];
   layout.forEach((isData, index) => {
     if (!isData) return;
     const last = extents[extents.length - 1];
-    if (last && last.offset + last.length === index * UNIT_BYTES) last.length += UNIT_BYTES;
-    else extents.push({ offset: index * UNIT_BYTES, length: UNIT_BYTES });
+    if (last && last.offset + last.length === index * unitBytes) last.length += unitBytes;
+    else extents.push({ offset: index * unitBytes, length: unitBytes });
   });
   return extents;
 }
