@@ -145,10 +145,11 @@ fn fiemap_extents(fd: c_int, start: u64, end: u64) -> Outcome<Option<Vec<Extent>
     Ok(Some(found))
 }
 
-/// Appends [from, to), joined to the last extent when it starts where that one ends.
+/// Appends [from, to) (from at or after the last extent's start), joined to the last extent
+/// when it starts where that one ends or overlaps it.
 fn push_coalesced(found: &mut Vec<Extent>, from: u64, to: u64) {
     match found.last_mut() {
-        Some(last) if last.offset + last.length == from => last.length = to - last.offset,
+        Some(last) if from <= last.offset + last.length => last.length = (last.offset + last.length).max(to) - last.offset,
         _ => found.push(Extent { offset: from, length: to - from }),
     }
 }
@@ -258,5 +259,52 @@ pub fn fadvise(fd: c_int, offset: u64, length: u64, advice: c_int) -> Outcome<()
         Ok(())
     } else {
         Err(Failure::Os { errno, syscall: "posix_fadvise" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_bytes::TempFile;
+    use std::os::unix::fs::FileExt;
+
+    fn pairs(found: &[Extent]) -> Vec<(u64, u64)> {
+        found.iter().map(|extent| (extent.offset, extent.length)).collect()
+    }
+
+    #[test]
+    fn coalesces_adjacent_and_overlapping_ranges_only() {
+        let mut found = Vec::new();
+        push_coalesced(&mut found, 0, 10);
+        push_coalesced(&mut found, 10, 20); // adjacent: joined
+        push_coalesced(&mut found, 15, 18); // inside: nothing new
+        push_coalesced(&mut found, 18, 25); // overlapping: extended
+        push_coalesced(&mut found, 30, 40); // a gap: a new extent
+        assert_eq!(pairs(&found), vec![(0, 25), (30, 10)]);
+    }
+
+    #[test]
+    fn fiemap_and_seek_data_agree_on_a_file_of_many_small_pieces() {
+        // 3,000 pieces of 4 KiB every 8 KiB: six FIEMAP calls of 512 extents, the last short.
+        let file = TempFile::new("fiemap", &[]);
+        let piece = [0x5au8; 4096];
+        let pieces = 3000u64;
+        let writer = std::fs::OpenOptions::new().write(true).open(&file.0).unwrap();
+        for index in 0..pieces {
+            writer.write_all_at(&piece, index * 8192).unwrap();
+        }
+        writer.set_len(pieces * 8192).unwrap();
+        let end = pieces * 8192;
+        let seeked = scan_extents(file.fd(), 0, end).unwrap();
+        assert_eq!(seeked.len() as u64, pieces, "SEEK_DATA/SEEK_HOLE sees every piece");
+        let Some(mapped) = fiemap_extents(file.fd(), 0, end).unwrap() else {
+            return; // this filesystem refuses FIEMAP: nothing to compare
+        };
+        assert_eq!(pairs(&mapped), pairs(&seeked), "dirty pages");
+        unsafe { sys::fdatasync(file.fd()) };
+        let mapped = fiemap_extents(file.fd(), 0, end).unwrap().unwrap();
+        assert_eq!(pairs(&mapped), pairs(&seeked), "flushed");
+        let clipped = fiemap_extents(file.fd(), 9000, 9000 + 3 * 8192).unwrap().unwrap();
+        assert_eq!(pairs(&clipped), vec![(9000, 3288), (16384, 4096), (24576, 4096), (32768, 808)], "clipped at both ends");
     }
 }
