@@ -152,15 +152,24 @@ function packGather(pieces: GatherPiece[] | undefined): ArrayBuffer | null {
   values.set([...files.keys()], 1);
   let at = 1 + files.size;
   for (const { offset, length, fd, fileOffset } of pieces) {
-    values.set([offset, length, fileOffset === null ? -1 : files.get(fd)!, fileOffset ?? 0], at);
-    at += 4;
+    values[at++] = offset;
+    values[at++] = length;
+    values[at++] = fileOffset === null ? -1 : files.get(fd)!;
+    values[at++] = fileOffset ?? 0;
   }
   return values.buffer;
 }
 
+/** Written value by value: a fragmented segment has thousands of ranges, and an array per range showed in profiles. */
 function packRanges(list: CompareRange[]): ArrayBuffer {
   const ranges = new Float64Array(Math.max(4, list.length * 4));
-  list.forEach(([start, end, sourceAt = start, targetAt = start], index) => ranges.set([start, end, sourceAt ?? -1, targetAt ?? -1], index * 4));
+  let at = 0;
+  for (const [start, end, sourceAt = start, targetAt = start] of list) {
+    ranges[at++] = start;
+    ranges[at++] = end;
+    ranges[at++] = sourceAt ?? -1;
+    ranges[at++] = targetAt ?? -1;
+  }
   return ranges.buffer;
 }
 

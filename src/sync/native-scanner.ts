@@ -310,7 +310,9 @@ async function attachChangedData(result: SegmentResult, fill: SourceFill, spare:
 
 /** Bytes of allocated data in the maps (what a scan of them reads). */
 function mappedBytes(...maps: Array<Array<{ length: number }>>): number {
-  return maps.flat().reduce((sum, extent) => sum + extent.length, 0);
+  let sum = 0;
+  for (const map of maps) for (const extent of map) sum += extent.length;
+  return sum;
 }
 
 /** New data buffers of "caller" results are made in steps of this size (so that later segments can reuse them). */
@@ -646,7 +648,11 @@ export class NativeHashScanner {
     const blocks = Math.ceil((chunk.end - chunk.start) / this.config.blockSizeBytes);
     const access = this.sourceAccess;
     const sourceData = access.kind === "located" ? access.data : offsetLocator(access.kind === "gathered" ? 0 : chunk.start);
-    const ranges = chunk.spans.flatMap(([from, to]) => sourceData.locate(from, to - from).map((piece): CompareRange => [piece.offset, piece.offset + piece.length, piece.fileOffset, this.target ? piece.offset : null]));
+    // A loop, not flatMap and map: a fragmented sparse source has a span per block.
+    const ranges: CompareRange[] = [];
+    for (const [from, to] of chunk.spans) {
+      for (const piece of sourceData.locate(from, to - from)) ranges.push([piece.offset, piece.offset + piece.length, piece.fileOffset, this.target ? piece.offset : null]);
+    }
     // Unallocated in the source, and no data in the target's frame: a frame of unallocated
     // blocks (state 0), nothing differs. Sparse images are mostly such segments.
     if (ranges.length === 0 && (frame === undefined || frame.digests.length === 0)) {

@@ -573,18 +573,33 @@ function indexOrEnd(flags: Uint8Array, value: number, from: number, units: numbe
 
 /**
  * The unit ranges [first, last) of a window (numbered from `offset`, `units` in all) that
- * overlap an allocated part of either side, merged and in order.
+ * overlap an allocated part of either side, merged and in order. Each map comes sorted (a
+ * file's extents, a BAT's blocks), so the two are merged as they are read; a map out of order
+ * is sorted first. Linear, with no array per extent: a fragmented sparse file has thousands
+ * of extents per segment.
  */
 export function activeUnits(a: Extent[], b: Extent[], offset: number, unit: number, units: number): Array<[number, number]> {
-  const spans = [...a, ...b].map((part): [number, number] => [Math.floor((part.offset - offset) / unit), Math.min(units, Math.ceil((part.offset + part.length - offset) / unit))]);
-  spans.sort((x, y) => x[0] - y[0]);
   const merged: Array<[number, number]> = [];
-  for (const span of spans) {
-    const previous = merged[merged.length - 1];
-    if (previous && span[0] <= previous[1]) previous[1] = Math.max(previous[1], span[1]);
-    else merged.push(span);
+  let first = -1;
+  let last = -1;
+  for (let i = 0, j = 0; i < a.length || j < b.length; ) {
+    const part = j >= b.length || (i < a.length && a[i].offset <= b[j].offset) ? a[i++] : b[j++];
+    const from = Math.floor((part.offset - offset) / unit);
+    const to = Math.min(units, Math.ceil((part.offset + part.length - offset) / unit));
+    if (from < first) return activeUnits(sortedByOffset(a), sortedByOffset(b), offset, unit, units);
+    if (first >= 0 && from <= last) {
+      last = Math.max(last, to);
+      continue;
+    }
+    if (first >= 0) merged.push([first, last]);
+    [first, last] = [from, to];
   }
+  if (first >= 0) merged.push([first, last]);
   return merged;
+}
+
+function sortedByOffset(map: Extent[]): Extent[] {
+  return [...map].sort((x, y) => x.offset - y.offset);
 }
 
 /** The extents of `map` clipped to [offset, offset+length). */
