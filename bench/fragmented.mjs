@@ -6,12 +6,14 @@
 // - the allocation map of one file through the addon, in-process, by each method;
 // - `vhdsync resync --dry-run` of the pair by each method, against `cat` of both files in
 //   parallel (the floor for reading them);
+// - `vhdsync checksum` of the source by each method, against `cat` of it;
 // - once each, cold (the pair's pages dropped with fadvise DONTNEED first): the dry run and
 //   the parallel `cat`.
-// Checks: both methods map the same extents and the dry runs report the same counts.
+// Checks: both methods map the same extents, the dry runs report the same counts and the
+// checksums write identical digest files.
 // VHDSYNC_BENCH_TINY=1 runs at 8 MiB; full size writes bench/results/fragmented.json.
 import { spawnSync } from "node:child_process";
-import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, statfsSync, writeSync } from "node:fs";
+import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GiB, MiB, median, root, round, writeResults } from "./hash-common.mjs";
@@ -65,6 +67,7 @@ const dryRun = (env, paths) => {
   const run = timed(env, process.execPath, [CLI, "resync", ...paths, "--dry-run", "--json"]);
   return { seconds: run.seconds, report: JSON.parse(run.stdout.trim().split("\n").at(-1)) };
 };
+const checksum = (env, path, digest) => timed(env, process.execPath, [CLI, "checksum", path, "-o", digest, "--json"]).seconds;
 const counts = (report) => JSON.stringify([report.blocksCompared, report.blocksChanged, report.blocksUnallocated, report.bytesRead]);
 
 /** Drops the files' pages from the page cache (clean pages only; the files were flushed). */
@@ -87,7 +90,7 @@ try {
   const fd = openSync(paths[0], "r");
   const methodUsed = addon.extentsMethod(fd);
   const maps = { default: [], lseek: [] };
-  const runs = { default: [], lseek: [], cat: [] };
+  const runs = { default: [], lseek: [], cat: [], checksumDefault: [], checksumLseek: [], catSource: [] };
   let extents = 0;
   const seen = new Set();
   try {
@@ -110,6 +113,11 @@ try {
         runs[method].push(run.seconds);
         seen.add(counts(run.report));
       }
+      runs.catSource.push(catBoth([paths[0]]).seconds);
+      const digests = [join(dir, "default.digest"), join(dir, "lseek.digest")];
+      runs.checksumDefault.push(checksum(METHODS.default, paths[0], digests[0]));
+      runs.checksumLseek.push(checksum(METHODS.lseek, paths[0], digests[1]));
+      if (!readFileSync(digests[0]).equals(readFileSync(digests[1]))) throw new Error("the two methods wrote different digest files");
     }
   } finally {
     closeSync(fd);
@@ -132,6 +140,8 @@ try {
       mapLseekOverDefault: round(medians.mapLseek / medians.mapDefault),
       dryRunLseekOverDefault: round(medians.lseek / medians.default),
       dryRunOverCat: round(medians.default / medians.cat),
+      checksumLseekOverDefault: round(medians.checksumLseek / medians.checksumDefault),
+      checksumOverCat: round(medians.checksumDefault / medians.catSource),
     },
     cold: { dryRunSeconds: round(coldRun.seconds), catSeconds: round(coldCat), ratio: round(coldRun.seconds / coldCat) },
     report: JSON.parse([...seen][0]),
