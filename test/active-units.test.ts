@@ -59,4 +59,7 @@ t.test("activeUnits equals the unit-by-unit reference, maps in order or not", as
     t.same(activeUnits(shuffled, b, offset, unit, units), expected, `${label}, one side out of order`);
   }
   t.same(activeUnits([], [], 0, 4096, 10), [], "no extents: no units");
+  // Parts before the window's offset (unclipped maps) give negative units, as they always did.
+  t.same(activeUnits([{ offset: 4096, length: 4096 }], [{ offset: 0, length: 100 }], 8192, 4096, 4), [[-2, 0]], "parts before the window");
+  t.same(activeUnits([{ offset: 4096, length: 4096 }, { offset: 0, length: 100 }], [], 8192, 4096, 4), [[-2, 0]], "parts before the window, out of order");
 });

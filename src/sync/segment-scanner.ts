@@ -580,21 +580,23 @@ function indexOrEnd(flags: Uint8Array, value: number, from: number, units: numbe
  */
 export function activeUnits(a: Extent[], b: Extent[], offset: number, unit: number, units: number): Array<[number, number]> {
   const merged: Array<[number, number]> = [];
-  let first = -1;
-  let last = -1;
+  let open = false;
+  let first = 0;
+  let last = 0;
   for (let i = 0, j = 0; i < a.length || j < b.length; ) {
     const part = j >= b.length || (i < a.length && a[i].offset <= b[j].offset) ? a[i++] : b[j++];
     const from = Math.floor((part.offset - offset) / unit);
     const to = Math.min(units, Math.ceil((part.offset + part.length - offset) / unit));
-    if (from < first) return activeUnits(sortedByOffset(a), sortedByOffset(b), offset, unit, units);
-    if (first >= 0 && from <= last) {
+    // Once both maps are sorted, `from` never decreases (the merge reads them in order).
+    if (open && from < first) return activeUnits(sortedByOffset(a), sortedByOffset(b), offset, unit, units);
+    if (open && from <= last) {
       last = Math.max(last, to);
       continue;
     }
-    if (first >= 0) merged.push([first, last]);
-    [first, last] = [from, to];
+    if (open) merged.push([first, last]);
+    [open, first, last] = [true, from, to];
   }
-  if (first >= 0) merged.push([first, last]);
+  if (open) merged.push([first, last]);
   return merged;
 }
 
