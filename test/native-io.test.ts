@@ -4,7 +4,7 @@
 // nativeStatus, `vhdsync doctor` and the native section of `--version --json`.
 import t from "tap";
 import { spawnSync } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, statfsSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -218,6 +218,14 @@ t.test("vhdsync doctor and --version --json describe the native features", async
   t.match(runCli(["doctor"], { env }).stdout, /^hash kernels: XXH3 \S+, SHA-256 \S+$/m, "doctor prints them");
   t.match(runCli(["doctor"], { env }).stdout, /^libuv pool: \d+ threads/m);
   t.same(report.probe.checks.map((c: { name: string }) => c.name), ["holes", "punchHole", "zeroRange", "reflink", "copyRange"]);
+  if (status.loaded) {
+    // The hole probe names how extents were found: FIEMAP on ext4 and XFS, SEEK_DATA elsewhere or when told.
+    const holes = (dir: string, extra: Record<string, string> = {}) => JSON.parse(runCli(["doctor", dir, "--json"], { env: { ...env, ...extra } }).stdout).probe.checks[0].detail;
+    const probed = tempDir(t);
+    const fiemap = [0xef53, 0x58465342].includes(Number(statfsSync(probed).type));
+    t.match(holes(probed), fiemap ? /\(FIEMAP\)$/ : /\(SEEK_DATA\/SEEK_HOLE\)$/, "the probe names the method");
+    t.match(holes(probed, { VHDSYNC_EXTENTS: "lseek" }), /\(SEEK_DATA\/SEEK_HOLE\)$/, "VHDSYNC_EXTENTS=lseek turns FIEMAP off");
+  }
   if (!status.loaded) t.ok(report.probe.checks.every((c: { supported: boolean }) => !c.supported));
   const missing = runCli(["doctor", join(tempDir(t), "no-such-dir")]);
   t.equal(missing.status, 3, "missing directory is an error");
