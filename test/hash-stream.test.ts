@@ -48,6 +48,9 @@ t.test("per-block digests equal one-shot per block, last block partial", async (
     for (const blockSizeBytes of [1, 64, 256, 1024, 4096, 65536]) {
       const length = prng.int(8 * blockSizeBytes) + (blockSizeBytes > 1 ? 1 : 0);
       const input = prng.bytes(length);
+      // All-zero blocks here and there, the partial last one at times: native SHA-256 leaves
+      // them to the digest of zeros of their length.
+      for (let offset = 0; offset < length; offset += blockSizeBytes) if (prng.int(3) === 0) input.fill(0, offset, offset + blockSizeBytes);
       const digestBytes = hashBytes(algorithm, new Uint8Array(0)).length;
       const expected: string[] = [];
       for (let offset = 0; offset < length; offset += blockSizeBytes) expected.push(toHex(hashBytes(algorithm, input.subarray(offset, offset + blockSizeBytes))));

@@ -130,11 +130,36 @@ export function hashBlocksAt(algorithm: HashAlgorithm, dataAddress: number, leng
   const digestBytes = digestLength(algorithm);
   const blockCount = Math.ceil(lengthBytes / blockSizeBytes);
   const digests = wasm.view(digestAddress, blockCount * digestBytes);
+  const native = nativeBlockHasher(algorithm);
+  if (native && blockSizeBytes >= native.shortest && blockCount > 0) {
+    // SHA-256 by the addon (two blocks at a time on the SHA extensions), which leaves all-zero
+    // blocks' slots alone: those take the digest of zeros of their length.
+    wasm.withScratch(blockCount, (zeroAddress, zeroFlags) => {
+      try {
+        native.addon.hashBlocksNonZero(wasm.memory.buffer, native.id, dataAddress, lengthBytes, blockSizeBytes, digestAddress, zeroAddress);
+      } catch (error) {
+        throw fromNativeError(error, { lengthBytes, blockSizeBytes });
+      }
+      for (let block = 0; block < blockCount; block++) {
+        if (zeroFlags[block]) digests.set(zerosDigest(Math.min(blockSizeBytes, lengthBytes - block * blockSizeBytes)), block * digestBytes);
+      }
+    });
+    return;
+  }
   for (let block = 0; block < blockCount; block++) {
     const offset = block * blockSizeBytes;
     const data = wasm.view(dataAddress + offset, Math.min(blockSizeBytes, lengthBytes - offset));
     digests.set(createHash("sha256").update(data).digest(), block * digestBytes);
   }
+}
+
+const zerosDigests = new Map<number, Buffer>();
+
+/** SHA-256 of `length` zero bytes (kept: a run has one block size and at most one shorter last block). */
+function zerosDigest(length: number): Buffer {
+  let digest = zerosDigests.get(length);
+  if (!digest) zerosDigests.set(length, (digest = createHash("sha256").update(Buffer.alloc(length)).digest()));
+  return digest;
 }
 
 /**
