@@ -132,14 +132,11 @@ export function hashBlocksAt(algorithm: HashAlgorithm, dataAddress: number, leng
   const digests = wasm.view(digestAddress, blockCount * digestBytes);
   const native = nativeBlockHasher(algorithm);
   if (native && blockSizeBytes >= native.shortest && blockCount > 0) {
-    // SHA-256 by the addon (two blocks at a time on the SHA extensions), which leaves all-zero
-    // blocks' slots alone: those take the digest of zeros of their length.
+    // SHA-256 by the addon (hashNonZeroBlocksAt takes its native path: two blocks at a time on
+    // the SHA extensions), which leaves all-zero blocks' slots alone: those take the digest of
+    // zeros of their length.
     wasm.withScratch(blockCount, (zeroAddress, zeroFlags) => {
-      try {
-        native.addon.hashBlocksNonZero(wasm.memory.buffer, native.id, dataAddress, lengthBytes, blockSizeBytes, digestAddress, zeroAddress);
-      } catch (error) {
-        throw fromNativeError(error, { lengthBytes, blockSizeBytes });
-      }
+      hashNonZeroBlocksAt(algorithm, dataAddress, lengthBytes, blockSizeBytes, digestAddress, zeroAddress);
       for (let block = 0; block < blockCount; block++) {
         if (zeroFlags[block]) digests.set(zerosDigest(Math.min(blockSizeBytes, lengthBytes - block * blockSizeBytes)), block * digestBytes);
       }
