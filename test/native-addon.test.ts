@@ -160,15 +160,32 @@ t.test("FIEMAP and SEEK_DATA/SEEK_HOLE agree on fragmented, dirty, flushed and u
 t.test("extents restores the file position", { skip }, async (t) => {
   const dir = tempDir(t);
   const path = join(dir, "position.img");
-  writeSparseFile(path, [false, true, false, true], new Prng(seed));
-  const fd = openSync(path, "r");
-  t.teardown(() => closeSync(fd));
-  readSync(fd, Buffer.alloc(100), 0, 100, null); // position 100
-  addon!.extents(fd, 0, 4 * UNIT_BYTES);
-  const next = Buffer.alloc(1);
-  readSync(fd, next, 0, 1, null);
-  t.equal(next[0], 0, "still inside the leading hole, at byte 100");
-  t.same(readAt(fd, 100, 1), next, "the non-positional read continued at byte 100");
+  writeSparseFile(path, [false, true, false, true, true], new Prng(seed));
+  // An unwritten extent (where ZERO_RANGE makes one), which FIEMAP has asked again with lseek.
+  const writer = openSync(path, "r+");
+  try {
+    addon!.zeroRange(writer, 4 * UNIT_BYTES, UNIT_BYTES);
+  } catch (error) {
+    if ((error as { code?: string }).code !== "EOPNOTSUPP") throw error;
+  } finally {
+    closeSync(writer);
+  }
+  for (const method of METHODS) {
+    const fd = openSync(path, "r"); // at position 0
+    t.teardown(() => closeSync(fd));
+    await withMethod(method, () => {
+      readSync(fd, Buffer.alloc(100), 0, 100, null); // position 100
+      addon!.extents(fd, 0, 5 * UNIT_BYTES);
+      const next = Buffer.alloc(1);
+      readSync(fd, next, 0, 1, null);
+      t.equal(next[0], 0, `${method ?? "default"}: still inside the leading hole, at byte 100`);
+      t.same(readAt(fd, 100, 1), next, `${method ?? "default"}: the non-positional read continued at byte 100`);
+      readSync(fd, Buffer.alloc(UNIT_BYTES), 0, UNIT_BYTES, null); // to byte 65,637, inside the data
+      addon!.extents(fd, 0, 5 * UNIT_BYTES);
+      readSync(fd, next, 0, 1, null);
+      t.same(next, readAt(fd, UNIT_BYTES + 101, 1), `${method ?? "default"}: a read after the second map continued at byte ${UNIT_BYTES + 101}`);
+    });
+  }
 });
 
 t.test("punchHole lowers stat blocks, reads back zeros and keeps the size", { skip }, async (t) => {

@@ -87,8 +87,25 @@ fn fiemap_wanted(fd: c_int) -> bool {
     status == 0 && matches!(statfs[0], sys::EXT4_SUPER_MAGIC | sys::XFS_SUPER_MAGIC)
 }
 
-/// Extents from FIEMAP, or None when the first call is refused as unsupported.
+/// Extents from FIEMAP, or None when the first call is refused as unsupported. The lseeks
+/// for unwritten extents run under one saved file position, restored at the end.
 fn fiemap_extents(fd: c_int, start: u64, end: u64) -> Outcome<Option<Vec<Extent>>> {
+    let mut saved = None;
+    let result = fiemap_scan(fd, start, end, &mut saved);
+    let restored = saved.map_or(Ok(0), |position| retry("lseek", || unsafe { sys::lseek(fd, position, sys::SEEK_SET) }));
+    let found = result?;
+    restored?;
+    Ok(found)
+}
+
+/// fiemap_extents() without the restore: `saved` gets the file position before the first lseek.
+fn fiemap_scan(fd: c_int, start: u64, end: u64, saved: &mut Option<i64>) -> Outcome<Option<Vec<Extent>>> {
+    let mut seek = |from: u64, to: u64| -> Outcome<Vec<Extent>> {
+        if saved.is_none() {
+            *saved = Some(retry("lseek", || unsafe { sys::lseek(fd, 0, sys::SEEK_CUR) })?);
+        }
+        scan_extents(fd, from, to)
+    };
     let mut buffer = vec![0u64; (FIEMAP_HEADER_BYTES + FIEMAP_BATCH * FIEMAP_EXTENT_BYTES) / 8];
     let mut found = Vec::new();
     let mut position = start;
@@ -120,7 +137,7 @@ fn fiemap_extents(fd: c_int, start: u64, end: u64) -> Outcome<Option<Vec<Extent>
             let to = logical.saturating_add(length).min(end);
             if from < to {
                 if flags & sys::FIEMAP_EXTENT_UNWRITTEN != 0 {
-                    for extent in seek_extents(fd, from, to)? {
+                    for extent in seek(from, to)? {
                         push_coalesced(&mut found, extent.offset, extent.offset + extent.length);
                     }
                 } else {
@@ -135,7 +152,7 @@ fn fiemap_extents(fd: c_int, start: u64, end: u64) -> Outcome<Option<Vec<Extent>
         }
         if next <= position {
             // No progress (a filesystem answering oddly): the rest the portable way.
-            for extent in seek_extents(fd, position, end)? {
+            for extent in seek(position, end)? {
                 push_coalesced(&mut found, extent.offset, extent.offset + extent.length);
             }
             break;
