@@ -29,6 +29,7 @@ const NODE_ENV = { ...process.env };
 delete NODE_ENV.NODE_EXTRA_CA_CERTS;
 
 const { nativeAddon } = await import(new URL("../dist/io/native-addon.js", import.meta.url).href);
+const { fadvise, fdatasync } = await import(new URL("../dist/io/native.js", import.meta.url).href);
 const addon = nativeAddon();
 if (!addon) {
   console.log("fragmented: the native addon is not loaded; nothing to compare");
@@ -62,7 +63,7 @@ function timed(env, command, args) {
   return { seconds, stdout: run.stdout };
 }
 
-const catBoth = (paths) => timed({}, "sh", ["-c", paths.map((path) => `cat '${path}' > /dev/null &`).join(" ") + " wait"]);
+const catAll = (paths) => timed({}, "sh", ["-c", paths.map((path) => `cat '${path}' > /dev/null &`).join(" ") + " wait"]);
 const dryRun = (env, paths) => {
   const run = timed(env, process.execPath, [CLI, "resync", ...paths, "--dry-run", "--json"]);
   return { seconds: run.seconds, report: JSON.parse(run.stdout.trim().split("\n").at(-1)) };
@@ -70,13 +71,13 @@ const dryRun = (env, paths) => {
 const checksum = (env, path, digest) => timed(env, process.execPath, [CLI, "checksum", path, "-o", digest, "--json"]).seconds;
 const counts = (report) => JSON.stringify([report.blocksCompared, report.blocksChanged, report.blocksUnallocated, report.bytesRead]);
 
-/** Drops the files' pages from the page cache (clean pages only; the files were flushed). */
-function dropCache(paths) {
+/** Drops the files' pages from the page cache (flushed first: only clean pages are dropped). */
+async function dropCache(paths) {
   for (const path of paths) {
     const fd = openSync(path, "r");
     try {
-      addon.fdatasync(fd);
-      addon.fadvise(fd, 0, SIZE, "dontneed");
+      await fdatasync(fd);
+      fadvise(fd, 0, 0, "dontneed");
     } finally {
       closeSync(fd);
     }
@@ -95,7 +96,7 @@ try {
   const seen = new Set();
   try {
     for (let roundIndex = 0; roundIndex < ROUNDS; roundIndex++) {
-      catBoth(paths);
+      catAll(paths);
       const mapped = {};
       for (const [method, env] of Object.entries(METHODS)) {
         if (env.VHDSYNC_EXTENTS) process.env.VHDSYNC_EXTENTS = env.VHDSYNC_EXTENTS;
@@ -107,13 +108,13 @@ try {
       delete process.env.VHDSYNC_EXTENTS;
       if (JSON.stringify(mapped.default) !== JSON.stringify(mapped.lseek)) throw new Error("FIEMAP and SEEK_DATA/SEEK_HOLE mapped different extents");
       extents = mapped.default.length;
-      runs.cat.push(catBoth(paths).seconds);
+      runs.cat.push(catAll(paths).seconds);
       for (const [method, env] of Object.entries(METHODS)) {
         const run = dryRun(env, paths);
         runs[method].push(run.seconds);
         seen.add(counts(run.report));
       }
-      runs.catSource.push(catBoth([paths[0]]).seconds);
+      runs.catSource.push(catAll([paths[0]]).seconds);
       const digests = [join(dir, "default.digest"), join(dir, "lseek.digest")];
       runs.checksumDefault.push(checksum(METHODS.default, paths[0], digests[0]));
       runs.checksumLseek.push(checksum(METHODS.lseek, paths[0], digests[1]));
@@ -123,10 +124,10 @@ try {
     closeSync(fd);
   }
   if (seen.size !== 1) throw new Error(`the dry runs reported different counts: ${[...seen].join(" / ")}`);
-  dropCache(paths);
+  await dropCache(paths);
   const coldRun = dryRun({}, paths);
-  dropCache(paths);
-  const coldCat = catBoth(paths).seconds;
+  await dropCache(paths);
+  const coldCat = catAll(paths).seconds;
   const medians = Object.fromEntries(Object.entries({ ...runs, mapDefault: maps.default, mapLseek: maps.lseek }).map(([key, values]) => [key, round(median(values), 4)]));
   const result = {
     sizeBytes: SIZE,
