@@ -14,6 +14,7 @@ use std::os::raw::c_int;
 use crate::failure::{Failure, Outcome};
 use crate::gather::Gather;
 use crate::scan::{check_files_hold, check_ranges, check_side, start_writeback, write_run, ActiveRange, Changes, Origin, Place, ReadMode};
+use crate::spans::spans;
 use crate::block_digest::{Algorithm, BlockDigester};
 use crate::xxh3;
 
@@ -271,27 +272,25 @@ pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
     let mut counts = HashCounts::default();
     let mut written: Option<(u64, u64)> = None; // file range of the target written to
     let mut next = 0usize; // the next block to record
-    for range in &job.active {
-        let ActiveRange { from, to, source_at, target_at } = *range;
-        frame.unallocated(job, next, ((from - job.start) / job.block) as usize);
-        next = ((from - job.start) / job.block) as usize;
-        let mut window_start = from;
-        while window_start < to {
-            let window_end = to.min(window_start + window);
-            let source_side = source_at.map(|at| at + (window_start - from));
-            let source = source_origin.side(mode, source_side, window_end - window_start, &zeros, &mut buffer)?;
-            let bytes = source.bytes();
-            let place = Place { window_start, target_at: target_at.map(|at| at + (window_start - from)) };
-            // The digests of the window's data blocks go in their packed slots first, two at a
+    // The target is always a file here (only written to).
+    for span in spans(&job.active, window, mode.join_gap(), [source_origin.joinable(), true]) {
+        let source = source_origin.side(mode, span.source_at, span.to - span.from, &zeros, &mut buffer)?;
+        let bytes = source.bytes();
+        let place = Place { window_start: span.from, target_at: span.target_at };
+        for (from, to) in span.parts(&job.active) {
+            frame.unallocated(job, next, ((from - job.start) / job.block) as usize);
+            next = ((from - job.start) / job.block) as usize;
+            let part = &bytes[(from - span.from) as usize..(to - span.from) as usize];
+            // The digests of the part's data blocks go in their packed slots first, two at a
             // time (SHA-256 interleaves two messages), then the blocks are recorded in order.
             zero_blocks.clear();
-            zero_blocks.extend(bytes.chunks(job.block as usize).map(xxh3::is_zero));
-            let data_blocks = bytes.chunks(job.block as usize).zip(&zero_blocks).filter(|(_, &zero)| !zero).map(|(data, _)| data);
+            zero_blocks.extend(part.chunks(job.block as usize).map(xxh3::is_zero));
+            let data_blocks = part.chunks(job.block as usize).zip(&zero_blocks).filter(|(_, &zero)| !zero).map(|(data, _)| data);
             digester.digest_all(data_blocks.zip(frame.digests[frame.data * digest_bytes..].chunks_exact_mut(digest_bytes)));
-            // The run of differing data blocks being gathered, written when it ends (or the window does).
+            // The run of differing data blocks being gathered, written when it ends (or the part does).
             let mut run: Option<(u64, u64)> = None;
-            for (i, data) in bytes.chunks(job.block as usize).enumerate() {
-                let offset = window_start + i as u64 * job.block;
+            for (i, data) in part.chunks(job.block as usize).enumerate() {
+                let offset = from + i as u64 * job.block;
                 let length = data.len() as u64;
                 let zero = zero_blocks[i];
                 let differs = frame.visit(next, if zero { FRAME_ZERO } else { FRAME_DATA }, offset, length);
@@ -308,11 +307,10 @@ pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
                     }
                 }
             }
-            // The window goes away: write what was gathered from it.
+            // The part ends: write what was gathered from it.
             if let Some(done) = run.take() {
                 counts.bytes_written += write_run(job.target_fd, job.write, done, bytes, &place, &mut written)?;
             }
-            window_start = window_end;
         }
     }
     frame.unallocated(job, next, blocks);
@@ -330,7 +328,7 @@ pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
 mod tests {
     use super::*;
     use crate::sys;
-    use crate::test_bytes::{xorshift_bytes as bytes, TempFile};
+    use crate::test_bytes::{fragmented_ranges, xorshift_bytes as bytes, TempFile};
 
     const B: u64 = 4096;
 
@@ -476,6 +474,60 @@ mod tests {
         // The job only reads the target frame: run again, it finds the same blocks.
         let again = hash_segment(&HashJob { write: false, ..job });
         assert_eq!(again.ok().map(|counts| counts.changed_blocks), Some(4), "the lent target frame is left as it was");
+    }
+
+    #[test]
+    fn small_ranges_read_together_give_the_frame_and_writes_of_ranges_taken_one_by_one() {
+        // A source in lent memory takes its ranges one by one (spans.rs joins only file reads):
+        // the reference for the file read and mapped, with close ranges read together.
+        let size: u64 = (1 << 20) + 1000;
+        let blocks = size.div_ceil(B) as usize;
+        for seed in 1..5u64 {
+            let shift = if seed % 2 == 0 { 512 } else { 0 };
+            let mut source_file = vec![0xEEu8; shift as usize];
+            source_file.extend_from_slice(&bytes(seed * 3, size as usize));
+            source_file[(shift + 40 * B) as usize..(shift + 44 * B) as usize].fill(0);
+            let mut target_disk = source_file[shift as usize..].to_vec();
+            for at in (0..size as usize).step_by(9000) {
+                target_disk[at] ^= 0x21; // differences in ranges and between them
+            }
+            target_disk[(60 * B) as usize..(70 * B) as usize].fill(0); // zero blocks in the target's frame
+            let active = fragmented_ranges(seed, size, shift);
+            let algorithm = Algorithm::Xxh3_128;
+            let target_frame_file = TempFile::new(&format!("joined-hash-frame-{seed}"), &target_disk);
+            let mut frame = Out::new(blocks);
+            hash_segment(&job(target_frame_file.fd(), algorithm, size, vec![range(0, size, Some(0))], &mut frame)).unwrap();
+            let mut results = Vec::new();
+            for (read, in_memory) in [(ReadMode::Read, true), (ReadMode::Read, false), (ReadMode::Map, false)] {
+                let source = TempFile::new(&format!("joined-hash-source-{seed}-{read:?}-{in_memory}"), &source_file);
+                let target = TempFile::new(&format!("joined-hash-target-{seed}-{read:?}-{in_memory}"), &target_disk);
+                let mut out = Out::new(blocks);
+                let job = HashJob {
+                    target_fd: target.fd(),
+                    write: true,
+                    read,
+                    target: Some(frame.as_target(blocks)),
+                    source_memory: in_memory.then(|| (source_file.as_ptr() as usize, source_file.len())),
+                    ..job(source.fd(), algorithm, size, active.clone(), &mut out)
+                };
+                let counts = hash_segment(&job).unwrap();
+                let now = std::fs::read(&target.0).unwrap();
+                // Only data blocks of the ranges are written: every byte outside them is as it was.
+                let mut outside = target_disk.clone();
+                let mut written = now.clone();
+                for range in &active {
+                    outside[range.from as usize..range.to as usize].fill(0);
+                    written[range.from as usize..range.to as usize].fill(0);
+                }
+                assert!(written == outside, "seed {seed}, {read:?}: a byte between the ranges was written");
+                let digests = out.digests[..counts.data_blocks as usize * 16].to_vec();
+                let changes = out.changes[..counts.changes as usize * 3].to_vec();
+                results.push((counts, out.flags.clone(), digests, changes, now));
+            }
+            assert!(results[0].0.changed_blocks > 0 && results[0].0.bytes_written > 0, "seed {seed}: the pair differs");
+            assert!(results[1] == results[0], "seed {seed}: read with close ranges together, the file gives what memory gives");
+            assert!(results[2] == results[0], "seed {seed}: mapped with close ranges together, likewise");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod napi;
 mod ops;
 mod scan;
 mod sha256;
+mod spans;
 mod sys;
 mod task;
 #[cfg(test)]

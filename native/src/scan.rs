@@ -17,6 +17,7 @@ use crate::appender::pwrite_all;
 use crate::failure::{Failure, Outcome};
 use crate::gather::Gather;
 use crate::map::{guard_range, page_size, size_of, unguard_range};
+use crate::spans::{spans, MAP_JOIN_GAP_BYTES, READ_JOIN_GAP_BYTES};
 use crate::sys;
 
 /// Bytes of each image mapped at a time (rounded down to whole units, at least one).
@@ -44,6 +45,14 @@ impl ReadMode {
             ReadMode::Map => MAP_WINDOW_BYTES,
         };
         (bytes / unit).max(1) * unit
+    }
+
+    /// Largest gap between ranges read (or mapped) together (spans.rs).
+    pub(crate) fn join_gap(self) -> u64 {
+        match self {
+            ReadMode::Read => READ_JOIN_GAP_BYTES,
+            ReadMode::Map => MAP_JOIN_GAP_BYTES,
+        }
     }
 
     /// A window buffer for one side (empty when mapping).
@@ -333,29 +342,27 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
     let mut last_non_zero = u64::MAX;
     let mut counted_to = job.start; // blocks starting before this are counted
     let mut written: Option<(u64, u64)> = None; // file range of the target written to
-    for range in &job.active {
-        let ActiveRange { from, to, source_at, target_at } = *range;
-        let first_block = from.div_ceil(job.block).max(counted_to.div_ceil(job.block));
-        counts.blocks_compared += to.div_ceil(job.block).saturating_sub(first_block);
-        counted_to = to;
-        // The data run being gathered, written when it ends (or its window does). Runs never
-        // span two ranges: what lies between them is unallocated on both sides, so equal.
-        let mut run: Option<(u64, u64)> = None;
-        let mut window_start = from;
-        while window_start < to {
-            let window_end = to.min(window_start + window);
-            let length = window_end - window_start;
-            let source_side = source_at.map(|at| at + (window_start - from));
-            let source = source_origin.side(mode, source_side, length, &zeros, &mut source_buffer)?;
-            let target_side = if job.target_zeros { None } else { target_at.map(|at| at + (window_start - from)) };
-            let target = target_origin.side(mode, target_side, length, &zeros, &mut target_buffer)?;
-            let (a, b) = (source.bytes(), target.bytes());
-            let place = Place { window_start, target_at: target_at.map(|at| at + (window_start - from)) };
-            let mut at = 0usize;
-            while at < a.len() {
-                let length = (job.unit as usize).min(a.len() - at);
+    let joinable = [source_origin.joinable(), target_origin.joinable()];
+    for span in spans(&job.active, window, mode.join_gap(), joinable) {
+        let length = span.to - span.from;
+        let source = source_origin.side(mode, span.source_at, length, &zeros, &mut source_buffer)?;
+        let target_side = if job.target_zeros { None } else { span.target_at };
+        let target = target_origin.side(mode, target_side, length, &zeros, &mut target_buffer)?;
+        let (a, b) = (source.bytes(), target.bytes());
+        let place = Place { window_start: span.from, target_at: span.target_at };
+        for (from, to) in span.parts(&job.active) {
+            let first_block = from.div_ceil(job.block).max(counted_to.div_ceil(job.block));
+            counts.blocks_compared += to.div_ceil(job.block).saturating_sub(first_block);
+            counted_to = to;
+            // The data run being gathered, written when it ends (or its part does). Runs never
+            // span two parts: what lies between ranges is unallocated on both sides, so equal.
+            let mut run: Option<(u64, u64)> = None;
+            let mut at = (from - span.from) as usize;
+            let end = (to - span.from) as usize;
+            while at < end {
+                let length = (job.unit as usize).min(end - at);
                 let (differ, zero) = compare_zero(&a[at..at + length], &b[at..at + length]);
-                let offset = window_start + at as u64;
+                let offset = span.from + at as u64;
                 let block = offset / job.block;
                 if !zero && block != last_non_zero {
                     last_non_zero = block;
@@ -381,11 +388,10 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
                 }
                 at += length;
             }
-            // The window goes away: write what was gathered from it.
+            // The part ends (its range, or the span's window): write what was gathered from it.
             if let Some(done) = run.take() {
                 counts.bytes_written += write_run(job.target_fd, job.write, done, a, &place, &mut written)?;
             }
-            window_start = window_end;
         }
     }
     if let Some((low, high)) = written {
@@ -463,6 +469,13 @@ impl<'m> Origin<'m> {
             (None, Some(gather)) => Origin::Gathered(gather),
             (None, None) => Origin::File(fd),
         }
+    }
+
+    /// Whether this side's ranges may be read together (spans.rs): a file's, whose bytes
+    /// between close ranges are there to read; lent memory costs no call per range, and
+    /// gathered pieces cover only the ranges.
+    pub(crate) fn joinable(self) -> bool {
+        matches!(self, Origin::File(_))
     }
 
     /// The job's window buffer for this side: gathered pieces are always read into one.
@@ -573,7 +586,7 @@ fn compare_zero_portable(a: &[u8], b: &[u8]) -> (bool, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_bytes::{xorshift_bytes as bytes, TempFile};
+    use crate::test_bytes::{fragmented_ranges, xorshift_bytes as bytes, TempFile};
 
     /// A compare of [0, end) in `block`-sized units over `active`, changes into `out`; no writes.
     fn job_over(
@@ -748,6 +761,69 @@ mod tests {
             }
             assert_eq!(results[0], results[1], "{block}-byte blocks, {unit}-byte units: both modes agree");
             assert!(results[0].0.blocks_changed > 0 && results[0].0.bytes_written > 0);
+        }
+    }
+
+    #[test]
+    fn small_ranges_read_together_give_each_ranges_results_and_write_nothing_between_them() {
+        const B: u64 = 4096;
+        let size = (1 << 20) + 1000;
+        for seed in 1..6u64 {
+            let shift = if seed % 2 == 0 { 512 } else { 0 }; // the source's disk after a 512-byte header
+            let virtual_source = bytes(seed * 7, size as usize);
+            let mut target_bytes = virtual_source.clone();
+            let mut flip = bytes(seed * 13, size as usize / 512);
+            for (i, byte) in flip.iter_mut().enumerate() {
+                if *byte < 24 {
+                    target_bytes[i * 512 + (*byte as usize)] ^= 0x77; // differences in ranges and in gaps
+                }
+            }
+            let mut source_virtual = virtual_source.clone();
+            source_virtual[(B * 40) as usize..(B * 48) as usize].fill(0); // zero blocks in the source
+            let mut source_file = vec![0xEEu8; shift as usize];
+            source_file.extend_from_slice(&source_virtual);
+            let active = fragmented_ranges(seed, size, shift);
+            // What each range alone gives, unit by unit: the reference.
+            let reads_as = |range: &ActiveRange, at: u64| -> u8 { range.source_at.map_or(0, |_| source_virtual[at as usize]) };
+            let mut expected_changes: Vec<f64> = Vec::new();
+            let mut expected_target = target_bytes.clone();
+            let mut expected_counts = CompareCounts::default();
+            for range in &active {
+                expected_counts.blocks_compared += (range.to - range.from).div_ceil(B);
+                for unit in (range.from..range.to).step_by(B as usize) {
+                    let end = range.to.min(unit + B);
+                    let source: Vec<u8> = (unit..end).map(|at| reads_as(range, at)).collect();
+                    let target = &target_bytes[unit as usize..end as usize];
+                    let zero = source.iter().all(|&byte| byte == 0);
+                    expected_counts.blocks_non_zero += u64::from(!zero);
+                    if source[..] != target[..] {
+                        expected_counts.blocks_changed += 1;
+                        let kind = f64::from(u8::from(zero));
+                        let n = expected_changes.len();
+                        if n > 0 && expected_changes[n - 3] + expected_changes[n - 2] == unit as f64 && expected_changes[n - 1] == kind {
+                            expected_changes[n - 2] += (end - unit) as f64;
+                        } else {
+                            expected_changes.extend([unit as f64, (end - unit) as f64, kind]);
+                        }
+                        if !zero {
+                            expected_target[unit as usize..end as usize].copy_from_slice(&source);
+                            expected_counts.bytes_written += end - unit;
+                        }
+                    }
+                }
+            }
+            expected_counts.changes = expected_changes.len() as u64 / 3;
+            for read in [ReadMode::Read, ReadMode::Map] {
+                let source = TempFile::new(&format!("joined-source-{seed}-{read:?}"), &source_file);
+                let target = TempFile::new(&format!("joined-target-{seed}-{read:?}"), &target_bytes);
+                let mut out = vec![0f64; 3 * size.div_ceil(B) as usize];
+                let job = CompareJob { write: true, read, ..job_over(source.fd(), target.fd(), B, size, active.clone(), &mut out) };
+                let counts = compare_segment(&job).unwrap();
+                assert_eq!(counts, expected_counts, "seed {seed}, {read:?}: counts");
+                assert_eq!(&out[..counts.changes as usize * 3], &expected_changes[..], "seed {seed}, {read:?}: changes");
+                let now = std::fs::read(&target.0).unwrap();
+                assert!(now == expected_target, "seed {seed}, {read:?}: the target holds the ranges' writes and nothing else");
+            }
         }
     }
 
