@@ -1,9 +1,10 @@
-// activeUnits (src/sync/segment-scanner.ts), which every scanner uses to pick the units of a
-// window that either side has allocated: against a reference that marks each unit, for maps
+// activeUnits (src/sync/segment-scanner.ts; maps and results as Float64Array pairs), which
+// every scanner uses to pick the units of a window that either side has allocated: against a reference that marks each unit, for maps
 // in order (merged as they are read) and out of order (sorted first). Seeded; the seed is in
 // every message.
 import t from "tap";
-import { activeUnits } from "../dist/sync/segment-scanner.js";
+import { activeUnits as activeUnitPairs } from "../dist/sync/segment-scanner.js";
+import { pairsOfExtents } from "../dist/io/extent-pairs.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 
 interface Extent {
@@ -42,6 +43,12 @@ function randomMap(prng: Prng, offset: number, unit: number, units: number): Ext
 }
 
 const seed = testSeed();
+
+/** activeUnits over extent objects, its (first, last) pairs as [first, last] arrays. */
+function activeUnits(a: Extent[], b: Extent[], offset: number, unit: number, units: number): Array<[number, number]> {
+  const pairs = activeUnitPairs(pairsOfExtents(a), pairsOfExtents(b), offset, unit, units);
+  return Array.from({ length: pairs.length / 2 }, (_, i): [number, number] => [pairs[2 * i], pairs[2 * i + 1]]);
+}
 
 t.test("activeUnits equals the unit-by-unit reference, maps in order or not", async (t) => {
   const prng = new Prng(seed);

@@ -5,6 +5,7 @@ import t from "tap";
 import { closeSync, existsSync, fdatasyncSync, fstatSync, ftruncateSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statfsSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { addonLoadState, nativeAddon } from "../dist/io/native-addon.js";
+import { extentsOfPairs } from "../dist/io/extent-pairs.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
 import { UNIT_BYTES, clipExtents, layoutExtents, randomLayout, sparseUnsupportedReason, writeSparseFile } from "./helpers/native-sparse.js";
@@ -12,6 +13,13 @@ import { UNIT_BYTES, clipExtents, layoutExtents, randomLayout, sparseUnsupported
 const addon = nativeAddon();
 const skip = addon ? false : `native addon not loaded: ${addonLoadState().reason}`;
 const seed = testSeed();
+
+/** The addon's extents (a Float64Array of offset, length pairs) as objects. */
+function extentsOf(fd: number, offset: number, length: number) {
+  const pairs = addon!.extents(fd, offset, length);
+  if (!(pairs instanceof Float64Array) || pairs.length % 2 !== 0) throw new Error(`extents() gave ${String(pairs)}, not (offset, length) pairs`);
+  return extentsOfPairs(pairs);
+}
 
 function readAt(fd: number, offset: number, length: number): Buffer {
   const buffer = Buffer.alloc(length);
@@ -59,11 +67,11 @@ t.test("extents of random sparse files are exact, whole and clipped, sync and as
         await withMethod(method, async () => {
           const label = `seed ${seed} round ${round} ${method ?? "default"}`;
           t.equal(addon!.extentsMethod(fd), method ?? (fiemapExpected(dir) ? "fiemap" : "lseek"), `${label}: method`);
-          t.same(addon!.extents(fd, 0, size), expected, `${label}: whole file`);
-          t.same(await addon!.extentsAsync(fd, 0, size), expected, `${label}: async`);
-          t.same(addon!.extents(fd, 0, size * 4), expected, `${label}: range past the end`);
-          t.same(addon!.extents(fd, offset, length), clipExtents(expected, offset, length), `${label}: ${offset}+${length}`);
-          t.same(addon!.extents(fd, offset, 0), [], `${label}: empty range`);
+          t.same(extentsOf(fd, 0, size), expected, `${label}: whole file`);
+          t.same(extentsOfPairs(await addon!.extentsAsync(fd, 0, size)), expected, `${label}: async`);
+          t.same(extentsOf(fd, 0, size * 4), expected, `${label}: range past the end`);
+          t.same(extentsOf(fd, offset, length), clipExtents(expected, offset, length), `${label}: ${offset}+${length}`);
+          t.same(extentsOf(fd, offset, 0), [], `${label}: empty range`);
         });
       }
     } finally {
@@ -123,8 +131,8 @@ t.test("FIEMAP and SEEK_DATA/SEEK_HOLE agree on fragmented, dirty, flushed and u
         const length = prng.int(size - from + 1);
         // All maps first: reading the file (below) caches zero pages over unwritten extents,
         // which SEEK_DATA then counts as data.
-        const [mapped, seeked] = [await withMethod(undefined, () => addon!.extents(fd, 0, size)), await withMethod("lseek", () => addon!.extents(fd, 0, size))];
-        const clipped = await withMethod(undefined, () => addon!.extents(fd, from, length));
+        const [mapped, seeked] = [await withMethod(undefined, () => extentsOf(fd, 0, size)), await withMethod("lseek", () => extentsOf(fd, 0, size))];
+        const clipped = await withMethod(undefined, () => extentsOf(fd, from, length));
         t.same(mapped, seeked, `${label}: the two methods agree (${mapped.length} extents)`);
         if (exact) t.same(mapped, expected, `${label}: exactly the written pages`);
         t.same(clipped, clipExtents(seeked, from, length), `${label}: clipped to ${from}+${length}`);
@@ -175,13 +183,13 @@ t.test("extents restores the file position", { skip }, async (t) => {
     t.teardown(() => closeSync(fd));
     await withMethod(method, () => {
       readSync(fd, Buffer.alloc(100), 0, 100, null); // position 100
-      addon!.extents(fd, 0, 5 * UNIT_BYTES);
+      extentsOf(fd, 0, 5 * UNIT_BYTES);
       const next = Buffer.alloc(1);
       readSync(fd, next, 0, 1, null);
       t.equal(next[0], 0, `${method ?? "default"}: still inside the leading hole, at byte 100`);
       t.same(readAt(fd, 100, 1), next, `${method ?? "default"}: the non-positional read continued at byte 100`);
       readSync(fd, Buffer.alloc(UNIT_BYTES), 0, UNIT_BYTES, null); // to byte 65,637, inside the data
-      addon!.extents(fd, 0, 5 * UNIT_BYTES);
+      extentsOf(fd, 0, 5 * UNIT_BYTES);
       readSync(fd, next, 0, 1, null);
       t.same(next, readAt(fd, UNIT_BYTES + 101, 1), `${method ?? "default"}: a read after the second map continued at byte ${UNIT_BYTES + 101}`);
     });
@@ -209,7 +217,7 @@ t.test("punchHole lowers stat blocks, reads back zeros and keeps the size", { sk
   expected.fill(0, 4 * UNIT_BYTES, 8 * UNIT_BYTES);
   expected.fill(0, 3 * UNIT_BYTES + 100, 3 * UNIT_BYTES + 1100);
   t.ok(content.equals(expected), "punched ranges read as zeros, the rest is intact");
-  t.same(addon!.extents(fd, 0, 16 * UNIT_BYTES), [
+  t.same(extentsOf(fd, 0, 16 * UNIT_BYTES), [
     { offset: 0, length: 4 * UNIT_BYTES },
     { offset: 8 * UNIT_BYTES, length: 8 * UNIT_BYTES },
   ]);

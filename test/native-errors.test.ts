@@ -74,7 +74,7 @@ t.test("a panic inside the addon becomes VHDSYNC_INTERNAL on both threads", { sk
   writeFileSync(file, new Uint8Array(8192).fill(1));
   const fd = openSync(file, "r");
   t.teardown(() => closeSync(fd));
-  t.same(addon!.extents(fd, 0, 8192), [{ offset: 0, length: 8192 }], "the addon still works afterwards");
+  t.same([...addon!.extents(fd, 0, 8192)], [0, 8192], "the addon still works afterwards");
 });
 
 t.test("a child process survives every bad call and panic and exits normally", { skip }, async (t) => {

@@ -513,16 +513,19 @@ t.test("differencing VHDX sources, and targets a run does not change, are scanne
 });
 
 t.test("chunksOf and joinChanges: chunks cut at their size from the start, changes joined across their edges", async (t) => {
-  const spans: Array<[number, number]> = [[0, 10], [20, 45], [60, 61], [95, 100]];
-  t.same(chunksOf(spans, 0, 100, 30), [
+  // Spans and chunks' spans are (from, to) pairs in a Float64Array.
+  const pairs = (list: Array<[number, number]>) => Float64Array.from(list.flat());
+  const cut = (list: Array<[number, number]>, start: number, end: number, bytes: number, all?: boolean) =>
+    chunksOf(pairs(list), start, end, bytes, all).map((chunk) => ({ ...chunk, spans: Array.from({ length: chunk.spans.length / 2 }, (_, i) => [chunk.spans[2 * i], chunk.spans[2 * i + 1]]) }));
+  t.same(cut([[0, 10], [20, 45], [60, 61], [95, 100]], 0, 100, 30), [
     { start: 0, end: 30, spans: [[0, 10], [20, 30]] },
     { start: 30, end: 60, spans: [[30, 45]] },
     { start: 60, end: 90, spans: [[60, 61]] },
     { start: 90, end: 100, spans: [[95, 100]] },
   ]);
-  t.same(chunksOf([[5, 6]], 0, 90, 30, true).map((chunk) => chunk.spans.length), [1, 0, 0], "all chunks when asked");
-  t.same(chunksOf([[5, 6]], 0, 90, 30).length, 1, "else only those with spans");
-  t.same(chunksOf([[0, 100]], 0, 100, 40).map((chunk) => chunk.spans), [[[0, 40]], [[40, 80]], [[80, 100]]], "a span across chunks is cut");
+  t.same(cut([[5, 6]], 0, 90, 30, true).map((chunk) => chunk.spans.length), [1, 0, 0], "all chunks when asked");
+  t.same(cut([[5, 6]], 0, 90, 30).length, 1, "else only those with spans");
+  t.same(cut([[0, 100]], 0, 100, 40).map((chunk) => chunk.spans), [[[0, 40]], [[40, 80]], [[80, 100]]], "a span across chunks is cut");
   const joined = joinChanges([new Float64Array([0, 10, 0, 20, 10, 1]), new Float64Array([30, 5, 1, 40, 2, 0]), new Float64Array(0), new Float64Array([42, 3, 1])]);
   t.same([...joined], [0, 10, 0, 20, 15, 1, 40, 2, 0, 42, 3, 1], "adjacent changes of one kind become one; of two kinds, not");
 });

@@ -21,6 +21,9 @@ pub const NAPI_NULL: napi_valuetype = 1;
 pub const NAPI_NUMBER: napi_valuetype = 3;
 pub const NAPI_STRING: napi_valuetype = 4;
 
+/// napi_typedarray_type of a Float64Array.
+pub const NAPI_FLOAT64_ARRAY: i32 = 8;
+
 pub type napi_callback = extern "C" fn(env: napi_env, info: napi_callback_info) -> napi_value;
 pub type napi_async_execute_callback = extern "C" fn(env: napi_env, data: *mut c_void);
 pub type napi_async_complete_callback = extern "C" fn(env: napi_env, status: napi_status, data: *mut c_void);
@@ -57,9 +60,15 @@ extern "C" {
     pub fn napi_create_double(env: napi_env, value: f64, result: *mut napi_value) -> napi_status;
     pub fn napi_create_string_utf8(env: napi_env, s: *const c_char, length: usize, result: *mut napi_value) -> napi_status;
     pub fn napi_create_object(env: napi_env, result: *mut napi_value) -> napi_status;
-    pub fn napi_create_array_with_length(env: napi_env, length: usize, result: *mut napi_value) -> napi_status;
-    pub fn napi_set_element(env: napi_env, object: napi_value, index: u32, value: napi_value) -> napi_status;
-    pub fn napi_set_property(env: napi_env, object: napi_value, key: napi_value, value: napi_value) -> napi_status;
+    pub fn napi_create_arraybuffer(env: napi_env, byte_length: usize, data: *mut *mut c_void, result: *mut napi_value) -> napi_status;
+    pub fn napi_create_typedarray(
+        env: napi_env,
+        kind: i32,
+        length: usize,
+        arraybuffer: napi_value,
+        byte_offset: usize,
+        result: *mut napi_value,
+    ) -> napi_status;
     pub fn napi_set_named_property(env: napi_env, object: napi_value, utf8name: *const c_char, value: napi_value) -> napi_status;
     pub fn napi_create_error(env: napi_env, code: napi_value, msg: napi_value, result: *mut napi_value) -> napi_status;
     pub fn napi_throw(env: napi_env, error: napi_value) -> napi_status;

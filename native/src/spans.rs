@@ -12,8 +12,8 @@ use crate::scan::ActiveRange;
 
 /// Largest distance between two ranges read together with pread. On the nineteenth session's
 /// host a pread of a cached 4 KiB page took 0.66 us: ~0.4 us for the call and ~0.25 us per
-/// 4 KiB copied (`bench/floor.c`-style loop over the fragmented bench file). Reading a 4 KiB
-/// gap (0.25 us) saves a call (0.4 us); an 8 KiB one no longer pays.
+/// 4 KiB copied (a C loop of preads over the cached fragmented bench file, docs/native.md).
+/// Reading a 4 KiB gap (0.25 us) saves a call (0.4 us); an 8 KiB one no longer pays.
 pub(crate) const READ_JOIN_GAP_BYTES: u64 = 4 << 10;
 /// The same for mapped windows: a mapping costs ~8 us (mmap, SIGBUS guard, munmap) against
 /// ~0.1 us per page of gap touched.

@@ -26,6 +26,11 @@ export interface DataLocator {
   readonly fd: number;
   /** Pieces never cross a multiple of this power of two (the format's block size). */
   readonly granuleBytes: number;
+  /**
+   * Set when every byte of the disk lies at its own offset plus this in the file (flat images:
+   * 0): locate() then always answers one piece, and callers may skip it.
+   */
+  readonly shift?: number;
   /** [offset, offset+length) as pieces, in order, covering it. The range must lie inside the disk. */
   locate(offset: number, length: number): DataPiece[];
 }
@@ -42,7 +47,7 @@ const FLAT_GRANULE_BYTES = 2 ** 52;
 /** The locator of `image`'s data, or undefined when its data must go through DiskImage.read. */
 export function dataLocatorOf(image: DiskImage): DataLocator | undefined {
   const flat = flatDataOf(image);
-  if (flat) return { fd: flat.handle.fd, granuleBytes: FLAT_GRANULE_BYTES, locate: (offset, length) => [{ offset, length, fileOffset: offset }] };
+  if (flat) return { fd: flat.handle.fd, granuleBytes: FLAT_GRANULE_BYTES, shift: 0, locate: (offset, length) => [{ offset, length, fileOffset: offset }] };
   const locatable = image as Partial<LocatableImage>;
   return typeof locatable.dataLocator === "function" ? locatable.dataLocator() : undefined;
 }

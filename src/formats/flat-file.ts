@@ -5,7 +5,8 @@
 import type { FileHandle } from "node:fs/promises";
 import { toVhdsyncError } from "../errors.js";
 import { checkRange, readExactly, writeExactly, writeExactlySync, writeZeroBytes } from "../io/file.js";
-import { fileExtents, fileExtentsSync, punchHole, zeroDeviceRange } from "../io/native.js";
+import { fileExtentPairs, fileExtentPairsSync, fileExtentsSync, punchHole, zeroDeviceRange } from "../io/native.js";
+import { NO_EXTENTS, extentsOfPairs, type ExtentPairs } from "../io/extent-pairs.js";
 import type { Extent } from "./disk-image.js";
 
 /** The first `sizeBytes` of an open file, addressed as a virtual disk. */
@@ -90,16 +91,21 @@ export async function zeroFileBytes(handle: FileHandle, offset: number, length: 
 
 /** Data ranges in [offset, offset+length): the file's non-hole extents, or all of it when unknown. */
 export async function allocationMapFlat(file: FlatFile, offset: number, length: number): Promise<Extent[]> {
-  checkRange(offset, length, file.sizeBytes, file.path);
-  if (length === 0) return [];
-  return (file.sparse && (await fileExtents(file.handle.fd, offset, length))) || [{ offset, length }];
+  return extentsOfPairs(await allocationPairsFlat(file, offset, length));
 }
 
-/** allocationMapFlat() on the calling thread (see fileExtentsSync). */
-export function allocationMapFlatSync(file: FlatFile, offset: number, length: number): Extent[] {
+/** allocationMapFlat() as (offset, length) pairs (see io/extent-pairs.ts). */
+export async function allocationPairsFlat(file: FlatFile, offset: number, length: number): Promise<ExtentPairs> {
   checkRange(offset, length, file.sizeBytes, file.path);
-  if (length === 0) return [];
-  return (file.sparse && fileExtentsSync(file.handle.fd, offset, length)) || [{ offset, length }];
+  if (length === 0) return NO_EXTENTS;
+  return (file.sparse && (await fileExtentPairs(file.handle.fd, offset, length))) || Float64Array.of(offset, length);
+}
+
+/** allocationPairsFlat() on the calling thread (see fileExtentPairsSync). */
+export function allocationPairsFlatSync(file: FlatFile, offset: number, length: number): ExtentPairs {
+  checkRange(offset, length, file.sizeBytes, file.path);
+  if (length === 0) return NO_EXTENTS;
+  return (file.sparse && fileExtentPairsSync(file.handle.fd, offset, length)) || Float64Array.of(offset, length);
 }
 
 /** fdatasync with the path in any error. */

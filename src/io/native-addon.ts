@@ -6,7 +6,6 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Extent } from "../formats/disk-image.js";
 import { ERROR_CODES, VhdsyncError, toVhdsyncError, type ErrorCode, type ErrorDetails } from "../errors.js";
 
 /** Size and sector sizes of a block device. */
@@ -27,8 +26,9 @@ export type FadviseAdvice = "normal" | "random" | "sequential" | "willneed" | "d
  */
 export interface NativeAddon {
   version: string;
-  extents(fd: number, offsetBytes: number, lengthBytes: number): Extent[];
-  extentsAsync(fd: number, offsetBytes: number, lengthBytes: number): Promise<Extent[]>;
+  /** The data extents of [offsetBytes, +lengthBytes) as (offset, length) pairs, sorted and coalesced. */
+  extents(fd: number, offsetBytes: number, lengthBytes: number): Float64Array;
+  extentsAsync(fd: number, offsetBytes: number, lengthBytes: number): Promise<Float64Array>;
   /** How extents() maps this file: FIEMAP (ext4 and XFS, unless VHDSYNC_EXTENTS=lseek) or SEEK_DATA/SEEK_HOLE. */
   extentsMethod(fd: number): "fiemap" | "lseek";
   punchHole(fd: number, offsetBytes: number, lengthBytes: number): void;

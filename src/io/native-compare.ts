@@ -31,6 +31,13 @@ function readModeBits(): number {
  */
 export type CompareRange = [start: number, end: number, sourceAt?: number | null, targetAt?: number | null];
 
+/**
+ * Ranges as the addon takes them: (start, end, sourceAt, targetAt) f64 quadruples, -1 where a
+ * side reads as zeros. The scanners build these directly (a fragmented sparse file has a
+ * range per 4 KiB block: no array per range).
+ */
+export type PackedRanges = Float64Array;
+
 /** One segment's compare. */
 export interface CompareSegmentRequest {
   sourceFd: number;
@@ -41,7 +48,7 @@ export interface CompareSegmentRequest {
   startBytes: number;
   lengthBytes: number;
   /** Ranges to compare (in order, unit-aligned from startBytes); the rest reads as zeros on both sides. */
-  ranges: CompareRange[];
+  ranges: CompareRange[] | PackedRanges;
   /** Write the differing non-zero data to the target (every range needs a target offset). */
   write: boolean;
   /** The target reads as zeros (freshly created, for copy): compare against zeros without reading it; write as `write` says. */
@@ -95,7 +102,8 @@ export async function compareSegment(request: CompareSegmentRequest): Promise<Co
   const addon = compareAddon();
   if (!addon) throw new Error("compareSegment: the native addon is not available");
   const ranges = packRanges(request.ranges);
-  const units = request.ranges.reduce((sum, [start, end]) => sum + Math.ceil((end - start) / request.unitBytes), 0);
+  let units = 0;
+  for (let i = 0; i < ranges.length; i += 4) units += Math.ceil((ranges[i + 1] - ranges[i]) / request.unitBytes);
   const changes = new Float64Array(Math.max(3, units * 3));
   const counts = await settle(request, "compared", () =>
     addon.compareSegmentAsync(
@@ -105,8 +113,8 @@ export async function compareSegment(request: CompareSegmentRequest): Promise<Co
       request.unitBytes,
       request.startBytes,
       request.lengthBytes,
-      ranges,
-      request.ranges.length,
+      wholeRanges(ranges),
+      ranges.length / 4,
       // Bits: 1 write, 2 the target reads as zeros, 4 map the pages.
       (request.write ? 1 : 0) | (request.targetZeros && request.write ? 2 : 0) | readModeBits(),
       changes.buffer,
@@ -138,7 +146,6 @@ export function closeJobGate(gate: number): void {
   nativeAddon()?.gateClose(gate);
 }
 
-/** (start, end, sourceAt, targetAt) f64 quadruples; -1 = reads as zeros. */
 /**
  * Pieces as the addon takes them (native/src/gather.rs): the number of files, their
  * descriptors, then (offset, length, file index or -1 for zeros, file offset) quadruples.
@@ -161,8 +168,10 @@ function packGather(pieces: GatherPiece[] | undefined): ArrayBuffer | null {
 }
 
 /** Written value by value: a fragmented segment has thousands of ranges, and an array per range showed in profiles. */
-function packRanges(list: CompareRange[]): ArrayBuffer {
-  const ranges = new Float64Array(Math.max(4, list.length * 4));
+/** The ranges packed (as they are, when they already are). */
+function packRanges(list: CompareRange[] | PackedRanges): PackedRanges {
+  if (list instanceof Float64Array) return list;
+  const ranges = new Float64Array(list.length * 4);
   let at = 0;
   for (const [start, end, sourceAt = start, targetAt = start] of list) {
     ranges[at++] = start;
@@ -170,7 +179,13 @@ function packRanges(list: CompareRange[]): ArrayBuffer {
     ranges[at++] = sourceAt ?? -1;
     ranges[at++] = targetAt ?? -1;
   }
-  return ranges.buffer;
+  return ranges;
+}
+
+/** The ranges' own ArrayBuffer (the addon takes whole ones; never empty). */
+function wholeRanges(ranges: PackedRanges): ArrayBuffer {
+  if (ranges.length === 0) return new ArrayBuffer(32);
+  return (ranges.byteOffset === 0 && ranges.byteLength === ranges.buffer.byteLength ? ranges.buffer : ranges.slice().buffer) as ArrayBuffer;
 }
 
 /** Awaits a segment job, turning the addon's errors into VhdsyncErrors. */
@@ -218,7 +233,7 @@ export interface HashSegmentRequest {
   startBytes: number;
   lengthBytes: number;
   /** Block ranges with data (in order, block-aligned from startBytes); the other blocks are unallocated. */
-  ranges: CompareRange[];
+  ranges: CompareRange[] | PackedRanges;
   /** The target's frame for these blocks: a state per block and its data blocks' packed digests. */
   target?: { flags: Uint8Array; digests: Uint8Array };
   /** Write the data of differing blocks to the target (needs `target`, and target offsets in the ranges). */
@@ -254,12 +269,13 @@ export async function hashSegment(request: HashSegmentRequest): Promise<HashSegm
   // Output room, as the addon counts it: a digest per block that has a place in the source
   // (the others read as zeros), a change per block that can differ (an allocated one, or a
   // data block of the target's frame). A sparse segment needs little of either.
+  const ranges = packRanges(request.ranges);
   let sourced = 0;
   let active = 0;
-  for (const [start, end, sourceAt] of request.ranges) {
-    const count = Math.ceil((end - start) / request.blockSizeBytes);
+  for (let i = 0; i < ranges.length; i += 4) {
+    const count = Math.ceil((ranges[i + 1] - ranges[i]) / request.blockSizeBytes);
     active += count;
-    if (sourceAt !== null) sourced += count;
+    if (ranges[i + 2] !== -1) sourced += count;
   }
   const targetData = target ? Math.floor(target.digests.length / request.digestLength) : 0;
   const flags = new Uint8Array(blocks);
@@ -267,7 +283,6 @@ export async function hashSegment(request: HashSegmentRequest): Promise<HashSegm
   const changes = new Float64Array(target ? Math.max(1, Math.min(blocks, active + targetData)) * 3 : 1);
   // The addon takes whole ArrayBuffers: copy views that are parts of larger ones.
   const whole = (view: Uint8Array) => (view.byteOffset === 0 && view.byteLength === view.buffer.byteLength ? view.buffer : view.slice().buffer) as ArrayBuffer;
-  const ranges = packRanges(request.ranges);
   const counts = await settle(request, "hashed", () =>
     addon.hashSegmentAsync(
       request.sourceFd,
@@ -276,8 +291,8 @@ export async function hashSegment(request: HashSegmentRequest): Promise<HashSegm
       request.blockSizeBytes,
       request.startBytes,
       request.lengthBytes,
-      ranges,
-      request.ranges.length,
+      wholeRanges(ranges),
+      ranges.length / 4,
       // Bits: 1 write, 4 map the pages.
       (request.write ? 1 : 0) | readModeBits(),
       flags.buffer,

@@ -6,6 +6,7 @@ import { closeSync, ftruncateSync, fstatSync, openSync, statfsSync, unlinkSync, 
 import { join } from "node:path";
 import { toVhdsyncError } from "../errors.js";
 import { addonLoadState, nativeAddon, type NativeAddon } from "./native-addon.js";
+import { extentsOfPairs } from "./extent-pairs.js";
 
 /** One probed capability. */
 export interface ProbeCheck {
@@ -52,7 +53,7 @@ function outcome(name: ProbeCheck["name"], action: () => string): ProbeCheck {
 
 function runChecks(addon: NativeAddon, fd: number, cloneFd: number): ProbeCheck[] {
   const checks: ProbeCheck[] = [];
-  const extents = addon.extents(fd, 0, 4 * PROBE_UNIT_BYTES);
+  const extents = extentsOfPairs(addon.extents(fd, 0, 4 * PROBE_UNIT_BYTES));
   const holes = extents.length === 1 && extents[0].offset === PROBE_UNIT_BYTES;
   const method = addon.extentsMethod(fd) === "fiemap" ? "FIEMAP" : "SEEK_DATA/SEEK_HOLE";
   checks.push({ name: "holes", supported: holes, detail: `a 4 MiB file with 1 MiB of data at 1 MiB reports extents ${JSON.stringify(extents)} (${method})` });

@@ -6,6 +6,7 @@
 import { fdatasync as fsFdatasync, readFileSync, statSync } from "node:fs";
 import { promisify } from "node:util";
 import type { Extent } from "../formats/disk-image.js";
+import { extentsOfPairs, type ExtentPairs } from "./extent-pairs.js";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import {
   addonLoadState,
@@ -26,12 +27,18 @@ export type { CloneResult, CopyMethod, CopyRangeResult } from "./native-copy.js"
 
 /**
  * Allocated data ranges of the file in [offsetBytes, offsetBytes+lengthBytes), sorted and
- * coalesced (SEEK_DATA/SEEK_HOLE, filesystem-block granularity), or null when unknown
+ * coalesced (FIEMAP or SEEK_DATA/SEEK_HOLE, filesystem-block granularity), or null when unknown
  * (addon not loaded or filesystem cannot tell: callers treat the whole range as allocated).
  * Runs off the main thread. Moves nothing: the file position is restored.
  * @throws VHDSYNC_INVALID_ARGUMENT for a bad fd/range; OS codes (VHDSYNC_IO, ...) otherwise
  */
 export async function fileExtents(fd: number, offsetBytes: number, lengthBytes: number): Promise<Extent[] | null> {
+  const pairs = await fileExtentPairs(fd, offsetBytes, lengthBytes);
+  return pairs && extentsOfPairs(pairs);
+}
+
+/** fileExtents() as (offset, length) pairs: no object per extent (see extent-pairs.ts). */
+export async function fileExtentPairs(fd: number, offsetBytes: number, lengthBytes: number): Promise<ExtentPairs | null> {
   checkFdRange(fd, offsetBytes, lengthBytes);
   const addon = nativeAddon();
   if (!addon) return null;
@@ -43,10 +50,10 @@ export async function fileExtents(fd: number, offsetBytes: number, lengthBytes: 
 }
 
 /**
- * fileExtents() on the calling thread: for scan workers, which block on reads anyway and
+ * fileExtentPairs() on the calling thread: for scan workers, which block on reads anyway and
  * should not wait for the libuv pool while every core is busy.
  */
-export function fileExtentsSync(fd: number, offsetBytes: number, lengthBytes: number): Extent[] | null {
+export function fileExtentPairsSync(fd: number, offsetBytes: number, lengthBytes: number): ExtentPairs | null {
   checkFdRange(fd, offsetBytes, lengthBytes);
   const addon = nativeAddon();
   if (!addon) return null;
@@ -55,6 +62,12 @@ export function fileExtentsSync(fd: number, offsetBytes: number, lengthBytes: nu
   } catch (error) {
     return extentsFailure(error, offsetBytes, lengthBytes);
   }
+}
+
+/** fileExtentPairsSync() as extents. */
+export function fileExtentsSync(fd: number, offsetBytes: number, lengthBytes: number): Extent[] | null {
+  const pairs = fileExtentPairsSync(fd, offsetBytes, lengthBytes);
+  return pairs && extentsOfPairs(pairs);
 }
 
 function extentsFailure(error: unknown, offsetBytes: number, lengthBytes: number): null {

@@ -17,14 +17,15 @@
 // those of the WASM scanner (test/native-scan.test.ts checks both against each other).
 
 import { availableParallelism } from "node:os";
-import type { DiskImage, Extent } from "../formats/disk-image.js";
-import { dataLocatorOf, filePiecesOf, type DataLocator, type FilePiece } from "../formats/data-location.js";
-import { allocationMapFlat, flatDataOf } from "../formats/flat-file.js";
+import type { DiskImage } from "../formats/disk-image.js";
+import { dataLocatorOf, filePiecesOf, type DataLocator, type DataPiece, type FilePiece } from "../formats/data-location.js";
+import { allocationPairsFlat, flatDataOf } from "../formats/flat-file.js";
+import { NO_EXTENTS, pairsBytes, type ExtentPairs } from "../io/extent-pairs.js";
 import { readExactlySync, settleAll } from "../io/file.js";
 import { SpareBuffers } from "./spare-buffers.js";
-import { closeJobGate, compareSegment, hashScanAlgorithmId, hashSegment, nativeCompareAvailable, openJobGate, type CompareRange } from "../io/native-compare.js";
+import { closeJobGate, compareSegment, hashScanAlgorithmId, hashSegment, nativeCompareAvailable, openJobGate, type PackedRanges } from "../io/native-compare.js";
 import { hashScanShortestBlock } from "../io/native-addon.js";
-import { activeUnits, allocationMapOf, openAs, type ScanConfig } from "./segment-scanner.js";
+import { activeUnits, allocationPairsOf, openAs, type ScanConfig } from "./segment-scanner.js";
 import { callerSegmentsWholeBlocks, compareUnitBytes } from "./segment-plan.js";
 import { blockDigestLength } from "./block-hasher.js";
 import { emptyCounters, eachChange, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
@@ -97,11 +98,17 @@ export const MEMORY_IN_FLIGHT_BYTES = 32 * 1024 * 1024;
 /** The descriptor passed for a side read from memory (the addon does not use it). */
 const UNUSED_FD = 0;
 
+/**
+ * Byte ranges [from, to) of the virtual disk, in order and disjoint, as pairs (from at [2i],
+ * to at [2i + 1]): a fragmented sparse file has one per 4 KiB block.
+ */
+type SpanPairs = Float64Array;
+
 /** A chunk of a segment: [start, end), and the spans to scan inside it. */
 export interface Chunk {
   start: number;
   end: number;
-  spans: Array<[number, number]>;
+  spans: SpanPairs;
 }
 
 /**
@@ -109,21 +116,30 @@ export interface Chunk {
  * (in order, disjoint, inside [start, end)) that lie in it; with `all`, also the parts
  * without any.
  */
-export function chunksOf(spans: Array<[number, number]>, start: number, end: number, chunkBytes: number, all = false): Chunk[] {
+export function chunksOf(spans: SpanPairs, start: number, end: number, chunkBytes: number, all = false): Chunk[] {
   const chunks: Chunk[] = [];
   let i = 0;
   for (let from = start; from < end; from += chunkBytes) {
     const to = Math.min(end, from + chunkBytes);
-    const inside: Array<[number, number]> = [];
-    while (i < spans.length && spans[i][0] < to) {
-      const [a, b] = spans[i];
-      inside.push([Math.max(a, from), Math.min(b, to)]);
+    const inside: number[] = [];
+    while (i < spans.length && spans[i] < to) {
+      const [a, b] = [spans[i], spans[i + 1]];
+      inside.push(Math.max(a, from), Math.min(b, to));
       if (b > to) break; // the rest of this span lies in the next chunk
-      i++;
+      i += 2;
     }
-    if (inside.length > 0 || all) chunks.push({ start: from, end: to, spans: inside });
+    if (inside.length > 0 || all) chunks.push({ start: from, end: to, spans: Float64Array.from(inside) });
   }
   return chunks;
+}
+
+/** The unit pairs of activeUnits() as byte spans of [start, end) (in place). */
+function unitSpans(units: Float64Array, start: number, unit: number, end: number): SpanPairs {
+  for (let i = 0; i < units.length; i += 2) {
+    units[i] = start + units[i] * unit;
+    units[i + 1] = Math.min(end, start + units[i + 1] * unit);
+  }
+  return units;
 }
 
 /**
@@ -136,11 +152,13 @@ class ChunkReader {
   constructor(private readonly image: DiskImage) {}
 
   /** The image's bytes of `spans` (in [start, end)) at their offsets from `start`, in a buffer of at least end - start bytes. */
-  async read(spans: Array<[number, number]>, start: number, end: number): Promise<Uint8Array> {
+  async read(spans: SpanPairs, start: number, end: number): Promise<Uint8Array> {
     const memory = this.buffers.take(end - start);
     try {
       // Disjoint parts of the buffer: all in flight at once, all settled before it is given back.
-      await settleAll(spans.map(([from, to]) => this.image.read(memory.subarray(from - start, to - start), from)));
+      const reads: Array<Promise<unknown>> = [];
+      for (let i = 0; i < spans.length; i += 2) reads.push(this.image.read(memory.subarray(spans[i] - start, spans[i + 1] - start), spans[i]));
+      await settleAll(reads);
     } catch (error) {
       this.give(memory);
       throw error;
@@ -190,10 +208,10 @@ class SegmentMaps {
     this.flat = flatDataOf(image);
   }
 
-  async of(offset: number, length: number): Promise<Extent[]> {
-    if (this.flat && this.fragmented) return allocationMapFlat(this.flat, offset, length);
-    const map = await allocationMapOf(this.image, offset, length);
-    if (map.length > FRAGMENTED_EXTENTS) this.fragmented = true;
+  async of(offset: number, length: number): Promise<ExtentPairs> {
+    if (this.flat && this.fragmented) return allocationPairsFlat(this.flat, offset, length);
+    const map = await allocationPairsOf(this.image, offset, length);
+    if (map.length > 2 * FRAGMENTED_EXTENTS) this.fragmented = true;
     return map;
   }
 }
@@ -238,9 +256,10 @@ interface JobSide {
 }
 
 /** The pieces of `spans` (in order, disjoint) in the files, in order. */
-async function piecesOfSpans(pieces: (offset: number, length: number) => Promise<FilePiece[]>, spans: Array<[number, number]>): Promise<FilePiece[]> {
-  const parts = await Promise.all(spans.map(([from, to]) => pieces(from, to - from)));
-  return parts.flat();
+async function piecesOfSpans(pieces: (offset: number, length: number) => Promise<FilePiece[]>, spans: SpanPairs): Promise<FilePiece[]> {
+  const asked: Array<Promise<FilePiece[]>> = [];
+  for (let i = 0; i < spans.length; i += 2) asked.push(pieces(spans[i], spans[i + 1] - spans[i]));
+  return (await Promise.all(asked)).flat();
 }
 
 /** Fills `view` with the source's bytes from virtual offset `offset` on. */
@@ -306,13 +325,6 @@ async function attachChangedData(result: SegmentResult, fill: SourceFill, spare:
   result.release = () => spare.give(changed.data.buffer as ArrayBuffer);
   result.counters.bytesWritten = changed.written;
   result.counters.bytesZeroed = changed.zeroed;
-}
-
-/** Bytes of allocated data in the maps (what a scan of them reads). */
-function mappedBytes(...maps: Array<Array<{ length: number }>>): number {
-  let sum = 0;
-  for (const map of maps) for (const extent of map) sum += extent.length;
-  return sum;
 }
 
 /** New data buffers of "caller" results are made in steps of this size (so that later segments can reuse them). */
@@ -406,8 +418,8 @@ export class NativeCompareScanner {
     const copying = this.config.mode === "copy";
     const sourceMap = await this.sourceMaps.of(start, end - start);
     // A fresh copy target reads as zeros: nothing of it to map.
-    const targetMap = copying ? [] : await this.targetMaps.of(start, end - start);
-    const spans = activeUnits(sourceMap, targetMap, start, unit, Math.ceil((end - start) / unit)).map(([first, last]): [number, number] => [start + first * unit, Math.min(end, start + last * unit)]);
+    const targetMap = copying ? NO_EXTENTS : await this.targetMaps.of(start, end - start);
+    const spans = unitSpans(activeUnits(sourceMap, targetMap, start, unit, Math.ceil((end - start) / unit)), start, unit, end);
     // "caller" apply with the source read into memory: each chunk's changed data, packed.
     const pieces: Uint8Array[] = [];
     let outcome: CompareOutcome;
@@ -434,7 +446,7 @@ export class NativeCompareScanner {
     counters.blocksZero = task.blockCount - outcome.blocksNonZero;
     // A copy compares nothing: like the WASM copy it reports no changed blocks, only what it wrote.
     counters.blocksChanged = copying ? 0 : outcome.blocksChanged;
-    counters.bytesRead = mappedBytes(sourceMap, targetMap);
+    counters.bytesRead = pairsBytes(sourceMap) + pairsBytes(targetMap);
     counters.bytesWritten = outcome.bytesWritten;
     const result: SegmentResult = { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters, changes: outcome.changesArray };
     if (this.config.apply === "here") counters.bytesZeroed = await zeroRuns(this.target, outcome.changesArray);
@@ -485,7 +497,7 @@ export class NativeCompareScanner {
     let target: JobSide | undefined;
     try {
       target = await this.sideOf(this.targetAccess, chunk);
-      const ranges = chunk.spans.flatMap(([from, to]) => placeRange(from, to, source.locator, target!.locator));
+      const ranges = placeRanges(chunk.spans, source.locator, target.locator);
       const outcome = await this.slots.run(() =>
         compareSegment({
           sourceFd: source.fd,
@@ -530,7 +542,7 @@ export class NativeCompareScanner {
  * for a gathered side (gather.rs finds the files).
  */
 function offsetLocator(start: number): DataLocator {
-  return { fd: UNUSED_FD, granuleBytes: 2 ** 52, locate: (offset, length) => [{ offset, length, fileOffset: offset - start }] };
+  return { fd: UNUSED_FD, granuleBytes: 2 ** 52, shift: -start, locate: (offset, length) => [{ offset, length, fileOffset: offset - start }] };
 }
 
 /** What hashing a segment (or its chunks, joined) found. */
@@ -618,7 +630,7 @@ export class NativeHashScanner {
     const end = Math.min(this.source.virtualSize, (task.firstBlock + task.blockCount) * block);
     const sourceMap = await this.sourceMaps.of(start, end - start);
     // The blocks an allocated part overlaps.
-    const spans = activeUnits(sourceMap, [], start, block, task.blockCount).map(([first, last]): [number, number] => [start + first * block, Math.min(end, start + last * block)]);
+    const spans = unitSpans(activeUnits(sourceMap, NO_EXTENTS, start, block, task.blockCount), start, block, end);
     // DigestReader.frames() has checked each frame's digests against its data blocks (and the addon checks again).
     const frame = task.targetFlags && task.targetDigests ? { flags: task.targetFlags, digests: task.targetDigests } : undefined;
     const outcome = this.sourceAccess.kind === "memory" ? await this.hashInChunks(this.sourceAccess.reader, spans, start, end, frame) : await this.hash({ start, end, spans }, frame);
@@ -628,7 +640,7 @@ export class NativeHashScanner {
       blocksChanged: outcome.changedBlocks,
       blocksZero: task.blockCount - outcome.dataBlocks,
       blocksUnallocated: outcome.unallocatedBlocks,
-      bytesRead: mappedBytes(sourceMap),
+      bytesRead: pairsBytes(sourceMap),
       bytesWritten: outcome.bytesWritten,
     };
     if (this.target) counters.bytesZeroed = await zeroRuns(this.target, outcome.changesArray);
@@ -648,11 +660,8 @@ export class NativeHashScanner {
     const blocks = Math.ceil((chunk.end - chunk.start) / this.config.blockSizeBytes);
     const access = this.sourceAccess;
     const sourceData = access.kind === "located" ? access.data : offsetLocator(access.kind === "gathered" ? 0 : chunk.start);
-    // A loop, not flatMap and map: a fragmented sparse source has a span per block.
-    const ranges: CompareRange[] = [];
-    for (const [from, to] of chunk.spans) {
-      for (const piece of sourceData.locate(from, to - from)) ranges.push([piece.offset, piece.offset + piece.length, piece.fileOffset, this.target ? piece.offset : null]);
-    }
+    // Flat targets are written in place: at each byte's own offset.
+    const ranges = placeRanges(chunk.spans, sourceData, this.target ? FLAT_PLACE : null);
     // Unallocated in the source, and no data in the target's frame: a frame of unallocated
     // blocks (state 0), nothing differs. Sparse images are mostly such segments.
     if (ranges.length === 0 && (frame === undefined || frame.digests.length === 0)) {
@@ -683,7 +692,7 @@ export class NativeHashScanner {
    * into memory first, joined in block order. Every chunk is hashed, spans or not: where the
    * source is unallocated the target's frame may still have data.
    */
-  private async hashInChunks(reader: ChunkReader, spans: Array<[number, number]>, start: number, end: number, frame: { flags: Uint8Array; digests: Uint8Array } | undefined): Promise<HashOutcome> {
+  private async hashInChunks(reader: ChunkReader, spans: SpanPairs, start: number, end: number, frame: { flags: Uint8Array; digests: Uint8Array } | undefined): Promise<HashOutcome> {
     const block = this.config.blockSizeBytes;
     const parts = await Promise.all(
       chunksOf(spans, start, end, this.chunkBytes, true).map((chunk) =>
@@ -734,23 +743,42 @@ export class NativeHashScanner {
   }
 }
 
+/** Where the bytes of a flat image lie: at their own offsets (a target written in place). */
+const FLAT_PLACE: DataLocator = offsetLocator(0);
+
 /**
- * [from, to) split where either image's data moves to another run of its file (at most at
- * each granule, which the unit divides), with each part's file offsets (null: reads as zeros).
+ * The compare ranges of `spans`: each split where either image's data moves to another run of
+ * its file (at most at each granule, which the unit divides), with each part's file offsets
+ * (-1: reads as zeros; a null `target`: no place in the target). Images whose disk lies at one
+ * shift in their file (flat ones, chunks in memory) take no locate() call per span.
  */
-function placeRange(from: number, to: number, source: DataLocator, target: DataLocator): CompareRange[] {
-  const sourcePieces = source.locate(from, to - from);
-  const targetPieces = target.locate(from, to - from);
-  const ranges: CompareRange[] = [];
-  const fileOffset = (piece: { offset: number; fileOffset: number | null }, at: number) => (piece.fileOffset === null ? null : piece.fileOffset + (at - piece.offset));
-  for (let at = from, i = 0, j = 0; at < to; ) {
-    const a = sourcePieces[i];
-    const b = targetPieces[j];
-    const end = Math.min(a.offset + a.length, b.offset + b.length);
-    ranges.push([at, end, fileOffset(a, at), fileOffset(b, at)]);
-    if (end === a.offset + a.length) i++;
-    if (end === b.offset + b.length) j++;
-    at = end;
+function placeRanges(spans: SpanPairs, source: DataLocator, target: DataLocator | null): PackedRanges {
+  const [sourceShift, targetShift] = [source.shift, target === null ? 0 : target.shift];
+  if (sourceShift !== undefined && targetShift !== undefined) {
+    const ranges = new Float64Array(spans.length * 2);
+    for (let i = 0, at = 0; i < spans.length; i += 2, at += 4) {
+      ranges[at] = spans[i];
+      ranges[at + 1] = spans[i + 1];
+      ranges[at + 2] = spans[i] + sourceShift;
+      ranges[at + 3] = target === null ? -1 : spans[i] + targetShift;
+    }
+    return ranges;
   }
-  return ranges;
+  const ranges: number[] = [];
+  const fileOffset = (piece: DataPiece, at: number) => (piece.fileOffset === null ? -1 : piece.fileOffset + (at - piece.offset));
+  for (let s = 0; s < spans.length; s += 2) {
+    const [from, to] = [spans[s], spans[s + 1]];
+    const sourcePieces = source.locate(from, to - from);
+    const targetPieces = target?.locate(from, to - from);
+    for (let at = from, i = 0, j = 0; at < to; ) {
+      const a = sourcePieces[i];
+      const b = targetPieces?.[j];
+      const end = b ? Math.min(a.offset + a.length, b.offset + b.length) : a.offset + a.length;
+      ranges.push(at, end, fileOffset(a, at), b ? fileOffset(b, at) : -1);
+      if (end === a.offset + a.length) i++;
+      if (b && end === b.offset + b.length) j++;
+      at = end;
+    }
+  }
+  return Float64Array.from(ranges);
 }

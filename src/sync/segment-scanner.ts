@@ -9,10 +9,11 @@ import { VhdsyncError } from "../errors.js";
 import type { DiskImage, Extent, ImageFormat } from "../formats/disk-image.js";
 import { openImage } from "../formats/open-image.js";
 import { RawImage } from "../formats/raw.js";
-import { allocationMapFlatSync, flatDataOf } from "../formats/flat-file.js";
+import { allocationPairsFlatSync, flatDataOf } from "../formats/flat-file.js";
 import { dataLocatorOf } from "../formats/data-location.js";
 import { PageMapper } from "../io/file-map.js";
 import { readExactlySync } from "../io/file.js";
+import { NO_EXTENTS, extentsOfPairs, pairsOfExtents, putPair, type ExtentPairs } from "../io/extent-pairs.js";
 import { checkStatus } from "../wasm/status.js";
 import { getWasm, type WasmInstance } from "../wasm/driver.js";
 import { hashNonZeroBlocksAt } from "../hash/index.js";
@@ -216,7 +217,9 @@ export class SegmentScanner {
       return;
     }
     let cursor = 0;
-    for (const [first, last] of activeUnits(sourceParts, targetParts, offset, unit, units)) {
+    const active = activeUnits(pairsOfExtents(sourceParts), pairsOfExtents(targetParts), offset, unit, units);
+    for (let i = 0; i < active.length; i += 2) {
+      const [first, last] = [active[i], active[i + 1]];
       if (first > cursor) this.skipUnits(offset, length, unit, cursor, first, counters);
       const start = offset + first * unit;
       const size = Math.min(offset + length, offset + last * unit) - start;
@@ -295,7 +298,9 @@ export class SegmentScanner {
     // overlap allocated parts are read and hashed; a fragmented sparse window used to be
     // zero-filled and zero-scanned whole.
     this.wasm.bytes.fill(1, this.zeroFlags, this.zeroFlags + blocks);
-    for (const [first, last] of activeUnits(parts, [], offset, block, blocks)) {
+    const active = activeUnits(pairsOfExtents(parts), NO_EXTENTS, offset, block, blocks);
+    for (let i = 0; i < active.length; i += 2) {
+      const [first, last] = [active[i], active[i + 1]];
       const start = offset + first * block;
       const size = Math.min(offset + length, offset + last * block) - start;
       await this.readParts(this.source, this.bufferA, first * block, start, size, clip(parts, start, size), state.counters);
@@ -465,7 +470,13 @@ export class SegmentScanner {
 /** The image's allocation map; flat images (raw, block devices, fixed VHD) answer on this thread. */
 export function allocationMapOf(image: DiskImage, offset: number, length: number): Promise<Extent[]> | Extent[] {
   const flat = flatDataOf(image);
-  return flat ? allocationMapFlatSync(flat, offset, length) : image.allocationMap(offset, length);
+  return flat ? extentsOfPairs(allocationPairsFlatSync(flat, offset, length)) : image.allocationMap(offset, length);
+}
+
+/** allocationMapOf() as (offset, length) pairs: a flat image's straight from the addon. */
+export async function allocationPairsOf(image: DiskImage, offset: number, length: number): Promise<ExtentPairs> {
+  const flat = flatDataOf(image);
+  return flat ? allocationPairsFlatSync(flat, offset, length) : pairsOfExtents(await image.allocationMap(offset, length));
 }
 
 /** Opens an image as the format the caller detected (raw directly), or detects it. */
@@ -573,35 +584,46 @@ function indexOrEnd(flags: Uint8Array, value: number, from: number, units: numbe
 
 /**
  * The unit ranges [first, last) of a window (numbered from `offset`, `units` in all) that
- * overlap an allocated part of either side, merged and in order. Each map comes sorted (a
- * file's extents, a BAT's blocks), so the two are merged as they are read; a map out of order
- * is sorted first. Linear, with no array per extent: a fragmented sparse file has thousands
- * of extents per segment.
+ * overlap an allocated part of either side, merged and in order, as pairs (first at [2i],
+ * last at [2i + 1]). Each map comes sorted (a file's extents, a BAT's blocks), so the two are
+ * merged as they are read; a map out of order is sorted first. Linear, with nothing allocated
+ * per extent: a fragmented sparse file has thousands of extents per segment.
  */
-export function activeUnits(a: Extent[], b: Extent[], offset: number, unit: number, units: number): Array<[number, number]> {
-  const merged: Array<[number, number]> = [];
+export function activeUnits(a: ExtentPairs, b: ExtentPairs, offset: number, unit: number, units: number): Float64Array {
+  // Each extent opens at most one range.
+  const merged = new Float64Array(a.length + b.length);
+  let count = 0;
   let open = false;
   let first = 0;
   let last = 0;
   for (let i = 0, j = 0; i < a.length || j < b.length; ) {
-    const part = j >= b.length || (i < a.length && a[i].offset <= b[j].offset) ? a[i++] : b[j++];
-    const from = Math.floor((part.offset - offset) / unit);
-    const to = Math.min(units, Math.ceil((part.offset + part.length - offset) / unit));
+    const fromA = j >= b.length || (i < a.length && a[i] <= b[j]);
+    const at = fromA ? a[i] : b[j];
+    const end = at + (fromA ? a[i + 1] : b[j + 1]);
+    if (fromA) i += 2;
+    else j += 2;
+    const from = Math.floor((at - offset) / unit);
+    const to = Math.min(units, Math.ceil((end - offset) / unit));
     // Once both maps are sorted, `from` never decreases (the merge reads them in order).
-    if (open && from < first) return activeUnits(sortedByOffset(a), sortedByOffset(b), offset, unit, units);
+    if (open && from < first) return activeUnits(sortedPairs(a), sortedPairs(b), offset, unit, units);
     if (open && from <= last) {
       last = Math.max(last, to);
       continue;
     }
-    if (open) merged.push([first, last]);
-    [open, first, last] = [true, from, to];
+    if (open) count = putPair(merged, count, first, last);
+    open = true;
+    first = from;
+    last = to;
   }
-  if (open) merged.push([first, last]);
-  return merged;
+  if (open) count = putPair(merged, count, first, last);
+  return merged.subarray(0, count);
 }
 
-function sortedByOffset(map: Extent[]): Extent[] {
-  return [...map].sort((x, y) => x.offset - y.offset);
+function sortedPairs(map: ExtentPairs): ExtentPairs {
+  const order = Array.from({ length: map.length >> 1 }, (_, i) => i).sort((x, y) => map[2 * x] - map[2 * y]);
+  const sorted = new Float64Array(map.length);
+  order.forEach((from, to) => sorted.set(map.subarray(2 * from, 2 * from + 2), 2 * to));
+  return sorted;
 }
 
 /** The extents of `map` clipped to [offset, offset+length). */
