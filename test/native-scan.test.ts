@@ -722,31 +722,37 @@ t.test("segments unallocated on both sides are counted without a compare", { ski
   t.equal(reports[0].bytesRead, 2 * (65536 + 8192), "only the allocated data of both sides was read");
 });
 
-t.test("fragmented sparse files (maps taken on the libuv pool): native and WASM results agree", { skip }, async (t) => {
+t.test("fragmented sparse files (maps taken on the libuv pool; close ranges read together): native and WASM results agree", { skip }, async (t) => {
   const { dir, prng, source, seed } = pairSetup(t);
   // 4 KiB of data every 8 KiB over 80 MiB: 2,560 extents per 32 MiB segment, far past the 64
-  // after which SegmentMaps stops mapping on the main thread.
+  // after which SegmentMaps stops mapping on the main thread. The native jobs read the pieces
+  // 4 KiB apart together (64 KiB apart when mapping: native/src/spans.rs).
   const size = 80 * 1024 * 1024;
-  const fragmented = (path: string, changedEvery: number) => {
+  // The target: every 997th piece changed, and data in every 13th hole (zeros in the source).
+  const fragmented = (path: string, changedEvery: number, filledEvery: number) => {
     const fd = openSync(path, "w");
     for (let offset = 0, i = 0; offset < size; offset += 8192, i++) {
       const data = new Prng(seed + i).bytes(4096);
       if (changedEvery > 0 && i % changedEvery === 0) data[prng.int(4096)] ^= 1;
       writeSync(fd, data, 0, 4096, offset);
+      if (filledEvery > 0 && i % filledEvery === 0) writeSync(fd, new Prng(seed - i).bytes(4096), 0, 4096, offset + 4096);
     }
     closeSync(fd);
   };
-  fragmented(source, 0);
+  fragmented(source, 0, 0);
   const reports = [];
-  for (const scan of [undefined, "1"]) {
-    const target = join(dir, `t-${scan ?? "native"}.img`);
-    fragmented(target, 997);
-    reports.push(await withScanEnv(scan, () => resync(source, target, { workers: 2 })));
-    t.equal(fileSha(target), fileSha(source), `target equals the source (${reports.at(-1)!.scanner}, seed ${seed})`);
+  for (const [scan, mapped] of [[undefined, undefined], [undefined, "1"], ["1", undefined]]) {
+    const target = join(dir, `t-${scan ?? "native"}-${mapped ?? "read"}.img`);
+    fragmented(target, 997, 13);
+    reports.push(await withEnv("VHDSYNC_SCAN_MMAP", mapped, () => withScanEnv(scan, () => resync(source, target, { workers: 2 }))));
+    t.equal(fileSha(target), fileSha(source), `target equals the source (${reports.at(-1)!.scanner}, ${mapped ? "mapped" : "read"}, seed ${seed})`);
   }
-  t.same(reports.map((report) => report.scanner), ["native", "wasm"]);
-  t.same(resyncOutcome(reports[0]), resyncOutcome(reports[1]), "native and WASM reports agree");
-  t.equal(reports[0].blocksChanged, Math.ceil(size / 8192 / 997));
+  t.same(reports.map((report) => report.scanner), ["native", "native", "wasm"]);
+  t.same(resyncOutcome(reports[0]), resyncOutcome(reports[2]), "native and WASM reports agree");
+  t.same(resyncOutcome(reports[1]), resyncOutcome(reports[2]), "native (mapped) and WASM reports agree");
+  const pieces = size / 8192;
+  t.equal(reports[0].blocksChanged, Math.ceil(pieces / 997) + Math.ceil(pieces / 13), "the changed pieces and the filled holes");
+  t.equal(reports[0].bytesWritten, Math.ceil(pieces / 997) * 4096, "only the changed pieces are written (the filled holes are zeroed)");
   const digests = [];
   for (const scan of [undefined, "1"]) {
     const out = join(dir, `${scan ?? "native"}.digest`);
