@@ -1,7 +1,8 @@
 // Extents packed as (offset, length) pairs in one Float64Array: how the native addon hands a
 // file's extents over, and how the native scanners carry allocation maps, since a fragmented
 // sparse file has thousands of extents per segment and an object per extent cost the main
-// thread more than the scan (docs/native.md "Packed extents").
+// thread more than the scan (docs/native.md "Fragmented images: packed extents and close
+// ranges read together").
 
 import type { Extent } from "../formats/disk-image.js";
 

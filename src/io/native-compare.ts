@@ -167,8 +167,7 @@ function packGather(pieces: GatherPiece[] | undefined): ArrayBuffer | null {
   return values.buffer;
 }
 
-/** Written value by value: a fragmented segment has thousands of ranges, and an array per range showed in profiles. */
-/** The ranges packed (as they are, when they already are). */
+/** The ranges packed (as they are, when they already are), written value by value. */
 function packRanges(list: CompareRange[] | PackedRanges): PackedRanges {
   if (list instanceof Float64Array) return list;
   const ranges = new Float64Array(list.length * 4);
