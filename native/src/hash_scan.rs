@@ -386,6 +386,21 @@ mod tests {
         ActiveRange { from, to, source_at, target_at: None }
     }
 
+    /// The XXH3-128 frame of `disk` (data and zero blocks), to diff jobs against.
+    fn frame_of(name: &str, disk: &[u8]) -> Out {
+        let end = disk.len() as u64;
+        let file = TempFile::new(name, disk);
+        let mut frame = Out::new(end.div_ceil(B) as usize);
+        hash_segment(&job(file.fd(), Algorithm::Xxh3_128, end, vec![range(0, end, Some(0))], &mut frame)).unwrap();
+        frame
+    }
+
+    /// A job over [0, end) that writes the source's blocks differing from `frame` to `target_fd`.
+    fn writing_job(source_fd: c_int, target_fd: c_int, read: ReadMode, frame: &Out, end: u64, active: Vec<ActiveRange>, out: &mut Out) -> HashJob {
+        let blocks = end.div_ceil(B) as usize;
+        HashJob { target_fd, write: true, read, target: Some(frame.as_target(blocks)), ..job(source_fd, Algorithm::Xxh3_128, end, active, out) }
+    }
+
     #[test]
     fn frames_hold_each_block_state_and_the_packed_digests() {
         // 10 whole blocks and a last one of 1000 bytes; blocks 2 and 7 are zeros; blocks 3-4
@@ -493,22 +508,15 @@ mod tests {
             }
             target_disk[(60 * B) as usize..(70 * B) as usize].fill(0); // zero blocks in the target's frame
             let active = fragmented_ranges(seed, size, shift);
-            let algorithm = Algorithm::Xxh3_128;
-            let target_frame_file = TempFile::new(&format!("joined-hash-frame-{seed}"), &target_disk);
-            let mut frame = Out::new(blocks);
-            hash_segment(&job(target_frame_file.fd(), algorithm, size, vec![range(0, size, Some(0))], &mut frame)).unwrap();
+            let frame = frame_of(&format!("joined-hash-frame-{seed}"), &target_disk);
             let mut results = Vec::new();
             for (read, in_memory) in [(ReadMode::Read, true), (ReadMode::Read, false), (ReadMode::Map, false)] {
                 let source = TempFile::new(&format!("joined-hash-source-{seed}-{read:?}-{in_memory}"), &source_file);
                 let target = TempFile::new(&format!("joined-hash-target-{seed}-{read:?}-{in_memory}"), &target_disk);
                 let mut out = Out::new(blocks);
                 let job = HashJob {
-                    target_fd: target.fd(),
-                    write: true,
-                    read,
-                    target: Some(frame.as_target(blocks)),
                     source_memory: in_memory.then(|| (source_file.as_ptr() as usize, source_file.len())),
-                    ..job(source.fd(), algorithm, size, active.clone(), &mut out)
+                    ..writing_job(source.fd(), target.fd(), read, &frame, size, active.clone(), &mut out)
                 };
                 let counts = hash_segment(&job).unwrap();
                 let now = std::fs::read(&target.0).unwrap();
@@ -588,21 +596,14 @@ mod tests {
         }
         let end = size as u64;
         let blocks = end.div_ceil(B) as usize;
-        let target = TempFile::new("modes-hash-frame", &target_disk);
-        let mut frame = Out::new(blocks);
-        hash_segment(&job(target.fd(), Algorithm::Xxh3_128, end, vec![range(0, end, Some(0))], &mut frame)).unwrap();
+        let frame = frame_of("modes-hash-frame", &target_disk);
         let mut results = Vec::new();
         for read in [ReadMode::Read, ReadMode::Map] {
             let source = TempFile::new(&format!("modes-hash-source-{read:?}"), &disk);
             let written = TempFile::new(&format!("modes-hash-target-{read:?}"), &target_disk);
             let mut out = Out::new(blocks);
-            let job = HashJob {
-                target_fd: written.fd(),
-                write: true,
-                read,
-                target: Some(frame.as_target(blocks)),
-                ..job(source.fd(), Algorithm::Xxh3_128, end, vec![ActiveRange { target_at: Some(0), ..range(0, end, Some(0)) }], &mut out)
-            };
+            let active = vec![ActiveRange { target_at: Some(0), ..range(0, end, Some(0)) }];
+            let job = writing_job(source.fd(), written.fd(), read, &frame, end, active, &mut out);
             let counts = hash_segment(&job).unwrap();
             let mut now = std::fs::read(&written.0).unwrap();
             for triple in out.changes[..counts.changes as usize * 3].chunks(3).filter(|triple| triple[2] == 1.0) {
