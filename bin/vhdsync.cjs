@@ -4,6 +4,7 @@
 // ~30 ms of compiling on every run. A missing, stale or rejected cache (another Node version,
 // V8 flags) only costs that time: V8 then compiles the source as usual.
 "use strict";
+const { isAscii } = require("node:buffer");
 const { readFileSync, writeFileSync } = require("node:fs");
 const { createRequire, wrap } = require("node:module");
 const { join } = require("node:path");
@@ -26,7 +27,10 @@ try {
 }
 let source;
 try {
-  source = readFileSync(bundle, "utf8").replace(/^#!.*/, "");
+  // The build leaves the bundle ASCII (scripts/build-bundle.mjs): read as latin1, one byte per
+  // character, ~2 ms sooner than decoding UTF-8. Anything else is decoded as UTF-8.
+  const bytes = readFileSync(bundle);
+  source = (isAscii(bytes) ? bytes.latin1Slice(0, bytes.length) : bytes.toString("utf8")).replace(/^#!.*/, "");
 } catch (error) {
   // An incomplete install or build: say so in the CLI's error format (exit 3, not recoverable).
   const message = `the CLI bundle ${bundle} cannot be read (${error.code ?? error.message}); run npm run build`;

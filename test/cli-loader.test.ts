@@ -3,7 +3,7 @@
 // clearly when the bundle itself is missing.
 import t from "tap";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CLI_PATH } from "./helpers/cli.js";
@@ -45,6 +45,25 @@ t.test("a corrupt or missing cache costs only time", async (t) => {
     t.equal(usage.status, 2, `${state}: a usage error is still exit 2`);
     t.match(usage.stderr, /vhdsync: VHDSYNC_USAGE: /);
   }
+});
+
+t.test("the bundle is ASCII (the bin reads it as latin1); a bundle that is not is decoded as UTF-8", async (t) => {
+  const bundle = readFileSync(join(ROOT, "dist", "bin", "main.cjs"));
+  const at = bundle.findIndex((byte) => byte > 0x7f);
+  t.equal(at, -1, at < 0 ? "ASCII" : `a non-ASCII byte at ${at}: ${bundle.subarray(Math.max(0, at - 40), at + 10).toString("utf8")}`);
+  // A copy whose help text holds UTF-8: the bin must decode it, not read it as latin1.
+  const dir = tempDir(t);
+  mkdirSync(join(dir, "bin"));
+  mkdirSync(join(dir, "dist", "bin"), { recursive: true });
+  copyFileSync(CLI_PATH, join(dir, "bin", "vhdsync.cjs"));
+  const text = bundle.toString("latin1");
+  const marker = "Block replication and disaster recovery for virtual disk images.";
+  t.ok(text.includes(marker), "the help text is in the bundle");
+  writeFileSync(join(dir, "dist", "bin", "main.cjs"), Buffer.from(text.replace(marker, `${marker} \u2192 \u00e9t\u00e9`), "utf8"));
+  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
+  const result = run(join(dir, "bin", "vhdsync.cjs"), ["--help"]);
+  t.equal(result.status, 0, result.stderr);
+  t.match(result.stdout, /disaster recovery for virtual disk images\. \u2192 \u00e9t\u00e9/, "UTF-8 text comes out as written");
 });
 
 t.test("a missing bundle is a coded error (exit 3), also with --json", async (t) => {
