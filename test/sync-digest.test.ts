@@ -13,7 +13,7 @@ import { fileExtents } from "../dist/io/native.js";
 import { openSync, closeSync } from "node:fs";
 import { runCli } from "./helpers/cli.js";
 import { withEnv } from "./helpers/env.js";
-import { checkFrameFlags } from "../dist/sync/digest-format.js";
+import { checkFrameFlags, countDataFlags, countDataFlagsPortable } from "../dist/sync/digest-format.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
 import { pairSetup, applyPattern, fileSha, writeRandomImage } from "./helpers/resync-images.js";
@@ -208,7 +208,7 @@ t.test("validate() keeps a small file: frames() gives exactly the bytes it check
   await reader.close();
 });
 
-t.test("checkFrameFlags counts data blocks and finds unknown states at any offset", async (t) => {
+t.test("checkFrameFlags counts data blocks and finds unknown states at any offset (addon and portable counts)", async (t) => {
   const seed = testSeed();
   const prng = new Prng(seed);
   const naive = (flags: Uint8Array) => {
@@ -229,6 +229,10 @@ t.test("checkFrameFlags counts data blocks and finds unknown states at any offse
     // (both low bits, the one a mask of the high bits misses), the others 4..255.
     if (round % 3 === 0 && flags.length > 0) for (let k = 0; k <= prng.int(2); k++) flags[prng.int(flags.length)] = prng.int(2) ? 3 : 4 + prng.int(252);
     const expected = naive(flags);
+    const count = "data" in expected ? expected.data : -1;
+    // countDataFlags asks the addon (when loaded) for 512 flags or more; the portable loop must agree.
+    t.equal(countDataFlags(flags), count, `seed ${seed} round ${round}: ${flags.length} flags at offset ${from}`);
+    t.equal(countDataFlagsPortable(flags), count, `seed ${seed} round ${round}: portable`);
     const declared = "data" in expected ? expected.data : prng.int(flags.length + 1);
     if ("bad" in expected) {
       t.throws(() => checkFrameFlags(flags, declared, 100, "x.digest"), { code: "VHDSYNC_CORRUPT", message: new RegExp(`bad block state ${flags[expected.bad!]} at block ${100 + expected.bad!}$`) }, `seed ${seed} round ${round}`);

@@ -26,6 +26,29 @@ pub const FRAME_DATA: u8 = 2;
 /// A caller's buffer: address and length in bytes, lent until the job settles.
 pub type Lent = (usize, usize);
 
+/// The data states (FRAME_DATA) among `states`, or None when one is not a known state: what
+/// a digest file's reader checks of every frame before a run writes anything
+/// (`countDataStates`; src/sync/digest-format.ts countDataFlags is the portable form).
+pub fn data_states(states: &[u8]) -> Option<u64> {
+    // Branch-free over chunks (the compiler vectorizes the two sums).
+    let (mut data, mut unknown) = (0u64, 0u8);
+    for chunk in states.chunks(4096) {
+        data += chunk.iter().map(|&state| u64::from(state == FRAME_DATA)).sum::<u64>();
+        unknown |= chunk.iter().fold(0u8, |any, &state| any | u8::from(state > FRAME_DATA));
+    }
+    (unknown == 0).then_some(data)
+}
+
+/// data_states() of [offset, offset+length) of a caller's buffer: -1 for an unknown state.
+pub fn count_data_states(memory: (usize, usize), offset: u64, length: u64) -> Outcome<f64> {
+    if offset.checked_add(length).is_none_or(|end| end > memory.1 as u64) {
+        return Err(Failure::Invalid(format!("the range {offset}+{length} lies outside the buffer ({} bytes)", memory.1)));
+    }
+    // SAFETY: inside the buffer (checked above), which stays valid during this synchronous call.
+    let states = unsafe { std::slice::from_raw_parts((memory.0 as *const u8).add(offset as usize), length as usize) };
+    Ok(data_states(states).map_or(-1.0, |count| count as f64))
+}
+
 /// The target's frame for the segment's blocks: a state per block, and the packed digests of
 /// its data blocks.
 #[derive(Clone, Copy)]
@@ -399,6 +422,22 @@ mod tests {
     fn writing_job(source_fd: c_int, target_fd: c_int, read: ReadMode, frame: &Out, end: u64, active: Vec<ActiveRange>, out: &mut Out) -> HashJob {
         let blocks = end.div_ceil(B) as usize;
         HashJob { target_fd, write: true, read, target: Some(frame.as_target(blocks)), ..job(source_fd, Algorithm::Xxh3_128, end, active, out) }
+    }
+
+    #[test]
+    fn data_states_count_the_data_blocks_and_refuse_unknown_states() {
+        let mut states: Vec<u8> = (0..10_000u32).map(|i| (i % 3) as u8).collect();
+        assert_eq!(data_states(&states), Some(3333));
+        assert_eq!(data_states(&[]), Some(0));
+        for (at, bad) in [(0usize, 3u8), (4095, 255), (4096, 128), (9999, 4)] {
+            let saved = states[at];
+            states[at] = bad;
+            assert_eq!(data_states(&states), None, "state {bad} at {at}");
+            states[at] = saved;
+        }
+        let memory = (states.as_ptr() as usize, states.len());
+        assert_eq!(count_data_states(memory, 3, 6).unwrap(), 2.0);
+        assert!(matches!(count_data_states(memory, 9999, 2), Err(Failure::Invalid(_))));
     }
 
     #[test]

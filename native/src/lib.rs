@@ -130,6 +130,12 @@ fn parse_hash_blocks(args: &Args) -> Outcome<Job> {
     }))
 }
 
+fn parse_count_data_states(args: &Args) -> Outcome<Job> {
+    let buffer = args.array_buffer(0, "buffer")?;
+    let (offset, length) = args.range(1, 2)?;
+    Ok(Box::new(move || hash_scan::count_data_states(buffer, offset, length).map(Output::Number)))
+}
+
 fn parse_stream_reset(args: &Args) -> Outcome<Job> {
     let state = args.array_buffer(0, "state")?;
     let total = args.integer(1, "totalLength")?;
@@ -419,6 +425,7 @@ sync_callbacks! {
     map_file_sync, parse_map_file;
     unmap_file_sync, parse_unmap_file;
     hash_blocks_sync, parse_hash_blocks;
+    count_data_states_sync, parse_count_data_states;
     stream_reset_sync, parse_stream_reset;
     stream_update_sync, parse_stream_update;
     stream_digest_sync, parse_stream_digest;
@@ -472,6 +479,7 @@ const EXPORTS: &[(&str, napi_callback)] = &[
     ("mapFile", map_file_sync),
     ("unmapFile", unmap_file_sync),
     ("hashBlocksNonZero", hash_blocks_sync),
+    ("countDataStates", count_data_states_sync),
     ("xxh3StreamReset", stream_reset_sync),
     ("xxh3StreamUpdate", stream_update_sync),
     ("xxh3StreamDigest", stream_digest_sync),

@@ -111,6 +111,8 @@ export interface NativeAddon {
    * number of non-zero blocks. Sync only.
    */
   hashBlocksNonZero(memory: ArrayBuffer, algorithm: number, dataOffset: number, lengthBytes: number, blockSizeBytes: number, digestsOffset: number, zeroFlagsOffset: number): number;
+  /** The data states (2) among [offset, +length) of `buffer`, a digest frame's block states; -1 when one is not 0, 1 or 2. */
+  countDataStates(buffer: ArrayBuffer, offset: number, length: number): number;
   /**
    * Whole-input XXH3 (seed 0) of an input of known length (> 240 bytes), fed in pieces: the
    * state lives in `state` (an ArrayBuffer of xxh3StreamStateBytes, not the memory); every

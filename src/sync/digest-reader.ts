@@ -16,6 +16,7 @@ import {
   decodeHeader,
   decodeTrailer,
   equalBytes,
+  hasMagic,
   headerLengthOf,
   type DigestFrame,
   type DigestHeader,
@@ -49,7 +50,7 @@ export async function isDigestFile(path: string): Promise<boolean> {
     handle = await fsp.open(path, "r");
     const magic = new Uint8Array(8);
     const { bytesRead } = await handle.read(magic, 0, 8, 0);
-    return bytesRead === 8 && new TextDecoder().decode(magic) === "VHDSDIGS";
+    return bytesRead === 8 && hasMagic(magic, "digest");
   } catch (error) {
     throw toVhdsyncError(error, { path });
   } finally {
