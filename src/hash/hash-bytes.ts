@@ -2,7 +2,7 @@
 // (views from getWasm().view()) are hashed in place; other bytes are copied in slices
 // bounded by STAGING_BYTES, so the arena never needs more than that.
 
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "../io/node-crypto.js";
 import { VhdsyncError } from "../errors.js";
 import { getWasm, type WasmInstance } from "../wasm/driver.js";
 import { checkStatus } from "../wasm/status.js";
@@ -82,7 +82,7 @@ export function wasmAddressOf(wasm: WasmInstance, bytes: Uint8Array): number | u
  */
 export function hashBytes(algorithm: HashAlgorithm, bytes: Uint8Array, seed: number | bigint = 0): Uint8Array {
   const id = wasmAlgorithmId(algorithm);
-  if (id === undefined) return new Uint8Array(createHash("sha256").update(bytes).digest());
+  if (id === undefined) return new Uint8Array(nodeCrypto().createHash("sha256").update(bytes).digest());
   const wasm = getWasm();
   const address = wasmAddressOf(wasm, bytes);
   if (address === undefined && bytes.length > STAGING_BYTES) {
@@ -146,7 +146,7 @@ export function hashBlocksAt(algorithm: HashAlgorithm, dataAddress: number, leng
   for (let block = 0; block < blockCount; block++) {
     const offset = block * blockSizeBytes;
     const data = wasm.view(dataAddress + offset, Math.min(blockSizeBytes, lengthBytes - offset));
-    digests.set(createHash("sha256").update(data).digest(), block * digestBytes);
+    digests.set(nodeCrypto().createHash("sha256").update(data).digest(), block * digestBytes);
   }
 }
 
@@ -155,7 +155,7 @@ const zerosDigests = new Map<number, Buffer>();
 /** SHA-256 of `length` zero bytes (kept: a run has one block size and at most one shorter last block). */
 function zerosDigest(length: number): Buffer {
   let digest = zerosDigests.get(length);
-  if (!digest) zerosDigests.set(length, (digest = createHash("sha256").update(Buffer.alloc(length)).digest()));
+  if (!digest) zerosDigests.set(length, (digest = nodeCrypto().createHash("sha256").update(Buffer.alloc(length)).digest()));
   return digest;
 }
 

@@ -2,7 +2,8 @@
 // so feeding data that already sits in WASM memory (updateAt) copies nothing. Any chunking
 // gives the one-shot digest.
 
-import { createHash, type Hash } from "node:crypto";
+import type { Hash } from "node:crypto";
+import { nodeCrypto } from "../io/node-crypto.js";
 import { VhdsyncError } from "../errors.js";
 import { getWasm, type WasmInstance } from "../wasm/driver.js";
 import { checkStatus } from "../wasm/status.js";
@@ -73,7 +74,7 @@ class XxHasher implements Hasher {
 
 class Sha256Hasher implements Hasher {
   readonly algorithm = "sha256" as const;
-  private readonly hash: Hash = createHash("sha256");
+  private readonly hash: Hash = nodeCrypto().createHash("sha256");
 
   update(bytes: Uint8Array): Hasher {
     this.hash.update(bytes);

@@ -3,7 +3,7 @@
 // metadata.ts), and the value conversions: GUIDs (Windows byte order) and timestamps
 // (seconds since 2000-01-01 00:00:00 UTC).
 
-import { randomUUID } from "node:crypto";
+import { nodeCrypto } from "../io/node-crypto.js";
 
 /** Size of the log file header ([MS-HRL] 2.2). */
 export const HRL_HEADER_BYTES = 4096;
@@ -84,7 +84,7 @@ export function guidFromString(text: string): Uint8Array | undefined {
 
 /** A new random GUID string. */
 export function randomGuid(): string {
-  return randomUUID();
+  return nodeCrypto().randomUUID();
 }
 
 /** Normalizes a GUID string (lower case, no braces). */

@@ -4,7 +4,7 @@
 // catalogue is `<dir>/<file>.snapshots.json` and the pending-operation state file is
 // `<dir>/<file>.snapshot-op.json` (docs/snapshots.md).
 
-import { randomBytes } from "node:crypto";
+import { nodeCrypto } from "../io/node-crypto.js";
 import { basename, dirname, extname, join, resolve } from "node:path";
 
 /** The paths that belong to one snapshotted disk. */
@@ -26,7 +26,7 @@ export function snapshotPaths(diskPath: string): SnapshotPaths {
 
 /** A new random snapshot id: 8 lowercase hex digits. */
 export function newSnapshotId(): string {
-  return randomBytes(4).toString("hex");
+  return nodeCrypto().randomBytes(4).toString("hex");
 }
 
 /** File name (not path) of the layer holding snapshot `id` of `diskPath`. */

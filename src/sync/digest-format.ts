@@ -7,7 +7,7 @@
 //   frame*  : 24-byte frame header + flag byte per block + digests of the data blocks
 //   trailer : 56 bytes: magic, frame count, block count, sha256 of all frames
 
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "../io/node-crypto.js";
 import { VhdsyncError } from "../errors.js";
 import { BLOCK_HASH_ALGORITHMS, blockDigestLength, type BlockHashAlgorithm } from "./block-hasher.js";
 import type { ImageIdentity } from "./image-identity.js";
@@ -118,7 +118,7 @@ export function encodeHeader(header: Omit<DigestHeader, "headerLength" | "header
   view.setUint32(H.frameBlocks, header.frameBlocks, true);
   view.setUint32(H.identityLength, identity.length, true);
   bytes.set(identity, HEADER_FIXED_BYTES);
-  bytes.set(createHash("sha256").update(bytes.subarray(0, length - HEADER_CHECKSUM_BYTES)).digest(), length - HEADER_CHECKSUM_BYTES);
+  bytes.set(nodeCrypto().createHash("sha256").update(bytes.subarray(0, length - HEADER_CHECKSUM_BYTES)).digest(), length - HEADER_CHECKSUM_BYTES);
   return bytes;
 }
 
@@ -142,7 +142,7 @@ export function decodeHeader(bytes: Uint8Array, path: string): DigestHeader {
   const headerLength = headerLengthOf(bytes, path);
   if (bytes.length < headerLength) throw new VhdsyncError("VHDSYNC_TRUNCATED", `${path}: digest file: header truncated`, { path });
   const body = bytes.subarray(0, headerLength - HEADER_CHECKSUM_BYTES);
-  const checksum = createHash("sha256").update(body).digest();
+  const checksum = nodeCrypto().createHash("sha256").update(body).digest();
   if (!equalBytes(checksum, bytes.subarray(headerLength - HEADER_CHECKSUM_BYTES, headerLength))) {
     throw new VhdsyncError("VHDSYNC_BAD_CHECKSUM", `${path}: digest file: header checksum mismatch`, { path });
   }

@@ -3,7 +3,8 @@
 // rewritten at the end when the caller supplies the final identity (after resync wrote the
 // image). The file appears at its path only when complete (temp, fsync, rename, fsync dir).
 
-import { createHash, type Hash } from "node:crypto";
+import type { Hash } from "node:crypto";
+import { nodeCrypto } from "../io/node-crypto.js";
 import { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
@@ -19,7 +20,7 @@ export type DigestHeaderInit = Omit<DigestHeader, "headerLength" | "headerChecks
 
 /** Writes one digest file; call writeFrame() in block order, then finish() (or abort()). */
 export class DigestWriter {
-  private readonly hash: Hash = createHash("sha256");
+  private readonly hash: Hash = nodeCrypto().createHash("sha256");
   private buffer = new Uint8Array(BUFFER_BYTES);
   private buffered = 0;
   private position = 0;

@@ -4,7 +4,7 @@
 // geometry comes from the spec's algorithm (rounded down) and the creator application is
 // "win " so that readers that follow qemu's size rule take the current size (docs/vhd.md).
 
-import { randomBytes } from "node:crypto";
+import { nodeCrypto } from "../../io/node-crypto.js";
 import { stat } from "node:fs/promises";
 import { basename, dirname, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -56,7 +56,7 @@ export function vhdTimestamp(when: number | Date = Date.now()): number {
 }
 
 function makeFooter(diskType: VhdDiskType, sizeBytes: number, creator: string): VhdFooter {
-  const uniqueId = randomBytes(16);
+  const uniqueId = nodeCrypto().randomBytes(16);
   uniqueId[6] = (uniqueId[6] & 0x0f) | 0x40;
   uniqueId[8] = (uniqueId[8] & 0x3f) | 0x80;
   return {
