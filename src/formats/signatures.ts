@@ -4,8 +4,14 @@
 const VHD_COOKIE = [0x63, 0x6f, 0x6e, 0x65, 0x63, 0x74, 0x69, 0x78]; // "conectix"
 const VHDX_IDENTIFIER = [0x76, 0x68, 0x64, 0x78, 0x66, 0x69, 0x6c, 0x65]; // "vhdxfile"
 
-function startsWith(bytes: Uint8Array, signature: number[]): boolean {
+/** Whether `bytes` starts with `signature`. */
+export function startsWith(bytes: Uint8Array, signature: readonly number[]): boolean {
   return bytes.length >= signature.length && signature.every((byte, i) => bytes[i] === byte);
+}
+
+/** The bytes of an ASCII signature. */
+export function signatureOf(text: string): number[] {
+  return [...text].map((char) => char.charCodeAt(0));
 }
 
 /** Whether the first bytes / last 512 bytes of a file look like a VHD (512- or 511-byte footer, or the copy at 0). */
@@ -20,7 +26,7 @@ export function isVhdx(head: Uint8Array): boolean {
 
 /** The first bytes of a vhdsync digest file (docs/digest-format.md). */
 export const DIGEST_MAGIC = "VHDSDIGS";
-const DIGEST_SIGNATURE = [...DIGEST_MAGIC].map((char) => char.charCodeAt(0));
+export const DIGEST_SIGNATURE = signatureOf(DIGEST_MAGIC);
 
 /** VHD footer disk types (big-endian u32 at offset 60 of the footer). */
 const VHD_FIXED = 2;

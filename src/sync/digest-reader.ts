@@ -7,6 +7,7 @@ import { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { openFile, readExactly } from "../io/file.js";
+import { DIGEST_SIGNATURE, startsWith } from "../formats/signatures.js";
 import {
   FRAME_HEADER_BYTES,
   HEADER_FIXED_BYTES,
@@ -16,7 +17,6 @@ import {
   decodeHeader,
   decodeTrailer,
   equalBytes,
-  hasMagic,
   headerLengthOf,
   type DigestFrame,
   type DigestHeader,
@@ -50,7 +50,7 @@ export async function isDigestFile(path: string): Promise<boolean> {
     handle = await fsp.open(path, "r");
     const magic = new Uint8Array(8);
     const { bytesRead } = await handle.read(magic, 0, 8, 0);
-    return bytesRead === 8 && hasMagic(magic, "digest");
+    return bytesRead === 8 && startsWith(magic, DIGEST_SIGNATURE);
   } catch (error) {
     throw toVhdsyncError(error, { path });
   } finally {
