@@ -7,7 +7,8 @@ import type { FileHandle } from "node:fs/promises";
 import { promisify } from "node:util";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { isZeroBytes, openFile, ZERO_CHUNK } from "./file.js";
-import { fileExtents } from "./native.js";
+import { fileExtentPairs } from "./native.js";
+import { NO_EXTENTS } from "./extent-pairs.js";
 import { addonLoadState, checkFdRange, fromNativeError, isUnsupportedError, nativeAddon } from "./native-addon.js";
 
 /** How bytes were copied. */
@@ -142,12 +143,12 @@ async function tryReflink(srcFd: number, dstFd: number): Promise<string | undefi
 
 /** Copies the allocated extents of a fresh, already-sized target; returns method, bytes, reason. */
 async function copyExtents(srcFd: number, dstFd: number, sizeBytes: number): Promise<Omit<CloneResult, "sizeBytes">> {
-  const extents = (await fileExtents(srcFd, 0, sizeBytes)) ?? (sizeBytes > 0 ? [{ offset: 0, length: sizeBytes }] : []);
+  const extents = (await fileExtentPairs(srcFd, 0, sizeBytes)) ?? (sizeBytes > 0 ? Float64Array.of(0, sizeBytes) : NO_EXTENTS);
   let method: CopyMethod = "copy-file-range";
   let bytesCopied = 0;
   let reason: string | undefined;
-  for (const extent of extents) {
-    const result = await copyRangeWith(srcFd, extent.offset, dstFd, extent.offset, extent.length, true);
+  for (let i = 0; i < extents.length; i += 2) {
+    const result = await copyRangeWith(srcFd, extents[i], dstFd, extents[i], extents[i + 1], true);
     bytesCopied += result.bytesCopied;
     if (result.method === "copy") [method, reason] = ["copy", result.reason];
   }

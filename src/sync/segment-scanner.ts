@@ -13,7 +13,7 @@ import { allocationPairsFlatSync, flatDataOf } from "../formats/flat-file.js";
 import { dataLocatorOf } from "../formats/data-location.js";
 import { PageMapper } from "../io/file-map.js";
 import { readExactlySync } from "../io/file.js";
-import { NO_EXTENTS, extentsOfPairs, pairsOfExtents, putPair, type ExtentPairs } from "../io/extent-pairs.js";
+import { NO_EXTENTS, pairsOfExtents, putPair, type ExtentPairs } from "../io/extent-pairs.js";
 import { checkStatus } from "../wasm/status.js";
 import { getWasm, type WasmInstance } from "../wasm/driver.js";
 import { hashNonZeroBlocksAt } from "../hash/index.js";
@@ -166,8 +166,8 @@ export class SegmentScanner {
     const block = this.config.blockSizeBytes;
     const startBytes = task.firstBlock * block;
     const endBytes = Math.min(this.source.virtualSize, (task.firstBlock + task.blockCount) * block);
-    const sourceMap = await allocationMapOf(this.source, startBytes, endBytes - startBytes);
-    const targetMap = this.config.mode === "compare" && this.target ? await allocationMapOf(this.target, startBytes, endBytes - startBytes) : [];
+    const sourceMap = await allocationPairsOf(this.source, startBytes, endBytes - startBytes);
+    const targetMap = this.config.mode === "compare" && this.target ? await allocationPairsOf(this.target, startBytes, endBytes - startBytes) : NO_EXTENTS;
     const hashing = this.config.mode === "hash" || this.config.mode === "hash-compare";
     if (hashing) this.frame.prepare(task);
     const state: ScanState = {
@@ -206,7 +206,7 @@ export class SegmentScanner {
    * has allocated data are read and compared; the rest of the window (unallocated on both
    * sides) reads as zeros on both and is counted as such without touching it.
    */
-  private async compareWindow(offset: number, length: number, sourceMap: Extent[], targetMap: Extent[], state: ScanState): Promise<void> {
+  private async compareWindow(offset: number, length: number, sourceMap: ExtentPairs, targetMap: ExtentPairs, state: ScanState): Promise<void> {
     const unit = this.unit;
     const units = Math.ceil(length / unit);
     const sourceParts = clip(sourceMap, offset, length);
@@ -217,7 +217,7 @@ export class SegmentScanner {
       return;
     }
     let cursor = 0;
-    const active = activeUnits(pairsOfExtents(sourceParts), pairsOfExtents(targetParts), offset, unit, units);
+    const active = activeUnits(sourceParts, targetParts, offset, unit, units);
     for (let i = 0; i < active.length; i += 2) {
       const [first, last] = [active[i], active[i + 1]];
       if (first > cursor) this.skipUnits(offset, length, unit, cursor, first, counters);
@@ -269,7 +269,7 @@ export class SegmentScanner {
   }
 
   /** Copies one window: data blocks are written, zero/unallocated ones become zero ranges (skipped on a fresh target). */
-  private async copyWindow(offset: number, length: number, sourceMap: Extent[], state: ScanState): Promise<void> {
+  private async copyWindow(offset: number, length: number, sourceMap: ExtentPairs, state: ScanState): Promise<void> {
     const unit = this.unit;
     const units = Math.ceil(length / unit);
     const parts = clip(sourceMap, offset, length);
@@ -288,7 +288,7 @@ export class SegmentScanner {
    * Hashes one window of the source into the segment's frame (WASM frameWindow: block states,
    * packed digests); in hash-compare mode also finds the blocks whose target digest differs.
    */
-  private async hashWindow(offset: number, length: number, sourceMap: Extent[], task: SegmentTask, state: ScanState): Promise<void> {
+  private async hashWindow(offset: number, length: number, sourceMap: ExtentPairs, task: SegmentTask, state: ScanState): Promise<void> {
     const block = this.config.blockSizeBytes;
     const blocks = Math.ceil(length / block);
     const firstIndex = offset / block - task.firstBlock;
@@ -298,7 +298,7 @@ export class SegmentScanner {
     // overlap allocated parts are read and hashed; a fragmented sparse window used to be
     // zero-filled and zero-scanned whole.
     this.wasm.bytes.fill(1, this.zeroFlags, this.zeroFlags + blocks);
-    const active = activeUnits(pairsOfExtents(parts), NO_EXTENTS, offset, block, blocks);
+    const active = activeUnits(parts, NO_EXTENTS, offset, block, blocks);
     for (let i = 0; i < active.length; i += 2) {
       const [first, last] = [active[i], active[i + 1]];
       const start = offset + first * block;
@@ -336,18 +336,18 @@ export class SegmentScanner {
   }
 
   /** allocatedFlags[i] = 1 when an allocated part overlaps block i of the window. */
-  private markAllocated(parts: Extent[], offset: number, length: number, blocks: number): void {
+  private markAllocated(parts: ExtentPairs, offset: number, length: number, blocks: number): void {
     const block = this.config.blockSizeBytes;
     const flags = this.wasm.bytes;
     const base = this.allocatedFlags;
-    if (parts.length === 1 && parts[0].offset === offset && parts[0].length === length) {
+    if (parts.length === 2 && parts[0] === offset && parts[1] === length) {
       flags.fill(1, base, base + blocks);
       return;
     }
     flags.fill(0, base, base + blocks);
-    for (const part of parts) {
-      const first = Math.floor((part.offset - offset) / block);
-      const last = Math.ceil((part.offset + part.length - offset) / block);
+    for (let i = 0; i < parts.length; i += 2) {
+      const first = Math.floor((parts[i] - offset) / block);
+      const last = Math.ceil((parts[i] + parts[i + 1] - offset) / block);
       flags.fill(1, base + first, base + last);
     }
   }
@@ -445,35 +445,30 @@ export class SegmentScanner {
    * `at` bytes in (raw images: their
    * whole pages mapped in place where possible, the rest read); the rest becomes zeros.
    */
-  private async readParts(image: DiskImage, buffer: number, at: number, offset: number, length: number, parts: Extent[], counters: SegmentCounters): Promise<void> {
+  private async readParts(image: DiskImage, buffer: number, at: number, offset: number, length: number, parts: ExtentPairs, counters: SegmentCounters): Promise<void> {
     const address = buffer + at;
+    const flat = flatDataOf(image);
     let cursor = offset;
-    for (const part of parts) {
-      if (part.offset > cursor) this.wasm.bytes.fill(0, address + cursor - offset, address + part.offset - offset);
-      const partAddress = address + part.offset - offset;
-      const flat = flatDataOf(image);
+    for (let i = 0; i < parts.length; i += 2) {
+      const [partOffset, partLength] = [parts[i], parts[i + 1]];
+      if (partOffset > cursor) this.wasm.bytes.fill(0, address + cursor - offset, address + partOffset - offset);
+      const partAddress = address + partOffset - offset;
       if (flat) {
-        const view = this.wasm.view(partAddress, part.length);
-        if (!this.mapper) readExactlySync(flat.handle.fd, view, part.offset, flat.path);
+        const view = this.wasm.view(partAddress, partLength);
+        if (!this.mapper) readExactlySync(flat.handle.fd, view, partOffset, flat.path);
         else {
-          const mapped = this.mapper.mapOrRead(view, flat.handle.fd, part.offset, flat.path);
+          const mapped = this.mapper.mapOrRead(view, flat.handle.fd, partOffset, flat.path);
           if (mapped > 0) this.noteMapped(buffer, partAddress + mapped - buffer);
         }
-      } else await image.read(this.wasm.view(partAddress, part.length), part.offset);
-      counters.bytesRead += part.length;
-      cursor = part.offset + part.length;
+      } else await image.read(this.wasm.view(partAddress, partLength), partOffset);
+      counters.bytesRead += partLength;
+      cursor = partOffset + partLength;
     }
     if (cursor < offset + length) this.wasm.bytes.fill(0, address + cursor - offset, address + length);
   }
 }
 
-/** The image's allocation map; flat images (raw, block devices, fixed VHD) answer on this thread. */
-export function allocationMapOf(image: DiskImage, offset: number, length: number): Promise<Extent[]> | Extent[] {
-  const flat = flatDataOf(image);
-  return flat ? extentsOfPairs(allocationPairsFlatSync(flat, offset, length)) : image.allocationMap(offset, length);
-}
-
-/** allocationMapOf() as (offset, length) pairs: a flat image's straight from the addon. */
+/** The image's allocation map as (offset, length) pairs; flat images (raw, block devices, fixed VHD) answer on this thread, straight from the addon. */
 export async function allocationPairsOf(image: DiskImage, offset: number, length: number): Promise<ExtentPairs> {
   const flat = flatDataOf(image);
   return flat ? allocationPairsFlatSync(flat, offset, length) : pairsOfExtents(await image.allocationMap(offset, length));
@@ -627,13 +622,16 @@ function sortedPairs(map: ExtentPairs): ExtentPairs {
 }
 
 /** The extents of `map` clipped to [offset, offset+length). */
-function clip(map: Extent[], offset: number, length: number): Extent[] {
+function clip(map: ExtentPairs, offset: number, length: number): ExtentPairs {
   const end = offset + length;
-  const parts: Extent[] = [];
-  for (const extent of map) {
-    const start = Math.max(extent.offset, offset);
-    const stop = Math.min(extent.offset + extent.length, end);
-    if (stop > start) parts.push({ offset: start, length: stop - start });
+  const overlaps = (i: number) => map[i] < end && map[i] + map[i + 1] > offset;
+  // Counted first: a window's parts are few of a segment's extents, and a Float64Array the
+  // size of the whole map per window cost more than the scan (a fragmented segment has 8,192).
+  let found = 0;
+  for (let i = 0; i < map.length; i += 2) if (overlaps(i)) found++;
+  const parts = new Float64Array(2 * found);
+  for (let i = 0, count = 0; i < map.length && count < parts.length; i += 2) {
+    if (overlaps(i)) count = putPair(parts, count, Math.max(map[i], offset), Math.min(map[i] + map[i + 1], end) - Math.max(map[i], offset));
   }
   return parts;
 }
