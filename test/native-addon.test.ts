@@ -1,7 +1,7 @@
 // The native addon called directly (skipped with the reason when it is not loaded, e.g. under
 // VHDSYNC_NO_NATIVE=1): exact extents of sparse files, hole punching, zero ranges, reflink
 // and copy_file_range errors/results, fadvise/fdatasync, sync and async forms.
-import t from "tap";
+import t, { type Test } from "tap";
 import { closeSync, existsSync, fdatasyncSync, fstatSync, ftruncateSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statfsSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { addonLoadState, nativeAddon } from "../dist/io/native-addon.js";
@@ -27,6 +27,15 @@ function readAt(fd: number, offset: number, length: number): Buffer {
   return buffer;
 }
 
+/** A temporary directory for the test, or undefined (the test planned empty, with the reason) where its filesystem keeps no holes. */
+function sparseDir(t: Test): string | undefined {
+  const dir = tempDir(t);
+  const noHoles = sparseUnsupportedReason(dir);
+  if (!noHoles) return dir;
+  t.plan(0, noHoles);
+  return undefined;
+}
+
 /** The extents methods to test: the addon's choice (FIEMAP on ext4 and XFS) and SEEK_DATA/SEEK_HOLE forced. */
 const METHODS = [undefined, "lseek"] as const;
 
@@ -49,9 +58,8 @@ function fiemapExpected(dir: string): boolean {
 }
 
 t.test("extents of random sparse files are exact, whole and clipped, sync and async, by either method", { skip }, async (t) => {
-  const dir = tempDir(t);
-  const noHoles = sparseUnsupportedReason(dir);
-  if (noHoles) return t.plan(0, noHoles);
+  const dir = sparseDir(t);
+  if (!dir) return;
   const prng = new Prng(seed);
   for (let round = 0; round < 8; round++) {
     const layout = randomLayout(prng, 8 + prng.int(120));
@@ -103,9 +111,8 @@ function covered(inner: Array<{ offset: number; length: number }>, outer: Array<
 }
 
 t.test("FIEMAP and SEEK_DATA/SEEK_HOLE agree on fragmented, dirty, flushed and unwritten ranges", { skip }, async (t) => {
-  const dir = tempDir(t);
-  const noHoles = sparseUnsupportedReason(dir);
-  if (noHoles) return t.plan(0, noHoles);
+  const dir = sparseDir(t);
+  if (!dir) return;
   const prng = new Prng(seed);
   for (let round = 0; round < 3; round++) {
     // 4 KiB pieces, ~1,400 extents: FIEMAP answers 512 per call, so several calls per map.
@@ -197,9 +204,8 @@ t.test("extents restores the file position", { skip }, async (t) => {
 });
 
 t.test("punchHole lowers stat blocks, reads back zeros and keeps the size", { skip }, async (t) => {
-  const dir = tempDir(t);
-  const noHoles = sparseUnsupportedReason(dir);
-  if (noHoles) return t.plan(0, noHoles);
+  const dir = sparseDir(t);
+  if (!dir) return;
   const path = join(dir, "punch.img");
   const layout = Array.from({ length: 16 }, () => true);
   writeSparseFile(path, layout, new Prng(seed));
