@@ -1,11 +1,14 @@
 // The `vhdsync` bin (bin/vhdsync.cjs) runs the CLI bundle with the V8 code cache built for it,
 // runs just the same when the cache is missing or unusable (corrupt, another Node), and says
-// clearly when the bundle itself is missing.
+// clearly when the bundle itself is missing. A small run loads none of the Node built-ins kept
+// off the start-up path.
 import t from "tap";
+import * as nodeAssert from "node:assert";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import * as yargsAssert from "../dist/cli/yargs-assert.js";
 import { CLI_PATH } from "./helpers/cli.js";
 import { tempDir } from "./helpers/tmp.js";
 
@@ -75,4 +78,56 @@ t.test("a missing bundle is a coded error (exit 3), also with --json", async (t)
   t.match(result.stderr, /^vhdsync: VHDSYNC_INTERNAL: the CLI bundle .*main\.cjs cannot be read \(ENOENT\); run npm run build\n$/);
   const report = JSON.parse(result.stdout);
   t.same([report.ok, report.error.code, report.error.recoverable], [false, "VHDSYNC_INTERNAL", false]);
+});
+
+t.test("a tiny resync, checksum and verify load none of the built-ins kept off the start-up path", async (t) => {
+  // Each costs 0.7–3.5 ms of a fresh process: node:assert (yargs' two calls are in
+  // src/cli/yargs-assert.ts), worker_threads (only when a scan worker starts; none does below
+  // 48 MiB), perf_hooks (src/io/clock.ts), crypto (only to hash with it: a digest file's
+  // SHA-256, so not for resync and verify).
+  const dir = tempDir(t);
+  const [a, b, digest, list] = ["a.img", "b.img", "a.digest", "modules.txt"].map((name) => join(dir, name));
+  writeFileSync(a, Buffer.alloc(8192, 7));
+  writeFileSync(b, Buffer.alloc(8192, 9));
+  const preload = join(dir, "list-modules.cjs");
+  writeFileSync(preload, `process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join("\\n")));\n`);
+  const commands = [
+    { args: ["resync", a, b], unloaded: ["assert", "worker_threads", "perf_hooks", "crypto"] },
+    { args: ["verify", a, b], unloaded: ["assert", "worker_threads", "perf_hooks", "crypto"] },
+    { args: ["checksum", a, "-o", digest, "--hash", "xxh64"], unloaded: ["assert", "worker_threads", "perf_hooks"] },
+  ];
+  for (const { args, unloaded } of commands) {
+    // Without the test runner's NODE_OPTIONS, whose loaders bring their own built-ins: tap puts
+    // them back into a child's environment, so the shell removes them.
+    const command = 'unset NODE_OPTIONS; exec "$0" "$@"';
+    const result = spawnSync("/bin/sh", ["-c", command, process.execPath, "--require", preload, CLI_PATH, ...args], { encoding: "utf8" });
+    t.equal(result.status, 0, `${args[0]}: ${result.stderr}`);
+    const loaded = new Set(readFileSync(list, "utf8").split("\n"));
+    t.ok(loaded.has("NativeModule fs"), `${args[0]}: the module list is read`);
+    for (const name of unloaded) t.notOk(loaded.has(`NativeModule ${name}`), `${args[0]}: node:${name} not loaded`);
+  }
+});
+
+t.test("yargs' assert stand-in throws where node:assert throws", async (t) => {
+  const values: unknown[] = [0, -0, NaN, 1, "1", "", null, undefined, false, {}, [], Symbol.for("x"), 1n];
+  const shared = {};
+  values.push(shared);
+  for (const actual of values) {
+    for (const expected of [...values, shared]) {
+      for (const name of ["strictEqual", "notStrictEqual"] as const) {
+        const outcome = (assert: typeof yargsAssert | typeof nodeAssert) => {
+          try {
+            assert[name](actual, expected);
+            return "passed";
+          } catch (error) {
+            return (error as { code?: string }).code;
+          }
+        };
+        t.equal(outcome(yargsAssert), outcome(nodeAssert), `${name}(${String(actual)}, ${String(expected)})`);
+      }
+    }
+  }
+  const own = new Error("yargs' own message");
+  t.throws(() => yargsAssert.notStrictEqual(undefined, undefined, own), own, "an Error message is thrown as it is");
+  t.throws(() => yargsAssert.strictEqual(typeof 1, "string", "a string message"), { message: "a string message", code: "ERR_ASSERTION", name: "AssertionError" });
 });

@@ -12,6 +12,7 @@ import { SegmentPool, runSegments } from "./segment-pool.js";
 import { workerCountFor } from "./scan-workers.js";
 import { checkScanOptions, DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters } from "./segment-task.js";
+import { monotonicMs } from "../io/clock.js";
 
 /** Options of checksum(). */
 export interface ChecksumOptions {
@@ -50,7 +51,7 @@ export interface ChecksumReport {
  * @throws VHDSYNC_INVALID_ARGUMENT (block size), VHDSYNC_INTERRUPTED, open/read/write errors
  */
 export async function checksum(image: string | DiskImage, outPath: string, options: ChecksumOptions = {}): Promise<ChecksumReport> {
-  const started = performance.now();
+  const started = monotonicMs();
   const blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
   const algo = options.algo ?? DEFAULT_ALGORITHM;
   checkScanOptions(options);
@@ -98,7 +99,7 @@ export async function checksum(image: string | DiskImage, outPath: string, optio
     throw error;
   }
   progress.flush();
-  const seconds = (performance.now() - started) / 1000;
+  const seconds = (monotonicMs() - started) / 1000;
   return {
     image: opened.path,
     digestPath: outPath,

@@ -15,6 +15,7 @@ import { parentsOf, refuseSameFile } from "./image-identity.js";
 import { removeDurably } from "../io/atomic-file.js";
 import { checkScanOptions, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocksFor, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult } from "./segment-task.js";
+import { monotonicMs } from "../io/clock.js";
 
 /** Options of copy(). */
 export interface CopyOptions {
@@ -50,7 +51,7 @@ export interface CopyReport extends SegmentCounters {
  * @throws VHDSYNC_SIZE_MISMATCH (existing target of another size), VHDSYNC_INTERRUPTED, I/O codes
  */
 export async function copy(sourcePath: string, targetPath: string, options: CopyOptions = {}): Promise<CopyReport> {
-  const started = performance.now();
+  const started = monotonicMs();
   const blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
   // Arguments first: no target is created or opened for a bad one.
   checkScanOptions(options);
@@ -97,7 +98,7 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
     await target.flush();
     if (!complete) throw new VhdsyncError("VHDSYNC_INTERRUPTED", `copy to ${targetPath} interrupted (rerun to copy again)`, { path: targetPath });
     copied = true;
-    const seconds = (performance.now() - started) / 1000;
+    const seconds = (monotonicMs() - started) / 1000;
     return { source: sourcePath, target: targetPath, created, virtualSizeBytes: source.virtualSize, ...counters, scanner, seconds, throughputBytesPerSecond: source.virtualSize / Math.max(seconds, 1e-9) };
   } finally {
     await target?.close().catch(() => undefined);

@@ -6,6 +6,7 @@ import { VhdsyncError } from "../errors.js";
 import { throttle, type ProgressListener } from "../progress.js";
 import { runSegments, type SegmentPool } from "./segment-pool.js";
 import { addCounters, eachChange, emptyCounters, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
+import { monotonicMs } from "../io/clock.js";
 
 /** Default cap on the extents a report lists (counts stay exact beyond it). */
 export const DEFAULT_MAX_EXTENTS = 100_000;
@@ -108,6 +109,6 @@ export function diffReport(
     bytesRead: counters.bytesRead,
     extents: extents.extents,
     extentsTruncated: extents.truncated,
-    seconds: (performance.now() - startedMs) / 1000,
+    seconds: (monotonicMs() - startedMs) / 1000,
   };
 }

@@ -11,6 +11,7 @@ import { workerCountFor } from "./scan-workers.js";
 import { checkScanOptions, DEFAULT_WINDOW_BYTES } from "./segment-plan.js";
 import type { SegmentTask } from "./segment-task.js";
 import { imageVirtualSize, verify, type CompareOptions } from "./verify.js";
+import { monotonicMs } from "../io/clock.js";
 
 /**
  * Compares A and B, each an image or a digest file.
@@ -31,7 +32,7 @@ function sizeMismatch(a: string, aSize: number, b: string, bSize: number): Vhdsy
 }
 
 async function diffImageDigest(imagePath: string, digestPath: string, options: CompareOptions): Promise<DiffReport> {
-  const started = performance.now();
+  const started = monotonicMs();
   const digest = await DigestReader.open(digestPath);
   try {
     await digest.validate();
@@ -99,7 +100,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 async function diffDigests(aPath: string, bPath: string, options: CompareOptions): Promise<DiffReport> {
-  const started = performance.now();
+  const started = monotonicMs();
   const a = await DigestReader.open(aPath);
   const b = await DigestReader.open(bPath).catch(async (error) => {
     await a.close();

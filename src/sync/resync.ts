@@ -20,6 +20,7 @@ import { SegmentPool, runSegments } from "./segment-pool.js";
 import { workerCountFor } from "./scan-workers.js";
 import { checkScanOptions, callerSegmentsWholeBlocks, DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocksFor, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
+import { monotonicMs } from "../io/clock.js";
 
 /** Options of resync(). */
 export interface ResyncOptions {
@@ -107,14 +108,14 @@ interface Plan {
  *   VHDSYNC_INVALID_ARGUMENT, VHDSYNC_UNSUPPORTED (resize), I/O codes
  */
 export async function resync(sourcePath: string, targetPath: string, options: ResyncOptions = {}): Promise<ResyncReport> {
-  const started = performance.now();
+  const started = monotonicMs();
   // Arguments first: nothing is opened, resized or written for a bad one.
   checkScanOptions(options);
   const plan = await preparePlan(sourcePath, targetPath, options);
   const workers = workerCountFor(plan.source.virtualSize, options.workers);
   try {
     const { counters, complete, digestUpdated, scanner } = await runPlan(plan, options, workers);
-    const seconds = (performance.now() - started) / 1000;
+    const seconds = (monotonicMs() - started) / 1000;
     if (!complete) {
       throw new VhdsyncError("VHDSYNC_INTERRUPTED", `resync of ${targetPath} interrupted; rerun with --resume to continue`, {
         path: targetPath,
@@ -318,7 +319,7 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
   const counters = emptyCounters();
   const progress = throttle(options.onProgress);
   const intervalMs = options.checkpointIntervalMs ?? Number(process.env.VHDSYNC_CHECKPOINT_MS ?? 2000);
-  let lastCheckpointMs = performance.now();
+  let lastCheckpointMs = monotonicMs();
   let nextBlock = plan.resumeBlock;
   // Writes through the format ("caller") start going to disk while the scan goes on, so that
   // the flush before success finds little left (raw targets: the scan jobs' sync_file_range).
@@ -332,7 +333,7 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
     await target.flush();
     const total = addCounters({ ...plan.resumeCounters }, counters);
     await saveCheckpoint(plan.checkpointPath, { ...plan.checkpointBase, nextBlock, counters: total, countersComplete: plan.resumeCountersComplete, updatedAt: new Date().toISOString(), target: await fileState(target.path), final });
-    lastCheckpointMs = performance.now();
+    lastCheckpointMs = monotonicMs();
   };
   const onResult = async (result: SegmentResult) => {
     background?.check();
@@ -348,7 +349,7 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
       detail: `${counters.blocksChanged} blocks changed`,
       counters: { blocksChanged: counters.blocksChanged, bytesWritten: counters.bytesWritten + counters.bytesZeroed },
     });
-    if (performance.now() - lastCheckpointMs >= intervalMs) await checkpoint(false);
+    if (monotonicMs() - lastCheckpointMs >= intervalMs) await checkpoint(false);
   };
   let complete: boolean;
   try {

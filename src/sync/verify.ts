@@ -8,6 +8,7 @@ import { collectDifferences, diffReport, type DiffReport } from "./diff-report.j
 import { SegmentPool } from "./segment-pool.js";
 import { workerCountFor } from "./scan-workers.js";
 import { checkScanOptions, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
+import { monotonicMs } from "../io/clock.js";
 
 /** Options of verify() and diff(). */
 export interface CompareOptions {
@@ -26,7 +27,7 @@ export interface CompareOptions {
  * @throws VHDSYNC_SIZE_MISMATCH, VHDSYNC_INTERRUPTED, VHDSYNC_INVALID_ARGUMENT, I/O codes
  */
 export async function verify(aPath: string, bPath: string, options: CompareOptions = {}): Promise<DiffReport> {
-  const started = performance.now();
+  const started = monotonicMs();
   const blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
   checkScanOptions(options);
   const virtualSizeBytes = await imageVirtualSize(aPath);
