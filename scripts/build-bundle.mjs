@@ -17,7 +17,18 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const common = { bundle: true, platform: "node", target: "node20", logLevel: "warning", absWorkingDir: root };
+// Whitespace, comments and syntax are minified, names kept (stack traces still name functions;
+// the unbundled dist/ is there to debug): the CLI bundle is 512 KB instead of 719 KB, and reading
+// it and taking its code cache cost 2.3 ms instead of 3.4 ms per run (medians of 5).
+const common = {
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  logLevel: "warning",
+  absWorkingDir: root,
+  minifyWhitespace: true,
+  minifySyntax: true,
+};
 const commonJs = {
   ...common,
   format: "cjs",
@@ -40,8 +51,8 @@ const leftover = Object.values(cli.metafile.outputs).flatMap((output) => output.
 if (leftover.length > 0) throw new Error(`bundle: dynamic import() left in dist/bin/main.cjs (use a static import or require): ${leftover.map((entry) => entry.path).join(", ")}`);
 // bin/vhdsync.cjs reads an ASCII bundle as latin1, one byte per character: ~2 ms sooner than
 // decoding UTF-8 on every run. esbuild escapes non-ASCII text in strings, templates, regular
-// expressions and identifiers (charset "ascii", its default), so what is left lies in the
-// comments it keeps on class fields: written out as \u{...} there.
+// expressions and identifiers (charset "ascii", its default); unminified, it kept non-ASCII
+// comments on class fields. Anything left is written out as \u{...} (a no-op while minified).
 const mainPath = join(root, "dist/bin/main.cjs");
 writeFileSync(mainPath, readFileSync(mainPath, "utf8").replace(/[^\x00-\x7f]/gu, (char) => `\\u{${char.codePointAt(0).toString(16)}}`));
 // The scan-worker prewarm the bin runs before it compiles the CLI bundle (src/cli/prewarm.ts).
