@@ -16,7 +16,7 @@ export type { DiskImage, Extent, ImageFormat, ImageInfo, OpenOptions, ChainLayer
 export { isZero, isZeroAt, zeroBlocksAt, compareBlocksAt, compareBuffers, diffDigests, diffDigestsAt, flagsToRanges, flagsToRangesAt } from "./blocks/index.js";
 export type { BlockRange } from "./blocks/index.js";
 export { fileExtents, punchHole, zeroRange, reflink, fdatasync, fadvise, blockDeviceInfo, nativeStatus, cloneFile, copyFileRange } from "./io/native.js";
-export type { NativeStatus, NativeFeature, BlockDeviceInfo, FadviseAdvice, CloneResult, CopyMethod, CopyRangeResult } from "./io/native.js";
+export type { NativeStatus, NativeFeature, BlockDeviceInfo, FadviseAdvice, CloneOptions, CloneResult, CopyMethod, CopyRangeResult } from "./io/native.js";
 export { probeFilesystem } from "./io/native-probe.js";
 export type { FilesystemProbe, ProbeCheck } from "./io/native-probe.js";
 export { VhdxImage, isVhdx, checkVhdx } from "./formats/vhdx/index.js";

@@ -144,6 +144,37 @@ t.test("cloneFile copies content and holes and says which path it used", async (
   t.notOk(existsSync(join(dir, "other.img")), "no target created for a missing source");
 });
 
+t.test("cloneFile lists the source's extents a window at a time; extents across a window's edge are copied whole", async (t) => {
+  const dir = tempDir(t);
+  const src = join(dir, "src.img");
+  const prng = new Prng(seed);
+  const layout = randomLayout(prng, 40);
+  writeSparseFile(src, layout, prng);
+  const size = layout.length * UNIT_BYTES;
+  const dataBytes = status.loaded && !sparseUnsupportedReason(dir) ? layoutExtents(layout).reduce((sum, extent) => sum + extent.length, 0) : size;
+  // 4 KiB and 12 KiB windows cut every 64 KiB unit; 5 units, and more than the file, do not.
+  for (const mapWindowBytes of [4096, 12 * 1024, 5 * UNIT_BYTES, 2 * size]) {
+    const dst = join(dir, `dst-${mapWindowBytes}.img`);
+    const result = await cloneFile(src, dst, { mapWindowBytes });
+    t.ok(readFileSync(dst).equals(readFileSync(src)), `${mapWindowBytes}-byte windows: identical copy via ${result.method}`);
+    if (result.method !== "reflink") t.equal(result.bytesCopied, dataBytes, `${mapWindowBytes}-byte windows: only data read`);
+    // Its data lies where the source's does (block counts would differ by ext4's extent index block).
+    if (status.loaded && !sparseUnsupportedReason(dir)) {
+      const handle = openSync(dst, "r");
+      try {
+        t.same(await fileExtents(handle, 0, size), layoutExtents(layout), `${mapWindowBytes}-byte windows: holes stayed holes`);
+      } finally {
+        closeSync(handle);
+      }
+    }
+  }
+  for (const mapWindowBytes of [0, 1000, 4097, -4096, 1.5, Number.NaN]) {
+    const dst = join(dir, "refused.img");
+    await t.rejects(cloneFile(src, dst, { mapWindowBytes }), { code: "VHDSYNC_INVALID_ARGUMENT" }, `window ${mapWindowBytes} refused`);
+    t.notOk(existsSync(dst), `window ${mapWindowBytes}: no target made`);
+  }
+});
+
 t.test("copyFileRange copies a range and reports the method", async (t) => {
   const dir = tempDir(t);
   const src = join(dir, "src.bin");

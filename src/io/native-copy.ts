@@ -8,7 +8,6 @@ import { promisify } from "node:util";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { isZeroBytes, openFile, ZERO_CHUNK } from "./file.js";
 import { fileExtentPairs } from "./native.js";
-import { NO_EXTENTS } from "./extent-pairs.js";
 import { addonLoadState, checkFdRange, fromNativeError, isUnsupportedError, nativeAddon } from "./native-addon.js";
 
 /** How bytes were copied. */
@@ -21,6 +20,18 @@ export interface CopyRangeResult {
   bytesCopied: number;
   /** Why a faster method was not used, when one was not. */
   reason?: string;
+}
+
+/** Options of cloneFile(). */
+export interface CloneOptions {
+  /** Replace `dstPath` when it exists. */
+  overwrite?: boolean;
+  /**
+   * Bytes of the source whose allocated extents are listed at once (a positive multiple of
+   * 4096; default CLONE_MAP_WINDOW_BYTES, 256 MiB), which bounds the memory a fragmented
+   * file's list takes. Extents crossing a window's edge are copied in two parts.
+   */
+  mapWindowBytes?: number;
 }
 
 /** Outcome of cloneFile(). */
@@ -141,16 +152,26 @@ async function tryReflink(srcFd: number, dstFd: number): Promise<string | undefi
   }
 }
 
+/**
+ * Bytes of the source whose extents are listed at once: 16 bytes per extent, at most one
+ * extent per two 4 KiB blocks, so at most 512 KiB of list however fragmented the file (a
+ * whole 1 TiB file of alternating 4 KiB blocks would list 2 GiB).
+ */
+export const CLONE_MAP_WINDOW_BYTES = 256 * 1024 * 1024;
+
 /** Copies the allocated extents of a fresh, already-sized target; returns method, bytes, reason. */
-async function copyExtents(srcFd: number, dstFd: number, sizeBytes: number): Promise<Omit<CloneResult, "sizeBytes">> {
-  const extents = (await fileExtentPairs(srcFd, 0, sizeBytes)) ?? (sizeBytes > 0 ? Float64Array.of(0, sizeBytes) : NO_EXTENTS);
+async function copyExtents(srcFd: number, dstFd: number, sizeBytes: number, windowBytes: number): Promise<Omit<CloneResult, "sizeBytes">> {
   let method: CopyMethod = "copy-file-range";
   let bytesCopied = 0;
   let reason: string | undefined;
-  for (let i = 0; i < extents.length; i += 2) {
-    const result = await copyRangeWith(srcFd, extents[i], dstFd, extents[i], extents[i + 1], true);
-    bytesCopied += result.bytesCopied;
-    if (result.method === "copy") [method, reason] = ["copy", result.reason];
+  for (let start = 0; start < sizeBytes; start += windowBytes) {
+    const length = Math.min(windowBytes, sizeBytes - start);
+    const extents = (await fileExtentPairs(srcFd, start, length)) ?? Float64Array.of(start, length);
+    for (let i = 0; i < extents.length; i += 2) {
+      const result = await copyRangeWith(srcFd, extents[i], dstFd, extents[i], extents[i + 1], true);
+      bytesCopied += result.bytesCopied;
+      if (result.method === "copy") [method, reason] = ["copy", result.reason];
+    }
   }
   return { method, bytesCopied, reason };
 }
@@ -173,7 +194,11 @@ async function refuseSameFile(src: FileHandle, dstPath: string): Promise<void> {
  * @throws VHDSYNC_NOT_FOUND (no source), VHDSYNC_INVALID_ARGUMENT (target exists without
  *   overwrite, or is the source itself), VHDSYNC_NO_SPACE, VHDSYNC_ACCESS_DENIED, VHDSYNC_IO
  */
-export async function cloneFile(srcPath: string, dstPath: string, options: { overwrite?: boolean } = {}): Promise<CloneResult> {
+export async function cloneFile(srcPath: string, dstPath: string, options: CloneOptions = {}): Promise<CloneResult> {
+  const windowBytes = options.mapWindowBytes ?? CLONE_MAP_WINDOW_BYTES;
+  if (!Number.isSafeInteger(windowBytes) || windowBytes < 4096 || windowBytes % 4096 !== 0) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `mapWindowBytes must be a positive multiple of 4096, got ${windowBytes}`, { mapWindowBytes: windowBytes });
+  }
   const src = await openFile(srcPath, "r");
   let dst;
   try {
@@ -190,7 +215,7 @@ export async function cloneFile(srcPath: string, dstPath: string, options: { ove
     let result: CloneResult = { method: "reflink", sizeBytes, bytesCopied: 0 };
     if (reflinkReason) {
       await dst.truncate(sizeBytes);
-      const copied = await copyExtents(src.fd, dst.fd, sizeBytes);
+      const copied = await copyExtents(src.fd, dst.fd, sizeBytes, windowBytes);
       const reasons = new Set([reflinkReason, copied.reason].filter((text): text is string => Boolean(text)));
       result = { ...copied, sizeBytes, reason: [...reasons].join("; ") };
     }

@@ -22,8 +22,8 @@ import {
 
 export type { BlockDeviceInfo, FadviseAdvice, NativeAddon } from "./native-addon.js";
 export { isUnsupportedError, nativeAddon } from "./native-addon.js";
-export { cloneFile, copyFileRange } from "./native-copy.js";
-export type { CloneResult, CopyMethod, CopyRangeResult } from "./native-copy.js";
+export { CLONE_MAP_WINDOW_BYTES, cloneFile, copyFileRange } from "./native-copy.js";
+export type { CloneOptions, CloneResult, CopyMethod, CopyRangeResult } from "./native-copy.js";
 
 /**
  * Allocated data ranges of the file in [offsetBytes, offsetBytes+lengthBytes), sorted and
