@@ -36,11 +36,29 @@ const commonJs = {
   define: { "import.meta.url": "__vhdsyncBundleUrl" },
   banner: { js: 'const __vhdsyncBundleUrl = require("node:url").pathToFileURL(__filename).href;' },
 };
+// yargs' CommonJS build reads process.stdout.columns as it loads (its default wrap width),
+// which makes the stdout stream: Node's stream and net modules, ~2.5 ms. main.ts always sets
+// the width, and src/cli/output.ts writes without the stream: the read becomes a getter.
+const EAGER_COLUMNS = "stdColumns:void 0!==process.stdout.columns?process.stdout.columns:null";
+const lazyYargsColumns = {
+  name: "lazy-yargs-columns",
+  setup(pluginBuild) {
+    pluginBuild.onLoad({ filter: /[\\/]node_modules[\\/]yargs[\\/]build[\\/]index\.cjs$/ }, (args) => {
+      const text = readFileSync(args.path, "utf8");
+      if (!text.includes(EAGER_COLUMNS)) {
+        console.warn(`bundle: yargs' stdColumns not found in ${args.path} (another yargs version?): stdout is made at start-up`);
+        return undefined;
+      }
+      return { contents: text.replace(EAGER_COLUMNS, `get ${EAGER_COLUMNS.replace(":", "(){return ")}}`), loader: "js" };
+    });
+  },
+};
 // yargs requires node:assert for two functions: src/cli/yargs-assert.ts has them, without the
 // ~1.5–3.5 ms node:assert costs to load.
 const cli = await build({
   ...commonJs,
   metafile: true,
+  plugins: [lazyYargsColumns],
   alias: { assert: "./dist/cli/yargs-assert.js" },
   entryPoints: ["dist/cli/main.js"],
   outfile: "dist/bin/main.cjs",

@@ -84,7 +84,9 @@ t.test("a tiny resync, checksum and verify load none of the built-ins kept off t
   // Each costs 0.7–3.5 ms of a fresh process: node:assert (yargs' two calls are in
   // src/cli/yargs-assert.ts), worker_threads (only when a scan worker starts; none does below
   // 48 MiB), perf_hooks (src/io/clock.ts), crypto (only to hash with it: a digest file's
-  // SHA-256, so not for resync and verify).
+  // SHA-256, so not for resync and verify), and stream, net and tty, which process.stdout and
+  // process.stderr bring (src/cli/output.ts writes without them; stdout and stderr are pipes
+  // here, so there is no progress bar to draw).
   const dir = tempDir(t);
   const [a, b, digest, list] = ["a.img", "b.img", "a.digest", "modules.txt"].map((name) => join(dir, name));
   writeFileSync(a, Buffer.alloc(8192, 7));
@@ -92,8 +94,8 @@ t.test("a tiny resync, checksum and verify load none of the built-ins kept off t
   const preload = join(dir, "list-modules.cjs");
   writeFileSync(preload, `process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join("\\n")));\n`);
   const commands = [
-    { args: ["resync", a, b], unloaded: ["assert", "worker_threads", "perf_hooks", "crypto"] },
-    { args: ["verify", a, b], unloaded: ["assert", "worker_threads", "perf_hooks", "crypto"] },
+    { args: ["resync", a, b], unloaded: ["assert", "worker_threads", "perf_hooks", "crypto", "stream", "net", "tty"] },
+    { args: ["verify", a, b], unloaded: ["assert", "worker_threads", "perf_hooks", "crypto", "stream", "net", "tty"] },
     { args: ["checksum", a, "-o", digest, "--hash", "xxh64"], unloaded: ["assert", "worker_threads", "perf_hooks"] },
   ];
   for (const { args, unloaded } of commands) {

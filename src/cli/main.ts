@@ -6,13 +6,14 @@ import { loadCommands } from "./commands/index.js";
 import { scanCommandOf } from "./scan-commands.js";
 import { EXIT, printJson, reportError } from "./run.js";
 import { VhdsyncError } from "../errors.js";
+import { quietOnClosedStdout, writeOut } from "./output.js";
 
 async function main(args: string[]): Promise<void> {
   const json = args.includes("--json");
   if (args.includes("--version") && !args.includes("--help")) {
     const { packageVersion, versionReport } = await import("./version.js");
     if (json) printJson(versionReport());
-    else process.stdout.write(`vhdsync ${packageVersion()}\n`);
+    else writeOut(`vhdsync ${packageVersion()}\n`);
     return;
   }
   // bin/vhdsync.cjs has usually prewarmed the scan workers already; this covers other entries.
@@ -71,17 +72,6 @@ function skipHelpCache(parser: Argv): void {
   if (usage && typeof usage.cacheHelpMessage === "function") usage.cacheHelpMessage = () => {};
 }
 
-/**
- * A reader that goes away (`vhdsync diff A B | head -1`) is not an error of ours: stop writing
- * and exit with the command's status, as far as it is known, instead of an unhandled EPIPE.
- */
-function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
-  stream.on("error", (error: NodeJS.ErrnoException) => {
-    if (error.code !== "EPIPE") throw error;
-    process.exit(process.exitCode ?? 0);
-  });
-}
-
-quietOnClosedPipe(process.stdout);
+quietOnClosedStdout();
 // (yargs/helpers' hideBin would cost ~0.1 s of module loading before anything else runs.)
 void main(process.argv.slice(2));

@@ -2,8 +2,8 @@
 // on stderr; 0 ok, 1 differences, 2 usage, 3 invalid input, 4 recoverable environment
 // failure) and JSON output.
 
-import { once } from "node:events";
 import { VhdsyncError, exitCodeFor, toVhdsyncError } from "../errors.js";
+import { writeOut } from "./output.js";
 
 /** Options every command accepts. */
 export interface GlobalOptions {
@@ -14,25 +14,20 @@ export interface GlobalOptions {
 /** Exit codes of the CLI. */
 export const EXIT = { OK: 0, DIFFERENT: 1, USAGE: 2, INVALID: 3, RECOVERABLE: 4 } as const;
 
-/**
- * Writes `text` to stdout and waits while its buffer is full: written to a pipe, long streamed
- * output was otherwise queued in memory faster than the reader took it (`log extents --json`
- * of 1M extents piped: 386 MB of RSS, 167 MB into a file).
- */
-export async function writeStdout(text: string): Promise<void> {
-  if (!process.stdout.write(text)) await once(process.stdout, "drain");
-}
-
 /** Prints a value as one line of JSON on stdout. */
 export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, (_key, v) => (typeof v === "bigint" ? v.toString() : v)) + "\n");
+  writeOut(JSON.stringify(value, (_key, v) => (typeof v === "bigint" ? v.toString() : v)) + "\n");
 }
 
 /** Reports an error in the CLI's format and returns the exit code to use. */
 export function reportError(error: unknown, json: boolean): number {
   const vhdsyncError = toVhdsyncError(error);
   process.stderr.write(`vhdsync: ${vhdsyncError.code}: ${vhdsyncError.message}\n`);
-  if (json) printJson({ ok: false, error: vhdsyncError.toJSON() });
+  try {
+    if (json) printJson({ ok: false, error: vhdsyncError.toJSON() });
+  } catch {
+    // stdout itself failed (the error above may be that failure): stderr has said it.
+  }
   if (vhdsyncError.code === "VHDSYNC_INTERNAL" && process.env.VHDSYNC_DEBUG) {
     process.stderr.write(`${(error as Error)?.stack ?? ""}\n`);
   }

@@ -5,6 +5,7 @@
 import type { CommandModule } from "yargs";
 import { checkImage, MAX_CHECK_PROBLEMS } from "../../index.js";
 import { EXIT, printJson, runCommand, type GlobalOptions } from "../run.js";
+import { writeOut } from "../output.js";
 
 interface CheckArgs extends GlobalOptions {
   image: string;
@@ -20,16 +21,16 @@ export const checkCommand: CommandModule<GlobalOptions, CheckArgs> = {
       if (argv.json) {
         printJson(result);
       } else if (result.ok) {
-        process.stdout.write(`${result.path}: ${result.format}, no problems found\n`);
+        writeOut(`${result.path}: ${result.format}, no problems found\n`);
       } else {
         const listed = result.problems.length;
         const found = listed + result.problemsOmitted;
-        process.stdout.write(`${result.path}: ${result.format}, ${found} problem(s)${result.problemsOmitted > 0 ? `, the first ${listed} listed` : ""}:\n`);
+        writeOut(`${result.path}: ${result.format}, ${found} problem(s)${result.problemsOmitted > 0 ? `, the first ${listed} listed` : ""}:\n`);
         for (const problem of result.problems) {
-          process.stdout.write(`  ${problem.code}: ${problem.message}${problem.offset === undefined ? "" : ` (offset ${problem.offset})`}\n`);
+          writeOut(`  ${problem.code}: ${problem.message}${problem.offset === undefined ? "" : ` (offset ${problem.offset})`}\n`);
         }
         if (result.problemsOmitted > 0) {
-          process.stdout.write(`  ... and ${result.problemsOmitted} more not listed (check lists at most ${MAX_CHECK_PROBLEMS})\n`);
+          writeOut(`  ... and ${result.problemsOmitted} more not listed (check lists at most ${MAX_CHECK_PROBLEMS})\n`);
         }
       }
       return result.ok ? EXIT.OK : EXIT.INVALID;

@@ -6,6 +6,7 @@ import { compareImages } from "../../formats/compare-images.js";
 import { openImage } from "../../formats/open-image.js";
 import { EXIT, printJson, runCommand, type GlobalOptions } from "../run.js";
 import { progressReporter } from "../progress.js";
+import { writeOut } from "../output.js";
 
 interface CompareArgs extends GlobalOptions {
   a: string;
@@ -32,9 +33,9 @@ export const compareCommand: CommandModule<GlobalOptions, CompareArgs> = {
           const result = await compareImages(a, b, { strict: argv.strict, onProgress: reporter.update });
           reporter.done();
           if (argv.json) printJson({ ok: true, a: argv.a, b: argv.b, ...result });
-          else if (result.identical) process.stdout.write("Images are identical.\n");
-          else if (result.reason === "size" && argv.strict) process.stdout.write(`Image size mismatch: ${result.sizeA} vs ${result.sizeB} bytes\n`);
-          else process.stdout.write(`Content mismatch at offset ${result.firstDifferenceOffset}!\n`);
+          else if (result.identical) writeOut("Images are identical.\n");
+          else if (result.reason === "size" && argv.strict) writeOut(`Image size mismatch: ${result.sizeA} vs ${result.sizeB} bytes\n`);
+          else writeOut(`Content mismatch at offset ${result.firstDifferenceOffset}!\n`);
           return result.identical ? EXIT.OK : EXIT.DIFFERENT;
         } finally {
           await b.close();

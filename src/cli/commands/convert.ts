@@ -6,6 +6,7 @@ import { CONVERT_TARGETS, convertImage, type ConvertTarget } from "../../sync/co
 import { EXIT, parseSize, printJson, runCommand, type GlobalOptions } from "../run.js";
 import { formatBytes, progressReporter } from "../progress.js";
 import { interruptSignal } from "../interrupt.js";
+import { writeOut } from "../output.js";
 
 interface ConvertArgs extends GlobalOptions {
   input: string;
@@ -40,7 +41,7 @@ export const convertCommand: CommandModule<GlobalOptions, ConvertArgs> = {
       reporter.done();
       if (argv.json) printJson({ ok: true, ...report });
       else {
-        process.stdout.write(
+        writeOut(
           `${argv.output}: ${argv.to}, ${formatBytes(report.outputVirtualSizeBytes)} ` +
             `(${formatBytes(report.bytesWritten)} written in ${report.seconds.toFixed(2)} s)\n`,
         );

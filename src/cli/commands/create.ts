@@ -4,6 +4,7 @@
 import type { CommandModule } from "yargs";
 import { createVhd } from "../../index.js";
 import { EXIT, parseSize, printJson, runCommand, usageError, type GlobalOptions } from "../run.js";
+import { writeOut } from "../output.js";
 
 interface CreateArgs extends GlobalOptions {
   out: string;
@@ -40,7 +41,7 @@ export const createCommand: CommandModule<GlobalOptions, CreateArgs> = {
       try {
         const info = await image.info();
         if (argv.json) printJson({ ok: true, ...info });
-        else process.stdout.write(`created ${argv.out}: ${info.format} ${info.type}, ${info.virtualSize} bytes\n`);
+        else writeOut(`created ${argv.out}: ${info.format} ${info.type}, ${info.virtualSize} bytes\n`);
         return EXIT.OK;
       } finally {
         await image.close();

@@ -6,6 +6,7 @@ import type { CommandModule } from "yargs";
 import { nativeStatus, type NativeStatus } from "../../io/native.js";
 import { probeFilesystem, type FilesystemProbe } from "../../io/native-probe.js";
 import { EXIT, printJson, runCommand, type GlobalOptions } from "../run.js";
+import { writeOut } from "../output.js";
 
 interface DoctorArgs extends GlobalOptions {
   dir?: string;
@@ -13,22 +14,22 @@ interface DoctorArgs extends GlobalOptions {
 
 function printStatus(status: NativeStatus): void {
   const version = status.version ? ` (version ${status.version})` : "";
-  process.stdout.write(`native addon: ${status.loaded ? "loaded" : "not loaded"}${version}: ${status.reason}\n`);
+  writeOut(`native addon: ${status.loaded ? "loaded" : "not loaded"}${version}: ${status.reason}\n`);
   for (const feature of status.features) {
     const how = feature.active ? feature.native : `fallback: ${feature.fallback}`;
-    process.stdout.write(`  ${feature.name.padEnd(16)} ${feature.active ? "native  " : "portable"}  ${how}\n`);
+    writeOut(`  ${feature.name.padEnd(16)} ${feature.active ? "native  " : "portable"}  ${how}\n`);
   }
-  process.stdout.write(`libuv pool: ${status.threadPool} threads (UV_THREADPOOL_SIZE)\n`);
+  writeOut(`libuv pool: ${status.threadPool} threads (UV_THREADPOOL_SIZE)\n`);
   if (status.hashKernels) {
     const sha = status.hashKernels.sha256 ? `, SHA-256 ${status.hashKernels.sha256}` : "";
-    process.stdout.write(`hash kernels: XXH3 ${status.hashKernels.xxh3}${sha}\n`);
+    writeOut(`hash kernels: XXH3 ${status.hashKernels.xxh3}${sha}\n`);
   }
 }
 
 function printProbe(probe: FilesystemProbe): void {
-  process.stdout.write(`filesystem of ${probe.directory}: ${probe.filesystem}\n`);
+  writeOut(`filesystem of ${probe.directory}: ${probe.filesystem}\n`);
   for (const check of probe.checks) {
-    process.stdout.write(`  ${check.name.padEnd(16)} ${check.supported ? "yes" : "no "}  ${check.detail}\n`);
+    writeOut(`  ${check.name.padEnd(16)} ${check.supported ? "yes" : "no "}  ${check.detail}\n`);
   }
 }
 

@@ -8,7 +8,8 @@ import { DEFAULT_HASH_ALGORITHM, HASH_ALGORITHMS, digestLength, toHex, type Hash
 import { hashImage } from "../../hash/hash-image.js";
 import { flatDataOf } from "../../formats/flat-file.js";
 import { progressReporter } from "../progress.js";
-import { EXIT, parseSize, printJson, runCommand, usageError, writeStdout, type GlobalOptions } from "../run.js";
+import { EXIT, parseSize, printJson, runCommand, usageError, type GlobalOptions } from "../run.js";
+import { writeOut, writeOutPaced } from "../output.js";
 
 interface HashArgs extends GlobalOptions {
   files: string[];
@@ -44,7 +45,7 @@ async function hashOne(path: string, algorithm: HashAlgorithm, blockSizeBytes: n
     const onBlockDigests = (offsetBytes: number, digests: Uint8Array) => {
       blockCount += digests.length / digestBytes;
       // Waits for a slow reader (a pipe) before the next chunk: queued output would grow.
-      return writeStdout(blockLines(path, Boolean(argv.json), offsetBytes, digests, blockSizeBytes!, image.virtualSize, digestBytes));
+      return writeOutPaced(blockLines(path, Boolean(argv.json), offsetBytes, digests, blockSizeBytes!, image.virtualSize, digestBytes));
     };
     const result = await hashImage(image, {
       // A flat image's content is its file's bytes (raw, fixed VHD): map them instead of reading.
@@ -56,7 +57,7 @@ async function hashOne(path: string, algorithm: HashAlgorithm, blockSizeBytes: n
     });
     reporter.done();
     if (blockSizeBytes !== undefined) return { file: path, sizeBytes: result.sizeBytes, blockSizeBytes, blockCount };
-    if (!argv.json) process.stdout.write(`${toHex(result.digest!)}  ${path}\n`);
+    if (!argv.json) writeOut(`${toHex(result.digest!)}  ${path}\n`);
     return { file: path, sizeBytes: result.sizeBytes, digest: toHex(result.digest!) };
   } finally {
     await image.close();

@@ -5,6 +5,7 @@
 import type { CommandModule } from "yargs";
 import { openImage, type ImageInfo } from "../../index.js";
 import { EXIT, printJson, runCommand, type GlobalOptions } from "../run.js";
+import { writeOut } from "../output.js";
 
 interface InfoArgs extends GlobalOptions {
   image: string;
@@ -42,7 +43,7 @@ export const infoCommand: CommandModule<GlobalOptions, InfoArgs> = {
       try {
         const info = await image.info();
         if (argv.json) printJson({ ok: true, ...info });
-        else process.stdout.write(formatInfo(info));
+        else writeOut(formatInfo(info));
         return EXIT.OK;
       } finally {
         await image.close();

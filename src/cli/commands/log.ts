@@ -9,7 +9,8 @@ import { openLog, type HrlLog, type OpenLogOptions } from "../../hrl/hrl-log.js"
 import { hrlTimestampToIso } from "../../hrl/layout.js";
 import { recoverLog } from "../../hrl/recover-log.js";
 import { formatBytes, progressReporter } from "../progress.js";
-import { EXIT, printJson, runCommand, writeStdout, type GlobalOptions } from "../run.js";
+import { EXIT, printJson, runCommand, type GlobalOptions } from "../run.js";
+import { writeOut, writeOutPaced } from "../output.js";
 
 interface LogArgs extends GlobalOptions {
   log: string;
@@ -84,7 +85,7 @@ const infoCommand: CommandModule<GlobalOptions, LogArgs> = {
             `Extents touched:  ${info.extents} (${info.bytesTouched} bytes)`,
             ...(info.errorCode !== 0 ? [`ErrorCode:        ${info.errorCode} (change tracking failed: resynchronization required)`] : []),
           ];
-          process.stdout.write(lines.join("\n") + "\n");
+          writeOut(lines.join("\n") + "\n");
         }
         return EXIT.OK;
       }),
@@ -100,7 +101,7 @@ const verifyCommand: CommandModule<GlobalOptions, LogArgs> = {
       withLog(argv.log, {}, async (log) => {
         await log.verifyData();
         if (argv.json) printJson({ ok: true, path: log.path, entries: log.entryCount, dataBytes: log.dataBytes });
-        else process.stdout.write(`${log.path}: OK (${log.entryCount} entries, ${log.dataBytes} bytes of data)\n`);
+        else writeOut(`${log.path}: OK (${log.entryCount} entries, ${log.dataBytes} bytes of data)\n`);
         return EXIT.OK;
       }),
     ),
@@ -134,7 +135,7 @@ const applyCommand: CommandModule<GlobalOptions, LogArgs> = {
         else {
           const resumed = result.resumedFromEntry > 0 ? ` (resumed at entry ${result.resumedFromEntry})` : "";
           const undo = result.undoPath ? `; undo log ${result.undoPath}` : "";
-          process.stdout.write(`Applied ${result.entryCount} entries, ${result.dataBytes} bytes${resumed}${undo}.\n`);
+          writeOut(`Applied ${result.entryCount} entries, ${result.dataBytes} bytes${resumed}${undo}.\n`);
         }
         return EXIT.OK;
       } finally {
@@ -157,13 +158,13 @@ async function streamExtents(log: HrlLog, json: boolean): Promise<{ extents: num
   for (const { offset, length } of log.extents()) {
     text += json ? `{"type":"extent","offset":${offset},"length":${length}}\n` : `${offset} ${length}\n`;
     if (text.length >= OUTPUT_CHUNK_CHARS) {
-      await writeStdout(text);
+      await writeOutPaced(text);
       text = "";
     }
     extents++;
     bytesTouched += length;
   }
-  if (text) await writeStdout(text);
+  if (text) await writeOutPaced(text);
   return { extents, bytesTouched };
 }
 
@@ -190,7 +191,7 @@ const compactCommand: CommandModule<GlobalOptions, LogArgs> = {
       const result = await compactLog(argv.log, argv.out!);
       if (argv.json) printJson({ ok: true, ...result });
       else {
-        process.stdout.write(
+        writeOut(
           `Compacted ${result.input.entryCount} entries (${result.input.dataBytes} bytes) into ` +
             `${result.output.entryCount} entries (${result.output.dataBytes} bytes): ${result.output.path}\n`,
         );
@@ -208,7 +209,7 @@ const recoverCommand: CommandModule<GlobalOptions, LogArgs> = {
       const result = await recoverLog(argv.log, argv.out!);
       if (argv.json) printJson({ ok: true, ...result });
       else {
-        process.stdout.write(
+        writeOut(
           `Recovered ${result.output.entryCount} entries (${result.output.dataBytes} bytes) from ${result.blocksKept} metadata blocks; ` +
             `dropped ${result.entriesDropped} entries and ${result.bytesDropped} trailing bytes: ${result.output.path}\n`,
         );

@@ -6,6 +6,7 @@ import { createSnapshot, deleteSnapshot, listSnapshots, mergeSnapshots, resumeSn
 import type { SnapshotListing } from "../../snapshot/index.js";
 import { formatBytes, progressReporter } from "../progress.js";
 import { EXIT, printJson, runCommand, type GlobalOptions } from "../run.js";
+import { writeOut } from "../output.js";
 
 interface SnapshotArgs extends GlobalOptions {
   disk: string;
@@ -27,8 +28,8 @@ function printListing(listing: SnapshotListing): void {
   ]);
   const header = ["ID", "NAME", "CREATED", "TYPE", "DATA", "FILE", "", "PATH"];
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
-  for (const row of [header, ...rows]) process.stdout.write(row.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd() + "\n");
-  if (listing.pending) process.stdout.write(`pending: ${listing.pending.op} at step ${listing.pending.step} (run vhdsync snapshot resume)\n`);
+  for (const row of [header, ...rows]) writeOut(row.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd() + "\n");
+  if (listing.pending) writeOut(`pending: ${listing.pending.op} at step ${listing.pending.step} (run vhdsync snapshot resume)\n`);
 }
 
 const disk = (yargs: Argv<GlobalOptions>) => yargs.positional("disk", { type: "string", demandOption: true, describe: "the active disk (a VHD)" });
@@ -44,7 +45,7 @@ const subcommands: CommandModule<GlobalOptions, SnapshotArgs>[] = [
       runCommand(argv, async () => {
         const result = await createSnapshot(argv.disk, { name: argv.name });
         if (argv.json) printJson({ ok: true, ...result });
-        else process.stdout.write(`Snapshot ${result.snapshot.id}${result.snapshot.name ? ` (${result.snapshot.name})` : ""} created: ${result.snapshot.layer}\n`);
+        else writeOut(`Snapshot ${result.snapshot.id}${result.snapshot.name ? ` (${result.snapshot.name})` : ""} created: ${result.snapshot.layer}\n`);
         return EXIT.OK;
       }),
   },
@@ -68,7 +69,7 @@ const subcommands: CommandModule<GlobalOptions, SnapshotArgs>[] = [
       runCommand(argv, async () => {
         const result = await revertSnapshot(argv.disk, argv.snapshot!);
         if (argv.json) printJson({ ok: true, ...result });
-        else process.stdout.write(`Reverted ${result.disk} to snapshot ${result.snapshot.id}.\n`);
+        else writeOut(`Reverted ${result.disk} to snapshot ${result.snapshot.id}.\n`);
         return EXIT.OK;
       }),
   },
@@ -82,7 +83,7 @@ const subcommands: CommandModule<GlobalOptions, SnapshotArgs>[] = [
         const result = await deleteSnapshot(argv.disk, argv.snapshot!, { onProgress: reporter.update });
         reporter.done();
         if (argv.json) printJson({ ok: true, ...result });
-        else process.stdout.write(`Snapshot ${result.deleted} deleted.\n`);
+        else writeOut(`Snapshot ${result.deleted} deleted.\n`);
         return EXIT.OK;
       }),
   },
@@ -96,7 +97,7 @@ const subcommands: CommandModule<GlobalOptions, SnapshotArgs>[] = [
         const result = await mergeSnapshots(argv.disk, { into: argv.into, onProgress: reporter.update });
         reporter.done();
         if (argv.json) printJson({ ok: true, ...result });
-        else process.stdout.write(`Merged into ${result.disk}; snapshots consumed: ${result.merged.join(", ")}\n`);
+        else writeOut(`Merged into ${result.disk}; snapshots consumed: ${result.merged.join(", ")}\n`);
         return EXIT.OK;
       }),
   },
@@ -109,7 +110,7 @@ const subcommands: CommandModule<GlobalOptions, SnapshotArgs>[] = [
         const state = await resumeSnapshotOperation(argv.disk);
         const resumed = state ? { op: state.op, step: state.step } : null;
         if (argv.json) printJson({ ok: true, disk: argv.disk, resumed });
-        else process.stdout.write(resumed ? `Finished the pending ${resumed.op} (it had reached step ${resumed.step}).\n` : "Nothing to resume.\n");
+        else writeOut(resumed ? `Finished the pending ${resumed.op} (it had reached step ${resumed.step}).\n` : "Nothing to resume.\n");
         return EXIT.OK;
       }),
   },

@@ -16,6 +16,7 @@ import { checkWorkers } from "../../sync/scan-workers.js";
 import { EXIT, parseSize, printJson, runCommand, usageError, type GlobalOptions } from "../run.js";
 import { formatBytes, progressReporter } from "../progress.js";
 import { interruptSignal } from "../interrupt.js";
+import { writeOut } from "../output.js";
 
 interface SyncArgs extends GlobalOptions {
   blockSize?: string;
@@ -68,11 +69,11 @@ async function withProgress<T>(argv: SyncArgs, label: string, body: (options: { 
 
 function printDiff(argv: SyncArgs, report: DiffReport): number {
   if (argv.json) printJson({ ok: true, ...report });
-  else if (report.equal) process.stdout.write(`identical (${report.blocksTotal} blocks of ${formatBytes(report.blockSizeBytes)})\n`);
+  else if (report.equal) writeOut(`identical (${report.blocksTotal} blocks of ${formatBytes(report.blockSizeBytes)})\n`);
   else {
-    process.stdout.write(`${report.blocksDiffering} of ${report.blocksTotal} blocks differ (${formatBytes(report.bytesDiffering)}):\n`);
-    for (const extent of report.extents) process.stdout.write(`  ${extent.offset}+${extent.length}\n`);
-    if (report.extentsTruncated) process.stdout.write("  ... (list truncated)\n");
+    writeOut(`${report.blocksDiffering} of ${report.blocksTotal} blocks differ (${formatBytes(report.bytesDiffering)}):\n`);
+    for (const extent of report.extents) writeOut(`  ${extent.offset}+${extent.length}\n`);
+    if (report.extentsTruncated) writeOut("  ... (list truncated)\n");
   }
   return report.equal ? EXIT.OK : EXIT.DIFFERENT;
 }
@@ -94,7 +95,7 @@ export const checksumCommand: CommandModule<GlobalOptions, ChecksumArgs> = {
     runCommand(argv, async () => {
       const report = await withProgress(argv, "checksum", (extra) => checksum(argv.image, argv.output, { blockSizeBytes: blockSizeOf(argv), algo: argv.hash, workers: workersOf(argv), ...extra }));
       if (argv.json) printJson({ ok: true, ...report });
-      else process.stdout.write(`${argv.output}: ${report.blocksTotal} blocks (${report.blocksData} data, ${report.blocksZero} zero/unallocated), ${report.algo}, ${report.seconds.toFixed(2)} s\n`);
+      else writeOut(`${argv.output}: ${report.blocksTotal} blocks (${report.blocksData} data, ${report.blocksZero} zero/unallocated), ${report.algo}, ${report.seconds.toFixed(2)} s\n`);
       return EXIT.OK;
     }),
 };
@@ -167,13 +168,13 @@ export const resyncCommand: CommandModule<GlobalOptions, ResyncArgs> = {
       else {
         // A dry run counts no bytes (it writes none); it used to print "would write 0 B".
         const written = report.dryRun ? "nothing written (dry run)" : `wrote ${formatBytes(report.bytesWritten)} (+${formatBytes(report.bytesZeroed)} zeroed)`;
-        process.stdout.write(
+        writeOut(
           `${report.blocksChanged} of ${report.blocksTotal} blocks differed; ${written}; ` +
             `read ${formatBytes(report.bytesRead)} in ${report.seconds.toFixed(2)} s (${formatBytes(report.throughputBytesPerSecond)}/s)\n`,
         );
         const job = report.jobTotals;
         if (job) {
-          process.stdout.write(
+          writeOut(
             `resumed at block ${report.resumedFromBlock}; the whole job${report.jobTotalsComplete ? "" : " (at least: a run before was killed, and what it did after its last checkpoint is counted by no run)"}: ${job.blocksChanged} blocks differed, wrote ${formatBytes(job.bytesWritten)} (+${formatBytes(job.bytesZeroed)} zeroed), read ${formatBytes(job.bytesRead)}\n`,
           );
         }
@@ -190,7 +191,7 @@ export const copyCommand: CommandModule<GlobalOptions, ResyncArgs> = {
     runCommand(argv, async () => {
       const report = await withProgress(argv, "copy", (extra) => copy(argv.source, argv.target, { blockSizeBytes: blockSizeOf(argv), workers: workersOf(argv), ...extra }));
       if (argv.json) printJson({ ok: true, ...report });
-      else process.stdout.write(`copied ${formatBytes(report.bytesWritten)} of data (${formatBytes(report.virtualSizeBytes)} virtual) in ${report.seconds.toFixed(2)} s\n`);
+      else writeOut(`copied ${formatBytes(report.bytesWritten)} of data (${formatBytes(report.virtualSizeBytes)} virtual) in ${report.seconds.toFixed(2)} s\n`);
       return EXIT.OK;
     }),
 };

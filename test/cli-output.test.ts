@@ -1,0 +1,104 @@
+// The CLI's standard output (src/cli/output.ts): plain writes to descriptor 1, the stream only
+// when a non-blocking pipe is full, and a reader that goes away ends the command quietly on
+// either path.
+import t from "tap";
+import { spawn, spawnSync } from "node:child_process";
+import { closeSync, constants, openSync, readSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import { CLI_PATH, runCli } from "./helpers/cli.js";
+import { Prng, testSeed } from "./helpers/prng.js";
+import { tempDir } from "./helpers/tmp.js";
+
+const seed = testSeed();
+
+/** A 16 MiB random image: `hash --block-size 4K` prints 4,096 lines (~370 KB, more than a pipe holds). */
+function image(t: Parameters<typeof tempDir>[0]): string {
+  const path = join(tempDir(t), "image.raw");
+  writeFileSync(path, new Prng(seed).bytes(16 * 1024 * 1024));
+  return path;
+}
+
+/**
+ * Runs `hash --block-size 4K source` with stdout on a FIFO opened non-blocking at both ends
+ * (the child's descriptor shares the writer's O_NONBLOCK), and waits while it fills the pipe
+ * and meets EAGAIN. Returns the reader's descriptor and the child's exit status and stderr.
+ */
+async function hashIntoFullPipe(t: Parameters<typeof tempDir>[0], source: string) {
+  const fifo = join(tempDir(t), "out.fifo");
+  t.equal(spawnSync("mkfifo", [fifo]).status, 0, "mkfifo");
+  const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  const writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+  const child = spawn(process.execPath, [CLI_PATH, "hash", "--block-size", "4K", source], { stdio: ["ignore", writer, "pipe"] });
+  closeSync(writer);
+  let stderr = "";
+  child.stderr.on("data", (chunk) => (stderr += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on("close", resolve)).then((status) => ({ status, stderr }));
+  await delay(500);
+  return { reader, exited };
+}
+
+t.test("a full non-blocking pipe: the rest goes through the stream, all of it and in order", async (t) => {
+  const source = image(t);
+  const expected = runCli(["hash", "--block-size", "4K", source]);
+  t.equal(expected.status, 0, expected.stderr);
+  t.ok(expected.stdout.length > 256 * 1024, `${expected.stdout.length} bytes: more than a pipe holds`);
+  const { reader, exited } = await hashIntoFullPipe(t, source);
+  const chunks: Buffer[] = [];
+  const buffer = Buffer.alloc(65536);
+  for (;;) {
+    let count: number;
+    try {
+      count = readSync(reader, buffer, 0, buffer.length, null);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
+      await delay(2);
+      continue;
+    }
+    if (count === 0) break; // every writer closed: the child is done
+    chunks.push(Buffer.from(buffer.subarray(0, count)));
+  }
+  closeSync(reader);
+  const { status, stderr } = await exited;
+  t.equal(status, 0, stderr);
+  t.equal(stderr, "", "nothing on stderr");
+  const output = Buffer.concat(chunks).toString("utf8");
+  t.equal(output.length, expected.stdout.length, "every byte");
+  t.ok(output === expected.stdout, "the same lines in the same order");
+});
+
+t.test("a reader that goes away while output waits on the stream: quiet, with the command's status", async (t) => {
+  const { reader, exited } = await hashIntoFullPipe(t, image(t));
+  closeSync(reader);
+  const { status, stderr } = await exited;
+  t.equal(status, 0, "exit 0");
+  t.equal(stderr, "", "nothing on stderr");
+});
+
+t.test("a reader that goes away: quiet on the plain path and on yargs' help", async (t) => {
+  const source = image(t);
+  for (const args of [["hash", "--block-size", "4K", source], ["--help"], ["resync", "--help"]]) {
+    // `true` reads nothing and is gone long before Node starts: every write meets EPIPE.
+    const command = `"${process.execPath}" "${CLI_PATH}" ${args.map((arg) => `"${arg}"`).join(" ")} | true; exit "\${PIPESTATUS[0]}"`;
+    const run = spawnSync("bash", ["-c", command], { encoding: "utf8" });
+    t.equal(run.status, 0, `${args.join(" ")}: exit 0`);
+    t.equal(run.stderr, "", `${args.join(" ")}: nothing on stderr`);
+  }
+});
+
+t.test("stdout that cannot be written (/dev/full) is a coded error, exit 4, said once on stderr", async (t) => {
+  const dir = tempDir(t);
+  const [a, b] = [join(dir, "a.img"), join(dir, "b.img")];
+  writeFileSync(a, Buffer.alloc(8192, 1));
+  writeFileSync(b, Buffer.alloc(8192, 2));
+  for (const args of [["resync", a, b], ["verify", a, b, "--json"]]) {
+    const full = openSync("/dev/full", "w");
+    try {
+      const run = spawnSync(process.execPath, [CLI_PATH, ...args], { stdio: ["ignore", full, "pipe"], encoding: "utf8" });
+      t.equal(run.status, 4, `${args[0]}: exit 4`);
+      t.equal(run.stderr, "vhdsync: VHDSYNC_NO_SPACE: ENOSPC: no space left on device, write\n", `${args[0]}: one line on stderr`);
+    } finally {
+      closeSync(full);
+    }
+  }
+});
