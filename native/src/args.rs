@@ -132,3 +132,31 @@ impl Args {
         Ok(String::from_utf8_lossy(&buffer[..written]).into_owned())
     }
 }
+
+/// A caller's stream state (a buffer as Args::array_buffer gives it) as its first `bytes` bytes,
+/// checked to be that long and not to be `memory`, the buffer of the data fed with it.
+///
+/// # Safety
+/// `state` must be a live buffer used by this thread only during the call.
+pub unsafe fn stream_state<'a>(state: (usize, usize), memory: Option<(usize, usize)>, bytes: usize) -> Outcome<&'a mut [u8]> {
+    if state.1 < bytes {
+        return Err(Failure::Invalid(format!("the stream state must hold {bytes} bytes, got {}", state.1)));
+    }
+    if memory.is_some_and(|memory| memory.0 == state.0) {
+        return Err(Failure::Invalid("the stream state must be its own buffer, not the data's memory".to_string()));
+    }
+    // SAFETY: see the function's contract.
+    Ok(unsafe { std::slice::from_raw_parts_mut(state.0 as *mut u8, bytes) })
+}
+
+/// `length` bytes at `offset` of a caller's buffer, checked to lie inside it.
+///
+/// # Safety
+/// `memory` must be a live buffer that nothing writes while the slice is in use.
+pub unsafe fn buffer_range<'a>(memory: (usize, usize), offset: u64, length: u64) -> Outcome<&'a [u8]> {
+    if offset.checked_add(length).is_none_or(|end| end > memory.1 as u64) {
+        return Err(Failure::Invalid(format!("the data lies outside the memory ({} bytes)", memory.1)));
+    }
+    // SAFETY: the range lies inside the buffer (checked); see the function's contract.
+    Ok(unsafe { std::slice::from_raw_parts((memory.0 as *const u8).add(offset as usize), length as usize) })
+}

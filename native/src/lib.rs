@@ -155,6 +155,23 @@ fn parse_stream_digest(args: &Args) -> Outcome<Job> {
     Ok(Box::new(move || xxh3::stream_digest(state, variant).map(|_| Output::Undefined)))
 }
 
+fn parse_sha256_reset(args: &Args) -> Outcome<Job> {
+    let state = args.array_buffer(0, "state")?;
+    Ok(Box::new(move || sha256::stream_reset(state).map(|_| Output::Undefined)))
+}
+
+fn parse_sha256_update(args: &Args) -> Outcome<Job> {
+    let memory = args.array_buffer(0, "memory")?;
+    let (data, length) = args.range(1, 2)?;
+    let state = args.array_buffer(3, "state")?;
+    Ok(Box::new(move || sha256::stream_update(block_digest::sha_engine(), memory, data, length, state).map(|_| Output::Undefined)))
+}
+
+fn parse_sha256_digest(args: &Args) -> Outcome<Job> {
+    let state = args.array_buffer(0, "state")?;
+    Ok(Box::new(move || sha256::stream_digest(block_digest::sha_engine(), state).map(|_| Output::Undefined)))
+}
+
 fn parse_appender_open(args: &Args) -> Outcome<Job> {
     let fd = args.fd(0, "fd")?;
     let limit = args.integer(1, "limit")?;
@@ -429,6 +446,9 @@ sync_callbacks! {
     stream_reset_sync, parse_stream_reset;
     stream_update_sync, parse_stream_update;
     stream_digest_sync, parse_stream_digest;
+    sha256_reset_sync, parse_sha256_reset;
+    sha256_update_sync, parse_sha256_update;
+    sha256_digest_sync, parse_sha256_digest;
     appender_open_sync, parse_appender_open;
     appender_submit_sync, parse_appender_submit;
     appender_finished_sync, parse_appender_finished;
@@ -483,6 +503,9 @@ const EXPORTS: &[(&str, napi_callback)] = &[
     ("xxh3StreamReset", stream_reset_sync),
     ("xxh3StreamUpdate", stream_update_sync),
     ("xxh3StreamDigest", stream_digest_sync),
+    ("sha256StreamReset", sha256_reset_sync),
+    ("sha256StreamUpdate", sha256_update_sync),
+    ("sha256StreamDigest", sha256_digest_sync),
     ("appenderOpen", appender_open_sync),
     ("appenderSubmit", appender_submit_sync),
     ("appenderFinished", appender_finished_sync),
@@ -506,6 +529,8 @@ fn register(env: napi_env, exports: napi_value) -> Outcome<napi_value> {
     js::set_property(env, exports, "pageSize", js::number(env, map::page_size() as f64)?)?;
     js::set_property(env, exports, "xxh3StreamStateBytes", js::number(env, xxh3::STREAM_STATE_BYTES as f64)?)?;
     js::set_property(env, exports, "xxh3StreamDigestOffset", js::number(env, xxh3::STREAM_DIGEST as f64)?)?;
+    js::set_property(env, exports, "sha256StreamStateBytes", js::number(env, sha256::STREAM_STATE_BYTES as f64)?)?;
+    js::set_property(env, exports, "sha256StreamDigestOffset", js::number(env, sha256::STREAM_DIGEST as f64)?)?;
     js::set_property(env, exports, "hashKernel", js::string(env, xxh3::Kernel::get().name())?)?;
     js::set_property(env, exports, "hashScanAlgorithms", js::string(env, block_digest::NAMES)?)?;
     js::set_property(env, exports, "shaEngine", js::string(env, block_digest::sha_engine().name())?)?;

@@ -4,6 +4,9 @@
 //! and in portable 32-bit arithmetic otherwise; both give the same digest, and the tests check
 //! them against each other, the standard's examples and Node's `crypto`.
 
+use crate::args::{buffer_range, stream_state};
+use crate::failure::Outcome;
+
 const INITIAL_STATE: [u32; 8] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
 
 /// The round constants: the first 32 bits of the fractional parts of the cube roots of the
@@ -77,22 +80,119 @@ fn digest_lanes<const N: usize>(engine: Engine, inputs: [&[u8]; N], outs: [&mut 
     let mut states = [INITIAL_STATE; N];
     let whole = length / CHUNK_BYTES * CHUNK_BYTES;
     engine.compress(&mut states, inputs.map(|input| &input[..whole]));
-    // The padding: the rest of the data, 0x80, zeros, and the length in bits (big-endian) at
-    // the end of the last chunk; one chunk, or two when fewer than 9 bytes are left after the rest.
-    let rest = length - whole;
-    let tail_length = if rest + 9 <= CHUNK_BYTES { CHUNK_BYTES } else { 2 * CHUNK_BYTES };
-    let mut tails = [[0u8; 2 * CHUNK_BYTES]; N];
-    for (tail, input) in tails.iter_mut().zip(inputs) {
-        tail[..rest].copy_from_slice(&input[whole..]);
-        tail[rest] = 0x80;
-        tail[tail_length - 8..tail_length].copy_from_slice(&((length as u64).wrapping_mul(8)).to_be_bytes());
-    }
-    engine.compress(&mut states, std::array::from_fn(|lane| &tails[lane][..tail_length]));
+    let tails = inputs.map(|input| Tail::of(&input[whole..], length as u64));
+    engine.compress(&mut states, std::array::from_fn(|lane| tails[lane].chunks()));
     for (state, out) in states.iter().zip(outs) {
-        for (word, slot) in state.iter().zip(out[..32].chunks_exact_mut(4)) {
-            slot.copy_from_slice(&word.to_be_bytes());
-        }
+        write_digest(state, out);
     }
+}
+
+/// The last one or two chunks of a message: the `rest` of its data after its whole chunks,
+/// 0x80, zeros, and the message's length in bits (big-endian) at the end; two chunks when
+/// fewer than 9 bytes are left after the rest.
+struct Tail {
+    bytes: [u8; 2 * CHUNK_BYTES],
+    length: usize,
+}
+
+impl Tail {
+    fn of(rest: &[u8], message_length: u64) -> Tail {
+        debug_assert!(rest.len() < CHUNK_BYTES);
+        let length = if rest.len() + 9 <= CHUNK_BYTES { CHUNK_BYTES } else { 2 * CHUNK_BYTES };
+        let mut bytes = [0u8; 2 * CHUNK_BYTES];
+        bytes[..rest.len()].copy_from_slice(rest);
+        bytes[rest.len()] = 0x80;
+        bytes[length - 8..length].copy_from_slice(&message_length.wrapping_mul(8).to_be_bytes());
+        Tail { bytes, length }
+    }
+
+    fn chunks(&self) -> &[u8] {
+        &self.bytes[..self.length]
+    }
+}
+
+/// The digest of a final state: its words, big-endian.
+fn write_digest(state: &[u32; 8], out: &mut [u8]) {
+    for (word, slot) in state.iter().zip(out[..32].chunks_exact_mut(4)) {
+        slot.copy_from_slice(&word.to_be_bytes());
+    }
+}
+
+/// Bytes of a stream's state in a caller's buffer (sha256StreamReset/Update/Digest): the eight
+/// words (little-endian) at 0, the count of bytes fed (u64, little-endian) at STREAM_FED, the
+/// partial chunk at STREAM_PARTIAL, and the digest, once asked for, at STREAM_DIGEST.
+pub const STREAM_STATE_BYTES: usize = 136;
+const STREAM_FED: usize = 32;
+const STREAM_PARTIAL: usize = 40;
+pub const STREAM_DIGEST: usize = 104;
+
+fn stream_words(state: &[u8]) -> [u32; 8] {
+    std::array::from_fn(|index| u32::from_le_bytes(state[index * 4..index * 4 + 4].try_into().expect("4 bytes")))
+}
+
+fn store_stream_words(state: &mut [u8], words: &[u32; 8]) {
+    for (word, slot) in words.iter().zip(state[..32].chunks_exact_mut(4)) {
+        slot.copy_from_slice(&word.to_le_bytes());
+    }
+}
+
+fn stream_fed(state: &[u8]) -> u64 {
+    u64::from_le_bytes(state[STREAM_FED..STREAM_FED + 8].try_into().expect("8 bytes"))
+}
+
+/// Starts a SHA-256 stream in `state` (STREAM_STATE_BYTES long).
+pub fn stream_reset(state: (usize, usize)) -> Outcome<()> {
+    // SAFETY: the buffer comes from Args::array_buffer of the current synchronous call.
+    let state = unsafe { stream_state(state, None, STREAM_STATE_BYTES)? };
+    state.fill(0);
+    store_stream_words(state, &INITIAL_STATE);
+    Ok(())
+}
+
+/// Feeds the `length` bytes at `data` in `memory` (pieces of any length) to the stream in `state`.
+pub fn stream_update(engine: Engine, memory: (usize, usize), data: u64, length: u64, state: (usize, usize)) -> Outcome<()> {
+    // SAFETY: the buffers come from Args::array_buffer of the current synchronous call and are
+    // distinct (checked), so the two slices do not alias.
+    let input = unsafe { buffer_range(memory, data, length)? };
+    let state = unsafe { stream_state(state, Some(memory), STREAM_STATE_BYTES)? };
+    feed(engine, state, input);
+    Ok(())
+}
+
+fn feed(engine: Engine, state: &mut [u8], mut input: &[u8]) {
+    let fed = stream_fed(state);
+    let mut words = [stream_words(state)];
+    let pending = (fed % CHUNK_BYTES as u64) as usize;
+    state[STREAM_FED..STREAM_FED + 8].copy_from_slice(&fed.wrapping_add(input.len() as u64).to_le_bytes());
+    if pending > 0 {
+        let take = input.len().min(CHUNK_BYTES - pending);
+        state[STREAM_PARTIAL + pending..STREAM_PARTIAL + pending + take].copy_from_slice(&input[..take]);
+        input = &input[take..];
+        if pending + take < CHUNK_BYTES {
+            return; // the chunk is still partial, and nothing else was fed
+        }
+        let mut chunk = [0u8; CHUNK_BYTES];
+        chunk.copy_from_slice(&state[STREAM_PARTIAL..STREAM_PARTIAL + CHUNK_BYTES]);
+        engine.compress(&mut words, [&chunk[..]]);
+    }
+    let whole = input.len() / CHUNK_BYTES * CHUNK_BYTES;
+    engine.compress(&mut words, [&input[..whole]]);
+    state[STREAM_PARTIAL..STREAM_PARTIAL + input.len() - whole].copy_from_slice(&input[whole..]);
+    store_stream_words(state, &words[0]);
+}
+
+/// Writes the digest of what the stream in `state` was fed at STREAM_DIGEST. The stream stays
+/// as it was: more may be fed, and a later digest covers that too.
+pub fn stream_digest(engine: Engine, state: (usize, usize)) -> Outcome<()> {
+    // SAFETY: the buffer comes from Args::array_buffer of the current synchronous call.
+    let state = unsafe { stream_state(state, None, STREAM_STATE_BYTES)? };
+    let fed = stream_fed(state);
+    let pending = (fed % CHUNK_BYTES as u64) as usize;
+    let mut words = [stream_words(state)];
+    let tail = Tail::of(&state[STREAM_PARTIAL..STREAM_PARTIAL + pending], fed);
+    engine.compress(&mut words, [tail.chunks()]);
+    write_digest(&words[0], &mut state[STREAM_DIGEST..STREAM_DIGEST + 32]);
+    Ok(())
 }
 
 /// Writes the SHA-256 of `data` (32 bytes) at `out`.
@@ -260,6 +360,56 @@ mod tests {
         for length in (0..300).chain([4095, 4096, 4097, 4096 + 200]) {
             assert_eq!(hex(Engine::Portable, &data[..length]), hex(Engine::ShaNi, &data[..length]), "length {length}");
         }
+    }
+
+    /// The stream's digest of `data` fed in pieces of the given lengths (cycled), asked for after
+    /// every piece: each must equal the one-shot digest of what was fed so far.
+    fn check_stream(engine: Engine, data: &[u8], pieces: &[usize]) {
+        let mut state = vec![0u8; STREAM_STATE_BYTES];
+        let buffer = (state.as_mut_ptr() as usize, state.len());
+        let memory = (data.as_ptr() as usize, data.len());
+        stream_reset(buffer).unwrap();
+        let (mut at, mut index) = (0, 0);
+        while at < data.len() {
+            let length = pieces[index % pieces.len()].min(data.len() - at);
+            stream_update(engine, memory, at as u64, length as u64, buffer).unwrap();
+            at += length;
+            index += 1;
+            stream_digest(engine, buffer).unwrap();
+            assert_eq!(to_hex(&state[STREAM_DIGEST..STREAM_DIGEST + 32]), hex(Engine::Portable, &data[..at]), "{engine:?}, {at} bytes in pieces of {pieces:?}");
+        }
+    }
+
+    #[test]
+    fn a_stream_gives_the_one_shot_digest_at_every_point() {
+        let data = xorshift_bytes(0x51a9, 9000);
+        for engine in engines() {
+            check_stream(engine, &[], &[1]);
+            for pieces in [&[1usize][..], &[63], &[64], &[65], &[7, 120, 1, 64, 300], &[4096], &[9000]] {
+                check_stream(engine, &data, pieces);
+            }
+        }
+        // An empty stream: the standard's digest of nothing.
+        let mut state = vec![0u8; STREAM_STATE_BYTES];
+        let buffer = (state.as_mut_ptr() as usize, state.len());
+        stream_reset(buffer).unwrap();
+        stream_digest(Engine::best(), buffer).unwrap();
+        assert_eq!(to_hex(&state[STREAM_DIGEST..STREAM_DIGEST + 32]), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    }
+
+    #[test]
+    fn a_stream_refuses_bad_buffers() {
+        let data = [0u8; 16];
+        let memory = (data.as_ptr() as usize, data.len());
+        let mut short = vec![0u8; STREAM_STATE_BYTES - 1];
+        let short_buffer = (short.as_mut_ptr() as usize, short.len());
+        assert!(matches!(stream_reset(short_buffer), Err(crate::failure::Failure::Invalid(_))));
+        let mut state = vec![0u8; STREAM_STATE_BYTES];
+        let buffer = (state.as_mut_ptr() as usize, state.len());
+        stream_reset(buffer).unwrap();
+        assert!(matches!(stream_update(Engine::Portable, memory, 10, 7, buffer), Err(crate::failure::Failure::Invalid(_))), "past the memory's end");
+        assert!(matches!(stream_update(Engine::Portable, buffer, 0, 1, buffer), Err(crate::failure::Failure::Invalid(_))), "the state as the data");
+        assert_eq!(u64::from_le_bytes(state[STREAM_FED..STREAM_FED + 8].try_into().unwrap()), 0, "nothing fed");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! the addon's is block_digest::hash_blocks_nonzero):
 //! one zero flag per block, and for non-zero blocks the canonical (big-endian) digest.
 
+use crate::args::{buffer_range, stream_state};
 use crate::failure::{Failure, Outcome};
 
 const PRIME32_1: u64 = 0x9E37_79B1;
@@ -455,22 +456,6 @@ const STREAM_FED: usize = 72;
 const STREAM_CARRY: usize = 80;
 pub const STREAM_DIGEST: usize = 144;
 
-/// The state buffer as a byte slice, checked for size and for not being `memory` itself.
-///
-/// # Safety
-/// `state` must be a live buffer (as Args::array_buffer returns) used by this thread only
-/// during the call.
-unsafe fn stream_state<'a>(state: (usize, usize), memory: Option<(usize, usize)>) -> Outcome<&'a mut [u8]> {
-    if state.1 < STREAM_STATE_BYTES {
-        return Err(Failure::Invalid(format!("the stream state must hold {STREAM_STATE_BYTES} bytes, got {}", state.1)));
-    }
-    if memory.is_some_and(|memory| memory.0 == state.0) {
-        return Err(Failure::Invalid("the stream state must be its own buffer, not the data's memory".to_string()));
-    }
-    // SAFETY: see the function's contract.
-    Ok(unsafe { std::slice::from_raw_parts_mut(state.0 as *mut u8, STREAM_STATE_BYTES) })
-}
-
 fn accumulators_of(state: &[u8]) -> [u64; 8] {
     std::array::from_fn(|lane| read64(state, lane * 8))
 }
@@ -482,7 +467,7 @@ pub fn stream_reset(state: (usize, usize), total: u64) -> Outcome<()> {
         return Err(Failure::Invalid(format!("a stream must be longer than {MIDSIZE_MAX_BYTES} bytes, got {total}")));
     }
     // SAFETY: the buffer comes from Args::array_buffer of the current synchronous call.
-    let state = unsafe { stream_state(state, None)? };
+    let state = unsafe { stream_state(state, None, STREAM_STATE_BYTES)? };
     state.fill(0);
     for (lane, value) in INITIAL_ACCUMULATORS.iter().enumerate() {
         state[lane * 8..lane * 8 + 8].copy_from_slice(&value.to_le_bytes());
@@ -494,13 +479,10 @@ pub fn stream_reset(state: (usize, usize), total: u64) -> Outcome<()> {
 /// Feeds the next `length` bytes at `data` in `memory`. Every piece but the last must be a
 /// multiple of 64 bytes, and the pieces must not add up to more than the stream's total.
 pub fn stream_update(memory: (usize, usize), data: u64, length: u64, state: (usize, usize)) -> Outcome<()> {
-    if data.checked_add(length).is_none_or(|end| end > memory.1 as u64) {
-        return Err(Failure::Invalid(format!("the data lies outside the memory ({} bytes)", memory.1)));
-    }
     // SAFETY: the buffers come from Args::array_buffer of the current synchronous call and are
     // distinct (checked), so the two slices do not alias.
-    let state = unsafe { stream_state(state, Some(memory))? };
-    let input = unsafe { std::slice::from_raw_parts((memory.0 as *const u8).add(data as usize), length as usize) };
+    let input = unsafe { buffer_range(memory, data, length)? };
+    let state = unsafe { stream_state(state, Some(memory), STREAM_STATE_BYTES)? };
     let total = read64(state, STREAM_TOTAL);
     let fed = read64(state, STREAM_FED);
     if total == 0 {
@@ -534,7 +516,7 @@ pub fn stream_update(memory: (usize, usize), data: u64, length: u64, state: (usi
 /// state. Every byte of the total must have been fed.
 pub fn stream_digest(state: (usize, usize), variant: Variant) -> Outcome<()> {
     // SAFETY: the buffer comes from Args::array_buffer of the current synchronous call.
-    let state = unsafe { stream_state(state, None)? };
+    let state = unsafe { stream_state(state, None, STREAM_STATE_BYTES)? };
     let total = read64(state, STREAM_TOTAL);
     let fed = read64(state, STREAM_FED);
     if total == 0 || fed != total {

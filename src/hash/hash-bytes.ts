@@ -2,7 +2,7 @@
 // (views from getWasm().view()) are hashed in place; other bytes are copied in slices
 // bounded by STAGING_BYTES, so the arena never needs more than that.
 
-import { nodeCrypto } from "../io/node-crypto.js";
+import { sha256 } from "./sha256.js";
 import { VhdsyncError } from "../errors.js";
 import { getWasm, type WasmInstance } from "../wasm/driver.js";
 import { checkStatus } from "../wasm/status.js";
@@ -82,7 +82,7 @@ export function wasmAddressOf(wasm: WasmInstance, bytes: Uint8Array): number | u
  */
 export function hashBytes(algorithm: HashAlgorithm, bytes: Uint8Array, seed: number | bigint = 0): Uint8Array {
   const id = wasmAlgorithmId(algorithm);
-  if (id === undefined) return new Uint8Array(nodeCrypto().createHash("sha256").update(bytes).digest());
+  if (id === undefined) return sha256(bytes);
   const wasm = getWasm();
   const address = wasmAddressOf(wasm, bytes);
   if (address === undefined && bytes.length > STAGING_BYTES) {
@@ -146,16 +146,16 @@ export function hashBlocksAt(algorithm: HashAlgorithm, dataAddress: number, leng
   for (let block = 0; block < blockCount; block++) {
     const offset = block * blockSizeBytes;
     const data = wasm.view(dataAddress + offset, Math.min(blockSizeBytes, lengthBytes - offset));
-    digests.set(nodeCrypto().createHash("sha256").update(data).digest(), block * digestBytes);
+    digests.set(sha256(data), block * digestBytes);
   }
 }
 
-const zerosDigests = new Map<number, Buffer>();
+const zerosDigests = new Map<number, Uint8Array>();
 
 /** SHA-256 of `length` zero bytes (kept: a run has one block size and at most one shorter last block). */
-function zerosDigest(length: number): Buffer {
+function zerosDigest(length: number): Uint8Array {
   let digest = zerosDigests.get(length);
-  if (!digest) zerosDigests.set(length, (digest = nodeCrypto().createHash("sha256").update(Buffer.alloc(length)).digest()));
+  if (!digest) zerosDigests.set(length, (digest = sha256(new Uint8Array(length))));
   return digest;
 }
 

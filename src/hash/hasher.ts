@@ -2,8 +2,7 @@
 // so feeding data that already sits in WASM memory (updateAt) copies nothing. Any chunking
 // gives the one-shot digest.
 
-import type { Hash } from "node:crypto";
-import { nodeCrypto } from "../io/node-crypto.js";
+import { createSha256, type Sha256 } from "./sha256.js";
 import { VhdsyncError } from "../errors.js";
 import { getWasm, type WasmInstance } from "../wasm/driver.js";
 import { checkStatus } from "../wasm/status.js";
@@ -74,7 +73,7 @@ class XxHasher implements Hasher {
 
 class Sha256Hasher implements Hasher {
   readonly algorithm = "sha256" as const;
-  private readonly hash: Hash = nodeCrypto().createHash("sha256");
+  private readonly hash: Sha256 = createSha256();
 
   update(bytes: Uint8Array): Hasher {
     this.hash.update(bytes);
@@ -86,7 +85,7 @@ class Sha256Hasher implements Hasher {
   }
 
   digest(): Uint8Array {
-    return new Uint8Array(this.hash.copy().digest());
+    return this.hash.digest();
   }
 
   dispose(): void {}

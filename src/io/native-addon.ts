@@ -124,6 +124,17 @@ export interface NativeAddon {
   xxh3StreamStateBytes: number;
   xxh3StreamDigestOffset: number;
   /**
+   * SHA-256 of an input fed in pieces of any length: the state lives in `state` (an
+   * ArrayBuffer of sha256StreamStateBytes, not the memory); sha256StreamDigest writes the
+   * digest of what was fed so far at sha256StreamDigestOffset and leaves the stream as it was.
+   * Absent from addons built before the twentieth session.
+   */
+  sha256StreamReset?(state: ArrayBuffer): void;
+  sha256StreamUpdate?(memory: ArrayBuffer, dataOffset: number, lengthBytes: number, state: ArrayBuffer): void;
+  sha256StreamDigest?(state: ArrayBuffer): void;
+  sha256StreamStateBytes?: number;
+  sha256StreamDigestOffset?: number;
+  /**
    * Background appender (native/src/appender.rs): a thread writing lent memory to `fd` at given
    * positions, at most `limit` jobs unfinished, under SCHED_IDLE when `idle` is 1. Returns its id.
    */

@@ -7,7 +7,8 @@
 //   frame*  : 24-byte frame header + flag byte per block + digests of the data blocks
 //   trailer : 56 bytes: magic, frame count, block count, sha256 of all frames
 
-import { nodeCrypto } from "../io/node-crypto.js";
+import { toHex } from "../hash/algorithm.js";
+import { sha256 } from "../hash/sha256.js";
 import { VhdsyncError } from "../errors.js";
 import { BLOCK_HASH_ALGORITHMS, blockDigestLength, type BlockHashAlgorithm } from "./block-hasher.js";
 import type { ImageIdentity } from "./image-identity.js";
@@ -107,7 +108,7 @@ export function encodeHeader(header: Omit<DigestHeader, "headerLength" | "header
   view.setUint32(H.frameBlocks, header.frameBlocks, true);
   view.setUint32(H.identityLength, identity.length, true);
   bytes.set(identity, HEADER_FIXED_BYTES);
-  bytes.set(nodeCrypto().createHash("sha256").update(bytes.subarray(0, length - HEADER_CHECKSUM_BYTES)).digest(), length - HEADER_CHECKSUM_BYTES);
+  bytes.set(sha256(bytes.subarray(0, length - HEADER_CHECKSUM_BYTES)), length - HEADER_CHECKSUM_BYTES);
   return bytes;
 }
 
@@ -131,7 +132,7 @@ export function decodeHeader(bytes: Uint8Array, path: string): DigestHeader {
   const headerLength = headerLengthOf(bytes, path);
   if (bytes.length < headerLength) throw new VhdsyncError("VHDSYNC_TRUNCATED", `${path}: digest file: header truncated`, { path });
   const body = bytes.subarray(0, headerLength - HEADER_CHECKSUM_BYTES);
-  const checksum = nodeCrypto().createHash("sha256").update(body).digest();
+  const checksum = sha256(body);
   if (!equalBytes(checksum, bytes.subarray(headerLength - HEADER_CHECKSUM_BYTES, headerLength))) {
     throw new VhdsyncError("VHDSYNC_BAD_CHECKSUM", `${path}: digest file: header checksum mismatch`, { path });
   }
@@ -158,7 +159,7 @@ export function decodeHeader(bytes: Uint8Array, path: string): DigestHeader {
     throw corrupt(path, "identity is not valid JSON");
   }
   if (typeof identity !== "object" || identity === null) throw corrupt(path, "identity is not an object");
-  return { algo, digestLength, blockSizeBytes, virtualSizeBytes, blockCount, frameBlocks, identity, headerLength, headerChecksum: checksum.toString("hex") };
+  return { algo, digestLength, blockSizeBytes, virtualSizeBytes, blockCount, frameBlocks, identity, headerLength, headerChecksum: toHex(checksum) };
 }
 
 /** Encodes a frame header. */

@@ -2,7 +2,7 @@
 // structure as it goes and the whole-file checksum at the end. validate() makes one full pass
 // so callers can refuse a corrupt or truncated file before they write anything.
 
-import { nodeCrypto } from "../io/node-crypto.js";
+import { createSha256, sha256 } from "../hash/sha256.js";
 import { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
@@ -134,7 +134,7 @@ export class DigestReader {
     await readExactly(this.handle, bytes, this.header.headerLength, this.path);
     let frameCount = 0;
     for await (const _frame of this.walk(new MemoryInput(bytes, false, this.path), true)) frameCount++;
-    await this.checkTrailer(frameCount, nodeCrypto().createHash("sha256").update(bytes).digest());
+    await this.checkTrailer(frameCount, sha256(bytes));
     this.checked = bytes;
   }
 
@@ -207,7 +207,7 @@ class ChunkReader implements FrameInput {
   private chunk = new Uint8Array(0);
   private chunkPosition = 0;
   private filePosition: number;
-  private readonly hash = nodeCrypto().createHash("sha256");
+  private readonly hash = createSha256();
 
   constructor(private readonly handle: FileHandle, private readonly path: string, start: number, private readonly end: number) {
     this.filePosition = start;

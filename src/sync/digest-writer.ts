@@ -3,8 +3,7 @@
 // rewritten at the end when the caller supplies the final identity (after resync wrote the
 // image). The file appears at its path only when complete (temp, fsync, rename, fsync dir).
 
-import type { Hash } from "node:crypto";
-import { nodeCrypto } from "../io/node-crypto.js";
+import { createSha256, type Sha256 } from "../hash/sha256.js";
 import { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
@@ -20,7 +19,7 @@ export type DigestHeaderInit = Omit<DigestHeader, "headerLength" | "headerChecks
 
 /** Writes one digest file; call writeFrame() in block order, then finish() (or abort()). */
 export class DigestWriter {
-  private readonly hash: Hash = nodeCrypto().createHash("sha256");
+  private readonly hash: Sha256 = createSha256();
   private buffer = new Uint8Array(BUFFER_BYTES);
   private buffered = 0;
   private position = 0;
