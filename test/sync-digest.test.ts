@@ -208,6 +208,41 @@ t.test("validate() keeps a small file: frames() gives exactly the bytes it check
   await reader.close();
 });
 
+t.test("validate() of a digest file of several MiB: read and hashed a piece at a time, any changed byte found", async (t) => {
+  // 100,000 SHA-256 data blocks: 3.2 MB of frames, four of validate()'s 1 MiB pieces.
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const digest = join(dir, "big.digest");
+  const blockCount = 100_000;
+  const frameBlocks = 8192;
+  const identity = { format: "raw", path: join(dir, "image.raw"), virtualSizeBytes: blockCount * 4096, fileSizeBytes: String(blockCount * 4096), mtimeNs: "1", ctimeNs: "1", inode: "1", device: "1" };
+  const writer = await DigestWriter.create(digest, { algo: "sha256", blockSizeBytes: 4096, virtualSizeBytes: blockCount * 4096, blockCount, frameBlocks, identity });
+  for (let first = 0; first < blockCount; first += frameBlocks) {
+    const count = Math.min(frameBlocks, blockCount - first);
+    await writer.writeFrame({ firstBlock: first, blockCount: count, flags: new Uint8Array(count).fill(2), digests: prng.bytes(count * 32) });
+  }
+  await writer.finish();
+  const original = readFileSync(digest);
+  t.ok(original.length > 3 * 1024 * 1024, `${original.length} bytes`);
+  const reader = await DigestReader.open(digest);
+  await reader.validate();
+  let blocks = 0;
+  for await (const frame of reader.frames()) blocks += frame.blockCount;
+  t.equal(blocks, blockCount, "validated: every block");
+  await reader.close();
+  const headerLength = reader.header.headerLength;
+  // A byte in each piece, at the pieces' edges, and the frames' last byte.
+  const mib = 1024 * 1024;
+  const places = [headerLength, headerLength + mib - 1, headerLength + mib, headerLength + 2 * mib + prng.int(mib), headerLength + 3 * mib, original.length - 41];
+  for (const place of places) {
+    writeFileSync(digest, flip(Buffer.from(original), place));
+    const changed = await DigestReader.open(digest);
+    await t.rejects(changed.validate(), { code: /^VHDSYNC_(BAD_CHECKSUM|CORRUPT)$/ }, `seed ${seed}: byte ${place} changed: refused`);
+    await changed.close();
+  }
+});
+
 t.test("checkFrameFlags counts data blocks and finds unknown states at any offset (addon and portable counts)", async (t) => {
   const seed = testSeed();
   const prng = new Prng(seed);

@@ -2,7 +2,7 @@
 // structure as it goes and the whole-file checksum at the end. validate() makes one full pass
 // so callers can refuse a corrupt or truncated file before they write anything.
 
-import { createSha256, sha256 } from "../hash/sha256.js";
+import { createSha256 } from "../hash/sha256.js";
 import { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
@@ -131,10 +131,10 @@ export class DigestReader {
       return;
     }
     const bytes = new Uint8Array(length);
-    await readExactly(this.handle, bytes, this.header.headerLength, this.path);
+    const checksum = await readHashing(this.handle, bytes, this.header.headerLength, this.path);
     let frameCount = 0;
     for await (const _frame of this.walk(new MemoryInput(bytes, false, this.path), true)) frameCount++;
-    await this.checkTrailer(frameCount, sha256(bytes));
+    await this.checkTrailer(frameCount, checksum);
     this.checked = bytes;
   }
 
@@ -196,6 +196,27 @@ class MemoryInput implements FrameInput {
     this.position = end;
     return part;
   }
+}
+
+/** Bytes read and hashed at once by readHashing(). */
+const HASHED_READ_BYTES = 1024 * 1024;
+
+/**
+ * Fills `bytes` from `position` of the file and returns their SHA-256, hashing each 1 MiB while
+ * the next is read (the read runs on the libuv pool): a 2 GiB image's 8.9 MB digest file was
+ * read in ~3.7 ms and then hashed in ~4.7 ms. @throws VHDSYNC_TRUNCATED, I/O codes
+ */
+async function readHashing(handle: FileHandle, bytes: Uint8Array, position: number, path: string): Promise<Uint8Array> {
+  const hash = createSha256();
+  const piece = (at: number) => bytes.subarray(at, Math.min(bytes.length, at + HASHED_READ_BYTES));
+  let reading = readExactly(handle, piece(0), position, path);
+  for (let at = 0; at < bytes.length; at += HASHED_READ_BYTES) {
+    await reading;
+    const next = at + HASHED_READ_BYTES;
+    if (next < bytes.length) reading = readExactly(handle, piece(next), position + next, path);
+    hash.update(piece(at));
+  }
+  return hash.digest();
 }
 
 /**
