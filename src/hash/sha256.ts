@@ -34,7 +34,9 @@ class NativeSha256 implements Sha256 {
   }
 
   update(bytes: Uint8Array): Sha256 {
-    this.call(() => this.addon.sha256StreamUpdate(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.length, this.state));
+    // The addon takes ArrayBuffers only: bytes in a SharedArrayBuffer are copied first.
+    const data = bytes.buffer instanceof ArrayBuffer ? bytes : bytes.slice();
+    this.call(() => this.addon.sha256StreamUpdate(data.buffer as ArrayBuffer, data.byteOffset, data.length, this.state));
     return this;
   }
 
