@@ -1,5 +1,7 @@
-//! SHA-256 (FIPS 180-4) of one block in a caller's memory: the per-block digest of digest files
-//! made with `--hash sha256`. The compression function runs on the CPU's SHA extensions
+//! SHA-256 (FIPS 180-4) of one block in a caller's memory (the per-block digest of digest files
+//! made with `--hash sha256`), and of a stream fed in pieces whose state lives in a caller's
+//! buffer (the checksums of digest files themselves; src/hash/sha256.ts, which resets it
+//! before feeding it). The compression function runs on the CPU's SHA extensions
 //! (SHA-NI: `sha256rnds2`, `sha256msg1`, `sha256msg2`) when it has them, checked at run time,
 //! and in portable 32-bit arithmetic otherwise; both give the same digest, and the tests check
 //! them against each other, the standard's examples and Node's `crypto`.
