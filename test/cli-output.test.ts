@@ -1,9 +1,10 @@
 // The CLI's standard output (src/cli/output.ts): plain writes to descriptor 1, the stream only
-// when a non-blocking pipe is full, and a reader that goes away ends the command quietly on
-// either path.
+// when a non-blocking pipe is full; a reader that goes away ends a listing quietly on either
+// path, and never stops work that changes files.
 import t from "tap";
 import { spawn, spawnSync } from "node:child_process";
-import { closeSync, constants, openSync, readSync, writeFileSync } from "node:fs";
+import { randomFillSync } from "node:crypto";
+import { closeSync, constants, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { CLI_PATH, runCli } from "./helpers/cli.js";
@@ -101,4 +102,30 @@ t.test("stdout that cannot be written (/dev/full) is a coded error, exit 4, said
       closeSync(full);
     }
   }
+});
+
+t.test("a reader that goes away does not stop work that changes files: resync, copy and checksum finish", async (t) => {
+  // 256 MiB: eight segments, so progress lines go out while most of the work is still to do.
+  const dir = tempDir(t);
+  const [source, target, copied, digest] = ["source.img", "target.img", "copied.img", "source.digest"].map((name) => join(dir, name));
+  const bytes = Buffer.alloc(256 * 1024 * 1024);
+  randomFillSync(bytes);
+  writeFileSync(source, bytes);
+  for (const block of [10, 30_000, 65_000]) randomFillSync(bytes, block * 4096, 4096); // first, middle and last segments
+  writeFileSync(target, bytes);
+  for (const args of [
+    ["resync", source, target],
+    ["copy", source, copied],
+    ["checksum", source, "-o", digest],
+  ]) {
+    // `true` reads nothing: the first progress line already meets EPIPE.
+    const command = `"${process.execPath}" "${CLI_PATH}" ${args.map((arg) => `"${arg}"`).join(" ")} --json --progress | true; exit "\${PIPESTATUS[0]}"`;
+    const run = spawnSync("bash", ["-c", command], { encoding: "utf8" });
+    t.equal(run.status, 0, `${args[0]}: exit 0 (${run.stderr})`);
+    t.equal(run.stderr, "", `${args[0]}: nothing on stderr`);
+  }
+  t.ok(readFileSync(target).equals(readFileSync(source)), "resync: the target equals the source");
+  t.ok(readFileSync(copied).equals(readFileSync(source)), "copy: the copy equals the source");
+  const verified = runCli(["diff", source, digest, "--json"]);
+  t.equal(verified.status, 0, `checksum: the digest file is whole and matches the source (${verified.stderr})`);
 });

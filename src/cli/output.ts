@@ -2,17 +2,34 @@
 // modules (and net, for a pipe): ~2–2.5 ms of a fresh process, for a command that prints one
 // report. Text goes to descriptor 1 with plain writes until one cannot be made at once (a
 // non-blocking pipe that is full: EAGAIN); from then on all of it goes through process.stdout,
-// so nothing is reordered. A reader that went away (EPIPE) ends the process quietly with the
-// command's status, on either path.
+// so nothing is reordered.
+//
+// A reader that goes away (EPIPE) is not an error of ours. Commands that only read and report
+// (hash, diff, verify, log extents) call stopWhenReaderGoes(): the run ends there, quietly,
+// with the status known so far. Every other command finishes its work (a resync must not stop
+// half done because `--json --progress` was piped into a reader that quit) and exits with its
+// own status; what it would still have printed is dropped.
 
-import { once } from "node:events";
 import { writeSync } from "node:fs";
 
 const STDOUT = 1;
 let throughStream = false;
+let readerGone = false;
+let stopWhenGone = false;
+
+/** Ends the run, quietly, as soon as stdout's reader goes away (see above). */
+export function stopWhenReaderGoes(): void {
+  stopWhenGone = true;
+}
+
+function readerWentAway(): void {
+  readerGone = true;
+  if (stopWhenGone) process.exit(process.exitCode ?? 0);
+}
 
 /** Writes `text` to stdout; what a full non-blocking pipe refuses is queued on process.stdout. */
 export function writeOut(text: string): void {
+  if (readerGone) return;
   if (throughStream) {
     process.stdout.write(text);
     return;
@@ -25,7 +42,7 @@ export function writeOut(text: string): void {
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "EINTR") continue;
-      if (code === "EPIPE") exitOnClosedPipe();
+      if (code === "EPIPE") return readerWentAway();
       if (code !== "EAGAIN") throw error;
       throughStream = true;
       process.stdout.write(bytes.subarray(at));
@@ -41,13 +58,23 @@ export function writeOut(text: string): void {
  */
 export async function writeOutPaced(text: string): Promise<void> {
   writeOut(text);
-  if (throughStream && process.stdout.writableNeedDrain) await once(process.stdout, "drain");
+  if (!throughStream || readerGone || !process.stdout.writableNeedDrain) return;
+  // A reader that goes away meanwhile closes the stream instead: no 'drain' then.
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      process.stdout.off("drain", done);
+      process.stdout.off("close", done);
+      resolve();
+    };
+    process.stdout.once("drain", done);
+    process.stdout.once("close", done);
+  });
 }
 
 /**
- * A reader that goes away (`vhdsync diff A B | head -1`) is not an error of ours: stop writing
- * and exit with the command's status, as far as it is known. The handler is added to
- * process.stdout when something creates it (yargs' help, the fallback above), not before.
+ * Handles a reader that goes away while output waits on process.stdout (EPIPE as an 'error'
+ * event) as writeOut does. The handler is added to process.stdout when something creates it
+ * (yargs' help, the fallback above), not before.
  */
 export function quietOnClosedStdout(): void {
   const descriptor = Object.getOwnPropertyDescriptor(process, "stdout");
@@ -70,9 +97,5 @@ export function quietOnClosedStdout(): void {
 
 function onStreamError(error: NodeJS.ErrnoException): void {
   if (error.code !== "EPIPE") throw error;
-  exitOnClosedPipe();
-}
-
-function exitOnClosedPipe(): never {
-  process.exit(process.exitCode ?? 0);
+  readerWentAway();
 }

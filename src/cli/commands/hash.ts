@@ -9,7 +9,7 @@ import { hashImage } from "../../hash/hash-image.js";
 import { flatDataOf } from "../../formats/flat-file.js";
 import { progressReporter } from "../progress.js";
 import { EXIT, parseSize, printJson, runCommand, usageError, type GlobalOptions } from "../run.js";
-import { writeOut, writeOutPaced } from "../output.js";
+import { stopWhenReaderGoes, writeOut, writeOutPaced } from "../output.js";
 
 interface HashArgs extends GlobalOptions {
   files: string[];
@@ -75,6 +75,7 @@ export const hashCommand: CommandModule<GlobalOptions, HashArgs> = {
       .option("progress", { type: "boolean", describe: "progress bar / JSON progress lines" }),
   handler: (argv) =>
     runCommand(argv, async () => {
+      stopWhenReaderGoes();
       if (!(HASH_ALGORITHMS as readonly string[]).includes(argv.algo)) {
         throw usageError(`--algo: unknown algorithm "${argv.algo}" (use one of ${HASH_ALGORITHMS.join(", ")})`);
       }

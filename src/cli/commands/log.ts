@@ -10,7 +10,7 @@ import { hrlTimestampToIso } from "../../hrl/layout.js";
 import { recoverLog } from "../../hrl/recover-log.js";
 import { formatBytes, progressReporter } from "../progress.js";
 import { EXIT, printJson, runCommand, type GlobalOptions } from "../run.js";
-import { writeOut, writeOutPaced } from "../output.js";
+import { stopWhenReaderGoes, writeOut, writeOutPaced } from "../output.js";
 
 interface LogArgs extends GlobalOptions {
   log: string;
@@ -175,6 +175,7 @@ const extentsCommand: CommandModule<GlobalOptions, LogArgs> = {
   handler: (argv) =>
     runCommand(argv, () =>
       withLog(argv.log, {}, async (log) => {
+        stopWhenReaderGoes();
         const totals = await streamExtents(log, Boolean(argv.json));
         if (argv.json) printJson({ ok: true, path: log.path, ...totals });
         return EXIT.OK;
