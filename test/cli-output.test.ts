@@ -129,3 +129,12 @@ t.test("a reader that goes away does not stop work that changes files: resync, c
   const verified = runCli(["diff", source, digest, "--json"]);
   t.equal(verified.status, 0, `checksum: the digest file is whole and matches the source (${verified.stderr})`);
 });
+
+t.test("a reader of stderr that goes away: the error's exit status stays (3), no crash", async (t) => {
+  const dir = tempDir(t);
+  // stderr into a pipe whose reader is already gone, stdout to /dev/null.
+  const command = `"${process.execPath}" "${CLI_PATH}" resync "${join(dir, "missing.img")}" "${join(dir, "target.img")}" 2>&1 >/dev/null | true; exit "\${PIPESTATUS[0]}"`;
+  const run = spawnSync("bash", ["-c", command], { encoding: "utf8" });
+  t.equal(run.status, 3, "exit 3, as with a reader");
+  t.equal(runCli(["resync", join(dir, "missing.img"), join(dir, "target.img")]).status, 3, "the same command with a reader: exit 3");
+});

@@ -6,7 +6,7 @@ import { loadCommands } from "./commands/index.js";
 import { scanCommandOf } from "./scan-commands.js";
 import { EXIT, printJson, reportError } from "./run.js";
 import { VhdsyncError } from "../errors.js";
-import { quietOnClosedStdout, writeOut } from "./output.js";
+import { quietOnClosedStderr, quietOnClosedStdout, writeOut } from "./output.js";
 
 async function main(args: string[]): Promise<void> {
   const json = args.includes("--json");
@@ -73,5 +73,6 @@ function skipHelpCache(parser: Argv): void {
 }
 
 quietOnClosedStdout();
+quietOnClosedStderr();
 // (yargs/helpers' hideBin would cost ~0.1 s of module loading before anything else runs.)
 void main(process.argv.slice(2));

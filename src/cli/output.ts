@@ -77,19 +77,36 @@ export async function writeOutPaced(text: string): Promise<void> {
  * (yargs' help, the fallback above), not before.
  */
 export function quietOnClosedStdout(): void {
-  const descriptor = Object.getOwnPropertyDescriptor(process, "stdout");
+  whenMade("stdout", (stream) => stream.on("error", onStreamError));
+}
+
+/**
+ * A reader of stderr that goes away: what is left to say there is dropped, and the command
+ * exits with its own status (an unhandled EPIPE made it 1).
+ */
+export function quietOnClosedStderr(): void {
+  whenMade("stderr", (stream) =>
+    stream.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code !== "EPIPE" && error.code !== "ERR_STREAM_DESTROYED") throw error;
+    }),
+  );
+}
+
+/** Runs `made` on process[name] when something first makes it (the getter is wrapped), not before. */
+function whenMade(name: "stdout" | "stderr", made: (stream: NodeJS.WriteStream) => void): void {
+  const descriptor = Object.getOwnPropertyDescriptor(process, name);
   const create = descriptor?.get;
   if (!create || !descriptor.configurable) {
-    process.stdout.on("error", onStreamError);
+    made(process[name]);
     return;
   }
-  Object.defineProperty(process, "stdout", {
+  Object.defineProperty(process, name, {
     configurable: true,
     enumerable: descriptor.enumerable,
     get() {
       const stream = create.call(process) as NodeJS.WriteStream;
-      Object.defineProperty(process, "stdout", { configurable: true, enumerable: descriptor.enumerable, get: () => stream });
-      stream.on("error", onStreamError);
+      Object.defineProperty(process, name, { configurable: true, enumerable: descriptor.enumerable, get: () => stream });
+      made(stream);
       return stream;
     },
   });
