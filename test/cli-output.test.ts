@@ -138,3 +138,19 @@ t.test("a reader of stderr that goes away: the error's exit status stays (3), no
   t.equal(run.status, 3, "exit 3, as with a reader");
   t.equal(runCli(["resync", join(dir, "missing.img"), join(dir, "target.img")]).status, 3, "the same command with a reader: exit 3");
 });
+
+t.test("diff and verify whose reader goes away still owe their status: 1 when the images differ", async (t) => {
+  const dir = tempDir(t);
+  const [a, b] = [join(dir, "a.img"), join(dir, "b.img")];
+  const bytes = Buffer.alloc(64 * 1024 * 1024);
+  randomFillSync(bytes);
+  writeFileSync(a, bytes);
+  randomFillSync(bytes, 60 * 1024 * 1024, 4096);
+  writeFileSync(b, bytes);
+  for (const args of [["diff", a, b], ["verify", a, b, "--json", "--progress"]]) {
+    const command = `"${process.execPath}" "${CLI_PATH}" ${args.map((arg) => `"${arg}"`).join(" ")} | true; exit "\${PIPESTATUS[0]}"`;
+    const run = spawnSync("bash", ["-c", command], { encoding: "utf8" });
+    t.equal(run.status, 1, `${args.join(" ")} | true: exit 1`);
+    t.equal(run.stderr, "", `${args[0]}: nothing on stderr`);
+  }
+});

@@ -4,11 +4,12 @@
 // non-blocking pipe that is full: EAGAIN); from then on all of it goes through process.stdout,
 // so nothing is reordered.
 //
-// A reader that goes away (EPIPE) is not an error of ours. Commands that only read and report
-// (hash, diff, verify, log extents) call stopWhenReaderGoes(): the run ends there, quietly,
-// with the status known so far. Every other command finishes its work (a resync must not stop
-// half done because `--json --progress` was piped into a reader that quit) and exits with its
-// own status; what it would still have printed is dropped.
+// A reader that goes away (EPIPE) is not an error of ours. Commands that print as they work and
+// have no status beyond it (hash's per-block lines, log extents) call stopWhenReaderGoes(): the
+// run ends there, quietly, with status 0. Every other command finishes its work (a resync must
+// not stop half done because `--json --progress` was piped into a reader that quit; diff and
+// verify owe their status, 1 when the images differ) and exits with its own status; what it
+// would still have printed is dropped.
 
 import { writeSync } from "node:fs";
 

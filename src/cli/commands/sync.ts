@@ -16,7 +16,7 @@ import { checkWorkers } from "../../sync/scan-workers.js";
 import { EXIT, parseSize, printJson, runCommand, usageError, type GlobalOptions } from "../run.js";
 import { formatBytes, progressReporter } from "../progress.js";
 import { interruptSignal } from "../interrupt.js";
-import { stopWhenReaderGoes, writeOut } from "../output.js";
+import { writeOut } from "../output.js";
 
 interface SyncArgs extends GlobalOptions {
   blockSize?: string;
@@ -110,10 +110,7 @@ export const diffCommand: CommandModule<GlobalOptions, PairArgs> = {
   describe: "Differing extents of two images or digest files (exit 1 when they differ)",
   builder: (yargs) => commonOptions(yargs).positional("a", { type: "string", demandOption: true }).positional("b", { type: "string", demandOption: true }) as Argv<PairArgs>,
   handler: (argv) =>
-    runCommand(argv, async () => {
-      stopWhenReaderGoes();
-      return printDiff(argv, await withProgress(argv, "diff", (extra) => diff(argv.a, argv.b, { blockSizeBytes: blockSizeOf(argv), workers: workersOf(argv), ...extra })));
-    }),
+    runCommand(argv, async () => printDiff(argv, await withProgress(argv, "diff", (extra) => diff(argv.a, argv.b, { blockSizeBytes: blockSizeOf(argv), workers: workersOf(argv), ...extra })))),
 };
 
 export const verifyCommand: CommandModule<GlobalOptions, PairArgs> = {
@@ -121,10 +118,7 @@ export const verifyCommand: CommandModule<GlobalOptions, PairArgs> = {
   describe: "Online verify: read both images and report differing blocks, writing nothing (exit 1 when they differ)",
   builder: (yargs) => commonOptions(yargs).positional("a", { type: "string", demandOption: true }).positional("b", { type: "string", demandOption: true }) as Argv<PairArgs>,
   handler: (argv) =>
-    runCommand(argv, async () => {
-      stopWhenReaderGoes();
-      return printDiff(argv, await withProgress(argv, "verify", (extra) => verify(argv.a, argv.b, { blockSizeBytes: blockSizeOf(argv), workers: workersOf(argv), ...extra })));
-    }),
+    runCommand(argv, async () => printDiff(argv, await withProgress(argv, "verify", (extra) => verify(argv.a, argv.b, { blockSizeBytes: blockSizeOf(argv), workers: workersOf(argv), ...extra })))),
 };
 
 interface ResyncArgs extends SyncArgs {
