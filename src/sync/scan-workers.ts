@@ -70,6 +70,9 @@ export interface PrewarmData {
   prewarm: { sourcePath: string };
 }
 
+/** node:worker_threads' Worker, once the first worker starts (see the top of this file). */
+let workerClass: typeof Worker | undefined;
+
 /**
  * Starts a scan worker. With a ScanConfig it opens its images at once; prewarmed, it boots
  * (WASM, and the format modules `sourcePath` needs) and waits for an "open" message.
@@ -79,8 +82,6 @@ export function startScanWorker(data: unknown): Worker {
   // execArgv: [] so workers do not inherit loaders the parent runs under (test runners, TS hooks).
   return new workerClass(WORKER_URL, { workerData: data, execArgv: [] });
 }
-
-let workerClass: typeof Worker | undefined;
 
 /**
  * Prewarmed workers, kept on globalThis: bin/vhdsync.cjs prewarms through its own small bundle
