@@ -6,7 +6,7 @@ import { sha256 } from "./sha256.js";
 import { VhdsyncError } from "../errors.js";
 import { getWasm, type WasmInstance } from "../wasm/driver.js";
 import { checkStatus } from "../wasm/status.js";
-import { fromNativeError, hashScanShortestBlock, nativeAddon, nativeDigestId, type NativeAddon } from "../io/native-addon.js";
+import { callNative, hashScanShortestBlock, nativeAddon, nativeDigestId, type NativeAddon } from "../io/native-addon.js";
 import { digestLength, toSeed, wasmAlgorithmId, type HashAlgorithm } from "./algorithm.js";
 import { createHasher } from "./hasher.js";
 
@@ -34,7 +34,7 @@ export class NativeXxh3Stream {
 
   private constructor(private readonly addon: NativeAddon, private readonly id: number, private readonly algorithm: HashAlgorithm, totalLength: number) {
     this.state = new ArrayBuffer(addon.xxh3StreamStateBytes);
-    this.call(() => addon.xxh3StreamReset(this.state, totalLength), { totalLength });
+    callNative(() => addon.xxh3StreamReset(this.state, totalLength), { totalLength });
   }
 
   /** A stream over `totalLength` bytes, or null when the addon cannot compute this digest. */
@@ -49,21 +49,13 @@ export class NativeXxh3Stream {
   /** Feeds `lengthBytes` at WASM address `address` (a multiple of 64 bytes unless it is the last piece). */
   updateAt(address: number, lengthBytes: number): void {
     const memory = getWasm().memory.buffer;
-    this.call(() => this.addon.xxh3StreamUpdate(memory, address, lengthBytes, this.state), { lengthBytes });
+    callNative(() => this.addon.xxh3StreamUpdate(memory, address, lengthBytes, this.state), { lengthBytes });
   }
 
   /** The canonical digest, once every byte has been fed. */
   digest(): Uint8Array {
-    this.call(() => this.addon.xxh3StreamDigest(this.state, this.id), {});
+    callNative(() => this.addon.xxh3StreamDigest(this.state, this.id));
     return new Uint8Array(this.state, this.addon.xxh3StreamDigestOffset, digestLength(this.algorithm)).slice();
-  }
-
-  private call(body: () => void, details: Record<string, unknown>): void {
-    try {
-      body();
-    } catch (error) {
-      throw fromNativeError(error, details);
-    }
   }
 }
 
@@ -176,11 +168,7 @@ export function hashNonZeroBlocksAt(algorithm: HashAlgorithm, dataAddress: numbe
   if (native && blockSizeBytes >= native.shortest) {
     const tail = lengthBytes % blockSizeBytes;
     const nativeBytes = tail !== 0 && tail < native.shortest ? lengthBytes - tail : lengthBytes;
-    try {
-      if (nativeBytes > 0) native.addon.hashBlocksNonZero(wasm.memory.buffer, native.id, dataAddress, nativeBytes, blockSizeBytes, digestAddress, zeroAddress);
-    } catch (error) {
-      throw fromNativeError(error, details);
-    }
+    if (nativeBytes > 0) callNative(() => native.addon.hashBlocksNonZero(wasm.memory.buffer, native.id, dataAddress, nativeBytes, blockSizeBytes, digestAddress, zeroAddress), details);
     if (nativeBytes < lengthBytes) {
       // A short last block, which only XXH3 leaves (so the algorithm has a WASM id).
       const index = nativeBytes / blockSizeBytes;

@@ -6,7 +6,7 @@
 
 import type { Hash } from "node:crypto";
 import { nodeCrypto } from "../io/node-crypto.js";
-import { fromNativeError, nativeAddon, type NativeAddon } from "../io/native-addon.js";
+import { callNative, nativeAddon, type NativeAddon } from "../io/native-addon.js";
 
 /** An incremental SHA-256. */
 export interface Sha256 {
@@ -30,27 +30,19 @@ class NativeSha256 implements Sha256 {
 
   constructor(private readonly addon: Sha256Addon) {
     this.state = new ArrayBuffer(addon.sha256StreamStateBytes);
-    this.call(() => addon.sha256StreamReset(this.state));
+    callNative(() => addon.sha256StreamReset(this.state));
   }
 
   update(bytes: Uint8Array): Sha256 {
     // The addon takes ArrayBuffers only: bytes in a SharedArrayBuffer are copied first.
     const data = bytes.buffer instanceof ArrayBuffer ? bytes : bytes.slice();
-    this.call(() => this.addon.sha256StreamUpdate(data.buffer as ArrayBuffer, data.byteOffset, data.length, this.state));
+    callNative(() => this.addon.sha256StreamUpdate(data.buffer as ArrayBuffer, data.byteOffset, data.length, this.state));
     return this;
   }
 
   digest(): Uint8Array {
-    this.call(() => this.addon.sha256StreamDigest(this.state));
+    callNative(() => this.addon.sha256StreamDigest(this.state));
     return new Uint8Array(this.state, this.addon.sha256StreamDigestOffset, 32).slice();
-  }
-
-  private call(body: () => void): void {
-    try {
-      body();
-    } catch (error) {
-      throw fromNativeError(error);
-    }
   }
 }
 

@@ -303,6 +303,15 @@ export function addonLoadState(): AddonLoadState {
  * `toVhdsyncError` (ENOSPC → VHDSYNC_NO_SPACE recoverable, ENOTTY → VHDSYNC_UNSUPPORTED, ...).
  * details keep `errno` (the name) and `syscall`.
  */
+/** Runs a synchronous addon call, turning its errors into VhdsyncErrors (fromNativeError). */
+export function callNative<T>(body: () => T, context: ErrorDetails = {}): T {
+  try {
+    return body();
+  } catch (error) {
+    throw fromNativeError(error, context);
+  }
+}
+
 export function fromNativeError(error: unknown, context: ErrorDetails = {}): VhdsyncError {
   const native = error as { code?: unknown; syscall?: unknown; message?: unknown };
   const details: ErrorDetails = { ...context };

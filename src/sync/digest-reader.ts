@@ -198,9 +198,6 @@ class MemoryInput implements FrameInput {
   }
 }
 
-/** Bytes read and hashed at once by readHashing(). */
-const HASHED_READ_BYTES = 1024 * 1024;
-
 /**
  * Fills `bytes` from `position` of the file and returns their SHA-256, hashing each 1 MiB while
  * the next is read (the read runs on the libuv pool): a 2 GiB image's 8.9 MB digest file was
@@ -208,11 +205,11 @@ const HASHED_READ_BYTES = 1024 * 1024;
  */
 async function readHashing(handle: FileHandle, bytes: Uint8Array, position: number, path: string): Promise<Uint8Array> {
   const hash = createSha256();
-  const piece = (at: number) => bytes.subarray(at, Math.min(bytes.length, at + HASHED_READ_BYTES));
+  const piece = (at: number) => bytes.subarray(at, Math.min(bytes.length, at + CHUNK_BYTES));
   let reading = readExactly(handle, piece(0), position, path);
-  for (let at = 0; at < bytes.length; at += HASHED_READ_BYTES) {
+  for (let at = 0; at < bytes.length; at += CHUNK_BYTES) {
     await reading;
-    const next = at + HASHED_READ_BYTES;
+    const next = at + CHUNK_BYTES;
     if (next < bytes.length) reading = readExactly(handle, piece(next), position + next, path);
     hash.update(piece(at));
   }
