@@ -7,7 +7,7 @@ import { randomFillSync } from "node:crypto";
 import { closeSync, constants, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { CLI_PATH, runCli } from "./helpers/cli.js";
+import { CLI_PATH, runCli, runCliIntoClosedPipe } from "./helpers/cli.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
 
@@ -79,9 +79,7 @@ t.test("a reader that goes away while output waits on the stream: quiet, with th
 t.test("a reader that goes away: quiet on the plain path and on yargs' help", async (t) => {
   const source = image(t);
   for (const args of [["hash", "--block-size", "4K", source], ["--help"], ["resync", "--help"]]) {
-    // `true` reads nothing and is gone long before Node starts: every write meets EPIPE.
-    const command = `"${process.execPath}" "${CLI_PATH}" ${args.map((arg) => `"${arg}"`).join(" ")} | true; exit "\${PIPESTATUS[0]}"`;
-    const run = spawnSync("bash", ["-c", command], { encoding: "utf8" });
+    const run = runCliIntoClosedPipe(args);
     t.equal(run.status, 0, `${args.join(" ")}: exit 0`);
     t.equal(run.stderr, "", `${args.join(" ")}: nothing on stderr`);
   }
@@ -118,9 +116,8 @@ t.test("a reader that goes away does not stop work that changes files: resync, c
     ["copy", source, copied],
     ["checksum", source, "-o", digest],
   ]) {
-    // `true` reads nothing: the first progress line already meets EPIPE.
-    const command = `"${process.execPath}" "${CLI_PATH}" ${args.map((arg) => `"${arg}"`).join(" ")} --json --progress | true; exit "\${PIPESTATUS[0]}"`;
-    const run = spawnSync("bash", ["-c", command], { encoding: "utf8" });
+    // The first progress line already meets EPIPE.
+    const run = runCliIntoClosedPipe([...args, "--json", "--progress"]);
     t.equal(run.status, 0, `${args[0]}: exit 0 (${run.stderr})`);
     t.equal(run.stderr, "", `${args[0]}: nothing on stderr`);
   }
@@ -133,8 +130,7 @@ t.test("a reader that goes away does not stop work that changes files: resync, c
 t.test("a reader of stderr that goes away: the error's exit status stays (3), no crash", async (t) => {
   const dir = tempDir(t);
   // stderr into a pipe whose reader is already gone, stdout to /dev/null.
-  const command = `"${process.execPath}" "${CLI_PATH}" resync "${join(dir, "missing.img")}" "${join(dir, "target.img")}" 2>&1 >/dev/null | true; exit "\${PIPESTATUS[0]}"`;
-  const run = spawnSync("bash", ["-c", command], { encoding: "utf8" });
+  const run = runCliIntoClosedPipe(["resync", join(dir, "missing.img"), join(dir, "target.img")], "2>&1 >/dev/null");
   t.equal(run.status, 3, "exit 3, as with a reader");
   t.equal(runCli(["resync", join(dir, "missing.img"), join(dir, "target.img")]).status, 3, "the same command with a reader: exit 3");
 });
@@ -148,8 +144,7 @@ t.test("diff and verify whose reader goes away still owe their status: 1 when th
   randomFillSync(bytes, 60 * 1024 * 1024, 4096);
   writeFileSync(b, bytes);
   for (const args of [["diff", a, b], ["verify", a, b, "--json", "--progress"]]) {
-    const command = `"${process.execPath}" "${CLI_PATH}" ${args.map((arg) => `"${arg}"`).join(" ")} | true; exit "\${PIPESTATUS[0]}"`;
-    const run = spawnSync("bash", ["-c", command], { encoding: "utf8" });
+    const run = runCliIntoClosedPipe(args);
     t.equal(run.status, 1, `${args.join(" ")} | true: exit 1`);
     t.equal(run.stderr, "", `${args[0]}: nothing on stderr`);
   }
