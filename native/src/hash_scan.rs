@@ -11,6 +11,7 @@
 
 use std::os::raw::c_int;
 
+use crate::buffers::zeros;
 use crate::failure::{Failure, Outcome};
 use crate::gather::Gather;
 use crate::scan::{check_files_hold, check_ranges, check_side, start_writeback, write_run, ActiveRange, Changes, Origin, Place, ReadMode};
@@ -289,7 +290,7 @@ pub fn hash_segment(job: &HashJob) -> Outcome<HashCounts> {
     let mode = job.read;
     let window = mode.window(job.block);
     let mut buffer = source_origin.buffer(mode, window);
-    let zeros = if job.active.iter().any(|range| range.source_at.is_none()) { vec![0u8; window as usize] } else { Vec::new() };
+    let zeros = zeros(if job.active.iter().any(|range| range.source_at.is_none()) { window as usize } else { 0 });
     let digester = BlockDigester::new(job.algorithm);
     let mut zero_blocks: Vec<bool> = Vec::with_capacity(window.div_ceil(job.block) as usize);
     let mut counts = HashCounts::default();

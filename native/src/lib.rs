@@ -11,6 +11,7 @@ compile_error!("the vhdsync native addon supports 64-bit Linux only (portable fa
 mod appender;
 mod args;
 mod block_digest;
+mod buffers;
 mod failure;
 mod gate;
 mod gather;

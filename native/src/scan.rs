@@ -13,6 +13,7 @@
 
 use std::os::raw::{c_int, c_void};
 
+use crate::buffers::{zeros, WindowBuffer};
 use crate::appender::pwrite_all;
 use crate::failure::{Failure, Outcome};
 use crate::gather::Gather;
@@ -56,10 +57,10 @@ impl ReadMode {
     }
 
     /// A window buffer for one side (empty when mapping).
-    pub(crate) fn buffer(self, window: u64) -> Vec<u8> {
+    pub(crate) fn buffer(self, window: u64) -> WindowBuffer {
         match self {
-            ReadMode::Read => vec![0u8; window as usize],
-            ReadMode::Map => Vec::new(),
+            ReadMode::Read => WindowBuffer::take(window as usize),
+            ReadMode::Map => WindowBuffer::take(0),
         }
     }
 }
@@ -335,9 +336,9 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
     let mode = job.read;
     let window = mode.window(job.unit);
     let (mut source_buffer, mut target_buffer) = (source_origin.buffer(mode, window), target_origin.buffer(mode, window));
-    // What a side without data reads as (calloc'd: untouched pages cost nothing).
+    // What a side without data reads as.
     let needs_zeros = job.target_zeros || job.active.iter().any(|range| range.source_at.is_none() || range.target_at.is_none());
-    let zeros = if needs_zeros { vec![0u8; window as usize] } else { Vec::new() };
+    let zeros = zeros(if needs_zeros { window as usize } else { 0 });
     let mut last_changed = u64::MAX;
     let mut last_non_zero = u64::MAX;
     let mut counted_to = job.start; // blocks starting before this are counted
@@ -479,9 +480,9 @@ impl<'m> Origin<'m> {
     }
 
     /// The job's window buffer for this side: gathered pieces are always read into one.
-    pub(crate) fn buffer(self, mode: ReadMode, window: u64) -> Vec<u8> {
+    pub(crate) fn buffer(self, mode: ReadMode, window: u64) -> WindowBuffer {
         match self {
-            Origin::Gathered(_) => vec![0u8; window as usize],
+            Origin::Gathered(_) => WindowBuffer::take(window as usize),
             _ => mode.buffer(window),
         }
     }
