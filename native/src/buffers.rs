@@ -15,14 +15,23 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// Largest buffer a thread keeps for its next job (larger windows, for blocks over 1 MiB, are
-/// allocated per job): with the libuv pool's threads, a few MiB of the process at most.
+/// allocated per job).
 const KEEP_BYTES: usize = 1 << 20;
 
 /// Buffers a thread keeps: a compare job uses two (source, target).
 const KEEP_COUNT: usize = 2;
+
+/// Bytes all threads keep together at most. The bin sizes libuv's pool at twice the cores
+/// (docs/native.md "Jobs per thread"): on 64 cores, 128 threads keeping two 256 KiB buffers
+/// each would hold 64 MiB. Past this, buffers are freed as before.
+const KEEP_TOTAL_BYTES: usize = 16 << 20;
+
+/// Bytes kept by all threads' spares.
+static KEPT_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 /// Alignment of the buffers (a page).
 const ALIGN: usize = 4096;
@@ -57,8 +66,18 @@ impl Drop for Aligned {
     }
 }
 
+/// A thread's spares; when the thread ends they are freed and no longer count.
+struct Spares(Vec<Aligned>);
+
+impl Drop for Spares {
+    fn drop(&mut self) {
+        let bytes: usize = self.0.iter().map(|spare| spare.length).sum();
+        KEPT_BYTES.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
 thread_local! {
-    static SPARES: RefCell<Vec<Aligned>> = const { RefCell::new(Vec::new()) };
+    static SPARES: RefCell<Spares> = const { RefCell::new(Spares(Vec::new())) };
 }
 
 /// A job's window buffer. Its bytes are left from an earlier job: every use writes the part it
@@ -73,8 +92,9 @@ impl WindowBuffer {
         }
         let spare = SPARES
             .try_with(|spares| {
-                let mut spares = spares.borrow_mut();
+                let spares = &mut spares.borrow_mut().0;
                 let index = spares.iter().position(|spare| spare.length == length)?;
+                KEPT_BYTES.fetch_sub(length, Ordering::Relaxed);
                 Some(spares.swap_remove(index))
             })
             .ok()
@@ -85,7 +105,7 @@ impl WindowBuffer {
     /// Buffers this thread keeps (tests).
     #[cfg(test)]
     fn kept() -> usize {
-        SPARES.with(|spares| spares.borrow().len())
+        SPARES.with(|spares| spares.borrow().0.len())
     }
 }
 
@@ -114,12 +134,17 @@ impl Drop for WindowBuffer {
         }
         // While the thread ends its locals are gone: the buffer is freed instead.
         let _ = SPARES.try_with(|spares| {
-            let mut spares = spares.borrow_mut();
-            if spares.len() < KEEP_COUNT {
+            let spares = &mut spares.borrow_mut().0;
+            if spares.len() < KEEP_COUNT && reserve(buffer.length) {
                 spares.push(buffer);
             }
         });
     }
+}
+
+/// Counts `length` more bytes kept, unless that would pass KEEP_TOTAL_BYTES.
+fn reserve(length: usize) -> bool {
+    KEPT_BYTES.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |kept| (kept + length <= KEEP_TOTAL_BYTES).then_some(kept + length)).is_ok()
 }
 
 /// `length` zero bytes: shared and never written for windows up to 1 MiB (their untouched pages
@@ -136,8 +161,16 @@ pub(crate) fn zeros(length: usize) -> Cow<'static, [u8]> {
 mod tests {
     use super::*;
 
+    /// The tests below share KEPT_BYTES: one at a time.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     #[test]
     fn a_thread_reuses_up_to_two_buffers_of_the_same_length() {
+        let _serial = serial();
         std::thread::spawn(|| {
             let mut first = WindowBuffer::take(4096);
             assert!(first.iter().all(|&byte| byte == 0), "a new buffer is zeroed");
@@ -161,6 +194,7 @@ mod tests {
 
     #[test]
     fn large_buffers_are_not_kept() {
+        let _serial = serial();
         std::thread::spawn(|| {
             let large = WindowBuffer::take(KEEP_BYTES + 4096);
             assert!(large.iter().all(|&byte| byte == 0));
@@ -172,6 +206,41 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn all_threads_together_keep_at_most_the_total() {
+        let _serial = serial();
+        // Threads that each keep two buffers of 1 MiB: more of them than the total allows.
+        let threads = 2 * KEEP_TOTAL_BYTES / (KEEP_COUNT * KEEP_BYTES);
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let wait = std::sync::Arc::new(std::sync::Mutex::new(wait));
+        let (kept_tx, kept_rx) = std::sync::mpsc::channel();
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (wait, kept_tx) = (wait.clone(), kept_tx.clone());
+                std::thread::spawn(move || {
+                    drop((WindowBuffer::take(KEEP_BYTES), WindowBuffer::take(KEEP_BYTES)));
+                    kept_tx.send(WindowBuffer::kept()).unwrap();
+                    // Stay alive (keeping the spares) until every thread has counted.
+                    let _ = wait.lock().unwrap().recv();
+                })
+            })
+            .collect();
+        let kept: usize = (0..threads).map(|_| kept_rx.recv().unwrap()).sum();
+        // Other tests' threads may keep some of the total meanwhile.
+        assert!(kept * KEEP_BYTES <= KEEP_TOTAL_BYTES, "{kept} MiB kept");
+        assert!(kept < threads * KEEP_COUNT, "not every thread kept its buffers");
+        drop(done);
+        for handle in handles {
+            handle.join().unwrap();
+        }
+        // The threads have ended: what they kept no longer counts.
+        let after = std::thread::spawn(|| {
+            drop((WindowBuffer::take(KEEP_BYTES), WindowBuffer::take(KEEP_BYTES)));
+            WindowBuffer::kept()
+        });
+        assert_eq!(after.join().unwrap(), KEEP_COUNT, "room again once the keeping threads ended");
     }
 
     #[test]

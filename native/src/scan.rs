@@ -13,8 +13,8 @@
 
 use std::os::raw::{c_int, c_void};
 
-use crate::buffers::{zeros, WindowBuffer};
 use crate::appender::pwrite_all;
+use crate::buffers::{zeros, WindowBuffer};
 use crate::failure::{Failure, Outcome};
 use crate::gather::Gather;
 use crate::map::{guard_range, page_size, size_of, unguard_range};
