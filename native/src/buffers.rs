@@ -147,8 +147,8 @@ fn reserve(length: usize) -> bool {
     KEPT_BYTES.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |kept| (kept + length <= KEEP_TOTAL_BYTES).then_some(kept + length)).is_ok()
 }
 
-/// `length` zero bytes: shared and never written for windows up to 1 MiB (their untouched pages
-/// are the kernel's zero page), allocated otherwise.
+/// `length` zero bytes: shared and never written for windows up to 1 MiB (calloc'd: where glibc
+/// maps it fresh, its pages are the kernel's zero page), allocated otherwise.
 pub(crate) fn zeros(length: usize) -> Cow<'static, [u8]> {
     static ZEROS: OnceLock<Box<[u8]>> = OnceLock::new();
     if length > KEEP_BYTES {
