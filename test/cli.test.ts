@@ -34,3 +34,26 @@ t.test("usage errors exit 2 with the vhdsync: CODE: message format", async (t) =
   t.equal(json.status, 2);
   t.equal(JSON.parse(json.stdout).error.code, "VHDSYNC_USAGE");
 });
+
+t.test("an option given twice is a usage error, before any file is touched", async (t) => {
+  const dir = t.testdir({ "a.raw": Buffer.alloc(8192, 1), "b.raw": Buffer.alloc(8192, 2) });
+  const [a, b] = [`${dir}/a.raw`, `${dir}/b.raw`];
+  const cases: [string[], string][] = [
+    [["resync", a, b, "--block-size", "4K", "--block-size=8K"], "--block-size"],
+    [["copy", a, b, "--block-size", "4K", "--block-size", "4K"], "--block-size"],
+    [["checksum", a, "-o", `${dir}/x.digest`, "-o", `${dir}/y.digest`], "-o"],
+    [["resync", a, b, "--hash", "sha256", "--hash", "xxh64"], "--hash"],
+    [["resync", a, b, "--checkpoint", `${dir}/c1`, "--checkpoint", `${dir}/c2`], "--checkpoint"],
+  ];
+  for (const [args, option] of cases) {
+    const run = runCli([...args, "--json"]);
+    t.equal(run.status, 2, args.join(" "));
+    const error = JSON.parse(run.stdout).error;
+    t.equal(error.code, "VHDSYNC_USAGE");
+    t.equal(error.message, `${option} was given more than once`);
+  }
+  t.same(readFileSync(b), Buffer.alloc(8192, 2), "the target is untouched");
+  // Flags may repeat (yargs keeps one boolean), and `hash` takes several files.
+  t.equal(runCli(["resync", a, b, "--dry-run", "--dry-run"]).status, 0);
+  t.equal(runCli(["hash", a, b]).status, 0);
+});

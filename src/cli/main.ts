@@ -21,7 +21,7 @@ async function main(args: string[]): Promise<void> {
   // yargs' CommonJS build (see yargs-factory.cts), loaded while the prewarmed worker boots.
   const { default: yargs } = await import("./yargs-factory.cjs");
   const commands = await loadCommands(args);
-  const parser = yargs(args)
+  const parser: Argv = yargs(args)
     .scriptName("vhdsync")
     .usage("$0 <command> [options]\n\nBlock replication and disaster recovery for virtual disk images.")
     .option("json", { type: "boolean", description: "Machine-readable JSON output", global: true })
@@ -37,6 +37,7 @@ async function main(args: string[]): Promise<void> {
         throw new VhdsyncError("VHDSYNC_USAGE", first === undefined ? "a command is required" : `unknown command: ${first}`);
       },
     )
+    .middleware((argv): void => refuseRepeatedOptions(argv, parser), true)
     .strict()
     .strictCommands()
     // Wrapping measures every help string (~20 ms of string-width): only when help is shown.
@@ -57,6 +58,22 @@ async function main(args: string[]): Promise<void> {
       return;
     }
     process.exitCode = reportError(error, json);
+  }
+}
+
+/**
+ * An option given twice reaches the commands as an array (yargs collects repeated values), which
+ * they would take for a string or a number: a usage error instead, unless the option takes
+ * several values. Repeated flags are fine (yargs keeps one boolean).
+ */
+function refuseRepeatedOptions(argv: Record<string, unknown>, parser: Argv): void {
+  // (getOptions is yargs' own, missing from its type declarations.)
+  const lists = new Set((parser as unknown as { getOptions(): { array: string[] } }).getOptions().array);
+  for (const [key, value] of Object.entries(argv)) {
+    if (key === "_" || lists.has(key) || !Array.isArray(value)) continue;
+    // yargs also sets the camel-case spelling and aliases; name the option as typed.
+    const name = key.length === 1 ? `-${key}` : `--${key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
+    throw new VhdsyncError("VHDSYNC_USAGE", `${name} was given more than once`);
   }
 }
 
