@@ -236,6 +236,25 @@ t.test("a target that is a parent of the source is refused; the chain stays whol
   t.equal(runCli(["check", child]).status, 0, "the chain is whole");
 });
 
+t.test("checksum -o and convert --force refuse every parent of the image as output; the chain stays whole", async (t) => {
+  const { dir } = pairSetup(t);
+  const [base, middle, child] = ["base.vhd", "middle.vhd", "child.vhd"].map((name) => join(dir, name));
+  t.equal(runCli(["create", "--type", "dynamic", "--size", "16M", base]).status, 0);
+  t.equal(runCli(["create", "--type", "differencing", "--parent", base, middle]).status, 0);
+  t.equal(runCli(["create", "--type", "differencing", "--parent", middle, child]).status, 0);
+  const before = [fileSha(base), fileSha(middle)];
+  for (const parent of [base, middle]) {
+    const checksum = runCli(["checksum", child, "-o", parent]);
+    t.equal(checksum.status, 3, "checksum -o PARENT: exit 3");
+    t.match(checksum.stderr, /VHDSYNC_INVALID_ARGUMENT: the digest file .* is the same file as the image's parent/);
+    const convert = runCli(["convert", child, parent, "--to", "raw", "--force"]);
+    t.equal(convert.status, 3, "convert --force onto PARENT: exit 3");
+    t.match(convert.stderr, /VHDSYNC_INVALID_ARGUMENT: the output .* is the same file as the input's parent/);
+  }
+  t.same([fileSha(base), fileSha(middle)], before, "the parents are untouched");
+  t.equal(runCli(["check", child]).status, 0, "the chain is whole");
+});
+
 t.test("a reader that closes the pipe early ends the command quietly", async (t) => {
   // Per-block digests of 16 MiB: 4,096 lines, more than a pipe holds.
   const { source } = pair(t, 16 * MIB, 0);

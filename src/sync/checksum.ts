@@ -7,7 +7,7 @@ import { throttle, type ProgressListener } from "../progress.js";
 import { VhdsyncError } from "../errors.js";
 import type { BlockHashAlgorithm } from "./block-hasher.js";
 import { DigestWriter } from "./digest-writer.js";
-import { imageIdentity, refuseSameFile } from "./image-identity.js";
+import { imageIdentity, parentsOf, refuseSameFile } from "./image-identity.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
 import { workerCountFor } from "./scan-workers.js";
 import { checkScanOptions, DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
@@ -59,6 +59,8 @@ export async function checksum(image: string | DiskImage, outPath: string, optio
   const opened = typeof image === "string" ? await openImage(image, { readOnly: true }) : image;
   let identity, virtualSizeBytes: number;
   try {
+    // A parent of a differencing image is an input too: writing over it would break the chain.
+    await refuseSameFile(outPath, await parentsOf(opened), "the digest file", "the image's parent ");
     identity = await imageIdentity(opened);
     virtualSizeBytes = opened.virtualSize;
   } finally {

@@ -11,6 +11,7 @@ import { createVhd, DEFAULT_BLOCK_SIZE_BYTES } from "../formats/vhd/index.js";
 import type { ProgressListener } from "../progress.js";
 import { commitTempFile, removeStaleTempFiles, tempPathFor } from "../io/atomic-file.js";
 import { copy, type CopyReport } from "./copy.js";
+import { parentsOf, refuseSameFile } from "./image-identity.js";
 
 /** Output formats of convertImage(). */
 export const CONVERT_TARGETS = ["raw", "vhd-fixed", "vhd-dynamic"] as const;
@@ -49,7 +50,13 @@ export async function convertImage(inputPath: string, outputPath: string, option
   }
   const input = await openImage(inputPath, { readOnly: true });
   const inputSize = input.virtualSize;
-  await input.close();
+  try {
+    // OUT may replace the input itself (its data is read first), but not a parent the input
+    // reads through: that would break the input's chain.
+    await refuseSameFile(outputPath, await parentsOf(input), "the output", "the input's parent ");
+  } finally {
+    await input.close();
+  }
   await removeStaleTempFiles(outputPath);
   const tempPath = tempPathFor(outputPath);
   let outputSize = inputSize;
