@@ -7,9 +7,9 @@
 // and --resume does not trust a checkpoint whose target was replaced or changed since.
 import t from "tap";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, linkSync, openSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync, closeSync, copyFileSync } from "node:fs";
+import { chmodSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync, closeSync, copyFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { hostname } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { checksum } from "../dist/sync/checksum.js";
 import { copy } from "../dist/sync/copy.js";
 import { diff } from "../dist/sync/diff.js";
@@ -17,7 +17,7 @@ import { resync } from "../dist/sync/resync.js";
 import { verify } from "../dist/sync/verify.js";
 import { processRuns } from "../dist/io/atomic-file.js";
 import { nativeAddon } from "../dist/io/native-addon.js";
-import { CLI_PATH, runCli } from "./helpers/cli.js";
+import { CLI_PATH, runCli, runNodeWithoutTap } from "./helpers/cli.js";
 import { fileSha, pairSetup, writeRandomImage } from "./helpers/resync-images.js";
 
 const MIB = 1024 * 1024;
@@ -218,6 +218,41 @@ t.test("--resume starts over when the target was replaced or changed since the c
   t.match(report.checkpointIgnored, /differs from the source .* the part the checkpoint marks done/, "the sample catches a restored target");
   t.equal(fileSha(target), fileSha(source));
   truncateSync(original, 0);
+});
+
+t.test("a checkpoint that could not be written is refused before the target is touched", async (t) => {
+  const { dir, source, target } = pair(t, 2 * MIB, 10);
+  const targetSha = fileSha(target);
+  const missing = join(dir, "no-such-dir", "x.ckpt");
+  const run = runCli(["resync", source, target, "--checkpoint", missing, "--json"]);
+  t.equal(run.status, 3, run.stderr);
+  t.equal(JSON.parse(run.stdout).error.code, "VHDSYNC_NOT_FOUND");
+  t.match(run.stderr, /cannot write the checkpoint .* \(ENOENT\); name another place with --checkpoint FILE/);
+  await t.rejects(resync(source, target, { checkpointPath: missing }), { code: "VHDSYNC_NOT_FOUND" });
+  t.equal(fileSha(target), targetSha, "the target is untouched");
+  t.equal(runCli(["resync", source, target, "--checkpoint", missing, "--dry-run"]).status, 0, "a dry run writes no checkpoint: no directory needed");
+
+  // A directory the user cannot write (the default checkpoint sits beside the target): as
+  // another user when running as root, who may write anywhere.
+  const root = process.getuid?.() === 0;
+  const locked = join(dir, "locked");
+  mkdirSync(locked);
+  const [lockedSource, lockedTarget] = [join(locked, "s.img"), join(locked, "t.img")];
+  copyFileSync(source, lockedSource);
+  copyFileSync(target, lockedTarget);
+  chmodSync(lockedTarget, 0o666);
+  chmodSync(locked, 0o555);
+  t.teardown(() => chmodSync(locked, 0o755));
+  if (root) chmodSync(dir, 0o755);
+  const asUser = root ? { uid: 65534, gid: 65534 } : {};
+  const denied = runNodeWithoutTap([CLI_PATH, "resync", lockedSource, lockedTarget, "--json"], asUser);
+  t.equal(denied.status, 3, denied.stderr);
+  t.equal(JSON.parse(denied.stdout).error.code, "VHDSYNC_ACCESS_DENIED");
+  t.match(denied.stderr, /cannot write the checkpoint .*t\.img\.vhdsync-checkpoint .*\(EACCES\)/);
+  t.equal(fileSha(lockedTarget), targetSha, "the target in the locked directory is untouched");
+  const elsewhere = runNodeWithoutTap([CLI_PATH, "resync", lockedSource, lockedTarget, "--checkpoint", join(tmpdir(), `vhdsync-ckpt-${process.pid}`)], asUser);
+  t.equal(elsewhere.status, 0, `with --checkpoint elsewhere it runs: ${elsewhere.stderr}`);
+  t.equal(fileSha(lockedTarget), fileSha(source));
 });
 
 t.test("a target that is a parent of the source is refused; the chain stays whole", async (t) => {

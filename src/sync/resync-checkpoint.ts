@@ -5,7 +5,8 @@
 // can tell a target replaced or written by someone else since (resync.ts, resumePoint).
 
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
-import { promises as fsp } from "node:fs";
+import { constants as fsConstants, promises as fsp } from "node:fs";
+import { dirname } from "node:path";
 import { readJsonState, removeDurably, writeFileAtomic } from "../io/atomic-file.js";
 import { identityDifferences, type FileState, type ImageIdentity } from "./image-identity.js";
 import type { SegmentCounters } from "./segment-task.js";
@@ -64,16 +65,18 @@ const MAX_CHECKPOINT_BYTES = 1 << 20;
 /**
  * Refuses (VHDSYNC_INVALID_ARGUMENT) a checkpoint path that names an existing file other than
  * a vhdsync checkpoint (of any version): a run replaces its checkpoint and removes it when done,
- * which must never happen to someone else's file.
+ * which must never happen to someone else's file. A run that will write checkpoints (`written`)
+ * also needs a writable directory for a new one.
  * @throws VHDSYNC_INVALID_ARGUMENT, I/O codes
  */
-export async function checkCheckpointPath(path: string): Promise<void> {
+export async function checkCheckpointPath(path: string, { written = true } = {}): Promise<void> {
   let stat;
   try {
     stat = await fsp.stat(path);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw toVhdsyncError(error, { path });
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw toVhdsyncError(error, { path });
+    if (written) await checkCheckpointDirectory(path);
+    return;
   }
   let kind: unknown;
   if (stat.isFile() && stat.size <= MAX_CHECKPOINT_BYTES) {
@@ -85,6 +88,24 @@ export async function checkCheckpointPath(path: string): Promise<void> {
   }
   if (kind !== CHECKPOINT_KIND) {
     throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${path} exists and is not a vhdsync resync checkpoint; name another checkpoint file`, { path });
+  }
+}
+
+/**
+ * Refuses a new checkpoint's directory that cannot take it (missing, not writable, on a
+ * read-only filesystem), before the run writes anything: its first checkpoint comes after 2 s
+ * of writes, and a run that then failed would leave the target half-written without a way to
+ * resume. (The temp file and the rename need write and search permission there.)
+ * @throws I/O codes (VHDSYNC_NOT_FOUND, VHDSYNC_ACCESS_DENIED, ...)
+ */
+async function checkCheckpointDirectory(path: string): Promise<void> {
+  const directory = dirname(path);
+  try {
+    await fsp.access(directory, fsConstants.W_OK | fsConstants.X_OK);
+  } catch (error) {
+    const errno = (error as NodeJS.ErrnoException).code ?? "EIO";
+    const reason = toVhdsyncError(error, { path: directory });
+    throw new VhdsyncError(reason.code, `cannot write the checkpoint ${path} in ${directory} (${errno}); name another place with --checkpoint FILE`, { path, errno }, { cause: error });
   }
 }
 

@@ -159,7 +159,7 @@ async function preparePlan(sourcePath: string, targetPath: string, options: Resy
   await refuseSameFile(targetPath, [sourcePath], "the target");
   const checkpointPath = options.checkpointPath ?? defaultCheckpointPath(targetPath);
   await refuseSameFile(checkpointPath, [sourcePath, targetPath, options.targetDigestPath], "the checkpoint file");
-  await checkCheckpointPath(checkpointPath);
+  await checkCheckpointPath(checkpointPath, { written: !options.dryRun });
   const source = await openImage(sourcePath, { readOnly: true });
   let target: DiskImage | undefined;
   let digest: DigestReader | undefined;

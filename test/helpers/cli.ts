@@ -20,18 +20,27 @@ export function runCli(args: string[], options: SpawnSyncOptions = {}): CliResul
 }
 
 /**
+ * Runs `node ...nodeArgs` without tap's loaders, which tap puts back into a child's
+ * NODE_OPTIONS (they load built-ins of their own, and write tap's files at exit, which another
+ * user may not be allowed to).
+ */
+export function runNodeWithoutTap(nodeArgs: string[], options: SpawnSyncOptions = {}): CliResult {
+  const result = spawnSync("/bin/sh", ["-c", 'unset NODE_OPTIONS; exec "$0" "$@"', process.execPath, ...nodeArgs], { encoding: "utf8", ...options });
+  return { status: result.status ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+}
+
+/**
  * Runs `vhdsync ...args` and returns the Node built-ins it loaded (process.moduleLoadList at
- * exit, written by a preload into `dir`). tap puts its loaders back into a child's
- * NODE_OPTIONS, and they bring built-ins of their own: the shell removes them.
+ * exit, written by a preload into `dir`), without tap's loaders.
  */
 export function runCliListingModules(args: string[], dir: string): CliResult & { loaded: Set<string> } {
   const list = join(dir, "modules.txt");
   const preload = join(dir, "list-modules.cjs");
   writeFileSync(preload, `process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join("\\n")));\n`);
   rmSync(list, { force: true });
-  const result = spawnSync("/bin/sh", ["-c", 'unset NODE_OPTIONS; exec "$0" "$@"', process.execPath, "--require", preload, CLI_PATH, ...args], { encoding: "utf8" });
+  const result = runNodeWithoutTap(["--require", preload, CLI_PATH, ...args]);
   const loaded = new Set(existsSync(list) ? readFileSync(list, "utf8").split("\n") : []);
-  return { status: result.status ?? -1, stdout: String(result.stdout), stderr: String(result.stderr), loaded };
+  return { ...result, loaded };
 }
 
 /**
