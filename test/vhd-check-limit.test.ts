@@ -79,3 +79,40 @@ t.test("a clean image reports problemsOmitted 0", async (t) => {
   t.same(JSON.parse(runCli(["check", "--json", path]).stdout), { path, format: "vhd", ok: true, problems: [], problemsOmitted: 0 });
   t.match(runCli(["check", path]).stdout, /no problems found/);
 });
+
+t.test("blocks larger than the WASM arena are checked a piece at a time, problems placed exactly", async (t) => {
+  const dir = tempDir(t);
+  // 256 MiB blocks (the largest the spec's tools make): an empty disk checks clean.
+  const empty = join(dir, "big-blocks.vhd");
+  t.equal(runCli(["create", "--type", "dynamic", "--size", "1M", "--block-size", "256M", empty]).status, 0);
+  t.same(await checkImage(empty), { path: empty, format: "vhd", ok: true, problems: [], problemsOmitted: 0 });
+  t.equal(runCli(["check", empty]).status, 0);
+  // 16 MiB blocks, one allocated: every sector's bit set but one in the block's third 4 MiB
+  // piece, whose data is not zero.
+  const path = join(dir, "pieces.vhd");
+  const blockBytes = 16 * 1024 * 1024;
+  t.equal(runCli(["create", "--type", "dynamic", "--size", String(2 * blockBytes), "--block-size", "16M", path]).status, 0);
+  const file = readFileSync(path);
+  const footer = file.subarray(file.length - SECTOR);
+  const headerOffset = Number(footer.readBigUInt64BE(16));
+  const tableOffset = Number(file.readBigUInt64BE(headerOffset + 16));
+  const bitmapBytes = blockBytes / SECTOR / 8;
+  const blockAt = file.length - SECTOR;
+  const out = Buffer.alloc(blockAt + bitmapBytes + blockBytes + SECTOR);
+  file.copy(out, 0, 0, blockAt);
+  out.fill(0xff, blockAt, blockAt + bitmapBytes);
+  const badSector = 2 * 8192 + 13;
+  out[blockAt + (badSector >> 3)] &= ~(0x80 >> (badSector & 7));
+  const badOffset = blockAt + bitmapBytes + badSector * SECTOR;
+  out[badOffset + 100] = 7;
+  out.writeUInt32BE(blockAt / SECTOR, tableOffset);
+  footer.copy(out, out.length - SECTOR);
+  writeFileSync(path, out);
+  const result = await checkImage(path);
+  t.equal(result.problems.length, 1);
+  t.match(result.problems[0], { code: "VHDSYNC_CORRUPT", message: new RegExp(`VHD block 0, sector ${badSector}\\b`), offset: badOffset });
+  // Zeros under the clear bit are no problem.
+  out[badOffset + 100] = 0;
+  writeFileSync(path, out);
+  t.equal((await checkImage(path)).ok, true);
+});

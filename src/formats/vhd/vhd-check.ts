@@ -16,6 +16,9 @@ import { VhdDifferencingImage } from "./vhd-differencing-image.js";
 import { batLayout, openVhd, parseEndFooter } from "./open-vhd.js";
 import { VHD_FOOTER_BYTES, VHD_HEADER_BYTES, parseFooter, parseHeader, type VhdFooter, type VhdHeader } from "./vhd-structures.js";
 
+/** The most of a block's data checked at once (a multiple of 4 KiB: whole bitmap bytes). */
+const CHECK_PIECE_BYTES = 4 * 1024 * 1024;
+
 function problem(error: unknown, offset?: number): CheckProblem {
   const coded = toVhdsyncError(error);
   const at = offset ?? (typeof coded.details.offset === "number" ? coded.details.offset : undefined);
@@ -77,8 +80,12 @@ async function checkBlocks(handle: FileHandle, path: string, footer: VhdFooter, 
   problems.omit(scan.problemsFound - scan.problems.length);
   const view = new DataView(raw.buffer);
   const wasm = getWasm();
-  const spanBytes = header.bitmapBytes + header.blockSizeBytes;
-  const address = wasm.alloc(spanBytes + 8);
+  // The bitmap, then the block's data a piece at a time: blocks may be up to 256 MiB, more
+  // than the WASM arena holds. A piece is whole bitmap bytes (8 sectors each).
+  const pieceBytes = Math.min(header.blockSizeBytes, CHECK_PIECE_BYTES);
+  const dataAt = header.bitmapBytes;
+  const resultAt = dataAt + pieceBytes;
+  const address = wasm.alloc(resultAt + 8);
   try {
     for (let block = 0; block < header.maxTableEntries; block++) {
       const sector = view.getUint32(block * 4, false);
@@ -87,14 +94,20 @@ async function checkBlocks(handle: FileHandle, path: string, footer: VhdFooter, 
       if (dataBytes === 0) continue;
       const sectors = Math.ceil(dataBytes / 512);
       if (sector * 512 + header.bitmapBytes + sectors * 512 > footerOffset) continue; // counted by the scan
-      await readExactly(handle, wasm.view(address, header.bitmapBytes + sectors * 512), sector * 512, path);
-      const status = wasm.exports.vhdBitmapZeroCheck(address, address + header.bitmapBytes, sectors, address + spanBytes);
-      if (status !== 0 && problems.full) {
-        problems.omit(1);
-      } else if (status !== 0) {
-        const badSector = wasm.dataView(address + spanBytes, 4).getInt32(0, true);
-        const offset = sector * 512 + header.bitmapBytes + badSector * 512;
-        problems.add(problem(statusError(status, `VHD block ${block}, sector ${badSector}`, { path }), offset));
+      await readExactly(handle, wasm.view(address, header.bitmapBytes), sector * 512, path);
+      for (let first = 0; first < sectors; first += pieceBytes / 512) {
+        const count = Math.min(pieceBytes / 512, sectors - first);
+        await readExactly(handle, wasm.view(address + dataAt, count * 512), sector * 512 + header.bitmapBytes + first * 512, path);
+        const status = wasm.exports.vhdBitmapZeroCheck(address + first / 8, address + dataAt, count, address + resultAt);
+        if (status === 0) continue;
+        if (problems.full) {
+          problems.omit(1);
+        } else {
+          const badSector = first + wasm.dataView(address + resultAt, 4).getInt32(0, true);
+          const offset = sector * 512 + header.bitmapBytes + badSector * 512;
+          problems.add(problem(statusError(status, `VHD block ${block}, sector ${badSector}`, { path }), offset));
+        }
+        break; // one problem per block, as for a whole block
       }
     }
   } finally {
