@@ -599,9 +599,11 @@ t.test("copy into a new target: native (raw, dynamic VHD and VHDX sources) and W
         t.same([native.scanner, wasm.scanner], ["native", "wasm"], `which scanner copied (${context})`);
         t.equal(fileSha(nativeTarget), fileSha(raw), `native: the copy holds the content (${context})`);
         t.equal(fileSha(wasmTarget), fileSha(raw), `WASM: the copy holds the content (${context})`);
-        const counts = (report: typeof native) => [report.bytesWritten, report.bytesZeroed, report.blocksZero, report.bytesRead, report.blocksTotal];
+        const counts = (report: typeof native) => [report.bytesWritten, report.bytesZeroed, report.blocksZero, report.bytesRead, report.blocksTotal, report.blocksWritten, report.blocksCompared, report.blocksUnallocated];
         t.same(counts(native), counts(wasm), `bytes written and zero blocks agree (${context})`);
         t.equal(native.blocksZero, zeroBlocks(raw, blockSizeBytes), `blocksZero = the oracle's (${context})`);
+        t.equal(native.blocksWritten, Math.ceil(size / blockSizeBytes) - native.blocksZero, `blocksWritten: the blocks that are not zero (${context})`);
+        t.ok(native.bytesWritten <= native.blocksWritten * blockSizeBytes, `bytes written ≤ blocks written × block size (${context})`);
         if (!holes) t.ok(statSync(nativeTarget).blocks * 512 <= native.bytesWritten + 1024 * 1024, `zero blocks stay holes in the copy (${context})`);
         for (const path of [nativeTarget, wasmTarget]) unlinkSync(path);
       }

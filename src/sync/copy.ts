@@ -40,6 +40,15 @@ export interface CopyReport extends SegmentCounters {
   target: string;
   created: boolean;
   virtualSizeBytes: number;
+  /** The granularity of zero detection. */
+  blockSizeBytes: number;
+  blocksTotal: number;
+  /**
+   * Blocks written with the source's data: every block that is not zero (a copy compares
+   * nothing, so `blocksChanged` stays 0). Zero blocks are unallocated or zeroed instead,
+   * counted in `bytesZeroed` when the target existed, whatever it held there.
+   */
+  blocksWritten: number;
   /** Which scanner copied: the addon's pool jobs (a new raw target) or the WASM kernels. */
   scanner: "native" | "wasm";
   seconds: number;
@@ -99,7 +108,20 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
     if (!complete) throw new VhdsyncError("VHDSYNC_INTERRUPTED", `copy to ${targetPath} interrupted (rerun to copy again)`, { path: targetPath });
     copied = true;
     const seconds = (monotonicMs() - started) / 1000;
-    return { source: sourcePath, target: targetPath, created, virtualSizeBytes: source.virtualSize, ...counters, scanner, seconds, throughputBytesPerSecond: source.virtualSize / Math.max(seconds, 1e-9) };
+    const blocksTotal = blockCountFor(source.virtualSize, blockSizeBytes);
+    return {
+      source: sourcePath,
+      target: targetPath,
+      created,
+      virtualSizeBytes: source.virtualSize,
+      blockSizeBytes,
+      blocksTotal,
+      blocksWritten: blocksTotal - counters.blocksZero,
+      ...counters,
+      scanner,
+      seconds,
+      throughputBytesPerSecond: source.virtualSize / Math.max(seconds, 1e-9),
+    };
   } finally {
     await target?.close().catch(() => undefined);
     await source.close().catch(() => undefined);

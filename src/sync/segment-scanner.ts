@@ -277,7 +277,16 @@ export class SegmentScanner {
       await this.readParts(this.source, this.bufferA, 0, offset, length, parts, state.counters);
       this.zeroBlocks(length, unit);
     } else this.wasm.bytes.fill(1, this.zeroFlags, this.zeroFlags + units);
-    this.countBlocks(offset, length, state.counters, parts.length > 0 ? "compared" : "unallocated");
+    // Blocks overlapping allocated parts were read ("compared", as the native copy counts them).
+    let cursor = 0;
+    const active = parts.length > 0 ? activeUnits(parts, NO_EXTENTS, offset, unit, units) : NO_EXTENTS;
+    for (let i = 0; i <= active.length; i += 2) {
+      const [first, last] = i < active.length ? [active[i], active[i + 1]] : [units, units];
+      const at = (index: number) => Math.min(offset + length, offset + index * unit);
+      if (first > cursor) this.countBlocks(at(cursor), at(first) - at(cursor), state.counters, "unallocated");
+      if (last > first) this.countBlocks(at(first), at(last) - at(first), state.counters, "compared");
+      cursor = last;
+    }
     if (parts.length > 0) {
       this.noteNonZeroUnits(0, units, offset, unit, this.counts[0], state); // zeroBlocks' count of zero units
     }
