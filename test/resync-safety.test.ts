@@ -124,6 +124,34 @@ t.test("a checkpoint path naming another file is refused; a checkpoint of any ve
   t.equal(fileSha(target), fileSha(source));
 });
 
+t.test("a checkpoint of this version with fields missing or of the wrong type is not resumed from", async (t) => {
+  const { source, target } = pair(t, 256 * MIB, 200);
+  const defaultPath = `${target}.vhdsync-checkpoint`;
+  // A whole checkpoint to take apart: a run stopped by its signal after its first segment
+  // (more segments than are in flight).
+  const controller = new AbortController();
+  await t.rejects(resync(source, target, { workers: 1, checkpointIntervalMs: 0, signal: controller.signal, onProgress: () => controller.abort() }), { code: "VHDSYNC_INTERRUPTED" });
+  const whole = JSON.parse(readFileSync(defaultPath, "utf8"));
+  t.ok(whole.nextBlock > 0, "the stopped run saved its progress");
+  const broken: Record<string, unknown>[] = [
+    { kind: whole.kind, version: whole.version, nextBlock: 5 },
+    { ...whole, source: undefined },
+    { ...whole, source: { ...whole.source, inode: 7 } },
+    { ...whole, counters: { ...whole.counters, bytesWritten: "many" } },
+    { ...whole, targetParents: [{}] },
+    { ...whole, mode: "guess" },
+    { ...whole, final: "yes" },
+  ];
+  for (const checkpoint of broken) {
+    writeFileSync(defaultPath, JSON.stringify(checkpoint));
+    const run = runCli(["resync", source, target, "--resume", "--json"]);
+    t.equal(run.status, 0, run.stderr);
+    t.equal(JSON.parse(run.stdout).resumedFromBlock ?? 0, 0, `not resumed from: ${JSON.stringify(checkpoint).slice(0, 80)}`);
+    t.equal(fileSha(target), fileSha(source));
+    t.notOk(existsSync(defaultPath));
+  }
+});
+
 t.test("a copy that fails leaves no target it created; an existing target stays", async (t) => {
   const { dir, source } = pair(t, 64 * MIB, 0);
   const created = join(dir, "created.img");

@@ -9,7 +9,7 @@ import { constants as fsConstants, promises as fsp } from "node:fs";
 import { dirname } from "node:path";
 import { readJsonState, removeDurably, writeFileAtomic } from "../io/atomic-file.js";
 import { identityDifferences, type FileState, type ImageIdentity } from "./image-identity.js";
-import type { SegmentCounters } from "./segment-task.js";
+import { emptyCounters, type SegmentCounters } from "./segment-task.js";
 
 export const CHECKPOINT_KIND = "vhdsync-resync-checkpoint";
 export const CHECKPOINT_VERSION = 2;
@@ -87,7 +87,7 @@ export async function checkCheckpointPath(path: string, { written = true } = {})
     }
   }
   if (kind !== CHECKPOINT_KIND) {
-    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${path} exists and is not a vhdsync resync checkpoint; name another checkpoint file`, { path });
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${path} exists and is not a vhdsync resync checkpoint; name another checkpoint file (or, if it is a damaged checkpoint, remove it)`, { path });
   }
 }
 
@@ -143,8 +143,36 @@ export async function loadCheckpoint(path: string): Promise<ResyncCheckpoint | u
     throw error;
   }
   if (!parsed || parsed.kind !== CHECKPOINT_KIND || parsed.version !== CHECKPOINT_VERSION || !Number.isSafeInteger(parsed.nextBlock) || parsed.nextBlock < 0) return undefined;
-  return parsed;
+  return wellFormed(parsed) ? parsed : undefined;
 }
+
+/**
+ * Whether a checkpoint of this version has every field a resume reads, of its type. vhdsync
+ * writes only whole ones (atomically); a file edited or made by hand may not be, and is then
+ * not resumed from, as one of another version.
+ */
+function wellFormed(checkpoint: ResyncCheckpoint): boolean {
+  const record = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+  const fileState = (value: unknown) => record(value) && FILE_STATE_FIELDS.every((field) => typeof value[field] === "string");
+  const count = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
+  const { source, counters } = checkpoint as unknown as Record<string, unknown>;
+  return (
+    fileState(source) &&
+    typeof (source as Record<string, unknown>).format === "string" &&
+    typeof checkpoint.targetPath === "string" &&
+    count(checkpoint.virtualSizeBytes) &&
+    count(checkpoint.blockSizeBytes) &&
+    (checkpoint.mode === "compare" || checkpoint.mode === "target-digest") &&
+    [checkpoint.algo, checkpoint.digestChecksum].every((value) => value === null || typeof value === "string") &&
+    [checkpoint.sourceParents, checkpoint.targetParents].every((parents) => parents === undefined || (Array.isArray(parents) && parents.every(fileState))) &&
+    (checkpoint.target === undefined || fileState(checkpoint.target)) &&
+    typeof checkpoint.final === "boolean" &&
+    record(counters) &&
+    Object.keys(emptyCounters()).every((field) => count(counters[field]))
+  );
+}
+
+const FILE_STATE_FIELDS: (keyof FileState)[] = ["fileSizeBytes", "mtimeNs", "ctimeNs", "inode", "device"];
 
 /** Removes a checkpoint (after success), durably. @throws I/O codes */
 export async function removeCheckpoint(path: string): Promise<void> {
