@@ -3,7 +3,7 @@
 // cleanly with a checkpoint (exit 4, VHDSYNC_INTERRUPTED) and --resume finishes the job.
 import t from "tap";
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { CLI_PATH, runCli } from "./helpers/cli.js";
 import { Prng, testSeed } from "./helpers/prng.js";
@@ -106,4 +106,32 @@ t.test("target-digest mode: an aborted run resumes (identity check skipped for i
       t.equal(fileSha(target), fileSha(raw), `seed ${seed}: identical (${resumed.scanner} scanner)`);
     });
   }
+});
+
+t.test("copy into a new target killed with SIGKILL leaves no target; the rerun copies and sweeps the temp file", async (t) => {
+  const { seed, prng, dir, source } = pairSetup(t);
+  writeRandomImage(source, SIZE_BYTES, prng, 4 * 1024 * 1024);
+  const target = join(dir, "new.raw");
+  let killedMidway = 0;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const child = spawn(process.execPath, [CLI_PATH, "copy", source, target], { env: ENV, stdio: "ignore" });
+    const done = new Promise<NodeJS.Signals | null>((resolve) => child.on("close", (_code, signal) => resolve(signal)));
+    // Kill it once the temp file beside the target exists (the copy is under way), or by chance.
+    const started = Date.now();
+    while (Date.now() - started < 5000 && !readdirSync(dir).some((name) => name.startsWith(".new.raw.")) && child.exitCode === null) await new Promise((resolve) => setTimeout(resolve, 2));
+    await new Promise((resolve) => setTimeout(resolve, prng.int(60)));
+    child.kill("SIGKILL");
+    if ((await done) !== "SIGKILL") {
+      rmSync(target, { force: true }); // it finished first: start over
+      continue;
+    }
+    killedMidway++;
+    t.notOk(existsSync(target), `seed ${seed}: a killed copy leaves nothing under the target's name`);
+  }
+  t.ok(killedMidway > 0, `seed ${seed}: at least one copy was killed mid-way`);
+  const rerun = runCli(["copy", source, target, "--json"]);
+  t.equal(rerun.status, 0, rerun.stderr);
+  t.equal(JSON.parse(rerun.stdout).created, true);
+  t.equal(fileSha(target), fileSha(source), `seed ${seed}: the rerun's copy is whole`);
+  t.same(readdirSync(dir).filter((name) => name.endsWith(".tmp")), [], "the killed copies' temp files are gone");
 });

@@ -2,7 +2,7 @@
 // checksums; zero and unallocated ranges stay (or become) holes / unallocated blocks where
 // the target's format allows. A missing target is created as a sparse raw file.
 
-import { existsSync } from "node:fs";
+import { existsSync, promises as fsp } from "node:fs";
 import { VhdsyncError } from "../errors.js";
 import type { DiskImage } from "../formats/disk-image.js";
 import { openImage } from "../formats/open-image.js";
@@ -12,7 +12,7 @@ import { applyChanges } from "./apply-changes.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
 import { workerCountFor } from "./scan-workers.js";
 import { parentsOf, refuseSameFile } from "./image-identity.js";
-import { removeDurably } from "../io/atomic-file.js";
+import { commitTempFile, removeStaleTempFiles, tempPathFor } from "../io/atomic-file.js";
 import { checkScanOptions, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocksFor, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult } from "./segment-task.js";
 import { monotonicMs } from "../io/clock.js";
@@ -68,10 +68,15 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
   const source = await openImage(sourcePath, { readOnly: true });
   let target: DiskImage | undefined;
   const created = !existsSync(targetPath);
-  let copied = false;
+  // A new target is written under a temp name beside it and renamed into place once complete
+  // and flushed: a copy killed at any moment leaves no partial target under its name (the
+  // next copy to that name removes the temp file a killed one left).
+  const writePath = created ? tempPathFor(targetPath) : targetPath;
+  let committed = false;
   try {
     await refuseSameFile(targetPath, await parentsOf(source), "the target", "the source's parent ");
-    target = created ? await RawImage.create(targetPath, source.virtualSize) : await openImage(targetPath, { readOnly: false });
+    if (created) await removeStaleTempFiles(targetPath);
+    target = created ? await RawImage.create(writePath, source.virtualSize) : await openImage(targetPath, { readOnly: false });
     const sizeAccepted = target.virtualSize === source.virtualSize || (options.allowLargerTarget && target.virtualSize > source.virtualSize);
     if (!sizeAccepted) {
       throw new VhdsyncError("VHDSYNC_SIZE_MISMATCH", `${sourcePath} is ${source.virtualSize} bytes but ${targetPath} is ${target.virtualSize}`, { path: targetPath });
@@ -83,7 +88,7 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
     const counters = emptyCounters();
     const progress = throttle(options.onProgress);
     const pool = await SegmentPool.start(
-      { mode: "copy", sourcePath, targetPath, sourceFormat: source.format, targetFormat: target.format, blockSizeBytes, apply, windowBytes: DEFAULT_WINDOW_BYTES, targetFresh: created || Boolean(options.targetFresh) },
+      { mode: "copy", sourcePath, targetPath: writePath, sourceFormat: source.format, targetFormat: target.format, blockSizeBytes, apply, windowBytes: DEFAULT_WINDOW_BYTES, targetFresh: created || Boolean(options.targetFresh) },
       workerCountFor(source.virtualSize, options.workers),
     );
     const scanner = pool.native ? "native" : "wasm";
@@ -106,7 +111,10 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
     progress.flush();
     await target.flush();
     if (!complete) throw new VhdsyncError("VHDSYNC_INTERRUPTED", `copy to ${targetPath} interrupted (rerun to copy again)`, { path: targetPath });
-    copied = true;
+    await target.close();
+    target = undefined;
+    if (created) await commitTempFile(writePath, targetPath);
+    committed = true;
     const seconds = (monotonicMs() - started) / 1000;
     const blocksTotal = blockCountFor(source.virtualSize, blockSizeBytes);
     return {
@@ -126,6 +134,6 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
     await target?.close().catch(() => undefined);
     await source.close().catch(() => undefined);
     // A target this call created appears only complete: a failed or interrupted copy removes it.
-    if (created && !copied && target) await removeDurably(targetPath).catch(() => undefined);
+    if (created && !committed) await fsp.rm(writePath, { force: true }).catch(() => undefined);
   }
 }
