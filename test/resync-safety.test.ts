@@ -68,6 +68,14 @@ t.test("bad --block-size and --workers are usage errors (exit 2) in every comman
   await t.rejects(copy(source, created, { blockSizeBytes: 3072 }), { code: "VHDSYNC_INVALID_ARGUMENT" });
   await t.rejects(copy(source, created, { workers: 1.5 }), { code: "VHDSYNC_INVALID_ARGUMENT" });
   t.notOk(existsSync(created), "copy() created nothing");
+  // A digest algorithm or --update-digest without a target digest would have no effect.
+  for (const extra of [["--hash", "sha256"], ["--update-digest"]]) {
+    const run = runCli(["resync", source, target, ...extra]);
+    t.equal(run.status, 2, `resync ${extra.join(" ")} without --target-digest: exit 2`);
+    t.match(run.stderr, /^vhdsync: VHDSYNC_USAGE: .* needs --target-digest/);
+  }
+  await t.rejects(resync(source, target, { algo: "sha256" }), { code: "VHDSYNC_INVALID_ARGUMENT" });
+  t.equal(fileSha(target), before[0], "the target is untouched");
   await t.rejects(checksum(source, digest, { workers: 257 }), { code: "VHDSYNC_INVALID_ARGUMENT" });
   await t.rejects(verify(source, target, { workers: -1 }), { code: "VHDSYNC_INVALID_ARGUMENT" });
   await t.rejects(diff(source, target, { blockSizeBytes: 5000 }), { code: "VHDSYNC_INVALID_ARGUMENT" });

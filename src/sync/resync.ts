@@ -26,7 +26,7 @@ import { monotonicMs } from "../io/clock.js";
 export interface ResyncOptions {
   /** Block size in bytes, a power of two from 4 KiB to 64 MiB (default 4 KiB; a target digest's own). */
   blockSizeBytes?: number;
-  /** Digest algorithm when hashing (default xxh3-128; a target digest's own). */
+  /** The target digest's algorithm, checked against it (only with targetDigestPath). */
   algo?: BlockHashAlgorithm;
   /** Digest file of the target, trusted instead of reading the target (its identity must still match). */
   targetDigestPath?: string;
@@ -111,6 +111,10 @@ export async function resync(sourcePath: string, targetPath: string, options: Re
   const started = monotonicMs();
   // Arguments first: nothing is opened, resized or written for a bad one.
   checkScanOptions(options);
+  // Without a target digest the blocks' bytes are compared: an algorithm would be ignored.
+  if (options.algo !== undefined && !options.targetDigestPath) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", "a digest algorithm applies only with a target digest (a resync without one compares the blocks' bytes)");
+  }
   const plan = await preparePlan(sourcePath, targetPath, options);
   const workers = workerCountFor(plan.source.virtualSize, options.workers);
   try {

@@ -149,6 +149,8 @@ export const resyncCommand: CommandModule<GlobalOptions, ResyncArgs> = {
   handler: (argv) =>
     runCommand(argv, async () => {
       if (argv.updateDigest && !argv.targetDigest) throw usageError("--update-digest needs --target-digest");
+      // A resync without a digest compares the bytes themselves: no algorithm to choose.
+      if (argv.hash && !argv.targetDigest) throw usageError("--hash needs --target-digest (a resync without one compares the blocks' bytes)");
       const report = await withProgress(argv, "resync", (extra) =>
         resync(argv.source, argv.target, {
           blockSizeBytes: blockSizeOf(argv),
