@@ -1,6 +1,7 @@
 // Digest files: round trips against a plain-JS oracle, corrupt / truncated files refused with
 // coded errors (and nothing written by a resync that was given one), diff between digests.
 import t from "tap";
+import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, readFileSync, writeFileSync, truncateSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { checksum } from "../dist/sync/checksum.js";
@@ -85,6 +86,9 @@ t.test("corrupt or truncated digest files are refused; resync writes nothing", a
     ["digest byte flipped", (b) => flip(b, b.length - 100), /VHDSYNC_BAD_CHECKSUM/],
     ["flag set to 7", (b) => setByte(b, 4096 + 24 + 3, 7), /VHDSYNC_CORRUPT/],
     ["bad magic", (b) => setByte(b, 0, 0x41), /VHDSYNC_CORRUPT/],
+    // A later writer's: refused as unsupported, even with a header checksum that matches.
+    ["a flag this version does not know", (b) => resealHeader(setByte(b, 10, 1)), /VHDSYNC_UNSUPPORTED/],
+    ["version 2", (b) => resealHeader(setByte(b, 8, 2)), /VHDSYNC_UNSUPPORTED/],
     ["empty", () => Buffer.alloc(0), /VHDSYNC_TRUNCATED/],
   ];
   const targetBefore = fileSha(target);
@@ -119,6 +123,12 @@ t.test("corrupt or truncated digest files are refused; resync writes nothing", a
 
 function flip(bytes: Buffer, index: number): Buffer {
   bytes[index] ^= 0x40;
+  return bytes;
+}
+/** Rewrites the header checksum (SHA-256 of the header before it) to match the header's bytes. */
+function resealHeader(bytes: Buffer): Buffer {
+  const end = 48 + bytes.readUInt32LE(44);
+  createHash("sha256").update(bytes.subarray(0, end)).digest().copy(bytes, end);
   return bytes;
 }
 function setByte(bytes: Buffer, index: number, value: number): Buffer {

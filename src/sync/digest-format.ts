@@ -119,6 +119,10 @@ export function headerLengthOf(fixed: Uint8Array, path: string): number {
   const view = new DataView(fixed.buffer, fixed.byteOffset, fixed.byteLength);
   const version = view.getUint16(H.version, true);
   if (version !== DIGEST_VERSION) throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${path}: digest file version ${version} is not supported`, { path, version });
+  // Flags would mark features of a later writer: none is known, so any is refused. (The
+  // reserved fields are written as zeros and not read.)
+  const flags = view.getUint16(H.flags, true);
+  if (flags !== 0) throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${path}: digest file flags 0x${flags.toString(16)} are not supported`, { path, flags });
   const identityLength = view.getUint32(H.identityLength, true);
   const headerLength = view.getUint32(H.headerLength, true);
   if (identityLength > MAX_IDENTITY_BYTES || headerLength !== HEADER_FIXED_BYTES + identityLength + HEADER_CHECKSUM_BYTES) {
