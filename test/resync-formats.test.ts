@@ -2,7 +2,7 @@
 // compare; a dynamic VHD source with few allocated blocks reads only those blocks.
 import t from "tap";
 import { spawnSync } from "node:child_process";
-import { statSync, copyFileSync, openSync, ftruncateSync, writeSync, closeSync, writeFileSync } from "node:fs";
+import { statSync, copyFileSync, openSync, ftruncateSync, writeSync, closeSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { copy } from "../dist/sync/copy.js";
 import { resync } from "../dist/sync/resync.js";
@@ -10,6 +10,7 @@ import { createVhd } from "../dist/formats/vhd/index.js";
 import { openImage } from "../dist/formats/open-image.js";
 import { nativeStatus } from "../dist/io/native.js";
 import { runCli } from "./helpers/cli.js";
+import { withEnv } from "./helpers/env.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
 import { applyPattern, fileSha, writeRandomImage, zeroBlocks } from "./helpers/resync-images.js";
@@ -156,5 +157,40 @@ t.test("a resync that zeroes dynamic VHD blocks piece by piece gives them back (
     const check = runCli(["check", target]);
     t.equal(check.status, 0, `${how}: vhdsync check clean: ${check.stdout}`);
     t.match(spawnSync("vhdiinfo", [target], { encoding: "utf8" }).stdout, /Media size/, `${how}: vhdiinfo parses it`);
+  }
+});
+
+t.test("resync with large blocks writes only the 4 KiB pieces that differ: a sparse target keeps its holes (both scanners)", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const size = 24 * 1024 * 1024;
+  const source = join(dir, "s.img");
+  // A sparse source: scattered 4 KiB pieces of data, some zero pieces written as data.
+  const fd = openSync(source, "w");
+  ftruncateSync(fd, size);
+  for (let i = 0; i < 120; i++) writeSync(fd, i % 10 === 0 ? new Uint8Array(4096) : prng.bytes(4096), 0, 4096, prng.int(size / 4096) * 4096);
+  closeSync(fd);
+  const noHoles = nativeStatus().loaded ? sparseUnsupportedReason(dir) : "native addon absent";
+  for (const [blockSizeBytes, scan] of [[1024 * 1024, undefined], [64 * 1024 * 1024, undefined], [1024 * 1024, "1"]] as const) {
+    const context = `seed ${seed}, ${blockSizeBytes}-byte blocks${scan ? ", WASM scanners" : ""}`;
+    const target = join(dir, `t-${blockSizeBytes}-${scan ?? "native"}.img`);
+    // A sparse target holding other data in a few places, where the source has data or zeros.
+    const tfd = openSync(target, "w");
+    ftruncateSync(tfd, size);
+    for (let i = 0; i < 8; i++) writeSync(tfd, prng.bytes(4096), 0, 4096, prng.int(size / 4096) * 4096);
+    closeSync(tfd);
+    // The oracle: the 4 KiB pieces that differ, and those of them the source has data in.
+    const [a, b] = [readFileSync(source), readFileSync(target)];
+    let differingData = 0;
+    for (let at = 0; at < size; at += 4096) {
+      if (a.subarray(at, at + 4096).equals(b.subarray(at, at + 4096))) continue;
+      if (a.subarray(at, at + 4096).some((byte) => byte !== 0)) differingData += 4096;
+    }
+    const report = await withEnv("VHDSYNC_NO_NATIVE_SCAN", scan ?? process.env.VHDSYNC_NO_NATIVE_SCAN, () => resync(source, target, { blockSizeBytes }));
+    t.equal(fileSha(target), fileSha(source), `equal (${context})`);
+    t.equal(report.bytesWritten, differingData, `bytes written: the differing pieces with data (${context})`);
+    t.ok(report.bytesWritten <= report.blocksChanged * blockSizeBytes, `within the changed blocks (${context})`);
+    if (!noHoles) t.ok(statSync(target).blocks * 512 <= differingData + 8 * 4096 + 256 * 1024, `the target stays sparse: ${statSync(target).blocks * 512} bytes allocated (${context})`);
   }
 });

@@ -359,7 +359,7 @@ export class NativeCompareScanner {
     // Parts of large blocks lie in one run of each located file (a dynamic image's block at
     // most); a copy works in whole blocks (open() checked that they lie in one run).
     const granules = [sourceAccess, targetAccess].map((access) => (access.kind === "located" ? access.data.granuleBytes : undefined));
-    this.unit = config.mode === "copy" ? config.blockSizeBytes : compareUnitBytes(config.blockSizeBytes, granules);
+    this.unit = config.mode === "copy" ? config.blockSizeBytes : compareUnitBytes(config.blockSizeBytes, granules, config.apply !== "none");
     this.slots = new JobSlots(threads);
     this.sourceMaps = new SegmentMaps(source);
     this.targetMaps = new SegmentMaps(target);

@@ -86,9 +86,19 @@ export const MAPPED_WINDOW_BYTES = windowFromEnv() ?? 4 * 1024 * 1024;
  */
 export const COMPARE_PART_BYTES = 4 * 1024 * 1024;
 
-/** The unit a compare of `blockSizeBytes` blocks works in, given the images' granules (see DataLocator). */
-export function compareUnitBytes(blockSizeBytes: number, granules: Array<number | undefined>): number {
-  return Math.min(blockSizeBytes, COMPARE_PART_BYTES, ...granules.filter((granule): granule is number => granule !== undefined));
+/**
+ * The finest piece a resync that writes compares and writes: the 4 KiB pieces of a changed
+ * block that already equal the target's are not written, so a sparse target keeps its holes
+ * (and less goes to disk) whatever the block size. Blocks still count as changed whole.
+ */
+export const WRITE_PIECE_BYTES = 4096;
+
+/**
+ * The unit a compare of `blockSizeBytes` blocks works in, given the images' granules (see
+ * DataLocator): write pieces when it writes the target.
+ */
+export function compareUnitBytes(blockSizeBytes: number, granules: Array<number | undefined>, writes: boolean): number {
+  return Math.min(blockSizeBytes, writes ? WRITE_PIECE_BYTES : COMPARE_PART_BYTES, ...granules.filter((granule): granule is number => granule !== undefined));
 }
 
 function windowFromEnv(): number | undefined {

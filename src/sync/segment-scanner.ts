@@ -86,7 +86,7 @@ export class SegmentScanner {
     const window = this.mapper ? (config.mappedWindowBytes ?? MAPPED_WINDOW_BYTES) : config.windowBytes;
     // Hashing and copying need whole blocks in memory; a direct compare splits large blocks
     // (as the native scanner does).
-    this.unit = config.mode === "compare" ? compareUnitBytes(block, [source, target].map((image) => image && dataLocatorOf(image)?.granuleBytes)) : block;
+    this.unit = config.mode === "compare" ? compareUnitBytes(block, [source, target].map((image) => image && dataLocatorOf(image)?.granuleBytes), config.apply !== "none") : block;
     this.windowBytes = Math.max(this.unit, Math.floor(window / block) * block);
     const units = this.windowBytes / this.unit;
     this.digestLength = config.algo ? blockDigestLength(config.algo) : 0;
