@@ -132,6 +132,19 @@ t.test("a checkpoint path naming another file is refused; a checkpoint of any ve
   t.equal(fileSha(target), fileSha(source));
 });
 
+t.test("a resume may name the target another way than the stopped run did (relative, from another directory)", async (t) => {
+  const { dir, source, target } = pair(t, 256 * MIB, 200);
+  const controller = new AbortController();
+  await t.rejects(resync(source, target, { workers: 1, checkpointIntervalMs: 0, signal: controller.signal, onProgress: () => controller.abort() }), { code: "VHDSYNC_INTERRUPTED" });
+  const saved = JSON.parse(readFileSync(`${target}.vhdsync-checkpoint`, "utf8"));
+  t.ok(saved.nextBlock > 0);
+  const run = runCli(["resync", basename(source), `./${basename(target)}`, "--resume", "--json"], { cwd: dir });
+  t.equal(run.status, 0, run.stderr);
+  const report = JSON.parse(run.stdout);
+  t.equal(report.resumedFromBlock, saved.nextBlock, `resumed (${report.checkpointIgnored ?? "not ignored"})`);
+  t.equal(fileSha(target), fileSha(source));
+});
+
 t.test("a checkpoint of this version with fields missing or of the wrong type is not resumed from", async (t) => {
   const { source, target } = pair(t, 256 * MIB, 200);
   const defaultPath = `${target}.vhdsync-checkpoint`;

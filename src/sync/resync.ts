@@ -4,6 +4,7 @@
 // blocks become holes/unallocated blocks where the target's format allows). Progress is
 // checkpointed every few seconds so a killed run resumes; everything is flushed before success.
 
+import { resolve } from "node:path";
 import { VhdsyncError } from "../errors.js";
 import type { DiskImage } from "../formats/disk-image.js";
 import { openImage } from "../formats/open-image.js";
@@ -198,7 +199,8 @@ async function preparePlan(sourcePath: string, targetPath: string, options: Resy
       kind: "vhdsync-resync-checkpoint" as const,
       version: CHECKPOINT_VERSION,
       source: await imageIdentity(source),
-      targetPath: target.path,
+      // Absolute: a resume may name the target another way, or run from another directory.
+      targetPath: resolve(target.path),
       sourceParents: await Promise.all(sourceParents.map(fileState)),
       targetParents: await Promise.all((await parentsOf(target)).map(fileState)),
       virtualSizeBytes: source.virtualSize,
