@@ -299,6 +299,14 @@ t.test("a checkpoint that could not be written is refused before the target is t
   t.equal(JSON.parse(denied.stdout).error.code, "VHDSYNC_ACCESS_DENIED");
   t.match(denied.stderr, /cannot write the checkpoint .*t\.img\.vhdsync-checkpoint .*\(EACCES\)/);
   t.equal(fileSha(lockedTarget), targetSha, "the target in the locked directory is untouched");
+  // An existing checkpoint there is no help: the next one replaces it by a rename.
+  chmodSync(locked, 0o755);
+  writeFileSync(join(locked, "t.img.vhdsync-checkpoint"), JSON.stringify({ kind: "vhdsync-resync-checkpoint", version: 1, nextBlock: 0 }));
+  chmodSync(locked, 0o555);
+  const withOld = runNodeWithoutTap([CLI_PATH, "resync", lockedSource, lockedTarget, "--resume", "--json"], asUser);
+  t.equal(withOld.status, 3, withOld.stderr);
+  t.match(withOld.stderr, /cannot write the checkpoint .*\(EACCES\)/);
+  t.equal(fileSha(lockedTarget), targetSha, "still untouched");
   const elsewhere = runNodeWithoutTap([CLI_PATH, "resync", lockedSource, lockedTarget, "--checkpoint", join(tmpdir(), `vhdsync-ckpt-${process.pid}`)], asUser);
   t.equal(elsewhere.status, 0, `with --checkpoint elsewhere it runs: ${elsewhere.stderr}`);
   t.equal(fileSha(lockedTarget), fileSha(source));

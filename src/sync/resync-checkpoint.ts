@@ -66,7 +66,7 @@ const MAX_CHECKPOINT_BYTES = 1 << 20;
  * Refuses (VHDSYNC_INVALID_ARGUMENT) a checkpoint path that names an existing file other than
  * a vhdsync checkpoint (of any version): a run replaces its checkpoint and removes it when done,
  * which must never happen to someone else's file. A run that will write checkpoints (`written`)
- * also needs a writable directory for a new one.
+ * also needs a directory it can write them in (each replaces the last by a rename).
  * @throws VHDSYNC_INVALID_ARGUMENT, I/O codes
  */
 export async function checkCheckpointPath(path: string, { written = true } = {}): Promise<void> {
@@ -75,24 +75,26 @@ export async function checkCheckpointPath(path: string, { written = true } = {})
     stat = await fsp.stat(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw toVhdsyncError(error, { path });
-    if (written) await checkCheckpointDirectory(path);
-    return;
   }
-  let kind: unknown;
-  if (stat.isFile() && stat.size <= MAX_CHECKPOINT_BYTES) {
-    try {
-      kind = ((await readJsonState(path)) as { kind?: unknown } | undefined)?.kind;
-    } catch (error) {
-      if (!(error instanceof VhdsyncError && error.code === "VHDSYNC_BAD_STATE")) throw error;
+  if (stat) {
+    let kind: unknown;
+    if (stat.isFile() && stat.size <= MAX_CHECKPOINT_BYTES) {
+      try {
+        kind = ((await readJsonState(path)) as { kind?: unknown } | undefined)?.kind;
+      } catch (error) {
+        if (!(error instanceof VhdsyncError && error.code === "VHDSYNC_BAD_STATE")) throw error;
+      }
+    }
+    if (kind !== CHECKPOINT_KIND) {
+      throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${path} exists and is not a vhdsync resync checkpoint; name another checkpoint file (or, if it is a damaged checkpoint, remove it)`, { path });
     }
   }
-  if (kind !== CHECKPOINT_KIND) {
-    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${path} exists and is not a vhdsync resync checkpoint; name another checkpoint file (or, if it is a damaged checkpoint, remove it)`, { path });
-  }
+  // An existing checkpoint is replaced by a rename there too.
+  if (written) await checkCheckpointDirectory(path);
 }
 
 /**
- * Refuses a new checkpoint's directory that cannot take it (missing, not writable, on a
+ * Refuses a checkpoint's directory that cannot take a new one (missing, not writable, on a
  * read-only filesystem), before the run writes anything: its first checkpoint comes after 2 s
  * of writes, and a run that then failed would leave the target half-written without a way to
  * resume. (The temp file and the rename need write and search permission there.)

@@ -87,7 +87,9 @@ export class SegmentScanner {
     // Hashing and copying need whole blocks in memory; a direct compare splits large blocks
     // (as the native scanner does).
     this.unit = config.mode === "compare" ? compareUnitBytes(block, [source, target].map((image) => image && dataLocatorOf(image)?.granuleBytes), config.apply !== "none") : block;
-    this.windowBytes = Math.max(this.unit, Math.floor(window / block) * block);
+    // Windows of whole units: whole blocks, or where a compare works in parts of blocks, whole
+    // parts (a block then spans windows; the counts follow it across them).
+    this.windowBytes = Math.max(this.unit, Math.floor(window / this.unit) * this.unit);
     const units = this.windowBytes / this.unit;
     this.digestLength = config.algo ? blockDigestLength(config.algo) : 0;
     const alignment = Math.max(4096, this.mapper?.pageSize ?? 0);
