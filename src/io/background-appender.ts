@@ -6,7 +6,7 @@
 // buffer itself. Without the addon (or with VHDSYNC_NO_NATIVE_LOG=1) open() returns null.
 // See docs/native.md.
 
-import { fromNativeError, nativeAddon, type AppenderStats, type NativeAddon } from "./native-addon.js";
+import { callNative, fromNativeError, nativeAddon, type AppenderStats, type NativeAddon } from "./native-addon.js";
 
 export type { AppenderStats } from "./native-addon.js";
 
@@ -31,11 +31,7 @@ export class BackgroundAppender {
   static open(fd: number, path: string, limit = DEFAULT_LIMIT): BackgroundAppender | null {
     const addon = nativeAddon();
     if (!addon || process.env.VHDSYNC_NO_NATIVE_LOG === "1") return null;
-    try {
-      return new BackgroundAppender(addon, addon.appenderOpen(fd, limit, 1), path);
-    } catch (error) {
-      throw fromNativeError(error, { path });
-    }
+    return new BackgroundAppender(addon, callNative(() => addon.appenderOpen(fd, limit, 1), { path }), path);
   }
 
   /**

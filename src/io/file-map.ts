@@ -8,7 +8,7 @@
 // the process with "vhdsync: VHDSYNC_IO: ..." and exit status 4 (see docs/native.md).
 
 import { readExactlySync } from "./file.js";
-import { fromNativeError, isUnsupportedError, nativeAddon, type NativeAddon } from "./native-addon.js";
+import { callNative, fromNativeError, isUnsupportedError, nativeAddon, type NativeAddon } from "./native-addon.js";
 
 /** errno names meaning "read this file instead": not mappable (EACCES, ENODEV) or shorter than the range (ENXIO). */
 const CANNOT_MAP = new Set(["EACCES", "ENODEV", "ENXIO"]);
@@ -68,10 +68,6 @@ export class PageMapper {
     const start = Math.floor(address / page) * page;
     const end = Math.ceil((address + length) / page) * page;
     if (end <= start) return;
-    try {
-      this.addon.unmapFile(this.memory.buffer, start, end - start);
-    } catch (error) {
-      throw fromNativeError(error, { offset: start, length: end - start });
-    }
+    callNative(() => this.addon.unmapFile(this.memory.buffer, start, end - start), { offset: start, length: end - start });
   }
 }

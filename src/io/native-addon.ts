@@ -303,15 +303,6 @@ export function addonLoadState(): AddonLoadState {
  * `toVhdsyncError` (ENOSPC → VHDSYNC_NO_SPACE recoverable, ENOTTY → VHDSYNC_UNSUPPORTED, ...).
  * details keep `errno` (the name) and `syscall`.
  */
-/** Runs a synchronous addon call, turning its errors into VhdsyncErrors (fromNativeError). */
-export function callNative<T>(body: () => T, context: ErrorDetails = {}): T {
-  try {
-    return body();
-  } catch (error) {
-    throw fromNativeError(error, context);
-  }
-}
-
 export function fromNativeError(error: unknown, context: ErrorDetails = {}): VhdsyncError {
   const native = error as { code?: unknown; syscall?: unknown; message?: unknown };
   const details: ErrorDetails = { ...context };
@@ -320,6 +311,15 @@ export function fromNativeError(error: unknown, context: ErrorDetails = {}): Vhd
     return new VhdsyncError(native.code as ErrorCode, String(native.message), details, { cause: error });
   }
   return toVhdsyncError(error, details);
+}
+
+/** Runs a synchronous addon call, turning its errors into VhdsyncErrors (fromNativeError). */
+export function callNative<T>(body: () => T, context: ErrorDetails = {}): T {
+  try {
+    return body();
+  } catch (error) {
+    throw fromNativeError(error, context);
+  }
 }
 
 /** The errno name of a native error ("EOPNOTSUPP"), or undefined. */

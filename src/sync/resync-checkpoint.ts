@@ -155,12 +155,12 @@ export async function loadCheckpoint(path: string): Promise<ResyncCheckpoint | u
  */
 function wellFormed(checkpoint: ResyncCheckpoint): boolean {
   const record = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
-  const fileState = (value: unknown) => record(value) && FILE_STATE_FIELDS.every((field) => typeof value[field] === "string");
+  const fileState = (value: unknown): value is Record<string, unknown> => record(value) && FILE_STATE_FIELDS.every((field) => typeof value[field] === "string");
   const count = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
   const { source, counters } = checkpoint as unknown as Record<string, unknown>;
   return (
     fileState(source) &&
-    typeof (source as Record<string, unknown>).format === "string" &&
+    typeof source.format === "string" &&
     typeof checkpoint.targetPath === "string" &&
     count(checkpoint.virtualSizeBytes) &&
     count(checkpoint.blockSizeBytes) &&

@@ -280,15 +280,18 @@ export class SegmentScanner {
       this.zeroBlocks(length, unit);
     } else this.wasm.bytes.fill(1, this.zeroFlags, this.zeroFlags + units);
     // Blocks overlapping allocated parts were read ("compared", as the native copy counts them).
-    let cursor = 0;
+    const at = (index: number) => Math.min(offset + length, offset + index * unit);
+    const count = (first: number, last: number, kind: "unallocated" | "compared") => {
+      if (last > first) this.countBlocks(at(first), at(last) - at(first), state.counters, kind);
+    };
     const active = parts.length > 0 ? activeUnits(parts, NO_EXTENTS, offset, unit, units) : NO_EXTENTS;
-    for (let i = 0; i <= active.length; i += 2) {
-      const [first, last] = i < active.length ? [active[i], active[i + 1]] : [units, units];
-      const at = (index: number) => Math.min(offset + length, offset + index * unit);
-      if (first > cursor) this.countBlocks(at(cursor), at(first) - at(cursor), state.counters, "unallocated");
-      if (last > first) this.countBlocks(at(first), at(last) - at(first), state.counters, "compared");
-      cursor = last;
+    let cursor = 0;
+    for (let i = 0; i < active.length; i += 2) {
+      count(cursor, active[i], "unallocated");
+      count(active[i], active[i + 1], "compared");
+      cursor = active[i + 1];
     }
+    count(cursor, units, "unallocated");
     if (parts.length > 0) {
       this.noteNonZeroUnits(0, units, offset, unit, this.counts[0], state); // zeroBlocks' count of zero units
     }
