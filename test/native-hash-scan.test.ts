@@ -176,6 +176,8 @@ t.test("resync --target-digest: native and WASM agree with each other and the or
         applied.push(await scanWith(wasm, () => resync(source, copyTarget, { targetDigestPath: copyDigest, updateTargetDigest: true, workers })));
         t.equal(fileSha(copyTarget), fileSha(source), `${applied.at(-1)!.scanner}: target equals the source (${context})`);
         updated.push(await framesOf(copyDigest));
+        await checksum(copyTarget, join(dir, "fresh.digest"), { blockSizeBytes, algo });
+        t.ok(readFileSync(copyDigest).equals(readFileSync(join(dir, "fresh.digest"))), `${applied.at(-1)!.scanner}: the updated digest is byte for byte a fresh checksum of the target (${context})`);
       }
       t.same(resyncOutcome(applied[0]), resyncOutcome(applied[1]), `reports agree (${context})`);
       t.same(updated[0], updated[1], `the updated target digests hold the same frames (${context})`);
@@ -277,6 +279,8 @@ t.test("resync --target-digest into VHD targets: the jobs hash, the changes go t
         const qemu = spawnSync("qemu-img", ["compare", "-f", "vpc", "-F", "raw", vhd, sourceRaw], { encoding: "utf8" });
         t.equal(qemu.status, 0, `${reports.at(-1)!.scanner}: qemu-img compare finds the VHD equal to the source (${context}) ${qemu.stdout}${qemu.stderr}`);
         updated.push(await framesOf(digest));
+        await checksum(vhd, join(dir, "fresh.digest"), { algo });
+        t.ok(readFileSync(digest).equals(readFileSync(join(dir, "fresh.digest"))), `${reports.at(-1)!.scanner}: the updated digest is byte for byte a fresh checksum of the target (${context})`);
       }
       t.same(reports.map((report) => report.scanner), ["native", "wasm"], `which scanner ran (${context})`);
       t.same(resyncOutcome(reports[0]), resyncOutcome(reports[1]), `reports agree (${context})`);

@@ -2,7 +2,7 @@
 // coded errors (and nothing written by a resync that was given one), diff between digests.
 import t from "tap";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, readFileSync, writeFileSync, truncateSync, utimesSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync, truncateSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { checksum } from "../dist/sync/checksum.js";
 import { DigestReader } from "../dist/sync/digest-reader.js";
@@ -11,7 +11,7 @@ import { diff } from "../dist/sync/diff.js";
 import { resync } from "../dist/sync/resync.js";
 import { hashBytes } from "../dist/hash/index.js";
 import { fileExtents } from "../dist/io/native.js";
-import { openSync, closeSync } from "node:fs";
+import { openSync, closeSync, writeSync } from "node:fs";
 import { runCli } from "./helpers/cli.js";
 import { withEnv } from "./helpers/env.js";
 import { checkFrameFlags, countDataFlags, countDataFlagsPortable } from "../dist/sync/digest-format.js";
@@ -357,4 +357,80 @@ t.test("diff of two digest files: every differing block against a plain oracle, 
   await t.rejects(writer.writeFrame({ firstBlock: 0, blockCount: 3, flags: Uint8Array.of(2, 3, 0), digests: new Uint8Array(8) }), { code: "VHDSYNC_INTERNAL" });
   await writer.abort();
   t.equal(existsSync(join(dir, "bad.digest")), false, "nothing left behind");
+});
+
+t.test("DigestWriter.finish restates zero and unallocated blocks in place and hashes the frames again; it refuses to touch data blocks", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const blockCount = 3000 + prng.int(20_000);
+  const frameBlocks = 1 << (6 + prng.int(6)); // at most 2048: two frames or more
+  const identity = { format: "raw", path: join(dir, "image.raw"), virtualSizeBytes: blockCount * 4096, fileSizeBytes: String(blockCount * 4096), mtimeNs: "1", ctimeNs: "1", inode: "1", device: "1" };
+  const header = { algo: "xxh3-64" as const, blockSizeBytes: 4096, virtualSizeBytes: blockCount * 4096, blockCount, frameBlocks, identity };
+  // A random layout of states (some frames all data: the writer must find the others in the file).
+  const states = Uint8Array.from({ length: blockCount }, (_, i) => (Math.floor(i / frameBlocks) % 3 === 0 ? 2 : prng.int(3)));
+  states[blockCount - 1] = 0; // the last frame (never the first) holds one at least
+  const digests = prng.bytes(blockCount * 8);
+  const write = async (path: string, flagsOf: (first: number, count: number) => Uint8Array) => {
+    const writer = await DigestWriter.create(path, header);
+    for (let first = 0, data = 0; first < blockCount; first += frameBlocks) {
+      const flags = flagsOf(first, Math.min(frameBlocks, blockCount - first));
+      const count = countDataFlags(flags);
+      await writer.writeFrame({ firstBlock: first, blockCount: flags.length, flags, digests: digests.subarray(data * 8, (data + count) * 8) });
+      data += count;
+    }
+    return writer;
+  };
+  // The restated states: zero and unallocated swapped where the seeded PRNG says so.
+  const flipped = Uint8Array.from(states, (state) => (state !== 2 && prng.int(2) === 0 ? 1 - state : state));
+  const restated = join(dir, "restated.digest");
+  const calls: number[] = [];
+  const writer = await write(restated, (first, count) => states.slice(first, first + count));
+  await writer.finish(undefined, async (first, flags) => {
+    calls.push(first);
+    for (let i = 0; i < flags.length; i++) if (flags[i] !== 2) flags[i] = flipped[first + i];
+  });
+  const expected = join(dir, "expected.digest");
+  await (await write(expected, (first, count) => flipped.slice(first, first + count))).finish();
+  t.ok(readFileSync(restated).equals(readFileSync(expected)), `seed ${seed}: restated in place = written with those states from the start`);
+  const reader = await DigestReader.open(restated);
+  await reader.validate();
+  await reader.close();
+  const sparseFrames = [];
+  for (let first = 0; first < blockCount; first += frameBlocks) if (states.subarray(first, first + frameBlocks).some((state) => state !== 2)) sparseFrames.push(first);
+  t.same(calls, sparseFrames, "restate is asked about the frames holding zero or unallocated blocks only");
+
+  const refused = join(dir, "refused.digest");
+  const bad = await write(refused, (first, count) => states.slice(first, first + count));
+  await t.rejects(bad.finish(undefined, async (_first, flags) => void flags.fill(2)), { code: "VHDSYNC_INTERNAL" }, "a restate that makes a data block refused");
+  t.equal(existsSync(refused), false, "nothing left at the path");
+  t.same(readdirSync(dir).filter((name) => name.includes("refused")), [], "nor a temp file");
+});
+
+t.test("CLI: resync --update-digest leaves the digest a fresh checksum would write (raw and dynamic VHD targets, zero runs and holes)", async (t) => {
+  const { seed, prng, dir, source, target } = pairSetup(t);
+  const size = (2 + prng.int(6)) * 1024 * 1024;
+  writeRandomImage(source, size, prng, 64 * 1024);
+  writeRandomImage(target, size, prng, 64 * 1024);
+  // Zero runs written into the source (a whole 512 KiB VHD block, single 4 KiB blocks) and the
+  // target, beside writeRandomImage's holes and allocated zeros.
+  const zero = (path: string, at: number, length: number) => {
+    const fd = openSync(path, "r+");
+    writeSync(fd, new Uint8Array(length), 0, length, at);
+    closeSync(fd);
+  };
+  zero(source, 512 * 1024, 512 * 1024);
+  for (let i = 0; i < 40; i++) zero(source, prng.int(size / 4096) * 4096, 4096);
+  zero(target, 1024 * 1024, 512 * 1024);
+  const vhd = join(dir, "target.vhd");
+  t.equal(runCli(["convert", target, vhd, "--to", "vhd-dynamic", "--block-size", "512K"]).status, 0);
+  for (const image of [target, vhd]) {
+    const digest = `${image}.digest`;
+    t.equal(runCli(["checksum", image, "-o", digest]).status, 0);
+    const run = runCli(["resync", source, image, "--target-digest", digest, "--update-digest", "--json"]);
+    t.equal(run.status, 0, run.stderr);
+    t.equal(JSON.parse(run.stdout.trim().split("\n").pop()!).digestUpdated, true);
+    t.equal(runCli(["checksum", image, "-o", join(dir, "fresh.digest")]).status, 0);
+    t.ok(readFileSync(digest).equals(readFileSync(join(dir, "fresh.digest"))), `seed ${seed}: ${image}: the updated digest is byte for byte a fresh checksum`);
+  }
 });

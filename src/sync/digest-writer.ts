@@ -1,15 +1,17 @@
 // Streams a digest file (docs/digest-file.md) to disk with bounded memory: header, then frames
 // as they are produced, then the trailer with the checksum of the frames. The header is
 // rewritten at the end when the caller supplies the final identity (after resync wrote the
-// image). The file appears at its path only when complete (temp, fsync, rename, fsync dir).
+// image), and the zero / unallocated states of blocks restated from the image as it ended up
+// (see finish()). The file appears at its path only when complete (temp, fsync, rename, fsync
+// dir).
 
 import { createSha256, type Sha256 } from "../hash/sha256.js";
 import { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { commitTempFile, removeStaleTempFiles, tempPathFor } from "../io/atomic-file.js";
-import { countDataFlags, encodeFrameHeader, encodeHeader, encodeTrailer, type DigestFrame, type DigestHeader } from "./digest-format.js";
-import { writeExactly } from "../io/file.js";
+import { BLOCK_DATA, countDataFlags, encodeFrameHeader, encodeHeader, encodeTrailer, type DigestFrame, type DigestHeader } from "./digest-format.js";
+import { readExactly, readSmallHere, writeExactly, writeSmallHere } from "../io/file.js";
 import { blockDigestLength } from "./block-hasher.js";
 
 const BUFFER_BYTES = 1024 * 1024;
@@ -17,15 +19,30 @@ const BUFFER_BYTES = 1024 * 1024;
 /** Header fields a writer needs (lengths and checksum are computed). */
 export type DigestHeaderInit = Omit<DigestHeader, "headerLength" | "headerChecksum" | "digestLength">;
 
+/**
+ * Rewrites, in place, the states of one frame's blocks that are not BLOCK_DATA (zero or
+ * unallocated: neither carries a digest, so the frame keeps its layout). `firstBlock` is the
+ * frame's first block.
+ */
+export type RestateFrame = (firstBlock: number, flags: Uint8Array) => Promise<void>;
+
+/** Where a frame with zero or unallocated blocks lies in the file. */
+interface SparseFrame {
+  readonly flagsAt: number;
+  readonly firstBlock: number;
+  readonly blockCount: number;
+}
+
 /** Writes one digest file; call writeFrame() in block order, then finish() (or abort()). */
 export class DigestWriter {
-  private readonly hash: Sha256 = createSha256();
+  private hash: Sha256 = createSha256();
   private buffer = new Uint8Array(BUFFER_BYTES);
   private buffered = 0;
   private position = 0;
   private nextBlock = 0;
   private frameCount = 0;
   private headerLength = 0;
+  private readonly sparseFrames: SparseFrame[] = [];
 
   private constructor(
     readonly path: string,
@@ -40,7 +57,7 @@ export class DigestWriter {
     const tempPath = tempPathFor(path);
     let handle: FileHandle;
     try {
-      handle = await fsp.open(tempPath, "w");
+      handle = await fsp.open(tempPath, "w+");
     } catch (error) {
       throw toVhdsyncError(error, { path });
     }
@@ -63,6 +80,7 @@ export class DigestWriter {
     const dataBlocks = countDataFlags(frame.flags);
     if (dataBlocks < 0) throw new VhdsyncError("VHDSYNC_INTERNAL", `digest frame at block ${frame.firstBlock} has an unknown block state`);
     await this.append(encodeFrameHeader(frame.firstBlock, frame.blockCount, dataBlocks));
+    if (dataBlocks < frame.blockCount) this.sparseFrames.push({ flagsAt: this.position + this.buffered, firstBlock: frame.firstBlock, blockCount: frame.blockCount });
     await this.append(frame.flags);
     await this.append(frame.digests.subarray(0, dataBlocks * blockDigestLength(this.header.algo)));
     this.nextBlock += frame.blockCount;
@@ -71,13 +89,23 @@ export class DigestWriter {
 
   /**
    * Writes the trailer (and the header again with `identity`, when given), fsyncs, and moves
-   * the file into place. @throws VHDSYNC_INTERNAL if blocks are missing or the header would change size
+   * the file into place. With `restate`, the frames' zero and unallocated blocks are restated
+   * first (resync --update-digest: a block the source had as zeros may now be a hole in the
+   * target, or allocated zeros where the source had none), so that the file says what a
+   * fresh checksum of the image would. @throws VHDSYNC_INTERNAL if blocks are missing, the
+   * header would change size or `restate` touches a data block
    */
-  async finish(identity?: DigestHeaderInit["identity"]): Promise<void> {
+  async finish(identity?: DigestHeaderInit["identity"], restate?: RestateFrame): Promise<void> {
     if (this.nextBlock !== this.header.blockCount) {
       throw new VhdsyncError("VHDSYNC_INTERNAL", `digest file incomplete: ${this.nextBlock} of ${this.header.blockCount} blocks`);
     }
-    await this.flushBuffer();
+    try {
+      await this.flushBuffer();
+      if (restate && (await this.restateFrames(restate))) await this.rehashFrames();
+    } catch (error) {
+      await this.abort();
+      throw toVhdsyncError(error, { path: this.path });
+    }
     const trailer = encodeTrailer(this.frameCount, this.nextBlock, this.hash.digest());
     try {
       if (identity) {
@@ -93,6 +121,35 @@ export class DigestWriter {
       throw toVhdsyncError(error, { path: this.path });
     }
     await commitTempFile(this.tempPath, this.path);
+  }
+
+  /** Restates the sparse frames' blocks in the file; whether any state changed. */
+  private async restateFrames(restate: RestateFrame): Promise<boolean> {
+    let changed = false;
+    for (const frame of this.sparseFrames) {
+      const flags = new Uint8Array(frame.blockCount);
+      await readSmallHere(this.handle, flags, frame.flagsAt, this.tempPath);
+      const before = Buffer.from(flags);
+      await restate(frame.firstBlock, flags);
+      if (before.equals(flags)) continue;
+      // Zero and unallocated trade places only: the frame's data blocks (and digests) stay.
+      if (!sameDataBlocks(flags, before)) {
+        throw new VhdsyncError("VHDSYNC_INTERNAL", `restating the digest frame at block ${frame.firstBlock} would change its data blocks`);
+      }
+      await writeSmallHere(this.handle, flags, frame.flagsAt, this.tempPath);
+      changed = true;
+    }
+    return changed;
+  }
+
+  /** Hashes the frames again from the file, after restateFrames() changed some. */
+  private async rehashFrames(): Promise<void> {
+    this.hash = createSha256();
+    for (let at = this.headerLength; at < this.position; at += this.buffer.length) {
+      const piece = this.buffer.subarray(0, Math.min(this.buffer.length, this.position - at));
+      await readExactly(this.handle, piece, at, this.tempPath);
+      this.hash.update(piece);
+    }
   }
 
   /** Discards the partial file. */
@@ -119,4 +176,10 @@ export class DigestWriter {
     this.position += this.buffered;
     this.buffered = 0;
   }
+}
+
+/** Whether `a` and `b` (block states of one frame) have their data blocks at the same places, and no unknown state. */
+function sameDataBlocks(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] > BLOCK_DATA || (a[i] === BLOCK_DATA) !== (b[i] === BLOCK_DATA)) return false;
+  return true;
 }

@@ -10,7 +10,7 @@ import type { DiskImage } from "../formats/disk-image.js";
 import { openImage } from "../formats/open-image.js";
 import { throttle, type ProgressListener } from "../progress.js";
 import type { BlockHashAlgorithm } from "./block-hasher.js";
-import { checkBlockSize } from "./digest-format.js";
+import { BLOCK_DATA, BLOCK_UNALLOCATED, BLOCK_ZERO, checkBlockSize } from "./digest-format.js";
 import { DigestReader } from "./digest-reader.js";
 import { DigestWriter } from "./digest-writer.js";
 import { checkIdentity, fileState, imageIdentity, parentsOf, refuseSameFile } from "./image-identity.js";
@@ -18,6 +18,7 @@ import { CHECKPOINT_VERSION, checkCheckpointPath, checkpointMismatch, defaultChe
 import { applyChanges } from "./apply-changes.js";
 import { BackgroundFlush } from "./background-flush.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
+import { allocationPairsOf } from "./segment-scanner.js";
 import { workerCountFor } from "./scan-workers.js";
 import { checkScanOptions, callerSegmentsWholeBlocks, DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocksFor, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
@@ -380,7 +381,7 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
   await background?.settle();
   await target.flush();
   if (!options.dryRun) await removeCheckpoint(plan.checkpointPath);
-  if (writer) await finishDigest(writer, target);
+  if (writer) await finishDigest(writer, target, blockSizeBytes);
   return { counters, complete, digestUpdated: Boolean(writer), scanner };
 }
 
@@ -394,13 +395,32 @@ async function* digestTasks(digest: DigestReader, resumeBlock: number): AsyncGen
   }
 }
 
-/** Closes the target so its identity is final, then commits the updated digest with it. */
-async function finishDigest(writer: DigestWriter, target: DiskImage): Promise<void> {
+/**
+ * Closes the target so its identity is final, then commits the updated digest with it, its
+ * zero and unallocated blocks restated from the target's allocation map as `checksum` states
+ * them (a block with no allocated byte is unallocated), so the file is what a fresh checksum
+ * of the target would write.
+ */
+async function finishDigest(writer: DigestWriter, target: DiskImage, blockSizeBytes: number): Promise<void> {
   await target.close();
   const reopened = await openImage(target.path, { readOnly: true });
   try {
-    await writer.finish(await imageIdentity(reopened));
+    await writer.finish(await imageIdentity(reopened), (firstBlock, flags) => restateFromAllocation(reopened, blockSizeBytes, firstBlock, flags));
   } finally {
     await reopened.close();
+  }
+}
+
+/** Sets each non-data block of `flags` (blocks from `firstBlock`) to zero or unallocated, by whether any of its bytes is allocated. */
+async function restateFromAllocation(image: DiskImage, blockSizeBytes: number, firstBlock: number, flags: Uint8Array): Promise<void> {
+  const start = firstBlock * blockSizeBytes;
+  const end = Math.min(image.virtualSize, start + flags.length * blockSizeBytes);
+  const pairs = await allocationPairsOf(image, start, end - start);
+  let pair = 0;
+  for (let i = 0; i < flags.length; i++) {
+    if (flags[i] === BLOCK_DATA) continue;
+    const blockStart = start + i * blockSizeBytes;
+    while (pair < pairs.length && pairs[pair] + pairs[pair + 1] <= blockStart) pair += 2;
+    flags[i] = pair < pairs.length && pairs[pair] < Math.min(end, blockStart + blockSizeBytes) ? BLOCK_ZERO : BLOCK_UNALLOCATED;
   }
 }
