@@ -90,12 +90,12 @@ t.test("stdout that cannot be written (/dev/full) is a coded error, exit 4, said
   const [a, b] = [join(dir, "a.img"), join(dir, "b.img")];
   writeFileSync(a, Buffer.alloc(8192, 1));
   writeFileSync(b, Buffer.alloc(8192, 2));
-  for (const args of [["resync", a, b], ["verify", a, b, "--json"]]) {
+  for (const args of [["resync", a, b], ["verify", a, b, "--json"], ["--version"], ["--version", "--json"], ["--help"], ["resync", "--help"]]) {
     const full = openSync("/dev/full", "w");
     try {
       const run = spawnSync(process.execPath, [CLI_PATH, ...args], { stdio: ["ignore", full, "pipe"], encoding: "utf8" });
-      t.equal(run.status, 4, `${args[0]}: exit 4`);
-      t.equal(run.stderr, "vhdsync: VHDSYNC_NO_SPACE: ENOSPC: no space left on device, write\n", `${args[0]}: one line on stderr`);
+      t.equal(run.status, 4, `${args.join(" ")}: exit 4`);
+      t.equal(run.stderr, "vhdsync: VHDSYNC_NO_SPACE: ENOSPC: no space left on device, write\n", `${args.join(" ")}: one line on stderr`);
     } finally {
       closeSync(full);
     }

@@ -12,10 +12,17 @@ async function main(args: string[]): Promise<void> {
   const json = args.includes("--json");
   if (args.includes("--version") && !args.includes("--help")) {
     const { packageVersion, versionReport } = await import("./version.js");
-    if (json) printJson(versionReport());
-    else writeOut(`vhdsync ${packageVersion()}\n`);
+    try {
+      if (json) printJson(versionReport());
+      else writeOut(`vhdsync ${packageVersion()}\n`);
+    } catch (error) {
+      process.exitCode = reportError(error, false); // stdout is what failed
+    }
     return;
   }
+  // yargs prints help with console.log, which drops a failed write (a full disk) and exits 0:
+  // through writeOut instead, whose errors reach the catch below like any command's.
+  if (args.includes("--help")) console.log = (...parts: unknown[]) => writeOut(`${parts.join(" ")}\n`);
   // bin/vhdsync.cjs has usually prewarmed the scan workers already; this covers other entries.
   if (scanCommandOf(args)) (await import("./prewarm.js")).prewarmFor(args);
   // yargs' CommonJS build (see yargs-factory.cts), loaded while the prewarmed worker boots.
