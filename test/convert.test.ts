@@ -3,7 +3,7 @@
 import t from "tap";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { join } from "node:path";
 import { convertImage } from "../dist/sync/convert.js";
@@ -72,13 +72,29 @@ t.test("CLI: refuses to overwrite, bad format is a usage error, nothing left beh
   writeFileSync(out, "keep me");
   const refused = runCli(["convert", input, out, "--to", "vhd-dynamic"]);
   t.equal(refused.status, 3);
-  t.match(refused.stderr, /^vhdsync: VHDSYNC_INVALID_ARGUMENT: .*exists/);
+  t.match(refused.stderr, /^vhdsync: VHDSYNC_INVALID_ARGUMENT: .*exists \(use --force to replace it\)/, "the CLI names its own option");
   t.equal(readFileSync(out, "utf8"), "keep me", "existing output untouched");
   t.equal(runCli(["convert", input, out, "--to", "qcow2"]).status, 2);
   const forced = runCli(["convert", input, out, "--to", "vhd-dynamic", "--force", "--json"]);
   t.equal(forced.status, 0, forced.stderr);
   t.equal(JSON.parse(forced.stdout).to, "vhd-dynamic");
+  t.equal(JSON.parse(forced.stdout).created, false, "an output replaced is not created");
   t.equal(qemuCompare(input, "raw", out, "vpc"), 0);
+  const fresh = runCli(["convert", input, join(dir, "fresh.raw"), "--to", "raw", "--json"]);
+  t.equal(JSON.parse(fresh.stdout).created, true, "a new output is created");
+  rmSync(join(dir, "fresh.raw"));
+  // Bad option values are usage errors (exit 2), checked before anything is made.
+  for (const args of [
+    ["--to", "vhd-dynamic", "--block-size", "3K"],
+    ["--to", "vhd-dynamic", "--block-size", "256"],
+    ["--to", "vhd-dynamic", "--block-size", "512M"],
+    ["--to", "raw", "--block-size", "1M"],
+    ["--to", "vhd-fixed", "--block-size", "2M"],
+  ]) {
+    const run = runCli(["convert", input, join(dir, "x.vhd"), ...args]);
+    t.equal(run.status, 2, `${args.join(" ")}: exit 2 (${run.stderr.trim()})`);
+    t.match(run.stderr, /^vhdsync: VHDSYNC_USAGE: --block-size/);
+  }
   const missing = runCli(["convert", join(dir, "nope"), join(dir, "x.vhd"), "--to", "raw"]);
   t.equal(missing.status, 3);
   t.equal(existsSync(join(dir, "x.vhd")), false);

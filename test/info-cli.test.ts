@@ -3,7 +3,7 @@
 // for raw and VHD; check exit codes; usage errors exit 2.
 
 import t from "tap";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli } from "./helpers/cli.js";
 import { tempDir } from "./helpers/tmp.js";
@@ -65,5 +65,20 @@ t.test("info on raw files; usage errors", async (t) => {
   t.equal(JSON.parse(check.stdout).format, "raw");
   t.equal(runCli(["create", "--type", "differencing", join(dir, "x.vhd")]).status, 2, "differencing without --parent");
   t.equal(runCli(["create", "--type", "dynamic", join(dir, "y.vhd")]).status, 2, "missing --size");
+  // Option values out of the format's range are usage errors too, whichever limit they break.
+  for (const args of [
+    ["--type", "dynamic", "--size", "10M", "--block-size", "256"],
+    ["--type", "dynamic", "--size", "10M", "--block-size", "512M"],
+    ["--type", "dynamic", "--size", "10M", "--block-size", "3K"],
+    ["--type", "dynamic", "--size", "1001"],
+    ["--type", "dynamic", "--size", "2041G"],
+    ["--type", "fixed", "--size", "65T"],
+    ["--type", "fixed", "--size", "10M", "--block-size", "1M"],
+  ]) {
+    const run = runCli(["create", ...args, join(dir, "z.vhd")]);
+    t.equal(run.status, 2, `create ${args.join(" ")}: exit 2 (${run.stderr.trim()})`);
+    t.match(run.stderr, /^vhdsync: VHDSYNC_USAGE: --(size|block-size)/);
+  }
+  t.equal(existsSync(join(dir, "z.vhd")), false, "nothing created");
   t.equal(runCli(["info", join(dir, "missing.vhd")]).status, 3, "missing file");
 });

@@ -207,7 +207,7 @@ export async function cloneFile(srcPath: string, dstPath: string, options: Clone
   } catch (error) {
     await src.close();
     if ((error as VhdsyncError).details?.errno !== "EEXIST") throw error;
-    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${dstPath}: already exists (pass overwrite to replace it)`, { path: dstPath });
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${dstPath}: already exists (pass overwrite: true to replace it)`, { path: dstPath });
   }
   try {
     const sizeBytes = (await src.stat()).size;

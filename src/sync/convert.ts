@@ -28,7 +28,7 @@ export interface ConvertOptions {
   onProgress?: ProgressListener;
 }
 
-/** What convertImage() did. */
+/** What convertImage() did (`created`: OUT did not exist before; with overwrite it may have been replaced). */
 export interface ConvertReport extends CopyReport {
   to: ConvertTarget;
   /** Virtual size of the output (VHD sizes are rounded up to whole 512-byte sectors). */
@@ -45,8 +45,9 @@ export async function convertImage(inputPath: string, outputPath: string, option
   if (!CONVERT_TARGETS.includes(options.to)) {
     throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `unknown output format ${options.to} (use ${CONVERT_TARGETS.join(", ")})`);
   }
-  if (existsSync(outputPath) && !options.overwrite) {
-    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${outputPath} exists (pass overwrite to replace it)`, { path: outputPath });
+  const existed = existsSync(outputPath);
+  if (existed && !options.overwrite) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${outputPath} exists (pass overwrite: true to replace it)`, { path: outputPath });
   }
   const input = await openImage(inputPath, { readOnly: true });
   const inputSize = input.virtualSize;
@@ -78,7 +79,7 @@ export async function convertImage(inputPath: string, outputPath: string, option
       onProgress: options.onProgress,
     });
     await commitTempFile(tempPath, outputPath);
-    return { ...report, target: outputPath, to: options.to, outputVirtualSizeBytes: outputSize };
+    return { ...report, target: outputPath, created: !existed, to: options.to, outputVirtualSizeBytes: outputSize };
   } catch (error) {
     await fsp.rm(tempPath, { force: true }).catch(() => undefined);
     throw toVhdsyncError(error, { path: outputPath });

@@ -3,7 +3,10 @@
 
 import type { CommandModule } from "yargs";
 import { CONVERT_TARGETS, convertImage, type ConvertTarget } from "../../sync/convert.js";
-import { EXIT, parseSize, printJson, runCommand, type GlobalOptions } from "../run.js";
+import { existsSync } from "node:fs";
+import { VhdsyncError } from "../../errors.js";
+import { vhdBlockSizeProblem } from "../../formats/vhd/create-vhd.js";
+import { EXIT, parseSize, printJson, runCommand, usageError, type GlobalOptions } from "../run.js";
 import { formatBytes, progressReporter } from "../progress.js";
 import { interruptSignal } from "../interrupt.js";
 import { writeOut } from "../output.js";
@@ -29,11 +32,16 @@ export const convertCommand: CommandModule<GlobalOptions, ConvertArgs> = {
       .option("progress", { type: "boolean", describe: "progress bar / JSON progress lines" }),
   handler: (argv) =>
     runCommand(argv, async () => {
+      if (argv.blockSize !== undefined && argv.to !== "vhd-dynamic") throw usageError("--block-size is only for --to vhd-dynamic");
+      const blockSizeBytes = argv.blockSize === undefined ? undefined : parseSize(argv.blockSize, "--block-size");
+      const blockProblem = blockSizeBytes === undefined ? undefined : vhdBlockSizeProblem(blockSizeBytes);
+      if (blockProblem) throw usageError(`--block-size: ${blockProblem}`);
+      if (!argv.force && existsSync(argv.output)) throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${argv.output} exists (use --force to replace it)`, { path: argv.output });
       const reporter = progressReporter({ json: argv.json, progress: argv.progress, label: "convert" });
       const interrupt = interruptSignal();
       const report = await convertImage(argv.input, argv.output, {
         to: argv.to,
-        blockSizeBytes: argv.blockSize === undefined ? undefined : parseSize(argv.blockSize, "--block-size"),
+        blockSizeBytes,
         overwrite: argv.force,
         signal: interrupt.signal,
         onProgress: reporter.update,

@@ -3,6 +3,7 @@
 
 import type { CommandModule } from "yargs";
 import { createVhd } from "../../index.js";
+import { vhdBlockSizeProblem, vhdSizeProblem } from "../../formats/vhd/create-vhd.js";
 import { EXIT, parseSize, printJson, runCommand, usageError, type GlobalOptions } from "../run.js";
 import { writeOut } from "../output.js";
 
@@ -31,12 +32,14 @@ export const createCommand: CommandModule<GlobalOptions, CreateArgs> = {
       if (argv.type === "differencing" && !argv.parent) throw usageError("--type differencing needs --parent");
       if (argv.type !== "differencing" && argv.parent) throw usageError("--parent is only for --type differencing");
       if (argv.type !== "differencing" && argv.size === undefined) throw usageError("--size is required");
+      if (argv.type === "fixed" && argv.blockSize !== undefined) throw usageError("--block-size is only for dynamic and differencing disks");
+      // Every option value is checked here, before anything is created: a bad one is a usage error.
       const sizeBytes = argv.size === undefined ? undefined : parseSize(argv.size, "--size");
       const blockSizeBytes = argv.blockSize === undefined ? undefined : parseSize(argv.blockSize, "--block-size");
-      if (sizeBytes !== undefined && (sizeBytes === 0 || sizeBytes % 512 !== 0)) throw usageError(`--size must be a positive multiple of 512 bytes: ${sizeBytes}`);
-      if (blockSizeBytes !== undefined && (blockSizeBytes < 512 || (blockSizeBytes & (blockSizeBytes - 1)) !== 0)) {
-        throw usageError(`--block-size must be a power of two of at least 512 bytes: ${blockSizeBytes}`);
-      }
+      const sizeProblem = sizeBytes === undefined ? undefined : vhdSizeProblem(argv.type, sizeBytes);
+      if (sizeProblem) throw usageError(`--size: ${sizeProblem}`);
+      const blockProblem = blockSizeBytes === undefined ? undefined : vhdBlockSizeProblem(blockSizeBytes);
+      if (blockProblem) throw usageError(`--block-size: ${blockProblem}`);
       const image = await createVhd(argv.out, { type: argv.type, sizeBytes, blockSizeBytes, parentPath: argv.parent });
       try {
         const info = await image.info();

@@ -78,15 +78,29 @@ function makeFooter(diskType: VhdDiskType, sizeBytes: number, creator: string): 
   };
 }
 
-function validate(options: CreateVhdOptions, sizeBytes: number): void {
-  const max = options.type === "fixed" ? VHD_MAX_FIXED_BYTES : VHD_MAX_DYNAMIC_BYTES;
+/** Why `sizeBytes` cannot be the size of a new VHD of `type`, or undefined when it can. */
+export function vhdSizeProblem(type: CreateVhdOptions["type"], sizeBytes: number): string | undefined {
+  const max = type === "fixed" ? VHD_MAX_FIXED_BYTES : VHD_MAX_DYNAMIC_BYTES;
   if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % 512 !== 0 || sizeBytes > max) {
-    throw invalid(`VHD size must be a positive multiple of 512 bytes up to ${max}: ${sizeBytes}`, { sizeBytes });
+    return `VHD size must be a positive multiple of 512 bytes up to ${max}: ${sizeBytes}`;
   }
+  return undefined;
+}
+
+/** Why `blockSizeBytes` cannot be a new VHD's block size, or undefined when it can. */
+export function vhdBlockSizeProblem(blockSizeBytes: number): string | undefined {
+  if (!Number.isSafeInteger(blockSizeBytes) || blockSizeBytes < 512 || blockSizeBytes > 256 * 1024 * 1024 || (blockSizeBytes & (blockSizeBytes - 1)) !== 0) {
+    return `VHD block size must be a power of two from 512 B to 256 MiB: ${blockSizeBytes}`;
+  }
+  return undefined;
+}
+
+function validate(options: CreateVhdOptions, sizeBytes: number): void {
+  const sizeProblem = vhdSizeProblem(options.type, sizeBytes);
+  if (sizeProblem) throw invalid(sizeProblem, { sizeBytes });
   const block = options.blockSizeBytes ?? DEFAULT_BLOCK_SIZE_BYTES;
-  if (!Number.isSafeInteger(block) || block < 512 || block > 256 * 1024 * 1024 || (block & (block - 1)) !== 0) {
-    throw invalid(`VHD block size must be a power of two from 512 B to 256 MiB: ${block}`, { blockSizeBytes: block });
-  }
+  const blockProblem = vhdBlockSizeProblem(block);
+  if (blockProblem) throw invalid(blockProblem, { blockSizeBytes: block });
   if (!/^[\x20-\x7e\0]{4}$/.test(options.creatorApplication ?? "win ")) throw invalid("creator application must be 4 ASCII characters");
 }
 
