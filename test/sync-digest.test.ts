@@ -2,7 +2,7 @@
 // coded errors (and nothing written by a resync that was given one), diff between digests.
 import t from "tap";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync, truncateSync, utimesSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, truncateSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { checksum } from "../dist/sync/checksum.js";
 import { DigestReader } from "../dist/sync/digest-reader.js";
@@ -432,5 +432,36 @@ t.test("CLI: resync --update-digest leaves the digest a fresh checksum would wri
     t.equal(JSON.parse(run.stdout.trim().split("\n").pop()!).digestUpdated, true);
     t.equal(runCli(["checksum", image, "-o", join(dir, "fresh.digest")]).status, 0);
     t.ok(readFileSync(digest).equals(readFileSync(join(dir, "fresh.digest"))), `seed ${seed}: ${image}: the updated digest is byte for byte a fresh checksum`);
+  }
+});
+
+t.test("header length: a multiple of 4096 with 64 bytes of padding to spare, however long the image's path; --update-digest rewrites it in place", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  // Image paths from short to near PATH_MAX, so the identity JSON crosses the 4096-byte header's room.
+  for (const extra of [0, 3500 + prng.int(300), 3800 + prng.int(150), 3900 + prng.int(60)]) {
+    let deep = dir;
+    for (let left = extra; left > 0; left -= 201) {
+      deep = join(deep, "d".repeat(Math.min(200, left)));
+      mkdirSync(deep, { recursive: true });
+    }
+    const image = join(deep, "i.img");
+    writeRandomImage(image, 1 << 20, prng);
+    const digest = join(dir, "long.digest");
+    await checksum(image, digest, { blockSizeBytes: 4096 });
+    const bytes = readFileSync(digest);
+    const headerLength = bytes.readUInt32LE(12);
+    const identityLength = bytes.readUInt32LE(44);
+    const json = bytes.subarray(48, 48 + identityLength).toString("utf8").trimEnd();
+    t.equal(JSON.parse(json).path, image, `seed ${seed}: path of ${image.length} characters`);
+    t.equal(headerLength % 4096, 0, `header ${headerLength} bytes: a multiple of 4096 (path of ${image.length} characters)`);
+    t.ok(identityLength - Buffer.byteLength(json) >= 64, `${identityLength - Buffer.byteLength(json)} bytes to spare`);
+    const source = join(dir, "source.img");
+    writeRandomImage(source, 1 << 20, prng);
+    const report = await resync(source, image, { targetDigestPath: digest, updateTargetDigest: true });
+    t.equal(report.digestUpdated, true);
+    t.equal(readFileSync(digest).readUInt32LE(12), headerLength, "rewritten in place, same length");
+    t.equal((await resync(source, image, { targetDigestPath: digest, dryRun: true })).blocksChanged, 0, "the updated digest describes the target");
   }
 });

@@ -36,8 +36,10 @@ export const FRAME_HEADER_BYTES = 24;
 const T = { magic: 0, frameCount: 8, blockCount: 16, checksum: 24 } as const;
 export const TRAILER_BYTES = 56;
 
-/** Header size writers use (identity JSON padded with spaces to fill it). */
+/** Header sizes writers use are multiples of this (identity JSON padded with spaces to fill it). */
 export const PADDED_HEADER_BYTES = 4096;
+/** Padding a written header keeps at least, so that a rewrite with a slightly longer identity fits. */
+const SPARE_IDENTITY_BYTES = 64;
 /** Largest identity JSON accepted (bytes). */
 const MAX_IDENTITY_BYTES = 64 * 1024;
 /** Block sizes the engine accepts: powers of two from 4 KiB to 64 MiB. */
@@ -88,18 +90,23 @@ export function checkBlockSize(blockSizeBytes: number): void {
   }
 }
 
-/** Encodes a header (the checksum is computed here). */
-export function encodeHeader(header: Omit<DigestHeader, "headerLength" | "headerChecksum" | "digestLength">): Uint8Array {
+/**
+ * Encodes a header (the checksum is computed here): `length` bytes when given (a header
+ * rewritten in place; undefined if the identity does not fit), otherwise a multiple of
+ * PADDED_HEADER_BYTES with at least SPARE_IDENTITY_BYTES of padding, for such a rewrite.
+ */
+export function encodeHeader(header: Omit<DigestHeader, "headerLength" | "headerChecksum" | "digestLength">, length?: number): Uint8Array {
   const json = new TextEncoder().encode(JSON.stringify(header.identity));
-  const padded = PADDED_HEADER_BYTES - HEADER_FIXED_BYTES - HEADER_CHECKSUM_BYTES;
-  const identity = new Uint8Array(Math.max(json.length, padded)).fill(0x20);
+  const fixed = HEADER_FIXED_BYTES + HEADER_CHECKSUM_BYTES;
+  const room = length === undefined ? Math.ceil((fixed + json.length + SPARE_IDENTITY_BYTES) / PADDED_HEADER_BYTES) * PADDED_HEADER_BYTES - fixed : length - fixed;
+  const identity = new Uint8Array(Math.max(json.length, Math.min(room, MAX_IDENTITY_BYTES))).fill(0x20);
   identity.set(json);
-  const length = HEADER_FIXED_BYTES + identity.length + HEADER_CHECKSUM_BYTES;
-  const bytes = new Uint8Array(length);
+  const headerLength = HEADER_FIXED_BYTES + identity.length + HEADER_CHECKSUM_BYTES;
+  const bytes = new Uint8Array(headerLength);
   const view = new DataView(bytes.buffer);
   bytes.set(DIGEST_SIGNATURE, H.magic);
   view.setUint16(H.version, DIGEST_VERSION, true);
-  view.setUint32(H.headerLength, length, true);
+  view.setUint32(H.headerLength, headerLength, true);
   view.setUint8(H.algorithm, BLOCK_HASH_ALGORITHMS.indexOf(header.algo) + 1);
   view.setUint8(H.digestLength, blockDigestLength(header.algo));
   view.setUint32(H.blockSize, header.blockSizeBytes, true);
@@ -108,7 +115,7 @@ export function encodeHeader(header: Omit<DigestHeader, "headerLength" | "header
   view.setUint32(H.frameBlocks, header.frameBlocks, true);
   view.setUint32(H.identityLength, identity.length, true);
   bytes.set(identity, HEADER_FIXED_BYTES);
-  bytes.set(sha256(bytes.subarray(0, length - HEADER_CHECKSUM_BYTES)), length - HEADER_CHECKSUM_BYTES);
+  bytes.set(sha256(bytes.subarray(0, headerLength - HEADER_CHECKSUM_BYTES)), headerLength - HEADER_CHECKSUM_BYTES);
   return bytes;
 }
 

@@ -109,7 +109,7 @@ export class DigestWriter {
     const trailer = encodeTrailer(this.frameCount, this.nextBlock, this.hash.digest());
     try {
       if (identity) {
-        const headerBytes = encodeHeader({ ...this.header, identity });
+        const headerBytes = encodeHeader({ ...this.header, identity }, this.headerLength);
         if (headerBytes.length !== this.headerLength) throw new VhdsyncError("VHDSYNC_INTERNAL", "digest header does not fit its reserved space");
         await writeExactly(this.handle, headerBytes, 0, this.tempPath);
       }
