@@ -394,6 +394,12 @@ t.test("temp files that a killed run left behind are removed by the next write o
   const resynced = runCli(["resync", source, target], { env: { ...process.env, VHDSYNC_CHECKPOINT_MS: "0" } });
   t.equal(resynced.status, 0, resynced.stderr);
   t.notOk(existsSync(checkpointTemp), "and so is a checkpoint's");
+  // A run too short to save any checkpoint sweeps it too, when it removes the checkpoint.
+  writeFileSync(checkpointTemp, "{");
+  writeFileSync(target, Buffer.alloc(2 * MIB));
+  const short = runCli(["resync", source, target], { env: { ...process.env, VHDSYNC_CHECKPOINT_MS: "600000" } });
+  t.equal(short.status, 0, short.stderr);
+  t.notOk(existsSync(checkpointTemp), "a short run that saved no checkpoint removes it as well");
 });
 
 

@@ -7,7 +7,7 @@
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { constants as fsConstants, promises as fsp } from "node:fs";
 import { dirname } from "node:path";
-import { readJsonState, removeDurably, writeFileAtomic } from "../io/atomic-file.js";
+import { readJsonState, removeDurably, removeStaleTempFiles, writeFileAtomic } from "../io/atomic-file.js";
 import { identityDifferences, type FileState, type ImageIdentity } from "./image-identity.js";
 import { emptyCounters, type SegmentCounters } from "./segment-task.js";
 
@@ -178,6 +178,7 @@ const FILE_STATE_FIELDS: (keyof FileState)[] = ["fileSizeBytes", "mtimeNs", "cti
 
 /** Removes a checkpoint (after success), durably. @throws I/O codes */
 export async function removeCheckpoint(path: string): Promise<void> {
+  await removeStaleTempFiles(path); // a killed run's, even when this run saved no checkpoint
   await removeDurably(path);
 }
 
