@@ -12,9 +12,15 @@ import { VhdsyncError, toVhdsyncError } from "../errors.js";
 /** This host's part of temp file names (a directory may be shared between hosts). */
 const HOST = hostname().replace(/[^A-Za-z0-9.-]/g, "_");
 
-/** Temp path used while writing `path` (hidden, beside it, unique per process of this host). */
+/** Temp files this process has named so far. */
+let tempFilesNamed = 0;
+
+/**
+ * A temp path for writing `path`: hidden, beside it, `.NAME.HOST-PID-N.tmp`, unique per call
+ * (two writes of one path in one process, such as concurrent library calls, never share one).
+ */
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${HOST}-${process.pid}.tmp`);
+  return join(dirname(path), `.${basename(path)}.${HOST}-${process.pid}-${++tempFilesNamed}.tmp`);
 }
 
 /** Paths whose stale temp files this process has already looked for. */
@@ -37,7 +43,8 @@ export async function removeStaleTempFiles(path: string): Promise<void> {
   }
   for (const name of names) {
     if (!name.startsWith(prefix) || !name.endsWith(".tmp")) continue;
-    const pid = Number(name.slice(prefix.length, -".tmp".length));
+    // PID-N (PID alone: an older vhdsync's name).
+    const pid = Number(name.slice(prefix.length, -".tmp".length).split("-")[0]);
     if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || processRuns(pid)) continue;
     await fsp.rm(join(dirname(path), name), { force: true }).catch(() => undefined);
   }
