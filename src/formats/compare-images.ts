@@ -12,6 +12,7 @@ import { getWasm } from "../wasm/driver.js";
 import { throttle, type ProgressListener } from "../progress.js";
 import type { DiskImage, Extent } from "./disk-image.js";
 import { alignExtents, bridgeGaps, splitExtents, unionExtents } from "./extents.js";
+import { checkImage, checkOptions } from "../arguments.js";
 
 const CHUNK_BYTES = 8 * 1024 * 1024;
 const COMPARE_BLOCK_BYTES = 4096;
@@ -45,6 +46,9 @@ export interface CompareOptions {
  * @throws I/O errors from either image
  */
 export async function compareImages(a: DiskImage, b: DiskImage, options: CompareOptions = {}): Promise<CompareResult> {
+  checkImage(a, "a");
+  checkImage(b, "b");
+  checkOptions(options);
   const sizeA = a.virtualSize;
   const sizeB = b.virtualSize;
   const base = { sizeA, sizeB };

@@ -15,6 +15,7 @@ import { crashPoint } from "./fault.js";
 import { openLog, type HrlLog } from "./hrl-log.js";
 import { normalizeGuid } from "./layout.js";
 import { checkUndoTarget, writeUndoLog } from "./undo-log.js";
+import { checkImage, checkOptions, checkPath } from "../arguments.js";
 
 /** Options of applyLog(). */
 export interface ApplyLogOptions {
@@ -53,6 +54,9 @@ export interface ApplyLogResult {
  *   VHDSYNC_SIZE_MISMATCH, VHDSYNC_READ_ONLY, I/O codes
  */
 export async function applyLog(image: DiskImage, logPath: string, options: ApplyLogOptions = {}): Promise<ApplyLogResult> {
+  checkImage(image, "image");
+  checkPath(logPath, "logPath");
+  checkOptions(options);
   if (image.readOnly) throw new VhdsyncError("VHDSYNC_READ_ONLY", `${image.path}: image is open read-only`, { path: image.path });
   const statePath = options.statePath ?? defaultStatePath(image.path);
   const undoPath = options.undoPath ? resolve(options.undoPath) : null;

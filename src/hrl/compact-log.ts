@@ -10,6 +10,7 @@ import type { OverlaySegment } from "./extent-map.js";
 import { openLog, type HrlLog } from "./hrl-log.js";
 import type { HrlLogSummary, HrlWriter } from "./hrl-writer.js";
 import { sameIdentity, writeLogFile } from "./log-output.js";
+import { checkPath } from "../arguments.js";
 
 /** Largest entry the compacted log gets (bytes). */
 const RUN_BYTES = 1024 * 1024;
@@ -33,6 +34,8 @@ export function checkDistinctPaths(inputPath: string, outputPath: string): void 
  * @throws codes of openLog()/verifyData(), VHDSYNC_INVALID_ARGUMENT (same path), I/O codes
  */
 export async function compactLog(inputPath: string, outputPath: string): Promise<CompactLogResult> {
+  checkPath(inputPath, "inputPath");
+  checkPath(outputPath, "outputPath");
   checkDistinctPaths(inputPath, outputPath);
   const log = await openLog(inputPath);
   try {

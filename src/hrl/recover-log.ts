@@ -9,6 +9,7 @@ import type { HrlLogSummary, HrlWriter } from "./hrl-writer.js";
 import { sameIdentity, writeLogFile } from "./log-output.js";
 import { checkDistinctPaths } from "./compact-log.js";
 import { HRL_HEADER_BYTES } from "./layout.js";
+import { checkPath } from "../arguments.js";
 
 /** What recoverLog() salvaged. */
 export interface RecoverLogResult {
@@ -28,6 +29,8 @@ export interface RecoverLogResult {
  * @throws VHDSYNC_CORRUPT / VHDSYNC_BAD_CHECKSUM / VHDSYNC_TRUNCATED for an unusable header, I/O codes
  */
 export async function recoverLog(inputPath: string, outputPath: string): Promise<RecoverLogResult> {
+  checkPath(inputPath, "inputPath");
+  checkPath(outputPath, "outputPath");
   checkDistinctPaths(inputPath, outputPath);
   const log = await openLog(inputPath, { allowUnclean: true, scan: true });
   try {

@@ -13,6 +13,7 @@ import type { HrlLog } from "./hrl-log.js";
 import { HRL_HEADER_BYTES } from "./layout.js";
 import type { HrlLogSummary, HrlWriter } from "./hrl-writer.js";
 import { sameIdentity, writeLogFile } from "./log-output.js";
+import { checkImage, checkPath } from "../arguments.js";
 
 /**
  * Refuses to replace an existing file at `undoPath` unless it is an undo log of this very
@@ -53,6 +54,8 @@ const UNDO_SPAN_EXTENTS = 4096;
  * @throws I/O codes from the image or the undo file
  */
 export async function writeUndoLog(image: DiskImage, log: HrlLog, undoPath: string): Promise<HrlLogSummary> {
+  checkImage(image, "image");
+  checkPath(undoPath, "undoPath");
   const options = { ...sameIdentity(log.header), uniqueId: log.header.previousUniqueId, previousUniqueId: log.header.uniqueId, creatorApplication: "vhdu", timestamp: undefined };
   const wasm = getWasm();
   const address = wasm.alloc(UNDO_PIECE_BYTES);

@@ -4,6 +4,7 @@
 
 import { readOperationState } from "./operation-state.js";
 import { activeChain, loadSnapshotSet, type LayerNode } from "./snapshot-set.js";
+import { checkPath } from "../arguments.js";
 
 /** One row of `snapshot list`. */
 export interface SnapshotListEntry {
@@ -61,6 +62,7 @@ function entryOf(node: LayerNode, nodes: Map<string, LayerNode>, onActiveChain: 
  * @throws VHDSYNC_CHAIN_BROKEN, VHDSYNC_UNSUPPORTED (not a VHD), VHDSYNC_BAD_STATE, I/O codes
  */
 export async function listSnapshots(diskPath: string): Promise<SnapshotListing> {
+  checkPath(diskPath, "diskPath");
   const set = await loadSnapshotSet(diskPath);
   const chain = activeChain(set);
   const onChain = new Set(chain);

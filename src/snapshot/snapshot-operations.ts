@@ -15,6 +15,7 @@ import { findSnapshot, loadSnapshotSet } from "./snapshot-set.js";
 import type { CopyTuning } from "./copy-ranges.js";
 import { faultPoint } from "./fault-injection.js";
 import { withDiskLock } from "./disk-lock.js";
+import { checkOptions, checkPath, checkText } from "../arguments.js";
 
 /** What a snapshot operation reports. */
 export interface SnapshotOperationResult {
@@ -29,6 +30,8 @@ export interface SnapshotOperationResult {
  * @throws VHDSYNC_BAD_STATE (unusable state file), VHDSYNC_CHAIN_BROKEN, I/O codes
  */
 export async function resumeSnapshotOperation(diskPath: string, tuning: CopyTuning = {}): Promise<OperationState | null> {
+  checkPath(diskPath, "diskPath");
+  checkOptions(tuning);
   return withDiskLock(snapshotPaths(diskPath), () => resumePending(diskPath, tuning));
 }
 
@@ -72,6 +75,8 @@ function resumedField(state: OperationState | null): SnapshotOperationResult["re
  *   VHDSYNC_USAGE (name already used), I/O codes
  */
 export async function createSnapshot(diskPath: string, options: { name?: string; now?: Date } = {}): Promise<SnapshotOperationResult & { snapshot: SnapshotEntry }> {
+  checkPath(diskPath, "diskPath");
+  checkOptions(options);
   return withDiskLock(snapshotPaths(diskPath), async () => {
     const resumed = await resumePending(diskPath, {});
     if (resumed?.op === "create" && resumed.name === (options.name ?? "")) {
@@ -91,6 +96,8 @@ export async function createSnapshot(diskPath: string, options: { name?: string;
  * @throws VHDSYNC_USAGE (unknown snapshot), VHDSYNC_CHAIN_BROKEN, I/O codes
  */
 export async function revertSnapshot(diskPath: string, snapshot: string): Promise<SnapshotOperationResult & { snapshot: SnapshotEntry }> {
+  checkPath(diskPath, "diskPath");
+  checkText(snapshot, "snapshot");
   return withDiskLock(snapshotPaths(diskPath), async () => {
     const resumed = await resumePending(diskPath, {});
     const set = await loadSnapshotSet(diskPath);
@@ -108,6 +115,9 @@ export async function revertSnapshot(diskPath: string, snapshot: string): Promis
  * @throws VHDSYNC_USAGE (unknown snapshot), VHDSYNC_CHAIN_BROKEN, I/O codes
  */
 export async function deleteSnapshot(diskPath: string, snapshot: string, tuning: CopyTuning = {}): Promise<SnapshotOperationResult & { deleted: string }> {
+  checkPath(diskPath, "diskPath");
+  checkText(snapshot, "snapshot");
+  checkOptions(tuning);
   return withDiskLock(snapshotPaths(diskPath), async () => {
     const resumed = await resumePending(diskPath, tuning);
     if (resumed?.op === "delete" && (resumed.snapshotId === snapshot || resumed.snapshotName === snapshot)) {
@@ -128,6 +138,8 @@ export async function deleteSnapshot(diskPath: string, snapshot: string, tuning:
  *   snapshots depend on a consumed layer, or it is not a snapshot layer), VHDSYNC_CHAIN_BROKEN
  */
 export async function mergeSnapshots(diskPath: string, options: { into?: string } & CopyTuning = {}): Promise<SnapshotOperationResult & { merged: string[] }> {
+  checkPath(diskPath, "diskPath");
+  checkOptions(options);
   return withDiskLock(snapshotPaths(diskPath), async () => {
     const resumed = await resumePending(diskPath, options);
     if (resumed?.op === "merge") return { disk: resumed.disk, resumed: resumedField(resumed), merged: resumed.droppedIds };

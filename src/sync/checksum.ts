@@ -13,6 +13,7 @@ import { workerCountFor } from "./scan-workers.js";
 import { checkScanOptions, DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters } from "./segment-task.js";
 import { monotonicMs } from "../io/clock.js";
+import { checkImage } from "../arguments.js";
 
 /** Options of checksum(). */
 export interface ChecksumOptions {
@@ -52,9 +53,10 @@ export interface ChecksumReport {
  */
 export async function checksum(image: string | DiskImage, outPath: string, options: ChecksumOptions = {}): Promise<ChecksumReport> {
   const started = monotonicMs();
+  if (typeof image !== "string") checkImage(image, "image", true);
+  checkScanOptions(options, typeof image === "string" ? { image, outPath } : { outPath });
   const blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
   const algo = options.algo ?? DEFAULT_ALGORITHM;
-  checkScanOptions(options);
   await refuseSameFile(outPath, [typeof image === "string" ? image : image.path], "the digest file");
   const opened = typeof image === "string" ? await openImage(image, { readOnly: true }) : image;
   let identity, virtualSizeBytes: number;

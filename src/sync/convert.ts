@@ -12,6 +12,7 @@ import type { ProgressListener } from "../progress.js";
 import { commitTempFile, removeStaleTempFiles, tempPathFor } from "../io/atomic-file.js";
 import { copy, type CopyReport } from "./copy.js";
 import { parentsOf, refuseSameFile } from "./image-identity.js";
+import { checkPath, checkRequiredOptions } from "../arguments.js";
 
 /** Output formats of convertImage(). */
 export const CONVERT_TARGETS = ["raw", "vhd-fixed", "vhd-dynamic"] as const;
@@ -42,6 +43,9 @@ const SECTOR_BYTES = 512;
  * @throws VHDSYNC_INVALID_ARGUMENT (OUT exists without overwrite, same path), format and I/O codes
  */
 export async function convertImage(inputPath: string, outputPath: string, options: ConvertOptions): Promise<ConvertReport> {
+  checkPath(inputPath, "inputPath");
+  checkPath(outputPath, "outputPath");
+  checkRequiredOptions(options);
   if (!CONVERT_TARGETS.includes(options.to)) {
     throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `unknown output format ${options.to} (use ${CONVERT_TARGETS.join(", ")})`);
   }

@@ -61,9 +61,9 @@ export interface CopyReport extends SegmentCounters {
  */
 export async function copy(sourcePath: string, targetPath: string, options: CopyOptions = {}): Promise<CopyReport> {
   const started = monotonicMs();
-  const blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
   // Arguments first: no target is created or opened for a bad one.
-  checkScanOptions(options);
+  checkScanOptions(options, { sourcePath, targetPath });
+  const blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
   await refuseSameFile(targetPath, [sourcePath], "the target");
   const source = await openImage(sourcePath, { readOnly: true });
   let target: DiskImage | undefined;
@@ -108,13 +108,13 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
     } finally {
       await pool.close();
     }
-    progress.flush();
     await target.flush();
     if (!complete) throw new VhdsyncError("VHDSYNC_INTERRUPTED", `copy to ${targetPath} interrupted (rerun to copy again)`, { path: targetPath });
     await target.close();
     target = undefined;
     if (created) await commitTempFile(writePath, targetPath);
     committed = true;
+    progress.flush(); // once the copy is in place: an exception from the listener leaves nothing undone
     const seconds = (monotonicMs() - started) / 1000;
     const blocksTotal = blockCountFor(source.virtualSize, blockSizeBytes);
     return {

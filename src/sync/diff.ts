@@ -19,7 +19,7 @@ import { monotonicMs } from "../io/clock.js";
  *   or algorithms), VHDSYNC_CORRUPT / VHDSYNC_TRUNCATED / VHDSYNC_BAD_CHECKSUM, I/O codes
  */
 export async function diff(aPath: string, bPath: string, options: CompareOptions = {}): Promise<DiffReport> {
-  checkScanOptions(options);
+  checkScanOptions(options, { aPath, bPath });
   const [aDigest, bDigest] = [await isDigestFile(aPath), await isDigestFile(bPath)];
   if (!aDigest && !bDigest) return verify(aPath, bPath, options);
   if (aDigest && bDigest) return diffDigests(aPath, bPath, options);

@@ -6,6 +6,7 @@ import { promises as fsp } from "node:fs";
 import { resolve } from "node:path";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import type { ChainLayer, DiskImage } from "../formats/disk-image.js";
+import { checkImage } from "../arguments.js";
 
 /** Identity fields of an image (JSON-safe: 64-bit values as decimal strings). */
 export interface ImageIdentity extends FileState {
@@ -36,6 +37,7 @@ export async function fileState(path: string): Promise<FileState> {
 
 /** Reads the identity of an open image. @throws VHDSYNC_NOT_FOUND and other I/O codes */
 export async function imageIdentity(image: DiskImage): Promise<ImageIdentity> {
+  checkImage(image, "image");
   const identity: ImageIdentity = { format: image.format, path: resolve(image.path), virtualSizeBytes: image.virtualSize, ...(await fileState(image.path)) };
   if (image.format === "vhd" || image.format === "vhdx") {
     const uniqueId = (await chainOf(image))[0].uniqueId;

@@ -112,7 +112,7 @@ interface Plan {
 export async function resync(sourcePath: string, targetPath: string, options: ResyncOptions = {}): Promise<ResyncReport> {
   const started = monotonicMs();
   // Arguments first: nothing is opened, resized or written for a bad one.
-  checkScanOptions(options);
+  checkScanOptions(options, { sourcePath, targetPath });
   // Without a target digest the blocks' bytes are compared: an algorithm would be ignored.
   if (options.algo !== undefined && !options.targetDigestPath) {
     throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", "a digest algorithm applies only with a target digest (a resync without one compares the blocks' bytes)");
@@ -354,7 +354,8 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
       doneBytes: Math.min(source.virtualSize, nextBlock * blockSizeBytes),
       totalBytes: source.virtualSize,
       detail: `${counters.blocksChanged} blocks changed`,
-      counters: { blocksChanged: counters.blocksChanged, bytesWritten: counters.bytesWritten + counters.bytesZeroed },
+      // The report's meanings: data written, and zeroed (holes punched, blocks released, zeros written).
+      counters: { blocksChanged: counters.blocksChanged, bytesWritten: counters.bytesWritten, bytesZeroed: counters.bytesZeroed },
     });
     if (monotonicMs() - lastCheckpointMs >= intervalMs) await checkpoint(false);
   };
@@ -372,16 +373,19 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
     if (nextBlock > plan.resumeBlock) await checkpoint(true).catch(() => undefined);
     throw error;
   }
-  progress.flush();
+  // The last progress event goes out once the run's state is safe: an exception from the
+  // listener then leaves nothing undone.
   if (!complete) {
     await writer?.abort();
     await checkpoint(true);
+    progress.flush();
     return { counters, complete, digestUpdated: false, scanner };
   }
   await background?.settle();
   await target.flush();
   if (!options.dryRun) await removeCheckpoint(plan.checkpointPath);
   if (writer) await finishDigest(writer, target, blockSizeBytes);
+  progress.flush();
   return { counters, complete, digestUpdated: Boolean(writer), scanner };
 }
 

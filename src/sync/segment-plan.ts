@@ -3,16 +3,31 @@
 
 import { MAX_FRAME_BLOCKS, checkBlockSize } from "./digest-format.js";
 import { checkWorkers } from "./scan-workers.js";
-import type { BlockHashAlgorithm } from "./block-hasher.js";
+import { blockDigestLength, type BlockHashAlgorithm } from "./block-hasher.js";
+import { checkCount, checkOptions, checkPath } from "../arguments.js";
 import type { SegmentTask } from "./segment-task.js";
 
+/** Options a scan checks (see checkScanOptions). */
+interface ScanOptions {
+  blockSizeBytes?: number;
+  workers?: number;
+  algo?: BlockHashAlgorithm;
+  maxExtents?: number;
+}
+
 /**
- * Checks a scan's options before anything is opened or written: the block size (when given)
- * and the scanning threads. @throws VHDSYNC_INVALID_ARGUMENT
+ * Checks a scan's arguments before anything is opened or written: `paths` (name → value) are
+ * paths, and `options` an object with a valid block size, thread count, digest algorithm,
+ * extent limit, progress listener and abort signal where given. @throws VHDSYNC_INVALID_ARGUMENT
  */
-export function checkScanOptions(options: { blockSizeBytes?: number; workers?: number }): void {
+export function checkScanOptions(options: ScanOptions | undefined, paths: Record<string, unknown>): void {
+  for (const [name, value] of Object.entries(paths)) checkPath(value, name);
+  checkOptions(options);
+  if (!options) return;
   if (options.blockSizeBytes !== undefined) checkBlockSize(options.blockSizeBytes);
   checkWorkers(options.workers);
+  if (options.algo !== undefined) blockDigestLength(options.algo);
+  checkCount(options.maxExtents, "maxExtents");
 }
 
 /** Default block size (see docs/resync.md for the benchmark behind it). */

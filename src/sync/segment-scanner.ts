@@ -120,11 +120,13 @@ export class SegmentScanner {
       if (config.targetPath && (config.mode === "compare" || config.apply === "here")) {
         target = await openAs(config.targetPath, config.targetFormat, config.apply !== "here");
       }
+      return new SegmentScanner(config, source, target);
     } catch (error) {
+      // (The constructor throws on a config it cannot scan with: the images must not stay open.)
+      await target?.close();
       await source.close();
       throw error;
     }
-    return new SegmentScanner(config, source, target);
   }
 
   /** Flushes writes (when applying here) and closes the images. */

@@ -28,8 +28,8 @@ export interface CompareOptions {
  */
 export async function verify(aPath: string, bPath: string, options: CompareOptions = {}): Promise<DiffReport> {
   const started = monotonicMs();
+  checkScanOptions(options, { aPath, bPath });
   const blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
-  checkScanOptions(options);
   const virtualSizeBytes = await imageVirtualSize(aPath);
   const sizeB = await imageVirtualSize(bPath);
   if (virtualSizeBytes !== sizeB) {

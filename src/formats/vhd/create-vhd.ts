@@ -25,6 +25,7 @@ import {
   type VhdFooter,
   type VhdLocatorEntry,
 } from "./vhd-structures.js";
+import { checkPath, checkRequiredOptions } from "../../arguments.js";
 
 /** Largest dynamic/differencing disk the spec allows (2040 GiB). */
 export const VHD_MAX_DYNAMIC_BYTES = 2040 * 1024 ** 3;
@@ -126,6 +127,8 @@ export function locatorData(childPath: string, parentPath: string): { code: stri
  *   VHDSYNC_CORRUPT (unusable parent), OS error codes
  */
 export async function createVhd(path: string, options: CreateVhdOptions): Promise<VhdImage> {
+  checkPath(path, "path");
+  checkRequiredOptions(options);
   let parent: VhdImage | undefined;
   if (options.type === "differencing") {
     if (!options.parentPath) throw invalid("a differencing VHD needs a parent");

@@ -1,0 +1,157 @@
+// The engine's library entry points as an embedding tool calls them: arguments of the wrong type
+// refused with VHDSYNC_INVALID_ARGUMENT before anything is opened or written, no descriptor
+// left open by a refusal, concurrent calls writing one path, progress counters that mean what
+// the report's mean, and an exception from a progress listener.
+import t from "tap";
+import { copyFileSync, existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { checksum, copy, diff, resync, verify } from "../dist/index.js";
+import { fileSha, pairSetup, writeRandomImage } from "./helpers/resync-images.js";
+
+/** Descriptors of this process open on `path`. */
+function openOn(path: string): number {
+  return readdirSync("/proc/self/fd").filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === path;
+    } catch {
+      return false;
+    }
+  }).length;
+}
+
+const invalid = { code: "VHDSYNC_INVALID_ARGUMENT", recoverable: false };
+
+t.test("wrong-type arguments: VHDSYNC_INVALID_ARGUMENT, nothing opened or written", async (t) => {
+  const { prng, dir, source, target } = pairSetup(t);
+  writeRandomImage(source, 1 << 20, prng);
+  writeRandomImage(target, 1 << 20, prng);
+  const before = fileSha(target);
+  const digest = join(dir, "d.digest");
+  const calls: Array<[string, () => Promise<unknown>]> = [
+    ["resync(number)", () => resync(42 as never, target)],
+    ["copy(undefined)", () => copy(undefined as never, join(dir, "x.img"))],
+    ["verify(, null)", () => verify(source, null as never)],
+    ["diff(object)", () => diff({} as never, target)],
+    ["checksum()", () => (checksum as (...args: unknown[]) => Promise<unknown>)()],
+    ["checksum(number)", () => checksum(5 as never, digest)],
+    ["checksum(null)", () => checksum(null as never, digest)],
+    ["checksum(, number)", () => checksum(source, 7 as never)],
+    ["resync(\"\")", () => resync("", target)],
+    ["resync options null", () => resync(source, target, null as never)],
+    ["copy options string", () => copy(source, target, "fast" as never)],
+  ];
+  for (const onProgress of [5, "log", {}]) {
+    calls.push([`resync onProgress ${String(onProgress)}`, () => resync(source, target, { onProgress: onProgress as never })]);
+    calls.push([`copy onProgress ${String(onProgress)}`, () => copy(source, target, { onProgress: onProgress as never })]);
+    calls.push([`checksum onProgress ${String(onProgress)}`, () => checksum(source, digest, { onProgress: onProgress as never })]);
+    calls.push([`verify onProgress ${String(onProgress)}`, () => verify(source, target, { onProgress: onProgress as never })]);
+    calls.push([`diff onProgress ${String(onProgress)}`, () => diff(source, target, { onProgress: onProgress as never })]);
+  }
+  for (const signal of [{}, { aborted: false }, "stop"]) {
+    calls.push([`resync signal ${JSON.stringify(signal)}`, () => resync(source, target, { signal: signal as never })]);
+    calls.push([`verify signal ${JSON.stringify(signal)}`, () => verify(source, target, { signal: signal as never })]);
+  }
+  for (const maxExtents of [-1, Number.NaN, 1.5, "2"]) {
+    calls.push([`verify maxExtents ${String(maxExtents)}`, () => verify(source, target, { maxExtents: maxExtents as never })]);
+    calls.push([`diff maxExtents ${String(maxExtents)}`, () => diff(source, target, { maxExtents: maxExtents as never })]);
+  }
+  for (const algo of ["md5", 3, null]) calls.push([`checksum algo ${String(algo)}`, () => checksum(source, digest, { algo: algo as never })]);
+  for (const [name, call] of calls) {
+    let promise: Promise<unknown> | undefined;
+    t.doesNotThrow(() => (promise = call()), `${name}: no synchronous throw`);
+    await t.rejects(promise!, invalid, name);
+  }
+  t.equal(fileSha(target), before, "the target is unchanged");
+  t.same(readdirSync(dir).sort(), [basename(source), basename(target)].sort(), "nothing else in the directory");
+  t.notOk(existsSync(digest), "no digest written");
+  t.notOk(existsSync(`${target}.vhdsync-checkpoint`), "no checkpoint left");
+  t.equal(openOn(source) + openOn(target), 0, "no descriptor left open");
+});
+
+t.test("checksum with an unknown algorithm, called again and again, leaves no descriptor open", async (t) => {
+  const { prng, dir, source } = pairSetup(t);
+  writeRandomImage(source, 1 << 20, prng);
+  for (let i = 0; i < 5; i++) await t.rejects(checksum(source, join(dir, "x.digest"), { algo: "md5" as never }), invalid);
+  t.equal(openOn(source), 0);
+});
+
+t.test("concurrent calls writing one path: each write is whole, the file ends as one of them, no temp file is left", async (t) => {
+  const { seed, prng, dir, source, target } = pairSetup(t);
+  writeRandomImage(source, 4 << 20, prng);
+  writeRandomImage(target, 4 << 20, prng);
+  for (let round = 0; round < 4; round++) {
+    const out = join(dir, `out${round}.img`);
+    const copies = await Promise.allSettled([copy(source, out), copy(target, out)]);
+    t.same(copies.map((result) => result.status), ["fulfilled", "fulfilled"], `seed ${seed}: both copies succeed`);
+    const content = fileSha(out);
+    t.ok(content === fileSha(source) || content === fileSha(target), "the copy is one source's content, whole");
+    const digest = join(dir, `out${round}.digest`);
+    const sums = await Promise.allSettled([checksum(source, digest), checksum(target, digest)]);
+    t.same(sums.map((result) => result.status), ["fulfilled", "fulfilled"], "both checksums succeed");
+    const against = await Promise.all([diff(digest, source), diff(digest, target)]);
+    t.ok(against.some((report) => report.equal), "the digest is whole and describes one of the images");
+  }
+  t.same(readdirSync(dir).filter((name) => name.endsWith(".tmp")), [], "no temp file left");
+});
+
+t.test("resync progress counters carry the report's meanings; a listener's exception stops the run resumably", async (t) => {
+  const { prng, dir, source, target } = pairSetup(t);
+  writeRandomImage(source, 8 << 20, prng, 1 << 20);
+  const bytes = readFileSync(source);
+  // The target differs in data and in zeros: the source's first 64 KiB are zeros, the target's random.
+  bytes.fill(0, 0, 65536);
+  writeFileSync(source, bytes);
+  const other = Buffer.from(bytes);
+  for (let i = 0; i < 65536; i++) other[i] = (i * 7 + 1) & 255;
+  for (let i = 0; i < 20; i++) other[prng.int(other.length)] ^= 1;
+  writeFileSync(target, other);
+  const events: Array<{ counters?: Record<string, number> }> = [];
+  const report = await resync(source, target, { onProgress: (event) => events.push(event) });
+  t.ok(report.bytesZeroed > 0 && report.bytesWritten > 0, `${report.bytesWritten} written, ${report.bytesZeroed} zeroed`);
+  t.same(events.at(-1)!.counters, { blocksChanged: report.blocksChanged, bytesWritten: report.bytesWritten, bytesZeroed: report.bytesZeroed }, "the last event's counters are the report's");
+
+  // A listener that throws on its first event: the error comes back unchanged, the run resumes.
+  writeFileSync(target, other);
+  const copyOfTarget = join(dir, "before.img");
+  copyFileSync(target, copyOfTarget);
+  const mistake = new Error("listener bug");
+  await t.rejects(resync(source, target, { workers: 1, checkpointIntervalMs: 0, onProgress: () => { throw mistake; } }), mistake);
+  const resumed = await resync(source, target, { resume: true });
+  t.equal(fileSha(target), fileSha(source), "resumed to the source's content");
+  t.notOk(existsSync(`${target}.vhdsync-checkpoint`), "checkpoint removed after success");
+  t.ok(resumed.blocksChanged <= report.blocksChanged);
+});
+
+t.test("the other entry points: wrong-type arguments are VHDSYNC_INVALID_ARGUMENT too", async (t) => {
+  const lib = await import("../dist/index.js");
+  const { dir } = pairSetup(t);
+  const anyLib = lib as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const calls: Array<[string, unknown[]]> = [
+    ["openImage", [5]],
+    ["openImage", ["x.img", "readOnly"]],
+    ["compareImages", [5, 6]],
+    ["convertImage", [5, join(dir, "x.raw"), { to: "raw" }]],
+    ["convertImage", [join(dir, "in.raw"), join(dir, "x.raw")]],
+    ["createVhd", [5, { type: "dynamic", sizeBytes: 1 << 20 }]],
+    ["createVhd", [join(dir, "x.vhd")]],
+    ["hashFile", [5]],
+    ["applyLog", [5, 6]],
+    ["writeUndoLog", [5, {}, 6]],
+    ["createSnapshot", [5]],
+    ["listSnapshots", [null]],
+    ["revertSnapshot", [join(dir, "disk.vhd"), 3]],
+    ["deleteSnapshot", [join(dir, "disk.vhd"), ""]],
+    ["mergeSnapshots", [5]],
+    ["resumeSnapshotOperation", [{}]],
+    ["compactLog", [5, 6]],
+    ["recoverLog", [join(dir, "a.hrl"), undefined]],
+    ["imageIdentity", [5]],
+    ["checkImage", [5]],
+    ["cloneFile", [5, 6]],
+  ];
+  for (const [name, args] of calls) {
+    t.type(anyLib[name], "function", `${name} is exported`);
+    await t.rejects(anyLib[name](...args), invalid, `${name}(${args.map((arg) => JSON.stringify(arg) ?? "undefined").join(", ")})`);
+  }
+  t.same(readdirSync(dir), [], "nothing created");
+});
