@@ -43,6 +43,8 @@ export const ERROR_CODES = {
   VHDSYNC_READ_ONLY: false,
   /** The operation was interrupted (Ctrl-C, abort signal); it can be resumed. */
   VHDSYNC_INTERRUPTED: true,
+  /** Another run is writing the target (or a block device is mounted or claimed); retry later. */
+  VHDSYNC_BUSY: true,
   /** A state or checkpoint file is unusable for resuming. */
   VHDSYNC_BAD_STATE: false,
   /** An internal invariant failed (a bug in vhdsync). */

@@ -4,7 +4,8 @@
 // resync onto a loop device (native compare and WASM scanners) leaves it equal to the source.
 import t from "tap";
 import { spawnSync } from "node:child_process";
-import { closeSync, fsyncSync, openSync, readFileSync, truncateSync, writeSync } from "node:fs";
+import { closeSync, constants as fsConstants, existsSync, fsyncSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { RawImage } from "../dist/formats/raw.js";
 import { blockDeviceInfo, nativeAddon, sysfsBlockDeviceInfo } from "../dist/io/native.js";
@@ -117,4 +118,34 @@ t.test("zero ranges of the source are zeroed by the device: a loop device's back
       }
     });
   }
+});
+
+t.test("a block device that another program holds exclusively (as a mount does) is refused: VHDSYNC_BUSY, nothing written", async (t) => {
+  const { device, reason } = attachLoop(t, 512);
+  if (!device) return t.plan(0, reason);
+  const dir = tempDir(t);
+  const source = join(dir, "source.img");
+  writeRandomImage(source, SIZE_BYTES, new Prng(testSeed()));
+  const before = readFileSync(device);
+  const claim = openSync(device, fsConstants.O_RDONLY | fsConstants.O_EXCL);
+  try {
+    await t.rejects(resync(source, device), { code: "VHDSYNC_BUSY", recoverable: true });
+    t.ok(readFileSync(device).equals(before), "nothing written to the device");
+    t.equal((await resync(source, device, { dryRun: true })).blocksChanged > 0, true, "a dry run, which writes nothing, still runs");
+  } finally {
+    closeSync(claim);
+  }
+  // Another vhdsync process writing the device holds its lock file (here: pid 1, which runs).
+  const [major, minor] = spawnSync("stat", ["-c", "%t %T", device], { encoding: "utf8" }).stdout.trim().split(" ").map((hex) => parseInt(hex, 16));
+  const lock = join(existsSync("/run/lock") ? "/run/lock" : tmpdir(), `vhdsync-dev-${major}-${minor}.lock`);
+  writeFileSync(lock, `1 ${hostname()}\n`);
+  try {
+    await t.rejects(resync(source, device), { code: "VHDSYNC_BUSY", message: /process 1 / }, "a device another vhdsync writes is refused");
+  } finally {
+    rmSync(lock, { force: true });
+  }
+  t.ok(readFileSync(device).equals(before), "nothing written to the device");
+  await resync(source, device);
+  t.ok(readFileSync(device).equals(readFileSync(source)), "once released, the resync runs");
+  t.notOk(existsSync(lock), "and removes its lock file");
 });

@@ -16,6 +16,7 @@ import { commitTempFile, removeStaleTempFiles, tempPathFor } from "../io/atomic-
 import { checkScanOptions, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocksFor, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult } from "./segment-task.js";
 import { monotonicMs } from "../io/clock.js";
+import { acquireWriteLock, type WriteLock } from "../io/write-lock.js";
 
 /** Options of copy(). */
 export interface CopyOptions {
@@ -73,8 +74,12 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
   // next copy to that name removes the temp file a killed one left).
   const writePath = created ? tempPathFor(targetPath) : targetPath;
   let committed = false;
+  let lock: WriteLock | undefined;
   try {
     await refuseSameFile(targetPath, await parentsOf(source), "the target", "the source's parent ");
+    // One writer per existing target (a new one is a temp file of this call's own; so is the
+    // fresh image convert hands over).
+    if (!created && !options.targetFresh) lock = await acquireWriteLock(targetPath, "copy");
     if (created) await removeStaleTempFiles(targetPath);
     target = created ? await RawImage.create(writePath, source.virtualSize) : await openImage(targetPath, { readOnly: false });
     const sizeAccepted = target.virtualSize === source.virtualSize || (options.allowLargerTarget && target.virtualSize > source.virtualSize);
@@ -135,5 +140,6 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
     await source.close().catch(() => undefined);
     // A target this call created appears only complete: a failed or interrupted copy removes it.
     if (created && !committed) await fsp.rm(writePath, { force: true }).catch(() => undefined);
+    await lock?.release();
   }
 }

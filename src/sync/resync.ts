@@ -23,6 +23,7 @@ import { workerCountFor } from "./scan-workers.js";
 import { checkScanOptions, callerSegmentsWholeBlocks, DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocksFor, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
 import { monotonicMs } from "../io/clock.js";
+import { acquireWriteLock } from "../io/write-lock.js";
 
 /** Options of resync(). */
 export interface ResyncOptions {
@@ -117,7 +118,15 @@ export async function resync(sourcePath: string, targetPath: string, options: Re
   if (options.algo !== undefined && !options.targetDigestPath) {
     throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", "a digest algorithm applies only with a target digest (a resync without one compares the blocks' bytes)");
   }
-  const plan = await preparePlan(sourcePath, targetPath, options);
+  // One writer per target (src/io/write-lock.ts), from before anything is written or resized.
+  const lock = options.dryRun ? undefined : await acquireWriteLock(targetPath, "resync");
+  let plan: Plan;
+  try {
+    plan = await preparePlan(sourcePath, targetPath, options);
+  } catch (error) {
+    await lock?.release();
+    throw error;
+  }
   const workers = workerCountFor(plan.source.virtualSize, options.workers);
   try {
     const { counters, complete, digestUpdated, scanner } = await runPlan(plan, options, workers);
@@ -154,6 +163,7 @@ export async function resync(sourcePath: string, targetPath: string, options: Re
     await plan.digest?.close().catch(() => undefined);
     await plan.source.close().catch(() => undefined);
     await plan.target.close().catch(() => undefined);
+    await lock?.release();
   }
 }
 
