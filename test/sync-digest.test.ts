@@ -8,6 +8,7 @@ import { checksum } from "../dist/sync/checksum.js";
 import { DigestReader } from "../dist/sync/digest-reader.js";
 import { DigestWriter } from "../dist/sync/digest-writer.js";
 import { diff } from "../dist/sync/diff.js";
+import { verify } from "../dist/sync/verify.js";
 import { resync } from "../dist/sync/resync.js";
 import { hashBytes } from "../dist/hash/index.js";
 import { fileExtents } from "../dist/io/native.js";
@@ -463,5 +464,35 @@ t.test("header length: a multiple of 4096 with 64 bytes of padding to spare, how
     t.equal(report.digestUpdated, true);
     t.equal(readFileSync(digest).readUInt32LE(12), headerLength, "rewritten in place, same length");
     t.equal((await resync(source, image, { targetDigestPath: digest, dryRun: true })).blocksChanged, 0, "the updated digest describes the target");
+  }
+});
+
+t.test("image compares at blocks larger than the compare unit report whole blocks, as the digest diff does", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  for (const blockSizeBytes of [8 << 20, 16 << 20, 64 << 20]) {
+    const size = 2 * blockSizeBytes + 3 * 4096 + prng.int(4096);
+    const [a, b] = [join(dir, "a.img"), join(dir, "b.img")];
+    const bytes = prng.bytes(size);
+    writeFileSync(a, bytes);
+    // Single bytes in several 4 MiB parts of block 0, one in the partial last block.
+    const places = [prng.int(4 << 20), (4 << 20) + prng.int(4 << 20), blockSizeBytes - 1, 2 * blockSizeBytes + prng.int(size - 2 * blockSizeBytes)];
+    for (const place of places) bytes[place] ^= 0xff;
+    writeFileSync(b, bytes);
+    const expected = [{ offset: 0, length: blockSizeBytes }, { offset: 2 * blockSizeBytes, length: size - 2 * blockSizeBytes }];
+    const label = `seed ${seed}, ${blockSizeBytes >> 20} MiB blocks`;
+    for (const noNative of [undefined, "1"]) {
+      await withEnv("VHDSYNC_NO_NATIVE_SCAN", noNative, async () => {
+        for (const report of [await verify(a, b, { blockSizeBytes }), await diff(a, b, { blockSizeBytes })]) {
+          t.same(report.extents, expected, `${label}, ${report.scanner}: the differing blocks, whole`);
+          t.equal(report.bytesDiffering, blockSizeBytes + size - 2 * blockSizeBytes, `${label}: bytes of the differing blocks`);
+          t.equal(report.blocksDiffering, 2);
+        }
+      });
+    }
+    await checksum(b, join(dir, "b.digest"), { blockSizeBytes });
+    const viaDigest = await diff(a, join(dir, "b.digest"), { blockSizeBytes });
+    t.same(viaDigest.extents, expected, `${label}: the digest diff agrees`);
   }
 });

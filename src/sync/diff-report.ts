@@ -33,15 +33,32 @@ export interface DiffReport {
   seconds: number;
 }
 
-/** Accumulates differing ranges, merging adjacent ones, up to a cap. */
+/**
+ * Accumulates differing ranges in order, merging adjacent ones, up to a cap. With `blocks`, each
+ * range is widened to the whole blocks it touches (a compare of blocks larger than its unit
+ * reports the differing parts: the report's extents and bytes are those of blocks).
+ */
 export class ExtentCollector {
   readonly extents: Extent[] = [];
   truncated = false;
   bytes = 0;
+  /** End of the last range added (ranges come in order). */
+  private end = 0;
 
-  constructor(private readonly maxExtents = DEFAULT_MAX_EXTENTS) {}
+  constructor(
+    private readonly maxExtents = DEFAULT_MAX_EXTENTS,
+    private readonly blocks?: { blockSizeBytes: number; virtualSizeBytes: number },
+  ) {}
 
   add(offset: number, length: number): void {
+    if (this.blocks) {
+      const { blockSizeBytes, virtualSizeBytes } = this.blocks;
+      const end = Math.min(virtualSizeBytes, Math.ceil((offset + length) / blockSizeBytes) * blockSizeBytes);
+      offset = Math.max(this.end, Math.floor(offset / blockSizeBytes) * blockSizeBytes); // a block another part already added
+      if (end <= offset) return;
+      length = end - offset;
+    }
+    this.end = offset + length;
     this.bytes += length;
     const last = this.extents[this.extents.length - 1];
     if (last && last.offset + last.length === offset) {
@@ -69,7 +86,7 @@ export async function collectDifferences(
   options: { maxExtents?: number; signal?: AbortSignal; onProgress?: ProgressListener },
 ): Promise<{ counters: SegmentCounters; extents: ExtentCollector; scanner: "native" | "wasm" }> {
   const scanner = pool.native ? "native" : "wasm";
-  const extents = new ExtentCollector(options.maxExtents);
+  const extents = new ExtentCollector(options.maxExtents, what);
   const counters = emptyCounters();
   const progress = throttle(options.onProgress);
   let complete: boolean;
