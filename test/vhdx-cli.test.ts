@@ -3,7 +3,7 @@
 
 import t from "tap";
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli } from "./helpers/cli.js";
 import { buildVhdx, dataWriteGuidOf, STATE } from "./helpers/vhdx-builder.js";
@@ -62,4 +62,32 @@ t.test("check exits 3 and names the problem; a VHDX is never written", async (t)
   t.equal(info.status, 3);
   t.match(info.stderr, /vhdsync: VHDSYNC_BAD_CHECKSUM: /);
   t.ok(Buffer.from(readFileSync(path)).equals(file), "file unchanged");
+});
+
+t.test("a VHDX target is refused before the scan: resync and copy write nothing and leave no checkpoint or lock", async (t) => {
+  const dir = tempDir(t);
+  // 64 MiB with the only difference near the end: a run that scanned first would checkpoint
+  // the part before it (as one did, before the twenty-third session).
+  const source = join(dir, "source.raw");
+  const bytes = new Uint8Array(64 * MIB);
+  for (let i = 0; i < bytes.length; i += 4096) bytes[i] = (i >> 12) & 255;
+  writeFileSync(source, bytes);
+  const raw = join(dir, "target.raw");
+  bytes[60 * MIB + 7] ^= 1;
+  writeFileSync(raw, bytes);
+  const target = join(dir, "target.vhdx");
+  qemuImg("convert", "-f", "raw", "-O", "vhdx", raw, target);
+  const before = readFileSync(target);
+  for (const args of [["resync", source, target], ["resync", source, target, "--workers", "1"], ["copy", source, target]]) {
+    for (const env of [{}, { VHDSYNC_NO_NATIVE_HASH: "1" }, { VHDSYNC_NO_NATIVE: "1" }]) {
+      const run = runCli([...args, "--json"], { env: { ...process.env, ...env } });
+      t.equal(run.status, 3, `${args.join(" ")} ${JSON.stringify(env)}: exit 3`);
+      t.equal(JSON.parse(run.stdout).error.code, "VHDSYNC_UNSUPPORTED");
+    }
+  }
+  t.ok(Buffer.from(readFileSync(target)).equals(before), "the VHDX is unchanged");
+  t.same(readdirSync(dir).sort(), ["source.raw", "target.raw", "target.vhdx"], "no checkpoint, lock or temp file");
+  const dry = runCli(["resync", source, target, "--dry-run", "--json"]);
+  t.equal(dry.status, 0, "a dry run compares it");
+  t.equal(JSON.parse(dry.stdout).blocksChanged, 1);
 });

@@ -11,7 +11,7 @@ import { throttle, type ProgressListener } from "../progress.js";
 import { applyChanges } from "./apply-changes.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
 import { workerCountFor } from "./scan-workers.js";
-import { parentsOf, refuseSameFile } from "./image-identity.js";
+import { parentsOf, refuseReadOnlyFormat, refuseSameFile } from "./image-identity.js";
 import { commitTempFile, removeStaleTempFiles, tempPathFor } from "../io/atomic-file.js";
 import { checkScanOptions, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocksFor, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult } from "./segment-task.js";
@@ -82,6 +82,7 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
     if (!created && !options.targetFresh) lock = await acquireWriteLock(targetPath, "copy");
     if (created) await removeStaleTempFiles(targetPath);
     target = created ? await RawImage.create(writePath, source.virtualSize) : await openImage(targetPath, { readOnly: false });
+    refuseReadOnlyFormat(target);
     const sizeAccepted = target.virtualSize === source.virtualSize || (options.allowLargerTarget && target.virtualSize > source.virtualSize);
     if (!sizeAccepted) {
       throw new VhdsyncError("VHDSYNC_SIZE_MISMATCH", `${sourcePath} is ${source.virtualSize} bytes but ${targetPath} is ${target.virtualSize}`, { path: targetPath });

@@ -35,6 +35,17 @@ export async function fileState(path: string): Promise<FileState> {
   }
 }
 
+/**
+ * Refuses a target that its format cannot write (VHDX, in this release) although it was opened
+ * for writing: before any scan, so that a run writes, resizes or checkpoints nothing for it.
+ * @throws VHDSYNC_UNSUPPORTED
+ */
+export function refuseReadOnlyFormat(target: DiskImage): void {
+  if (target.readOnly) {
+    throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${target.path}: ${target.format} images cannot be written in this release (resync or copy into raw or VHD)`, { path: target.path, format: target.format });
+  }
+}
+
 /** Reads the identity of an open image. @throws VHDSYNC_NOT_FOUND and other I/O codes */
 export async function imageIdentity(image: DiskImage): Promise<ImageIdentity> {
   checkImage(image, "image");

@@ -13,7 +13,7 @@ import type { BlockHashAlgorithm } from "./block-hasher.js";
 import { BLOCK_DATA, BLOCK_UNALLOCATED, BLOCK_ZERO, checkBlockSize } from "./digest-format.js";
 import { DigestReader } from "./digest-reader.js";
 import { DigestWriter } from "./digest-writer.js";
-import { checkIdentity, fileState, imageIdentity, parentsOf, refuseSameFile } from "./image-identity.js";
+import { checkIdentity, fileState, imageIdentity, parentsOf, refuseReadOnlyFormat, refuseSameFile } from "./image-identity.js";
 import { CHECKPOINT_VERSION, checkCheckpointPath, checkpointMismatch, defaultCheckpointPath, loadCheckpoint, removeCheckpoint, saveCheckpoint, targetStateMismatch, type CheckpointBase } from "./resync-checkpoint.js";
 import { applyChanges } from "./apply-changes.js";
 import { BackgroundFlush } from "./background-flush.js";
@@ -184,6 +184,7 @@ async function preparePlan(sourcePath: string, targetPath: string, options: Resy
     const sourceParents = await parentsOf(source);
     await refuseSameFile(targetPath, sourceParents, "the target", "the source's parent ");
     target = await openImage(targetPath, { readOnly: Boolean(options.dryRun) });
+    if (!options.dryRun) refuseReadOnlyFormat(target);
     let blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
     let algo: BlockHashAlgorithm | null = null;
     if (options.targetDigestPath) {
