@@ -3,7 +3,7 @@
 // write one image at once, each believing its result. The lock is taken before anything is
 // written and released when the run ends, however it ends.
 //
-// - In this process: a set of the targets being written (by real path).
+// - In this process: a set of the targets being written (by their lock file's path).
 // - Between processes: a lock file created exclusively and holding "PID HOST". One that a
 //   process of this host that no longer runs left behind (kill -9) is taken over; another
 //   host's is honoured (its process cannot be checked). For a regular file it is
@@ -22,7 +22,7 @@ import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { processRuns } from "./atomic-file.js";
 
 const HOST = hostname();
-/** Real paths of the targets this process is writing. */
+/** Lock files (taken or not: a directory may refuse them) of the targets this process is writing. */
 const held = new Set<string>();
 
 /** A held write lock; release() once the run ends. */
@@ -40,19 +40,20 @@ function busy(path: string, holder: string, details: Record<string, unknown> = {
  */
 export async function acquireWriteLock(path: string, operation: string): Promise<WriteLock> {
   const real = await fsp.realpath(path).catch(() => resolve(path));
-  if (held.has(real)) throw busy(path, `another ${operation} in this process`);
-  held.add(real);
+  const stat = await fsp.stat(real).catch(() => undefined);
+  const device = stat?.isBlockDevice() ? stat : undefined;
+  const lock = device
+    ? join(await deviceLockDirectory(), `vhdsync-dev-${major(device.rdev)}-${minor(device.rdev)}.lock`)
+    : join(dirname(real), `.${basename(real)}.vhdsync-lock`);
+  // Keyed by the lock file: every name of the target (links, other device nodes) meets here.
+  if (held.has(lock)) throw busy(path, `another ${operation} in this process`);
+  held.add(lock);
   let release: () => Promise<void>;
   try {
-    const stat = await fsp.stat(real).catch(() => undefined);
-    if (stat?.isBlockDevice()) {
-      await checkDeviceUnclaimed(path, real);
-      release = await lockFile(path, join(await deviceLockDirectory(), `vhdsync-dev-${major(stat.rdev)}-${minor(stat.rdev)}.lock`));
-    } else {
-      release = await lockFile(path, join(dirname(real), `.${basename(real)}.vhdsync-lock`));
-    }
+    if (device) await checkDeviceUnclaimed(path, real);
+    release = await lockFile(path, lock);
   } catch (error) {
-    held.delete(real);
+    held.delete(lock);
     throw error;
   }
   let released = false;
@@ -63,7 +64,7 @@ export async function acquireWriteLock(path: string, operation: string): Promise
       try {
         await release();
       } finally {
-        held.delete(real);
+        held.delete(lock);
       }
     },
   };
