@@ -1,110 +1,118 @@
 // One writer per target (src/io/write-lock.ts): a second resync or copy into a target that a run
 // is writing is refused with VHDSYNC_BUSY (recoverable, exit 4) before it writes anything, in one
-// process and between processes; a lock that a killed run left behind is taken over; another
-// host's is honoured; dry runs take no lock.
+// process and between processes, under any name of the target; of many runs started at once
+// exactly one holds it; a killed holder's lock is free at once; dry runs take none; nothing is
+// left in the target's directory.
 import t from "tap";
-import { spawn } from "node:child_process";
-import { copyFileSync, existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
-import { hostname } from "node:os";
-import { join } from "node:path";
+import { spawn, type ChildProcess } from "node:child_process";
+import { linkSync, readdirSync, symlinkSync } from "node:fs";
+import { basename, join } from "node:path";
 import { copy, resync } from "../dist/index.js";
-import { processRuns } from "../dist/io/atomic-file.js";
+import { acquireWriteLock, writeLockHolder } from "../dist/io/write-lock.js";
 import { CLI_PATH, runCli } from "./helpers/cli.js";
 import { fileSha, pairSetup, writeRandomImage } from "./helpers/resync-images.js";
 
 const MIB = 1024 * 1024;
 const busy = { code: "VHDSYNC_BUSY", recoverable: true };
+const LOCK_MODULE = new URL("../dist/io/write-lock.js", import.meta.url).href;
 
-/** A random 4 MiB source and target, the target's digest and the path of its lock file. */
-function smallPair(t: Parameters<typeof pairSetup>[0]) {
-  const pair = pairSetup(t);
-  writeRandomImage(pair.source, 4 * MIB, pair.prng);
-  writeRandomImage(pair.target, 4 * MIB, pair.prng);
-  return { ...pair, before: fileSha(pair.target), lock: join(pair.dir, ".t.img.vhdsync-lock") };
+/** A process that tries to take `path`'s lock, prints "held" or "busy", and holds it until its stdin closes. */
+function contender(path: string): { child: ChildProcess; outcome: Promise<string> } {
+  const child = spawn(process.execPath, ["--input-type=module", "-e", `
+    const { acquireWriteLock } = await import(${JSON.stringify(LOCK_MODULE)});
+    let lock;
+    try { lock = await acquireWriteLock(process.argv[1], "resync"); } catch (error) { process.stdout.write(error.code === "VHDSYNC_BUSY" ? "busy\\n" : "error " + error.code + "\\n"); process.exit(0); }
+    process.stdout.write("held\\n");
+    process.stdin.resume();
+    process.stdin.on("end", async () => { await lock.release(); process.exit(0); });
+  `, path], { stdio: ["pipe", "pipe", "inherit"] });
+  const outcome = new Promise<string>((resolve) => {
+    let text = "";
+    child.stdout!.on("data", (chunk) => {
+      text += chunk;
+      if (text.endsWith("\n")) resolve(text.trim());
+    });
+    child.on("exit", () => resolve(text.trim()));
+  });
+  return { child, outcome };
 }
 
-function deadPid(): number {
-  let pid = 4_000_000;
-  while (processRuns(pid)) pid--;
-  return pid;
-}
+const exited = (child: ChildProcess) => new Promise((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.on("exit", resolve)));
 
-t.test("in one process: a second resync or copy into the target being written is refused, also through a symlink", async (t) => {
+t.test("in one process: one run writes a target; a second resync or copy, under any of its names, is refused", async (t) => {
   const { seed, prng, dir, source, target } = pairSetup(t);
   const other = join(dir, "other.img");
   for (const path of [source, target, other]) writeRandomImage(path, 8 * MIB, prng);
   const link = join(dir, "link.img");
   symlinkSync(target, link);
-  const runs = await Promise.allSettled([resync(source, target), resync(other, link), copy(other, target)]);
+  const hard = join(dir, "hard.img");
+  linkSync(target, hard);
+  const runs = await Promise.allSettled([resync(source, target), resync(other, link), copy(other, target), resync(other, hard)]);
   const won = runs.flatMap((run, i) => (run.status === "fulfilled" ? [i] : []));
   t.equal(won.length, 1, `seed ${seed}: one run writes the target`);
-  for (const [i, run] of runs.entries()) if (i !== won[0]) t.match(run, { status: "rejected", reason: busy }, `run ${i} (of resync, resync through a symlink, copy) is refused`);
+  for (const [i, run] of runs.entries()) if (i !== won[0]) t.match(run, { status: "rejected", reason: busy }, `run ${i} (resync; through a symlink; copy; through a hard link) is refused`);
   t.equal(fileSha(target), fileSha(won[0] === 0 ? source : other), "the target is the winner's source, whole");
-  t.notOk(existsSync(join(dir, ".t.img.vhdsync-lock")), "the lock file is gone after the run");
   t.equal((await resync(won[0] === 0 ? other : source, target)).blocksChanged > 0, true, "the next run takes the lock");
+  t.same(readdirSync(dir).sort(), [basename(source), basename(target), "hard.img", "link.img", "other.img"].sort(), "nothing left beside the target");
 });
 
-t.test("between processes: the CLI refuses with exit 4 while another process holds the target's lock", async (t) => {
-  const { prng, dir, source, target, before, lock } = smallPair(t);
-  // A process that takes the lock as a run does and holds it until its stdin closes.
-  const holder = spawn(process.execPath, ["--input-type=module", "-e", `
-    const { acquireWriteLock } = await import(${JSON.stringify(new URL("../dist/io/write-lock.js", import.meta.url).href)});
-    const lock = await acquireWriteLock(process.argv[1], "resync");
-    process.stdout.write("locked\\n");
-    process.stdin.resume();
-    process.stdin.on("end", async () => { await lock.release(); process.exit(0); });
-  `, target], { stdio: ["pipe", "pipe", "inherit"] });
-  await new Promise<void>((resolve) => holder.stdout.once("data", () => resolve()));
-  t.same(readFileSync(lock, "utf8").trim().split(" "), [String(holder.pid), hostname()], "the lock file names the holder and its host");
-  for (const args of [["resync", source, target, "--json"], ["copy", source, target, "--json"]]) {
+t.test("between processes: the CLI refuses with exit 4 and names the holder; a killed holder's lock is free at once", async (t) => {
+  const { prng, dir, source, target } = pairSetup(t);
+  writeRandomImage(source, 4 * MIB, prng);
+  writeRandomImage(target, 4 * MIB, prng);
+  const before = fileSha(target);
+  const hard = join(dir, "hard.img");
+  linkSync(target, hard);
+  const holder = contender(target);
+  t.equal(await holder.outcome, "held");
+  for (const args of [["resync", source, target, "--json"], ["copy", source, target, "--json"], ["resync", source, hard, "--json"]]) {
     const refused = runCli(args);
-    t.equal(refused.status, 4, `${args[0]}: exit 4 (${refused.stderr.trim()})`);
-    t.match(refused.stderr, /^vhdsync: VHDSYNC_BUSY: .* is being written by process \d+/);
-    t.equal(JSON.parse(refused.stdout).error.code, "VHDSYNC_BUSY");
+    t.equal(refused.status, 4, `${args.slice(0, 3).join(" ")}: exit 4 (${refused.stderr.trim()})`);
+    t.match(refused.stderr, new RegExp(`^vhdsync: VHDSYNC_BUSY: .* is being written by process ${holder.child.pid}; retry when it ends`));
+    t.match(JSON.parse(refused.stdout).error, { code: "VHDSYNC_BUSY", recoverable: true, details: { pid: holder.child.pid } });
   }
   t.equal(fileSha(target), before, "nothing written");
-  holder.stdin.end();
-  await new Promise((resolve) => holder.on("exit", resolve));
-  t.notOk(existsSync(lock), "released");
-  // A CLI run holds it the same way: its lock file names it while it runs.
+  holder.child.kill("SIGKILL");
+  await exited(holder.child);
+  const after = runCli(["resync", source, target]);
+  t.equal(after.status, 0, `after kill -9 of the holder the next run takes the lock (${after.stderr})`);
+  t.equal(fileSha(target), fileSha(source));
+  t.same(readdirSync(dir).sort(), ["hard.img", basename(source), basename(target)].sort(), "no file made for the lock");
+});
+
+t.test("of many processes that try at once, exactly one holds the lock", async (t) => {
+  const { prng, target } = pairSetup(t);
+  writeRandomImage(target, MIB, prng);
+  for (let round = 0; round < 3; round++) {
+    const contenders = Array.from({ length: 12 }, () => contender(target));
+    const outcomes = await Promise.all(contenders.map((c) => c.outcome));
+    t.equal(outcomes.filter((outcome) => outcome === "held").length, 1, `round ${round}: one holder (${outcomes.join(" ")})`);
+    t.equal(outcomes.filter((outcome) => outcome === "busy").length, 11, "the others refused");
+    for (const c of contenders) c.child.stdin!.end();
+    await Promise.all(contenders.map((c) => exited(c.child)));
+  }
+});
+
+t.test("a running CLI resync holds the lock; dry runs take none", async (t) => {
+  const { prng, source, target } = pairSetup(t);
   writeRandomImage(source, 128 * MIB, prng, 4 * MIB);
   writeRandomImage(target, 128 * MIB, prng, 4 * MIB);
   const run = spawn(process.execPath, [CLI_PATH, "resync", source, target, "--workers", "1"], { stdio: "ignore" });
-  const ended = new Promise<number | null>((resolve) => run.on("exit", resolve));
-  let owner: string | undefined;
   let running = true;
-  void ended.then(() => (running = false));
-  while (running && owner === undefined) {
-    try {
-      const text = readFileSync(lock, "utf8");
-      if (text.endsWith("\n")) owner = text.split(" ")[0]; // (whole: it is written after it is made)
-    } catch {
-      // not yet made, or already removed
-    }
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
+  const ended = new Promise<number | null>((resolve) => run.on("exit", (code) => ((running = false), resolve(code))));
+  let holder: number | undefined;
+  while (running && holder === undefined) holder = await writeLockHolder(target); // asks, never takes it
   t.equal(await ended, 0);
-  if (owner !== undefined) t.equal(owner, String(run.pid), "a running CLI resync's lock names it");
+  if (holder === undefined) t.comment("the resync ended before the probe met its lock");
+  else t.equal(holder, run.pid, "the lock's holder is the running resync");
+  t.equal(await writeLockHolder(target), undefined, "and it is free once the run ends");
   t.equal(fileSha(target), fileSha(source));
-  t.notOk(existsSync(lock), "and is removed when it ends");
-});
-
-t.test("a lock a killed run left is taken over; another host's is honoured; dry runs take none", async (t) => {
-  const { prng, dir, source, target, before, lock } = smallPair(t);
-  writeFileSync(lock, `12345 another-host.example\n`);
-  await t.rejects(resync(source, target), busy, "another host's lock is honoured");
-  const refused = runCli(["copy", source, target]);
-  t.equal(refused.status, 4);
-  t.match(refused.stderr, /process 12345 on host another-host\.example \(or remove .*\.t\.img\.vhdsync-lock if none runs there\)/);
-  t.equal(fileSha(target), before, "nothing written");
-  t.equal((await resync(source, target, { dryRun: true })).blocksChanged > 0, true, "a dry run takes no lock");
-  writeFileSync(lock, `${deadPid()} ${hostname()}\n`);
-  await resync(source, target);
-  t.equal(fileSha(target), fileSha(source), "a dead process's lock is taken over");
-  t.notOk(existsSync(lock));
-  writeFileSync(lock, "not a lock\n");
-  writeRandomImage(target, 4 * MIB, prng);
-  const copied = runCli(["copy", source, target]);
-  t.equal(copied.status, 0, `an unreadable lock file is taken over (${copied.stderr})`);
-  t.equal(fileSha(target), fileSha(source));
+  writeRandomImage(target, 128 * MIB, prng, 4 * MIB);
+  const lock = await acquireWriteLock(target, "test");
+  try {
+    t.equal((await resync(source, target, { dryRun: true })).blocksChanged > 0, true, "a dry run takes no lock");
+    await t.rejects(resync(source, target), busy);
+  } finally {
+    await lock.release();
+  }
 });
