@@ -381,11 +381,16 @@ t.test("temp files that a killed run left behind are removed by the next write o
   const stale = join(dir, `.out.digest.${host}-${dead}.tmp`);
   const live = join(dir, `.out.digest.${host}-${process.pid}.tmp`);
   const otherHost = join(dir, `.out.digest.another-host-${dead}.tmp`);
-  for (const path of [stale, live, otherHost]) writeFileSync(path, "partial");
+  // Host "<this host>-<dead>" (pid 5555): its names start with this host's prefix.
+  const lookalikeHosts = [join(dir, `.out.digest.${host}-${dead}-5555.1.tmp`), join(dir, `.out.digest.${host}-${dead}-5555.tmp`)];
+  const staleNew = join(dir, `.out.digest.${host}-${dead}.7.tmp`);
+  for (const path of [stale, staleNew, live, otherHost, ...lookalikeHosts]) writeFileSync(path, "partial");
   t.equal(runCli(["checksum", source, "-o", digest]).status, 0);
-  t.notOk(existsSync(stale), "a dead process's temp file is removed");
+  t.notOk(existsSync(stale), "a dead process's temp file is removed (an older vhdsync's name)");
+  t.notOk(existsSync(staleNew), "and one named PID.N");
   t.ok(existsSync(live), "a running process's is kept");
   t.ok(existsSync(otherHost), "another host's is kept");
+  for (const path of lookalikeHosts) t.ok(existsSync(path), `so is a host's whose name starts with this one's: ${path}`);
   // The checkpoint's temp file, after a kill -9 of a resync.
   const target = join(dir, "target.img");
   writeFileSync(target, Buffer.alloc(2 * MIB));

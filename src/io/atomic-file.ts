@@ -16,12 +16,17 @@ const HOST = hostname().replace(/[^A-Za-z0-9.-]/g, "_");
 let tempFilesNamed = 0;
 
 /**
- * A temp path for writing `path`: hidden, beside it, `.NAME.HOST-PID-N.tmp`, unique per call
+ * A temp path for writing `path`: hidden, beside it, `.NAME.HOST-PID.N.tmp`, unique per call
  * (two writes of one path in one process, such as concurrent library calls, never share one).
+ * What follows `HOST-` holds digits and a dot only, so no other host's name can be read into it
+ * (host `vm` and host `vm-31337` must not take each other's files for their own).
  */
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${HOST}-${process.pid}-${++tempFilesNamed}.tmp`);
+  return join(dirname(path), `.${basename(path)}.${HOST}-${process.pid}.${++tempFilesNamed}.tmp`);
 }
+
+/** PID.N (or PID alone: an older vhdsync's name) after a temp file's `.NAME.HOST-`. */
+const TEMP_SUFFIX = /^(\d+)(?:\.\d+)?\.tmp$/;
 
 /** Paths whose stale temp files this process has already looked for. */
 const swept = new Set<string>();
@@ -42,9 +47,9 @@ export async function removeStaleTempFiles(path: string): Promise<void> {
     return;
   }
   for (const name of names) {
-    if (!name.startsWith(prefix) || !name.endsWith(".tmp")) continue;
-    // PID-N (PID alone: an older vhdsync's name).
-    const pid = Number(name.slice(prefix.length, -".tmp".length).split("-")[0]);
+    const suffix = name.startsWith(prefix) ? TEMP_SUFFIX.exec(name.slice(prefix.length)) : null;
+    if (!suffix) continue;
+    const pid = Number(suffix[1]);
     if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || processRuns(pid)) continue;
     await fsp.rm(join(dirname(path), name), { force: true }).catch(() => undefined);
   }
