@@ -2,7 +2,7 @@
 // coded errors (and nothing written by a resync that was given one), diff between digests.
 import t from "tap";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, truncateSync, utimesSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync, truncateSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { checksum } from "../dist/sync/checksum.js";
 import { DigestReader } from "../dist/sync/digest-reader.js";
@@ -495,4 +495,31 @@ t.test("image compares at blocks larger than the compare unit report whole block
     const viaDigest = await diff(a, join(dir, "b.digest"), { blockSizeBytes });
     t.same(viaDigest.extents, expected, `${label}: the digest diff agrees`);
   }
+});
+
+t.test("--update-digest of a target named by a much longer path than its digest recorded: the frames move behind a longer header", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  let deep = dir;
+  for (let left = 3700 + prng.int(200); left > 0; left -= 201) {
+    deep = join(deep, "d".repeat(Math.min(200, left)));
+    mkdirSync(deep, { recursive: true });
+  }
+  const image = join(deep, "i.img");
+  writeRandomImage(image, 2 << 20, prng);
+  const short = join(dir, "short");
+  symlinkSync(deep, short);
+  const digest = join(dir, "i.digest");
+  await checksum(join(short, "i.img"), digest, { blockSizeBytes: 4096 });
+  t.equal(readFileSync(digest).readUInt32LE(12), 4096, "begun under the short name: a 4096-byte header");
+  const source = join(dir, "source.img");
+  writeRandomImage(source, 2 << 20, prng);
+  const report = await resync(source, image, { targetDigestPath: digest, updateTargetDigest: true });
+  t.equal(report.digestUpdated, true, `seed ${seed}: updated under a ${image.length}-character path`);
+  const updated = readFileSync(digest);
+  t.equal(updated.readUInt32LE(12) % 4096, 0, `header ${updated.readUInt32LE(12)} bytes, a multiple of 4096`);
+  await checksum(image, join(dir, "fresh.digest"), { blockSizeBytes: 4096 });
+  t.ok(updated.equals(readFileSync(join(dir, "fresh.digest"))), "byte for byte a fresh checksum under the long name");
+  t.same(readdirSync(dir).filter((name) => name.endsWith(".tmp")), [], "no temp file left");
 });

@@ -46,8 +46,8 @@ export class DigestWriter {
 
   private constructor(
     readonly path: string,
-    private readonly tempPath: string,
-    private readonly handle: FileHandle,
+    private tempPath: string,
+    private handle: FileHandle,
     readonly header: DigestHeaderInit,
   ) {}
 
@@ -92,8 +92,9 @@ export class DigestWriter {
    * the file into place. With `restate`, the frames' zero and unallocated blocks are restated
    * first (resync --update-digest: a block the source had as zeros may now be a hole in the
    * target, or allocated zeros where the source had none), so that the file says what a
-   * fresh checksum of the image would. @throws VHDSYNC_INTERNAL if blocks are missing, the
-   * header would change size or `restate` touches a data block
+   * fresh checksum of the image would. An identity too long for the header's room moves the
+   * frames behind a longer header. @throws VHDSYNC_INTERNAL if blocks are missing or `restate`
+   * touches a data block
    */
   async finish(identity?: DigestHeaderInit["identity"], restate?: RestateFrame): Promise<void> {
     if (this.nextBlock !== this.header.blockCount) {
@@ -110,8 +111,8 @@ export class DigestWriter {
     try {
       if (identity) {
         const headerBytes = encodeHeader({ ...this.header, identity }, this.headerLength);
-        if (headerBytes.length !== this.headerLength) throw new VhdsyncError("VHDSYNC_INTERNAL", "digest header does not fit its reserved space");
-        await writeExactly(this.handle, headerBytes, 0, this.tempPath);
+        if (headerBytes.length === this.headerLength) await writeExactly(this.handle, headerBytes, 0, this.tempPath);
+        else await this.moveFramesBehind(encodeHeader({ ...this.header, identity }));
       }
       await writeExactly(this.handle, trailer, this.position, this.tempPath);
       await this.handle.sync();
@@ -121,6 +122,33 @@ export class DigestWriter {
       throw toVhdsyncError(error, { path: this.path });
     }
     await commitTempFile(this.tempPath, this.path);
+  }
+
+  /**
+   * Writes the file again under a header of another length (an identity that outgrew the room
+   * kept for it: the image named by a much longer path than when the digest was begun), the
+   * frames copied behind it. The frames' bytes and checksum do not change.
+   */
+  private async moveFramesBehind(headerBytes: Uint8Array): Promise<void> {
+    const tempPath = tempPathFor(this.path);
+    const handle = await fsp.open(tempPath, "w+");
+    try {
+      await writeExactly(handle, headerBytes, 0, tempPath);
+      for (let at = this.headerLength; at < this.position; at += this.buffer.length) {
+        const piece = this.buffer.subarray(0, Math.min(this.buffer.length, this.position - at));
+        await readExactly(this.handle, piece, at, this.tempPath);
+        await writeExactly(handle, piece, at - this.headerLength + headerBytes.length, tempPath);
+      }
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      await fsp.rm(tempPath, { force: true });
+      throw error;
+    }
+    await this.handle.close();
+    await fsp.rm(this.tempPath, { force: true });
+    [this.handle, this.tempPath] = [handle, tempPath];
+    this.position += headerBytes.length - this.headerLength;
+    this.headerLength = headerBytes.length;
   }
 
   /** Restates the sparse frames' blocks in the file; whether any state changed. */
