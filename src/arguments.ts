@@ -47,7 +47,7 @@ export interface CommonOptions {
  */
 export function checkOptions(options: unknown): void {
   if (options === undefined) return;
-  if (options === null || typeof options !== "object") throw invalid(`options must be an object, got ${describe(options)}`, { argument: "options" });
+  if (options === null || typeof options !== "object" || Array.isArray(options)) throw invalid(`options must be an object, got ${describe(options)}`, { argument: "options" });
   const { onProgress, signal } = options as CommonOptions;
   if (onProgress !== undefined && typeof onProgress !== "function") {
     throw invalid(`onProgress must be a function, got ${describe(onProgress)}`, { argument: "onProgress" });

@@ -116,8 +116,8 @@ export function toVhdsyncError(error: unknown, context: ErrorDetails = {}): Vhds
   if (error instanceof VhdsyncError) return error;
   const errno = (error as NodeJS.ErrnoException | undefined)?.code;
   const message = error instanceof Error ? error.message : String(error);
-  // Node's own check of an argument passed on to it (a path that is not a string, ...).
-  if (errno === "ERR_INVALID_ARG_TYPE") return new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", message, context, { cause: error });
+  // Node's own check of an argument passed on to it (a path that is not a string, or holds a NUL).
+  if (errno === "ERR_INVALID_ARG_TYPE" || errno === "ERR_INVALID_ARG_VALUE") return new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", message, context, { cause: error });
   if (typeof errno === "string" && /^E[A-Z0-9]+$/.test(errno)) {
     return new VhdsyncError(codeForErrno(errno), message, { errno, ...context }, { cause: error });
   }

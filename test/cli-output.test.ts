@@ -90,7 +90,7 @@ t.test("stdout that cannot be written (/dev/full) is a coded error, exit 4, said
   const [a, b] = [join(dir, "a.img"), join(dir, "b.img")];
   writeFileSync(a, Buffer.alloc(8192, 1));
   writeFileSync(b, Buffer.alloc(8192, 2));
-  for (const args of [["resync", a, b], ["verify", a, b, "--json"], ["--version"], ["--version", "--json"], ["--help"], ["resync", "--help"]]) {
+  for (const args of [["resync", a, b], ["verify", a, b, "--json"], ["--version"], ["--version", "--json"], ["--help"], ["resync", "--help"], ["help"]]) {
     const full = openSync("/dev/full", "w");
     try {
       const run = spawnSync(process.execPath, [CLI_PATH, ...args], { stdio: ["ignore", full, "pipe"], encoding: "utf8" });

@@ -148,6 +148,14 @@ t.test("the other entry points: wrong-type arguments are VHDSYNC_INVALID_ARGUMEN
     ["imageIdentity", [5]],
     ["checkImage", [5]],
     ["cloneFile", [5, 6]],
+    ["cloneFile", [join(dir, "a.img"), join(dir, "b.img"), null]],
+    ["cloneFile", [join(dir, "a.img"), join(dir, "b.img"), 123]],
+    // A NUL byte in a path: Node's own ERR_INVALID_ARG_VALUE.
+    ["hashFile", [join(dir, "a\0b")]],
+    ["openVhd", [join(dir, "a\0b")]],
+    ["isDigestFile", [join(dir, "a\0b")]],
+    ["openLog", [join(dir, "a\0b")]],
+    ["checksum", [join(dir, "a.img"), join(dir, "a.digest"), ["an", "array"]]],
   ];
   for (const [name, args] of calls) {
     t.type(anyLib[name], "function", `${name} is exported`);

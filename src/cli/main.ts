@@ -20,9 +20,10 @@ async function main(args: string[]): Promise<void> {
     }
     return;
   }
-  // yargs prints help with console.log, which drops a failed write (a full disk) and exits 0:
-  // through writeOut instead, whose errors reach the catch below like any command's.
-  if (args.includes("--help")) console.log = (...parts: unknown[]) => writeOut(`${parts.join(" ")}\n`);
+  // yargs prints help (--help, the help command) with console.log, which drops a failed write
+  // (a full disk) and exits 0: through writeOut instead, whose errors reach the catch below like
+  // any command's. Nothing else in the CLI uses console.log.
+  console.log = (...parts: unknown[]) => writeOut(`${parts.join(" ")}\n`);
   // bin/vhdsync.cjs has usually prewarmed the scan workers already; this covers other entries.
   if (scanCommandOf(args)) (await import("./prewarm.js")).prewarmFor(args);
   // yargs' CommonJS build (see yargs-factory.cts), loaded while the prewarmed worker boots.

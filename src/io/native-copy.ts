@@ -9,6 +9,7 @@ import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { isZeroBytes, openFile, ZERO_CHUNK } from "./file.js";
 import { fileExtentPairs } from "./native.js";
 import { addonLoadState, checkFdRange, fromNativeError, isUnsupportedError, nativeAddon } from "./native-addon.js";
+import { checkOptions, checkPath } from "../arguments.js";
 
 /** How bytes were copied. */
 export type CopyMethod = "reflink" | "copy-file-range" | "copy";
@@ -195,6 +196,9 @@ async function refuseSameFile(src: FileHandle, dstPath: string): Promise<void> {
  *   overwrite, or is the source itself), VHDSYNC_NO_SPACE, VHDSYNC_ACCESS_DENIED, VHDSYNC_IO
  */
 export async function cloneFile(srcPath: string, dstPath: string, options: CloneOptions = {}): Promise<CloneResult> {
+  checkPath(srcPath, "srcPath");
+  checkPath(dstPath, "dstPath");
+  checkOptions(options);
   const windowBytes = options.mapWindowBytes ?? CLONE_MAP_WINDOW_BYTES;
   if (!Number.isSafeInteger(windowBytes) || windowBytes < 4096 || windowBytes % 4096 !== 0) {
     throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `mapWindowBytes must be a positive multiple of 4096, got ${windowBytes}`, { mapWindowBytes: windowBytes });
