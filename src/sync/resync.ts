@@ -431,6 +431,12 @@ async function restateFromAllocation(image: DiskImage, blockSizeBytes: number, f
   const start = firstBlock * blockSizeBytes;
   const end = Math.min(image.virtualSize, start + flags.length * blockSizeBytes);
   const pairs = await allocationPairsOf(image, start, end - start);
+  // The common sparse frame: no data blocks, and the range wholly a hole or wholly allocated.
+  const whole = pairs.length === 0 ? BLOCK_UNALLOCATED : pairs.length === 2 && pairs[0] <= start && pairs[0] + pairs[1] >= end ? BLOCK_ZERO : -1;
+  if (whole >= 0 && flags.indexOf(BLOCK_DATA) < 0) {
+    flags.fill(whole);
+    return;
+  }
   let pair = 0;
   for (let i = 0; i < flags.length; i++) {
     if (flags[i] === BLOCK_DATA) continue;
