@@ -38,7 +38,7 @@ export const TRAILER_BYTES = 56;
 
 /** Header sizes writers use are multiples of this (identity JSON padded with spaces to fill it). */
 export const PADDED_HEADER_BYTES = 4096;
-/** Padding a written header keeps at least, so that a rewrite with a slightly longer identity fits. */
+/** Padding a written header keeps at least. */
 const SPARE_IDENTITY_BYTES = 64;
 /** Largest identity JSON accepted (bytes). */
 const MAX_IDENTITY_BYTES = 64 * 1024;
@@ -91,14 +91,14 @@ export function checkBlockSize(blockSizeBytes: number): void {
 }
 
 /**
- * Encodes a header (the checksum is computed here): `length` bytes when given (a header
- * rewritten in place; undefined if the identity does not fit), otherwise a multiple of
- * PADDED_HEADER_BYTES with at least SPARE_IDENTITY_BYTES of padding, for such a rewrite.
+ * Encodes a header (the checksum is computed here): a multiple of PADDED_HEADER_BYTES with at
+ * least SPARE_IDENTITY_BYTES of padding. Every writer sizes it so; a rewrite with another
+ * identity (resync --update-digest) is made in place when its size comes out the same.
  */
-export function encodeHeader(header: Omit<DigestHeader, "headerLength" | "headerChecksum" | "digestLength">, length?: number): Uint8Array {
+export function encodeHeader(header: Omit<DigestHeader, "headerLength" | "headerChecksum" | "digestLength">): Uint8Array {
   const json = new TextEncoder().encode(JSON.stringify(header.identity));
   const fixed = HEADER_FIXED_BYTES + HEADER_CHECKSUM_BYTES;
-  const room = length === undefined ? Math.ceil((fixed + json.length + SPARE_IDENTITY_BYTES) / PADDED_HEADER_BYTES) * PADDED_HEADER_BYTES - fixed : length - fixed;
+  const room = Math.ceil((fixed + json.length + SPARE_IDENTITY_BYTES) / PADDED_HEADER_BYTES) * PADDED_HEADER_BYTES - fixed;
   const identity = new Uint8Array(Math.max(json.length, Math.min(room, MAX_IDENTITY_BYTES))).fill(0x20);
   identity.set(json);
   const headerLength = HEADER_FIXED_BYTES + identity.length + HEADER_CHECKSUM_BYTES;

@@ -92,8 +92,8 @@ export class DigestWriter {
    * the file into place. With `restate`, the frames' zero and unallocated blocks are restated
    * first (resync --update-digest: a block the source had as zeros may now be a hole in the
    * target, or allocated zeros where the source had none), so that the file says what a
-   * fresh checksum of the image would. An identity too long for the header's room moves the
-   * frames behind a longer header. @throws VHDSYNC_INTERNAL if blocks are missing or `restate`
+   * fresh checksum of the image would. An identity whose header is sized otherwise than the
+   * one written first (a much longer path) moves the frames behind the new header. @throws VHDSYNC_INTERNAL if blocks are missing or `restate`
    * touches a data block
    */
   async finish(identity?: DigestHeaderInit["identity"], restate?: RestateFrame): Promise<void> {
@@ -110,9 +110,10 @@ export class DigestWriter {
     const trailer = encodeTrailer(this.frameCount, this.nextBlock, this.hash.digest());
     try {
       if (identity) {
-        const headerBytes = encodeHeader({ ...this.header, identity }, this.headerLength);
+        // Sized as any writer sizes it, so the file is what a fresh checksum would write.
+        const headerBytes = encodeHeader({ ...this.header, identity });
         if (headerBytes.length === this.headerLength) await writeExactly(this.handle, headerBytes, 0, this.tempPath);
-        else await this.moveFramesBehind(encodeHeader({ ...this.header, identity }));
+        else await this.moveFramesBehind(headerBytes);
       }
       await writeExactly(this.handle, trailer, this.position, this.tempPath);
       await this.handle.sync();
