@@ -16,8 +16,11 @@ const MIB = 1024 * 1024;
 const busy = { code: "VHDSYNC_BUSY", recoverable: true };
 const LOCK_MODULE = new URL("../dist/io/write-lock.js", import.meta.url).href;
 
-/** A process that tries to take `path`'s lock, prints "held" or "busy", and holds it until its stdin closes. */
-function contender(path: string): { child: ChildProcess; outcome: Promise<string> } {
+/**
+ * A process that tries to take `path`'s lock, prints "held" or "busy", and holds it until its
+ * stdin closes; `portable`: without the addon (a node:net server binds the name).
+ */
+function contender(path: string, portable = false): { child: ChildProcess; outcome: Promise<string> } {
   const child = spawn(process.execPath, ["--input-type=module", "-e", `
     const { acquireWriteLock } = await import(${JSON.stringify(LOCK_MODULE)});
     let lock;
@@ -25,7 +28,7 @@ function contender(path: string): { child: ChildProcess; outcome: Promise<string
     process.stdout.write("held\\n");
     process.stdin.resume();
     process.stdin.on("end", async () => { await lock.release(); process.exit(0); });
-  `, path], { stdio: ["pipe", "pipe", "inherit"] });
+  `, path], { stdio: ["pipe", "pipe", "inherit"], env: { ...process.env, ...(portable ? { VHDSYNC_NO_NATIVE: "1" } : {}) } });
   const outcome = new Promise<string>((resolve) => {
     let text = "";
     child.stdout!.on("data", (chunk) => {
@@ -63,7 +66,7 @@ t.test("between processes: the CLI refuses with exit 4 and names the holder; a k
   const before = fileSha(target);
   const hard = join(dir, "hard.img");
   linkSync(target, hard);
-  const holder = contender(target);
+  const holder = contender(target, true); // the portable lock; the CLI runs below bind with the addon
   t.equal(await holder.outcome, "held");
   for (const args of [["resync", source, target, "--json"], ["copy", source, target, "--json"], ["resync", source, hard, "--json"]]) {
     const refused = runCli(args);
@@ -80,11 +83,12 @@ t.test("between processes: the CLI refuses with exit 4 and names the holder; a k
   t.same(readdirSync(dir).sort(), ["hard.img", basename(source), basename(target)].sort(), "no file made for the lock");
 });
 
-t.test("of many processes that try at once, exactly one holds the lock", async (t) => {
+t.test("of many processes that try at once, with the addon's bind or the portable one, exactly one holds the lock", async (t) => {
   const { prng, target } = pairSetup(t);
   writeRandomImage(target, MIB, prng);
-  for (let round = 0; round < 3; round++) {
-    const contenders = Array.from({ length: 12 }, () => contender(target));
+  for (let round = 0; round < 4; round++) {
+    // Rounds 0 and 1: one kind each; then both kinds at once (they bind the same name).
+    const contenders = Array.from({ length: 12 }, (_, i) => contender(target, round === 1 || (round > 1 && i % 2 === 1)));
     const outcomes = await Promise.all(contenders.map((c) => c.outcome));
     t.equal(outcomes.filter((outcome) => outcome === "held").length, 1, `round ${round}: one holder (${outcomes.join(" ")})`);
     t.equal(outcomes.filter((outcome) => outcome === "busy").length, 11, "the others refused");

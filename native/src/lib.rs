@@ -84,6 +84,13 @@ fn parse_block_device_info(args: &Args) -> Outcome<Job> {
     Ok(Box::new(move || ops::block_device_info(fd).map(Output::Device)))
 }
 
+fn parse_bind_abstract_socket(args: &Args) -> Outcome<Job> {
+    let (data, length) = args.array_buffer(0, "name")?;
+    // SAFETY: the ArrayBuffer lives during this synchronous call; the bytes are copied here.
+    let name = unsafe { std::slice::from_raw_parts(data as *const u8, length) }.to_vec();
+    Ok(Box::new(move || ops::bind_abstract(&name).map(|fd| Output::Number(fd as f64))))
+}
+
 fn parse_fdatasync(args: &Args) -> Outcome<Job> {
     let fd = args.fd(0, "fd")?;
     Ok(Box::new(move || ops::fdatasync(fd).map(|_| Output::Undefined)))
@@ -440,6 +447,7 @@ macro_rules! sync_callbacks {
 
 sync_callbacks! {
     extents_method_sync, parse_extents_method;
+    bind_abstract_socket_sync, parse_bind_abstract_socket;
     map_file_sync, parse_map_file;
     unmap_file_sync, parse_unmap_file;
     hash_blocks_sync, parse_hash_blocks;
@@ -489,6 +497,7 @@ const EXPORTS: &[(&str, napi_callback)] = &[
     ("copyRangeAsync", copy_range_async),
     ("blockDeviceInfo", block_device_info_sync),
     ("blockDeviceInfoAsync", block_device_info_async),
+    ("bindAbstractSocket", bind_abstract_socket_sync),
     ("fdatasync", fdatasync_sync),
     ("fdatasyncAsync", fdatasync_async),
     ("fadvise", fadvise_sync),

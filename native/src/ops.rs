@@ -264,6 +264,31 @@ pub fn block_device_info(fd: c_int) -> Outcome<DeviceInfo> {
     Ok(DeviceInfo { size_bytes, logical_sector_size: logical as u32, physical_sector_size: physical })
 }
 
+/// A Unix socket bound to `name` in Linux's abstract namespace (a lock: a second bind of the
+/// name fails with EADDRINUSE until the descriptor is closed or its process ends). Returns the
+/// descriptor; the caller closes it to release the name.
+pub fn bind_abstract(name: &[u8]) -> Outcome<c_int> {
+    let mut address = sys::SockaddrUn { family: sys::AF_UNIX as u16, path: [0; 108] };
+    if name.is_empty() || name.len() >= address.path.len() {
+        return Err(Failure::Invalid(format!("an abstract socket name must be 1 to {} bytes", address.path.len() - 1)));
+    }
+    address.path[1..=name.len()].copy_from_slice(name);
+    // SAFETY: plain system calls; `address` lives across the bind.
+    let fd = unsafe { sys::socket(sys::AF_UNIX, sys::SOCK_STREAM | sys::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(Failure::last_os("socket"));
+    }
+    // The whole structure, the name padded with NULs: as libuv (node:net) binds abstract names,
+    // so a name bound either way is the same name.
+    let length = std::mem::size_of::<sys::SockaddrUn>() as u32;
+    if unsafe { sys::bind(fd, (&address as *const sys::SockaddrUn).cast(), length) } != 0 {
+        let failure = Failure::last_os("bind");
+        unsafe { sys::close(fd) };
+        return Err(failure);
+    }
+    Ok(fd)
+}
+
 /// Flushes the file's data (and the metadata needed to read it) to stable storage.
 pub fn fdatasync(fd: c_int) -> Outcome<()> {
     retry("fdatasync", || unsafe { sys::fdatasync(fd) }).map(|_| ())
@@ -323,5 +348,19 @@ mod tests {
         assert_eq!(pairs(&mapped), pairs(&seeked), "flushed");
         let clipped = fiemap_extents(file.fd(), 9000, 9000 + 3 * 8192).unwrap().unwrap();
         assert_eq!(pairs(&clipped), vec![(9000, 3288), (16384, 4096), (24576, 4096), (32768, 808)], "clipped at both ends");
+    }
+
+    #[test]
+    fn an_abstract_socket_name_is_held_once_until_closed() {
+        let name = format!("vhdsync-test-{}-{:?}", std::process::id(), std::thread::current().id());
+        let first = bind_abstract(name.as_bytes()).unwrap();
+        let second = bind_abstract(name.as_bytes()).unwrap_err();
+        assert_eq!(second.code(), "EADDRINUSE");
+        unsafe { sys::close(first) };
+        let again = bind_abstract(name.as_bytes()).unwrap();
+        unsafe { sys::close(again) };
+        assert_eq!(bind_abstract(b"").unwrap_err().code(), "VHDSYNC_INVALID_ARGUMENT");
+        assert_eq!(bind_abstract(&[b'x'; 108]).unwrap_err().code(), "VHDSYNC_INVALID_ARGUMENT");
+        unsafe { sys::close(bind_abstract(&[b'y'; 107]).unwrap()) };
     }
 }

@@ -41,6 +41,18 @@ pub const EOPNOTSUPP: c_int = 95;
 
 pub const SCHED_IDLE: c_int = 5;
 
+pub const AF_UNIX: c_int = 1;
+pub const SOCK_STREAM: c_int = 1;
+pub const SOCK_CLOEXEC: c_int = 0o2000000;
+pub const EADDRINUSE: c_int = 98;
+
+/// `struct sockaddr_un`: family, then 108 bytes of path (abstract names start with a NUL).
+#[repr(C)]
+pub struct SockaddrUn {
+    pub family: u16,
+    pub path: [u8; 108],
+}
+
 pub const SYNC_FILE_RANGE_WRITE: c_uint = 2;
 
 /// FS_IOC_FIEMAP: _IOWR('f', 11, struct fiemap), a 32-byte header.
@@ -79,6 +91,9 @@ extern "C" {
     pub fn pwrite(fd: c_int, buffer: *const c_void, count: usize, offset: i64) -> isize;
     pub fn sched_setscheduler(pid: c_int, policy: c_int, param: *const SchedParam) -> c_int;
     pub fn _exit(status: c_int) -> !;
+    pub fn socket(domain: c_int, kind: c_int, protocol: c_int) -> c_int;
+    pub fn bind(fd: c_int, address: *const c_void, length: u32) -> c_int;
+    pub fn close(fd: c_int) -> c_int;
     fn __errno_location() -> *mut c_int;
 }
 
@@ -133,6 +148,7 @@ const ERRNO_TABLE: &[(c_int, &str, &str)] = &[
     (38, "ENOSYS", "function not implemented"),
     (75, "EOVERFLOW", "value too large for defined data type"),
     (95, "EOPNOTSUPP", "operation not supported"),
+    (98, "EADDRINUSE", "address already in use"),
     (122, "EDQUOT", "disk quota exceeded"),
 ];
 
