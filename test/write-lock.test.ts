@@ -7,7 +7,7 @@ import t from "tap";
 import { spawn, type ChildProcess } from "node:child_process";
 import { linkSync, readdirSync, symlinkSync } from "node:fs";
 import { basename, join } from "node:path";
-import { copy, resync } from "../dist/index.js";
+import { convertImage, copy, resync } from "../dist/index.js";
 import { acquireWriteLock, writeLockHolder } from "../dist/io/write-lock.js";
 import { CLI_PATH, runCli } from "./helpers/cli.js";
 import { fileSha, pairSetup, writeRandomImage } from "./helpers/resync-images.js";
@@ -119,4 +119,21 @@ t.test("a running CLI resync holds the lock; dry runs take none", async (t) => {
   } finally {
     await lock.release();
   }
+});
+
+t.test("convert --force does not replace a target a run is writing", async (t) => {
+  const { prng, dir, source, target } = pairSetup(t);
+  writeRandomImage(source, MIB, prng);
+  writeRandomImage(target, MIB, prng);
+  const before = fileSha(target);
+  const lock = await acquireWriteLock(target, "resync");
+  try {
+    await t.rejects(convertImage(source, target, { to: "raw", overwrite: true }), busy);
+    t.equal(fileSha(target), before, "the target is still the one being written");
+    t.same(readdirSync(dir).filter((name) => name.endsWith(".tmp")), [], "no temp file left");
+  } finally {
+    await lock.release();
+  }
+  await convertImage(source, target, { to: "raw", overwrite: true });
+  t.equal(fileSha(target), fileSha(source), "once the run ends, convert replaces it");
 });

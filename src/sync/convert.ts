@@ -13,6 +13,7 @@ import { commitTempFile, removeStaleTempFiles, tempPathFor } from "../io/atomic-
 import { copy, type CopyReport } from "./copy.js";
 import { parentsOf, refuseSameFile } from "./image-identity.js";
 import { checkPath, checkRequiredOptions } from "../arguments.js";
+import { acquireWriteLock } from "../io/write-lock.js";
 
 /** Output formats of convertImage(). */
 export const CONVERT_TARGETS = ["raw", "vhd-fixed", "vhd-dynamic"] as const;
@@ -62,6 +63,8 @@ export async function convertImage(inputPath: string, outputPath: string, option
   } finally {
     await input.close();
   }
+  // Replacing OUT waits for no run writing it: its result would be renamed away under it.
+  const lock = existed ? await acquireWriteLock(outputPath, "convert") : undefined;
   await removeStaleTempFiles(outputPath);
   const tempPath = tempPathFor(outputPath);
   let outputSize = inputSize;
@@ -87,5 +90,7 @@ export async function convertImage(inputPath: string, outputPath: string, option
   } catch (error) {
     await fsp.rm(tempPath, { force: true }).catch(() => undefined);
     throw toVhdsyncError(error, { path: outputPath });
+  } finally {
+    await lock?.release();
   }
 }
