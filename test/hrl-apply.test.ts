@@ -157,3 +157,28 @@ t.test("CLI: info, extents, apply with undo, refusal, compact", async (t) => {
   t.match(again.stderr, /^vhdsync: VHDSYNC_HRL_OUT_OF_SEQUENCE: /);
   t.ok(readFileSync(target).length === DISK_BYTES);
 });
+
+t.test("log apply takes the image's write lock: refused (VHDSYNC_BUSY, exit 4) while a resync writes it, nothing applied", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const base = join(dir, "base.raw");
+  makeImage(base, prng, DISK_BYTES);
+  const tracked = await trackWrites(dir, "src", base, randomWrites(prng, DISK_BYTES, 20, 5000), {});
+  const target = join(dir, "dst.raw");
+  copyFileSync(base, target);
+  const { acquireWriteLock } = await import("../dist/io/write-lock.js");
+  const lock = await acquireWriteLock(target, "resync");
+  try {
+    await t.rejects(applyToFile(target, tracked.log), { code: "VHDSYNC_BUSY", recoverable: true }, `seed ${seed}: the library refuses`);
+    const cli = await runCliAsync(["log", "apply", tracked.log, target]);
+    t.equal(cli.status, 4, cli.stderr);
+    t.match(cli.stderr, /VHDSYNC_BUSY: .* is being written by process \d+/);
+    t.equal(fileHash(target), fileHash(base), "nothing applied");
+    t.notOk(existsSync(`${target}.hrl-state.json`), "no apply state written");
+  } finally {
+    await lock.release();
+  }
+  await applyToFile(target, tracked.log);
+  t.equal(fileHash(target), fileHash(tracked.image), "applied once the lock is free");
+});

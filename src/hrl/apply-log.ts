@@ -16,6 +16,7 @@ import { openLog, type HrlLog } from "./hrl-log.js";
 import { normalizeGuid } from "./layout.js";
 import { checkUndoTarget, writeUndoLog } from "./undo-log.js";
 import { checkImage, checkOptions, checkPath } from "../arguments.js";
+import { acquireWriteLock } from "../io/write-lock.js";
 
 /** Options of applyLog(). */
 export interface ApplyLogOptions {
@@ -60,7 +61,15 @@ export async function applyLog(image: DiskImage, logPath: string, options: Apply
   if (image.readOnly) throw new VhdsyncError("VHDSYNC_READ_ONLY", `${image.path}: image is open read-only`, { path: image.path });
   const statePath = options.statePath ?? defaultStatePath(image.path);
   const undoPath = options.undoPath ? resolve(options.undoPath) : null;
-  const log = await openLog(logPath, { diskSizeBytes: image.virtualSize });
+  // One writer per image, as for resync and copy (src/io/write-lock.ts).
+  const lock = await acquireWriteLock(image.path, "log apply");
+  let log: HrlLog;
+  try {
+    log = await openLog(logPath, { diskSizeBytes: image.virtualSize });
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
   try {
     await log.verifyData();
     const state = await readApplyState(statePath);
@@ -94,6 +103,7 @@ export async function applyLog(image: DiskImage, logPath: string, options: Apply
     };
   } finally {
     await log.close();
+    await lock.release();
   }
 }
 
