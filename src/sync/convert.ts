@@ -63,7 +63,7 @@ export async function convertImage(inputPath: string, outputPath: string, option
   } finally {
     await input.close();
   }
-  // Replacing OUT waits for no run writing it: its result would be renamed away under it.
+  // Replacing OUT is refused while a run writes it (its result would be renamed away under it).
   const lock = existed ? await acquireWriteLock(outputPath, "convert") : undefined;
   await removeStaleTempFiles(outputPath);
   const tempPath = tempPathFor(outputPath);
