@@ -18,7 +18,8 @@ import { CHECKPOINT_VERSION, checkCheckpointPath, checkpointMismatch, defaultChe
 import { applyChanges } from "./apply-changes.js";
 import { BackgroundFlush } from "./background-flush.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
-import { allocationPairsOf } from "./segment-scanner.js";
+import { activeUnits, allocationPairsOf } from "./segment-scanner.js";
+import { NO_EXTENTS } from "../io/extent-pairs.js";
 import { workerCountFor } from "./scan-workers.js";
 import { checkScanOptions, callerSegmentsWholeBlocks, DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocksFor, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
@@ -426,22 +427,25 @@ async function finishDigest(writer: DigestWriter, target: DiskImage, blockSizeBy
   }
 }
 
-/** Sets each non-data block of `flags` (blocks from `firstBlock`) to zero or unallocated, by whether any of its bytes is allocated. */
+/**
+ * Sets each non-data block of `flags` (blocks from `firstBlock`) to zero or unallocated, by the
+ * rule the hash scans use (activeUnits): a block that overlaps an allocated part is zero.
+ */
 async function restateFromAllocation(image: DiskImage, blockSizeBytes: number, firstBlock: number, flags: Uint8Array): Promise<void> {
   const start = firstBlock * blockSizeBytes;
   const end = Math.min(image.virtualSize, start + flags.length * blockSizeBytes);
-  const pairs = await allocationPairsOf(image, start, end - start);
-  // The common sparse frame: no data blocks, and the range wholly a hole or wholly allocated.
-  const whole = pairs.length === 0 ? BLOCK_UNALLOCATED : pairs.length === 2 && pairs[0] <= start && pairs[0] + pairs[1] >= end ? BLOCK_ZERO : -1;
-  if (whole >= 0 && flags.indexOf(BLOCK_DATA) < 0) {
-    flags.fill(whole);
-    return;
+  const active = activeUnits(await allocationPairsOf(image, start, end - start), NO_EXTENTS, start, blockSizeBytes, flags.length);
+  let from = 0;
+  for (let i = 0; i < active.length; i += 2) {
+    setNonData(flags.subarray(from, active[i]), BLOCK_UNALLOCATED);
+    setNonData(flags.subarray(active[i], active[i + 1]), BLOCK_ZERO);
+    from = active[i + 1];
   }
-  let pair = 0;
-  for (let i = 0; i < flags.length; i++) {
-    if (flags[i] === BLOCK_DATA) continue;
-    const blockStart = start + i * blockSizeBytes;
-    while (pair < pairs.length && pairs[pair] + pairs[pair + 1] <= blockStart) pair += 2;
-    flags[i] = pair < pairs.length && pairs[pair] < Math.min(end, blockStart + blockSizeBytes) ? BLOCK_ZERO : BLOCK_UNALLOCATED;
-  }
+  setNonData(flags.subarray(from), BLOCK_UNALLOCATED);
+}
+
+/** Sets the blocks of `flags` that are not data to `state` (at once where none is data: the sparse frames' common case). */
+function setNonData(flags: Uint8Array, state: number): void {
+  if (flags.indexOf(BLOCK_DATA) < 0) flags.fill(state);
+  else for (let i = 0; i < flags.length; i++) if (flags[i] !== BLOCK_DATA) flags[i] = state;
 }
