@@ -42,13 +42,13 @@ export interface NativeAddon {
   blockDeviceInfo(fd: number): BlockDeviceInfo;
   blockDeviceInfoAsync(fd: number): Promise<BlockDeviceInfo>;
   fdatasync(fd: number): void;
+  fdatasyncAsync(fd: number): Promise<void>;
   /**
    * A Unix socket bound to `name` (its bytes) in Linux's abstract namespace: the descriptor,
    * closed (fs.closeSync) to free the name. Throws EADDRINUSE while another holds it. (Optional:
    * an older addon lacks it.)
    */
   bindAbstractSocket?(name: ArrayBuffer): number;
-  fdatasyncAsync(fd: number): Promise<void>;
   fadvise(fd: number, offsetBytes: number, lengthBytes: number, advice: FadviseAdvice): void;
   fadviseAsync(fd: number, offsetBytes: number, lengthBytes: number, advice: FadviseAdvice): Promise<void>;
   /**

@@ -135,11 +135,7 @@ export class DigestWriter {
     const handle = await fsp.open(tempPath, "w+");
     try {
       await writeExactly(handle, headerBytes, 0, tempPath);
-      for (let at = this.headerLength; at < this.position; at += this.buffer.length) {
-        const piece = this.buffer.subarray(0, Math.min(this.buffer.length, this.position - at));
-        await readExactly(this.handle, piece, at, this.tempPath);
-        await writeExactly(handle, piece, at - this.headerLength + headerBytes.length, tempPath);
-      }
+      for await (const { piece, at } of this.framePieces()) await writeExactly(handle, piece, at - this.headerLength + headerBytes.length, tempPath);
     } catch (error) {
       await handle.close().catch(() => undefined);
       await fsp.rm(tempPath, { force: true });
@@ -174,10 +170,15 @@ export class DigestWriter {
   /** Hashes the frames again from the file, after restateFrames() changed some. */
   private async rehashFrames(): Promise<void> {
     this.hash = createSha256();
+    for await (const { piece } of this.framePieces()) this.hash.update(piece);
+  }
+
+  /** The frames' bytes read back from the file (all written out), a buffer's worth at a time (reused: use each before the next). */
+  private async *framePieces(): AsyncGenerator<{ piece: Uint8Array; at: number }> {
     for (let at = this.headerLength; at < this.position; at += this.buffer.length) {
       const piece = this.buffer.subarray(0, Math.min(this.buffer.length, this.position - at));
       await readExactly(this.handle, piece, at, this.tempPath);
-      this.hash.update(piece);
+      yield { piece, at };
     }
   }
 
