@@ -52,7 +52,7 @@ export async function convertImage(inputPath: string, outputPath: string, option
   }
   const existed = existsSync(outputPath);
   if (existed && !options.overwrite) {
-    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${outputPath} exists (pass overwrite: true to replace it)`, { path: outputPath });
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${outputPath} exists (pass overwrite: true to replace it)`, { path: outputPath, outputExists: true });
   }
   const input = await openImage(inputPath, { readOnly: true });
   const inputSize = input.virtualSize;

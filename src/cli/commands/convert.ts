@@ -3,7 +3,6 @@
 
 import type { CommandModule } from "yargs";
 import { CONVERT_TARGETS, convertImage, type ConvertTarget } from "../../sync/convert.js";
-import { existsSync } from "node:fs";
 import { VhdsyncError } from "../../errors.js";
 import { vhdBlockSizeProblem } from "../../formats/vhd/create-vhd.js";
 import { EXIT, parseSize, printJson, runCommand, usageError, type GlobalOptions } from "../run.js";
@@ -36,7 +35,6 @@ export const convertCommand: CommandModule<GlobalOptions, ConvertArgs> = {
       const blockSizeBytes = argv.blockSize === undefined ? undefined : parseSize(argv.blockSize, "--block-size");
       const blockProblem = blockSizeBytes === undefined ? undefined : vhdBlockSizeProblem(blockSizeBytes);
       if (blockProblem) throw usageError(`--block-size: ${blockProblem}`);
-      if (!argv.force && existsSync(argv.output)) throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${argv.output} exists (use --force to replace it)`, { path: argv.output });
       const reporter = progressReporter({ json: argv.json, progress: argv.progress, label: "convert" });
       const interrupt = interruptSignal();
       const report = await convertImage(argv.input, argv.output, {
@@ -45,7 +43,13 @@ export const convertCommand: CommandModule<GlobalOptions, ConvertArgs> = {
         overwrite: argv.force,
         signal: interrupt.signal,
         onProgress: reporter.update,
-      }).finally(() => interrupt.dispose());
+      })
+        .catch((error) => {
+          // The library's refusal names its option; the CLI's is --force.
+          if (error instanceof VhdsyncError && error.details.outputExists) throw new VhdsyncError(error.code, `${argv.output} exists (use --force to replace it)`, error.details);
+          throw error;
+        })
+        .finally(() => interrupt.dispose());
       reporter.done();
       if (argv.json) printJson({ ok: true, ...report });
       else {
