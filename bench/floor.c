@@ -1,8 +1,11 @@
 /* The machine's floors for the resync benchmark (bench/floors.mjs compiles and runs this):
  *   floor compare A B THREADS  read both files with pread in 256 KiB windows on THREADS
  *                              threads and count the 4 KiB blocks that differ;
- *   floor read A THREADS       read one file the same way, touching one word per cache line.
- * Prints the seconds taken (and the differing blocks or a checksum of the words touched). */
+ *   floor read A THREADS       read one file the same way, touching one word per cache line;
+ *   floor writes A COUNT       write COUNT 4 KiB blocks at random places (seeded, sorted) with
+ *                              pwrite, then fdatasync: what a resync's writes cost alone.
+ * Prints the seconds taken (and the differing blocks or a checksum of the words touched; for
+ * writes, the seconds of the pwrites and of the fdatasync). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -53,10 +56,40 @@ static void *run(void *arg) {
   return NULL;
 }
 
+static int cmp_offsets(const void *x, const void *y) {
+  off_t a = *(const off_t *)x, b = *(const off_t *)y;
+  return a < b ? -1 : a > b;
+}
+
+/* floor writes A COUNT */
+static int writes(const char *path, int count) {
+  int fd = open(path, O_RDWR);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0 || count < 1 || st.st_size < BLOCK) { perror("open"); return 2; }
+  off_t *at = malloc(sizeof(off_t) * (size_t)count);
+  uint64_t s = 0x9e3779b97f4a7c15ULL;
+  for (int i = 0; i < count; i++) {
+    s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+    at[i] = (off_t)(s % (uint64_t)(st.st_size / BLOCK)) * BLOCK;
+  }
+  qsort(at, (size_t)count, sizeof(off_t), cmp_offsets);
+  uint8_t *block = aligned_alloc(BLOCK, BLOCK);
+  double started = now();
+  for (int i = 0; i < count; i++) {
+    memset(block, (int)(s + (uint64_t)i), BLOCK);
+    if (pwrite(fd, block, BLOCK, at[i]) != BLOCK) { perror("pwrite"); return 2; }
+  }
+  double written = now();
+  if (fdatasync(fd) != 0) { perror("fdatasync"); return 2; }
+  printf("%.6f %.6f\n", written - started, now() - written);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 4 && strcmp(argv[1], "writes") == 0) return writes(argv[2], atoi(argv[3]));
   int compare = argc == 5 && strcmp(argv[1], "compare") == 0;
   if (!compare && !(argc == 4 && strcmp(argv[1], "read") == 0)) {
-    fprintf(stderr, "usage: floor compare A B THREADS | floor read A THREADS\n");
+    fprintf(stderr, "usage: floor compare A B THREADS | floor read A THREADS | floor writes A COUNT\n");
     return 2;
   }
   int a = open(argv[2], O_RDONLY), b = compare ? open(argv[3], O_RDONLY) : -1;
