@@ -97,6 +97,15 @@ export interface DiskImage {
    */
   chain(): ChainLayer[];
 
+  /**
+   * Changes the virtual size, where the format can (raw files; fixed, dynamic and
+   * differencing VHDs: docs/vhd.md "Resizing"). Data below the smaller of the two sizes is
+   * kept; a grown range reads as zeros (a differencing VHD's, as its parent where the parent
+   * reaches). Durable when it returns.
+   * @throws VHDSYNC_UNSUPPORTED for a size the format cannot hold, nothing written
+   */
+  resize?(sizeBytes: number): Promise<void>;
+
   /** Makes all writes durable (metadata, then fdatasync). */
   flush(): Promise<void>;
 

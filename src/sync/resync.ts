@@ -310,11 +310,10 @@ async function sampleDonePart(source: DiskImage, target: DiskImage, doneBytes: n
 }
 
 async function resizeImage(image: DiskImage, sizeBytes: number): Promise<void> {
-  const resizable = image as DiskImage & { resize?: (sizeBytes: number) => Promise<void> };
-  if (typeof resizable.resize !== "function") {
+  if (typeof image.resize !== "function") {
     throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${image.path}: this ${image.format} image cannot be resized`, { path: image.path });
   }
-  await resizable.resize(sizeBytes);
+  await image.resize(sizeBytes);
 }
 
 /** Runs the workers over the plan, applying changes, checkpointing and reporting progress. */

@@ -15,6 +15,8 @@ import { openVhd } from "./open-vhd.js";
 import type { VhdImage } from "./vhd-image.js";
 import {
   VHD_EPOCH_SECONDS,
+  VHD_MAX_DYNAMIC_BYTES,
+  VHD_MAX_FIXED_BYTES,
   VHD_NO_OFFSET,
   bitmapBytesFor,
   buildFooter,
@@ -27,10 +29,7 @@ import {
 } from "./vhd-structures.js";
 import { checkPath, checkRequiredOptions } from "../../arguments.js";
 
-/** Largest dynamic/differencing disk the spec allows (2040 GiB). */
-export const VHD_MAX_DYNAMIC_BYTES = 2040 * 1024 ** 3;
-/** Largest fixed disk vhdsync creates (64 TiB). */
-export const VHD_MAX_FIXED_BYTES = 2 ** 46;
+export { VHD_MAX_DYNAMIC_BYTES, VHD_MAX_FIXED_BYTES };
 export const DEFAULT_BLOCK_SIZE_BYTES = 2 * 1024 * 1024;
 const TABLE_OFFSET_BYTES = 1536;
 

@@ -6,16 +6,16 @@
 // The differencing subclass changes what "absent" sectors mean (vhd-differencing-image.ts).
 
 import { VhdsyncError } from "../../errors.js";
-import { SMALL_IO_BYTES, ZERO_CHUNK, checkRange, isZeroBytes, readExactly, readExactlySync, settleAll, writeSmallHere, writeZeroBytes } from "../../io/file.js";
+import { SMALL_IO_BYTES, ZERO_CHUNK, checkRange, isZeroBytes, readExactly, readExactlySync, settleAll, writeExactly, writeSmallHere, writeZeroBytes } from "../../io/file.js";
 import type { AllocationScope, Extent } from "../disk-image.js";
 import type { DataLocator, DataPiece, LocatableImage } from "../data-location.js";
 import { BitmapOps } from "./vhd-bitmap.js";
-import { BlockTable, UNALLOCATED } from "./vhd-bat.js";
+import { BlockTable, UNALLOCATED, type FileRange } from "./vhd-bat.js";
 import { punchHole } from "../../io/native.js";
 import { datasyncHandle, zeroFileBytes } from "../flat-file.js";
 import { VhdImage, type VhdOpenState } from "./vhd-image.js";
 import { alignUp, readvExactly, writevExactly } from "./vhd-io.js";
-import { buildFooter, type VhdHeader } from "./vhd-structures.js";
+import { VHD_MAX_DYNAMIC_BYTES, VHD_MAX_TABLE_ENTRIES, buildFooter, buildHeader, type VhdFooter, type VhdHeader } from "./vhd-structures.js";
 
 /** Data of newly allocated blocks starts on this boundary. */
 const DATA_ALIGN_BYTES = 4096;
@@ -38,10 +38,11 @@ export interface VhdDynamicState extends VhdOpenState {
 
 /** A dynamic VHD opened as a DiskImage. */
 export class VhdDynamicImage extends VhdImage implements LocatableImage {
-  readonly header: VhdHeader;
   readonly blockSizeBytes: number;
   readonly bitmapBytes: number;
-  protected readonly table: BlockTable;
+  /** The dynamic header in use (a resize that grows the BAT replaces it). */
+  private currentHeader: VhdHeader;
+  protected table: BlockTable;
   protected footerOffsetBytes: number;
   protected readonly bitmapOps: BitmapOps;
   private readonly bitmapCache = new Map<number, Uint8Array>();
@@ -60,12 +61,16 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
 
   constructor(state: VhdDynamicState) {
     super(state);
-    this.header = state.header;
+    this.currentHeader = state.header;
     this.table = state.table;
     this.blockSizeBytes = state.header.blockSizeBytes;
     this.bitmapBytes = state.header.bitmapBytes;
     this.footerOffsetBytes = state.footerOffsetBytes;
     this.bitmapOps = new BitmapOps(this.bitmapBytes);
+  }
+
+  get header(): VhdHeader {
+    return this.currentHeader;
   }
 
   /** The pieces of [offset, offset+length) that each fall in one block, in order. */
@@ -291,34 +296,53 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
 
   /**
    * Room for a whole block (bitmap + data, data 4 KiB-aligned as allocateBlock places it)
-   * between the end of the metadata (the dynamic header, the BAT, the parent locators' data)
-   * and the footer, clear of every allocated block: what unallocated blocks left. Lowest first.
+   * before the footer, clear of the metadata (footer copy, dynamic header, BAT, the parent
+   * locators' data: metadataRanges) and of every allocated block: what unallocated blocks left,
+   * and a BAT that a resize moved behind the blocks. Lowest first.
    */
   private findFreeSlots(): number[] {
     const region = this.bitmapBytes + this.blockSizeBytes;
-    const metadataEnd = Math.max(
-      Number(this.footer.dataOffset) + 1024,
-      this.header.tableOffsetBytes + alignUp(this.header.maxTableEntries * 4, 512),
-      ...this.header.locators.filter((locator) => locator.dataOffsetBytes > 0).map((locator) => locator.dataOffsetBytes + Math.max(locator.dataSpace * 512, locator.dataLengthBytes)), // dataSpace: sectors in the spec, bytes in some writers; the larger reading is kept clear
-    );
-    // A typed array sorts numerically without a comparator: a 2 TiB disk has ~1M entries.
-    const starts = new Float64Array(this.table.allocatedCount());
-    for (let block = 0, n = 0; block < this.table.entries; block++) if (this.table.isAllocated(block)) starts[n++] = this.table.blockOffsetBytes(block);
-    starts.sort();
+    const metadata = this.metadataRanges().sort((a, b) => a.startBytes - b.startBytes);
+    const starts = this.allocatedStarts();
     const slots: number[] = [];
-    let cursor = metadataEnd;
-    for (let gap = 0; gap <= starts.length; gap++) {
-      const gapEnd = gap < starts.length ? starts[gap] : this.footerOffsetBytes;
+    let cursor = 0;
+    for (let block = 0, meta = 0; ; ) {
+      // The next thing in the file, a block or a metadata range, whichever starts first.
+      const nextBlock = block < starts.length ? starts[block] : Infinity;
+      const nextMeta = meta < metadata.length ? metadata[meta].startBytes : Infinity;
+      const start = Math.min(nextBlock, nextMeta, this.footerOffsetBytes);
       // Data 4 KiB-aligned, as allocateBlock places it, unless sector-aligned blocks fit more
       // of them (qemu packs blocks on sectors: four of its freed blocks in a row hold only
       // three 4 KiB-aligned ones).
-      const aligned = this.packSlots(cursor, gapEnd, DATA_ALIGN_BYTES);
-      const packed = this.packSlots(cursor, gapEnd, 512);
+      const aligned = this.packSlots(cursor, start, DATA_ALIGN_BYTES);
+      const packed = this.packSlots(cursor, start, 512);
       // One by one: a gap may hold more slots than a call can take as arguments.
       for (const slot of packed.length > aligned.length ? packed : aligned) slots.push(slot);
-      cursor = Math.max(cursor, gapEnd + region);
+      if (start === this.footerOffsetBytes) return slots;
+      const end = nextBlock <= nextMeta ? starts[block++] + region : metadata[meta++].endBytes;
+      cursor = Math.max(cursor, end);
     }
-    return slots;
+  }
+
+  /** [start, end) ranges of the file that metadata holds: footer copy, dynamic header, BAT, parent locators' data. */
+  private metadataRanges(): FileRange[] {
+    const headerOffset = Number(this.footer.dataOffset);
+    return [
+      { startBytes: 0, endBytes: 512 },
+      { startBytes: headerOffset, endBytes: headerOffset + 1024 },
+      { startBytes: this.header.tableOffsetBytes, endBytes: this.header.tableOffsetBytes + alignUp(this.header.maxTableEntries * 4, 512) },
+      // dataSpace: sectors in the spec, bytes in some writers; the larger reading is kept clear.
+      ...this.header.locators
+        .filter((locator) => locator.dataOffsetBytes > 0)
+        .map((locator) => ({ startBytes: locator.dataOffsetBytes, endBytes: locator.dataOffsetBytes + Math.max(locator.dataSpace * 512, locator.dataLengthBytes) })),
+    ];
+  }
+
+  /** File offsets of the allocated blocks, ascending (a typed array sorts numerically without a comparator: a 2 TiB disk has ~1M entries). */
+  private allocatedStarts(): Float64Array {
+    const starts = new Float64Array(this.table.allocatedCount());
+    for (let block = 0, n = 0; block < this.table.entries; block++) if (this.table.isAllocated(block)) starts[n++] = this.table.blockOffsetBytes(block);
+    return starts.sort();
   }
 
   /** Block starts of the blocks that fit in [from, to) back to back, data aligned to `alignment`. */
@@ -440,6 +464,157 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
         if (isZeroBytes(content)) await this.unallocateBlock(block);
       }
     }
+  }
+
+  /**
+   * Changes the virtual size (docs/vhd.md "Resizing"). Everything is checked before anything
+   * is written; then the steps go in an order where a crash at any point leaves a disk that
+   * opens, at the old size or the new one:
+   * 1. the disk past the smaller of the two sizes is emptied: blocks wholly past it are
+   *    unallocated (BAT entry, then a hole), the rest of the block across it is zeroed in the
+   *    file (bytes a shrink gives up, or that a grown disk must read as zeros); fdatasync;
+   * 2. growing past the BAT's entries: a new BAT, written and synced, then the header naming
+   *    it (growTable);
+   * 3. the footer (sizes, geometry): its copy at offset 0, then the footer at the end; fdatasync;
+   * 4. shrinking: the header's BAT cut to the new size; fdatasync.
+   * A differencing disk grown past its parent's size reads zeros there; where its parent is
+   * larger than the old size, the parent's data shows through (as in any differencing disk).
+   * @throws VHDSYNC_UNSUPPORTED (a size the footer or the BAT cannot hold; a block across the
+   *   old end stored shorter than a block with data right after it), I/O codes
+   */
+  async resize(sizeBytes: number): Promise<void> {
+    this.checkWritable();
+    return this.serialize(() => this.resizeLocked(sizeBytes));
+  }
+
+  private async resizeLocked(sizeBytes: number): Promise<void> {
+    const oldSize = this.virtualSize;
+    if (sizeBytes === oldSize) return;
+    const footer = this.footerForSize(sizeBytes, VHD_MAX_DYNAMIC_BYTES);
+    const entries = Math.ceil(sizeBytes / this.blockSizeBytes);
+    if (entries > VHD_MAX_TABLE_ENTRIES) {
+      throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${this.path}: cannot resize to ${sizeBytes} bytes: ${entries} blocks of ${this.blockSizeBytes} bytes are more than a BAT holds (${VHD_MAX_TABLE_ENTRIES})`, { path: this.path, sizeBytes });
+    }
+    const grow = sizeBytes > oldSize;
+    if (grow) this.checkRoomToGrow(oldSize);
+    // Nothing is written before this line.
+    await this.releaseZeroedBlocks();
+    await this.syncFreed();
+    const kept = Math.min(sizeBytes, oldSize);
+    // A grown disk reads the whole block across the old end; a shrunk one keeps the block
+    // across the new end as stored (the old last block may be stored only as far as the disk reached).
+    const acrossStart = Math.floor(kept / this.blockSizeBytes) * this.blockSizeBytes;
+    await this.clearPast(kept, grow ? this.blockSizeBytes : Math.min(this.blockSizeBytes, alignUp(oldSize - acrossStart, 512)));
+    await this.syncFreed();
+    if (entries > this.header.maxTableEntries) await this.growTable(entries);
+    await this.writeFooters(footer);
+    if (!grow && entries < this.header.maxTableEntries) await this.cutTable(entries);
+  }
+
+  /** fdatasync; then the room of blocks unallocated so far may be taken (see takeFreeSlot). */
+  private async syncFreed(): Promise<void> {
+    await datasyncHandle(this.handle, this.path);
+    this.freedUnsynced.clear();
+  }
+
+  /**
+   * A grown disk reads the whole block across the old end. The BAT scan accepts a last block
+   * stored only as far as the disk reaches (blockSpanBytes in assembly/vhd/bat.ts); such a
+   * block with metadata, another block or the footer right after it cannot grow in place.
+   * @throws VHDSYNC_UNSUPPORTED
+   */
+  private checkRoomToGrow(oldSize: number): void {
+    const block = Math.floor(oldSize / this.blockSizeBytes);
+    if (oldSize % this.blockSizeBytes === 0 || !this.table.isAllocated(block)) return;
+    const start = this.table.blockOffsetBytes(block);
+    const next = Math.min(this.nextStartAfter(start), this.footerOffsetBytes);
+    if (start + this.bitmapBytes + this.blockSizeBytes > next) {
+      throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${this.path}: cannot grow: block ${block}, across the old end of the disk, is stored shorter than a block and the file holds other data right after it (convert the disk, or resync into a new one)`, { path: this.path, block });
+    }
+  }
+
+  /** The lowest start of metadata or an allocated block past `position` in the file; Infinity when none. */
+  private nextStartAfter(position: number): number {
+    let next = Infinity;
+    for (const range of this.metadataRanges()) if (range.startBytes > position) next = Math.min(next, range.startBytes);
+    for (let block = 0; block < this.table.entries; block++) {
+      if (this.table.isAllocated(block) && this.table.blockOffsetBytes(block) > position) next = Math.min(next, this.table.blockOffsetBytes(block));
+    }
+    return next;
+  }
+
+  /**
+   * Makes the disk past `limit` bytes hold nothing: blocks wholly past it unallocated, the
+   * block across it zeroed in the file from `limit` to `dataEndBytes` of its data.
+   */
+  private async clearPast(limit: number, dataEndBytes: number): Promise<void> {
+    for (let block = Math.ceil(limit / this.blockSizeBytes); block < this.table.entries; block++) {
+      if (this.table.isAllocated(block)) await this.unallocateBlock(block);
+    }
+    const block = Math.floor(limit / this.blockSizeBytes);
+    const inBlock = limit - block * this.blockSizeBytes;
+    if (inBlock === 0 || !this.table.isAllocated(block)) return;
+    await zeroFileBytes(this.handle, this.dataOffsetBytes(block, inBlock), dataEndBytes - inBlock, this.path);
+  }
+
+  /**
+   * Makes the BAT hold `entries` entries, the new ones unallocated. It grows where it lies
+   * when nothing but the footer follows within its new size, or moves to where the footer is;
+   * the footer moves behind it when it is in the way. The new BAT is written and synced
+   * before the header names it: until then the old header and BAT are in charge, and the new
+   * BAT's bytes lie in room nothing uses.
+   */
+  private async growTable(entries: number): Promise<void> {
+    const tableBytes = alignUp(entries * 4, 512);
+    const raw = new Uint8Array(tableBytes).fill(0xff);
+    raw.set(this.table.raw.subarray(0, this.table.entries * 4));
+    let tableOffset = this.header.tableOffsetBytes;
+    if (tableOffset + tableBytes > this.nextStartAfter(tableOffset)) tableOffset = alignUp(this.footerOffsetBytes, 512);
+    if (tableOffset + tableBytes > this.footerOffsetBytes) await this.moveFooter(tableOffset + tableBytes);
+    await writeExactly(this.handle, raw, tableOffset, this.path);
+    await datasyncHandle(this.handle, this.path);
+    await this.writeHeader({ ...this.header, tableOffsetBytes: tableOffset, maxTableEntries: entries });
+    this.table = new BlockTable(raw, entries);
+    this.freeSlots = undefined;
+  }
+
+  /** The header's BAT cut to `entries` (clearPast unallocated the entries past them). */
+  private async cutTable(entries: number): Promise<void> {
+    const raw = this.table.raw.slice(0, alignUp(entries * 4, 512));
+    raw.fill(0xff, entries * 4);
+    await this.writeHeader({ ...this.header, maxTableEntries: entries });
+    this.table = new BlockTable(raw, entries);
+    this.freeSlots = undefined;
+  }
+
+  /** Writes the dynamic header in one piece, then fdatasync. */
+  private async writeHeader(header: VhdHeader): Promise<void> {
+    await writeSmallHere(this.handle, buildHeader(header), Number(this.footer.dataOffset), this.path);
+    await datasyncHandle(this.handle, this.path);
+    this.currentHeader = header;
+  }
+
+  /** Writes the footer at `offsetBytes`, past the current one: the data area now ends there. */
+  private async moveFooter(offsetBytes: number): Promise<void> {
+    this.footerBytes ??= buildFooter(this.footer);
+    await writeSmallHere(this.handle, this.footerBytes, offsetBytes, this.path);
+    this.fileSizeBytes = Math.max(this.fileSizeBytes, offsetBytes + 512);
+    this.footerOffsetBytes = offsetBytes;
+  }
+
+  /**
+   * A new footer: its copy at offset 0 first, then the footer at the end; fdatasync. Stopped
+   * in between, vhdsync (which reads the end) still sees the old size, so the next resize
+   * writes both again; qemu, which reads the copy first, sees the new one until then.
+   */
+  private async writeFooters(footer: VhdFooter): Promise<void> {
+    const bytes = buildFooter(footer);
+    await writeSmallHere(this.handle, bytes, 0, this.path);
+    await writeSmallHere(this.handle, bytes, this.footerOffsetBytes, this.path);
+    await datasyncHandle(this.handle, this.path);
+    this.fileSizeBytes = Math.max(this.fileSizeBytes, this.footerOffsetBytes + 512);
+    this.setFooter(footer);
+    this.footerBytes = bytes;
   }
 
   async allocationMap(offset = 0, length = this.virtualSize - offset, scope: AllocationScope = "chain"): Promise<Extent[]> {

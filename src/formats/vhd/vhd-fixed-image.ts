@@ -2,9 +2,12 @@
 // virtualSize bytes of the file, followed by the footer. Holes in the file read as zeros;
 // writeZeros punches holes where the filesystem allows.
 
+import { toVhdsyncError } from "../../errors.js";
+import { writeExactly } from "../../io/file.js";
 import type { AllocationScope, Extent } from "../disk-image.js";
-import { allocationMapFlat, readFlat, writeFlat, writeZerosFlat, type FlatFile } from "../flat-file.js";
+import { allocationMapFlat, datasyncHandle, readFlat, writeFlat, writeZerosFlat, zeroFileBytes, type FlatFile } from "../flat-file.js";
 import { VhdImage, type VhdOpenState } from "./vhd-image.js";
+import { VHD_FOOTER_BYTES, VHD_MAX_FIXED_BYTES, buildFooter } from "./vhd-structures.js";
 
 /** A fixed VHD opened as a DiskImage. */
 export class VhdFixedImage extends VhdImage {
@@ -40,6 +43,35 @@ export class VhdFixedImage extends VhdImage {
   async allocationMap(offset = 0, length = this.virtualSize - offset, _scope: AllocationScope = "chain"): Promise<Extent[]> {
     this.checkOpen();
     return allocationMapFlat(this.flat, offset, length);
+  }
+
+  /**
+   * Changes the virtual size: the footer (current size, geometry) is written at the new end
+   * first, then a grown disk's old footer place is zeroed (it is disk data now; the rest of the
+   * grown range is a hole, zeros), or a shrunk file is cut after the new footer; then
+   * fdatasync. A crash in between leaves a disk that opens: at the new size with the old
+   * footer's 512 bytes in it, or at the old size with 512 bytes past the new end overwritten.
+   * Both only hold bytes the resize gives up, and a resync compares them.
+   * @throws VHDSYNC_UNSUPPORTED (a size the footer cannot hold: see footerForSize), I/O codes
+   */
+  async resize(sizeBytes: number): Promise<void> {
+    this.checkWritable();
+    const oldSize = this.virtualSize;
+    if (sizeBytes === oldSize) return;
+    const footer = this.footerForSize(sizeBytes, VHD_MAX_FIXED_BYTES);
+    await writeExactly(this.handle, buildFooter(footer), sizeBytes, this.path);
+    if (sizeBytes > oldSize) {
+      await zeroFileBytes(this.handle, oldSize, VHD_FOOTER_BYTES, this.path);
+    } else {
+      try {
+        await this.handle.truncate(sizeBytes + VHD_FOOTER_BYTES);
+      } catch (error) {
+        throw toVhdsyncError(error, { path: this.path });
+      }
+    }
+    await datasyncHandle(this.handle, this.path);
+    this.setFooter(footer);
+    this.fileSizeBytes = sizeBytes + VHD_FOOTER_BYTES;
   }
 
   protected async allocatedBytes(): Promise<number> {

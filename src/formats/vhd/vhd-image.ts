@@ -7,7 +7,7 @@ import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError } from "../../errors.js";
 import type { AllocationScope, ChainLayer, DiskImage, Extent, ImageInfo } from "../disk-image.js";
 import { datasyncHandle } from "../flat-file.js";
-import { DISK_TYPE_NAMES, VHD_EPOCH_SECONDS, formatUuid, numberToFourCc, type VhdFooter } from "./vhd-structures.js";
+import { DISK_TYPE_NAMES, VHD_EPOCH_SECONDS, buildFooter, formatUuid, geometryForSize, numberToFourCc, parseFooter, type VhdFooter } from "./vhd-structures.js";
 
 /** Where the footer that was used came from. */
 export type FooterSource = "end" | "copy";
@@ -28,20 +28,52 @@ export abstract class VhdImage implements DiskImage {
   readonly logicalSectorSize = 512;
   readonly path: string;
   readonly readOnly: boolean;
-  readonly footer: VhdFooter;
   /** "end" normally; "copy" when the footer at the end was damaged and the copy at offset 0 was used. */
   readonly footerSource: FooterSource;
   protected readonly handle: FileHandle;
   protected fileSizeBytes: number;
+  private currentFooter: VhdFooter;
   private closed = false;
 
   protected constructor(state: VhdOpenState) {
     this.path = state.path;
     this.handle = state.handle;
     this.readOnly = state.readOnly;
-    this.footer = state.footer;
+    this.currentFooter = state.footer;
     this.footerSource = state.footerSource;
     this.fileSizeBytes = state.fileSizeBytes;
+  }
+
+  /** The footer in use (a resize replaces it). */
+  get footer(): VhdFooter {
+    return this.currentFooter;
+  }
+
+  protected setFooter(footer: VhdFooter): void {
+    this.currentFooter = footer;
+  }
+
+  /**
+   * This disk's footer at `sizeBytes`: the original and current sizes and the CHS geometry for
+   * it, every other field kept. The spec has the original size record the size at creation,
+   * but libvhdi reports it as the disk's size: both are set so that every reader sees one size
+   * (docs/vhd.md "Resizing"). Parsed
+   * back, so a size the footer cannot describe is refused before anything is written: a
+   * creator whose size rule takes the CHS geometry (docs/vhd.md "Size rule") describes only
+   * the sizes that geometry does.
+   * @throws VHDSYNC_UNSUPPORTED
+   */
+  protected footerForSize(sizeBytes: number, maxBytes: number): VhdFooter {
+    const refuse = (why: string) =>
+      new VhdsyncError("VHDSYNC_UNSUPPORTED", `${this.path}: cannot resize this ${this.type} VHD to ${sizeBytes} bytes: ${why}`, { path: this.path, sizeBytes, virtualSizeBytes: this.virtualSize });
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % 512 !== 0) throw refuse("a VHD's size is a positive multiple of 512 bytes");
+    if (sizeBytes > maxBytes) throw refuse(`a ${this.type} VHD holds at most ${maxBytes} bytes`);
+    const footer = parseFooter(buildFooter({ ...this.footer, originalSizeBytes: sizeBytes, currentSizeBytes: sizeBytes, geometry: geometryForSize(sizeBytes) }), Number.MAX_SAFE_INTEGER, { path: this.path });
+    if (footer.virtualSizeBytes !== sizeBytes) {
+      const creator = JSON.stringify(this.footer.creatorApplication);
+      throw refuse(`its creator application ${creator} makes readers take the size from the CHS geometry, which describes ${footer.virtualSizeBytes} bytes`);
+    }
+    return footer;
   }
 
   get virtualSize(): number {

@@ -12,6 +12,12 @@ export const VHD_FOOTER_BYTES = 512;
 export const VHD_HEADER_BYTES = 1024;
 const FOOTER_FIELDS_BYTES = 96;
 const HEADER_FIELDS_BYTES = 768;
+/** Largest dynamic/differencing disk the spec allows (2040 GiB). */
+export const VHD_MAX_DYNAMIC_BYTES = 2040 * 1024 ** 3;
+/** Largest fixed disk vhdsync creates or resizes to (64 TiB). */
+export const VHD_MAX_FIXED_BYTES = 2 ** 46;
+/** Most BAT entries a header may declare (the WASM header parse refuses more: assembly/vhd/header.ts). */
+export const VHD_MAX_TABLE_ENTRIES = 1 << 22;
 /** Data offset written in fixed-disk footers and in the dynamic header's unused field. */
 export const VHD_NO_OFFSET = 0xffffffffffffffffn;
 /** Seconds between the Unix epoch and the VHD epoch (2000-01-01T00:00:00Z). */

@@ -1,0 +1,335 @@
+// Resizing VHD targets (resync --resize; DiskImage.resize): fixed, dynamic and differencing
+// disks grown and shrunk in seeded sequences, the BAT grown in place and moved behind the
+// blocks, checked against qemu-img (content, size), vhdiinfo (size) and vhdsync check;
+// sizes a VHD cannot hold refused with nothing written; a resize stopped after any one of its
+// writes leaves a disk that opens, at the old size or the new one, with its data.
+import t, { type Test } from "tap";
+import fs, { copyFileSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { open as openHandle } from "node:fs/promises";
+import { syncBuiltinESMExports } from "node:module";
+import { join } from "node:path";
+import { createVhd } from "../dist/formats/vhd/index.js";
+import { openImage } from "../dist/formats/open-image.js";
+import { checkImage } from "../dist/formats/check.js";
+import { resync } from "../dist/sync/resync.js";
+import type { DiskImage } from "../dist/formats/disk-image.js";
+import { runCli } from "./helpers/cli.js";
+import { Prng, testSeed } from "./helpers/prng.js";
+import { tempDir } from "./helpers/tmp.js";
+import { isZeroBuffer, qemuContent, qemuVirtualSize, readImage, run } from "./helpers/vhd.js";
+
+const KIB = 1024;
+const MIB = 1024 * KIB;
+type VhdType = "fixed" | "dynamic" | "differencing";
+type Resizable = DiskImage & { resize(sizeBytes: number): Promise<void> };
+
+/** The media size vhdiinfo reports. */
+function vhdiSize(path: string): number {
+  const match = /Media size\s*:.*\((\d+) bytes\)/.exec(run("vhdiinfo", [path]));
+  if (!match) throw new Error(`vhdiinfo ${path}: no media size`);
+  return Number(match[1]);
+}
+
+/** A random multiple of 512 in [min, max]. */
+function sectors(prng: Prng, min: number, max: number): number {
+  return min + prng.int((max - min) / 512 + 1) * 512;
+}
+
+/**
+ * A VHD of `type` and `sizeBytes` holding random data in some places (a differencing disk: a
+ * child of a filled dynamic parent of the same size, with writes of its own); returns its
+ * content as read back.
+ */
+async function makeDisk(dir: string, name: string, type: VhdType, sizeBytes: number, blockSizeBytes: number, prng: Prng): Promise<{ path: string; content: Buffer; parentContent?: Buffer }> {
+  const path = join(dir, `${name}.vhd`);
+  // Data in most of the disk (a shrink then a grow must not bring any of it back), then
+  // scattered writes; a differencing child gets data in a random half, its parent shows elsewhere.
+  const fill = async (image: DiskImage, dense: boolean) => {
+    const start = dense ? 512 : Math.floor(prng.int(sizeBytes / 2) / 512) * 512;
+    await image.write(prng.bytes(dense ? sizeBytes - 512 : Math.floor(sizeBytes / 1024) * 512), start);
+    for (let i = 0; i < 6; i++) {
+      const length = Math.min(sizeBytes, sectors(prng, 512, 96 * KIB));
+      await image.write(prng.bytes(length), Math.floor(prng.int(sizeBytes - length + 1) / 512) * 512);
+    }
+  };
+  if (type === "differencing") {
+    const parentPath = join(dir, `${name}-parent.vhd`);
+    const parent = await createVhd(parentPath, { type: "dynamic", sizeBytes, blockSizeBytes });
+    await fill(parent, true);
+    await parent.close();
+    const child = await createVhd(path, { type, parentPath, blockSizeBytes });
+    await fill(child, false);
+    await child.close();
+    return { path, content: await contentOf(path), parentContent: await contentOf(parentPath) };
+  } else {
+    const image = await createVhd(path, { type, sizeBytes, blockSizeBytes: type === "fixed" ? undefined : blockSizeBytes });
+    await fill(image, true);
+    await image.close();
+  }
+  return { path, content: await contentOf(path) };
+}
+
+async function contentOf(path: string): Promise<Buffer> {
+  const image = await openImage(path, { readOnly: true });
+  try {
+    return await readImage(image);
+  } finally {
+    await image.close();
+  }
+}
+
+async function resizeFile(path: string, sizeBytes: number): Promise<void> {
+  const image = (await openImage(path, { readOnly: false })) as Resizable;
+  try {
+    await image.resize(sizeBytes);
+  } finally {
+    await image.close();
+  }
+}
+
+/**
+ * What every reader says about `path`: the sizes agree, qemu-img's content equals ours (not
+ * for differencing disks: qemu's vpc driver reads them as dynamic ones, without the parent),
+ * the structure checks clean.
+ */
+async function checkReaders(t: Test, path: string, dir: string, sizeBytes: number, what: string, type: VhdType): Promise<Buffer> {
+  const ours = await contentOf(path);
+  t.equal(ours.length, sizeBytes, `${what}: vhdsync's size`);
+  t.equal(qemuVirtualSize(path), sizeBytes, `${what}: qemu-img's size`);
+  t.equal(vhdiSize(path), sizeBytes, `${what}: vhdiinfo's size`);
+  if (type !== "differencing") t.ok(qemuContent(path, dir).equals(ours), `${what}: qemu-img reads what vhdsync reads`);
+  const check = await checkImage(path);
+  t.ok(check.ok, `${what}: vhdsync check clean ${JSON.stringify(check.problems)}`);
+  return ours;
+}
+
+t.test("resize grows and shrinks fixed, dynamic and differencing VHDs; every reader agrees", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  let round = 0;
+  for (const type of ["fixed", "dynamic", "differencing"] as const) {
+    // 4 KiB blocks make the BAT outgrow its room (it then moves behind the blocks); 64 KiB
+    // blocks mostly grow it in place.
+    for (const blockSizeBytes of type === "fixed" ? [0] : [4 * KIB, 64 * KIB]) {
+      const first = sectors(prng, 64 * KIB, 2 * MIB);
+      const { path, content, parentContent } = await makeDisk(dir, `d${round++}`, type, first, blockSizeBytes, prng);
+      let model = content;
+      let size = first;
+      for (let step = 0; step < 4; step++) {
+        // Shrunk first: the grow after it must not bring back the data that was past the new end.
+        const next = step % 2 === 1 ? sectors(prng, size + 512, 6 * MIB) : sectors(prng, 32 * KIB, size - 512);
+        const what = `${type} block ${blockSizeBytes} ${size} -> ${next} (seed ${seed})`;
+        await resizeFile(path, next);
+        const ours = await checkReaders(t, path, dir, next, what, type);
+        const kept = Math.min(size, next);
+        t.ok(ours.subarray(0, kept).equals(model.subarray(0, kept)), `${what}: the content below the smaller size is kept`);
+        if (type !== "differencing") {
+          t.ok(isZeroBuffer(ours.subarray(kept)), `${what}: the grown range reads zeros`);
+        } else {
+          // Past the old end a differencing disk reads zeros, or its parent where the parent reaches.
+          t.ok(isZeroBuffer(ours.subarray(Math.max(kept, first))), `${what}: past the parent's end reads zeros`);
+          const parent = parentContent!;
+          let stray = -1;
+          for (let at = kept; at < Math.min(next, first) && stray < 0; at += 512) {
+            const sector = ours.subarray(at, at + 512);
+            if (!isZeroBuffer(sector) && !sector.equals(parent.subarray(at, at + 512))) stray = at;
+          }
+          t.equal(stray, -1, `${what}: between the old end and the parent's, each sector reads zeros or the parent's`);
+        }
+        model = ours;
+        size = next;
+      }
+    }
+  }
+});
+
+t.test("resync --resize into VHD targets: the target equals the source (CLI and library)", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  for (const type of ["fixed", "dynamic", "differencing"] as const) {
+    const { path: target } = await makeDisk(dir, `t-${type}`, type, 3 * MIB, 64 * KIB, prng);
+    for (const [i, sourceSize] of [5 * MIB + 4096, 1 * MIB + 512, 7 * MIB].entries()) {
+      const source = join(dir, `s-${type}-${i}.img`);
+      writeFileSync(source, prng.bytes(sourceSize));
+      const what = `${type} to ${sourceSize} (seed ${seed})`;
+      if (i === 1) {
+        const cli = runCli(["resync", source, target, "--resize", "--json"]);
+        t.equal(cli.status, 0, cli.stderr);
+        t.equal(JSON.parse(cli.stdout).resized, true, `${what}: the report says resized`);
+      } else {
+        const report = await resync(source, target, { resize: true, blockSizeBytes: 4096 });
+        t.equal(report.resized, true, `${what}: the report says resized`);
+      }
+      const ours = await checkReaders(t, target, dir, sourceSize, what, type);
+      t.ok(ours.equals(readFileSync(source)), `${what}: the target equals the source`);
+    }
+  }
+});
+
+t.test("sizes a VHD cannot hold are refused before anything is written", async (t) => {
+  const prng = new Prng(testSeed());
+  const dir = tempDir(t);
+  const { path: dynamic } = await makeDisk(dir, "dyn", "dynamic", 1 * MIB, 4 * KIB, prng);
+  const { path: fixed } = await makeDisk(dir, "fix", "fixed", 1 * MIB, 0, prng);
+  const expectRefused = async (path: string, sizeBytes: number, pattern: RegExp) => {
+    const before = readFileSync(path);
+    await t.rejects(resizeFile(path, sizeBytes), { code: "VHDSYNC_UNSUPPORTED", message: pattern }, `${path} to ${sizeBytes}`);
+    t.ok(readFileSync(path).equals(before), `${path} to ${sizeBytes}: nothing written`);
+  };
+  await expectRefused(dynamic, MIB + 100, /multiple of 512/);
+  await expectRefused(fixed, MIB + 100, /multiple of 512/);
+  await expectRefused(dynamic, 2041 * 1024 * MIB, /at most/);
+  await expectRefused(fixed, 2 ** 47, /at most/);
+  // 4 KiB blocks: 2 GiB would need 2^19 entries... 32 GiB needs 2^23, more than a BAT holds.
+  await expectRefused(dynamic, 32 * 1024 * MIB, /more than a BAT holds/);
+
+  // A raw source of an odd size into a VHD target: the CLI refuses with exit 3, nothing written.
+  const source = join(dir, "odd.img");
+  writeFileSync(source, prng.bytes(MIB + 100));
+  const before = readFileSync(dynamic);
+  const cli = runCli(["resync", source, dynamic, "--resize"]);
+  t.equal(cli.status, 3, cli.stderr);
+  t.match(cli.stderr, /^vhdsync: VHDSYNC_UNSUPPORTED: .*multiple of 512/m);
+  t.ok(readFileSync(dynamic).equals(before), "the target is untouched");
+
+  // A creator whose size rule takes the CHS geometry ("vpc "): only sizes it describes.
+  const vpc = join(dir, "vpc.vhd");
+  const image = await createVhd(vpc, { type: "dynamic", sizeBytes: 1 * MIB, blockSizeBytes: 4 * KIB, creatorApplication: "vpc " });
+  await image.close();
+  await expectRefused(vpc, 3 * MIB + 512, /CHS geometry/);
+});
+
+t.test("a dynamic disk whose last block is stored short, with the footer right after it, is not grown", async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, "short.vhd");
+  const image = await createVhd(path, { type: "dynamic", sizeBytes: 64 * KIB + 1024, blockSizeBytes: 64 * KIB });
+  await image.write(Buffer.alloc(1024, 7), 64 * KIB);
+  await image.close();
+  // Cut the last block's data to the 1024 bytes the disk reaches and put the footer after them.
+  const file = readFileSync(path);
+  const info = await openImage(path, { readOnly: true });
+  const { tableOffset } = (await info.info()) as unknown as { tableOffset: number };
+  await info.close();
+  const blockStart = file.readUInt32BE(tableOffset + 4) * 512;
+  const cut = Buffer.concat([file.subarray(0, blockStart + 512 + 1024), file.subarray(file.length - 512)]);
+  writeFileSync(path, cut);
+  t.ok((await checkImage(path)).ok, "the short block is accepted when read");
+  const before = readFileSync(path);
+  await t.rejects(resizeFile(path, 256 * KIB), { code: "VHDSYNC_UNSUPPORTED", message: /stored shorter than a block/ });
+  t.ok(readFileSync(path).equals(before), "nothing written");
+  await resizeFile(path, 64 * KIB);
+  t.equal(qemuVirtualSize(path), 64 * KIB, "shrinking it works");
+});
+
+/**
+ * Makes the image file's writes fail from the `failAt`-th on (0-based), as if the process had
+ * died there: every write after it fails too. Counts the writes to `path` either way.
+ */
+async function failingWrites(path: string, failAt: number): Promise<{ writes: () => number; restore: () => void }> {
+  const probe = await openHandle(path, "r");
+  const handleProto = Object.getPrototypeOf(probe) as Record<string, (...args: unknown[]) => unknown>;
+  await probe.close();
+  const isTarget = (fd: number) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === path;
+    } catch {
+      return false;
+    }
+  };
+  let writes = 0;
+  const fail = () => {
+    const error = new Error("EIO: injected") as NodeJS.ErrnoException;
+    error.code = "EIO";
+    return error;
+  };
+  const originals = { writeSync: fs.writeSync, write: handleProto.write, writev: handleProto.writev, truncate: handleProto.truncate };
+  const counted = (fd: number) => isTarget(fd) && writes++ >= failAt;
+  fs.writeSync = function (fd: number, ...rest: unknown[]) {
+    if (counted(fd)) throw fail();
+    return (originals.writeSync as (...args: unknown[]) => number)(fd, ...rest);
+  } as typeof fs.writeSync;
+  for (const name of ["write", "writev", "truncate"] as const) {
+    handleProto[name] = function (this: { fd: number }, ...args: unknown[]) {
+      if (counted(this.fd)) return Promise.reject(fail());
+      return originals[name].apply(this, args);
+    };
+  }
+  syncBuiltinESMExports();
+  return {
+    writes: () => writes,
+    restore: () => {
+      fs.writeSync = originals.writeSync;
+      handleProto.write = originals.write;
+      handleProto.writev = originals.writev;
+      handleProto.truncate = originals.truncate;
+      syncBuiltinESMExports();
+    },
+  };
+}
+
+t.test("a resize stopped after any of its writes leaves a disk that opens, at either size, with its data; a rerun finishes it", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  const scenarios: { name: string; type: VhdType; from: number; to: number; blockSizeBytes: number; empty?: boolean }[] = [
+    { name: "fixed grows", type: "fixed", from: 512 * KIB, to: 1 * MIB + 512, blockSizeBytes: 0 },
+    { name: "fixed shrinks", type: "fixed", from: 1 * MIB, to: 300 * KIB, blockSizeBytes: 0 },
+    { name: "dynamic grows, its BAT moves behind the blocks", type: "dynamic", from: 1 * MIB, to: 6 * MIB + 512, blockSizeBytes: 4 * KIB },
+    { name: "dynamic grows, its BAT grows in place", type: "dynamic", from: 1 * MIB + 512, to: 3 * MIB, blockSizeBytes: 64 * KIB },
+    { name: "empty dynamic grows, its footer moves back", type: "dynamic", from: 64 * KIB, to: 8 * MIB, blockSizeBytes: 4 * KIB, empty: true },
+    { name: "dynamic shrinks", type: "dynamic", from: 2 * MIB, to: 700 * KIB + 512, blockSizeBytes: 64 * KIB },
+    { name: "differencing grows", type: "differencing", from: 1 * MIB, to: 2 * MIB, blockSizeBytes: 4 * KIB },
+  ];
+  for (const scenario of scenarios) {
+    const { type, from, to } = scenario;
+    const template = scenario.empty
+      ? await (async () => {
+          const path = join(dir, "empty.vhd");
+          await (await createVhd(path, { type: "dynamic", sizeBytes: from, blockSizeBytes: scenario.blockSizeBytes })).close();
+          return { path, content: Buffer.alloc(from) };
+        })()
+      : await makeDisk(dir, scenario.name.replace(/\W+/g, "-"), type, from, scenario.blockSizeBytes, prng);
+    const kept = Math.min(from, to);
+    const path = join(dir, "work.vhd");
+    // An uninterrupted resize, to count its writes.
+    copyFileSync(template.path, path);
+    const counter = await failingWrites(path, Infinity);
+    try {
+      await resizeFile(path, to);
+    } finally {
+      counter.restore();
+    }
+    const total = counter.writes();
+    t.ok(total >= 2, `${scenario.name}: ${total} writes`);
+    for (let failAt = 0; failAt < total; failAt++) {
+      const what = `${scenario.name}, stopped at write ${failAt} of ${total} (seed ${seed})`;
+      copyFileSync(template.path, path);
+      const faults = await failingWrites(path, failAt);
+      try {
+        const image = (await openImage(path, { readOnly: false })) as Resizable;
+        await t.rejects(image.resize(to), { code: "VHDSYNC_IO" }, `${what}: the resize fails`);
+        await image.close().catch(() => undefined);
+      } finally {
+        faults.restore();
+      }
+      const content = await contentOf(path);
+      t.ok(content.length === from || content.length === to, `${what}: at the old or the new size (${content.length})`);
+      // Stopped between the footer copy and the footer, vhdsync check names the difference
+      // (vhdsync reads the old size at the end, qemu the new one in the copy) until a rerun.
+      const check = await checkImage(path);
+      const copyAhead = check.problems.length === 1 && /footer copy at offset 0 differs/.test(check.problems[0].message) && content.length === from;
+      t.ok(check.ok || copyAhead, `${what}: the disk checks clean ${JSON.stringify(check.problems)}`);
+      t.ok(content.subarray(0, kept).equals(template.content.subarray(0, kept)), `${what}: the data below the smaller size is kept`);
+      // Grown: past the old end reads zeros. The one exception, documented: a fixed disk grown
+      // as far as its new footer holds the old footer's 512 bytes at the old end until a resync
+      // rewrites them. (Shrunk: past the new end is given up.)
+      const junk = type === "fixed" ? 512 : 0;
+      if (type !== "differencing" && content.length === to && to > from) t.ok(isZeroBuffer(content.subarray(from + junk)), `${what}: past the old end reads zeros`);
+      await resizeFile(path, to);
+      const finished = await checkReaders(t, path, dir, to, `${what}, run again`, type);
+      t.ok(finished.subarray(0, kept).equals(template.content.subarray(0, kept)), `${what}, run again: the data is kept`);
+    }
+  }
+});
