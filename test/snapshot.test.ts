@@ -2,13 +2,15 @@
 // level, then seeded creates, reverts, deletes and merges; after every operation every
 // snapshot and the active disk read like the model and `vhdsync check` passes on every layer.
 import t from "tap";
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { createSnapshot, deleteSnapshot, listSnapshots, mergeSnapshots, revertSnapshot } from "../dist/snapshot/index.js";
+import { resync } from "../dist/sync/resync.js";
 import { openImage } from "../dist/formats/open-image.js";
 import { createVhd } from "../dist/formats/vhd/index.js";
 import { VhdDynamicImage } from "../dist/formats/vhd/vhd-dynamic-image.js";
+import { runCli } from "./helpers/cli.js";
 import { Prng } from "./helpers/prng.js";
 import { SnapshotModel, chainFixture, modelMismatches, randomWrites, strayFiles } from "./helpers/snapshot-model.js";
 import { tempDir } from "./helpers/tmp.js";
@@ -187,20 +189,67 @@ t.test("merge and delete list the layers' ranges a window at a time (never the w
   await t.rejects(deleteSnapshot(disk, ids[0], { windowBytes: 1000 }), { code: "VHDSYNC_USAGE" }, "a window that is not a multiple of 512 is refused");
 });
 
-t.test("one operation at a time: a live lock holder is refused (recoverable), a dead one's lock is taken over", async (t) => {
+const DIST = (module: string) => new URL(`../dist/${module}`, import.meta.url).href;
+
+/**
+ * A process holding a lock on `disk` until its stdin closes: the snapshot lock (with the disk's
+ * write lock, as an operation holds them) or only the disk's write lock (as a resync does).
+ * Resolves once it holds it.
+ */
+async function lockHolder(t: Parameters<typeof tempDir>[0], disk: string, kind: "snapshot" | "write"): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ["--input-type=module", "-e", `
+    const { withDiskLock } = await import(${JSON.stringify(DIST("snapshot/disk-lock.js"))});
+    const { snapshotPaths } = await import(${JSON.stringify(DIST("snapshot/snapshot-paths.js"))});
+    const { acquireWriteLock } = await import(${JSON.stringify(DIST("io/write-lock.js"))});
+    const until = () => new Promise((resolve) => { process.stdout.write("held\\n"); process.stdin.resume(); process.stdin.on("end", resolve); });
+    if (process.argv[2] === "snapshot") await withDiskLock(snapshotPaths(process.argv[1]), until);
+    else { const lock = await acquireWriteLock(process.argv[1], "resync"); await until(); await lock.release(); }
+  `, disk, kind], { stdio: ["pipe", "pipe", "inherit"] });
+  t.teardown(() => child.kill("SIGKILL"));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on("data", (chunk) => String(chunk).includes("held") && resolve());
+    child.on("exit", (code) => reject(new Error(`lock holder exited (${code})`)));
+  });
+  return child;
+}
+
+t.test("one operation at a time per disk, in one process or across processes; none while another run writes the disk", async (t) => {
   const { seed, dir, model, disk } = await chainFixture(t, 1, 256 * 1024, 16 * 1024);
-  const lock = join(dir, "disk.vhd.snapshot.lock");
-  const sleeper = spawn("sleep", ["30"]);
-  t.teardown(() => sleeper.kill());
-  writeFileSync(lock, `${sleeper.pid}\n`);
-  await t.rejects(createSnapshot(disk), { code: "VHDSYNC_IO", recoverable: true });
-  t.same(await modelMismatches(disk, model), [], "nothing changed");
-  sleeper.kill("SIGKILL");
-  await new Promise((resolve) => sleeper.once("exit", resolve));
+  // In one process: two creates at once. One wins; the other is refused, and the catalogue
+  // holds exactly the winner's snapshot (before the lock was a socket both won, and one
+  // snapshot was lost).
+  const runs = await Promise.allSettled([createSnapshot(disk, { name: "a" }), createSnapshot(disk, { name: "b" })]);
+  const won = runs.flatMap((run) => (run.status === "fulfilled" ? [run.value.snapshot] : []));
+  t.equal(won.length, 1, `one create wins (seed ${seed})`);
+  t.match(runs.find((run) => run.status === "rejected"), { reason: { code: "VHDSYNC_BUSY", recoverable: true, message: /in this process/ } });
+  model.snapshots.set(won[0].id, Buffer.from(model.active));
+  t.same(await modelMismatches(disk, model, { strays: true }), [], "the catalogue holds the winner's snapshot; nothing stray");
+
+  // Another process runs an operation: refused, naming it; so is a resync into the disk.
+  const holder = await lockHolder(t, disk, "snapshot");
+  await t.rejects(createSnapshot(disk), { code: "VHDSYNC_BUSY", recoverable: true, details: { pid: holder.pid } });
+  await t.rejects(revertSnapshot(disk, won[0].id), { code: "VHDSYNC_BUSY" });
+  const source = join(tempDir(t), "source.img");
+  writeFileSync(source, Buffer.alloc(model.diskBytes, 7));
+  await t.rejects(resync(source, disk), { code: "VHDSYNC_BUSY", details: { pid: holder.pid } }, "a resync into the disk waits for the operation");
+  const cli = runCli(["snapshot", "create", disk]);
+  t.equal(cli.status, 4, "the CLI exits 4 (recoverable)");
+  t.match(cli.stderr, /^vhdsync: VHDSYNC_BUSY: another vhdsync snapshot operation \(process \d+\)/);
+  t.same(await modelMismatches(disk, model, { strays: true }), [], "nothing changed");
+  // Killed (kill -9): the kernel frees the lock; nothing to take over, no file left.
+  holder.kill("SIGKILL");
+  await new Promise((resolve) => holder.once("exit", resolve));
   const { snapshot } = await createSnapshot(disk);
   model.snapshots.set(snapshot.id, Buffer.from(model.active));
-  t.same(await modelMismatches(disk, model, { strays: true }), [], `stale lock taken over (seed ${seed})`);
-  t.notOk(existsSync(lock), "lock released");
+
+  // A resync (another process) writes the disk: no operation starts on it.
+  const writer = await lockHolder(t, disk, "write");
+  await t.rejects(createSnapshot(disk), { code: "VHDSYNC_BUSY", message: /being written by process \d+/, details: { pid: writer.pid } });
+  await t.rejects(mergeSnapshots(disk), { code: "VHDSYNC_BUSY" });
+  writer.stdin!.end();
+  await new Promise((resolve) => writer.once("exit", resolve));
+  t.same(await modelMismatches(disk, model, { strays: true }), [], `stale-free after both (seed ${seed})`);
+  t.same(readdirSync(dir).filter((name) => name.endsWith(".lock")), [], "no lock files");
 });
 
 t.test("differencing disks vhdsync does not manage protect the layers they depend on", async (t) => {

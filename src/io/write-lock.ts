@@ -45,17 +45,34 @@ function busy(path: string, holder: string, details: Record<string, unknown> = {
  */
 export async function acquireWriteLock(path: string, operation: string): Promise<WriteLock> {
   const { name, device } = await lockOf(path);
-  if (held.has(name)) throw busy(path, `another ${operation} in this process`);
+  return acquireNamedLock(name, path, (holder, details) => busy(path, holder === "this process" ? `another ${operation} in this process` : holder, details), () => (device ? checkDeviceUnclaimed(path) : undefined));
+}
+
+/**
+ * Takes the lock `name` (an abstract socket name, at most 106 bytes) for the file at `path`
+ * (for error details): the mechanism of the write lock, for other locks too (the snapshot
+ * lock of a disk). `refusal` makes the error when another holds it: `holder` is "this
+ * process", "process N" or "another process". `before` runs once the name is reserved in this
+ * process, before the bind.
+ * @throws refusal's error, or what `before` throws
+ */
+export async function acquireNamedLock(
+  name: string,
+  path: string,
+  refusal: (holder: string, details: Record<string, unknown>) => VhdsyncError,
+  before: () => Promise<void> | undefined = () => undefined,
+): Promise<WriteLock> {
+  if (held.has(name)) throw refusal("this process", { pid: process.pid });
   held.add(name);
   let unbind: () => Promise<void>;
   try {
-    if (device) await checkDeviceUnclaimed(path);
+    await before();
     unbind = await bind(name);
   } catch (error) {
     held.delete(name);
     if ((error as { code?: unknown }).code !== "EADDRINUSE") throw toVhdsyncError(error, { path });
-    const pid = await writeLockHolder(path);
-    throw busy(path, pid ? `process ${pid}` : "another process", pid ? { pid } : {});
+    const pid = await lockHolder(name);
+    throw refusal(pid ? `process ${pid}` : "another process", pid ? { pid } : {});
   }
   let released = false;
   return {
@@ -106,7 +123,11 @@ async function bind(name: string): Promise<() => Promise<void>> {
  * does: the socket's inode from /proc/net/unix, then the process with a descriptor on it.
  */
 export async function writeLockHolder(path: string): Promise<number | undefined> {
-  const { name } = await lockOf(path);
+  return lockHolder((await lockOf(path)).name);
+}
+
+/** The pid of the process of this host holding the lock `name` (see acquireNamedLock), if one does. */
+export async function lockHolder(name: string): Promise<number | undefined> {
   const table = await fsp.readFile("/proc/net/unix", "utf8").catch(() => "");
   // Num RefCount Protocol Flags Type St Inode Path: an abstract name shows as @name, its NUL
   // padding (both binds use the whole sockaddr_un, as libuv does) as more @.

@@ -116,5 +116,5 @@ export async function modelMismatches(diskPath: string, model: SnapshotModel, op
 /** Files in `dir` that are neither a layer of the listing nor the catalogue (temp files, state files, orphans); a lock left by a killed process is benign. */
 export function strayFiles(dir: string, listing: SnapshotListing): string[] {
   const known = new Set([...listing.layers.map((layer) => layer.path), join(dir, "disk.vhd.snapshots.json")]);
-  return readdirSync(dir).filter((name) => !name.endsWith(".snapshot.lock")).map((name) => join(dir, name)).filter((path) => !known.has(path));
+  return readdirSync(dir).map((name) => join(dir, name)).filter((path) => !known.has(path));
 }
