@@ -112,7 +112,9 @@ t.test("broken chains are VHDSYNC_CHAIN_BROKEN with paths, files unchanged", asy
   const loopDir = tempDir(t);
   const chain = await buildChain(loopDir, 3, prng);
   const l1 = readFileSync(chain.paths[1]);
-  const l2Info = await (await openImage(chain.paths[2])).info();
+  const l2 = await openImage(chain.paths[2]);
+  const l2Info = await l2.info();
+  await l2.close();
   const header = parseHeader(l1.subarray(512, 1536), { headerOffsetBytes: 512, fileSizeBytes: l1.length, virtualSizeBytes: SIZE, isDifferencing: true });
   const uid = Buffer.from(l2Info.uniqueId.replace(/-/g, ""), "hex");
   const patched = buildHeader({ ...header, parentUniqueId: uid, parentName: "layer2.vhd", locators: [] });
