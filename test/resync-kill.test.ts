@@ -2,9 +2,10 @@
 // with --resume; the target must end identical to the source. Also Ctrl-C (SIGINT) stops
 // cleanly with a checkpoint (exit 4, VHDSYNC_INTERRUPTED) and --resume finishes the job.
 import t from "tap";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { createVhd } from "../dist/formats/vhd/index.js";
 import { CLI_PATH, runCli } from "./helpers/cli.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
@@ -47,6 +48,31 @@ t.test("kill -9 at random moments, then --resume: target identical", async (t) =
   t.equal(JSON.parse(final.stdout).resumedFromBlock, resumedFrom, `seed ${seed}: resumed from the checkpoint`);
   t.equal(fileSha(target), fileSha(source), `seed ${seed}: identical after ${killed} kills`);
   t.notOk(existsSync(checkpoint), "checkpoint removed after success");
+});
+
+t.test("kill -9 during resync --resize into a dynamic VHD (resized, then written), then --resize --resume: identical", async (t) => {
+  const { seed, prng, dir, source } = pairSetup(t);
+  const sourceBytes = SIZE_BYTES / 2 + 4096;
+  writeRandomImage(source, sourceBytes, prng, 4 * 1024 * 1024);
+  const target = join(dir, "t.vhd");
+  // A smaller dynamic disk holding data of its own, with 64 KiB blocks (its BAT must move).
+  const vhd = await createVhd(target, { type: "dynamic", sizeBytes: SIZE_BYTES / 8, blockSizeBytes: 64 * 1024 });
+  await vhd.write(prng.bytes(SIZE_BYTES / 16), 0);
+  await vhd.close();
+  let killed = 0;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const run = startResync(source, target, ["--resize"]);
+    // The first kill lands early (around the resize), the others in the scan.
+    await new Promise((resolve) => setTimeout(resolve, attempt === 0 ? 30 + prng.int(60) : 80 + prng.int(120)));
+    run.child.kill("SIGKILL");
+    if ((await run.done).signal === "SIGKILL") killed++;
+  }
+  const final = runCli(["resync", source, target, "--block-size", "4K", "--resize", "--resume", "--json"], { env: ENV });
+  t.equal(final.status, 0, final.stderr);
+  const compare = spawnSync("qemu-img", ["compare", "-f", "raw", "-F", "vpc", source, target], { encoding: "utf8" });
+  t.equal(compare.status, 0, `seed ${seed}: qemu-img compare: identical after ${killed} kills ${compare.stdout}`);
+  t.equal(runCli(["check", target]).status, 0, "vhdsync check clean");
+  t.match(spawnSync("vhdiinfo", [target], { encoding: "utf8" }).stdout, new RegExp(`\\(${sourceBytes} bytes\\)`), "vhdiinfo: the source's size");
 });
 
 t.test("SIGINT stops cleanly with a checkpoint; --resume completes", async (t) => {
