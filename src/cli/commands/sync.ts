@@ -170,6 +170,7 @@ export const resyncCommand: CommandModule<GlobalOptions, ResyncArgs> = {
       else {
         // A dry run counts no bytes (it writes none); it used to print "would write 0 B".
         const written = report.dryRun ? "nothing written (dry run)" : `wrote ${formatBytes(report.bytesWritten)} (+${formatBytes(report.bytesZeroed)} zeroed)`;
+        if (report.resized) writeOut(`resized the target to ${report.virtualSizeBytes} bytes (the source's size)\n`);
         writeOut(
           `${report.blocksChanged} of ${report.blocksTotal} blocks differed; ${written}; ` +
             `read ${formatBytes(report.bytesRead)} in ${report.seconds.toFixed(2)} s (${formatBytes(report.throughputBytesPerSecond)}/s)\n`,
