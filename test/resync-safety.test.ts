@@ -10,6 +10,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync, closeSync, copyFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { hostname, tmpdir } from "node:os";
+import { createVhd } from "../dist/formats/vhd/index.js";
 import { checksum } from "../dist/sync/checksum.js";
 import { copy } from "../dist/sync/copy.js";
 import { diff } from "../dist/sync/diff.js";
@@ -512,4 +513,24 @@ t.test("--resume starts over when a parent of the target (or source) changed", a
   const report = await resync(source, child, { resume: true });
   t.match(report.checkpointIgnored, /a parent of the target changed/);
   t.equal((await verify(source, child)).equal, true, "the target equals the source");
+});
+
+t.test("a target that cannot grow (EFBIG under a file size limit, as ENOSPC on a full filesystem): exit 4, the VHD checks clean, --resume finishes", async (t) => {
+  const { seed, prng, dir, source } = pairSetup(t);
+  writeRandomImage(source, 64 * 1024 * 1024, prng, 4 * 1024 * 1024);
+  const target = join(dir, "t.vhd");
+  await (await createVhd(target, { type: "dynamic", sizeBytes: 64 * 1024 * 1024 })).close();
+  // 20 MiB (ulimit -f counts KiB): the dynamic disk's blocks outgrow it a third of the way in.
+  const run = spawnSync("bash", ["-c", 'ulimit -f 20480; exec "$0" "$1" resync "$2" "$3" --json', process.execPath, CLI_PATH, source, target], { encoding: "utf8" });
+  t.equal(run.status, 4, `exit 4 (recoverable) ${run.signal ?? ""}`);
+  t.match(run.stderr, /^vhdsync: VHDSYNC_NO_SPACE: /m);
+  t.match(JSON.parse(run.stdout), { ok: false, error: { code: "VHDSYNC_NO_SPACE", recoverable: true } });
+  t.ok(statSync(target).size <= 20 * 1024 * 1024, "the file stopped at the limit");
+  t.equal(runCli(["check", target]).status, 0, "the VHD checks clean: every block it references is whole");
+  t.ok(existsSync(`${target}.vhdsync-checkpoint`), "a checkpoint to resume from");
+  const resumed = runCli(["resync", source, target, "--resume", "--json"]);
+  t.equal(resumed.status, 0, resumed.stderr);
+  t.ok(JSON.parse(resumed.stdout).resumedFromBlock > 0, "resumed, not started over");
+  const compare = spawnSync("qemu-img", ["compare", "-f", "raw", "-F", "vpc", source, target], { encoding: "utf8" });
+  t.equal(compare.status, 0, `seed ${seed}: identical (${compare.stdout.trim()})`);
 });

@@ -99,5 +99,9 @@ function skipHelpCache(parser: Argv): void {
 
 quietOnClosedStdout();
 quietOnClosedStderr();
+// A write past the file size limit (ulimit -f) must fail with EFBIG, reported as
+// VHDSYNC_NO_SPACE (exit 4) after the run saves its checkpoint and releases its lock, as a full
+// filesystem's ENOSPC is: by default the kernel's SIGXFSZ would kill the process mid-write.
+process.on("SIGXFSZ", () => {});
 // (yargs/helpers' hideBin would cost ~0.1 s of module loading before anything else runs.)
 void main(process.argv.slice(2));
