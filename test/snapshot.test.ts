@@ -252,6 +252,18 @@ t.test("one operation at a time per disk, in one process or across processes; no
   t.same(readdirSync(dir).filter((name) => name.endsWith(".lock")), [], "no lock files");
 });
 
+t.test("a disk in a missing directory: every operation fails with VHDSYNC_NOT_FOUND", async (t) => {
+  const disk = join(tempDir(t), "gone", "disk.vhd");
+  for (const [name, run] of [
+    ["create", () => createSnapshot(disk)],
+    ["revert", () => revertSnapshot(disk, "s")],
+    ["delete", () => deleteSnapshot(disk, "s")],
+    ["merge", () => mergeSnapshots(disk)],
+  ] as const) {
+    await t.rejects(run(), { name: "VhdsyncError", code: "VHDSYNC_NOT_FOUND" }, name);
+  }
+});
+
 t.test("differencing disks vhdsync does not manage protect the layers they depend on", async (t) => {
   const { seed, dir, model, disk, ids } = await chainFixture(t, 2, 256 * 1024, 16 * 1024);
   const onLayer = join(dir, "by-hand.vhd");

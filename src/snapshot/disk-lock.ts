@@ -16,14 +16,14 @@
 
 import { promises as fsp } from "node:fs";
 import { basename } from "node:path";
-import { VhdsyncError } from "../errors.js";
+import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { nodeCrypto } from "../io/node-crypto.js";
 import { acquireNamedLock, acquireWriteLock, type WriteLock } from "../io/write-lock.js";
 import type { SnapshotPaths } from "./snapshot-paths.js";
 
 /** The snapshot lock's name for a disk: its directory's identity and its file name's hash (a name holds 106 bytes). */
 export async function snapshotLockName(paths: SnapshotPaths): Promise<string> {
-  const directory = await fsp.stat(paths.directory, { bigint: true });
+  const directory = await fsp.stat(paths.directory, { bigint: true }).catch((error: unknown) => Promise.reject(toVhdsyncError(error, { path: paths.directory })));
   const file = nodeCrypto().createHash("sha256").update(basename(paths.disk)).digest("hex").slice(0, 32);
   return `vhdsync-snapshot-lock/${directory.dev}-${directory.ino}-${file}`;
 }
