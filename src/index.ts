@@ -30,7 +30,7 @@ export { checkImage, registerChecker, MAX_CHECK_PROBLEMS, ProblemList } from "./
 export type { CheckProblem, CheckReport, CheckResult, FormatChecker } from "./formats/check.js";
 export { createSnapshot, revertSnapshot, deleteSnapshot, mergeSnapshots, resumeSnapshotOperation, listSnapshots, snapshotPaths, layerFileName, setFaultHook } from "./snapshot/index.js";
 export type { SnapshotOperationResult, SnapshotListing, SnapshotListEntry, SnapshotEntry, SnapshotCatalogue, OperationState as SnapshotOperationState, CopyTuning, FaultHook } from "./snapshot/index.js";
-export { checksum, resync, copy, verify, diff, DigestReader, DigestWriter, isDigestFile, imageIdentity, SegmentPool } from "./sync/index.js";
-export type { ChecksumOptions, ChecksumReport, ResyncOptions, ResyncReport, CopyOptions, CopyReport, SyncCompareOptions, DiffReport, DigestHeader, DigestFrame, ImageIdentity, BlockHashAlgorithm, ResyncCheckpoint } from "./sync/index.js";
+export { checksum, resync, copy, resizeImage, verify, diff, DigestReader, DigestWriter, isDigestFile, imageIdentity, SegmentPool } from "./sync/index.js";
+export type { ChecksumOptions, ChecksumReport, ResyncOptions, ResyncReport, CopyOptions, CopyReport, ResizeOptions, ResizeReport, SyncCompareOptions, DiffReport, DigestHeader, DigestFrame, ImageIdentity, BlockHashAlgorithm, ResyncCheckpoint } from "./sync/index.js";
 export { convertImage, CONVERT_TARGETS } from "./sync/convert.js";
 export type { ConvertOptions, ConvertReport, ConvertTarget } from "./sync/convert.js";

@@ -12,11 +12,12 @@ import { createVhd } from "../dist/formats/vhd/index.js";
 import { openImage } from "../dist/formats/open-image.js";
 import { checkImage } from "../dist/formats/check.js";
 import { resync } from "../dist/sync/resync.js";
+import { resizeImage } from "../dist/sync/resize.js";
 import type { DiskImage } from "../dist/formats/disk-image.js";
 import { runCli } from "./helpers/cli.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
-import { isZeroBuffer, qemuContent, qemuVirtualSize, readImage, run } from "./helpers/vhd.js";
+import { isZeroBuffer, qemuContent, qemuVirtualSize, readImage, run, sha256 } from "./helpers/vhd.js";
 
 const KIB = 1024;
 const MIB = 1024 * KIB;
@@ -332,4 +333,60 @@ t.test("a resize stopped after any of its writes leaves a disk that opens, at ei
       t.ok(finished.subarray(0, kept).equals(template.content.subarray(0, kept)), `${what}, run again: the data is kept`);
     }
   }
+});
+
+t.test("vhdsync resize: grows raw and VHD images, shrinks only with --shrink, refuses what it cannot resize", async (t) => {
+  const prng = new Prng(testSeed());
+  const dir = tempDir(t);
+  const sha = (path: string) => sha256(readFileSync(path));
+  // A raw file: grown, its data kept, the rest zeros.
+  const raw = join(dir, "r.raw");
+  const rawData = Buffer.from(prng.bytes(MIB));
+  writeFileSync(raw, rawData);
+  const grown = runCli(["resize", raw, "3M", "--json"]);
+  t.equal(grown.status, 0, grown.stderr);
+  t.match(JSON.parse(grown.stdout), { ok: true, format: "raw", oldSizeBytes: MIB, sizeBytes: 3 * MIB, resized: true });
+  const rawNow = readFileSync(raw);
+  t.ok(rawNow.subarray(0, MIB).equals(rawData) && isZeroBuffer(rawNow.subarray(MIB)) && rawNow.length === 3 * MIB, "raw: data kept, the rest zeros");
+
+  const { path: vhd, content } = await makeDisk(dir, "v", "dynamic", 2 * MIB, 64 * KIB, prng);
+  const human = runCli(["resize", vhd, "5M"]);
+  t.equal(human.status, 0, human.stderr);
+  t.match(human.stdout, /^resized .*v\.vhd \(vhd dynamic\) from 2097152 to 5242880 bytes$/m);
+  t.equal(qemuVirtualSize(vhd), 5 * MIB, "qemu-img sees the new size");
+  // Shrinking needs --shrink; sizes the format cannot take are usage errors; nothing written.
+  for (const [args, pattern] of [
+    [[vhd, "1M"], /add --shrink/],
+    [[vhd, "6000000"], /SIZE: .*multiple of 512/],
+    [[vhd, "0"], /SIZE/],
+    [[vhd, "ten"], /SIZE/],
+  ] as const) {
+    const before = sha(vhd);
+    const refused = runCli(["resize", ...args]);
+    t.equal(refused.status, 2, `${args.join(" ")}: exit 2`);
+    t.match(refused.stderr, pattern);
+    t.equal(sha(vhd), before, `${args.join(" ")}: nothing written`);
+  }
+  const same = runCli(["resize", vhd, "5M"]);
+  t.match(same.stdout, /already 5242880 bytes; nothing written/);
+  const shrunk = runCli(["resize", vhd, "1M", "--shrink", "--json"]);
+  t.equal(shrunk.status, 0, shrunk.stderr);
+  const ours = await checkReaders(t, vhd, dir, MIB, "resize --shrink", "dynamic");
+  t.ok(ours.equals(content.subarray(0, MIB)), "the data below the new size is kept");
+
+  // What cannot be resized: a VHDX (read-only format), exit 3, nothing written.
+  const vhdx = join(dir, "x.vhdx");
+  run("qemu-img", ["create", "-q", "-f", "vhdx", vhdx, "4M"]);
+  const before = sha(vhdx);
+  const refused = runCli(["resize", vhdx, "8M"]);
+  t.equal(refused.status, 3, refused.stderr);
+  t.match(refused.stderr, /VHDSYNC_UNSUPPORTED/);
+  t.equal(sha(vhdx), before, "the VHDX is untouched");
+
+  // The library: arguments checked, a shrink refused without allowShrink, one writer at a time.
+  await t.rejects(resizeImage(vhd, -1), { code: "VHDSYNC_INVALID_ARGUMENT" });
+  await t.rejects(resizeImage(vhd, 512), { code: "VHDSYNC_INVALID_ARGUMENT", details: { shrink: true } });
+  const both = await Promise.allSettled([resizeImage(vhd, 2 * MIB), resizeImage(vhd, 3 * MIB)]);
+  t.equal(both.filter((outcome) => outcome.status === "fulfilled").length, 1, "one of two resizes at once runs");
+  t.match(both.find((outcome) => outcome.status === "rejected"), { reason: { code: "VHDSYNC_BUSY" } });
 });

@@ -5,6 +5,8 @@ export type { ChecksumOptions, ChecksumReport } from "./checksum.js";
 export { resync } from "./resync.js";
 export type { ResyncOptions, ResyncReport } from "./resync.js";
 export { copy } from "./copy.js";
+export { resizeImage } from "./resize.js";
+export type { ResizeOptions, ResizeReport } from "./resize.js";
 export type { CopyOptions, CopyReport } from "./copy.js";
 export { verify } from "./verify.js";
 export type { CompareOptions as SyncCompareOptions } from "./verify.js";

@@ -231,7 +231,7 @@ async function preparePlan(sourcePath: string, targetPath: string, options: Resy
     }
     let resized = false;
     if (sizeMismatch && !options.dryRun) {
-      await resizeImage(target, source.virtualSize);
+      await resizeTarget(target, source.virtualSize);
       resized = true;
     }
     return { source, target, digest, blockSizeBytes, algo, mode, checkpointPath, checkpointBase, resumeBlock: resume.block, resumeCounters: resume.counters, resumeCountersComplete: resume.countersComplete, checkpointIgnored: resume.ignored, resized };
@@ -309,7 +309,7 @@ async function sampleDonePart(source: DiskImage, target: DiskImage, doneBytes: n
   return undefined;
 }
 
-async function resizeImage(image: DiskImage, sizeBytes: number): Promise<void> {
+async function resizeTarget(image: DiskImage, sizeBytes: number): Promise<void> {
   if (typeof image.resize !== "function") {
     throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${image.path}: this ${image.format} image cannot be resized`, { path: image.path });
   }

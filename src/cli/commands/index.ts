@@ -23,6 +23,7 @@ const groups: CommandGroup[] = [
   { names: ["hash"], load: async () => [(await import("./hash.js")).hashCommand] },
   { names: ["info"], load: async () => [(await import("./info.js")).infoCommand] },
   { names: ["log"], load: async () => [(await import("./log.js")).logCommand] },
+  { names: ["resize"], load: async () => [(await import("./resize.js")).resizeCommand] },
   { names: ["snapshot"], load: async () => [(await import("./snapshot.js")).snapshotCommand] },
   { names: SCAN_COMMANDS, load: async () => (await import("./sync.js")).syncCommands },
 ];

@@ -493,7 +493,7 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     const footer = this.footerForSize(sizeBytes, VHD_MAX_DYNAMIC_BYTES);
     const entries = Math.ceil(sizeBytes / this.blockSizeBytes);
     if (entries > VHD_MAX_TABLE_ENTRIES) {
-      throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${this.path}: cannot resize to ${sizeBytes} bytes: ${entries} blocks of ${this.blockSizeBytes} bytes are more than a BAT holds (${VHD_MAX_TABLE_ENTRIES})`, { path: this.path, sizeBytes });
+      throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${this.path}: cannot resize to ${sizeBytes} bytes: ${entries} blocks of ${this.blockSizeBytes} bytes are more than a BAT holds (${VHD_MAX_TABLE_ENTRIES})`, { path: this.path, sizeBytes, sizeProblem: true });
     }
     const grow = sizeBytes > oldSize;
     if (grow) this.checkRoomToGrow(oldSize);

@@ -61,11 +61,11 @@ export abstract class VhdImage implements DiskImage {
    * back, so a size the footer cannot describe is refused before anything is written: a
    * creator whose size rule takes the CHS geometry (docs/vhd.md "Size rule") describes only
    * the sizes that geometry does.
-   * @throws VHDSYNC_UNSUPPORTED
+   * @throws VHDSYNC_UNSUPPORTED (details.sizeProblem)
    */
   protected footerForSize(sizeBytes: number, maxBytes: number): VhdFooter {
     const refuse = (why: string) =>
-      new VhdsyncError("VHDSYNC_UNSUPPORTED", `${this.path}: cannot resize this ${this.type} VHD to ${sizeBytes} bytes: ${why}`, { path: this.path, sizeBytes, virtualSizeBytes: this.virtualSize });
+      new VhdsyncError("VHDSYNC_UNSUPPORTED", `${this.path}: cannot resize this ${this.type} VHD to ${sizeBytes} bytes: ${why}`, { path: this.path, sizeBytes, virtualSizeBytes: this.virtualSize, sizeProblem: true });
     if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % 512 !== 0) throw refuse("a VHD's size is a positive multiple of 512 bytes");
     if (sizeBytes > maxBytes) throw refuse(`a ${this.type} VHD holds at most ${maxBytes} bytes`);
     const footer = parseFooter(buildFooter({ ...this.footer, originalSizeBytes: sizeBytes, currentSizeBytes: sizeBytes, geometry: geometryForSize(sizeBytes) }), Number.MAX_SAFE_INTEGER, { path: this.path });

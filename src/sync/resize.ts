@@ -1,0 +1,69 @@
+// resizeImage(): changes an image's virtual size on its own (`vhdsync resize`), where a resync
+// --resize changes its target's to the source's. Raw files and fixed, dynamic and differencing
+// VHDs (docs/vhd.md "Resizing"); not block devices or VHDX files. Data below the smaller size
+// is kept, a grown range reads as zeros. Shrinking discards data, so it is refused unless asked
+// for (as qemu-img resize --shrink). The image's write lock is held throughout, as a resync
+// holds its target's.
+
+import { checkOptions, checkPath } from "../arguments.js";
+import { VhdsyncError } from "../errors.js";
+import { openImage } from "../formats/open-image.js";
+import type { ImageFormat } from "../formats/disk-image.js";
+import { acquireWriteLock } from "../io/write-lock.js";
+import { refuseReadOnlyFormat } from "./image-identity.js";
+
+/** Options of resizeImage(). */
+export interface ResizeOptions {
+  /** Allow a size below the current one (the data past it is discarded). Default false. */
+  allowShrink?: boolean;
+}
+
+/** What resizeImage() did. */
+export interface ResizeReport {
+  path: string;
+  format: ImageFormat;
+  type: string;
+  oldSizeBytes: number;
+  sizeBytes: number;
+  /** False when the image already had the size (nothing written). */
+  resized: boolean;
+}
+
+/**
+ * Resizes the image at `path` to `sizeBytes`; durable when it returns.
+ * @throws VHDSYNC_INVALID_ARGUMENT (bad arguments; a smaller size without allowShrink:
+ *   details.shrink), VHDSYNC_UNSUPPORTED (a format or size the image cannot take; block
+ *   devices, VHDX), VHDSYNC_BUSY (another run writes the image), I/O codes. Nothing is written
+ *   when it throws before resizing.
+ */
+export async function resizeImage(path: string, sizeBytes: number, options: ResizeOptions = {}): Promise<ResizeReport> {
+  checkPath(path, "path");
+  if (typeof sizeBytes !== "number" || !Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `sizeBytes must be a positive integer, got ${String(sizeBytes)}`, { argument: "sizeBytes" });
+  }
+  checkOptions(options);
+  const lock = await acquireWriteLock(path, "resize");
+  try {
+    const image = await openImage(path, { readOnly: false });
+    try {
+      refuseReadOnlyFormat(image);
+      const oldSizeBytes = image.virtualSize;
+      const type = image.chain()[0]?.type ?? image.format; // (info() may walk the allocation map)
+      const report = { path, format: image.format, type, oldSizeBytes, sizeBytes, resized: sizeBytes !== oldSizeBytes };
+      if (!report.resized) return report;
+      if (typeof image.resize !== "function") {
+        throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${path}: this ${image.format} image cannot be resized`, { path });
+      }
+      if (sizeBytes < oldSizeBytes && !options.allowShrink) {
+        throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${path}: shrinking from ${oldSizeBytes} to ${sizeBytes} bytes discards the data past ${sizeBytes}; allow it explicitly (allowShrink)`, { path, shrink: true, oldSizeBytes, sizeBytes });
+      }
+      await image.resize(sizeBytes);
+      await image.flush();
+      return report;
+    } finally {
+      await image.close();
+    }
+  } finally {
+    await lock.release();
+  }
+}
