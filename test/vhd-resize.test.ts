@@ -390,3 +390,24 @@ t.test("vhdsync resize: grows raw and VHD images, shrinks only with --shrink, re
   t.equal(both.filter((outcome) => outcome.status === "fulfilled").length, 1, "one of two resizes at once runs");
   t.match(both.find((outcome) => outcome.status === "rejected"), { reason: { code: "VHDSYNC_BUSY" } });
 });
+
+t.test("a checkpoint of a target resized since (a shrunk dynamic VHD keeps its file size) is not resumed from", async (t) => {
+  const prng = new Prng(testSeed());
+  const dir = tempDir(t);
+  const source = join(dir, "s.raw");
+  writeFileSync(source, prng.bytes(32 * MIB));
+  const target = join(dir, "t.vhd");
+  await (await createVhd(target, { type: "dynamic", sizeBytes: 32 * MIB })).close();
+  // A run stopped after its first segment, its checkpoint made periodic (as kill -9 leaves it).
+  const stop = new AbortController();
+  await t.rejects(resync(source, target, { workers: 1, blockSizeBytes: MIB, signal: stop.signal, onProgress: () => stop.abort() }), { code: "VHDSYNC_INTERRUPTED" });
+  const checkpointPath = `${target}.vhdsync-checkpoint`;
+  const checkpoint = JSON.parse(readFileSync(checkpointPath, "utf8"));
+  t.ok(checkpoint.nextBlock > 4, `the checkpoint marks ${checkpoint.nextBlock} MiB done`);
+  writeFileSync(checkpointPath, JSON.stringify({ ...checkpoint, final: false }));
+  await resizeImage(target, 4 * MIB, { allowShrink: true });
+  const report = await resync(source, target, { resize: true, resume: true, blockSizeBytes: MIB });
+  t.match(report.checkpointIgnored, /resized since the checkpoint/);
+  t.equal(report.resumedFromBlock, 0, "started over");
+  t.ok((await contentOf(target)).equals(readFileSync(source)), "the target equals the source");
+});

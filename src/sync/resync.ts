@@ -271,8 +271,12 @@ async function resumePoint(options: ResyncOptions, path: string, expected: Plan[
   if (!options.resume || options.dryRun) return fresh;
   const checkpoint = await loadCheckpoint(path);
   if (!checkpoint) return fresh;
+  // A checkpointed run's target had the source's size (it resized it first, if it had to): a
+  // target of another size now was resized since, and the part marked done may be gone.
+  const resized = target.virtualSize !== checkpoint.virtualSizeBytes ? `the target was resized since the checkpoint (${target.virtualSize} bytes, not ${checkpoint.virtualSizeBytes})` : undefined;
   const mismatch =
     checkpointMismatch(checkpoint, expected) ??
+    resized ??
     targetStateMismatch(checkpoint, await fileState(target.path)) ??
     (checkpoint.final ? undefined : await sampleDonePart(source, target, Math.min(source.virtualSize, checkpoint.nextBlock * expected.blockSizeBytes)));
   if (mismatch) return { ...fresh, ignored: mismatch };
