@@ -92,6 +92,10 @@ export class VhdDifferencingImage extends VhdDynamicImage implements GatherableI
     return pieces;
   }
 
+  protected override async releaseSectorsFrom(block: number, firstBit: number): Promise<void> {
+    await this.clearBitsFrom(block, firstBit);
+  }
+
   protected override newBlockBitmap(firstBit: number, bits: number): Uint8Array {
     const bitmap = new Uint8Array(this.bitmapBytes);
     this.bitmapOps.setRange(bitmap, firstBit, bits);

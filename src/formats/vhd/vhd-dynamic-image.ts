@@ -555,6 +555,28 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     const inBlock = limit - block * this.blockSizeBytes;
     if (inBlock === 0 || !this.table.isAllocated(block)) return;
     await zeroFileBytes(this.handle, this.dataOffsetBytes(block, inBlock), dataEndBytes - inBlock, this.path);
+    await this.releaseSectorsFrom(block, inBlock / 512);
+  }
+
+  /**
+   * After clearPast zeroed a block's data from sector `firstBit` on: a dynamic disk's bitmap
+   * may keep those bits (its clear sectors read as zeros either way). A differencing disk
+   * clears them, so that those sectors read the parent again, as any sector it never wrote.
+   */
+  protected async releaseSectorsFrom(_block: number, _firstBit: number): Promise<void> {}
+
+  /** Clears bits [firstBit, end) of an allocated block's bitmap and writes it when one was set. */
+  protected async clearBitsFrom(block: number, firstBit: number): Promise<void> {
+    const bitmap = await this.loadBitmap(block);
+    let changed = false;
+    for (let bit = firstBit; bit < this.bitmapBytes * 8; bit++) {
+      const mask = 0x80 >> (bit & 7); // the most significant bit is the first sector
+      if ((bitmap[bit >> 3] & mask) !== 0) {
+        bitmap[bit >> 3] &= ~mask;
+        changed = true;
+      }
+    }
+    if (changed) await writeSmallHere(this.handle, bitmap, this.table.blockOffsetBytes(block), this.path);
   }
 
   /**
