@@ -407,3 +407,42 @@ t.test("a checkpoint of a target resized since (a shrunk dynamic VHD keeps its f
   t.equal(report.resumedFromBlock, 0, "started over");
   t.ok((await contentOf(target)).equals(readFileSync(source)), "the target equals the source");
 });
+
+t.test("after a shrink the file ends after what it holds: blocks qemu adds later read zeros, not stale bytes", async (t) => {
+  const dir = tempDir(t);
+  const content = async (path: string) => {
+    const qemu = qemuContent(path, dir);
+    t.ok((await contentOf(path)).equals(qemu), `${path}: vhdsync reads what qemu reads`);
+    t.ok((await checkImage(path)).ok, `${path}: checks clean`);
+    return qemu;
+  };
+  // The BAT moved behind the blocks by a grow, then cut by a shrink: its old tail was 0xFF,
+  // where qemu put its next block's data.
+  const moved = join(dir, "moved.vhd");
+  const first = await createVhd(moved, { type: "dynamic", sizeBytes: 64 * KIB, blockSizeBytes: 4 * KIB });
+  await first.write(Buffer.alloc(64 * KIB, 0x11), 0);
+  await (first as Resizable).resize(4 * MIB);
+  await (first as Resizable).resize(128 * KIB);
+  await first.close();
+  run("qemu-io", ["-f", "vpc", "-c", "write -P 0x22 65536 512", moved]);
+  const afterMoved = await content(moved);
+  t.ok(isZeroBuffer(afterMoved.subarray(64 * KIB + 512)), "qemu's new block reads zeros past its write");
+  // Blocks given back and the footer left at the old end: qemu's new blocks covered the old footer.
+  const shrunk = join(dir, "shrunk.vhd");
+  const second = await createVhd(shrunk, { type: "dynamic", sizeBytes: 8 * MIB, blockSizeBytes: 2 * MIB });
+  await second.write(Buffer.alloc(8 * MIB, 0x11), 0);
+  await second.close();
+  t.equal(runCli(["resize", shrunk, "2M", "--shrink"]).status, 0);
+  const info = await openImage(shrunk, { readOnly: true });
+  const { fileSize, tableOffset } = (await info.info()) as unknown as { fileSize: number; tableOffset: number };
+  await info.close();
+  const blockStart = readFileSync(shrunk).readUInt32BE(tableOffset) * 512;
+  t.equal(fileSize, blockStart + 512 + 2 * MIB + 512, "the file ends with the footer right after its one block");
+  t.equal(runCli(["resize", shrunk, "16M"]).status, 0);
+  for (const at of [2, 4, 6, 8]) run("qemu-io", ["-f", "vpc", "-c", `write -P 0x22 ${at}M 512`, shrunk]);
+  const afterShrunk = await content(shrunk);
+  const expected = Buffer.alloc(16 * MIB);
+  expected.fill(0x11, 0, 2 * MIB);
+  for (const at of [2, 4, 6, 8]) expected.fill(0x22, at * MIB, at * MIB + 512);
+  t.ok(afterShrunk.equals(expected), "only what was written reads as data");
+});

@@ -5,7 +5,7 @@
 // 4 KiB-aligned, as Windows lays it out), move the footer there, then update the BAT.
 // The differencing subclass changes what "absent" sectors mean (vhd-differencing-image.ts).
 
-import { VhdsyncError } from "../../errors.js";
+import { VhdsyncError, toVhdsyncError } from "../../errors.js";
 import { SMALL_IO_BYTES, ZERO_CHUNK, checkRange, isZeroBytes, readExactly, readExactlySync, settleAll, writeExactly, writeSmallHere, writeZeroBytes } from "../../io/file.js";
 import type { AllocationScope, Extent } from "../disk-image.js";
 import type { DataLocator, DataPiece, LocatableImage } from "../data-location.js";
@@ -476,7 +476,8 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
    * 2. growing past the BAT's entries: a new BAT, written and synced, then the header naming
    *    it (growTable);
    * 3. the footer (sizes, geometry): its copy at offset 0, then the footer at the end; fdatasync;
-   * 4. shrinking: the header's BAT cut to the new size; fdatasync.
+   * 4. shrinking: the header's BAT cut to the new size, then the file cut after what it still
+   *    holds (trimTail); fdatasync.
    * A differencing disk grown past its parent's size reads zeros there; where its parent is
    * larger than the old size, the parent's data shows through (as in any differencing disk).
    * @throws VHDSYNC_UNSUPPORTED (a size the footer or the BAT cannot hold; a block across the
@@ -508,7 +509,9 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     await this.syncFreed();
     if (entries > this.header.maxTableEntries) await this.growTable(entries);
     await this.writeFooters(footer);
-    if (!grow && entries < this.header.maxTableEntries) await this.cutTable(entries);
+    if (grow) return;
+    if (entries < this.header.maxTableEntries) await this.cutTable(entries);
+    await this.trimTail();
   }
 
   /** fdatasync; then the room of blocks unallocated so far may be taken (see takeFreeSlot). */
@@ -600,12 +603,50 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     this.freeSlots = undefined;
   }
 
-  /** The header's BAT cut to `entries` (clearPast unallocated the entries past them). */
+  /**
+   * The header's BAT cut to `entries` (clearPast unallocated the entries past them); then the
+   * sectors it gave up are zeroed: they are free room now, where a new block's data must read
+   * as zeros (see trimTail).
+   */
   private async cutTable(entries: number): Promise<void> {
+    const oldEnd = this.header.tableOffsetBytes + this.table.raw.length;
     const raw = this.table.raw.slice(0, alignUp(entries * 4, 512));
     raw.fill(0xff, entries * 4);
     await this.writeHeader({ ...this.header, maxTableEntries: entries });
     this.table = new BlockTable(raw, entries);
+    this.freeSlots = undefined;
+    await zeroFileBytes(this.handle, this.header.tableOffsetBytes + raw.length, oldEnd - this.header.tableOffsetBytes - raw.length, this.path);
+  }
+
+  /**
+   * After a shrink, the file ends right after what it still holds: the footer is written at the
+   * end of the last allocated block or piece of metadata, then the file is cut after it;
+   * fdatasync. qemu puts a new block at the end of the last block or of the BAT, whichever is
+   * later, and does not write its data, so whatever lay there (blocks past the new end given
+   * back, a BAT that was moved behind them, the old footer) would show in the new block.
+   * Stopped in between, the old footer still ends the file.
+   */
+  private async trimTail(): Promise<void> {
+    const region = this.bitmapBytes + this.blockSizeBytes;
+    let end = 0;
+    for (const range of this.metadataRanges()) end = Math.max(end, range.endBytes);
+    // (A last block stored short ends where the footer starts.)
+    for (let block = 0; block < this.table.entries; block++) {
+      if (this.table.isAllocated(block)) end = Math.max(end, Math.min(this.table.blockOffsetBytes(block) + region, this.footerOffsetBytes));
+    }
+    const footerAt = alignUp(end, 512);
+    if (footerAt >= this.footerOffsetBytes) return;
+    this.footerBytes ??= buildFooter(this.footer);
+    await writeSmallHere(this.handle, this.footerBytes, footerAt, this.path);
+    await datasyncHandle(this.handle, this.path);
+    try {
+      await this.handle.truncate(footerAt + 512);
+    } catch (error) {
+      throw toVhdsyncError(error, { path: this.path });
+    }
+    await datasyncHandle(this.handle, this.path);
+    this.footerOffsetBytes = footerAt;
+    this.fileSizeBytes = footerAt + 512;
     this.freeSlots = undefined;
   }
 
