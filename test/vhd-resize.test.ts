@@ -1,8 +1,9 @@
-// Resizing VHD targets (resync --resize; DiskImage.resize): fixed, dynamic and differencing
-// disks grown and shrunk in seeded sequences, the BAT grown in place and moved behind the
-// blocks, checked against qemu-img (content, size), vhdiinfo (size) and vhdsync check;
-// sizes a VHD cannot hold refused with nothing written; a resize stopped after any one of its
-// writes leaves a disk that opens, at the old size or the new one, with its data.
+// Resizing VHDs (resync --resize, vhdsync resize, DiskImage.resize): fixed and dynamic disks
+// grown and shrunk in seeded sequences, the BAT grown in place and moved behind the blocks,
+// checked against qemu-img (content, size), vhdiinfo (size) and vhdsync check; differencing
+// disks and disks others depend on refused; sizes a VHD cannot hold refused with nothing
+// written; a resize stopped after any one of its writes leaves a disk that opens, at the old
+// size or the new one, with its data; after a shrink, blocks qemu adds read zeros.
 import t, { type Test } from "tap";
 import fs, { copyFileSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { open as openHandle } from "node:fs/promises";
@@ -13,6 +14,7 @@ import { openImage } from "../dist/formats/open-image.js";
 import { checkImage } from "../dist/formats/check.js";
 import { resync } from "../dist/sync/resync.js";
 import { resizeImage } from "../dist/sync/resize.js";
+import { createSnapshot, deleteSnapshot, listSnapshots, mergeSnapshots } from "../dist/snapshot/index.js";
 import type { DiskImage } from "../dist/formats/disk-image.js";
 import { runCli } from "./helpers/cli.js";
 import { Prng, testSeed } from "./helpers/prng.js";
@@ -41,7 +43,7 @@ function sectors(prng: Prng, min: number, max: number): number {
  * child of a filled dynamic parent of the same size, with writes of its own); returns its
  * content as read back.
  */
-async function makeDisk(dir: string, name: string, type: VhdType, sizeBytes: number, blockSizeBytes: number, prng: Prng): Promise<{ path: string; content: Buffer; parentContent?: Buffer }> {
+async function makeDisk(dir: string, name: string, type: VhdType, sizeBytes: number, blockSizeBytes: number, prng: Prng): Promise<{ path: string; content: Buffer }> {
   const path = join(dir, `${name}.vhd`);
   // Data in most of the disk (a shrink then a grow must not bring any of it back), then
   // scattered writes; a differencing child gets data in a random half, its parent shows elsewhere.
@@ -61,7 +63,6 @@ async function makeDisk(dir: string, name: string, type: VhdType, sizeBytes: num
     const child = await createVhd(path, { type, parentPath, blockSizeBytes });
     await fill(child, false);
     await child.close();
-    return { path, content: await contentOf(path), parentContent: await contentOf(parentPath) };
   } else {
     const image = await createVhd(path, { type, sizeBytes, blockSizeBytes: type === "fixed" ? undefined : blockSizeBytes });
     await fill(image, true);
@@ -104,17 +105,17 @@ async function checkReaders(t: Test, path: string, dir: string, sizeBytes: numbe
   return ours;
 }
 
-t.test("resize grows and shrinks fixed, dynamic and differencing VHDs; every reader agrees", async (t) => {
+t.test("resize grows and shrinks fixed and dynamic VHDs; every reader agrees", async (t) => {
   const seed = testSeed();
   const prng = new Prng(seed);
   const dir = tempDir(t);
   let round = 0;
-  for (const type of ["fixed", "dynamic", "differencing"] as const) {
+  for (const type of ["fixed", "dynamic"] as const) {
     // 4 KiB blocks make the BAT outgrow its room (it then moves behind the blocks); 64 KiB
     // blocks mostly grow it in place.
     for (const blockSizeBytes of type === "fixed" ? [0] : [4 * KIB, 64 * KIB]) {
       const first = sectors(prng, 64 * KIB, 2 * MIB);
-      const { path, content, parentContent } = await makeDisk(dir, `d${round++}`, type, first, blockSizeBytes, prng);
+      const { path, content } = await makeDisk(dir, `d${round++}`, type, first, blockSizeBytes, prng);
       let model = content;
       let size = first;
       for (let step = 0; step < 4; step++) {
@@ -125,15 +126,7 @@ t.test("resize grows and shrinks fixed, dynamic and differencing VHDs; every rea
         const ours = await checkReaders(t, path, dir, next, what, type);
         const kept = Math.min(size, next);
         t.ok(ours.subarray(0, kept).equals(model.subarray(0, kept)), `${what}: the content below the smaller size is kept`);
-        if (type !== "differencing") {
-          t.ok(isZeroBuffer(ours.subarray(kept)), `${what}: the grown range reads zeros`);
-        } else {
-          // Past the old end a differencing disk reads its parent where the parent reaches (also
-          // in the block across a former shrink's end: its bits were cleared), zeros past it.
-          t.ok(isZeroBuffer(ours.subarray(Math.max(kept, first))), `${what}: past the parent's end reads zeros`);
-          const upTo = Math.max(kept, Math.min(next, first));
-          t.ok(ours.subarray(kept, upTo).equals(parentContent!.subarray(kept, upTo)), `${what}: between the old end and the parent's, the parent's data`);
-        }
+        t.ok(isZeroBuffer(ours.subarray(kept)), `${what}: the grown range reads zeros`);
         model = ours;
         size = next;
       }
@@ -145,7 +138,7 @@ t.test("resync --resize into VHD targets: the target equals the source (CLI and 
   const seed = testSeed();
   const prng = new Prng(seed);
   const dir = tempDir(t);
-  for (const type of ["fixed", "dynamic", "differencing"] as const) {
+  for (const type of ["fixed", "dynamic"] as const) {
     const { path: target } = await makeDisk(dir, `t-${type}`, type, 3 * MIB, 64 * KIB, prng);
     for (const [i, sourceSize] of [5 * MIB + 4096, 1 * MIB + 512, 7 * MIB].entries()) {
       const source = join(dir, `s-${type}-${i}.img`);
@@ -163,6 +156,45 @@ t.test("resync --resize into VHD targets: the target equals the source (CLI and 
       t.ok(ours.equals(readFileSync(source)), `${what}: the target equals the source`);
     }
   }
+});
+
+t.test("differencing disks, and disks that differencing disks depend on, are not resized; snapshot operations refuse layers of other sizes", async (t) => {
+  const prng = new Prng(testSeed());
+  const dir = tempDir(t);
+  const { path: child } = await makeDisk(dir, "child", "differencing", 2 * MIB, 64 * KIB, prng);
+  const parent = join(dir, "child-parent.vhd");
+  const source = join(tempDir(t), "s.raw");
+  writeFileSync(source, prng.bytes(3 * MIB));
+  const files = () => [child, parent].map((path) => sha256(readFileSync(path)));
+  const before = files();
+  await t.rejects(resizeFile(child, 3 * MIB), { code: "VHDSYNC_UNSUPPORTED", message: /its size follows its parent's/ }, "DiskImage.resize() of a differencing disk");
+  await resizeFile(child, 2 * MIB); // its own size: nothing to do
+  for (const [what, args] of [
+    ["resize the child", ["resize", child, "3M"]],
+    ["resync --resize into the child", ["resync", source, child, "--resize"]],
+    ["resize the parent", ["resize", parent, "3M"]],
+    ["resync --resize into the parent", ["resync", source, parent, "--resize"]],
+  ] as const) {
+    const refused = runCli([...args]);
+    t.equal(refused.status, 3, `${what}: exit 3`);
+    t.match(refused.stderr, /VHDSYNC_UNSUPPORTED: .*(follows its parent's|differencing disks depend on it|differencing disks depend on .*child\.vhd)/, what);
+  }
+  await t.rejects(resizeImage(parent, 3 * MIB), { code: "VHDSYNC_UNSUPPORTED", details: { dependents: [child] } });
+  t.same(files(), before, "nothing written to either");
+
+  // A snapshotted disk: the active disk is differencing, its snapshot a layer it depends on.
+  const disk = join(dir, "disk.vhd");
+  await (await createVhd(disk, { type: "dynamic", sizeBytes: MIB })).close();
+  const { snapshot } = await createSnapshot(disk);
+  t.equal(runCli(["resize", disk, "2M"]).status, 3, "the active disk is not resized");
+  const layer = join(dir, snapshot.layer);
+  t.equal(runCli(["resize", layer, "2M"]).status, 3, "nor its snapshot's layer");
+  // A layer resized anyway, below the checks (an open image's resize()): delete and merge
+  // refuse before they write anything, instead of stopping halfway.
+  await resizeFile(layer, 2 * MIB);
+  await t.rejects(deleteSnapshot(disk, snapshot.id), { code: "VHDSYNC_UNSUPPORTED", message: /every layer the disk's size/ });
+  await t.rejects(mergeSnapshots(disk), { code: "VHDSYNC_UNSUPPORTED", message: /every layer the disk's size/ });
+  t.notOk((await listSnapshots(disk)).pending, "no operation left pending");
 });
 
 t.test("sizes a VHD cannot hold are refused before anything is written", async (t) => {
@@ -277,7 +309,6 @@ t.test("a resize stopped after any of its writes leaves a disk that opens, at ei
     { name: "dynamic grows, its BAT grows in place", type: "dynamic", from: 1 * MIB + 512, to: 3 * MIB, blockSizeBytes: 64 * KIB },
     { name: "empty dynamic grows, its footer moves back", type: "dynamic", from: 64 * KIB, to: 8 * MIB, blockSizeBytes: 4 * KIB, empty: true },
     { name: "dynamic shrinks", type: "dynamic", from: 2 * MIB, to: 700 * KIB + 512, blockSizeBytes: 64 * KIB },
-    { name: "differencing grows", type: "differencing", from: 1 * MIB, to: 2 * MIB, blockSizeBytes: 4 * KIB },
   ];
   for (const scenario of scenarios) {
     const { type, from, to } = scenario;
@@ -323,7 +354,7 @@ t.test("a resize stopped after any of its writes leaves a disk that opens, at ei
       // as far as its new footer holds the old footer's 512 bytes at the old end until a resync
       // rewrites them. (Shrunk: past the new end is given up.)
       const junk = type === "fixed" ? 512 : 0;
-      if (type !== "differencing" && content.length === to && to > from) t.ok(isZeroBuffer(content.subarray(from + junk)), `${what}: past the old end reads zeros`);
+      if (content.length === to && to > from) t.ok(isZeroBuffer(content.subarray(from + junk)), `${what}: past the old end reads zeros`);
       await resizeFile(path, to);
       const finished = await checkReaders(t, path, dir, to, `${what}, run again`, type);
       t.ok(finished.subarray(0, kept).equals(template.content.subarray(0, kept)), `${what}, run again: the data is kept`);

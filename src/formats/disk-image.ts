@@ -98,11 +98,12 @@ export interface DiskImage {
   chain(): ChainLayer[];
 
   /**
-   * Changes the virtual size, where the format can (raw files; fixed, dynamic and
-   * differencing VHDs: docs/vhd.md "Resizing"). Data below the smaller of the two sizes is
-   * kept; a grown range reads as zeros (a differencing VHD's, as its parent where the parent
-   * reaches). Durable when it returns.
-   * @throws VHDSYNC_UNSUPPORTED for a size the format cannot hold, nothing written
+   * Changes the virtual size, where the format can (raw files; fixed and dynamic VHDs:
+   * docs/vhd.md "Resizing"). Data below the smaller of the two sizes is kept; a grown range
+   * reads as zeros. Durable when it returns. It does not look for disks that depend on this
+   * one (resizeImage() and resync --resize do).
+   * @throws VHDSYNC_UNSUPPORTED for a size the format cannot hold, or a differencing VHD;
+   *   nothing written
    */
   resize?(sizeBytes: number): Promise<void>;
 

@@ -11,7 +11,7 @@ import { readOperationState, writeOperationState, type OperationState } from "./
 import { continueRevert, planRevert } from "./revert-steps.js";
 import type { SnapshotEntry } from "./snapshot-catalogue.js";
 import { snapshotPaths } from "./snapshot-paths.js";
-import { findSnapshot, loadSnapshotSet } from "./snapshot-set.js";
+import { assertSameSizes, findSnapshot, loadSnapshotSet } from "./snapshot-set.js";
 import type { CopyTuning } from "./copy-ranges.js";
 import { faultPoint } from "./fault-injection.js";
 import { withDiskLock } from "./disk-lock.js";
@@ -125,6 +125,7 @@ export async function deleteSnapshot(diskPath: string, snapshot: string, tuning:
     }
     const set = await loadSnapshotSet(diskPath);
     const node = findSnapshot(set, snapshot);
+    assertSameSizes(set, `delete snapshot ${snapshot}`);
     await continueDelete(set.paths, await begin(await planDelete(set, node)), tuning);
     return { disk: set.paths.disk, resumed: resumedField(resumed), deleted: node.snapshot!.id };
   });
@@ -145,6 +146,7 @@ export async function mergeSnapshots(diskPath: string, options: { into?: string 
     if (resumed?.op === "merge") return { disk: resumed.disk, resumed: resumedField(resumed), merged: resumed.droppedIds };
     const set = await loadSnapshotSet(diskPath);
     const target = options.into ? findSnapshot(set, options.into) : undefined;
+    assertSameSizes(set, "merge");
     const state = await begin(planMerge(set, target));
     await continueMerge(set.paths, state, options);
     return { disk: set.paths.disk, resumed: resumedField(resumed), merged: state.droppedIds };

@@ -5,7 +5,7 @@
 
 import { basename, join } from "node:path";
 import { VhdsyncError } from "../errors.js";
-import { childrenInDirectory } from "./directory-children.js";
+import { childrenInDirectory } from "../formats/vhd/vhd-children.js";
 import { factsOf, openVhdLayer, type LayerFacts } from "./layer-files.js";
 import { readCatalogue, type SnapshotCatalogue, type SnapshotEntry } from "./snapshot-catalogue.js";
 import { snapshotPaths, type SnapshotPaths } from "./snapshot-paths.js";
@@ -110,6 +110,24 @@ export function assertNoUnmanagedChildren(set: SnapshotSet, node: LayerNode, act
     "VHDSYNC_UNSUPPORTED",
     `cannot ${action}: ${node.facts.path} is the parent of ${node.unmanagedChildPaths.join(", ")}, which vhdsync does not manage; they would stop reading correctly`,
     { disk: set.paths.disk, path: node.facts.path, dependents: node.unmanagedChildPaths },
+  );
+}
+
+/**
+ * Refuses to `action` when a layer is not the active disk's size. vhdsync makes every layer the
+ * size of the disk it snapshots and does not resize disks with snapshots (nor differencing
+ * disks), but another tool may have: delete and merge copy ranges of one layer into another,
+ * and would stop halfway, reading past a layer's end. Nothing is written.
+ * @throws VHDSYNC_UNSUPPORTED with details.layers
+ */
+export function assertSameSizes(set: SnapshotSet, action: string): void {
+  const size = set.active.facts.virtualSizeBytes;
+  const others = [...set.nodes.values()].filter((node) => node.facts.virtualSizeBytes !== size);
+  if (others.length === 0) return;
+  throw new VhdsyncError(
+    "VHDSYNC_UNSUPPORTED",
+    `cannot ${action}: ${others.map((node) => `${node.facts.path} is ${node.facts.virtualSizeBytes} bytes`).join(", ")}, and ${set.paths.disk} ${size}: vhdsync's snapshot operations need every layer the disk's size`,
+    { disk: set.paths.disk, layers: others.map((node) => ({ path: node.facts.path, virtualSizeBytes: node.facts.virtualSizeBytes })), virtualSizeBytes: size },
   );
 }
 

@@ -1,14 +1,17 @@
 // resizeImage(): changes an image's virtual size on its own (`vhdsync resize`), where a resync
-// --resize changes its target's to the source's. Raw files and fixed, dynamic and differencing
-// VHDs (docs/vhd.md "Resizing"); not block devices or VHDX files. Data below the smaller size
+// --resize changes its target's to the source's. Raw files and fixed and dynamic VHDs
+// (docs/vhd.md "Resizing"); not block devices, VHDX files, differencing VHDs, or disks that
+// differencing disks depend on. Data below the smaller size
 // is kept, a grown range reads as zeros. Shrinking discards data, so it is refused unless asked
 // for (as qemu-img resize --shrink). The image's write lock is held throughout, as a resync
 // holds its target's.
 
+import { dirname } from "node:path";
 import { checkOptions, checkPath } from "../arguments.js";
 import { VhdsyncError } from "../errors.js";
 import { openImage } from "../formats/open-image.js";
-import type { ImageFormat } from "../formats/disk-image.js";
+import type { DiskImage, ImageFormat } from "../formats/disk-image.js";
+import { childrenInDirectory } from "../formats/vhd/vhd-children.js";
 import { acquireWriteLock } from "../io/write-lock.js";
 import { refuseReadOnlyFormat } from "./image-identity.js";
 
@@ -51,13 +54,13 @@ export async function resizeImage(path: string, sizeBytes: number, options: Resi
       const type = image.chain()[0]?.type ?? image.format; // (info() may walk the allocation map)
       const report = { path, format: image.format, type, oldSizeBytes, sizeBytes, resized: sizeBytes !== oldSizeBytes };
       if (!report.resized) return report;
-      if (typeof image.resize !== "function") {
-        throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${path}: this ${image.format} image cannot be resized`, { path });
-      }
+      await refuseUnresizable(image);
+      // A size the image cannot take is named before a shrink's refusal.
+      (image as { checkResize?: (sizeBytes: number) => unknown }).checkResize?.(sizeBytes);
       if (sizeBytes < oldSizeBytes && !options.allowShrink) {
         throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${path}: shrinking from ${oldSizeBytes} to ${sizeBytes} bytes discards the data past ${sizeBytes}; allow it explicitly (allowShrink)`, { path, shrink: true, oldSizeBytes, sizeBytes });
       }
-      await image.resize(sizeBytes);
+      await image.resize!(sizeBytes);
       await image.flush();
       return report;
     } finally {
@@ -65,5 +68,28 @@ export async function resizeImage(path: string, sizeBytes: number, options: Resi
     }
   } finally {
     await lock.release();
+  }
+}
+
+/**
+ * Refuses to resize an image that cannot be, or must not be: a format without resize(), and a
+ * VHD that differencing disks in its directory depend on (snapshot layers, hand-made
+ * children): they would no longer match their parent's size. (A differencing VHD itself is
+ * refused by its resize(): its size follows its parent's.) Nothing is written.
+ * @throws VHDSYNC_UNSUPPORTED (details.dependents)
+ */
+export async function refuseUnresizable(image: DiskImage): Promise<void> {
+  if (typeof image.resize !== "function") {
+    throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${image.path}: this ${image.format} image cannot be resized`, { path: image.path });
+  }
+  const uniqueId = image.format === "vhd" ? image.chain()[0]?.uniqueId : undefined;
+  if (!uniqueId) return;
+  const dependents = (await childrenInDirectory(dirname(image.path))).get(uniqueId) ?? [];
+  if (dependents.length > 0) {
+    throw new VhdsyncError(
+      "VHDSYNC_UNSUPPORTED",
+      `${image.path}: cannot resize a disk that differencing disks depend on (${dependents.join(", ")}): they would no longer match its size; merge or delete them first (vhdsync snapshot merge/delete for snapshots)`,
+      { path: image.path, dependents },
+    );
   }
 }

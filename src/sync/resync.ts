@@ -25,6 +25,7 @@ import { checkScanOptions, callerSegmentsWholeBlocks, DEFAULT_ALGORITHM, DEFAULT
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
 import { monotonicMs } from "../io/clock.js";
 import { acquireWriteLock } from "../io/write-lock.js";
+import { refuseUnresizable } from "./resize.js";
 
 /** Options of resync(). */
 export interface ResyncOptions {
@@ -314,10 +315,8 @@ async function sampleDonePart(source: DiskImage, target: DiskImage, doneBytes: n
 }
 
 async function resizeTarget(image: DiskImage, sizeBytes: number): Promise<void> {
-  if (typeof image.resize !== "function") {
-    throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${image.path}: this ${image.format} image cannot be resized`, { path: image.path });
-  }
-  await image.resize(sizeBytes);
+  await refuseUnresizable(image);
+  await image.resize!(sizeBytes);
 }
 
 /** Runs the workers over the plan, applying changes, checkpointing and reporting progress. */

@@ -15,7 +15,7 @@ interface ResizeArgs extends GlobalOptions {
 
 export const resizeCommand: CommandModule<GlobalOptions, ResizeArgs> = {
   command: "resize <image> <size>",
-  describe: "Change the virtual size of a raw image or a VHD (fixed, dynamic, differencing)",
+  describe: "Change the virtual size of a raw image or a fixed or dynamic VHD",
   builder: (yargs) =>
     yargs
       .positional("image", { type: "string", demandOption: true, describe: "raw file or VHD" })

@@ -3,6 +3,7 @@
 // parent (clear). Reads split each block into runs of equal bits (one read per run); writes
 // set bits; zeros are written (not skipped) wherever the parent chain holds data.
 
+import { VhdsyncError } from "../../errors.js";
 import type { Extent } from "../disk-image.js";
 import { unionExtents } from "../extents.js";
 import type { VhdImage } from "./vhd-image.js";
@@ -92,8 +93,19 @@ export class VhdDifferencingImage extends VhdDynamicImage implements GatherableI
     return pieces;
   }
 
-  protected override async releaseSectorsFrom(block: number, firstBit: number): Promise<void> {
-    await this.clearBitsFrom(block, firstBit);
+  /**
+   * Refused: a differencing disk's size follows its parent's (Hyper-V, too, offers only a merge
+   * for one). Snapshot operations and every reader of a chain expect the layers to agree.
+   * @throws VHDSYNC_UNSUPPORTED
+   */
+  override async resize(sizeBytes: number): Promise<void> {
+    this.checkWritable();
+    if (sizeBytes === this.virtualSize) return;
+    throw new VhdsyncError(
+      "VHDSYNC_UNSUPPORTED",
+      `${this.path}: cannot resize a differencing disk: its size follows its parent's (${this.parent.path}); merge it into its parent (vhdsync snapshot merge) or convert it, then resize`,
+      { path: this.path, parent: this.parent.path },
+    );
   }
 
   protected override newBlockBitmap(firstBit: number, bits: number): Uint8Array {

@@ -478,8 +478,7 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
    * 3. the footer (sizes, geometry): its copy at offset 0, then the footer at the end; fdatasync;
    * 4. shrinking: the header's BAT cut to the new size, then the file cut after what it still
    *    holds (trimTail); fdatasync.
-   * A differencing disk grown past its parent's size reads zeros there; where its parent is
-   * larger than the old size, the parent's data shows through (as in any differencing disk).
+   * (A differencing disk refuses: VhdDifferencingImage.resize.)
    * @throws VHDSYNC_UNSUPPORTED (a size the footer or the BAT cannot hold; a block across the
    *   old end stored shorter than a block with data right after it), I/O codes
    */
@@ -491,11 +490,8 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
   private async resizeLocked(sizeBytes: number): Promise<void> {
     const oldSize = this.virtualSize;
     if (sizeBytes === oldSize) return;
-    const footer = this.footerForSize(sizeBytes, VHD_MAX_DYNAMIC_BYTES);
+    const footer = this.checkResize(sizeBytes);
     const entries = Math.ceil(sizeBytes / this.blockSizeBytes);
-    if (entries > VHD_MAX_TABLE_ENTRIES) {
-      throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${this.path}: cannot resize to ${sizeBytes} bytes: ${entries} blocks of ${this.blockSizeBytes} bytes are more than a BAT holds (${VHD_MAX_TABLE_ENTRIES})`, { path: this.path, sizeBytes, sizeProblem: true });
-    }
     const grow = sizeBytes > oldSize;
     if (grow) this.checkRoomToGrow(oldSize);
     // Nothing is written before this line.
@@ -512,6 +508,20 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     if (grow) return;
     if (entries < this.header.maxTableEntries) await this.cutTable(entries);
     await this.trimTail();
+  }
+
+  /**
+   * Whether this disk can take `sizeBytes` (its footer, and a BAT of that many blocks), without
+   * writing anything; the footer for it.
+   * @throws VHDSYNC_UNSUPPORTED (details.sizeProblem)
+   */
+  checkResize(sizeBytes: number): VhdFooter {
+    const footer = this.footerForSize(sizeBytes, VHD_MAX_DYNAMIC_BYTES);
+    const entries = Math.ceil(sizeBytes / this.blockSizeBytes);
+    if (entries > VHD_MAX_TABLE_ENTRIES) {
+      throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${this.path}: cannot resize to ${sizeBytes} bytes: ${entries} blocks of ${this.blockSizeBytes} bytes are more than a BAT holds (${VHD_MAX_TABLE_ENTRIES})`, { path: this.path, sizeBytes, sizeProblem: true });
+    }
+    return footer;
   }
 
   /** fdatasync; then the room of blocks unallocated so far may be taken (see takeFreeSlot). */
@@ -558,28 +568,6 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     const inBlock = limit - block * this.blockSizeBytes;
     if (inBlock === 0 || !this.table.isAllocated(block)) return;
     await zeroFileBytes(this.handle, this.dataOffsetBytes(block, inBlock), dataEndBytes - inBlock, this.path);
-    await this.releaseSectorsFrom(block, inBlock / 512);
-  }
-
-  /**
-   * After clearPast zeroed a block's data from sector `firstBit` on: a dynamic disk's bitmap
-   * may keep those bits (its clear sectors read as zeros either way). A differencing disk
-   * clears them, so that those sectors read the parent again, as any sector it never wrote.
-   */
-  protected async releaseSectorsFrom(_block: number, _firstBit: number): Promise<void> {}
-
-  /** Clears bits [firstBit, end) of an allocated block's bitmap and writes it when one was set. */
-  protected async clearBitsFrom(block: number, firstBit: number): Promise<void> {
-    const bitmap = await this.loadBitmap(block);
-    let changed = false;
-    for (let bit = firstBit; bit < this.bitmapBytes * 8; bit++) {
-      const mask = 0x80 >> (bit & 7); // the most significant bit is the first sector
-      if ((bitmap[bit >> 3] & mask) !== 0) {
-        bitmap[bit >> 3] &= ~mask;
-        changed = true;
-      }
-    }
-    if (changed) await writeSmallHere(this.handle, bitmap, this.table.blockOffsetBytes(block), this.path);
   }
 
   /**

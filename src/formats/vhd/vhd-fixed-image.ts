@@ -7,7 +7,7 @@ import { writeExactly } from "../../io/file.js";
 import type { AllocationScope, Extent } from "../disk-image.js";
 import { allocationMapFlat, datasyncHandle, readFlat, writeFlat, writeZerosFlat, zeroFileBytes, type FlatFile } from "../flat-file.js";
 import { VhdImage, type VhdOpenState } from "./vhd-image.js";
-import { VHD_FOOTER_BYTES, VHD_MAX_FIXED_BYTES, buildFooter } from "./vhd-structures.js";
+import { VHD_FOOTER_BYTES, VHD_MAX_FIXED_BYTES, buildFooter, type VhdFooter } from "./vhd-structures.js";
 
 /** A fixed VHD opened as a DiskImage. */
 export class VhdFixedImage extends VhdImage {
@@ -58,7 +58,7 @@ export class VhdFixedImage extends VhdImage {
     this.checkWritable();
     const oldSize = this.virtualSize;
     if (sizeBytes === oldSize) return;
-    const footer = this.footerForSize(sizeBytes, VHD_MAX_FIXED_BYTES);
+    const footer = this.checkResize(sizeBytes);
     await writeExactly(this.handle, buildFooter(footer), sizeBytes, this.path);
     if (sizeBytes > oldSize) {
       await zeroFileBytes(this.handle, oldSize, VHD_FOOTER_BYTES, this.path);
@@ -72,6 +72,14 @@ export class VhdFixedImage extends VhdImage {
     await datasyncHandle(this.handle, this.path);
     this.setFooter(footer);
     this.fileSizeBytes = sizeBytes + VHD_FOOTER_BYTES;
+  }
+
+  /**
+   * Whether this disk can take `sizeBytes`, without writing anything; the footer for it.
+   * @throws VHDSYNC_UNSUPPORTED (details.sizeProblem)
+   */
+  checkResize(sizeBytes: number): VhdFooter {
+    return this.footerForSize(sizeBytes, VHD_MAX_FIXED_BYTES);
   }
 
   protected async allocatedBytes(): Promise<number> {

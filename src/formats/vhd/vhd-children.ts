@@ -1,14 +1,14 @@
-// Finds VHD files in a directory whose header names a given layer as parent (by Parent
-// Unique ID), without opening their chains: footer and dynamic header only. Used to refuse
-// operations that would break a differencing disk vhdsync does not manage (one made by hand
-// on top of a snapshot layer or of the active disk).
+// Finds VHD files in a directory whose header names a given disk as parent (by Parent Unique
+// ID), without opening their chains: footer and dynamic header only. Used to refuse what would
+// break a differencing disk that depends on a disk: snapshot operations on layers vhdsync does
+// not manage the children of, and resizing a disk others depend on.
 
 import { promises as fsp } from "node:fs";
 import { join } from "node:path";
-import { toVhdsyncError } from "../errors.js";
-import { openFile, readExactly } from "../io/file.js";
-import { readFooter } from "../formats/vhd/open-vhd.js";
-import { VHD_HEADER_BYTES, formatUuid, parseHeader } from "../formats/vhd/vhd-structures.js";
+import { toVhdsyncError } from "../../errors.js";
+import { openFile, readExactly } from "../../io/file.js";
+import { readFooter } from "./open-vhd.js";
+import { VHD_HEADER_BYTES, formatUuid, parseHeader } from "./vhd-structures.js";
 
 /** Parent unique id of a differencing VHD, or null (not a VHD, not differencing, unreadable). */
 async function parentUniqueIdOf(path: string): Promise<string | null> {
