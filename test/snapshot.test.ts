@@ -5,7 +5,7 @@ import t from "tap";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { createSnapshot, deleteSnapshot, listSnapshots, mergeSnapshots, revertSnapshot } from "../dist/snapshot/index.js";
+import { createSnapshot, deleteSnapshot, listSnapshots, mergeSnapshots, resumeSnapshotOperation, revertSnapshot } from "../dist/snapshot/index.js";
 import { resync } from "../dist/sync/resync.js";
 import { openImage } from "../dist/formats/open-image.js";
 import { createVhd } from "../dist/formats/vhd/index.js";
@@ -259,6 +259,8 @@ t.test("a disk in a missing directory: every operation fails with VHDSYNC_NOT_FO
     ["revert", () => revertSnapshot(disk, "s")],
     ["delete", () => deleteSnapshot(disk, "s")],
     ["merge", () => mergeSnapshots(disk)],
+    ["resume", () => resumeSnapshotOperation(disk)],
+    ["resume, the directory there", () => resumeSnapshotOperation(join(dirname(dirname(disk)), "gone.vhd"))],
   ] as const) {
     await t.rejects(run(), { name: "VhdsyncError", code: "VHDSYNC_NOT_FOUND" }, name);
   }

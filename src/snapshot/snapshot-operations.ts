@@ -3,7 +3,9 @@
 // validates the whole snapshot set (a broken chain is VHDSYNC_CHAIN_BROKEN before anything
 // is written), then runs its step machine. Semantics: docs/snapshots.md.
 
+import { promises as fsp } from "node:fs";
 import { basename } from "node:path";
+import { toVhdsyncError } from "../errors.js";
 import { continueCreate, planCreate } from "./create-steps.js";
 import { continueDelete, planDelete } from "./delete-steps.js";
 import { continueMerge, planMerge } from "./merge-steps.js";
@@ -27,12 +29,18 @@ export interface SnapshotOperationResult {
 /**
  * Finishes the operation a crash left pending on `diskPath`, if any.
  * @returns the state that was resumed, or null
- * @throws VHDSYNC_BAD_STATE (unusable state file), VHDSYNC_CHAIN_BROKEN, I/O codes
+ * @throws VHDSYNC_NOT_FOUND (no such disk and nothing pending: a create stopped between its
+ *   rename and its swap may leave the disk's path missing, and is finished), VHDSYNC_BAD_STATE
+ *   (unusable state file), VHDSYNC_CHAIN_BROKEN, I/O codes
  */
 export async function resumeSnapshotOperation(diskPath: string, tuning: CopyTuning = {}): Promise<OperationState | null> {
   checkPath(diskPath, "diskPath");
   checkOptions(tuning);
-  return withDiskLock(snapshotPaths(diskPath), () => resumePending(diskPath, tuning));
+  return withDiskLock(snapshotPaths(diskPath), async () => {
+    const resumed = await resumePending(diskPath, tuning);
+    if (!resumed) await fsp.stat(diskPath).catch((error: unknown) => Promise.reject(toVhdsyncError(error, { path: diskPath })));
+    return resumed;
+  });
 }
 
 /** resumeSnapshotOperation() for a caller that holds the lock. */
