@@ -194,3 +194,27 @@ t.test("resync with large blocks writes only the 4 KiB pieces that differ: a spa
     if (!noHoles) t.ok(statSync(target).blocks * 512 <= differingData + 8 * 4096 + 256 * 1024, `the target stays sparse: ${statSync(target).blocks * 512} bytes allocated (${context})`);
   }
 });
+
+t.test("blocks a resync gives back read as zeros in the file, with or without the addon: a block qemu puts there later shows no old bytes", async (t) => {
+  const dir = tempDir(t);
+  const MIB = 1024 * 1024;
+  const source = join(dir, "s.raw");
+  const content = Buffer.alloc(8 * MIB, 0x11);
+  content.fill(0, 4 * MIB);
+  writeFileSync(source, content);
+  for (const [how, env] of [["addon", {}], ["no addon", { VHDSYNC_NO_NATIVE: "1" }]] as const) {
+    const target = join(dir, `t-${how.replace(" ", "-")}.vhd`);
+    const vhd = await createVhd(target, { type: "dynamic", sizeBytes: 8 * MIB, blockSizeBytes: 2 * MIB });
+    await vhd.write(Buffer.alloc(8 * MIB, 0x11), 0);
+    await vhd.close();
+    const run = runCli(["resync", source, target, "--json"], { env: { ...process.env, ...env } });
+    t.equal(run.status, 0, run.stderr);
+    // qemu allocates its next block right after the last allocated one: where block 2 was.
+    t.equal(spawnSync("qemu-io", ["-f", "vpc", "-c", "write -P 0x22 4M 512", target]).status, 0);
+    const expected = Buffer.from(content);
+    expected.fill(0x22, 4 * MIB, 4 * MIB + 512);
+    const out = join(dir, `out-${how.replace(" ", "-")}.raw`);
+    t.equal(spawnSync("qemu-img", ["convert", "-f", "vpc", "-O", "raw", target, out]).status, 0);
+    t.ok(readFileSync(out).equals(expected), `${how}: qemu's new block holds its write and zeros`);
+  }
+});

@@ -11,7 +11,6 @@ import type { AllocationScope, Extent } from "../disk-image.js";
 import type { DataLocator, DataPiece, LocatableImage } from "../data-location.js";
 import { BitmapOps } from "./vhd-bitmap.js";
 import { BlockTable, UNALLOCATED, type FileRange } from "./vhd-bat.js";
-import { punchHole } from "../../io/native.js";
 import { datasyncHandle, zeroFileBytes } from "../flat-file.js";
 import { VhdImage, type VhdOpenState } from "./vhd-image.js";
 import { alignUp, readvExactly, writevExactly } from "./vhd-io.js";
@@ -358,9 +357,9 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
 
   /**
    * Unallocates a block (its BAT entry first, so a crash leaves at worst unused space) and
-   * punches a hole where its bitmap and data were, where the filesystem can: the space goes
-   * back to the filesystem; the file keeps its size and layout, and the room joins the free
-   * slots that later allocations take first.
+   * punches a hole where its bitmap and data were, where the filesystem can (the space goes
+   * back to the filesystem), or writes zeros there: the file keeps its size and layout, and
+   * the room joins the free slots that later allocations take first.
    */
   private async unallocateBlock(block: number): Promise<void> {
     const blockStart = this.table.blockOffsetBytes(block);
@@ -370,7 +369,10 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     const entry = this.table.set(block, UNALLOCATED);
     await writeSmallHere(this.handle, entry.bytes, this.header.tableOffsetBytes + entry.sectorIndex * 512, this.path);
     this.bitmapCache.delete(block);
-    await punchHole(this.handle.fd, blockStart, Math.min(dataEnd, this.footerOffsetBytes) - blockStart);
+    // A hole where the filesystem can punch one, written zeros elsewhere (no addon): qemu puts a
+    // new block at the end of the last allocated one without writing its data, so room given
+    // back at the end of the blocks must read as zeros.
+    await zeroFileBytes(this.handle, blockStart, Math.min(dataEnd, this.footerOffsetBytes) - blockStart, this.path);
     let at = slots.length;
     while (at > 0 && slots[at - 1] > blockStart) at--;
     slots.splice(at, 0, blockStart);
