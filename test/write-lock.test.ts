@@ -35,7 +35,9 @@ function contender(path: string, portable = false): { child: ChildProcess; outco
       text += chunk;
       if (text.endsWith("\n")) resolve(text.trim());
     });
-    child.on("exit", () => resolve(text.trim()));
+    // "close", not "exit": a contender that exits at once (busy) may have its line still in the
+    // pipe when "exit" fires; its outcome would then read as "".
+    child.on("close", () => resolve(text.trim()));
   });
   return { child, outcome };
 }
