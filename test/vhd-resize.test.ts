@@ -5,7 +5,8 @@
 // written; a resize stopped after any one of its writes leaves a disk that opens, at the old
 // size or the new one, with its data; after a shrink, blocks qemu adds read zeros.
 import t, { type Test } from "tap";
-import fs, { copyFileSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import fs, { copyFileSync, mkdirSync, readFileSync, readlinkSync, renameSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { open as openHandle } from "node:fs/promises";
 import { syncBuiltinESMExports } from "node:module";
 import { join } from "node:path";
@@ -180,6 +181,21 @@ t.test("differencing disks, and disks that differencing disks depend on, are not
     t.match(refused.stderr, /VHDSYNC_UNSUPPORTED: .*(follows its parent's|differencing disks depend on it|differencing disks depend on .*child\.vhd)/, what);
   }
   await t.rejects(resizeImage(parent, 3 * MIB), { code: "VHDSYNC_UNSUPPORTED", details: { dependents: [child] } });
+  // Through a symlink in another directory, the parent's own directory is still searched.
+  const elsewhere = join(dir, "elsewhere");
+  mkdirSync(elsewhere);
+  symlinkSync(parent, join(elsewhere, "link.vhd"));
+  t.equal(runCli(["resize", join(elsewhere, "link.vhd"), "3M"]).status, 3, "resize through a symlink: refused");
+  // A child need not be named *.vhd; a FIFO in the directory is passed over, not waited on.
+  renameSync(child, join(dir, "child.img"));
+  spawnSync("mkfifo", [join(dir, "pipe.vhd")]);
+  const renamed = runCli(["resize", parent, "3M"], { timeout: 60_000 });
+  t.equal(renamed.status, 3, `a child named child.img: refused (${renamed.signal ?? renamed.stderr.trim()})`);
+  renameSync(join(dir, "child.img"), child);
+  // Without --shrink too: the differencing refusal comes first (exit 3, not "add --shrink").
+  const small = runCli(["resize", child, "1M"]);
+  t.equal(small.status, 3, "a smaller size for a differencing disk: exit 3");
+  t.match(small.stderr, /follows its parent's/);
   t.same(files(), before, "nothing written to either");
 
   // A snapshotted disk: the active disk is differencing, its snapshot a layer it depends on.
@@ -330,6 +346,7 @@ t.test("a resize stopped after any of its writes leaves a disk that opens, at ei
       counter.restore();
     }
     const total = counter.writes();
+    const cleanFileBytes = statSync(path).size;
     t.ok(total >= 2, `${scenario.name}: ${total} writes`);
     for (let failAt = 0; failAt < total; failAt++) {
       const what = `${scenario.name}, stopped at write ${failAt} of ${total} (seed ${seed})`;
@@ -357,6 +374,8 @@ t.test("a resize stopped after any of its writes leaves a disk that opens, at ei
       if (content.length === to && to > from) t.ok(isZeroBuffer(content.subarray(from + junk)), `${what}: past the old end reads zeros`);
       await resizeFile(path, to);
       const finished = await checkReaders(t, path, dir, to, `${what}, run again`, type);
+      // A shrink run again also finishes its last steps (the BAT cut, the file cut after what it holds).
+      if (to < from) t.equal(statSync(path).size, cleanFileBytes, `${what}, run again: the file ends where an uninterrupted shrink leaves it`);
       t.ok(finished.subarray(0, kept).equals(template.content.subarray(0, kept)), `${what}, run again: the data is kept`);
     }
   }
@@ -373,8 +392,9 @@ t.test("vhdsync resize: grows raw and VHD images, shrinks only with --shrink, re
   const grown = runCli(["resize", raw, "3M", "--json"]);
   t.equal(grown.status, 0, grown.stderr);
   t.match(JSON.parse(grown.stdout), { ok: true, format: "raw", oldSizeBytes: MIB, sizeBytes: 3 * MIB, resized: true });
+  t.match(runCli(["resize", raw, "4M"]).stdout, /^resized .*r\.raw \(raw\) from 3145728 to 4194304 bytes$/m, "the summary names the format once");
   const rawNow = readFileSync(raw);
-  t.ok(rawNow.subarray(0, MIB).equals(rawData) && isZeroBuffer(rawNow.subarray(MIB)) && rawNow.length === 3 * MIB, "raw: data kept, the rest zeros");
+  t.ok(rawNow.subarray(0, MIB).equals(rawData) && isZeroBuffer(rawNow.subarray(MIB)) && rawNow.length === 4 * MIB, "raw: data kept, the rest zeros");
 
   const { path: vhd, content } = await makeDisk(dir, "v", "dynamic", 2 * MIB, 64 * KIB, prng);
   const human = runCli(["resize", vhd, "5M"]);
@@ -395,7 +415,7 @@ t.test("vhdsync resize: grows raw and VHD images, shrinks only with --shrink, re
     t.equal(sha(vhd), before, `${args.join(" ")}: nothing written`);
   }
   const same = runCli(["resize", vhd, "5M"]);
-  t.match(same.stdout, /already 5242880 bytes; nothing written/);
+  t.match(same.stdout, /already 5242880 bytes/);
   const shrunk = runCli(["resize", vhd, "1M", "--shrink", "--json"]);
   t.equal(shrunk.status, 0, shrunk.stderr);
   const ours = await checkReaders(t, vhd, dir, MIB, "resize --shrink", "dynamic");

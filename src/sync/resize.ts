@@ -6,9 +6,10 @@
 // for (as qemu-img resize --shrink). The image's write lock is held throughout, as a resync
 // holds its target's.
 
+import { realpath } from "node:fs/promises";
 import { dirname } from "node:path";
 import { checkOptions, checkPath } from "../arguments.js";
-import { VhdsyncError } from "../errors.js";
+import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { openImage } from "../formats/open-image.js";
 import type { DiskImage, ImageFormat } from "../formats/disk-image.js";
 import { childrenInDirectory } from "../formats/vhd/vhd-children.js";
@@ -53,7 +54,11 @@ export async function resizeImage(path: string, sizeBytes: number, options: Resi
       const oldSizeBytes = image.virtualSize;
       const type = image.chain()[0]?.type ?? image.format; // (info() may walk the allocation map)
       const report = { path, format: image.format, type, oldSizeBytes, sizeBytes, resized: sizeBytes !== oldSizeBytes };
-      if (!report.resized) return report;
+      if (!report.resized) {
+        // A VHD at the size asked for: its resize() finishes a shrink stopped after the footer.
+        if (image.format === "vhd") await image.resize?.(sizeBytes);
+        return report;
+      }
       await refuseUnresizable(image);
       // A size the image cannot take is named before a shrink's refusal.
       (image as { checkResize?: (sizeBytes: number) => unknown }).checkResize?.(sizeBytes);
@@ -73,18 +78,25 @@ export async function resizeImage(path: string, sizeBytes: number, options: Resi
 
 /**
  * Refuses to resize an image that cannot be, or must not be: a format without resize(), and a
- * VHD that differencing disks in its directory depend on (snapshot layers, hand-made
- * children): they would no longer match their parent's size. (A differencing VHD itself is
- * refused by its resize(): its size follows its parent's.) Nothing is written.
+ * differencing VHD (its size follows its parent's; its resize() refuses too), and a VHD that
+ * differencing disks in its directory (the real file's, through symlinks) depend on: snapshot
+ * layers, hand-made children, which would no longer match their parent's size. Nothing is
+ * written.
  * @throws VHDSYNC_UNSUPPORTED (details.dependents)
  */
 export async function refuseUnresizable(image: DiskImage): Promise<void> {
   if (typeof image.resize !== "function") {
     throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${image.path}: this ${image.format} image cannot be resized`, { path: image.path });
   }
-  const uniqueId = image.format === "vhd" ? image.chain()[0]?.uniqueId : undefined;
+  const [layer, parent] = image.chain();
+  if (layer?.type === "differencing") {
+    throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${image.path}: cannot resize a differencing disk: its size follows its parent's (${parent?.path}); merge it into its parent (vhdsync snapshot merge) or convert it, then resize`, { path: image.path, parent: parent?.path });
+  }
+  const uniqueId = image.format === "vhd" ? layer?.uniqueId : undefined;
   if (!uniqueId) return;
-  const dependents = (await childrenInDirectory(dirname(image.path))).get(uniqueId) ?? [];
+  // The directory the file is in, through any symlink: its children are there.
+  const real = await realpath(image.path).catch((error: unknown) => Promise.reject(toVhdsyncError(error, { path: image.path })));
+  const dependents = (await childrenInDirectory(dirname(real))).get(uniqueId) ?? [];
   if (dependents.length > 0) {
     throw new VhdsyncError(
       "VHDSYNC_UNSUPPORTED",

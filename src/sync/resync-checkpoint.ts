@@ -120,7 +120,8 @@ async function checkCheckpointDirectory(path: string): Promise<void> {
 export function targetStateMismatch(checkpoint: ResyncCheckpoint, now: FileState): string | undefined {
   const saved = checkpoint.target;
   if (!saved || saved.device !== now.device || saved.inode !== now.inode) return "the target file was replaced since the checkpoint";
-  // A killed run may have grown a dynamic VHD past its last checkpoint; nothing shrinks one.
+  // A killed run may have grown a dynamic VHD past its last checkpoint; only a resize shrinks
+  // one (and a resized target is not resumed into: resumePoint in resync.ts).
   const sizeChanged = checkpoint.final ? saved.fileSizeBytes !== now.fileSizeBytes : BigInt(now.fileSizeBytes) < BigInt(saved.fileSizeBytes);
   if (sizeChanged) return "the target file changed size since the checkpoint";
   if (checkpoint.final && (saved.mtimeNs !== now.mtimeNs || saved.ctimeNs !== now.ctimeNs)) return "the target was written after the interrupted run stopped";

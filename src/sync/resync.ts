@@ -234,6 +234,10 @@ async function preparePlan(sourcePath: string, targetPath: string, options: Resy
     if (sizeMismatch && !options.dryRun) {
       await resizeTarget(target, source.virtualSize);
       resized = true;
+    } else if (options.resize && !options.dryRun && !digest && target.format === "vhd") {
+      // The source's size already: a VHD's resize() to it finishes a shrink that a killed run
+      // stopped after the footer (docs/vhd.md "Resizing").
+      await target.resize?.(target.virtualSize);
     }
     return { source, target, digest, blockSizeBytes, algo, mode, checkpointPath, checkpointBase, resumeBlock: resume.block, resumeCounters: resume.counters, resumeCountersComplete: resume.countersComplete, checkpointIgnored: resume.ignored, resized };
   } catch (error) {

@@ -35,8 +35,8 @@ export const resizeCommand: CommandModule<GlobalOptions, ResizeArgs> = {
         throw error;
       });
       if (argv.json) printJson({ ok: true, ...report });
-      else if (report.resized) writeOut(`resized ${argv.image} (${report.format} ${report.type}) from ${report.oldSizeBytes} to ${report.sizeBytes} bytes\n`);
-      else writeOut(`${argv.image} is already ${report.sizeBytes} bytes; nothing written\n`);
+      else if (report.resized) writeOut(`resized ${argv.image} (${report.type === report.format ? report.format : `${report.format} ${report.type}`}) from ${report.oldSizeBytes} to ${report.sizeBytes} bytes\n`);
+      else writeOut(`${argv.image} is already ${report.sizeBytes} bytes\n`);
       return EXIT.OK;
     }),
 };

@@ -10,8 +10,10 @@ import { openFile, readExactly } from "../../io/file.js";
 import { readFooter } from "./open-vhd.js";
 import { VHD_HEADER_BYTES, formatUuid, parseHeader } from "./vhd-structures.js";
 
-/** Parent unique id of a differencing VHD, or null (not a VHD, not differencing, unreadable). */
+/** Parent unique id of a differencing VHD, or null (not a regular file, not a VHD, not differencing, unreadable). */
 async function parentUniqueIdOf(path: string): Promise<string | null> {
+  // Only regular files: opening a FIFO for reading would wait for a writer (forever).
+  if (!(await fsp.stat(path).catch(() => undefined))?.isFile()) return null;
   let handle;
   try {
     handle = await openFile(path, "r");
@@ -35,8 +37,10 @@ async function parentUniqueIdOf(path: string): Promise<string | null> {
 }
 
 /**
- * Maps each parent unique id to the paths of the differencing VHDs in `directory` naming it.
- * Files whose names start with "." (vhdsync's temp files) are skipped.
+ * Maps each parent unique id to the paths of the differencing VHDs in `directory` naming it:
+ * every regular file is looked at (a child need not be named *.vhd), but not those whose names
+ * start with "." (vhdsync's temp files) nor subdirectories. A child of a copy of a disk (the
+ * same unique id) counts as the disk's.
  * @throws I/O codes when the directory cannot be listed
  */
 export async function childrenInDirectory(directory: string): Promise<Map<string, string[]>> {
@@ -48,7 +52,7 @@ export async function childrenInDirectory(directory: string): Promise<Map<string
   }
   const byParent = new Map<string, string[]>();
   for (const name of names.sort()) {
-    if (name.startsWith(".") || !/\.(vhd|avhd)$/i.test(name)) continue;
+    if (name.startsWith(".")) continue;
     const path = join(directory, name);
     const parentId = await parentUniqueIdOf(path);
     if (parentId) byParent.set(parentId, [...(byParent.get(parentId) ?? []), path]);

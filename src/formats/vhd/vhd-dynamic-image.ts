@@ -491,7 +491,7 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
 
   private async resizeLocked(sizeBytes: number): Promise<void> {
     const oldSize = this.virtualSize;
-    if (sizeBytes === oldSize) return;
+    if (sizeBytes === oldSize) return this.finishShrink();
     const footer = this.checkResize(sizeBytes);
     const entries = Math.ceil(sizeBytes / this.blockSizeBytes);
     const grow = sizeBytes > oldSize;
@@ -507,7 +507,16 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     await this.syncFreed();
     if (entries > this.header.maxTableEntries) await this.growTable(entries);
     await this.writeFooters(footer);
-    if (grow) return;
+    if (!grow) await this.finishShrink();
+  }
+
+  /**
+   * A shrink's last steps: the BAT cut to the disk's blocks, then the file cut after what it
+   * still holds. Run again by a resize to the size the disk has, they finish a shrink stopped
+   * after its footer was written (and tidy a disk whose last blocks were given back).
+   */
+  private async finishShrink(): Promise<void> {
+    const entries = Math.ceil(this.virtualSize / this.blockSizeBytes);
     if (entries < this.header.maxTableEntries) await this.cutTable(entries);
     await this.trimTail();
   }
