@@ -244,9 +244,7 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     const newFooterOffset = dataStart + this.blockSizeBytes;
     const sector = blockStart / 512;
     if (sector >= 0xffffffff) throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${this.path}: VHD file cannot grow past 2 TiB`, { path: this.path });
-    this.footerBytes ??= buildFooter(this.footer);
-    await writeSmallHere(this.handle, this.footerBytes, newFooterOffset, this.path);
-    this.fileSizeBytes = Math.max(this.fileSizeBytes, newFooterOffset + 512);
+    await this.moveFooter(newFooterOffset);
     if (blockStart > oldFooterOffset) await writeZeroBytes(this.handle, oldFooterOffset, Math.min(512, blockStart - oldFooterOffset), this.path);
     const bitmap = this.newBlockBitmap(inBlockBytes / 512, data.length / 512);
     if (inBlockBytes === 0 && bitmap.length + data.length > SMALL_IO_BYTES) {
@@ -257,7 +255,6 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     }
     const entry = this.table.set(block, sector);
     await writeSmallHere(this.handle, entry.bytes, this.header.tableOffsetBytes + entry.sectorIndex * 512, this.path);
-    this.footerOffsetBytes = newFooterOffset;
     this.cacheBitmap(block, bitmap);
   }
 
@@ -286,10 +283,7 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
   private async takeFreeSlot(): Promise<number | undefined> {
     this.freeSlots ??= this.findFreeSlots();
     const slot = this.freeSlots.shift();
-    if (slot !== undefined && this.freedUnsynced.has(slot)) {
-      await datasyncHandle(this.handle, this.path);
-      this.freedUnsynced.clear();
-    }
+    if (slot !== undefined && this.freedUnsynced.has(slot)) await this.syncFreed();
     return slot;
   }
 
@@ -635,8 +629,7 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     }
     const footerAt = alignUp(end, 512);
     if (footerAt >= this.footerOffsetBytes) return;
-    this.footerBytes ??= buildFooter(this.footer);
-    await writeSmallHere(this.handle, this.footerBytes, footerAt, this.path);
+    await this.moveFooter(footerAt);
     await datasyncHandle(this.handle, this.path);
     try {
       await this.handle.truncate(footerAt + 512);
@@ -644,7 +637,6 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
       throw toVhdsyncError(error, { path: this.path });
     }
     await datasyncHandle(this.handle, this.path);
-    this.footerOffsetBytes = footerAt;
     this.fileSizeBytes = footerAt + 512;
     this.freeSlots = undefined;
   }
@@ -656,7 +648,10 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     this.currentHeader = header;
   }
 
-  /** Writes the footer at `offsetBytes`, past the current one: the data area now ends there. */
+  /**
+   * Writes the footer at `offsetBytes` (the old one stays valid until overwritten, or cut off
+   * the file): the data area ends there now, and new blocks go there.
+   */
   private async moveFooter(offsetBytes: number): Promise<void> {
     this.footerBytes ??= buildFooter(this.footer);
     await writeSmallHere(this.handle, this.footerBytes, offsetBytes, this.path);
