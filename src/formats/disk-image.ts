@@ -107,6 +107,13 @@ export interface DiskImage {
    */
   resize?(sizeBytes: number): Promise<void>;
 
+  /**
+   * Whether resize(sizeBytes) would be refused for the size or the kind of image, without
+   * writing anything (VHDs).
+   * @throws VHDSYNC_UNSUPPORTED (details.sizeProblem for a size the format cannot hold)
+   */
+  checkResize?(sizeBytes: number): unknown;
+
   /** Makes all writes durable (metadata, then fdatasync). */
   flush(): Promise<void>;
 

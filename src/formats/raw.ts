@@ -98,9 +98,10 @@ export class RawImage implements DiskImage {
     return allocationMapFlat(this.flat, offset, length);
   }
 
-  /** Changes the size of a raw file (grown ranges read as zeros). */
+  /** Changes the size of a raw file (grown ranges read as zeros); a block device only keeps its own. */
   async resize(sizeBytes: number): Promise<void> {
     this.checkWritable();
+    if (sizeBytes === this.virtualSize) return;
     if (this.format !== "raw") throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${this.path}: cannot resize a block device`, { path: this.path });
     try {
       await this.handle.truncate(sizeBytes);

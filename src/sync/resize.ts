@@ -55,13 +55,12 @@ export async function resizeImage(path: string, sizeBytes: number, options: Resi
       const type = image.chain()[0]?.type ?? image.format; // (info() may walk the allocation map)
       const report = { path, format: image.format, type, oldSizeBytes, sizeBytes, resized: sizeBytes !== oldSizeBytes };
       if (!report.resized) {
-        // A VHD at the size asked for: its resize() finishes a shrink stopped after the footer.
-        if (image.format === "vhd") await image.resize?.(sizeBytes);
+        // At the size asked for: a dynamic VHD's resize() finishes a shrink stopped after the footer.
+        await image.resize?.(sizeBytes);
         return report;
       }
-      await refuseUnresizable(image);
-      // A size the image cannot take is named before a shrink's refusal.
-      (image as { checkResize?: (sizeBytes: number) => unknown }).checkResize?.(sizeBytes);
+      // A size or kind of image that cannot be resized is named before a shrink's refusal.
+      await refuseUnresizable(image, sizeBytes);
       if (sizeBytes < oldSizeBytes && !options.allowShrink) {
         throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${path}: shrinking from ${oldSizeBytes} to ${sizeBytes} bytes discards the data past ${sizeBytes}; allow it explicitly (allowShrink)`, { path, shrink: true, oldSizeBytes, sizeBytes });
       }
@@ -77,22 +76,19 @@ export async function resizeImage(path: string, sizeBytes: number, options: Resi
 }
 
 /**
- * Refuses to resize an image that cannot be, or must not be: a format without resize(), and a
- * differencing VHD (its size follows its parent's; its resize() refuses too), and a VHD that
- * differencing disks in its directory (the real file's, through symlinks) depend on: snapshot
- * layers, hand-made children, which would no longer match their parent's size. Nothing is
- * written.
- * @throws VHDSYNC_UNSUPPORTED (details.dependents)
+ * Refuses to resize an image to `sizeBytes` when it cannot be, or must not be: a format
+ * without resize(); what its checkResize() refuses (a size the format cannot hold, a
+ * differencing VHD, whose size follows its parent's); a VHD that differencing disks in its
+ * directory (the real file's, through symlinks) depend on: snapshot layers, hand-made
+ * children, which would no longer match their parent's size. Nothing is written.
+ * @throws VHDSYNC_UNSUPPORTED (details.sizeProblem, details.dependents)
  */
-export async function refuseUnresizable(image: DiskImage): Promise<void> {
+export async function refuseUnresizable(image: DiskImage, sizeBytes: number): Promise<void> {
   if (typeof image.resize !== "function") {
     throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${image.path}: this ${image.format} image cannot be resized`, { path: image.path });
   }
-  const [layer, parent] = image.chain();
-  if (layer?.type === "differencing") {
-    throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${image.path}: cannot resize a differencing disk: its size follows its parent's (${parent?.path}); merge it into its parent (vhdsync snapshot merge) or convert it, then resize`, { path: image.path, parent: parent?.path });
-  }
-  const uniqueId = image.format === "vhd" ? layer?.uniqueId : undefined;
+  image.checkResize?.(sizeBytes);
+  const uniqueId = image.format === "vhd" ? image.chain()[0]?.uniqueId : undefined;
   if (!uniqueId) return;
   // The directory the file is in, through any symlink: its children are there.
   const real = await realpath(image.path).catch((error: unknown) => Promise.reject(toVhdsyncError(error, { path: image.path })));

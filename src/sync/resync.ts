@@ -234,9 +234,9 @@ async function preparePlan(sourcePath: string, targetPath: string, options: Resy
     if (sizeMismatch && !options.dryRun) {
       await resizeTarget(target, source.virtualSize);
       resized = true;
-    } else if (options.resize && !options.dryRun && !digest && target.format === "vhd") {
-      // The source's size already: a VHD's resize() to it finishes a shrink that a killed run
-      // stopped after the footer (docs/vhd.md "Resizing").
+    } else if (options.resize && !options.dryRun && !digest) {
+      // The source's size already: a dynamic VHD's resize() to it finishes a shrink that a
+      // killed run stopped after the footer (docs/vhd.md "Resizing"); others have nothing to do.
       await target.resize?.(target.virtualSize);
     }
     return { source, target, digest, blockSizeBytes, algo, mode, checkpointPath, checkpointBase, resumeBlock: resume.block, resumeCounters: resume.counters, resumeCountersComplete: resume.countersComplete, checkpointIgnored: resume.ignored, resized };
@@ -319,7 +319,7 @@ async function sampleDonePart(source: DiskImage, target: DiskImage, doneBytes: n
 }
 
 async function resizeTarget(image: DiskImage, sizeBytes: number): Promise<void> {
-  await refuseUnresizable(image);
+  await refuseUnresizable(image, sizeBytes);
   await image.resize!(sizeBytes);
 }
 

@@ -9,7 +9,7 @@ import { unionExtents } from "../extents.js";
 import type { VhdImage } from "./vhd-image.js";
 import { VhdDynamicImage, type VhdDynamicState } from "./vhd-dynamic-image.js";
 import type { DecodedLocator } from "./vhd-parent.js";
-import { VHD_EPOCH_SECONDS, formatUuid } from "./vhd-structures.js";
+import { VHD_EPOCH_SECONDS, formatUuid, type VhdFooter } from "./vhd-structures.js";
 import { checkRange, readSmallHere, settleAll } from "../../io/file.js";
 import { appendParentPieces, appendPiece, filePiecesOf, type FilePiece, type GatherableImage, type PieceSource } from "../data-location.js";
 
@@ -93,14 +93,20 @@ export class VhdDifferencingImage extends VhdDynamicImage implements GatherableI
     return pieces;
   }
 
-  /**
-   * Refused: a differencing disk's size follows its parent's (Hyper-V, too, offers only a merge
-   * for one). Snapshot operations and every reader of a chain expect the layers to agree.
-   * @throws VHDSYNC_UNSUPPORTED
-   */
+  /** Its own size only (nothing to do); any other is refused (checkResize). */
   override async resize(sizeBytes: number): Promise<void> {
     this.checkWritable();
-    if (sizeBytes === this.virtualSize) return;
+    this.checkResize(sizeBytes);
+  }
+
+  /**
+   * Refuses any size but its own: a differencing disk's size follows its parent's (Hyper-V,
+   * too, offers only a merge for one). Snapshot operations and every reader of a chain expect
+   * the layers to agree.
+   * @throws VHDSYNC_UNSUPPORTED
+   */
+  override checkResize(sizeBytes: number): VhdFooter {
+    if (sizeBytes === this.virtualSize) return this.footer;
     throw new VhdsyncError(
       "VHDSYNC_UNSUPPORTED",
       `${this.path}: cannot resize a differencing disk: its size follows its parent's (${this.parent.path}); merge it into its parent (vhdsync snapshot merge) or convert it, then resize`,
