@@ -92,6 +92,9 @@ export async function hashFile(path: string, options: HashStreamOptions = {}): P
 /** Chunk size when chunks are mapped rather than read: no copy, so no cache to fit. */
 export const MAPPED_CHUNK_BYTES = 4 * 1024 * 1024;
 
+/** Per-block mode: blocks larger than this are hashed as streams over chunks of this size. */
+export const STREAMED_BLOCK_BYTES = 8 * 1024 * 1024;
+
 /** The read/hash pipeline over any positional source of `sizeBytes` bytes. */
 export async function hashSource(readAt: ReadAt, sizeBytes: number, options: HashStreamOptions, path = ""): Promise<HashResult> {
   const algorithm = checkAlgorithm(options.algo ?? DEFAULT_HASH_ALGORITHM);
@@ -101,7 +104,10 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
   const wasm = getWasm();
   const mapper = options.mapFd !== undefined ? PageMapper.for(wasm.memory) : null;
   if (mapper) readAt = async (view, offset) => void mapper.mapOrRead(view, options.mapFd!, offset, path);
-  const chunkBytes = chunkSize(options.chunkBytes ?? (mapper ? MAPPED_CHUNK_BYTES : DEFAULT_CHUNK_BYTES), blockSizeBytes, digestBytes);
+  // Blocks larger than STREAMED_BLOCK_BYTES are hashed as streams over chunks of that size:
+  // `buffers` chunks of a whole block each (up to 1 GiB) would not fit the arena (128 MiB).
+  const streamBlocks = blockSizeBytes !== undefined && blockSizeBytes > STREAMED_BLOCK_BYTES;
+  const chunkBytes = streamBlocks ? STREAMED_BLOCK_BYTES : chunkSize(options.chunkBytes ?? (mapper ? MAPPED_CHUNK_BYTES : DEFAULT_CHUNK_BYTES), blockSizeBytes, digestBytes);
   const bufferCount = Math.max(2, Math.floor(options.buffers ?? 3));
   const progress = throttle(options.onProgress);
   const chunkCount = Math.ceil(sizeBytes / chunkBytes);
@@ -113,8 +119,9 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
   const hasher = blockSizeBytes === undefined && !native ? createHasher(algorithm, toSeed(options.seed)) : undefined;
   const collect = blockSizeBytes !== undefined && !options.onBlockDigests;
   const blockDigests = collect ? new Uint8Array(Math.ceil(sizeBytes / blockSizeBytes) * digestBytes) : undefined;
-  const chunkDigestBytes = blockSizeBytes === undefined ? 0 : (chunkBytes / blockSizeBytes) * digestBytes;
+  const chunkDigestBytes = blockSizeBytes === undefined || streamBlocks ? 0 : (chunkBytes / blockSizeBytes) * digestBytes;
   let digestStaging: number | undefined;
+  let blockHasher: ReturnType<typeof createHasher> | undefined; // the block being streamed
   const startRead = (chunk: number) => {
     if (chunk >= chunkCount) return;
     const offset = chunk * chunkBytes;
@@ -123,7 +130,7 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
   };
   try {
     for (let i = 0; i < Math.min(bufferCount, chunkCount); i++) buffers.push(wasm.alloc(chunkBytes, mapper ? mapper.pageSize : 64));
-    if (blockSizeBytes !== undefined) digestStaging = wasm.alloc(chunkDigestBytes, 16);
+    if (blockSizeBytes !== undefined && !streamBlocks) digestStaging = wasm.alloc(chunkDigestBytes, 16);
     for (let chunk = 0; chunk < bufferCount - 1; chunk++) startRead(chunk);
     for (let chunk = 0; chunk < chunkCount; chunk++) {
       await pending[chunk];
@@ -133,6 +140,7 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
       const address = buffers[chunk % bufferCount];
       if (native) native.updateAt(address, lengthBytes);
       else if (hasher) hasher.updateAt(address, lengthBytes);
+      else if (streamBlocks) await streamChunkOfBlock(address, lengthBytes, offset);
       else await hashChunkBlocks(address, lengthBytes, offset);
       progress.report({ operation: "hash", doneBytes: offset + lengthBytes, totalBytes: sizeBytes });
     }
@@ -143,6 +151,7 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
   } finally {
     await Promise.allSettled(pending);
     hasher?.dispose();
+    blockHasher?.dispose();
     for (const address of buffers) {
       mapper?.release(address, chunkBytes);
       wasm.release(address);
@@ -156,6 +165,20 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
     const digests = wasm.view(digestStaging!, count * digestBytes);
     if (blockDigests) blockDigests.set(digests, (offset / blockSizeBytes!) * digestBytes);
     else return options.onBlockDigests!(offset, digests);
+  }
+
+  /** Adds a chunk to the block it lies in (chunks divide blocks); at the block's end, its digest. */
+  async function streamChunkOfBlock(address: number, lengthBytes: number, offset: number): Promise<void> {
+    blockHasher ??= createHasher(algorithm); // per-block digests use seed 0, as hashBlocksAt does
+    blockHasher.updateAt(address, lengthBytes);
+    const end = offset + lengthBytes;
+    if (end % blockSizeBytes! !== 0 && end !== sizeBytes) return;
+    const digest = blockHasher.digest();
+    blockHasher.dispose();
+    blockHasher = undefined;
+    const blockOffset = offset - (offset % blockSizeBytes!);
+    if (blockDigests) blockDigests.set(digest, (blockOffset / blockSizeBytes!) * digestBytes);
+    else await options.onBlockDigests!(blockOffset, digest);
   }
 }
 
