@@ -11,6 +11,7 @@ import { createVhd, DEFAULT_BLOCK_SIZE_BYTES } from "../formats/vhd/index.js";
 import type { ProgressListener } from "../progress.js";
 import { commitTempFile, removeStaleTempFiles, tempPathFor } from "../io/atomic-file.js";
 import { copy, type CopyReport } from "./copy.js";
+import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES } from "./digest-format.js";
 import { parentsOf, refuseSameFile } from "./image-identity.js";
 import { checkPath, checkRequiredOptions } from "../arguments.js";
 import { acquireWriteLock } from "../io/write-lock.js";
@@ -79,8 +80,10 @@ export async function convertImage(inputPath: string, outputPath: string, option
     }
     const report = await copy(inputPath, tempPath, {
       targetFresh: true,
-      // Zero detection at the output's allocation unit keeps zero blocks unallocated.
-      blockSizeBytes: options.to === "vhd-dynamic" ? (options.blockSizeBytes ?? DEFAULT_BLOCK_SIZE_BYTES) : undefined,
+      // Zero detection at the output's allocation unit keeps zero blocks unallocated, within the
+      // range a copy's blocks take (4 KiB to 64 MiB; VHD blocks go from 512 B to 256 MiB): a
+      // larger VHD block is detected in 64 MiB parts, a smaller one in 4 KiB blocks.
+      blockSizeBytes: options.to === "vhd-dynamic" ? copyBlockSizeFor(options.blockSizeBytes ?? DEFAULT_BLOCK_SIZE_BYTES) : undefined,
       allowLargerTarget: outputSize !== inputSize,
       signal: options.signal,
       onProgress: options.onProgress,
@@ -93,4 +96,9 @@ export async function convertImage(inputPath: string, outputPath: string, option
   } finally {
     await lock?.release();
   }
+}
+
+/** The copy's zero-detection block for a dynamic VHD's block size: the same, within 4 KiB..64 MiB. */
+function copyBlockSizeFor(vhdBlockSizeBytes: number): number {
+  return Math.min(MAX_BLOCK_BYTES, Math.max(MIN_BLOCK_BYTES, vhdBlockSizeBytes));
 }
