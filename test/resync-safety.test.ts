@@ -531,6 +531,28 @@ t.test("a target that cannot grow (EFBIG under a file size limit, as ENOSPC on a
   const resumed = runCli(["resync", source, target, "--resume", "--json"]);
   t.equal(resumed.status, 0, resumed.stderr);
   t.ok(JSON.parse(resumed.stdout).resumedFromBlock > 0, "resumed, not started over");
+  t.equal(JSON.parse(resumed.stdout).jobTotalsComplete, false, "the failed run's last writes are counted by no run: the job totals say they are a lower bound");
   const compare = spawnSync("qemu-img", ["compare", "-f", "raw", "-F", "vpc", source, target], { encoding: "utf8" });
   t.equal(compare.status, 0, `seed ${seed}: identical (${compare.stdout.trim()})`);
+});
+
+t.test("a raw target stopped by EFBIG: the checkpoint and the resumed run's job totals say they are a lower bound", async (t) => {
+  const { seed, prng, dir, source } = pairSetup(t);
+  writeRandomImage(source, 96 * 1024 * 1024, prng, 4 * 1024 * 1024);
+  const target = join(dir, "t.raw");
+  writeFileSync(target, "");
+  truncateSync(target, 96 * 1024 * 1024);
+  // The scan jobs write a segment's blocks themselves: the failed one wrote its first part,
+  // and the segments in flight beside it theirs, none of which reaches the counters. 40 MiB:
+  // past the first segment (32 MiB at most), so that there is a checkpoint to resume from.
+  const run = spawnSync("bash", ["-c", 'ulimit -f 40960; exec "$0" "$1" resync "$2" "$3" --json', process.execPath, CLI_PATH, source, target], { encoding: "utf8" });
+  t.equal(run.status, 4, `exit 4 (recoverable) ${run.signal ?? ""}`);
+  t.match(run.stderr, /^vhdsync: VHDSYNC_NO_SPACE: /m);
+  const saved = JSON.parse(readFileSync(`${target}.vhdsync-checkpoint`, "utf8"));
+  t.equal(saved.countersComplete, false, "the checkpoint of a failed run says its counters are a lower bound");
+  const resumed = JSON.parse(runCli(["resync", source, target, "--resume", "--json"]).stdout);
+  t.ok(resumed.resumedFromBlock > 0, "resumed, not started over");
+  t.equal(resumed.jobTotalsComplete, false, "job totals: a lower bound");
+  t.ok(resumed.jobTotals.bytesWritten <= 96 * 1024 * 1024, "never more than the source");
+  t.equal(fileSha(target), fileSha(source), `seed ${seed}: identical`);
 });

@@ -43,8 +43,9 @@ export interface ResyncCheckpoint {
   /** The work of every run before nextBlock: this run's and the stopped runs' it resumed. */
   counters: SegmentCounters;
   /**
-   * False once a run in the job was killed: what it did after its last checkpoint is counted
-   * by no run (the next one finds those blocks equal), so `counters` are a lower bound.
+   * False once a run in the job was killed, or stopped by an error: what it did after its
+   * last checkpoint (killed), or in the segments it dropped (an error), is counted by no run
+   * (the next one finds those blocks equal), so `counters` are a lower bound.
    * Absent in checkpoints written before the thirteenth session: taken as true.
    */
   countersComplete?: boolean;

@@ -74,8 +74,9 @@ export interface ResyncReport extends SegmentCounters {
   jobTotals?: SegmentCounters;
   /**
    * With jobTotals: false when a run before was killed (resumed from a periodic checkpoint,
-   * now or earlier in the job). Its writes after its last checkpoint are counted by no run,
-   * so the totals are a lower bound. True after clean stops only.
+   * now or earlier in the job) or stopped by an error. Its writes after its last checkpoint,
+   * or in the segments it dropped, are counted by no run, so the totals are a lower bound.
+   * True after clean stops (abort signals, Ctrl-C) only.
    */
   jobTotalsComplete?: boolean;
   checkpointIgnored?: string;
@@ -351,13 +352,18 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
   // Not when target blocks span segments: a flush may give back a block whose other part a
   // scanner has yet to read (through the BAT it opened with), and its room be taken again.
   const background = apply === "caller" && callerSegmentsWholeBlocks(target) ? new BackgroundFlush(target) : undefined;
-  /** Saves a checkpoint: `final` when the run stops after it (see ResyncCheckpoint.final). */
-  const checkpoint = async (final: boolean) => {
+  /**
+   * Saves a checkpoint: `final` when the run stops after it (see ResyncCheckpoint.final).
+   * `counted` is false when the run wrote more than its counters hold: a run stopped by an
+   * error drops the results of the segments still in flight, and the failed one may have
+   * written part of its blocks.
+   */
+  const checkpoint = async (final: boolean, counted = true) => {
     if (options.dryRun) return;
     await background?.settle(); // its release of blocks must not outlast the target's state below
     await target.flush();
     const total = addCounters({ ...plan.resumeCounters }, counters);
-    await saveCheckpoint(plan.checkpointPath, { ...plan.checkpointBase, nextBlock, counters: total, countersComplete: plan.resumeCountersComplete, updatedAt: new Date().toISOString(), target: await fileState(target.path), final });
+    await saveCheckpoint(plan.checkpointPath, { ...plan.checkpointBase, nextBlock, counters: total, countersComplete: plan.resumeCountersComplete && counted, updatedAt: new Date().toISOString(), target: await fileState(target.path), final });
     lastCheckpointMs = monotonicMs();
   };
   const onResult = async (result: SegmentResult) => {
@@ -388,7 +394,7 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
   } catch (error) {
     await pool.close().catch(() => undefined);
     await writer?.abort();
-    if (nextBlock > plan.resumeBlock) await checkpoint(true).catch(() => undefined);
+    if (nextBlock > plan.resumeBlock) await checkpoint(true, false).catch(() => undefined);
     throw error;
   }
   // The last progress event goes out once the run's state is safe: an exception from the

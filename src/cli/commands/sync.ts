@@ -178,7 +178,7 @@ export const resyncCommand: CommandModule<GlobalOptions, ResyncArgs> = {
         const job = report.jobTotals;
         if (job) {
           writeOut(
-            `resumed at block ${report.resumedFromBlock}; the whole job${report.jobTotalsComplete ? "" : " (at least: a run before was killed, and what it did after its last checkpoint is counted by no run)"}: ${job.blocksChanged} blocks differed, wrote ${formatBytes(job.bytesWritten)} (+${formatBytes(job.bytesZeroed)} zeroed), read ${formatBytes(job.bytesRead)}\n`,
+            `resumed at block ${report.resumedFromBlock}; the whole job${report.jobTotalsComplete ? "" : " (at least: a run before was killed or failed, and some of what it wrote is counted by no run)"}: ${job.blocksChanged} blocks differed, wrote ${formatBytes(job.bytesWritten)} (+${formatBytes(job.bytesZeroed)} zeroed), read ${formatBytes(job.bytesRead)}\n`,
           );
         }
       }
