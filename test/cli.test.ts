@@ -57,3 +57,28 @@ t.test("an option given twice is a usage error, before any file is touched", asy
   t.equal(runCli(["resync", a, b, "--dry-run", "--dry-run"]).status, 0);
   t.equal(runCli(["hash", a, b]).status, 0);
 });
+
+t.test("an empty path, name or size is a usage error, before any file is touched", async (t) => {
+  const dir = t.testdir({ "a.raw": Buffer.alloc(8192, 1), "b.raw": Buffer.alloc(8192, 2) });
+  const [a, b] = [`${dir}/a.raw`, `${dir}/b.raw`];
+  const cases: [string[], string][] = [
+    // Before, the library took these for options not given: a plain resync read and wrote b.
+    [["resync", a, b, "--target-digest", ""], "--target-digest is empty"],
+    [["resync", a, b, "--checkpoint="], "--checkpoint is empty"],
+    [["resync", "", b], "the SOURCE argument is empty"],
+    [["copy", a, ""], "the TARGET argument is empty"],
+    [["checksum", a, "-o", ""], "-o is empty"],
+    [["checksum", a, "--output", ""], "--output is empty"],
+    [["hash", a, ""], "the FILES argument is empty"],
+    [["resize", b, ""], "the SIZE argument is empty"],
+    [["snapshot", "create", `${dir}/disk.vhd`, "--name", ""], "--name is empty"],
+    [["log", "apply", `${dir}/x.hrl`, b, "--undo", ""], "--undo is empty"],
+  ];
+  for (const [args, message] of cases) {
+    const run = runCli([...args, "--json"]);
+    t.equal(run.status, 2, args.join(" "));
+    t.match(run.stderr, `vhdsync: VHDSYNC_USAGE: ${message}`);
+    t.same(JSON.parse(run.stdout).error, { code: "VHDSYNC_USAGE", message, recoverable: false, details: {} });
+  }
+  t.same(readFileSync(b), Buffer.alloc(8192, 2), "the target is untouched");
+});

@@ -45,7 +45,10 @@ async function main(args: string[]): Promise<void> {
         throw new VhdsyncError("VHDSYNC_USAGE", first === undefined ? "a command is required" : `unknown command: ${first}`);
       },
     )
-    .middleware((argv): void => refuseRepeatedOptions(argv, parser), true)
+    .middleware((argv): void => {
+      refuseRepeatedOptions(argv, parser);
+      refuseEmptyValues(argv, args);
+    }, true)
     .strict()
     .strictCommands()
     // Wrapping measures every help string (~20 ms of string-width): only when help is shown.
@@ -82,6 +85,21 @@ function refuseRepeatedOptions(argv: Record<string, unknown>, parser: Argv): voi
     // yargs also sets the camel-case spelling and aliases; name the option as typed.
     const name = key.length === 1 ? `-${key}` : `--${key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
     throw new VhdsyncError("VHDSYNC_USAGE", `${name} was given more than once`);
+  }
+}
+
+/**
+ * An empty path, name or size (`-o ""`, `--target-digest ""`, `resync "" t`) is a usage error.
+ * The library would take an empty option for one not given: `resync --target-digest ""` would
+ * read the target, the mode the user did not ask for.
+ */
+function refuseEmptyValues(argv: Record<string, unknown>, args: string[]): void {
+  for (const [key, value] of Object.entries(argv)) {
+    if (key === "_" || key === "$0" || !(value === "" || (Array.isArray(value) && value.includes("")))) continue;
+    const kebab = key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+    const option = key.length === 1 ? `-${key}` : `--${kebab}`;
+    const given = args.some((arg) => arg === option || arg.startsWith(`${option}=`));
+    throw new VhdsyncError("VHDSYNC_USAGE", given ? `${option} is empty` : `the ${kebab.toUpperCase()} argument is empty`);
   }
 }
 
