@@ -149,3 +149,35 @@ t.test("diff and verify whose reader goes away still owe their status: 1 when th
     t.equal(run.stderr, "", `${args[0]}: nothing on stderr`);
   }
 });
+
+t.test("--json --progress: progress (or block) lines, then one final line of type report", async (t) => {
+  const dir = tempDir(t);
+  const prng = new Prng(seed + 1);
+  const a = join(dir, "a.raw");
+  const b = join(dir, "b.raw");
+  writeFileSync(a, prng.bytes(4 * 1024 * 1024));
+  const changed = readFileSync(a);
+  changed.fill(7, 1 << 20, (1 << 20) + 4096);
+  writeFileSync(b, changed);
+  const cases: [string, string[]][] = [
+    ["checksum", ["checksum", a, "-o", join(dir, "a.digest")]],
+    ["diff", ["diff", a, b]],
+    ["verify", ["verify", a, b]],
+    ["hash", ["hash", "--block-size", "1M", a]],
+    ["convert", ["convert", a, join(dir, "a.vhd"), "--to", "vhd-dynamic"]],
+    ["copy", ["copy", a, join(dir, "copy.raw")]],
+    // compare stops at the first difference, before any progress line: compare equal images.
+    ["compare", ["compare", a, join(dir, "copy.raw")]],
+    ["resync", ["resync", a, b]],
+  ];
+  for (const [name, args] of cases) {
+    const run = runCli([...args, "--json", "--progress"]);
+    t.ok(run.status === 0 || run.status === 1, `${name}: exit ${run.status} ${run.stderr}`);
+    const lines = run.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+    const last = lines.pop();
+    t.match(last, { ok: true, type: "report" }, `${name}: the last line is the report`);
+    t.ok(lines.length > 0, `${name}: lines came before it`);
+    const streamed = new Set(lines.map((line) => line.type));
+    t.same([...streamed].sort(), name === "hash" ? ["block", "progress"] : ["progress"], `${name}: the lines before it are ${[...streamed]}`);
+  }
+});

@@ -60,7 +60,7 @@ t.test("--block-size and --json", async (t) => {
     { type: "block", file: path, offset: 4096, length: 4096, digest: expected[1] },
     { type: "block", file: path, offset: 8192, length: 1808, digest: expected[2] },
   ]);
-  t.same(lines.at(-1), { ok: true, algorithm: "xxh64", files: [{ file: path, sizeBytes: 10000, blockSizeBytes: 4096, blockCount: 3 }] });
+  t.same(lines.at(-1), { ok: true, type: "report", algorithm: "xxh64", files: [{ file: path, sizeBytes: 10000, blockSizeBytes: 4096, blockCount: 3 }] });
   const human = runCli(["hash", "--algo", "xxh64", "--block-size", "4096", path]);
   t.same(
     human.stdout.trim().split("\n"),

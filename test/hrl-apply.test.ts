@@ -144,7 +144,7 @@ t.test("CLI: info, extents, apply with undo, refusal, compact", async (t) => {
   const extents = extentLines.slice(0, -1);
   t.ok(extents.every((e) => e.type === "extent"), "extent lines first");
   t.equal(extents.reduce((n: number, e: { length: number }) => n + e.length, 0), parsed.bytesTouched);
-  t.same(extentLines.at(-1), { ok: true, path: tracked.log, extents: parsed.extents, bytesTouched: parsed.bytesTouched });
+  t.same(extentLines.at(-1), { ok: true, type: "report", path: tracked.log, extents: parsed.extents, bytesTouched: parsed.bytesTouched });
   t.equal(compacted.status, 0, compacted.stderr);
   t.ok(existsSync(join(dir, "c.hrl")) && !existsSync(join(dir, "c.hrl.partial")));
   const target = join(dir, "t.raw");

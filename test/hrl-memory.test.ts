@@ -151,7 +151,7 @@ t.test("log info, extents, extents --json, apply --undo and compact of 600k entr
   const json = peakRun(["log", "extents", "--json", log]).trimEnd().split("\n");
   t.equal(json.length, info.extents + 1, "a JSON line per extent, then the totals");
   t.same(JSON.parse(json[0]), { type: "extent", offset: Number(text[0].split(" ")[0]), length: 1 });
-  t.same(JSON.parse(json.at(-1)!), { ok: true, path: log, extents: info.extents, bytesTouched: info.bytesTouched });
+  t.same(JSON.parse(json.at(-1)!), { ok: true, type: "report", path: log, extents: info.extents, bytesTouched: info.bytesTouched });
   const undo = join(dir, "undo.hrl");
   JSON.parse(peakRun(["log", "apply", "--json", log, image, "--undo", undo]));
   const undoInfo = JSON.parse(peakRun(["log", "info", "--json", undo]));

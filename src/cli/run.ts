@@ -19,6 +19,15 @@ export function printJson(value: unknown): void {
   writeOut(JSON.stringify(value, (_key, v) => (typeof v === "bigint" ? v.toString() : v)) + "\n");
 }
 
+/**
+ * Prints a command's final result: `{"ok":true,"type":"report",…}`. Used by every command
+ * that may stream lines before it (`"type":"progress"` with --progress, hash's
+ * `"type":"block"`), so a reader of the stream can tell the result by its type.
+ */
+export function printReport(report: object): void {
+  printJson({ ok: true, type: "report", ...report });
+}
+
 /** Reports an error in the CLI's format and returns the exit code to use. */
 export function reportError(error: unknown, json: boolean): number {
   const vhdsyncError = toVhdsyncError(error);

@@ -4,7 +4,7 @@
 import type { CommandModule } from "yargs";
 import { compareImages } from "../../formats/compare-images.js";
 import { openImage } from "../../formats/open-image.js";
-import { EXIT, printJson, runCommand, type GlobalOptions } from "../run.js";
+import { EXIT, printReport, runCommand, type GlobalOptions } from "../run.js";
 import { progressReporter } from "../progress.js";
 import { writeOut } from "../output.js";
 
@@ -32,7 +32,7 @@ export const compareCommand: CommandModule<GlobalOptions, CompareArgs> = {
           const reporter = progressReporter({ json: argv.json, progress: argv.progress, label: "compare" });
           const result = await compareImages(a, b, { strict: argv.strict, onProgress: reporter.update });
           reporter.done();
-          if (argv.json) printJson({ ok: true, a: argv.a, b: argv.b, ...result });
+          if (argv.json) printReport({ a: argv.a, b: argv.b, ...result });
           else if (result.identical) writeOut("Images are identical.\n");
           else if (result.reason === "size" && argv.strict) writeOut(`Image size mismatch: ${result.sizeA} vs ${result.sizeB} bytes\n`);
           else writeOut(`Content mismatch at offset ${result.firstDifferenceOffset}!\n`);

@@ -5,7 +5,7 @@ import type { CommandModule } from "yargs";
 import { CONVERT_TARGETS, convertImage, type ConvertTarget } from "../../sync/convert.js";
 import { VhdsyncError } from "../../errors.js";
 import { vhdBlockSizeProblem } from "../../formats/vhd/create-vhd.js";
-import { EXIT, parseSize, printJson, runCommand, usageError, type GlobalOptions } from "../run.js";
+import { EXIT, parseSize, printReport, runCommand, usageError, type GlobalOptions } from "../run.js";
 import { formatBytes, progressReporter } from "../progress.js";
 import { interruptSignal } from "../interrupt.js";
 import { writeOut } from "../output.js";
@@ -51,7 +51,7 @@ export const convertCommand: CommandModule<GlobalOptions, ConvertArgs> = {
         })
         .finally(() => interrupt.dispose());
       reporter.done();
-      if (argv.json) printJson({ ok: true, ...report });
+      if (argv.json) printReport(report);
       else {
         writeOut(
           `${argv.output}: ${argv.to}, ${formatBytes(report.outputVirtualSizeBytes)} ` +

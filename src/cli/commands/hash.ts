@@ -8,7 +8,7 @@ import { DEFAULT_HASH_ALGORITHM, HASH_ALGORITHMS, digestLength, toHex, type Hash
 import { hashImage } from "../../hash/hash-image.js";
 import { flatDataOf } from "../../formats/flat-file.js";
 import { progressReporter } from "../progress.js";
-import { EXIT, parseSize, printJson, runCommand, usageError, type GlobalOptions } from "../run.js";
+import { EXIT, parseSize, printReport, runCommand, usageError, type GlobalOptions } from "../run.js";
 import { stopWhenReaderGoes, writeOut, writeOutPaced } from "../output.js";
 
 interface HashArgs extends GlobalOptions {
@@ -86,7 +86,7 @@ export const hashCommand: CommandModule<GlobalOptions, HashArgs> = {
       }
       const files = [];
       for (const path of argv.files) files.push(await hashOne(path, algorithm, blockSizeBytes, argv));
-      if (argv.json) printJson({ ok: true, algorithm, files });
+      if (argv.json) printReport({ algorithm, files });
       return EXIT.OK;
     }),
 };

@@ -9,7 +9,7 @@ import { openLog, type HrlLog, type OpenLogOptions } from "../../hrl/hrl-log.js"
 import { hrlTimestampToIso } from "../../hrl/layout.js";
 import { recoverLog } from "../../hrl/recover-log.js";
 import { formatBytes, progressReporter } from "../progress.js";
-import { EXIT, printJson, runCommand, type GlobalOptions } from "../run.js";
+import { EXIT, printJson, printReport, runCommand, type GlobalOptions } from "../run.js";
 import { stopWhenReaderGoes, writeOut, writeOutPaced } from "../output.js";
 
 interface LogArgs extends GlobalOptions {
@@ -131,7 +131,7 @@ const applyCommand: CommandModule<GlobalOptions, LogArgs> = {
           onProgress: reporter.update,
         });
         reporter.done();
-        if (argv.json) printJson({ ok: true, ...result });
+        if (argv.json) printReport(result);
         else {
           const resumed = result.resumedFromEntry > 0 ? ` (resumed at entry ${result.resumedFromEntry})` : "";
           const undo = result.undoPath ? `; undo log ${result.undoPath}` : "";
@@ -177,7 +177,7 @@ const extentsCommand: CommandModule<GlobalOptions, LogArgs> = {
       withLog(argv.log, {}, async (log) => {
         stopWhenReaderGoes();
         const totals = await streamExtents(log, Boolean(argv.json));
-        if (argv.json) printJson({ ok: true, path: log.path, ...totals });
+        if (argv.json) printReport({ path: log.path, ...totals });
         return EXIT.OK;
       }),
     ),

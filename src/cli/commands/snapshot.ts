@@ -5,7 +5,7 @@ import type { Argv, CommandModule } from "yargs";
 import { createSnapshot, deleteSnapshot, listSnapshots, mergeSnapshots, resumeSnapshotOperation, revertSnapshot } from "../../snapshot/index.js";
 import type { SnapshotListing } from "../../snapshot/index.js";
 import { formatBytes, progressReporter } from "../progress.js";
-import { EXIT, printJson, runCommand, type GlobalOptions } from "../run.js";
+import { EXIT, printJson, printReport, runCommand, type GlobalOptions } from "../run.js";
 import { writeOut } from "../output.js";
 
 interface SnapshotArgs extends GlobalOptions {
@@ -82,7 +82,7 @@ const subcommands: CommandModule<GlobalOptions, SnapshotArgs>[] = [
         const reporter = progressReporter({ json: argv.json, progress: argv.progress, label: "delete" });
         const result = await deleteSnapshot(argv.disk, argv.snapshot!, { onProgress: reporter.update });
         reporter.done();
-        if (argv.json) printJson({ ok: true, ...result });
+        if (argv.json) printReport(result);
         else writeOut(`Snapshot ${result.deleted} deleted.\n`);
         return EXIT.OK;
       }),
@@ -96,7 +96,7 @@ const subcommands: CommandModule<GlobalOptions, SnapshotArgs>[] = [
         const reporter = progressReporter({ json: argv.json, progress: argv.progress, label: "merge" });
         const result = await mergeSnapshots(argv.disk, { into: argv.into, onProgress: reporter.update });
         reporter.done();
-        if (argv.json) printJson({ ok: true, ...result });
+        if (argv.json) printReport(result);
         else writeOut(`Merged into ${result.disk}; snapshots consumed: ${result.merged.join(", ")}\n`);
         return EXIT.OK;
       }),

@@ -13,7 +13,7 @@ import type { BlockHashAlgorithm } from "../../sync/block-hasher.js";
 import { VhdsyncError } from "../../errors.js";
 import { checkBlockSize } from "../../sync/digest-format.js";
 import { checkWorkers } from "../../sync/scan-workers.js";
-import { EXIT, parseSize, printJson, runCommand, usageError, type GlobalOptions } from "../run.js";
+import { EXIT, parseSize, printReport, runCommand, usageError, type GlobalOptions } from "../run.js";
 import { formatBytes, progressReporter } from "../progress.js";
 import { interruptSignal } from "../interrupt.js";
 import { writeOut } from "../output.js";
@@ -68,7 +68,7 @@ async function withProgress<T>(argv: SyncArgs, label: string, body: (options: { 
 }
 
 function printDiff(argv: SyncArgs, report: DiffReport): number {
-  if (argv.json) printJson({ ok: true, ...report });
+  if (argv.json) printReport(report);
   else if (report.equal) writeOut(`identical (${report.blocksTotal} blocks of ${formatBytes(report.blockSizeBytes)})\n`);
   else {
     writeOut(`${report.blocksDiffering} of ${report.blocksTotal} blocks differ (${formatBytes(report.bytesDiffering)}):\n`);
@@ -94,7 +94,7 @@ export const checksumCommand: CommandModule<GlobalOptions, ChecksumArgs> = {
   handler: (argv) =>
     runCommand(argv, async () => {
       const report = await withProgress(argv, "checksum", (extra) => checksum(argv.image, argv.output, { blockSizeBytes: blockSizeOf(argv), algo: argv.hash, workers: workersOf(argv), ...extra }));
-      if (argv.json) printJson({ ok: true, ...report });
+      if (argv.json) printReport(report);
       else writeOut(`${argv.output}: ${report.blocksTotal} blocks (${report.blocksData} data, ${report.blocksZero} zero/unallocated), ${report.algo}, ${report.seconds.toFixed(2)} s\n`);
       return EXIT.OK;
     }),
@@ -166,7 +166,7 @@ export const resyncCommand: CommandModule<GlobalOptions, ResyncArgs> = {
         }),
       );
       if (report.digestNotUpdated) process.stderr.write(`vhdsync: note: --update-digest: ${report.digestNotUpdated}\n`);
-      if (argv.json) printJson({ ok: true, type: "report", ...report });
+      if (argv.json) printReport(report);
       else {
         // A dry run counts no bytes (it writes none); it used to print "would write 0 B".
         const written = report.dryRun ? "nothing written (dry run)" : `wrote ${formatBytes(report.bytesWritten)} (+${formatBytes(report.bytesZeroed)} zeroed)`;
@@ -193,7 +193,7 @@ export const copyCommand: CommandModule<GlobalOptions, ResyncArgs> = {
   handler: (argv) =>
     runCommand(argv, async () => {
       const report = await withProgress(argv, "copy", (extra) => copy(argv.source, argv.target, { blockSizeBytes: blockSizeOf(argv), workers: workersOf(argv), ...extra }));
-      if (argv.json) printJson({ ok: true, ...report });
+      if (argv.json) printReport(report);
       else writeOut(`copied ${formatBytes(report.bytesWritten)} of data (${formatBytes(report.virtualSizeBytes)} virtual) in ${report.seconds.toFixed(2)} s\n`);
       return EXIT.OK;
     }),
