@@ -74,6 +74,11 @@ t.test("size mismatch is refused (exit 3); --resize grows and shrinks the target
     t.equal(refused.status, 3, refused.stderr);
     t.match(refused.stderr, /VHDSYNC_SIZE_MISMATCH/);
     t.equal(fileSha(target), before, "nothing written");
+    const preview = runCli(["resync", source, target, "--resize", "--dry-run", "--json"]);
+    t.equal(preview.status, 3, "a dry run cannot preview a resize");
+    t.equal(JSON.parse(preview.stdout).error.code, "VHDSYNC_UNSUPPORTED");
+    t.match(preview.stderr, /vhdsync compare/, "the refusal names what can");
+    t.equal(fileSha(target), before, "nothing written");
     const json = targetSize === 65536;
     const resized = runCli(["resync", source, target, "--resize", ...(json ? ["--json"] : [])]);
     t.equal(resized.status, 0, resized.stderr);

@@ -204,7 +204,7 @@ async function preparePlan(sourcePath: string, targetPath: string, options: Resy
       });
     }
     if (sizeMismatch && options.dryRun) {
-      throw new VhdsyncError("VHDSYNC_UNSUPPORTED", "a dry run cannot preview a resize; run without --dry-run, or compare with vhdsync diff", { path: targetPath });
+      throw new VhdsyncError("VHDSYNC_UNSUPPORTED", "a dry run cannot preview a resize; run without --dry-run (vhdsync compare SOURCE TARGET says whether the images differ past a zero tail, and where they first do)", { path: targetPath });
     }
     if (sizeMismatch && digest) {
       throw new VhdsyncError("VHDSYNC_SIZE_MISMATCH", "cannot resize a target described by a target digest; resync without --target-digest", { path: targetPath });
