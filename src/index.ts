@@ -21,7 +21,7 @@ export { probeFilesystem } from "./io/native-probe.js";
 export type { FilesystemProbe, ProbeCheck } from "./io/native-probe.js";
 export { VhdxImage, isVhdx, checkVhdx } from "./formats/vhdx/index.js";
 export type { VhdxStructure } from "./formats/vhdx/index.js";
-export { openVhd, createVhd, VhdImage, VhdFixedImage, VhdDynamicImage, VhdDifferencingImage, geometryForSize as vhdGeometryForSize } from "./formats/vhd/index.js";
+export { openVhd, createVhd, VHD_MIN_NEW_BLOCK_BYTES, VhdImage, VhdFixedImage, VhdDynamicImage, VhdDifferencingImage, geometryForSize as vhdGeometryForSize } from "./formats/vhd/index.js";
 export type { CreateVhdOptions, OpenVhdOptions, VhdFooter, VhdHeader, VhdGeometry } from "./formats/vhd/index.js";
 export { DEFAULT_HASH_ALGORITHM, HASH_ALGORITHMS, digestLength, toHex, hashBytes, hashBlocks, hashBlocksAt, createHasher, hashFile, hashImage } from "./hash/index.js";
 export type { HashAlgorithm, Hasher, HashResult, HashStreamOptions } from "./hash/index.js";

@@ -9,6 +9,7 @@ import t from "tap";
 import { checkImage, MAX_CHECK_PROBLEMS } from "../dist/index.js";
 import { runCli } from "./helpers/cli.js";
 import { tempDir } from "./helpers/tmp.js";
+import { setVhdBlockSize } from "./helpers/vhd.js";
 
 const SECTOR = 512;
 
@@ -18,8 +19,10 @@ const SECTOR = 512;
  * BAT entries pointing past the footer instead.
  */
 function damagedVhd(path: string, blocks: number, pastEnd = 0): void {
-  const created = runCli(["create", "--type", "dynamic", "--size", String(blocks * SECTOR), "--block-size", "512", path]);
+  // vhdsync creates 4 KiB blocks at least; the header is then rewritten to 512-byte ones.
+  const created = runCli(["create", "--type", "dynamic", "--size", String(blocks * 4096), "--block-size", "4K", path]);
   if (created.status !== 0) throw new Error(created.stderr);
+  setVhdBlockSize(path, SECTOR);
   const file = readFileSync(path);
   const footer = file.subarray(file.length - SECTOR);
   const headerOffset = Number(footer.readBigUInt64BE(16));

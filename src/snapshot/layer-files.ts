@@ -6,7 +6,7 @@ import { stat } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import type { DiskImage } from "../formats/disk-image.js";
 import { openImage } from "../formats/open-image.js";
-import { createVhd } from "../formats/vhd/index.js";
+import { createVhd, VHD_MIN_NEW_BLOCK_BYTES } from "../formats/vhd/index.js";
 
 /** What `snapshot list` and the step machines know about a layer. */
 export interface LayerFacts {
@@ -80,14 +80,15 @@ export async function inspectLayer(path: string): Promise<LayerFacts> {
 
 /**
  * Creates an empty differencing VHD at `path` whose parent is `parentPath` (same size; block
- * size of the parent when it has one). Refuses to overwrite.
+ * size of the parent when it has one, at least 4 KiB). Refuses to overwrite.
  * @throws VHDSYNC_INVALID_ARGUMENT (file exists), VHDSYNC_CHAIN_BROKEN, OS error codes
  */
 export async function createChildLayer(path: string, parent: LayerFacts): Promise<void> {
   const child = await createVhd(path, {
     type: "differencing",
     parentPath: parent.path,
-    blockSizeBytes: parent.blockSizeBytes ?? DEFAULT_CHILD_BLOCK_BYTES,
+    // A parent with blocks under 4 KiB (readable, but not a size vhdsync creates) gets 4 KiB ones.
+    blockSizeBytes: Math.max(parent.blockSizeBytes ?? DEFAULT_CHILD_BLOCK_BYTES, VHD_MIN_NEW_BLOCK_BYTES),
   });
   await child.close();
 }

@@ -81,8 +81,8 @@ export async function convertImage(inputPath: string, outputPath: string, option
     const report = await copy(inputPath, tempPath, {
       targetFresh: true,
       // Zero detection at the output's allocation unit keeps zero blocks unallocated, within the
-      // range a copy's blocks take (4 KiB to 64 MiB; VHD blocks go from 512 B to 256 MiB): a
-      // larger VHD block is detected in 64 MiB parts, a smaller one in 4 KiB blocks.
+      // range a copy's blocks take (4 KiB to 64 MiB; new VHD blocks go from 4 KiB to 256 MiB):
+      // a larger VHD block is detected in 64 MiB parts.
       blockSizeBytes: options.to === "vhd-dynamic" ? copyBlockSizeFor(options.blockSizeBytes ?? DEFAULT_BLOCK_SIZE_BYTES) : undefined,
       allowLargerTarget: outputSize !== inputSize,
       signal: options.signal,

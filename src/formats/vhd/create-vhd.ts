@@ -38,7 +38,7 @@ export interface CreateVhdOptions {
   type: "fixed" | "dynamic" | "differencing";
   /** Virtual size in bytes, a multiple of 512 (differencing: defaults to the parent's size). */
   sizeBytes?: number;
-  /** Block size of dynamic/differencing disks (power of two, 512 B .. 256 MiB; default 2 MiB). */
+  /** Block size of dynamic/differencing disks (power of two, 4 KiB .. 256 MiB; default 2 MiB). */
   blockSizeBytes?: number;
   /** Parent of a differencing disk. */
   parentPath?: string;
@@ -87,10 +87,21 @@ export function vhdSizeProblem(type: CreateVhdOptions["type"], sizeBytes: number
   return undefined;
 }
 
+/**
+ * Smallest block size of a VHD vhdsync creates. The spec allows 512 B, and vhdsync reads such
+ * disks, but qemu (7.2) reads blocks under 4 KiB at the wrong place (it sizes their sector
+ * bitmap as 0 bytes) and libvhdi fails to read them: a disk made with them would be misread.
+ */
+export const VHD_MIN_NEW_BLOCK_BYTES = 4096;
+/** Largest block size of a VHD vhdsync creates (and reads). */
+export const VHD_MAX_BLOCK_BYTES = 256 * 1024 * 1024;
+
 /** Why `blockSizeBytes` cannot be a new VHD's block size, or undefined when it can. */
 export function vhdBlockSizeProblem(blockSizeBytes: number): string | undefined {
-  if (!Number.isSafeInteger(blockSizeBytes) || blockSizeBytes < 512 || blockSizeBytes > 256 * 1024 * 1024 || (blockSizeBytes & (blockSizeBytes - 1)) !== 0) {
-    return `VHD block size must be a power of two from 512 B to 256 MiB: ${blockSizeBytes}`;
+  if (!Number.isSafeInteger(blockSizeBytes) || blockSizeBytes < VHD_MIN_NEW_BLOCK_BYTES || blockSizeBytes > VHD_MAX_BLOCK_BYTES || (blockSizeBytes & (blockSizeBytes - 1)) !== 0) {
+    const small = Number.isSafeInteger(blockSizeBytes) && blockSizeBytes >= 512 && blockSizeBytes < VHD_MIN_NEW_BLOCK_BYTES && (blockSizeBytes & (blockSizeBytes - 1)) === 0;
+    const why = small ? " (blocks under 4 KiB are valid by the spec, but qemu and libvhdi misread them)" : "";
+    return `VHD block size must be a power of two from 4 KiB to 256 MiB${why}: ${blockSizeBytes}`;
   }
   return undefined;
 }
