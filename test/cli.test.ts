@@ -82,3 +82,25 @@ t.test("an empty path, name or size is a usage error, before any file is touched
   }
   t.same(readFileSync(b), Buffer.alloc(8192, 2), "the target is untouched");
 });
+
+t.test("usage messages name what is wrong: an unknown command or subcommand, an extra argument, an unknown option", async (t) => {
+  const cases: [string[], string][] = [
+    [["nosuch", "a"], "unknown command: nosuch"],
+    [["snapshot", "nosuch", "disk.vhd"], "unknown snapshot command: nosuch (see vhdsync snapshot --help)"],
+    [["log", "nosuch"], "unknown log command: nosuch (see vhdsync log --help)"],
+    [["snapshot"], "name a snapshot command: create, list, revert, delete, merge or resume"],
+    [["log"], "name a log command: info, verify, apply, extents, compact or recover"],
+    [["resync", "a", "b", "extra"], "unexpected argument: extra (see vhdsync resync --help)"],
+    [["resync", "a", "b", "extra", "more", "--dry-run"], "unexpected arguments: extra more (see vhdsync resync --help)"],
+    [["log", "extents", "x.hrl", "x.hrl"], "unexpected argument: x.hrl (see vhdsync log extents --help)"],
+    [["snapshot", "create", "d.vhd", "extra"], "unexpected argument: extra (see vhdsync snapshot create --help)"],
+    [["verify", "a", "b", "--nosuch"], "unknown option: --nosuch"],
+    [["verify", "a", "b", "--nosuch=1", "-z"], "unknown options: --nosuch -z"],
+  ];
+  for (const [args, message] of cases) {
+    const run = runCli([...args, "--json"]);
+    t.equal(run.status, 2, `${args.join(" ")}: exit 2`);
+    t.equal(JSON.parse(run.stdout).error.message, message, args.join(" "));
+    t.match(run.stderr, `vhdsync: VHDSYNC_USAGE: ${message}\n`);
+  }
+});

@@ -2,7 +2,7 @@
 // The vhdsync command line: a thin shell over the library (src/index.ts).
 
 import type { Argv } from "yargs";
-import { loadCommands } from "./commands/index.js";
+import { COMMAND_NAMES, GROUP_COMMAND_NAMES, loadCommands } from "./commands/index.js";
 import { scanCommandOf } from "./scan-commands.js";
 import { EXIT, printJson, reportError } from "./run.js";
 import { VhdsyncError } from "../errors.js";
@@ -55,7 +55,7 @@ async function main(args: string[]): Promise<void> {
     .wrap(args.includes("--help") ? Math.min(110, process.stdout.columns ?? 100) : null)
     .fail((message, error) => {
       if (error) throw error;
-      throw new VhdsyncError("VHDSYNC_USAGE", message);
+      throw new VhdsyncError("VHDSYNC_USAGE", usageMessage(message, args));
     })
     .help();
   skipHelpCache(parser);
@@ -70,6 +70,38 @@ async function main(args: string[]): Promise<void> {
     }
     process.exitCode = reportError(error, json);
   }
+}
+
+/**
+ * yargs (strictCommands) reports every word past a command's positional arguments as an unknown
+ * command ("Unknown command: extra" for `resync a b extra`): after a command, or a group's
+ * subcommand, such words are unexpected arguments; after a group's name, an unknown subcommand.
+ * A first word that is no command at all it reports as an unknown argument.
+ */
+export function usageMessage(message: string, args: string[]): string {
+  const unknown = /^Unknown (commands?|arguments?): (.+)$/.exec(message);
+  if (!unknown) return message;
+  const words = unknown[2].split(", ");
+  const first = args.find((arg) => !arg.startsWith("-"));
+  // A first word that names no command (yargs: "Unknown argument: nosuch").
+  if (words[0] === first && !COMMAND_NAMES.includes(first)) return `unknown command: ${first}`;
+  if (unknown[1].startsWith("argument")) {
+    // yargs names an unknown option without its dashes ("Unknown argument: nosuch" for --nosuch).
+    const options = words.map((word) => args.find((arg) => arg === `--${word}` || arg.startsWith(`--${word}=`) || arg === `-${word}`)?.replace(/=.*$/s, ""));
+    if (options.every((option) => option !== undefined)) return `unknown option${options.length > 1 ? "s" : ""}: ${options.join(" ")}`;
+    return message;
+  }
+  // Where the words start: the latest place they follow each other in args (in order).
+  let start = -1;
+  for (let i = args.length - 1, j = words.length - 1; i >= 0 && j >= 0; i--) {
+    if (args[i] === words[j] && --j < 0) start = i;
+  }
+  const before = args.slice(0, Math.max(0, start)).filter((arg) => !arg.startsWith("-"));
+  const command = before[0];
+  if (start < 0 || command === undefined || !COMMAND_NAMES.includes(command)) return message;
+  if (before.length === 1 && GROUP_COMMAND_NAMES.includes(command)) return `unknown ${command} command: ${words[0]} (see vhdsync ${command} --help)`;
+  const named = GROUP_COMMAND_NAMES.includes(command) ? before.slice(0, 2).join(" ") : command;
+  return `unexpected argument${words.length > 1 ? "s" : ""}: ${words.join(" ")} (see vhdsync ${named} --help)`;
 }
 
 /**

@@ -31,6 +31,9 @@ const groups: CommandGroup[] = [
 /** Every top-level command name (for tests and completion). */
 export const COMMAND_NAMES: string[] = groups.flatMap((group) => group.names);
 
+/** Top-level commands whose first argument names a subcommand. */
+export const GROUP_COMMAND_NAMES: string[] = ["log", "snapshot"];
+
 function groupOf(args: string[]): CommandGroup | undefined {
   const index = args.findIndex((arg) => !arg.startsWith("-"));
   return index < 0 ? undefined : groups.find((candidate) => candidate.names.includes(args[index]));

@@ -220,7 +220,7 @@ const recoverCommand: CommandModule<GlobalOptions, LogArgs> = {
 };
 
 export const logCommand: CommandModule<GlobalOptions, GlobalOptions> = {
-  command: "log <command>",
+  command: "log",
   describe: "Hyper-V Replica logs (.hrl): info, verify, apply, extents, compact, recover",
   builder: (yargs) =>
     yargs
@@ -230,6 +230,6 @@ export const logCommand: CommandModule<GlobalOptions, GlobalOptions> = {
       .command(extentsCommand)
       .command(compactCommand)
       .command(recoverCommand)
-      .demandCommand(1, "name a log command"),
+      .demandCommand(1, "name a log command: info, verify, apply, extents, compact or recover"),
   handler: () => undefined,
 };

@@ -117,8 +117,8 @@ const subcommands: CommandModule<GlobalOptions, SnapshotArgs>[] = [
 ];
 
 export const snapshotCommand: CommandModule<GlobalOptions, GlobalOptions> = {
-  command: "snapshot <command>",
+  command: "snapshot",
   describe: "Snapshots of VHD disks as differencing chains: create, list, revert, delete, merge, resume",
-  builder: (yargs) => yargs.command(subcommands as CommandModule<GlobalOptions, GlobalOptions>[]).demandCommand(1),
+  builder: (yargs) => yargs.command(subcommands as CommandModule<GlobalOptions, GlobalOptions>[]).demandCommand(1, "name a snapshot command: create, list, revert, delete, merge or resume"),
   handler: () => {},
 };
