@@ -341,7 +341,9 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
     let zeros = zeros(if needs_zeros { window as usize } else { 0 });
     let mut last_changed = u64::MAX;
     let mut last_non_zero = u64::MAX;
-    let mut counted_to = job.start; // blocks starting before this are counted
+    // Blocks before this index are counted as compared: a block is compared when any part of
+    // it is (a write-mode unit is 4 KiB, smaller than the block, and may start inside it).
+    let mut counted_blocks = job.start / job.block;
     let mut written: Option<(u64, u64)> = None; // file range of the target written to
     let joinable = [source_origin.joinable(), target_origin.joinable()];
     for span in spans(&job.active, window, mode.join_gap(), joinable) {
@@ -352,9 +354,9 @@ pub fn compare_segment(job: &CompareJob) -> Outcome<CompareCounts> {
         let (a, b) = (source.bytes(), target.bytes());
         let place = Place { window_start: span.from, target_at: span.target_at };
         for (from, to) in span.parts(&job.active) {
-            let first_block = from.div_ceil(job.block).max(counted_to.div_ceil(job.block));
+            let first_block = (from / job.block).max(counted_blocks);
             counts.blocks_compared += to.div_ceil(job.block).saturating_sub(first_block);
-            counted_to = to;
+            counted_blocks = counted_blocks.max(to.div_ceil(job.block));
             // The data run being gathered, written when it ends (or its part does). Runs never
             // span two parts: what lies between ranges is unallocated on both sides, so equal.
             let mut run: Option<(u64, u64)> = None;

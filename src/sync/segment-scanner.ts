@@ -182,6 +182,7 @@ export class SegmentScanner {
       segmentBytes: endBytes - startBytes,
       frameDigestBytes: 0,
       lastChangedBlock: -1,
+      lastComparedBlock: -1,
       nonZeroBlocks: 0,
       lastNonZeroBlock: -1,
       targetDigestIndex: 0,
@@ -196,6 +197,8 @@ export class SegmentScanner {
     await this.flushPendingZero(state);
     // Compare and copy count the blocks with data (a block larger than a window in parts); the others read as zeros.
     if (!hashing) state.counters.blocksZero = task.blockCount - state.nonZeroBlocks;
+    // Compare: the blocks no compared range overlaps were unallocated on both sides.
+    if (this.config.mode === "compare") state.counters.blocksUnallocated = task.blockCount - state.counters.blocksCompared;
     const result: SegmentResult = { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters: state.counters, changes: state.changes.toArray() };
     if (state.data) result.data = state.data.subarray(0, state.dataBytes);
     if (hashing) {
@@ -216,37 +219,46 @@ export class SegmentScanner {
     const sourceParts = clip(sourceMap, offset, length);
     const targetParts = clip(targetMap, offset, length);
     const counters = state.counters;
-    if (sourceParts.length === 0 && targetParts.length === 0) {
-      this.countBlocks(offset, length, counters, "unallocated");
-      return;
-    }
+    if (sourceParts.length === 0 && targetParts.length === 0) return; // unallocated: counted at the segment's end
     let cursor = 0;
     const active = activeUnits(sourceParts, targetParts, offset, unit, units);
     for (let i = 0; i < active.length; i += 2) {
       const [first, last] = [active[i], active[i + 1]];
-      if (first > cursor) this.skipUnits(offset, length, unit, cursor, first, counters);
+      if (first > cursor) this.skipUnits(cursor, first);
       const start = offset + first * unit;
       const size = Math.min(offset + length, offset + last * unit) - start;
       const at = first * unit;
       await this.readParts(this.source, this.bufferA, at, start, size, clip(sourceParts, start, size), counters);
       await this.readParts(this.target!, this.bufferB, at, start, size, clip(targetParts, start, size), counters);
       checkStatus(this.wasm.exports.compareZeroBlocks(this.bufferA + at, this.bufferB + at, size, unit, this.flags + first, this.zeroFlags + first, this.countAddress), "block compare");
-      this.countBlocks(start, size, counters, "compared");
+      this.countComparedBlocks(start, size, state);
       const [differing, zeros] = this.counts;
       this.noteNonZeroUnits(first, last, offset, unit, zeros, state);
       if (differing > 0) this.noteChangedUnits(first, last, offset, unit, state);
       cursor = last;
     }
-    if (cursor < units) this.skipUnits(offset, length, unit, cursor, units, counters);
+    if (cursor < units) this.skipUnits(cursor, units);
     await this.recordRuns(offset, length, unit, { flags: this.flagsView, value: 1 }, state);
   }
 
-  /** Units [first, last) of a window are unallocated on both sides: no difference, zeros, nothing read. */
-  private skipUnits(offset: number, length: number, unit: number, first: number, last: number, counters: SegmentCounters): void {
+  /** Units [first, last) of a window are unallocated on both sides: no difference, zeros, nothing read (counted at the segment's end). */
+  private skipUnits(first: number, last: number): void {
     this.wasm.bytes.fill(0, this.flags + first, this.flags + last);
     this.wasm.bytes.fill(1, this.zeroFlags + first, this.zeroFlags + last);
-    const start = offset + first * unit;
-    this.countBlocks(start, Math.min(offset + length, offset + last * unit) - start, counters, "unallocated");
+  }
+
+  /**
+   * Counts as compared the blocks that overlap [start, start+size) and are not counted yet: a
+   * block is compared when any part of it is (units may be smaller than blocks: the 4 KiB
+   * pieces of a resync that writes, a dynamic image's own blocks), as the native scan counts.
+   */
+  private countComparedBlocks(start: number, size: number, state: ScanState): void {
+    const block = this.config.blockSizeBytes;
+    const first = Math.max(Math.floor(start / block), state.lastComparedBlock + 1);
+    const last = Math.ceil((start + size) / block) - 1;
+    if (last < first) return;
+    state.counters.blocksCompared += last - first + 1;
+    state.lastComparedBlock = last;
   }
 
   /**
@@ -562,6 +574,8 @@ interface ScanState {
   /** Bytes of packed digests in the segment's frame so far (hash modes). */
   frameDigestBytes: number;
   lastChangedBlock: number;
+  /** The last block counted as compared (compare mode). */
+  lastComparedBlock: number;
   /** Blocks with data so far (compare, copy), and the last of them (units smaller than blocks). */
   nonZeroBlocks: number;
   lastNonZeroBlock: number;
