@@ -11,6 +11,7 @@ import { chmodSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, sta
 import { basename, dirname, join } from "node:path";
 import { hostname, tmpdir } from "node:os";
 import { createVhd } from "../dist/formats/vhd/index.js";
+import { openImage } from "../dist/formats/open-image.js";
 import { checksum } from "../dist/sync/checksum.js";
 import { copy } from "../dist/sync/copy.js";
 import { diff } from "../dist/sync/diff.js";
@@ -507,9 +508,11 @@ t.test("--resume starts over when a parent of the target (or source) changed", a
   t.equal(runCli(["create", "--type", "differencing", "--parent", parent, child]).status, 0);
   const stop = new AbortController();
   await t.rejects(resync(source, child, { workers: 1, checkpointIntervalMs: 0, signal: stop.signal, onProgress: () => stop.abort() }), { code: "VHDSYNC_INTERRUPTED" });
-  const noise = join(dir, "noise.img");
-  writeRandomImage(noise, 64 * MIB, pairSetup(t).prng);
-  await resync(noise, parent); // the child's own file is not touched
+  // Another tool writes to the parent (vhdsync's own writers refuse a disk others depend on);
+  // the child's own file is not touched.
+  const written = await openImage(parent, { readOnly: false });
+  await written.write(pairSetup(t).prng.bytes(MIB), 8 * MIB);
+  await written.close();
   const report = await resync(source, child, { resume: true });
   t.match(report.checkpointIgnored, /a parent of the target changed/);
   t.equal((await verify(source, child)).equal, true, "the target equals the source");

@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { VhdsyncError } from "../errors.js";
 import type { DiskImage } from "../formats/disk-image.js";
+import { refuseWritingDependedOn } from "../formats/vhd/vhd-children.js";
 import { RawImage } from "../formats/raw.js";
 import { throttle, type ProgressListener } from "../progress.js";
 import { defaultStatePath, readApplyState, writeApplyState, type ApplyInProgress, type ApplyState } from "./apply-state.js";
@@ -59,6 +60,7 @@ export async function applyLog(image: DiskImage, logPath: string, options: Apply
   checkPath(logPath, "logPath");
   checkOptions(options);
   if (image.readOnly) throw new VhdsyncError("VHDSYNC_READ_ONLY", `${image.path}: image is open read-only`, { path: image.path });
+  await refuseWritingDependedOn(image, "apply a log to");
   const statePath = options.statePath ?? defaultStatePath(image.path);
   const undoPath = options.undoPath ? resolve(options.undoPath) : null;
   // One writer per image, as for resync and copy (src/io/write-lock.ts).

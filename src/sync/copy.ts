@@ -5,6 +5,7 @@
 import { existsSync, promises as fsp } from "node:fs";
 import { VhdsyncError } from "../errors.js";
 import type { DiskImage } from "../formats/disk-image.js";
+import { refuseWritingDependedOn } from "../formats/vhd/vhd-children.js";
 import { openImage } from "../formats/open-image.js";
 import { RawImage } from "../formats/raw.js";
 import { throttle, type ProgressListener } from "../progress.js";
@@ -83,6 +84,7 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
     if (created) await removeStaleTempFiles(targetPath);
     target = created ? await RawImage.create(writePath, source.virtualSize) : await openImage(targetPath, { readOnly: false });
     refuseReadOnlyFormat(target);
+    if (!created) await refuseWritingDependedOn(target, "copy into");
     const sizeAccepted = target.virtualSize === source.virtualSize || (options.allowLargerTarget && target.virtualSize > source.virtualSize);
     if (!sizeAccepted) {
       throw new VhdsyncError("VHDSYNC_SIZE_MISMATCH", `${sourcePath} is ${source.virtualSize} bytes but ${targetPath} is ${target.virtualSize}`, { path: targetPath });

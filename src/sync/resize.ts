@@ -6,13 +6,11 @@
 // for (as qemu-img resize --shrink). The image's write lock is held throughout, as a resync
 // holds its target's.
 
-import { realpath } from "node:fs/promises";
-import { dirname } from "node:path";
 import { checkOptions, checkPath } from "../arguments.js";
-import { VhdsyncError, toVhdsyncError } from "../errors.js";
+import { VhdsyncError } from "../errors.js";
 import { openImage } from "../formats/open-image.js";
 import type { DiskImage, ImageFormat } from "../formats/disk-image.js";
-import { childrenInDirectory } from "../formats/vhd/vhd-children.js";
+import { dependentsOf } from "../formats/vhd/vhd-children.js";
 import { acquireWriteLock } from "../io/write-lock.js";
 import { refuseReadOnlyFormat } from "./image-identity.js";
 
@@ -88,11 +86,7 @@ export async function refuseUnresizable(image: DiskImage, sizeBytes: number): Pr
     throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${image.path}: this ${image.format} image cannot be resized`, { path: image.path });
   }
   image.checkResize?.(sizeBytes);
-  const uniqueId = image.format === "vhd" ? image.chain()[0]?.uniqueId : undefined;
-  if (!uniqueId) return;
-  // The directory the file is in, through any symlink: its children are there.
-  const real = await realpath(image.path).catch((error: unknown) => Promise.reject(toVhdsyncError(error, { path: image.path })));
-  const dependents = (await childrenInDirectory(dirname(real))).get(uniqueId) ?? [];
+  const dependents = await dependentsOf(image);
   if (dependents.length > 0) {
     throw new VhdsyncError(
       "VHDSYNC_UNSUPPORTED",

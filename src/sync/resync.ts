@@ -7,6 +7,7 @@
 import { resolve } from "node:path";
 import { VhdsyncError } from "../errors.js";
 import type { DiskImage } from "../formats/disk-image.js";
+import { refuseWritingDependedOn } from "../formats/vhd/vhd-children.js";
 import { openImage } from "../formats/open-image.js";
 import { throttle, type ProgressListener } from "../progress.js";
 import type { BlockHashAlgorithm } from "./block-hasher.js";
@@ -187,7 +188,10 @@ async function preparePlan(sourcePath: string, targetPath: string, options: Resy
     const sourceParents = await parentsOf(source);
     await refuseSameFile(targetPath, sourceParents, "the target", "the source's parent ");
     target = await openImage(targetPath, { readOnly: Boolean(options.dryRun) });
-    if (!options.dryRun) refuseReadOnlyFormat(target);
+    if (!options.dryRun) {
+      refuseReadOnlyFormat(target);
+      await refuseWritingDependedOn(target, "resync into");
+    }
     let blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
     let algo: BlockHashAlgorithm | null = null;
     if (options.targetDigestPath) {

@@ -1,11 +1,12 @@
 // Finds VHD files in a directory whose header names a given disk as parent (by Parent Unique
 // ID), without opening their chains: footer and dynamic header only. Used to refuse what would
 // break a differencing disk that depends on a disk: snapshot operations on layers vhdsync does
-// not manage the children of, and resizing a disk others depend on.
+// not manage the children of, and resizing or writing to a disk others depend on.
 
 import { promises as fsp } from "node:fs";
-import { join } from "node:path";
-import { toVhdsyncError } from "../../errors.js";
+import { dirname, join } from "node:path";
+import { VhdsyncError, toVhdsyncError } from "../../errors.js";
+import type { DiskImage } from "../disk-image.js";
 import { openFile, readExactly } from "../../io/file.js";
 import { readFooter } from "./open-vhd.js";
 import { VHD_HEADER_BYTES, formatUuid, parseHeader } from "./vhd-structures.js";
@@ -58,4 +59,33 @@ export async function childrenInDirectory(directory: string): Promise<Map<string
     if (parentId) byParent.set(parentId, [...(byParent.get(parentId) ?? []), path]);
   }
   return byParent;
+}
+
+/**
+ * The differencing VHDs in the directory of `image`'s file (the real file's, through symlinks)
+ * whose parent is `image` (by unique id): snapshot layers, hand-made children. [] for an image
+ * that is not a VHD.
+ * @throws I/O codes when the directory cannot be listed
+ */
+export async function dependentsOf(image: DiskImage): Promise<string[]> {
+  const uniqueId = image.format === "vhd" ? image.chain()[0]?.uniqueId : undefined;
+  if (!uniqueId) return [];
+  const real = await fsp.realpath(image.path).catch((error: unknown) => Promise.reject(toVhdsyncError(error, { path: image.path })));
+  return (await childrenInDirectory(dirname(real))).get(uniqueId) ?? [];
+}
+
+/**
+ * Refuses to write to a VHD that differencing disks depend on: they read their parent's data
+ * where they have none of their own, so every write would change what they read (Hyper-V
+ * forbids it for the same reason). `action` names the writer in the message.
+ * @throws VHDSYNC_UNSUPPORTED (details.dependents)
+ */
+export async function refuseWritingDependedOn(image: DiskImage, action: string): Promise<void> {
+  const dependents = await dependentsOf(image);
+  if (dependents.length === 0) return;
+  throw new VhdsyncError(
+    "VHDSYNC_UNSUPPORTED",
+    `${image.path}: cannot ${action} a disk that differencing disks depend on (${dependents.join(", ")}): what they read would change; write to the leaf of the chain, or merge or delete them first (vhdsync snapshot merge/delete for snapshots)`,
+    { path: image.path, dependents },
+  );
 }
