@@ -6,7 +6,7 @@ import { COMMAND_NAMES, GROUP_COMMAND_NAMES, loadCommands } from "./commands/ind
 import { scanCommandOf } from "./scan-commands.js";
 import { EXIT, printJson, reportError } from "./run.js";
 import { VhdsyncError } from "../errors.js";
-import { quietOnClosedStderr, quietOnClosedStdout, writeOut } from "./output.js";
+import { outputWritten, quietOnClosedStderr, quietOnClosedStdout, writeOut } from "./output.js";
 
 async function main(args: string[]): Promise<void> {
   const json = args.includes("--json");
@@ -154,4 +154,12 @@ quietOnClosedStderr();
 // filesystem's ENOSPC is: by default the kernel's SIGXFSZ would kill the process mid-write.
 process.on("SIGXFSZ", () => {});
 // (yargs/helpers' hideBin would cost ~0.1 s of module loading before anything else runs.)
-void main(process.argv.slice(2));
+// Exit as soon as the command is done and its output written (at once, unless a full pipe
+// made it queue: outputWritten), rather than when the event loop drains: while Node tears down
+// a draining process it closes its signal handles, and the default action of a Ctrl-C landing
+// then killed a run that had finished, reported success and removed its checkpoint (status 130
+// instead of the command's own; the interrupt handler's dispose() meant to ignore it).
+// process.exit() keeps the handlers to the end.
+void main(process.argv.slice(2))
+  .then(outputWritten)
+  .then(() => process.exit());

@@ -93,11 +93,15 @@ export function quietOnClosedStderr(): void {
   );
 }
 
+/** process.stdout and process.stderr, once made. */
+const madeStreams = new Set<NodeJS.WriteStream>();
+
 /** Runs `made` on process[name] when something first makes it (the getter is wrapped), not before. */
 function whenMade(name: "stdout" | "stderr", made: (stream: NodeJS.WriteStream) => void): void {
   const descriptor = Object.getOwnPropertyDescriptor(process, name);
   const create = descriptor?.get;
   if (!create || !descriptor.configurable) {
+    madeStreams.add(process[name]);
     made(process[name]);
     return;
   }
@@ -107,10 +111,31 @@ function whenMade(name: "stdout" | "stderr", made: (stream: NodeJS.WriteStream) 
     get() {
       const stream = create.call(process) as NodeJS.WriteStream;
       Object.defineProperty(process, name, { configurable: true, enumerable: descriptor.enumerable, get: () => stream });
+      madeStreams.add(stream);
       made(stream);
       return stream;
     },
   });
+}
+
+/**
+ * Resolves once what waits in process.stdout's and process.stderr's buffers (text a full
+ * non-blocking pipe refused) is written, or their reader is gone; at once when nothing waits,
+ * as is usual (plain writes, and Node writes a pipe it has made blocking). The CLI then exits
+ * with process.exit(), which drops what is still queued.
+ */
+export function outputWritten(): Promise<void> {
+  const pending = [...madeStreams].filter((stream) => stream.writableLength > 0 && !stream.destroyed);
+  return Promise.all(
+    pending.map(
+      (stream) =>
+        new Promise<void>((resolve) => {
+          stream.once("close", () => resolve());
+          // An empty write's callback runs once everything queued before it is written (or failed).
+          stream.write("", () => resolve());
+        }),
+    ),
+  ).then(() => undefined);
 }
 
 function onStreamError(error: NodeJS.ErrnoException): void {
