@@ -26,6 +26,7 @@ import { checkScanOptions, callerSegmentsWholeBlocks, DEFAULT_ALGORITHM, DEFAULT
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
 import { monotonicMs } from "../io/clock.js";
 import { acquireWriteLock } from "../io/write-lock.js";
+import { removeStaleTempFiles } from "../io/atomic-file.js";
 import { refuseUnresizable } from "./resize.js";
 
 /** Options of resync(). */
@@ -180,6 +181,10 @@ async function preparePlan(sourcePath: string, targetPath: string, options: Resy
   const checkpointPath = options.checkpointPath ?? defaultCheckpointPath(targetPath);
   await refuseSameFile(checkpointPath, [sourcePath, targetPath, options.targetDigestPath], "the checkpoint file");
   await checkCheckpointPath(checkpointPath, { written: !options.dryRun });
+  // A run killed while it rewrote the target digest (--update-digest) left the new digest's
+  // temp file beside it; the next run that uses the digest removes it (when it is refused, or
+  // resumes and so does not rewrite the digest, nothing else would until a checksum of it).
+  if (options.targetDigestPath && !options.dryRun) await removeStaleTempFiles(options.targetDigestPath);
   const source = await openImage(sourcePath, { readOnly: true });
   let target: DiskImage | undefined;
   let digest: DigestReader | undefined;
