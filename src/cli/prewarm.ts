@@ -80,9 +80,11 @@ function layoutOf(path: string): ImageLayout {
   }
 }
 
+/** A regular file or a block device: never a FIFO, whose synchronous open would wait for a writer. */
 function isFile(path: string): boolean {
   try {
-    return !statSync(path).isDirectory();
+    const stats = statSync(path);
+    return stats.isFile() || stats.isBlockDevice();
   } catch {
     return false;
   }

@@ -5,7 +5,7 @@
 
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { closeSync, fstatSync, openSync } from "node:fs";
-import { openFile, readUpTo, readUpToSync } from "../io/file.js";
+import { openFile, readUpTo, readUpToSync, refusePipe } from "../io/file.js";
 import type { DiskImage, ImageFormat, OpenOptions } from "./disk-image.js";
 import { RawImage } from "./raw.js";
 import { detectVhd, isVhdx } from "./signatures.js";
@@ -102,6 +102,7 @@ export function sniffSync(path: string): Sniffed {
 export async function openImage(path: string, options: OpenOptions = {}): Promise<DiskImage> {
   checkPath(path, "path");
   checkOptions(options);
+  await refusePipe(path, "images");
   const resolved: Required<OpenOptions> = { readOnly: options.readOnly ?? true, format: options.format as ImageFormat };
   if (options.format === "raw" || options.format === "block-device") return RawImage.open(path, resolved.readOnly);
   if (options.format) {

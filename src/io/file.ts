@@ -5,6 +5,35 @@ import { promises as fsp, readSync, writeSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 
+/**
+ * Refuses a FIFO or a socket (a named pipe, `<(…)`'s /dev/fd/N) where an image or a digest file
+ * is read: vhdsync reads those at any offset, which a pipe cannot do (ESPIPE, once reported as
+ * an I/O failure, exit 4), and opening a FIFO whose writer has gone waits forever. Paths that
+ * cannot be looked at are left to the open that follows, which reports why.
+ * @throws VHDSYNC_UNSUPPORTED
+ */
+export async function refusePipe(path: string, what = "an image or digest file"): Promise<void> {
+  const stats = await fsp.stat(path).catch(() => undefined);
+  if (stats && (stats.isFIFO() || stats.isSocket())) {
+    const kind = stats.isFIFO() ? "a pipe (FIFO)" : "a socket";
+    throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${path} is ${kind}: vhdsync reads ${what} at any offset, which needs a file or a block device (save the stream to a file first)`, { path });
+  }
+}
+
+/**
+ * Refuses an output path that exists and is not a regular file (a FIFO, a device, a socket, a
+ * directory): outputs are written to a temp file beside the path and renamed over it, which
+ * would replace the special file with a regular one (a FIFO's reader would never get the data).
+ * @param what e.g. "the digest file"
+ * @throws VHDSYNC_INVALID_ARGUMENT
+ */
+export async function refuseSpecialOutput(path: string, what: string): Promise<void> {
+  const stats = await fsp.stat(path).catch(() => undefined);
+  if (!stats || stats.isFile()) return;
+  const kind = stats.isFIFO() ? "a pipe (FIFO)" : stats.isDirectory() ? "a directory" : stats.isSocket() ? "a socket" : "a device";
+  throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${what} ${path} is ${kind}: it is written to a temp file beside it and renamed into place; name a regular file`, { path });
+}
+
 /** Opens a file; errors become VhdsyncErrors with the path. */
 export async function openFile(path: string, flags: string): Promise<FileHandle> {
   try {

@@ -8,6 +8,7 @@ import { VhdsyncError } from "../errors.js";
 import type { BlockHashAlgorithm } from "./block-hasher.js";
 import { DigestWriter } from "./digest-writer.js";
 import { imageIdentity, parentsOf, refuseSameFile } from "./image-identity.js";
+import { refuseSpecialOutput } from "../io/file.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
 import { workerCountFor } from "./scan-workers.js";
 import { checkScanOptions, DEFAULT_ALGORITHM, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "./segment-plan.js";
@@ -57,6 +58,7 @@ export async function checksum(image: string | DiskImage, outPath: string, optio
   checkScanOptions(options, typeof image === "string" ? { image, outPath } : { outPath });
   const blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
   const algo = options.algo ?? DEFAULT_ALGORITHM;
+  await refuseSpecialOutput(outPath, "the digest file");
   await refuseSameFile(outPath, [typeof image === "string" ? image : image.path], "the digest file");
   const opened = typeof image === "string" ? await openImage(image, { readOnly: true }) : image;
   let identity, virtualSizeBytes: number;

@@ -13,6 +13,7 @@ import { commitTempFile, removeStaleTempFiles, tempPathFor } from "../io/atomic-
 import { copy, type CopyReport } from "./copy.js";
 import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES } from "./digest-format.js";
 import { parentsOf, refuseSameFile } from "./image-identity.js";
+import { refuseSpecialOutput } from "../io/file.js";
 import { checkPath, checkRequiredOptions } from "../arguments.js";
 import { acquireWriteLock } from "../io/write-lock.js";
 
@@ -52,6 +53,7 @@ export async function convertImage(inputPath: string, outputPath: string, option
     throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `unknown output format ${options.to} (use ${CONVERT_TARGETS.join(", ")})`);
   }
   const existed = existsSync(outputPath);
+  await refuseSpecialOutput(outputPath, "the output");
   if (existed && !options.overwrite) {
     throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${outputPath} exists (pass overwrite: true to replace it)`, { path: outputPath, outputExists: true });
   }

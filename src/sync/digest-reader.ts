@@ -6,7 +6,7 @@ import { createSha256 } from "../hash/sha256.js";
 import { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
-import { openFile, readExactly } from "../io/file.js";
+import { openFile, readExactly, refusePipe } from "../io/file.js";
 import { DIGEST_SIGNATURE, startsWith } from "../formats/signatures.js";
 import {
   FRAME_HEADER_BYTES,
@@ -45,6 +45,7 @@ interface FrameInput {
 
 /** True when the file at `path` starts with the digest-file magic. */
 export async function isDigestFile(path: string): Promise<boolean> {
+  await refusePipe(path);
   let handle: FileHandle | undefined;
   try {
     handle = await fsp.open(path, "r");
@@ -75,6 +76,7 @@ export class DigestReader {
    * @throws VHDSYNC_CORRUPT, VHDSYNC_TRUNCATED, VHDSYNC_BAD_CHECKSUM, VHDSYNC_UNSUPPORTED, VHDSYNC_NOT_FOUND
    */
   static async open(path: string): Promise<DigestReader> {
+    await refusePipe(path, "digest files");
     const handle = await openFile(path, "r");
     try {
       const size = (await handle.stat()).size;

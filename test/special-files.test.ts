@@ -1,0 +1,78 @@
+// Pipes and other special files where vhdsync reads an image or a digest, or writes an output:
+// refused with a coded error (exit 3), never waited on (opening a FIFO whose writer has gone
+// blocks forever: `diff IMG FIFO` once hung in the CLI's worker prewarm), never replaced (an
+// output is renamed into place: `checksum -o /dev/null` would have replaced /dev/null).
+import t from "tap";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { checksum } from "../dist/sync/checksum.js";
+import { diff } from "../dist/sync/diff.js";
+import { openImage } from "../dist/formats/open-image.js";
+import { CLI_PATH, runCli } from "./helpers/cli.js";
+import { Prng, testSeed } from "./helpers/prng.js";
+import { tempDir } from "./helpers/tmp.js";
+
+/** Runs the CLI with a deadline: a hang fails the test instead of stalling the suite. */
+function runWithin(args: string[]) {
+  return spawnSync(process.execPath, [CLI_PATH, ...args], { encoding: "utf8", timeout: 20_000 });
+}
+
+t.test("a FIFO or a pipe as an image or a digest file: exit 3, no wait", async (t) => {
+  const dir = tempDir(t);
+  const image = join(dir, "a.raw");
+  writeFileSync(image, new Prng(testSeed()).bytes(1 << 20));
+  const digest = join(dir, "a.digest");
+  t.equal(runCli(["checksum", image, "-o", digest]).status, 0);
+  const target = join(dir, "t.raw");
+  copyFileSync(image, target);
+  const fifo = join(dir, "pipe");
+  t.equal(spawnSync("mkfifo", [fifo]).status, 0, "mkfifo");
+  for (const args of [
+    ["diff", image, fifo],
+    ["diff", fifo, digest],
+    ["verify", fifo, image],
+    ["resync", fifo, image],
+    ["resync", image, fifo],
+    ["resync", image, target, "--target-digest", fifo],
+    ["copy", fifo, join(dir, "out.raw")],
+    ["checksum", fifo, "-o", join(dir, "f.digest")],
+    ["hash", fifo],
+    ["info", fifo],
+  ]) {
+    const run = runWithin([...args, "--json"]);
+    t.equal(run.signal, null, `${args.join(" ")}: ends by itself`);
+    t.equal(run.status, 3, `${args.join(" ")}: exit 3 ${run.stderr}`);
+    t.match(JSON.parse(run.stdout).error, { code: "VHDSYNC_UNSUPPORTED", message: /is a pipe \(FIFO\)/ }, args.join(" "));
+  }
+  // An anonymous pipe (<(…)) is refused the same way, not reported as an I/O failure (ESPIPE, exit 4).
+  const piped = spawnSync("bash", ["-c", `"$0" "$1" diff "$2" <(cat "$2")`, process.execPath, CLI_PATH, image], { encoding: "utf8", timeout: 20_000 });
+  t.equal(piped.status, 3, piped.stderr);
+  t.match(piped.stderr, /^vhdsync: VHDSYNC_UNSUPPORTED: \/dev\/fd\/\d+ is a pipe \(FIFO\)/m);
+  // The library.
+  await t.rejects(openImage(fifo), { code: "VHDSYNC_UNSUPPORTED" });
+  await t.rejects(diff(image, fifo), { code: "VHDSYNC_UNSUPPORTED" });
+});
+
+t.test("an output that is a FIFO, a directory or a device: exit 3, left as it was", async (t) => {
+  const dir = tempDir(t);
+  const image = join(dir, "a.raw");
+  writeFileSync(image, new Prng(testSeed()).bytes(1 << 20));
+  const fifo = join(dir, "pipe");
+  t.equal(spawnSync("mkfifo", [fifo]).status, 0, "mkfifo");
+  const cases: [string[], RegExp][] = [
+    [["checksum", image, "-o", fifo], /the digest file .*pipe is a pipe \(FIFO\)/],
+    [["checksum", image, "-o", dir], /the digest file .* is a directory/],
+    [["checksum", image, "-o", "/dev/null"], /the digest file \/dev\/null is a device/],
+    [["convert", image, fifo, "--to", "raw", "--force"], /the output .*pipe is a pipe \(FIFO\)/],
+    [["convert", image, "/dev/null", "--to", "raw", "--force"], /the output \/dev\/null is a device/],
+  ];
+  for (const [args, message] of cases) {
+    const run = runWithin(args);
+    t.equal(run.status, 3, `${args.join(" ")}: exit 3`);
+    t.match(run.stderr, message, args.join(" "));
+  }
+  t.ok(statSync(fifo).isFIFO(), "the FIFO is still a FIFO");
+  t.ok(statSync("/dev/null").isCharacterDevice(), "/dev/null is still a device");
+  await t.rejects(checksum(image, fifo), { code: "VHDSYNC_INVALID_ARGUMENT" });
+});
