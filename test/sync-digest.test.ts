@@ -90,6 +90,8 @@ t.test("corrupt or truncated digest files are refused; resync writes nothing", a
     // A later writer's: refused as unsupported, even with a header checksum that matches.
     ["a flag this version does not know", (b) => resealHeader(setByte(b, 10, 1)), /VHDSYNC_UNSUPPORTED/],
     ["version 2", (b) => resealHeader(setByte(b, 8, 2)), /VHDSYNC_UNSUPPORTED/],
+    // Sealed, but its identity is a JSON array, not an object (diff took it).
+    ["identity an array", (b) => resealHeader(setIdentityText(b, "[]")), /VHDSYNC_CORRUPT/],
     ["empty", () => Buffer.alloc(0), /VHDSYNC_TRUNCATED/],
   ];
   const targetBefore = fileSha(target);
@@ -130,6 +132,13 @@ function flip(bytes: Buffer, index: number): Buffer {
 function resealHeader(bytes: Buffer): Buffer {
   const end = 48 + bytes.readUInt32LE(44);
   createHash("sha256").update(bytes.subarray(0, end)).digest().copy(bytes, end);
+  return bytes;
+}
+/** Replaces the identity JSON with `text`, padded with spaces to its length. */
+function setIdentityText(bytes: Buffer, text: string): Buffer {
+  const length = bytes.readUInt32LE(44);
+  bytes.fill(0x20, 48, 48 + length);
+  bytes.write(text, 48, "utf8");
   return bytes;
 }
 function setByte(bytes: Buffer, index: number, value: number): Buffer {

@@ -169,7 +169,7 @@ export function decodeHeader(bytes: Uint8Array, path: string): DigestHeader {
   } catch {
     throw corrupt(path, "identity is not valid JSON");
   }
-  if (typeof identity !== "object" || identity === null) throw corrupt(path, "identity is not an object");
+  if (typeof identity !== "object" || identity === null || Array.isArray(identity)) throw corrupt(path, "identity is not an object");
   return { algo, digestLength, blockSizeBytes, virtualSizeBytes, blockCount, frameBlocks, identity, headerLength, headerChecksum: toHex(checksum) };
 }
 
