@@ -3,37 +3,50 @@
 // break a differencing disk that depends on a disk: snapshot operations on layers vhdsync does
 // not manage the children of, and resizing or writing to a disk others depend on.
 
-import { promises as fsp } from "node:fs";
+import { closeSync, openSync, promises as fsp, readSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { VhdsyncError, toVhdsyncError } from "../../errors.js";
 import type { DiskImage } from "../disk-image.js";
-import { openFile, readExactly } from "../../io/file.js";
-import { readFooter } from "./open-vhd.js";
-import { VHD_HEADER_BYTES, formatUuid, parseHeader } from "./vhd-structures.js";
+import { parseEndFooter } from "./open-vhd.js";
+import { VHD_FOOTER_BYTES, VHD_HEADER_BYTES, formatUuid, parseFooter, parseHeader, type VhdFooter } from "./vhd-structures.js";
 
-/** Parent unique id of a differencing VHD, or null (not a regular file, not a VHD, not differencing, unreadable). */
-async function parentUniqueIdOf(path: string): Promise<string | null> {
-  // Only regular files: opening a FIFO for reading would wait for a writer (forever).
-  if (!(await fsp.stat(path).catch(() => undefined))?.isFile()) return null;
-  let handle;
+const COOKIE = Buffer.from("conectix", "latin1");
+
+/**
+ * Parent unique id of a differencing VHD, or null (not a regular file, not a VHD, not
+ * differencing, unreadable). Synchronous reads: a few hundred bytes per file, where the async
+ * file API's per-call cost made a directory of 36 images take 8-15 ms before a resync into a
+ * dynamic VHD could start, against 0.6 ms read this way.
+ */
+function parentUniqueIdOf(path: string): string | null {
+  let fd: number | undefined;
   try {
-    handle = await openFile(path, "r");
-  } catch {
-    return null;
-  }
-  try {
-    const { size } = await handle.stat();
-    const { footer } = await readFooter(handle, path, size);
+    // Only regular files: opening a FIFO for reading would wait for a writer (forever).
+    const stats = statSync(path);
+    if (!stats.isFile()) return null;
+    fd = openSync(path, "r");
+    // A differencing disk (like any dynamic one) starts with its footer's copy: a file that
+    // does not is passed over. The copy is read, or the footer at the end when it is damaged.
+    const head = Buffer.alloc(VHD_FOOTER_BYTES);
+    if (readSync(fd, head, 0, head.length, 0) < head.length || !head.subarray(0, COOKIE.length).equals(COOKIE)) return null;
+    let footer: VhdFooter;
+    try {
+      footer = parseFooter(head, stats.size, { path, offset: 0 });
+    } catch {
+      const tail = Buffer.alloc(VHD_FOOTER_BYTES);
+      if (readSync(fd, tail, 0, tail.length, stats.size - tail.length) < tail.length) return null;
+      footer = parseEndFooter(tail, stats.size, path).footer;
+    }
     if (footer.diskType !== 4) return null;
     const headerOffsetBytes = Number(footer.dataOffset);
-    const raw = new Uint8Array(VHD_HEADER_BYTES);
-    await readExactly(handle, raw, headerOffsetBytes, path);
-    const header = parseHeader(raw, { headerOffsetBytes, fileSizeBytes: size, virtualSizeBytes: footer.virtualSizeBytes, isDifferencing: true }, { path });
+    const raw = Buffer.alloc(VHD_HEADER_BYTES);
+    if (readSync(fd, raw, 0, raw.length, headerOffsetBytes) < raw.length) return null;
+    const header = parseHeader(raw, { headerOffsetBytes, fileSizeBytes: stats.size, virtualSizeBytes: footer.virtualSizeBytes, isDifferencing: true }, { path });
     return formatUuid(header.parentUniqueId);
   } catch {
     return null;
   } finally {
-    await handle.close();
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
@@ -55,7 +68,7 @@ export async function childrenInDirectory(directory: string): Promise<Map<string
   for (const name of names.sort()) {
     if (name.startsWith(".")) continue;
     const path = join(directory, name);
-    const parentId = await parentUniqueIdOf(path);
+    const parentId = parentUniqueIdOf(path);
     if (parentId) byParent.set(parentId, [...(byParent.get(parentId) ?? []), path]);
   }
   return byParent;
