@@ -7,7 +7,7 @@ import { closeSync, openSync, promises as fsp, readSync, statSync } from "node:f
 import { dirname, join } from "node:path";
 import { VhdsyncError, toVhdsyncError } from "../../errors.js";
 import type { DiskImage } from "../disk-image.js";
-import { parseEndFooter } from "./open-vhd.js";
+import { openVhd, parseEndFooter } from "./open-vhd.js";
 import { VHD_FOOTER_BYTES, VHD_HEADER_BYTES, formatUuid, parseFooter, parseHeader, type VhdFooter } from "./vhd-structures.js";
 
 const COOKIE = Buffer.from("conectix", "latin1");
@@ -84,7 +84,31 @@ export async function dependentsOf(image: DiskImage): Promise<string[]> {
   const uniqueId = image.format === "vhd" ? image.chain()[0]?.uniqueId : undefined;
   if (!uniqueId) return [];
   const real = await fsp.realpath(image.path).catch((error: unknown) => Promise.reject(toVhdsyncError(error, { path: image.path })));
-  return (await childrenInDirectory(dirname(real))).get(uniqueId) ?? [];
+  const candidates = (await childrenInDirectory(dirname(real))).get(uniqueId) ?? [];
+  const dependents: string[] = [];
+  // A child whose locators lead to another file with the same unique id (a copy of the disk:
+  // `cp base.vhd backup.vhd`) reads that file, not this one: writing here does not change it.
+  for (const child of candidates) if (!(await readsAnotherParent(child, real))) dependents.push(child);
+  return dependents;
+}
+
+/**
+ * Whether the differencing VHD at `childPath` resolves its parent (by its locators, as it is
+ * opened) to a file other than `real`. False when its chain cannot be opened: the child is then
+ * kept as a dependent by its unique id alone.
+ */
+async function readsAnotherParent(childPath: string, real: string): Promise<boolean> {
+  let child: DiskImage | undefined;
+  try {
+    child = await openVhd(childPath, { readOnly: true });
+    const parentPath = child.chain()[1]?.path;
+    if (!parentPath) return false;
+    return (await fsp.realpath(parentPath)) !== real;
+  } catch {
+    return false;
+  } finally {
+    await child?.close().catch(() => undefined);
+  }
 }
 
 /**
