@@ -14,6 +14,7 @@ import { copy, type CopyReport } from "./copy.js";
 import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES } from "./digest-format.js";
 import { parentsOf, refuseSameFile } from "./image-identity.js";
 import { refuseSpecialOutput } from "../io/file.js";
+import { refuseWritingDependedOn } from "../formats/vhd/vhd-children.js";
 import { checkPath, checkRequiredOptions } from "../arguments.js";
 import { acquireWriteLock } from "../io/write-lock.js";
 
@@ -65,6 +66,19 @@ export async function convertImage(inputPath: string, outputPath: string, option
     await refuseSameFile(outputPath, await parentsOf(input), "the output", "the input's parent ");
   } finally {
     await input.close();
+  }
+  // Replacing a VHD that differencing disks depend on breaks them (the new file has another
+  // unique id): refused, as resync, copy and log apply refuse to write to one. An OUT that does
+  // not open as an image is replaced as before.
+  if (existed) {
+    const previous = await openImage(outputPath, { readOnly: true }).catch(() => undefined);
+    if (previous) {
+      try {
+        await refuseWritingDependedOn(previous, "replace");
+      } finally {
+        await previous.close();
+      }
+    }
   }
   // Replacing OUT is refused while a run writes it (its result would be renamed away under it).
   const lock = existed ? await acquireWriteLock(outputPath, "convert") : undefined;
