@@ -5,6 +5,7 @@ import { promises as fsp } from "node:fs";
 import type { HrlHeader } from "./header.js";
 import { HrlWriter, type HrlLogSummary, type HrlWriterOptions } from "./hrl-writer.js";
 import { renameDurably } from "../io/atomic-file.js";
+import { refuseSpecialOutput } from "../io/file.js";
 
 /** Writer options that give a new log the identity of `header` (ids, MetadataSize, creator, time). */
 export function sameIdentity(header: HrlHeader): HrlWriterOptions {
@@ -22,8 +23,13 @@ export function sameIdentity(header: HrlHeader): HrlWriterOptions {
 /**
  * Creates a log at `path` via a temporary file, lets `fill` append its entries, closes it
  * cleanly and renames it into place. On error the temporary file is removed.
+ * @throws VHDSYNC_INVALID_ARGUMENT (`path` exists and is not a regular file)
  */
 export async function writeLogFile(path: string, options: HrlWriterOptions, fill: (writer: HrlWriter) => Promise<void>): Promise<HrlLogSummary> {
+  // Renaming over a FIFO or a device would replace it with a regular file (a FIFO's reader would
+  // never get the log; as root, `log compact … /dev/null` replaced /dev/null): refused, as
+  // checksum's and convert's outputs are.
+  await refuseSpecialOutput(path, "the output log");
   const temp = `${path}.partial`;
   const writer = await HrlWriter.create(temp, options);
   try {
