@@ -96,11 +96,15 @@ t.test("usage messages name what is wrong: an unknown command or subcommand, an 
     [["snapshot", "create", "d.vhd", "extra"], "unexpected argument: extra (see vhdsync snapshot create --help)"],
     [["verify", "a", "b", "--nosuch"], "unknown option: --nosuch"],
     [["verify", "a", "b", "--nosuch=1", "-z"], "unknown options: --nosuch -z"],
+    // yargs reports a negated unknown boolean without its "no-" ("Unknown argument: such").
+    [["verify", "a", "b", "--no-such"], "unknown option: --no-such"],
   ];
   for (const [args, message] of cases) {
     const run = runCli([...args, "--json"]);
     t.equal(run.status, 2, `${args.join(" ")}: exit 2`);
     t.equal(JSON.parse(run.stdout).error.message, message, args.join(" "));
     t.match(run.stderr, `vhdsync: VHDSYNC_USAGE: ${message}\n`);
+    // One pointer to help: the command's when the message names it, else the general one.
+    t.equal(run.stderr.match(/\(see vhdsync/g)?.length, 1, `${args.join(" ")}: one help hint`);
   }
 });

@@ -63,7 +63,9 @@ async function main(args: string[]): Promise<void> {
     await parser.parseAsync();
   } catch (error) {
     if (error instanceof VhdsyncError && error.code === "VHDSYNC_USAGE") {
-      process.stderr.write(`vhdsync: ${error.code}: ${error.message}\n(see vhdsync --help)\n`);
+      // A message that already names the help to see (a command's) is not followed by another.
+      const hint = /\(see vhdsync [^)]*--help\)$/.test(error.message) ? "" : "(see vhdsync --help)\n";
+      process.stderr.write(`vhdsync: ${error.code}: ${error.message}\n${hint}`);
       if (json) printJson({ ok: false, error: error.toJSON() });
       process.exitCode = EXIT.USAGE;
       return;
@@ -87,7 +89,9 @@ export function usageMessage(message: string, args: string[]): string {
   if (words[0] === first && !COMMAND_NAMES.includes(first)) return `unknown command: ${first}`;
   if (unknown[1].startsWith("argument")) {
     // yargs names an unknown option without its dashes ("Unknown argument: nosuch" for --nosuch).
-    const options = words.map((word) => args.find((arg) => arg === `--${word}` || arg.startsWith(`--${word}=`) || arg === `-${word}`)?.replace(/=.*$/s, ""));
+    // yargs' boolean negation names --no-such as "such".
+    const given = (word: string) => (arg: string) => [`--${word}`, `--no-${word}`].some((option) => arg === option || arg.startsWith(`${option}=`)) || arg === `-${word}`;
+    const options = words.map((word) => args.find(given(word))?.replace(/=.*$/s, ""));
     if (options.every((option) => option !== undefined)) return `unknown option${options.length > 1 ? "s" : ""}: ${options.join(" ")}`;
     return message;
   }
