@@ -16,6 +16,19 @@ import { tempDir } from "./helpers/tmp.js";
 
 const MIB = 1024 * 1024;
 
+/** A random raw source and an empty dynamic base.vhd with a differencing child.vhd, in a temp dir. */
+async function chain(t: Parameters<typeof tempDir>[0]) {
+  const prng = new Prng(testSeed());
+  const dir = tempDir(t);
+  const source = join(dir, "source.raw");
+  makeImage(source, prng, 4 * MIB);
+  const base = join(dir, "base.vhd");
+  await (await createVhd(base, { type: "dynamic", sizeBytes: 4 * MIB, blockSizeBytes: 64 * 1024 })).close();
+  const child = join(dir, "child.vhd");
+  await (await createVhd(child, { type: "differencing", parentPath: base })).close();
+  return { dir, source, base, child };
+}
+
 t.test("resync, copy and log apply refuse a disk that differencing disks depend on; its leaf takes them", async (t) => {
   const seed = testSeed();
   const prng = new Prng(seed);
@@ -70,4 +83,34 @@ t.test("resync, copy and log apply refuse a disk that differencing disks depend 
   rmSync(child);
   t.equal(runCli(["resync", source, parent]).status, 0, "resync once the child is gone");
   t.equal(runCli(["compare", source, parent]).status, 0);
+});
+
+t.test("a copy of a parent (same unique id) beside it is not depended on: its child reads the original", async (t) => {
+  const { dir, source, base, child } = await chain(t);
+  // `cp base.vhd backup.vhd`: the same unique id, but the child's locators name base.vhd.
+  const backup = join(dir, "backup.vhd");
+  writeFileSync(backup, readFileSync(base));
+  const before = [fileHash(base), fileHash(child)];
+  t.equal(runCli(["resync", source, backup]).status, 0, "resync into the copy");
+  t.equal(runCli(["compare", source, backup]).status, 0, "the copy equals the source");
+  t.same([fileHash(base), fileHash(child)], before, "the parent and its child unchanged");
+  // The parent itself is still refused.
+  await t.rejects(resync(source, base), { code: "VHDSYNC_UNSUPPORTED", details: { dependents: [child] } }, "the real parent");
+});
+
+t.test("convert --force does not replace a disk that differencing disks depend on", async (t) => {
+  const { dir, source, base, child } = await chain(t);
+  const before = fileHash(base);
+  // The replacement would get a new unique id: the child's chain would be broken.
+  const run = runCli(["convert", source, base, "--to", "vhd-dynamic", "--force", "--json"]);
+  t.equal(run.status, 3, "refused");
+  t.match(JSON.parse(run.stdout).error, { code: "VHDSYNC_UNSUPPORTED", details: { dependents: [child] } });
+  t.equal(runCli(["convert", base, base, "--to", "vhd-fixed", "--force"]).status, 3, "in place too");
+  t.equal(fileHash(base), before, "the parent unchanged");
+  t.equal(runCli(["check", child]).status, 0, "the child's chain intact");
+  // The leaf, and an output that is no image, are replaced as before.
+  t.equal(runCli(["convert", source, child, "--to", "vhd-dynamic", "--force"]).status, 0, "the leaf");
+  const junk = join(dir, "junk.vhd");
+  writeFileSync(junk, "junk");
+  t.equal(runCli(["convert", source, junk, "--to", "raw", "--force"]).status, 0, "a file that is no image");
 });
