@@ -65,13 +65,15 @@ t.test("resync, copy and log apply refuse a disk that differencing disks depend 
   symlinkSync(parent, join(dir, "elsewhere", "link.vhd"));
   t.equal(runCli(["resync", source, join(dir, "elsewhere", "link.vhd")]).status, 3, "through a symlink: refused");
   t.same([fileHash(parent), fileHash(child)], before, "nothing written to the parent or the child");
-  // A child whose footer copy at 0 is damaged is still found (by the footer at its end).
-  const damaged = readFileSync(child);
-  damaged[100] ^= 0xff;
-  writeFileSync(child, damaged);
-  await t.rejects(resync(source, parent), { code: "VHDSYNC_UNSUPPORTED", details: { dependents: [child] } }, "a child with a damaged footer copy");
-  damaged[100] ^= 0xff;
-  writeFileSync(child, damaged);
+  // A child whose footer copy at 0 is damaged (its cookie too) is still found (by the footer at its end).
+  for (const at of [100, 0]) {
+    const damaged = readFileSync(child);
+    damaged[at] ^= 0xff;
+    writeFileSync(child, damaged);
+    await t.rejects(resync(source, parent), { code: "VHDSYNC_UNSUPPORTED", details: { dependents: [child] } }, `a child whose footer copy is damaged at byte ${at}`);
+    damaged[at] ^= 0xff;
+    writeFileSync(child, damaged);
+  }
 
   // A dry run writes nothing: allowed. The leaf of the chain takes the resync.
   t.equal(runCli(["resync", source, parent, "--dry-run"]).status, 0, "a dry run of the parent");

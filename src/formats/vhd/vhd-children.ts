@@ -25,16 +25,24 @@ function parentUniqueIdOf(path: string): string | null {
     const stats = statSync(path);
     if (!stats.isFile()) return null;
     fd = openSync(path, "r");
-    // A differencing disk (like any dynamic one) starts with its footer's copy: a file that
-    // does not is passed over. The copy is read, or the footer at the end when it is damaged.
+    // A differencing disk (like any dynamic one) starts with its footer's copy and ends with
+    // the footer (512 bytes, or 511 from Virtual PC before 2004). Only a file with the cookie
+    // at either place is parsed (most files in a directory of images are not VHDs, and parse
+    // errors cost); the copy is read first, the footer when the copy is damaged.
     const head = Buffer.alloc(VHD_FOOTER_BYTES);
-    if (readSync(fd, head, 0, head.length, 0) < head.length || !head.subarray(0, COOKIE.length).equals(COOKIE)) return null;
-    let footer: VhdFooter;
-    try {
-      footer = parseFooter(head, stats.size, { path, offset: 0 });
-    } catch {
+    const headRead = readSync(fd, head, 0, head.length, 0);
+    let footer: VhdFooter | undefined;
+    if (headRead === head.length && head.subarray(0, COOKIE.length).equals(COOKIE)) {
+      try {
+        footer = parseFooter(head, stats.size, { path, offset: 0 });
+      } catch {
+        // damaged: the footer at the end
+      }
+    }
+    if (!footer) {
       const tail = Buffer.alloc(VHD_FOOTER_BYTES);
-      if (readSync(fd, tail, 0, tail.length, stats.size - tail.length) < tail.length) return null;
+      if (stats.size < tail.length || readSync(fd, tail, 0, tail.length, stats.size - tail.length) < tail.length) return null;
+      if (!tail.subarray(0, COOKIE.length).equals(COOKIE) && !tail.subarray(1, 1 + COOKIE.length).equals(COOKIE)) return null;
       footer = parseEndFooter(tail, stats.size, path).footer;
     }
     if (footer.diskType !== 4) return null;
