@@ -94,6 +94,8 @@ t.test("usage messages name what is wrong: an unknown command or subcommand, an 
     [["resync", "a", "b", "extra", "more", "--dry-run"], "unexpected arguments: extra more (see vhdsync resync --help)"],
     [["log", "extents", "x.hrl", "x.hrl"], "unexpected argument: x.hrl (see vhdsync log extents --help)"],
     [["snapshot", "create", "d.vhd", "extra"], "unexpected argument: extra (see vhdsync snapshot create --help)"],
+    [["resync", "--", "-a.img", "b.img"], "-- (end of options) is not supported: name a path that starts with - as ./-name"],
+    [["resync", "a", "b", "--", "extra"], "-- (end of options) is not supported: name a path that starts with - as ./-name"],
     [["verify", "a", "b", "--nosuch"], "unknown option: --nosuch"],
     [["verify", "a", "b", "--nosuch=1", "-z"], "unknown options: --nosuch -z"],
     // yargs reports a negated unknown boolean without its "no-" ("Unknown argument: such").

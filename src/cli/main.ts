@@ -60,6 +60,7 @@ async function main(args: string[]): Promise<void> {
     .help();
   skipHelpCache(parser);
   try {
+    refuseDoubleDash(args);
     await parser.parseAsync();
   } catch (error) {
     if (error instanceof VhdsyncError && error.code === "VHDSYNC_USAGE") {
@@ -106,6 +107,15 @@ export function usageMessage(message: string, args: string[]): string {
   if (before.length === 1 && GROUP_COMMAND_NAMES.includes(command)) return `unknown ${command} command: ${words[0]} (see vhdsync ${command} --help)`;
   const named = GROUP_COMMAND_NAMES.includes(command) ? before.slice(0, 2).join(" ") : command;
   return `unexpected argument${words.length > 1 ? "s" : ""}: ${words.join(" ")} (see vhdsync ${named} --help)`;
+}
+
+/**
+ * `--` (end of options) is refused with a message that says what to do instead: yargs keeps the
+ * words after it out of a command's positional arguments, so `resync -- -a.img b.img` said "Not
+ * enough non-option arguments" and `resync a b -- x` "---- was given more than once".
+ */
+function refuseDoubleDash(args: string[]): void {
+  if (args.includes("--")) throw new VhdsyncError("VHDSYNC_USAGE", "-- (end of options) is not supported: name a path that starts with - as ./-name");
 }
 
 /**
