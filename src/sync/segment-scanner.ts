@@ -197,8 +197,8 @@ export class SegmentScanner {
     await this.flushPendingZero(state);
     // Compare and copy count the blocks with data (a block larger than a window in parts); the others read as zeros.
     if (!hashing) state.counters.blocksZero = task.blockCount - state.nonZeroBlocks;
-    // Compare: the blocks no compared range overlaps were unallocated on both sides.
-    if (this.config.mode === "compare") state.counters.blocksUnallocated = task.blockCount - state.counters.blocksCompared;
+    // Compare and copy: the blocks no compared range overlaps were unallocated (on both sides).
+    if (!hashing) state.counters.blocksUnallocated = task.blockCount - state.counters.blocksCompared;
     const result: SegmentResult = { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters: state.counters, changes: state.changes.toArray() };
     if (state.data) result.data = state.data.subarray(0, state.dataBytes);
     if (hashing) {
@@ -293,19 +293,13 @@ export class SegmentScanner {
       await this.readParts(this.source, this.bufferA, 0, offset, length, parts, state.counters);
       this.zeroBlocks(length, unit);
     } else this.wasm.bytes.fill(1, this.zeroFlags, this.zeroFlags + units);
-    // Blocks overlapping allocated parts were read ("compared", as the native copy counts them).
-    const at = (index: number) => Math.min(offset + length, offset + index * unit);
-    const count = (first: number, last: number, kind: "unallocated" | "compared") => {
-      if (last > first) this.countBlocks(at(first), at(last) - at(first), state.counters, kind);
-    };
+    // Blocks overlapping allocated parts were read ("compared", as the native copy counts them);
+    // the others are counted unallocated at the segment's end.
     const active = parts.length > 0 ? activeUnits(parts, NO_EXTENTS, offset, unit, units) : NO_EXTENTS;
-    let cursor = 0;
     for (let i = 0; i < active.length; i += 2) {
-      count(cursor, active[i], "unallocated");
-      count(active[i], active[i + 1], "compared");
-      cursor = active[i + 1];
+      const start = offset + active[i] * unit;
+      this.countComparedBlocks(start, Math.min(offset + length, offset + active[i + 1] * unit) - start, state);
     }
-    count(cursor, units, "unallocated");
     if (parts.length > 0) {
       this.noteNonZeroUnits(0, units, offset, unit, this.counts[0], state); // zeroBlocks' count of zero units
     }
@@ -454,14 +448,6 @@ export class SegmentScanner {
     state.pendingZero = undefined;
   }
 
-  /** Counts the blocks that start inside a window. */
-  private countBlocks(offset: number, length: number, counters: SegmentCounters, kind: "unallocated" | "compared"): void {
-    const block = this.config.blockSizeBytes;
-    const blocks = Math.ceil((offset + length) / block) - Math.ceil(offset / block);
-    if (kind === "unallocated") counters.blocksUnallocated += blocks;
-    else counters.blocksCompared += blocks;
-  }
-
   /** Records that the buffer at `buffer` has file pages mapped in its first `bytes`. */
   private noteMapped(buffer: number, bytes: number): void {
     if (buffer === this.bufferA) this.mappedA = Math.max(this.mappedA, bytes);
@@ -574,7 +560,7 @@ interface ScanState {
   /** Bytes of packed digests in the segment's frame so far (hash modes). */
   frameDigestBytes: number;
   lastChangedBlock: number;
-  /** The last block counted as compared (compare mode). */
+  /** The last block counted as compared (compare and copy modes). */
   lastComparedBlock: number;
   /** Blocks with data so far (compare, copy), and the last of them (units smaller than blocks). */
   nonZeroBlocks: number;
