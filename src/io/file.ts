@@ -1,7 +1,7 @@
 // Positional file I/O that loops over short reads/writes and turns OS errors into
 // VhdsyncErrors carrying the path and offset.
 
-import { promises as fsp, readSync, writeSync } from "node:fs";
+import { promises as fsp, readSync, writeSync, type Stats } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 
@@ -15,9 +15,13 @@ import { VhdsyncError, toVhdsyncError } from "../errors.js";
 export async function refusePipe(path: string, what = "an image or digest file"): Promise<void> {
   const stats = await fsp.stat(path).catch(() => undefined);
   if (stats && (stats.isFIFO() || stats.isSocket())) {
-    const kind = stats.isFIFO() ? "a pipe (FIFO)" : "a socket";
-    throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${path} is ${kind}: vhdsync reads ${what} at any offset, which needs a file or a block device (save the stream to a file first)`, { path });
+    throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${path} is ${kindOf(stats)}: vhdsync reads ${what} at any offset, which needs a file or a block device (save the stream to a file first)`, { path });
   }
+}
+
+/** What a file that is not a regular one is, for messages. */
+function kindOf(stats: Stats): string {
+  return stats.isFIFO() ? "a pipe (FIFO)" : stats.isDirectory() ? "a directory" : stats.isSocket() ? "a socket" : "a device";
 }
 
 /**
@@ -30,8 +34,7 @@ export async function refusePipe(path: string, what = "an image or digest file")
 export async function refuseSpecialOutput(path: string, what: string): Promise<void> {
   const stats = await fsp.stat(path).catch(() => undefined);
   if (!stats || stats.isFile()) return;
-  const kind = stats.isFIFO() ? "a pipe (FIFO)" : stats.isDirectory() ? "a directory" : stats.isSocket() ? "a socket" : "a device";
-  throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${what} ${path} is ${kind}: it is written to a temp file beside it and renamed into place; name a regular file`, { path });
+  throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${what} ${path} is ${kindOf(stats)}: it is written to a temp file beside it and renamed into place; name a regular file`, { path });
 }
 
 /** Opens a file; errors become VhdsyncErrors with the path. */

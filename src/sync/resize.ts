@@ -10,7 +10,7 @@ import { checkOptions, checkPath } from "../arguments.js";
 import { VhdsyncError } from "../errors.js";
 import { openImage } from "../formats/open-image.js";
 import type { DiskImage, ImageFormat } from "../formats/disk-image.js";
-import { dependentsOf } from "../formats/vhd/vhd-children.js";
+import { refuseWritingDependedOn } from "../formats/vhd/vhd-children.js";
 import { acquireWriteLock } from "../io/write-lock.js";
 import { refuseReadOnlyFormat } from "./image-identity.js";
 
@@ -86,12 +86,5 @@ export async function refuseUnresizable(image: DiskImage, sizeBytes: number): Pr
     throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${image.path}: this ${image.format} image cannot be resized`, { path: image.path });
   }
   image.checkResize?.(sizeBytes);
-  const dependents = await dependentsOf(image);
-  if (dependents.length > 0) {
-    throw new VhdsyncError(
-      "VHDSYNC_UNSUPPORTED",
-      `${image.path}: cannot resize a disk that differencing disks depend on (${dependents.join(", ")}): they would no longer match its size; merge or delete them first (vhdsync snapshot merge/delete for snapshots)`,
-      { path: image.path, dependents },
-    );
-  }
+  await refuseWritingDependedOn(image, "resize", "they would no longer match its size; merge or delete them first");
 }

@@ -120,17 +120,18 @@ async function readsAnotherParent(childPath: string, real: string): Promise<bool
 }
 
 /**
- * Refuses to write to a VHD that differencing disks depend on: they read their parent's data
- * where they have none of their own, so every write would change what they read (Hyper-V
- * forbids it for the same reason). `action` names the writer in the message.
+ * Refuses to write to (or resize) a VHD that differencing disks depend on: they read their
+ * parent's data where they have none of their own, so every write would change what they read
+ * (Hyper-V forbids it for the same reason). `action` names the writer in the message, `why`
+ * what it would do to them.
  * @throws VHDSYNC_UNSUPPORTED (details.dependents)
  */
-export async function refuseWritingDependedOn(image: DiskImage, action: string): Promise<void> {
+export async function refuseWritingDependedOn(image: DiskImage, action: string, why = "what they read would change; write to the leaf of the chain, or merge or delete them first"): Promise<void> {
   const dependents = await dependentsOf(image);
   if (dependents.length === 0) return;
   throw new VhdsyncError(
     "VHDSYNC_UNSUPPORTED",
-    `${image.path}: cannot ${action} a disk that differencing disks depend on (${dependents.join(", ")}): what they read would change; write to the leaf of the chain, or merge or delete them first (vhdsync snapshot merge/delete for snapshots)`,
+    `${image.path}: cannot ${action} a disk that differencing disks depend on (${dependents.join(", ")}): ${why} (vhdsync snapshot merge/delete for snapshots)`,
     { path: image.path, dependents },
   );
 }
