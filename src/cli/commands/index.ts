@@ -11,6 +11,8 @@ type AnyCommand = CommandModule<any, any>;
 interface CommandGroup {
   /** Top-level command names the module defines. */
   names: string[];
+  /** Whether its command's first argument names a subcommand (log, snapshot). */
+  hasSubcommands?: boolean;
   load: () => Promise<AnyCommand[]>;
 }
 
@@ -22,9 +24,9 @@ const groups: CommandGroup[] = [
   { names: ["doctor"], load: async () => [(await import("./doctor.js")).doctorCommand] },
   { names: ["hash"], load: async () => [(await import("./hash.js")).hashCommand] },
   { names: ["info"], load: async () => [(await import("./info.js")).infoCommand] },
-  { names: ["log"], load: async () => [(await import("./log.js")).logCommand] },
+  { names: ["log"], hasSubcommands: true, load: async () => [(await import("./log.js")).logCommand] },
   { names: ["resize"], load: async () => [(await import("./resize.js")).resizeCommand] },
-  { names: ["snapshot"], load: async () => [(await import("./snapshot.js")).snapshotCommand] },
+  { names: ["snapshot"], hasSubcommands: true, load: async () => [(await import("./snapshot.js")).snapshotCommand] },
   { names: SCAN_COMMANDS, load: async () => (await import("./sync.js")).syncCommands },
 ];
 
@@ -32,7 +34,7 @@ const groups: CommandGroup[] = [
 export const COMMAND_NAMES: string[] = groups.flatMap((group) => group.names);
 
 /** Top-level commands whose first argument names a subcommand. */
-export const GROUP_COMMAND_NAMES: string[] = ["log", "snapshot"];
+export const GROUP_COMMAND_NAMES: string[] = groups.filter((group) => group.hasSubcommands).flatMap((group) => group.names);
 
 function groupOf(args: string[]): CommandGroup | undefined {
   const index = args.findIndex((arg) => !arg.startsWith("-"));
