@@ -4,13 +4,13 @@
 // unallocated, so a run could report blocksChanged > blocksCompared (verify: blocksDiffering 1,
 // blocksCompared 0). Found by differential fuzzing.
 import t from "tap";
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync, ftruncateSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { closeSync, openSync, writeSync, ftruncateSync } from "node:fs";
 import { join } from "node:path";
 import { createVhd } from "../dist/formats/vhd/index.js";
 import { resync } from "../dist/sync/resync.js";
 import { verify } from "../dist/sync/verify.js";
 import { withEnv } from "./helpers/env.js";
+import { tempDir } from "./helpers/tmp.js";
 import { nativeAddon } from "../dist/io/native-addon.js";
 
 const KiB = 1024;
@@ -31,8 +31,7 @@ async function dynamicVhd(path: string, size: number, dataAt: number[]): Promise
 for (const scanner of ["native", "wasm"] as const) {
   const skip = scanner === "native" && !nativeAddon() ? "no native addon" : false;
   t.test(`blocksCompared counts partly allocated blocks (${scanner})`, { skip }, async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), "vhdsync-compared-"));
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const dir = tempDir(t, "vhdsync-compared-");
     await withEnv("VHDSYNC_NO_NATIVE_SCAN", scanner === "wasm" ? "1" : undefined, async () => {
       // Sources: data at 8 KiB (inside block 0 of 64 KiB) and at 200 KiB (block 3); the
       // targets: empty dynamic VHDs of 4 KiB blocks, so both sides have allocation maps.

@@ -8,10 +8,9 @@
 import t from "tap";
 import { copyFileSync, existsSync, writeFileSync, openSync, writeSync, closeSync } from "node:fs";
 import { join } from "node:path";
-import { hostname } from "node:os";
-import { processRuns } from "../dist/io/atomic-file.js";
 import { runCli } from "./helpers/cli.js";
 import { fileSha, pairSetup, writeRandomImage } from "./helpers/resync-images.js";
+import { TEMP_HOST, deadPid } from "./helpers/tmp.js";
 
 const MIB = 1024 * 1024;
 
@@ -25,9 +24,8 @@ t.test("a dead run's digest temp file is removed by the next --target-digest res
   const fd = openSync(target, "r+");
   writeSync(fd, new Uint8Array(4096).fill(7), 0, 4096, 8192);
   closeSync(fd);
-  const host = hostname().replace(/[^A-Za-z0-9.-]/g, "_");
-  let dead = 4_000_000;
-  while (processRuns(dead)) dead--;
+  const host = TEMP_HOST;
+  const dead = deadPid();
   const stale = join(dir, `.t.digest.${host}-${dead}.1.tmp`);
   const live = join(dir, `.t.digest.${host}-${process.pid}.1.tmp`);
   writeFileSync(stale, "partial");

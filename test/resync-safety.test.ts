@@ -9,7 +9,7 @@ import t from "tap";
 import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync, closeSync, copyFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { hostname, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { createVhd } from "../dist/formats/vhd/index.js";
 import { openImage } from "../dist/formats/open-image.js";
 import { checksum } from "../dist/sync/checksum.js";
@@ -17,10 +17,10 @@ import { copy } from "../dist/sync/copy.js";
 import { diff } from "../dist/sync/diff.js";
 import { resync } from "../dist/sync/resync.js";
 import { verify } from "../dist/sync/verify.js";
-import { processRuns } from "../dist/io/atomic-file.js";
 import { nativeAddon } from "../dist/io/native-addon.js";
 import { CLI_PATH, runCli, runNodeWithoutTap } from "./helpers/cli.js";
 import { fileSha, pairSetup, writeRandomImage } from "./helpers/resync-images.js";
+import { TEMP_HOST, deadPid } from "./helpers/tmp.js";
 
 const MIB = 1024 * 1024;
 
@@ -377,9 +377,8 @@ t.test("--update-digest that a resumed or dry run cannot honour is reported, not
 t.test("temp files that a killed run left behind are removed by the next write of that file", async (t) => {
   const { dir, source } = pair(t, 2 * MIB, 0);
   const digest = join(dir, "out.digest");
-  const host = hostname().replace(/[^A-Za-z0-9.-]/g, "_");
-  let dead = 4_000_000;
-  while (processRuns(dead)) dead--;
+  const host = TEMP_HOST;
+  const dead = deadPid();
   const stale = join(dir, `.out.digest.${host}-${dead}.tmp`);
   const live = join(dir, `.out.digest.${host}-${process.pid}.tmp`);
   const otherHost = join(dir, `.out.digest.another-host-${dead}.tmp`);
