@@ -14,6 +14,11 @@ export interface ProgressEvent {
 /** Callback receiving progress events; called at most every few hundred milliseconds. */
 export type ProgressListener = (event: ProgressEvent) => void;
 
+/** `listener`, its events named `operation`: for a command that runs another's engine (diff of two images: verify's; convert: copy's). */
+export function reportedAs(listener: ProgressListener | undefined, operation: string): ProgressListener | undefined {
+  return listener && ((event) => listener({ ...event, operation }));
+}
+
 /** Calls `listener` at most once per `intervalMs`, always passing the latest event; flush() forces one. */
 export function throttle(listener: ProgressListener | undefined, intervalMs = 200): {
   report: (event: ProgressEvent) => void;

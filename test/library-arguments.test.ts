@@ -5,7 +5,7 @@
 import t from "tap";
 import { copyFileSync, existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { checksum, copy, diff, resync, verify } from "../dist/index.js";
+import { checksum, convertImage, copy, diff, resync, verify } from "../dist/index.js";
 import { fileSha, pairSetup, writeRandomImage } from "./helpers/resync-images.js";
 
 /** Descriptors of this process open on `path`. */
@@ -120,6 +120,45 @@ t.test("resync progress counters carry the report's meanings; a listener's excep
   t.equal(fileSha(target), fileSha(source), "resumed to the source's content");
   t.notOk(existsSync(`${target}.vhdsync-checkpoint`), "checkpoint removed after success");
   t.ok(resumed.blocksChanged <= report.blocksChanged);
+});
+
+t.test("progress details count in words that agree with the number: 1 block, 2 blocks", async (t) => {
+  const { source, target } = pairSetup(t);
+  const bytes = Buffer.alloc(1 << 20, 7);
+  writeFileSync(source, bytes);
+  for (const changed of [1, 2]) {
+    const other = Buffer.from(bytes);
+    for (let i = 0; i < changed; i++) other[i * 65536] ^= 1;
+    writeFileSync(target, other);
+    const verifyDetails: string[] = [];
+    await verify(source, target, { onProgress: (event) => verifyDetails.push(event.detail ?? "") });
+    t.equal(verifyDetails.at(-1), changed === 1 ? "1 block differs" : "2 blocks differ", `verify, ${changed} changed`);
+    const resyncDetails: string[] = [];
+    await resync(source, target, { onProgress: (event) => resyncDetails.push(event.detail ?? "") });
+    t.equal(resyncDetails.at(-1), changed === 1 ? "1 block changed" : "2 blocks changed", `resync, ${changed} changed`);
+  }
+});
+
+t.test("progress events name the operation called, also where it runs another's engine (diff of two images, convert)", async (t) => {
+  const { dir, source, target } = pairSetup(t);
+  writeFileSync(source, Buffer.alloc(1 << 20, 3));
+  writeFileSync(target, Buffer.alloc(1 << 20, 4));
+  const digest = join(dir, "target.digest");
+  await checksum(target, digest);
+  const seen: Record<string, Set<string>> = {};
+  const listener = (name: string) => (event: { operation: string }) => (seen[name] ??= new Set()).add(event.operation);
+  await verify(source, target, { onProgress: listener("verify") });
+  await diff(source, target, { onProgress: listener("diff") });
+  await diff(source, digest, { onProgress: listener("diff with a digest") });
+  await convertImage(source, join(dir, "out.vhd"), { to: "vhd-dynamic", onProgress: listener("convert") });
+  await copy(source, join(dir, "copied.img"), { onProgress: listener("copy") });
+  t.same(Object.fromEntries(Object.entries(seen).map(([name, operations]) => [name, [...operations]])), {
+    verify: ["verify"],
+    diff: ["diff"],
+    "diff with a digest": ["diff"],
+    convert: ["convert"],
+    copy: ["copy"],
+  });
 });
 
 t.test("the other entry points: wrong-type arguments are VHDSYNC_INVALID_ARGUMENT too", async (t) => {

@@ -8,7 +8,7 @@ import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { openImage } from "../formats/open-image.js";
 import { RawImage } from "../formats/raw.js";
 import { createVhd, DEFAULT_BLOCK_SIZE_BYTES } from "../formats/vhd/index.js";
-import type { ProgressListener } from "../progress.js";
+import { reportedAs, type ProgressListener } from "../progress.js";
 import { commitTempFile, removeStaleTempFiles, tempPathFor } from "../io/atomic-file.js";
 import { copy, type CopyReport } from "./copy.js";
 import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES } from "./digest-format.js";
@@ -102,7 +102,7 @@ export async function convertImage(inputPath: string, outputPath: string, option
       blockSizeBytes: options.to === "vhd-dynamic" ? copyBlockSizeFor(options.blockSizeBytes ?? DEFAULT_BLOCK_SIZE_BYTES) : undefined,
       allowLargerTarget: outputSize !== inputSize,
       signal: options.signal,
-      onProgress: options.onProgress,
+      onProgress: reportedAs(options.onProgress, "convert"),
     });
     await commitTempFile(tempPath, outputPath);
     return { ...report, target: outputPath, created: !existed, to: options.to, outputVirtualSizeBytes: outputSize };

@@ -98,7 +98,7 @@ export async function collectDifferences(
         addCounters(counters, result.counters);
         extents.addResult(result);
         const doneBytes = Math.min(what.virtualSizeBytes, (result.firstBlock + result.blockCount) * what.blockSizeBytes);
-        progress.report({ operation: what.operation, doneBytes, totalBytes: what.virtualSizeBytes, detail: `${counters.blocksChanged} blocks differ` });
+        progress.report({ operation: what.operation, doneBytes, totalBytes: what.virtualSizeBytes, detail: `${counters.blocksChanged} ${counters.blocksChanged === 1 ? "block differs" : "blocks differ"}` });
       },
       { signal: options.signal },
     );

@@ -12,6 +12,7 @@ import { checkScanOptions, DEFAULT_WINDOW_BYTES } from "./segment-plan.js";
 import type { SegmentTask } from "./segment-task.js";
 import { imageVirtualSize, verify, type CompareOptions } from "./verify.js";
 import { monotonicMs } from "../io/clock.js";
+import { reportedAs } from "../progress.js";
 
 /**
  * Compares A and B, each an image or a digest file.
@@ -21,7 +22,7 @@ import { monotonicMs } from "../io/clock.js";
 export async function diff(aPath: string, bPath: string, options: CompareOptions = {}): Promise<DiffReport> {
   checkScanOptions(options, { aPath, bPath });
   const [aDigest, bDigest] = [await isDigestFile(aPath), await isDigestFile(bPath)];
-  if (!aDigest && !bDigest) return verify(aPath, bPath, options);
+  if (!aDigest && !bDigest) return verify(aPath, bPath, { ...options, onProgress: reportedAs(options.onProgress, "diff") });
   if (aDigest && bDigest) return diffDigests(aPath, bPath, options);
   const report = aDigest ? await diffImageDigest(bPath, aPath, options) : await diffImageDigest(aPath, bPath, options);
   return { ...report, a: aPath, b: bPath };

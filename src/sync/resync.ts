@@ -386,7 +386,7 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
       operation: "resync",
       doneBytes: Math.min(source.virtualSize, nextBlock * blockSizeBytes),
       totalBytes: source.virtualSize,
-      detail: `${counters.blocksChanged} blocks changed`,
+      detail: `${counters.blocksChanged} ${counters.blocksChanged === 1 ? "block" : "blocks"} changed`,
       // The report's meanings: data written, and zeroed (holes punched, blocks released, zeros written).
       counters: { blocksChanged: counters.blocksChanged, bytesWritten: counters.bytesWritten, bytesZeroed: counters.bytesZeroed },
     });
