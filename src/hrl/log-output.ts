@@ -31,7 +31,18 @@ export async function writeLogFile(path: string, options: HrlWriterOptions, fill
   // checksum's and convert's outputs are.
   await refuseSpecialOutput(path, "the output log");
   const temp = `${path}.partial`;
-  const writer = await HrlWriter.create(temp, options);
+  // Every failure removes the temporary file: also one of the header's first write (create) or
+  // of the final flush and header (close), which is where a full filesystem (ENOSPC) often
+  // stops it; before, those left `<path>.partial`, as large as the log so far, on that full
+  // filesystem.
+  let writer: HrlWriter;
+  try {
+    writer = await HrlWriter.create(temp, options);
+  } catch (error) {
+    if (!options.exclusive) await fsp.rm(temp, { force: true }).catch(() => undefined);
+    throw error;
+  }
+  let summary: HrlLogSummary;
   try {
     await fill(writer);
   } catch (error) {
@@ -39,7 +50,12 @@ export async function writeLogFile(path: string, options: HrlWriterOptions, fill
     await fsp.rm(temp, { force: true });
     throw error;
   }
-  const summary = await writer.close();
-  await renameDurably(temp, path);
+  try {
+    summary = await writer.close();
+    await renameDurably(temp, path);
+  } catch (error) {
+    await fsp.rm(temp, { force: true }).catch(() => undefined);
+    throw error;
+  }
   return { ...summary, path };
 }

@@ -120,6 +120,10 @@ export async function copyRanges(source: DiskImage, target: DiskImage, ranges: R
         await source.read(buffer, piece.offset);
         if (pendingWrite) await pendingWrite;
         pendingWrite = target.write(buffer, piece.offset);
+        // Marked handled at once: it is awaited (and its error thrown) only after the next
+        // piece's read, and a write that fails before then (ENOSPC allocating a block) was an
+        // unhandled rejection, which ended the process with a stack trace and status 1.
+        pendingWrite.catch(() => undefined);
         if (!overlap) await pendingWrite;
         index++;
         doneBytes += piece.length;

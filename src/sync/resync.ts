@@ -238,7 +238,7 @@ async function preparePlan(sourcePath: string, targetPath: string, options: Resy
       if (digest.header.virtualSizeBytes !== target.virtualSize) {
         throw new VhdsyncError("VHDSYNC_SIZE_MISMATCH", `target digest describes ${digest.header.virtualSizeBytes} bytes, target is ${target.virtualSize}`, { path: targetPath });
       }
-      checkIdentity(digest.header.identity, await imageIdentity(target), "target digest");
+      await checkDigestIdentity(digest, target, checkpointPath, options);
     }
     let resized = false;
     if (sizeMismatch && !options.dryRun) {
@@ -255,6 +255,20 @@ async function preparePlan(sourcePath: string, targetPath: string, options: Resy
     await target?.close().catch(() => undefined);
     await source.close().catch(() => undefined);
     throw error;
+  }
+}
+
+/**
+ * The target digest must describe the target as it is. A refusal names --resume when a stopped
+ * run's checkpoint is there: that run's own writes changed the target (a kill, or a full
+ * filesystem when --update-digest rewrote the digest), and resuming it skips this check.
+ */
+async function checkDigestIdentity(digest: DigestReader, target: DiskImage, checkpointPath: string, options: ResyncOptions): Promise<void> {
+  try {
+    checkIdentity(digest.header.identity, await imageIdentity(target), "target digest");
+  } catch (error) {
+    if (options.resume || !(error instanceof VhdsyncError) || !(await loadCheckpoint(checkpointPath).catch(() => undefined))) throw error;
+    throw new VhdsyncError(error.code, `${error.message}, or, if a run stopped by an error or a kill changed it, resume that run: its checkpoint ${checkpointPath} is there (--resume)`, { ...error.details, checkpointPath });
   }
 }
 
@@ -367,10 +381,12 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
    * error drops the results of the segments still in flight, and the failed one may have
    * written part of its blocks.
    */
-  const checkpoint = async (final: boolean, counted = true) => {
+  const checkpoint = async (final: boolean, counted = true, targetOpen = true) => {
     if (options.dryRun) return;
-    await background?.settle(); // its release of blocks must not outlast the target's state below
-    await target.flush();
+    if (targetOpen) {
+      await background?.settle(); // its release of blocks must not outlast the target's state below
+      await target.flush();
+    }
     const total = addCounters({ ...plan.resumeCounters }, counters);
     await saveCheckpoint(plan.checkpointPath, { ...plan.checkpointBase, nextBlock, counters: total, countersComplete: plan.resumeCountersComplete && counted, updatedAt: new Date().toISOString(), target: await fileState(target.path), final });
     lastCheckpointMs = monotonicMs();
@@ -416,8 +432,20 @@ async function runPlan(plan: Plan, options: ResyncOptions, workers: number): Pro
   }
   await background?.settle();
   await target.flush();
+  if (writer) {
+    // The target is complete and flushed. Its new digest is committed before the checkpoint
+    // goes: when that fails (ENOSPC on the digest's filesystem), the old digest no longer
+    // describes the target, and a rerun without a checkpoint would be refused for the target's
+    // changed identity. A final checkpoint at the end lets it finish instead (reporting the
+    // digest not updated, as for any resumed run).
+    try {
+      await finishDigest(writer, target, blockSizeBytes);
+    } catch (error) {
+      await checkpoint(true, true, false).catch(() => undefined);
+      throw error;
+    }
+  }
   if (!options.dryRun) await removeCheckpoint(plan.checkpointPath);
-  if (writer) await finishDigest(writer, target, blockSizeBytes);
   progress.flush();
   return { counters, complete, digestUpdated: Boolean(writer), scanner };
 }

@@ -5,7 +5,7 @@
 // "win " so that readers that follow qemu's size rule take the current size (docs/vhd.md).
 
 import { nodeCrypto } from "../../io/node-crypto.js";
-import { stat } from "node:fs/promises";
+import { rm, stat } from "node:fs/promises";
 import { basename, dirname, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { VhdsyncError, toVhdsyncError } from "../../errors.js";
@@ -167,10 +167,16 @@ export async function createVhd(path: string, options: CreateVhdOptions): Promis
       }
       await handle.datasync();
     } catch (error) {
+      // The file is ours (created with "wx") and unusable half-written (no footer, or a BAT
+      // and header without their footer): removed, so that a rerun after making room (ENOSPC,
+      // EFBIG) is not refused with "already exists".
+      await handle.close().catch(() => undefined);
+      await rm(path, { force: true }).catch(() => undefined);
       throw toVhdsyncError(error, { path });
-    } finally {
-      await handle.close();
     }
+    await handle.close().catch((error: unknown) => {
+      throw toVhdsyncError(error, { path });
+    });
   } finally {
     await parent?.close();
   }
