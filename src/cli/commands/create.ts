@@ -3,7 +3,7 @@
 
 import type { CommandModule } from "yargs";
 import { createVhd } from "../../index.js";
-import { vhdBlockSizeProblem, vhdSizeProblem } from "../../formats/vhd/create-vhd.js";
+import { DEFAULT_BLOCK_SIZE_BYTES, vhdBlockSizeProblem, vhdSizeProblem, vhdTableProblem } from "../../formats/vhd/create-vhd.js";
 import { EXIT, parseSize, printJson, runCommand, usageError, type GlobalOptions } from "../run.js";
 import { writeOut } from "../output.js";
 
@@ -40,6 +40,8 @@ export const createCommand: CommandModule<GlobalOptions, CreateArgs> = {
       if (sizeProblem) throw usageError(`--size: ${sizeProblem}`);
       const blockProblem = blockSizeBytes === undefined ? undefined : vhdBlockSizeProblem(blockSizeBytes);
       if (blockProblem) throw usageError(`--block-size: ${blockProblem}`);
+      const tableProblem = sizeBytes === undefined ? undefined : vhdTableProblem(argv.type, sizeBytes, blockSizeBytes ?? DEFAULT_BLOCK_SIZE_BYTES);
+      if (tableProblem) throw usageError(`--size, --block-size: ${tableProblem}`);
       const image = await createVhd(argv.out, { type: argv.type, sizeBytes, blockSizeBytes, parentPath: argv.parent });
       try {
         const info = await image.info();

@@ -17,6 +17,7 @@ import {
   VHD_EPOCH_SECONDS,
   VHD_MAX_DYNAMIC_BYTES,
   VHD_MAX_FIXED_BYTES,
+  VHD_MAX_TABLE_ENTRIES,
   VHD_NO_OFFSET,
   bitmapBytesFor,
   buildFooter,
@@ -106,12 +107,26 @@ export function vhdBlockSizeProblem(blockSizeBytes: number): string | undefined 
   return undefined;
 }
 
+/**
+ * Why a new dynamic or differencing VHD of `sizeBytes` cannot have blocks of `blockSizeBytes`
+ * (its BAT would have more than 2^22 entries, which no reader opens: 16 GiB of 4 KiB blocks),
+ * or undefined when it can. Fixed disks have no BAT.
+ */
+export function vhdTableProblem(type: CreateVhdOptions["type"], sizeBytes: number, blockSizeBytes: number): string | undefined {
+  if (type === "fixed") return undefined;
+  const entries = Math.ceil(sizeBytes / blockSizeBytes);
+  if (entries <= VHD_MAX_TABLE_ENTRIES) return undefined;
+  return `${sizeBytes} bytes in blocks of ${blockSizeBytes} are ${entries} blocks, more than a VHD's BAT holds (${VHD_MAX_TABLE_ENTRIES}); use larger blocks`;
+}
+
 function validate(options: CreateVhdOptions, sizeBytes: number): void {
   const sizeProblem = vhdSizeProblem(options.type, sizeBytes);
   if (sizeProblem) throw invalid(sizeProblem, { sizeBytes });
   const block = options.blockSizeBytes ?? DEFAULT_BLOCK_SIZE_BYTES;
   const blockProblem = vhdBlockSizeProblem(block);
   if (blockProblem) throw invalid(blockProblem, { blockSizeBytes: block });
+  const tableProblem = vhdTableProblem(options.type, sizeBytes, block);
+  if (tableProblem) throw invalid(tableProblem, { sizeBytes, blockSizeBytes: block });
   if (!/^[\x20-\x7e\0]{4}$/.test(options.creatorApplication ?? "win ")) throw invalid("creator application must be 4 ASCII characters");
 }
 
