@@ -58,6 +58,12 @@ t.test("bad --block-size and --workers are usage errors (exit 2) in every comman
       t.equal(run.status, 2, `${name} ${bad.join(" ")}: exit 2 (${run.stderr.trim()})`);
       t.match(run.stderr, /^vhdsync: VHDSYNC_USAGE: /, `${name} ${bad.join(" ")}: a usage error`);
     }
+    // VHDSYNC_WORKERS is checked as --workers is, not ignored.
+    for (const bad of ["abc", "1.5", "-1", "1000"]) {
+      const run = runCli([command, ...args], { env: { ...process.env, VHDSYNC_WORKERS: bad } });
+      t.equal(run.status, 2, `${name} with VHDSYNC_WORKERS=${bad}: exit 2 (${run.stderr.trim()})`);
+      t.match(run.stderr, /^vhdsync: VHDSYNC_USAGE: environment: VHDSYNC_WORKERS must be/, `${name} with VHDSYNC_WORKERS=${bad}: a usage error naming it`);
+    }
   }
   t.same([fileSha(target), fileSha(small)], before, "no target was written or resized");
   t.equal(statSync(small).size, 3 * MIB, "--resize did not run");
@@ -82,6 +88,19 @@ t.test("bad --block-size and --workers are usage errors (exit 2) in every comman
   await t.rejects(verify(source, target, { workers: -1 }), { code: "VHDSYNC_INVALID_ARGUMENT" });
   await t.rejects(diff(source, target, { blockSizeBytes: 5000 }), { code: "VHDSYNC_INVALID_ARGUMENT" });
   t.equal(runCli(["verify", source, target, "--workers", "0"]).status, 1, "--workers 0 (this thread only) is valid");
+  // The library refuses a bad VHDSYNC_WORKERS before it opens anything; --workers overrides it.
+  const saved = process.env.VHDSYNC_WORKERS;
+  process.env.VHDSYNC_WORKERS = "many";
+  try {
+    await t.rejects(resync(source, small, { resize: true }), { code: "VHDSYNC_INVALID_ARGUMENT", details: { variable: "VHDSYNC_WORKERS" } });
+    t.equal(statSync(small).size, 3 * MIB, "the library did not resize for a bad VHDSYNC_WORKERS");
+    await t.rejects(copy(source, created), { code: "VHDSYNC_INVALID_ARGUMENT" });
+    t.notOk(existsSync(created), "copy() created nothing");
+    t.equal((await verify(source, target, { workers: 1 })).equal, false, "an explicit workers option is used instead");
+  } finally {
+    if (saved === undefined) delete process.env.VHDSYNC_WORKERS;
+    else process.env.VHDSYNC_WORKERS = saved;
+  }
 });
 
 t.test("a digest, target or checkpoint that is an input is refused, the input kept", async (t) => {

@@ -17,13 +17,13 @@ export const INLINE_BELOW_BYTES = 48 * 1024 * 1024;
 
 /**
  * Scanning threads for a run over `virtualSizeBytes` (this thread plus workers): `requested`
- * if given, else VHDSYNC_WORKERS, else 1 (no workers) for small images and the cores
+ * if given, else VHDSYNC_WORKERS, else 0 (this thread only) for small images and the cores
  * available otherwise. 0 and 1 both mean "this thread only".
  */
 export function workerCountFor(virtualSizeBytes: number, requested?: number): number {
   if (requested !== undefined) return checkWorkers(requested);
-  const fromEnv = process.env.VHDSYNC_WORKERS;
-  if (fromEnv !== undefined && fromEnv !== "" && Number.isInteger(Number(fromEnv)) && Number(fromEnv) >= 0) return Number(fromEnv);
+  const fromEnv = workersFromEnv();
+  if (fromEnv !== undefined) return fromEnv;
   if (virtualSizeBytes < INLINE_BELOW_BYTES) return 0;
   return defaultScanThreads();
 }
@@ -40,6 +40,21 @@ export function checkWorkers<T extends number | undefined>(requested: T): T {
     throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `workers must be an integer from 0 to ${MAX_WORKERS}, got ${requested}`, { workers: requested });
   }
   return requested;
+}
+
+/**
+ * VHDSYNC_WORKERS as a thread count; undefined when unset or empty. Anything else than an
+ * integer from 0 to MAX_WORKERS is refused, as --workers is, not ignored (checkScanOptions
+ * checks it before a command touches anything). @throws VHDSYNC_INVALID_ARGUMENT
+ */
+export function workersFromEnv(): number | undefined {
+  const value = process.env.VHDSYNC_WORKERS;
+  if (value === undefined || value.trim() === "") return undefined;
+  const count = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || count > MAX_WORKERS) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `VHDSYNC_WORKERS must be an integer from 0 to ${MAX_WORKERS}, got ${JSON.stringify(value)}`, { variable: "VHDSYNC_WORKERS", value });
+  }
+  return count;
 }
 
 /** Scanning threads when neither the caller nor VHDSYNC_WORKERS says: the cores, at most 8. */

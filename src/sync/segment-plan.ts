@@ -2,7 +2,7 @@
 // checkpoint steps), and the engine's tunable defaults.
 
 import { MAX_FRAME_BLOCKS, checkBlockSize } from "./digest-format.js";
-import { checkWorkers } from "./scan-workers.js";
+import { checkWorkers, workersFromEnv } from "./scan-workers.js";
 import { blockDigestLength, type BlockHashAlgorithm } from "./block-hasher.js";
 import { checkCount, checkOptions, checkPath } from "../arguments.js";
 import type { SegmentTask } from "./segment-task.js";
@@ -23,6 +23,7 @@ interface ScanOptions {
 export function checkScanOptions(options: ScanOptions | undefined, paths: Record<string, unknown>): void {
   for (const [name, value] of Object.entries(paths)) checkPath(value, name);
   checkOptions(options);
+  if (options?.workers === undefined) workersFromEnv();
   if (!options) return;
   if (options.blockSizeBytes !== undefined) checkBlockSize(options.blockSizeBytes);
   checkWorkers(options.workers);

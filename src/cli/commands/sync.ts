@@ -12,7 +12,7 @@ import type { DiffReport } from "../../sync/diff-report.js";
 import type { BlockHashAlgorithm } from "../../sync/block-hasher.js";
 import { VhdsyncError } from "../../errors.js";
 import { checkBlockSize } from "../../sync/digest-format.js";
-import { checkWorkers } from "../../sync/scan-workers.js";
+import { checkWorkers, workersFromEnv } from "../../sync/scan-workers.js";
 import { EXIT, parseSize, printReport, runCommand, usageError, type GlobalOptions } from "../run.js";
 import { formatBytes, progressReporter } from "../progress.js";
 import { interruptSignal } from "../interrupt.js";
@@ -41,9 +41,9 @@ function blockSizeOf(argv: SyncArgs): number | undefined {
   return size;
 }
 
-/** --workers, checked here as --block-size is. */
+/** --workers, checked here as --block-size is; else VHDSYNC_WORKERS, part of the invocation too. */
 function workersOf(argv: SyncArgs): number | undefined {
-  return argv.workers === undefined ? undefined : asUsage("--workers", () => checkWorkers(argv.workers));
+  return argv.workers === undefined ? asUsage("environment", workersFromEnv) : asUsage("--workers", () => checkWorkers(argv.workers));
 }
 
 /** Runs a library argument check, its VHDSYNC_INVALID_ARGUMENT becoming a usage error. */
