@@ -23,7 +23,7 @@ export const TRAILER_MAGIC = "VHDSEND1";
 
 /** The frame and trailer magics' bytes, made once (a TextDecoder made per frame header cost ~2 ms per 64 frames). */
 const FRAME_SIGNATURE = signatureOf(FRAME_MAGIC);
-const TRAILER_SIGNATURE = signatureOf(TRAILER_MAGIC);
+export const TRAILER_SIGNATURE = signatureOf(TRAILER_MAGIC);
 
 /** Header fields: byte offsets in the fixed part. */
 const H = { magic: 0, version: 8, flags: 10, headerLength: 12, algorithm: 16, digestLength: 17, blockSize: 20, virtualSize: 24, blockCount: 32, frameBlocks: 40, identityLength: 44 } as const;

@@ -11,7 +11,9 @@ import { DIGEST_SIGNATURE, startsWith } from "../formats/signatures.js";
 import {
   FRAME_HEADER_BYTES,
   HEADER_FIXED_BYTES,
+  PADDED_HEADER_BYTES,
   TRAILER_BYTES,
+  TRAILER_SIGNATURE,
   checkFrameFlags,
   decodeFrameHeader,
   decodeHeader,
@@ -43,7 +45,11 @@ interface FrameInput {
   atEnd(): boolean;
 }
 
-/** True when the file at `path` starts with the digest-file magic. */
+/**
+ * True when the file at `path` starts with the digest-file magic, or ends with a digest
+ * trailer: a digest whose first bytes were damaged is then refused as one (VHDSYNC_CORRUPT),
+ * not compared as a raw image of its own size.
+ */
 export async function isDigestFile(path: string): Promise<boolean> {
   await refusePipe(path);
   let handle: FileHandle | undefined;
@@ -51,7 +57,12 @@ export async function isDigestFile(path: string): Promise<boolean> {
     handle = await fsp.open(path, "r");
     const magic = new Uint8Array(8);
     const { bytesRead } = await handle.read(magic, 0, 8, 0);
-    return bytesRead === 8 && startsWith(magic, DIGEST_SIGNATURE);
+    if (bytesRead === 8 && startsWith(magic, DIGEST_SIGNATURE)) return true;
+    const { size } = await handle.stat();
+    if (size < PADDED_HEADER_BYTES + TRAILER_BYTES) return false;
+    const trailer = new Uint8Array(TRAILER_SIGNATURE.length);
+    const { bytesRead: tailRead } = await handle.read(trailer, 0, trailer.length, size - TRAILER_BYTES);
+    return tailRead === trailer.length && startsWith(trailer, TRAILER_SIGNATURE);
   } catch (error) {
     throw toVhdsyncError(error, { path });
   } finally {
