@@ -64,11 +64,12 @@ export function compareBlocksAt(aAddress: number, bAddress: number, lengthBytes:
   );
 }
 
-function readRanges(address: number, count: number): BlockRange[] {
+/** The kernels' ranges (u32 block numbers, relative to the buffer), numbered from `firstBlock`. */
+function readRanges(address: number, count: number, firstBlock = 0): BlockRange[] {
   const view = getWasm().dataView(address, count * 8);
   const ranges: BlockRange[] = new Array(count);
   for (let i = 0; i < count; i++) {
-    ranges[i] = { firstBlock: view.getUint32(i * 8, true), blockCount: view.getUint32(i * 8 + 4, true) };
+    ranges[i] = { firstBlock: firstBlock + view.getUint32(i * 8, true), blockCount: view.getUint32(i * 8 + 4, true) };
   }
   return ranges;
 }
@@ -109,15 +110,23 @@ export function diffDigests(a: Uint8Array, b: Uint8Array, digestLength: number):
   return wasm.withCopy(a, (aAddress) => wasm.withCopy(b, (bAddress) => diffDigestsAt(aAddress, bAddress, a.length / digestLength, digestLength)));
 }
 
-/** Coalesced ranges of set flags (non-zero bytes) at WASM `flagsAddress`, numbered from `firstBlock`. */
+/**
+ * Coalesced ranges of set flags (non-zero bytes) at WASM `flagsAddress`, numbered from
+ * `firstBlock` (any safe integer ≥ 0: added here, not in the kernel, whose block numbers are
+ * u32 and would wrap past 2^32 blocks, e.g. 16 TiB in 4 KiB blocks).
+ * @throws VHDSYNC_INVALID_ARGUMENT when firstBlock is not a safe integer ≥ 0
+ */
 export function flagsToRangesAt(flagsAddress: number, count: number, firstBlock = 0): BlockRange[] {
+  if (!Number.isSafeInteger(firstBlock) || firstBlock < 0 || !Number.isSafeInteger(firstBlock + count)) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `first block must be a safe integer >= 0, got ${firstBlock}`, { firstBlock });
+  }
   const wasm = getWasm();
   const maxRanges = maxRangesFor(count);
   return wasm.withScratch(Math.max(8, maxRanges * 8), (rangesAddress) => {
     const ranges = withCount("flag ranges", (countAddress) =>
-      wasm.exports.flagsToRanges(flagsAddress, count, firstBlock, rangesAddress, maxRanges, countAddress),
+      wasm.exports.flagsToRanges(flagsAddress, count, 0, rangesAddress, maxRanges, countAddress),
     );
-    return readRanges(rangesAddress, ranges);
+    return readRanges(rangesAddress, ranges, firstBlock);
   });
 }
 
