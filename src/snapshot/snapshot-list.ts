@@ -34,7 +34,7 @@ export interface SnapshotListing {
   disk: string;
   /** Base first, active disk last; then branches (layers off the active chain). */
   layers: SnapshotListEntry[];
-  /** Operation left pending by a crash (run any snapshot command, or `snapshot resume`, to finish it). */
+  /** Operation left pending by a crash (create, revert, delete, merge or `snapshot resume` finish it; list does not). */
   pending: { op: string; step: string } | null;
 }
 
