@@ -6,12 +6,14 @@ import t from "tap";
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { checkImage, openImage } from "../dist/index.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
 import { firstDifference, isZeroBuffer, qemuContent, qemuVirtualSize, readImage, run, sha256 } from "./helpers/vhd.js";
 
-const FIXTURES = "/work/shared/fixtures";
+// ../shared beside the project, wherever it is cloned (CI clones it elsewhere than /work).
+const FIXTURES = fileURLToPath(new URL("../../shared/fixtures/", import.meta.url));
 const seed = testSeed();
 
 t.test("Windows fixtures read with their published digests", async (t) => {
