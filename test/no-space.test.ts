@@ -81,12 +81,12 @@ function writeSparse(path: string, bytes: number, dataBytes: number, prng: Prng)
   truncateSync(path, bytes);
 }
 
-/** Checks a run that met a full filesystem: exit 4, one line of VHDSYNC_NO_SPACE, no stack. */
 /** The last lines of a stderr that went wrong (a crash prints the minified bundle's line first). */
 function tail(stderr: string): string {
   return stderr.trim().split("\n").slice(-12).join("\n").slice(-1500);
 }
 
+/** Checks a run that met a full filesystem: exit 4, one line of VHDSYNC_NO_SPACE, no stack. */
 function expectNoSpace(t: Test, result: { status: number; stderr: string }, what: string): void {
   t.equal(result.status, 4, `seed ${seed}: ${what}: exit 4 (${tail(result.stderr)})`);
   t.match(result.stderr, /^vhdsync: VHDSYNC_NO_SPACE: [^\n]+\n$/, `${what}: one line, VHDSYNC_NO_SPACE`);
