@@ -142,8 +142,8 @@ export class DigestWriter {
   /**
    * Restates the blocks of the frames with zero or unallocated blocks, found by walking the
    * frame headers in the file: nothing is kept per frame while writing (a list of the sparse
-   * frames grew with the image, ~270 MB for a 64 TiB image in 64 KiB blocks). Whether any
-   * state changed.
+   * frames grew with the image: `checksum` of an empty 64 TiB VHDX in 64 KiB blocks peaked at
+   * 266 MB with it, 118 MB without). Whether any state changed.
    */
   private async restateFrames(restate: RestateFrame): Promise<boolean> {
     const header = { ...this.header, digestLength: blockDigestLength(this.header.algo), headerLength: this.headerLength, headerChecksum: "" };
