@@ -42,20 +42,15 @@ export async function writeLogFile(path: string, options: HrlWriterOptions, fill
     if (!options.exclusive) await fsp.rm(temp, { force: true }).catch(() => undefined);
     throw error;
   }
-  let summary: HrlLogSummary;
   try {
     await fill(writer);
-  } catch (error) {
-    await writer.abandon();
-    await fsp.rm(temp, { force: true });
-    throw error;
-  }
-  try {
-    summary = await writer.close();
+    const summary = await writer.close();
     await renameDurably(temp, path);
+    return { ...summary, path };
   } catch (error) {
+    // abandon() after a failed close() finds the writer released already: a no-op.
+    await writer.abandon().catch(() => undefined);
     await fsp.rm(temp, { force: true }).catch(() => undefined);
     throw error;
   }
-  return { ...summary, path };
 }
