@@ -80,12 +80,13 @@ t.test("restating at the end gives the file written with the new states; only fr
 
 t.test("the heap does not grow with the frames written (it kept an object per sparse frame)", async (t) => {
   const dir = tempDir(t);
-  const frames = 100_000;
+  const frames = 250_000;
   const writer = await DigestWriter.create(join(dir, "many.digest"), { algo: "xxh3-64", blockSizeBytes: 4096, virtualSizeBytes: frames * 4096, blockCount: frames, frameBlocks: 1, identity: { ...identity, virtualSizeBytes: frames * 4096 } });
   const flags = new Uint8Array([1]);
   const digests = new Uint8Array(0);
-  // A first stretch warms up everything the loop allocates once.
-  const warmUp = 10_000;
+  // A first stretch warms up everything the loop allocates once (optimized code counts in
+  // heapUsed too: ~2.7 MB was seen after 10,000 frames without the addon).
+  const warmUp = 50_000;
   for (let i = 0; i < warmUp; i++) await writer.writeFrame({ firstBlock: i, blockCount: 1, flags, digests });
   gc();
   const start = process.memoryUsage().heapUsed;
@@ -97,6 +98,6 @@ t.test("the heap does not grow with the frames written (it kept an object per sp
     restated++;
   });
   t.equal(restated, frames, "every frame was restated at the end");
-  // An object per frame is ≥ 40 bytes: ≥ 3.6 MB for these 90,000 frames.
-  t.ok(grown < 2_000_000, `the heap grew by ${grown} bytes over ${frames - warmUp} frames`);
+  // An object per frame was ~55 bytes (4.97 MB over 90,000 frames): ≥ 8 MB over these 200,000.
+  t.ok(grown < 20 * (frames - warmUp), `the heap grew by ${grown} bytes over ${frames - warmUp} frames`);
 });
