@@ -25,7 +25,7 @@ import { readExactlySync, settleAll } from "../io/file.js";
 import { SpareBuffers } from "./spare-buffers.js";
 import { closeJobGate, compareSegment, hashScanAlgorithmId, hashSegment, nativeCompareAvailable, openJobGate, type PackedRanges } from "../io/native-compare.js";
 import { hashScanShortestBlock } from "../io/native-addon.js";
-import { activeUnits, allocationPairsOf, openAs, type ScanConfig } from "./segment-scanner.js";
+import { activeUnits, allocationPairsOf, openAs, unallocatedAnswererFor, type ScanConfig, type UnallocatedAnswerer } from "./segment-scanner.js";
 import { callerSegmentsWholeBlocks, compareUnitBytes } from "./segment-plan.js";
 import { blockDigestLength } from "./block-hasher.js";
 import { emptyCounters, eachChange, type SegmentCounters, type SegmentResult, type SegmentTask } from "./segment-task.js";
@@ -408,6 +408,11 @@ export class NativeCompareScanner {
     return undefined;
   }
 
+  /** This scan's answers for segments with nothing allocated (see UnallocatedAnswerer). */
+  get unallocatedAnswerer(): UnallocatedAnswerer | undefined {
+    return unallocatedAnswererFor(this.config, this.source, this.target);
+  }
+
   /** Compares one segment (and writes its differences when applying). @throws I/O errors (VhdsyncError) */
   async scan(task: SegmentTask): Promise<SegmentResult> {
     const block = this.config.blockSizeBytes;
@@ -620,6 +625,11 @@ export class NativeHashScanner {
     }
     await source.close();
     await target?.close();
+    return undefined;
+  }
+
+  /** None: a hash scan's results carry a digest frame per segment. */
+  get unallocatedAnswerer(): UnallocatedAnswerer | undefined {
     return undefined;
   }
 

@@ -1,0 +1,185 @@
+// Segments in which nothing is allocated in the images a scan reads are answered on the
+// calling thread (answerUnallocated in src/sync/segment-pool.ts), runs of them as one result,
+// and never reach a scanner. Seeded property test: over random layouts of sparse raw files
+// and dynamic VHDs (whole segments empty, data in a segment's first or last 4 KiB, data across
+// a boundary, a partial last block), runSegments with the answers must give what scanning
+// every segment gives (the counters and the changes), with both scanners and in every mode
+// that has answers; and it must answer exactly the empty segments, each run of them at once.
+import t from "tap";
+import { closeSync, ftruncateSync, openSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { createVhd } from "../dist/formats/vhd/index.js";
+import { openImage } from "../dist/formats/open-image.js";
+import { SegmentPool, runSegments, UNALLOCATED_RUN_SEGMENTS } from "../dist/sync/segment-pool.js";
+import { CALLER_SEGMENT_BYTES, DEFAULT_WINDOW_BYTES, SEGMENT_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "../dist/sync/segment-plan.js";
+import { addCounters, emptyCounters, eachChange } from "../dist/sync/segment-task.js";
+import { nativeAddon } from "../dist/io/native-addon.js";
+import { Prng, testSeed } from "./helpers/prng.js";
+import { withEnv } from "./helpers/env.js";
+import { tempDir } from "./helpers/tmp.js";
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const BLOCK = 4 * KiB;
+
+type Layout = Array<{ offset: number; length: number }>;
+
+/**
+ * Data ranges over `segments` segments of `segmentBytes`: per segment nothing (half of them,
+ * so runs of empty segments occur), its first 4 KiB, its last 4 KiB, a piece inside, or
+ * 2 KiB on each side of its end; the size ends in a partial 4 KiB block.
+ */
+function randomLayout(prng: Prng, segments: number, segmentBytes: number): { size: number; layout: Layout } {
+  const size = segments * segmentBytes + 3 * 512;
+  const layout: Layout = [];
+  for (let s = 0; s < segments; s++) {
+    const start = s * segmentBytes;
+    const kind = prng.int(8);
+    if (kind === 0) layout.push({ offset: start, length: BLOCK });
+    else if (kind === 1) layout.push({ offset: start + segmentBytes - BLOCK, length: BLOCK });
+    else if (kind === 2) layout.push({ offset: start + 512 * (1 + prng.int(segmentBytes / 512 - 16)), length: 512 * (1 + prng.int(16)) });
+    else if (kind === 3) layout.push({ offset: start + segmentBytes - 2 * KiB, length: Math.min(4 * KiB, size - start - segmentBytes + 2 * KiB) });
+  }
+  if (prng.int(2) === 0) layout.push({ offset: size - 512, length: 512 });
+  return { size, layout };
+}
+
+async function writeImage(path: string, format: "raw" | "vhd", size: number, layout: Layout, prng: Prng): Promise<void> {
+  if (format === "raw") {
+    const fd = openSync(path, "w");
+    try {
+      ftruncateSync(fd, size);
+      for (const { offset, length } of layout) writeSync(fd, prng.bytes(length), 0, length, offset);
+    } finally {
+      closeSync(fd);
+    }
+    return;
+  }
+  const image = await createVhd(path, { type: "dynamic", sizeBytes: size, blockSizeBytes: [512 * KiB, 2 * MiB][prng.int(2)] });
+  try {
+    for (const { offset, length } of layout) await image.write(prng.bytes(length), offset);
+  } finally {
+    await image.close();
+  }
+}
+
+/** The (offset, length, zero) triples of a run's changes, neighbours of the same kind joined. */
+function joinedChanges(lists: Float64Array[]): number[] {
+  const out: number[] = [];
+  for (const list of lists) {
+    for (const { offsetBytes, lengthBytes, zero } of eachChange(list)) {
+      const n = out.length;
+      if (n >= 3 && out[n - 3] + out[n - 2] === offsetBytes && out[n - 1] === Number(zero)) out[n - 2] += lengthBytes;
+      else out.push(offsetBytes, lengthBytes, Number(zero));
+    }
+  }
+  return out;
+}
+
+/** Whether any range of `layout` overlaps [start, end). */
+const overlaps = (layout: Layout, start: number, end: number) => layout.some(({ offset, length }) => offset < end && offset + length > start);
+
+interface Case {
+  name: string;
+  mode: "compare" | "copy";
+  apply: "none" | "here" | "caller";
+  targetFormat: "raw" | "vhd";
+  targetFresh?: boolean;
+  /** Whether the target's data counts for emptiness (a compare reads it). */
+  targetRead: boolean;
+}
+
+const CASES: Case[] = [
+  { name: "verify", mode: "compare", apply: "none", targetFormat: "raw", targetRead: true },
+  { name: "verify of VHDs", mode: "compare", apply: "none", targetFormat: "vhd", targetRead: true },
+  { name: "resync into a raw target", mode: "compare", apply: "here", targetFormat: "raw", targetRead: true },
+  { name: "resync into a VHD", mode: "compare", apply: "caller", targetFormat: "vhd", targetRead: true },
+  { name: "copy into an existing VHD", mode: "copy", apply: "caller", targetFormat: "vhd", targetFresh: false, targetRead: false },
+  { name: "convert (copy into a fresh VHD)", mode: "copy", apply: "caller", targetFormat: "vhd", targetFresh: true, targetRead: false },
+  { name: "copy into a new raw file", mode: "copy", apply: "here", targetFormat: "raw", targetFresh: true, targetRead: false },
+];
+
+for (const scanner of ["native", "wasm"] as const) {
+  const skip = scanner === "native" && !nativeAddon() ? "no native addon" : false;
+  t.test(`segments with nothing allocated are answered as a scan would (${scanner} scanners)`, { skip }, async (t) => {
+    const seed = testSeed();
+    const prng = new Prng(seed);
+    const dir = tempDir(t, "vhdsync-unallocated-");
+    await withEnv("VHDSYNC_NO_NATIVE_SCAN", scanner === "wasm" ? "1" : undefined, async () => {
+      for (let round = 0; round < 2; round++) {
+        for (const [index, c] of CASES.entries()) {
+          const segmentBytes = c.apply === "caller" ? CALLER_SEGMENT_BYTES : SEGMENT_BYTES;
+          const segments = c.apply === "caller" ? 12 : 5;
+          const { size, layout: sourceLayout } = randomLayout(prng, segments, segmentBytes);
+          const targetLayout = c.targetFresh ? [] : randomLayout(prng, segments, segmentBytes).layout;
+          const source = join(dir, `s${round}-${index}.${prng.int(2) === 0 ? "raw" : "vhd"}`);
+          // Each pass writes its target afresh, with the same bytes (a copy of a sparse file may not keep its holes).
+          const targetSeed = prng.u32();
+          await writeImage(source, source.endsWith(".vhd") ? "vhd" : "raw", size, sourceLayout, prng);
+          const blocks = blockCountFor(size, BLOCK);
+          const perSegment = segmentBlocks(BLOCK, segmentBytes);
+          const label = `${c.name}, round ${round}, source ${source.endsWith(".vhd") ? "VHD" : "raw"} (seed ${seed})`;
+
+          /** One pass over a fresh copy of the target: every result, by runSegments or by scanning each segment. */
+          const pass = async (answered: boolean) => {
+            const target = join(dir, `t${round}-${index}-${answered}.${c.targetFormat}`);
+            await writeImage(target, c.targetFormat, size, targetLayout, new Prng(targetSeed));
+            const config = { mode: c.mode, sourcePath: source, targetPath: target, blockSizeBytes: BLOCK, apply: c.apply, windowBytes: DEFAULT_WINDOW_BYTES, targetFresh: c.targetFresh };
+            const pool = await SegmentPool.start(config, 2);
+            const results: Array<{ firstBlock: number; blockCount: number; counters: ReturnType<typeof emptyCounters>; changes: Float64Array }> = [];
+            try {
+              const keep = (result: (typeof results)[number]) => void results.push({ ...result, changes: result.changes.slice() });
+              if (answered) await runSegments(pool, segmentTasks(blocks, perSegment), keep);
+              else {
+                for (const task of segmentTasks(blocks, perSegment)) {
+                  const result = await pool.submit(task);
+                  keep(result);
+                  result.release?.();
+                }
+              }
+              return { results, native: pool.native, answers: pool.unallocatedAnswerer !== undefined };
+            } finally {
+              await pool.close();
+            }
+          };
+          const scanned = await pass(false);
+          const answered = await pass(true);
+          t.equal(answered.native, scanner === "native" && (c.mode === "compare" || c.apply === "here"), `the ${scanner} scanners ran: ${label}`);
+          t.ok(answered.answers, `the pool answers empty segments: ${label}`);
+          const sum = (run: typeof scanned) => run.results.reduce((total, result) => addCounters(total, result.counters), emptyCounters());
+          t.same(sum(answered), sum(scanned), `counters: ${label}`);
+          t.same(joinedChanges(answered.results.map((r) => r.changes)), joinedChanges(scanned.results.map((r) => r.changes)), `changes: ${label}`);
+          // The results cover every block once, in order.
+          let next = 0;
+          for (const result of answered.results) {
+            if (result.firstBlock !== next) t.fail(`result at block ${result.firstBlock}, expected ${next}: ${label}`);
+            next = result.firstBlock + result.blockCount;
+          }
+          t.equal(next, blocks, `the results cover the image: ${label}`);
+          // Expected results: one per segment with data (source, or target when compared), one
+          // per run of empty segments (at most UNALLOCATED_RUN_SEGMENTS long).
+          let expected = 0;
+          let run = 0;
+          for (let s = 0; s * perSegment < blocks; s++) {
+            const [start, end] = [s * perSegment * BLOCK, Math.min(size, (s + 1) * perSegment * BLOCK)];
+            const empty = !overlaps(sourceLayout, start, end) && !(c.targetRead && overlaps(targetLayout, start, end));
+            if (!empty || run === UNALLOCATED_RUN_SEGMENTS) run = 0;
+            if (!empty || run++ === 0) expected++;
+          }
+          t.equal(answered.results.length, expected, `one result per segment with data and per empty run: ${label}`);
+          if (c.mode === "copy" || c.apply !== "none") {
+            const [a, b] = await Promise.all([join(dir, `t${round}-${index}-true.${c.targetFormat}`), join(dir, `t${round}-${index}-false.${c.targetFormat}`)].map(async (path) => {
+              const image = await openImage(path, { readOnly: true });
+              try {
+                return await image.allocationMap();
+              } finally {
+                await image.close();
+              }
+            }));
+            t.same(a, b, `the targets' allocation maps agree: ${label}`);
+          }
+        }
+      }
+    });
+  });
+}
