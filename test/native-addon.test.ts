@@ -21,6 +21,12 @@ function extentsOf(fd: number, offset: number, length: number) {
   return extentsOfPairs(pairs);
 }
 
+/** What nextData(fd, offset) must answer given the file's extents: the first data at or after `offset`, or -1. */
+function nextDataIn(extents: Array<{ offset: number; length: number }>, offset: number): number {
+  const found = extents.find((extent) => extent.offset + extent.length > offset);
+  return found ? Math.max(found.offset, offset) : -1;
+}
+
 function readAt(fd: number, offset: number, length: number): Buffer {
   const buffer = Buffer.alloc(length);
   readSync(fd, buffer, 0, length, offset);
@@ -143,6 +149,10 @@ t.test("FIEMAP and SEEK_DATA/SEEK_HOLE agree on fragmented, dirty, flushed and u
         t.same(mapped, seeked, `${label}: the two methods agree (${mapped.length} extents)`);
         if (exact) t.same(mapped, expected, `${label}: exactly the written pages`);
         t.same(clipped, clipExtents(seeked, from, length), `${label}: clipped to ${from}+${length}`);
+        // nextData (one SEEK_DATA) finds the data the maps list, inside extents, in holes and past the end.
+        const probes = [0, size, size + PAGE_BYTES, ...Array.from({ length: 24 }, () => prng.int(size))];
+        const answers = probes.map((offset) => addon!.nextData(fd, offset));
+        t.same(answers, probes.map((offset) => nextDataIn(seeked, offset)), `${label}: nextData from ${probes.length} offsets`);
         t.ok(covered(nonZeroPages(fd, size), mapped), `${label}: every non-zero page lies in an extent`);
       };
       // Written, not flushed: delayed allocation, in the page cache only.
@@ -172,7 +182,7 @@ t.test("FIEMAP and SEEK_DATA/SEEK_HOLE agree on fragmented, dirty, flushed and u
   }
 });
 
-t.test("extents restores the file position", { skip }, async (t) => {
+t.test("extents and nextData restore the file position", { skip }, async (t) => {
   const dir = tempDir(t);
   const path = join(dir, "position.img");
   writeSparseFile(path, [false, true, false, true, true], new Prng(seed));
@@ -191,6 +201,7 @@ t.test("extents restores the file position", { skip }, async (t) => {
     await withMethod(method, () => {
       readSync(fd, Buffer.alloc(100), 0, 100, null); // position 100
       extentsOf(fd, 0, 5 * UNIT_BYTES);
+      t.same([addon!.nextData(fd, 0), addon!.nextData(fd, 2 * UNIT_BYTES + 5), addon!.nextData(fd, 5 * UNIT_BYTES)], [UNIT_BYTES, 3 * UNIT_BYTES, -1], `${method ?? "default"}: nextData`);
       const next = Buffer.alloc(1);
       readSync(fd, next, 0, 1, null);
       t.equal(next[0], 0, `${method ?? "default"}: still inside the leading hole, at byte 100`);

@@ -89,6 +89,7 @@ t.test("a child process survives every bad call and panic and exits normally", {
     attempt(() => addon.punchHole(1, 2 ** 53, 2 ** 53));
     attempt(() => addon.copyRange(2 ** 40, 0, 0, 0, 1));
     attempt(() => addon.fadvise());
+    attempt(() => addon.nextData(1, -1));
     const settled = await Promise.allSettled([addon.panicForTestAsync(), addon.extentsAsync(1e300, 0, 0), addon.reflinkAsync(2 ** 30, 2 ** 30)]);
     for (const result of settled) codes.push(result.status === "rejected" ? result.reason.code : "none");
     console.log(JSON.stringify(codes));
@@ -98,6 +99,7 @@ t.test("a child process survives every bad call and panic and exits normally", {
   t.equal(child.signal, null, "no signal (no abort, no segfault)");
   t.same(JSON.parse(child.stdout.trim().split("\n").pop() ?? "[]"), [
     "VHDSYNC_INTERNAL",
+    "VHDSYNC_INVALID_ARGUMENT",
     "VHDSYNC_INVALID_ARGUMENT",
     "VHDSYNC_INVALID_ARGUMENT",
     "VHDSYNC_INVALID_ARGUMENT",

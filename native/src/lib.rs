@@ -45,6 +45,13 @@ fn parse_extents(args: &Args) -> Outcome<Job> {
     Ok(Box::new(move || ops::extents(fd, offset, length).map(Output::Extents)))
 }
 
+/// The first data offset at or after an offset, or -1 when there is none (ops::next_data).
+fn parse_next_data(args: &Args) -> Outcome<Job> {
+    let fd = args.fd(0, "fd")?;
+    let offset = args.integer(1, "offset")?;
+    Ok(Box::new(move || ops::next_data(fd, offset).map(|data| Output::Number(data.map_or(-1.0, |at| at as f64)))))
+}
+
 /// "fiemap" or "lseek": how extents() maps this descriptor's file (doctor and the tests).
 fn parse_extents_method(args: &Args) -> Outcome<Job> {
     let fd = args.fd(0, "fd")?;
@@ -447,6 +454,7 @@ macro_rules! sync_callbacks {
 
 sync_callbacks! {
     extents_method_sync, parse_extents_method;
+    next_data_sync, parse_next_data;
     bind_abstract_socket_sync, parse_bind_abstract_socket;
     map_file_sync, parse_map_file;
     unmap_file_sync, parse_unmap_file;
@@ -487,6 +495,7 @@ const EXPORTS: &[(&str, napi_callback)] = &[
     ("extents", extents_sync),
     ("extentsAsync", extents_async),
     ("extentsMethod", extents_method_sync),
+    ("nextData", next_data_sync),
     ("punchHole", punch_hole_sync),
     ("punchHoleAsync", punch_hole_async),
     ("zeroRange", zero_range_sync),

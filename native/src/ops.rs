@@ -183,6 +183,29 @@ fn seek_extents(fd: c_int, start: u64, end: u64) -> Outcome<Vec<Extent>> {
     Ok(found)
 }
 
+/// The first offset at or after `offset` that holds data (SEEK_DATA), or None when nothing
+/// does (ENXIO: only holes up to the end of the file, or `offset` past it); the file position
+/// restored afterwards. One system call where extents() enumerates every extent of a range:
+/// the main thread asks it to find segments with no data in them.
+pub fn next_data(fd: c_int, offset: u64) -> Outcome<Option<u64>> {
+    let saved = retry("lseek", || unsafe { sys::lseek(fd, 0, sys::SEEK_CUR) })?;
+    let data = loop {
+        let found = unsafe { sys::lseek(fd, offset as i64, sys::SEEK_DATA) };
+        if found >= 0 {
+            break Ok(Some(found as u64));
+        }
+        match sys::errno() {
+            sys::EINTR => continue,
+            sys::ENXIO => break Ok(None),
+            _ => break Err(Failure::last_os("lseek(SEEK_DATA)")),
+        }
+    };
+    let restored = retry("lseek", || unsafe { sys::lseek(fd, saved, sys::SEEK_SET) });
+    let data = data?;
+    restored?;
+    Ok(data)
+}
+
 fn scan_extents(fd: c_int, start: u64, end: u64) -> Outcome<Vec<Extent>> {
     let mut found = Vec::new();
     let mut position = start;

@@ -5,7 +5,7 @@
 import type { FileHandle } from "node:fs/promises";
 import { toVhdsyncError } from "../errors.js";
 import { checkRange, readExactly, writeExactly, writeExactlySync, writeZeroBytes } from "../io/file.js";
-import { fileExtentPairs, fileExtentPairsSync, fileExtentsSync, punchHole, zeroDeviceRange } from "../io/native.js";
+import { fileExtentPairs, fileExtentPairsSync, fileExtentsSync, fileNextDataSync, punchHole, zeroDeviceRange } from "../io/native.js";
 import { NO_EXTENTS, extentsOfPairs, type ExtentPairs } from "../io/extent-pairs.js";
 import type { Extent } from "./disk-image.js";
 
@@ -99,6 +99,18 @@ export async function allocationPairsFlat(file: FlatFile, offset: number, length
   checkRange(offset, length, file.sizeBytes, file.path);
   if (length === 0) return NO_EXTENTS;
   return (file.sparse && (await fileExtentPairs(file.handle.fd, offset, length))) || Float64Array.of(offset, length);
+}
+
+/**
+ * The first offset at or after `offset` where the image holds data, on the calling thread
+ * (fileNextDataSync): `offset` itself where holes cannot be asked for (data everywhere, as
+ * allocationPairsFlat answers), Infinity when none does before its end.
+ */
+export function nextDataFlatSync(file: FlatFile, offset: number): number {
+  checkRange(offset, 0, file.sizeBytes, file.path);
+  const found = file.sparse ? fileNextDataSync(file.handle.fd, offset) : null;
+  if (found === null) return offset;
+  return found >= file.sizeBytes ? Infinity : Math.max(found, offset);
 }
 
 /** allocationPairsFlat() on the calling thread (see fileExtentPairsSync). */

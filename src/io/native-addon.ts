@@ -29,6 +29,8 @@ export interface NativeAddon {
   /** The data extents of [offsetBytes, +lengthBytes) as (offset, length) pairs, sorted and coalesced. */
   extents(fd: number, offsetBytes: number, lengthBytes: number): Float64Array;
   extentsAsync(fd: number, offsetBytes: number, lengthBytes: number): Promise<Float64Array>;
+  /** The first offset at or after `offsetBytes` holding data (SEEK_DATA), or -1 when none does. */
+  nextData(fd: number, offsetBytes: number): number;
   /** How extents() maps this file: FIEMAP (ext4 and XFS, unless VHDSYNC_EXTENTS=lseek) or SEEK_DATA/SEEK_HOLE. */
   extentsMethod(fd: number): "fiemap" | "lseek";
   punchHole(fd: number, offsetBytes: number, lengthBytes: number): void;

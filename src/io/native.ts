@@ -64,6 +64,25 @@ export function fileExtentPairsSync(fd: number, offsetBytes: number, lengthBytes
   }
 }
 
+/**
+ * The first offset at or after `offsetBytes` where the file holds data (SEEK_DATA, on the
+ * calling thread: one system call), Infinity when none does, or null when unknown (addon not
+ * loaded, or the filesystem cannot tell: callers take data to be everywhere). The same data as
+ * fileExtentPairs() finds (its FIEMAP path asks SEEK_DATA inside unwritten extents).
+ * @throws VHDSYNC_INVALID_ARGUMENT for a bad fd/offset; OS codes (VHDSYNC_IO, ...) otherwise
+ */
+export function fileNextDataSync(fd: number, offsetBytes: number): number | null {
+  checkFdRange(fd, offsetBytes, 0);
+  const addon = nativeAddon();
+  if (!addon?.nextData) return null;
+  try {
+    const found = addon.nextData(fd, offsetBytes);
+    return found < 0 ? Infinity : found;
+  } catch (error) {
+    return extentsFailure(error, offsetBytes, 0);
+  }
+}
+
 /** fileExtentPairsSync() as extents. */
 export function fileExtentsSync(fd: number, offsetBytes: number, lengthBytes: number): Extent[] | null {
   const pairs = fileExtentPairsSync(fd, offsetBytes, lengthBytes);

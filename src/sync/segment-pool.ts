@@ -4,11 +4,11 @@
 
 import type { Worker } from "node:worker_threads";
 import { VhdsyncError, type ErrorCode } from "../errors.js";
-import { SegmentScanner, type ScanConfig, type UnallocatedAnswerer } from "./segment-scanner.js";
+import { SegmentScanner, type ScanConfig } from "./segment-scanner.js";
+import { answerUnallocated, isAnswered, type UnallocatedAnswerer } from "./unallocated.js";
 import { SpareBuffers } from "./spare-buffers.js";
 import { callerInFlight } from "./segment-plan.js";
 import type { SegmentResult, SegmentTask } from "./segment-task.js";
-import type { ExtentPairs } from "../io/extent-pairs.js";
 import type { WorkerReply } from "./resync-worker.js";
 import { discardPrewarmedWorkers, startScanWorker, takePrewarmedWorker } from "./scan-workers.js";
 import { NativeCompareScanner, NativeHashScanner } from "./native-scanner.js";
@@ -306,75 +306,4 @@ export async function runSegments(
   }
   if (firstError !== undefined) throw firstError;
   return !stopped;
-}
-
-/** A run of segments answered without scanning (answerUnallocated). */
-interface Answered {
-  result: SegmentResult;
-}
-
-function isAnswered(item: SegmentTask | Answered): item is Answered {
-  return "result" in item;
-}
-
-/** Bytes of the images' maps asked for at once by answerUnallocated (one BAT walk or a few SEEK_DATA calls each). */
-export const UNALLOCATED_LOOKAHEAD_BYTES = 1024 * 1024 * 1024;
-/** Most segments one answered run covers: results keep coming (progress, checkpoints, a stop) through a large empty disk. */
-export const UNALLOCATED_RUN_SEGMENTS = 1024;
-
-/**
- * The tasks, with each run of consecutive segments that have nothing allocated in the images
- * `answerer` reads replaced by its answer (unallocatedResult) for the whole run, up to
- * UNALLOCATED_RUN_SEGMENTS. The maps are asked ahead in parts of UNALLOCATED_LOOKAHEAD_BYTES
- * (or a task, when larger), while earlier segments are still being scanned and written. A
- * run writes only the segments it has scanned (the caller: their results), so the maps of
- * the segments ahead are those their own scans would see; where a target's blocks span
- * segments (callerSegmentsWholeBlocks false), no more stale than the maps the WASM scanners
- * opened the target with.
- */
-export async function* answerUnallocated(answerer: UnallocatedAnswerer, tasks: AsyncIterable<SegmentTask> | Iterable<SegmentTask>): AsyncGenerator<SegmentTask | Answered> {
-  const block = answerer.blockSizeBytes;
-  let maps: ExtentPairs[] = [];
-  let cursors: number[] = [];
-  let mapsEnd = -1;
-  let lastStart = -1;
-  let run: SegmentTask | undefined;
-  let runSegments = 0;
-  const answer = (): Answered => {
-    const result = answerer.unallocatedResult(run!);
-    run = undefined;
-    runSegments = 0;
-    return { result };
-  };
-  for await (const task of tasks) {
-    const start = task.firstBlock * block;
-    const end = (task.firstBlock + task.blockCount) * block;
-    // The cursors move forward: tasks come in order (a task before the last asks again).
-    if (end > mapsEnd || start < lastStart) {
-      maps = await answerer.allocatedPairs(start, Math.max(UNALLOCATED_LOOKAHEAD_BYTES, end - start));
-      cursors = maps.map(() => 0);
-      mapsEnd = Math.max(end, start + UNALLOCATED_LOOKAHEAD_BYTES);
-    }
-    lastStart = start;
-    const empty = maps.every((map, i) => (cursors[i] = firstEndingAfter(map, cursors[i], start)) >= map.length || map[cursors[i]] >= end);
-    if (!empty) {
-      if (run) yield answer();
-      yield task;
-      continue;
-    }
-    if (run && run.firstBlock + run.blockCount === task.firstBlock) run = { ...run, blockCount: run.blockCount + task.blockCount };
-    else {
-      if (run) yield answer();
-      run = { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount };
-    }
-    if (++runSegments >= UNALLOCATED_RUN_SEGMENTS) yield answer();
-  }
-  if (run) yield answer();
-}
-
-/** The index of the first pair of `map` (sorted, coalesced), from pair index `from`, that ends after `offset`. */
-function firstEndingAfter(map: ExtentPairs, from: number, offset: number): number {
-  let i = from;
-  while (i < map.length && map[i] + map[i + 1] <= offset) i += 2;
-  return i;
 }

@@ -22,6 +22,7 @@ import { ChangeList, type SegmentCounters, type SegmentResult, type SegmentTask,
 import { MAPPED_WINDOW_BYTES, compareUnitBytes } from "./segment-plan.js";
 import { BackgroundFlush } from "./background-flush.js";
 import { SpareBuffers } from "./spare-buffers.js";
+import { unallocatedAnswererFor, type UnallocatedAnswerer } from "./unallocated.js";
 
 /** What a scanner compares and where differences are written. */
 export interface ScanConfig {
@@ -491,58 +492,6 @@ export class SegmentScanner {
 export async function allocationPairsOf(image: DiskImage, offset: number, length: number): Promise<ExtentPairs> {
   const flat = flatDataOf(image);
   return flat ? allocationPairsFlatSync(flat, offset, length) : pairsOfExtents(await image.allocationMap(offset, length));
-}
-
-/**
- * Answers for the segments of a scan in which nothing is allocated in the images it reads,
- * given without reading or writing: for runSegments, which then sends such segments to no
- * scanner (answerUnallocated). Each scanner's scan of such a segment gives the same result.
- */
-export interface UnallocatedAnswerer {
-  readonly blockSizeBytes: number;
-  /**
-   * The maps of the images the scan reads (the source, and in a compare the target too),
-   * each the pairs holding data in [offset, offset+length), sorted and coalesced: the maps
-   * the scanners ask, so a segment none of them overlaps is one they would neither read nor
-   * compare.
-   */
-  allocatedPairs(offset: number, length: number): Promise<ExtentPairs[]>;
-  /**
-   * What a scan of `task` returns when nothing in its range is allocated in those images:
-   * every block zero and unallocated, nothing read; a copy into an existing target turns the
-   * range into one zero change (counted as zeroed, the caller writes it), a compare and a copy
-   * into a fresh target record nothing. The task may span many segments: the result is
-   * theirs taken together.
-   */
-  unallocatedResult(task: SegmentTask): SegmentResult;
-}
-
-/**
- * The answerer for a scan of `config` over `source` (and `target`), where its mode has one: a
- * compare (nothing is read, nothing differs), or a copy whose zero ranges need no write (a
- * fresh target) or go back to the caller to write. Not the hash modes (their results carry a
- * digest frame per segment), nor a copy that writes zeros into an existing target itself.
- */
-export function unallocatedAnswererFor(config: ScanConfig, source: DiskImage, target: DiskImage | undefined): UnallocatedAnswerer | undefined {
-  const { mode, apply, targetFresh, blockSizeBytes } = config;
-  if (mode !== "compare" && !(mode === "copy" && (targetFresh === true || apply === "caller"))) return undefined;
-  const images = mode === "compare" && target ? [source, target] : [source];
-  const zeroChange = mode === "copy" && !targetFresh;
-  return {
-    blockSizeBytes,
-    async allocatedPairs(offset, length) {
-      const end = Math.min(source.virtualSize, offset + length);
-      return end <= offset ? [] : Promise.all(images.map((image) => allocationPairsOf(image, offset, end - offset)));
-    },
-    unallocatedResult(task) {
-      const startBytes = task.firstBlock * blockSizeBytes;
-      const bytes = Math.min(source.virtualSize, (task.firstBlock + task.blockCount) * blockSizeBytes) - startBytes;
-      const counters = emptyCounters();
-      counters.blocksZero = counters.blocksUnallocated = task.blockCount;
-      if (zeroChange) counters.bytesZeroed = bytes;
-      return { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters, changes: zeroChange ? Float64Array.of(startBytes, bytes, 1) : new Float64Array(0) };
-    },
-  };
 }
 
 /** Opens an image as the format the caller detected (raw directly), or detects it. */
