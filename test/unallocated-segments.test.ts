@@ -186,3 +186,30 @@ for (const scanner of ["native", "wasm"] as const) {
     });
   });
 }
+
+t.test("tasks that fail (an image's map, a digest frame): the segments in flight finish before runSegments throws", async (t) => {
+  const finished: number[] = [];
+  const delivered: number[] = [];
+  // Only what runSegments uses of a pool: scans that take a while.
+  const pool = {
+    unallocatedAnswerer: undefined,
+    defaultInFlight: 4,
+    whenWorkersOpen: async () => {},
+    inFlightFor: () => 4,
+    submit: (task: { id: number; firstBlock: number; blockCount: number }) =>
+      new Promise((resolve) =>
+        setTimeout(() => {
+          finished.push(task.id);
+          resolve({ id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters: emptyCounters(), changes: new Float64Array(0) });
+        }, 30),
+      ),
+  };
+  async function* failing() {
+    yield { id: 0, firstBlock: 0, blockCount: 1 };
+    yield { id: 1, firstBlock: 1, blockCount: 1 };
+    throw new Error("the map could not be read");
+  }
+  await t.rejects(runSegments(pool as unknown as SegmentPool, failing(), (result) => void delivered.push(result.id)), /the map could not be read/);
+  t.same(finished, [0, 1], "both scans had finished when it threw");
+  t.same(delivered, [], "no result is handed on after the failure");
+});

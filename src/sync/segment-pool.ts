@@ -272,28 +272,35 @@ export async function runSegments(
   const inFlight: Promise<SegmentResult>[] = [];
   let firstError: unknown;
   let stopped = false;
-  for await (const item of work) {
-    if (options.signal?.aborted) {
-      stopped = true;
-      break;
-    }
-    let promise: Promise<SegmentResult>;
-    if (isAnswered(item)) promise = Promise.resolve(item.result);
-    else {
-      maxInFlight ??= pool.inFlightFor(item);
-      promise = pool.submit(item);
-      promise.catch(() => undefined);
-    }
-    inFlight.push(promise);
-    if (inFlight.length >= (maxInFlight ?? pool.defaultInFlight)) {
-      try {
-        await deliver(await inFlight.shift()!);
-      } catch (error) {
-        firstError = error;
+  try {
+    for await (const item of work) {
+      if (options.signal?.aborted) {
         stopped = true;
         break;
       }
+      let promise: Promise<SegmentResult>;
+      if (isAnswered(item)) promise = Promise.resolve(item.result);
+      else {
+        maxInFlight ??= pool.inFlightFor(item);
+        promise = pool.submit(item);
+        promise.catch(() => undefined);
+      }
+      inFlight.push(promise);
+      if (inFlight.length >= (maxInFlight ?? pool.defaultInFlight)) {
+        try {
+          await deliver(await inFlight.shift()!);
+        } catch (error) {
+          firstError = error;
+          stopped = true;
+          break;
+        }
+      }
     }
+  } catch (error) {
+    // The tasks themselves failed (a digest frame, or the map asked for an empty segment):
+    // nothing more is submitted, and what is in flight is waited for below, not left running.
+    firstError = error;
+    stopped = true;
   }
   // Drain: finish what was started (so writes in flight complete) even when stopping.
   for (const promise of inFlight) {
