@@ -1,10 +1,11 @@
 // Segments in which nothing is allocated in the images a scan reads are answered on the
-// calling thread (answerUnallocated in src/sync/segment-pool.ts), runs of them as one result,
-// and never reach a scanner. Seeded property test: over random layouts of sparse raw files
-// and dynamic VHDs (whole segments empty, data in a segment's first or last 4 KiB, data across
-// a boundary, a partial last block), runSegments with the answers must give what scanning
-// every segment gives (the counters and the changes), with both scanners and in every mode
-// that has answers; and it must answer exactly the empty segments, each run of them at once.
+// calling thread (answerUnallocated in src/sync/unallocated.ts), runs of them as one result
+// (a frame each in the hash modes), and never reach a scanner. Seeded property test: over
+// random layouts of sparse raw files and dynamic VHDs (whole segments empty, data in a
+// segment's first or last 4 KiB, data across a boundary, a partial last block), runSegments
+// with the answers must give what scanning every segment gives (the counters, the changes and
+// the digest frames), with both scanners and in every mode that has answers; and exactly the
+// segments with data reach a scanner.
 import t from "tap";
 import { closeSync, ftruncateSync, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -82,23 +83,46 @@ const overlaps = (layout: Layout, start: number, end: number) => layout.some(({ 
 
 interface Case {
   name: string;
-  mode: "compare" | "copy";
+  mode: "compare" | "copy" | "hash" | "hash-compare";
   apply: "none" | "here" | "caller";
   targetFormat: "raw" | "vhd";
   targetFresh?: boolean;
-  /** Whether the target's data counts for emptiness (a compare reads it). */
-  targetRead: boolean;
+  /** What of the target counts for emptiness: its data (a compare reads it), its digest frame's data blocks, or nothing. */
+  targetBy: "image" | "frame" | "none";
 }
 
 const CASES: Case[] = [
-  { name: "verify", mode: "compare", apply: "none", targetFormat: "raw", targetRead: true },
-  { name: "verify of VHDs", mode: "compare", apply: "none", targetFormat: "vhd", targetRead: true },
-  { name: "resync into a raw target", mode: "compare", apply: "here", targetFormat: "raw", targetRead: true },
-  { name: "resync into a VHD", mode: "compare", apply: "caller", targetFormat: "vhd", targetRead: true },
-  { name: "copy into an existing VHD", mode: "copy", apply: "caller", targetFormat: "vhd", targetFresh: false, targetRead: false },
-  { name: "convert (copy into a fresh VHD)", mode: "copy", apply: "caller", targetFormat: "vhd", targetFresh: true, targetRead: false },
-  { name: "copy into a new raw file", mode: "copy", apply: "here", targetFormat: "raw", targetFresh: true, targetRead: false },
+  { name: "verify", mode: "compare", apply: "none", targetFormat: "raw", targetBy: "image" },
+  { name: "verify of VHDs", mode: "compare", apply: "none", targetFormat: "vhd", targetBy: "image" },
+  { name: "resync into a raw target", mode: "compare", apply: "here", targetFormat: "raw", targetBy: "image" },
+  { name: "resync into a VHD", mode: "compare", apply: "caller", targetFormat: "vhd", targetBy: "image" },
+  { name: "copy into an existing VHD", mode: "copy", apply: "caller", targetFormat: "vhd", targetFresh: false, targetBy: "none" },
+  { name: "convert (copy into a fresh VHD)", mode: "copy", apply: "caller", targetFormat: "vhd", targetFresh: true, targetBy: "none" },
+  { name: "copy into a new raw file", mode: "copy", apply: "here", targetFormat: "raw", targetFresh: true, targetBy: "none" },
+  { name: "checksum", mode: "hash", apply: "none", targetFormat: "raw", targetBy: "none" },
+  { name: "resync --target-digest into a raw target", mode: "hash-compare", apply: "here", targetFormat: "raw", targetBy: "frame" },
+  { name: "resync --target-digest into a VHD", mode: "hash-compare", apply: "caller", targetFormat: "vhd", targetBy: "frame" },
+  { name: "resync --target-digest --dry-run", mode: "hash-compare", apply: "none", targetFormat: "vhd", targetBy: "frame" },
 ];
+
+const ALGO = "xxh3-128";
+
+type Kept = { firstBlock: number; blockCount: number; counters: ReturnType<typeof emptyCounters>; changes: Float64Array; frameFlags?: Uint8Array; frameDigests?: Uint8Array };
+
+/** The digest frames of `path`, one per segment (as a digest file's frames are), by a hash scan of every segment. */
+async function framesOf(path: string, blocks: number, perSegment: number): Promise<Array<{ flags: Uint8Array; digests: Uint8Array }>> {
+  const pool = await SegmentPool.start({ mode: "hash", sourcePath: path, blockSizeBytes: BLOCK, algo: ALGO, apply: "none", windowBytes: DEFAULT_WINDOW_BYTES }, 1);
+  try {
+    const frames = [];
+    for (const task of segmentTasks(blocks, perSegment)) {
+      const result = await pool.submit(task);
+      frames.push({ flags: result.frameFlags!.slice(), digests: result.frameDigests!.slice() });
+    }
+    return frames;
+  } finally {
+    await pool.close();
+  }
+}
 
 for (const scanner of ["native", "wasm"] as const) {
   const skip = scanner === "native" && !nativeAddon() ? "no native addon" : false;
@@ -109,8 +133,10 @@ for (const scanner of ["native", "wasm"] as const) {
     await withEnv("VHDSYNC_NO_NATIVE_SCAN", scanner === "wasm" ? "1" : undefined, async () => {
       for (let round = 0; round < 2; round++) {
         for (const [index, c] of CASES.entries()) {
-          const segmentBytes = c.apply === "caller" ? CALLER_SEGMENT_BYTES : SEGMENT_BYTES;
-          const segments = c.apply === "caller" ? 12 : 5;
+          const hashing = c.mode === "hash" || c.mode === "hash-compare";
+          // A digest's frames are segments of SEGMENT_BYTES whatever the target.
+          const segmentBytes = c.apply === "caller" && !hashing ? CALLER_SEGMENT_BYTES : SEGMENT_BYTES;
+          const segments = segmentBytes === CALLER_SEGMENT_BYTES ? 12 : 5;
           const { size, layout: sourceLayout } = randomLayout(prng, segments, segmentBytes);
           const targetLayout = c.targetFresh ? [] : randomLayout(prng, segments, segmentBytes).layout;
           const source = join(dir, `s${round}-${index}.${prng.int(2) === 0 ? "raw" : "vhd"}`);
@@ -125,31 +151,44 @@ for (const scanner of ["native", "wasm"] as const) {
           const pass = async (answered: boolean) => {
             const target = join(dir, `t${round}-${index}-${answered}.${c.targetFormat}`);
             await writeImage(target, c.targetFormat, size, targetLayout, new Prng(targetSeed));
-            const config = { mode: c.mode, sourcePath: source, targetPath: target, blockSizeBytes: BLOCK, apply: c.apply, windowBytes: DEFAULT_WINDOW_BYTES, targetFresh: c.targetFresh };
+            const frames = c.mode === "hash-compare" ? await framesOf(target, blocks, perSegment) : undefined;
+            const tasks = () => Array.from(segmentTasks(blocks, perSegment), (task, i) => (frames ? { ...task, targetFlags: frames[i].flags.slice(), targetDigests: frames[i].digests.slice() } : task));
+            const config = { mode: c.mode, sourcePath: source, targetPath: c.mode === "hash" ? undefined : target, blockSizeBytes: BLOCK, algo: hashing ? ALGO : undefined, apply: c.apply, windowBytes: DEFAULT_WINDOW_BYTES, targetFresh: c.targetFresh } as const;
             const pool = await SegmentPool.start(config, 2);
-            const results: Array<{ firstBlock: number; blockCount: number; counters: ReturnType<typeof emptyCounters>; changes: Float64Array }> = [];
+            // Counts the segments that reach a scanner.
+            const submit = pool.submit.bind(pool);
+            let submitted = 0;
+            pool.submit = (task) => {
+              submitted++;
+              return submit(task);
+            };
+            const results: Kept[] = [];
             try {
-              const keep = (result: (typeof results)[number]) => void results.push({ ...result, changes: result.changes.slice() });
-              if (answered) await runSegments(pool, segmentTasks(blocks, perSegment), keep);
+              const keep = (result: Kept) => void results.push({ ...result, changes: result.changes.slice(), frameFlags: result.frameFlags?.slice(), frameDigests: result.frameDigests?.slice() });
+              if (answered) await runSegments(pool, tasks(), keep);
               else {
-                for (const task of segmentTasks(blocks, perSegment)) {
+                for (const task of tasks()) {
                   const result = await pool.submit(task);
                   keep(result);
                   result.release?.();
                 }
               }
-              return { results, native: pool.native, answers: pool.unallocatedAnswerer !== undefined };
+              return { results, submitted, native: pool.native, answers: pool.unallocatedAnswerer !== undefined };
             } finally {
               await pool.close();
             }
           };
           const scanned = await pass(false);
           const answered = await pass(true);
-          t.equal(answered.native, scanner === "native" && (c.mode === "compare" || c.apply === "here"), `the ${scanner} scanners ran: ${label}`);
+          t.equal(answered.native, scanner === "native" && (c.mode !== "copy" || c.apply === "here"), `the ${scanner} scanners ran: ${label}`);
           t.ok(answered.answers, `the pool answers empty segments: ${label}`);
           const sum = (run: typeof scanned) => run.results.reduce((total, result) => addCounters(total, result.counters), emptyCounters());
           t.same(sum(answered), sum(scanned), `counters: ${label}`);
           t.same(joinedChanges(answered.results.map((r) => r.changes)), joinedChanges(scanned.results.map((r) => r.changes)), `changes: ${label}`);
+          if (hashing) {
+            const frames = (run: typeof scanned) => run.results.map((r) => [r.firstBlock, r.blockCount, Buffer.from(r.frameFlags!).toString("hex"), Buffer.from(r.frameDigests!).toString("hex")]);
+            t.same(frames(answered), frames(scanned), `digest frames: ${label}`);
+          }
           // The results cover every block once, in order.
           let next = 0;
           for (const result of answered.results) {
@@ -157,20 +196,25 @@ for (const scanner of ["native", "wasm"] as const) {
             next = result.firstBlock + result.blockCount;
           }
           t.equal(next, blocks, `the results cover the image: ${label}`);
-          // Expected results: one per segment with data (source, or target when compared), one
-          // per run of empty segments (at most UNALLOCATED_RUN_SEGMENTS long).
+          // Expected: the segments with data (in the source, or the target as the mode sees it)
+          // reach a scanner; the others are answered, one result per run of them (at most
+          // UNALLOCATED_RUN_SEGMENTS long), or per segment when hashing (a frame each).
+          let withData = 0;
           let expected = 0;
           let run = 0;
           for (let s = 0; s * perSegment < blocks; s++) {
             const [start, end] = [s * perSegment * BLOCK, Math.min(size, (s + 1) * perSegment * BLOCK)];
             // A raw file's holes are known through the addon only (SEEK_DATA): without it, all of it is data.
             const hasData = (layout: Layout, raw: boolean) => (raw && !nativeAddon()) || overlaps(layout, start, end);
-            const empty = !hasData(sourceLayout, !source.endsWith(".vhd")) && !(c.targetRead && hasData(targetLayout, c.targetFormat === "raw"));
-            if (!empty || run === UNALLOCATED_RUN_SEGMENTS) run = 0;
+            const targetData = c.targetBy === "image" ? hasData(targetLayout, c.targetFormat === "raw") : c.targetBy === "frame" && overlaps(targetLayout, start, end);
+            const empty = !hasData(sourceLayout, !source.endsWith(".vhd")) && !targetData;
+            if (!empty) withData++;
+            if (!empty || hashing || run === UNALLOCATED_RUN_SEGMENTS) run = 0;
             if (!empty || run++ === 0) expected++;
           }
+          t.equal(answered.submitted, withData, `exactly the segments with data are scanned: ${label}`);
           t.equal(answered.results.length, expected, `one result per segment with data and per empty run: ${label}`);
-          if (c.mode === "copy" || c.apply !== "none") {
+          if (c.apply === "here" || (c.mode === "copy" && c.apply === "caller")) {
             const [a, b] = await Promise.all([join(dir, `t${round}-${index}-true.${c.targetFormat}`), join(dir, `t${round}-${index}-false.${c.targetFormat}`)].map(async (path) => {
               const image = await openImage(path, { readOnly: true });
               try {

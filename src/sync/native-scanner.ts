@@ -629,9 +629,9 @@ export class NativeHashScanner {
     return undefined;
   }
 
-  /** None: a hash scan's results carry a digest frame per segment. */
+  /** This scan's answers for segments with nothing allocated (see UnallocatedAnswerer). */
   get unallocatedAnswerer(): UnallocatedAnswerer | undefined {
-    return undefined;
+    return unallocatedAnswererFor(this.config, this.source, this.target);
   }
 
   /** Hashes one segment (and writes its differences when applying). @throws I/O errors (VhdsyncError) */

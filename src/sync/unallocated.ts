@@ -16,6 +16,8 @@ import { emptyCounters, type SegmentResult, type SegmentTask } from "./segment-t
  */
 export interface UnallocatedAnswerer {
   readonly blockSizeBytes: number;
+  /** Whether a run of empty segments is answered as one result (not in the hash modes: a result there is one digest frame). */
+  readonly merges: boolean;
   /**
    * Whether nothing in [start, end) holds data in the images the scan reads (the source, and
    * in a compare the target too), by the maps the scanners ask. Ranges are asked in
@@ -23,27 +25,32 @@ export interface UnallocatedAnswerer {
    */
   isEmpty(start: number, end: number): Promise<boolean>;
   /**
-   * What a scan of `task` returns when its range is empty: every block zero and unallocated,
+   * What a scan of `task` returns when its range is empty (and, hashing against a target
+   * digest, the task's frame of it has no data block): every block zero and unallocated,
    * nothing read; a copy into an existing target turns the range into one zero change
-   * (counted as zeroed, the caller writes it), a compare and a copy into a fresh target record
-   * nothing. The task may span many segments: the result is theirs taken together.
+   * (counted as zeroed, the caller writes it), the other modes record nothing; the hash modes
+   * give the digest frame of unallocated blocks (state 0, no digest). Where runs merge, the
+   * task may span many segments: the result is theirs taken together.
    */
   unallocatedResult(task: SegmentTask): SegmentResult;
 }
 
 /**
  * The answerer for a scan of `config` over `source` (and `target`), where its mode has one: a
- * compare (nothing is read, nothing differs), or a copy whose zero ranges need no write (a
- * fresh target) or go back to the caller to write. Not the hash modes (their results carry a
- * digest frame per segment), nor a copy that writes zeros into an existing target itself.
+ * compare (nothing is read, nothing differs), a checksum or a hash against a target digest
+ * (a frame of unallocated blocks; nothing differs where the target's frame has no data), or a
+ * copy whose zero ranges need no write (a fresh target) or go back to the caller to write.
+ * Not a copy that writes zeros into an existing target itself.
  */
 export function unallocatedAnswererFor(config: ScanConfig, source: DiskImage, target: DiskImage | undefined): UnallocatedAnswerer | undefined {
   const { mode, apply, targetFresh, blockSizeBytes } = config;
-  if (mode !== "compare" && !(mode === "copy" && (targetFresh === true || apply === "caller"))) return undefined;
+  if (mode === "copy" && targetFresh !== true && apply !== "caller") return undefined;
   const finders = (mode === "compare" && target ? [source, target] : [source]).map((image) => new DataFinder(image));
   const zeroChange = mode === "copy" && !targetFresh;
+  const hashing = mode === "hash" || mode === "hash-compare";
   return {
     blockSizeBytes,
+    merges: !hashing,
     async isEmpty(start, end) {
       for (const finder of finders) if (!(await finder.isEmpty(start, end))) return false;
       return true;
@@ -54,7 +61,12 @@ export function unallocatedAnswererFor(config: ScanConfig, source: DiskImage, ta
       const counters = emptyCounters();
       counters.blocksZero = counters.blocksUnallocated = task.blockCount;
       if (zeroChange) counters.bytesZeroed = bytes;
-      return { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters, changes: zeroChange ? Float64Array.of(startBytes, bytes, 1) : new Float64Array(0) };
+      const result: SegmentResult = { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount, counters, changes: zeroChange ? Float64Array.of(startBytes, bytes, 1) : new Float64Array(0) };
+      if (hashing) {
+        result.frameFlags = new Uint8Array(task.blockCount);
+        result.frameDigests = new Uint8Array(0);
+      }
+      return result;
     },
   };
 }
@@ -120,7 +132,8 @@ export const UNALLOCATED_RUN_SEGMENTS = 1024;
 
 /**
  * The tasks, with each run of consecutive segments that are empty in the images `answerer`
- * reads replaced by its answer for the whole run, up to UNALLOCATED_RUN_SEGMENTS. The images
+ * reads replaced by its answer for the whole run, up to UNALLOCATED_RUN_SEGMENTS (each
+ * segment by its own answer where runs do not merge). The images
  * are asked as the tasks come, while earlier segments are still being scanned and written. A
  * run writes only the segments it has scanned (the caller: their results), so the data of
  * the segments ahead is what their own scans would see; where a target's blocks span
@@ -138,12 +151,14 @@ export async function* answerUnallocated(answerer: UnallocatedAnswerer, tasks: A
     return { result };
   };
   for await (const task of tasks) {
-    if (!(await answerer.isEmpty(task.firstBlock * block, (task.firstBlock + task.blockCount) * block))) {
+    // A target digest's frame with data blocks in it: those differ from the source's nothing.
+    const targetData = task.targetDigests !== undefined && task.targetDigests.length > 0;
+    if (targetData || !(await answerer.isEmpty(task.firstBlock * block, (task.firstBlock + task.blockCount) * block))) {
       if (run) yield answer();
       yield task;
       continue;
     }
-    if (run && run.firstBlock + run.blockCount === task.firstBlock) run = { ...run, blockCount: run.blockCount + task.blockCount };
+    if (run && answerer.merges && run.firstBlock + run.blockCount === task.firstBlock) run = { ...run, blockCount: run.blockCount + task.blockCount };
     else {
       if (run) yield answer();
       run = { id: task.id, firstBlock: task.firstBlock, blockCount: task.blockCount };
