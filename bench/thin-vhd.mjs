@@ -4,7 +4,8 @@
 // source has nothing. Each command runs in its own process (wall time and peak RSS through
 // /usr/bin/time; medians of 3), with the addon and without it (VHDSYNC_NO_NATIVE=1):
 //   verify and resync --dry-run of the pair, resync into a copy of the target, copy into a
-//   copy of the target, convert to a dynamic and to a fixed VHD.
+//   copy of the target, convert to a dynamic and to a fixed VHD, checksum of the target, and
+//   resync --target-digest --dry-run from that digest.
 // Each result is checked: the differing blocks found, and (when qemu-img is on PATH) every
 // written image against the source with `qemu-img compare`. The script fails otherwise.
 // VHDSYNC_BENCH_TINY=1: 8 GiB, one run each. Results: bench/results/thin-vhd.json.
@@ -111,12 +112,20 @@ try {
     sameContent(source, out);
     commands.convertFixed = measure(["convert", source, out, "--to", "vhd-fixed"], env, { prepare: freshOut });
     sameContent(source, out);
-    const found = { verify: commands.verify.report.blocksDiffering, resyncDryRun: commands.resyncDryRun.report.blocksChanged, resync: commands.resync.report.blocksChanged };
+    const digest = join(dir, "target.digest");
+    commands.checksum = measure(["checksum", target, "-o", digest], env, { prepare: () => rmSync(digest, { force: true }) });
+    commands.targetDigestDryRun = measure(["resync", source, target, "--target-digest", digest, "--dry-run"], env);
+    const found = {
+      verify: commands.verify.report.blocksDiffering,
+      resyncDryRun: commands.resyncDryRun.report.blocksChanged,
+      resync: commands.resync.report.blocksChanged,
+      targetDigestDryRun: commands.targetDigestDryRun.report.blocksChanged,
+    };
     for (const [name, blocks] of Object.entries(found)) {
       if (blocks !== differingBlocks) throw new Error(`${path} ${name} found ${blocks} differing blocks, expected ${differingBlocks}`);
     }
     results.paths[path] = Object.fromEntries(Object.entries(commands).map(([name, { seconds, peakRssMiB, allSeconds }]) => [name, { seconds, peakRssMiB, allSeconds }]));
-    for (const [name, figures] of Object.entries(results.paths[path])) console.log(`${path.padEnd(9)} ${name.padEnd(15)} ${figures.seconds.toFixed(2).padStart(7)} s  ${figures.peakRssMiB.toFixed(0).padStart(4)} MiB`);
+    for (const [name, figures] of Object.entries(results.paths[path])) console.log(`${path.padEnd(9)} ${name.padEnd(18)} ${figures.seconds.toFixed(2).padStart(7)} s  ${figures.peakRssMiB.toFixed(0).padStart(4)} MiB`);
   }
   console.log(`results: ${writeResults("thin-vhd", tiny, results)}`);
 } finally {

@@ -374,6 +374,28 @@ mod tests {
     }
 
     #[test]
+    fn next_data_is_the_first_extent_at_or_after_an_offset_and_keeps_the_position() {
+        // Pieces of 4 KiB at 64 KiB and 192 KiB of a 256 KiB file.
+        let file = TempFile::new("next-data", &[]);
+        let writer = std::fs::OpenOptions::new().write(true).open(&file.0).unwrap();
+        for at in [65536u64, 196608] {
+            writer.write_all_at(&[0x5a; 4096], at).unwrap();
+        }
+        writer.set_len(262144).unwrap();
+        let fd = file.fd();
+        let seeked = scan_extents(fd, 0, 262144).unwrap(); // (moves the position)
+        unsafe { sys::lseek(fd, 1234, sys::SEEK_SET) };
+        let expected = |offset: u64| seeked.iter().find(|extent| extent.offset + extent.length > offset).map(|extent| extent.offset.max(offset));
+        for offset in [0u64, 65536, 65537, 69632, 100000, 196608, 200703, 200704, 262144, 1 << 40] {
+            assert_eq!(next_data(fd, offset).unwrap(), expected(offset), "from {offset}");
+        }
+        assert_eq!(next_data(fd, 0).unwrap(), Some(65536));
+        assert_eq!(next_data(fd, 200704).unwrap(), None, "only a hole to the end");
+        assert_eq!(unsafe { sys::lseek(fd, 0, sys::SEEK_CUR) }, 1234, "the file position is kept");
+        assert_eq!(next_data(-1, 0).unwrap_err().code(), "EBADF");
+    }
+
+    #[test]
     fn an_abstract_socket_name_is_held_once_until_closed() {
         let name = format!("vhdsync-test-{}-{:?}", std::process::id(), std::thread::current().id());
         let first = bind_abstract(name.as_bytes()).unwrap();
