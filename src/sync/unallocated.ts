@@ -133,12 +133,12 @@ export const UNALLOCATED_RUN_SEGMENTS = 1024;
 /**
  * The tasks, with each run of consecutive segments that are empty in the images `answerer`
  * reads replaced by its answer for the whole run, up to UNALLOCATED_RUN_SEGMENTS (each
- * segment by its own answer where runs do not merge). The images
- * are asked as the tasks come, while earlier segments are still being scanned and written. A
- * run writes only the segments it has scanned (the caller: their results), so the data of
- * the segments ahead is what their own scans would see; where a target's blocks span
- * segments (callerSegmentsWholeBlocks false), no less current than the maps the WASM scanners
- * opened the target with.
+ * segment by its own answer where runs do not merge). The images are asked as the tasks
+ * come, while earlier segments are still being scanned and written. A run writes only the
+ * segments it has scanned (the caller: their results), so the data of the segments ahead is
+ * what their own scans would see; where a target's blocks span segments
+ * (callerSegmentsWholeBlocks false), no less current than the maps the WASM scanners opened
+ * the target with.
  */
 export async function* answerUnallocated(answerer: UnallocatedAnswerer, tasks: AsyncIterable<SegmentTask> | Iterable<SegmentTask>): AsyncGenerator<SegmentTask | Answered> {
   const block = answerer.blockSizeBytes;
@@ -151,7 +151,7 @@ export async function* answerUnallocated(answerer: UnallocatedAnswerer, tasks: A
     return { result };
   };
   for await (const task of tasks) {
-    // A target digest's frame with data blocks in it: those differ from the source's nothing.
+    // Against a target digest, a frame with data blocks is scanned: the source's zeros differ from them.
     const targetData = task.targetDigests !== undefined && task.targetDigests.length > 0;
     if (targetData || !(await answerer.isEmpty(task.firstBlock * block, (task.firstBlock + task.blockCount) * block))) {
       if (run) yield answer();
