@@ -173,14 +173,7 @@ fn push_coalesced(found: &mut Vec<Extent>, from: u64, to: u64) {
 
 /// SEEK_DATA/SEEK_HOLE over [start, end), the file position restored afterwards.
 fn seek_extents(fd: c_int, start: u64, end: u64) -> Outcome<Vec<Extent>> {
-    // SAFETY (all unsafe blocks in this file): plain system calls on an integer fd with
-    // pointers to live locals; the kernel validates the fd.
-    let saved = retry("lseek", || unsafe { sys::lseek(fd, 0, sys::SEEK_CUR) })?;
-    let result = scan_extents(fd, start, end);
-    let restored = retry("lseek", || unsafe { sys::lseek(fd, saved, sys::SEEK_SET) });
-    let found = result?;
-    restored?;
-    Ok(found)
+    position_kept(fd, || scan_extents(fd, start, end))
 }
 
 /// The first offset at or after `offset` that holds data (SEEK_DATA), or None when nothing
@@ -188,22 +181,23 @@ fn seek_extents(fd: c_int, start: u64, end: u64) -> Outcome<Vec<Extent>> {
 /// restored afterwards. One system call where extents() enumerates every extent of a range:
 /// the main thread asks it to find segments with no data in them.
 pub fn next_data(fd: c_int, offset: u64) -> Outcome<Option<u64>> {
+    position_kept(fd, || match retry("lseek(SEEK_DATA)", || unsafe { sys::lseek(fd, offset as i64, sys::SEEK_DATA) }) {
+        Ok(found) => Ok(Some(found as u64)),
+        Err(Failure::Os { errno: sys::ENXIO, .. }) => Ok(None),
+        Err(failure) => Err(failure),
+    })
+}
+
+/// Runs `body`, which moves `fd`'s file position (lseek), and puts the position back after it.
+fn position_kept<T>(fd: c_int, body: impl FnOnce() -> Outcome<T>) -> Outcome<T> {
+    // SAFETY (all unsafe blocks in this file): plain system calls on an integer fd with
+    // pointers to live locals; the kernel validates the fd.
     let saved = retry("lseek", || unsafe { sys::lseek(fd, 0, sys::SEEK_CUR) })?;
-    let data = loop {
-        let found = unsafe { sys::lseek(fd, offset as i64, sys::SEEK_DATA) };
-        if found >= 0 {
-            break Ok(Some(found as u64));
-        }
-        match sys::errno() {
-            sys::EINTR => continue,
-            sys::ENXIO => break Ok(None),
-            _ => break Err(Failure::last_os("lseek(SEEK_DATA)")),
-        }
-    };
+    let result = body();
     let restored = retry("lseek", || unsafe { sys::lseek(fd, saved, sys::SEEK_SET) });
-    let data = data?;
+    let found = result?;
     restored?;
-    Ok(data)
+    Ok(found)
 }
 
 fn scan_extents(fd: c_int, start: u64, end: u64) -> Outcome<Vec<Extent>> {
