@@ -409,8 +409,8 @@ export class NativeCompareScanner {
     return undefined;
   }
 
-  /** This scan's answers for segments with nothing allocated (see UnallocatedAnswerer). */
-  get unallocatedAnswerer(): UnallocatedAnswerer | undefined {
+  /** New answers for segments with nothing allocated, for one run (see UnallocatedAnswerer). */
+  unallocatedAnswerer(): UnallocatedAnswerer | undefined {
     return unallocatedAnswererFor(this.config, this.source, this.target);
   }
 
@@ -629,8 +629,8 @@ export class NativeHashScanner {
     return undefined;
   }
 
-  /** This scan's answers for segments with nothing allocated (see UnallocatedAnswerer). */
-  get unallocatedAnswerer(): UnallocatedAnswerer | undefined {
+  /** New answers for segments with nothing allocated, for one run (see UnallocatedAnswerer). */
+  unallocatedAnswerer(): UnallocatedAnswerer | undefined {
     return unallocatedAnswererFor(this.config, this.source, this.target);
   }
 

@@ -96,13 +96,13 @@ export class SegmentPool {
   }
 
   /**
-   * Answers for segments with nothing allocated (see UnallocatedAnswerer), given on this
-   * thread: otherwise each would go through a scan, a WASM pool's through a worker's
-   * messages, only to count zeros, and a 2040 GiB dynamic VHD with a few MiB of data is
-   * 261,120 segments of 8 MiB. Undefined for modes that have none.
+   * New answers for segments with nothing allocated, for one run (see UnallocatedAnswerer),
+   * given on this thread: otherwise each would go through a scan, a WASM pool's through a
+   * worker's messages, only to count zeros, and a 2040 GiB dynamic VHD with a few MiB of data
+   * is 261,120 segments of 8 MiB. Undefined for modes that have none.
    */
-  get unallocatedAnswerer(): UnallocatedAnswerer | undefined {
-    return this.inline.unallocatedAnswerer;
+  unallocatedAnswerer(): UnallocatedAnswerer | undefined {
+    return this.inline.unallocatedAnswerer();
   }
 
   /** Whether a native scanner does the work. */
@@ -261,7 +261,7 @@ export async function runSegments(
   options: { maxInFlight?: number; signal?: AbortSignal } = {},
 ): Promise<boolean> {
   let maxInFlight = options.maxInFlight;
-  const answerer = pool.unallocatedAnswerer;
+  const answerer = pool.unallocatedAnswerer();
   const work = answerer ? answerUnallocated(answerer, tasks) : tasks;
   const workersOpen = pool.whenWorkersOpen();
   const deliver = async (result: SegmentResult) => {

@@ -155,8 +155,8 @@ export class SegmentScanner {
     }
   }
 
-  /** This scan's answers for segments with nothing allocated (see UnallocatedAnswerer), where its mode has them. */
-  get unallocatedAnswerer(): UnallocatedAnswerer | undefined {
+  /** New answers for segments with nothing allocated, for one run (see UnallocatedAnswerer), where this scan's mode has them. */
+  unallocatedAnswerer(): UnallocatedAnswerer | undefined {
     return unallocatedAnswererFor(this.config, this.source, this.target);
   }
 
