@@ -14,7 +14,7 @@ import { openImage } from "../dist/formats/open-image.js";
 import { SegmentPool, runSegments } from "../dist/sync/segment-pool.js";
 import { UNALLOCATED_RUN_SEGMENTS } from "../dist/sync/unallocated.js";
 import { CALLER_SEGMENT_BYTES, DEFAULT_WINDOW_BYTES, SEGMENT_BYTES, blockCountFor, segmentBlocks, segmentTasks } from "../dist/sync/segment-plan.js";
-import { addCounters, emptyCounters, eachChange } from "../dist/sync/segment-task.js";
+import { ChangeList, addCounters, emptyCounters, eachChange } from "../dist/sync/segment-task.js";
 import { nativeAddon } from "../dist/io/native-addon.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { withEnv } from "./helpers/env.js";
@@ -65,17 +65,11 @@ async function writeImage(path: string, format: "raw" | "vhd", size: number, lay
   }
 }
 
-/** The (offset, length, zero) triples of a run's changes, neighbours of the same kind joined. */
+/** The (offset, length, zero) triples of a run's changes, neighbours of the same kind joined (as ChangeList joins them). */
 function joinedChanges(lists: Float64Array[]): number[] {
-  const out: number[] = [];
-  for (const list of lists) {
-    for (const { offsetBytes, lengthBytes, zero } of eachChange(list)) {
-      const n = out.length;
-      if (n >= 3 && out[n - 3] + out[n - 2] === offsetBytes && out[n - 1] === Number(zero)) out[n - 2] += lengthBytes;
-      else out.push(offsetBytes, lengthBytes, Number(zero));
-    }
-  }
-  return out;
+  const joined = new ChangeList();
+  for (const list of lists) for (const { offsetBytes, lengthBytes, zero } of eachChange(list)) joined.add(offsetBytes, lengthBytes, zero);
+  return Array.from(joined.toArray());
 }
 
 /** Whether any range of `layout` overlaps [start, end). */
@@ -173,7 +167,7 @@ for (const scanner of ["native", "wasm"] as const) {
                   result.release?.();
                 }
               }
-              return { results, submitted, native: pool.native, answers: pool.unallocatedAnswerer !== undefined };
+              return { results, submitted, native: pool.native, answers: pool.unallocatedAnswerer() !== undefined };
             } finally {
               await pool.close();
             }
@@ -236,7 +230,7 @@ t.test("tasks that fail (an image's map, a digest frame): the segments in flight
   const delivered: number[] = [];
   // Only what runSegments uses of a pool: scans that take a while.
   const pool = {
-    unallocatedAnswerer: undefined,
+    unallocatedAnswerer: () => undefined,
     defaultInFlight: 4,
     whenWorkersOpen: async () => {},
     inFlightFor: () => 4,
