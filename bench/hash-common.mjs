@@ -1,6 +1,7 @@
-// Shared helpers of the hashing benchmarks (bench/hash-kernels.mjs, bench/hash-vs-xxhsum.mjs):
-// the machine description saved with every result, xxhsum's own benchmark figure, the
-// median, and writing bench/results/<name>.json (tiny runs go to bench/results/tmp/).
+// Shared helpers of the benchmarks: the machine description saved with every result,
+// xxhsum's own benchmark figure, the median, timed CLI runs in their own process with their
+// peak RSS (measureCli), and writing bench/results/<name>.json (tiny runs go to
+// bench/results/tmp/).
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, totalmem } from "node:os";
@@ -55,4 +56,23 @@ export function writeResults(name, tiny, result) {
   const path = join(dir, `${name}.json`);
   writeFileSync(path, JSON.stringify({ benchmark: name, tiny, date: new Date().toISOString(), machine: machine(), ...result }, null, 2) + "\n");
   return path;
+}
+
+/**
+ * Runs `vhdsync ARGS --json` `repeats` times, each in its own process under /usr/bin/time
+ * (`prepare` first, untimed): the median wall seconds, every run's, the peak RSS (MiB) and the
+ * last run's JSON report. Throws when a run exits with a status not in `allow`.
+ */
+export function measureCli(args, { repeats, env = process.env, allow = [0], prepare } = {}) {
+  const cli = join(root, "bin", "vhdsync.cjs");
+  const runs = Array.from({ length: repeats }, () => {
+    prepare?.();
+    const started = performance.now();
+    const result = spawnSync("/usr/bin/time", ["-f", "%M", process.execPath, cli, ...args, "--json"], { encoding: "utf8", env, maxBuffer: 256 * 1024 * 1024 });
+    const seconds = (performance.now() - started) / 1000;
+    if (!allow.includes(result.status)) throw new Error(`vhdsync ${args.join(" ")} failed (${result.status}): ${result.stderr}`);
+    const rssKib = Number(result.stderr.trim().split("\n").pop());
+    return { seconds, rssMiB: rssKib / 1024, report: JSON.parse(result.stdout.trim().split("\n").pop()) };
+  });
+  return { seconds: round(median(runs.map((r) => r.seconds))), peakRssMiB: round(Math.max(...runs.map((r) => r.rssMiB)), 1), allSeconds: runs.map((r) => round(r.seconds)), report: runs.at(-1).report };
 }

@@ -7,11 +7,10 @@
 // The commands must agree on the differing blocks; the script fails when they do not.
 // VHDSYNC_BENCH_TINY=1: a 4 GiB pair, one run each. Results: bench/results/sparse-large.json.
 //   node bench/sparse-large.mjs            (needs `npm run build`)
-import { spawnSync } from "node:child_process";
 import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GiB, root, median, round, writeResults } from "./hash-common.mjs";
+import { GiB, measureCli, writeResults } from "./hash-common.mjs";
 
 const tiny = process.env.VHDSYNC_BENCH_TINY === "1";
 const SIZE = tiny ? 4 * GiB : 1024 * GiB;
@@ -19,7 +18,6 @@ const EXTENTS = tiny ? 20 : 1000;
 const CHANGED = tiny ? 2 : 100;
 const EXTENT_BYTES = 64 * 1024;
 const REPEATS = tiny ? 1 : 3;
-const CLI = join(root, "bin", "vhdsync.cjs");
 // NODE_EXTRA_CA_CERTS costs every Node process a CA bundle parse at start-up; vhdsync opens no TLS.
 const ENV = { ...process.env };
 delete ENV.NODE_EXTRA_CA_CERTS;
@@ -41,20 +39,7 @@ function writeExtents(path, offsets, stamp) {
   }
 }
 
-/** One CLI run: wall seconds, peak RSS (MiB) and the JSON report. */
-function run(args, allow = [0]) {
-  const started = performance.now();
-  const result = spawnSync("/usr/bin/time", ["-f", "%M", process.execPath, CLI, ...args, "--json"], { encoding: "utf8", env: ENV, maxBuffer: 256 * 1024 * 1024 });
-  const seconds = (performance.now() - started) / 1000;
-  if (!allow.includes(result.status)) throw new Error(`vhdsync ${args.join(" ")} failed (${result.status}): ${result.stderr}`);
-  const rssKib = Number(result.stderr.trim().split("\n").pop());
-  return { seconds, rssMiB: rssKib / 1024, report: JSON.parse(result.stdout.trim().split("\n").pop()) };
-}
-
-function measure(args, allow) {
-  const runs = Array.from({ length: REPEATS }, () => run(args, allow));
-  return { runs, seconds: round(median(runs.map((r) => r.seconds))), peakRssMiB: round(Math.max(...runs.map((r) => r.rssMiB)), 1), report: runs.at(-1).report };
-}
+const measure = (args, allow) => measureCli(args, { repeats: REPEATS, env: ENV, allow });
 
 if (!existsSync("/usr/bin/time")) {
   console.log("sparse-large: /usr/bin/time is missing (the time package); skipped");
@@ -89,7 +74,7 @@ try {
   for (const [name, blocks] of Object.entries(found)) {
     if (blocks !== differingBlocks) throw new Error(`${name} found ${blocks} differing blocks, expected ${differingBlocks}`);
   }
-  const strip = ({ seconds, peakRssMiB, runs }) => ({ seconds, peakRssMiB, allSeconds: runs.map((r) => round(r.seconds)) });
+  const strip = ({ seconds, peakRssMiB, allSeconds }) => ({ seconds, peakRssMiB, allSeconds });
   Object.assign(results, {
     digestFileBytes: statSync(sourceDigest).size,
     commands: {

@@ -14,7 +14,7 @@ import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GiB, MiB, root, median, round, writeResults } from "./hash-common.mjs";
+import { GiB, MiB, root, measureCli, writeResults } from "./hash-common.mjs";
 
 const tiny = process.env.VHDSYNC_BENCH_TINY === "1";
 const SIZE = tiny ? 8 * GiB : 2040 * GiB;
@@ -56,21 +56,7 @@ function makeVhd(path, writes) {
   if (result.status !== 0) throw new Error(`writing ${path} failed: ${result.stderr}`);
 }
 
-/** One CLI run: wall seconds, peak RSS (MiB) and the JSON report. `prepare` runs first, untimed. */
-function run(args, env, allow, prepare) {
-  prepare?.();
-  const started = performance.now();
-  const result = spawnSync("/usr/bin/time", ["-f", "%M", process.execPath, CLI, ...args, "--json"], { encoding: "utf8", env, maxBuffer: 64 * 1024 * 1024 });
-  const seconds = (performance.now() - started) / 1000;
-  if (!allow.includes(result.status)) throw new Error(`vhdsync ${args.join(" ")} failed (${result.status}): ${result.stderr}`);
-  const rssKib = Number(result.stderr.trim().split("\n").pop());
-  return { seconds, rssMiB: rssKib / 1024, report: JSON.parse(result.stdout.trim().split("\n").pop()) };
-}
-
-function measure(args, env, { allow = [0], prepare } = {}) {
-  const runs = Array.from({ length: REPEATS }, () => run(args, env, allow, prepare));
-  return { seconds: round(median(runs.map((r) => r.seconds))), peakRssMiB: round(Math.max(...runs.map((r) => r.rssMiB)), 1), allSeconds: runs.map((r) => round(r.seconds)), report: runs.at(-1).report };
-}
+const measure = (args, env, options = {}) => measureCli(args, { repeats: REPEATS, env, ...options });
 
 function sameContent(a, b, formatB = "vpc") {
   if (!qemu) return;
