@@ -49,12 +49,20 @@ export function checkOptions(options: unknown): void {
   if (options === undefined) return;
   if (options === null || typeof options !== "object" || Array.isArray(options)) throw invalid(`options must be an object, got ${describe(options)}`, { argument: "options" });
   const { onProgress, signal } = options as CommonOptions;
-  if (onProgress !== undefined && typeof onProgress !== "function") {
-    throw invalid(`onProgress must be a function, got ${describe(onProgress)}`, { argument: "onProgress" });
-  }
+  checkFunction(onProgress, "onProgress");
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw invalid(`signal must be an AbortSignal, got ${describe(signal)}`, { argument: "signal" });
   }
+}
+
+/** Checks an optional point in time: a valid Date when given. @throws VHDSYNC_INVALID_ARGUMENT */
+export function checkDate(value: unknown, name: string): void {
+  if (value !== undefined && !(value instanceof Date && Number.isFinite(value.getTime()))) throw invalid(`${name} must be a valid Date, got ${describe(value)}`, { argument: name });
+}
+
+/** Checks an optional callback: a function when given. @throws VHDSYNC_INVALID_ARGUMENT */
+export function checkFunction(value: unknown, name: string): void {
+  if (value !== undefined && typeof value !== "function") throw invalid(`${name} must be a function, got ${describe(value)}`, { argument: name });
 }
 
 /** Checks an optional count: a non-negative safe integer. @throws VHDSYNC_INVALID_ARGUMENT */
@@ -67,6 +75,19 @@ export function checkCount(value: unknown, name: string): void {
 /** Checks that `value` is a non-empty string (a name, an id). @throws VHDSYNC_INVALID_ARGUMENT */
 export function checkText(value: unknown, name: string): asserts value is string {
   if (typeof value !== "string" || value === "") throw invalid(`${name} must be a non-empty string, got ${describe(value)}`, { argument: name });
+}
+
+/** Checks that `value` is one of `choices` (a kind, a mode). @throws VHDSYNC_INVALID_ARGUMENT */
+export function checkChoice<T>(value: unknown, name: string, choices: readonly T[]): asserts value is T {
+  if (!choices.includes(value as T)) throw invalid(`${name} must be one of ${choices.join(", ")}, got ${describe(value)}`, { argument: name });
+}
+
+/** Checks that each named option, when given, is a boolean (a string "false" would be truthy). @throws VHDSYNC_INVALID_ARGUMENT */
+export function checkFlags(options: object | undefined, names: readonly string[]): void {
+  for (const name of names) {
+    const value = (options as Record<string, unknown> | undefined)?.[name];
+    if (value !== undefined && typeof value !== "boolean") throw invalid(`${name} must be true or false, got ${describe(value)}`, { argument: name });
+  }
 }
 
 /** Checks that a required options argument is an object (then as checkOptions). @throws VHDSYNC_INVALID_ARGUMENT */

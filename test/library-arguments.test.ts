@@ -56,6 +56,19 @@ t.test("wrong-type arguments: VHDSYNC_INVALID_ARGUMENT, nothing opened or writte
     calls.push([`diff maxExtents ${String(maxExtents)}`, () => diff(source, target, { maxExtents: maxExtents as never })]);
   }
   for (const algo of ["md5", 3, null]) calls.push([`checksum algo ${String(algo)}`, () => checksum(source, digest, { algo: algo as never })]);
+  // Paths and flags of resync beyond the scan's own: a string "false" is truthy, so a flag
+  // that is not a boolean would do what the caller meant not to (resize, overwrite, shrink).
+  for (const path of [1, {}, ""]) {
+    calls.push([`resync targetDigestPath ${JSON.stringify(path)}`, () => resync(source, target, { targetDigestPath: path as never })]);
+    calls.push([`resync checkpointPath ${JSON.stringify(path)}`, () => resync(source, target, { checkpointPath: path as never })]);
+  }
+  for (const flag of ["updateTargetDigest", "dryRun", "resize", "resume"]) {
+    for (const value of ["false", 1, {}]) calls.push([`resync ${flag} ${JSON.stringify(value)}`, () => resync(source, target, { [flag]: value })]);
+  }
+  for (const flag of ["targetFresh", "allowLargerTarget"]) calls.push([`copy ${flag} "no"`, () => copy(source, target, { [flag]: "no" })]);
+  for (const value of [-1, 1.5, "2000"]) calls.push([`resync checkpointIntervalMs ${JSON.stringify(value)}`, () => resync(source, target, { checkpointIntervalMs: value as never })]);
+  // The run would complete without a digest to update, and explain why with a wrong reason.
+  calls.push(["resync updateTargetDigest without a digest", () => resync(source, target, { updateTargetDigest: true })]);
   for (const [name, call] of calls) {
     let promise: Promise<unknown> | undefined;
     t.doesNotThrow(() => (promise = call()), `${name}: no synchronous throw`);
@@ -195,6 +208,29 @@ t.test("the other entry points: wrong-type arguments are VHDSYNC_INVALID_ARGUMEN
     ["isDigestFile", [join(dir, "a\0b")]],
     ["openLog", [join(dir, "a\0b")]],
     ["checksum", [join(dir, "a.img"), join(dir, "a.digest"), ["an", "array"]]],
+    // An unknown kind of VHD once wrote a 2,560-byte "differencing disk" without a parent.
+    ["createVhd", [join(dir, "x.vhd"), { type: "bogus", sizeBytes: 1 << 20 }]],
+    ["createVhd", [join(dir, "x.vhd"), { sizeBytes: 1 << 20 }]],
+    ["createVhd", [join(dir, "x.vhd"), { type: "dynamic", sizeBytes: 1 << 20, creatorApplication: 1234 }]],
+    ["createVhd", [join(dir, "x.vhd"), { type: "differencing", parentPath: 5 }]],
+    ["hashFile", [join(dir, "a.img"), { onProgress: 1 }]],
+    ["hashFile", [join(dir, "a.img"), { onBlockDigests: "x", blockSizeBytes: 4096 }]],
+    ["hashFile", [join(dir, "a.img"), { buffers: -2 }]],
+    ["hashImage", [null]],
+    // A name that is not a string once went into the catalogue and made it unreadable.
+    ["createSnapshot", [join(dir, "disk.vhd"), { name: 5 }]],
+    ["createSnapshot", [join(dir, "disk.vhd"), { name: { x: 1 } }]],
+    ["createSnapshot", [join(dir, "disk.vhd"), { now: "yesterday" }]],
+    ["createSnapshot", [join(dir, "disk.vhd"), { now: new Date(Number.NaN) }]],
+    ["mergeSnapshots", [join(dir, "disk.vhd"), { into: 5 }]],
+    // Flags that are not booleans: "no" is truthy.
+    ["convertImage", [join(dir, "in.raw"), join(dir, "x.raw"), { to: "raw", overwrite: "no" }]],
+    ["resizeImage", [join(dir, "a.img"), 1 << 20, { allowShrink: "no" }]],
+    ["openImage", [join(dir, "a.img"), { readOnly: "false" }]],
+    ["openLog", [join(dir, "a.hrl"), { allowUnclean: "no" }]],
+    ["openLog", [5]],
+    ["applyLog", [{ path: "x", read() {}, close() {} }, join(dir, "a.hrl"), { checkSequence: "no" }]],
+    ["applyLog", [{ path: "x", read() {}, close() {} }, join(dir, "a.hrl"), { statePath: 5 }]],
   ];
   for (const [name, args] of calls) {
     t.type(anyLib[name], "function", `${name} is exported`);

@@ -12,7 +12,7 @@ import { getWasm } from "../wasm/driver.js";
 import { throttle, type ProgressListener } from "../progress.js";
 import type { DiskImage, Extent } from "./disk-image.js";
 import { alignExtents, bridgeGaps, splitExtents, unionExtents } from "./extents.js";
-import { checkImage, checkOptions } from "../arguments.js";
+import { checkFlags, checkImage, checkOptions } from "../arguments.js";
 
 const CHUNK_BYTES = 8 * 1024 * 1024;
 const COMPARE_BLOCK_BYTES = 4096;
@@ -49,6 +49,7 @@ export async function compareImages(a: DiskImage, b: DiskImage, options: Compare
   checkImage(a, "a");
   checkImage(b, "b");
   checkOptions(options);
+  checkFlags(options, ["strict"]);
   const sizeA = a.virtualSize;
   const sizeB = b.virtualSize;
   const base = { sizeA, sizeB };

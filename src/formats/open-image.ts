@@ -9,7 +9,7 @@ import { openFile, readUpTo, readUpToSync, refusePipe } from "../io/file.js";
 import type { DiskImage, ImageFormat, OpenOptions } from "./disk-image.js";
 import { RawImage } from "./raw.js";
 import { detectVhd, isVhdx } from "./signatures.js";
-import { checkOptions, checkPath } from "../arguments.js";
+import { checkFlags, checkOptions, checkPath } from "../arguments.js";
 
 /** A format's detector: given the first and last 512 bytes, can it open the file? */
 export interface FormatHandler {
@@ -102,6 +102,7 @@ export function sniffSync(path: string): Sniffed {
 export async function openImage(path: string, options: OpenOptions = {}): Promise<DiskImage> {
   checkPath(path, "path");
   checkOptions(options);
+  checkFlags(options, ["readOnly"]);
   await refusePipe(path, "images");
   const resolved: Required<OpenOptions> = { readOnly: options.readOnly ?? true, format: options.format as ImageFormat };
   if (options.format === "raw" || options.format === "block-device") return RawImage.open(path, resolved.readOnly);

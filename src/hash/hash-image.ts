@@ -11,6 +11,7 @@ import type { DiskImage } from "../formats/disk-image.js";
 import { throttle, type ProgressListener } from "../progress.js";
 import { getWasm } from "../wasm/driver.js";
 import { toVhdsyncError } from "../errors.js";
+import { checkCount, checkFunction, checkImage, checkOptions, checkPath } from "../arguments.js";
 import { DEFAULT_HASH_ALGORITHM, checkAlgorithm, digestLength, toSeed, type HashAlgorithm } from "./algorithm.js";
 import { NativeXxh3Stream, checkBlockSize, hashBlocksAt } from "./hash-bytes.js";
 import { createHasher } from "./hasher.js";
@@ -66,6 +67,8 @@ export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
  *   for the buffers), and any error of image.read()
  */
 export async function hashImage(image: DiskImage, options: HashStreamOptions = {}): Promise<HashResult> {
+  checkImage(image, "image");
+  checkStreamOptions(options);
   return hashSource((view, offset) => image.read(view, offset), image.virtualSize, options, image.path);
 }
 
@@ -75,6 +78,8 @@ export async function hashImage(image: DiskImage, options: HashStreamOptions = {
  *   VHDSYNC_INVALID_ARGUMENT, VHDSYNC_NO_MEMORY
  */
 export async function hashFile(path: string, options: HashStreamOptions = {}): Promise<HashResult> {
+  checkPath(path, "path");
+  checkStreamOptions(options);
   const handle = await openFile(path, "r");
   try {
     let sizeBytes: number;
@@ -87,6 +92,14 @@ export async function hashFile(path: string, options: HashStreamOptions = {}): P
   } finally {
     await handle.close();
   }
+}
+
+/** Checks hashImage()'s and hashFile()'s options before anything is read. @throws VHDSYNC_INVALID_ARGUMENT */
+function checkStreamOptions(options: HashStreamOptions): void {
+  checkOptions(options);
+  checkCount(options.chunkBytes, "chunkBytes");
+  checkCount(options.buffers, "buffers");
+  checkFunction(options.onBlockDigests, "onBlockDigests");
 }
 
 /** Chunk size when chunks are mapped rather than read: no copy, so no cache to fit. */

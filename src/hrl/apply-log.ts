@@ -16,7 +16,7 @@ import { crashPoint } from "./fault.js";
 import { openLog, type HrlLog } from "./hrl-log.js";
 import { normalizeGuid } from "./layout.js";
 import { checkUndoTarget, writeUndoLog } from "./undo-log.js";
-import { checkImage, checkOptions, checkPath } from "../arguments.js";
+import { checkFlags, checkImage, checkOptions, checkPath } from "../arguments.js";
 import { acquireWriteLock } from "../io/write-lock.js";
 
 /** Options of applyLog(). */
@@ -59,6 +59,9 @@ export async function applyLog(image: DiskImage, logPath: string, options: Apply
   checkImage(image, "image");
   checkPath(logPath, "logPath");
   checkOptions(options);
+  checkFlags(options, ["checkSequence"]);
+  if (options?.statePath !== undefined) checkPath(options.statePath, "statePath");
+  if (options?.undoPath !== undefined) checkPath(options.undoPath, "undoPath");
   if (image.readOnly) throw new VhdsyncError("VHDSYNC_READ_ONLY", `${image.path}: image is open read-only`, { path: image.path });
   await refuseWritingDependedOn(image, "apply a log to");
   const statePath = options.statePath ?? defaultStatePath(image.path);

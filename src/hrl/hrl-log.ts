@@ -6,6 +6,7 @@
 
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError } from "../errors.js";
+import { checkFlags, checkOptions, checkPath } from "../arguments.js";
 import type { Extent } from "../formats/disk-image.js";
 import { openFile, readExactly, readSmallHere } from "../io/file.js";
 import { getWasm } from "../wasm/driver.js";
@@ -321,6 +322,9 @@ export class HrlLog {
  *   VHDSYNC_SIZE_MISMATCH, VHDSYNC_NOT_FOUND and other I/O codes
  */
 export async function openLog(path: string, options: OpenLogOptions = {}): Promise<HrlLog> {
+  checkPath(path, "path");
+  checkOptions(options);
+  checkFlags(options, ["allowUnclean", "scan"]);
   const handle = await openFile(path, "r");
   let resident: number | undefined;
   try {

@@ -17,7 +17,7 @@ import { assertSameSizes, findSnapshot, loadSnapshotSet } from "./snapshot-set.j
 import type { CopyTuning } from "./copy-ranges.js";
 import { faultPoint } from "./fault-injection.js";
 import { withDiskLock } from "./disk-lock.js";
-import { checkOptions, checkPath, checkText } from "../arguments.js";
+import { checkDate, checkOptions, checkPath, checkText } from "../arguments.js";
 
 /** What a snapshot operation reports. */
 export interface SnapshotOperationResult {
@@ -85,6 +85,9 @@ function resumedField(state: OperationState | null): SnapshotOperationResult["re
 export async function createSnapshot(diskPath: string, options: { name?: string; now?: Date } = {}): Promise<SnapshotOperationResult & { snapshot: SnapshotEntry }> {
   checkPath(diskPath, "diskPath");
   checkOptions(options);
+  // The catalogue holds the name as a string: anything else would make it unreadable.
+  if (options?.name !== undefined && options.name !== "") checkText(options.name, "name");
+  checkDate(options?.now, "now");
   return withDiskLock(snapshotPaths(diskPath), async () => {
     const resumed = await resumePending(diskPath, {});
     if (resumed?.op === "create" && resumed.name === (options.name ?? "")) {
@@ -149,6 +152,7 @@ export async function deleteSnapshot(diskPath: string, snapshot: string, tuning:
 export async function mergeSnapshots(diskPath: string, options: { into?: string } & CopyTuning = {}): Promise<SnapshotOperationResult & { merged: string[] }> {
   checkPath(diskPath, "diskPath");
   checkOptions(options);
+  if (options?.into !== undefined) checkText(options.into, "into");
   return withDiskLock(snapshotPaths(diskPath), async () => {
     const resumed = await resumePending(diskPath, options);
     if (resumed?.op === "merge") return { disk: resumed.disk, resumed: resumedField(resumed), merged: resumed.droppedIds };

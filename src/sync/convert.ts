@@ -15,7 +15,7 @@ import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES } from "./digest-format.js";
 import { parentsOf, refuseSameFile } from "./image-identity.js";
 import { refuseSpecialOutput } from "../io/file.js";
 import { refuseWritingDependedOn } from "../formats/vhd/vhd-children.js";
-import { checkPath, checkRequiredOptions } from "../arguments.js";
+import { checkFlags, checkPath, checkRequiredOptions } from "../arguments.js";
 import { acquireWriteLock } from "../io/write-lock.js";
 
 /** Output formats of convertImage(). */
@@ -50,6 +50,7 @@ export async function convertImage(inputPath: string, outputPath: string, option
   checkPath(inputPath, "inputPath");
   checkPath(outputPath, "outputPath");
   checkRequiredOptions(options);
+  checkFlags(options, ["overwrite"]);
   if (!CONVERT_TARGETS.includes(options.to)) {
     throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `unknown output format ${options.to} (use ${CONVERT_TARGETS.join(", ")})`);
   }

@@ -4,6 +4,7 @@
 
 import { existsSync, promises as fsp } from "node:fs";
 import { VhdsyncError } from "../errors.js";
+import { checkFlags } from "../arguments.js";
 import type { DiskImage } from "../formats/disk-image.js";
 import { refuseWritingDependedOn } from "../formats/vhd/vhd-children.js";
 import { openImage } from "../formats/open-image.js";
@@ -65,6 +66,7 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
   const started = monotonicMs();
   // Arguments first: no target is created or opened for a bad one.
   checkScanOptions(options, { sourcePath, targetPath });
+  checkFlags(options, ["targetFresh", "allowLargerTarget"]);
   const blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
   await refuseSameFile(targetPath, [sourcePath], "the target");
   const source = await openImage(sourcePath, { readOnly: true });

@@ -6,7 +6,7 @@
 // for (as qemu-img resize --shrink). The image's write lock is held throughout, as a resync
 // holds its target's.
 
-import { checkOptions, checkPath } from "../arguments.js";
+import { checkFlags, checkOptions, checkPath } from "../arguments.js";
 import { VhdsyncError } from "../errors.js";
 import { openImage } from "../formats/open-image.js";
 import type { DiskImage, ImageFormat } from "../formats/disk-image.js";
@@ -44,6 +44,7 @@ export async function resizeImage(path: string, sizeBytes: number, options: Resi
     throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `sizeBytes must be a positive integer, got ${String(sizeBytes)}`, { argument: "sizeBytes" });
   }
   checkOptions(options);
+  checkFlags(options, ["allowShrink"]);
   const lock = await acquireWriteLock(path, "resize");
   try {
     const image = await openImage(path, { readOnly: false });

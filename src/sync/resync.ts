@@ -6,6 +6,7 @@
 
 import { resolve } from "node:path";
 import { VhdsyncError } from "../errors.js";
+import { checkCount, checkFlags } from "../arguments.js";
 import type { DiskImage } from "../formats/disk-image.js";
 import { refuseWritingDependedOn } from "../formats/vhd/vhd-children.js";
 import { openImage } from "../formats/open-image.js";
@@ -109,6 +110,27 @@ interface Plan {
   resized: boolean;
 }
 
+/** Checks resync()'s arguments before anything is opened or written. @throws VHDSYNC_INVALID_ARGUMENT */
+function checkResyncOptions(sourcePath: string, targetPath: string, options: ResyncOptions): void {
+  const { targetDigestPath, checkpointPath } = options ?? {};
+  checkScanOptions(options, {
+    sourcePath,
+    targetPath,
+    ...(targetDigestPath !== undefined ? { targetDigestPath } : {}),
+    ...(checkpointPath !== undefined ? { checkpointPath } : {}),
+  });
+  checkFlags(options, ["updateTargetDigest", "dryRun", "resize", "resume"]);
+  checkCount(options.checkpointIntervalMs, "checkpointIntervalMs");
+  // Without a target digest the blocks' bytes are compared: an algorithm would be ignored, and
+  // there is no digest to update.
+  if (options.algo !== undefined && !targetDigestPath) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", "a digest algorithm applies only with a target digest (a resync without one compares the blocks' bytes)", { argument: "algo" });
+  }
+  if (options.updateTargetDigest && !targetDigestPath) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", "updateTargetDigest applies only with a target digest (targetDigestPath)", { argument: "updateTargetDigest" });
+  }
+}
+
 /**
  * Makes `targetPath`'s content equal to `sourcePath`'s.
  * @throws VHDSYNC_SIZE_MISMATCH, VHDSYNC_IDENTITY_MISMATCH, VHDSYNC_CORRUPT / VHDSYNC_TRUNCATED /
@@ -118,11 +140,7 @@ interface Plan {
 export async function resync(sourcePath: string, targetPath: string, options: ResyncOptions = {}): Promise<ResyncReport> {
   const started = monotonicMs();
   // Arguments first: nothing is opened, resized or written for a bad one.
-  checkScanOptions(options, { sourcePath, targetPath });
-  // Without a target digest the blocks' bytes are compared: an algorithm would be ignored.
-  if (options.algo !== undefined && !options.targetDigestPath) {
-    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", "a digest algorithm applies only with a target digest (a resync without one compares the blocks' bytes)");
-  }
+  checkResyncOptions(sourcePath, targetPath, options);
   // One writer per target (src/io/write-lock.ts), from before anything is written or resized.
   const lock = options.dryRun ? undefined : await acquireWriteLock(targetPath, "resync");
   let plan: Plan;

@@ -28,7 +28,7 @@ import {
   type VhdFooter,
   type VhdLocatorEntry,
 } from "./vhd-structures.js";
-import { checkPath, checkRequiredOptions } from "../../arguments.js";
+import { checkChoice, checkPath, checkRequiredOptions } from "../../arguments.js";
 
 export { VHD_MAX_DYNAMIC_BYTES, VHD_MAX_FIXED_BYTES };
 export const DEFAULT_BLOCK_SIZE_BYTES = 2 * 1024 * 1024;
@@ -127,7 +127,8 @@ function validate(options: CreateVhdOptions, sizeBytes: number): void {
   if (blockProblem) throw invalid(blockProblem, { blockSizeBytes: block });
   const tableProblem = vhdTableProblem(options.type, sizeBytes, block);
   if (tableProblem) throw invalid(tableProblem, { sizeBytes, blockSizeBytes: block });
-  if (!/^[\x20-\x7e\0]{4}$/.test(options.creatorApplication ?? "win ")) throw invalid("creator application must be 4 ASCII characters");
+  const creator: unknown = options.creatorApplication ?? "win ";
+  if (typeof creator !== "string" || !/^[\x20-\x7e\0]{4}$/.test(creator)) throw invalid("creator application must be 4 ASCII characters", { argument: "creatorApplication" });
 }
 
 /** UTF-16LE bytes of a string. */
@@ -154,6 +155,8 @@ export function locatorData(childPath: string, parentPath: string): { code: stri
 export async function createVhd(path: string, options: CreateVhdOptions): Promise<VhdImage> {
   checkPath(path, "path");
   checkRequiredOptions(options);
+  checkChoice(options.type, "type", ["fixed", "dynamic", "differencing"] as const);
+  if (options.parentPath !== undefined) checkPath(options.parentPath, "parentPath");
   let parent: VhdImage | undefined;
   if (options.type === "differencing") {
     if (!options.parentPath) throw invalid("a differencing VHD needs a parent");
