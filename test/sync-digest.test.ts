@@ -535,3 +535,39 @@ t.test("--update-digest of a target named by a much longer path than its digest 
   t.ok(updated.equals(readFileSync(join(dir, "fresh.digest"))), "byte for byte a fresh checksum under the long name");
   t.same(readdirSync(dir).filter((name) => name.endsWith(".tmp")), [], "no temp file left");
 });
+
+t.test("--target-digest of a differencing target: a parent changed after the digest is refused, though the child's file is as it was", async (t) => {
+  const { createVhd, openVhd } = await import("../dist/index.js");
+  const { seed, prng, dir, source } = pairSetup(t);
+  const size = 8 << 20;
+  writeRandomImage(source, size, prng);
+  const parentPath = join(dir, "parent.vhd");
+  const childPath = join(dir, "child.vhd");
+  const digest = join(dir, "child.digest");
+  const parent = await createVhd(parentPath, { type: "dynamic", sizeBytes: size });
+  await parent.write(readFileSync(source), 0);
+  await parent.close();
+  await (await createVhd(childPath, { type: "differencing", parentPath })).close();
+  await checksum(childPath, digest);
+  t.equal((await resync(source, childPath, { targetDigestPath: digest, dryRun: true })).blocksChanged, 0, "the digest describes the chain as it is");
+  // Someone else writes the parent (vhdsync refuses to): what the child reads changes, its file does not.
+  const childBefore = fileSha(childPath);
+  const writable = await openVhd(parentPath, { readOnly: false });
+  await writable.write(new Uint8Array(65536).fill(0x77), prng.int(size / 65536) * 65536);
+  await writable.close();
+  t.equal(fileSha(childPath), childBefore, "the child's file is unchanged");
+  for (const extra of [[], ["--dry-run"]]) {
+    const refused = runCli(["resync", source, childPath, "--target-digest", digest, ...extra]);
+    t.equal(refused.status, 3, `seed ${seed} ${extra.join(" ")}: ${refused.stderr}`);
+    t.match(refused.stderr, /^vhdsync: VHDSYNC_IDENTITY_MISMATCH: .*parentsState/m);
+  }
+  t.equal(fileSha(childPath), childBefore, "nothing written");
+  t.equal(runCli(["verify", source, childPath]).status, 1, "the chain differs from the source now");
+  // A fresh digest covers the parent's new state; an updated one keeps covering it.
+  await checksum(childPath, digest);
+  const report = await resync(source, childPath, { targetDigestPath: digest, updateTargetDigest: true });
+  t.equal(report.blocksChanged, 16, "the parent's 64 KiB, in 4 KiB blocks");
+  t.equal(report.digestUpdated, true);
+  t.equal(runCli(["verify", source, childPath]).status, 0, `seed ${seed}: identical`);
+  t.equal((await resync(source, childPath, { targetDigestPath: digest })).blocksChanged, 0, "the updated digest is accepted");
+});

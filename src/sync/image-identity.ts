@@ -1,12 +1,15 @@
 // Identity of an image file: what a digest file or checkpoint records so a later run can tell
 // whether the image is still the one it describes (any write changes mtime/ctime; a replaced
-// file changes the inode; VHD/VHDX also carry a unique id).
+// file changes the inode; VHD/VHDX also carry a unique id). A differencing disk reads its
+// parents where it has no data of its own, so its identity also covers their files' states.
 
 import { promises as fsp } from "node:fs";
 import { resolve } from "node:path";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import type { ChainLayer, DiskImage } from "../formats/disk-image.js";
 import { checkImage } from "../arguments.js";
+import { toHex } from "../hash/algorithm.js";
+import { sha256 } from "../hash/sha256.js";
 
 /** Identity fields of an image (JSON-safe: 64-bit values as decimal strings). */
 export interface ImageIdentity extends FileState {
@@ -14,6 +17,12 @@ export interface ImageIdentity extends FileState {
   path: string;
   virtualSizeBytes: number;
   uniqueId?: string;
+  /**
+   * A differencing disk's parents (nearest first): SHA-256 (hex) of their file states, as
+   * JSON. A write to any parent changes what the disk reads, and this; bounded whatever the
+   * chain's depth. Absent for an image without parents.
+   */
+  parentsState?: string;
 }
 
 /** A file's state: what any write, truncation or replacement changes (64-bit values as decimal strings). */
@@ -51,10 +60,17 @@ export async function imageIdentity(image: DiskImage): Promise<ImageIdentity> {
   checkImage(image, "image");
   const identity: ImageIdentity = { format: image.format, path: resolve(image.path), virtualSizeBytes: image.virtualSize, ...(await fileState(image.path)) };
   if (image.format === "vhd" || image.format === "vhdx") {
-    const uniqueId = (await chainOf(image))[0].uniqueId;
-    if (uniqueId) identity.uniqueId = uniqueId;
+    const chain = await chainOf(image);
+    if (chain[0].uniqueId) identity.uniqueId = chain[0].uniqueId;
+    if (chain.length > 1) identity.parentsState = await parentsStateOf(chain.slice(1).map((layer) => layer.path));
   }
   return identity;
+}
+
+/** The parentsState of an image whose parents are the files at `paths`, nearest first. @throws I/O codes */
+async function parentsStateOf(paths: string[]): Promise<string> {
+  const states = await Promise.all(paths.map(fileState));
+  return toHex(sha256(new TextEncoder().encode(JSON.stringify(states))));
 }
 
 /** Device and inode of the file at `path` ("dev:ino"), or undefined when there is none. @throws other I/O codes */
@@ -96,7 +112,7 @@ async function chainOf(image: DiskImage): Promise<ChainLayer[]> {
 
 /** Names of the identity fields that differ (path is informational and not compared). */
 export function identityDifferences(expected: ImageIdentity, actual: ImageIdentity): string[] {
-  const fields: (keyof ImageIdentity)[] = ["format", "virtualSizeBytes", "fileSizeBytes", "mtimeNs", "ctimeNs", "inode", "device", "uniqueId"];
+  const fields: (keyof ImageIdentity)[] = ["format", "virtualSizeBytes", "fileSizeBytes", "mtimeNs", "ctimeNs", "inode", "device", "uniqueId", "parentsState"];
   return fields.filter((field) => String(expected[field] ?? "") !== String(actual[field] ?? ""));
 }
 
