@@ -21,6 +21,7 @@ import { nativeAddon } from "../dist/io/native-addon.js";
 import { CLI_PATH, runCli, runNodeWithoutTap } from "./helpers/cli.js";
 import { fileSha, pairSetup, writeRandomImage } from "./helpers/resync-images.js";
 import { TEMP_HOST, deadPid } from "./helpers/tmp.js";
+import { sealedCheckpoint } from "./helpers/checkpoint.js";
 
 const MIB = 1024 * 1024;
 
@@ -185,12 +186,46 @@ t.test("a checkpoint of this version with fields missing or of the wrong type is
     { ...whole, final: "yes" },
   ];
   for (const checkpoint of broken) {
-    writeFileSync(defaultPath, JSON.stringify(checkpoint));
+    writeFileSync(defaultPath, JSON.stringify(sealedCheckpoint(checkpoint))); // sealed: refused for what is wrong in it, not for its checksum
     const run = runCli(["resync", source, target, "--resume", "--json"]);
     t.equal(run.status, 0, run.stderr);
     t.equal(JSON.parse(run.stdout).resumedFromBlock ?? 0, 0, `not resumed from: ${JSON.stringify(checkpoint).slice(0, 80)}`);
     t.equal(fileSha(target), fileSha(source));
     t.notOk(existsSync(defaultPath));
+  }
+});
+
+t.test("a checkpoint changed where JSON cannot tell (a digit of nextBlock) is not resumed from; nor is one past the image's end", async (t) => {
+  const cases: Array<[string, (whole: Record<string, unknown>) => Record<string, unknown>, RegExp | null]> = [
+    ["nextBlock changed, checksum kept", (whole) => ({ ...whole, nextBlock: (whole.nextBlock as number) + 4096 }), /damaged: its checksum/],
+    ["nextBlock past the end, checksum made again", (whole) => sealedCheckpoint({ ...whole, nextBlock: 999_999_999 }), /past the image's 65536 blocks/],
+    ["nextBlock one past the end, checksum made again", (whole) => sealedCheckpoint({ ...whole, nextBlock: 65537 }), /past the image's 65536 blocks/],
+    ["no checksum", (whole) => ({ ...whole, checksum: undefined }), /damaged/],
+    // Whitespace is not part of the checksum: the same fields written compactly still resume.
+    ["unchanged, written without indentation", (whole) => whole, null],
+  ];
+  for (const [name, change, ignored] of cases) {
+    const { seed, source, target } = pair(t, 256 * MIB, 200);
+    const checkpoint = `${target}.vhdsync-checkpoint`;
+    const controller = new AbortController();
+    await t.rejects(resync(source, target, { workers: 1, checkpointIntervalMs: 0, signal: controller.signal, onProgress: () => controller.abort() }), { code: "VHDSYNC_INTERRUPTED" });
+    const whole = JSON.parse(readFileSync(checkpoint, "utf8"));
+    t.ok(whole.final && whole.nextBlock > 0 && whole.nextBlock < 65536, `${name}: a final checkpoint mid-way (${whole.nextBlock})`);
+    t.match(whole.checksum, /^[0-9a-f]{64}$/, "the checkpoint carries its checksum");
+    t.equal(whole.checksum, sealedCheckpoint(whole).checksum, "as documented");
+    writeFileSync(checkpoint, JSON.stringify(change(whole)));
+    const run = runCli(["resync", source, target, "--resume", "--json"]);
+    t.equal(run.status, 0, run.stderr);
+    const report = JSON.parse(run.stdout);
+    if (ignored) {
+      t.equal(report.resumedFromBlock ?? 0, 0, `${name}: not resumed from`);
+      t.match(report.checkpointIgnored, ignored, name);
+      t.match(run.stderr, /^vhdsync: note: --resume: the checkpoint was not used \(/m, "the CLI says so");
+    } else {
+      t.equal(report.resumedFromBlock, whole.nextBlock, `${name}: resumed (${report.checkpointIgnored ?? "not ignored"})`);
+    }
+    t.equal(fileSha(target), fileSha(source), `seed ${seed} ${name}: identical`);
+    t.notOk(existsSync(checkpoint));
   }
 });
 
@@ -281,7 +316,7 @@ t.test("--resume starts over when the target was replaced or changed since the c
   copyFileSync(original, target);
   await stop();
   const saved = JSON.parse(readFileSync(checkpoint, "utf8"));
-  writeFileSync(checkpoint, JSON.stringify({ ...saved, final: false }));
+  writeFileSync(checkpoint, JSON.stringify(sealedCheckpoint({ ...saved, final: false })));
   copyFileSync(original, target); // in place: same inode and size
   report = await resync(source, target, { resume: true });
   t.equal(report.resumedFromBlock ?? 0, 0);

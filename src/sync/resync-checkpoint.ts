@@ -2,18 +2,23 @@
 // got (every block before `nextBlock` is equal and durable in the target). Written atomically
 // after the target is flushed, so after a crash or kill -9 a resume never skips a block that
 // was not written. It also records the target file's state at that moment, so that a resume
-// can tell a target replaced or written by someone else since (resync.ts, resumePoint).
+// can tell a target replaced or written by someone else since (resync.ts, resumePoint). A
+// SHA-256 of its contents guards against damage no JSON parser sees (a changed digit of
+// nextBlock would skip blocks).
 
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { constants as fsConstants, promises as fsp } from "node:fs";
 import { dirname } from "node:path";
 import { readJsonState, removeDurably, removeStaleTempFiles, writeFileAtomic } from "../io/atomic-file.js";
 import { identityDifferences, type FileState, type ImageIdentity } from "./image-identity.js";
+import { toHex } from "../hash/algorithm.js";
+import { sha256 } from "../hash/sha256.js";
+import { blockCountFor } from "./segment-plan.js";
 import { emptyCounters, type SegmentCounters } from "./segment-task.js";
 
 export const CHECKPOINT_KIND = "vhdsync-resync-checkpoint";
-export const CHECKPOINT_VERSION = 2;
-
+/** 3: the `checksum` field. Checkpoints of other versions are not resumed from. */
+export const CHECKPOINT_VERSION = 3;
 
 /** Contents of a checkpoint file. */
 export interface ResyncCheckpoint {
@@ -50,10 +55,15 @@ export interface ResyncCheckpoint {
    */
   countersComplete?: boolean;
   updatedAt: string;
+  /**
+   * SHA-256 (hex) of the checkpoint's JSON without this field (JSON.stringify, fields in the
+   * file's order; saveCheckpoint writes it last). Set by saveCheckpoint.
+   */
+  checksum?: string;
 }
 
 /** What a run's checkpoints share from its start: everything but its progress and the target's state. */
-export type CheckpointBase = Omit<ResyncCheckpoint, "nextBlock" | "counters" | "countersComplete" | "updatedAt" | "target" | "final">;
+export type CheckpointBase = Omit<ResyncCheckpoint, "nextBlock" | "counters" | "countersComplete" | "updatedAt" | "target" | "final" | "checksum">;
 
 /** Default checkpoint path for a target. */
 export function defaultCheckpointPath(targetPath: string): string {
@@ -129,9 +139,16 @@ export function targetStateMismatch(checkpoint: ResyncCheckpoint, now: FileState
   return undefined;
 }
 
-/** Writes a checkpoint atomically. @throws I/O codes */
+/** The checksum of a checkpoint's fields other than `checksum`, in their order. */
+function checksumOf(checkpoint: ResyncCheckpoint): string {
+  const { checksum: _checksum, ...fields } = checkpoint;
+  return toHex(sha256(new TextEncoder().encode(JSON.stringify(fields))));
+}
+
+/** Writes a checkpoint atomically, with its checksum. @throws I/O codes */
 export async function saveCheckpoint(path: string, checkpoint: ResyncCheckpoint): Promise<void> {
-  await writeFileAtomic(path, JSON.stringify(checkpoint, null, 1) + "\n");
+  const { checksum: _checksum, ...fields } = checkpoint;
+  await writeFileAtomic(path, JSON.stringify({ ...fields, checksum: checksumOf(checkpoint) }, null, 1) + "\n");
 }
 
 /**
@@ -189,11 +206,14 @@ export async function removeCheckpoint(path: string): Promise<void> {
  * when it can.
  */
 export function checkpointMismatch(checkpoint: ResyncCheckpoint, expected: Omit<CheckpointBase, "kind" | "version">): string | undefined {
+  if (checkpoint.checksum !== checksumOf(checkpoint)) return "the checkpoint is damaged: its checksum does not match its contents";
   const differences = identityDifferences(checkpoint.source, expected.source);
   if (differences.length > 0) return `source changed since the checkpoint (${differences.join(", ")})`;
   for (const field of ["targetPath", "virtualSizeBytes", "blockSizeBytes", "mode", "algo", "digestChecksum"] as const) {
     if (checkpoint[field] !== expected[field]) return `${field} differs from the checkpoint`;
   }
+  const blockCount = blockCountFor(checkpoint.virtualSizeBytes, checkpoint.blockSizeBytes);
+  if (checkpoint.nextBlock > blockCount) return `the checkpoint marks block ${checkpoint.nextBlock} done, past the image's ${blockCount} blocks`;
   // Parents are only read, by this run and the one before: any change is someone else's.
   for (const side of ["sourceParents", "targetParents"] as const) {
     if (JSON.stringify(checkpoint[side] ?? []) !== JSON.stringify(expected[side])) return `a parent of the ${side === "sourceParents" ? "source" : "target"} changed since the checkpoint`;

@@ -4,6 +4,7 @@
 // blocks become holes/unallocated blocks where the target's format allows). Progress is
 // checkpointed every few seconds so a killed run resumes; everything is flushed before success.
 
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { VhdsyncError } from "../errors.js";
 import { checkCount, checkFlags } from "../arguments.js";
@@ -317,7 +318,7 @@ async function resumePoint(options: ResyncOptions, path: string, expected: Plan[
   const fresh = { block: 0, counters: emptyCounters(), countersComplete: true };
   if (!options.resume || options.dryRun) return fresh;
   const checkpoint = await loadCheckpoint(path);
-  if (!checkpoint) return fresh;
+  if (!checkpoint) return existsSync(path) ? { ...fresh, ignored: "the checkpoint is of another vhdsync version, or incomplete" } : fresh;
   // A checkpointed run's target had the source's size (it resized it first, if it had to): a
   // target of another size now was resized since, and the part marked done may be gone.
   const resized = target.virtualSize !== checkpoint.virtualSizeBytes ? `the target was resized since the checkpoint (${target.virtualSize} bytes, not ${checkpoint.virtualSizeBytes})` : undefined;

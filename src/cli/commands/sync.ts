@@ -166,6 +166,7 @@ export const resyncCommand: CommandModule<GlobalOptions, ResyncArgs> = {
         }),
       );
       if (report.digestNotUpdated) process.stderr.write(`vhdsync: note: --update-digest: ${report.digestNotUpdated}\n`);
+      if (report.checkpointIgnored) process.stderr.write(`vhdsync: note: --resume: the checkpoint was not used (${report.checkpointIgnored}); the run started at block 0\n`);
       if (argv.json) printReport(report);
       else {
         // A dry run counts no bytes (it writes none); it used to print "would write 0 B".
