@@ -136,3 +136,38 @@ t.test("recover stops before a block whose data is damaged", async (t) => {
   await applyToFile(target, recovered);
   t.equal(fileHash(target), fileHash(expected));
 });
+
+t.test("a sidecar changed where JSON cannot tell (nextEntry) is refused, not resumed from; an unsealed version 1 sidecar still resumes", async (t) => {
+  const { seed, prng, dir, base } = setup(t, DISK_BYTES);
+  const tracked = await trackWrites(dir, "src", base, randomWrites(prng, DISK_BYTES, 120, 40000));
+  const crashed = (name: string) => {
+    const target = join(dir, `${name}.raw`);
+    copyFileSync(base, target);
+    const code = `
+      const { RawImage } = await import(dist + "formats/raw.js");
+      const { applyLog } = await import(dist + "hrl/apply-log.js");
+      const image = await RawImage.open(${JSON.stringify(target)}, false);
+      await applyLog(image, ${JSON.stringify(tracked.log)}, { checkpointBytes: 100000 });`;
+    t.equal(child(code, { VHDSYNC_HRL_CRASH_AT: "checkpoint:2" }).signal, "SIGKILL", `seed ${seed}: killed mid-apply`);
+    const statePath = `${target}.hrl-state.json`;
+    const saved = JSON.parse(readFileSync(statePath, "utf8"));
+    t.equal(saved.version, 2);
+    t.match(saved.checksum, /^[0-9a-f]{64}$/, "the sidecar is sealed");
+    t.ok(saved.applying.nextEntry > 0 && saved.applying.nextEntry < 110, `mid-way (entry ${saved.applying.nextEntry})`);
+    return { target, statePath, saved };
+  };
+  const damaged = crashed("damaged");
+  writeFileSync(damaged.statePath, JSON.stringify({ ...damaged.saved, applying: { ...damaged.saved.applying, nextEntry: damaged.saved.applying.nextEntry + 10 } }));
+  const before = fileHash(damaged.target);
+  await t.rejects(applyToFile(damaged.target, tracked.log), { code: "VHDSYNC_BAD_STATE", message: /damaged/ }, "refused");
+  t.equal(fileHash(damaged.target), before, "nothing written");
+  // A sidecar written before the seal: version 1, no checksum.
+  const legacy = crashed("legacy");
+  const { checksum: _seal, ...fields } = legacy.saved;
+  writeFileSync(legacy.statePath, JSON.stringify({ ...fields, version: 1 }));
+  await applyToFile(legacy.target, tracked.log);
+  t.equal(fileHash(legacy.target), fileHash(tracked.image), `seed ${seed}: resumed from the version 1 sidecar`);
+  const after = JSON.parse(readFileSync(legacy.statePath, "utf8"));
+  t.equal(after.version, 2, "and rewritten sealed");
+  t.equal(after.lastAppliedUniqueId, tracked.uniqueId);
+});

@@ -5,9 +5,15 @@
 
 import { VhdsyncError } from "../errors.js";
 import { readJsonState, writeJsonAtomic } from "../io/atomic-file.js";
+import { sealIntact, sealJson } from "../hash/sealed-json.js";
 
 export const APPLY_STATE_FORMAT = "vhdsync-hrl-state";
-export const APPLY_STATE_VERSION = 1;
+/**
+ * 2: sealed with a `checksum` (src/hash/sealed-json.ts): a changed digit of `nextEntry` would
+ * skip entries. Version 1 files (unsealed) are still read; every write is version 2.
+ */
+export const APPLY_STATE_VERSION = 2;
+const UNSEALED_VERSION = 1;
 
 /** An apply in progress. */
 export interface ApplyInProgress {
@@ -53,17 +59,21 @@ export function emptyApplyState(): ApplyState {
 export async function readApplyState(path: string): Promise<ApplyState> {
   const value = (await readJsonState(path)) as Partial<ApplyState> | undefined;
   if (value === undefined) return emptyApplyState();
-  if (value.format !== APPLY_STATE_FORMAT || value.version !== APPLY_STATE_VERSION || typeof value.appliedCount !== "number") {
-    throw new VhdsyncError("VHDSYNC_BAD_STATE", `${path}: not a vhdsync HRL state file (version ${APPLY_STATE_VERSION})`, { path });
+  if (value.format !== APPLY_STATE_FORMAT || (value.version !== APPLY_STATE_VERSION && value.version !== UNSEALED_VERSION) || typeof value.appliedCount !== "number") {
+    throw new VhdsyncError("VHDSYNC_BAD_STATE", `${path}: not a vhdsync HRL state file (version ${UNSEALED_VERSION} or ${APPLY_STATE_VERSION})`, { path });
+  }
+  if (value.version === APPLY_STATE_VERSION && !sealIntact(value)) {
+    throw new VhdsyncError("VHDSYNC_BAD_STATE", `${path}: HRL state file is damaged (its checksum does not match its contents); it cannot say which log was applied last or how far an apply got`, { path });
   }
   const applying = value.applying;
   if (applying && (typeof applying.nextEntry !== "number" || typeof applying.logUniqueId !== "string" || applying.step !== "apply")) {
     throw new VhdsyncError("VHDSYNC_BAD_STATE", `${path}: apply progress record is malformed`, { path });
   }
-  return { ...emptyApplyState(), ...value } as ApplyState;
+  const { checksum: _seal, ...fields } = value as Partial<ApplyState> & { checksum?: unknown };
+  return { ...emptyApplyState(), ...fields, version: APPLY_STATE_VERSION } as ApplyState;
 }
 
 /** Writes the sidecar atomically. */
 export async function writeApplyState(path: string, state: ApplyState): Promise<void> {
-  await writeJsonAtomic(path, { ...state, updatedAt: new Date().toISOString() });
+  await writeJsonAtomic(path, sealJson({ ...state, version: APPLY_STATE_VERSION, updatedAt: new Date().toISOString() }));
 }

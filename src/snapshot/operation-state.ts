@@ -5,8 +5,15 @@
 
 import { VhdsyncError } from "../errors.js";
 import { readJsonState, removeDurably, writeJsonAtomic } from "../io/atomic-file.js";
+import { sealIntact, sealJson } from "../hash/sealed-json.js";
 
-export const OPERATION_STATE_VERSION = 1;
+/**
+ * 2: sealed with a `checksum` (src/hash/sealed-json.ts): a changed digit of `cursorBytes`
+ * would skip data a delete or merge still had to copy. Version 1 files (unsealed) are still
+ * read; every write is version 2.
+ */
+export const OPERATION_STATE_VERSION = 2;
+const UNSEALED_VERSION = 1;
 
 /** Fields every state has. */
 export interface CommonState {
@@ -88,18 +95,22 @@ const STEPS: Record<OperationState["op"], readonly string[]> = {
  * @throws VHDSYNC_BAD_STATE when the file is unusable; I/O codes
  */
 export async function readOperationState(path: string): Promise<OperationState | null> {
-  const state = (await readJsonState(path)) as OperationState | undefined;
-  if (state === undefined) return null;
-  const steps = STEPS[state?.op as OperationState["op"]];
-  if (state?.version !== OPERATION_STATE_VERSION || !steps || !steps.includes(state.step)) {
-    throw new VhdsyncError("VHDSYNC_BAD_STATE", `${path}: not a version ${OPERATION_STATE_VERSION} snapshot operation state`, { path });
+  const value = (await readJsonState(path)) as (OperationState & { checksum?: unknown }) | undefined;
+  if (value === undefined) return null;
+  const steps = STEPS[value?.op as OperationState["op"]];
+  if ((value?.version !== OPERATION_STATE_VERSION && value?.version !== UNSEALED_VERSION) || !steps || !steps.includes(value.step)) {
+    throw new VhdsyncError("VHDSYNC_BAD_STATE", `${path}: not a version ${UNSEALED_VERSION} or ${OPERATION_STATE_VERSION} snapshot operation state`, { path });
   }
-  return state;
+  if (value.version === OPERATION_STATE_VERSION && !sealIntact(value)) {
+    throw new VhdsyncError("VHDSYNC_BAD_STATE", `${path}: snapshot operation state is damaged (its checksum does not match its contents); finishing the operation from it could lose data`, { path });
+  }
+  const { checksum: _seal, ...state } = value;
+  return { ...state, version: OPERATION_STATE_VERSION } as OperationState;
 }
 
 /** Persists the state atomically (before the step it names starts). */
 export async function writeOperationState(path: string, state: OperationState): Promise<void> {
-  await writeJsonAtomic(path, state);
+  await writeJsonAtomic(path, sealJson({ ...state, version: OPERATION_STATE_VERSION }));
 }
 
 /** Removes the state file durably (the operation is complete). */

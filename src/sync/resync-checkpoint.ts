@@ -11,8 +11,7 @@ import { constants as fsConstants, promises as fsp } from "node:fs";
 import { dirname } from "node:path";
 import { readJsonState, removeDurably, removeStaleTempFiles, writeFileAtomic } from "../io/atomic-file.js";
 import { identityDifferences, type FileState, type ImageIdentity } from "./image-identity.js";
-import { toHex } from "../hash/algorithm.js";
-import { sha256 } from "../hash/sha256.js";
+import { sealIntact, sealJson } from "../hash/sealed-json.js";
 import { blockCountFor } from "./segment-plan.js";
 import { emptyCounters, type SegmentCounters } from "./segment-task.js";
 
@@ -55,10 +54,7 @@ export interface ResyncCheckpoint {
    */
   countersComplete?: boolean;
   updatedAt: string;
-  /**
-   * SHA-256 (hex) of the checkpoint's JSON without this field (JSON.stringify, fields in the
-   * file's order; saveCheckpoint writes it last). Set by saveCheckpoint.
-   */
+  /** The seal of the other fields (src/hash/sealed-json.ts), written last by saveCheckpoint. */
   checksum?: string;
 }
 
@@ -139,16 +135,9 @@ export function targetStateMismatch(checkpoint: ResyncCheckpoint, now: FileState
   return undefined;
 }
 
-/** The checksum of a checkpoint's fields other than `checksum`, in their order. */
-function checksumOf(checkpoint: ResyncCheckpoint): string {
-  const { checksum: _checksum, ...fields } = checkpoint;
-  return toHex(sha256(new TextEncoder().encode(JSON.stringify(fields))));
-}
-
-/** Writes a checkpoint atomically, with its checksum. @throws I/O codes */
+/** Writes a checkpoint atomically, with its checksum (sealed-json.ts). @throws I/O codes */
 export async function saveCheckpoint(path: string, checkpoint: ResyncCheckpoint): Promise<void> {
-  const { checksum: _checksum, ...fields } = checkpoint;
-  await writeFileAtomic(path, JSON.stringify({ ...fields, checksum: checksumOf(checkpoint) }, null, 1) + "\n");
+  await writeFileAtomic(path, JSON.stringify(sealJson(checkpoint), null, 1) + "\n");
 }
 
 /**
@@ -206,7 +195,7 @@ export async function removeCheckpoint(path: string): Promise<void> {
  * when it can.
  */
 export function checkpointMismatch(checkpoint: ResyncCheckpoint, expected: Omit<CheckpointBase, "kind" | "version">): string | undefined {
-  if (checkpoint.checksum !== checksumOf(checkpoint)) return "the checkpoint is damaged: its checksum does not match its contents";
+  if (!sealIntact(checkpoint)) return "the checkpoint is damaged: its checksum does not match its contents";
   const differences = identityDifferences(checkpoint.source, expected.source);
   if (differences.length > 0) return `source changed since the checkpoint (${differences.join(", ")})`;
   for (const field of ["targetPath", "virtualSizeBytes", "blockSizeBytes", "mode", "algo", "digestChecksum"] as const) {
