@@ -15,6 +15,7 @@ import { Prng, testSeed } from "./helpers/prng.js";
 import { writeRandomImage } from "./helpers/resync-images.js";
 import { withEnv } from "./helpers/env.js";
 import { tempDir } from "./helpers/tmp.js";
+import { runCli } from "./helpers/cli.js";
 
 const SIZE_BYTES = 24 * 1024 * 1024;
 
@@ -148,4 +149,38 @@ t.test("a block device that another program holds exclusively (as a mount does) 
   t.ok(readFileSync(device).equals(before), "nothing written to the device");
   await resync(source, device);
   t.ok(readFileSync(device).equals(readFileSync(source)), "once released, the resync runs");
+});
+
+t.test("a loop device holding a dynamic VHD is a block device of its own bytes: info, check, hash and resync treat it as raw", async (t) => {
+  const { device, backing, reason } = attachLoop(t, 512);
+  if (!device) return t.plan(0, reason);
+  const { createVhd } = await import("../dist/formats/vhd/index.js");
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  // A dynamic VHD small enough to fit, written onto the device from offset 0: its footer copy
+  // at 0 is what the format sniffer sees (and it once made every command fail on the device).
+  const vhdPath = join(tempDir(t), "d.vhd");
+  const vhd = await createVhd(vhdPath, { type: "dynamic", sizeBytes: 4 * 1024 * 1024 });
+  await vhd.write(prng.bytes(65536), 0);
+  await vhd.close();
+  const fd = openSync(device, "r+");
+  writeSync(fd, readFileSync(vhdPath), 0, undefined, 0);
+  fsyncSync(fd);
+  closeSync(fd);
+  const info = runCli(["info", device, "--json"]);
+  t.equal(info.status, 0, info.stderr);
+  t.match(JSON.parse(info.stdout), { format: "block-device", virtualSize: SIZE_BYTES });
+  const check = runCli(["check", device, "--json"]);
+  t.equal(check.status, 0, check.stderr);
+  t.match(JSON.parse(check.stdout), { format: "block-device", ok: true });
+  const hash = runCli(["hash", device, "--json"]);
+  t.equal(hash.status, 0, hash.stderr);
+  // The backing file's bytes, as xxhsum reads them (`vhdsync hash` of the file reads the VHD in it).
+  const { hashFile, toHex } = await import("../dist/hash/index.js");
+  t.equal(JSON.parse(hash.stdout).files[0].digest, toHex((await hashFile(backing!)).digest), "the digest of the device's bytes");
+  const source = join(tempDir(t), "s.raw");
+  writeRandomImage(source, SIZE_BYTES, prng);
+  const run = runCli(["resync", source, device]);
+  t.equal(run.status, 0, run.stderr);
+  t.equal((await verify(source, device)).equal, true, `seed ${seed}: equal`);
 });

@@ -39,6 +39,16 @@ t.test("a FIFO or a pipe as an image or a digest file: exit 3, no wait", async (
     ["checksum", fifo, "-o", join(dir, "f.digest")],
     ["hash", fifo],
     ["info", fifo],
+    // These opened the FIFO and waited for a writer.
+    ["check", fifo],
+    ["compare", image, fifo],
+    ["log", "info", fifo],
+    ["log", "verify", fifo],
+    ["log", "extents", fifo],
+    ["log", "compact", fifo, join(dir, "c.hrl")],
+    ["log", "recover", fifo, join(dir, "r.hrl")],
+    ["log", "apply", target, fifo],
+    ["create", "--type", "differencing", "--parent", fifo, join(dir, "child.vhd")],
   ]) {
     const run = runWithin([...args, "--json"]);
     t.equal(run.signal, null, `${args.join(" ")}: ends by itself`);

@@ -7,6 +7,7 @@
 
 import type { ImageFormat } from "./disk-image.js";
 import { loadFormatsFor, openImage, sniff } from "./open-image.js";
+import { refusePipe } from "../io/file.js";
 
 /** One structural problem: a stable code (a VhdsyncError code), a message, where it is. */
 export interface CheckProblem {
@@ -98,9 +99,12 @@ export function registerChecker(checker: FormatChecker): void {
  *   checker, whatever openImage() throws (structural problems of checked formats are returned)
  */
 export async function checkImage(path: string): Promise<CheckResult> {
-  const { head, tail } = await sniff(path);
+  // A FIFO would block the open until a writer came.
+  await refusePipe(path, "images");
+  const { head, tail, isBlockDevice } = await sniff(path);
   await loadFormatsFor(head, tail);
-  const checker = checkers.find((candidate) => candidate.detect(head, tail));
+  // A block device is read as raw whatever it holds (openImage): no structure to check.
+  const checker = isBlockDevice ? undefined : checkers.find((candidate) => candidate.detect(head, tail));
   if (checker) {
     const { problems, problemsOmitted } = await checker.check(path);
     return { path, format: checker.format, ok: problems.length === 0 && problemsOmitted === 0, problems, problemsOmitted };

@@ -112,7 +112,10 @@ export async function openImage(path: string, options: OpenOptions = {}): Promis
     if (!handler) throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `format ${options.format} is not supported`, { path });
     return handler.open(path, resolved);
   }
-  const { head, tail } = await sniff(path);
+  const { head, tail, isBlockDevice } = await sniff(path);
+  // A block device is a disk of its own bytes, whatever they hold: a VHD written onto one is
+  // not opened as a VHD (its file formats need a regular file; docs/architecture.md).
+  if (isBlockDevice) return RawImage.open(path, resolved.readOnly);
   await loadFormatsFor(head, tail);
   for (const handler of handlers) {
     if (handler.detect(head, tail)) return handler.open(path, { ...resolved, format: handler.format });

@@ -8,7 +8,7 @@ import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError } from "../errors.js";
 import { checkFlags, checkOptions, checkPath } from "../arguments.js";
 import type { Extent } from "../formats/disk-image.js";
-import { openFile, readExactly, readSmallHere } from "../io/file.js";
+import { openFile, readExactly, readSmallHere, refusePipe } from "../io/file.js";
 import { getWasm } from "../wasm/driver.js";
 import { statusError } from "../wasm/status.js";
 import { parseHeader, type HrlHeader } from "./header.js";
@@ -325,6 +325,8 @@ export async function openLog(path: string, options: OpenLogOptions = {}): Promi
   checkPath(path, "path");
   checkOptions(options);
   checkFlags(options, ["allowUnclean", "scan"]);
+  // A FIFO would block the open until a writer came.
+  await refusePipe(path, "logs");
   const handle = await openFile(path, "r");
   let resident: number | undefined;
   try {

@@ -7,7 +7,7 @@
 import { realpath, stat } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../../errors.js";
-import { openFile, readExactly } from "../../io/file.js";
+import { openFile, readExactly, refusePipe } from "../../io/file.js";
 import { BlockTable, scanBat, type FileRange } from "./vhd-bat.js";
 import { VhdDifferencingImage } from "./vhd-differencing-image.js";
 import { VhdDynamicImage, type VhdDynamicState } from "./vhd-dynamic-image.js";
@@ -35,6 +35,8 @@ export async function openVhd(path: string, options: OpenVhdOptions = {}): Promi
 }
 
 async function openLayer(path: string, readOnly: boolean, visited: string[]): Promise<VhdImage> {
+  // A FIFO (a parent named by a locator, too) would block the open until a writer came.
+  await refusePipe(path, "VHD files");
   const handle = await openFile(path, readOnly ? "r" : "r+");
   try {
     const info = await handle.stat();
