@@ -1,10 +1,12 @@
-// Writing a whole derived log (undo, compacted, recovered) safely: to `<path>.partial`, then
-// closed cleanly and renamed into place, so the output is complete or absent.
+// Writing a whole derived log (undo, compacted, recovered) safely: to a temp file beside it
+// (named as every vhdsync temp file is: tempPathFor), then closed cleanly and renamed into
+// place, so the output is complete or absent. The temp file once was `<path>.partial`, which
+// could be the input log or the image the command was reading: truncated, then renamed away.
 
 import { promises as fsp } from "node:fs";
 import type { HrlHeader } from "./header.js";
 import { HrlWriter, type HrlLogSummary, type HrlWriterOptions } from "./hrl-writer.js";
-import { renameDurably } from "../io/atomic-file.js";
+import { removeStaleTempFiles, renameDurably, tempPathFor } from "../io/atomic-file.js";
 import { refuseSpecialOutput } from "../io/file.js";
 
 /** Writer options that give a new log the identity of `header` (ids, MetadataSize, creator, time). */
@@ -30,7 +32,9 @@ export async function writeLogFile(path: string, options: HrlWriterOptions, fill
   // never get the log; as root, `log compact … /dev/null` replaced /dev/null): refused, as
   // checksum's and convert's outputs are.
   await refuseSpecialOutput(path, "the output log");
-  const temp = `${path}.partial`;
+  // A killed run's temp file is removed by the next one to write `path`.
+  await removeStaleTempFiles(path);
+  const temp = tempPathFor(path);
   // Every failure removes the temporary file: also one of the header's first write (create) or
   // of the final flush and header (close), which is where a full filesystem (ENOSPC) often
   // stops it; before, those left `<path>.partial`, as large as the log so far, on that full
@@ -39,7 +43,7 @@ export async function writeLogFile(path: string, options: HrlWriterOptions, fill
   try {
     writer = await HrlWriter.create(temp, options);
   } catch (error) {
-    if (!options.exclusive) await fsp.rm(temp, { force: true }).catch(() => undefined);
+    await fsp.rm(temp, { force: true }).catch(() => undefined);
     throw error;
   }
   try {
