@@ -150,6 +150,11 @@ t.test("CLI: info, extents, apply with undo, refusal, compact", async (t) => {
   t.same(readdirSync(dir).filter((name) => name.includes("c.hrl") && name !== "c.hrl"), [], "no temp file left");
   const target = join(dir, "t.raw");
   copyFileSync(base, target);
+  // A malformed --expect-previous is a usage error, before anything is opened.
+  const badGuid = runCli(["log", "apply", tracked.log, target, "--expect-previous", "not-a-guid"]);
+  t.equal(badGuid.status, 2, badGuid.stderr);
+  t.match(badGuid.stderr, /^vhdsync: VHDSYNC_USAGE: --expect-previous: not a GUID/m);
+  t.notOk(existsSync(`${target}.hrl-state.json`), "no state written");
   const applied = runCli(["log", "apply", tracked.log, target, "--undo", join(dir, "u.hrl"), "--json"]);
   t.equal(applied.status, 0, applied.stderr);
   t.equal(fileHash(target), fileHash(tracked.image));

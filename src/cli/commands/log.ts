@@ -6,10 +6,10 @@ import { openImage } from "../../formats/open-image.js";
 import { applyLog } from "../../hrl/apply-log.js";
 import { compactLog } from "../../hrl/compact-log.js";
 import { openLog, type HrlLog, type OpenLogOptions } from "../../hrl/hrl-log.js";
-import { hrlTimestampToIso } from "../../hrl/layout.js";
+import { hrlTimestampToIso, normalizeGuid } from "../../hrl/layout.js";
 import { recoverLog } from "../../hrl/recover-log.js";
 import { formatBytes, progressReporter } from "../progress.js";
-import { EXIT, printJson, printReport, runCommand, type GlobalOptions } from "../run.js";
+import { EXIT, printJson, printReport, runCommand, usageError, type GlobalOptions } from "../run.js";
 import { stopWhenReaderGoes, writeOut, writeOutPaced } from "../output.js";
 
 interface LogArgs extends GlobalOptions {
@@ -120,6 +120,8 @@ const applyCommand: CommandModule<GlobalOptions, LogArgs> = {
       .option("progress", { type: "boolean", describe: "progress bar / JSON progress lines" }),
   handler: (argv) =>
     runCommand(argv, async () => {
+      // A malformed option value is a usage error (exit 2), found before the image is opened.
+      if (argv.expectPrevious !== undefined && !normalizeGuid(argv.expectPrevious)) throw usageError(`--expect-previous: not a GUID: ${argv.expectPrevious}`);
       const image = await openImage(argv.image!, { readOnly: false });
       try {
         const reporter = progressReporter({ json: argv.json, progress: argv.progress, label: "apply" });
