@@ -66,7 +66,7 @@ t.test("wrong-type arguments: VHDSYNC_INVALID_ARGUMENT, nothing opened or writte
     for (const value of ["false", 1, {}]) calls.push([`resync ${flag} ${JSON.stringify(value)}`, () => resync(source, target, { [flag]: value })]);
   }
   for (const flag of ["targetFresh", "allowLargerTarget"]) calls.push([`copy ${flag} "no"`, () => copy(source, target, { [flag]: "no" })]);
-  for (const value of [-1, 1.5, "2000"]) calls.push([`resync checkpointIntervalMs ${JSON.stringify(value)}`, () => resync(source, target, { checkpointIntervalMs: value as never })]);
+  for (const value of [-1, Number.NaN, "2000"]) calls.push([`resync checkpointIntervalMs ${JSON.stringify(value)}`, () => resync(source, target, { checkpointIntervalMs: value as never })]);
   // The run would complete without a digest to update, and explain why with a wrong reason.
   calls.push(["resync updateTargetDigest without a digest", () => resync(source, target, { updateTargetDigest: true })]);
   for (const [name, call] of calls) {
@@ -227,6 +227,7 @@ t.test("the other entry points: wrong-type arguments are VHDSYNC_INVALID_ARGUMEN
     ["convertImage", [join(dir, "in.raw"), join(dir, "x.raw"), { to: "raw", overwrite: "no" }]],
     ["resizeImage", [join(dir, "a.img"), 1 << 20, { allowShrink: "no" }]],
     ["openImage", [join(dir, "a.img"), { readOnly: "false" }]],
+    ["openVhd", [join(dir, "a.vhd"), { readOnly: "false" }]],
     ["openLog", [join(dir, "a.hrl"), { allowUnclean: "no" }]],
     ["openLog", [5]],
     ["applyLog", [{ path: "x", read() {}, close() {} }, join(dir, "a.hrl"), { checkSequence: "no" }]],

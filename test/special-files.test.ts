@@ -4,7 +4,7 @@
 // output is renamed into place: `checksum -o /dev/null` would have replaced /dev/null).
 import t from "tap";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { checksum } from "../dist/sync/checksum.js";
 import { diff } from "../dist/sync/diff.js";
@@ -12,6 +12,7 @@ import { openImage } from "../dist/formats/open-image.js";
 import { CLI_PATH, runCli } from "./helpers/cli.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
+import { randomWrites, trackWrites } from "./helpers/hrl-fixtures.js";
 
 /** Runs the CLI with a deadline: a hang fails the test instead of stalling the suite. */
 function runWithin(args: string[]) {
@@ -47,7 +48,7 @@ t.test("a FIFO or a pipe as an image or a digest file: exit 3, no wait", async (
     ["log", "extents", fifo],
     ["log", "compact", fifo, join(dir, "c.hrl")],
     ["log", "recover", fifo, join(dir, "r.hrl")],
-    ["log", "apply", target, fifo],
+    ["log", "apply", fifo, target],
     ["create", "--type", "differencing", "--parent", fifo, join(dir, "child.vhd")],
   ]) {
     const run = runWithin([...args, "--json"]);
@@ -59,6 +60,17 @@ t.test("a FIFO or a pipe as an image or a digest file: exit 3, no wait", async (
   const piped = spawnSync("bash", ["-c", `"$0" "$1" diff "$2" <(cat "$2")`, process.execPath, CLI_PATH, image], { encoding: "utf8", timeout: 20_000 });
   t.equal(piped.status, 3, piped.stderr);
   t.match(piped.stderr, /^vhdsync: VHDSYNC_UNSUPPORTED: \/dev\/fd\/\d+ is a pipe \(FIFO\)/m);
+  // log apply's undo log and state sidecar: a FIFO there was opened to be read (is it an old
+  // undo log? the last state?) and waited for a writer, holding the image's write lock.
+  const { log } = await trackWrites(dir, "tracked", image, randomWrites(new Prng(testSeed()), 1 << 20, 5));
+  const before = readFileSync(target);
+  for (const option of ["--undo", "--state"]) {
+    const run = runWithin(["log", "apply", log, target, option, fifo, "--json"]);
+    t.equal(run.signal, null, `log apply ${option} FIFO: ends by itself`);
+    t.equal(run.status, 3, `log apply ${option} FIFO: exit 3 ${run.stderr}`);
+    t.match(JSON.parse(run.stdout).error, { code: "VHDSYNC_INVALID_ARGUMENT", message: /is a pipe \(FIFO\)/ });
+  }
+  t.ok(readFileSync(target).equals(before), "the image is untouched");
   // The library.
   await t.rejects(openImage(fifo), { code: "VHDSYNC_UNSUPPORTED" });
   await t.rejects(diff(image, fifo), { code: "VHDSYNC_UNSUPPORTED" });

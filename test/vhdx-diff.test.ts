@@ -3,7 +3,7 @@
 // in-memory model: per block state, per sector bitmap bit, parent content from qemu.
 
 import t from "tap";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openImage } from "../dist/index.js";
@@ -177,4 +177,17 @@ t.test("partially present blocks in six chunks (a sector bitmap block each), rea
   } finally {
     await image.close();
   }
+});
+
+t.test("a parent that is a FIFO is refused without opening it (an open would wait for a writer)", async (t) => {
+  const dir = tempDir(t);
+  t.equal(spawnSync("mkfifo", [join(dir, "parent.vhdx")]).status, 0, "mkfifo");
+  const path = join(dir, "child.vhdx");
+  writeFileSync(path, buildVhdx({ virtualSize: 2 * MIB, blockSize: MIB, hasParent: true, locator: { parent_linkage: "{00000000-0000-0000-0000-000000000001}", relative_path: "parent.vhdx" } }));
+  const opening = openImage(path);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<string>((resolve) => (timer = setTimeout(resolve, 10_000, "still waiting")));
+  const outcome = await Promise.race([opening.then(() => "opened", (error: { code?: string; message?: string }) => `${error.code}: ${error.message}`), deadline]);
+  clearTimeout(timer);
+  t.match(outcome, /is a pipe \(FIFO\)/, "refused at once");
 });

@@ -18,6 +18,7 @@ import { normalizeGuid } from "./layout.js";
 import { checkUndoTarget, writeUndoLog } from "./undo-log.js";
 import { checkFlags, checkImage, checkOptions, checkPath } from "../arguments.js";
 import { acquireWriteLock } from "../io/write-lock.js";
+import { refuseSpecialOutput } from "../io/file.js";
 
 /** Options of applyLog(). */
 export interface ApplyLogOptions {
@@ -65,6 +66,8 @@ export async function applyLog(image: DiskImage, logPath: string, options: Apply
   if (image.readOnly) throw new VhdsyncError("VHDSYNC_READ_ONLY", `${image.path}: image is open read-only`, { path: image.path });
   await refuseWritingDependedOn(image, "apply a log to");
   const statePath = options.statePath ?? defaultStatePath(image.path);
+  // The sidecar is read, then replaced by a rename: a FIFO would block the read.
+  await refuseSpecialOutput(statePath, "the state sidecar");
   const undoPath = options.undoPath ? resolve(options.undoPath) : null;
   // One writer per image, as for resync and copy (src/io/write-lock.ts).
   const lock = await acquireWriteLock(image.path, "log apply");

@@ -6,7 +6,7 @@
 import { existsSync, promises as fsp } from "node:fs";
 import { VhdsyncError } from "../errors.js";
 import type { DiskImage, Extent } from "../formats/disk-image.js";
-import { readExactly } from "../io/file.js";
+import { readExactly, refuseSpecialOutput } from "../io/file.js";
 import { getWasm } from "../wasm/driver.js";
 import { parseHeader, type HrlHeader } from "./header.js";
 import type { HrlLog } from "./hrl-log.js";
@@ -22,6 +22,8 @@ import { checkImage, checkPath } from "../arguments.js";
  */
 export async function checkUndoTarget(undoPath: string, log: HrlLog): Promise<void> {
   if (!existsSync(undoPath)) return;
+  // Reading a FIFO to see whether it is an old undo log would wait for a writer.
+  await refuseSpecialOutput(undoPath, "the undo log");
   let header: HrlHeader | undefined;
   try {
     const handle = await fsp.open(undoPath, "r");

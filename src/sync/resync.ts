@@ -7,7 +7,8 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { VhdsyncError } from "../errors.js";
-import { checkCount, checkFlags } from "../arguments.js";
+import { checkFlags } from "../arguments.js";
+import { sealIntact } from "../hash/sealed-json.js";
 import type { DiskImage } from "../formats/disk-image.js";
 import { refuseWritingDependedOn } from "../formats/vhd/vhd-children.js";
 import { openImage } from "../formats/open-image.js";
@@ -121,7 +122,11 @@ function checkResyncOptions(sourcePath: string, targetPath: string, options: Res
     ...(checkpointPath !== undefined ? { checkpointPath } : {}),
   });
   checkFlags(options, ["updateTargetDigest", "dryRun", "resize", "resume"]);
-  checkCount(options.checkpointIntervalMs, "checkpointIntervalMs");
+  // Milliseconds: any non-negative number (Infinity: no periodic checkpoints).
+  const interval = options.checkpointIntervalMs;
+  if (interval !== undefined && !(typeof interval === "number" && interval >= 0)) {
+    throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `checkpointIntervalMs must be a non-negative number of milliseconds, got ${String(interval)}`, { argument: "checkpointIntervalMs" });
+  }
   // Without a target digest the blocks' bytes are compared: an algorithm would be ignored, and
   // there is no digest to update.
   if (options.algo !== undefined && !targetDigestPath) {
@@ -286,7 +291,9 @@ async function checkDigestIdentity(digest: DigestReader, target: DiskImage, chec
   try {
     checkIdentity(digest.header.identity, await imageIdentity(target), "target digest");
   } catch (error) {
-    if (options.resume || !(error instanceof VhdsyncError) || !(await loadCheckpoint(checkpointPath).catch(() => undefined))) throw error;
+    // Named only when --resume would take it (whole, sealed).
+    const stopped = await loadCheckpoint(checkpointPath).catch(() => undefined);
+    if (options.resume || !(error instanceof VhdsyncError) || !stopped || !sealIntact(stopped)) throw error;
     throw new VhdsyncError(error.code, `${error.message}, or, if a run stopped by an error or a kill changed it, resume that run: its checkpoint ${checkpointPath} is there (--resume)`, { ...error.details, checkpointPath });
   }
 }

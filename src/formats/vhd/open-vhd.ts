@@ -8,6 +8,7 @@ import { realpath, stat } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../../errors.js";
 import { openFile, readExactly, refusePipe } from "../../io/file.js";
+import { checkFlags, checkOptions, checkPath } from "../../arguments.js";
 import { BlockTable, scanBat, type FileRange } from "./vhd-bat.js";
 import { VhdDifferencingImage } from "./vhd-differencing-image.js";
 import { VhdDynamicImage, type VhdDynamicState } from "./vhd-dynamic-image.js";
@@ -30,6 +31,9 @@ export interface OpenVhdOptions {
  *   VHDSYNC_CHAIN_BROKEN (missing parent, unique-ID mismatch, loop), OS error codes
  */
 export async function openVhd(path: string, options: OpenVhdOptions = {}): Promise<VhdImage> {
+  checkPath(path, "path");
+  checkOptions(options);
+  checkFlags(options, ["readOnly"]);
   const real = await realpath(path).catch((error) => Promise.reject(toVhdsyncError(error, { path })));
   return openLayer(path, options.readOnly ?? true, [real]);
 }

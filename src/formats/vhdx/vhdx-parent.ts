@@ -6,7 +6,7 @@
 import { access, realpath } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { VhdsyncError } from "../../errors.js";
-import { openFile, readUpTo } from "../../io/file.js";
+import { openFile, readUpTo, refusePipe } from "../../io/file.js";
 import type { DiskImage } from "../disk-image.js";
 import { openImage } from "../open-image.js";
 import { normalizeGuid, type VhdxParentLocator } from "./vhdx-structures.js";
@@ -49,6 +49,8 @@ async function exists(path: string): Promise<boolean> {
 }
 
 async function isVhdx(path: string): Promise<boolean> {
+  // A FIFO would block the open until a writer came.
+  await refusePipe(path, "VHDX files");
   const handle = await openFile(path, "r");
   try {
     const head = new Uint8Array(8);
