@@ -110,3 +110,23 @@ t.test("usage messages name what is wrong: an unknown command or subcommand, an 
     t.equal(run.stderr.match(/\(see vhdsync/g)?.length, 1, `${args.join(" ")}: one help hint`);
   }
 });
+
+t.test("a flag given a value other than true or false is a usage error (yargs read --dry-run=yes as false, and wrote)", async (t) => {
+  const { pairSetup, writeRandomImage, fileSha } = await import("./helpers/resync-images.js");
+  const { prng, source, target } = pairSetup(t);
+  writeRandomImage(source, 1 << 20, prng);
+  writeRandomImage(target, 1 << 20, prng);
+  const before = fileSha(target);
+  for (const arg of ["--dry-run=yes", "--dry-run=1", "--dry-run=", "--no-dry-run=no", "--resize=on"]) {
+    const run = runCli(["resync", source, target, arg]);
+    t.equal(run.status, 2, `${arg}: ${run.stderr}`);
+    t.match(run.stderr, /^vhdsync: VHDSYNC_USAGE: --(no-)?[a-z-]+ takes no value, or true or false/m, arg);
+  }
+  t.equal(fileSha(target), before, "nothing written");
+  const dry = runCli(["resync", source, target, "--dry-run=true", "--json"]);
+  t.equal(dry.status, 0, dry.stderr);
+  t.equal(JSON.parse(dry.stdout).dryRun, true, "--dry-run=true is a dry run");
+  t.equal(fileSha(target), before, "nothing written");
+  t.equal(runCli(["resync", source, target, "--dry-run=false"]).status, 0, "--dry-run=false writes");
+  t.equal(fileSha(target), fileSha(source));
+});

@@ -48,6 +48,7 @@ async function main(args: string[]): Promise<void> {
     .middleware((argv): void => {
       refuseRepeatedOptions(argv, parser);
       refuseEmptyValues(argv, args);
+      refuseFlagValues(args, parser);
     }, true)
     .strict()
     .strictCommands()
@@ -131,6 +132,19 @@ function refuseRepeatedOptions(argv: Record<string, unknown>, parser: Argv): voi
     // yargs also sets the camel-case spelling and aliases; name the option as typed.
     const name = key.length === 1 ? `-${key}` : `--${key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
     throw new VhdsyncError("VHDSYNC_USAGE", `${name} was given more than once`);
+  }
+}
+
+/**
+ * A flag given a value (`--dry-run=yes`) takes only true or false: yargs reads any other value
+ * as false, so `resync --dry-run=yes` wrote the target.
+ */
+function refuseFlagValues(args: string[], parser: Argv): void {
+  const flags = new Set((parser as unknown as { getOptions(): { boolean: string[] } }).getOptions().boolean);
+  for (const arg of args) {
+    const match = /^--(?:no-)?([^=]+)=(.*)$/s.exec(arg);
+    if (!match || !flags.has(match[1])) continue;
+    if (match[2] !== "true" && match[2] !== "false") throw new VhdsyncError("VHDSYNC_USAGE", `${arg.slice(0, arg.indexOf("="))} takes no value, or true or false: got ${JSON.stringify(match[2])}`);
   }
 }
 
