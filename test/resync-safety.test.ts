@@ -7,7 +7,7 @@
 // and --resume does not trust a checkpoint whose target was replaced or changed since.
 import t from "tap";
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync, closeSync, copyFileSync } from "node:fs";
+import { chmodSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync, writeSync, closeSync, copyFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { tmpdir } from "node:os";
 import { createVhd } from "../dist/formats/vhd/index.js";
@@ -242,6 +242,32 @@ t.test("a copy that fails leaves no target it created; an existing target stays"
   t.ok(existsSync(existing), "an existing target is never removed");
   const done = await copy(source, created);
   t.ok(done.created && fileSha(created) === fileSha(source), "a complete copy stays");
+});
+
+t.test("a new target that appears during a copy or convert (another run writing it) is left as it is: VHDSYNC_BUSY, no temp file", async (t) => {
+  const { convertImage } = await import("../dist/sync/convert.js");
+  const { dir, source } = pair(t, 64 * MIB, 0);
+  const runs: Array<[string, (path: string, onProgress: () => void) => Promise<unknown>]> = [
+    ["copy", (path, onProgress) => copy(source, path, { onProgress })],
+    ["convert to a dynamic VHD", (path, onProgress) => convertImage(source, path, { to: "vhd-dynamic", onProgress })],
+    ["convert to raw, overwrite", (path, onProgress) => convertImage(source, path, { to: "raw", overwrite: true, onProgress })],
+  ];
+  for (const [name, run] of runs) {
+    const path = join(dir, `${name.replace(/\W+/g, "-")}.out`);
+    let appeared = false;
+    const writeOther = () => {
+      if (appeared) return;
+      appeared = true;
+      writeFileSync(path, "precious\n");
+    };
+    await t.rejects(run(path, writeOther), { code: "VHDSYNC_BUSY", recoverable: true }, name);
+    t.ok(appeared, `${name}: the other file appeared mid-run`);
+    t.equal(readFileSync(path, "utf8"), "precious\n", `${name}: left as it is`);
+    t.same(readdirSync(dir).filter((entry) => entry.endsWith(".tmp")), [], `${name}: no temp file left`);
+  }
+  // With no one else, the output lands.
+  const done = join(dir, "done.img");
+  t.ok((await copy(source, done)).created && fileSha(done) === fileSha(source), "an undisturbed copy lands");
 });
 
 t.test("copy into an existing 64 MiB target with a bad --block-size exits (no hang on the scan workers)", async (t) => {

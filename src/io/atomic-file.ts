@@ -95,6 +95,41 @@ export async function commitTempFile(tempPath: string, path: string): Promise<vo
   await renameDurably(tempPath, path);
 }
 
+/**
+ * Moves a completed, fsynced temp file into place at a `path` that did not exist when the run
+ * began, never over a file that appeared since (another run writing the same new output, or
+ * anyone): a hard link, which fails if `path` exists, then the temp name removed. Where the
+ * filesystem has no hard links, an existence check and a rename (a window of a few
+ * microseconds instead of the whole run).
+ * @throws VHDSYNC_BUSY (`path` appeared meanwhile; the temp file is removed), I/O codes
+ */
+export async function commitNewFile(tempPath: string, path: string): Promise<void> {
+  const appeared = () =>
+    new VhdsyncError("VHDSYNC_BUSY", `${path} appeared while this run was writing it (another run writing the same output?); it was left as it is: rerun to write it again`, { path });
+  try {
+    await fsp.link(tempPath, path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") {
+      await fsp.rm(tempPath, { force: true }).catch(() => undefined);
+      throw appeared();
+    }
+    if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP" && code !== "EMLINK") throw toVhdsyncError(error, { path });
+    if (await fsp.lstat(path).then(() => true, () => false)) {
+      await fsp.rm(tempPath, { force: true }).catch(() => undefined);
+      throw appeared();
+    }
+    await renameDurably(tempPath, path);
+    return;
+  }
+  try {
+    await fsp.unlink(tempPath);
+  } catch (error) {
+    throw toVhdsyncError(error, { path: tempPath });
+  }
+  await syncDirectory(dirname(path));
+}
+
 /** Writes `data` to `path` atomically. @throws I/O codes */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   await removeStaleTempFiles(path);

@@ -9,7 +9,7 @@ import { openImage } from "../formats/open-image.js";
 import { RawImage } from "../formats/raw.js";
 import { createVhd, DEFAULT_BLOCK_SIZE_BYTES } from "../formats/vhd/index.js";
 import { reportedAs, type ProgressListener } from "../progress.js";
-import { commitTempFile, removeStaleTempFiles, tempPathFor } from "../io/atomic-file.js";
+import { commitNewFile, commitTempFile, removeStaleTempFiles, tempPathFor } from "../io/atomic-file.js";
 import { copy, type CopyReport } from "./copy.js";
 import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES } from "./digest-format.js";
 import { parentsOf, refuseSameFile } from "./image-identity.js";
@@ -105,7 +105,10 @@ export async function convertImage(inputPath: string, outputPath: string, option
       signal: options.signal,
       onProgress: reportedAs(options.onProgress, "convert"),
     });
-    await commitTempFile(tempPath, outputPath);
+    // A new output never replaces a file that appeared during the run (another convert to it):
+    // only the one that existed at the start, with overwrite, is replaced.
+    if (existed) await commitTempFile(tempPath, outputPath);
+    else await commitNewFile(tempPath, outputPath);
     return { ...report, target: outputPath, created: !existed, to: options.to, outputVirtualSizeBytes: outputSize };
   } catch (error) {
     await fsp.rm(tempPath, { force: true }).catch(() => undefined);

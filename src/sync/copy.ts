@@ -14,7 +14,7 @@ import { applyChanges } from "./apply-changes.js";
 import { SegmentPool, runSegments } from "./segment-pool.js";
 import { workerCountFor } from "./scan-workers.js";
 import { parentsOf, refuseReadOnlyFormat, refuseSameFile } from "./image-identity.js";
-import { commitTempFile, removeStaleTempFiles, tempPathFor } from "../io/atomic-file.js";
+import { commitNewFile, removeStaleTempFiles, tempPathFor } from "../io/atomic-file.js";
 import { checkScanOptions, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocksFor, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult } from "./segment-task.js";
 import { monotonicMs } from "../io/clock.js";
@@ -122,7 +122,8 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
     if (!complete) throw new VhdsyncError("VHDSYNC_INTERRUPTED", `copy to ${targetPath} interrupted (rerun to copy again)`, { path: targetPath });
     await target.close();
     target = undefined;
-    if (created) await commitTempFile(writePath, targetPath);
+    // Never over a file that appeared during the run (another copy to the same new target).
+    if (created) await commitNewFile(writePath, targetPath);
     committed = true;
     progress.flush(); // once the copy is in place: an exception from the listener leaves nothing undone
     const seconds = (monotonicMs() - started) / 1000;
