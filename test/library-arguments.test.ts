@@ -88,16 +88,20 @@ t.test("checksum with an unknown algorithm, called again and again, leaves no de
   t.equal(openOn(source), 0);
 });
 
-t.test("concurrent calls writing one path: each write is whole, the file ends as one of them, no temp file is left", async (t) => {
+t.test("concurrent calls writing one path: each write is whole, a new target is never replaced, no temp file is left", async (t) => {
   const { seed, prng, dir, source, target } = pairSetup(t);
   writeRandomImage(source, 4 << 20, prng);
   writeRandomImage(target, 4 << 20, prng);
   for (let round = 0; round < 4; round++) {
     const out = join(dir, `out${round}.img`);
+    // Both create the new target: the first to finish puts it in place; the other finds it
+    // there and leaves it (VHDSYNC_BUSY) rather than replace it.
     const copies = await Promise.allSettled([copy(source, out), copy(target, out)]);
-    t.same(copies.map((result) => result.status), ["fulfilled", "fulfilled"], `seed ${seed}: both copies succeed`);
+    t.same(copies.map((result) => result.status).sort(), ["fulfilled", "rejected"], `seed ${seed}: one copy lands`);
+    const refused = copies.find((result) => result.status === "rejected") as PromiseRejectedResult;
+    t.match(refused.reason, { code: "VHDSYNC_BUSY", recoverable: true }, "the other is told");
     const content = fileSha(out);
-    t.ok(content === fileSha(source) || content === fileSha(target), "the copy is one source's content, whole");
+    t.equal(content, fileSha(copies[0].status === "fulfilled" ? source : target), "the target is the landed copy's source, whole");
     const digest = join(dir, `out${round}.digest`);
     const sums = await Promise.allSettled([checksum(source, digest), checksum(target, digest)]);
     t.same(sums.map((result) => result.status), ["fulfilled", "fulfilled"], "both checksums succeed");
@@ -238,4 +242,17 @@ t.test("the other entry points: wrong-type arguments are VHDSYNC_INVALID_ARGUMEN
     await t.rejects(anyLib[name](...args), invalid, `${name}(${args.map((arg) => JSON.stringify(arg) ?? "undefined").join(", ")})`);
   }
   t.same(readdirSync(dir), [], "nothing created");
+});
+
+t.test("an interruption names the operation called and its output, also where it runs another's engine (diff of two images, convert)", async (t) => {
+  const { prng, dir, source, target } = pairSetup(t);
+  writeRandomImage(source, 4 << 20, prng);
+  writeRandomImage(target, 4 << 20, prng);
+  const stop = new AbortController();
+  stop.abort();
+  const output = join(dir, "out.vhd");
+  await t.rejects(convertImage(source, output, { to: "vhd-dynamic", signal: stop.signal }), { code: "VHDSYNC_INTERRUPTED", message: `convert to ${output} interrupted (rerun to convert again)`, details: { path: output } });
+  await t.rejects(diff(source, target, { signal: stop.signal }), { code: "VHDSYNC_INTERRUPTED", message: "diff interrupted" });
+  await t.rejects(verify(source, target, { signal: stop.signal }), { code: "VHDSYNC_INTERRUPTED", message: "verify interrupted" });
+  t.same(readdirSync(dir).sort(), [basename(source), basename(target)].sort(), "no output, no temp file");
 });

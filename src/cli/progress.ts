@@ -6,6 +6,8 @@ import { fstatSync } from "node:fs";
 import { writeOut } from "./output.js";
 
 const BAR_WIDTH = 28;
+/** The narrowest bar drawn before the line is cut to the terminal's width. */
+const MIN_BAR_WIDTH = 8;
 
 /** Formats a byte count with binary units ("1.5 GiB"). */
 export function formatBytes(bytes: number): string {
@@ -28,35 +30,61 @@ function formatSeconds(seconds: number): string {
   return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${rest}` : `${m}:${rest}`;
 }
 
-/** Returns a progress listener suited to the output (terminal bar, JSON lines, or silent). */
-export function progressReporter(options: { json?: boolean; progress?: boolean; label: string }): {
+/**
+ * One line of the bar, at most `columns - 1` characters (a line as wide as the terminal wraps
+ * on some terminals, and `\r` then redraws only its last row): the detail goes first, then the
+ * bar narrows, then the line is cut.
+ */
+export function barLine(label: string, fraction: number, doneBytes: number, totalBytes: number, rate: number, eta: number, detail: string | undefined, columns: number | undefined): string {
+  const numbers = `${(fraction * 100).toFixed(1)}% ${formatBytes(doneBytes)}/${formatBytes(totalBytes)} ${formatBytes(rate)}/s ETA ${formatSeconds(eta)}`;
+  const line = (width: number, extra: string) => {
+    const filled = Math.round(fraction * width);
+    return `${label} [${"#".repeat(filled)}${".".repeat(width - filled)}] ${numbers}${extra}`;
+  };
+  const room = columns !== undefined && columns > 1 ? columns - 1 : Infinity;
+  const full = line(BAR_WIDTH, detail ? `  ${detail}` : "");
+  if (full.length <= room) return full;
+  const plain = line(BAR_WIDTH, "");
+  if (plain.length <= room) return plain;
+  const narrower = Math.max(MIN_BAR_WIDTH, BAR_WIDTH - (plain.length - room));
+  return line(narrower, "").slice(0, room);
+}
+
+/** A progress listener suited to the output (terminal bar, JSON lines, or silent). */
+export interface ProgressReporter {
   update: (event: ProgressEvent) => void;
+  /** Clears the bar before other output to the terminal (it is drawn again by the next update). */
+  clear: () => void;
   done: () => void;
-} {
+}
+
+/** Returns a progress listener suited to the output (terminal bar, JSON lines, or silent). */
+export function progressReporter(options: { json?: boolean; progress?: boolean; label: string }): ProgressReporter {
+  const silent = { update: () => {}, clear: () => {}, done: () => {} };
   if (options.json) {
-    if (!options.progress) return { update: () => {}, done: () => {} };
+    if (!options.progress) return silent;
     return {
+      ...silent,
       update: (event) => writeOut(JSON.stringify({ type: "progress", ...event }) + "\n"),
-      done: () => {},
     };
   }
-  if (options.progress === false || !stderrIsTerminal()) return { update: () => {}, done: () => {} };
-  const started = Date.now();
+  if (options.progress === false || !stderrIsTerminal()) return silent;
+  // The rate is measured from the first event on: a resumed run's first event already counts
+  // the bytes the stopped run did, which counted from the start made the rate (and the ETA)
+  // too high.
+  let baseline: { bytes: number; ms: number } | undefined;
   let lastDraw = 0;
+  let drawn = false;
   const draw = (event: ProgressEvent, force = false) => {
     const now = Date.now();
     if (!force && now - lastDraw < 100) return;
     lastDraw = now;
+    baseline ??= { bytes: event.doneBytes, ms: now };
     const fraction = event.totalBytes > 0 ? Math.min(1, event.doneBytes / event.totalBytes) : 1;
-    const filled = Math.round(fraction * BAR_WIDTH);
-    const rate = event.doneBytes / Math.max(0.001, (now - started) / 1000);
+    const rate = now > baseline.ms ? Math.max(0, event.doneBytes - baseline.bytes) / ((now - baseline.ms) / 1000) : 0;
     const eta = rate > 0 ? (event.totalBytes - event.doneBytes) / rate : Infinity;
-    const extra = event.detail ? `  ${event.detail}` : "";
-    process.stderr.write(
-      `\r${options.label} [${"#".repeat(filled)}${".".repeat(BAR_WIDTH - filled)}] ` +
-        `${(fraction * 100).toFixed(1)}% ${formatBytes(event.doneBytes)}/${formatBytes(event.totalBytes)} ` +
-        `${formatBytes(rate)}/s ETA ${formatSeconds(eta)}${extra}\x1b[K`,
-    );
+    process.stderr.write(`\r${barLine(options.label, fraction, event.doneBytes, event.totalBytes, rate, eta, event.detail, process.stderr.columns)}\x1b[K`);
+    drawn = true;
   };
   let last: ProgressEvent | undefined;
   return {
@@ -64,9 +92,15 @@ export function progressReporter(options: { json?: boolean; progress?: boolean; 
       last = event;
       draw(event);
     },
+    clear: () => {
+      if (!drawn) return;
+      process.stderr.write("\r\x1b[K");
+      drawn = false;
+      lastDraw = 0;
+    },
     done: () => {
       if (last) draw(last, true);
-      process.stderr.write("\n");
+      if (drawn) process.stderr.write("\n");
     },
   };
 }

@@ -112,6 +112,10 @@ export async function convertImage(inputPath: string, outputPath: string, option
     return { ...report, target: outputPath, created: !existed, to: options.to, outputVirtualSizeBytes: outputSize };
   } catch (error) {
     await fsp.rm(tempPath, { force: true }).catch(() => undefined);
+    // Copy's engine wrote the temp file: the interruption is the convert's, of OUT.
+    if (error instanceof VhdsyncError && error.code === "VHDSYNC_INTERRUPTED") {
+      throw new VhdsyncError(error.code, `convert to ${outputPath} interrupted (rerun to convert again)`, { path: outputPath }, { cause: error });
+    }
     throw toVhdsyncError(error, { path: outputPath });
   } finally {
     await lock?.release();

@@ -22,7 +22,12 @@ import { reportedAs } from "../progress.js";
 export async function diff(aPath: string, bPath: string, options: CompareOptions = {}): Promise<DiffReport> {
   checkScanOptions(options, { aPath, bPath });
   const [aDigest, bDigest] = [await isDigestFile(aPath), await isDigestFile(bPath)];
-  if (!aDigest && !bDigest) return verify(aPath, bPath, { ...options, onProgress: reportedAs(options.onProgress, "diff") });
+  if (!aDigest && !bDigest) {
+    // Verify's engine, under this command's name (its progress events, its interruption).
+    return verify(aPath, bPath, { ...options, onProgress: reportedAs(options.onProgress, "diff") }).catch((error: unknown) => {
+      throw error instanceof VhdsyncError && error.code === "VHDSYNC_INTERRUPTED" ? new VhdsyncError(error.code, "diff interrupted", error.details, { cause: error }) : error;
+    });
+  }
   if (aDigest && bDigest) return diffDigests(aPath, bPath, options);
   const report = aDigest ? await diffImageDigest(bPath, aPath, options) : await diffImageDigest(aPath, bPath, options);
   return { ...report, a: aPath, b: bPath };

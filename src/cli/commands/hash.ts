@@ -44,6 +44,8 @@ async function hashOne(path: string, algorithm: HashAlgorithm, blockSizeBytes: n
     let blockCount = 0;
     const onBlockDigests = (offsetBytes: number, digests: Uint8Array) => {
       blockCount += digests.length / digestBytes;
+      // The lines go to the terminal the bar is drawn on: not onto the bar's line.
+      reporter.clear();
       // Waits for a slow reader (a pipe) before the next chunk: queued output would grow.
       return writeOutPaced(blockLines(path, Boolean(argv.json), offsetBytes, digests, blockSizeBytes!, image.virtualSize, digestBytes));
     };
