@@ -106,6 +106,8 @@ export const STATUS_VHDX_LOG_TRUNCATED: i32 = 222;
 export const STATUS_VHDX_LOG_ENTRY_CORRUPT: i32 = 223;
 /** A log entry's CRC-32C does not match. */
 export const STATUS_VHDX_LOG_ENTRY_BAD_CHECKSUM: i32 = 224;
+/** A BAT entry's block overlaps the BAT, metadata or log region ([MS-VHDX] 2.5.1: no overlap with any other structure). */
+export const STATUS_VHDX_BAT_OVERLAPS_REGION: i32 = 225;
 
 // ---- HRL (300-399): Hyper-V Replica log, [MS-HRL] (assembly/hrl/) ----
 /** The buffer holds less than the structure needs (header < 4096 bytes, block < MetadataSize). */

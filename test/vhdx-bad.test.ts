@@ -57,6 +57,11 @@ const corruptions: [string, Mutation, string][] = [
   ["BAT entry past the end of file", (f, v) => { v.setBigUint64(regionOffsets(f).bat, 6n | (4000n << 20n), true); }, "VHDSYNC_TRUNCATED"],
   ["BAT entry inside the header section", (f, v) => { v.setBigUint64(regionOffsets(f).bat, 6n, true); }, "VHDSYNC_CORRUPT"],
   ["BAT entry at 2^63", (f, v) => { v.setBigUint64(regionOffsets(f).bat, 6n | (0xfffffffffffn << 20n), true); }, "VHDSYNC_TRUNCATED"],
+  // A block over one of the file's own structures was read as disk data ([MS-VHDX] 2.5.1: a
+  // payload block must not overlap any other structure; qemu refuses such a file).
+  ["BAT entry on the BAT itself", (f, v) => { const { bat } = regionOffsets(f); v.setBigUint64(bat, 6n | (BigInt(Math.floor(bat / MIB)) << 20n), true); }, "VHDSYNC_CORRUPT"],
+  ["BAT entry on the metadata region", (f, v) => { const { bat, metadata } = regionOffsets(f); v.setBigUint64(bat, 6n | (BigInt(Math.floor(metadata / MIB)) << 20n), true); }, "VHDSYNC_CORRUPT"],
+  ["BAT entry on the log", (f, v) => { v.setBigUint64(regionOffsets(f).bat, 6n | (BigInt(Number(v.getBigUint64(64 * KIB + 72, true)) / MIB) << 20n), true); }, "VHDSYNC_CORRUPT"],
 ];
 
 /** A 4 MiB dynamic image with two written blocks. */

@@ -58,6 +58,7 @@ export const STATUS_TABLE: Record<number, { code: ErrorCode; message: string }> 
   222: { code: "VHDSYNC_TRUNCATED", message: "VHDX file is shorter than its log says it must be" },
   223: { code: "VHDSYNC_CORRUPT", message: "VHDX log entry is malformed" },
   224: { code: "VHDSYNC_BAD_CHECKSUM", message: "VHDX log entry fails its CRC-32C check" },
+  225: { code: "VHDSYNC_CORRUPT", message: "VHDX BAT entry points into the BAT, metadata or log region" },
   // 300-399 HRL ([MS-HRL], assembly/hrl/)
   300: { code: "VHDSYNC_TRUNCATED", message: "Hyper-V Replica log is truncated" },
   301: { code: "VHDSYNC_CORRUPT", message: "not a Hyper-V Replica log (cookie is not \"msctlog\")" },

@@ -6,7 +6,7 @@ import { VhdsyncError } from "../../errors.js";
 import { allocWasm } from "../../wasm/driver.js";
 import { checkStatus } from "../../wasm/status.js";
 import type { VhdxFileReader } from "./vhdx-file-reader.js";
-import { MIB, type VhdxMetadata, type VhdxRegions } from "./vhdx-structures.js";
+import { MIB, type VhdxHeader, type VhdxMetadata, type VhdxRegions } from "./vhdx-structures.js";
 
 /** Payload block states ([MS-VHDX] 2.5.1.1). */
 export const BlockState = {
@@ -33,25 +33,42 @@ export class VhdxBat {
   ) {}
 
   /**
-   * Reads and validates the BAT of a VHDX.
-   * @throws VHDSYNC_CORRUPT (too small, bad state or offset), VHDSYNC_TRUNCATED (entry past
-   * the end of file), VHDSYNC_UNSUPPORTED (BAT above MAX_BAT_BYTES), I/O codes.
+   * Reads and validates the BAT of a VHDX. No present block may overlap the BAT, metadata or
+   * log region of `regions` and `header` ([MS-VHDX] 2.5.1): one that did would be read as
+   * disk data. Without `header`, the regions are not checked (`check` lists overlaps itself).
+   * @throws VHDSYNC_CORRUPT (too small, bad state or offset, a block over a region),
+   * VHDSYNC_TRUNCATED (entry past the end of file), VHDSYNC_UNSUPPORTED (BAT above
+   * MAX_BAT_BYTES), I/O codes.
    */
-  static async load(reader: VhdxFileReader, regions: VhdxRegions, metadata: VhdxMetadata): Promise<VhdxBat> {
+  static async load(reader: VhdxFileReader, regions: VhdxRegions, metadata: VhdxMetadata, header: Pick<VhdxHeader, "logOffsetBytes" | "logLengthBytes"> | undefined): Promise<VhdxBat> {
     const path = reader.path;
     const bytes = metadata.batEntries * 8;
     if (bytes > regions.batLengthBytes) {
       checkStatus(STATUS_BAT_TOO_SMALL, `${path}: VHDX BAT`, { path, batEntries: metadata.batEntries, batLengthBytes: regions.batLengthBytes });
     }
     if (bytes > MAX_BAT_BYTES) throw new VhdsyncError("VHDSYNC_UNSUPPORTED", `${path}: VHDX BAT of ${bytes} bytes is too large`, { path });
-    const { wasm, address } = allocWasm(Math.max(bytes, 8) + 24, 8);
+    // Without a header (check, which lists the overlaps itself) no region is reserved.
+    const reserved = header
+      ? [
+          [regions.batOffsetBytes, regions.batLengthBytes],
+          [regions.metadataOffsetBytes, regions.metadataLengthBytes],
+          [header.logOffsetBytes, header.logLengthBytes],
+        ]
+      : [];
+    const { wasm, address } = allocWasm(Math.max(bytes, 8) + 24 + reserved.length * 16, 8);
     try {
       const view = wasm.view(address, bytes);
       await reader.read(view, regions.batOffsetBytes);
       const out = address + Math.max(bytes, 8);
+      const regionsAddress = out + 24;
+      const regionView = wasm.dataView(regionsAddress, reserved.length * 16);
+      reserved.forEach(([offset, length], i) => {
+        regionView.setBigUint64(i * 16, BigInt(offset), true);
+        regionView.setBigUint64(i * 16 + 8, BigInt(length), true);
+      });
       const status = wasm.exports.vhdxValidateBat(
         address, BigInt(metadata.batEntries), BigInt(metadata.virtualSizeBytes), metadata.blockSizeBytes, metadata.chunkRatio,
-        metadata.hasParent ? 1 : 0, BigInt(reader.effectiveSizeBytes), out,
+        metadata.hasParent ? 1 : 0, BigInt(reader.effectiveSizeBytes), out, regionsAddress, reserved.length,
       );
       const result = wasm.dataView(out, 24);
       checkStatus(status, `${path}: VHDX BAT`, { path, batIndex: Number(result.getBigUint64(8, true)), entry: `0x${result.getBigUint64(16, true).toString(16)}` });

@@ -57,16 +57,20 @@ export class VhdxImage implements DiskImage, LocatableImage, GatherableImage {
    * @throws VHDSYNC_CORRUPT, VHDSYNC_BAD_CHECKSUM, VHDSYNC_TRUNCATED, VHDSYNC_UNSUPPORTED,
    * VHDSYNC_CHAIN_BROKEN, VHDSYNC_NOT_FOUND and other I/O codes.
    */
-  static async open(path: string): Promise<VhdxImage> {
-    return VhdxImage.openInChain(path, new Set());
+  static async open(path: string, { regionOverlaps = false }: { regionOverlaps?: boolean } = {}): Promise<VhdxImage> {
+    return VhdxImage.openInChain(path, new Set(), regionOverlaps);
   }
 
-  /** Opens `path` as a member of a chain whose members' real paths are in `visited`. */
-  static async openInChain(path: string, visited: Set<string>): Promise<VhdxImage> {
+  /**
+   * Opens `path` as a member of a chain whose members' real paths are in `visited`.
+   * `regionOverlaps`: let blocks over the BAT, metadata or log regions through (for `check`,
+   * which lists every overlap itself); reads must never see them.
+   */
+  static async openInChain(path: string, visited: Set<string>, regionOverlaps = false): Promise<VhdxImage> {
     const handle = await openFile(path, "r");
     try {
       const { reader, structure } = await readStructure(handle, path);
-      const bat = await VhdxBat.load(reader, structure.regions, structure.metadata);
+      const bat = await VhdxBat.load(reader, structure.regions, structure.metadata, regionOverlaps ? undefined : structure.header);
       let parent: DiskImage | undefined;
       if (structure.metadata.hasParent && structure.locator) {
         const chain = new Set(visited).add(await realpath(path));
