@@ -5,7 +5,7 @@
 
 import { VhdsyncError } from "../errors.js";
 import { readJsonState, writeJsonAtomic } from "../io/atomic-file.js";
-import { sealIntact, sealJson } from "../hash/sealed-json.js";
+import { sealJson, unsealState } from "../hash/sealed-json.js";
 
 export const APPLY_STATE_FORMAT = "vhdsync-hrl-state";
 /**
@@ -62,15 +62,12 @@ export async function readApplyState(path: string): Promise<ApplyState> {
   if (value.format !== APPLY_STATE_FORMAT || (value.version !== APPLY_STATE_VERSION && value.version !== UNSEALED_VERSION) || typeof value.appliedCount !== "number") {
     throw new VhdsyncError("VHDSYNC_BAD_STATE", `${path}: not a vhdsync HRL state file (version ${UNSEALED_VERSION} or ${APPLY_STATE_VERSION})`, { path });
   }
-  if (value.version === APPLY_STATE_VERSION && !sealIntact(value)) {
-    throw new VhdsyncError("VHDSYNC_BAD_STATE", `${path}: HRL state file is damaged (its checksum does not match its contents); it cannot say which log was applied last or how far an apply got`, { path });
-  }
+  const fields = unsealState(value, APPLY_STATE_VERSION, path, "HRL state file");
   const applying = value.applying;
   if (applying && (typeof applying.nextEntry !== "number" || typeof applying.logUniqueId !== "string" || applying.step !== "apply")) {
     throw new VhdsyncError("VHDSYNC_BAD_STATE", `${path}: apply progress record is malformed`, { path });
   }
-  const { checksum: _seal, ...fields } = value as Partial<ApplyState> & { checksum?: unknown };
-  return { ...emptyApplyState(), ...fields, version: APPLY_STATE_VERSION } as ApplyState;
+  return { ...emptyApplyState(), ...fields } as ApplyState;
 }
 
 /** Writes the sidecar atomically. */

@@ -5,7 +5,7 @@
 
 import { VhdsyncError } from "../errors.js";
 import { readJsonState, removeDurably, writeJsonAtomic } from "../io/atomic-file.js";
-import { sealIntact, sealJson } from "../hash/sealed-json.js";
+import { sealJson, unsealState } from "../hash/sealed-json.js";
 
 /**
  * 2: sealed with a `checksum` (src/hash/sealed-json.ts): a changed digit of `cursorBytes`
@@ -95,17 +95,13 @@ const STEPS: Record<OperationState["op"], readonly string[]> = {
  * @throws VHDSYNC_BAD_STATE when the file is unusable; I/O codes
  */
 export async function readOperationState(path: string): Promise<OperationState | null> {
-  const value = (await readJsonState(path)) as (OperationState & { checksum?: unknown }) | undefined;
+  const value = (await readJsonState(path)) as OperationState | undefined;
   if (value === undefined) return null;
   const steps = STEPS[value?.op as OperationState["op"]];
   if ((value?.version !== OPERATION_STATE_VERSION && value?.version !== UNSEALED_VERSION) || !steps || !steps.includes(value.step)) {
     throw new VhdsyncError("VHDSYNC_BAD_STATE", `${path}: not a version ${UNSEALED_VERSION} or ${OPERATION_STATE_VERSION} snapshot operation state`, { path });
   }
-  if (value.version === OPERATION_STATE_VERSION && !sealIntact(value)) {
-    throw new VhdsyncError("VHDSYNC_BAD_STATE", `${path}: snapshot operation state is damaged (its checksum does not match its contents); finishing the operation from it could lose data`, { path });
-  }
-  const { checksum: _seal, ...state } = value;
-  return { ...state, version: OPERATION_STATE_VERSION } as OperationState;
+  return unsealState(value, OPERATION_STATE_VERSION, path, "snapshot operation state");
 }
 
 /** Persists the state atomically (before the step it names starts). */
