@@ -1,6 +1,9 @@
 // Ctrl-C handling for long commands: the first SIGINT/SIGTERM aborts an AbortSignal so the
 // operation stops cleanly after flushing (and can be resumed); a second one exits at once.
 
+import type { ProgressEvent } from "../progress.js";
+import { progressReporter } from "./progress.js";
+
 /**
  * An AbortSignal fired by the first Ctrl-C (SIGINT/SIGTERM). dispose(), once the operation has
  * ended, leaves a handler that ignores one more signal: the default action would otherwise
@@ -29,4 +32,23 @@ export function interruptSignal(): { signal: AbortSignal; dispose: () => void } 
       process.on("SIGTERM", afterEnd);
     },
   };
+}
+
+/**
+ * Runs a long operation with a progress reporter (bar, JSON lines or nothing, from `output`)
+ * and Ctrl-C handling: `run` gets the listener and the signal to pass to the library call.
+ */
+export async function withProgress<T>(
+  output: { json?: boolean; progress?: boolean },
+  label: string,
+  run: (controls: { onProgress: (event: ProgressEvent) => void; signal: AbortSignal }) => Promise<T>,
+): Promise<T> {
+  const reporter = progressReporter({ json: output.json, progress: output.progress, label });
+  const interrupt = interruptSignal();
+  try {
+    return await run({ onProgress: reporter.update, signal: interrupt.signal });
+  } finally {
+    reporter.done();
+    interrupt.dispose();
+  }
 }

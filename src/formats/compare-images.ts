@@ -13,6 +13,7 @@ import { throttle, type ProgressListener } from "../progress.js";
 import type { DiskImage, Extent } from "./disk-image.js";
 import { alignExtents, bridgeGaps, splitExtents, unionExtents } from "./extents.js";
 import { checkFlags, checkImage, checkOptions } from "../arguments.js";
+import { VhdsyncError } from "../errors.js";
 
 const CHUNK_BYTES = 8 * 1024 * 1024;
 const COMPARE_BLOCK_BYTES = 4096;
@@ -39,11 +40,13 @@ export interface CompareOptions {
   /** Images of different sizes are different (default false: the extra tail must be zero). */
   strict?: boolean;
   onProgress?: ProgressListener;
+  /** Abort to stop between reads (VHDSYNC_INTERRUPTED). */
+  signal?: AbortSignal;
 }
 
 /**
  * Compares the virtual content of two images. Reads only allocated ranges.
- * @throws I/O errors from either image
+ * @throws VHDSYNC_INTERRUPTED (options.signal), I/O errors from either image
  */
 export async function compareImages(a: DiskImage, b: DiskImage, options: CompareOptions = {}): Promise<CompareResult> {
   checkImage(a, "a");
@@ -67,6 +70,7 @@ export async function compareImages(a: DiskImage, b: DiskImage, options: Compare
       const [mapA, mapB] = await Promise.all([a.allocationMap(windowStart, windowEnd - windowStart), b.allocationMap(windowStart, windowEnd - windowStart)]);
       const ranges = bridgeGaps(alignExtents(unionExtents(mapA, mapB), COMPARE_BLOCK_BYTES, windowEnd), MAX_GAP_BYTES);
       for (const piece of splitExtents(ranges, CHUNK_BYTES)) {
+        stopIfAborted(options.signal, a, b);
         const viewA = wasm.view(bufferA, piece.length);
         const viewB = wasm.view(bufferB, piece.length);
         await Promise.all([a.read(viewA, piece.offset), b.read(viewB, piece.offset)]);
@@ -83,7 +87,7 @@ export async function compareImages(a: DiskImage, b: DiskImage, options: Compare
     }
     if (sizeA !== sizeB) {
       const larger = sizeA > sizeB ? a : b;
-      const tail = await firstNonZero(larger, common, larger.virtualSize - common, bufferA);
+      const tail = await firstNonZero(larger, common, larger.virtualSize - common, bufferA, () => stopIfAborted(options.signal, a, b));
       if (tail !== undefined) return { ...base, identical: false, reason: "size", firstDifferenceOffset: tail, bytesCompared };
     }
     progress.flush();
@@ -95,11 +99,17 @@ export async function compareImages(a: DiskImage, b: DiskImage, options: Compare
   }
 }
 
+/** @throws VHDSYNC_INTERRUPTED once `signal` is aborted */
+function stopIfAborted(signal: AbortSignal | undefined, a: DiskImage, b: DiskImage): void {
+  if (signal?.aborted) throw new VhdsyncError("VHDSYNC_INTERRUPTED", `compare of ${a.path} and ${b.path} interrupted`, { a: a.path, b: b.path });
+}
+
 /** Offset of the first non-zero byte of `image` in [offset, offset+length), reading allocated ranges only. */
-async function firstNonZero(image: DiskImage, offset: number, length: number, buffer: number): Promise<number | undefined> {
+async function firstNonZero(image: DiskImage, offset: number, length: number, buffer: number, beforeRead: () => void): Promise<number | undefined> {
   const wasm = getWasm();
   const map: Extent[] = await image.allocationMap(offset, length);
   for (const piece of splitExtents(map, CHUNK_BYTES)) {
+    beforeRead();
     const view = wasm.view(buffer, piece.length);
     await image.read(view, piece.offset);
     if (!isZeroAt(buffer, piece.length)) return piece.offset + view.findIndex((byte) => byte !== 0);

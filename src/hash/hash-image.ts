@@ -10,7 +10,7 @@ import { PageMapper } from "../io/file-map.js";
 import type { DiskImage } from "../formats/disk-image.js";
 import { throttle, type ProgressListener } from "../progress.js";
 import { getWasm } from "../wasm/driver.js";
-import { toVhdsyncError } from "../errors.js";
+import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { checkCount, checkFunction, checkImage, checkOptions, checkPath } from "../arguments.js";
 import { DEFAULT_HASH_ALGORITHM, checkAlgorithm, digestLength, toSeed, type HashAlgorithm } from "./algorithm.js";
 import { NativeXxh3Stream, checkBlockSize, hashBlocksAt } from "./hash-bytes.js";
@@ -42,6 +42,8 @@ export interface HashStreamOptions {
    * native addon allows (io/file-map.ts). hashFile() sets it itself.
    */
   mapFd?: number;
+  /** Abort to stop between chunks (VHDSYNC_INTERRUPTED). */
+  signal?: AbortSignal;
 }
 
 /** What hashImage() and hashFile() return. */
@@ -64,7 +66,7 @@ export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
 /**
  * Hashes the virtual content of a disk image (what a guest sees), streaming.
  * @throws VHDSYNC_INVALID_ARGUMENT (algorithm, block size), VHDSYNC_NO_MEMORY (arena too small
- *   for the buffers), and any error of image.read()
+ *   for the buffers), VHDSYNC_INTERRUPTED (options.signal), and any error of image.read()
  */
 export async function hashImage(image: DiskImage, options: HashStreamOptions = {}): Promise<HashResult> {
   checkImage(image, "image");
@@ -146,6 +148,7 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
     if (blockSizeBytes !== undefined && !streamBlocks) digestStaging = wasm.alloc(chunkDigestBytes, 16);
     for (let chunk = 0; chunk < bufferCount - 1; chunk++) startRead(chunk);
     for (let chunk = 0; chunk < chunkCount; chunk++) {
+      if (options.signal?.aborted) throw new VhdsyncError("VHDSYNC_INTERRUPTED", `hash of ${path} interrupted`, { path });
       await pending[chunk];
       startRead(chunk + bufferCount - 1); // reuses the buffer hashed in the previous round
       const offset = chunk * chunkBytes;

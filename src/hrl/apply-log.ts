@@ -18,6 +18,7 @@ import { normalizeGuid } from "./layout.js";
 import { checkUndoTarget, writeUndoLog } from "./undo-log.js";
 import { checkFlags, checkImage, checkOptions, checkPath } from "../arguments.js";
 import { acquireWriteLock } from "../io/write-lock.js";
+import { eventLoopTurns } from "../io/clock.js";
 import { refuseSpecialOutput } from "../io/file.js";
 
 /** Options of applyLog(). */
@@ -33,6 +34,13 @@ export interface ApplyLogOptions {
   /** Bytes applied between progress checkpoints (image flush + state write; default 64 MiB). */
   checkpointBytes?: number;
   onProgress?: ProgressListener;
+  /**
+   * Abort to stop cleanly: after the entry being written, the image is flushed and the state
+   * sidecar records the next entry, then VHDSYNC_INTERRUPTED is thrown; the same call again
+   * resumes there. Before the first write (while the log's data is checked or the undo log
+   * written) nothing is left behind.
+   */
+  signal?: AbortSignal;
 }
 
 /** What applyLog() did. */
@@ -54,7 +62,7 @@ export interface ApplyLogResult {
  *   VHDSYNC_INVALID_ARGUMENT (undoPath holds some other file),
  *   VHDSYNC_BAD_STATE (another log's apply is unfinished, or the undo path differs on resume),
  *   VHDSYNC_HRL_UNCLEAN, VHDSYNC_CORRUPT, VHDSYNC_BAD_CHECKSUM, VHDSYNC_TRUNCATED,
- *   VHDSYNC_SIZE_MISMATCH, VHDSYNC_READ_ONLY, I/O codes
+ *   VHDSYNC_SIZE_MISMATCH, VHDSYNC_READ_ONLY, VHDSYNC_INTERRUPTED (resumable), I/O codes
  */
 export async function applyLog(image: DiskImage, logPath: string, options: ApplyLogOptions = {}): Promise<ApplyLogResult> {
   checkImage(image, "image");
@@ -79,7 +87,7 @@ export async function applyLog(image: DiskImage, logPath: string, options: Apply
     throw error;
   }
   try {
-    await log.verifyData();
+    await log.verifyData(undefined, options.signal);
     const state = await readApplyState(statePath);
     let fromEntry = 0;
     if (state.applying) {
@@ -89,7 +97,7 @@ export async function applyLog(image: DiskImage, logPath: string, options: Apply
       checkSequence(log, state, options);
       if (undoPath) {
         await checkUndoTarget(undoPath, log);
-        await writeUndoLog(image, log, undoPath);
+        await writeUndoLog(image, log, undoPath, options.signal);
         crashPoint("undo");
       }
       state.applying = progressRecord(log, undoPath);
@@ -186,6 +194,9 @@ async function applyEntries(image: DiskImage, log: HrlLog, fromEntry: number, st
   const raw = image instanceof RawImage ? image : undefined;
   let sinceCheckpoint = 0;
   let doneBytes = 0;
+  // A Ctrl-C reaches options.signal only when the event loop turns; a log held in memory
+  // written into a raw image's page cache may not let it.
+  const turn = eventLoopTurns();
   for await (const piece of log.pieces({ fromEntry })) {
     if (raw) raw.writeSync(piece.data, piece.byteOffset);
     else await image.write(piece.data, piece.byteOffset);
@@ -194,12 +205,24 @@ async function applyEntries(image: DiskImage, log: HrlLog, fromEntry: number, st
     if (!piece.last) continue;
     crashPoint("entry");
     progress.report({ operation: "apply", doneBytes, totalBytes: log.dataBytes, counters: { entries: piece.entryIndex + 1 } });
-    if (sinceCheckpoint >= checkpointBytes && piece.entryIndex + 1 < log.entryCount) {
+    const turning = turn();
+    if (turning) await turning;
+    const stopping = Boolean(options.signal?.aborted) && piece.entryIndex + 1 < log.entryCount;
+    if (stopping || (sinceCheckpoint >= checkpointBytes && piece.entryIndex + 1 < log.entryCount)) {
       await image.flush();
       state.applying!.nextEntry = piece.entryIndex + 1;
       await writeApplyState(statePath, state);
       crashPoint("checkpoint");
       sinceCheckpoint = 0;
+    }
+    if (stopping) {
+      progress.flush();
+      throw new VhdsyncError("VHDSYNC_INTERRUPTED", `apply of ${log.path} to ${image.path} interrupted after entry ${piece.entryIndex + 1} of ${log.entryCount}; run it again to resume`, {
+        path: image.path,
+        logPath: log.path,
+        nextEntry: piece.entryIndex + 1,
+        statePath,
+      });
     }
   }
   progress.flush();

@@ -1,7 +1,8 @@
 // Fault injection for crash tests: VHDSYNC_HRL_CRASH_AT="<point>:<n>" kills the process with
-// SIGKILL the n-th time (1-based) execution passes `point`. Points used by applyLog:
-// "entry" (after an entry is written to the image), "checkpoint" (after a progress record),
-// "undo" (after the undo log is complete), "commit" (just before the final state write).
+// SIGKILL the n-th time (1-based) execution passes `point`; "<point>:<n>:SIGINT" sends that
+// signal instead, once (a Ctrl-C at a known moment). Points used by applyLog: "entry" (after
+// an entry is written to the image), "checkpoint" (after a progress record), "undo" (after
+// the undo log is complete), "commit" (just before the final state write).
 
 const counters = new Map<string, number>();
 
@@ -9,9 +10,10 @@ const counters = new Map<string, number>();
 export function crashPoint(point: string): void {
   const spec = process.env.VHDSYNC_HRL_CRASH_AT;
   if (!spec) return;
-  const [name, countText] = spec.split(":");
+  const [name, countText, signal] = spec.split(":");
   if (name !== point) return;
   const count = (counters.get(point) ?? 0) + 1;
   counters.set(point, count);
-  if (count >= Number(countText ?? 1)) process.kill(process.pid, "SIGKILL");
+  const at = Number(countText ?? 1);
+  if (signal ? count === at : count >= at) process.kill(process.pid, (signal ?? "SIGKILL") as NodeJS.Signals);
 }

@@ -290,13 +290,15 @@ export class HrlLog {
   }
 
   /**
-   * Checks every entry's data against its DataChecksum.
-   * @throws VHDSYNC_BAD_CHECKSUM (details.entryIndex), VHDSYNC_TRUNCATED
+   * Checks every entry's data against its DataChecksum; an aborted `signal` stops it between
+   * pieces.
+   * @throws VHDSYNC_BAD_CHECKSUM (details.entryIndex), VHDSYNC_TRUNCATED, VHDSYNC_INTERRUPTED
    */
-  async verifyData(chunkBytes?: number): Promise<void> {
+  async verifyData(chunkBytes?: number, signal?: AbortSignal): Promise<void> {
     // eslint-disable-next-line @typescript-eslint/no-unused-vars
     for await (const _piece of this.pieces({ verify: true, chunkBytes })) {
-      /* the generator checks */
+      // The generator checks; its finally releases the buffers when the loop is left.
+      if (signal?.aborted) throw new VhdsyncError("VHDSYNC_INTERRUPTED", `${this.path}: check of the log's data interrupted`, { path: this.path });
     }
   }
 

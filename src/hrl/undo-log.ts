@@ -52,10 +52,11 @@ const UNDO_SPAN_EXTENTS = 4096;
  * Writes `undoPath` holding the present content of `image` over every range `log` writes.
  * Written to a temporary name and renamed when complete and durable, so `undoPath` is either
  * absent or whole. The extents are streamed from the log's entry table; nearby ones are read
- * with one read of up to 1 MiB (one read per extent of a 1M-entry log took 86 s).
- * @throws I/O codes from the image or the undo file
+ * with one read of up to 1 MiB (one read per extent of a 1M-entry log took 86 s). An aborted
+ * `signal` stops it between extents and leaves no undo log.
+ * @throws VHDSYNC_INTERRUPTED, I/O codes from the image or the undo file
  */
-export async function writeUndoLog(image: DiskImage, log: HrlLog, undoPath: string): Promise<HrlLogSummary> {
+export async function writeUndoLog(image: DiskImage, log: HrlLog, undoPath: string, signal?: AbortSignal): Promise<HrlLogSummary> {
   checkImage(image, "image");
   checkPath(undoPath, "undoPath");
   const options = { ...sameIdentity(log.header), uniqueId: log.header.previousUniqueId, previousUniqueId: log.header.uniqueId, creatorApplication: "vhdu", timestamp: undefined };
@@ -74,6 +75,8 @@ export async function writeUndoLog(image: DiskImage, log: HrlLog, undoPath: stri
         pending.length = 0;
       };
       for (const extent of log.extents()) {
+        // Stopping leaves no undo log: writeLogFile removes its temporary file.
+        if (signal?.aborted) throw new VhdsyncError("VHDSYNC_INTERRUPTED", `${undoPath}: writing the undo log interrupted`, { path: undoPath });
         const joins = extent.offset - spanEnd <= UNDO_READ_GAP_BYTES && extent.offset + extent.length - spanStart <= UNDO_PIECE_BYTES;
         if (pending.length > 0 && (!joins || pending.length === UNDO_SPAN_EXTENTS)) await flushSpan();
         if (extent.length > UNDO_PIECE_BYTES) {

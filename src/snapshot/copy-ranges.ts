@@ -12,6 +12,7 @@ import { splitExtents, totalLength } from "../formats/extents.js";
 import type { ProgressListener } from "../progress.js";
 import { getWasm } from "../wasm/driver.js";
 import { faultPoint } from "./fault-injection.js";
+import { eventLoopTurns } from "../io/clock.js";
 
 /** Default bytes per read/write (8 MiB). */
 export const DEFAULT_COPY_BATCH_BYTES = 8 * 1024 * 1024;
@@ -29,6 +30,11 @@ export interface CopyTuning {
   checkpointBytes?: number;
   windowBytes?: number;
   onProgress?: ProgressListener;
+  /**
+   * Abort to stop cleanly: the piece being written is finished, the target flushed and the
+   * cursor checkpointed, then VHDSYNC_INTERRUPTED is thrown; resuming goes on from there.
+   */
+  signal?: AbortSignal;
 }
 
 /** The ranges to copy, listed a window of the virtual disk at a time. */
@@ -53,7 +59,7 @@ export interface CopyRangesOptions extends CopyTuning {
  * The batch/checkpoint/window sizes from options, then the environment, then the defaults.
  * @throws VHDSYNC_USAGE (windowBytes not a positive multiple of 512)
  */
-export function copyTuning(options: CopyTuning): Required<Omit<CopyTuning, "onProgress">> {
+export function copyTuning(options: CopyTuning): Required<Omit<CopyTuning, "onProgress" | "signal">> {
   const fromEnv = (name: string) => {
     const value = Number(process.env[name]);
     return Number.isSafeInteger(value) && value >= 512 ? value : undefined;
@@ -101,7 +107,8 @@ async function bytesToCopy(ranges: RangeSource, startBytes: number, windowBytes:
  * `options.startBytes` on, window by window (the checkpoint cursor is a virtual offset, so
  * it stays valid across windows). Calls faultPoint after every piece.
  * @returns bytes copied by this call
- * @throws I/O codes from either image (VHDSYNC_IO, VHDSYNC_NO_SPACE, ...), VHDSYNC_USAGE (tuning)
+ * @throws I/O codes from either image (VHDSYNC_IO, VHDSYNC_NO_SPACE, ...), VHDSYNC_USAGE (tuning),
+ *   VHDSYNC_INTERRUPTED (options.signal; the cursor is checkpointed first)
  */
 export async function copyRanges(source: DiskImage, target: DiskImage, ranges: RangeSource, options: CopyRangesOptions): Promise<number> {
   const { batchBytes, checkpointBytes, windowBytes } = copyTuning(options);
@@ -112,6 +119,8 @@ export async function copyRanges(source: DiskImage, target: DiskImage, ranges: R
   let doneBytes = 0;
   let sinceCheckpoint = 0;
   let pendingWrite: Promise<void> | undefined;
+  // A Ctrl-C reaches options.signal only when the event loop turns; small pieces may not let it.
+  const turn = eventLoopTurns();
   try {
     let index = 0;
     for await (const window of windowsOf(ranges, options.startBytes, windowBytes)) {
@@ -129,7 +138,10 @@ export async function copyRanges(source: DiskImage, target: DiskImage, ranges: R
         doneBytes += piece.length;
         sinceCheckpoint += piece.length;
         faultPoint(`${options.operation}:copied ${piece.offset}+${piece.length}`);
-        if (sinceCheckpoint >= checkpointBytes) {
+        const turning = turn();
+        if (turning) await turning;
+        const stopping = Boolean(options.signal?.aborted);
+        if (stopping || sinceCheckpoint >= checkpointBytes) {
           await pendingWrite;
           pendingWrite = undefined;
           await target.flush();
@@ -137,6 +149,12 @@ export async function copyRanges(source: DiskImage, target: DiskImage, ranges: R
           sinceCheckpoint = 0;
         }
         options.onProgress?.({ operation: options.operation, doneBytes, totalBytes });
+        if (stopping) {
+          throw new VhdsyncError("VHDSYNC_INTERRUPTED", `${options.operation} interrupted after ${piece.offset + piece.length} bytes of the virtual disk`, {
+            operation: options.operation,
+            cursorBytes: piece.offset + piece.length,
+          });
+        }
       }
     }
     if (pendingWrite) await pendingWrite;

@@ -1,6 +1,7 @@
 // Fault injection for the crash tests of the snapshot step machines. Every durable step (and
 // every batch of a block copy) calls faultPoint(label). With VHDSYNC_FAULT_AT=N the Nth call
-// kills the process with SIGKILL, exactly like `kill -9` (no finally blocks, no flush); a
+// kills the process with SIGKILL, exactly like `kill -9` (no finally blocks, no flush); with
+// VHDSYNC_FAULT_SIGNAL=SIGINT it sends that signal instead (a Ctrl-C at a known moment); a
 // test hook can throw instead. VHDSYNC_FAULT_TRACE=1 prints every point to stderr so a test
 // can count them.
 
@@ -30,5 +31,5 @@ export function faultPoint(label: string): void {
   if (process.env.VHDSYNC_FAULT_TRACE) process.stderr.write(`fault-point ${pointIndex} ${label}\n`);
   if (hook) hook(pointIndex, label);
   const killAt = Number(process.env.VHDSYNC_FAULT_AT);
-  if (process.env.VHDSYNC_FAULT_AT && killAt === pointIndex) process.kill(process.pid, "SIGKILL");
+  if (process.env.VHDSYNC_FAULT_AT && killAt === pointIndex) process.kill(process.pid, (process.env.VHDSYNC_FAULT_SIGNAL || "SIGKILL") as NodeJS.Signals);
 }

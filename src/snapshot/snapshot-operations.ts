@@ -5,7 +5,7 @@
 
 import { promises as fsp } from "node:fs";
 import { basename } from "node:path";
-import { toVhdsyncError } from "../errors.js";
+import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { continueCreate, planCreate } from "./create-steps.js";
 import { continueDelete, planDelete } from "./delete-steps.js";
 import { continueMerge, planMerge } from "./merge-steps.js";
@@ -37,7 +37,7 @@ export async function resumeSnapshotOperation(diskPath: string, tuning: CopyTuni
   checkPath(diskPath, "diskPath");
   checkOptions(tuning);
   return withDiskLock(snapshotPaths(diskPath), async () => {
-    const resumed = await resumePending(diskPath, tuning);
+    const resumed = await namingInterruption(diskPath, resumePending(diskPath, tuning));
     if (!resumed) await fsp.stat(diskPath).catch((error: unknown) => Promise.reject(toVhdsyncError(error, { path: diskPath })));
     return resumed;
   });
@@ -70,6 +70,16 @@ async function begin<S extends OperationState>(state: S): Promise<S> {
   await writeOperationState(snapshotPaths(state.disk).state, state);
   faultPoint(`${state.op}:begin`);
   return state;
+}
+
+/** An interruption (tuning.signal) of `diskPath`'s operation, told how it is finished. */
+async function namingInterruption<T>(diskPath: string, run: Promise<T>): Promise<T> {
+  try {
+    return await run;
+  } catch (error) {
+    if (!(error instanceof VhdsyncError) || error.code !== "VHDSYNC_INTERRUPTED") throw error;
+    throw new VhdsyncError(error.code, `${diskPath}: ${error.message}; \`vhdsync snapshot resume\` or the same command finishes it`, { ...error.details, disk: diskPath }, { cause: error });
+  }
 }
 
 function resumedField(state: OperationState | null): SnapshotOperationResult["resumed"] {
@@ -123,21 +133,22 @@ export async function revertSnapshot(diskPath: string, snapshot: string): Promis
  * Removes snapshot `snapshot` (id or name) without changing what any other snapshot or the
  * active disk reads: its data is merged into each child, which is re-pointed at its parent.
  * Resumable. A rerun after a crash finishes the pending delete (and then reports success).
- * @throws VHDSYNC_USAGE (unknown snapshot), VHDSYNC_CHAIN_BROKEN, I/O codes
+ * @throws VHDSYNC_USAGE (unknown snapshot), VHDSYNC_CHAIN_BROKEN, VHDSYNC_INTERRUPTED
+ *   (tuning.signal: stopped after a checkpoint; resumable), I/O codes
  */
 export async function deleteSnapshot(diskPath: string, snapshot: string, tuning: CopyTuning = {}): Promise<SnapshotOperationResult & { deleted: string }> {
   checkPath(diskPath, "diskPath");
   checkText(snapshot, "snapshot");
   checkOptions(tuning);
   return withDiskLock(snapshotPaths(diskPath), async () => {
-    const resumed = await resumePending(diskPath, tuning);
+    const resumed = await namingInterruption(diskPath, resumePending(diskPath, tuning));
     if (resumed?.op === "delete" && (resumed.snapshotId === snapshot || resumed.snapshotName === snapshot)) {
       return { disk: resumed.disk, resumed: resumedField(resumed), deleted: resumed.snapshotId };
     }
     const set = await loadSnapshotSet(diskPath);
     const node = findSnapshot(set, snapshot);
     assertSameSizes(set, `delete snapshot ${snapshot}`);
-    await continueDelete(set.paths, await begin(await planDelete(set, node)), tuning);
+    await namingInterruption(diskPath, continueDelete(set.paths, await begin(await planDelete(set, node)), tuning));
     return { disk: set.paths.disk, resumed: resumedField(resumed), deleted: node.snapshot!.id };
   });
 }
@@ -147,20 +158,21 @@ export async function deleteSnapshot(diskPath: string, snapshot: string, tuning:
  * active disk's parent). The consumed snapshots disappear; the active disk reads the same.
  * Resumable; a rerun after a crash finishes the pending merge (and then reports success).
  * @throws VHDSYNC_USAGE (nothing to merge, not an ancestor), VHDSYNC_UNSUPPORTED (other
- *   snapshots depend on a consumed layer, or it is not a snapshot layer), VHDSYNC_CHAIN_BROKEN
+ *   snapshots depend on a consumed layer, or it is not a snapshot layer), VHDSYNC_CHAIN_BROKEN,
+ *   VHDSYNC_INTERRUPTED (options.signal: stopped after a checkpoint; resumable)
  */
 export async function mergeSnapshots(diskPath: string, options: { into?: string } & CopyTuning = {}): Promise<SnapshotOperationResult & { merged: string[] }> {
   checkPath(diskPath, "diskPath");
   checkOptions(options);
   if (options?.into !== undefined) checkText(options.into, "into");
   return withDiskLock(snapshotPaths(diskPath), async () => {
-    const resumed = await resumePending(diskPath, options);
+    const resumed = await namingInterruption(diskPath, resumePending(diskPath, options));
     if (resumed?.op === "merge") return { disk: resumed.disk, resumed: resumedField(resumed), merged: resumed.droppedIds };
     const set = await loadSnapshotSet(diskPath);
     const target = options.into ? findSnapshot(set, options.into) : undefined;
     assertSameSizes(set, "merge");
     const state = await begin(planMerge(set, target));
-    await continueMerge(set.paths, state, options);
+    await namingInterruption(diskPath, continueMerge(set.paths, state, options));
     return { disk: set.paths.disk, resumed: resumedField(resumed), merged: state.droppedIds };
   });
 }

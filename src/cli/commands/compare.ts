@@ -5,7 +5,7 @@ import type { CommandModule } from "yargs";
 import { compareImages } from "../../formats/compare-images.js";
 import { openImage } from "../../formats/open-image.js";
 import { EXIT, printReport, runCommand, type GlobalOptions } from "../run.js";
-import { progressReporter } from "../progress.js";
+import { withProgress } from "../interrupt.js";
 import { writeOut } from "../output.js";
 
 interface CompareArgs extends GlobalOptions {
@@ -29,9 +29,7 @@ export const compareCommand: CommandModule<GlobalOptions, CompareArgs> = {
       try {
         const b = await openImage(argv.b, { readOnly: true });
         try {
-          const reporter = progressReporter({ json: argv.json, progress: argv.progress, label: "compare" });
-          const result = await compareImages(a, b, { strict: argv.strict, onProgress: reporter.update });
-          reporter.done();
+          const result = await withProgress(argv, "compare", (controls) => compareImages(a, b, { strict: argv.strict, ...controls }));
           if (argv.json) printReport({ a: argv.a, b: argv.b, ...result });
           else if (result.identical) writeOut("Images are identical.\n");
           else if (result.reason === "size" && argv.strict) writeOut(`Image size mismatch: ${result.sizeA} vs ${result.sizeB} bytes\n`);

@@ -6,8 +6,8 @@ import { CONVERT_TARGETS, convertImage, type ConvertTarget } from "../../sync/co
 import { VhdsyncError } from "../../errors.js";
 import { vhdBlockSizeProblem } from "../../formats/vhd/create-vhd.js";
 import { EXIT, parseSize, printReport, runCommand, usageError, type GlobalOptions } from "../run.js";
-import { formatBytes, progressReporter } from "../progress.js";
-import { interruptSignal } from "../interrupt.js";
+import { formatBytes } from "../progress.js";
+import { withProgress } from "../interrupt.js";
 import { writeOut } from "../output.js";
 
 interface ConvertArgs extends GlobalOptions {
@@ -35,22 +35,13 @@ export const convertCommand: CommandModule<GlobalOptions, ConvertArgs> = {
       const blockSizeBytes = argv.blockSize === undefined ? undefined : parseSize(argv.blockSize, "--block-size");
       const blockProblem = blockSizeBytes === undefined ? undefined : vhdBlockSizeProblem(blockSizeBytes);
       if (blockProblem) throw usageError(`--block-size: ${blockProblem}`);
-      const reporter = progressReporter({ json: argv.json, progress: argv.progress, label: "convert" });
-      const interrupt = interruptSignal();
-      const report = await convertImage(argv.input, argv.output, {
-        to: argv.to,
-        blockSizeBytes,
-        overwrite: argv.force,
-        signal: interrupt.signal,
-        onProgress: reporter.update,
-      })
-        .catch((error) => {
-          // The library's refusal names its option; the CLI's is --force.
-          if (error instanceof VhdsyncError && error.details.outputExists) throw new VhdsyncError(error.code, `${argv.output} exists (use --force to replace it)`, error.details);
-          throw error;
-        })
-        .finally(() => interrupt.dispose());
-      reporter.done();
+      const report = await withProgress(argv, "convert", (controls) =>
+        convertImage(argv.input, argv.output, { to: argv.to, blockSizeBytes, overwrite: argv.force, ...controls }),
+      ).catch((error) => {
+        // The library's refusal names its option; the CLI's is --force.
+        if (error instanceof VhdsyncError && error.details.outputExists) throw new VhdsyncError(error.code, `${argv.output} exists (use --force to replace it)`, error.details);
+        throw error;
+      });
       if (argv.json) printReport(report);
       else {
         writeOut(

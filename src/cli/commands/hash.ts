@@ -8,6 +8,7 @@ import { DEFAULT_HASH_ALGORITHM, HASH_ALGORITHMS, digestLength, toHex, type Hash
 import { hashImage } from "../../hash/hash-image.js";
 import { flatDataOf } from "../../formats/flat-file.js";
 import { progressReporter } from "../progress.js";
+import { interruptSignal } from "../interrupt.js";
 import { EXIT, parseSize, printReport, runCommand, usageError, type GlobalOptions } from "../run.js";
 import { stopWhenReaderGoes, writeOut, writeOutPaced } from "../output.js";
 
@@ -36,7 +37,7 @@ function blockLines(path: string, json: boolean, offsetBytes: number, digests: U
 }
 
 /** Hashes one image; per-block digests are printed as each chunk is hashed. */
-async function hashOne(path: string, algorithm: HashAlgorithm, blockSizeBytes: number | undefined, argv: HashArgs): Promise<object> {
+async function hashOne(path: string, algorithm: HashAlgorithm, blockSizeBytes: number | undefined, argv: HashArgs, signal: AbortSignal): Promise<object> {
   const image = await openImage(path, { readOnly: true });
   try {
     const reporter = progressReporter({ json: argv.json, progress: argv.progress, label: "hash" });
@@ -56,8 +57,8 @@ async function hashOne(path: string, algorithm: HashAlgorithm, blockSizeBytes: n
       blockSizeBytes,
       onProgress: reporter.update,
       onBlockDigests: blockSizeBytes === undefined ? undefined : onBlockDigests,
-    });
-    reporter.done();
+      signal,
+    }).finally(() => reporter.done());
     if (blockSizeBytes !== undefined) return { file: path, sizeBytes: result.sizeBytes, blockSizeBytes, blockCount };
     if (!argv.json) writeOut(`${toHex(result.digest!)}  ${path}\n`);
     return { file: path, sizeBytes: result.sizeBytes, digest: toHex(result.digest!) };
@@ -87,7 +88,13 @@ export const hashCommand: CommandModule<GlobalOptions, HashArgs> = {
         throw usageError(`--block-size: must be a power of two up to 1 GiB: ${argv["block-size"]}`);
       }
       const files = [];
-      for (const path of argv.files) files.push(await hashOne(path, algorithm, blockSizeBytes, argv));
+      // Ctrl-C stops between chunks: VHDSYNC_INTERRUPTED (exit 4) after the digests printed so far.
+      const interrupt = interruptSignal();
+      try {
+        for (const path of argv.files) files.push(await hashOne(path, algorithm, blockSizeBytes, argv, interrupt.signal));
+      } finally {
+        interrupt.dispose();
+      }
       if (argv.json) printReport({ algorithm, files });
       return EXIT.OK;
     }),

@@ -4,11 +4,12 @@
 import type { Argv, CommandModule } from "yargs";
 import { openImage } from "../../formats/open-image.js";
 import { applyLog } from "../../hrl/apply-log.js";
+import { withProgress } from "../interrupt.js";
 import { compactLog } from "../../hrl/compact-log.js";
 import { openLog, type HrlLog, type OpenLogOptions } from "../../hrl/hrl-log.js";
 import { hrlTimestampToIso, normalizeGuid } from "../../hrl/layout.js";
 import { recoverLog } from "../../hrl/recover-log.js";
-import { formatBytes, progressReporter } from "../progress.js";
+import { formatBytes } from "../progress.js";
 import { EXIT, printJson, printReport, runCommand, usageError, type GlobalOptions } from "../run.js";
 import { stopWhenReaderGoes, writeOut, writeOutPaced } from "../output.js";
 
@@ -124,15 +125,17 @@ const applyCommand: CommandModule<GlobalOptions, LogArgs> = {
       if (argv.expectPrevious !== undefined && !normalizeGuid(argv.expectPrevious)) throw usageError(`--expect-previous: not a GUID: ${argv.expectPrevious}`);
       const image = await openImage(argv.image!, { readOnly: false });
       try {
-        const reporter = progressReporter({ json: argv.json, progress: argv.progress, label: "apply" });
-        const result = await applyLog(image, argv.log, {
-          undoPath: argv.undo,
-          statePath: argv.state,
-          expectedPreviousUniqueId: argv.expectPrevious,
-          checkSequence: argv.sequenceCheck,
-          onProgress: reporter.update,
-        });
-        reporter.done();
+        // Ctrl-C: the entry being written is finished, the image flushed and the resume point
+        // recorded; the same command resumes (VHDSYNC_INTERRUPTED, exit 4).
+        const result = await withProgress(argv, "apply", (controls) =>
+          applyLog(image, argv.log, {
+            undoPath: argv.undo,
+            statePath: argv.state,
+            expectedPreviousUniqueId: argv.expectPrevious,
+            checkSequence: argv.sequenceCheck,
+            ...controls,
+          }),
+        );
         if (argv.json) printReport(result);
         else {
           const resumed = result.resumedFromEntry > 0 ? ` (resumed at entry ${result.resumedFromEntry})` : "";

@@ -4,9 +4,10 @@
 import type { Argv, CommandModule } from "yargs";
 import { createSnapshot, deleteSnapshot, listSnapshots, mergeSnapshots, resumeSnapshotOperation, revertSnapshot } from "../../snapshot/index.js";
 import type { SnapshotListing } from "../../snapshot/index.js";
-import { formatBytes, progressReporter } from "../progress.js";
+import { formatBytes } from "../progress.js";
 import { EXIT, printJson, printReport, runCommand, type GlobalOptions } from "../run.js";
 import { writeOut } from "../output.js";
+import { withProgress } from "../interrupt.js";
 
 interface SnapshotArgs extends GlobalOptions {
   disk: string;
@@ -79,9 +80,7 @@ const subcommands: CommandModule<GlobalOptions, SnapshotArgs>[] = [
     builder: (yargs) => snapshot(yargs).option("progress", progressOption) as Argv<SnapshotArgs>,
     handler: (argv) =>
       runCommand(argv, async () => {
-        const reporter = progressReporter({ json: argv.json, progress: argv.progress, label: "delete" });
-        const result = await deleteSnapshot(argv.disk, argv.snapshot!, { onProgress: reporter.update });
-        reporter.done();
+        const result = await withProgress(argv, "delete", (tuning) => deleteSnapshot(argv.disk, argv.snapshot!, tuning));
         if (argv.json) printReport(result);
         else writeOut(`Snapshot ${result.deleted} deleted.\n`);
         return EXIT.OK;
@@ -93,9 +92,7 @@ const subcommands: CommandModule<GlobalOptions, SnapshotArgs>[] = [
     builder: (yargs) => disk(yargs).option("into", { type: "string", describe: "snapshot id or name to merge into" }).option("progress", progressOption) as Argv<SnapshotArgs>,
     handler: (argv) =>
       runCommand(argv, async () => {
-        const reporter = progressReporter({ json: argv.json, progress: argv.progress, label: "merge" });
-        const result = await mergeSnapshots(argv.disk, { into: argv.into, onProgress: reporter.update });
-        reporter.done();
+        const result = await withProgress(argv, "merge", (tuning) => mergeSnapshots(argv.disk, { into: argv.into, ...tuning }));
         if (argv.json) printReport(result);
         else writeOut(`Merged into ${result.disk}; snapshots consumed: ${result.merged.join(", ")}\n`);
         return EXIT.OK;
@@ -104,10 +101,10 @@ const subcommands: CommandModule<GlobalOptions, SnapshotArgs>[] = [
   {
     command: "resume <disk>",
     describe: "Finish a snapshot operation interrupted by a crash",
-    builder: (yargs) => disk(yargs) as Argv<SnapshotArgs>,
+    builder: (yargs) => disk(yargs).option("progress", progressOption) as Argv<SnapshotArgs>,
     handler: (argv) =>
       runCommand(argv, async () => {
-        const state = await resumeSnapshotOperation(argv.disk);
+        const state = await withProgress(argv, "resume", (tuning) => resumeSnapshotOperation(argv.disk, tuning));
         const resumed = state ? { op: state.op, step: state.step } : null;
         if (argv.json) printJson({ ok: true, disk: argv.disk, resumed });
         else writeOut(resumed ? `Finished the pending ${resumed.op} (it had reached step ${resumed.step}).\n` : "Nothing to resume.\n");

@@ -14,8 +14,8 @@ import { VhdsyncError } from "../../errors.js";
 import { checkBlockSize } from "../../sync/digest-format.js";
 import { checkWorkers, workersFromEnv } from "../../sync/scan-workers.js";
 import { EXIT, parseSize, printReport, runCommand, usageError, type GlobalOptions } from "../run.js";
-import { formatBytes, progressReporter } from "../progress.js";
-import { interruptSignal } from "../interrupt.js";
+import { formatBytes } from "../progress.js";
+import { withProgress } from "../interrupt.js";
 import { writeOut } from "../output.js";
 
 interface SyncArgs extends GlobalOptions {
@@ -53,17 +53,6 @@ function asUsage<T>(option: string, check: () => T): T {
   } catch (error) {
     if (error instanceof VhdsyncError && error.code === "VHDSYNC_INVALID_ARGUMENT") throw usageError(`${option}: ${error.message}`);
     throw error;
-  }
-}
-
-async function withProgress<T>(argv: SyncArgs, label: string, body: (options: { onProgress: (e: import("../../progress.js").ProgressEvent) => void; signal: AbortSignal }) => Promise<T>): Promise<T> {
-  const reporter = progressReporter({ json: argv.json, progress: argv.progress, label });
-  const interrupt = interruptSignal();
-  try {
-    return await body({ onProgress: reporter.update, signal: interrupt.signal });
-  } finally {
-    reporter.done();
-    interrupt.dispose();
   }
 }
 
