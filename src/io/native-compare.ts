@@ -105,7 +105,9 @@ export async function compareSegment(request: CompareSegmentRequest): Promise<Co
   let units = 0;
   for (let i = 0; i < ranges.length; i += 4) units += Math.ceil((ranges[i + 1] - ranges[i]) / request.unitBytes);
   const changes = new Float64Array(Math.max(3, units * 3));
-  const counts = await settle(request, "compared", () =>
+  const targetMemory = (request.targetMemory?.buffer as ArrayBuffer | undefined) ?? null;
+  const sourceMemory = (request.sourceMemory?.buffer as ArrayBuffer | undefined) ?? null;
+  const counts = await settle(request, "compared", [changes, targetMemory, sourceMemory], () =>
     addon.compareSegmentAsync(
       request.sourceFd,
       request.targetFd,
@@ -119,15 +121,12 @@ export async function compareSegment(request: CompareSegmentRequest): Promise<Co
       (request.write ? 1 : 0) | (request.targetZeros && request.write ? 2 : 0) | readModeBits(),
       changes.buffer,
       request.gate ?? null,
-      (request.targetMemory?.buffer as ArrayBuffer | undefined) ?? null,
-      (request.sourceMemory?.buffer as ArrayBuffer | undefined) ?? null,
+      targetMemory,
+      sourceMemory,
       packGather(request.sourceGather),
       packGather(request.targetGather),
     ),
   );
-  // The lent memory stays referenced (so alive) until the job has settled.
-  void request.targetMemory;
-  void request.sourceMemory;
   return { ...counts, changesArray: changes.slice(0, counts.changes * 3) };
 }
 
@@ -187,8 +186,18 @@ function wholeRanges(ranges: PackedRanges): ArrayBuffer {
   return (ranges.byteOffset === 0 && ranges.byteLength === ranges.buffer.byteLength ? ranges.buffer : ranges.slice().buffer) as ArrayBuffer;
 }
 
-/** Awaits a segment job, turning the addon's errors into VhdsyncErrors. */
-async function settle<T>(request: { startBytes: number; lengthBytes: number }, doing: string, job: () => Promise<T>): Promise<T> {
+/**
+ * Memory lent to segment jobs in flight. A job reads and writes its ArrayBuffers by address on
+ * a pool thread and the addon holds no reference to them, so they must stay reachable from
+ * here until it settles: a copy of a target frame that nothing referenced after the call was
+ * collected meanwhile, its memory reused, and blocks equal to the target's read as changed (an
+ * intermittent failure of the in-memory source path under load).
+ */
+const lentToJobs = new Set<readonly unknown[]>();
+
+/** Awaits a segment job holding `lent` (every buffer passed to it), turning the addon's errors into VhdsyncErrors. */
+async function settle<T>(request: { startBytes: number; lengthBytes: number }, doing: string, lent: readonly unknown[], job: () => Promise<T>): Promise<T> {
+  lentToJobs.add(lent);
   try {
     return await job();
   } catch (error) {
@@ -196,6 +205,8 @@ async function settle<T>(request: { startBytes: number; lengthBytes: number }, d
     // The addon refuses to map past the end of a file (it would fault): an image that shrank.
     if (errnoName(error) === "ENXIO") throw new VhdsyncError("VHDSYNC_TRUNCATED", `an image is shorter than the range ${request.startBytes}+${request.lengthBytes} being ${doing}`, details, { cause: error });
     throw fromNativeError(error, details);
+  } finally {
+    lentToJobs.delete(lent);
   }
 }
 
@@ -280,9 +291,13 @@ export async function hashSegment(request: HashSegmentRequest): Promise<HashSegm
   const flags = new Uint8Array(blocks);
   const digests = new Uint8Array(Math.max(1, sourced) * request.digestLength);
   const changes = new Float64Array(target ? Math.max(1, Math.min(blocks, active + targetData)) * 3 : 1);
-  // The addon takes whole ArrayBuffers: copy views that are parts of larger ones.
+  // The addon takes whole ArrayBuffers: copy views that are parts of larger ones (the copies
+  // are lent to the job like the rest: see lentToJobs).
   const whole = (view: Uint8Array) => (view.byteOffset === 0 && view.byteLength === view.buffer.byteLength ? view.buffer : view.slice().buffer) as ArrayBuffer;
-  const counts = await settle(request, "hashed", () =>
+  const targetFlags = target ? whole(target.flags.subarray(0, blocks)) : null;
+  const targetDigests = target ? whole(target.digests) : null;
+  const sourceMemory = (request.sourceMemory?.buffer as ArrayBuffer | undefined) ?? null;
+  const counts = await settle(request, "hashed", [flags, digests, changes, targetFlags, targetDigests, sourceMemory], () =>
     addon.hashSegmentAsync(
       request.sourceFd,
       request.targetFd,
@@ -297,13 +312,12 @@ export async function hashSegment(request: HashSegmentRequest): Promise<HashSegm
       flags.buffer,
       digests.buffer,
       changes.buffer,
-      target ? whole(target.flags.subarray(0, blocks)) : null,
-      target ? whole(target.digests) : null,
+      targetFlags,
+      targetDigests,
       request.gate ?? null,
-      (request.sourceMemory?.buffer as ArrayBuffer | undefined) ?? null,
+      sourceMemory,
       packGather(request.sourceGather),
     ),
   );
-  void request.sourceMemory;
   return { ...counts, flags, digests: digests.subarray(0, counts.dataBlocks * request.digestLength), changesArray: changes.slice(0, counts.changes * 3) };
 }
