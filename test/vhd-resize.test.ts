@@ -20,7 +20,7 @@ import type { DiskImage } from "../dist/formats/disk-image.js";
 import { runCli } from "./helpers/cli.js";
 import { Prng, testSeed } from "./helpers/prng.js";
 import { tempDir } from "./helpers/tmp.js";
-import { isZeroBuffer, qemuContent, qemuVirtualSize, readImage, run, sha256 } from "./helpers/vhd.js";
+import { fixChecksums, isZeroBuffer, qemuContent, qemuVirtualSize, readImage, run, sha256 } from "./helpers/vhd.js";
 import { sealedCheckpoint } from "./helpers/checkpoint.js";
 
 const KIB = 1024;
@@ -245,6 +245,39 @@ t.test("sizes a VHD cannot hold are refused before anything is written", async (
   const image = await createVhd(vpc, { type: "dynamic", sizeBytes: 1 * MIB, blockSizeBytes: 4 * KIB, creatorApplication: "vpc " });
   await image.close();
   await expectRefused(vpc, 3 * MIB + 512, /CHS geometry/);
+});
+
+t.test("growing a fixed VHD whose size comes from its CHS geometry: the hidden tail and the old footer read as zeros", async (t) => {
+  const seed = testSeed();
+  const prng = new Prng(seed);
+  const dir = tempDir(t);
+  // A 10 MiB fixed disk relabelled as VirtualBox's: its size is now the geometry's, 10,479,616
+  // bytes, and the 6 KiB of file before the footer are hidden (filled with 0xAB here).
+  const path = join(dir, "vbox.vhd");
+  const image = await createVhd(path, { type: "fixed", sizeBytes: 10 * MIB });
+  await image.write(prng.bytes(10 * MIB), 0);
+  await image.close();
+  const file = readFileSync(path);
+  const footerAt = file.length - 512;
+  file.write("vbox", footerAt + 28, "latin1");
+  fixChecksums(file, [footerAt]);
+  const chsBytes = 10479616;
+  file.fill(0xab, chsBytes, footerAt);
+  writeFileSync(path, file);
+  // libvhdi takes the footer's size whatever the creator; qemu, like vhdsync, the geometry's.
+  const before = await contentOf(path);
+  t.equal(before.length, chsBytes, "relabelled: vhdsync's size is the geometry's");
+  t.equal(qemuVirtualSize(path), chsBytes, "relabelled: so is qemu-img's");
+  // The next sizes the geometry describes: 310 and 400 cylinders of 4 heads and 17 sectors.
+  for (const grown of [10792960, 13926400]) {
+    const copy = join(dir, `grown-${grown}.vhd`);
+    copyFileSync(path, copy);
+    await resizeFile(copy, grown);
+    const after = await checkReaders(t, copy, dir, grown, `seed ${seed}: grown to ${grown}`, "fixed");
+    t.ok(after.subarray(0, chsBytes).equals(before), `grown to ${grown}: the data is unchanged`);
+    t.ok(isZeroBuffer(after.subarray(chsBytes)), `grown to ${grown}: the grown range reads zeros (the first non-zero byte was at ${after.subarray(chsBytes).findIndex((byte) => byte !== 0)})`);
+    t.equal(statSync(copy).size, grown + 512, `grown to ${grown}: the file ends with the new footer`);
+  }
 });
 
 t.test("a dynamic disk whose last block is stored short, with the footer right after it, is not grown", async (t) => {

@@ -47,8 +47,9 @@ export class VhdFixedImage extends VhdImage {
 
   /**
    * Changes the virtual size: the footer (current size, geometry) is written at the new end
-   * first, then a grown disk's old footer place is zeroed (it is disk data now; the rest of the
-   * grown range is a hole, zeros), or a shrunk file is cut after the new footer; then
+   * first, then what a grown disk's file held past the old size is zeroed (the old footer, and
+   * a tail a CHS-sized disk kept hidden: disk data now; the rest of the grown range is a hole,
+   * zeros) and the file cut after the new footer, or a shrunk file is cut; then
    * fdatasync. A crash in between leaves a disk that opens: at the new size with the old
    * footer's 512 bytes in it, or at the old size with 512 bytes past the new end overwritten.
    * Both only hold bytes the resize gives up, and a resync compares them.
@@ -59,19 +60,29 @@ export class VhdFixedImage extends VhdImage {
     const oldSize = this.virtualSize;
     if (sizeBytes === oldSize) return;
     const footer = this.checkResize(sizeBytes);
+    const oldFileBytes = this.fileSizeBytes;
     await writeExactly(this.handle, buildFooter(footer), sizeBytes, this.path);
     if (sizeBytes > oldSize) {
-      await zeroFileBytes(this.handle, oldSize, VHD_FOOTER_BYTES, this.path);
+      // What the file held past the old size now lies inside the disk: the old footer, and
+      // before it the tail a creator that takes the size from the CHS geometry (VirtualBox,
+      // Virtual PC) keeps hidden when its footer's size is larger. Both must read as zeros.
+      const staleEnd = Math.min(sizeBytes, oldFileBytes);
+      await zeroFileBytes(this.handle, oldSize, staleEnd - oldSize, this.path);
+      if (oldFileBytes > sizeBytes + VHD_FOOTER_BYTES) await this.truncateTo(sizeBytes + VHD_FOOTER_BYTES);
     } else {
-      try {
-        await this.handle.truncate(sizeBytes + VHD_FOOTER_BYTES);
-      } catch (error) {
-        throw toVhdsyncError(error, { path: this.path });
-      }
+      await this.truncateTo(sizeBytes + VHD_FOOTER_BYTES);
     }
     await datasyncHandle(this.handle, this.path);
     this.setFooter(footer);
     this.fileSizeBytes = sizeBytes + VHD_FOOTER_BYTES;
+  }
+
+  private async truncateTo(fileBytes: number): Promise<void> {
+    try {
+      await this.handle.truncate(fileBytes);
+    } catch (error) {
+      throw toVhdsyncError(error, { path: this.path });
+    }
   }
 
   /**
