@@ -4,7 +4,7 @@
 // output is renamed into place: `checksum -o /dev/null` would have replaced /dev/null).
 import t from "tap";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { checksum } from "../dist/sync/checksum.js";
 import { diff } from "../dist/sync/diff.js";
@@ -97,4 +97,20 @@ t.test("an output that is a FIFO, a directory or a device: exit 3, left as it wa
   t.ok(statSync(fifo).isFIFO(), "the FIFO is still a FIFO");
   t.ok(statSync("/dev/null").isCharacterDevice(), "/dev/null is still a device");
   await t.rejects(checksum(image, fifo), { code: "VHDSYNC_INVALID_ARGUMENT" });
+});
+
+t.test("an output that is a symbolic link to a missing file: exit 3 before any work, nothing created", async (t) => {
+  const dir = tempDir(t);
+  const source = join(dir, "source.raw");
+  writeFileSync(source, new Prng(testSeed()).bytes(1024 * 1024));
+  const link = join(dir, "dangling.raw");
+  symlinkSync("nowhere.raw", link);
+  // Each wrote its whole output, then failed to commit it with VHDSYNC_BUSY (exit 4), every time.
+  for (const args of [["convert", source, link, "--to", "raw"], ["convert", source, link, "--to", "vhd-dynamic"], ["copy", source, link], ["checksum", source, "-o", link]]) {
+    const result = runCli(args);
+    t.equal(result.status, 3, `${args[0]}: ${result.stderr}`);
+    t.match(result.stderr, /^vhdsync: VHDSYNC_INVALID_ARGUMENT: .*dangling\.raw is a symbolic link to a missing file \(nowhere\.raw\)/m, args.join(" "));
+  }
+  t.same(readdirSync(dir).sort(), ["dangling.raw", "source.raw"], "no file made: neither the link's target nor a temp file");
+  t.equal(readlinkSync(link), "nowhere.raw", "the link is left as it was");
 });

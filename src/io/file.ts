@@ -33,8 +33,23 @@ function kindOf(stats: Stats): string {
  */
 export async function refuseSpecialOutput(path: string, what: string): Promise<void> {
   const stats = await fsp.stat(path).catch(() => undefined);
-  if (!stats || stats.isFile()) return;
+  if (!stats) return refuseDanglingLink(path, what);
+  if (stats.isFile()) return;
   throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${what} ${path} is ${kindOf(stats)}: it is written to a temp file beside it and renamed into place; name a regular file`, { path });
+}
+
+/**
+ * Refuses a path that is a symbolic link to nothing. Such an output would be created as a new
+ * file, and the commit that moves it into place without replacing anything (a hard link)
+ * fails on the link's name, after all the work: refused first, as `cp` refuses to write
+ * through a dangling link.
+ * @throws VHDSYNC_INVALID_ARGUMENT
+ */
+export async function refuseDanglingLink(path: string, what: string): Promise<void> {
+  const link = await fsp.lstat(path).catch(() => undefined);
+  if (!link?.isSymbolicLink() || (await fsp.stat(path).then(() => true, () => false))) return;
+  const points = await fsp.readlink(path).catch(() => "?");
+  throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${what} ${path} is a symbolic link to a missing file (${points}): name the file itself`, { path });
 }
 
 /** Opens a file; errors become VhdsyncErrors with the path. */

@@ -15,6 +15,7 @@ import { SegmentPool, runSegments } from "./segment-pool.js";
 import { workerCountFor } from "./scan-workers.js";
 import { parentsOf, refuseReadOnlyFormat, refuseSameFile } from "./image-identity.js";
 import { commitNewFile, removeStaleTempFiles, tempPathFor } from "../io/atomic-file.js";
+import { refuseDanglingLink } from "../io/file.js";
 import { checkScanOptions, DEFAULT_BLOCK_BYTES, DEFAULT_WINDOW_BYTES, blockCountFor, segmentBlocksFor, segmentTasks } from "./segment-plan.js";
 import { addCounters, emptyCounters, type SegmentCounters, type SegmentResult } from "./segment-task.js";
 import { monotonicMs } from "../io/clock.js";
@@ -69,6 +70,7 @@ export async function copy(sourcePath: string, targetPath: string, options: Copy
   checkFlags(options, ["targetFresh", "allowLargerTarget"]);
   const blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_BYTES;
   await refuseSameFile(targetPath, [sourcePath], "the target");
+  await refuseDanglingLink(targetPath, "the target");
   const source = await openImage(sourcePath, { readOnly: true });
   let target: DiskImage | undefined;
   const created = !existsSync(targetPath);
