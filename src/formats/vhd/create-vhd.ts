@@ -5,11 +5,12 @@
 // "win " so that readers that follow qemu's size rule take the current size (docs/vhd.md).
 
 import { nodeCrypto } from "../../io/node-crypto.js";
-import { rm, stat } from "node:fs/promises";
+import { lstat, rm, stat } from "node:fs/promises";
 import { basename, dirname, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { VhdsyncError, toVhdsyncError } from "../../errors.js";
 import { openFile, writeExactly } from "../../io/file.js";
+import { commitNewFile, removeStaleTempFiles, tempPathFor } from "../../io/atomic-file.js";
 import { alignUp } from "./vhd-io.js";
 import { openVhd } from "./open-vhd.js";
 import type { VhdImage } from "./vhd-image.js";
@@ -172,10 +173,15 @@ export async function createVhd(path: string, options: CreateVhdOptions): Promis
     }
     const diskType: VhdDiskType = options.type === "fixed" ? 2 : options.type === "dynamic" ? 3 : 4;
     const footer = makeFooter(diskType, sizeBytes, options.creatorApplication ?? "win ");
-    const handle = await openFile(path, "wx").catch((error: unknown) => {
-      if ((error as VhdsyncError).details?.errno === "EEXIST") throw invalid(`${path} already exists`, { path });
-      throw error;
-    });
+    // A new disk never replaces anything. It is written under a temp name beside `path` and
+    // moved into place once complete and flushed (never over a file that appeared meanwhile:
+    // VHDSYNC_BUSY), so a create killed at any moment leaves no partial disk under its name
+    // (one with no footer opened as a raw file, and the rerun was refused with "already
+    // exists"); the next create of that name removes the temp file a killed one left.
+    if (await lstat(path).then(() => true, () => false)) throw invalid(`${path} already exists`, { path });
+    await removeStaleTempFiles(path);
+    const temp = tempPathFor(path);
+    const handle = await openFile(temp, "wx");
     try {
       if (diskType === 2) {
         await handle.truncate(sizeBytes);
@@ -184,17 +190,15 @@ export async function createVhd(path: string, options: CreateVhdOptions): Promis
         await writeDynamicLayout(handle, path, footer, options.blockSizeBytes ?? DEFAULT_BLOCK_SIZE_BYTES, parent);
       }
       await handle.datasync();
+      await handle.close();
+      await commitNewFile(temp, path);
     } catch (error) {
-      // The file is ours (created with "wx") and unusable half-written (no footer, or a BAT
-      // and header without their footer): removed, so that a rerun after making room (ENOSPC,
-      // EFBIG) is not refused with "already exists".
+      // Unusable half-written (no footer, or a BAT and header without their footer): removed,
+      // so a rerun after making room (ENOSPC, EFBIG) starts afresh.
       await handle.close().catch(() => undefined);
-      await rm(path, { force: true }).catch(() => undefined);
+      await rm(temp, { force: true }).catch(() => undefined);
       throw toVhdsyncError(error, { path });
     }
-    await handle.close().catch((error: unknown) => {
-      throw toVhdsyncError(error, { path });
-    });
   } finally {
     await parent?.close();
   }
