@@ -4,7 +4,7 @@
 // is written), then runs its step machine. Semantics: docs/snapshots.md.
 
 import { promises as fsp } from "node:fs";
-import { basename } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { continueCreate, planCreate } from "./create-steps.js";
 import { continueDelete, planDelete } from "./delete-steps.js";
@@ -12,7 +12,7 @@ import { continueMerge, planMerge } from "./merge-steps.js";
 import { readOperationState, writeOperationState, type OperationState } from "./operation-state.js";
 import { continueRevert, planRevert } from "./revert-steps.js";
 import type { SnapshotEntry } from "./snapshot-catalogue.js";
-import { snapshotPaths } from "./snapshot-paths.js";
+import { snapshotPaths, type SnapshotPaths } from "./snapshot-paths.js";
 import { assertSameSizes, findSnapshot, loadSnapshotSet } from "./snapshot-set.js";
 import type { CopyTuning } from "./copy-ranges.js";
 import { faultPoint } from "./fault-injection.js";
@@ -48,6 +48,7 @@ async function resumePending(diskPath: string, tuning: CopyTuning): Promise<Oper
   const paths = snapshotPaths(diskPath);
   const state = await readOperationState(paths.state);
   if (!state) return null;
+  await refuseStateOfAnotherDisk(paths, state);
   switch (state.op) {
     case "create":
       await continueCreate(paths, state);
@@ -63,6 +64,25 @@ async function resumePending(diskPath: string, tuning: CopyTuning): Promise<Oper
       break;
   }
   return state;
+}
+
+/**
+ * Refuses a state file made for a disk in another directory: a copy of the disk's directory
+ * (or the directory moved since). The state names its files by absolute path, and resuming a
+ * copy finished the original's operation on the original's files (renaming one of them into the
+ * copy), which broke the original's chain. Same directory means the same directory's identity
+ * (device and inode), so another path to it (a symbolic link) is fine.
+ * @throws VHDSYNC_BAD_STATE
+ */
+async function refuseStateOfAnotherDisk(paths: SnapshotPaths, state: OperationState): Promise<void> {
+  const identity = (path: string) => fsp.stat(path).then((stats) => `${stats.dev}:${stats.ino}`, () => undefined);
+  const recorded = typeof state.disk === "string" ? resolve(state.disk) : "";
+  if (basename(recorded) === basename(paths.disk) && (await identity(dirname(recorded))) === (await identity(paths.directory))) return;
+  throw new VhdsyncError(
+    "VHDSYNC_BAD_STATE",
+    `${paths.state}: the unfinished ${state.op} it records is of ${recorded}, not of ${paths.disk} (a copied or moved directory?); finish it where it was made, then copy the directory again (or move it back)`,
+    { statePath: paths.state, recordedDisk: recorded, disk: paths.disk },
+  );
 }
 
 /** Persists the first state of a new operation. */

@@ -5,6 +5,7 @@
 // `<dir>/<file>.snapshot-op.json` (docs/snapshots.md).
 
 import { nodeCrypto } from "../io/node-crypto.js";
+import { snapshotStatePath } from "../formats/vhd/vhd-children.js";
 import { basename, dirname, extname, join, resolve } from "node:path";
 
 /** The paths that belong to one snapshotted disk. */
@@ -21,7 +22,7 @@ export function snapshotPaths(diskPath: string): SnapshotPaths {
   const disk = resolve(diskPath);
   const directory = dirname(disk);
   const file = basename(disk);
-  return { disk, directory, catalogue: join(directory, `${file}.snapshots.json`), state: join(directory, `${file}.snapshot-op.json`) };
+  return { disk, directory, catalogue: join(directory, `${file}.snapshots.json`), state: snapshotStatePath(disk) };
 }
 
 /** A new random snapshot id: 8 lowercase hex digits. */

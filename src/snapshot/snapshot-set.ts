@@ -57,8 +57,12 @@ function chainBroken(message: string, details: Record<string, unknown>): Vhdsync
   return new VhdsyncError("VHDSYNC_CHAIN_BROKEN", message, details);
 }
 
-/** Opens a catalogued layer; a missing file is a broken chain. */
-async function loadSnapshotLayer(paths: SnapshotPaths, entry: SnapshotEntry, nodes: Map<string, LayerNode>): Promise<LayerNode> {
+/**
+ * Opens a catalogued layer; a missing file is a broken chain. An entry naming the active disk,
+ * or a layer another entry names, is refused: deleting that "snapshot" removed the active
+ * disk's file.
+ */
+async function loadSnapshotLayer(paths: SnapshotPaths, entry: SnapshotEntry, nodes: Map<string, LayerNode>, active: LayerNode): Promise<LayerNode> {
   const layerPath = join(paths.directory, entry.layer);
   let node: LayerNode;
   try {
@@ -66,6 +70,14 @@ async function loadSnapshotLayer(paths: SnapshotPaths, entry: SnapshotEntry, nod
   } catch (error) {
     if ((error as VhdsyncError).code !== "VHDSYNC_NOT_FOUND") throw error;
     throw chainBroken(`snapshot ${entry.id} of ${paths.disk}: layer file ${layerPath} is missing`, { disk: paths.disk, snapshot: entry.id, path: layerPath });
+  }
+  if (node === active || node.snapshot) {
+    const what = node === active ? "the active disk itself" : `the layer of snapshot ${node.snapshot!.id} too`;
+    throw new VhdsyncError("VHDSYNC_BAD_STATE", `${paths.catalogue}: snapshot ${entry.id} names ${what} (${layerPath}): the catalogue is damaged; nothing was changed`, {
+      catalogue: paths.catalogue,
+      snapshot: entry.id,
+      path: layerPath,
+    });
   }
   if (node.facts.uniqueId !== entry.uniqueId) {
     throw chainBroken(`snapshot ${entry.id} of ${paths.disk}: ${layerPath} has unique id ${node.facts.uniqueId}, the catalogue says ${entry.uniqueId}`, {
@@ -83,14 +95,15 @@ async function loadSnapshotLayer(paths: SnapshotPaths, entry: SnapshotEntry, nod
 /**
  * Loads and validates the snapshot set of `diskPath`.
  * @throws VHDSYNC_CHAIN_BROKEN (missing/mismatched layer or parent, with the paths),
- *   VHDSYNC_UNSUPPORTED (not a VHD), VHDSYNC_BAD_STATE (unreadable catalogue), I/O codes
+ *   VHDSYNC_UNSUPPORTED (not a VHD), VHDSYNC_BAD_STATE (unreadable catalogue, or an entry
+ *   naming the active disk or another entry's layer), I/O codes
  */
 export async function loadSnapshotSet(diskPath: string): Promise<SnapshotSet> {
   const paths = snapshotPaths(diskPath);
   const catalogue = await readCatalogue(paths.catalogue, basename(paths.disk));
   const nodes = new Map<string, LayerNode>();
   const active = await addChain(paths.disk, nodes, "active");
-  for (const entry of catalogue.snapshots) await loadSnapshotLayer(paths, entry, nodes);
+  for (const entry of catalogue.snapshots) await loadSnapshotLayer(paths, entry, nodes, active);
   for (const node of [...nodes.values()]) await addAncestors(node, nodes);
   for (const node of nodes.values()) {
     if (node.facts.parentPath) nodes.get(node.facts.parentPath)?.childPaths.push(node.facts.path);

@@ -4,7 +4,7 @@
 // not manage the children of, and resizing or writing to a disk others depend on.
 
 import { closeSync, openSync, promises as fsp, readSync, statSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { VhdsyncError, toVhdsyncError } from "../../errors.js";
 import type { DiskImage } from "../disk-image.js";
 import { openVhd, parseEndFooter } from "./open-vhd.js";
@@ -120,13 +120,32 @@ async function readsAnotherParent(childPath: string, real: string): Promise<bool
 }
 
 /**
+ * The state file a snapshot operation keeps beside the disk at `diskPath` until it is finished
+ * (src/snapshot/snapshot-paths.ts; defined here so writers below the snapshot layer find it).
+ */
+export function snapshotStatePath(diskPath: string): string {
+  const disk = resolve(diskPath);
+  return join(dirname(disk), `${basename(disk)}.snapshot-op.json`);
+}
+
+/**
  * Refuses to write to (or resize) a VHD that differencing disks depend on: they read their
  * parent's data where they have none of their own, so every write would change what they read
  * (Hyper-V forbids it for the same reason). `action` names the writer in the message, `why`
- * what it would do to them.
- * @throws VHDSYNC_UNSUPPORTED (details.dependents)
+ * what it would do to them. Also refuses a disk with a snapshot operation a crash left
+ * unfinished: finishing it renames a layer over the disk's file or copies what it held at the
+ * crash, and what was written meanwhile would be lost.
+ * @throws VHDSYNC_UNSUPPORTED (details.dependents), VHDSYNC_BUSY (details.snapshotState)
  */
 export async function refuseWritingDependedOn(image: DiskImage, action: string, why = "what they read would change; write to the leaf of the chain, or merge or delete them first"): Promise<void> {
+  const state = snapshotStatePath(image.path);
+  if (await fsp.lstat(state).then(() => true, () => false)) {
+    throw new VhdsyncError(
+      "VHDSYNC_BUSY",
+      `${image.path}: cannot ${action} a disk whose snapshot operation is unfinished (${state}): finishing it would undo what is written now; run vhdsync snapshot resume ${image.path} first`,
+      { path: image.path, snapshotState: state },
+    );
+  }
   const dependents = await dependentsOf(image);
   if (dependents.length === 0) return;
   throw new VhdsyncError(
