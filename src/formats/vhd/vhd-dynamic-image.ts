@@ -587,7 +587,10 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     const raw = new Uint8Array(tableBytes).fill(0xff);
     raw.set(this.table.raw.subarray(0, this.table.entries * 4));
     let tableOffset = this.header.tableOffsetBytes;
-    if (tableOffset + tableBytes > this.nextStartAfter(tableOffset)) tableOffset = alignUp(this.footerOffsetBytes, 512);
+    // Moved behind everything the file holds: where the footer is, or before it when a grow
+    // stopped after moving the footer (ENOSPC writing the BAT) left room there. Behind the
+    // footer, every retry needed the whole BAT again on top of the room the last one took.
+    if (tableOffset + tableBytes > this.nextStartAfter(tableOffset)) tableOffset = alignUp(this.heldEndBytes(), 512);
     if (tableOffset + tableBytes > this.footerOffsetBytes) await this.moveFooter(tableOffset + tableBytes);
     await writeExactly(this.handle, raw, tableOffset, this.path);
     await datasyncHandle(this.handle, this.path);
@@ -620,14 +623,7 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
    * Stopped in between, the old footer still ends the file.
    */
   private async trimTail(): Promise<void> {
-    const region = this.bitmapBytes + this.blockSizeBytes;
-    let end = 0;
-    for (const range of this.metadataRanges()) end = Math.max(end, range.endBytes);
-    // (A last block stored short ends where the footer starts.)
-    for (let block = 0; block < this.table.entries; block++) {
-      if (this.table.isAllocated(block)) end = Math.max(end, Math.min(this.table.blockOffsetBytes(block) + region, this.footerOffsetBytes));
-    }
-    const footerAt = alignUp(end, 512);
+    const footerAt = alignUp(this.heldEndBytes(), 512);
     if (footerAt >= this.footerOffsetBytes) return;
     await this.moveFooter(footerAt);
     await datasyncHandle(this.handle, this.path);
@@ -639,6 +635,18 @@ export class VhdDynamicImage extends VhdImage implements LocatableImage {
     await datasyncHandle(this.handle, this.path);
     this.fileSizeBytes = footerAt + 512;
     this.freeSlots = undefined;
+  }
+
+  /** Where what the file holds ends: its metadata and allocated blocks (the footer aside). */
+  private heldEndBytes(): number {
+    const region = this.bitmapBytes + this.blockSizeBytes;
+    let end = 0;
+    for (const range of this.metadataRanges()) end = Math.max(end, range.endBytes);
+    // (A last block stored short ends where the footer starts.)
+    for (let block = 0; block < this.table.entries; block++) {
+      if (this.table.isAllocated(block)) end = Math.max(end, Math.min(this.table.blockOffsetBytes(block) + region, this.footerOffsetBytes));
+    }
+    return end;
   }
 
   /** Writes the dynamic header in one piece, then fdatasync. */
