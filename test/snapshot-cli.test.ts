@@ -4,7 +4,7 @@
 import t from "tap";
 import { createHash } from "node:crypto";
 import { readFileSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { createVhd } from "../dist/formats/vhd/index.js";
 import { createSnapshot, deleteSnapshot, listSnapshots, mergeSnapshots, revertSnapshot } from "../dist/snapshot/index.js";
 import { runCli } from "./helpers/cli.js";
@@ -27,7 +27,7 @@ function json(stdout: string): Record<string, unknown> {
 }
 
 t.test("JSON contract of create, list, revert, delete, merge", async (t) => {
-  const { seed, prng, model, disk, ids } = await chainFixture(t, 2, 512 * 1024, 16 * 1024);
+  const { seed, prng, dir, model, disk, ids } = await chainFixture(t, 2, 512 * 1024, 16 * 1024);
 
   const created = runCli(["snapshot", "create", disk, "--name", "cli-made", "--json"]);
   t.equal(created.status, 0, created.stderr);
@@ -81,6 +81,9 @@ t.test("JSON contract of create, list, revert, delete, merge", async (t) => {
   await t.rejects(deleteSnapshot(disk, "nope"), { code: "VHDSYNC_USAGE" });
   const resume = runCli(["snapshot", "resume", disk, "--json"]);
   t.same(json(resume.stdout).resumed, null);
+  // Named relative to another directory, the disk is reported by its absolute path, as the other commands do.
+  const relative = runCli(["snapshot", "resume", `./${basename(disk)}`, "--json"], { cwd: dir });
+  t.equal(json(relative.stdout).disk, disk, "resume reports the disk's absolute path");
 });
 
 t.test("broken chain: VHDSYNC_CHAIN_BROKEN with the paths, nothing modified", async (t) => {

@@ -4,7 +4,7 @@
 // output is renamed into place: `checksum -o /dev/null` would have replaced /dev/null).
 import t from "tap";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { checksum } from "../dist/sync/checksum.js";
 import { diff } from "../dist/sync/diff.js";
@@ -113,4 +113,29 @@ t.test("an output that is a symbolic link to a missing file: exit 3 before any w
   }
   t.same(readdirSync(dir).sort(), ["dangling.raw", "source.raw"], "no file made: neither the link's target nor a temp file");
   t.equal(readlinkSync(link), "nowhere.raw", "the link is left as it was");
+});
+
+t.test("an output that is a symbolic link to a file is written through: the file it names is replaced, the link kept", async (t) => {
+  const dir = tempDir(t);
+  const prng = new Prng(testSeed());
+  const source = join(dir, "source.raw");
+  writeFileSync(source, prng.bytes(1024 * 1024));
+  mkdirSync(join(dir, "real"));
+  const real = join(dir, "real", "out.raw");
+  writeFileSync(real, prng.bytes(4096));
+  const link = join(dir, "out.raw");
+  symlinkSync("real/out.raw", link);
+  // Renaming the new output over the link replaced the link with a regular file and left the file it named as it was.
+  const converted = runCli(["convert", source, link, "--to", "raw", "--force"]);
+  t.equal(converted.status, 0, converted.stderr);
+  t.equal(readlinkSync(link), "real/out.raw", "convert --force: the link is kept");
+  t.ok(readFileSync(real).equals(readFileSync(source)), "convert --force: the file it names holds the output");
+  const digest = join(dir, "real", "source.digest");
+  writeFileSync(digest, "old");
+  symlinkSync("real/source.digest", join(dir, "source.digest"));
+  const summed = runCli(["checksum", source, "-o", join(dir, "source.digest")]);
+  t.equal(summed.status, 0, summed.stderr);
+  t.equal(readlinkSync(join(dir, "source.digest")), "real/source.digest", "checksum -o: the link is kept");
+  t.equal(runCli(["diff", source, digest]).status, 0, "checksum -o: the file it names is the digest of the source");
+  t.same(readdirSync(join(dir, "real")).sort(), ["out.raw", "source.digest"], "no temp file left beside either file");
 });

@@ -6,7 +6,7 @@
 import { promises as fsp } from "node:fs";
 import type { HrlHeader } from "./header.js";
 import { HrlWriter, type HrlLogSummary, type HrlWriterOptions } from "./hrl-writer.js";
-import { removeStaleTempFiles, renameDurably, tempPathFor } from "../io/atomic-file.js";
+import { commitTempFile, removeStaleTempFiles, tempPathFor } from "../io/atomic-file.js";
 import { refuseSpecialOutput } from "../io/file.js";
 
 /** Writer options that give a new log the identity of `header` (ids, MetadataSize, creator, time). */
@@ -49,7 +49,7 @@ export async function writeLogFile(path: string, options: HrlWriterOptions, fill
   try {
     await fill(writer);
     const summary = await writer.close();
-    await renameDurably(temp, path);
+    await commitTempFile(temp, path);
     return { ...summary, path };
   } catch (error) {
     // abandon() after a failed close() finds the writer released already: a no-op.

@@ -3,7 +3,7 @@
 // Used for every state file (resync checkpoints, log-apply state, snapshot catalogue and
 // operations) and for outputs that appear only when complete (digest files, convert).
 
-import { promises as fsp } from "node:fs";
+import { lstatSync, promises as fsp, realpathSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
@@ -22,7 +22,23 @@ let tempFilesNamed = 0;
  * (host `vm` and host `vm-31337` must not take each other's files for their own).
  */
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${HOST}-${process.pid}.${++tempFilesNamed}.tmp`);
+  const file = replacedFile(path);
+  return join(dirname(file), `.${basename(file)}.${HOST}-${process.pid}.${++tempFilesNamed}.tmp`);
+}
+
+/**
+ * The file that writing `path` replaces: the one a symbolic link names, else `path`. Outputs
+ * are written through a link, as cp and qemu-img write, and the link is kept (renaming over it
+ * replaced the link with a regular file and left the file it named as it was). The temp file
+ * goes beside that file, so the rename stays inside one filesystem. A link to nothing is `path`
+ * (outputs refuse one first: refuseSpecialOutput).
+ */
+export function replacedFile(path: string): string {
+  try {
+    return lstatSync(path).isSymbolicLink() ? realpathSync(path) : path;
+  } catch {
+    return path;
+  }
 }
 
 /** PID.N (or PID alone: an older vhdsync's name) after a temp file's `.NAME.HOST-`. */
@@ -36,7 +52,8 @@ const swept = new Set<string>();
  * behind (killed while writing it), once per path per process. Best effort: a file that
  * cannot be listed or removed is left.
  */
-export async function removeStaleTempFiles(path: string): Promise<void> {
+export async function removeStaleTempFiles(written: string): Promise<void> {
+  const path = replacedFile(written);
   if (swept.has(path)) return;
   swept.add(path);
   const prefix = `.${basename(path)}.${HOST}-`;
@@ -90,9 +107,9 @@ export async function renameDurably(from: string, to: string): Promise<void> {
   await syncDirectory(dirname(to));
 }
 
-/** Moves a completed, fsynced temp file into place (see tempPathFor). @throws I/O codes */
+/** Moves a completed, fsynced temp file into place: over `path`, or the file a link at `path` names (see tempPathFor, replacedFile). @throws I/O codes */
 export async function commitTempFile(tempPath: string, path: string): Promise<void> {
-  await renameDurably(tempPath, path);
+  await renameDurably(tempPath, replacedFile(path));
 }
 
 /**

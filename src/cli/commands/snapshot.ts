@@ -1,6 +1,7 @@
 // `vhdsync snapshot create|list|revert|delete|merge|resume DISK`: checkpoints of VHD disks as
 // differencing chains (docs/snapshots.md). A thin shell over src/snapshot.
 
+import { resolve } from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { createSnapshot, deleteSnapshot, listSnapshots, mergeSnapshots, resumeSnapshotOperation, revertSnapshot } from "../../snapshot/index.js";
 import type { SnapshotListing } from "../../snapshot/index.js";
@@ -106,7 +107,7 @@ const subcommands: CommandModule<GlobalOptions, SnapshotArgs>[] = [
       runCommand(argv, async () => {
         const state = await withProgress(argv, "resume", (tuning) => resumeSnapshotOperation(argv.disk, tuning));
         const resumed = state ? { op: state.op, step: state.step } : null;
-        if (argv.json) printJson({ ok: true, disk: argv.disk, resumed });
+        if (argv.json) printJson({ ok: true, disk: resolve(argv.disk), resumed });
         else writeOut(resumed ? `Finished the pending ${resumed.op} (it had reached step ${resumed.step}).\n` : "Nothing to resume.\n");
         return EXIT.OK;
       }),
