@@ -4,7 +4,7 @@
 import t from "tap";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, linkSync, readFileSync, readdirSync, statSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { runCli } from "./helpers/cli.js";
 import { makeImage, randomWrites, trackWrites } from "./helpers/hrl-fixtures.js";
@@ -73,4 +73,24 @@ t.test("an input log or an image named like the output's old temp file (OUT.part
   t.equal(runCli(["log", "apply", join(dir, "vm"), imageNamed]).status, 0, "its undo log applies");
   t.equal(sha(imageNamed), sha(source), "and restores it");
   t.same(readdirSync(dir).filter((name) => name.endsWith(".tmp")), [], "no temp file left");
+});
+
+t.test("log compact/recover refuse an OUT that is another name of the input (a symbolic or hard link): the input is kept", async (t) => {
+  const prng = new Prng(testSeed());
+  const dir = tempDir(t);
+  const source = join(dir, "source.raw");
+  makeImage(source, prng, 1 << 20);
+  const { log } = await trackWrites(dir, "tracked", source, randomWrites(prng, 1 << 20, 5));
+  const before = readFileSync(log);
+  symlinkSync(log, join(dir, "symbolic.hrl"));
+  linkSync(log, join(dir, "hard.hrl"));
+  // Outputs are written through a link: recover through one replaced the damaged original with its salvage.
+  for (const command of ["compact", "recover"]) {
+    for (const name of ["symbolic.hrl", "hard.hrl"]) {
+      const run = runCli(["log", command, log, join(dir, name), "--json"]);
+      t.equal(run.status, 3, `${command} onto ${name}: ${run.stderr}`);
+      t.match(JSON.parse(run.stdout).error, { code: "VHDSYNC_INVALID_ARGUMENT", message: /is the same file as the input log/ }, `${command} onto ${name}`);
+    }
+  }
+  t.ok(readFileSync(log).equals(before), "the input log is unchanged");
 });

@@ -56,13 +56,17 @@ t.test("writers refuse a disk whose snapshot operation is unfinished; after resu
       const source = join(tempDir(t), "source.raw");
       writeFileSync(source, prng.bytes(DISK_BYTES));
       const before = filesOf(dir);
-      const refusal = { code: "VHDSYNC_BUSY", message: /snapshot operation is unfinished.*vhdsync snapshot resume/ };
+      const refusal = { code: "VHDSYNC_BUSY", message: /snapshot operation is running or was left unfinished.*vhdsync snapshot resume/ };
       await t.rejects(resync(source, disk), refusal, `seed ${seed}: resync`);
       await t.rejects(copy(source, disk), refusal, "copy into it");
       await t.rejects(convertImage(source, disk, { to: "vhd-dynamic", overwrite: true }), refusal, "convert over it");
       const cli = runCli(["resync", source, disk]);
       t.equal(cli.status, 4, cli.stderr);
-      t.match(cli.stderr, /^vhdsync: VHDSYNC_BUSY: .*snapshot operation is unfinished/m);
+      t.match(cli.stderr, /^vhdsync: VHDSYNC_BUSY: .*snapshot operation is running or was left unfinished/m);
+      // Through a symbolic link in another directory: the state file is beside the file the link names.
+      const link = join(tempDir(t), "link.vhd");
+      symlinkSync(disk, link);
+      await t.rejects(resync(source, link), refusal, "resync through a link to the disk");
       t.same(filesOf(dir), before, "no file changed");
       t.equal((await resumeSnapshotOperation(disk))?.op, "merge");
       model.snapshots.delete(ids[1]);

@@ -11,6 +11,7 @@ import { openLog, type HrlLog } from "./hrl-log.js";
 import type { HrlLogSummary, HrlWriter } from "./hrl-writer.js";
 import { sameIdentity, writeLogFile } from "./log-output.js";
 import { checkPath } from "../arguments.js";
+import { refuseSameFile } from "../io/file.js";
 
 /** Largest entry the compacted log gets (bytes). */
 const RUN_BYTES = 1024 * 1024;
@@ -22,10 +23,13 @@ export interface CompactLogResult {
 }
 
 /** Refuses to write a log over its own input. */
-export function checkDistinctPaths(inputPath: string, outputPath: string): void {
+export async function checkDistinctPaths(inputPath: string, outputPath: string): Promise<void> {
   if (resolve(inputPath) === resolve(outputPath)) {
     throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `output ${outputPath} is the input log`, { inputPath, outputPath });
   }
+  // Another name of the same file (a symbolic or hard link, a linked directory): the output
+  // replaces the file a link names, and would have replaced the input.
+  await refuseSameFile(outputPath, [inputPath], "the output log", "the input log ");
 }
 
 /**
@@ -36,7 +40,7 @@ export function checkDistinctPaths(inputPath: string, outputPath: string): void 
 export async function compactLog(inputPath: string, outputPath: string): Promise<CompactLogResult> {
   checkPath(inputPath, "inputPath");
   checkPath(outputPath, "outputPath");
-  checkDistinctPaths(inputPath, outputPath);
+  await checkDistinctPaths(inputPath, outputPath);
   const log = await openLog(inputPath);
   try {
     await log.verifyData();

@@ -31,7 +31,7 @@ export interface RecoverLogResult {
 export async function recoverLog(inputPath: string, outputPath: string): Promise<RecoverLogResult> {
   checkPath(inputPath, "inputPath");
   checkPath(outputPath, "outputPath");
-  checkDistinctPaths(inputPath, outputPath);
+  await checkDistinctPaths(inputPath, outputPath);
   const log = await openLog(inputPath, { allowUnclean: true, scan: true });
   try {
     const keptBlocks = await blocksWithGoodData(log);

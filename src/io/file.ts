@@ -197,3 +197,30 @@ export function checkRange(offset: number, length: number, size: number, path = 
     });
   }
 }
+
+/** Device and inode of the file at `path` ("dev:ino"), or undefined when there is none. @throws other I/O codes */
+export async function fileKey(path: string): Promise<string | undefined> {
+  try {
+    const stat = await fsp.stat(path, { bigint: true });
+    return `${stat.dev}:${stat.ino}`;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT" || (error as NodeJS.ErrnoException).code === "ENOTDIR") return undefined;
+    throw toVhdsyncError(error, { path });
+  }
+}
+
+/**
+ * Refuses (VHDSYNC_INVALID_ARGUMENT) an output or state file `path` that is the same file as
+ * one of `inputs` (device and inode: links and other spellings count): writing it would
+ * destroy that input. A `path` that does not exist yet is nobody's.
+ * @param what e.g. "the digest file"
+ */
+export async function refuseSameFile(path: string, inputs: Array<string | undefined>, what: string, inputRole = ""): Promise<void> {
+  const key = await fileKey(path);
+  if (key === undefined) return;
+  for (const input of inputs) {
+    if (input !== undefined && (await fileKey(input)) === key) {
+      throw new VhdsyncError("VHDSYNC_INVALID_ARGUMENT", `${what} ${path} is the same file as ${inputRole}${input}; it would be overwritten`, { path, input });
+    }
+  }
+}

@@ -6,7 +6,7 @@ import { stat } from "node:fs/promises";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import type { DiskImage } from "../formats/disk-image.js";
 import { openImage } from "../formats/open-image.js";
-import { createVhd, VHD_MIN_NEW_BLOCK_BYTES } from "../formats/vhd/index.js";
+import { createVhdInPlace, VHD_MIN_NEW_BLOCK_BYTES } from "../formats/vhd/index.js";
 
 /** What `snapshot list` and the step machines know about a layer. */
 export interface LayerFacts {
@@ -84,7 +84,7 @@ export async function inspectLayer(path: string): Promise<LayerFacts> {
  * @throws VHDSYNC_INVALID_ARGUMENT (file exists), VHDSYNC_CHAIN_BROKEN, OS error codes
  */
 export async function createChildLayer(path: string, parent: LayerFacts): Promise<void> {
-  const child = await createVhd(path, {
+  const child = await createVhdInPlace(path, {
     type: "differencing",
     parentPath: parent.path,
     // A parent with blocks under 4 KiB (readable, but not a size vhdsync creates) gets 4 KiB ones.

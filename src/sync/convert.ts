@@ -7,7 +7,7 @@ import { existsSync, promises as fsp } from "node:fs";
 import { VhdsyncError, toVhdsyncError } from "../errors.js";
 import { openImage } from "../formats/open-image.js";
 import { RawImage } from "../formats/raw.js";
-import { createVhd, DEFAULT_BLOCK_SIZE_BYTES } from "../formats/vhd/index.js";
+import { createVhdInPlace, DEFAULT_BLOCK_SIZE_BYTES } from "../formats/vhd/index.js";
 import { reportedAs, type ProgressListener } from "../progress.js";
 import { commitNewFile, commitTempFile, removeStaleTempFiles, tempPathFor } from "../io/atomic-file.js";
 import { copy, type CopyReport } from "./copy.js";
@@ -93,7 +93,7 @@ export async function convertImage(inputPath: string, outputPath: string, option
       outputSize = Math.ceil(inputSize / SECTOR_BYTES) * SECTOR_BYTES;
       const type = options.to === "vhd-fixed" ? "fixed" : "dynamic";
       const blockSizeBytes = options.to === "vhd-dynamic" ? (options.blockSizeBytes ?? DEFAULT_BLOCK_SIZE_BYTES) : undefined;
-      await (await createVhd(tempPath, { type, sizeBytes: outputSize, blockSizeBytes })).close();
+      await (await createVhdInPlace(tempPath, { type, sizeBytes: outputSize, blockSizeBytes })).close();
     }
     const report = await copy(inputPath, tempPath, {
       targetFresh: true,

@@ -154,6 +154,19 @@ export function locatorData(childPath: string, parentPath: string): { code: stri
  *   VHDSYNC_CORRUPT (unusable parent), OS error codes
  */
 export async function createVhd(path: string, options: CreateVhdOptions): Promise<VhdImage> {
+  return createVhdFile(path, options, true);
+}
+
+/**
+ * createVhd() writing `path` itself, with no temp file of its own: for a caller whose `path`
+ * is already its own temp file (convert), which would otherwise get a temp file of its temp
+ * file that no sweep recognises.
+ */
+export async function createVhdInPlace(path: string, options: CreateVhdOptions): Promise<VhdImage> {
+  return createVhdFile(path, options, false);
+}
+
+async function createVhdFile(path: string, options: CreateVhdOptions, atomic: boolean): Promise<VhdImage> {
   checkPath(path, "path");
   checkRequiredOptions(options);
   checkChoice(options.type, "type", ["fixed", "dynamic", "differencing"] as const);
@@ -178,10 +191,15 @@ export async function createVhd(path: string, options: CreateVhdOptions): Promis
     // VHDSYNC_BUSY), so a create killed at any moment leaves no partial disk under its name
     // (one with no footer opened as a raw file, and the rerun was refused with "already
     // exists"); the next create of that name removes the temp file a killed one left.
+    // (The sweep first: a create killed between its link and its unlink left a second name of
+    // the disk, which the refusal below would otherwise leave for ever.)
+    if (atomic) await removeStaleTempFiles(path);
     if (await lstat(path).then(() => true, () => false)) throw invalid(`${path} already exists`, { path });
-    await removeStaleTempFiles(path);
-    const temp = tempPathFor(path);
-    const handle = await openFile(temp, "wx");
+    const temp = atomic ? tempPathFor(path) : path;
+    // Errors name `path`, not the hidden temp file.
+    const handle = await openFile(temp, "wx").catch((error: VhdsyncError) => {
+      throw new VhdsyncError(error.code, error.message.split(temp).join(path), { ...error.details, path }, { cause: error });
+    });
     try {
       if (diskType === 2) {
         await handle.truncate(sizeBytes);
@@ -191,7 +209,7 @@ export async function createVhd(path: string, options: CreateVhdOptions): Promis
       }
       await handle.datasync();
       await handle.close();
-      await commitNewFile(temp, path);
+      if (atomic) await commitNewFile(temp, path);
     } catch (error) {
       // Unusable half-written (no footer, or a BAT and header without their footer): removed,
       // so a rerun after making room (ENOSPC, EFBIG) starts afresh.

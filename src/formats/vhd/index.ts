@@ -18,7 +18,7 @@ registerFormat({
 
 export { openVhd } from "./open-vhd.js";
 export type { OpenVhdOptions } from "./open-vhd.js";
-export { createVhd, DEFAULT_BLOCK_SIZE_BYTES, VHD_MIN_NEW_BLOCK_BYTES } from "./create-vhd.js";
+export { createVhd, createVhdInPlace, DEFAULT_BLOCK_SIZE_BYTES, VHD_MIN_NEW_BLOCK_BYTES } from "./create-vhd.js";
 export type { CreateVhdOptions } from "./create-vhd.js";
 export { VhdImage } from "./vhd-image.js";
 export { VhdFixedImage } from "./vhd-fixed-image.js";

@@ -138,11 +138,14 @@ export function snapshotStatePath(diskPath: string): string {
  * @throws VHDSYNC_UNSUPPORTED (details.dependents), VHDSYNC_BUSY (details.snapshotState)
  */
 export async function refuseWritingDependedOn(image: DiskImage, action: string, why = "what they read would change; write to the leaf of the chain, or merge or delete them first"): Promise<void> {
-  const state = snapshotStatePath(image.path);
-  if (await fsp.lstat(state).then(() => true, () => false)) {
+  // Beside the name used and beside the file a link names: an operation run through either
+  // keeps its state there.
+  const real = await fsp.realpath(image.path).catch(() => image.path);
+  for (const state of new Set([snapshotStatePath(image.path), snapshotStatePath(real)])) {
+    if (!(await fsp.lstat(state).then(() => true, () => false))) continue;
     throw new VhdsyncError(
       "VHDSYNC_BUSY",
-      `${image.path}: cannot ${action} a disk whose snapshot operation is unfinished (${state}): finishing it would undo what is written now; run vhdsync snapshot resume ${image.path} first`,
+      `${image.path}: cannot ${action} a disk whose snapshot operation is running or was left unfinished (${state}): finishing it would undo what is written now; when none runs, run vhdsync snapshot resume ${image.path} first`,
       { path: image.path, snapshotState: state },
     );
   }

@@ -51,8 +51,9 @@ export class VhdFixedImage extends VhdImage {
    * a tail a CHS-sized disk kept hidden: disk data now; the rest of the grown range is a hole,
    * zeros) and the file cut after the new footer, or a shrunk file is cut; then
    * fdatasync. A crash in between leaves a disk that opens: at the new size with the old
-   * footer's 512 bytes in it, or at the old size with 512 bytes past the new end overwritten.
-   * Both only hold bytes the resize gives up, and a resync compares them.
+   * footer's 512 bytes (and a CHS-sized disk's hidden tail) in it, or at the old size with 512
+   * bytes past the new end overwritten. Both only hold bytes the resize gives up, and a resync
+   * compares them; a resize to the size the disk then has does nothing, so they stay.
    * @throws VHDSYNC_UNSUPPORTED (a size the footer cannot hold: see footerForSize), I/O codes
    */
   async resize(sizeBytes: number): Promise<void> {
