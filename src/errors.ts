@@ -129,3 +129,8 @@ export function exitCodeFor(error: VhdsyncError): number {
   if (error.code === "VHDSYNC_USAGE") return 2;
   return error.recoverable ? 4 : 3;
 }
+
+/** Throws VHDSYNC_INTERRUPTED ("<what> interrupted") once `signal` is aborted: a clean stop between two pieces of work. */
+export function stopIfAborted(signal: AbortSignal | undefined, what: string, details: ErrorDetails = {}): void {
+  if (signal?.aborted) throw new VhdsyncError("VHDSYNC_INTERRUPTED", `${what} interrupted`, details);
+}

@@ -13,7 +13,7 @@ import { throttle, type ProgressListener } from "../progress.js";
 import type { DiskImage, Extent } from "./disk-image.js";
 import { alignExtents, bridgeGaps, splitExtents, unionExtents } from "./extents.js";
 import { checkFlags, checkImage, checkOptions } from "../arguments.js";
-import { VhdsyncError } from "../errors.js";
+import { stopIfAborted } from "../errors.js";
 
 const CHUNK_BYTES = 8 * 1024 * 1024;
 const COMPARE_BLOCK_BYTES = 4096;
@@ -63,6 +63,7 @@ export async function compareImages(a: DiskImage, b: DiskImage, options: Compare
   const bufferB = wasm.alloc(CHUNK_BYTES, 4096);
   const flags = wasm.alloc(CHUNK_BYTES / COMPARE_BLOCK_BYTES);
   const progress = throttle(options.onProgress);
+  const stop = () => stopIfAborted(options.signal, `compare of ${a.path} and ${b.path}`, { a: a.path, b: b.path });
   let bytesCompared = 0;
   try {
     for (let windowStart = 0; windowStart < common; windowStart += MAP_WINDOW_BYTES) {
@@ -70,7 +71,7 @@ export async function compareImages(a: DiskImage, b: DiskImage, options: Compare
       const [mapA, mapB] = await Promise.all([a.allocationMap(windowStart, windowEnd - windowStart), b.allocationMap(windowStart, windowEnd - windowStart)]);
       const ranges = bridgeGaps(alignExtents(unionExtents(mapA, mapB), COMPARE_BLOCK_BYTES, windowEnd), MAX_GAP_BYTES);
       for (const piece of splitExtents(ranges, CHUNK_BYTES)) {
-        stopIfAborted(options.signal, a, b);
+        stop();
         const viewA = wasm.view(bufferA, piece.length);
         const viewB = wasm.view(bufferB, piece.length);
         await Promise.all([a.read(viewA, piece.offset), b.read(viewB, piece.offset)]);
@@ -87,7 +88,7 @@ export async function compareImages(a: DiskImage, b: DiskImage, options: Compare
     }
     if (sizeA !== sizeB) {
       const larger = sizeA > sizeB ? a : b;
-      const tail = await firstNonZero(larger, common, larger.virtualSize - common, bufferA, () => stopIfAborted(options.signal, a, b));
+      const tail = await firstNonZero(larger, common, larger.virtualSize - common, bufferA, stop);
       if (tail !== undefined) return { ...base, identical: false, reason: "size", firstDifferenceOffset: tail, bytesCompared };
     }
     progress.flush();
@@ -97,11 +98,6 @@ export async function compareImages(a: DiskImage, b: DiskImage, options: Compare
     wasm.release(bufferB);
     wasm.release(flags);
   }
-}
-
-/** @throws VHDSYNC_INTERRUPTED once `signal` is aborted */
-function stopIfAborted(signal: AbortSignal | undefined, a: DiskImage, b: DiskImage): void {
-  if (signal?.aborted) throw new VhdsyncError("VHDSYNC_INTERRUPTED", `compare of ${a.path} and ${b.path} interrupted`, { a: a.path, b: b.path });
 }
 
 /** Offset of the first non-zero byte of `image` in [offset, offset+length), reading allocated ranges only. */

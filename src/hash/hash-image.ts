@@ -10,7 +10,7 @@ import { PageMapper } from "../io/file-map.js";
 import type { DiskImage } from "../formats/disk-image.js";
 import { throttle, type ProgressListener } from "../progress.js";
 import { getWasm } from "../wasm/driver.js";
-import { VhdsyncError, toVhdsyncError } from "../errors.js";
+import { VhdsyncError, stopIfAborted, toVhdsyncError } from "../errors.js";
 import { checkCount, checkFunction, checkImage, checkOptions, checkPath } from "../arguments.js";
 import { DEFAULT_HASH_ALGORITHM, checkAlgorithm, digestLength, toSeed, type HashAlgorithm } from "./algorithm.js";
 import { NativeXxh3Stream, checkBlockSize, hashBlocksAt } from "./hash-bytes.js";
@@ -148,7 +148,7 @@ export async function hashSource(readAt: ReadAt, sizeBytes: number, options: Has
     if (blockSizeBytes !== undefined && !streamBlocks) digestStaging = wasm.alloc(chunkDigestBytes, 16);
     for (let chunk = 0; chunk < bufferCount - 1; chunk++) startRead(chunk);
     for (let chunk = 0; chunk < chunkCount; chunk++) {
-      if (options.signal?.aborted) throw new VhdsyncError("VHDSYNC_INTERRUPTED", `hash of ${path} interrupted`, { path });
+      stopIfAborted(options.signal, `hash of ${path}`, { path });
       await pending[chunk];
       startRead(chunk + bufferCount - 1); // reuses the buffer hashed in the previous round
       const offset = chunk * chunkBytes;

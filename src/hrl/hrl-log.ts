@@ -5,7 +5,7 @@
 // scan (salvage-scan.ts).
 
 import type { FileHandle } from "node:fs/promises";
-import { VhdsyncError } from "../errors.js";
+import { VhdsyncError, stopIfAborted } from "../errors.js";
 import { checkFlags, checkOptions, checkPath } from "../arguments.js";
 import type { Extent } from "../formats/disk-image.js";
 import { openFile, readExactly, readSmallHere, refusePipe } from "../io/file.js";
@@ -298,7 +298,7 @@ export class HrlLog {
     // eslint-disable-next-line @typescript-eslint/no-unused-vars
     for await (const _piece of this.pieces({ verify: true, chunkBytes })) {
       // The generator checks; its finally releases the buffers when the loop is left.
-      if (signal?.aborted) throw new VhdsyncError("VHDSYNC_INTERRUPTED", `${this.path}: check of the log's data interrupted`, { path: this.path });
+      stopIfAborted(signal, `${this.path}: check of the log's data`, { path: this.path });
     }
   }
 

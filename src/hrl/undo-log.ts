@@ -4,7 +4,7 @@
 // UniqueId = the applied log's PreviousUniqueId (the state it restores), see docs/hrl.md.
 
 import { existsSync, promises as fsp } from "node:fs";
-import { VhdsyncError } from "../errors.js";
+import { VhdsyncError, stopIfAborted } from "../errors.js";
 import type { DiskImage, Extent } from "../formats/disk-image.js";
 import { readExactly, refuseSpecialOutput } from "../io/file.js";
 import { getWasm } from "../wasm/driver.js";
@@ -76,7 +76,7 @@ export async function writeUndoLog(image: DiskImage, log: HrlLog, undoPath: stri
       };
       for (const extent of log.extents()) {
         // Stopping leaves no undo log: writeLogFile removes its temporary file.
-        if (signal?.aborted) throw new VhdsyncError("VHDSYNC_INTERRUPTED", `${undoPath}: writing the undo log interrupted`, { path: undoPath });
+        stopIfAborted(signal, `${undoPath}: writing the undo log`, { path: undoPath });
         const joins = extent.offset - spanEnd <= UNDO_READ_GAP_BYTES && extent.offset + extent.length - spanStart <= UNDO_PIECE_BYTES;
         if (pending.length > 0 && (!joins || pending.length === UNDO_SPAN_EXTENTS)) await flushSpan();
         if (extent.length > UNDO_PIECE_BYTES) {
